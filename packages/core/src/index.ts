@@ -1,1 +1,24 @@
-export {}
+/**
+ * Parley core: peers over an injectable transport.
+ *
+ * ```ts
+ * import { createPeer, tcpTransport } from '@parley/core'
+ *
+ * const peer = createPeer({ transport: tcpTransport(), name: 'alice', listen: '127.0.0.1:0' })
+ * peer.on('message', (m) => console.log(`${m.from.name}: ${m.text}`))
+ * await peer.start()
+ * const bob = await peer.connect('127.0.0.1:4001')
+ * await peer.send(bob.id, 'hello') // resolves when bob has acknowledged it
+ * await peer.stop()                // GOODBYE to everyone
+ * ```
+ */
+export * from './connection-state.js'
+export * from './errors.js'
+export * from './identity.js'
+export * from './peer.js'
+export * from './peer-errors.js'
+export * from './peer-types.js'
+export * from './secure/upgrader.js'
+export * from './transport.js'
+export * from './transports/memory.js'
+export * from './transports/tcp.js'

@@ -1,1 +1,43 @@
-export {}
+/**
+ * @parley/protocol: the Parley wire format, with no I/O. Frames are `[u32 BE length][body]`; a body
+ * is one message: a type byte, then fixed-width and length-prefixed fields. The byte-exact spec is
+ * docs/PROTOCOL.md.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, FrameDecoder, FrameWriter, ProtocolError } from '@parley/protocol'
+ *
+ * // Sending: frames written in one tick leave as one chunk.
+ * const writer = new FrameWriter((chunk) => connection.send(chunk))
+ * writer.write({ type: 'TEXT', id: '00112233445566778899aabbccddeeff', sentAt: Date.now(), text: 'hi' })
+ *
+ * // Receiving: any chunking in, whole bodies out.
+ * const decoder = new FrameDecoder({ maxFrameSize: 1_048_576 })
+ * function onData(chunk: Uint8Array): void {
+ *   try {
+ *     for (const body of decoder.push(chunk)) handle(decodeMessage(body))
+ *     if (decoder.error) throw decoder.error
+ *   } catch (err) {
+ *     if (err instanceof ProtocolError) connection.abort(err) // err.code says why
+ *     else throw err
+ *   }
+ * }
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+export { decodeMessage, encodedLength, encodeMessage, peekHelloVersion } from './codec.js'
+export { ProtocolError, ProtocolErrorCode } from './errors.js'
+export {
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  FRAME_PREFIX_BYTES,
+  FrameDecoder,
+  type FrameDecoderInit,
+  type FrameOptions,
+  FrameWriter,
+  type FrameWriterInit,
+  frameMessage,
+} from './frame.js'
+export * from './messages.js'

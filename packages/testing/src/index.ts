@@ -1,1 +1,14 @@
-export {}
+/**
+ * Test harness for Parley: N peers on an in-memory network, event waiting without sleeps,
+ * fault injection, and the transport compliance suite.
+ *
+ * ```ts
+ * const net = await createTestNetwork({ size: 3 })
+ * onTestFinished(() => net.stop())
+ * await net.fullMesh()
+ * const got = waitFor(net.peers[1]!, 'message')
+ * await net.peers[0]!.send(net.peers[1]!.id, 'hi')
+ * ```
+ */
+export * from './network.js'
+export * from './transport-compliance.js'

@@ -1,0 +1,143 @@
+import type { Peer, PeerInfo } from '@parley/core'
+import { fingerprint } from '@parley/core'
+import { explain } from './errors.js'
+import type { Logger } from './logger.js'
+import { checkAddress } from './options.js'
+import type { PeerRef, Reporter } from './view/reporter.js'
+
+/** What the menu and the line commands share: the running peer and where to say things. */
+export interface App {
+  readonly peer: Peer
+  readonly reporter: Reporter
+  readonly logger: Logger
+  /** Aborted when shutdown starts; every long call takes it. */
+  readonly signal: AbortSignal
+  /** Starts the one graceful shutdown (idempotent) and resolves when it is done. */
+  shutdown(code: number): Promise<void>
+}
+
+/** Peer-exchange queries from the menu/`peers` give up after this long. */
+const QUERY_TIMEOUT_MS = 3_000
+
+/**
+ * The connected peer `target` names, the way core's `send` resolves it: id, address, fingerprint or
+ * id prefix, then a unique name. Only used to label output; core does the real resolution.
+ */
+export function findConnected(peer: Peer, target: string): PeerInfo | undefined {
+  const connected = peer.peers().connected
+  const exact = connected.find(
+    (p) => p.id === target || p.address === target || p.listenAddrs.includes(target),
+  )
+  if (exact) return exact
+  const prefix = target.replace(':', '').toLowerCase()
+  if (/^[0-9a-f]{4,}$/.test(prefix)) {
+    const byId = connected.filter((p) => p.id.startsWith(prefix))
+    if (byId.length === 1) return byId[0]
+  }
+  const byName = connected.filter((p) => p.name === target)
+  return byName.length === 1 ? byName[0] : undefined
+}
+
+const ref = (p: { id: string; name: string }): PeerRef => ({ id: p.id, name: p.name })
+
+/** Sends one message and reports the outcome. Never rejects. */
+export async function sendMessage(app: App, target: string, text: string): Promise<boolean> {
+  const known = findConnected(app.peer, target)
+  const label = known ? known.name : target
+  try {
+    const result = await app.peer.send(target, text, { signal: app.signal })
+    const to = known ?? app.peer.peers().connected.find((p) => p.id === result.peerId)
+    app.reporter.delivered(to ? ref(to) : { id: result.peerId, name: label }, text, result.id)
+    app.logger.log('info', 'sent', { to: result.peerId, id: result.id })
+    return true
+  } catch (err) {
+    const problem = explain(err, { target: label, address: known ? undefined : target })
+    app.reporter.notDelivered(target, problem, known ? ref(known) : undefined)
+    app.logger.log('warn', 'send failed', { target, err })
+    return false
+  }
+}
+
+/** Sends `text` to every connected peer; one line per peer. Never rejects. */
+export async function broadcastMessage(app: App, text: string): Promise<void> {
+  const before = new Map(app.peer.peers().connected.map((p) => [p.id, p]))
+  if (before.size === 0) {
+    app.reporter.note('no connected peers to broadcast to — connect to one first', 'note')
+    return
+  }
+  let results: Awaited<ReturnType<Peer['broadcast']>>
+  try {
+    results = await app.peer.broadcast(text, { signal: app.signal })
+  } catch (err) {
+    app.reporter.problem(explain(err), err)
+    return
+  }
+  for (const r of results) {
+    const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
+    if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
+    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p))
+  }
+  app.logger.log('info', 'broadcast', {
+    peers: results.length,
+    delivered: results.filter((r) => r.ok).length,
+  })
+}
+
+/** Connects to one `host:port` and reports it. Never rejects. */
+export async function connectTo(app: App, address: string): Promise<boolean> {
+  const bad = checkAddress(address)
+  if (bad !== undefined) {
+    app.reporter.notConnected(address, { code: 'INVALID_ADDRESS', sentence: bad })
+    return false
+  }
+  try {
+    const info = await app.peer.connect(address.trim(), { signal: app.signal })
+    app.reporter.connected(info, address.trim())
+    return true
+  } catch (err) {
+    app.reporter.notConnected(address, explain(err, { address: address.trim() }))
+    app.logger.log('warn', 'connect failed', { address, err })
+    return false
+  }
+}
+
+/** Connects to every known, unconnected peer (core asks the connected ones first); one line per peer. */
+export async function connectToAll(app: App): Promise<void> {
+  let results: Awaited<ReturnType<Peer['connectToActive']>>
+  try {
+    results = await app.peer.connectToActive({ signal: app.signal })
+  } catch (err) {
+    app.reporter.problem(explain(err), err)
+    return
+  }
+  if (results.length === 0) {
+    app.reporter.note('no known peers left to connect to — every peer this one knows of is connected', 'note')
+    return
+  }
+  for (const r of results) {
+    if (r.ok) app.reporter.connected(r.peer, r.address)
+    else
+      app.reporter.notConnected(
+        r.address,
+        explain(r.error, { address: r.address ?? r.name }),
+        ref({ id: r.peerId, name: r.name }),
+      )
+  }
+}
+
+/**
+ * Asks every connected peer whom it knows (peer exchange), then prints the table. Peers that do
+ * not answer in time are mentioned, not fatal.
+ */
+export async function showPeers(app: App, query: boolean): Promise<void> {
+  if (query) {
+    const connected = app.peer.peers().connected
+    const answers = await Promise.allSettled(
+      connected.map((p) => app.peer.queryPeers(p.id, { timeout: QUERY_TIMEOUT_MS, signal: app.signal })),
+    )
+    const silent = answers.filter((a) => a.status === 'rejected').length
+    if (silent > 0)
+      app.reporter.note(`${silent} of ${connected.length} peers did not answer the peer query`, 'note')
+  }
+  app.reporter.peers(app.peer.peers())
+}

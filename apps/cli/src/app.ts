@@ -1,0 +1,353 @@
+import { userInfo } from 'node:os'
+import { format } from 'node:util'
+import { input } from '@inquirer/prompts'
+import {
+  createPeer,
+  type Identity,
+  loadOrCreateIdentity,
+  type Peer,
+  type PeerInit,
+  type Transport,
+  tcpTransport,
+} from '@parley/core'
+import { Limits } from '@parley/protocol'
+import type { App } from './actions.js'
+import { connectTo } from './actions.js'
+import { runLineCommands } from './commands.js'
+import { explain } from './errors.js'
+import { fileLogger, type Logger, silentLogger } from './logger.js'
+import { createAsker, PromptClosed } from './menu/ask.js'
+import { runMenu } from './menu/menu.js'
+import { type CliOptions, joinAddress, parseOptions, parsePort, version } from './options.js'
+import { LiveConsole, type TerminalStream } from './view/live-console.js'
+import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
+import { colorEnabled, createStyle } from './view/style.js'
+
+/** Where signals come from: `process`, or an EventEmitter in tests. */
+export interface SignalSource {
+  on(signal: NodeJS.Signals, listener: () => void): unknown
+  off(signal: NodeJS.Signals, listener: () => void): unknown
+}
+
+/** The world the program runs in; everything injectable so tests drive it in-process. */
+export interface CliIo {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean }
+  stdout: TerminalStream
+  stderr: TerminalStream
+  env: Readonly<Record<string, string | undefined>>
+  /** @default tcpTransport() */
+  transport?: Transport
+  /** @default process */
+  signals?: SignalSource
+  /** Forced exit on a second Ctrl+C during shutdown. @default process.exit */
+  exit?: (code: number) => void
+  /** Extra peer settings (tests shorten timeouts). */
+  peerInit?: Partial<Omit<PeerInit, 'transport' | 'identity' | 'name' | 'listen'>>
+  /** Point console.* at the LiveConsole in interactive mode. @default true when stdout is process.stdout */
+  captureConsole?: boolean
+}
+
+/** Exit codes: see `parley --help`. */
+export const EXIT = { OK: 0, START_FAILED: 1, USAGE: 2, SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const
+
+const SIGNAL_CODES: ReadonlyArray<[NodeJS.Signals, number]> = [
+  ['SIGINT', EXIT.SIGINT],
+  ['SIGTERM', EXIT.SIGTERM],
+  ['SIGHUP', EXIT.SIGHUP],
+]
+
+const SHOW_CURSOR = '\x1b[?25h'
+/** How often a busy port is offered to be replaced interactively before giving up. */
+const MAX_PORT_RETRIES = 5
+
+/**
+ * Runs the Parley terminal peer and resolves with its exit code once it has shut down.
+ *
+ * ```
+ * start ─► parse flags ─► identity ─► (ask name) ─► listen ─► banner ─► --peer dials
+ *       ─► menu (TTY) | line commands (otherwise) ─► shutdown ─► exit code
+ * shutdown: abort prompt/commands ─► peer.stop() (GOODBYE to all, listener closed) ─► cursor shown
+ * ```
+ * Quit → 0, Ctrl+C → 130, SIGTERM → 143; a second Ctrl+C during shutdown exits at once via `io.exit`.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const write = (stream: TerminalStream) => (text: string) => void stream.write(text)
+  const parsed = parseOptions(argv, { env: io.env, out: write(io.stdout), err: write(io.stderr) })
+  if (parsed.kind === 'exit') return parsed.code
+  const options = parsed.options
+  const interactive = options.interactive && io.stdin.isTTY === true && io.stdout.isTTY === true
+  return new Session(options, io, interactive).run()
+}
+
+/** One run of the program: owns the peer, the screen and the shutdown. */
+class Session {
+  readonly controller = new AbortController()
+  readonly ui: LiveConsole | undefined
+  readonly reporter: Reporter
+  readonly logger: Logger
+  readonly signals: SignalSource
+  peer: Peer | undefined
+  exitCode: number | undefined
+  #stopping: Promise<void> | undefined
+  readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
+  #restoreConsole: (() => void) | undefined
+
+  constructor(
+    readonly options: CliOptions,
+    readonly io: CliIo,
+    readonly interactive: boolean,
+  ) {
+    this.signals = io.signals ?? process
+    if (interactive) {
+      this.ui = new LiveConsole(io.stdout)
+      const ui = this.ui
+      const style = createStyle(colorEnabled(io.stdout, io.env, options.color))
+      const toScreen = (text: string) => ui.log(text)
+      this.reporter = textReporter({
+        out: toScreen,
+        err: toScreen,
+        style,
+        debug: options.debug,
+        banner: 'full',
+      })
+    } else if (options.json) {
+      this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
+    } else {
+      this.reporter = textReporter({
+        out: (t) => void io.stdout.write(`${t}\n`),
+        err: (t) => void io.stderr.write(`${t}\n`),
+        style: createStyle(colorEnabled(io.stdout, io.env, options.color)),
+        debug: options.debug,
+        banner: 'line',
+      })
+    }
+    this.logger = options.logFile
+      ? fileLogger(options.logFile, options.logLevel, (err) =>
+          this.reporter.problem({
+            code: 'LOG_FILE',
+            sentence: `cannot write the log file ${options.logFile} (${explain(err).sentence}); logging is off`,
+          }),
+        )
+      : silentLogger
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  async run(): Promise<number> {
+    this.#listenForSignals()
+    if (this.interactive && !this.options.color && this.io.env === process.env) {
+      // @inquirer colours through util.styleText, which reads process.env on every call.
+      process.env.NO_COLOR = '1'
+    }
+    if (this.ui && (this.io.captureConsole ?? this.io.stdout === process.stdout))
+      this.#captureConsole(this.ui)
+    try {
+      const code = await this.#main()
+      await this.shutdown(code ?? EXIT.OK)
+    } catch (err) {
+      if (!(err instanceof PromptClosed)) {
+        this.reporter.problem(explain(err), err)
+        this.logger.log('error', 'crash', { err })
+        await this.shutdown(EXIT.START_FAILED)
+      } else {
+        await this.shutdown(EXIT.SIGINT)
+      }
+    } finally {
+      this.#unlistenSignals()
+      this.#restoreConsole?.()
+    }
+    return this.exitCode ?? EXIT.OK
+  }
+
+  /** Returns an exit code to stop with, or undefined when the mode ended by shutting down. */
+  async #main(): Promise<number | undefined> {
+    const { options } = this
+    this.logger.log('info', 'starting', { version: version(), interactive: this.interactive })
+
+    let identity: Identity | undefined
+    if (options.dataDir) {
+      try {
+        identity = await loadOrCreateIdentity(options.dataDir)
+      } catch (err) {
+        this.reporter.problem(explain(err, { address: options.dataDir }), err)
+        return EXIT.START_FAILED
+      }
+    }
+
+    const ask = this.ui
+      ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.SIGINT))
+      : undefined
+    let name = options.name
+    if (name === undefined && ask) {
+      const fallback = sanitizeName(userInfo().username)
+      name = await ask((ctx) =>
+        input(
+          {
+            message: 'Your name',
+            ...(fallback ? { default: fallback } : {}),
+            validate: (v: string) =>
+              (v.trim() !== '' && Buffer.byteLength(v.trim()) <= Limits.nameBytes) ||
+              `a name of 1 to ${Limits.nameBytes} bytes, please`,
+          },
+          ctx,
+        ),
+      )
+      name = name.trim()
+    }
+
+    let port = options.port
+    for (let attempt = 0; ; attempt++) {
+      const listen = joinAddress(options.host, port)
+      const peer = createPeer({
+        transport: this.io.transport ?? tcpTransport(),
+        listen,
+        ...(identity ? { identity } : {}),
+        ...(name !== undefined ? { name } : {}),
+        ...this.io.peerInit,
+      })
+      try {
+        await peer.start({ signal: this.signal })
+        this.peer = peer
+        break
+      } catch (err) {
+        const problem = explain(err, { address: listen, port })
+        this.reporter.problem(problem, err)
+        this.logger.log('error', 'listen failed', { listen, err })
+        if (!ask || this.signal.aborted || attempt + 1 >= MAX_PORT_RETRIES) return EXIT.START_FAILED
+        const answer = await ask((ctx) =>
+          input(
+            {
+              message: 'Port to listen on instead (0 = any free port)',
+              default: '0',
+              validate: (v: string) => parsePort(v) !== undefined || 'a whole number from 0 to 65535, please',
+            },
+            ctx,
+          ),
+        )
+        port = parsePort(answer) ?? 0
+      }
+    }
+
+    const peer = this.peer
+    this.#wire(peer)
+    this.reporter.ready({
+      id: peer.id,
+      name: peer.name,
+      addresses: peer.addresses,
+      version: version(),
+      dataDir: options.dataDir,
+    })
+    this.logger.log('info', 'listening', { addresses: peer.addresses, id: peer.id, name: peer.name })
+
+    const app: App = {
+      peer,
+      reporter: this.reporter,
+      logger: this.logger,
+      signal: this.signal,
+      shutdown: (code) => this.shutdown(code),
+    }
+    // Dial the --peer list in the background: each failure is one line, and the peer keeps running.
+    for (const address of options.peers) void connectTo(app, address)
+
+    if (ask) await runMenu(app, ask)
+    else await runLineCommands(app, this.io.stdin)
+    return undefined
+  }
+
+  /** Peer events → lines on the screen (and the log file). */
+  #wire(peer: Peer): void {
+    const { reporter, logger } = this
+    peer.on('message', (m) => {
+      reporter.message(m)
+      logger.log('info', 'message', { from: m.from.id, id: m.id, bytes: Buffer.byteLength(m.text) })
+    })
+    peer.on('peer:connect', (p) => {
+      reporter.joined(p)
+      logger.log('info', 'peer:connect', {
+        peer: p.id,
+        name: p.name,
+        address: p.address,
+        direction: p.direction,
+      })
+    })
+    peer.on('peer:disconnect', (e) => {
+      // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
+      if (e.reason !== 'local' || !this.signal.aborted) reporter.left(e)
+      logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })
+    })
+    peer.on('peer:discovered', (k) => {
+      logger.log('debug', 'peer:discovered', { peer: k.id, addrs: k.addrs })
+      // Core learns of a peer it is handshaking with just before 'peer:connect' fires, in the same
+      // tick: "learned of bob" right before "bob joined" is noise, so look again a microtask later.
+      queueMicrotask(() => {
+        if (!peer.peers().connected.some((p) => p.id === k.id)) reporter.discovered(k)
+      })
+    })
+    peer.on('error', (err) => {
+      // Failed inbound handshakes and bad frames: the peer keeps running. Shown only when debugging.
+      if (this.options.debug) reporter.problem(explain(err), err)
+      logger.log('warn', 'peer error', { err })
+    })
+  }
+
+  /** The one graceful shutdown. Idempotent: later calls wait for the first and keep its exit code. */
+  shutdown(code: number): Promise<void> {
+    if (this.#stopping) return this.#stopping
+    this.exitCode = code
+    this.controller.abort()
+    this.#stopping = (async () => {
+      this.logger.log('info', 'stopping', { exitCode: code })
+      try {
+        await this.peer?.stop()
+      } catch (err) {
+        this.logger.log('error', 'stop failed', { err })
+      }
+      if (this.peer) this.reporter.stopped(code)
+      if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
+      await this.logger.flush()
+    })()
+    return this.#stopping
+  }
+
+  #listenForSignals(): void {
+    for (const [sig, code] of SIGNAL_CODES) {
+      const handler = () => {
+        if (this.#stopping) {
+          // Second signal while stopping: the user means it. Leave now, cursor visible.
+          if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
+          this.logger.log('warn', 'forced exit', { signal: sig })
+          ;(this.io.exit ?? process.exit)(code)
+          return
+        }
+        this.logger.log('info', 'signal', { signal: sig })
+        void this.shutdown(code)
+      }
+      // `on`, not `once`: inquirer's signal-exit re-raises the signal when it thinks it is the last
+      // listener, killing the process before the GOODBYEs go out (CLI-UX.md §5, pitfall 2).
+      this.signals.on(sig, handler)
+      this.#handlers.push([sig, handler])
+    }
+  }
+
+  #unlistenSignals(): void {
+    for (const [sig, handler] of this.#handlers.splice(0)) this.signals.off(sig, handler)
+  }
+
+  /** A stray console.log from any library must not tear the prompt: route it above the prompt too. */
+  #captureConsole(ui: LiveConsole): void {
+    const saved = { log: console.log, info: console.info, warn: console.warn, error: console.error }
+    const toUi = (...args: unknown[]) => ui.log(format(...args))
+    console.log = toUi
+    console.info = toUi
+    console.warn = toUi
+    console.error = toUi
+    this.#restoreConsole = () => Object.assign(console, saved)
+  }
+}
+
+function sanitizeName(name: string): string {
+  const clean = name.replace(/[^\p{L}\p{N} ._-]/gu, '').trim()
+  return Buffer.byteLength(clean) <= Limits.nameBytes ? clean : ''
+}

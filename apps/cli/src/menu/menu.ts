@@ -1,0 +1,128 @@
+import { input, rawlist } from '@inquirer/prompts'
+import { fingerprint } from '@parley/core'
+import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
+import { checkAddress } from '../options.js'
+import { sanitize } from '../view/format.js'
+import { type Asker, PromptClosed } from './ask.js'
+import { askText } from './text.js'
+
+type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'quit'
+
+/** The menu. The numbering of 1–3 and 0 is the original program's; `0` needs rawlist (select is 1-based). */
+export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> = [
+  { key: '1', name: 'Send message', value: 'send' },
+  { key: '2', name: 'Query connected peers', value: 'peers' },
+  { key: '3', name: 'Connect to active peers', value: 'connect-all' },
+  { key: '4', name: 'Broadcast', value: 'broadcast' },
+  { key: '5', name: 'Connect to an address', value: 'connect' },
+  { key: '0', name: 'Quit', value: 'quit' },
+]
+
+const TYPE_ADDRESS = '\u0000address'
+const BACK = '\u0000back'
+
+/**
+ * Runs the menu until Quit, Ctrl+C or shutdown. Each action reports through the app's reporter,
+ * which prints above the next prompt; sends run in the background so the menu comes straight back
+ * and the delivery line appears when the peer acknowledges.
+ */
+export async function runMenu(app: App, ask: Asker): Promise<void> {
+  while (!app.signal.aborted) {
+    try {
+      const connected = app.peer.peers().connected.length
+      const action = await ask((ctx) =>
+        rawlist<Action>(
+          {
+            message: `${sanitize(app.peer.name)} · ${connected === 1 ? '1 peer' : `${connected} peers`} connected — choose`,
+            choices: MENU.map((m) => ({ key: m.key, name: m.name, value: m.value })),
+          },
+          ctx,
+        ),
+      )
+      await perform(app, ask, action)
+    } catch (err) {
+      if (err instanceof PromptClosed) return
+      throw err
+    }
+  }
+}
+
+async function perform(app: App, ask: Asker, action: Action): Promise<void> {
+  switch (action) {
+    case 'send': {
+      const target = await pickTarget(app, ask)
+      if (target === undefined) return
+      const text = await askText(ask, 'Message')
+      if (text === undefined) return
+      void sendMessage(app, target, text)
+      return
+    }
+    case 'peers':
+      await showPeers(app, true)
+      return
+    case 'connect-all':
+      await connectToAll(app)
+      return
+    case 'broadcast': {
+      if (app.peer.peers().connected.length === 0) {
+        app.reporter.note('no connected peers to broadcast to — connect to one first')
+        return
+      }
+      const text = await askText(ask, 'Broadcast')
+      if (text === undefined) return
+      void broadcastMessage(app, text)
+      return
+    }
+    case 'connect': {
+      const address = await askAddress(ask)
+      if (address !== undefined) await connectTo(app, address)
+      return
+    }
+    case 'quit':
+      await app.shutdown(0)
+      return
+  }
+}
+
+/** A connected peer (by id) or a typed host:port; undefined to go back. */
+async function pickTarget(app: App, ask: Asker): Promise<string | undefined> {
+  const connected = app.peer.peers().connected
+  if (connected.length === 0) {
+    app.reporter.note('no peers connected yet — type the address of one')
+    return askAddress(ask)
+  }
+  const choice = await ask((ctx) =>
+    rawlist<string>(
+      {
+        message: 'Send to',
+        choices: [
+          ...connected.map((p, i) => ({
+            key: String(i + 1),
+            name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
+            value: p.id,
+          })),
+          { key: 'a', name: 'Type an address (host:port)', value: TYPE_ADDRESS },
+          { key: '0', name: 'Back', value: BACK },
+        ],
+      },
+      ctx,
+    ),
+  )
+  if (choice === BACK) return undefined
+  if (choice === TYPE_ADDRESS) return askAddress(ask)
+  return choice
+}
+
+/** A validated host:port; an empty answer goes back. */
+async function askAddress(ask: Asker): Promise<string | undefined> {
+  const address = await ask((ctx) =>
+    input(
+      {
+        message: 'Address (host:port, empty to go back)',
+        validate: (value: string) => value.trim() === '' || (checkAddress(value) ?? true),
+      },
+      ctx,
+    ),
+  )
+  return address.trim() === '' ? undefined : address.trim()
+}

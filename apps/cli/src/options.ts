@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs'
+import { Limits } from '@parley/protocol'
+import { Command, CommanderError, Option } from 'commander'
+
+/** The log levels `--log-level` accepts, quietest first. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** Everything the command line and the environment decided. */
+export interface CliOptions {
+  /** Undefined when neither --name nor PARLEY_NAME gave one (interactive mode then asks). */
+  name: string | undefined
+  host: string
+  port: number
+  peers: string[]
+  dataDir: string | undefined
+  interactive: boolean
+  json: boolean
+  logFile: string | undefined
+  logLevel: LogLevel
+  debug: boolean
+  color: boolean
+}
+
+/** The outcome of parsing: options to run with, or an exit code after help/version/usage error. */
+export type ParseResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number }
+
+export interface ParseIo {
+  env: Readonly<Record<string, string | undefined>>
+  out: (text: string) => void
+  err: (text: string) => void
+}
+
+/** Exit code for usage errors (bad flag, bad value). */
+export const EXIT_USAGE = 2
+
+/** Reads the version from this package's package.json (one directory above both src/ and dist/). */
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string
+    }
+    return pkg.version ?? '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}
+
+const HELP_AFTER = `
+Environment:
+  PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
+  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL. Flags win over the environment. NO_COLOR turns colour off.
+
+Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
+  one line per event on stdout (NDJSON with --json); errors on stderr (in the NDJSON stream with --json).
+  Commands, one per line on stdin:
+    send <peer> <text>    <peer> is a name, fingerprint, peer id (or prefix) or host:port;
+                          quote a name with spaces: send "bob smith" hi; \\n in <text> is a line break
+    broadcast <text>      to every connected peer
+    peers                 connected and known peers
+    connect <host:port>   connect to one peer
+    connect-all           connect to every known peer not yet connected
+    quit                  say goodbye to every peer and exit
+  End of stdin does not stop the peer (so it can run as a daemon with < /dev/null): send "quit",
+  Ctrl+C or SIGTERM.
+
+Exit codes: 0 quit, 1 failed to start, 2 usage error, 130 Ctrl+C (SIGINT), 143 SIGTERM.
+`
+
+/**
+ * Parses argv (without node and script) plus the environment. A literal `--` anywhere is ignored:
+ * `pnpm --filter cli start -- --port 4000` passes it through, and this program takes no operands.
+ * Writes help/version to `io.out` and one-sentence usage errors to `io.err`.
+ */
+export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult {
+  const program = new Command('parley')
+    .description('Parley: a peer-to-peer messenger. Every peer listens and dials; no server.')
+    .addOption(
+      new Option(
+        '-n, --name <name>',
+        `your display name, at most ${Limits.nameBytes} bytes (env PARLEY_NAME)`,
+      ),
+    )
+    .addOption(new Option('-H, --host <host>', 'address to listen on (env PARLEY_HOST)').default('127.0.0.1'))
+    .addOption(
+      new Option('-p, --port <port>', 'port to listen on, 0 = any free port (env PARLEY_PORT)').default('0'),
+    )
+    .addOption(
+      new Option(
+        '--peer <host:port>',
+        'connect to this peer at start; repeatable (env PARLEY_PEERS)',
+      ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
+    .addOption(
+      new Option(
+        '--data-dir <dir>',
+        'keep the identity key here, so the peer id survives restarts (env PARLEY_DATA_DIR)',
+      ),
+    )
+    .addOption(new Option('--no-interactive', 'no menu: print events, read commands from stdin'))
+    .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
+    .addOption(new Option('--log-file <path>', 'append NDJSON logs to this file (env PARLEY_LOG_FILE)'))
+    .addOption(
+      new Option('--log-level <level>', 'log level for --log-file (env PARLEY_LOG_LEVEL)')
+        .choices(LOG_LEVELS)
+        .default('info'),
+    )
+    .addOption(new Option('--debug', 'show stack traces and log at debug level'))
+    .addOption(new Option('--no-color', 'no colours (also: NO_COLOR=1)'))
+    .version(version(), '-v, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help and exit')
+    .addHelpText('after', HELP_AFTER)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      // Commander's own error line is replaced by ours below (one sentence, no usage dump).
+      outputError: () => {},
+    })
+
+  try {
+    program.parse(
+      argv.filter((a) => a !== '--'),
+      { from: 'user' },
+    )
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      ) {
+        return { kind: 'exit', code: 0 }
+      }
+      io.err(`parley: ${err.message.replace(/^error: /, '')} — see parley --help\n`)
+      return { kind: 'exit', code: EXIT_USAGE }
+    }
+    throw err
+  }
+
+  const raw = program.opts<{
+    name?: string
+    host: string
+    port: string
+    peer?: string[]
+    dataDir?: string
+    interactive: boolean
+    json?: boolean
+    logFile?: string
+    logLevel: string
+    debug?: boolean
+    color: boolean
+  }>()
+  const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
+  const env = (name: string) => {
+    const v = io.env[name]
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+  const usage = (sentence: string): ParseResult => {
+    io.err(`parley: ${sentence}\n`)
+    return { kind: 'exit', code: EXIT_USAGE }
+  }
+
+  const name = fromCli('name') ? raw.name : (env('PARLEY_NAME') ?? raw.name)
+  if (name !== undefined) {
+    if (name.trim() === '') return usage('--name must not be empty')
+    if (Buffer.byteLength(name) > Limits.nameBytes)
+      return usage(`--name must be at most ${Limits.nameBytes} bytes`)
+  }
+  const host = fromCli('host') ? raw.host : (env('PARLEY_HOST') ?? raw.host)
+  if (host.trim() === '') return usage('--host must not be empty')
+
+  const portFromEnv = !fromCli('port') && env('PARLEY_PORT') !== undefined
+  const portText = portFromEnv ? env('PARLEY_PORT')! : raw.port
+  const port = parsePort(portText)
+  if (port === undefined) {
+    return usage(
+      `${portFromEnv ? 'PARLEY_PORT' : '--port'} must be a whole number from 0 to 65535, not "${portText}"`,
+    )
+  }
+
+  const peers = fromCli('peer')
+    ? (raw.peer ?? [])
+    : (env('PARLEY_PEERS')
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '') ?? [])
+
+  const levelText = fromCli('logLevel') ? raw.logLevel : (env('PARLEY_LOG_LEVEL') ?? raw.logLevel)
+  if (!(LOG_LEVELS as readonly string[]).includes(levelText)) {
+    return usage(`PARLEY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not "${levelText}"`)
+  }
+  const debug = raw.debug === true
+
+  return {
+    kind: 'run',
+    options: {
+      name,
+      host: host.trim(),
+      port,
+      peers,
+      dataDir: fromCli('dataDir') ? raw.dataDir : (env('PARLEY_DATA_DIR') ?? raw.dataDir),
+      interactive: raw.interactive,
+      json: raw.json === true,
+      logFile: fromCli('logFile') ? raw.logFile : (env('PARLEY_LOG_FILE') ?? raw.logFile),
+      logLevel: debug ? 'debug' : (levelText as LogLevel),
+      debug,
+      color: raw.color,
+    },
+  }
+}
+
+/** A TCP port 0–65535 written as plain digits, or undefined. */
+export function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text.trim())) return undefined
+  const n = Number(text.trim())
+  return n <= 65_535 ? n : undefined
+}
+
+/** `host:port` for a listen address; IPv6 hosts get brackets. */
+export function joinAddress(host: string, port: number): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`
+}
+
+/**
+ * Checks that `text` looks like a dialable `host:port` (port 1–65535; IPv6 in brackets).
+ * Returns a sentence saying what is wrong, or undefined when it is fine.
+ */
+export function checkAddress(text: string): string | undefined {
+  const m = /^(\[[0-9A-Za-z:.%]+\]|[^\s:[\]]+):([^:]*)$/.exec(text.trim())
+  if (!m) return `"${text}" is not host:port — e.g. 127.0.0.1:4000 or [::1]:4000`
+  const port = parsePort(m[2] ?? '')
+  if (port === undefined || port === 0) return `the port in "${text}" must be a whole number from 1 to 65535`
+  return undefined
+}

@@ -1,0 +1,125 @@
+import {
+  type DisconnectReason,
+  fingerprint,
+  type KnownPeer,
+  type PeerInfo,
+  type PeerList,
+} from '@parley/core'
+import type { Style } from './style.js'
+
+/**
+ * Makes remote-controlled text safe to print on a terminal: a peer's name or message must not be
+ * able to move the cursor, recolour the screen, retitle the window or reorder text (bidi controls).
+ * Tabs become spaces; newlines survive only when `multiline`.
+ */
+export function sanitize(text: string, multiline = false): string {
+  const tabless = text.replace(/\t/g, '  ').replace(/\r\n?/g, '\n')
+  // C0 and C1 controls (ESC included), DEL, and the Unicode bidi overrides and isolates.
+  const cleaned = tabless.replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, '')
+  return multiline ? cleaned : cleaned.replace(/\n/g, ' ')
+}
+
+/** `HH:MM:SS` in local time. */
+export function clock(at: number | Date = Date.now()): string {
+  const d = typeof at === 'number' ? new Date(at) : at
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':')
+}
+
+/** A short "how long ago": `now`, `12s ago`, `4m ago`, `3h ago`, `2d ago`. */
+export function ago(at: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - at) / 1000))
+  if (s < 2) return 'now'
+  if (s < 60) return `${s}s ago`
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`
+  return `${Math.floor(s / 86_400)}d ago`
+}
+
+/** `alice (ab12:cd34)`, coloured when the style is. */
+export function who(style: Style, peer: { id: string; name: string }): string {
+  return `${style('bold', sanitize(peer.name))} ${style('dim', `(${fingerprint(peer.id)})`)}`
+}
+
+/** Human words for why a peer left. */
+export function leftBecause(reason: DisconnectReason, message: string): string {
+  const detail = sanitize(message)
+  switch (reason) {
+    case 'goodbye':
+      return detail ? `said goodbye (${detail})` : 'said goodbye'
+    case 'connection-lost':
+      return detail ? `connection lost (${detail})` : 'connection lost'
+    case 'timeout':
+      return detail ? `stopped answering (${detail})` : 'stopped answering'
+    case 'protocol-error':
+      return detail ? `broke the protocol (${detail})` : 'broke the protocol'
+    case 'local':
+      return detail ? `disconnected here (${detail})` : 'disconnected here'
+  }
+}
+
+/** Printed width of a string that may hold SGR colour codes. */
+export function visibleLength(s: string): number {
+  return s.replace(/\x1b\[[0-9;]*m/g, '').length
+}
+
+/**
+ * Formats rows as aligned columns. Widths count characters after removing escape codes, which is
+ * right for the ASCII-ish content here (names are sanitized; wide CJK names may misalign slightly).
+ */
+export function table(header: string[], rows: string[][], style: Style): string {
+  const visible = visibleLength
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))))
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
+      .join('  ')
+      .trimEnd()
+  return [style('dim', line(header)), ...rows.map(line)].map((l) => `  ${l}`).join('\n')
+}
+
+/** The peers table of menu item 2 and the `peers` command: connected first, then known-only. */
+export function peersTable(list: PeerList, style: Style, now = Date.now()): string {
+  const out: string[] = []
+  if (list.connected.length === 0) {
+    out.push('no peers connected')
+  } else {
+    out.push(style('bold', `connected peers (${list.connected.length})`))
+    out.push(
+      table(
+        ['name', 'fingerprint', 'address', 'direction', 'connected since', 'last seen', 'in', 'out'],
+        list.connected.map((p: PeerInfo) => [
+          sanitize(p.name),
+          fingerprint(p.id),
+          sanitize(p.address),
+          p.direction,
+          clock(p.connectedAt),
+          ago(p.lastSeen, now),
+          String(p.messagesIn),
+          String(p.messagesOut),
+        ]),
+        style,
+      ),
+    )
+  }
+  if (list.known.length > 0) {
+    out.push(style('bold', `known, not connected (${list.known.length})`))
+    out.push(
+      table(
+        ['name', 'fingerprint', 'addresses', 'last seen'],
+        list.known.map((k: KnownPeer) => [
+          sanitize(k.name),
+          fingerprint(k.id),
+          k.addrs.length > 0 ? k.addrs.map((a) => sanitize(a)).join(', ') : '(none)',
+          k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never',
+        ]),
+        style,
+      ),
+    )
+  }
+  return out.join('\n')
+}
+
+/** Indents the lines after the first so a multi-line message reads as one block. */
+export function block(text: string, indent: number): string {
+  return text.split('\n').join(`\n${' '.repeat(indent)}`)
+}

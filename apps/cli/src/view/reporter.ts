@@ -1,0 +1,217 @@
+import { networkInterfaces } from 'node:os'
+import {
+  type DisconnectEvent,
+  fingerprint,
+  type KnownPeer,
+  type PeerInfo,
+  type PeerList,
+  type ReceivedMessage,
+} from '@parley/core'
+import type { Explained } from '../errors.js'
+import { block, clock, leftBecause, peersTable, sanitize, visibleLength, who } from './format.js'
+import type { Style } from './style.js'
+
+/** Who a line is about. */
+export interface PeerRef {
+  id: string
+  name: string
+}
+
+/** What the banner shows once the peer listens. */
+export interface ReadyInfo {
+  id: string
+  name: string
+  addresses: readonly string[]
+  version: string
+  /** Where the identity key lives; undefined when it is ephemeral. */
+  dataDir: string | undefined
+}
+
+/**
+ * Everything the CLI tells the user, in one place, so the menu, the line commands and the peer
+ * events print the same way. Implemented as text (terminal or plain) and as NDJSON.
+ */
+export interface Reporter {
+  ready(info: ReadyInfo): void
+  message(m: ReceivedMessage): void
+  joined(p: PeerInfo): void
+  left(e: DisconnectEvent): void
+  discovered(k: KnownPeer): void
+  delivered(to: PeerRef, text: string, messageId: string): void
+  notDelivered(target: string, problem: Explained, to?: PeerRef): void
+  connected(p: PeerInfo, address: string): void
+  notConnected(address: string | undefined, problem: Explained, to?: PeerRef): void
+  peers(list: PeerList): void
+  /** An informational line ("no connected peers"). */
+  note(text: string, kind?: string): void
+  /** A failure that is not about delivery or connecting: one sentence; the stack only when debugging. */
+  problem(problem: Explained, err?: unknown): void
+  stopped(code: number): void
+}
+
+export interface TextReporterInit {
+  out: (text: string) => void
+  err: (text: string) => void
+  style: Style
+  debug: boolean
+  /** Multi-line banner for the interactive screen; one line for plain output. */
+  banner: 'full' | 'line'
+  now?: () => number
+}
+
+/** Human-readable lines: `12:00:01 alice (ab12:cd34): hello`. */
+export function textReporter(init: TextReporterInit): Reporter {
+  const { out, err, style, debug } = init
+  const now = init.now ?? Date.now
+  const stamp = () => style('dim', clock(now()))
+  const line = (text: string) => out(`${stamp()} ${text}`)
+  // A message body: continuation lines start under its first character.
+  const said = (head: string, text: string) => {
+    const first = `${stamp()} ${head}`
+    out(`${first}${block(sanitize(text, true), visibleLength(first))}`)
+  }
+  const bad = (text: string) => err(`${stamp()} ${style('red', '✖')} ${text}`)
+  const stack = (e: unknown) => {
+    if (debug && e instanceof Error && e.stack) err(style('dim', e.stack))
+  }
+  return {
+    ready(info) {
+      const fp = fingerprint(info.id)
+      const address = info.addresses[0] ?? '(not listening)'
+      if (init.banner === 'line') {
+        line(`listening on ${address} as ${sanitize(info.name)} (${fp}), peer id ${info.id}`)
+        return
+      }
+      const rows = [
+        `${style('bold', `Parley ${info.version}`)} · ${style(['bold', 'cyan'], sanitize(info.name))}`,
+        `  listening on  ${style('bold', address)}`,
+        ...reachable(info.addresses).map((a) => `  reachable at  ${a}`),
+        `  fingerprint   ${style('bold', fp)}`,
+        `  peer id       ${style('dim', info.id)}`,
+        `  identity      ${info.dataDir ? `kept in ${info.dataDir}` : 'ephemeral (use --data-dir to keep it)'}`,
+      ]
+      out(rows.join('\n'))
+    },
+    message(m) {
+      said(`${who(style, m.from)}: `, m.text)
+    },
+    joined(p) {
+      line(
+        `${style('green', '+')} ${who(style, p)} joined ${style('dim', `(${p.direction}, ${sanitize(p.address)})`)}`,
+      )
+    },
+    left(e) {
+      line(`${style('yellow', '-')} ${who(style, e.peer)} left: ${leftBecause(e.reason, e.message)}`)
+    },
+    discovered(k) {
+      const where = k.addrs.length > 0 ? ` at ${k.addrs.map((a) => sanitize(a)).join(', ')}` : ''
+      line(style('dim', `· learned of ${sanitize(k.name)} (${fingerprint(k.id)})${where}`))
+    },
+    delivered(to, text, _messageId) {
+      said(`${style('green', '✔')} you → ${who(style, to)}: `, text)
+    },
+    notDelivered(target, problem, to) {
+      bad(`not delivered to ${to ? who(style, to) : sanitize(target)}: ${problem.sentence}`)
+    },
+    connected(p, address) {
+      line(`${style('green', '✔')} connected to ${who(style, p)} at ${sanitize(address)}`)
+    },
+    notConnected(address, problem, to) {
+      const label = to
+        ? `${who(style, to)}${address ? ` at ${sanitize(address)}` : ''}`
+        : sanitize(address ?? '?')
+      bad(`could not connect to ${label}: ${problem.sentence}`)
+    },
+    peers(list) {
+      out(peersTable(list, style, now()))
+    },
+    note(text) {
+      line(text)
+    },
+    problem(problem, e) {
+      bad(problem.sentence)
+      stack(e)
+    },
+    stopped(code) {
+      line(
+        code === 0
+          ? 'stopped; said goodbye to every peer'
+          : `stopped (exit ${code}); said goodbye to every peer`,
+      )
+    },
+  }
+}
+
+/** Non-loopback addresses of this machine, when listening on a wildcard host. */
+function reachable(addresses: readonly string[]): string[] {
+  const first = addresses[0]
+  if (!first) return []
+  const m = /^(0\.0\.0\.0|\[::\]):(\d+)$/.exec(first)
+  if (!m) return []
+  const out: string[] = []
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal) continue
+      if (a.family === 'IPv4') out.push(`${a.address}:${m[2]}`)
+      else if (m[1] === '[::]' && !a.address.startsWith('fe80')) out.push(`[${a.address}]:${m[2]}`)
+    }
+  }
+  return out.slice(0, 4)
+}
+
+/** NDJSON: one object a line, `type` first, `time` as ISO 8601. */
+export function jsonReporter(
+  emit: (line: string) => void,
+  debug: boolean,
+  now: () => number = Date.now,
+): Reporter {
+  const send = (type: string, fields: Record<string, unknown>) =>
+    emit(`${JSON.stringify({ type, time: new Date(now()).toISOString(), ...fields })}\n`)
+  const ref = (p: PeerRef) => ({ id: p.id, name: p.name, fingerprint: fingerprint(p.id) })
+  const info = (p: PeerInfo) => ({ ...p, fingerprint: fingerprint(p.id) })
+  return {
+    ready: (r) =>
+      send('ready', {
+        name: r.name,
+        id: r.id,
+        fingerprint: fingerprint(r.id),
+        addresses: r.addresses,
+        version: r.version,
+      }),
+    message: (m) =>
+      send('message', {
+        id: m.id,
+        from: ref(m.from),
+        text: m.text,
+        sentAt: m.sentAt,
+        receivedAt: m.receivedAt,
+      }),
+    joined: (p) => send('peer:connect', { peer: info(p) }),
+    left: (e) => send('peer:disconnect', { peer: info(e.peer), reason: e.reason, message: e.message }),
+    discovered: (k) => send('peer:discovered', { peer: { ...k, fingerprint: fingerprint(k.id) } }),
+    delivered: (to, text, messageId) => send('delivered', { to: ref(to), id: messageId, text }),
+    notDelivered: (target, p, to) =>
+      send('not-delivered', { target, ...(to ? { to: ref(to) } : {}), code: p.code, error: p.sentence }),
+    connected: (p, address) => send('connected', { address, peer: info(p) }),
+    notConnected: (address, p, to) =>
+      send('not-connected', {
+        address: address ?? null,
+        ...(to ? { peer: ref(to) } : {}),
+        code: p.code,
+        error: p.sentence,
+      }),
+    peers: (list) =>
+      send('peers', {
+        connected: list.connected.map(info),
+        known: list.known.map((k) => ({ ...k, fingerprint: fingerprint(k.id) })),
+      }),
+    note: (text, kind = 'note') => send(kind, { text }),
+    problem: (p, e) =>
+      send('error', {
+        code: p.code,
+        error: p.sentence,
+        ...(debug && e instanceof Error ? { stack: e.stack } : {}),
+      }),
+    stopped: (code) => send('stopped', { exitCode: code }),
+  }
+}

@@ -1,0 +1,36 @@
+/** Stable codes of errors raised by a peer. Frontends and tests match on these. */
+export const PeerErrorCode = {
+  NOT_RUNNING: 'NOT_RUNNING',
+  ALREADY_STARTED: 'ALREADY_STARTED',
+  SELF_CONNECT: 'SELF_CONNECT',
+  REJECTED: 'REJECTED',
+  INCOMPATIBLE_VERSION: 'INCOMPATIBLE_VERSION',
+  IDENTITY_MISMATCH: 'IDENTITY_MISMATCH',
+  IDENTITY_INVALID: 'IDENTITY_INVALID',
+  KEY_FILE_INSECURE: 'KEY_FILE_INSECURE',
+  HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
+  HANDSHAKE_FAILED: 'HANDSHAKE_FAILED',
+  UNKNOWN_PEER: 'UNKNOWN_PEER',
+  NOT_CONNECTED: 'NOT_CONNECTED',
+  PEER_GONE: 'PEER_GONE',
+  ACK_TIMEOUT: 'ACK_TIMEOUT',
+  REFUSED: 'REFUSED',
+  MESSAGE_TOO_LONG: 'MESSAGE_TOO_LONG',
+  QUERY_TIMEOUT: 'QUERY_TIMEOUT',
+  STOPPED: 'STOPPED',
+  ABORTED: 'ABORTED',
+  DIAL_FAILED: 'DIAL_FAILED',
+} as const
+export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
+
+/** Any failure a peer reports. `cause` holds the underlying transport or protocol error. */
+export class PeerError extends Error {
+  override readonly name = 'PeerError'
+  constructor(
+    readonly code: PeerErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}

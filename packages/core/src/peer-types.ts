@@ -1,0 +1,135 @@
+import type { PeerRecord } from '@parley/protocol'
+import type { Identity } from './identity.js'
+import type { PeerError } from './peer-errors.js'
+import type { ConnectionUpgrader } from './secure/upgrader.js'
+import type { AbortOptions, Transport } from './transport.js'
+
+/** Construction options of {@link createPeer}. */
+export interface PeerInit {
+  transport: Transport
+  /** Long-term key pair. @default a fresh in-memory identity */
+  identity?: Identity
+  /** Display name sent in HELLO (≤ 64 UTF-8 bytes). @default `peer-<fingerprint>` */
+  name?: string
+  /** Address to listen on, or false to only dial out. @default '127.0.0.1:0' */
+  listen?: string | false
+  /** Addresses to advertise instead of the bound one (e.g. when bound to 0.0.0.0). */
+  announce?: string[]
+  /** Wraps every connection before HELLO; the secure channel lives here. @default plaintextUpgrader() */
+  upgrader?: ConnectionUpgrader
+  /** Largest frame body accepted, in bytes. @default 1 MiB */
+  maxFrameSize?: number
+  /** Time allowed from dial to WELCOME. @default 10_000 ms */
+  handshakeTimeout?: number
+  /** Time a sent TEXT waits for its ACK. @default 10_000 ms */
+  ackTimeout?: number
+  /** A PING goes out on a connection idle this long. @default 5_000 ms */
+  pingInterval?: number
+  /** A connection silent this long is declared dead. @default 15_000 ms */
+  idleTimeout?: number
+  /** Longest `stop()` waits for acks and goodbyes before closing hard. @default 2_000 ms */
+  stopTimeout?: number
+  /** Dials `connectToActive()` runs at once. @default 8 */
+  connectConcurrency?: number
+  /** Peers remembered from exchange. @default 1024 */
+  maxKnownPeers?: number
+}
+
+export type Direction = 'inbound' | 'outbound'
+
+/** A peer connected now. */
+export interface PeerInfo {
+  readonly id: string
+  readonly name: string
+  /** The socket address of the connection in use. */
+  readonly address: string
+  /** Where the peer says it listens. */
+  readonly listenAddrs: readonly string[]
+  readonly direction: Direction
+  /** Milliseconds since the epoch. */
+  readonly connectedAt: number
+  readonly lastSeen: number
+  readonly messagesIn: number
+  readonly messagesOut: number
+}
+
+/** A peer learned of, connected or not. */
+export interface KnownPeer {
+  readonly id: string
+  readonly name: string
+  readonly addrs: readonly string[]
+  readonly lastSeen: number
+  readonly connected: boolean
+}
+
+export interface PeerList {
+  connected: PeerInfo[]
+  /** Known through exchange or earlier sessions, not connected now. */
+  known: KnownPeer[]
+}
+
+/** A text delivered to the application (exactly once per message id). */
+export interface ReceivedMessage {
+  readonly id: string
+  readonly from: { readonly id: string; readonly name: string }
+  readonly text: string
+  readonly sentAt: number
+  readonly receivedAt: number
+}
+
+/** Why a peer went away. */
+export type DisconnectReason =
+  /** It said GOODBYE; `message` holds its reason. */
+  | 'goodbye'
+  /** The connection closed or broke without a GOODBYE. */
+  | 'connection-lost'
+  /** It stopped answering PINGs. */
+  | 'timeout'
+  /** It broke the protocol. */
+  | 'protocol-error'
+  /** We closed it (disconnect() or stop()). */
+  | 'local'
+
+export interface DisconnectEvent {
+  peer: PeerInfo
+  reason: DisconnectReason
+  message: string
+}
+
+export interface PeerEvents {
+  message: [message: ReceivedMessage]
+  'peer:connect': [peer: PeerInfo]
+  'peer:disconnect': [event: DisconnectEvent]
+  'peer:discovered': [peer: KnownPeer]
+  /** Problems that do not stop the peer (a failed inbound handshake, a bad frame). Only emitted when listened to. */
+  error: [error: PeerError]
+}
+
+export interface SendResult {
+  readonly id: string
+  readonly peerId: string
+  /** When the ACK arrived, ms since the epoch. */
+  readonly ackedAt: number
+}
+
+export interface SendOptions extends AbortOptions {
+  /** @default the peer's ackTimeout */
+  timeout?: number
+}
+
+export type BroadcastResult =
+  | { peerId: string; ok: true; result: SendResult }
+  | { peerId: string; ok: false; error: PeerError }
+
+export type ConnectResult =
+  | { peerId: string; name: string; address: string; ok: true; peer: PeerInfo }
+  | { peerId: string; name: string; address: string | undefined; ok: false; error: PeerError }
+
+export interface ConnectToActiveOptions extends AbortOptions {
+  /** Ask connected peers whom they know first, repeating while new peers appear. @default 3 rounds */
+  rounds?: number
+}
+
+export type PeerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+export type { PeerRecord }

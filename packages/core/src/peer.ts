@@ -1,0 +1,1004 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import {
+  AckStatus,
+  FrameDecoder,
+  FrameWriter,
+  Limits,
+  type Message,
+  PROTOCOL_VERSION,
+  type PeerAnnouncement,
+  type PeerRecord,
+  ProtocolError,
+  RejectCode,
+  decodeMessage,
+  peekHelloVersion,
+} from '@parley/protocol'
+import { LinkState } from './connection-state.js'
+import { fingerprint, generateIdentity, type Identity } from './identity.js'
+import { PeerError, type PeerErrorCode } from './peer-errors.js'
+import type {
+  BroadcastResult,
+  ConnectResult,
+  ConnectToActiveOptions,
+  Direction,
+  DisconnectReason,
+  KnownPeer,
+  PeerEvents,
+  PeerInfo,
+  PeerInit,
+  PeerList,
+  PeerStatus,
+  SendOptions,
+  SendResult,
+} from './peer-types.js'
+import { type ConnectionUpgrader, plaintextUpgrader, type SecureConnection } from './secure/upgrader.js'
+import type { AbortOptions, Connection, Listener } from './transport.js'
+
+/** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
+export const DUPLICATE_GOODBYE = 'duplicate connection'
+const MAX_PENDING_QUERIES = 8
+const DEDUP_WINDOW = 4096
+
+/**
+ * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers
+ * acknowledged text messages. Create it with {@link createPeer}.
+ */
+export interface Peer extends EventEmitter<PeerEvents> {
+  readonly id: string
+  readonly name: string
+  readonly status: PeerStatus
+  /** Addresses this peer listens on (empty until started, or when `listen: false`). */
+  readonly addresses: readonly string[]
+  /** Starts listening. Idempotent. @throws TransportError when the address cannot be bound. */
+  start(options?: AbortOptions): Promise<void>
+  /** Dials `address` and completes the handshake. Resolves with the already-open peer if connected. */
+  connect(address: string, options?: AbortOptions): Promise<PeerInfo>
+  /**
+   * Sends `text` to a peer (id, unique id prefix, or address — dialed first if needed) and resolves
+   * when its ACK arrives. @throws PeerError `ACK_TIMEOUT`, `PEER_GONE`, `REFUSED`, `MESSAGE_TOO_LONG`, ...
+   */
+  send(target: string, text: string, options?: SendOptions): Promise<SendResult>
+  /** Sends `text` to every connected peer; one result per peer, never rejects. */
+  broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]>
+  peers(): PeerList
+  /** Asks a connected peer whom it knows (peer exchange). The answer is merged into the known list. */
+  queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]>
+  /** Connects to every known, unconnected peer. One result per peer attempted. */
+  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]>
+  /** Says GOODBYE to one peer and closes its connection. */
+  disconnect(target: string, reason?: string): Promise<void>
+  /** GOODBYE to every peer, waits (bounded) for acks and flushes, stops listening. Idempotent. */
+  stop(): Promise<void>
+  /** Closes everything now, without GOODBYE. */
+  destroy(err?: Error): void
+}
+
+/** Creates a peer. Call `start()` to listen. */
+export function createPeer(init: PeerInit): Peer {
+  return new ParleyPeer(init)
+}
+
+interface Pending {
+  readonly id: string
+  readonly frame: Message
+  readonly deadline: number
+  readonly resolve: (r: SendResult) => void
+  readonly reject: (e: PeerError) => void
+}
+
+/** One transport connection, from dial/accept to close. */
+class Link {
+  readonly state: LinkState
+  readonly decoder: FrameDecoder
+  readonly writer: FrameWriter
+  remote: PeerAnnouncement | undefined
+  lastReceived: number
+  pingOutstanding = false
+  /** Set when the remote said GOODBYE; the reason travels to the disconnect event. */
+  goodbye: string | undefined
+  /** Set when this side decided to end the link, with the reason to report. */
+  closeReason: { reason: DisconnectReason; message: string } | undefined
+  onHandshake: ((msg: Message) => void) | undefined
+
+  constructor(
+    readonly conn: SecureConnection,
+    readonly direction: Direction,
+    readonly dialedAddress: string | undefined,
+    maxFrameSize: number,
+  ) {
+    this.state = new LinkState('handshaking')
+    this.decoder = new FrameDecoder({ maxFrameSize })
+    this.writer = new FrameWriter((chunk) => {
+      if (this.conn.status === 'open') this.conn.send(chunk)
+    })
+    this.lastReceived = Date.now()
+  }
+
+  write(msg: Message): void {
+    if (this.conn.status === 'open') this.writer.write(msg)
+  }
+
+  /** Key used to break ties between two links started by the same peer; both ends compute the same. */
+  get tieKey(): string {
+    const c = this.conn
+    return this.direction === 'outbound'
+      ? `${c.localAddress}|${c.remoteAddress}`
+      : `${c.remoteAddress}|${c.localAddress}`
+  }
+}
+
+/** Everything we hold about one remote peer while it is connected. */
+class Session {
+  readonly links = new Set<Link>()
+  active: Link
+  readonly connectedAt = Date.now()
+  lastSeen = Date.now()
+  messagesIn = 0
+  messagesOut = 0
+  readonly pending = new Map<string, Pending>()
+  readonly queries: Array<{ resolve: (p: PeerRecord[]) => void; reject: (e: PeerError) => void }> = []
+  /** Timer that ends the session if no replacement link arrives after a duplicate was retired. */
+  graceTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    readonly id: string,
+    link: Link,
+  ) {
+    this.active = link
+    this.links.add(link)
+  }
+
+  get remote(): PeerAnnouncement {
+    return this.active.remote!
+  }
+
+  info(): PeerInfo {
+    const remote = this.remote
+    return {
+      id: this.id,
+      name: remote.name,
+      address: this.active.dialedAddress ?? this.active.conn.remoteAddress,
+      listenAddrs: remote.listenAddrs,
+      direction: this.active.direction,
+      connectedAt: this.connectedAt,
+      lastSeen: this.lastSeen,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+    }
+  }
+}
+
+interface Known {
+  id: string
+  name: string
+  addrs: string[]
+  lastSeen: number
+}
+
+class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
+  readonly id: string
+  readonly name: string
+  #status: PeerStatus = 'idle'
+  readonly #init: PeerInit
+  readonly #identity: Identity
+  readonly #upgrader: ConnectionUpgrader
+  readonly #maxFrameSize: number
+  readonly #handshakeTimeout: number
+  readonly #ackTimeout: number
+  readonly #pingInterval: number
+  readonly #idleTimeout: number
+  readonly #stopTimeout: number
+  #listener: Listener | undefined
+  #addresses: string[] = []
+  readonly #links = new Set<Link>()
+  readonly #sessions = new Map<string, Session>()
+  readonly #known = new Map<string, Known>()
+  /** Dials in flight by address, so two calls for one address share one connection. */
+  readonly #dials = new Map<string, Promise<PeerInfo>>()
+  /** Message ids already delivered, oldest first (bounded). */
+  readonly #seen = new Set<string>()
+  #timer: ReturnType<typeof setInterval> | undefined
+  /** Timers behind deadline signals, cleared on stop so nothing outlives the peer. */
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  /** Sends not yet settled; stop() gives them a bounded chance to be acknowledged. */
+  readonly #inflight = new Set<Promise<unknown>>()
+  #stopping: Promise<void> | undefined
+
+  constructor(init: PeerInit) {
+    super()
+    this.#init = init
+    this.#identity = init.identity ?? generateIdentity()
+    this.id = this.#identity.peerId
+    this.name = init.name ?? `peer-${fingerprint(this.id).replace(':', '')}`
+    if (Buffer.byteLength(this.name) > Limits.nameBytes) {
+      throw new PeerError('MESSAGE_TOO_LONG', `the name is longer than ${Limits.nameBytes} bytes`)
+    }
+    this.#upgrader = init.upgrader ?? plaintextUpgrader()
+    this.#maxFrameSize = init.maxFrameSize ?? 1024 * 1024
+    this.#handshakeTimeout = init.handshakeTimeout ?? 10_000
+    this.#ackTimeout = init.ackTimeout ?? 10_000
+    this.#pingInterval = init.pingInterval ?? 5_000
+    this.#idleTimeout = init.idleTimeout ?? 15_000
+    this.#stopTimeout = init.stopTimeout ?? 2_000
+  }
+
+  get status(): PeerStatus {
+    return this.#status
+  }
+
+  get addresses(): readonly string[] {
+    return this.#addresses
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  async start(options?: AbortOptions): Promise<void> {
+    if (this.#status === 'running' || this.#status === 'starting') return
+    if (this.#status !== 'idle') throw new PeerError('STOPPED', 'this peer was stopped; create a new one')
+    this.#status = 'starting'
+    try {
+      const listen = this.#init.listen ?? '127.0.0.1:0'
+      if (listen !== false) {
+        this.#listener = await this.#init.transport.listen(listen, (conn) => this.#accept(conn), options)
+        this.#addresses = this.#init.announce ?? [this.#listener.address]
+      }
+    } catch (err) {
+      this.#status = 'idle'
+      throw err
+    }
+    const tick = Math.max(50, Math.min(this.#pingInterval, this.#idleTimeout, this.#ackTimeout) / 4)
+    this.#timer = setInterval(() => this.#onTick(), tick)
+    this.#timer.unref?.()
+    this.#status = 'running'
+  }
+
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping
+    if (this.#status === 'idle') {
+      this.#status = 'stopped'
+      return (this.#stopping = Promise.resolve())
+    }
+    this.#status = 'stopping'
+    this.#stopping = this.#shutdown()
+    return this.#stopping
+  }
+
+  async #shutdown(): Promise<void> {
+    const deadline = this.#deadline(this.#stopTimeout)
+    const listenerClosed = this.#listener?.close()
+    // 1. Give in-flight messages half the budget to be acknowledged, so each settles as delivered if it can.
+    if (this.#inflight.size > 0) {
+      await raceSignal(Promise.allSettled([...this.#inflight]), this.#deadline(this.#stopTimeout / 2))
+    }
+    // 2. GOODBYE to everyone, then close every connection gracefully, bounded.
+    for (const link of this.#links) {
+      if (link.state.status === 'open') link.write({ type: 'GOODBYE', reason: 'peer is shutting down' })
+      link.closeReason ??= { reason: 'local', message: 'this peer stopped' }
+    }
+    await raceSignal(Promise.all([...this.#links].map((l) => this.#closeLink(l, deadline))), deadline)
+    for (const link of this.#links) link.conn.abort()
+    await listenerClosed
+    this.#finish()
+  }
+
+  destroy(err?: Error): void {
+    if (this.#status === 'stopped') return
+    this.#status = 'stopping'
+    void this.#listener?.close()
+    for (const link of this.#links) {
+      link.closeReason ??= { reason: 'local', message: err?.message ?? 'this peer was destroyed' }
+      link.conn.abort(err)
+    }
+    this.#finish()
+    this.#stopping ??= Promise.resolve()
+  }
+
+  #finish(): void {
+    clearInterval(this.#timer)
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    // Sessions end through their links' close events; anything left is failed explicitly here.
+    for (const session of this.#sessions.values()) this.#endSession(session, 'local', 'this peer stopped')
+    this.#status = 'stopped'
+  }
+
+  // ---- connections ----------------------------------------------------------------------------
+
+  connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
+    this.#assertRunning()
+    const existing = this.#sessionByAddress(address)
+    if (existing) return Promise.resolve(existing.info())
+    if (this.#addresses.includes(address)) {
+      return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
+    }
+    let dial = this.#dials.get(address)
+    if (!dial) {
+      dial = this.#dial(address, options).finally(() => this.#dials.delete(address))
+      this.#dials.set(address, dial)
+    }
+    return dial
+  }
+
+  async #dial(address: string, options?: AbortOptions): Promise<PeerInfo> {
+    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout))
+    let conn: Connection
+    try {
+      conn = await this.#init.transport.dial(address, { signal })
+    } catch (cause) {
+      throw new PeerError('DIAL_FAILED', `could not reach ${address}: ${(cause as Error).message}`, { cause })
+    }
+    let secure: SecureConnection
+    try {
+      secure = await this.#upgrader.upgrade(conn, { role: 'initiator', signal })
+    } catch (cause) {
+      conn.abort(cause as Error)
+      throw handshakeError(address, cause)
+    }
+    if (this.#status !== 'running') {
+      secure.abort()
+      throw new PeerError('STOPPED', 'this peer is stopping')
+    }
+    const link = this.#track(secure, 'outbound', address)
+    const reply = await this.#awaitHandshake(link, signal)
+    if (reply.type === 'REJECT') {
+      this.#dropLink(link)
+      const code: PeerErrorCode =
+        reply.code === RejectCode.SELF_CONNECT
+          ? 'SELF_CONNECT'
+          : reply.code === RejectCode.INCOMPATIBLE_VERSION
+            ? 'INCOMPATIBLE_VERSION'
+            : reply.code === RejectCode.IDENTITY_MISMATCH
+              ? 'IDENTITY_MISMATCH'
+              : 'REJECTED'
+      throw new PeerError(code, `${address} refused the connection: ${reply.reason}`)
+    }
+    if (reply.type !== 'WELCOME') {
+      this.#dropLink(link)
+      throw new PeerError('HANDSHAKE_FAILED', `${address} answered HELLO with ${reply.type}`)
+    }
+    const problem = this.#checkAnnouncement(reply, secure)
+    if (problem) {
+      this.#dropLink(link)
+      throw new PeerError(problem.code, `${address}: ${problem.message}`)
+    }
+    return this.#open(link, reply).info()
+  }
+
+  #accept(conn: Connection): void {
+    if (this.#status !== 'running') {
+      conn.abort()
+      return
+    }
+    const signal = this.#deadline(this.#handshakeTimeout)
+    this.#upgrader.upgrade(conn, { role: 'responder', signal }).then(
+      (secure) => this.#acceptSecure(secure, signal),
+      (cause) => {
+        conn.abort(cause as Error)
+        this.#report(handshakeError(conn.remoteAddress, cause))
+      },
+    )
+  }
+
+  async #acceptSecure(secure: SecureConnection, signal: AbortSignal): Promise<void> {
+    const link = this.#track(secure, 'inbound', undefined)
+    let hello: Message
+    try {
+      hello = await this.#awaitHandshake(link, signal)
+    } catch (err) {
+      this.#report(err as PeerError)
+      return
+    }
+    const reject = (code: number, reason: string) => {
+      link.write({ type: 'REJECT', code, reason })
+      link.closeReason = { reason: 'local', message: reason }
+      void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+    }
+    if (hello.type !== 'HELLO') return reject(RejectCode.PROTOCOL_VIOLATION, `expected HELLO, got ${hello.type}`)
+    if (this.#status !== 'running') return reject(RejectCode.SHUTTING_DOWN, 'peer is shutting down')
+    const problem = this.#checkAnnouncement(hello, secure)
+    if (problem) return reject(problem.wire, problem.message)
+    link.write({ type: 'WELCOME', ...this.#announcement() })
+    this.#open(link, hello)
+  }
+
+  #announcement() {
+    return {
+      version: PROTOCOL_VERSION,
+      peerId: this.id,
+      name: this.name,
+      listenAddrs: this.#addresses.slice(0, Limits.addresses),
+      capabilities: [],
+    }
+  }
+
+  #checkAnnouncement(
+    a: PeerAnnouncement,
+    secure: SecureConnection,
+  ): { code: PeerErrorCode; wire: number; message: string } | undefined {
+    if (a.peerId === this.id) {
+      return { code: 'SELF_CONNECT', wire: RejectCode.SELF_CONNECT, message: 'a peer cannot connect to itself' }
+    }
+    // With a secure channel, the id in HELLO must be the key the handshake authenticated.
+    if (secure.remotePeerId !== '' && secure.remotePeerId !== a.peerId) {
+      return {
+        code: 'IDENTITY_MISMATCH',
+        wire: RejectCode.IDENTITY_MISMATCH,
+        message: `claimed peer id ${fingerprint(a.peerId)} but authenticated as ${fingerprint(secure.remotePeerId)}`,
+      }
+    }
+    return undefined
+  }
+
+  /** Registers a fresh connection: wires its events and, for a dialer, sends HELLO. */
+  #track(conn: SecureConnection, direction: Direction, dialedAddress: string | undefined): Link {
+    const link = new Link(conn, direction, dialedAddress, this.#maxFrameSize)
+    this.#links.add(link)
+    conn.on('data', (chunk) => this.#onData(link, chunk))
+    conn.on('end', () => {
+      // The remote finished writing: finish ours too.
+      void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+    })
+    conn.on('close', (err) => this.#onClose(link, err))
+    if (direction === 'outbound') link.write({ type: 'HELLO', ...this.#announcement() })
+    return link
+  }
+
+  /** Resolves with the first message of the handshake (WELCOME/REJECT for a dialer, HELLO for a listener). */
+  #awaitHandshake(link: Link, signal: AbortSignal): Promise<Message> {
+    return new Promise<Message>((resolve, reject) => {
+      const fail = (err: PeerError) => {
+        link.onHandshake = undefined
+        signal.removeEventListener('abort', onAbort)
+        link.conn.off('close', onClose)
+        this.#dropLink(link)
+        reject(err)
+      }
+      const onAbort = () =>
+        fail(new PeerError('HANDSHAKE_TIMEOUT', `no handshake from ${link.conn.remoteAddress} in time`))
+      const onClose = () =>
+        fail(new PeerError('HANDSHAKE_FAILED', `${link.conn.remoteAddress} closed the connection during the handshake`))
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      link.conn.once('close', onClose)
+      link.onHandshake = (msg) => {
+        link.onHandshake = undefined
+        signal.removeEventListener('abort', onAbort)
+        link.conn.off('close', onClose)
+        resolve(msg)
+      }
+    })
+  }
+
+  /** The handshake succeeded: attach the link to the remote peer's session, breaking ties. */
+  #open(link: Link, remote: PeerAnnouncement): Session {
+    link.remote = remote
+    link.state.advance('open')
+    this.#learn({ id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() })
+    const session = this.#sessions.get(remote.peerId)
+    if (!session) {
+      const created = new Session(remote.peerId, link)
+      this.#sessions.set(remote.peerId, created)
+      this.emit('peer:connect', created.info())
+      return created
+    }
+    session.links.add(link)
+    if (session.graceTimer) {
+      // A retired duplicate left the session without a link; this is its replacement.
+      clearTimeout(session.graceTimer)
+      session.graceTimer = undefined
+      this.#switchTo(session, link)
+      return session
+    }
+    const winner = this.#preferred(session.active, link)
+    const loser = winner === link ? session.active : link
+    if (winner === link) this.#switchTo(session, link)
+    this.#retire(loser)
+    return session
+  }
+
+  /**
+   * Of two links to the same peer, the one both ends keep: the one dialed by the lower peer id;
+   * if one peer dialed both, the one with the lower address pair.
+   */
+  #preferred(a: Link, b: Link): Link {
+    const initiator = (l: Link) => (l.direction === 'outbound' ? this.id : l.remote!.peerId)
+    const ia = initiator(a)
+    const ib = initiator(b)
+    if (ia !== ib) return ia < ib ? a : b
+    return a.tieKey <= b.tieKey ? a : b
+  }
+
+  #switchTo(session: Session, link: Link): void {
+    session.active = link
+    // Messages not yet acknowledged may have died with the old link: resend. The receiver drops duplicates by id.
+    for (const p of session.pending.values()) link.write(p.frame)
+  }
+
+  #retire(link: Link): void {
+    link.write({ type: 'GOODBYE', reason: DUPLICATE_GOODBYE })
+    link.goodbye = DUPLICATE_GOODBYE
+    void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+  }
+
+  async #closeLink(link: Link, signal: AbortSignal): Promise<void> {
+    if (link.state.status === 'closed') return
+    link.state.advance('closing')
+    link.writer.flush()
+    try {
+      await link.conn.close({ signal })
+    } catch {
+      link.conn.abort()
+    }
+  }
+
+  #dropLink(link: Link): void {
+    link.state.advance('closed')
+    this.#links.delete(link)
+    link.conn.abort()
+  }
+
+  #onClose(link: Link, err: Error | undefined): void {
+    link.state.advance('closed')
+    this.#links.delete(link)
+    const id = link.remote?.peerId
+    const session = id === undefined ? undefined : this.#sessions.get(id)
+    if (!session || !session.links.has(link)) return
+    session.links.delete(link)
+    if (session.active !== link) return
+    const next = [...session.links].find((l) => l.state.status === 'open')
+    if (next) return this.#switchTo(session, next)
+    if (link.goodbye === DUPLICATE_GOODBYE && this.#status === 'running') {
+      // The other end moved to another link we have not seen open yet: wait for it, briefly.
+      session.graceTimer = setTimeout(
+        () => this.#endSession(session, 'connection-lost', 'the replacement connection never arrived'),
+        this.#handshakeTimeout,
+      )
+      session.graceTimer.unref?.()
+      return
+    }
+    const { reason, message } =
+      link.closeReason ??
+      (link.goodbye !== undefined
+        ? { reason: 'goodbye' as const, message: link.goodbye }
+        : { reason: 'connection-lost' as const, message: err?.message ?? 'the connection closed' })
+    this.#endSession(session, reason, message)
+  }
+
+  #endSession(session: Session, reason: DisconnectReason, message: string): void {
+    if (this.#sessions.get(session.id) !== session) return
+    clearTimeout(session.graceTimer)
+    this.#sessions.delete(session.id)
+    const known = this.#known.get(session.id)
+    if (known) known.lastSeen = session.lastSeen
+    const error = new PeerError('PEER_GONE', `${session.remote.name} disconnected before acknowledging (${message})`)
+    for (const p of session.pending.values()) p.reject(error)
+    session.pending.clear()
+    for (const q of session.queries.splice(0)) q.reject(error)
+    for (const l of session.links) l.conn.abort()
+    this.emit('peer:disconnect', { peer: session.info(), reason, message })
+  }
+
+  // ---- inbound frames ------------------------------------------------------------------------
+
+  #onData(link: Link, chunk: Uint8Array): void {
+    let bodies: Uint8Array[]
+    let failure: unknown
+    try {
+      bodies = link.decoder.push(chunk)
+    } catch (err) {
+      bodies = []
+      failure = err
+    }
+    link.lastReceived = Date.now()
+    link.pingOutstanding = false
+    try {
+      for (const body of bodies) {
+        if (link.state.status === 'closed') return
+        this.#onFrame(link, body)
+      }
+    } catch (err) {
+      failure = err
+    }
+    if (failure !== undefined) this.#violation(link, failure)
+  }
+
+  #onFrame(link: Link, body: Uint8Array): void {
+    if (link.state.status === 'handshaking') {
+      const version = peekHelloVersion(body)
+      if (link.direction === 'inbound' && version !== undefined && version !== PROTOCOL_VERSION) {
+        link.write({
+          type: 'REJECT',
+          code: RejectCode.INCOMPATIBLE_VERSION,
+          reason: `this peer speaks protocol version ${PROTOCOL_VERSION}, not ${version}`,
+        })
+        link.closeReason = { reason: 'protocol-error', message: 'incompatible protocol version' }
+        void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+        link.onHandshake = undefined
+        return
+      }
+      const msg = decodeMessage(body)
+      if (!link.onHandshake) throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} during handshake`)
+      link.onHandshake(msg)
+      return
+    }
+    if (link.state.status !== 'open' && link.state.status !== 'closing') return
+    const msg = decodeMessage(body)
+    const session = this.#sessions.get(link.remote!.peerId)
+    if (session) session.lastSeen = link.lastReceived
+    switch (msg.type) {
+      case 'TEXT': {
+        if (!session) return
+        link.write({ type: 'ACK', id: msg.id, status: AckStatus.DELIVERED })
+        if (this.#seen.has(msg.id)) return
+        this.#remember(msg.id)
+        session.messagesIn++
+        this.emit('message', {
+          id: msg.id,
+          from: { id: session.id, name: session.remote.name },
+          text: msg.text,
+          sentAt: msg.sentAt,
+          receivedAt: Date.now(),
+        })
+        return
+      }
+      case 'ACK': {
+        const p = session?.pending.get(msg.id)
+        if (!p || !session) return
+        session.pending.delete(msg.id)
+        if (msg.status === AckStatus.DELIVERED) {
+          session.messagesOut++
+          p.resolve({ id: msg.id, peerId: session.id, ackedAt: Date.now() })
+        } else {
+          p.reject(new PeerError('REFUSED', `${session.remote.name} refused the message`))
+        }
+        return
+      }
+      case 'PEERS_REQUEST':
+        link.write({ type: 'PEERS', peers: this.#peerRecords(link.remote!.peerId) })
+        return
+      case 'PEERS': {
+        for (const r of msg.peers) this.#learn({ id: r.peerId, name: r.name, addrs: r.addrs, lastSeen: r.lastSeen })
+        session?.queries.shift()?.resolve(msg.peers)
+        return
+      }
+      case 'PING':
+        link.write({ type: 'PONG', nonce: msg.nonce })
+        return
+      case 'PONG':
+        return
+      case 'GOODBYE':
+        link.goodbye = msg.reason
+        void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+        return
+      default:
+        throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} after the handshake`)
+    }
+  }
+
+  #violation(link: Link, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err)
+    link.closeReason = { reason: 'protocol-error', message }
+    this.#report(
+      new PeerError('REJECTED', `closed the connection to ${link.conn.remoteAddress}: ${message}`, { cause: err }),
+    )
+    link.state.advance('closed')
+    link.conn.abort(err instanceof Error ? err : undefined)
+  }
+
+  #remember(id: string): void {
+    this.#seen.add(id)
+    if (this.#seen.size > DEDUP_WINDOW) {
+      const oldest = this.#seen.values().next().value
+      if (oldest !== undefined) this.#seen.delete(oldest)
+    }
+  }
+
+  // ---- peer exchange -------------------------------------------------------------------------
+
+  #learn(p: Known): void {
+    if (p.id === this.id) return
+    const known = this.#known.get(p.id)
+    if (known) {
+      known.name = p.name
+      if (p.addrs.length > 0) known.addrs = [...p.addrs]
+      known.lastSeen = Math.max(known.lastSeen, p.lastSeen)
+      return
+    }
+    const max = this.#init.maxKnownPeers ?? 1024
+    if (this.#known.size >= max) {
+      // Forget the least recently seen peer that is not connected.
+      let victim: Known | undefined
+      for (const k of this.#known.values()) {
+        if (!this.#sessions.has(k.id) && (!victim || k.lastSeen < victim.lastSeen)) victim = k
+      }
+      if (!victim) return
+      this.#known.delete(victim.id)
+    }
+    const entry = { id: p.id, name: p.name, addrs: [...p.addrs], lastSeen: p.lastSeen }
+    this.#known.set(p.id, entry)
+    this.emit('peer:discovered', { ...entry, connected: this.#sessions.has(p.id) })
+  }
+
+  #peerRecords(exclude: string): PeerRecord[] {
+    const out: PeerRecord[] = []
+    for (const k of this.#known.values()) {
+      if (k.id === exclude || k.addrs.length === 0) continue
+      const session = this.#sessions.get(k.id)
+      out.push({ peerId: k.id, name: k.name, addrs: k.addrs, lastSeen: session ? session.lastSeen : k.lastSeen })
+      if (out.length === Limits.peers) break
+    }
+    return out
+  }
+
+  peers(): PeerList {
+    const connected = [...this.#sessions.values()].map((s) => s.info())
+    const known = [...this.#known.values()]
+      .filter((k) => !this.#sessions.has(k.id))
+      .map((k) => ({ id: k.id, name: k.name, addrs: [...k.addrs], lastSeen: k.lastSeen, connected: false }))
+    return { connected, known }
+  }
+
+  async queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]> {
+    this.#assertRunning()
+    const session = this.#resolve(target)
+    if (session.queries.length >= MAX_PENDING_QUERIES) {
+      throw new PeerError('REFUSED', `already waiting on ${MAX_PENDING_QUERIES} answers from ${session.remote.name}`)
+    }
+    const records = await new Promise<PeerRecord[]>((resolve, reject) => {
+      const timeout = options?.timeout ?? this.#ackTimeout
+      const entry = {
+        resolve: (r: PeerRecord[]) => (clearTimeout(timer), resolve(r)),
+        reject: (e: PeerError) => (clearTimeout(timer), reject(e)),
+      }
+      const timer = setTimeout(() => {
+        const i = session.queries.indexOf(entry)
+        // Leave a placeholder so a late PEERS answers this slot, not the next query.
+        if (i >= 0) session.queries[i] = { resolve: () => {}, reject: () => {} }
+        reject(new PeerError('QUERY_TIMEOUT', `${session.remote.name} did not answer the peer query in time`))
+      }, timeout)
+      timer.unref?.()
+      session.queries.push(entry)
+      session.active.write({ type: 'PEERS_REQUEST' })
+    })
+    return records
+      .filter((r) => r.peerId !== this.id)
+      .map((r) => ({
+        id: r.peerId,
+        name: r.name,
+        addrs: r.addrs,
+        lastSeen: r.lastSeen,
+        connected: this.#sessions.has(r.peerId),
+      }))
+  }
+
+  async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]> {
+    this.#assertRunning()
+    const results: ConnectResult[] = []
+    const attempted = new Set<string>()
+    const rounds = options?.rounds ?? 3
+    for (let round = 0; round < Math.max(1, rounds); round++) {
+      if (rounds > 0) {
+        await Promise.allSettled([...this.#sessions.keys()].map((id) => this.queryPeers(id, options)))
+      }
+      const todo = [...this.#known.values()].filter(
+        (k) => !this.#sessions.has(k.id) && !attempted.has(k.id) && k.addrs.length > 0,
+      )
+      if (todo.length === 0) break
+      for (const k of todo) attempted.add(k.id)
+      results.push(...(await mapConcurrent(todo, this.#init.connectConcurrency ?? 8, (k) => this.#connectKnown(k, options))))
+      if (options?.signal?.aborted) break
+    }
+    return results
+  }
+
+  async #connectKnown(k: Known, options?: AbortOptions): Promise<ConnectResult> {
+    let last: PeerError | undefined
+    for (const address of k.addrs) {
+      try {
+        const peer = await this.connect(address, options)
+        return { peerId: k.id, name: k.name, address, ok: true, peer }
+      } catch (err) {
+        last = err instanceof PeerError ? err : new PeerError('DIAL_FAILED', String(err), { cause: err })
+      }
+    }
+    return { peerId: k.id, name: k.name, address: k.addrs[0], ok: false, error: last! }
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  async send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
+    this.#assertRunning()
+    if (Buffer.byteLength(text) > Limits.textBytes) {
+      throw new PeerError('MESSAGE_TOO_LONG', `the message is longer than ${Limits.textBytes} bytes`)
+    }
+    let session = this.#findSession(target)
+    if (!session && looksLikeAddress(target)) {
+      const info = await this.connect(target, options)
+      session = this.#sessions.get(info.id)
+    }
+    if (!session) throw this.#unknown(target)
+    return this.#sendTo(session, text, options)
+  }
+
+  #sendTo(session: Session, text: string, options?: SendOptions): Promise<SendResult> {
+    const sent = this.#write(session, text, options)
+    this.#inflight.add(sent)
+    const forget = () => this.#inflight.delete(sent)
+    sent.then(forget, forget)
+    return sent
+  }
+
+  #write(session: Session, text: string, options?: SendOptions): Promise<SendResult> {
+    return new Promise<SendResult>((resolve, reject) => {
+      const id = randomBytes(16).toString('hex')
+      const frame: Message = { type: 'TEXT', id, sentAt: Date.now(), text }
+      const signal = options?.signal
+      if (signal?.aborted) return reject(new PeerError('ABORTED', 'the send was aborted'))
+      const onAbort = () => {
+        if (session.pending.delete(id)) reject(new PeerError('ABORTED', 'the send was aborted'))
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const settle = <T>(fn: (v: T) => void) => (v: T) => {
+        signal?.removeEventListener('abort', onAbort)
+        fn(v)
+      }
+      session.pending.set(id, {
+        id,
+        frame,
+        deadline: Date.now() + (options?.timeout ?? this.#ackTimeout),
+        resolve: settle(resolve),
+        reject: settle(reject),
+      })
+      session.active.write(frame)
+    })
+  }
+
+  async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
+    this.#assertRunning()
+    if (Buffer.byteLength(text) > Limits.textBytes) {
+      throw new PeerError('MESSAGE_TOO_LONG', `the message is longer than ${Limits.textBytes} bytes`)
+    }
+    const sessions = [...this.#sessions.values()]
+    return Promise.all(
+      sessions.map((s) =>
+        this.#sendTo(s, text, options).then(
+          (result): BroadcastResult => ({ peerId: s.id, ok: true, result }),
+          (error: PeerError): BroadcastResult => ({ peerId: s.id, ok: false, error }),
+        ),
+      ),
+    )
+  }
+
+  async disconnect(target: string, reason = 'disconnected by the user'): Promise<void> {
+    const session = this.#resolve(target)
+    const signal = this.#deadline(this.#stopTimeout)
+    await Promise.all(
+      [...session.links].map((link) => {
+        link.write({ type: 'GOODBYE', reason })
+        link.closeReason = { reason: 'local', message: reason }
+        return this.#closeLink(link, signal)
+      }),
+    )
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  /** An AbortSignal that fires after `ms` on the (fakeable) global timers, cleared when the peer stops. */
+  #deadline(ms: number): AbortSignal {
+    const controller = new AbortController()
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      controller.abort(new PeerError('ABORTED', `timed out after ${ms} ms`))
+    }, ms)
+    timer.unref?.()
+    this.#timers.add(timer)
+    return controller.signal
+  }
+
+  #onTick(): void {
+    const now = Date.now()
+    for (const link of this.#links) {
+      if (link.state.status !== 'open') continue
+      const silent = now - link.lastReceived
+      if (silent >= this.#idleTimeout) {
+        link.closeReason = { reason: 'timeout', message: `no answer for ${Math.round(silent / 1000)} s` }
+        link.conn.abort()
+      } else if (silent >= this.#pingInterval && !link.pingOutstanding) {
+        link.pingOutstanding = true
+        link.write({ type: 'PING', nonce: (Math.random() * 0xffffffff) >>> 0 })
+      }
+    }
+    for (const session of this.#sessions.values()) {
+      // Pending entries are in send order and share one timeout, so the expired ones are at the front.
+      for (const p of session.pending.values()) {
+        if (p.deadline > now) break
+        session.pending.delete(p.id)
+        p.reject(new PeerError('ACK_TIMEOUT', `${session.remote.name} did not acknowledge the message in time`))
+      }
+    }
+  }
+
+  #findSession(target: string): Session | undefined {
+    const byId = this.#sessions.get(target)
+    if (byId) return byId
+    const byAddress = this.#sessionByAddress(target)
+    if (byAddress) return byAddress
+    if (/^[0-9a-f]{4,}$/.test(target.replace(':', ''))) {
+      const prefix = target.replace(':', '')
+      const matches = [...this.#sessions.values()].filter((s) => s.id.startsWith(prefix))
+      if (matches.length === 1) return matches[0]
+    }
+    const byName = [...this.#sessions.values()].filter((s) => s.remote.name === target)
+    return byName.length === 1 ? byName[0] : undefined
+  }
+
+  #sessionByAddress(address: string): Session | undefined {
+    for (const s of this.#sessions.values()) {
+      for (const l of s.links) {
+        if (l.dialedAddress === address || l.conn.remoteAddress === address) return s
+      }
+      if (s.remote.listenAddrs.includes(address)) return s
+    }
+    return undefined
+  }
+
+  #resolve(target: string): Session {
+    const session = this.#findSession(target)
+    if (!session) throw this.#unknown(target)
+    return session
+  }
+
+  #unknown(target: string): PeerError {
+    return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)
+  }
+
+  #assertRunning(): void {
+    if (this.#status !== 'running') {
+      throw new PeerError('NOT_RUNNING', `this peer is ${this.#status}; call start() first`)
+    }
+  }
+
+  #report(err: PeerError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+}
+
+function handshakeError(address: string, cause: unknown): PeerError {
+  const code = (cause as { code?: string }).code === 'HANDSHAKE_TIMEOUT' ? 'HANDSHAKE_TIMEOUT' : 'HANDSHAKE_FAILED'
+  return new PeerError(code, `secure handshake with ${address} failed: ${(cause as Error).message}`, { cause })
+}
+
+function looksLikeAddress(target: string): boolean {
+  return /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(target)
+}
+
+function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
+}
+
+/** Resolves when `promise` settles or `signal` aborts, whichever is first. Never rejects. */
+function raceSignal(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+    promise.then(done, done)
+  })
+}
+
+async function mapConcurrent<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}

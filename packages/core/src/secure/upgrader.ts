@@ -1,0 +1,59 @@
+import type { AbortOptions, Connection } from '../transport.js'
+import { WrappedConnection } from './wrapped-connection.js'
+
+/** A connection whose remote end has been authenticated (or, for {@link plaintextUpgrader}, explicitly not). */
+export interface SecureConnection extends Connection {
+  /**
+   * The authenticated remote peer id: 64 lowercase hex characters of its raw Ed25519 public key.
+   * The empty string means "not authenticated" (only {@link plaintextUpgrader} produces it): the
+   * layer above must then trust what the remote claims in its HELLO.
+   */
+  readonly remotePeerId: string
+}
+
+/** Options of one {@link ConnectionUpgrader.upgrade} call. */
+export interface UpgradeOptions extends AbortOptions {
+  /** `initiator` for the side that dialed, `responder` for the side that accepted. */
+  role: 'initiator' | 'responder'
+}
+
+/**
+ * Turns a raw byte stream into a {@link SecureConnection}. The upgrader owns `conn` from the call
+ * on: on any failure it aborts `conn` before rejecting.
+ */
+export interface ConnectionUpgrader {
+  /**
+   * Resolves once the connection is secured. No event of the returned connection fires in the tick
+   * it is handed out, so listeners attached right after `await` miss nothing.
+   * @throws SecureChannelError `HANDSHAKE_FAILED`, `HANDSHAKE_TIMEOUT`, `IDENTITY_INVALID`;
+   *   or `signal.reason` when the signal aborts.
+   */
+  upgrade(conn: Connection, options: UpgradeOptions): Promise<SecureConnection>
+}
+
+class PlaintextConnection extends WrappedConnection {
+  protected override consume(chunk: Uint8Array): Uint8Array | null {
+    this.deliver(chunk)
+    return null
+  }
+
+  override send(bytes: Uint8Array): boolean {
+    return this.inner.send(bytes)
+  }
+}
+
+/**
+ * A pass-through upgrader for tests and benchmarks: no encryption, no authentication.
+ * `remotePeerId` is always `''`. Never use it on a real network.
+ */
+export function plaintextUpgrader(): ConnectionUpgrader {
+  return {
+    async upgrade(conn, options) {
+      if (options.signal?.aborted) {
+        conn.abort(options.signal.reason instanceof Error ? options.signal.reason : undefined)
+        throw options.signal.reason
+      }
+      return new PlaintextConnection(conn, '')
+    },
+  }
+}

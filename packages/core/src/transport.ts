@@ -1,0 +1,61 @@
+import type { EventEmitter } from 'node:events'
+
+/** Options every async call accepts. */
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * Lifecycle of a byte stream: `open` → `closing` (our side ended, waiting for theirs) → `closed`.
+ * `abort()` jumps straight to `closed`.
+ */
+export type ConnectionStatus = 'open' | 'closing' | 'closed'
+
+export interface ConnectionEvents {
+  /** A chunk of bytes, in order. Chunk boundaries mean nothing. */
+  data: [chunk: Uint8Array]
+  /** The write buffer emptied after `send()` returned false. */
+  drain: []
+  /** The remote end finished writing (half-close). We may still send. */
+  end: []
+  /** Fully closed. `error` is set when it was not a clean close. Emitted exactly once. */
+  close: [error?: Error]
+}
+
+/**
+ * A duplex byte stream between two endpoints.
+ *
+ * No event is emitted in the same tick that the connection is handed out
+ * (by `dial()` resolving or by the listener callback), so listeners attached then miss nothing.
+ */
+export interface Connection extends EventEmitter<ConnectionEvents> {
+  readonly status: ConnectionStatus
+  /** The other end's address, as the transport spells it (`127.0.0.1:4000`, `[::1]:4000`, `mem:3`). */
+  readonly remoteAddress: string
+  readonly localAddress: string
+  /** Queues bytes. Returns false once the write buffer is over its high-water mark: wait for `drain`. */
+  send(bytes: Uint8Array): boolean
+  /** Flushes what was sent, ends our side, and resolves when both sides have ended (or the signal aborts). */
+  close(options?: AbortOptions): Promise<void>
+  /** Drops buffers and ends now. `close` fires with `err`. Idempotent. */
+  abort(err?: Error): void
+  /** Stop delivering `data` (the remote sender then sees backpressure). */
+  pause(): void
+  resume(): void
+}
+
+export interface Listener {
+  /** The bound address, with the real port when 0 was asked for. */
+  readonly address: string
+  /** Stops accepting. Connections already accepted stay open. Idempotent. */
+  close(): Promise<void>
+}
+
+/** Moves bytes. Nothing above this interface knows whether it is TCP or memory. */
+export interface Transport {
+  readonly name: string
+  /** @throws TransportError `ADDRESS_IN_USE`, `INVALID_ADDRESS` */
+  listen(address: string, onConnection: (conn: Connection) => void, options?: AbortOptions): Promise<Listener>
+  /** @throws TransportError `CONNECTION_REFUSED`, `INVALID_ADDRESS`, `ABORTED`, `DIAL_TIMEOUT` */
+  dial(address: string, options?: AbortOptions): Promise<Connection>
+}

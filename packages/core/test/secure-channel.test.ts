@@ -1,0 +1,515 @@
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto'
+import { once } from 'node:events'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from '../src/secure/channel.js'
+import { SecureChannelError } from '../src/secure/errors.js'
+import { generateKeyPair, HandshakeState } from '../src/secure/noise.js'
+import { plaintextUpgrader, type SecureConnection } from '../src/secure/upgrader.js'
+import type { Connection } from '../src/transport.js'
+import { type DuplexPairOptions, duplexPair, type TestConnection } from './fixtures/duplex-pair.js'
+
+const WAIT = 5_000
+
+function makeIdentity() {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')
+  return { peerId: raw.toString('hex'), privateKey, publicKey, raw }
+}
+
+/** Resolves with `promise`, or rejects once `ms` pass (every wait in these tests is bounded). */
+function within<T>(promise: Promise<T>, ms = WAIT): Promise<T> {
+  const signal = AbortSignal.timeout(ms)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/** Everything a connection emits, for assertions. */
+function record(conn: Connection) {
+  const chunks: Buffer[] = []
+  let length = 0
+  let ended = false
+  let waiter: (() => void) | undefined
+  conn.on('data', (chunk) => {
+    chunks.push(Buffer.from(chunk))
+    length += chunk.length
+    waiter?.()
+  })
+  const end = new Promise<void>((resolve) =>
+    conn.on('end', () => {
+      ended = true
+      resolve()
+    }),
+  )
+  const closed = new Promise<Error | undefined>((resolve) => conn.on('close', resolve))
+  return {
+    chunks,
+    get ended() {
+      return ended
+    },
+    bytes: () => Buffer.concat(chunks),
+    /** Resolves with the close error (undefined for a clean close). */
+    closed: () => within(closed),
+    end: () => within(end),
+    /** Resolves with everything received once at least `n` bytes arrived. */
+    received(n: number): Promise<Buffer> {
+      return within(
+        new Promise<Buffer>((resolve) => {
+          waiter = () => {
+            if (length >= n) resolve(Buffer.concat(chunks))
+          }
+          waiter()
+        }),
+      )
+    },
+  }
+}
+
+/** Byte equality without vitest's slow element-wise diff of large buffers. */
+function expectSameBytes(actual: Buffer, expected: Buffer) {
+  expect(actual.length).toBe(expected.length)
+  expect(actual.equals(expected)).toBe(true)
+}
+
+interface PairOptions {
+  a?: Partial<NoiseUpgraderInit>
+  b?: Partial<NoiseUpgraderInit>
+  wire?: DuplexPairOptions
+}
+
+/** Two upgraders over an in-test duplex pair; `a` initiates. Resolves both upgrades (settled). */
+async function upgradePair(options: PairOptions = {}) {
+  const [wireA, wireB] = duplexPair(options.wire)
+  const idA = makeIdentity()
+  const idB = makeIdentity()
+  const upA = noiseUpgrader({ identity: idA, ...options.a })
+  const upB = noiseUpgrader({ identity: idB, ...options.b })
+  const [a, b] = await Promise.allSettled([
+    upA.upgrade(wireA, { role: 'initiator' }),
+    upB.upgrade(wireB, { role: 'responder' }),
+  ])
+  onTestFinished(() => {
+    wireA.abort()
+    wireB.abort()
+  })
+  return { wireA, wireB, idA, idB, a, b }
+}
+
+async function securePair(options: PairOptions = {}) {
+  const pair = await upgradePair(options)
+  if (pair.a.status === 'rejected') throw pair.a.reason
+  if (pair.b.status === 'rejected') throw pair.b.reason
+  return { ...pair, a: pair.a.value, b: pair.b.value }
+}
+
+function codeOf(result: PromiseSettledResult<unknown>): string | undefined {
+  return result.status === 'rejected' ? (result.reason as SecureChannelError).code : undefined
+}
+
+/** Splits a wire capture of one side into its u16-length-prefixed frames. */
+function frames(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = []
+  for (let i = 0; i < bytes.length; ) {
+    const length = bytes.readUInt16BE(i)
+    out.push(bytes.subarray(i + 2, i + 2 + length))
+    i += 2 + length
+  }
+  return out
+}
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('noiseUpgrader handshake', () => {
+  it('authenticates both peers and carries data both ways', async () => {
+    const { a, b, idA, idB, wireA, wireB } = await securePair()
+    expect(a.remotePeerId).toBe(idB.peerId)
+    expect(b.remotePeerId).toBe(idA.peerId)
+    expect(a.status).toBe('open')
+    expect(a.remoteAddress).toBe('test:b')
+    expect(b.localAddress).toBe('test:b')
+
+    const atA = record(a)
+    const atB = record(b)
+    a.send(Buffer.from('hello from a'))
+    b.send(Buffer.from('hello from b'))
+    expect((await atB.received(12)).toString()).toBe('hello from a')
+    expect((await atA.received(12)).toString()).toBe('hello from b')
+
+    // Wire layout: -> 2+32, <- 2+193, -> 2+161, then one record per send (2 + 12 + 16).
+    expect(wireA.sent.map((s) => s.length)).toEqual([34, 163, 30])
+    expect(wireB.sent.map((s) => s.length)).toEqual([195, 30])
+  })
+
+  it('a shared network secret connects', async () => {
+    const secret = Buffer.from('our little network')
+    const { a, b, idA } = await securePair({ a: { networkSecret: secret }, b: { networkSecret: secret } })
+    expect(b.remotePeerId).toBe(idA.peerId)
+    const atB = record(b)
+    a.send(Buffer.from('hi'))
+    expect((await atB.received(2)).toString()).toBe('hi')
+  })
+
+  it.each([
+    ['different secrets', { networkSecret: Buffer.from('one') }, { networkSecret: Buffer.from('two') }],
+    ['a secret on one side only', { networkSecret: Buffer.from('one') }, {}],
+  ])('%s fail on BOTH sides with HANDSHAKE_FAILED', async (_, a, b) => {
+    const pair = await upgradePair({ a, b })
+    expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    // The side that detected the MAC failure says why.
+    expect((pair.a as PromiseRejectedResult).reason.message).toMatch(/network secret/)
+    expect(pair.wireA.status).toBe('closed')
+    expect(pair.wireB.status).toBe('closed')
+  })
+
+  it('works with every message split into 1-byte chunks', async () => {
+    const { a, b, idA, idB } = await securePair({ wire: { chunkSize: 1 } })
+    expect(a.remotePeerId).toBe(idB.peerId)
+    expect(b.remotePeerId).toBe(idA.peerId)
+    const atA = record(a)
+    const atB = record(b)
+    const big = randomBytes(70_000) // two records, fed byte by byte
+    a.send(big)
+    b.send(Buffer.from('pong'))
+    expectSameBytes(await atB.received(big.length), big)
+    expect((await atA.received(4)).toString()).toBe('pong')
+  })
+
+  it('keeps bytes that arrive in the same chunk as the last handshake message', async () => {
+    let held: Buffer | undefined
+    const wire: DuplexPairOptions = {
+      tap: (from, bytes, index) => {
+        if (from !== 'a') return [bytes]
+        if (index === 1) {
+          held = Buffer.from(bytes) // message 3: hold it back…
+          return []
+        }
+        if (index === 2) return [Buffer.concat([held!, bytes])] // …and send it glued to the first record
+        return [bytes]
+      },
+    }
+    const [wireA, wireB] = duplexPair(wire)
+    onTestFinished(() => wireA.abort())
+    const upA = noiseUpgrader({ identity: makeIdentity() })
+    const upB = noiseUpgrader({ identity: makeIdentity() })
+    const pendingB = upB.upgrade(wireB, { role: 'responder' })
+    const a = await upA.upgrade(wireA, { role: 'initiator' })
+    a.send(Buffer.from('early bird'))
+    // The responder only completes now, on the glued chunk; listeners attached after await see the data.
+    const b = await pendingB
+    const atB = record(b)
+    expect((await atB.received(10)).toString()).toBe('early bird')
+  })
+
+  it('times out a stalled handshake with HANDSHAKE_TIMEOUT and aborts the connection', async () => {
+    vi.useFakeTimers()
+    const [wireA] = duplexPair() // nobody answers on the other end
+    const closed = once(wireA, 'close')
+    const result = noiseUpgrader({ identity: makeIdentity() })
+      .upgrade(wireA, { role: 'initiator' })
+      .catch((err: unknown) => err)
+    await vi.advanceTimersByTimeAsync(9_999)
+    expect(wireA.status).toBe('open')
+    await vi.advanceTimersByTimeAsync(1)
+    expect(await result).toMatchObject({ code: 'HANDSHAKE_TIMEOUT' })
+    expect(wireA.status).toBe('closed')
+    const [err] = await closed
+    expect(err).toBeInstanceOf(SecureChannelError)
+  })
+
+  it('honours a shorter handshakeTimeout for the responder too', async () => {
+    vi.useFakeTimers()
+    const [, wireB] = duplexPair()
+    const result = noiseUpgrader({ identity: makeIdentity(), handshakeTimeout: 50 })
+      .upgrade(wireB, { role: 'responder' })
+      .catch((err: unknown) => err)
+    await vi.advanceTimersByTimeAsync(50)
+    expect(await result).toMatchObject({ code: 'HANDSHAKE_TIMEOUT' })
+    expect(wireB.status).toBe('closed')
+  })
+
+  it.each([
+    ['random bytes', randomBytes(300)],
+    ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: example\r\n\r\n')],
+    ['a well-framed but bogus message 1, then junk', Buffer.concat([Buffer.from([0, 32]), randomBytes(32 + 200)])],
+  ])('the responder rejects %s with HANDSHAKE_FAILED and aborts', async (_, garbage) => {
+    const [wireA, wireB] = duplexPair()
+    const pending = noiseUpgrader({ identity: makeIdentity() })
+      .upgrade(wireB, { role: 'responder' })
+      .catch((err: unknown) => err)
+    wireB.inject(garbage)
+    expect(await pending).toMatchObject({ code: 'HANDSHAKE_FAILED' })
+    expect(wireB.status).toBe('closed')
+    expect(wireA.status).toBe('closed')
+  })
+
+  it.each([
+    ['random bytes', () => randomBytes(300)],
+    ['a well-framed message 2 of random bytes', () => Buffer.concat([Buffer.from([0, 193]), randomBytes(193)])],
+  ])('the initiator rejects %s as a reply with HANDSHAKE_FAILED', async (_, garbage) => {
+    const [wireA, wireB] = duplexPair()
+    wireB.on('data', () => wireA.inject(garbage()))
+    const result = await noiseUpgrader({ identity: makeIdentity() })
+      .upgrade(wireA, { role: 'initiator' })
+      .catch((err: unknown) => err)
+    expect(result).toMatchObject({ code: 'HANDSHAKE_FAILED' })
+    expect(wireA.status).toBe('closed')
+  })
+
+  it('aborts the handshake when the signal aborts', async () => {
+    const [wireA] = duplexPair()
+    const controller = new AbortController()
+    const pending = noiseUpgrader({ identity: makeIdentity() })
+      .upgrade(wireA, { role: 'initiator', signal: controller.signal })
+      .catch((err: unknown) => err)
+    controller.abort(new Error('stop'))
+    expect(await pending).toMatchObject({ message: 'stop' })
+    expect(wireA.status).toBe('closed')
+  })
+
+  it('rejects an inconsistent local identity up front', () => {
+    const id = makeIdentity()
+    const other = makeIdentity()
+    const attempt = (identity: NoiseUpgraderInit['identity']) => () => noiseUpgrader({ identity })
+    expect(attempt({ ...id, peerId: other.peerId })).toThrowError(expect.objectContaining({ code: 'IDENTITY_INVALID' }))
+    expect(attempt({ ...id, publicKey: other.publicKey, peerId: other.peerId })).toThrowError(
+      expect.objectContaining({ code: 'IDENTITY_INVALID' }),
+    )
+    expect(() => noiseUpgrader({ identity: id, maxRecordSize: MAX_RECORD_PLAINTEXT + 1 })).toThrow(RangeError)
+    expect(() => noiseUpgrader({ identity: id, handshakeTimeout: 0 })).toThrow(RangeError)
+  })
+})
+
+describe('identity binding', () => {
+  /**
+   * A hand-rolled responder speaking the real Noise handshake but with a chosen identity payload,
+   * to check that the initiator verifies it.
+   */
+  async function initiatorAgainst(makePayload: (staticPublicKey: Buffer) => Buffer) {
+    const [wireA, wireB] = duplexPair()
+    const staticKeyPair = generateKeyPair()
+    const state = new HandshakeState({ initiator: false, staticKeyPair, prologue: Buffer.from('parley/1') })
+    wireB.once('data', (chunk) => {
+      state.readMessage(Buffer.from(chunk).subarray(2))
+      const message = state.writeMessage(makePayload(staticKeyPair.publicKey))
+      const framed = Buffer.alloc(2 + message.length)
+      framed.writeUInt16BE(message.length)
+      message.copy(framed, 2)
+      wireB.send(framed)
+    })
+    return noiseUpgrader({ identity: makeIdentity() })
+      .upgrade(wireA, { role: 'initiator' })
+      .catch((err: unknown) => err)
+  }
+
+  const signed = (id: ReturnType<typeof makeIdentity>, staticKey: Buffer, version = 1) =>
+    Buffer.concat([
+      Buffer.from([version]),
+      id.raw,
+      sign(null, Buffer.concat([Buffer.from('parley-noise-static-key:'), staticKey]), id.privateKey),
+    ])
+
+  it('accepts a correct payload (the hand-rolled responder is faithful)', async () => {
+    const id = makeIdentity()
+    const result = await initiatorAgainst((s) => signed(id, s))
+    expect((result as SecureConnection).remotePeerId).toBe(id.peerId)
+    ;(result as SecureConnection).abort()
+  })
+
+  it('rejects a signature that does not verify', async () => {
+    const id = makeIdentity()
+    const result = await initiatorAgainst((s) => {
+      const payload = signed(id, s)
+      payload[40]! ^= 0x01
+      return payload
+    })
+    expect(result).toMatchObject({ code: 'IDENTITY_INVALID' })
+  })
+
+  it('rejects a valid signature over a different static key (a replayed identity)', async () => {
+    const victim = makeIdentity()
+    const victimsStaticKey = generateKeyPair().publicKey
+    const result = await initiatorAgainst(() => signed(victim, victimsStaticKey))
+    expect(result).toMatchObject({ code: 'IDENTITY_INVALID' })
+  })
+
+  it('rejects an unknown payload version', async () => {
+    const id = makeIdentity()
+    const result = await initiatorAgainst((s) => signed(id, s, 2))
+    expect(result).toMatchObject({ code: 'IDENTITY_INVALID' })
+  })
+})
+
+describe('noise transport records', () => {
+  /** A secure pair where `tamper` may rewrite the initiator's post-handshake sends (index 0 = first record). */
+  async function tamperedPair(tamper: (bytes: Buffer, index: number) => Buffer[]) {
+    return securePair({
+      wire: { tap: (from, bytes, index) => (from === 'a' && index >= 2 ? tamper(Buffer.from(bytes), index - 2) : [bytes]) },
+    })
+  }
+
+  it('one send() is one record in one underlying send, and 1 MiB arrives intact across records', async () => {
+    const { a, b, wireA } = await securePair()
+    const atB = record(b)
+    const big = randomBytes(1 << 20)
+    const before = wireA.sent.length
+    a.send(big)
+    expect(wireA.sent.length).toBe(before + 1)
+    const records = frames(wireA.sent.at(-1)!)
+    expect(records.length).toBe(Math.ceil(big.length / MAX_RECORD_PLAINTEXT))
+    expect(records.slice(0, -1).every((r) => r.length === 65535)).toBe(true)
+    expectSameBytes(await atB.received(big.length), big)
+
+    a.send(Buffer.alloc(64, 7))
+    expect(frames(wireA.sent.at(-1)!).map((r) => r.length)).toEqual([64 + 16])
+  })
+
+  it('never puts the plaintext on the wire', async () => {
+    const { a, b, wireA, wireB } = await securePair()
+    const atB = record(b)
+    const atA = record(a)
+    const secret = 'TOP-SECRET-PAYLOAD-'.repeat(50)
+    a.send(Buffer.from(secret))
+    b.send(Buffer.from(secret))
+    await atB.received(secret.length)
+    await atA.received(secret.length)
+    for (const wire of [wireA, wireB]) {
+      const captured = Buffer.concat(wire.sent)
+      expect(captured.includes('TOP-SECRET')).toBe(false)
+      expect(captured.includes('PAYLOAD')).toBe(false)
+    }
+  })
+
+  // A 20-byte plaintext makes a 38-byte record: 2 length, 20 ciphertext, 16 tag. Flip every bit
+  // position class: each byte of ciphertext and tag, and the low bit of the length.
+  const positions = Array.from({ length: 36 }, (_, i) => i + 2)
+  it.each([1, ...positions])('a flipped bit at byte %i of a record closes with INTEGRITY and delivers nothing of it', async (at) => {
+    const { a, b } = await tamperedPair((bytes, index) => {
+      if (index === 1) bytes[at]! ^= 0x01
+      return [bytes]
+    })
+    const atB = record(b)
+    const atA = record(a)
+    a.send(Buffer.from('first record is fine'))
+    a.send(Buffer.from('second will be hit!!'))
+    a.send(Buffer.from('third never arrives.'))
+    const err = await atB.closed()
+    expect(err).toBeInstanceOf(SecureChannelError)
+    expect((err as SecureChannelError).code).toBe('INTEGRITY')
+    expect(atB.bytes().toString()).toBe('first record is fine')
+    expect(b.status).toBe('closed')
+    await atA.closed() // the sender sees the connection reset
+  })
+
+  it('rejects a replayed record', async () => {
+    const { a, b } = await tamperedPair((bytes, index) => (index === 0 ? [bytes, bytes] : [bytes]))
+    const atB = record(b)
+    a.send(Buffer.from('pay me once'))
+    const err = await atB.closed()
+    expect((err as SecureChannelError).code).toBe('INTEGRITY')
+    expect(atB.bytes().toString()).toBe('pay me once')
+  })
+
+  it('rejects reordered records', async () => {
+    let held: Buffer | undefined
+    const { a, b } = await tamperedPair((bytes, index) => {
+      if (index === 0) {
+        held = bytes
+        return []
+      }
+      return index === 1 ? [bytes, held!] : [bytes]
+    })
+    const atB = record(b)
+    a.send(Buffer.from('one'))
+    a.send(Buffer.from('two'))
+    expect(((await atB.closed()) as SecureChannelError).code).toBe('INTEGRITY')
+    expect(atB.chunks).toEqual([])
+  })
+
+  it('rejects a record truncated by the end of the stream', async () => {
+    const { a, b } = await tamperedPair((bytes) => [bytes.subarray(0, 10)])
+    const atB = record(b)
+    a.send(Buffer.from('this record will be cut short'))
+    void a.close()
+    expect(((await atB.closed()) as SecureChannelError).code).toBe('INTEGRITY')
+    expect(atB.ended).toBe(false)
+    expect(atB.chunks).toEqual([])
+  })
+
+  it('rejects a record longer than the receiver allows with RECORD_TOO_LARGE', async () => {
+    const { a, b } = await securePair({ b: { maxRecordSize: 1024 } })
+    const atB = record(b)
+    a.send(randomBytes(2000))
+    expect(((await atB.closed()) as SecureChannelError).code).toBe('RECORD_TOO_LARGE')
+    expect(atB.chunks).toEqual([])
+  })
+
+  it('splits sends at maxRecordSize', async () => {
+    const { a, b, wireA } = await securePair({ a: { maxRecordSize: 1000 }, b: { maxRecordSize: 1000 } })
+    const atB = record(b)
+    const data = randomBytes(2500)
+    a.send(data)
+    expect(frames(wireA.sent.at(-1)!).map((r) => r.length)).toEqual([1016, 1016, 516])
+    expectSameBytes(await atB.received(data.length), data)
+  })
+
+  it('pause() stops delivery between records, resume() continues in order', async () => {
+    const { a, b } = await securePair()
+    const atB = record(b)
+    b.once('data', () => b.pause())
+    const data = randomBytes(3 * MAX_RECORD_PLAINTEXT) // three records in one chunk
+    a.send(data)
+    await atB.received(1)
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(atB.bytes().length).toBe(MAX_RECORD_PLAINTEXT)
+    b.resume()
+    expectSameBytes(await atB.received(data.length), data)
+  })
+
+  it('forwards a graceful close: end, then close without error on both sides', async () => {
+    const { a, b } = await securePair()
+    const atA = record(a)
+    const atB = record(b)
+    a.send(Buffer.from('bye'))
+    const closing = a.close()
+    await atB.received(3)
+    await atB.end()
+    void b.close()
+    await closing
+    expect(await atA.closed()).toBeUndefined()
+    expect(await atB.closed()).toBeUndefined()
+    expect(a.status).toBe('closed')
+  })
+
+  it('abort(err) closes both sides', async () => {
+    const { a, b } = await securePair()
+    const atA = record(a)
+    const atB = record(b)
+    const reason = new Error('going away')
+    a.abort(reason)
+    expect(await atA.closed()).toBe(reason)
+    expect(await atB.closed()).toBeInstanceOf(Error)
+  })
+})
+
+describe('plaintextUpgrader', () => {
+  it('passes bytes through unauthenticated and emits nothing in the hand-out tick', async () => {
+    const [wireA, wireB] = duplexPair()
+    onTestFinished(() => wireA.abort())
+    const upgrader = plaintextUpgrader()
+    const a = await upgrader.upgrade(wireA, { role: 'initiator' })
+    wireA.inject(Buffer.from('already in flight'))
+    const b = await upgrader.upgrade(wireB, { role: 'responder' })
+    expect(a.remotePeerId).toBe('')
+    const atA = record(a)
+    const atB = record(b)
+    a.send(Buffer.from('plain'))
+    expect((await atB.received(5)).toString()).toBe('plain')
+    expect((await atA.received(17)).toString()).toBe('already in flight')
+    expect(Buffer.concat((wireA as TestConnection).sent).toString()).toBe('plain')
+  })
+})

@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest'
+import {
+  HandshakeState,
+  keyPairFromPrivateKey,
+  PROTOCOL_NAME,
+  type TransportCiphers,
+} from '../src/secure/noise.js'
+import { noiseVectors } from './fixtures/noise-vectors.js'
+
+const hex = (s: string) => Buffer.from(s, 'hex')
+
+describe.each(noiseVectors)('Noise_XX_25519_ChaChaPoly_SHA256 vector from $source', (vector) => {
+  it('names the protocol we implement', () => {
+    expect(vector.protocolName).toBe(PROTOCOL_NAME)
+  })
+
+  it('reproduces every handshake and transport message byte for byte, on both sides', () => {
+    const initiator = new HandshakeState({
+      initiator: true,
+      prologue: hex(vector.initPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
+      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
+    })
+    const responder = new HandshakeState({
+      initiator: false,
+      prologue: hex(vector.respPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
+      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
+    })
+
+    let initCiphers: TransportCiphers | undefined
+    let respCiphers: TransportCiphers | undefined
+    vector.messages.forEach((message, i) => {
+      const fromInitiator = i % 2 === 0
+      const payload = hex(message.payload)
+      let ciphertext: Buffer
+      let received: Buffer
+      if (!initiator.isComplete) {
+        // Handshake phase: the writer must produce the published bytes, the reader recover the payload.
+        const [writer, reader] = fromInitiator ? [initiator, responder] : [responder, initiator]
+        ciphertext = writer.writeMessage(payload)
+        expect(ciphertext.toString('hex'), `handshake message ${i}`).toBe(message.ciphertext)
+        received = reader.readMessage(ciphertext)
+      } else {
+        initCiphers ??= initiator.split()
+        respCiphers ??= responder.split()
+        const [sender, receiver] = fromInitiator
+          ? [initCiphers.send, respCiphers.receive]
+          : [respCiphers.send, initCiphers.receive]
+        ciphertext = sender.encryptWithAd(Buffer.alloc(0), payload)
+        expect(ciphertext.toString('hex'), `transport message ${i}`).toBe(message.ciphertext)
+        received = receiver.decryptWithAd(Buffer.alloc(0), ciphertext)
+      }
+      expect(received.toString('hex'), `payload ${i}`).toBe(message.payload)
+    })
+
+    expect(initiator.isComplete && responder.isComplete).toBe(true)
+    expect(initiator.handshakeHash).toEqual(responder.handshakeHash)
+    expect(initiator.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.respStatic)).publicKey)
+    expect(responder.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.initStatic)).publicKey)
+  })
+
+  it('the transport fast path (encryptInto) yields the same bytes as EncryptWithAd', () => {
+    const run = () => {
+      const i = new HandshakeState({
+        initiator: true,
+        prologue: hex(vector.initPrologue),
+        staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
+        ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
+      })
+      const r = new HandshakeState({
+        initiator: false,
+        prologue: hex(vector.respPrologue),
+        staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
+        ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
+      })
+      const [m0, m1, m2] = vector.messages.map((m) => hex(m.payload))
+      r.readMessage(i.writeMessage(m0!))
+      i.readMessage(r.writeMessage(m1!))
+      r.readMessage(i.writeMessage(m2!))
+      return i.split()
+    }
+    const fourth = vector.messages[4]!
+    const payload = hex(fourth.payload)
+    const ciphers = run()
+    // Messages 3, 4, 5 alternate responder, initiator, responder: 4 is the initiator's first (nonce 0).
+    const out = Buffer.alloc(payload.length + 16 + 3)
+    const end = ciphers.send.encryptInto(payload, out, 3)
+    expect(end).toBe(out.length)
+    expect(out.subarray(3).toString('hex')).toBe(fourth.ciphertext)
+  })
+})
+
+describe('CipherState', () => {
+  it('does not advance the nonce on an authentication failure, and rejects reuse', () => {
+    const i = new HandshakeState({
+      initiator: true,
+      staticKeyPair: keyPairFromPrivateKey(Buffer.alloc(32, 1)),
+    })
+    const r = new HandshakeState({
+      initiator: false,
+      staticKeyPair: keyPairFromPrivateKey(Buffer.alloc(32, 2)),
+    })
+    r.readMessage(i.writeMessage(Buffer.alloc(0)))
+    i.readMessage(r.writeMessage(Buffer.alloc(0)))
+    r.readMessage(i.writeMessage(Buffer.alloc(0)))
+    const send = i.split().send
+    const receive = r.split().receive
+    const a = send.encryptWithAd(Buffer.alloc(0), Buffer.from('first'))
+    const b = send.encryptWithAd(Buffer.alloc(0), Buffer.from('second'))
+    const bad = Buffer.from(a)
+    bad[0]! ^= 1
+    expect(() => receive.decryptWithAd(Buffer.alloc(0), bad)).toThrowError(
+      expect.objectContaining({ code: 'INTEGRITY' }),
+    )
+    expect(receive.nonce).toBe(0)
+    expect(receive.decryptWithAd(Buffer.alloc(0), a).toString()).toBe('first')
+    // A replay of `a` is checked against nonce 1 and fails.
+    expect(() => receive.decryptWithAd(Buffer.alloc(0), a)).toThrowError(
+      expect.objectContaining({ code: 'INTEGRITY' }),
+    )
+    expect(receive.decryptWithAd(Buffer.alloc(0), b).toString()).toBe('second')
+  })
+
+  it('a prologue mismatch fails the handshake at the first MAC', () => {
+    const i = new HandshakeState({
+      initiator: true,
+      prologue: Buffer.from('a'),
+      staticKeyPair: keyPairFromPrivateKey(Buffer.alloc(32, 1)),
+    })
+    const r = new HandshakeState({
+      initiator: false,
+      prologue: Buffer.from('b'),
+      staticKeyPair: keyPairFromPrivateKey(Buffer.alloc(32, 2)),
+    })
+    r.readMessage(i.writeMessage(Buffer.alloc(0)))
+    expect(() => i.readMessage(r.writeMessage(Buffer.alloc(0)))).toThrowError(
+      expect.objectContaining({ code: 'HANDSHAKE_FAILED' }),
+    )
+  })
+
+  it('rejects a low-order remote ephemeral key', () => {
+    const r = new HandshakeState({
+      initiator: false,
+      staticKeyPair: keyPairFromPrivateKey(Buffer.alloc(32, 2)),
+    })
+    // The all-zero point: every DH with it yields zero, which OpenSSL refuses.
+    r.readMessage(Buffer.alloc(32))
+    expect(() => r.writeMessage(Buffer.alloc(0))).toThrow()
+  })
+})

@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest'
+import {
+  decodeMessage,
+  encodedLength,
+  encodeMessage,
+  Limits,
+  type Message,
+  MessageType,
+  type PeerRecord,
+  ProtocolError,
+  ProtocolErrorCode,
+  peekHelloVersion,
+} from '../src/index.js'
+import { allTypes, expectProtocolError, fromHex, hexOf, MSG_ID, PEER_A, samples } from './fixtures.js'
+
+const u16hex = (n: number): string => n.toString(16).padStart(4, '0')
+const strHex = (s: string): string => u16hex(Buffer.byteLength(s)) + Buffer.from(s).toString('hex')
+const helloWith = (fields: Partial<Message>): Message => ({ ...samples.HELLO, ...fields }) as Message
+
+describe('round trip', () => {
+  it.each(allTypes)('%s decodes to what was encoded', (type) => {
+    const msg = samples[type]
+    const body = encodeMessage(msg)
+    expect(body[0]).toBe(MessageType[type])
+    expect(encodedLength(msg)).toBe(body.length)
+    expect(decodeMessage(body)).toEqual(msg)
+  })
+
+  it('writes fields big-endian in the documented order', () => {
+    expect(hexOf(encodeMessage({ type: 'PING', nonce: 0x01020304 }))).toBe('3001020304')
+    expect(hexOf(encodeMessage({ type: 'ACK', id: MSG_ID, status: 1 }))).toBe(`11${MSG_ID}01`)
+    expect(hexOf(encodeMessage({ type: 'TEXT', id: MSG_ID, sentAt: 2 ** 32 + 5, text: 'é' }))).toBe(
+      `10${MSG_ID}00000001000000050002c3a9`,
+    )
+  })
+
+  it('accepts every string and list exactly at its limit', () => {
+    const name = 'é'.repeat(Limits.nameBytes / 2) // 2 bytes each: exactly 64 bytes, 32 chars
+    const addr = 'a'.repeat(Limits.addressBytes)
+    const msg = helloWith({
+      name,
+      listenAddrs: Array(Limits.addresses).fill(addr),
+      capabilities: Array(Limits.capabilities).fill('c'.repeat(Limits.capabilityBytes)),
+    })
+    expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
+
+    const text: Message = { type: 'TEXT', id: MSG_ID, sentAt: 1, text: '€'.repeat(Limits.textBytes / 3) }
+    expect(encodedLength(text)).toBe(1 + 16 + 8 + 2 + Limits.textBytes)
+    expect(decodeMessage(encodeMessage(text))).toEqual(text)
+
+    const peer: PeerRecord = { peerId: PEER_A, name: '', addrs: [], lastSeen: 0 }
+    const peers: Message = { type: 'PEERS', peers: Array(Limits.peers).fill(peer) }
+    expect(decodeMessage(encodeMessage(peers))).toEqual(peers)
+  })
+
+  it('decodes a plain Uint8Array view at an offset, without copying it first', () => {
+    const body = encodeMessage(samples.HELLO)
+    const backing = new Uint8Array(body.length + 10)
+    backing.set(body, 7)
+    expect(decodeMessage(backing.subarray(7, 7 + body.length))).toEqual(samples.HELLO)
+  })
+})
+
+describe('encode rejects invalid messages with ProtocolError', () => {
+  it.each([
+    ['name', helloWith({ name: 'x'.repeat(65) }), ProtocolErrorCode.STRING_TOO_LONG],
+    ['multi-byte name', helloWith({ name: 'é'.repeat(33) }), ProtocolErrorCode.STRING_TOO_LONG],
+    ['address', helloWith({ listenAddrs: ['a'.repeat(256)] }), ProtocolErrorCode.STRING_TOO_LONG],
+    ['capability', helloWith({ capabilities: ['c'.repeat(33)] }), ProtocolErrorCode.STRING_TOO_LONG],
+    ['address count', helloWith({ listenAddrs: Array(17).fill('a') }), ProtocolErrorCode.LIST_TOO_LONG],
+    ['capability count', helloWith({ capabilities: Array(17).fill('c') }), ProtocolErrorCode.LIST_TOO_LONG],
+    ['uppercase peerId', helloWith({ peerId: PEER_A.toUpperCase() }), ProtocolErrorCode.INVALID_FIELD],
+    ['short peerId', helloWith({ peerId: PEER_A.slice(2) }), ProtocolErrorCode.INVALID_FIELD],
+    ['non-hex peerId', helloWith({ peerId: `${PEER_A.slice(1)}g` }), ProtocolErrorCode.INVALID_FIELD],
+    ['version above u16', helloWith({ version: 0x1_0000 }), ProtocolErrorCode.INVALID_FIELD],
+    ['lone surrogate', helloWith({ name: 'a\uD800b' }), ProtocolErrorCode.INVALID_UTF8],
+    ['reject code', { type: 'REJECT', code: -1, reason: '' }, ProtocolErrorCode.INVALID_FIELD],
+    ['reason', { type: 'GOODBYE', reason: 'r'.repeat(257) }, ProtocolErrorCode.STRING_TOO_LONG],
+    [
+      'text',
+      { type: 'TEXT', id: MSG_ID, sentAt: 0, text: 't'.repeat(65_536) },
+      ProtocolErrorCode.STRING_TOO_LONG,
+    ],
+    ['message id', { type: 'TEXT', id: PEER_A, sentAt: 0, text: '' }, ProtocolErrorCode.INVALID_FIELD],
+    [
+      'unsafe sentAt',
+      { type: 'TEXT', id: MSG_ID, sentAt: 2 ** 53, text: '' },
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
+    [
+      'fractional sentAt',
+      { type: 'TEXT', id: MSG_ID, sentAt: 1.5, text: '' },
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
+    ['negative sentAt', { type: 'TEXT', id: MSG_ID, sentAt: -1, text: '' }, ProtocolErrorCode.INVALID_FIELD],
+    ['ack status', { type: 'ACK', id: MSG_ID, status: 256 }, ProtocolErrorCode.INVALID_FIELD],
+    ['nonce above u32', { type: 'PING', nonce: 2 ** 32 }, ProtocolErrorCode.INVALID_FIELD],
+    ['NaN nonce', { type: 'PONG', nonce: Number.NaN }, ProtocolErrorCode.INVALID_FIELD],
+    [
+      'peer count',
+      { type: 'PEERS', peers: Array(257).fill({ peerId: PEER_A, name: '', addrs: [], lastSeen: 0 }) },
+      ProtocolErrorCode.LIST_TOO_LONG,
+    ],
+    [
+      'peer address',
+      { type: 'PEERS', peers: [{ peerId: PEER_A, name: '', addrs: ['a'.repeat(256)], lastSeen: 0 }] },
+      ProtocolErrorCode.STRING_TOO_LONG,
+    ],
+    ['unknown type', { type: 'SHOUT' } as unknown as Message, ProtocolErrorCode.UNKNOWN_TYPE],
+    ['string field of the wrong type', helloWith({ name: 42 } as never), ProtocolErrorCode.INVALID_FIELD],
+  ] as [string, Message, ProtocolErrorCode][])('%s', (_, msg, code) => {
+    expectProtocolError(() => encodeMessage(msg), code)
+    expectProtocolError(() => encodedLength(msg), code)
+  })
+
+  it('names the field and the limit in the message', () => {
+    const err = expectProtocolError(
+      () => encodeMessage(helloWith({ name: 'x'.repeat(70) })),
+      ProtocolErrorCode.STRING_TOO_LONG,
+    )
+    expect(err.message).toBe('name is 70 bytes of UTF-8, over the 64-byte limit')
+  })
+})
+
+describe('decode rejects crafted bytes, one test per code', () => {
+  it('EMPTY_FRAME: an empty body', () => {
+    expectProtocolError(() => decodeMessage(new Uint8Array(0)), ProtocolErrorCode.EMPTY_FRAME)
+  })
+
+  it.each(['00', '04', '12', '3e', '7f', 'ff'])('UNKNOWN_TYPE: type byte %s', (type) => {
+    expectProtocolError(() => decodeMessage(fromHex(type)), ProtocolErrorCode.UNKNOWN_TYPE)
+  })
+
+  it('TRUNCATED: a PING with a 3-byte nonce', () => {
+    expectProtocolError(() => decodeMessage(fromHex('30 010203')), ProtocolErrorCode.TRUNCATED)
+  })
+
+  it.each(allTypes.filter((t) => t !== 'PEERS_REQUEST'))(
+    'TRUNCATED: every proper prefix of a %s body',
+    (type) => {
+      const body = encodeMessage(samples[type])
+      for (let end = 1; end < body.length; end++) {
+        expectProtocolError(() => decodeMessage(body.subarray(0, end)), ProtocolErrorCode.TRUNCATED)
+      }
+    },
+  )
+
+  it('TRUNCATED: a string whose bytes are missing (length within the limit)', () => {
+    expectProtocolError(() => decodeMessage(fromHex(`3f 0005 6869`)), ProtocolErrorCode.TRUNCATED)
+  })
+
+  it.each(allTypes)('TRAILING_BYTES: a %s body with one byte appended', (type) => {
+    const body = encodeMessage(samples[type])
+    const longer = new Uint8Array(body.length + 1)
+    longer.set(body)
+    expectProtocolError(() => decodeMessage(longer), ProtocolErrorCode.TRAILING_BYTES)
+  })
+
+  it.each([
+    ['a lone continuation byte', '80'],
+    ['an invalid byte', 'ff'],
+    ['an overlong NUL', 'c080'],
+    ['a UTF-8 encoded surrogate', 'eda080'],
+    ['a sequence cut short', `${'61'.repeat(40)}e282`], // long: exercises the TextDecoder path
+    ['a sequence cut short in a short string', '61e282'], // short: exercises the ASCII fast path
+  ])('INVALID_UTF8: %s', (_, bytes) => {
+    const body = fromHex(`3f ${u16hex(bytes.length / 2)} ${bytes}`)
+    const err = expectProtocolError(() => decodeMessage(body), ProtocolErrorCode.INVALID_UTF8)
+    expect(err.cause).toBeInstanceOf(Error)
+  })
+
+  it('keeps a leading byte order mark as text', () => {
+    expect(decodeMessage(fromHex(`3f ${strHex('\uFEFFx')}`))).toEqual({ type: 'GOODBYE', reason: '\uFEFFx' })
+  })
+
+  it('STRING_TOO_LONG: checked on the length prefix, before the bytes (none follow here)', () => {
+    const head = `01 0001 ${PEER_A}`
+    expectProtocolError(() => decodeMessage(fromHex(`${head} 0041`)), ProtocolErrorCode.STRING_TOO_LONG)
+    expectProtocolError(() => decodeMessage(fromHex('3f 0101')), ProtocolErrorCode.STRING_TOO_LONG)
+    expectProtocolError(
+      () => decodeMessage(fromHex(`10 ${MSG_ID} 0000000000000000 ffff`)),
+      ProtocolErrorCode.TRUNCATED,
+    )
+  })
+
+  it('LIST_TOO_LONG: checked on the count, before the items (none follow here)', () => {
+    const head = `01 0001 ${PEER_A} ${strHex('alice')}`
+    expectProtocolError(() => decodeMessage(fromHex(`${head} 0011`)), ProtocolErrorCode.LIST_TOO_LONG)
+    expectProtocolError(() => decodeMessage(fromHex(`${head} 0000 0011`)), ProtocolErrorCode.LIST_TOO_LONG)
+    expectProtocolError(() => decodeMessage(fromHex('21 0101')), ProtocolErrorCode.LIST_TOO_LONG)
+  })
+
+  it('INVALID_FIELD: a u64 above Number.MAX_SAFE_INTEGER', () => {
+    const text = (u64: string) => fromHex(`10 ${MSG_ID} ${u64} 0000`)
+    expect(decodeMessage(text('001fffffffffffff'))).toMatchObject({ sentAt: Number.MAX_SAFE_INTEGER })
+    expectProtocolError(() => decodeMessage(text('0020000000000000')), ProtocolErrorCode.INVALID_FIELD)
+    expectProtocolError(() => decodeMessage(text('ffffffffffffffff')), ProtocolErrorCode.INVALID_FIELD)
+    const peers = fromHex(`21 0001 ${PEER_A} 0000 0000 0020000000000000`)
+    expectProtocolError(() => decodeMessage(peers), ProtocolErrorCode.INVALID_FIELD)
+  })
+
+  it('accepts REJECT codes and ACK statuses it does not know', () => {
+    expect(decodeMessage(fromHex('03 1234 0000'))).toEqual({ type: 'REJECT', code: 0x1234, reason: '' })
+    expect(decodeMessage(fromHex(`11 ${MSG_ID} 7f`))).toEqual({ type: 'ACK', id: MSG_ID, status: 0x7f })
+  })
+})
+
+describe('peekHelloVersion', () => {
+  it('reads the version of a HELLO or WELCOME whose remainder it cannot decode', () => {
+    const future = fromHex('01 0002 ffffffff')
+    expect(peekHelloVersion(future)).toBe(2)
+    expectProtocolError(() => decodeMessage(future), ProtocolErrorCode.TRUNCATED)
+    expect(peekHelloVersion(encodeMessage(samples.WELCOME))).toBe(0xffff)
+    expect(peekHelloVersion(encodeMessage(samples.HELLO))).toBe(1)
+  })
+
+  it('returns undefined for other types and short bodies', () => {
+    expect(peekHelloVersion(encodeMessage({ type: 'PING', nonce: 0x00010203 }))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('01 00'))).toBeUndefined()
+    expect(peekHelloVersion(new Uint8Array(0))).toBeUndefined()
+  })
+})
+
+describe('ProtocolError', () => {
+  it('is an Error with a name, a code and an optional cause', () => {
+    const cause = new Error('underlying')
+    const err = new ProtocolError(ProtocolErrorCode.TRUNCATED, 'body ends inside nonce', { cause })
+    expect(err).toBeInstanceOf(Error)
+    expect(err.name).toBe('ProtocolError')
+    expect(err.code).toBe('TRUNCATED')
+    expect(err.cause).toBe(cause)
+    expect(String(err)).toBe('ProtocolError: body ends inside nonce')
+  })
+
+  it('has one code per table entry, each equal to its key', () => {
+    for (const [key, value] of Object.entries(ProtocolErrorCode)) expect(value).toBe(key)
+  })
+})

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import {
+  decodeMessage,
+  encodeMessage,
+  FrameDecoder,
+  frameMessage,
+  type Message,
+  ProtocolErrorCode,
+} from '../src/index.js'
+import { allTypes, expectProtocolError, fromHex, hexOf } from './fixtures.js'
+
+// Golden vectors live in docs/PROTOCOL.md ("Test vectors"): fenced blocks whose info string is the
+// kind, a JSON first line, then hex lines where whitespace is ignored and `#` starts a comment.
+
+const KINDS = ['vector-body', 'vector-frame', 'invalid-body', 'invalid-frame'] as const
+type Kind = (typeof KINDS)[number]
+interface Vector {
+  kind: Kind
+  json: unknown
+  hex: string
+  /** 1-based line of the opening fence, for test names. */
+  line: number
+}
+
+function parseVectors(doc: string): Vector[] {
+  const vectors: Vector[] = []
+  const lines = doc.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const kind = lines[i]!.match(/^```([a-z-]+)\s*$/)?.[1]
+    if (!KINDS.includes(kind as Kind)) continue
+    const start = i
+    const body: string[] = []
+    for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++) body.push(lines[i]!)
+    const [first = '', ...rest] = body
+    const hex = rest.map((l) => l.replace(/#.*$/, '').replace(/\s+/g, '')).join('')
+    if (!/^([0-9a-f]{2})+$/.test(hex)) throw new Error(`PROTOCOL.md:${start + 1}: malformed hex "${hex}"`)
+    vectors.push({ kind: kind as Kind, json: JSON.parse(first), hex, line: start + 1 })
+  }
+  return vectors
+}
+
+const doc = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8')
+const vectors = parseVectors(doc)
+const ofKind = (kind: Kind) =>
+  vectors.filter((v) => v.kind === kind).map((v) => [`line ${v.line}`, v] as const)
+
+describe('golden vectors in docs/PROTOCOL.md', () => {
+  it('covers every message type, framing, and every error code', () => {
+    const bodyTypes = new Set(ofKind('vector-body').map(([, v]) => (v.json as Message).type))
+    expect([...bodyTypes].sort()).toEqual([...allTypes].sort())
+    expect(ofKind('vector-frame').length).toBeGreaterThan(0)
+    const codes = new Set(vectors.filter((v) => v.kind.startsWith('invalid')).map((v) => v.json))
+    expect([...codes].sort()).toEqual(Object.values(ProtocolErrorCode).sort())
+  })
+
+  it.each(ofKind('vector-body'))('body vector at %s encodes and decodes both ways', (_, v) => {
+    expect(hexOf(encodeMessage(v.json as Message))).toBe(v.hex)
+    expect(decodeMessage(fromHex(v.hex))).toEqual(v.json)
+  })
+
+  it.each(ofKind('vector-frame'))('frame vector at %s encodes and decodes both ways', (_, v) => {
+    expect(hexOf(frameMessage(v.json as Message))).toBe(v.hex)
+    const decoder = new FrameDecoder()
+    const bodies = decoder.push(fromHex(v.hex))
+    decoder.end()
+    expect(bodies.map((b) => decodeMessage(b))).toEqual([v.json])
+  })
+
+  it.each(ofKind('invalid-body'))('invalid body at %s is rejected with its code', (_, v) => {
+    expectProtocolError(() => decodeMessage(fromHex(v.hex)), v.json as ProtocolErrorCode)
+  })
+
+  it.each(ofKind('invalid-frame'))('invalid frame at %s is rejected with its code', (_, v) => {
+    expectProtocolError(() => new FrameDecoder().push(fromHex(v.hex)), v.json as ProtocolErrorCode)
+  })
+})
