@@ -52,7 +52,7 @@ export async function sendMessage(app: App, target: string, text: string): Promi
     return true
   } catch (err) {
     const problem = explain(err, { target: label, address: known ? undefined : target })
-    app.reporter.notDelivered(target, problem, known ? ref(known) : undefined)
+    app.reporter.notDelivered(target, problem, known ? ref(known) : undefined, err)
     app.logger.log('warn', 'send failed', { target, err })
     return false
   }
@@ -75,7 +75,7 @@ export async function broadcastMessage(app: App, text: string): Promise<void> {
   for (const r of results) {
     const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
     if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
-    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p))
+    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
   }
   app.logger.log('info', 'broadcast', {
     peers: results.length,
@@ -95,7 +95,7 @@ export async function connectTo(app: App, address: string): Promise<boolean> {
     app.reporter.connected(info, address.trim())
     return true
   } catch (err) {
-    app.reporter.notConnected(address, explain(err, { address: address.trim() }))
+    app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
     app.logger.log('warn', 'connect failed', { address, err })
     return false
   }

@@ -39,6 +39,9 @@ import type { AbortOptions, Connection, Listener } from './transport.js'
 export const DUPLICATE_GOODBYE = 'duplicate connection'
 const MAX_PENDING_QUERIES = 8
 const DEDUP_WINDOW = 4096
+// Half the protocol's 256-record cap: 128 records at their largest (16 addresses of 255 bytes) still fit
+// one 1 MiB frame, 256 do not.
+const MAX_PEERS_PER_ANSWER = 128
 
 /**
  * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers
@@ -586,6 +589,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     let failure: unknown
     try {
       bodies = link.decoder.push(chunk)
+      // Frames before a bad length prefix come back first; the prefix's error is kept on the decoder.
+      if (link.decoder.error) failure = link.decoder.error
     } catch (err) {
       bodies = []
       failure = err
@@ -726,7 +731,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       if (k.id === exclude || k.addrs.length === 0) continue
       const session = this.#sessions.get(k.id)
       out.push({ peerId: k.id, name: k.name, addrs: k.addrs, lastSeen: session ? session.lastSeen : k.lastSeen })
-      if (out.length === Limits.peers) break
+      if (out.length === MAX_PEERS_PER_ANSWER) break
     }
     return out
   }

@@ -6,6 +6,7 @@ import { SecureChannelError } from '../src/secure/errors.js'
 import { generateKeyPair, HandshakeState } from '../src/secure/noise.js'
 import { plaintextUpgrader, type SecureConnection } from '../src/secure/upgrader.js'
 import type { Connection } from '../src/transport.js'
+import { type MemoryNetworkInit, memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { type DuplexPairOptions, duplexPair, type TestConnection } from './fixtures/duplex-pair.js'
 
 const WAIT = 5_000
@@ -235,7 +236,10 @@ describe('noiseUpgrader handshake', () => {
   it.each([
     ['random bytes', randomBytes(300)],
     ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: example\r\n\r\n')],
-    ['a well-framed but bogus message 1, then junk', Buffer.concat([Buffer.from([0, 32]), randomBytes(32 + 200)])],
+    [
+      'a well-framed but bogus message 1, then junk',
+      Buffer.concat([Buffer.from([0, 32]), randomBytes(32 + 200)]),
+    ],
   ])('the responder rejects %s with HANDSHAKE_FAILED and aborts', async (_, garbage) => {
     const [wireA, wireB] = duplexPair()
     const pending = noiseUpgrader({ identity: makeIdentity() })
@@ -249,7 +253,10 @@ describe('noiseUpgrader handshake', () => {
 
   it.each([
     ['random bytes', () => randomBytes(300)],
-    ['a well-framed message 2 of random bytes', () => Buffer.concat([Buffer.from([0, 193]), randomBytes(193)])],
+    [
+      'a well-framed message 2 of random bytes',
+      () => Buffer.concat([Buffer.from([0, 193]), randomBytes(193)]),
+    ],
   ])('the initiator rejects %s as a reply with HANDSHAKE_FAILED', async (_, garbage) => {
     const [wireA, wireB] = duplexPair()
     wireB.on('data', () => wireA.inject(garbage()))
@@ -275,7 +282,9 @@ describe('noiseUpgrader handshake', () => {
     const id = makeIdentity()
     const other = makeIdentity()
     const attempt = (identity: NoiseUpgraderInit['identity']) => () => noiseUpgrader({ identity })
-    expect(attempt({ ...id, peerId: other.peerId })).toThrowError(expect.objectContaining({ code: 'IDENTITY_INVALID' }))
+    expect(attempt({ ...id, peerId: other.peerId })).toThrowError(
+      expect.objectContaining({ code: 'IDENTITY_INVALID' }),
+    )
     expect(attempt({ ...id, publicKey: other.publicKey, peerId: other.peerId })).toThrowError(
       expect.objectContaining({ code: 'IDENTITY_INVALID' }),
     )
@@ -348,7 +357,10 @@ describe('noise transport records', () => {
   /** A secure pair where `tamper` may rewrite the initiator's post-handshake sends (index 0 = first record). */
   async function tamperedPair(tamper: (bytes: Buffer, index: number) => Buffer[]) {
     return securePair({
-      wire: { tap: (from, bytes, index) => (from === 'a' && index >= 2 ? tamper(Buffer.from(bytes), index - 2) : [bytes]) },
+      wire: {
+        tap: (from, bytes, index) =>
+          from === 'a' && index >= 2 ? tamper(Buffer.from(bytes), index - 2) : [bytes],
+      },
     })
   }
 
@@ -387,23 +399,26 @@ describe('noise transport records', () => {
   // A 20-byte plaintext makes a 38-byte record: 2 length, 20 ciphertext, 16 tag. Flip every bit
   // position class: each byte of ciphertext and tag, and the low bit of the length.
   const positions = Array.from({ length: 36 }, (_, i) => i + 2)
-  it.each([1, ...positions])('a flipped bit at byte %i of a record closes with INTEGRITY and delivers nothing of it', async (at) => {
-    const { a, b } = await tamperedPair((bytes, index) => {
-      if (index === 1) bytes[at]! ^= 0x01
-      return [bytes]
-    })
-    const atB = record(b)
-    const atA = record(a)
-    a.send(Buffer.from('first record is fine'))
-    a.send(Buffer.from('second will be hit!!'))
-    a.send(Buffer.from('third never arrives.'))
-    const err = await atB.closed()
-    expect(err).toBeInstanceOf(SecureChannelError)
-    expect((err as SecureChannelError).code).toBe('INTEGRITY')
-    expect(atB.bytes().toString()).toBe('first record is fine')
-    expect(b.status).toBe('closed')
-    await atA.closed() // the sender sees the connection reset
-  })
+  it.each([1, ...positions])(
+    'a flipped bit at byte %i of a record closes with INTEGRITY and delivers nothing of it',
+    async (at) => {
+      const { a, b } = await tamperedPair((bytes, index) => {
+        if (index === 1) bytes[at]! ^= 0x01
+        return [bytes]
+      })
+      const atB = record(b)
+      const atA = record(a)
+      a.send(Buffer.from('first record is fine'))
+      a.send(Buffer.from('second will be hit!!'))
+      a.send(Buffer.from('third never arrives.'))
+      const err = await atB.closed()
+      expect(err).toBeInstanceOf(SecureChannelError)
+      expect((err as SecureChannelError).code).toBe('INTEGRITY')
+      expect(atB.bytes().toString()).toBe('first record is fine')
+      expect(b.status).toBe('closed')
+      await atA.closed() // the sender sees the connection reset
+    },
+  )
 
   it('rejects a replayed record', async () => {
     const { a, b } = await tamperedPair((bytes, index) => (index === 0 ? [bytes, bytes] : [bytes]))
@@ -511,5 +526,80 @@ describe('plaintextUpgrader', () => {
     expect((await atB.received(5)).toString()).toBe('plain')
     expect((await atA.received(17)).toString()).toBe('already in flight')
     expect(Buffer.concat((wireA as TestConnection).sent).toString()).toBe('plain')
+  })
+})
+
+describe('over the memory transport', () => {
+  /** A listener that secures what it accepts, and a dialer that secures what it dials. */
+  async function memoryPair(network: MemoryNetworkInit = {}, a: Partial<NoiseUpgraderInit> = {}, b = a) {
+    const net = memoryNetwork(network)
+    const idA = makeIdentity()
+    const idB = makeIdentity()
+    const upA = noiseUpgrader({ identity: idA, ...a })
+    const upB = noiseUpgrader({ identity: idB, ...b })
+    let accepted!: Promise<SecureConnection>
+    const listener = await memoryTransport(net).listen('bob:0', (conn) => {
+      accepted = upB.upgrade(conn, { role: 'responder' })
+      accepted.catch(() => {})
+    })
+    const raw = await memoryTransport(net).dial(listener.address)
+    const dialed = upA.upgrade(raw, { role: 'initiator' })
+    const [sa, sb] = await Promise.allSettled([
+      dialed,
+      dialed.then(
+        () => accepted,
+        () => accepted,
+      ),
+    ])
+    onTestFinished(async () => {
+      await listener.close()
+      if (sa.status === 'fulfilled') sa.value.abort()
+      if (sb.status === 'fulfilled') sb.value.abort()
+    })
+    return { net, idA, idB, a: sa, b: sb }
+  }
+
+  it('secures a dialed connection: identities, data both ways, 1 MiB with backpressure, clean close', async () => {
+    const pair = await memoryPair()
+    if (pair.a.status !== 'fulfilled' || pair.b.status !== 'fulfilled') throw new Error('handshake failed')
+    const a = pair.a.value
+    const b = pair.b.value
+    expect(a.remotePeerId).toBe(pair.idB.peerId)
+    expect(b.remotePeerId).toBe(pair.idA.peerId)
+    const atA = record(a)
+    const atB = record(b)
+    const big = randomBytes(1 << 20)
+    const drained = once(a, 'drain', { signal: AbortSignal.timeout(WAIT) })
+    expect(a.send(big)).toBe(false) // over the 64 KiB high-water mark
+    b.send(Buffer.from('ack'))
+    expectSameBytes(await atB.received(big.length), big)
+    expect((await atA.received(3)).toString()).toBe('ack')
+    await drained
+    const closing = a.close()
+    await atB.end()
+    await b.close()
+    await closing
+    expect(await atA.closed()).toBeUndefined()
+    expect(await atB.closed()).toBeUndefined()
+    expect(pair.net.connections).toBe(0)
+  })
+
+  it('handshakes with the network delivering one byte at a time', async () => {
+    const pair = await memoryPair({ chunking: 1 })
+    if (pair.a.status !== 'fulfilled' || pair.b.status !== 'fulfilled') throw new Error('handshake failed')
+    const atB = record(pair.b.value)
+    pair.a.value.send(Buffer.from('byte by byte'))
+    expect((await atB.received(12)).toString()).toBe('byte by byte')
+  })
+
+  it('different network secrets fail on both sides with HANDSHAKE_FAILED', async () => {
+    const pair = await memoryPair(
+      {},
+      { networkSecret: Buffer.from('x') },
+      { networkSecret: Buffer.from('y') },
+    )
+    expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    await vi.waitFor(() => expect(pair.net.connections).toBe(0))
   })
 })

@@ -66,11 +66,12 @@ export interface TestNetwork {
  */
 export async function createTestNetwork(init: TestNetworkInit): Promise<TestNetwork> {
   const network = memoryNetwork(init.network)
-  const transport = init.transport ?? memoryTransport(network)
+  // One memory transport per peer: it dials from its own host, which partitions and kills match.
+  const transportFor = (name: string) => init.transport ?? memoryTransport(network, { host: name })
   const names = Array.from({ length: init.size }, (_, i) => init.names?.[i] ?? `p${i}`)
   const listen = (name: string) => (init.transport ? `${init.listenHost ?? '127.0.0.1'}:0` : `${name}:0`)
   const peers = names.map((name, i) =>
-    createPeer({ name, ...init.peer, transport, listen: listen(name), ...init.peerInit?.(i) }),
+    createPeer({ name, ...init.peer, transport: transportFor(name), listen: listen(name), ...init.peerInit?.(i) }),
   )
   if (init.start ?? true) await Promise.all(peers.map((p) => p.start()))
   const hostOf = (p: Peer) => hostPart(address(p))

@@ -160,11 +160,11 @@ describe('peers over the in-memory network with faults', () => {
   it('a partitioned peer is declared dead after the idle timeout, with fake timers', async () => {
     const { vi } = await import('vitest')
     vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'Date'] })
-    onTestFinished(() => {
-      vi.useRealTimers()
-    })
     const net = await createTestNetwork({ size: 2, peer: { pingInterval: 1_000, idleTimeout: 3_000 } })
-    onTestFinished(() => net.stop())
+    onTestFinished(async () => {
+      vi.useRealTimers()
+      await net.stop()
+    })
     const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
     const connected = a.connect(net.address(b))
     await vi.advanceTimersByTimeAsync(10)
@@ -178,11 +178,11 @@ describe('peers over the in-memory network with faults', () => {
   it('a send to a peer that stops answering fails with ACK_TIMEOUT', async () => {
     const { vi } = await import('vitest')
     vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'Date'] })
-    onTestFinished(() => {
-      vi.useRealTimers()
-    })
     const net = await createTestNetwork({ size: 2, peer: { ackTimeout: 2_000, idleTimeout: 60_000 } })
-    onTestFinished(() => net.stop())
+    onTestFinished(async () => {
+      vi.useRealTimers()
+      await net.stop()
+    })
     const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
     const connected = a.connect(net.address(b))
     await vi.advanceTimersByTimeAsync(10)

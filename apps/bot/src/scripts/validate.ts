@@ -158,7 +158,13 @@ export function validateScript(value: unknown, options: ValidateOptions = {}): S
   }
 
   if (problems.length > 0) throw new ScriptValidationError(problems)
-  return { source, name, vars, timeout: timeout ?? DEFAULT_STEP_TIMEOUT, steps }
+  return {
+    source,
+    name: name as string | undefined,
+    vars,
+    timeout: (timeout as number | undefined) ?? DEFAULT_STEP_TIMEOUT,
+    steps,
+  }
 }
 
 /** Reports one problem; `count()` tells how many were reported so far. */

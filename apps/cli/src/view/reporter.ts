@@ -38,9 +38,9 @@ export interface Reporter {
   left(e: DisconnectEvent): void
   discovered(k: KnownPeer): void
   delivered(to: PeerRef, text: string, messageId: string): void
-  notDelivered(target: string, problem: Explained, to?: PeerRef): void
+  notDelivered(target: string, problem: Explained, to?: PeerRef, err?: unknown): void
   connected(p: PeerInfo, address: string): void
-  notConnected(address: string | undefined, problem: Explained, to?: PeerRef): void
+  notConnected(address: string | undefined, problem: Explained, to?: PeerRef, err?: unknown): void
   peers(list: PeerList): void
   /** An informational line ("no connected peers"). */
   note(text: string, kind?: string): void
@@ -110,8 +110,9 @@ export function textReporter(init: TextReporterInit): Reporter {
     delivered(to, text, _messageId) {
       said(`${style('green', '✔')} you → ${who(style, to)}: `, text)
     },
-    notDelivered(target, problem, to) {
+    notDelivered(target, problem, to, e) {
       bad(`not delivered to ${to ? who(style, to) : sanitize(target)}: ${problem.sentence}`)
+      stack(e)
     },
     connected(p, address) {
       line(`${style('green', '✔')} connected to ${who(style, p)} at ${sanitize(address)}`)
@@ -169,6 +170,7 @@ export function jsonReporter(
     emit(`${JSON.stringify({ type, time: new Date(now()).toISOString(), ...fields })}\n`)
   const ref = (p: PeerRef) => ({ id: p.id, name: p.name, fingerprint: fingerprint(p.id) })
   const info = (p: PeerInfo) => ({ ...p, fingerprint: fingerprint(p.id) })
+  const stack = (e: unknown) => (debug && e instanceof Error ? { stack: e.stack } : {})
   return {
     ready: (r) =>
       send('ready', {
@@ -190,15 +192,16 @@ export function jsonReporter(
     left: (e) => send('peer:disconnect', { peer: info(e.peer), reason: e.reason, message: e.message }),
     discovered: (k) => send('peer:discovered', { peer: { ...k, fingerprint: fingerprint(k.id) } }),
     delivered: (to, text, messageId) => send('delivered', { to: ref(to), id: messageId, text }),
-    notDelivered: (target, p, to) =>
-      send('not-delivered', { target, ...(to ? { to: ref(to) } : {}), code: p.code, error: p.sentence }),
+    notDelivered: (target, p, to, e) =>
+      send('not-delivered', { target, ...(to ? { to: ref(to) } : {}), code: p.code, error: p.sentence, ...stack(e) }),
     connected: (p, address) => send('connected', { address, peer: info(p) }),
-    notConnected: (address, p, to) =>
+    notConnected: (address, p, to, e) =>
       send('not-connected', {
         address: address ?? null,
         ...(to ? { peer: ref(to) } : {}),
         code: p.code,
         error: p.sentence,
+        ...stack(e),
       }),
     peers: (list) =>
       send('peers', {
@@ -206,12 +209,7 @@ export function jsonReporter(
         known: list.known.map((k) => ({ ...k, fingerprint: fingerprint(k.id) })),
       }),
     note: (text, kind = 'note') => send(kind, { text }),
-    problem: (p, e) =>
-      send('error', {
-        code: p.code,
-        error: p.sentence,
-        ...(debug && e instanceof Error ? { stack: e.stack } : {}),
-      }),
+    problem: (p, e) => send('error', { code: p.code, error: p.sentence, ...stack(e) }),
     stopped: (code) => send('stopped', { exitCode: code }),
   }
 }

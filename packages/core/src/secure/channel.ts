@@ -1,17 +1,20 @@
 /**
  * The Noise secure channel: `Noise_XX_25519_ChaChaPoly_SHA256` with each side's Ed25519 identity
- * bound to its Noise static key by a signature (the construction of libp2p's noise spec).
+ * bound to its Noise static key by a signature. The binding is libp2p's noise construction (a
+ * signature over a prefixed static key in the handshake payload), with a fixed-layout payload
+ * instead of protobuf.
  *
  * ```
- *  initiator                                              responder
- *  ── u16 len=32  │ e                                ──▶
- *  ◀──            u16 len=193 │ e, enc(s), enc(identity payload)  ──
- *  ── u16 len=161 │ enc(s), enc(identity payload)    ──▶
- *  ══ transport records: u16 len │ ChaCha20-Poly1305(plaintext) ‖ tag16  ══ (both ways)
+ *  initiator                                                      responder
+ *     ── [u16 32]  e ─────────────────────────────────────────────────▶
+ *     ◀──────────── [u16 193]  e, ee, enc(s), es, enc(identity payload) ──
+ *     ── [u16 161]  enc(s), se, enc(identity payload) ────────────────▶
+ *     ◀═══ records, both ways: [u16 n+16]  ChaCha20-Poly1305(n plaintext bytes) ‖ tag ═══▶
  *
- *  identity payload (97 bytes): u8 version = 1 │ ed25519 public key (32) │
- *    ed25519 signature (64) over "parley-noise-static-key:" ‖ sender's Noise static public key
+ *  identity payload (97 bytes): u8 version = 1 ‖ Ed25519 public key (32) ‖
+ *      Ed25519 signature (64) over "parley-noise-static-key:" ‖ the sender's Noise static public key
  *  prologue: "parley/1" ‖ SHA-256(networkSecret), or just "parley/1" without a secret
+ *  [u16 n]: a big-endian length prefix of n bytes
  * ```
  *
  * The static X25519 key is fresh per upgrader and only vouched for by the signature, so a peer's

@@ -1,0 +1,110 @@
+import { EventEmitter } from 'node:events'
+import { PassThrough, Writable } from 'node:stream'
+import { stripVTControlCharacters } from 'node:util'
+import xterm from '@xterm/headless'
+
+/** Keyboard side of a fake terminal: bytes written here become keypresses for readline/inquirer. */
+export class FakeTtyInput extends PassThrough {
+  readonly isTTY: boolean
+  isRaw = false
+  constructor(tty = true) {
+    super()
+    this.isTTY = tty
+  }
+  setRawMode(mode: boolean): this {
+    this.isRaw = mode
+    return this
+  }
+}
+
+export interface CaptureInit {
+  tty?: boolean
+  columns?: number
+  rows?: number
+}
+
+/**
+ * Screen side: collects every byte. `waitFor` resolves when the output (escape codes stripped)
+ * written since `from` matches — woken by writes, never by polling — or rejects after a timeout.
+ */
+export class Capture extends Writable {
+  raw = ''
+  readonly isTTY: boolean
+  readonly columns: number
+  readonly rows: number
+  readonly #wake = new EventEmitter()
+
+  constructor(init: CaptureInit = {}) {
+    super({ decodeStrings: false })
+    this.isTTY = init.tty ?? false
+    this.columns = init.columns ?? 100
+    this.rows = init.rows ?? 30
+    this.#wake.setMaxListeners(100)
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.raw += String(chunk)
+    this.#wake.emit('write')
+    callback()
+  }
+
+  /** Output so far without escape codes. */
+  get text(): string {
+    return stripVTControlCharacters(this.raw)
+  }
+
+  /** A position to wait from (only what is written after it counts). */
+  mark(): number {
+    return this.raw.length
+  }
+
+  /** Plain-text lines written so far (for non-TTY output). */
+  lines(): string[] {
+    return this.text.split('\n').filter((l) => l !== '')
+  }
+
+  waitFor(pattern: string | RegExp, options: { from?: number; timeout?: number } = {}): Promise<RegExpMatchArray> {
+    const from = options.from ?? 0
+    const timeout = options.timeout ?? 5_000
+    const re = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
+    const test = (): RegExpMatchArray | null => re.exec(stripVTControlCharacters(this.raw.slice(from)))
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = test()
+        if (!m) return
+        cleanup()
+        resolve(m)
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`no output matching ${String(pattern)} within ${timeout} ms; got:\n${this.text.slice(-2000)}`))
+      }, timeout)
+      const cleanup = () => {
+        clearTimeout(timer)
+        this.#wake.off('write', check)
+      }
+      this.#wake.on('write', check)
+      check()
+    })
+  }
+}
+
+/** What a terminal of this size shows after receiving `raw`: one string per row, trailing blanks trimmed. */
+export async function renderScreen(
+  raw: string,
+  cols = 100,
+  rows = 30,
+): Promise<{ lines: string[]; cursor: { x: number; y: number } }> {
+  const term = new xterm.Terminal({ cols, rows, allowProposedApi: true, scrollback: 1000 })
+  await new Promise<void>((resolve) => term.write(raw, resolve))
+  const buffer = term.buffer.active
+  const lines: string[] = []
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '')
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
+  const cursor = { x: buffer.cursorX, y: buffer.baseY + buffer.cursorY }
+  term.dispose()
+  return { lines, cursor }
+}
+
+/** Keys as a terminal sends them. */
+export const KEY = { enter: '\r', down: '\x1b[B', up: '\x1b[A', ctrlC: '\x03', backspace: '\x7f' } as const

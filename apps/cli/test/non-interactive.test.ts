@@ -1,0 +1,224 @@
+import { createTestNetwork, inbox, waitFor } from '@parley/testing'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { startCli } from './helpers/cli.js'
+
+const FP = '[0-9a-f]{4}:[0-9a-f]{4}'
+
+async function setup(names: string[] = ['bob']) {
+  const net = await createTestNetwork({ size: names.length, names })
+  onTestFinished(() => net.stop())
+  return net
+}
+
+function cliOn(net: Awaited<ReturnType<typeof setup>>, name: string, extra: string[] = []) {
+  return startCli(['--no-interactive', '--name', name, '--host', name, '--port', '0', ...extra], {
+    network: net.network,
+  })
+}
+
+describe('non-interactive mode (stdin commands, stdout lines)', () => {
+  test('send <address> <text> delivers; an incoming message prints one line', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const bobInbox = inbox(bob)
+    const alice = cliOn(net, 'alice')
+    await alice.address()
+
+    alice.line(`send ${net.address(bob)} hello bob`)
+    await bobInbox.waitForCount(1)
+    expect(bobInbox.texts()).toEqual(['hello bob'])
+    await alice.stdout.waitFor(new RegExp(`✔ you → bob \\(${FP}\\): hello bob`))
+
+    const aliceId = bob.peers().connected[0]!.id
+    await bob.send(aliceId, 'hi alice')
+    await alice.stdout.waitFor(new RegExp(`^\\d\\d:\\d\\d:\\d\\d bob \\(${FP}\\): hi alice$`, 'm'))
+  })
+
+  test('two CLI peers: --peer connects at start, send by name, the receiver prints it', async () => {
+    const net = await setup(['observer'])
+    const alice = cliOn(net, 'alice')
+    const aliceAddress = await alice.address()
+    const carol = cliOn(net, 'carol', ['--peer', aliceAddress])
+    await carol.stdout.waitFor(/✔ connected to alice/)
+    await alice.stdout.waitFor(/\+ carol \(.*\) joined \(inbound/)
+
+    carol.line('send alice hello from carol')
+    await alice.stdout.waitFor(new RegExp(`carol \\(${FP}\\): hello from carol`))
+    // \n in the text is a line break; continuation lines are indented under the first.
+    carol.line('send alice one\\ntwo')
+    const m = await alice.stdout.waitFor(/carol \(.*\): one\n(\s+)two/)
+    expect(m[1]!.length).toBeGreaterThan(10)
+  })
+
+  test('peers prints connected peers as a table, then known-but-not-connected ones', async () => {
+    const net = await setup(['bob', 'carol'])
+    await net.connect(net.peer('bob'), net.peer('carol'))
+    const alice = cliOn(net, 'alice', ['--peer', net.address(net.peer('bob'))])
+    await alice.stdout.waitFor(/✔ connected to bob/)
+
+    const from = alice.stdout.mark()
+    alice.line('peers')
+    await alice.stdout.waitFor(/known, not connected \(1\)\n.*\n.*carol/, { from })
+    const text = alice.stdout.text.slice(alice.stdout.text.indexOf('connected peers (1)'))
+    expect(text).toMatch(/name\s+fingerprint\s+address\s+direction\s+connected since\s+last seen\s+in\s+out/)
+    expect(text).toMatch(new RegExp(`bob\\s+${FP}\\s+bob:\\d+\\s+outbound\\s+\\d\\d:\\d\\d:\\d\\d\\s+\\S+( ago)?\\s+0\\s+0`))
+  })
+
+  test('connect-all connects to every peer learned by exchange, one line per peer', async () => {
+    const net = await setup(['bob', 'carol', 'dave'])
+    await net.star() // carol and dave know bob, bob knows both
+    const alice = cliOn(net, 'alice', ['--peer', net.address(net.peer('bob'))])
+    await alice.stdout.waitFor(/✔ connected to bob/)
+
+    const from = alice.stdout.mark()
+    alice.line('connect-all')
+    await alice.stdout.waitFor(/✔ connected to carol[\s\S]*✔ connected to dave|✔ connected to dave[\s\S]*✔ connected to carol/, {
+      from,
+    })
+    expect(net.peer('carol').peers().connected.map((p) => p.name)).toContain('alice')
+    expect(net.peer('dave').peers().connected.map((p) => p.name)).toContain('alice')
+
+    const again = alice.stdout.mark()
+    alice.line('connect-all')
+    await alice.stdout.waitFor(/no known peers left to connect to/, { from: again })
+  })
+
+  test('broadcast reaches every connected peer and reports each', async () => {
+    const net = await setup(['bob', 'carol'])
+    const inboxes = net.peers.map((p) => inbox(p))
+    const alice = cliOn(net, 'alice')
+    await alice.address()
+    alice.line(`connect ${net.address(net.peer('bob'))}`)
+    alice.line(`connect ${net.address(net.peer('carol'))}`)
+    await alice.stdout.waitFor(/connected to carol/)
+    await alice.stdout.waitFor(/connected to bob/)
+
+    alice.line('broadcast hi all')
+    await Promise.all(inboxes.map((i) => i.waitForCount(1)))
+    expect(inboxes.map((i) => i.texts())).toEqual([['hi all'], ['hi all']])
+    await alice.stdout.waitFor(/✔ you → (bob|carol).*hi all[\s\S]*✔ you → (bob|carol).*hi all/)
+  })
+
+  test('quit says goodbye to every peer and exits 0', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice', ['--peer', net.address(bob)])
+    await alice.stdout.waitFor(/connected to bob/)
+    const left = waitFor(bob, 'peer:disconnect')
+    alice.line('quit')
+    expect(await alice.exited).toBe(0)
+    const event = await left
+    expect(event.reason).toBe('goodbye')
+    expect(alice.stdout.text).toMatch(/stopped; said goodbye to every peer/)
+  })
+
+  test('commands after quit are ignored; quit waits for the sends before it', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const got = inbox(bob)
+    const alice = cliOn(net, 'alice')
+    await alice.address()
+    alice.stdin.write(`send ${net.address(bob)} first\nquit\nsend bob never\n`)
+    expect(await alice.exited).toBe(0)
+    expect(got.texts()).toEqual(['first'])
+  })
+
+  test('errors are one sentence on stderr, no stack, and the peer keeps running', async () => {
+    const net = await setup()
+    const alice = cliOn(net, 'alice')
+    const address = await alice.address()
+    const lines = [
+      'send nobody hi',
+      'connect nohost:9',
+      'connect foo',
+      'connect bob:0',
+      `send ${net.address(net.peer('bob'))} ${'x'.repeat(70_000)}`,
+      'frobnicate',
+      'send',
+    ]
+    for (const l of lines) alice.line(l)
+    await alice.stderr.waitFor(/usage: send <peer> <text>/)
+    const errors = alice.stderr.lines()
+    expect(errors).toHaveLength(lines.length)
+    expect(errors[0]).toMatch(/✖ not delivered to nobody: no connected peer matches "nobody"/)
+    expect(errors[1]).toMatch(/could not connect to nohost:9: nohost:9 refused the connection/)
+    expect(errors[2]).toMatch(/"foo" is not host:port/)
+    expect(errors[3]).toMatch(/port in "bob:0" must be a whole number from 1 to 65535/)
+    expect(errors[4]).toMatch(/the message is too long — the limit is 65535 bytes/)
+    expect(errors[5]).toMatch(/unknown command "frobnicate"/)
+    for (const e of errors) expect(e).not.toMatch(/^\s+at /m)
+    expect(alice.stderr.text).not.toMatch(/Error:|\n\s+at /)
+
+    // Still alive: a message still arrives.
+    await net.peer('bob').send(address, 'still there?')
+    await alice.stdout.waitFor(/bob \(.*\): still there\?/)
+  })
+
+  test('--debug adds the stack trace to an unexpected error', async () => {
+    const net = await setup()
+    const alice = cliOn(net, 'alice', ['--debug'])
+    await alice.address()
+    alice.line('connect nohost:9')
+    await alice.stderr.waitFor(/refused the connection[\s\S]*\n\s+at /)
+  })
+
+  test('end of stdin keeps the peer running until a signal (daemon mode); SIGTERM exits 143', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice')
+    const address = await alice.address()
+    alice.stdin.end()
+    await bob.send(address, 'are you up?')
+    await alice.stdout.waitFor(/are you up\?/)
+    const left = waitFor(bob, 'peer:disconnect')
+    alice.signals.emit('SIGTERM')
+    expect(await alice.exited).toBe(143)
+    expect((await left).reason).toBe('goodbye')
+  })
+
+  test('SIGINT exits 130; a second one during shutdown forces the exit', async () => {
+    const net = await setup()
+    const alice = cliOn(net, 'alice', ['--peer', net.address(net.peer('bob'))])
+    await alice.stdout.waitFor(/connected to bob/)
+    alice.signals.emit('SIGINT')
+    alice.signals.emit('SIGINT')
+    expect(alice.forcedExits).toEqual([130])
+    expect(await alice.exited).toBe(130)
+  })
+
+  test('--json emits parseable NDJSON for events, results and errors', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = startCli(['--no-interactive', '--json', '--name', 'alice', '--host', 'alice', '--port', '0'], {
+      network: net.network,
+    })
+    await alice.stdout.waitFor(/"type":"ready"/)
+    alice.line(`send ${net.address(bob)} hello`)
+    await alice.stdout.waitFor(/"type":"delivered"/)
+    await bob.send(bob.peers().connected[0]!.id, 'hi back')
+    await alice.stdout.waitFor(/"type":"message"/)
+    alice.line('send nobody x')
+    alice.line('bogus')
+    alice.line('peers')
+    await alice.stdout.waitFor(/"type":"peers"/)
+    alice.line('quit')
+    expect(await alice.exited).toBe(0)
+
+    const events = alice.stdout.raw
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { type: string; time: string; [k: string]: unknown })
+    const types = events.map((e) => e.type)
+    expect(types[0]).toBe('ready')
+    expect(types).toEqual(
+      expect.arrayContaining(['peer:connect', 'delivered', 'message', 'not-delivered', 'error', 'peers', 'stopped']),
+    )
+    for (const e of events) expect(Number.isNaN(Date.parse(e.time))).toBe(false)
+    const message = events.find((e) => e.type === 'message') as unknown as { from: { name: string }; text: string }
+    expect(message.from.name).toBe('bob')
+    expect(message.text).toBe('hi back')
+    const failed = events.find((e) => e.type === 'not-delivered')!
+    expect(failed.code).toBe('NOT_CONNECTED')
+    expect(alice.stderr.raw).toBe('')
+  })
+})

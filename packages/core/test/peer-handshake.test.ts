@@ -1,0 +1,151 @@
+import { once } from 'node:events'
+import {
+  decodeMessage,
+  FrameDecoder,
+  frameMessage,
+  type Message,
+  PROTOCOL_VERSION,
+  RejectCode,
+} from '@parley/protocol'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { generateIdentity } from '../src/identity.js'
+import { createPeer, type Peer } from '../src/peer.js'
+import type { Connection } from '../src/transport.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+
+// Raw connections speaking (or breaking) the protocol by hand against a real peer.
+
+async function setup() {
+  const network = memoryNetwork()
+  const peer = createPeer({ transport: memoryTransport(network, { host: 'victim' }), name: 'victim', listen: 'victim:0' })
+  await peer.start()
+  onTestFinished(() => peer.stop())
+  const raw = async (host: string) => {
+    const conn = await memoryTransport(network, { host }).dial(peer.addresses[0]!)
+    onTestFinished(() => conn.abort())
+    return reader(conn)
+  }
+  return { network, peer, raw }
+}
+
+/** Reads whole messages from a raw connection. */
+function reader(conn: Connection) {
+  const decoder = new FrameDecoder()
+  const messages: Message[] = []
+  const waiters: Array<() => void> = []
+  conn.on('data', (chunk) => {
+    for (const body of decoder.push(chunk)) messages.push(decodeMessage(body))
+    for (const w of waiters.splice(0)) w()
+  })
+  // Behave like a well-mannered client: when the peer ends its side, end ours.
+  conn.on('end', () => void conn.close())
+  const closed = once(conn, 'close')
+  return {
+    conn,
+    closed,
+    send: (m: Message) => conn.send(frameMessage(m)),
+    async next(): Promise<Message> {
+      const deadline = AbortSignal.timeout(2_000)
+      while (messages.length === 0) {
+        if (deadline.aborted) throw new Error('no message arrived')
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve)
+          deadline.addEventListener('abort', () => resolve(), { once: true })
+        })
+      }
+      return messages.shift()!
+    },
+  }
+}
+
+const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
+  type: 'HELLO',
+  version,
+  peerId,
+  name: 'raw',
+  listenAddrs: [],
+  capabilities: [],
+})
+
+async function expectStillServing(peer: Peer, raw: (host: string) => Promise<ReturnType<typeof reader>>) {
+  const honest = await raw('honest')
+  honest.send(hello(generateIdentity().peerId))
+  expect((await honest.next()).type).toBe('WELCOME')
+}
+
+describe('peer handshake', () => {
+  it('answers HELLO with WELCOME carrying its own identity', async () => {
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    r.send(hello(generateIdentity().peerId))
+    expect(await r.next()).toMatchObject({ type: 'WELCOME', peerId: peer.id, name: 'victim', version: 1 })
+  })
+
+  it('rejects an incompatible protocol version with a reason instead of hanging', async () => {
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    // A future HELLO: version 2 and fields this version does not know; only type + version are frozen.
+    r.conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x02, 0xff]))
+    const reply = await r.next()
+    expect(reply).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
+    expect((reply as { reason: string }).reason).toMatch(/version 1/)
+    await r.closed
+    await expectStillServing(peer, raw)
+  })
+
+  it('refuses a HELLO that claims its own id', async () => {
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    r.send(hello(peer.id))
+    expect(await r.next()).toMatchObject({ type: 'REJECT', code: RejectCode.SELF_CONNECT })
+  })
+
+  it('closes a connection that sends TEXT before HELLO, and keeps serving others', async () => {
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    r.send({ type: 'TEXT', id: '0'.repeat(32), sentAt: 0, text: 'too early' })
+    await r.closed
+    await expectStillServing(peer, raw)
+  })
+
+  it('closes a connection that sends a second HELLO after the handshake', async () => {
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    const id = generateIdentity().peerId
+    r.send(hello(id))
+    await r.next()
+    r.send(hello(id))
+    await r.closed
+    await expectStillServing(peer, raw)
+  })
+
+  it('closes a connection that sends garbage, delivering what came before it', async () => {
+    const { peer, raw } = await setup()
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const r = await raw('a')
+    r.send(hello(generateIdentity().peerId))
+    await r.next()
+    const text = frameMessage({ type: 'TEXT', id: '1'.repeat(32), sentAt: 1, text: 'accepted' })
+    // A valid TEXT and then a length prefix of 4 GiB in the same chunk.
+    r.conn.send(Buffer.concat([text, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]))
+    await r.closed
+    expect(got).toEqual(['accepted'])
+    await expectStillServing(peer, raw)
+  })
+
+  it('acknowledges a retransmitted TEXT again but delivers it once', async () => {
+    const { peer, raw } = await setup()
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const r = await raw('a')
+    r.send(hello(generateIdentity().peerId))
+    await r.next()
+    const text: Message = { type: 'TEXT', id: 'ab'.repeat(16), sentAt: 1, text: 'once' }
+    r.send(text)
+    r.send(text)
+    expect(await r.next()).toEqual({ type: 'ACK', id: 'ab'.repeat(16), status: 0 })
+    expect(await r.next()).toEqual({ type: 'ACK', id: 'ab'.repeat(16), status: 0 })
+    expect(got).toEqual(['once'])
+  })
+})
