@@ -6,8 +6,8 @@ export interface WaitOptions {
   signal?: AbortSignal
   /** Fail with `TIMEOUT` after this many ms (global timers, so fake timers drive it). */
   timeout?: number
-  /** Used in the timeout message: "no <what> within 5000 ms". */
-  what?: string
+  /** The `TIMEOUT` error's message, built when it fires. @default 'no <event> within <timeout> ms' */
+  timeoutMessage?: () => string
 }
 
 /**
@@ -45,7 +45,10 @@ export function waitForEvent<E extends keyof PeerEvents, T>(
     if (timeout !== undefined) {
       timer = setTimeout(
         () =>
-          finish(() => reject(new BotError('TIMEOUT', `no ${options.what ?? String(event)} within ${timeout} ms`))),
+          finish(() => {
+            const message = options.timeoutMessage?.() ?? `no ${String(event)} within ${timeout} ms`
+            reject(new BotError('TIMEOUT', message))
+          }),
         timeout,
       )
     }

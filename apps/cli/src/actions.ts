@@ -83,21 +83,21 @@ export async function broadcastMessage(app: App, text: string): Promise<void> {
   })
 }
 
-/** Connects to one `host:port` and reports it. Never rejects. */
-export async function connectTo(app: App, address: string): Promise<boolean> {
+/** Connects to one `host:port` and reports it. Never rejects; resolves with the peer, if connected. */
+export async function connectTo(app: App, address: string): Promise<PeerInfo | undefined> {
   const bad = checkAddress(address)
   if (bad !== undefined) {
     app.reporter.notConnected(address, { code: 'INVALID_ADDRESS', sentence: bad })
-    return false
+    return undefined
   }
   try {
     const info = await app.peer.connect(address.trim(), { signal: app.signal })
     app.reporter.connected(info, address.trim())
-    return true
+    return info
   } catch (err) {
     app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
     app.logger.log('warn', 'connect failed', { address, err })
-    return false
+    return undefined
   }
 }
 

@@ -61,7 +61,9 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     await alice.stdout.waitFor(/known, not connected \(1\)\n.*\n.*carol/, { from })
     const text = alice.stdout.text.slice(alice.stdout.text.indexOf('connected peers (1)'))
     expect(text).toMatch(/name\s+fingerprint\s+address\s+direction\s+connected since\s+last seen\s+in\s+out/)
-    expect(text).toMatch(new RegExp(`bob\\s+${FP}\\s+bob:\\d+\\s+outbound\\s+\\d\\d:\\d\\d:\\d\\d\\s+\\S+( ago)?\\s+0\\s+0`))
+    expect(text).toMatch(
+      new RegExp(`bob\\s+${FP}\\s+bob:\\d+\\s+outbound\\s+\\d\\d:\\d\\d:\\d\\d\\s+\\S+( ago)?\\s+0\\s+0`),
+    )
   })
 
   test('connect-all connects to every peer learned by exchange, one line per peer', async () => {
@@ -72,11 +74,24 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
 
     const from = alice.stdout.mark()
     alice.line('connect-all')
-    await alice.stdout.waitFor(/✔ connected to carol[\s\S]*✔ connected to dave|✔ connected to dave[\s\S]*✔ connected to carol/, {
-      from,
-    })
-    expect(net.peer('carol').peers().connected.map((p) => p.name)).toContain('alice')
-    expect(net.peer('dave').peers().connected.map((p) => p.name)).toContain('alice')
+    await alice.stdout.waitFor(
+      /✔ connected to carol[\s\S]*✔ connected to dave|✔ connected to dave[\s\S]*✔ connected to carol/,
+      {
+        from,
+      },
+    )
+    expect(
+      net
+        .peer('carol')
+        .peers()
+        .connected.map((p) => p.name),
+    ).toContain('alice')
+    expect(
+      net
+        .peer('dave')
+        .peers()
+        .connected.map((p) => p.name),
+    ).toContain('alice')
 
     const again = alice.stdout.mark()
     alice.line('connect-all')
@@ -189,9 +204,12 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
   test('--json emits parseable NDJSON for events, results and errors', async () => {
     const net = await setup()
     const bob = net.peer('bob')
-    const alice = startCli(['--no-interactive', '--json', '--name', 'alice', '--host', 'alice', '--port', '0'], {
-      network: net.network,
-    })
+    const alice = startCli(
+      ['--no-interactive', '--json', '--name', 'alice', '--host', 'alice', '--port', '0'],
+      {
+        network: net.network,
+      },
+    )
     await alice.stdout.waitFor(/"type":"ready"/)
     alice.line(`send ${net.address(bob)} hello`)
     await alice.stdout.waitFor(/"type":"delivered"/)
@@ -211,10 +229,21 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     const types = events.map((e) => e.type)
     expect(types[0]).toBe('ready')
     expect(types).toEqual(
-      expect.arrayContaining(['peer:connect', 'delivered', 'message', 'not-delivered', 'error', 'peers', 'stopped']),
+      expect.arrayContaining([
+        'peer:connect',
+        'delivered',
+        'message',
+        'not-delivered',
+        'error',
+        'peers',
+        'stopped',
+      ]),
     )
     for (const e of events) expect(Number.isNaN(Date.parse(e.time))).toBe(false)
-    const message = events.find((e) => e.type === 'message') as unknown as { from: { name: string }; text: string }
+    const message = events.find((e) => e.type === 'message') as unknown as {
+      from: { name: string }
+      text: string
+    }
     expect(message.from.name).toBe('bob')
     expect(message.text).toBe('hi back')
     const failed = events.find((e) => e.type === 'not-delivered')!

@@ -20,6 +20,8 @@ export const PeerErrorCode = {
   STOPPED: 'STOPPED',
   ABORTED: 'ABORTED',
   DIAL_FAILED: 'DIAL_FAILED',
+  KEY_CHANGED: 'KEY_CHANGED',
+  DENIED: 'DENIED',
 } as const
 export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
 

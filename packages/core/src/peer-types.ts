@@ -1,5 +1,6 @@
 import type { PeerRecord } from '@parley/protocol'
 import type { Identity } from './identity.js'
+import type { KnownPeers } from './known-peers.js'
 import type { PeerError } from './peer-errors.js'
 import type { ConnectionUpgrader } from './secure/upgrader.js'
 import type { AbortOptions, Transport } from './transport.js'
@@ -15,8 +16,24 @@ export interface PeerInit {
   listen?: string | false
   /** Addresses to advertise instead of the bound one (e.g. when bound to 0.0.0.0). */
   announce?: string[]
-  /** Wraps every connection before HELLO; the secure channel lives here. @default plaintextUpgrader() */
+  /**
+   * Wraps every connection before HELLO. @default noiseUpgrader: Noise XX, mutual authentication of
+   * the Ed25519 identities, ChaCha20-Poly1305 on every byte after the handshake
+   */
   upgrader?: ConnectionUpgrader
+  /** Private network: peers without the same secret cannot complete the handshake. */
+  networkSecret?: string | Uint8Array
+  /** Trust-on-first-use store of address → key. @default in memory (see fileKnownPeers for a persistent one) */
+  knownPeers?: KnownPeers
+  /**
+   * Called when a saved peer presents a different key. Resolve true to accept (and save) the new key;
+   * otherwise the connection is refused with `KEY_CHANGED`. @default refuse
+   */
+  onKeyChange?: (change: KeyChange) => boolean | Promise<boolean>
+  /** Only these peer ids may connect or be connected to (checked before any application message). */
+  allow?: readonly string[]
+  /** These peer ids are refused (checked before any application message). */
+  deny?: readonly string[]
   /** Largest frame body accepted, in bytes. @default 1 MiB */
   maxFrameSize?: number
   /** Time allowed from dial to WELCOME. @default 10_000 ms */
@@ -33,6 +50,15 @@ export interface PeerInit {
   connectConcurrency?: number
   /** Peers remembered from exchange. @default 1024 */
   maxKnownPeers?: number
+}
+
+export interface KeyChange {
+  address: string
+  name: string
+  /** The peer id saved for this address. */
+  expected: string
+  /** The peer id the handshake authenticated now. */
+  actual: string
 }
 
 export type Direction = 'inbound' | 'outbound'

@@ -32,12 +32,15 @@ import type {
   SendOptions,
   SendResult,
 } from './peer-types.js'
-import { type ConnectionUpgrader, plaintextUpgrader, type SecureConnection } from './secure/upgrader.js'
+import { keyChangedMessage, type KnownPeers, memoryKnownPeers } from './known-peers.js'
+import { noiseUpgrader } from './secure/channel.js'
+import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
 import type { AbortOptions, Connection, Listener } from './transport.js'
 
 /** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
 export const DUPLICATE_GOODBYE = 'duplicate connection'
 const MAX_PENDING_QUERIES = 8
+const MAX_EARLY_FRAMES = 64
 const DEDUP_WINDOW = 4096
 // Half the protocol's 256-record cap: 128 records at their largest (16 addresses of 255 bytes) still fit
 // one 1 MiB frame, 256 do not.
@@ -103,6 +106,9 @@ class Link {
   /** Set when this side decided to end the link, with the reason to report. */
   closeReason: { reason: DisconnectReason; message: string } | undefined
   onHandshake: ((msg: Message) => void) | undefined
+  /** Frames that arrived after the handshake reply while we were still checking it; replayed once open. */
+  early: Uint8Array[] = []
+  endedEarly = false
 
   constructor(
     readonly conn: SecureConnection,
@@ -186,6 +192,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   readonly #init: PeerInit
   readonly #identity: Identity
   readonly #upgrader: ConnectionUpgrader
+  readonly #knownPeers: KnownPeers
   readonly #maxFrameSize: number
   readonly #handshakeTimeout: number
   readonly #ackTimeout: number
@@ -217,7 +224,14 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (Buffer.byteLength(this.name) > Limits.nameBytes) {
       throw new PeerError('MESSAGE_TOO_LONG', `the name is longer than ${Limits.nameBytes} bytes`)
     }
-    this.#upgrader = init.upgrader ?? plaintextUpgrader()
+    this.#upgrader =
+      init.upgrader ??
+      noiseUpgrader({
+        identity: this.#identity,
+        handshakeTimeout: init.handshakeTimeout ?? 10_000,
+        ...(init.networkSecret !== undefined ? { networkSecret: secretBytes(init.networkSecret) } : {}),
+      })
+    this.#knownPeers = init.knownPeers ?? memoryKnownPeers()
     this.#maxFrameSize = init.maxFrameSize ?? 1024 * 1024
     this.#handshakeTimeout = init.handshakeTimeout ?? 10_000
     this.#ackTimeout = init.ackTimeout ?? 10_000
@@ -353,7 +367,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
             ? 'INCOMPATIBLE_VERSION'
             : reply.code === RejectCode.IDENTITY_MISMATCH
               ? 'IDENTITY_MISMATCH'
-              : 'REJECTED'
+              : reply.code === RejectCode.DENIED
+                ? 'DENIED'
+                : 'REJECTED'
       throw new PeerError(code, `${address} refused the connection: ${reply.reason}`)
     }
     if (reply.type !== 'WELCOME') {
@@ -365,7 +381,29 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       this.#dropLink(link)
       throw new PeerError(problem.code, `${address}: ${problem.message}`)
     }
+    await this.#checkKnownKey(link, address, reply)
+    if (link.conn.status === 'closed') {
+      // The link died after a valid WELCOME, e.g. retired as a duplicate; the other link may carry the session.
+      this.#dropLink(link)
+      const session = this.#sessions.get(reply.peerId)
+      if (session) return session.info()
+      throw new PeerError('HANDSHAKE_FAILED', `${address} closed the connection during the handshake`)
+    }
     return this.#open(link, reply).info()
+  }
+
+  /** Trust on first use: the key seen at `address` must match the one saved for it, unless the user accepts. */
+  async #checkKnownKey(link: Link, address: string, remote: PeerAnnouncement): Promise<void> {
+    const verdict = this.#knownPeers.check(address, remote.peerId)
+    if (verdict.status === 'mismatch') {
+      const change = { address, name: verdict.name || remote.name, expected: verdict.expected, actual: remote.peerId }
+      const accepted = (await this.#init.onKeyChange?.(change)) ?? false
+      if (!accepted) {
+        this.#dropLink(link)
+        throw new PeerError('KEY_CHANGED', keyChangedMessage(address, change.name, change.expected, change.actual))
+      }
+    }
+    if (verdict.status !== 'match') void this.#knownPeers.remember(address, remote.peerId, remote.name)
   }
 
   #accept(conn: Connection): void {
@@ -430,6 +468,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         message: `claimed peer id ${fingerprint(a.peerId)} but authenticated as ${fingerprint(secure.remotePeerId)}`,
       }
     }
+    const { allow, deny } = this.#init
+    if (deny?.includes(a.peerId) || (allow !== undefined && !allow.includes(a.peerId))) {
+      return { code: 'DENIED', wire: RejectCode.DENIED, message: `peer ${fingerprint(a.peerId)} is not allowed` }
+    }
     return undefined
   }
 
@@ -439,8 +481,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#links.add(link)
     conn.on('data', (chunk) => this.#onData(link, chunk))
     conn.on('end', () => {
-      // The remote finished writing: finish ours too.
-      void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+      // The remote finished writing (e.g. it retired this link right after WELCOME); finish ours too,
+      // but not before a handshake reply we are still checking has been acted on.
+      if (link.state.status === 'handshaking' && !link.onHandshake) link.endedEarly = true
+      else void this.#closeLink(link, this.#deadline(this.#stopTimeout))
     })
     conn.on('close', (err) => this.#onClose(link, err))
     if (direction === 'outbound') link.write({ type: 'HELLO', ...this.#announcement() })
@@ -477,6 +521,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #open(link: Link, remote: PeerAnnouncement): Session {
     link.remote = remote
     link.state.advance('open')
+    const session = this.#attach(link, remote)
+    const early = link.early.splice(0)
+    try {
+      for (const body of early) this.#onFrame(link, body)
+    } catch (err) {
+      this.#violation(link, err)
+    }
+    if (link.endedEarly) void this.#closeLink(link, this.#deadline(this.#stopTimeout))
+    return session
+  }
+
+  #attach(link: Link, remote: PeerAnnouncement): Session {
     this.#learn({ id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() })
     const session = this.#sessions.get(remote.peerId)
     if (!session) {
@@ -622,9 +678,13 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         link.onHandshake = undefined
         return
       }
-      const msg = decodeMessage(body)
-      if (!link.onHandshake) throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} during handshake`)
-      link.onHandshake(msg)
+      if (!link.onHandshake) {
+        // The remote already considers the link open and may talk; hold its frames until we do too.
+        if (link.early.length >= MAX_EARLY_FRAMES) throw new ProtocolError('INVALID_FIELD', 'too many frames during handshake')
+        link.early.push(body)
+        return
+      }
+      link.onHandshake(decodeMessage(body))
       return
     }
     if (link.state.status !== 'open' && link.state.status !== 'closing') return
@@ -967,6 +1027,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #report(err: PeerError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err)
   }
+}
+
+function secretBytes(secret: string | Uint8Array): Uint8Array {
+  return typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret
 }
 
 function handshakeError(address: string, cause: unknown): PeerError {

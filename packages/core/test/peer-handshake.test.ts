@@ -11,13 +11,20 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer, type Peer } from '../src/peer.js'
 import type { Connection } from '../src/transport.js'
+import { plaintextUpgrader } from '../src/secure/upgrader.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
 // Raw connections speaking (or breaking) the protocol by hand against a real peer.
 
 async function setup() {
   const network = memoryNetwork()
-  const peer = createPeer({ transport: memoryTransport(network, { host: 'victim' }), name: 'victim', listen: 'victim:0' })
+  // Plaintext pass-through: these tests speak the peer protocol by hand (the secure channel has its own tests).
+  const peer = createPeer({
+    transport: memoryTransport(network, { host: 'victim' }),
+    name: 'victim',
+    listen: 'victim:0',
+    upgrader: plaintextUpgrader(),
+  })
   await peer.start()
   onTestFinished(() => peer.stop())
   const raw = async (host: string) => {

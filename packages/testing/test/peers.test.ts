@@ -146,6 +146,24 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
 })
 
 describe('peers over the in-memory network with faults', () => {
+  it('simultaneous dials settle on one shared connection, 20 times in a row, under chunking', async () => {
+    for (let round = 0; round < 20; round++) {
+      const net = await createTestNetwork({ size: 2 })
+      onTestFinished(() => net.stop())
+      net.network.setChunking(1 + (round % 7) * 16)
+      const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+      const box = inbox(b)
+      const dials = [a.connect(net.address(b)), b.connect(net.address(a))]
+      const early = a.send(net.address(b), `round ${round}`)
+      await Promise.all([...dials, early])
+      await box.waitForCount(1)
+      expect(box.texts()).toEqual([`round ${round}`])
+      expect(a.peers().connected.map((c) => c.id)).toEqual([b.id])
+      expect(b.peers().connected.map((c) => c.id)).toEqual([a.id])
+      await net.stop()
+    }
+  })
+
   it('messages survive a network that delivers one byte at a time', async () => {
     const net = await createTestNetwork({ size: 2 })
     onTestFinished(() => net.stop())

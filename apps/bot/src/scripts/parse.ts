@@ -39,7 +39,7 @@ export function parseScript(text: string, options: ParseScriptOptions = {}): Scr
       const at = /at position (\d+)/.exec(message)
       const line = at ? lineAt(text, Number(at[1])) : undefined
       throw new ScriptValidationError([
-        `${source}${line === undefined ? '' : ` line ${line}`}: is not valid JSON (${jsonReason(message)})`,
+        `${source}${line === undefined ? '' : ` line ${line}`}: invalid JSON (${jsonReason(message)})`,
       ])
     }
   }
@@ -47,13 +47,13 @@ export function parseScript(text: string, options: ParseScriptOptions = {}): Scr
   const syntax = doc.errors[0]
   if (syntax) {
     const kind = format === 'json' ? 'JSON' : 'YAML'
-    throw new ScriptValidationError([`${source} line ${lineOf(syntax.pos[0])}: is not valid ${kind} (${syntax.message})`])
+    throw new ScriptValidationError([`${source} line ${lineOf(syntax.pos[0])}: invalid ${kind} (${syntax.message})`])
   }
   let value: unknown
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIASES })
   } catch (err) {
-    throw new ScriptValidationError([`${source}: is not valid YAML (${(err as Error).message})`])
+    throw new ScriptValidationError([`${source}: invalid YAML (${(err as Error).message})`])
   }
   return validateScript(value, { source, locate: locator(doc, lineOf) })
 }
@@ -116,10 +116,14 @@ function lineAt(text: string, offset: number): number {
   return line
 }
 
-/** The reason part of a JSON.parse message, without the position or the quoted source (Node 20 and 22+ differ). */
+/**
+ * The reason part of a JSON.parse message, without the position or the quoted source. V8 reports a
+ * position for some errors only (and the wording differs between Node 20 and 22+), so a JSON syntax
+ * error has a line number when V8 gives one.
+ */
 function jsonReason(message: string): string {
   return message
     .replace(/ in JSON at position \d+.*$/s, '')
-    .replace(/, ".*" is not valid JSON$/s, '')
+    .replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, '')
     .trim()
 }

@@ -276,7 +276,7 @@ function waitUntil(until: WaitCondition, timeout: number, ctx: StepContext): Pro
         check: found,
         timeout,
         signal,
-        what: `peer named ${until.name} connected`,
+        timeoutMessage: () => `${until.name} did not connect within ${timeout} ms`,
       })
     }
     case 'peers': {
@@ -285,7 +285,8 @@ function waitUntil(until: WaitCondition, timeout: number, ctx: StepContext): Pro
         check: enough,
         timeout,
         signal,
-        what: `${until.count} connected peer${until.count === 1 ? '' : 's'} (${peer.peers().connected.length} now)`,
+        timeoutMessage: () =>
+          `${connectedCount(peer)} of ${until.count} peer${until.count === 1 ? '' : 's'} connected within ${timeout} ms`,
       })
     }
     case 'message': {
@@ -299,7 +300,7 @@ function waitUntil(until: WaitCondition, timeout: number, ctx: StepContext): Pro
         check: take,
         timeout,
         signal,
-        what: `message ${describeMatch(until)}`,
+        timeoutMessage: () => `no message ${describeMatch(until)} arrived within ${timeout} ms`,
       })
     }
   }
@@ -326,6 +327,10 @@ function check(step: AssertStep, ctx: StepContext): void {
   }
   if (problems.length > 0) throw new BotError('ASSERTION_FAILED', problems.join('; '))
   ctx.log(`assert ok (${connected.length} connected, ${ctx.bot.stats.received} received)`)
+}
+
+function connectedCount(peer: Peer): number {
+  return peer.status === 'running' ? peer.peers().connected.length : 0
 }
 
 interface MessageCondition {

@@ -103,22 +103,24 @@ export function formatPath(path: ValuePath): string {
 export function validateScript(value: unknown, options: ValidateOptions = {}): Script {
   const source = options.source ?? 'script'
   const locate: Locate = options.locate ?? (() => undefined)
-  const problems: string[] = []
-  let count = 0
+  const found: Array<{ line: number; text: string }> = []
   const problem: Problem = Object.assign(
     (path: ValuePath, rest: string) => {
-      count++
-      if (problems.length >= MAX_PROBLEMS) return
       const line = locate(path)
-      problems.push(`${source}${line === undefined ? '' : ` line ${line}`}: ${formatPath(path)} ${rest}`)
+      found.push({
+        line: line ?? 0,
+        text: `${source}${line === undefined ? '' : ` line ${line}`}: ${formatPath(path)} ${rest}`,
+      })
     },
-    { count: () => count },
+    { count: () => found.length },
   )
+  // In file order (sort is stable, so problems on one line keep the order they were found in), capped.
+  const problems = () => found.sort((a, b) => a.line - b.line).slice(0, MAX_PROBLEMS).map((p) => p.text)
 
   if (!isMapping(value)) {
     const hint = Array.isArray(value) ? ' (put the list under "steps:")' : ''
     problem([], `must be a mapping with a steps list${hint}`)
-    throw new ScriptValidationError(problems)
+    throw new ScriptValidationError(problems())
   }
   for (const key of Object.keys(value)) {
     if (!TOP_FIELDS.includes(key)) problem([key], `is not a known field (allowed: ${TOP_FIELDS.join(', ')})`)
@@ -157,7 +159,7 @@ export function validateScript(value: unknown, options: ValidateOptions = {}): S
     })
   }
 
-  if (problems.length > 0) throw new ScriptValidationError(problems)
+  if (found.length > 0) throw new ScriptValidationError(problems())
   return {
     source,
     name: name as string | undefined,
@@ -316,7 +318,7 @@ function checkField(path: ValuePath, v: unknown, type: FieldType, problem: Probl
         new RegExp(v)
         return v
       } catch (err) {
-        problem(path, `is not a valid regular expression (${firstClause((err as Error).message)})`)
+        problem(path, `is not a valid regular expression (${lastClause((err as Error).message)})`)
         return undefined
       }
   }
@@ -337,8 +339,8 @@ function describe(v: unknown): string {
   return typeof v
 }
 
-function firstClause(message: string): string {
-  const i = message.indexOf(': ')
+function lastClause(message: string): string {
+  const i = message.lastIndexOf(': ')
   return i >= 0 ? message.slice(i + 2) : message
 }
 

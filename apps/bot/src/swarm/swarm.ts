@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { createPeer, type Peer, type PeerInit, type Transport } from '@parley/core'
 import {
   type BehaviourHandle,
@@ -138,19 +139,25 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
   const bots = peers.map((peer) => createBot(peer, { traffic }))
   const handles: BehaviourHandle[] = []
   const abortWork = new AbortController()
+  // One signal for all the work, followed by every script and wiring worker: lift the listener warning.
+  setMaxListeners(4 * count + 32, abortWork.signal)
+  const onOuterAbort = () => abortWork.abort(init.signal?.reason)
   const stopPeers = () => Promise.all(peers.map((p) => p.stop()))
   const links = edgesOf(topology, count, init.seed === undefined ? Math.random : seededRandom(init.seed))
 
   try {
-    await Promise.all(peers.map((p) => p.start({ signal: init.signal })))
+    if (init.signal?.aborted) throw new BotError('ABORTED', 'the swarm was stopped before it started')
+    init.signal?.addEventListener('abort', onOuterAbort, { once: true })
+    await Promise.all(peers.map((p) => p.start({ signal: abortWork.signal })))
     if (init.behaviour && isReactive(init.behaviour)) {
       for (const bot of bots) handles.push(startBehaviour(init.behaviour, bot, init.behaviourOptions))
     }
-    await wire(bots, links, init.signal)
+    await wire(bots, links, abortWork.signal)
     if (init.behaviour && !isReactive(init.behaviour)) {
       for (const bot of bots) handles.push(startBehaviour(init.behaviour, bot, init.behaviourOptions))
     }
   } catch (err) {
+    init.signal?.removeEventListener('abort', onOuterAbort)
     for (const h of handles) h.stop()
     await stopPeers()
     throw err
@@ -215,6 +222,7 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
     stopping ??= (async () => {
       // Stopped before it ended on its own: the caller is the "signal".
       finish('signal')
+      init.signal?.removeEventListener('abort', onOuterAbort)
       const endedBy = ended ?? 'signal'
       for (const h of handles) h.stop()
       abortWork.abort(new BotError('ABORTED', 'the swarm stopped'))
@@ -252,7 +260,7 @@ async function wire(bots: readonly Bot[], links: readonly Edge[], signal?: Abort
         check: () => (b.peers().connected.some((p) => p.id === a.id) ? true : undefined),
         timeout: LINK_TIMEOUT,
         signal,
-        what: `connection from ${a.name}`,
+        timeoutMessage: () => `${b.name} did not see ${a.name} connect within ${LINK_TIMEOUT} ms`,
       })
       try {
         await a.connect(address, { signal })

@@ -29,11 +29,11 @@ const BACK = '\u0000back'
 export async function runMenu(app: App, ask: Asker): Promise<void> {
   while (!app.signal.aborted) {
     try {
-      const connected = app.peer.peers().connected.length
       const action = await ask((ctx) =>
         rawlist<Action>(
           {
-            message: `${sanitize(app.peer.name)} · ${connected === 1 ? '1 peer' : `${connected} peers`} connected — choose`,
+            // No live counts here: the message is drawn once and would go stale while the menu waits.
+            message: `${sanitize(app.peer.name)} — choose`,
             choices: MENU.map((m) => ({ key: m.key, name: m.name, value: m.value })),
           },
           ctx,
@@ -84,33 +84,41 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
   }
 }
 
-/** A connected peer (by id) or a typed host:port; undefined to go back. */
+/**
+ * A connected peer's id; undefined to go back. A typed address is dialed before the message is
+ * asked for, so an unreachable peer costs one sentence, not a typed-out message.
+ */
 async function pickTarget(app: App, ask: Asker): Promise<string | undefined> {
   const connected = app.peer.peers().connected
+  let choice: string
   if (connected.length === 0) {
     app.reporter.note('no peers connected yet — type the address of one')
-    return askAddress(ask)
+    choice = TYPE_ADDRESS
+  } else {
+    choice = await ask((ctx) =>
+      rawlist<string>(
+        {
+          message: 'Send to',
+          choices: [
+            ...connected.map((p, i) => ({
+              key: String(i + 1),
+              name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
+              value: p.id,
+            })),
+            { key: 'a', name: 'Type an address (host:port)', value: TYPE_ADDRESS },
+            { key: '0', name: 'Back', value: BACK },
+          ],
+        },
+        ctx,
+      ),
+    )
   }
-  const choice = await ask((ctx) =>
-    rawlist<string>(
-      {
-        message: 'Send to',
-        choices: [
-          ...connected.map((p, i) => ({
-            key: String(i + 1),
-            name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
-            value: p.id,
-          })),
-          { key: 'a', name: 'Type an address (host:port)', value: TYPE_ADDRESS },
-          { key: '0', name: 'Back', value: BACK },
-        ],
-      },
-      ctx,
-    ),
-  )
   if (choice === BACK) return undefined
-  if (choice === TYPE_ADDRESS) return askAddress(ask)
-  return choice
+  if (choice !== TYPE_ADDRESS) return choice
+  const address = await askAddress(ask)
+  if (address === undefined) return undefined
+  const info = await connectTo(app, address)
+  return info?.id
 }
 
 /** A validated host:port; an empty answer goes back. */

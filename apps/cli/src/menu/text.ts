@@ -17,7 +17,7 @@ export async function askText(ask: Asker, label: string): Promise<string | undef
     const line = await ask((ctx) =>
       input(
         {
-          message: i === 0 ? `${label} (end a line with \\ to continue; empty to go back)` : '…',
+          message: i === 0 ? `${label} (\\ at the end continues on a new line; empty = back)` : '…',
           validate: (value: string) => {
             const bytes =
               Buffer.byteLength(so) + (i > 0 ? 1 : 0) + Buffer.byteLength(stripContinuation(value).text)

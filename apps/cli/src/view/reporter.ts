@@ -117,11 +117,12 @@ export function textReporter(init: TextReporterInit): Reporter {
     connected(p, address) {
       line(`${style('green', '✔')} connected to ${who(style, p)} at ${sanitize(address)}`)
     },
-    notConnected(address, problem, to) {
+    notConnected(address, problem, to, e) {
       const label = to
         ? `${who(style, to)}${address ? ` at ${sanitize(address)}` : ''}`
         : sanitize(address ?? '?')
       bad(`could not connect to ${label}: ${problem.sentence}`)
+      stack(e)
     },
     peers(list) {
       out(peersTable(list, style, now()))
@@ -193,7 +194,13 @@ export function jsonReporter(
     discovered: (k) => send('peer:discovered', { peer: { ...k, fingerprint: fingerprint(k.id) } }),
     delivered: (to, text, messageId) => send('delivered', { to: ref(to), id: messageId, text }),
     notDelivered: (target, p, to, e) =>
-      send('not-delivered', { target, ...(to ? { to: ref(to) } : {}), code: p.code, error: p.sentence, ...stack(e) }),
+      send('not-delivered', {
+        target,
+        ...(to ? { to: ref(to) } : {}),
+        code: p.code,
+        error: p.sentence,
+        ...stack(e),
+      }),
     connected: (p, address) => send('connected', { address, peer: info(p) }),
     notConnected: (address, p, to, e) =>
       send('not-connected', {

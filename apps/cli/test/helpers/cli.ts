@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { memoryTransport, type MemoryNetwork } from '@parley/core'
+import { type MemoryNetwork, memoryTransport } from '@parley/core'
 import { onTestFinished } from 'vitest'
 import { runCli } from '../../src/index.js'
 import { Capture, FakeTtyInput } from './streams.js'

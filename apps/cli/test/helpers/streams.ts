@@ -42,7 +42,11 @@ export class Capture extends Writable {
     this.#wake.setMaxListeners(100)
   }
 
-  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(
+    chunk: string | Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
     this.raw += String(chunk)
     this.#wake.emit('write')
     callback()
@@ -63,10 +67,14 @@ export class Capture extends Writable {
     return this.text.split('\n').filter((l) => l !== '')
   }
 
-  waitFor(pattern: string | RegExp, options: { from?: number; timeout?: number } = {}): Promise<RegExpMatchArray> {
+  waitFor(
+    pattern: string | RegExp,
+    options: { from?: number; timeout?: number } = {},
+  ): Promise<RegExpMatchArray> {
     const from = options.from ?? 0
     const timeout = options.timeout ?? 5_000
-    const re = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
+    const re =
+      typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
     const test = (): RegExpMatchArray | null => re.exec(stripVTControlCharacters(this.raw.slice(from)))
     return new Promise((resolve, reject) => {
       const check = () => {
@@ -77,7 +85,11 @@ export class Capture extends Writable {
       }
       const timer = setTimeout(() => {
         cleanup()
-        reject(new Error(`no output matching ${String(pattern)} within ${timeout} ms; got:\n${this.text.slice(-2000)}`))
+        reject(
+          new Error(
+            `no output matching ${String(pattern)} within ${timeout} ms; got:\n${this.text.slice(-2000)}`,
+          ),
+        )
       }, timeout)
       const cleanup = () => {
         clearTimeout(timer)
@@ -95,7 +107,8 @@ export async function renderScreen(
   cols = 100,
   rows = 30,
 ): Promise<{ lines: string[]; cursor: { x: number; y: number } }> {
-  const term = new xterm.Terminal({ cols, rows, allowProposedApi: true, scrollback: 1000 })
+  // convertEol: a real tty's line discipline turns '\n' into '\r\n' (ONLCR); injected streams have none.
+  const term = new xterm.Terminal({ cols, rows, allowProposedApi: true, scrollback: 1000, convertEol: true })
   await new Promise<void>((resolve) => term.write(raw, resolve))
   const buffer = term.buffer.active
   const lines: string[] = []

@@ -1,0 +1,242 @@
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createTestNetwork } from '@parley/testing'
+import fc from 'fast-check'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { runCli } from '../src/index.js'
+import { checkAddress, joinAddress, parseOptions, parsePort } from '../src/options.js'
+import { startCli } from './helpers/cli.js'
+import { Capture, FakeTtyInput } from './helpers/streams.js'
+
+/** Runs the CLI for an exit-only invocation (help, version, usage errors). */
+async function once(argv: string[], env: Record<string, string> = {}) {
+  const stdout = new Capture()
+  const stderr = new Capture()
+  const code = await runCli(argv, { stdin: new FakeTtyInput(false), stdout, stderr, env })
+  return { code, out: stdout.text, err: stderr.text }
+}
+
+function parse(argv: string[], env: Record<string, string> = {}) {
+  const err: string[] = []
+  const result = parseOptions(argv, { env, out: () => {}, err: (t) => err.push(t) })
+  return { result, err: err.join('') }
+}
+
+async function tempDir() {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-cli-'))
+  onTestFinished(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+describe('flags and environment', () => {
+  test('--help and --version print to stdout and exit 0', async () => {
+    const help = await once(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.out).toMatch(/Usage: parley \[options\]/)
+    for (const flag of [
+      '--name',
+      '-H, --host',
+      '-p, --port',
+      '--peer',
+      '--data-dir',
+      '--no-interactive',
+      '--json',
+    ]) {
+      expect(help.out).toContain(flag)
+    }
+    expect(help.out).toMatch(/End of stdin does not stop the peer/)
+    const version = await once(['-v'])
+    expect(version).toMatchObject({ code: 0, err: '' })
+    expect(version.out.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    expect((await once(['--', '--version'])).code).toBe(0)
+  })
+
+  test('a bad port exits 2 with one sentence and no usage dump', async () => {
+    for (const port of ['70000', '-1', 'abc', '1.5', '']) {
+      const r = await once(['--port', port])
+      expect(r.code).toBe(2)
+      expect(r.err.trim().split('\n')).toHaveLength(1)
+      expect(r.err).toMatch(/port must be a whole number from 0 to 65535/)
+      expect(r.out).toBe('')
+    }
+    const fromEnv = await once([], { PARLEY_PORT: 'x' })
+    expect(fromEnv).toMatchObject({ code: 2 })
+    expect(fromEnv.err).toMatch(/^parley: PARLEY_PORT must be a whole number from 0 to 65535, not "x"\n$/)
+  })
+
+  test('unknown flags and bad values are usage errors (exit 2, one line)', async () => {
+    for (const argv of [
+      ['--bogus'],
+      ['--log-level', 'loud'],
+      ['--name', 'x'.repeat(65)],
+      ['--name', ' '],
+      ['--peer'],
+    ]) {
+      const r = await once(argv)
+      expect(r.code, argv.join(' ')).toBe(2)
+      expect(r.err.trim().split('\n'), argv.join(' ')).toHaveLength(1)
+    }
+  })
+
+  test('a literal -- (pnpm passes it through) is accepted and ignored', async () => {
+    const net = await createTestNetwork({ size: 0 })
+    const cli = startCli(['--', '--no-interactive', '--name', 'dash', '--host', 'dash', '--port', '0'], {
+      network: net.network,
+    })
+    expect(await cli.address()).toMatch(/^dash:\d+$/)
+    cli.line('quit')
+    expect(await cli.exited).toBe(0)
+    expect(parse(['--', '-p', '4000']).result).toMatchObject({ kind: 'run', options: { port: 4000 } })
+  })
+
+  test('environment variables fill in what flags did not give; flags win', () => {
+    const env = {
+      PARLEY_NAME: 'envname',
+      PARLEY_HOST: '0.0.0.0',
+      PARLEY_PORT: '4100',
+      PARLEY_DATA_DIR: '/tmp/x',
+      PARLEY_PEERS: 'a:1, b:2,,',
+      PARLEY_LOG_LEVEL: 'warn',
+    }
+    expect(parse([], env).result).toEqual({
+      kind: 'run',
+      options: {
+        name: 'envname',
+        host: '0.0.0.0',
+        port: 4100,
+        peers: ['a:1', 'b:2'],
+        dataDir: '/tmp/x',
+        interactive: true,
+        json: false,
+        logFile: undefined,
+        logLevel: 'warn',
+        debug: false,
+        color: true,
+      },
+    })
+    const flags = parse(
+      [
+        '-n',
+        'flag',
+        '-H',
+        '::1',
+        '-p',
+        '0',
+        '--peer',
+        'c:3',
+        '--peer',
+        'd:4',
+        '--no-interactive',
+        '--json',
+        '--debug',
+        '--no-color',
+      ],
+      env,
+    )
+    expect(flags.result).toMatchObject({
+      kind: 'run',
+      options: {
+        name: 'flag',
+        host: '::1',
+        port: 0,
+        peers: ['c:3', 'd:4'],
+        interactive: false,
+        json: true,
+        logLevel: 'debug',
+        debug: true,
+        color: false,
+      },
+    })
+  })
+
+  test('ports: exactly the whole numbers 0–65535', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 65_535 }), (n) => parsePort(String(n)) === n))
+    fc.assert(
+      fc.property(fc.integer({ min: 65_536, max: 10_000_000 }), (n) => parsePort(String(n)) === undefined),
+    )
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        const p = parsePort(s)
+        return p === undefined || (/^\s*\d+\s*$/.test(s) && p >= 0 && p <= 65_535)
+      }),
+    )
+  })
+
+  test('addresses: IPv6 gets brackets; dial addresses need host:port with port 1–65535', () => {
+    expect(joinAddress('::1', 4000)).toBe('[::1]:4000')
+    expect(joinAddress('[::1]', 4000)).toBe('[::1]:4000')
+    expect(joinAddress('127.0.0.1', 0)).toBe('127.0.0.1:0')
+    for (const ok of ['127.0.0.1:4000', '[::1]:4000', 'example.org:1', 'bob:65535'])
+      expect(checkAddress(ok)).toBeUndefined()
+    for (const bad of ['foo', ':4000', '::1:4000', 'a:0', 'a:65536', 'a:b', 'a b:1'])
+      expect(checkAddress(bad)).toBeTypeOf('string')
+  })
+})
+
+describe('identity and logs', () => {
+  test('--data-dir keeps the peer id across runs', async () => {
+    const dir = await tempDir()
+    const net = await createTestNetwork({ size: 0 })
+    const ids: string[] = []
+    for (let run = 0; run < 2; run++) {
+      const cli = startCli(['--no-interactive', '--host', `h${run}`, '--port', '0', '--data-dir', dir], {
+        network: net.network,
+      })
+      const m = await cli.stdout.waitFor(/peer id ([0-9a-f]{64})/)
+      ids.push(m[1]!)
+      cli.line('quit')
+      expect(await cli.exited).toBe(0)
+    }
+    expect(ids[0]).toBe(ids[1])
+  })
+
+  test('an identity key readable by others is refused in one sentence, exit 1', async () => {
+    const dir = await tempDir()
+    const net = await createTestNetwork({ size: 0 })
+    const first = startCli(['--no-interactive', '--host', 'k', '--port', '0', '--data-dir', dir], {
+      network: net.network,
+    })
+    await first.address()
+    first.line('quit')
+    await first.exited
+    await chmod(join(dir, 'identity.pem'), 0o644)
+    const cli = startCli(['--no-interactive', '--host', 'k', '--port', '0', '--data-dir', dir], {
+      network: net.network,
+    })
+    expect(await cli.exited).toBe(1)
+    expect(cli.stderr.lines()).toHaveLength(1)
+    expect(cli.stderr.text).toMatch(/readable by other users — run: chmod 600 .*identity\.pem/)
+  })
+
+  test('--log-file gets NDJSON lines; nothing of it reaches stdout', async () => {
+    const dir = await tempDir()
+    const logFile = join(dir, 'parley.log')
+    const net = await createTestNetwork({ size: 1, names: ['bob'] })
+    onTestFinished(() => net.stop())
+    const cli = startCli(
+      [
+        '--no-interactive',
+        '--host',
+        'lg',
+        '--port',
+        '0',
+        '--log-file',
+        logFile,
+        '--peer',
+        net.address(net.peers[0]!),
+      ],
+      { network: net.network },
+    )
+    await cli.stdout.waitFor(/connected to bob/)
+    cli.line('quit')
+    expect(await cli.exited).toBe(0)
+    const lines = (await readFile(logFile, 'utf8')).trim().split('\n')
+    const records = lines.map((l) => JSON.parse(l) as { level: string; event: string; time: string })
+    expect(records.map((r) => r.event)).toEqual(
+      expect.arrayContaining(['starting', 'listening', 'peer:connect', 'stopping']),
+    )
+    expect(records.every((r) => ['error', 'warn', 'info'].includes(r.level))).toBe(true)
+    expect(cli.stdout.text).not.toMatch(/"event"/)
+  })
+})
