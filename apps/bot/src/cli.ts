@@ -9,7 +9,13 @@ import {
   tcpTransport,
 } from '@parley/core'
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { BEHAVIOURS, type BehaviourName, type BehaviourOptions, startBehaviour } from './behaviours/index.js'
+import {
+  BEHAVIOURS,
+  type BehaviourName,
+  type BehaviourOptions,
+  isReactive,
+  startBehaviour,
+} from './behaviours/index.js'
 import { createBot } from './bot.js'
 import { BotError, describeError, ScriptValidationError } from './errors.js'
 import { loadScript } from './scripts/parse.js'
@@ -216,8 +222,10 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     printEvents(peer, out)
     bot.on('sent', (target, text) => out(`→ ${nameOf(peer, target)}: ${text}`))
     bot.on('failed', (target, _text, err) => out(`! not delivered to ${nameOf(peer, target)}: ${describeError(err)}`))
-    // Attach before connecting, so a greeter sees the --peer connections too.
-    const handle = startBehaviour(behaviour, bot, behaviourOptions(flags, flags.count))
+    const options = behaviourOptions(flags, flags.count)
+    // Reactive behaviours attach before connecting (a greeter must see the --peer connections);
+    // chatter starts once they are up, so its first messages have somewhere to go.
+    let handle = isReactive(behaviour) ? startBehaviour(behaviour, bot, options) : undefined
     try {
       await peer.start({ signal: io.signal })
       out(`${peer.name} (${fingerprint(peer.id)}) listening on ${peer.addresses.join(', ')}, behaviour ${behaviour}`)
@@ -229,9 +237,10 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
           io.stderr.write(`bot: ${describeError(err)}\n`)
         }
       }
-      await until([handle.done], behaviour === 'chatter', flags.duration)
+      handle ??= startBehaviour(behaviour, bot, options)
+      await until([handle.done], !isReactive(behaviour), flags.duration)
     } finally {
-      handle.stop()
+      handle?.stop()
       await peer.stop()
       bot.detach()
     }

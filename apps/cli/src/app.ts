@@ -141,8 +141,9 @@ class Session {
       // @inquirer colours through util.styleText, which reads process.env on every call.
       process.env.NO_COLOR = '1'
     }
-    if (this.ui && (this.io.captureConsole ?? this.io.stdout === process.stdout))
+    if (this.ui && (this.io.captureConsole ?? this.io.stdout === process.stdout)) {
       this.#captureConsole(this.ui)
+    }
     try {
       const code = await this.#main()
       await this.shutdown(code ?? EXIT.OK)

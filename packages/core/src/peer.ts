@@ -34,6 +34,7 @@ import type {
 } from './peer-types.js'
 import { keyChangedMessage, type KnownPeers, memoryKnownPeers } from './known-peers.js'
 import { noiseUpgrader } from './secure/channel.js'
+import { SecureChannelError } from './secure/errors.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
 import type { AbortOptions, Connection, Listener } from './transport.js'
 
@@ -338,7 +339,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   async #dial(address: string, options?: AbortOptions): Promise<PeerInfo> {
-    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout))
+    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'))
     let conn: Connection
     try {
       conn = await this.#init.transport.dial(address, { signal })
@@ -411,7 +412,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       conn.abort()
       return
     }
-    const signal = this.#deadline(this.#handshakeTimeout)
+    const signal = this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT')
     this.#upgrader.upgrade(conn, { role: 'responder', signal }).then(
       (secure) => this.#acceptSecure(secure, signal),
       (cause) => {
@@ -620,7 +621,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       link.closeReason ??
       (link.goodbye !== undefined
         ? { reason: 'goodbye' as const, message: link.goodbye }
-        : { reason: 'connection-lost' as const, message: err?.message ?? 'the connection closed' })
+        : {
+            // A failed integrity check means tampering or a broken peer, not a network hiccup.
+            reason: err instanceof SecureChannelError ? ('protocol-error' as const) : ('connection-lost' as const),
+            message: err?.message ?? 'the connection closed',
+          })
     this.#endSession(session, reason, message)
   }
 
@@ -950,11 +955,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   // ---- helpers -------------------------------------------------------------------------------
 
   /** An AbortSignal that fires after `ms` on the (fakeable) global timers, cleared when the peer stops. */
-  #deadline(ms: number): AbortSignal {
+  #deadline(ms: number, code: PeerErrorCode = 'ABORTED'): AbortSignal {
     const controller = new AbortController()
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
-      controller.abort(new PeerError('ABORTED', `timed out after ${ms} ms`))
+      controller.abort(new PeerError(code, `timed out after ${ms} ms`))
     }, ms)
     timer.unref?.()
     this.#timers.add(timer)

@@ -10,5 +10,6 @@
  * await net.peers[0]!.send(net.peers[1]!.id, 'hi')
  * ```
  */
+export * from './intercept.js'
 export * from './network.js'
 export * from './transport-compliance.js'

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest'
+import { PipedProgram } from './helpers/piped.js'
 import { PtyProgram } from './helpers/pty.js'
 
 const here = fileURLToPath(new URL('..', import.meta.url))
@@ -10,27 +11,55 @@ const main = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const hasScript = process.platform === 'linux' && existsSync('/usr/bin/script')
 const FP = '[0-9a-f]{4}:[0-9a-f]{4}'
 
-function start(args: string[]): PtyProgram {
+beforeAll(() => {
+  // Test what users run: dist/. Build it here so `pnpm test` never runs a stale binary.
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: here, stdio: 'pipe' })
+}, 60_000)
+
+function inPty(args: string[]): PtyProgram {
   const p = new PtyProgram(main, args, 100, 30)
   onTestFinished(() => p.kill())
   return p
 }
 
+describe('the built program driven through pipes, two peers over TCP', () => {
+  test('commands on stdin, one line per event on stdout, NDJSON with --json; EOF keeps it running', async () => {
+    const alice = new PipedProgram(main, ['--name', 'alice', '--port', '0'])
+    const [, address] = await alice.waitFor(/listening on (127\.0\.0\.1:\d+) as alice/)
+    const bob = new PipedProgram(main, ['--json', '--name', 'bob', '--port', '0', '--peer', address!])
+    await bob.waitFor(/"type":"connected"/)
+
+    bob.line('send alice hello through a pipe')
+    await alice.waitFor(new RegExp(`^\\d\\d:\\d\\d:\\d\\d bob \\(${FP}\\): hello through a pipe$`, 'm'))
+    await bob.waitFor(/"type":"delivered"/)
+
+    // End of input does not stop alice (daemon mode): she still receives and still obeys signals.
+    alice.proc.stdin.end()
+    bob.line('send alice still there?')
+    await alice.waitFor(/still there\?/)
+
+    bob.line('quit')
+    expect(await bob.exitCode()).toBe(0)
+    await alice.waitFor(/- bob .* left: said goodbye/)
+    for (const line of bob.out.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow()
+    expect(bob.err).toBe('')
+
+    alice.proc.kill('SIGTERM')
+    expect(await alice.exitCode()).toBe(143)
+    expect(alice.out).not.toMatch(/\x1b\[/)
+  }, 30_000)
+})
+
 describe.skipIf(!hasScript)(
   'the built program in a real terminal (script(1) pty), two peers over TCP',
   () => {
-    beforeAll(() => {
-      // Test what users run: dist/. Build it here so `pnpm test` never runs a stale binary.
-      const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-      execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: here, stdio: 'pipe' })
-    }, 60_000)
-
     test('a message typed at one peer appears at the other above its menu; Ctrl+C → 130, SIGTERM → 143', async () => {
-      const alice = start(['--name', 'alice', '--port', '0'])
+      const alice = inPty(['--name', 'alice', '--port', '0'])
       const [, address] = await alice.waitFor(/listening on\s+(127\.0\.0\.1:\d+)/)
       await alice.waitFor('0) Quit')
 
-      const bob = start(['--name', 'bob', '--port', '0', '--peer', address!])
+      const bob = inPty(['--name', 'bob', '--port', '0', '--peer', address!])
       await bob.waitFor(/✔ connected to alice/)
       await bob.waitFor('0) Quit')
       await alice.waitFor(/\+ bob .* joined/)
@@ -73,9 +102,9 @@ describe.skipIf(!hasScript)(
     }, 40_000)
 
     test('a busy port at start is one sentence and a question, not a stack trace', async () => {
-      const alice = start(['--name', 'alice', '--port', '0'])
+      const alice = inPty(['--name', 'alice', '--port', '0'])
       const [, port] = await alice.waitFor(/listening on\s+127\.0\.0\.1:(\d+)/)
-      const bob = start(['--name', 'bob', '--port', port!])
+      const bob = inPty(['--name', 'bob', '--port', port!])
       await bob.waitFor(`port ${port} is in use — pick another with --port`)
       await bob.waitFor('? Port to listen on instead')
       expect(bob.text).not.toMatch(/\n\s+at /)

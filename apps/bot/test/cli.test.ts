@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { memoryTransport } from '@parley/core'
+import { createTestNetwork, waitFor } from '@parley/testing'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { createBot, echo, ExitCode, handleSignals, runCli } from '../src/index.js'
+import { captureIO, tempFiles, yaml } from './helpers.js'
+
+async function withAlice() {
+  const net = await createTestNetwork({ size: 1, names: ['alice'] })
+  onTestFinished(() => net.stop())
+  const alice = net.peers[0]!
+  echo(createBot(alice))
+  return { alice, address: net.address(alice), transport: () => memoryTransport(net.network, { host: 'cli' }) }
+}
+
+describe('bot script', () => {
+  it('exits 0 when the script passes and 1 when an assertion fails, with one sentence on stderr', async () => {
+    const { address, transport } = await withAlice()
+    const dir = await tempFiles({
+      'pass.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - send: { to: alice, text: hi }', '  - assert: { peers: 1 }'),
+      'fail.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - assert: { names: bob }'),
+    })
+
+    const ok = captureIO({ transport })
+    expect(await runCli(['script', join(dir, 'pass.yaml'), '--var', `alice=${address}`], ok)).toBe(ExitCode.OK)
+    expect(ok.out()).toMatch(/^script passed: 3 steps in \d+ ms$/m)
+    expect(ok.err()).toBe('')
+
+    const failed = captureIO({ transport })
+    expect(await runCli(['script', join(dir, 'fail.yaml'), '--var', `alice=${address}`], failed)).toBe(ExitCode.FAILED)
+    expect(failed.err()).toBe(
+      `${join(dir, 'fail.yaml')} line 3: steps[1].assert failed: expected bob to be connected (connected: alice)\n`,
+    )
+  })
+
+  it('exits 2 on an invalid script, printing every problem, and on a missing file', async () => {
+    const dir = await tempFiles({ 'bad.yaml': yaml('steps:', '  - send: { to: bob }', '  - wiat: 5') })
+    const io = captureIO()
+    expect(await runCli(['script', join(dir, 'bad.yaml')], io)).toBe(ExitCode.USAGE)
+    expect(io.err()).toBe(
+      `${join(dir, 'bad.yaml')} line 2: steps[0].send.text is required\n` +
+        `${join(dir, 'bad.yaml')} line 3: steps[1] has unknown step "wiat" (did you mean "wait"?)\n`,
+    )
+
+    const missing = captureIO()
+    expect(await runCli(['script', join(dir, 'nope.yaml')], missing)).toBe(ExitCode.USAGE)
+    expect(missing.err()).toBe(`bot: cannot read ${join(dir, 'nope.yaml')}: there is no such file\n`)
+  })
+
+  it('stops gracefully on SIGINT/SIGTERM with exit code 130/143', async () => {
+    const { alice, address, transport } = await withAlice()
+    const dir = await tempFiles({ 'long.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - wait: { message: never }') })
+    for (const [reason, code] of [
+      ['SIGINT', ExitCode.SIGINT],
+      ['SIGTERM', ExitCode.SIGTERM],
+    ] as const) {
+      const controller = new AbortController()
+      const io = captureIO({ transport, signal: controller.signal })
+      const running = runCli(['script', join(dir, 'long.yaml'), '--var', `alice=${address}`], io)
+      await io.printed('connected to alice') // the script now waits for a message that never comes
+      const left = waitFor(alice, 'peer:disconnect')
+      controller.abort(reason)
+      expect(await running).toBe(code)
+      expect((await left).reason).toBe('goodbye')
+      expect(io.err()).toBe('')
+    }
+  })
+})
+
+describe('bot run', () => {
+  it('runs a behaviour until stopped, printing what happens', async () => {
+    const { alice, address, transport } = await withAlice()
+    const controller = new AbortController()
+    const io = captureIO({ transport, signal: controller.signal })
+    const welcomed = waitFor(alice, 'message', (m) => m.text === 'welcome, alice!')
+    const running = runCli(['--', 'run', 'greeter', '--name', 'doorman', '--host', 'doorman', '--peer', address], io)
+    await welcomed
+    controller.abort('SIGTERM')
+    expect(await running).toBe(ExitCode.SIGTERM)
+    expect(io.out()).toMatch(/^doorman \(\w{4}:\w{4}\) listening on doorman:\d+, behaviour greeter$/m)
+    expect(io.out()).toContain('+ alice (')
+    expect(io.out()).toContain('→ alice: welcome, alice!')
+  })
+
+  it('ends chatter after --count messages with exit 0', async () => {
+    const { alice, address, transport } = await withAlice()
+    const io = captureIO({ transport })
+    const code = await runCli(
+      ['run', 'chatter', '--host', 'chatty', '--peer', address, '--to', 'alice', '--interval', '1', '--count', '2'],
+      io,
+    )
+    expect(code).toBe(ExitCode.OK)
+    expect(alice.peers().connected).toEqual([])
+    expect(io.out()).toContain('← alice: echo: chatter 2 from chatter-bot')
+  })
+
+  it('prints one sentence and keeps running when a --peer cannot be reached', async () => {
+    const { transport } = await withAlice()
+    const controller = new AbortController()
+    const io = captureIO({ transport, signal: controller.signal })
+    const code = runCli(['run', 'echo', '--host', 'lonely', '--peer', 'nowhere:1', '--duration', '20'], io)
+    expect(await code).toBe(ExitCode.OK)
+    expect(io.err()).toMatch(/^bot: could not reach nowhere:1: .+\n$/)
+  })
+})
+
+describe('bot swarm', () => {
+  it('prints a JSON summary', async () => {
+    const io = captureIO()
+    const args = ['swarm', '--memory', '--count', '5', '--topology', 'mesh', '--behaviour', 'echo', '--json']
+    expect(await runCli(args, io)).toBe(ExitCode.OK)
+    const summary = JSON.parse(io.out())
+    expect(summary).toMatchObject({
+      bots: 5,
+      topology: 'mesh',
+      transport: 'memory',
+      links: 10,
+      messages: { sent: 40, delivered: 40, failed: 0, received: 40 },
+      endedBy: 'settled',
+    })
+  })
+
+  it('prints a plain summary and exits 1 when a bot script fails', async () => {
+    const dir = await tempFiles({ 'two.yaml': yaml('steps:', '  - assert: { peers: 2 }') })
+    const io = captureIO()
+    const args = ['swarm', '--memory', '--count', '3', '--topology', 'star', '--script', join(dir, 'two.yaml')]
+    expect(await runCli(args, io)).toBe(ExitCode.FAILED)
+    const out = io.out()
+    expect(out).toContain('swarm: 3 bots, star (2 links) over memory, script ')
+    expect(out).toContain('messages: 0 sent, 0 delivered, 0 failed, 0 received')
+    expect(out).toContain('peers seen per bot: min 1, max 2, mean 1.33')
+    expect(out).toContain('scripts: 1 passed, 2 failed, 0 unfinished')
+    expect(out).toContain(`  bot-1: ${join(dir, 'two.yaml')} line 2: steps[0].assert failed: expected 2 connected peers, found 1 (bot-0)`)
+    expect(out).toMatch(/^elapsed: \d+ ms \(work done\)$/m)
+  })
+})
+
+describe('usage errors', () => {
+  it.each([
+    [['swarm', '--memory'], 'bot: give the swarm either --behaviour or --script\n'],
+    [['run', 'dance'], "error: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay.\n(run bot --help for usage)\n"],
+    [['run', 'echo', '--port', 'abc'], "error: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535.\n(run bot --help for usage)\n"],
+    [['swarm', '--count', '500', '--behaviour', 'echo'], "error: option '--count <n>' argument '500' is invalid. the count must be a whole number from 1 to 200.\n(run bot --help for usage)\n"],
+    [['fly'], "error: unknown command 'fly'\n(run bot --help for usage)\n"],
+    [['run', 'echo', '--prefix', ''], 'bot: the echo prefix must not be empty\n'],
+  ])('%j exits 2 with one sentence', async (args, message) => {
+    const io = captureIO()
+    expect(await runCli(args, io)).toBe(ExitCode.USAGE)
+    expect(io.err()).toBe(message)
+  })
+
+  it('prints help and the version with exit 0', async () => {
+    const help = captureIO()
+    expect(await runCli(['--help'], help)).toBe(ExitCode.OK)
+    expect(help.out()).toContain('Usage: bot [options] [command]')
+    const version = captureIO()
+    expect(await runCli(['--version'], version)).toBe(ExitCode.OK)
+    expect(version.out()).toBe('0.1.0\n')
+  })
+})
+
+describe('handleSignals', () => {
+  it('aborts on the first signal and forces the exit on the second', () => {
+    const proc = new EventEmitter()
+    const exits: number[] = []
+    const { signal, dispose } = handleSignals(proc as unknown as NodeJS.Process, (code) => exits.push(code))
+    proc.emit('SIGTERM')
+    expect(signal.reason).toBe('SIGTERM')
+    expect(exits).toEqual([])
+    proc.emit('SIGINT')
+    expect(exits).toEqual([130])
+    dispose()
+    expect(proc.listenerCount('SIGINT') + proc.listenerCount('SIGTERM')).toBe(0)
+  })
+})
