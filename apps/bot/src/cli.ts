@@ -110,7 +110,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     io.stderr.write(`bot: ${describeError(err)}\n`)
     if (debug && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`)
-    if (err instanceof BotError && (err.code === 'USAGE' || err.code === 'SCRIPT_UNREADABLE')) return ExitCode.USAGE
+    if (err instanceof BotError && (err.code === 'USAGE' || err.code === 'SCRIPT_UNREADABLE'))
+      return ExitCode.USAGE
     return ExitCode.FAILED
   }
 }
@@ -171,12 +172,17 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     .option('-p, --port <n>', 'port to listen on (0 = any free port)', int('port', 0, 65535), 0)
     .option('--peer <host:port>', 'connect to this peer at start (repeatable)', collect, [])
     .option('--to <peer>', 'chatter: send to this peer only (name, id or host:port)')
-    .option('--text <text>', 'chatter: the message ({{n}}, {{name}}); greeter: the welcome ({{peer}}, {{name}})')
+    .option(
+      '--text <text>',
+      'chatter: the message ({{n}}, {{name}}); greeter: the welcome ({{peer}}, {{name}})',
+    )
     .option('--prefix <text>', 'echo: put before the echoed text (default: "echo: ")')
     .option('--interval <ms>', 'chatter: time between messages', int('interval', 1, 3_600_000))
     .option('--count <n>', 'chatter: messages to send', int('count', 1, 1_000_000))
     .option('--duration <ms>', 'stop after this long', int('duration', 1, 2_147_483_647))
-    .action(async (behaviour: BehaviourName, flags: RunFlags) => setCode(await runBehaviour(behaviour, flags)))
+    .action(async (behaviour: BehaviourName, flags: RunFlags) =>
+      setCode(await runBehaviour(behaviour, flags)),
+    )
 
   program
     .command('script')
@@ -185,12 +191,19 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     .option('--var <key=value>', 'set a {{variable}} of the script (repeatable)', collectVar, {})
     .option('-n, --name <name>', 'display name when the script does not set one', 'script-bot')
     .option('-H, --host <host>', 'address to listen on when the script does not set one', '127.0.0.1')
-    .option('-p, --port <n>', 'port when the script does not set one (0 = any free port)', int('port', 0, 65535), 0)
+    .option(
+      '-p, --port <n>',
+      'port when the script does not set one (0 = any free port)',
+      int('port', 0, 65535),
+      0,
+    )
     .action(async (file: string, flags: ScriptFlags) => setCode(await runScriptFile(file, flags)))
 
   program
     .command('swarm')
-    .description('start N bots in this process, wire them, run a behaviour or a script on each, print a summary')
+    .description(
+      'start N bots in this process, wire them, run a behaviour or a script on each, print a summary',
+    )
     .option('--count <n>', 'bots to start', int('count', 1, MAX_SWARM_SIZE), 5)
     .addOption(new Option('--topology <shape>', 'how the bots are wired').choices(TOPOLOGIES).default('ring'))
     .addOption(new Option('--behaviour <name>', 'behaviour every bot runs').choices(BEHAVIOURS))
@@ -202,7 +215,10 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     .option('-H, --host <host>', 'address the bots listen on (TCP)', '127.0.0.1')
     .option('-n, --name <template>', 'bot name template', 'bot-{{index}}')
     .option('--var <key=value>', 'set a {{variable}} of the script (repeatable)', collectVar, {})
-    .option('--hello <text>', 'first message each bot broadcasts (default for echo and relay: "hello from {{name}}")')
+    .option(
+      '--hello <text>',
+      'first message each bot broadcasts (default for echo and relay: "hello from {{name}}")',
+    )
     .option('--no-hello', 'do not broadcast a first message')
     .option('--text <text>', 'chatter/greeter text')
     .option('--prefix <text>', 'echo prefix')
@@ -221,14 +237,18 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     const bot = createBot(peer)
     printEvents(peer, out)
     bot.on('sent', (target, text) => out(`→ ${nameOf(peer, target)}: ${text}`))
-    bot.on('failed', (target, _text, err) => out(`! not delivered to ${nameOf(peer, target)}: ${describeError(err)}`))
+    bot.on('failed', (target, _text, err) =>
+      out(`! not delivered to ${nameOf(peer, target)}: ${describeError(err)}`),
+    )
     const options = behaviourOptions(flags, flags.count)
     // Reactive behaviours attach before connecting (a greeter must see the --peer connections);
     // chatter starts once they are up, so its first messages have somewhere to go.
     let handle = isReactive(behaviour) ? startBehaviour(behaviour, bot, options) : undefined
     try {
       await peer.start({ signal: io.signal })
-      out(`${peer.name} (${fingerprint(peer.id)}) listening on ${peer.addresses.join(', ')}, behaviour ${behaviour}`)
+      out(
+        `${peer.name} (${fingerprint(peer.id)}) listening on ${peer.addresses.join(', ')}, behaviour ${behaviour}`,
+      )
       for (const address of flags.peer) {
         try {
           await peer.connect(address, { signal: io.signal })
@@ -334,7 +354,9 @@ function printEvents(peer: Peer, out: (line: string) => void): void {
 }
 
 function nameOf(peer: Peer, target: string): string {
-  return peer.status === 'running' ? (peer.peers().connected.find((p) => p.id === target)?.name ?? target) : target
+  return peer.status === 'running'
+    ? (peer.peers().connected.find((p) => p.id === target)?.name ?? target)
+    : target
 }
 
 function listenAddress(host: string, port: number): string {
@@ -366,7 +388,9 @@ function collectVar(value: string, previous: Record<string, string>): Record<str
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string
+    }
     return pkg.version ?? '0.0.0'
   } catch {
     return '0.0.0'

@@ -47,8 +47,10 @@ export class ScriptValidationError extends BotError {
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err)
   const code = (err as { code?: unknown }).code
-  if (code === 'ADDRESS_IN_USE') return `${stripPeriod(err.message)} — pick another port with --port (0 picks a free one)`
-  if (code === 'EADDRINUSE') return 'the address is already in use — pick another port with --port (0 picks a free one)'
+  if (code === 'ADDRESS_IN_USE')
+    return `${stripPeriod(err.message)} — pick another port with --port (0 picks a free one)`
+  if (code === 'EADDRINUSE')
+    return 'the address is already in use — pick another port with --port (0 picks a free one)'
   return stripPeriod(err.message)
 }
 

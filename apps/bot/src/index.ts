@@ -18,24 +18,42 @@
  */
 
 export * from './behaviours/index.js'
-export { type Bot, type BotBroadcastOptions, type BotBroadcastResult, type BotEvents, type BotInit, type BotStats, createBot, Traffic } from './bot.js'
+export {
+  type Bot,
+  type BotBroadcastOptions,
+  type BotBroadcastResult,
+  type BotEvents,
+  type BotInit,
+  type BotStats,
+  createBot,
+  Traffic,
+} from './bot.js'
 export { type CliIO, ExitCode, handleSignals, runCli } from './cli.js'
 export { BotError, BotErrorCode, describeError, ScriptValidationError } from './errors.js'
 export { loadScript, MAX_SCRIPT_BYTES, type ParseScriptOptions, parseScript } from './scripts/parse.js'
 export { type RunScriptOptions, runScript, type ScriptResult } from './scripts/runner.js'
 export type * from './scripts/types.js'
-export { DEFAULT_STEP_TIMEOUT, formatPath, type Locate, MAX_MS, MAX_STEPS, type ValidateOptions, type ValuePath, validateScript } from './scripts/validate.js'
+export {
+  DEFAULT_STEP_TIMEOUT,
+  formatPath,
+  type Locate,
+  MAX_MS,
+  MAX_STEPS,
+  type ValidateOptions,
+  type ValuePath,
+  validateScript,
+} from './scripts/validate.js'
 export {
   type BotSummary,
   formatSummary,
   MAX_SWARM_SIZE,
   runSwarm,
-  startSwarm,
   type Swarm,
   type SwarmEnd,
   type SwarmInit,
   type SwarmSummary,
+  startSwarm,
 } from './swarm/swarm.js'
 export { type Edge, edges, isTopology, seededRandom, TOPOLOGIES, type Topology } from './swarm/topology.js'
 export { render, type Vars, variablesIn } from './template.js'
-export { delay, waitForEvent, type WaitOptions } from './wait.js'
+export { delay, type WaitOptions, waitForEvent } from './wait.js'

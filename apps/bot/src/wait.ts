@@ -81,10 +81,7 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 /** An AbortSignal that aborts with `TIMEOUT` after `ms`, on the global (fakeable) timers; call `clear()` when done. */
 export function deadline(ms: number, parent?: AbortSignal): { signal: AbortSignal; clear(): void } {
   const controller = new AbortController()
-  const timer = setTimeout(
-    () => controller.abort(new BotError('TIMEOUT', `timed out after ${ms} ms`)),
-    ms,
-  )
+  const timer = setTimeout(() => controller.abort(new BotError('TIMEOUT', `timed out after ${ms} ms`)), ms)
   const onParent = () => controller.abort(parent?.reason)
   if (parent?.aborted) onParent()
   else parent?.addEventListener('abort', onParent, { once: true })

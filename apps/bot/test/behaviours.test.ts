@@ -15,7 +15,7 @@ async function network(size: number, names?: string[]) {
 describe('echo', () => {
   it('replies to every message with the same text, prefixed', async () => {
     const net = await network(2, ['bot', 'alice'])
-    const [botPeer, alice] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [botPeer, alice] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     const bot = createBot(botPeer)
     const handle = echo(bot)
     onTestFinished(() => handle.stop())
@@ -34,7 +34,7 @@ describe('echo', () => {
 
   it('does not echo an echo, so two echo bots stay quiet', async () => {
     const net = await network(3, ['a', 'b', 'alice'])
-    const [a, b, alice] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [a, b, alice] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0], (typeof net.peers)[0]]
     const traffic = new Traffic()
     const botA = createBot(a, { traffic })
     const botB = createBot(b, { traffic })
@@ -63,7 +63,11 @@ describe('echo', () => {
 describe('greeter', () => {
   it('welcomes each peer that joins, by name', async () => {
     const net = await network(3, ['host', 'alice', 'bob'])
-    const [host, alice, bob] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [host, alice, bob] = net.peers as [
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+    ]
     const bot = createBot(host)
     greeter(bot, { text: 'welcome, {{peer}}! I am {{name}}' })
     const aliceGot = waitFor(alice, 'message')
@@ -89,7 +93,7 @@ describe('greeter', () => {
 describe('chatter', () => {
   it('sends count messages, one per interval, then is done (fake timers)', async () => {
     const net = await network(2, ['chatty', 'alice'])
-    const [chatty, alice] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [chatty, alice] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(alice, chatty)
     const got = inbox(alice)
     const bot = createBot(chatty)
@@ -113,7 +117,11 @@ describe('chatter', () => {
 
   it('broadcasts when no target is given, and stop() ends it early', async () => {
     const net = await network(3, ['chatty', 'alice', 'bob'])
-    const [chatty, alice, bob] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [chatty, alice, bob] = net.peers as [
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+    ]
     await net.star() // chatty is p0 of the star: connected to both
     const aliceGot = inbox(alice)
     const bobGot = inbox(bob)
@@ -151,7 +159,7 @@ describe('chatter', () => {
 describe('relay', () => {
   it('forwards A → relay → C, naming the origin, and not back to A', async () => {
     const net = await network(3, ['a', 'relay', 'c'])
-    const [a, r, c] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [a, r, c] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0], (typeof net.peers)[0]]
     const bot = createBot(r)
     relay(bot)
     await net.connect(a, r)
@@ -172,10 +180,10 @@ describe('relay', () => {
   it('does not loop in a triangle of relays: each forwards a message once, nothing returns to its origin', async () => {
     const net = await network(4, ['r0', 'r1', 'r2', 'x'])
     const [r0, r1, r2, x] = net.peers as [
-      typeof net.peers[0],
-      typeof net.peers[0],
-      typeof net.peers[0],
-      typeof net.peers[0],
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
+      (typeof net.peers)[0],
     ]
     const traffic = new Traffic()
     const bots = [r0, r1, r2].map((p) => createBot(p, { traffic }))

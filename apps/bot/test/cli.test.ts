@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { memoryTransport } from '@parley/core'
 import { createTestNetwork, waitFor } from '@parley/testing'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { createBot, echo, ExitCode, handleSignals, runCli } from '../src/index.js'
+import { createBot, ExitCode, echo, handleSignals, runCli } from '../src/index.js'
 import { captureIO, tempFiles, yaml } from './helpers.js'
 
 async function withAlice() {
@@ -11,24 +11,37 @@ async function withAlice() {
   onTestFinished(() => net.stop())
   const alice = net.peers[0]!
   echo(createBot(alice))
-  return { alice, address: net.address(alice), transport: () => memoryTransport(net.network, { host: 'cli' }) }
+  return {
+    alice,
+    address: net.address(alice),
+    transport: () => memoryTransport(net.network, { host: 'cli' }),
+  }
 }
 
 describe('bot script', () => {
   it('exits 0 when the script passes and 1 when an assertion fails, with one sentence on stderr', async () => {
     const { address, transport } = await withAlice()
     const dir = await tempFiles({
-      'pass.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - send: { to: alice, text: hi }', '  - assert: { peers: 1 }'),
+      'pass.yaml': yaml(
+        'steps:',
+        '  - connect: "{{alice}}"',
+        '  - send: { to: alice, text: hi }',
+        '  - assert: { peers: 1 }',
+      ),
       'fail.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - assert: { names: bob }'),
     })
 
     const ok = captureIO({ transport })
-    expect(await runCli(['script', join(dir, 'pass.yaml'), '--var', `alice=${address}`], ok)).toBe(ExitCode.OK)
+    expect(await runCli(['script', join(dir, 'pass.yaml'), '--var', `alice=${address}`], ok)).toBe(
+      ExitCode.OK,
+    )
     expect(ok.out()).toMatch(/^script passed: 3 steps in \d+ ms$/m)
     expect(ok.err()).toBe('')
 
     const failed = captureIO({ transport })
-    expect(await runCli(['script', join(dir, 'fail.yaml'), '--var', `alice=${address}`], failed)).toBe(ExitCode.FAILED)
+    expect(await runCli(['script', join(dir, 'fail.yaml'), '--var', `alice=${address}`], failed)).toBe(
+      ExitCode.FAILED,
+    )
     expect(failed.err()).toBe(
       `${join(dir, 'fail.yaml')} line 3: steps[1].assert failed: expected bob to be connected (connected: alice)\n`,
     )
@@ -50,7 +63,9 @@ describe('bot script', () => {
 
   it('stops gracefully on SIGINT/SIGTERM with exit code 130/143', async () => {
     const { alice, address, transport } = await withAlice()
-    const dir = await tempFiles({ 'long.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - wait: { message: never }') })
+    const dir = await tempFiles({
+      'long.yaml': yaml('steps:', '  - connect: "{{alice}}"', '  - wait: { message: never }'),
+    })
     for (const [reason, code] of [
       ['SIGINT', ExitCode.SIGINT],
       ['SIGTERM', ExitCode.SIGTERM],
@@ -74,7 +89,10 @@ describe('bot run', () => {
     const controller = new AbortController()
     const io = captureIO({ transport, signal: controller.signal })
     const welcomed = waitFor(alice, 'message', (m) => m.text === 'welcome, alice!')
-    const running = runCli(['--', 'run', 'greeter', '--name', 'doorman', '--host', 'doorman', '--peer', address], io)
+    const running = runCli(
+      ['--', 'run', 'greeter', '--name', 'doorman', '--host', 'doorman', '--peer', address],
+      io,
+    )
     await welcomed
     controller.abort('SIGTERM')
     expect(await running).toBe(ExitCode.SIGTERM)
@@ -87,7 +105,20 @@ describe('bot run', () => {
     const { alice, address, transport } = await withAlice()
     const io = captureIO({ transport })
     const code = await runCli(
-      ['run', 'chatter', '--host', 'chatty', '--peer', address, '--to', 'alice', '--interval', '1', '--count', '2'],
+      [
+        'run',
+        'chatter',
+        '--host',
+        'chatty',
+        '--peer',
+        address,
+        '--to',
+        'alice',
+        '--interval',
+        '1',
+        '--count',
+        '2',
+      ],
       io,
     )
     expect(code).toBe(ExitCode.OK)
@@ -124,14 +155,25 @@ describe('bot swarm', () => {
   it('prints a plain summary and exits 1 when a bot script fails', async () => {
     const dir = await tempFiles({ 'two.yaml': yaml('steps:', '  - assert: { peers: 2 }') })
     const io = captureIO()
-    const args = ['swarm', '--memory', '--count', '3', '--topology', 'star', '--script', join(dir, 'two.yaml')]
+    const args = [
+      'swarm',
+      '--memory',
+      '--count',
+      '3',
+      '--topology',
+      'star',
+      '--script',
+      join(dir, 'two.yaml'),
+    ]
     expect(await runCli(args, io)).toBe(ExitCode.FAILED)
     const out = io.out()
     expect(out).toContain('swarm: 3 bots, star (2 links) over memory, script ')
     expect(out).toContain('messages: 0 sent, 0 delivered, 0 failed, 0 received')
     expect(out).toContain('peers seen per bot: min 1, max 2, mean 1.33')
     expect(out).toContain('scripts: 1 passed, 2 failed, 0 unfinished')
-    expect(out).toContain(`  bot-1: ${join(dir, 'two.yaml')} line 2: steps[0].assert failed: expected 2 connected peers, found 1 (bot-0)`)
+    expect(out).toContain(
+      `  bot-1: ${join(dir, 'two.yaml')} line 2: steps[0].assert failed: expected 2 connected peers, found 1 (bot-0)`,
+    )
     expect(out).toMatch(/^elapsed: \d+ ms \(work done\)$/m)
   })
 })
@@ -139,9 +181,18 @@ describe('bot swarm', () => {
 describe('usage errors', () => {
   it.each([
     [['swarm', '--memory'], 'bot: give the swarm either --behaviour or --script\n'],
-    [['run', 'dance'], "error: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay.\n(run bot --help for usage)\n"],
-    [['run', 'echo', '--port', 'abc'], "error: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535.\n(run bot --help for usage)\n"],
-    [['swarm', '--count', '500', '--behaviour', 'echo'], "error: option '--count <n>' argument '500' is invalid. the count must be a whole number from 1 to 200.\n(run bot --help for usage)\n"],
+    [
+      ['run', 'dance'],
+      "error: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay.\n(run bot --help for usage)\n",
+    ],
+    [
+      ['run', 'echo', '--port', 'abc'],
+      "error: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535.\n(run bot --help for usage)\n",
+    ],
+    [
+      ['swarm', '--count', '500', '--behaviour', 'echo'],
+      "error: option '--count <n>' argument '500' is invalid. the count must be a whole number from 1 to 200.\n(run bot --help for usage)\n",
+    ],
     [['fly'], "error: unknown command 'fly'\n(run bot --help for usage)\n"],
     [['run', 'echo', '--prefix', ''], 'bot: the echo prefix must not be empty\n'],
   ])('%j exits 2 with one sentence', async (args, message) => {

@@ -1,6 +1,13 @@
 import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { createPeer, memoryNetwork, memoryTransport, type Peer, type Transport, tcpTransport } from '@parley/core'
+import {
+  createPeer,
+  memoryNetwork,
+  memoryTransport,
+  type Peer,
+  type Transport,
+  tcpTransport,
+} from '@parley/core'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createBot, echo, loadScript, runScript, runSwarm } from '../src/index.js'
@@ -54,7 +61,11 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
     echo(createBot(alice))
     const got = inbox(alice)
 
-    const result = await runScript(await example('hello.yaml'), { transport, host, vars: { peer: address(alice) } })
+    const result = await runScript(await example('hello.yaml'), {
+      transport,
+      host,
+      vars: { peer: address(alice) },
+    })
 
     expect(result).toMatchObject({ status: 'passed', stepsRun: 7 })
     expect(got.texts()).toEqual(['hello from hello-bot! say something back?', 'thanks, nice talking to you'])
@@ -89,7 +100,11 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
     const p1Left = waitFor(p1, 'peer:disconnect', (e) => e.peer.name === 'leaver')
     const p0Got = inbox(p0)
 
-    const result = await runScript(await example('leave.json'), { transport, host, vars: { peer: address(p0) } })
+    const result = await runScript(await example('leave.json'), {
+      transport,
+      host,
+      vars: { peer: address(p0) },
+    })
 
     expect(result).toMatchObject({ status: 'passed', stepsRun: 7 })
     expect((await p0Left).reason).toBe('goodbye')
@@ -113,7 +128,10 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
       topology: 'ring',
       script,
       ...(kind === 'memory'
-        ? { transport: (i: number) => memoryTransport(network, { host: `bot-${i}` }), listen: (i: number) => `bot-${i}:0` }
+        ? {
+            transport: (i: number) => memoryTransport(network, { host: `bot-${i}` }),
+            listen: (i: number) => `bot-${i}:0`,
+          }
         : { transport: tcpTransport() }),
     })
     expect(summary).toMatchObject({

@@ -82,9 +82,12 @@ describe('runScript', () => {
 
   it('fails a wait that times out, and a send nobody can take', async () => {
     const { address, transport } = await withAlice()
-    const waitScript = parseScript(yaml('steps:', '  - connect: "{{alice}}"', '  - wait: { peer: bob, timeout: 30 }'), {
-      source: 'w.yaml',
-    })
+    const waitScript = parseScript(
+      yaml('steps:', '  - connect: "{{alice}}"', '  - wait: { peer: bob, timeout: 30 }'),
+      {
+        source: 'w.yaml',
+      },
+    )
     const waited = await runScript(waitScript, { transport, host: 'w', vars: { alice: address } })
     expect(waited.error).toBe('w.yaml line 3: steps[1].wait failed: bob did not connect within 30 ms')
 
@@ -98,7 +101,9 @@ describe('runScript', () => {
     const script = parseScript(yaml('steps:', '  - start: { name: x }', '  - connect: "{{peer}}"'), {
       source: 'vars.yaml',
     })
-    await expect(runScript(script, { transport: memoryTransport((await withAlice()).net.network) })).rejects.toThrow(
+    await expect(
+      runScript(script, { transport: memoryTransport((await withAlice()).net.network) }),
+    ).rejects.toThrow(
       new ScriptValidationError([
         'vars.yaml line 3: steps[1].connect.address uses {{peer}}, which is not defined (set it under vars: or pass --var peer=...)',
       ]),
@@ -118,14 +123,22 @@ describe('runScript', () => {
     const log = (line: string) => {
       if (line.startsWith('connected to alice')) connected()
     }
-    const running = runScript(script, { transport, host: 'a', vars: { alice: address }, log, signal: controller.signal })
+    const running = runScript(script, {
+      transport,
+      host: 'a',
+      vars: { alice: address },
+      log,
+      signal: controller.signal,
+    })
     await joined // the connect step is done; the script now waits for a message that never comes
     const left = waitFor(alice, 'peer:disconnect')
     controller.abort('SIGINT')
     expect(await running).toMatchObject({ status: 'aborted', ok: false, stepsRun: 1 })
     expect((await left).reason).toBe('goodbye')
 
-    const quitter = parseScript(yaml('steps:', '  - connect: "{{alice}}"', '  - quit', ''), { source: 'q.yaml' })
+    const quitter = parseScript(yaml('steps:', '  - connect: "{{alice}}"', '  - quit', ''), {
+      source: 'q.yaml',
+    })
     const gone = waitFor(alice, 'peer:disconnect')
     expect(await runScript(quitter, { transport, host: 'q', vars: { alice: address } })).toMatchObject({
       status: 'passed',
@@ -137,11 +150,14 @@ describe('runScript', () => {
   it('drives a peer it is given, skipping start and leaving it running', async () => {
     const net = await createTestNetwork({ size: 2, names: ['given', 'alice'] })
     onTestFinished(() => net.stop())
-    const [given, alice] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [given, alice] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(given, alice)
-    const script = parseScript(yaml('steps:', '  - start: { name: ignored }', '  - broadcast: "hi from {{name}}"'), {
-      source: 'g.yaml',
-    })
+    const script = parseScript(
+      yaml('steps:', '  - start: { name: ignored }', '  - broadcast: "hi from {{name}}"'),
+      {
+        source: 'g.yaml',
+      },
+    )
     const got = waitFor(alice, 'message')
     const result = await runScript(script, { peer: given })
     expect(result).toMatchObject({ status: 'passed', stepsRun: 2 })

@@ -50,7 +50,9 @@ describe('script validation', () => {
     expect(problems(yaml('steps:', '  - sned: { to: b, text: c }'))).toEqual([
       'script.yaml line 2: steps[0] has unknown step "sned" (did you mean "send"?)',
     ])
-    expect(problems(yaml('steps:', '  - dance'))).toEqual(['script.yaml line 2: steps[0] has unknown step "dance"'])
+    expect(problems(yaml('steps:', '  - dance'))).toEqual([
+      'script.yaml line 2: steps[0] has unknown step "dance"',
+    ])
   })
 
   it('rejects a value of the wrong type', () => {
@@ -130,13 +132,18 @@ describe('script validation', () => {
   })
 
   it('gives JSON scripts line numbers too', () => {
-    const json = '{\n  "steps": [\n    { "connect": "127.0.0.1:4000" },\n    { "send": { "text": "hi" } }\n  ]\n}\n'
+    const json =
+      '{\n  "steps": [\n    { "connect": "127.0.0.1:4000" },\n    { "send": { "text": "hi" } }\n  ]\n}\n'
     expect(problems(json, 'script.json')).toEqual(['script.json line 4: steps[1].send.to is required'])
     const broken = '{\n  "steps": [\n    { "quit": null },\n  ]\n}\n'
     expect(problems(broken, 'script.json')).toHaveLength(1)
     // V8 gives a position for some JSON errors only, so the line is there when Node reports it.
-    expect(problems(broken, 'script.json')[0]).toMatch(/^script\.json( line 4)?: invalid JSON \(Unexpected token '?\]'?.*\)$/)
-    expect(problems('{ "steps": [ { "quit": null } ] ', 'script.json')[0]).toMatch(/^script\.json( line 1)?: invalid JSON \(.+\)$/)
+    expect(problems(broken, 'script.json')[0]).toMatch(
+      /^script\.json( line 4)?: invalid JSON \(Unexpected token '?\]'?.*\)$/,
+    )
+    expect(problems('{ "steps": [ { "quit": null } ] ', 'script.json')[0]).toMatch(
+      /^script\.json( line 1)?: invalid JSON \(.+\)$/,
+    )
   })
 
   it('accepts every step in its long and short forms', () => {
@@ -188,7 +195,12 @@ describe('script validation', () => {
       'assert',
       'quit',
     ])
-    expect(script.steps[3]).toEqual({ kind: 'wait', path: 'steps[3]', line: 8, until: { type: 'duration', ms: 50 } })
+    expect(script.steps[3]).toEqual({
+      kind: 'wait',
+      path: 'steps[3]',
+      line: 8,
+      until: { type: 'duration', ms: 50 },
+    })
     expect(script.steps[6]).toMatchObject({ until: { type: 'message', text: 'hi', from: 'bob' } })
     expect(script.steps[11]).toMatchObject({ kind: 'peers', print: true })
     expect(script.steps[14]).toMatchObject({ kind: 'assert', names: ['bob'], peers: 2 })
@@ -207,9 +219,15 @@ describe('script validation', () => {
     )
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.constantFrom('quit', 'peers', 'send', 'wait'), fc.dictionary(fc.string(), fc.jsonValue())), {
-          maxLength: 8,
-        }),
+        fc.array(
+          fc.oneof(
+            fc.constantFrom('quit', 'peers', 'send', 'wait'),
+            fc.dictionary(fc.string(), fc.jsonValue()),
+          ),
+          {
+            maxLength: 8,
+          },
+        ),
         (steps) => {
           try {
             validateScript({ steps })

@@ -53,20 +53,23 @@ describe('swarm over memory', () => {
     { topology: 'ring' as const, count: 6, links: 6, seen: [2, 2] },
     { topology: 'star' as const, count: 8, links: 7, seen: [1, 7] },
     { topology: 'mesh' as const, count: 5, links: 10, seen: [4, 4] },
-  ])('runs echo on a $topology of $count bots and counts every message', async ({ topology, count, links, seen }) => {
-    const summary = await runSwarm({ count, topology, behaviour: 'echo', ...memory() })
-    expect(summary).toMatchObject({
-      bots: count,
-      topology,
-      transport: 'memory',
-      workload: 'behaviour echo',
-      links,
-      endedBy: 'settled',
-      messages: { sent: 4 * links, delivered: 4 * links, failed: 0, received: 4 * links },
-      peersSeen: { min: seen[0], max: seen[1] },
-    })
-    expect(summary.perBot.map((b) => b.name)).toEqual(Array.from({ length: count }, (_, i) => `bot-${i}`))
-  })
+  ])(
+    'runs echo on a $topology of $count bots and counts every message',
+    async ({ topology, count, links, seen }) => {
+      const summary = await runSwarm({ count, topology, behaviour: 'echo', ...memory() })
+      expect(summary).toMatchObject({
+        bots: count,
+        topology,
+        transport: 'memory',
+        workload: 'behaviour echo',
+        links,
+        endedBy: 'settled',
+        messages: { sent: 4 * links, delivered: 4 * links, failed: 0, received: 4 * links },
+        peersSeen: { min: seen[0], max: seen[1] },
+      })
+      expect(summary.perBot.map((b) => b.name)).toEqual(Array.from({ length: count }, (_, i) => `bot-${i}`))
+    },
+  )
 
   it('runs echo on a random topology of 10 bots', async () => {
     const summary = await runSwarm({ count: 10, topology: 'random', seed: 7, behaviour: 'echo', ...memory() })
@@ -131,12 +134,20 @@ describe('swarm over memory', () => {
   })
 
   it('ends at the duration when the work does not finish, and on the signal', async () => {
-    const script = parseScript(yaml('steps:', '  - wait: { message: never, timeout: 60000 }'), { source: 'slow.yaml' })
+    const script = parseScript(yaml('steps:', '  - wait: { message: never, timeout: 60000 }'), {
+      source: 'slow.yaml',
+    })
     const timedOut = await runSwarm({ count: 3, topology: 'ring', script, duration: 50, ...memory() })
     expect(timedOut).toMatchObject({ endedBy: 'duration', scripts: { passed: 0, aborted: 3 } })
 
     const controller = new AbortController()
-    const swarm = await startSwarm({ count: 3, topology: 'mesh', script, signal: controller.signal, ...memory() })
+    const swarm = await startSwarm({
+      count: 3,
+      topology: 'mesh',
+      script,
+      signal: controller.signal,
+      ...memory(),
+    })
     controller.abort('SIGINT')
     expect(await swarm.done).toBe('signal')
     const summary = await swarm.stop()
@@ -146,8 +157,12 @@ describe('swarm over memory', () => {
   })
 
   it('rejects a size out of range and a name template without {{index}}', async () => {
-    await expect(runSwarm({ count: 0, topology: 'ring', ...memory() })).rejects.toMatchObject({ code: 'USAGE' })
-    await expect(runSwarm({ count: 201, topology: 'ring', ...memory() })).rejects.toMatchObject({ code: 'USAGE' })
+    await expect(runSwarm({ count: 0, topology: 'ring', ...memory() })).rejects.toMatchObject({
+      code: 'USAGE',
+    })
+    await expect(runSwarm({ count: 201, topology: 'ring', ...memory() })).rejects.toMatchObject({
+      code: 'USAGE',
+    })
     await expect(runSwarm({ count: 2, topology: 'ring', name: 'same', ...memory() })).rejects.toThrow(
       'the bot name template must include {{index}}',
     )
@@ -156,7 +171,12 @@ describe('swarm over memory', () => {
 
 describe('swarm over TCP', () => {
   it('runs echo on a ring of 4 bots on 127.0.0.1 with ephemeral ports', async () => {
-    const summary = await runSwarm({ count: 4, topology: 'ring', behaviour: 'echo', transport: tcpTransport() })
+    const summary = await runSwarm({
+      count: 4,
+      topology: 'ring',
+      behaviour: 'echo',
+      transport: tcpTransport(),
+    })
     expect(summary).toMatchObject({
       transport: 'tcp',
       endedBy: 'settled',

@@ -45,7 +45,9 @@ export async function sendMessage(app: App, target: string, text: string): Promi
   const known = findConnected(app.peer, target)
   const label = known ? known.name : target
   try {
-    const result = await app.peer.send(target, text, { signal: app.signal })
+    // No abort signal: on quit, core's stop() gives in-flight messages a bounded chance to be
+    // acknowledged, so the outcome printed here is the real one rather than "cancelled".
+    const result = await app.peer.send(target, text)
     const to = known ?? app.peer.peers().connected.find((p) => p.id === result.peerId)
     app.reporter.delivered(to ? ref(to) : { id: result.peerId, name: label }, text, result.id)
     app.logger.log('info', 'sent', { to: result.peerId, id: result.id })
@@ -67,7 +69,7 @@ export async function broadcastMessage(app: App, text: string): Promise<void> {
   }
   let results: Awaited<ReturnType<Peer['broadcast']>>
   try {
-    results = await app.peer.broadcast(text, { signal: app.signal })
+    results = await app.peer.broadcast(text)
   } catch (err) {
     app.reporter.problem(explain(err), err)
     return
@@ -95,8 +97,10 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
     app.reporter.connected(info, address.trim())
     return info
   } catch (err) {
-    app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
     app.logger.log('warn', 'connect failed', { address, err })
+    // Cut short by our own shutdown: not the remote's fault, and "stopped" has been said already.
+    if (!app.signal.aborted)
+      app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
     return undefined
   }
 }
@@ -107,9 +111,10 @@ export async function connectToAll(app: App): Promise<void> {
   try {
     results = await app.peer.connectToActive({ signal: app.signal })
   } catch (err) {
-    app.reporter.problem(explain(err), err)
+    if (!app.signal.aborted) app.reporter.problem(explain(err), err)
     return
   }
+  if (app.signal.aborted) return
   if (results.length === 0) {
     app.reporter.note('no known peers left to connect to — every peer this one knows of is connected', 'note')
     return
@@ -135,6 +140,7 @@ export async function showPeers(app: App, query: boolean): Promise<void> {
     const answers = await Promise.allSettled(
       connected.map((p) => app.peer.queryPeers(p.id, { timeout: QUERY_TIMEOUT_MS, signal: app.signal })),
     )
+    if (app.signal.aborted) return
     const silent = answers.filter((a) => a.status === 'rejected').length
     if (silent > 0)
       app.reporter.note(`${silent} of ${connected.length} peers did not answer the peer query`, 'note')

@@ -22,6 +22,8 @@ export const PeerErrorCode = {
   DIAL_FAILED: 'DIAL_FAILED',
   KEY_CHANGED: 'KEY_CHANGED',
   DENIED: 'DENIED',
+  QUEUE_FULL: 'QUEUE_FULL',
+  TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
 } as const
 export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
 

@@ -50,6 +50,38 @@ export interface PeerInit {
   connectConcurrency?: number
   /** Peers remembered from exchange. @default 1024 */
   maxKnownPeers?: number
+  /** Inbound connections at once (handshaking or open). @default 256 */
+  maxInbound?: number
+  /** Outbound connections at once. @default 256 */
+  maxOutbound?: number
+  /** Connections at once from one remote host (IP; loopback is exempt). @default 16 */
+  maxPerHost?: number
+  /**
+   * Inbound messages (TEXT, PEERS_REQUEST, PING) one peer may send: a token bucket. A peer over it is
+   * disconnected and cooled down. `false` turns it off (benchmarks). @default { perSecond: 5_000, burst: 10_000 }
+   */
+  rateLimit?: { perSecond: number; burst: number } | false
+  /** How long a peer that broke the protocol or a limit is refused. @default 60_000 ms */
+  cooldown?: number
+  /**
+   * Unacknowledged text one peer may hold before `send()` waits for acks (backpressure).
+   * @default { messages: 10_000, bytes: 8 MiB, waiting: 10_000 } — beyond `waiting`, send fails with QUEUE_FULL
+   */
+  inFlight?: { messages?: number; bytes?: number; waiting?: number }
+  /**
+   * Automatic reconnection to peers this peer dialed, after a lost connection (not after GOODBYE).
+   * Exponential backoff with jitter. `false` turns it off. @default { initialDelay: 500, maxDelay: 30_000, maxAttempts: 8 }
+   */
+  reconnect?: { initialDelay?: number; maxDelay?: number; maxAttempts?: number } | false
+}
+
+export interface ReconnectingEvent {
+  id: string
+  name: string
+  /** 1 for the first retry. */
+  attempt: number
+  /** Milliseconds until this attempt. */
+  delay: number
 }
 
 export interface KeyChange {
@@ -127,6 +159,8 @@ export interface PeerEvents {
   'peer:connect': [peer: PeerInfo]
   'peer:disconnect': [event: DisconnectEvent]
   'peer:discovered': [peer: KnownPeer]
+  /** A lost peer this peer dialed will be dialed again; its unacknowledged and new messages wait. */
+  'peer:reconnecting': [event: ReconnectingEvent]
   /** Problems that do not stop the peer (a failed inbound handshake, a bad frame). Only emitted when listened to. */
   error: [error: PeerError]
 }

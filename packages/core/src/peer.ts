@@ -42,6 +42,7 @@ import type { AbortOptions, Connection, Listener } from './transport.js'
 export const DUPLICATE_GOODBYE = 'duplicate connection'
 const MAX_PENDING_QUERIES = 8
 const MAX_EARLY_FRAMES = 64
+const MAX_COOLING = 4096
 const DEDUP_WINDOW = 4096
 // Half the protocol's 256-record cap: 128 records at their largest (16 addresses of 255 bytes) still fit
 // one 1 MiB frame, 256 do not.
@@ -89,6 +90,8 @@ export function createPeer(init: PeerInit): Peer {
 interface Pending {
   readonly id: string
   readonly frame: Message
+  /** Text bytes, counted against the per-peer in-flight budget. */
+  readonly bytes: number
   readonly deadline: number
   readonly resolve: (r: SendResult) => void
   readonly reject: (e: PeerError) => void
@@ -110,6 +113,8 @@ class Link {
   /** Frames that arrived after the handshake reply while we were still checking it; replayed once open. */
   early: Uint8Array[] = []
   endedEarly = false
+  /** Since when the transport has refused more bytes (a reader that stopped reading); 0 when flowing. */
+  blockedSince = 0
 
   constructor(
     readonly conn: SecureConnection,
@@ -120,7 +125,12 @@ class Link {
     this.state = new LinkState('handshaking')
     this.decoder = new FrameDecoder({ maxFrameSize })
     this.writer = new FrameWriter((chunk) => {
-      if (this.conn.status === 'open') this.conn.send(chunk)
+      if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
+        this.blockedSince = Date.now()
+      }
+    })
+    conn.on('drain', () => {
+      this.blockedSince = 0
     })
     this.lastReceived = Date.now()
   }
@@ -150,13 +160,28 @@ class Session {
   readonly queries: Array<{ resolve: (p: PeerRecord[]) => void; reject: (e: PeerError) => void }> = []
   /** Timer that ends the session if no replacement link arrives after a duplicate was retired. */
   graceTimer: ReturnType<typeof setTimeout> | undefined
+  /** False while the link is lost and a replacement is awaited; sends then wait in `pending`. */
+  online = true
+  /** The disconnect was already reported (the session lives on while reconnecting). */
+  announcedGone = false
+  reconnectAttempt = 0
+  reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  /** Text bytes sent and not yet acknowledged. */
+  inFlightBytes = 0
+  /** Senders waiting for room in the in-flight budget, oldest first. */
+  readonly waiting: Array<() => void> = []
+  /** Token bucket of inbound work (TEXT, PEERS_REQUEST, PING). */
+  tokens: number
+  refilledAt = Date.now()
 
   constructor(
     readonly id: string,
     link: Link,
+    burst: number,
   ) {
     this.active = link
     this.links.add(link)
+    this.tokens = burst
   }
 
   get remote(): PeerAnnouncement {
@@ -215,6 +240,25 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /** Sends not yet settled; stop() gives them a bounded chance to be acknowledged. */
   readonly #inflight = new Set<Promise<unknown>>()
   #stopping: Promise<void> | undefined
+  /** Peers the user dialed, by id → the address used: reconnected after a loss. */
+  readonly #wanted = new Map<string, string>()
+  /** Peer ids refused until the given time, after breaking the protocol or a limit. */
+  readonly #cooling = new Map<string, number>()
+  /** Raw connections per remote host, and per direction, counted from accept/dial to close. */
+  readonly #perHost = new Map<string, number>()
+  #inbound = 0
+  #outbound = 0
+  readonly #limits: {
+    maxInbound: number
+    maxOutbound: number
+    maxPerHost: number
+    rate: { perSecond: number; burst: number } | false
+    cooldown: number
+    inFlightMessages: number
+    inFlightBytes: number
+    waiting: number
+    reconnect: { initialDelay: number; maxDelay: number; maxAttempts: number } | false
+  }
 
   constructor(init: PeerInit) {
     super()
@@ -239,6 +283,21 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#pingInterval = init.pingInterval ?? 5_000
     this.#idleTimeout = init.idleTimeout ?? 15_000
     this.#stopTimeout = init.stopTimeout ?? 2_000
+    const r = init.reconnect
+    this.#limits = {
+      maxInbound: init.maxInbound ?? 256,
+      maxOutbound: init.maxOutbound ?? 256,
+      maxPerHost: init.maxPerHost ?? 16,
+      rate: init.rateLimit ?? { perSecond: 5_000, burst: 10_000 },
+      cooldown: init.cooldown ?? 60_000,
+      inFlightMessages: init.inFlight?.messages ?? 10_000,
+      inFlightBytes: init.inFlight?.bytes ?? 8 * 1024 * 1024,
+      waiting: init.inFlight?.waiting ?? 10_000,
+      reconnect:
+        r === false
+          ? false
+          : { initialDelay: r?.initialDelay ?? 500, maxDelay: r?.maxDelay ?? 30_000, maxAttempts: r?.maxAttempts ?? 8 },
+    }
   }
 
   get status(): PeerStatus {
@@ -316,8 +375,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     clearInterval(this.#timer)
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
-    // Sessions end through their links' close events; anything left is failed explicitly here.
+    // Sessions end through their links' close events; anything left (e.g. waiting to reconnect) is failed here.
     for (const session of this.#sessions.values()) this.#endSession(session, 'local', 'this peer stopped')
+    this.#wanted.clear()
     this.#status = 'stopped'
   }
 
@@ -325,7 +385,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
     this.#assertRunning()
-    const existing = this.#sessionByAddress(address)
+    const existing = this.#sessionByAddress(address, true)
     if (existing) return Promise.resolve(existing.info())
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
@@ -339,6 +399,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   async #dial(address: string, options?: AbortOptions): Promise<PeerInfo> {
+    if (this.#outbound >= this.#limits.maxOutbound) {
+      throw new PeerError('TOO_MANY_CONNECTIONS', `already ${this.#outbound} outbound connections (the limit)`)
+    }
     const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'))
     let conn: Connection
     try {
@@ -346,6 +409,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     } catch (cause) {
       throw new PeerError('DIAL_FAILED', `could not reach ${address}: ${(cause as Error).message}`, { cause })
     }
+    this.#count(conn, 'outbound')
     let secure: SecureConnection
     try {
       secure = await this.#upgrader.upgrade(conn, { role: 'initiator', signal })
@@ -390,7 +454,24 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       if (session) return session.info()
       throw new PeerError('HANDSHAKE_FAILED', `${address} closed the connection during the handshake`)
     }
-    return this.#open(link, reply).info()
+    const session = this.#open(link, reply)
+    this.#wanted.set(session.id, address)
+    return session.info()
+  }
+
+  /** Counts a raw connection against the limits until it closes. */
+  #count(conn: Connection, direction: Direction): void {
+    const host = hostOf(conn.remoteAddress)
+    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
+    if (direction === 'inbound') this.#inbound++
+    else this.#outbound++
+    conn.once('close', () => {
+      const n = (this.#perHost.get(host) ?? 1) - 1
+      if (n > 0) this.#perHost.set(host, n)
+      else this.#perHost.delete(host)
+      if (direction === 'inbound') this.#inbound--
+      else this.#outbound--
+    })
   }
 
   /** Trust on first use: the key seen at `address` must match the one saved for it, unless the user accepts. */
@@ -412,6 +493,21 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       conn.abort()
       return
     }
+    // Limits are checked before any handshake work, so a flood costs us as little as possible.
+    const host = hostOf(conn.remoteAddress)
+    const refusal =
+      this.#inbound >= this.#limits.maxInbound
+        ? `already ${this.#inbound} inbound connections (the limit)`
+        : // Every local peer shares the loopback address, so the per-host limit would cap a one-machine swarm.
+          !isLoopback(host) && (this.#perHost.get(host) ?? 0) >= this.#limits.maxPerHost
+          ? `already ${this.#limits.maxPerHost} connections from ${host} (the limit)`
+          : undefined
+    if (refusal) {
+      conn.abort()
+      this.#report(new PeerError('TOO_MANY_CONNECTIONS', `refused a connection from ${conn.remoteAddress}: ${refusal}`))
+      return
+    }
+    this.#count(conn, 'inbound')
     const signal = this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT')
     this.#upgrader.upgrade(conn, { role: 'responder', signal }).then(
       (secure) => this.#acceptSecure(secure, signal),
@@ -468,6 +564,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         wire: RejectCode.IDENTITY_MISMATCH,
         message: `claimed peer id ${fingerprint(a.peerId)} but authenticated as ${fingerprint(secure.remotePeerId)}`,
       }
+    }
+    const until = this.#cooling.get(a.peerId)
+    if (until !== undefined && until > Date.now()) {
+      const seconds = Math.ceil((until - Date.now()) / 1000)
+      return { code: 'DENIED', wire: RejectCode.DENIED, message: `peer ${fingerprint(a.peerId)} is cooling down for ${seconds} s` }
     }
     const { allow, deny } = this.#init
     if (deny?.includes(a.peerId) || (allow !== undefined && !allow.includes(a.peerId))) {
@@ -537,17 +638,25 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#learn({ id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() })
     const session = this.#sessions.get(remote.peerId)
     if (!session) {
-      const created = new Session(remote.peerId, link)
+      const created = new Session(remote.peerId, link, this.#limits.rate === false ? 0 : this.#limits.rate.burst)
       this.#sessions.set(remote.peerId, created)
       this.emit('peer:connect', created.info())
       return created
     }
     session.links.add(link)
-    if (session.graceTimer) {
-      // A retired duplicate left the session without a link; this is its replacement.
+    if (!session.online) {
+      // The replacement for a lost link (a reconnection, either side dialing) or for a retired duplicate.
       clearTimeout(session.graceTimer)
+      clearTimeout(session.reconnectTimer)
       session.graceTimer = undefined
+      session.reconnectTimer = undefined
+      session.reconnectAttempt = 0
+      session.online = true
       this.#switchTo(session, link)
+      if (session.announcedGone) {
+        session.announcedGone = false
+        this.emit('peer:connect', session.info())
+      }
       return session
     }
     const winner = this.#preferred(session.active, link)
@@ -610,6 +719,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (next) return this.#switchTo(session, next)
     if (link.goodbye === DUPLICATE_GOODBYE && this.#status === 'running') {
       // The other end moved to another link we have not seen open yet: wait for it, briefly.
+      session.online = false
       session.graceTimer = setTimeout(
         () => this.#endSession(session, 'connection-lost', 'the replacement connection never arrived'),
         this.#handshakeTimeout,
@@ -626,21 +736,61 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
             reason: err instanceof SecureChannelError ? ('protocol-error' as const) : ('connection-lost' as const),
             message: err?.message ?? 'the connection closed',
           })
+    const address = this.#wanted.get(session.id)
+    if (
+      address !== undefined &&
+      this.#limits.reconnect !== false &&
+      this.#status === 'running' &&
+      (reason === 'connection-lost' || reason === 'timeout')
+    ) {
+      // Say it went away, but keep its unacknowledged messages and take new ones while we dial again.
+      session.online = false
+      session.announcedGone = true
+      this.emit('peer:disconnect', { peer: session.info(), reason, message })
+      this.#scheduleReconnect(session, address)
+      return
+    }
     this.#endSession(session, reason, message)
+  }
+
+  #scheduleReconnect(session: Session, address: string): void {
+    const policy = this.#limits.reconnect
+    if (policy === false || this.#status !== 'running') return
+    const attempt = ++session.reconnectAttempt
+    if (attempt > policy.maxAttempts) {
+      this.#endSession(session, 'connection-lost', `gave up reconnecting to ${address} after ${policy.maxAttempts} attempts`)
+      return
+    }
+    // Exponential backoff with jitter in [50 %, 100 %], so peers that lost each other do not retry in lockstep.
+    const ceiling = Math.min(policy.maxDelay, policy.initialDelay * 2 ** (attempt - 1))
+    const delay = Math.round(ceiling * (0.5 + Math.random() / 2))
+    session.reconnectTimer = setTimeout(() => {
+      session.reconnectTimer = undefined
+      if (this.#sessions.get(session.id) !== session || session.online || this.#status !== 'running') return
+      this.#dial(address).catch(() => {
+        if (this.#sessions.get(session.id) === session && !session.online) this.#scheduleReconnect(session, address)
+      })
+    }, delay)
+    session.reconnectTimer.unref?.()
+    this.emit('peer:reconnecting', { id: session.id, name: session.remote.name, attempt, delay })
   }
 
   #endSession(session: Session, reason: DisconnectReason, message: string): void {
     if (this.#sessions.get(session.id) !== session) return
     clearTimeout(session.graceTimer)
+    clearTimeout(session.reconnectTimer)
     this.#sessions.delete(session.id)
+    if (reason !== 'connection-lost' && reason !== 'timeout') this.#wanted.delete(session.id)
     const known = this.#known.get(session.id)
     if (known) known.lastSeen = session.lastSeen
     const error = new PeerError('PEER_GONE', `${session.remote.name} disconnected before acknowledging (${message})`)
     for (const p of session.pending.values()) p.reject(error)
     session.pending.clear()
+    session.inFlightBytes = 0
     for (const q of session.queries.splice(0)) q.reject(error)
+    for (const wake of session.waiting.splice(0)) wake()
     for (const l of session.links) l.conn.abort()
-    this.emit('peer:disconnect', { peer: session.info(), reason, message })
+    if (!session.announcedGone) this.emit('peer:disconnect', { peer: session.info(), reason, message })
   }
 
   // ---- inbound frames ------------------------------------------------------------------------
@@ -695,10 +845,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (link.state.status !== 'open' && link.state.status !== 'closing') return
     const msg = decodeMessage(body)
     const session = this.#sessions.get(link.remote!.peerId)
-    if (session) session.lastSeen = link.lastReceived
+    if (!session) return
+    session.lastSeen = link.lastReceived
+    if (msg.type !== 'ACK' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') this.#spend(session)
     switch (msg.type) {
       case 'TEXT': {
-        if (!session) return
         link.write({ type: 'ACK', id: msg.id, status: AckStatus.DELIVERED })
         if (this.#seen.has(msg.id)) return
         this.#remember(msg.id)
@@ -713,9 +864,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         return
       }
       case 'ACK': {
-        const p = session?.pending.get(msg.id)
-        if (!p || !session) return
-        session.pending.delete(msg.id)
+        const p = session.pending.get(msg.id)
+        if (!p) return
+        this.#settled(session, p)
         if (msg.status === AckStatus.DELIVERED) {
           session.messagesOut++
           p.resolve({ id: msg.id, peerId: session.id, ackedAt: Date.now() })
@@ -728,8 +879,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         link.write({ type: 'PEERS', peers: this.#peerRecords(link.remote!.peerId) })
         return
       case 'PEERS': {
+        // Only answers are believed: an unsolicited list could fill our known peers with junk.
+        const query = session.queries.shift()
+        if (!query) return
         for (const r of msg.peers) this.#learn({ id: r.peerId, name: r.name, addrs: r.addrs, lastSeen: r.lastSeen })
-        session?.queries.shift()?.resolve(msg.peers)
+        query.resolve(msg.peers)
         return
       }
       case 'PING':
@@ -746,14 +900,46 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     }
   }
 
+  /** Takes one token from the peer's bucket; a peer past its rate is a violation. */
+  #spend(session: Session): void {
+    const rate = this.#limits.rate
+    if (rate === false) return
+    const now = Date.now()
+    session.tokens = Math.min(rate.burst, session.tokens + ((now - session.refilledAt) * rate.perSecond) / 1000)
+    session.refilledAt = now
+    if (--session.tokens < 0) {
+      throw new PeerError('REFUSED', `sent more than ${rate.perSecond} messages/s (burst ${rate.burst})`)
+    }
+  }
+
+  /** Removes a pending send and lets a waiting sender use the room it frees. */
+  #settled(session: Session, p: Pending): void {
+    if (!session.pending.delete(p.id)) return
+    session.inFlightBytes -= p.bytes
+    while (session.waiting.length > 0 && this.#hasRoom(session)) session.waiting.shift()!()
+  }
+
+  #hasRoom(session: Session): boolean {
+    return session.pending.size < this.#limits.inFlightMessages && session.inFlightBytes < this.#limits.inFlightBytes
+  }
+
   #violation(link: Link, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err)
     link.closeReason = { reason: 'protocol-error', message }
+    // A peer that broke the protocol or a limit is refused for a while (by key: addresses are shared).
+    const id = link.remote?.peerId
+    if (id !== undefined) this.#cool(id)
     this.#report(
       new PeerError('REJECTED', `closed the connection to ${link.conn.remoteAddress}: ${message}`, { cause: err }),
     )
     link.state.advance('closed')
     link.conn.abort(err instanceof Error ? err : undefined)
+  }
+
+  #cool(peerId: string): void {
+    this.#cooling.delete(peerId)
+    this.#cooling.set(peerId, Date.now() + this.#limits.cooldown)
+    if (this.#cooling.size > MAX_COOLING) this.#cooling.delete(this.#cooling.keys().next().value!)
   }
 
   #remember(id: string): void {
@@ -787,7 +973,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     }
     const entry = { id: p.id, name: p.name, addrs: [...p.addrs], lastSeen: p.lastSeen }
     this.#known.set(p.id, entry)
-    this.emit('peer:discovered', { ...entry, connected: this.#sessions.has(p.id) })
+    this.emit('peer:discovered', { ...entry, connected: this.#sessions.get(p.id)?.online === true })
   }
 
   #peerRecords(exclude: string): PeerRecord[] {
@@ -802,9 +988,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   peers(): PeerList {
-    const connected = [...this.#sessions.values()].map((s) => s.info())
+    const online = [...this.#sessions.values()].filter((s) => s.online)
+    const connected = online.map((s) => s.info())
     const known = [...this.#known.values()]
-      .filter((k) => !this.#sessions.has(k.id))
+      .filter((k) => !this.#sessions.get(k.id)?.online)
       .map((k) => ({ id: k.id, name: k.name, addrs: [...k.addrs], lastSeen: k.lastSeen, connected: false }))
     return { connected, known }
   }
@@ -838,7 +1025,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         name: r.name,
         addrs: r.addrs,
         lastSeen: r.lastSeen,
-        connected: this.#sessions.has(r.peerId),
+        connected: this.#sessions.get(r.peerId)?.online === true,
       }))
   }
 
@@ -852,7 +1039,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         await Promise.allSettled([...this.#sessions.keys()].map((id) => this.queryPeers(id, options)))
       }
       const todo = [...this.#known.values()].filter(
-        (k) => !this.#sessions.has(k.id) && !attempted.has(k.id) && k.addrs.length > 0,
+        (k) => !this.#sessions.get(k.id)?.online && !attempted.has(k.id) && k.addrs.length > 0,
       )
       if (todo.length === 0) break
       for (const k of todo) attempted.add(k.id)
@@ -879,60 +1066,75 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   async send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
     this.#assertRunning()
-    if (Buffer.byteLength(text) > Limits.textBytes) {
-      throw new PeerError('MESSAGE_TOO_LONG', `the message is longer than ${Limits.textBytes} bytes`)
-    }
+    const bytes = textBytes(text)
     let session = this.#findSession(target)
     if (!session && looksLikeAddress(target)) {
       const info = await this.connect(target, options)
       session = this.#sessions.get(info.id)
     }
     if (!session) throw this.#unknown(target)
-    return this.#sendTo(session, text, options)
+    return this.#sendTo(session, text, bytes, options)
   }
 
-  #sendTo(session: Session, text: string, options?: SendOptions): Promise<SendResult> {
-    const sent = this.#write(session, text, options)
+  #sendTo(session: Session, text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
+    const sent = this.#write(session, text, bytes, options)
     this.#inflight.add(sent)
     const forget = () => this.#inflight.delete(sent)
     sent.then(forget, forget)
     return sent
   }
 
-  #write(session: Session, text: string, options?: SendOptions): Promise<SendResult> {
+  async #write(session: Session, text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
+    if (!this.#hasRoom(session) || session.waiting.length > 0) {
+      // Backpressure: wait for acks to make room, in order; a bounded number of senders may wait.
+      if (session.waiting.length >= this.#limits.waiting) {
+        throw new PeerError(
+          'QUEUE_FULL',
+          `${session.waiting.length} messages to ${session.remote.name} already wait for room; try again later`,
+        )
+      }
+      await new Promise<void>((wake) => session.waiting.push(wake))
+      if (this.#sessions.get(session.id) !== session) {
+        throw new PeerError('PEER_GONE', `${session.remote.name} disconnected before the message could be sent`)
+      }
+    }
     return new Promise<SendResult>((resolve, reject) => {
       const id = randomBytes(16).toString('hex')
       const frame: Message = { type: 'TEXT', id, sentAt: Date.now(), text }
       const signal = options?.signal
       if (signal?.aborted) return reject(new PeerError('ABORTED', 'the send was aborted'))
       const onAbort = () => {
-        if (session.pending.delete(id)) reject(new PeerError('ABORTED', 'the send was aborted'))
+        if (!session.pending.has(id)) return
+        this.#settled(session, entry)
+        reject(new PeerError('ABORTED', 'the send was aborted'))
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       const settle = <T>(fn: (v: T) => void) => (v: T) => {
         signal?.removeEventListener('abort', onAbort)
         fn(v)
       }
-      session.pending.set(id, {
+      const entry: Pending = {
         id,
         frame,
+        bytes,
         deadline: Date.now() + (options?.timeout ?? this.#ackTimeout),
         resolve: settle(resolve),
         reject: settle(reject),
-      })
-      session.active.write(frame)
+      }
+      session.pending.set(id, entry)
+      session.inFlightBytes += bytes
+      // While reconnecting, the message waits in `pending` and goes out on the new link.
+      if (session.online) session.active.write(frame)
     })
   }
 
   async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
     this.#assertRunning()
-    if (Buffer.byteLength(text) > Limits.textBytes) {
-      throw new PeerError('MESSAGE_TOO_LONG', `the message is longer than ${Limits.textBytes} bytes`)
-    }
-    const sessions = [...this.#sessions.values()]
+    const bytes = textBytes(text)
+    const sessions = [...this.#sessions.values()].filter((s) => s.online)
     return Promise.all(
       sessions.map((s) =>
-        this.#sendTo(s, text, options).then(
+        this.#sendTo(s, text, bytes, options).then(
           (result): BroadcastResult => ({ peerId: s.id, ok: true, result }),
           (error: PeerError): BroadcastResult => ({ peerId: s.id, ok: false, error }),
         ),
@@ -942,6 +1144,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   async disconnect(target: string, reason = 'disconnected by the user'): Promise<void> {
     const session = this.#resolve(target)
+    this.#wanted.delete(session.id)
+    if (!session.online) return this.#endSession(session, 'local', reason)
     const signal = this.#deadline(this.#stopTimeout)
     await Promise.all(
       [...session.links].map((link) => {
@@ -971,7 +1175,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     for (const link of this.#links) {
       if (link.state.status !== 'open') continue
       const silent = now - link.lastReceived
-      if (silent >= this.#idleTimeout) {
+      if (link.blockedSince !== 0 && now - link.blockedSince >= this.#idleTimeout) {
+        // It stopped reading what we send: its queue would otherwise grow in our memory forever.
+        link.closeReason = { reason: 'timeout', message: `stopped reading for ${Math.round((now - link.blockedSince) / 1000)} s` }
+        link.conn.abort()
+      } else if (silent >= this.#idleTimeout) {
         link.closeReason = { reason: 'timeout', message: `no answer for ${Math.round(silent / 1000)} s` }
         link.conn.abort()
       } else if (silent >= this.#pingInterval && !link.pingOutstanding) {
@@ -980,10 +1188,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
     }
     for (const session of this.#sessions.values()) {
-      // Pending entries are in send order and share one timeout, so the expired ones are at the front.
       for (const p of session.pending.values()) {
-        if (p.deadline > now) break
-        session.pending.delete(p.id)
+        if (p.deadline > now) continue
+        this.#settled(session, p)
         p.reject(new PeerError('ACK_TIMEOUT', `${session.remote.name} did not acknowledge the message in time`))
       }
     }
@@ -1003,8 +1210,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return byName.length === 1 ? byName[0] : undefined
   }
 
-  #sessionByAddress(address: string): Session | undefined {
+  #sessionByAddress(address: string, onlineOnly = false): Session | undefined {
     for (const s of this.#sessions.values()) {
+      if (onlineOnly && !s.online) continue
       for (const l of s.links) {
         if (l.dialedAddress === address || l.conn.remoteAddress === address) return s
       }
@@ -1015,7 +1223,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   #resolve(target: string): Session {
     const session = this.#findSession(target)
-    if (!session) throw this.#unknown(target)
+    if (!session || !session.online) throw this.#unknown(target)
     return session
   }
 
@@ -1032,6 +1240,23 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #report(err: PeerError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err)
   }
+}
+
+function textBytes(text: string): number {
+  const bytes = Buffer.byteLength(text)
+  if (bytes > Limits.textBytes) {
+    throw new PeerError('MESSAGE_TOO_LONG', `the message is ${bytes} bytes; the limit is ${Limits.textBytes}`)
+  }
+  return bytes
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.')
+}
+
+function hostOf(address: string): string {
+  const i = address.lastIndexOf(':')
+  return (i < 0 ? address : address.slice(0, i)).replace(/^\[|\]$/g, '')
 }
 
 function secretBytes(secret: string | Uint8Array): Uint8Array {

@@ -29,7 +29,9 @@ describe('known peers file (trust on first use)', () => {
     const store = await fileKnownPeers(path)
     await store.remember('127.0.0.1:4000', A, 'bob')
     expect(store.check('127.0.0.1:4000', B)).toEqual({ status: 'mismatch', expected: A, name: 'bob' })
-    expect(keyChangedMessage('127.0.0.1:4000', 'bob', A, B)).toMatch(/aaaa:aaaa.*|bbbb:bbbb/)
+    const message = keyChangedMessage('127.0.0.1:4000', 'bob', A, B)
+    expect(message).toContain('aaaa:aaaa')
+    expect(message).toContain('bbbb:bbbb')
   })
 
   it('replaces the key once the user accepted the change', async () => {

@@ -38,7 +38,10 @@ export function chatter(bot: Bot, options: ChatterOptions = {}): BehaviourHandle
     try {
       return render(template, { n: String(n), name: bot.peer.name })
     } catch (err) {
-      throw new BotError('USAGE', `the chatter text uses {{${(err as Error).message}}}; only {{n}} and {{name}} exist`)
+      throw new BotError(
+        'USAGE',
+        `the chatter text uses {{${(err as Error).message}}}; only {{n}} and {{name}} exist`,
+      )
     }
   }
   textOf(0)

@@ -21,7 +21,10 @@ export function greeter(bot: Bot, options: GreeterOptions = {}): BehaviourHandle
     try {
       return render(text, { peer, name: bot.peer.name })
     } catch (err) {
-      throw new BotError('USAGE', `the greeting uses {{${(err as Error).message}}}; only {{peer}} and {{name}} exist`)
+      throw new BotError(
+        'USAGE',
+        `the greeting uses {{${(err as Error).message}}}; only {{peer}} and {{name}} exist`,
+      )
     }
   }
   welcome('check')

@@ -49,14 +49,23 @@ export function isBehaviourName(name: string): name is BehaviourName {
  * Starts the built-in behaviour `name` on `bot`.
  * @throws BotError `USAGE` when an option is out of range.
  */
-export function startBehaviour(name: BehaviourName, bot: Bot, options: BehaviourOptions = {}): BehaviourHandle {
+export function startBehaviour(
+  name: BehaviourName,
+  bot: Bot,
+  options: BehaviourOptions = {},
+): BehaviourHandle {
   switch (name) {
     case 'echo':
       return echo(bot, { prefix: options.prefix })
     case 'greeter':
       return greeter(bot, { text: options.text })
     case 'chatter':
-      return chatter(bot, { interval: options.interval, count: options.count, to: options.to, text: options.text })
+      return chatter(bot, {
+        interval: options.interval,
+        count: options.count,
+        to: options.to,
+        text: options.text,
+      })
     case 'relay':
       return relay(bot, { memory: options.memory })
   }

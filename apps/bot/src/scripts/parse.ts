@@ -47,7 +47,9 @@ export function parseScript(text: string, options: ParseScriptOptions = {}): Scr
   const syntax = doc.errors[0]
   if (syntax) {
     const kind = format === 'json' ? 'JSON' : 'YAML'
-    throw new ScriptValidationError([`${source} line ${lineOf(syntax.pos[0])}: invalid ${kind} (${syntax.message})`])
+    throw new ScriptValidationError([
+      `${source} line ${lineOf(syntax.pos[0])}: invalid ${kind} (${syntax.message})`,
+    ])
   }
   let value: unknown
   try {
@@ -69,7 +71,10 @@ export async function loadScript(file: string): Promise<Script> {
   try {
     const bytes = await readFile(file)
     if (bytes.byteLength > MAX_SCRIPT_BYTES) {
-      throw new BotError('SCRIPT_UNREADABLE', `${file} is larger than ${MAX_SCRIPT_BYTES} bytes; is it a script?`)
+      throw new BotError(
+        'SCRIPT_UNREADABLE',
+        `${file} is larger than ${MAX_SCRIPT_BYTES} bytes; is it a script?`,
+      )
     }
     text = bytes.toString('utf8')
   } catch (err) {

@@ -84,7 +84,8 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
   const start = first?.kind === 'start' ? first : undefined
   const vars: Record<string, string> = { ...script.vars, ...options.vars }
   // {{name}} is always the name of the peer the script drives.
-  const startName = start?.name === undefined ? undefined : renderField(script, start, 'name', start.name, vars)
+  const startName =
+    start?.name === undefined ? undefined : renderField(script, start, 'name', start.name, vars)
   vars.name = given?.name ?? startName ?? options.name ?? vars.name ?? 'bot'
   const steps = script.steps.map((step) => resolveStep(script, step, vars))
 
@@ -101,7 +102,8 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
       if (inbox.length > INBOX_LIMIT) inbox.shift()
       log(`← ${m.from.name}: ${m.text}`)
     }
-    const onConnect = (info: { name: string; address: string }) => log(`+ ${info.name} connected (${info.address})`)
+    const onConnect = (info: { name: string; address: string }) =>
+      log(`+ ${info.name} connected (${info.address})`)
     const onDisconnect = (e: { peer: { name: string }; reason: string; message: string }) =>
       log(`- ${e.peer.name} left (${e.reason}: ${e.message})`)
     p.on('message', onMessage)
@@ -232,7 +234,9 @@ async function runStep(step: Step, ctx: StepContext): Promise<'next' | 'quit'> {
         if (step.print) {
           log(`${step.query} knows ${known.length} peer${known.length === 1 ? '' : 's'}`)
           for (const k of known) {
-            log(`  ${k.name}  ${fingerprint(k.id)}  ${k.addrs.join(' ')}${k.connected ? '  (connected)' : ''}`)
+            log(
+              `  ${k.name}  ${fingerprint(k.id)}  ${k.addrs.join(' ')}${k.connected ? '  (connected)' : ''}`,
+            )
           }
         }
         return 'next'
@@ -241,7 +245,9 @@ async function runStep(step: Step, ctx: StepContext): Promise<'next' | 'quit'> {
       if (step.print) {
         log(`${connected.length} connected, ${known.length} known`)
         for (const p of connected) {
-          log(`  ${p.name}  ${fingerprint(p.id)}  ${p.address}  ${p.direction}  in ${p.messagesIn} out ${p.messagesOut}`)
+          log(
+            `  ${p.name}  ${fingerprint(p.id)}  ${p.address}  ${p.direction}  in ${p.messagesIn} out ${p.messagesOut}`,
+          )
         }
         for (const k of known) log(`  ${k.name}  ${fingerprint(k.id)}  ${k.addrs.join(' ')}  (not connected)`)
       }
@@ -251,7 +257,11 @@ async function runStep(step: Step, ctx: StepContext): Promise<'next' | 'quit'> {
       const results = await within((signal) => peer.connectToActive({ signal }))
       if (results.length === 0) log('connect-all: no new peers to connect to')
       for (const r of results) {
-        log(r.ok ? `connect-all: ${r.name} connected` : `connect-all: ${r.name} failed: ${describeError(r.error)}`)
+        log(
+          r.ok
+            ? `connect-all: ${r.name} connected`
+            : `connect-all: ${r.name} failed: ${describeError(r.error)}`,
+        )
       }
       return 'next'
     }
@@ -312,10 +322,13 @@ function check(step: AssertStep, ctx: StepContext): void {
   const listed = names.length > 0 ? names.join(', ') : 'none'
   const problems: string[] = []
   if (step.peers !== undefined && connected.length !== step.peers) {
-    problems.push(`expected ${step.peers} connected peer${step.peers === 1 ? '' : 's'}, found ${connected.length} (${listed})`)
+    problems.push(
+      `expected ${step.peers} connected peer${step.peers === 1 ? '' : 's'}, found ${connected.length} (${listed})`,
+    )
   }
   const missing = (step.names ?? []).filter((n) => !names.includes(n))
-  if (missing.length > 0) problems.push(`expected ${missing.join(', ')} to be connected (connected: ${listed})`)
+  if (missing.length > 0)
+    problems.push(`expected ${missing.join(', ')} to be connected (connected: ${listed})`)
   if (step.messages !== undefined && ctx.bot.stats.received < step.messages) {
     problems.push(`expected at least ${step.messages} messages, received ${ctx.bot.stats.received}`)
   }
@@ -364,20 +377,22 @@ function resolveStep(script: Script, step: Step, vars: Vars): Step {
   for (const [key, value] of Object.entries(step)) {
     if (key === 'kind' || key === 'path') continue
     if (typeof value === 'string') out[key] = renderField(script, step, key, value, vars)
-    else if (Array.isArray(value)) out[key] = value.map((v: string) => renderField(script, step, key, v, vars))
+    else if (Array.isArray(value))
+      out[key] = value.map((v: string) => renderField(script, step, key, v, vars))
   }
   if (step.kind === 'wait') {
     const until: Record<string, unknown> = { ...step.until }
     for (const [key, value] of Object.entries(step.until)) {
       // The condition's fields are named as in the file: `message:` is `text`, `peer:` is `name`.
       const field = key === 'text' ? 'message' : key === 'name' ? 'peer' : key
-      if (key !== 'type' && typeof value === 'string') until[key] = renderField(script, step, field, value, vars)
+      if (key !== 'type' && typeof value === 'string')
+        until[key] = renderField(script, step, field, value, vars)
     }
     out.until = until
   }
-  const regex = (step.kind === 'wait' ? (out.until as { regex?: string }).regex : (out as { regex?: string }).regex) as
-    | string
-    | undefined
+  const regex = (
+    step.kind === 'wait' ? (out.until as { regex?: string }).regex : (out as { regex?: string }).regex
+  ) as string | undefined
   if (regex !== undefined) {
     try {
       new RegExp(regex)

@@ -115,7 +115,11 @@ export function validateScript(value: unknown, options: ValidateOptions = {}): S
     { count: () => found.length },
   )
   // In file order (sort is stable, so problems on one line keep the order they were found in), capped.
-  const problems = () => found.sort((a, b) => a.line - b.line).slice(0, MAX_PROBLEMS).map((p) => p.text)
+  const problems = () =>
+    found
+      .sort((a, b) => a.line - b.line)
+      .slice(0, MAX_PROBLEMS)
+      .map((p) => p.text)
 
   if (!isMapping(value)) {
     const hint = Array.isArray(value) ? ' (put the list under "steps:")' : ''
@@ -126,14 +130,17 @@ export function validateScript(value: unknown, options: ValidateOptions = {}): S
     if (!TOP_FIELDS.includes(key)) problem([key], `is not a known field (allowed: ${TOP_FIELDS.join(', ')})`)
   }
   const name = value.name === undefined ? undefined : checkField(['name'], value.name, 'string', problem)
-  const timeout = value.timeout === undefined ? undefined : checkField(['timeout'], value.timeout, 'timeout', problem)
+  const timeout =
+    value.timeout === undefined ? undefined : checkField(['timeout'], value.timeout, 'timeout', problem)
   const vars: Record<string, string> = {}
   if (value.vars !== undefined) {
     if (!isMapping(value.vars)) problem(['vars'], 'must be a mapping of names to values')
     else {
       for (const [key, v] of Object.entries(value.vars)) {
-        if (!VAR_NAME.test(key)) problem(['vars', key], 'is not a valid variable name (use letters, digits, _ . -)')
-        else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') vars[key] = String(v)
+        if (!VAR_NAME.test(key))
+          problem(['vars', key], 'is not a valid variable name (use letters, digits, _ . -)')
+        else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+          vars[key] = String(v)
         else problem(['vars', key], 'must be a string, number or boolean')
       }
     }
@@ -143,7 +150,8 @@ export function validateScript(value: unknown, options: ValidateOptions = {}): S
   if (value.steps === undefined) problem(['steps'], 'is required')
   else if (!Array.isArray(value.steps)) problem(['steps'], 'must be a list of steps')
   else if (value.steps.length === 0) problem(['steps'], 'must not be empty')
-  else if (value.steps.length > MAX_STEPS) problem(['steps'], `has ${value.steps.length} steps; at most ${MAX_STEPS} are allowed`)
+  else if (value.steps.length > MAX_STEPS)
+    problem(['steps'], `has ${value.steps.length} steps; at most ${MAX_STEPS} are allowed`)
   else {
     let quitAt: number | undefined
     value.steps.forEach((raw: unknown, i: number) => {
@@ -237,10 +245,15 @@ function checkStep(i: number, raw: unknown, problem: Problem, locate: Locate): S
       const conditions = ['peer', 'peers', 'message', 'regex', 'ms'].filter(has)
       if (conditions.length === 0) problem(path, 'needs one of peer, peers, message, regex, ms')
       else if (conditions.length > 1) {
-        problem(path, `must have only one of peer, peers, message, regex, ms (found ${conditions.join(', ')})`)
+        problem(
+          path,
+          `must have only one of peer, peers, message, regex, ms (found ${conditions.join(', ')})`,
+        )
       }
-      if (has('from') && !has('message') && !has('regex')) problem([...path, 'from'], 'only applies to message or regex')
-      if (has('timeout') && has('ms')) problem([...path, 'timeout'], 'does not apply to ms (the wait is the duration)')
+      if (has('from') && !has('message') && !has('regex'))
+        problem([...path, 'from'], 'only applies to message or regex')
+      if (has('timeout') && has('ms'))
+        problem([...path, 'timeout'], 'does not apply to ms (the wait is the duration)')
       if (problem.count() > before) return undefined
       const until: WaitCondition =
         out.peer !== undefined
@@ -262,9 +275,11 @@ function checkStep(i: number, raw: unknown, problem: Problem, locate: Locate): S
         problem(path, 'needs at least one of peers, names, messages, message, regex')
       }
       if (has('message') && has('regex')) problem(path, 'must have only one of message, regex')
-      if (has('from') && !has('message') && !has('regex')) problem([...path, 'from'], 'only applies to message or regex')
+      if (has('from') && !has('message') && !has('regex'))
+        problem([...path, 'from'], 'only applies to message or regex')
       if (problem.count() > before) return undefined
-      const names = out.names === undefined ? undefined : ([] as string[]).concat(out.names as string | string[])
+      const names =
+        out.names === undefined ? undefined : ([] as string[]).concat(out.names as string | string[])
       return { kind, ...origin, ...out, names } as Step
     }
     case 'peers':

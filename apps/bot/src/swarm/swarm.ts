@@ -112,7 +112,8 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_SWARM_SIZE) {
     throw new BotError('USAGE', `the swarm size must be a whole number from 1 to ${MAX_SWARM_SIZE}`)
   }
-  if (init.behaviour && init.script) throw new BotError('USAGE', 'give a swarm a behaviour or a script, not both')
+  if (init.behaviour && init.script)
+    throw new BotError('USAGE', 'give a swarm a behaviour or a script, not both')
   const duration = init.duration ?? 10_000
   if (!Number.isInteger(duration) || duration < 1) {
     throw new BotError('USAGE', 'the swarm duration must be a whole number of milliseconds, at least 1')
@@ -123,18 +124,28 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
     try {
       return render(nameTemplate, { index: String(index), count: String(count) })
     } catch (err) {
-      throw new BotError('USAGE', `the bot name uses {{${(err as Error).message}}}; only {{index}} and {{count}} exist`)
+      throw new BotError(
+        'USAGE',
+        `the bot name uses {{${(err as Error).message}}}; only {{index}} and {{count}} exist`,
+      )
     }
   })
-  if (new Set(names).size !== count) throw new BotError('USAGE', 'the bot name template must include {{index}}')
+  if (new Set(names).size !== count)
+    throw new BotError('USAGE', 'the bot name template must include {{index}}')
   const hello =
     init.hello ?? (init.behaviour === 'echo' || init.behaviour === 'relay' ? 'hello from {{name}}' : false)
 
   const traffic = new Traffic()
-  const transportOf = typeof init.transport === 'function' ? init.transport : () => init.transport as Transport
+  const transportOf =
+    typeof init.transport === 'function' ? init.transport : () => init.transport as Transport
   const transports = names.map((_, i) => transportOf(i))
   const peers: Peer[] = names.map((name, i) =>
-    createPeer({ ...init.peerInit, transport: transports[i]!, name, listen: init.listen?.(i) ?? '127.0.0.1:0' }),
+    createPeer({
+      ...init.peerInit,
+      transport: transports[i]!,
+      name,
+      listen: init.listen?.(i) ?? '127.0.0.1:0',
+    }),
   )
   const bots = peers.map((peer) => createBot(peer, { traffic }))
   const handles: BehaviourHandle[] = []
@@ -229,7 +240,15 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
       await Promise.allSettled(work)
       await stopPeers()
       for (const bot of bots) bot.detach()
-      return summarize(init, transports[0]!.name, bots, links.length, init.script ? results : undefined, endedBy, performance.now() - began)
+      return summarize(
+        init,
+        transports[0]!.name,
+        bots,
+        links.length,
+        init.script ? results : undefined,
+        endedBy,
+        performance.now() - began,
+      )
     })()
     return stopping
   }
@@ -255,7 +274,8 @@ async function wire(bots: readonly Bot[], links: readonly Edge[], signal?: Abort
       const a = bots[from]!.peer
       const b = bots[to]!.peer
       const address = b.addresses[0]
-      if (address === undefined) throw new BotError('USAGE', `${b.name} is not listening, so it cannot be dialed`)
+      if (address === undefined)
+        throw new BotError('USAGE', `${b.name} is not listening, so it cannot be dialed`)
       const seen = waitForEvent(b, 'peer:connect', (info) => (info.id === a.id ? true : undefined), {
         check: () => (b.peers().connected.some((p) => p.id === a.id) ? true : undefined),
         timeout: LINK_TIMEOUT,
@@ -267,7 +287,9 @@ async function wire(bots: readonly Bot[], links: readonly Edge[], signal?: Abort
         await seen
       } catch (err) {
         seen.catch(ignore)
-        throw new BotError('ABORTED', `could not connect ${a.name} to ${b.name}: ${describeError(err)}`, { cause: err })
+        throw new BotError('ABORTED', `could not connect ${a.name} to ${b.name}: ${describeError(err)}`, {
+          cause: err,
+        })
       }
     }
   }
@@ -307,7 +329,12 @@ function summarize(
         ? `script ${init.script.source}`
         : 'idle',
     links,
-    messages: { sent: sum('sent'), delivered: sum('delivered'), failed: sum('failed'), received: sum('received') },
+    messages: {
+      sent: sum('sent'),
+      delivered: sum('delivered'),
+      failed: sum('failed'),
+      received: sum('received'),
+    },
     peersSeen: {
       min: Math.min(...seen),
       max: Math.max(...seen),
@@ -346,10 +373,17 @@ export function formatSummary(s: SwarmSummary): string {
     `peers seen per bot: min ${s.peersSeen.min}, max ${s.peersSeen.max}, mean ${s.peersSeen.mean}`,
   ]
   if (s.scripts) {
-    lines.push(`scripts: ${s.scripts.passed} passed, ${s.scripts.failed} failed, ${s.scripts.aborted} unfinished`)
+    lines.push(
+      `scripts: ${s.scripts.passed} passed, ${s.scripts.failed} failed, ${s.scripts.aborted} unfinished`,
+    )
     for (const e of s.scripts.errors) lines.push(`  ${e}`)
   }
-  const how = s.endedBy === 'settled' ? 'work done' : s.endedBy === 'duration' ? 'duration reached' : 'stopped by signal'
+  const how =
+    s.endedBy === 'settled'
+      ? 'work done'
+      : s.endedBy === 'duration'
+        ? 'duration reached'
+        : 'stopped by signal'
   lines.push(`elapsed: ${s.elapsedMs} ms (${how})`)
   return `${lines.join('\n')}\n`
 }

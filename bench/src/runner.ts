@@ -1,0 +1,176 @@
+/**
+ * Runs one job (one system, one scenario, one round) in two fresh worker processes, server and
+ * client, and turns their reports into the scenario's numbers. Nothing a worker does can crash the
+ * run: a worker error, an early exit or the job's time limit become `{ ok: false, reason }`.
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Report, ScenarioName, ScenarioParams } from './scenarios.js'
+import type { SystemName } from './systems/index.js'
+import type { SystemOptions } from './systems/types.js'
+import type { FromWorker, StartMessage, ToWorker } from './worker.js'
+
+/** The compiled worker. Resolved from the package root, so it works from src/ (vitest) and dist/. */
+export const DEFAULT_WORKER = fileURLToPath(new URL('../dist/worker.js', import.meta.url))
+
+export interface JobSpec {
+  system: SystemName
+  scenario: ScenarioName
+  params: ScenarioParams
+  options: SystemOptions
+}
+
+export interface RunOptions {
+  workerPath?: string
+  /** Write V8 CPU profiles of both workers into this directory (node --cpu-prof). */
+  cpuProfDir?: string
+  /** Extra time beyond the scenario's cap for process start-up and handshakes. @default 30_000 ms */
+  slackMs?: number
+}
+
+/** The scenario's numbers (see {@link metricsOf}), or why there are none. */
+export type JobOutcome = { ok: true; values: Record<string, number> } | { ok: false; reason: string }
+
+/** A forked worker with a queue of the messages it sent. */
+class Worker {
+  readonly child: ChildProcess
+  readonly #inbox: FromWorker[] = []
+  #waiter: ((msg: FromWorker) => void) | undefined
+  #stderr = ''
+  #exited: string | undefined
+
+  constructor(path: string, name: string, cpuProfDir: string | undefined) {
+    const execArgv = ['--expose-gc']
+    if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`)
+    this.child = fork(path, [], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
+    })
+    this.child.on('message', (msg: FromWorker) => this.#push(msg))
+    this.child.on('error', (err) => this.#push({ type: 'error', message: err.message }))
+    this.child.on('exit', (code, signal) => {
+      this.#exited = `exited (${signal ?? code})`
+      const detail = this.#stderr.trim().split('\n').filter(Boolean).slice(-1)[0]
+      this.#push({ type: 'error', message: `the ${name} worker ${this.#exited}${detail ? `: ${detail}` : ''}` })
+    })
+  }
+
+  #push(msg: FromWorker): void {
+    const w = this.#waiter
+    if (w) {
+      this.#waiter = undefined
+      w(msg)
+    } else {
+      this.#inbox.push(msg)
+    }
+  }
+
+  send(msg: ToWorker): void {
+    if (this.#exited === undefined && this.child.connected) this.child.send(msg)
+  }
+
+  /** The next message; an `error` message (or the worker's exit) rejects. */
+  async next<T extends FromWorker['type']>(type: T): Promise<Extract<FromWorker, { type: T }>> {
+    const msg =
+      this.#inbox.shift() ??
+      (await new Promise<FromWorker>((resolve) => {
+        this.#waiter = resolve
+      }))
+    if (msg.type === 'error') throw new Error(msg.message)
+    if (msg.type !== type) throw new Error(`expected ${type} from the worker, got ${msg.type}`)
+    return msg as Extract<FromWorker, { type: T }>
+  }
+
+  /** Asks the worker to exit, and kills it if it has not within `ms`. */
+  async stop(ms = 5_000): Promise<void> {
+    if (this.#exited !== undefined || this.child.exitCode !== null) return
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
+    this.send({ type: 'stop' })
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), ms)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+/** Runs one job; never throws. */
+export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<JobOutcome> {
+  const path = options.workerPath ?? DEFAULT_WORKER
+  const limitMs = spec.params.timeCapMs + (options.slackMs ?? 30_000)
+  const tag = `${spec.system}-${spec.scenario}`
+  const server = new Worker(path, `server-${tag}`, options.cpuProfDir)
+  let client: Worker | undefined
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s`)), limitMs)
+  })
+  try {
+    const run = async (): Promise<Record<string, number>> => {
+      const start: Omit<StartMessage, 'role'> = { type: 'start', ...spec }
+      server.send({ ...start, role: 'server' })
+      const { port } = await server.next('ready')
+      client = new Worker(path, `client-${tag}`, options.cpuProfDir)
+      client.send({ ...start, role: 'client', port })
+      const driven = (await client.next('result')).report
+      let served: Report | undefined
+      if (spec.scenario === 'oneway' || spec.scenario === 'bulk') {
+        served = (await server.next('result')).report
+      } else if (spec.scenario === 'memory') {
+        server.send({ type: 'measure', expected: driven.opened ?? 0 })
+        served = (await server.next('result')).report
+      }
+      return metricsOf(spec, driven, served)
+    }
+    return { ok: true, values: await Promise.race([run(), timedOut]) }
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message }
+  } finally {
+    clearTimeout(timer)
+    await Promise.all([server.stop(), client?.stop()])
+  }
+}
+
+function short(n: number): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: 0 })
+}
+
+/**
+ * The scenario's numbers from the two reports. Throws (so the job fails) when a half fell short of
+ * its count, which is what a time cap looks like from here.
+ */
+export function metricsOf(spec: JobSpec, client: Report, server: Report | undefined): Record<string, number> {
+  const { scenario, params } = spec
+  const need = (have: number | undefined, what: string) => {
+    if (have === undefined || have < params.count) {
+      throw new Error(`time cap of ${Math.round(params.timeCapMs / 1000)} s reached: ${short(have ?? 0)} of ${short(params.count)} ${what}`)
+    }
+  }
+  switch (scenario) {
+    case 'oneway':
+    case 'bulk': {
+      const s = server!
+      const seconds = s.seconds ?? 0
+      const count = s.count ?? 0
+      if (count < params.count) {
+        const rate = seconds > 0 ? ` (≈ ${short(count / seconds)} msg/s)` : ''
+        need(count, `messages received${rate}`)
+      }
+      return {
+        msgsPerSec: count / seconds,
+        mbPerSec: (s.bytes ?? 0) / seconds / 1e6,
+        senderSeconds: client.seconds ?? Number.NaN,
+      }
+    }
+    case 'pingpong':
+      need(client.roundTrips, 'round trips')
+      return { p50Us: client.p50Us!, p99Us: client.p99Us! }
+    case 'setup':
+      need(client.connections, 'connections')
+      return { medianMs: client.medianMs!, p99Ms: client.p99Ms! }
+    case 'memory': {
+      need(client.opened, 'connections opened')
+      const s = server!
+      if ((s.connections ?? 0) < params.count) need(s.connections, 'connections seen by the server')
+      return { rssKiB: s.rssKiB!, heapKiB: s.heapKiB!, externalKiB: s.externalKiB! }
+    }
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The five scenarios, written once against {@link System}. Each has a server half (run in one
+ * worker process) and a client half (run in another). Every loop is bounded by its count and by the
+ * scenario's time cap; hitting the cap ends the loop early and the partial count tells the
+ * orchestrator what happened.
+ */
+import { performance } from 'node:perf_hooks'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { quantile } from './stats.js'
+import type { Channel, Payload, System } from './systems/types.js'
+
+export const SCENARIOS = ['oneway', 'bulk', 'pingpong', 'setup', 'memory'] as const
+export type ScenarioName = (typeof SCENARIOS)[number]
+
+export interface ScenarioParams {
+  /** Messages (oneway, bulk), measured round trips (pingpong) or connections (setup, memory). */
+  count: number
+  /** Payload bytes of each message. */
+  size: number
+  /** Wall-clock bound of the scenario's loops, in ms. */
+  timeCapMs: number
+  /** Ping-pong round trips run first and left out of the percentiles. @default 0 */
+  warmup?: number
+}
+
+/** Numbers a half reports to the orchestrator. */
+export type Report = Record<string, number>
+
+/** The server half, listening. */
+export interface ServerRun {
+  readonly port: number
+  /** Settles once the server has its numbers (oneway, bulk); undefined when it reports none. */
+  readonly report: Promise<Report> | undefined
+  /** memory only: measure once the client has opened `expected` connections. */
+  measure?(expected: number): Promise<Report>
+}
+
+/** Thrown when a scenario's time cap runs out while it waits. */
+export class TimeCapError extends Error {
+  constructor(ms: number) {
+    super(`time cap of ${Math.round(ms / 1000)} s reached`)
+    this.name = 'TimeCapError'
+  }
+}
+
+/** One timer for a whole loop: `wait(p)` rejects with TimeCapError once the cap has run out. */
+class Deadline {
+  readonly #ms: number
+  readonly #timer: NodeJS.Timeout
+  readonly #waiting = new Set<(err: Error) => void>()
+  #expired = false
+
+  constructor(ms: number) {
+    this.#ms = ms
+    this.#timer = setTimeout(() => {
+      this.#expired = true
+      for (const reject of this.#waiting) reject(new TimeCapError(ms))
+      this.#waiting.clear()
+    }, ms)
+  }
+
+  get expired(): boolean {
+    return this.#expired
+  }
+
+  wait<T>(promise: Promise<T>): Promise<T> {
+    if (this.#expired) return Promise.reject(new TimeCapError(this.#ms))
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.add(reject)
+      promise.then(
+        (value) => {
+          this.#waiting.delete(reject)
+          resolve(value)
+        },
+        (err: unknown) => {
+          this.#waiting.delete(reject)
+          reject(err)
+        },
+      )
+    })
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer)
+  }
+}
+
+const echo = (channel: Channel): void => {
+  channel.onMessage = (msg) => {
+    try {
+      channel.send(msg)
+    } catch {
+      // The channel failed; the client sees it and reports.
+    }
+  }
+}
+
+/** Forces a full collection a few times, letting finalizers and freed buffers go in between. */
+async function collect(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (!gc) throw new Error('run the worker with --expose-gc')
+  for (let i = 0; i < 4; i++) {
+    gc()
+    await nextTurn()
+  }
+}
+
+// ---- server halves -----------------------------------------------------------------------------
+
+export async function serve(system: System, scenario: ScenarioName, params: ScenarioParams): Promise<ServerRun> {
+  switch (scenario) {
+    case 'oneway':
+    case 'bulk':
+      return serveCount(system, params)
+    case 'pingpong':
+    case 'setup': {
+      const server = await system.listen(echo)
+      return { port: server.port, report: undefined }
+    }
+    case 'memory':
+      return serveMemory(system, params)
+  }
+}
+
+/** Counts what arrives; the rate is taken at the receiver, from the first message to the last. */
+async function serveCount(system: System, params: ScenarioParams): Promise<ServerRun> {
+  let count = 0
+  let bytes = 0
+  let first = 0
+  let last = 0
+  let finish!: (report: Report) => void
+  const report = new Promise<Report>((resolve) => {
+    finish = resolve
+  })
+  const result = (): Report => ({ count, bytes, seconds: (last - first) / 1000 })
+  let timer: NodeJS.Timeout | undefined
+  const server = await system.listen((channel) => {
+    channel.onMessage = (msg: Payload) => {
+      last = performance.now()
+      if (count === 0) {
+        first = last
+        // The cap starts with the first message, so a slow handshake cannot eat it.
+        timer = setTimeout(() => finish(result()), params.timeCapMs)
+      }
+      count++
+      bytes += msg.length
+      if (count === params.count) {
+        clearTimeout(timer)
+        finish(result())
+      }
+    }
+  })
+  return { port: server.port, report }
+}
+
+async function serveMemory(system: System, params: ScenarioParams): Promise<ServerRun> {
+  const server = await system.listen((channel) => {
+    established++
+    echo(channel)
+  })
+  let established = 0
+  // Baseline: the system is initialised and listening, no connection yet.
+  await collect()
+  const before = process.memoryUsage()
+  return {
+    port: server.port,
+    report: undefined,
+    async measure(expected) {
+      // The client counts a connection once its first round trip is back, so the server has
+      // normally seen all of them; wait briefly (bounded) if not.
+      const until = performance.now() + Math.min(params.timeCapMs, 10_000)
+      while (established < expected && performance.now() < until) await nextTurn()
+      // Let the handshakes' garbage and timers settle, then collect.
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      await collect()
+      const after = process.memoryUsage()
+      const n = Math.max(1, established)
+      return {
+        connections: established,
+        rssKiB: (after.rss - before.rss) / n / 1024,
+        heapKiB: (after.heapUsed - before.heapUsed) / n / 1024,
+        externalKiB: (after.external + after.arrayBuffers - before.external - before.arrayBuffers) / n / 1024,
+      }
+    },
+  }
+}
+
+// ---- client halves -----------------------------------------------------------------------------
+
+/** The client half: resolves with its report; connections it holds stay open until the worker exits. */
+export async function drive(
+  system: System,
+  scenario: ScenarioName,
+  params: ScenarioParams,
+  port: number,
+): Promise<Report> {
+  const deadline = new Deadline(params.timeCapMs)
+  try {
+    switch (scenario) {
+      case 'oneway':
+      case 'bulk':
+        return await driveStream(system, params, port, deadline)
+      case 'pingpong':
+        return await drivePingPong(system, params, port, deadline)
+      case 'setup':
+        return await driveSetup(system, params, port, deadline)
+      case 'memory':
+        return await driveMemory(system, params, port, deadline)
+    }
+  } finally {
+    deadline.clear()
+  }
+}
+
+async function open(system: System, port: number, deadline: Deadline): Promise<Channel> {
+  const dialer = await system.dialer()
+  await deadline.wait(dialer.prepare())
+  return deadline.wait(dialer.dial(port))
+}
+
+/** Sends `count` messages as fast as the system's backpressure (or Parley's window) allows. */
+async function driveStream(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+  const channel = await open(system, port, deadline)
+  const payload = system.payload(params.size)
+  const start = performance.now()
+  let sent = 0
+  while (sent < params.count && !deadline.expired) {
+    const more = channel.send(payload)
+    sent++
+    if (!more) await deadline.wait(channel.ready())
+  }
+  await deadline.wait(channel.settled())
+  return { sent, seconds: (performance.now() - start) / 1000 }
+}
+
+/** One message out, the echo back, `warmup + count` times; percentiles over the last `count`. */
+async function drivePingPong(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+  const channel = await open(system, port, deadline)
+  const payload = system.payload(params.size)
+  let wake: (() => void) | undefined
+  channel.onMessage = () => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  const warmup = params.warmup ?? 0
+  const samples: number[] = []
+  for (let i = 0; i < warmup + params.count && !deadline.expired; i++) {
+    const start = performance.now()
+    const back = new Promise<void>((resolve) => {
+      wake = resolve
+    })
+    channel.send(payload)
+    await deadline.wait(back)
+    if (i >= warmup) samples.push((performance.now() - start) * 1000)
+  }
+  return { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) }
+}
+
+/** A round trip on a channel just opened: the "first round trip" of setup and memory. */
+async function firstRoundTrip(channel: Channel, payload: Payload, deadline: Deadline): Promise<void> {
+  const back = new Promise<void>((resolve) => {
+    channel.onMessage = () => resolve()
+  })
+  channel.send(payload)
+  await deadline.wait(back)
+}
+
+/** Fresh connections one after another: dial + handshake + first round trip, then close. */
+async function driveSetup(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+  const dialer = await system.dialer()
+  const payload = system.payload(params.size)
+  const samples: number[] = []
+  for (let i = 0; i < params.count && !deadline.expired; i++) {
+    await deadline.wait(dialer.prepare())
+    const start = performance.now()
+    const channel = await deadline.wait(dialer.dial(port))
+    await firstRoundTrip(channel, payload, deadline)
+    samples.push(performance.now() - start)
+    await deadline.wait(channel.close())
+  }
+  await deadline.wait(dialer.close())
+  return { connections: samples.length, medianMs: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) }
+}
+
+/** Opens `count` connections (each with its first round trip done) and leaves them idle. */
+async function driveMemory(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+  const dialer = await system.dialer()
+  const payload = system.payload(params.size)
+  const held: Channel[] = []
+  let next = 0
+  const worker = async () => {
+    while (next < params.count && !deadline.expired) {
+      next++
+      await deadline.wait(dialer.prepare())
+      const channel = await deadline.wait(dialer.dial(port))
+      held.push(channel)
+      await firstRoundTrip(channel, payload, deadline)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, system.dialConcurrency) }, worker))
+  return { opened: held.length }
+}

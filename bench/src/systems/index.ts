@@ -1,0 +1,37 @@
+import type { System, SystemOptions } from './types.js'
+
+/** The compared systems, in table order. */
+export const SYSTEMS = ['parley', 'parley-plaintext', 'raw', 'tls', 'libp2p', 'secret-stream'] as const
+export type SystemName = (typeof SYSTEMS)[number]
+
+/** Names as the table shows them. */
+export const SYSTEM_LABELS: Record<SystemName, string> = {
+  parley: 'Parley (Noise, acked)',
+  'parley-plaintext': 'Parley plaintext (acked)',
+  raw: 'raw node:net + framer',
+  tls: 'TLS 1.3 (node:tls) + framer',
+  libp2p: 'js-libp2p (TCP+Noise+Yamux)',
+  'secret-stream': '@hyperswarm/secret-stream',
+}
+
+export function isSystemName(name: string): name is SystemName {
+  return (SYSTEMS as readonly string[]).includes(name)
+}
+
+/** Imports only the named system's module, so no other library loads in that process. */
+export async function loadSystem(name: SystemName, options: SystemOptions): Promise<System> {
+  switch (name) {
+    case 'parley':
+      return (await import('./parley.js')).createParleySystem(options)
+    case 'parley-plaintext':
+      return (await import('./parley.js')).createParleyPlaintextSystem(options)
+    case 'raw':
+      return (await import('./raw.js')).createRawSystem(options)
+    case 'tls':
+      return (await import('./tls.js')).createTlsSystem(options)
+    case 'libp2p':
+      return (await import('./libp2p.js')).createLibp2pSystem(options)
+    case 'secret-stream':
+      return (await import('./secret-stream.js')).createSecretStreamSystem(options)
+  }
+}

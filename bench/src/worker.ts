@@ -1,0 +1,81 @@
+/**
+ * A worker process: one half (server or client) of one scenario for one system. Started by the
+ * runner with child_process.fork; talks to it over IPC only:
+ *
+ * ```
+ *  runner ── start{role: server} ──▶ server ── ready{port} ──▶ runner
+ *  runner ── start{role: client, port} ──▶ client ── result ──▶ runner
+ *  server ── result ──▶ runner            (oneway, bulk: counted at the receiver)
+ *  runner ── measure{expected} ──▶ server ── result ──▶ runner   (memory)
+ *  runner ── stop ──▶ both: exit at once, connections and all
+ * ```
+ *
+ * Only the system under test is imported, so js-libp2p (and its Promise.withResolvers polyfill)
+ * loads in js-libp2p workers alone.
+ */
+import { drive, type ScenarioName, type ScenarioParams, serve } from './scenarios.js'
+import { loadSystem, type SystemName } from './systems/index.js'
+import type { SystemOptions } from './systems/types.js'
+
+export interface StartMessage {
+  type: 'start'
+  role: 'server' | 'client'
+  system: SystemName
+  scenario: ScenarioName
+  params: ScenarioParams
+  options: SystemOptions
+  port?: number
+}
+
+export type ToWorker = StartMessage | { type: 'measure'; expected: number } | { type: 'stop' }
+
+export type FromWorker =
+  | { type: 'ready'; port: number }
+  | { type: 'result'; report: Record<string, number> }
+  | { type: 'error'; message: string }
+
+function post(message: FromWorker): void {
+  process.send?.(message)
+}
+
+function fail(err: unknown): void {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+  post({ type: 'error', message })
+}
+
+let measure: ((expected: number) => Promise<Record<string, number>>) | undefined
+
+async function start(msg: StartMessage): Promise<void> {
+  const system = await loadSystem(msg.system, msg.options)
+  if (msg.role === 'server') {
+    const run = await serve(system, msg.scenario, msg.params)
+    measure = run.measure?.bind(run)
+    post({ type: 'ready', port: run.port })
+    if (run.report) post({ type: 'result', report: await run.report })
+    return
+  }
+  if (msg.port === undefined) throw new Error('a client needs the server port')
+  post({ type: 'result', report: await drive(system, msg.scenario, msg.params, msg.port) })
+}
+
+process.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'start':
+      start(msg).catch(fail)
+      return
+    case 'measure':
+      if (!measure) return fail(new Error('this scenario has nothing to measure'))
+      measure(msg.expected).then((report) => post({ type: 'result', report }), fail)
+      return
+    case 'stop':
+      // Exit without closing anything gracefully: the run is over, and a graceful close of hundreds
+      // of connections would only cost time. --cpu-prof still writes its profile on exit.
+      process.exit(0)
+  }
+})
+
+// A library error nobody awaits must reach the runner as a failure, not kill the worker silently.
+process.on('uncaughtException', fail)
+process.on('unhandledRejection', fail)
+// The runner went away: nothing left to do.
+process.on('disconnect', () => process.exit(0))
