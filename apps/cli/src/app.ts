@@ -286,6 +286,10 @@ class Session {
         if (!peer.peers().connected.some((p) => p.id === k.id)) reporter.discovered(k)
       })
     })
+    peer.on('peer:reconnecting', (e) => {
+      reporter.reconnecting(e)
+      logger.log('info', 'peer:reconnecting', { peer: e.id, attempt: e.attempt, delay: e.delay })
+    })
     peer.on('error', (err) => {
       // Failed inbound handshakes and bad frames: the peer keeps running. Shown only when debugging.
       if (this.options.debug) reporter.problem(explain(err), err)

@@ -93,6 +93,14 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
       return say(`${at} speaks an incompatible Parley protocol version`)
     case 'IDENTITY_MISMATCH':
       return say(`the peer at ${at} could not prove its identity`)
+    case 'KEY_CHANGED':
+      return say(
+        `the peer at ${at} has a different key than last time — if that is expected, forget its saved key`,
+      )
+    case 'DENIED':
+      return say(`${at} does not accept a connection from this peer now`)
+    case 'TOO_MANY_CONNECTIONS':
+      return say(`too many connections open — ${at} was not connected`)
     case 'HANDSHAKE_TIMEOUT':
       return say(`${at} did not complete the handshake in time — is it a Parley peer?`)
     case 'HANDSHAKE_FAILED':
@@ -109,6 +117,8 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
       return say(`${peer} refused the message`)
     case 'MESSAGE_TOO_LONG':
       return say(`the message is too long — the limit is ${Limits.textBytes} bytes`)
+    case 'QUEUE_FULL':
+      return say(`too many messages are waiting for ${peer} — try again when it catches up`)
     case 'QUERY_TIMEOUT':
       return say(`${peer} did not answer the peer query in time`)
     case 'NOT_RUNNING':

@@ -20,7 +20,7 @@ export const createParleySystem: SystemFactory = async (options) => makeSystem(o
 export const createParleyPlaintextSystem: SystemFactory = async (options) => makeSystem(options, 'plaintext')
 
 const DEFAULT_WINDOW = 10_000
-const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024
+const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024
 
 function upgraderFor(kind: 'noise' | 'plaintext', identity: Identity): ConnectionUpgrader {
   return kind === 'noise' ? noiseUpgrader({ identity }) : plaintextUpgrader()
@@ -28,7 +28,17 @@ function upgraderFor(kind: 'noise' | 'plaintext', identity: Identity): Connectio
 
 function newPeer(kind: 'noise' | 'plaintext', name: string, listen: string | false): Peer {
   const identity = generateIdentity()
-  return createPeer({ transport: tcpTransport(), identity, name, listen, upgrader: upgraderFor(kind, identity) })
+  return createPeer({
+    transport: tcpTransport(),
+    identity,
+    name,
+    listen,
+    upgrader: upgraderFor(kind, identity),
+    // Protection against abusive peers, not part of the data path: the inbound rate limit (5,000
+    // msg/s by default) would cut the sender off, and the memory scenario holds 500 inbound peers.
+    rateLimit: false,
+    maxInbound: 100_000,
+  })
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type PeerInfo,
   type PeerList,
   type ReceivedMessage,
+  type ReconnectingEvent,
 } from '@parley/core'
 import type { Explained } from '../errors.js'
 import { block, clock, leftBecause, peersTable, sanitize, visibleLength, who } from './format.js'
@@ -37,6 +38,7 @@ export interface Reporter {
   joined(p: PeerInfo): void
   left(e: DisconnectEvent): void
   discovered(k: KnownPeer): void
+  reconnecting(e: ReconnectingEvent): void
   delivered(to: PeerRef, text: string, messageId: string): void
   notDelivered(target: string, problem: Explained, to?: PeerRef, err?: unknown): void
   connected(p: PeerInfo, address: string): void
@@ -106,6 +108,15 @@ export function textReporter(init: TextReporterInit): Reporter {
     discovered(k) {
       const where = k.addrs.length > 0 ? ` at ${k.addrs.map((a) => sanitize(a)).join(', ')}` : ''
       line(style('dim', `· learned of ${sanitize(k.name)} (${fingerprint(k.id)})${where}`))
+    },
+    reconnecting(e) {
+      const seconds = Math.max(1, Math.round(e.delay / 1000))
+      line(
+        style(
+          'yellow',
+          `↻ reconnecting to ${sanitize(e.name)} (${fingerprint(e.id)}) in ${seconds}s, attempt ${e.attempt}`,
+        ),
+      )
     },
     delivered(to, text, _messageId) {
       said(`${style('green', '✔')} you → ${who(style, to)}: `, text)
@@ -192,6 +203,7 @@ export function jsonReporter(
     joined: (p) => send('peer:connect', { peer: info(p) }),
     left: (e) => send('peer:disconnect', { peer: info(e.peer), reason: e.reason, message: e.message }),
     discovered: (k) => send('peer:discovered', { peer: { ...k, fingerprint: fingerprint(k.id) } }),
+    reconnecting: (e) => send('peer:reconnecting', { peer: ref(e), attempt: e.attempt, delay: e.delay }),
     delivered: (to, text, messageId) => send('delivered', { to: ref(to), id: messageId, text }),
     notDelivered: (target, p, to, e) =>
       send('not-delivered', {
