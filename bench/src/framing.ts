@@ -26,6 +26,11 @@ export interface FrameSinkInit {
   maxBatchBytes?: number
   /** Payloads at least this large skip the batch and go out header + payload. @default 16_384 */
   directBytes?: number
+  /**
+   * false: every frame goes out on its own, in the write that framed it — how an application uses
+   * a message API such as a js-libp2p stream. @default true
+   */
+  coalesce?: boolean
 }
 
 /** Coalescing frame writer: frames written in one tick leave in one write. */
@@ -33,6 +38,7 @@ export class FrameSink {
   readonly #out: FrameOutput
   readonly #maxBatch: number
   readonly #direct: number
+  readonly #coalesce: boolean
   #batch: Buffer
   #length = 0
   #scheduled = false
@@ -42,6 +48,7 @@ export class FrameSink {
     this.#out = out
     this.#maxBatch = init.maxBatchBytes ?? 65_536
     this.#direct = init.directBytes ?? 16_384
+    this.#coalesce = init.coalesce ?? true
     this.#batch = Buffer.allocUnsafe(this.#maxBatch + PREFIX_BYTES + this.#direct)
   }
 
@@ -56,6 +63,13 @@ export class FrameSink {
    */
   write(payload: Uint8Array): boolean {
     const n = payload.byteLength
+    if (!this.#coalesce) {
+      const frame = Buffer.allocUnsafe(PREFIX_BYTES + n)
+      frame.writeUInt32BE(n, 0)
+      frame.set(payload, PREFIX_BYTES)
+      this.#emit([frame])
+      return !this.#blocked
+    }
     if (n >= this.#direct) {
       this.flush()
       const header = Buffer.allocUnsafe(PREFIX_BYTES)

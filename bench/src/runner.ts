@@ -150,12 +150,13 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
       const s = server!
       const seconds = s.seconds ?? 0
       const count = s.count ?? 0
+      const measured = s.measured ?? 0
       if (count < params.count) {
-        const rate = seconds > 0 ? ` (≈ ${short(count / seconds)} msg/s)` : ''
+        const rate = seconds > 0 && measured > 0 ? ` (≈ ${short(measured / seconds)} msg/s)` : ''
         need(count, `messages received${rate}`)
       }
       return {
-        msgsPerSec: count / seconds,
+        msgsPerSec: measured / seconds,
         mbPerSec: (s.bytes ?? 0) / seconds / 1e6,
         senderSeconds: client.seconds ?? Number.NaN,
       }

@@ -19,7 +19,7 @@ export interface ScenarioParams {
   size: number
   /** Wall-clock bound of the scenario's loops, in ms. */
   timeCapMs: number
-  /** Ping-pong round trips run first and left out of the percentiles. @default 0 */
+  /** Messages (oneway, bulk) or round trips (pingpong) sent first and left out of the numbers. @default 0 */
   warmup?: number
 }
 
@@ -122,8 +122,12 @@ export async function serve(system: System, scenario: ScenarioName, params: Scen
   }
 }
 
-/** Counts what arrives; the rate is taken at the receiver, from the first message to the last. */
+/**
+ * Counts what arrives; the rate is taken at the receiver, from the end of the warm-up (the first
+ * `warmup` messages, left out so JIT compilation is not timed) to the last message.
+ */
 async function serveCount(system: System, params: ScenarioParams): Promise<ServerRun> {
+  const warmup = Math.min(params.warmup ?? 0, params.count - 1)
   let count = 0
   let bytes = 0
   let first = 0
@@ -132,17 +136,22 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
   const report = new Promise<Report>((resolve) => {
     finish = resolve
   })
-  const result = (): Report => ({ count, bytes, seconds: (last - first) / 1000 })
+  // `count` is every message received; bytes and seconds cover the measured ones only.
+  const result = (): Report => ({ count, measured: count - warmup - 1, bytes, seconds: (last - first) / 1000 })
   let timer: NodeJS.Timeout | undefined
   const server = await system.listen((channel) => {
     channel.onMessage = (msg: Payload) => {
-      last = performance.now()
-      if (count === 0) {
-        first = last
-        // The cap starts with the first message, so a slow handshake cannot eat it.
-        timer = setTimeout(() => finish(result()), params.timeCapMs)
-      }
       count++
+      if (count <= warmup + 1) {
+        if (count === 1) {
+          // The cap starts with the first message, so a slow handshake cannot eat it.
+          timer = setTimeout(() => finish(result()), params.timeCapMs)
+        }
+        // The clock starts when the last warm-up message (or the first one) has arrived.
+        if (count === warmup + 1) first = performance.now()
+        return
+      }
+      last = performance.now()
       bytes += msg.length
       if (count === params.count) {
         clearTimeout(timer)

@@ -1,10 +1,14 @@
 import { userInfo } from 'node:os'
 import { format } from 'node:util'
 import { input } from '@inquirer/prompts'
+import { join } from 'node:path'
 import {
   createPeer,
+  fileKnownPeers,
   type Identity,
+  type KnownPeers,
   loadOrCreateIdentity,
+  memoryKnownPeers,
   type Peer,
   type PeerInit,
   type Transport,
@@ -168,9 +172,11 @@ class Session {
     this.logger.log('info', 'starting', { version: version(), interactive: this.interactive })
 
     let identity: Identity | undefined
+    let knownPeers: KnownPeers = memoryKnownPeers()
     if (options.dataDir) {
       try {
         identity = await loadOrCreateIdentity(options.dataDir)
+        knownPeers = await fileKnownPeers(join(options.dataDir, 'known-peers.json'))
       } catch (err) {
         this.reporter.problem(explain(err, { address: options.dataDir }), err)
         return EXIT.START_FAILED
@@ -206,6 +212,12 @@ class Session {
         listen,
         ...(identity ? { identity } : {}),
         ...(name !== undefined ? { name } : {}),
+        knownPeers,
+        // Trust on first use: a changed key is refused loudly unless the user said to accept it.
+        onKeyChange: () => options.acceptKeyChange,
+        ...(options.networkSecret ? { networkSecret: options.networkSecret } : {}),
+        ...(options.allow ? { allow: options.allow } : {}),
+        deny: options.deny,
         ...this.io.peerInit,
       })
       try {

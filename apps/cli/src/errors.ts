@@ -94,9 +94,8 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
     case 'IDENTITY_MISMATCH':
       return say(`the peer at ${at} could not prove its identity`)
     case 'KEY_CHANGED':
-      return say(
-        `the peer at ${at} has a different key than last time — if that is expected, forget its saved key`,
-      )
+      // Core's sentence names both fingerprints; it is shown as is, with how to accept the change.
+      return say(`${(err as Error).message} (to accept it, restart with --accept-key-change)`)
     case 'DENIED':
       return say(`${at} does not accept a connection from this peer now`)
     case 'TOO_MANY_CONNECTIONS':
@@ -104,7 +103,7 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
     case 'HANDSHAKE_TIMEOUT':
       return say(`${at} did not complete the handshake in time — is it a Parley peer?`)
     case 'HANDSHAKE_FAILED':
-      return say(`the handshake with ${at} failed — is it a Parley peer?`)
+      return say(`the handshake with ${at} failed — is it a Parley peer on the same network secret?`)
     // ---- messages ----
     case 'NOT_CONNECTED':
     case 'UNKNOWN_PEER':

@@ -20,6 +20,13 @@ export interface CliOptions {
   logLevel: LogLevel
   debug: boolean
   color: boolean
+  /** Private network secret (passphrase, or the bytes of --network-secret-file). */
+  networkSecret: Uint8Array | undefined
+  /** Only these peer ids may connect (undefined: everyone). */
+  allow: string[] | undefined
+  deny: string[]
+  /** Accept (and save) a different key presented at a saved address instead of refusing it. */
+  acceptKeyChange: boolean
 }
 
 /** The outcome of parsing: options to run with, or an exit code after help/version/usage error. */
@@ -49,7 +56,8 @@ export function version(): string {
 const HELP_AFTER = `
 Environment:
   PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
-  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL. Flags win over the environment. NO_COLOR turns colour off.
+  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET. Flags win over the environment.
+  NO_COLOR turns colour off.
 
 Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   one line per event on stdout (NDJSON with --json); errors on stderr (in the NDJSON stream with --json).
@@ -96,6 +104,20 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         '--data-dir <dir>',
         'keep the identity key here, so the peer id survives restarts (env PARLEY_DATA_DIR)',
       ),
+    )
+    .addOption(
+      new Option(
+        '--network-secret <passphrase>',
+        'private network: only peers with the same secret can connect (env PARLEY_NETWORK_SECRET)',
+      ),
+    )
+    .addOption(new Option('--network-secret-file <path>', 'read the private network secret from a file'))
+    .addOption(
+      new Option('--allow <peer-id>', 'only accept these peer ids; repeatable').argParser(collect),
+    )
+    .addOption(new Option('--deny <peer-id>', 'refuse these peer ids; repeatable').argParser(collect))
+    .addOption(
+      new Option('--accept-key-change', 'accept a peer whose key differs from the one saved for its address'),
     )
     .addOption(new Option('--no-interactive', 'no menu: print events, read commands from stdin'))
     .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
@@ -150,6 +172,11 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     logLevel: string
     debug?: boolean
     color: boolean
+    networkSecret?: string
+    networkSecretFile?: string
+    allow?: string[]
+    deny?: string[]
+    acceptKeyChange?: boolean
   }>()
   const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
   const env = (name: string) => {
@@ -192,6 +219,31 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
   }
   const debug = raw.debug === true
 
+  const secretText = fromCli('networkSecret') ? raw.networkSecret : (env('PARLEY_NETWORK_SECRET') ?? raw.networkSecret)
+  let networkSecret: Uint8Array | undefined
+  if (raw.networkSecretFile !== undefined) {
+    if (secretText !== undefined) return usage('give --network-secret or --network-secret-file, not both')
+    try {
+      networkSecret = readFileSync(raw.networkSecretFile)
+    } catch {
+      return usage(`cannot read the network secret file ${raw.networkSecretFile}`)
+    }
+    if (networkSecret.length === 0) return usage(`the network secret file ${raw.networkSecretFile} is empty`)
+  } else if (secretText !== undefined) {
+    if (secretText === '') return usage('--network-secret must not be empty')
+    networkSecret = Buffer.from(secretText, 'utf8')
+  }
+  const ids = (list: string[] | undefined, flag: string): string[] | string => {
+    for (const id of list ?? []) {
+      if (!/^[0-9a-f]{64}$/.test(id)) return `${flag} takes a full peer id (64 hex characters), not "${id}"`
+    }
+    return list ?? []
+  }
+  const allow = ids(raw.allow, '--allow')
+  if (typeof allow === 'string') return usage(allow)
+  const deny = ids(raw.deny, '--deny')
+  if (typeof deny === 'string') return usage(deny)
+
   return {
     kind: 'run',
     options: {
@@ -206,8 +258,16 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       logLevel: debug ? 'debug' : (levelText as LogLevel),
       debug,
       color: raw.color,
+      networkSecret,
+      allow: raw.allow === undefined ? undefined : allow,
+      deny,
+      acceptKeyChange: raw.acceptKeyChange === true,
     },
   }
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value.trim().toLowerCase()]
 }
 
 /** A TCP port 0–65535 written as plain digits, or undefined. */

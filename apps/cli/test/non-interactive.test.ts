@@ -251,3 +251,24 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect(alice.stderr.raw).toBe('')
   })
 })
+
+describe('security flags', () => {
+  test('peers on different --network-secret values cannot connect, and say why', async () => {
+    const net = await setup(['observer'])
+    const alice = cliOn(net, 'alice', ['--network-secret', 'apples'])
+    const aliceAddress = await alice.address()
+    const carol = cliOn(net, 'carol', ['--network-secret', 'oranges', '--peer', aliceAddress])
+    await carol.stderr.waitFor(/network secret/)
+    const dave = cliOn(net, 'dave', ['--network-secret', 'apples', '--peer', aliceAddress])
+    await dave.stdout.waitFor(/✔ connected to alice/)
+  })
+
+  test('--deny refuses a peer by id before any message is exchanged', async () => {
+    const net = await setup(['bob'])
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice', ['--deny', bob.id])
+    const aliceAddress = await alice.address()
+    await expect(bob.connect(aliceAddress)).rejects.toMatchObject({ code: 'DENIED' })
+    expect(bob.peers().connected).toEqual([])
+  })
+})

@@ -98,6 +98,7 @@ describe('flags and environment', () => {
       PARLEY_DATA_DIR: '/tmp/x',
       PARLEY_PEERS: 'a:1, b:2,,',
       PARLEY_LOG_LEVEL: 'warn',
+      PARLEY_NETWORK_SECRET: 's3cret',
     }
     expect(parse([], env).result).toEqual({
       kind: 'run',
@@ -113,6 +114,10 @@ describe('flags and environment', () => {
         logLevel: 'warn',
         debug: false,
         color: true,
+        networkSecret: Buffer.from('s3cret'),
+        allow: undefined,
+        deny: [],
+        acceptKeyChange: false,
       },
     })
     const flags = parse(
@@ -238,5 +243,18 @@ describe('identity and logs', () => {
     )
     expect(records.every((r) => ['error', 'warn', 'info'].includes(r.level))).toBe(true)
     expect(cli.stdout.text).not.toMatch(/"event"/)
+  })
+})
+
+describe('security flags', () => {
+  test('--allow and --deny take full peer ids; --network-secret-file reads bytes', () => {
+    const id = 'ab'.repeat(32)
+    const ok = parse(['--allow', id, '--deny', 'CD'.repeat(32)])
+    expect(ok.result).toMatchObject({ kind: 'run', options: { allow: [id], deny: ['cd'.repeat(32)] } })
+    const bad = parse(['--allow', 'ab12:cd34'])
+    expect(bad.result).toEqual({ kind: 'exit', code: 2 })
+    expect(bad.err).toMatch(/full peer id/)
+    const missing = parse(['--network-secret-file', '/nonexistent/secret'])
+    expect(missing.result).toEqual({ kind: 'exit', code: 2 })
   })
 })

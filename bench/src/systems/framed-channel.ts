@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { type FrameOutput, FrameReader, FrameSink } from '../framing.js'
+import { type FrameOutput, FrameReader, FrameSink, type FrameSinkInit } from '../framing.js'
 import type { Channel, Payload } from './types.js'
 
 /** A byte stream as {@link FramedChannel} needs it. */
@@ -21,9 +21,9 @@ export class FramedChannel implements Channel {
   #failure: Error | undefined
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = []
 
-  constructor(endpoint: ByteEndpoint) {
+  constructor(endpoint: ByteEndpoint, sink: FrameSinkInit = {}) {
     this.#endpoint = endpoint
-    this.#sink = new FrameSink(endpoint)
+    this.#sink = new FrameSink(endpoint, sink)
     this.#reader = new FrameReader((payload) => this.onMessage?.(payload))
   }
 

@@ -67,14 +67,18 @@ async function newNode(listen: boolean): Promise<Libp2p> {
 }
 
 function streamChannel(stream: Stream, close: () => Promise<void> = () => stream.close()): FramedChannel {
-  const channel = new FramedChannel({
-    // One send per gathered write too: a Yamux frame per 4-byte header would be absurd.
-    write: (chunk) => stream.send(chunk),
-    settled: async () => {
-      if (stream.writableNeedsDrain) await stream.onDrain()
+  // One length-prefixed frame per stream.send(), as a js-libp2p application sends messages: no
+  // bench-side coalescing (that is the raw and TLS rows' framer, not part of js-libp2p).
+  const channel = new FramedChannel(
+    {
+      write: (chunk) => stream.send(chunk),
+      settled: async () => {
+        if (stream.writableNeedsDrain) await stream.onDrain()
+      },
+      close,
     },
-    close,
-  })
+    { coalesce: false },
+  )
   stream.addEventListener('message', (event) => {
     const data = event.data
     channel.data(data instanceof Uint8Array ? data : data.subarray())

@@ -1,0 +1,186 @@
+/**
+ * `pnpm bench [--quick]`: every scenario for every system, three rounds, one table.
+ *
+ * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
+ * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--out FILE` (default
+ * docs/BENCHMARKS.md; `--out -` writes nothing).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, release, tmpdir, type } from 'node:os'
+import { join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { selfSignedCertificate } from './cert.js'
+import { planFor } from './plan.js'
+import { renderProfile, summarizeProfile } from './profile.js'
+import { type Environment, renderRatios, renderReport, renderTable, renderTargets, type Results } from './report.js'
+import { type JobOutcome, runJob } from './runner.js'
+import { SCENARIOS, type ScenarioName } from './scenarios.js'
+import { isSystemName, SYSTEMS, type SystemName } from './systems/index.js'
+import type { SystemOptions } from './systems/types.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+function listOption<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] {
+  if (value === undefined) return [...all]
+  const names = value.split(',').map((s) => s.trim())
+  for (const name of names) {
+    if (!(all as readonly string[]).includes(name)) {
+      throw new Error(`unknown ${what} "${name}"; pick from ${all.join(', ')}`)
+    }
+  }
+  return names as T[]
+}
+
+function versionOf(pkg: string): string {
+  try {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8'))
+    return String(manifest.version)
+  } catch {
+    return '?'
+  }
+}
+
+function environment(): Environment {
+  const cpu = cpus()
+  const versions: Record<string, string> = {}
+  for (const pkg of [
+    '@parley/core',
+    '@parley/protocol',
+    'libp2p',
+    '@libp2p/tcp',
+    '@chainsafe/libp2p-noise',
+    '@chainsafe/libp2p-yamux',
+    '@hyperswarm/secret-stream',
+  ]) {
+    versions[pkg] = versionOf(pkg)
+  }
+  versions.OpenSSL = process.versions.openssl ?? '?'
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    node: process.version,
+    cpu: `${cpu[0]?.model.trim() ?? 'unknown CPU'} × ${cpu.length}`,
+    os: `${type()} ${release()}`,
+    versions,
+  }
+}
+
+function describe(outcome: JobOutcome, scenario: ScenarioName): string {
+  if (!outcome.ok) return `failed: ${outcome.reason}`
+  const v = outcome.values
+  switch (scenario) {
+    case 'oneway':
+      return `${Math.round(v.msgsPerSec ?? 0).toLocaleString('en-US')} msg/s`
+    case 'bulk':
+      return `${Math.round(v.mbPerSec ?? 0)} MB/s`
+    case 'pingpong':
+      return `p50 ${Math.round(v.p50Us ?? 0)} µs, p99 ${Math.round(v.p99Us ?? 0)} µs`
+    case 'setup':
+      return `median ${(v.medianMs ?? 0).toFixed(2)} ms, p99 ${(v.p99Ms ?? 0).toFixed(2)} ms`
+    case 'memory':
+      return `${(v.rssKiB ?? 0).toFixed(1)} KiB RSS, ${(v.heapKiB ?? 0).toFixed(1)} KiB heap per connection`
+  }
+}
+
+/** One profiled Parley run per scenario given: where the sender's and receiver's time goes. */
+async function profileParley(plan: ReturnType<typeof planFor>, options: SystemOptions): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-bench-prof-'))
+  const sections = [
+    '## What the profile shows',
+    '',
+    `One extra, untimed Parley (Noise) run of (a) and (b) under \`node --cpu-prof\`; self time as a share of each process's busy time. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+  ]
+  for (const scenario of ['oneway', 'bulk'] as const) {
+    const outcome = await runJob(
+      { system: 'parley', scenario, params: plan[scenario], options },
+      { cpuProfDir: dir },
+    )
+    if (!outcome.ok) {
+      sections.push('', `(${scenario}: the profiled run failed: ${outcome.reason})`)
+      continue
+    }
+    for (const [role, label] of [
+      ['client', 'sender'],
+      ['server', 'receiver'],
+    ] as const) {
+      const file = join(dir, `${role}-parley-${scenario}.cpuprofile`)
+      try {
+        sections.push('', renderProfile(`(${scenario === 'oneway' ? 'a' : 'b'}) ${label}`, summarizeProfile(file, 12)))
+      } catch (err) {
+        sections.push('', `(${scenario} ${label}: no profile: ${(err as Error).message})`)
+      }
+    }
+  }
+  return sections.join('\n')
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '3' },
+      systems: { type: 'string' },
+      scenarios: { type: 'string' },
+      'no-profile': { type: 'boolean', default: false },
+      out: { type: 'string', default: join(ROOT, '..', 'docs', 'BENCHMARKS.md') },
+    },
+  })
+  const quick = values.quick === true
+  const rounds = Number(values.rounds)
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error('--rounds must be 1…20')
+  const systems = listOption<SystemName>(values.systems, SYSTEMS, 'system').filter(isSystemName)
+  const scenarios = listOption<ScenarioName>(values.scenarios, SCENARIOS, 'scenario')
+  const plan = planFor(quick)
+  const options: SystemOptions = { tls: selfSignedCertificate() }
+  const started = performance.now()
+  const log = (line: string) => process.stderr.write(`${line}\n`)
+  log(`Parley bench, ${quick ? 'quick' : 'full'}: ${rounds} rounds × ${scenarios.length} scenarios × ${systems.length} systems`)
+
+  const results: Results = new Map(systems.map((s) => [s, new Map(scenarios.map((c) => [c, [] as JobOutcome[]]))]))
+  for (let round = 1; round <= rounds; round++) {
+    for (const scenario of scenarios) {
+      for (const system of systems) {
+        const t = performance.now()
+        const outcome = await runJob({ system, scenario, params: plan[scenario], options })
+        results.get(system)!.get(scenario)!.push(outcome)
+        const took = ((performance.now() - t) / 1000).toFixed(1)
+        log(`[round ${round}/${rounds}] ${scenario.padEnd(8)} ${system.padEnd(16)} ${describe(outcome, scenario)} (${took} s)`)
+      }
+    }
+  }
+
+  let profile: string | undefined
+  if (!values['no-profile'] && systems.includes('parley')) {
+    log('profiling Parley (a) and (b) under --cpu-prof …')
+    profile = await profileParley(plan, options)
+  }
+  const seconds = (performance.now() - started) / 1000
+  const { table, notes } = renderTable(results, systems)
+  const targets = renderTargets(results)
+  process.stdout.write(
+    [
+      '',
+      table,
+      ...notes.map((n, i) => `⚠${i + 1} ${n}`),
+      '',
+      renderRatios(results),
+      '',
+      targets.table,
+      '',
+      `${quick ? 'quick' : 'full'} run: ${Math.round(seconds)} s`,
+      '',
+    ].join('\n'),
+  )
+  if (values.out !== '-') {
+    const out = resolve(values.out ?? '')
+    const report = renderReport({ quick, rounds, seconds, plan, systems, results, env: environment(), ...(profile ? { profile } : {}) })
+    writeFileSync(out, report)
+    log(`wrote ${out}`)
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).message}\n`)
+  process.exit(1)
+})
