@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os'
+import { join } from 'node:path'
 import { format } from 'node:util'
 import { input } from '@inquirer/prompts'
-import { join } from 'node:path'
 import {
   createPeer,
   fileKnownPeers,

@@ -112,9 +112,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       ),
     )
     .addOption(new Option('--network-secret-file <path>', 'read the private network secret from a file'))
-    .addOption(
-      new Option('--allow <peer-id>', 'only accept these peer ids; repeatable').argParser(collect),
-    )
+    .addOption(new Option('--allow <peer-id>', 'only accept these peer ids; repeatable').argParser(collect))
     .addOption(new Option('--deny <peer-id>', 'refuse these peer ids; repeatable').argParser(collect))
     .addOption(
       new Option('--accept-key-change', 'accept a peer whose key differs from the one saved for its address'),
@@ -219,7 +217,9 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
   }
   const debug = raw.debug === true
 
-  const secretText = fromCli('networkSecret') ? raw.networkSecret : (env('PARLEY_NETWORK_SECRET') ?? raw.networkSecret)
+  const secretText = fromCli('networkSecret')
+    ? raw.networkSecret
+    : (env('PARLEY_NETWORK_SECRET') ?? raw.networkSecret)
   let networkSecret: Uint8Array | undefined
   if (raw.networkSecretFile !== undefined) {
     if (secretText !== undefined) return usage('give --network-secret or --network-secret-file, not both')
