@@ -54,7 +54,8 @@ export function selfSignedCertificate(): { key: string; cert: string } {
   const name = sequence(der(0x31, sequence(oid(COMMON_NAME), der(0x0c, Buffer.from('localhost')))))
   const now = Date.now()
   const serial = randomBytes(16)
-  serial[0]! &= 0x7f
+  // Positive and minimal in DER: first byte 0x40…0x7f (a 0x00 first byte would be illegal padding).
+  serial[0] = (serial[0]! & 0x3f) | 0x40
   const altNames = sequence(
     der(0x82, Buffer.from('localhost')), // dNSName
     der(0x87, Buffer.from([127, 0, 0, 1])), // iPAddress

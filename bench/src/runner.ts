@@ -28,7 +28,10 @@ export interface RunOptions {
   slackMs?: number
 }
 
-/** The scenario's numbers (see {@link metricsOf}), or why there are none. */
+/**
+ * The scenario's numbers (see {@link metricsOf}; `count` is always the messages, round trips or
+ * connections done), or why there are none.
+ */
 export type JobOutcome = { ok: true; values: Record<string, number> } | { ok: false; reason: string }
 
 /** A forked worker with a queue of the messages it sent. */
@@ -39,10 +42,10 @@ class Worker {
   #stderr = ''
   #exited: string | undefined
 
-  constructor(path: string, name: string, cpuProfDir: string | undefined) {
+  constructor(path: string, system: SystemName, name: string, cpuProfDir: string | undefined) {
     const execArgv = ['--expose-gc']
     if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`)
-    this.child = fork(path, [], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    this.child = fork(path, [system], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
     })
@@ -97,8 +100,9 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
   const path = options.workerPath ?? DEFAULT_WORKER
   const limitMs = spec.params.timeCapMs + (options.slackMs ?? 30_000)
   const tag = `${spec.system}-${spec.scenario}`
-  const server = new Worker(path, `server-${tag}`, options.cpuProfDir)
-  let client: Worker | undefined
+  // Both processes start at once: Node's start-up (and js-libp2p's ≈ 0.5 s import) overlap.
+  const server = new Worker(path, spec.system, `server-${tag}`, options.cpuProfDir)
+  const client = new Worker(path, spec.system, `client-${tag}`, options.cpuProfDir)
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s`)), limitMs)
@@ -108,7 +112,6 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
       const start: Omit<StartMessage, 'role'> = { type: 'start', ...spec }
       server.send({ ...start, role: 'server' })
       const { port } = await server.next('ready')
-      client = new Worker(path, `client-${tag}`, options.cpuProfDir)
       client.send({ ...start, role: 'client', port })
       const driven = (await client.next('result')).report
       let served: Report | undefined
@@ -125,7 +128,7 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
     return { ok: false, reason: (err as Error).message }
   } finally {
     clearTimeout(timer)
-    await Promise.all([server.stop(), client?.stop()])
+    await Promise.all([server.stop(), client.stop()])
   }
 }
 
@@ -156,6 +159,7 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
         need(count, `messages received${rate}`)
       }
       return {
+        count,
         msgsPerSec: measured / seconds,
         mbPerSec: (s.bytes ?? 0) / seconds / 1e6,
         senderSeconds: client.seconds ?? Number.NaN,
@@ -163,15 +167,15 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
     }
     case 'pingpong':
       need(client.roundTrips, 'round trips')
-      return { p50Us: client.p50Us!, p99Us: client.p99Us! }
+      return { count: client.roundTrips!, p50Us: client.p50Us!, p99Us: client.p99Us! }
     case 'setup':
       need(client.connections, 'connections')
-      return { medianMs: client.medianMs!, p99Ms: client.p99Ms! }
+      return { count: client.connections!, medianMs: client.medianMs!, p99Ms: client.p99Ms! }
     case 'memory': {
       need(client.opened, 'connections opened')
       const s = server!
       if ((s.connections ?? 0) < params.count) need(s.connections, 'connections seen by the server')
-      return { rssKiB: s.rssKiB!, heapKiB: s.heapKiB!, externalKiB: s.externalKiB! }
+      return { count: s.connections!, rssKiB: s.rssKiB!, heapKiB: s.heapKiB!, externalKiB: s.externalKiB! }
     }
   }
 }

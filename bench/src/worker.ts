@@ -10,11 +10,11 @@
  *  runner ── stop ──▶ both: exit at once, connections and all
  * ```
  *
- * Only the system under test is imported, so js-libp2p (and its Promise.withResolvers polyfill)
- * loads in js-libp2p workers alone.
+ * Only the system under test is imported (named in argv[2], so the import overlaps start-up), so
+ * js-libp2p (and its Promise.withResolvers polyfill) loads in js-libp2p workers alone.
  */
 import { drive, type ScenarioName, type ScenarioParams, serve } from './scenarios.js'
-import { loadSystem, type SystemName } from './systems/index.js'
+import { isSystemName, type SystemName, systemFactory } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
 
 export interface StartMessage {
@@ -45,8 +45,15 @@ function fail(err: unknown): void {
 
 let measure: ((expected: number) => Promise<Record<string, number>>) | undefined
 
+// The runner names the system on the command line so its import starts before the start message
+// arrives (js-libp2p takes ≈ 0.5 s to import); a failed import is reported on start.
+const preloadName = process.argv[2]
+const preloaded = preloadName !== undefined && isSystemName(preloadName) ? systemFactory(preloadName) : undefined
+preloaded?.catch(() => {})
+
 async function start(msg: StartMessage): Promise<void> {
-  const system = await loadSystem(msg.system, msg.options)
+  const factory = await (msg.system === preloadName && preloaded ? preloaded : systemFactory(msg.system))
+  const system = await factory(msg.options)
   if (msg.role === 'server') {
     const run = await serve(system, msg.scenario, msg.params)
     measure = run.measure?.bind(run)

@@ -1,4 +1,4 @@
-import type { System, SystemOptions } from './types.js'
+import type { System, SystemFactory, SystemOptions } from './types.js'
 
 /** The compared systems, in table order. */
 export const SYSTEMS = ['parley', 'parley-plaintext', 'raw', 'tls', 'libp2p', 'secret-stream'] as const
@@ -19,19 +19,23 @@ export function isSystemName(name: string): name is SystemName {
 }
 
 /** Imports only the named system's module, so no other library loads in that process. */
-export async function loadSystem(name: SystemName, options: SystemOptions): Promise<System> {
+export async function systemFactory(name: SystemName): Promise<SystemFactory> {
   switch (name) {
     case 'parley':
-      return (await import('./parley.js')).createParleySystem(options)
+      return (await import('./parley.js')).createParleySystem
     case 'parley-plaintext':
-      return (await import('./parley.js')).createParleyPlaintextSystem(options)
+      return (await import('./parley.js')).createParleyPlaintextSystem
     case 'raw':
-      return (await import('./raw.js')).createRawSystem(options)
+      return (await import('./raw.js')).createRawSystem
     case 'tls':
-      return (await import('./tls.js')).createTlsSystem(options)
+      return (await import('./tls.js')).createTlsSystem
     case 'libp2p':
-      return (await import('./libp2p.js')).createLibp2pSystem(options)
+      return (await import('./libp2p.js')).createLibp2pSystem
     case 'secret-stream':
-      return (await import('./secret-stream.js')).createSecretStreamSystem(options)
+      return (await import('./secret-stream.js')).createSecretStreamSystem
   }
+}
+
+export async function loadSystem(name: SystemName, options: SystemOptions): Promise<System> {
+  return (await systemFactory(name))(options)
 }

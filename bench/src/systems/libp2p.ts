@@ -18,9 +18,9 @@ const PROTOCOL = '/parley-bench/1.0.0'
  */
 export const createLibp2pSystem: SystemFactory = async () => {
   const system: System = {
-    // Concurrent dials to one address join a single pending dial inside js-libp2p, even with
-    // `force`, so connections are opened one at a time.
-    dialConcurrency: 1,
+    // Concurrent dials from one node to one address join a single pending dial inside js-libp2p,
+    // even with `force`, so each concurrent dial gets a client node of its own (see dialer()).
+    dialConcurrency: 8,
     payload: (bytes) => Buffer.alloc(bytes, 'x'),
     async listen(onChannel) {
       const node = await newNode(true)
@@ -33,17 +33,29 @@ export const createLibp2pSystem: SystemFactory = async () => {
       return { port, close: async () => node.stop() }
     },
     async dialer() {
-      const node = await newNode(false)
+      // Nodes not dialing right now; a dial takes one (or starts a new one) and gives it back.
+      const idle: Libp2p[] = []
+      const all: Libp2p[] = []
       return {
         prepare: async () => {},
         async dial(port) {
-          // force: a new connection every time, as the setup and memory scenarios need.
-          const connection = await node.dial(multiaddr(`/ip4/127.0.0.1/tcp/${port}`), { force: true })
-          const stream = await connection.newStream(PROTOCOL)
-          const channel = streamChannel(stream, () => connection.close())
-          return channel
+          let node = idle.pop()
+          if (!node) {
+            node = await newNode(false)
+            all.push(node)
+          }
+          try {
+            // force: a new connection every time, as the setup and memory scenarios need.
+            const connection = await node.dial(multiaddr(`/ip4/127.0.0.1/tcp/${port}`), { force: true })
+            const stream = await connection.newStream(PROTOCOL)
+            return streamChannel(stream, () => connection.close())
+          } finally {
+            idle.push(node)
+          }
         },
-        close: async () => node.stop(),
+        close: async () => {
+          await Promise.all(all.map((node) => node.stop()))
+        },
       }
     },
   }

@@ -11,5 +11,6 @@
  * ```
  */
 export * from './intercept.js'
+export * from './legacy-peer.js'
 export * from './network.js'
 export * from './transport-compliance.js'

@@ -1,0 +1,38 @@
+/**
+ * Runs every system's harness through every scenario with a handful of messages, in real worker
+ * processes (the compiled dist/worker.js; the package's `test` script builds it first), so the
+ * bench cannot rot. Asserts that each job completes with the counts it was asked for — never timing.
+ */
+import { describe, expect, it } from 'vitest'
+import { selfSignedCertificate } from '../src/cert.js'
+import { SMOKE_PLAN } from '../src/plan.js'
+import { runJob } from '../src/runner.js'
+import { SCENARIOS } from '../src/scenarios.js'
+import { SYSTEMS } from '../src/systems/index.js'
+
+const options = { tls: selfSignedCertificate() }
+
+describe.each(SYSTEMS)('%s', (system) => {
+  it.each(SCENARIOS)('%s completes with every message counted', async (scenario) => {
+    const params = SMOKE_PLAN[scenario]
+    const outcome = await runJob({ system, scenario, params, options }, { slackMs: 20_000 })
+    expect(outcome).toMatchObject({ ok: true, values: { count: params.count } })
+  })
+})
+
+describe('failures are reported, not thrown', () => {
+  it('a worker that cannot start', async () => {
+    const outcome = await runJob(
+      { system: 'raw', scenario: 'pingpong', params: SMOKE_PLAN.pingpong, options },
+      { workerPath: '/nonexistent/worker.js', slackMs: 10_000 },
+    )
+    expect(outcome).toMatchObject({ ok: false, reason: expect.stringContaining('exited') })
+  })
+
+  it('a loop stopped by its time cap', async () => {
+    // 100,000 round trips cannot fit in 20 ms: the loop stops early and the job fails, with the count.
+    const params = { count: 100_000, size: 64, timeCapMs: 20 }
+    const outcome = await runJob({ system: 'raw', scenario: 'pingpong', params, options }, { slackMs: 10_000 })
+    expect(outcome).toMatchObject({ ok: false, reason: expect.stringMatching(/time cap .* of 100,000 round trips/) })
+  })
+})
