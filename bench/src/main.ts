@@ -15,7 +15,7 @@ import { selfSignedCertificate } from './cert.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
 import { type Environment, renderRatios, renderReport, renderTable, renderTargets, type Results } from './report.js'
-import { type JobOutcome, runJob } from './runner.js'
+import { type JobOutcome, JobRunner, runJob } from './runner.js'
 import { SCENARIOS, type ScenarioName } from './scenarios.js'
 import { isSystemName, SYSTEMS, type SystemName } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
@@ -89,13 +89,13 @@ async function profileParley(plan: ReturnType<typeof planFor>, options: SystemOp
   const sections = [
     '## What the profile shows',
     '',
-    `One extra, untimed Parley (Noise) run of (a) and (b) under \`node --cpu-prof\`; self time as a share of each process's busy time. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+    `One extra Parley (Noise) run of (a) with 100,000 messages and (b) with 1,000, not counted in the table, under \`node --cpu-prof\`; self time as a share of each process's busy time. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
   ]
   for (const scenario of ['oneway', 'bulk'] as const) {
-    const outcome = await runJob(
-      { system: 'parley', scenario, params: plan[scenario], options },
-      { cpuProfDir: dir },
-    )
+    // Counts enough for a stable profile, small enough to keep --quick quick.
+    const count = scenario === 'oneway' ? 100_000 : 1_000
+    const params = { ...plan[scenario], count, warmup: count / 10 }
+    const outcome = await runJob({ system: 'parley', scenario, params, options }, { cpuProfDir: dir })
     if (!outcome.ok) {
       sections.push('', `(${scenario}: the profiled run failed: ${outcome.reason})`)
       continue
@@ -138,15 +138,24 @@ async function main(): Promise<void> {
   log(`Parley bench, ${quick ? 'quick' : 'full'}: ${rounds} rounds × ${scenarios.length} scenarios × ${systems.length} systems`)
 
   const results: Results = new Map(systems.map((s) => [s, new Map(scenarios.map((c) => [c, [] as JobOutcome[]]))]))
+  // Round by round, so a change in the machine's load spreads over every system. Within a round a
+  // system's scenarios a–d share one pair of worker processes; (e) gets fresh ones, so its RSS
+  // baseline is not inflated by what the other scenarios allocated.
   for (let round = 1; round <= rounds; round++) {
-    for (const scenario of scenarios) {
-      for (const system of systems) {
+    for (const system of systems) {
+      const runner = new JobRunner(system)
+      for (const scenario of scenarios) {
         const t = performance.now()
-        const outcome = await runJob({ system, scenario, params: plan[scenario], options })
+        if (scenario === 'memory') await runner.close()
+        const outcome =
+          scenario === 'memory'
+            ? await runJob({ system, scenario, params: plan[scenario], options })
+            : await runner.run(scenario, plan[scenario], options)
         results.get(system)!.get(scenario)!.push(outcome)
         const took = ((performance.now() - t) / 1000).toFixed(1)
-        log(`[round ${round}/${rounds}] ${scenario.padEnd(8)} ${system.padEnd(16)} ${describe(outcome, scenario)} (${took} s)`)
+        log(`[round ${round}/${rounds}] ${system.padEnd(16)} ${scenario.padEnd(8)} ${describe(outcome, scenario)} (${took} s)`)
       }
+      await runner.close()
     }
   }
 

@@ -95,40 +95,86 @@ class Worker {
   }
 }
 
-/** Runs one job; never throws. */
-export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<JobOutcome> {
-  const path = options.workerPath ?? DEFAULT_WORKER
-  const limitMs = spec.params.timeCapMs + (options.slackMs ?? 30_000)
-  const tag = `${spec.system}-${spec.scenario}`
-  // Both processes start at once: Node's start-up (and js-libp2p's ≈ 0.5 s import) overlap.
-  const server = new Worker(path, spec.system, `server-${tag}`, options.cpuProfDir)
-  const client = new Worker(path, spec.system, `client-${tag}`, options.cpuProfDir)
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s`)), limitMs)
-  })
-  try {
-    const run = async (): Promise<Record<string, number>> => {
-      const start: Omit<StartMessage, 'role'> = { type: 'start', ...spec }
-      server.send({ ...start, role: 'server' })
-      const { port } = await server.next('ready')
-      client.send({ ...start, role: 'client', port })
-      const driven = (await client.next('result')).report
-      let served: Report | undefined
-      if (spec.scenario === 'oneway' || spec.scenario === 'bulk') {
-        served = (await server.next('result')).report
-      } else if (spec.scenario === 'memory') {
-        server.send({ type: 'measure', expected: driven.opened ?? 0 })
-        served = (await server.next('result')).report
-      }
-      return metricsOf(spec, driven, served)
+/**
+ * A server and a client worker for one system, reused job after job (start-up, and js-libp2p's
+ * import, are paid once). A job that fails takes the pair down with it; the next job starts a
+ * fresh one. `run` never throws.
+ */
+export class JobRunner {
+  readonly #system: SystemName
+  readonly #options: RunOptions
+  #pair: { server: Worker; client: Worker } | undefined
+  #jobs = 0
+
+  constructor(system: SystemName, options: RunOptions = {}) {
+    this.#system = system
+    this.#options = options
+  }
+
+  async run(scenario: ScenarioName, params: ScenarioParams, options: SystemOptions): Promise<JobOutcome> {
+    const spec: JobSpec = { system: this.#system, scenario, params, options }
+    const limitMs = params.timeCapMs + (this.#options.slackMs ?? 30_000)
+    const pair = this.#spawn(`${this.#system}-${scenario}`)
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s`)), limitMs)
+    })
+    try {
+      const values = await Promise.race([this.#job(pair, spec), timedOut])
+      return { ok: true, values }
+    } catch (err) {
+      await this.close()
+      return { ok: false, reason: (err as Error).message }
+    } finally {
+      clearTimeout(timer)
     }
-    return { ok: true, values: await Promise.race([run(), timedOut]) }
-  } catch (err) {
-    return { ok: false, reason: (err as Error).message }
+  }
+
+  #spawn(tag: string): { server: Worker; client: Worker } {
+    if (this.#pair) return this.#pair
+    const path = this.#options.workerPath ?? DEFAULT_WORKER
+    const dir = this.#options.cpuProfDir
+    const n = this.#jobs++ === 0 ? '' : `-${this.#jobs}`
+    // Both processes start at once: Node's start-up (and js-libp2p's ≈ 0.5 s import) overlap.
+    this.#pair = {
+      server: new Worker(path, this.#system, `server-${tag}${n}`, dir),
+      client: new Worker(path, this.#system, `client-${tag}${n}`, dir),
+    }
+    return this.#pair
+  }
+
+  async #job(pair: { server: Worker; client: Worker }, spec: JobSpec): Promise<Record<string, number>> {
+    const { server, client } = pair
+    const start: Omit<StartMessage, 'role'> = { type: 'start', ...spec }
+    server.send({ ...start, role: 'server' })
+    const { port } = await server.next('ready')
+    client.send({ ...start, role: 'client', port })
+    const driven = (await client.next('result')).report
+    let served: Report | undefined
+    if (spec.scenario === 'oneway' || spec.scenario === 'bulk') {
+      served = (await server.next('result')).report
+    } else if (spec.scenario === 'memory') {
+      server.send({ type: 'measure', expected: driven.opened ?? 0 })
+      served = (await server.next('result')).report
+    }
+    return metricsOf(spec, driven, served)
+  }
+
+  /** Stops both workers (killed if they do not exit promptly). */
+  async close(): Promise<void> {
+    const pair = this.#pair
+    this.#pair = undefined
+    if (pair) await Promise.all([pair.server.stop(), pair.client.stop()])
+  }
+}
+
+/** Runs one job in two fresh workers, stopped afterwards; never throws. */
+export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<JobOutcome> {
+  const runner = new JobRunner(spec.system, options)
+  try {
+    return await runner.run(spec.scenario, spec.params, spec.options)
   } finally {
-    clearTimeout(timer)
-    await Promise.all([server.stop(), client.stop()])
+    await runner.close()
   }
 }
 

@@ -29,6 +29,8 @@ export type Report = Record<string, number>
 /** The server half, listening. */
 export interface ServerRun {
   readonly port: number
+  /** Stops listening and closes what the scenario opened (when the worker runs another job next). */
+  close(): Promise<void>
   /** Settles once the server has its numbers (oneway, bulk); undefined when it reports none. */
   readonly report: Promise<Report> | undefined
   /** memory only: measure once the client has opened `expected` connections. */
@@ -115,7 +117,7 @@ export async function serve(system: System, scenario: ScenarioName, params: Scen
     case 'pingpong':
     case 'setup': {
       const server = await system.listen(echo)
-      return { port: server.port, report: undefined }
+      return { port: server.port, report: undefined, close: () => server.close() }
     }
     case 'memory':
       return serveMemory(system, params)
@@ -159,7 +161,7 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
       }
     }
   })
-  return { port: server.port, report }
+  return { port: server.port, report, close: () => server.close() }
 }
 
 async function serveMemory(system: System, params: ScenarioParams): Promise<ServerRun> {
@@ -174,6 +176,7 @@ async function serveMemory(system: System, params: ScenarioParams): Promise<Serv
   return {
     port: server.port,
     report: undefined,
+    close: () => server.close(),
     async measure(expected) {
       // The client counts a connection once its first round trip is back, so the server has
       // normally seen all of them; wait briefly (bounded) if not.
@@ -196,13 +199,19 @@ async function serveMemory(system: System, params: ScenarioParams): Promise<Serv
 
 // ---- client halves -----------------------------------------------------------------------------
 
-/** The client half: resolves with its report; connections it holds stay open until the worker exits. */
+/** The client half's report, and how to close the connections it still holds. */
+export interface Driven {
+  report: Report
+  close(): Promise<void>
+}
+
+/** The client half: resolves with its report; connections stay open until `close()` or exit. */
 export async function drive(
   system: System,
   scenario: ScenarioName,
   params: ScenarioParams,
   port: number,
-): Promise<Report> {
+): Promise<Driven> {
   const deadline = new Deadline(params.timeCapMs)
   try {
     switch (scenario) {
@@ -221,15 +230,22 @@ export async function drive(
   }
 }
 
-async function open(system: System, port: number, deadline: Deadline): Promise<Channel> {
+async function open(system: System, port: number, deadline: Deadline): Promise<{ channel: Channel; close(): Promise<void> }> {
   const dialer = await system.dialer()
   await deadline.wait(dialer.prepare())
-  return deadline.wait(dialer.dial(port))
+  const channel = await deadline.wait(dialer.dial(port))
+  return {
+    channel,
+    close: async () => {
+      await channel.close()
+      await dialer.close()
+    },
+  }
 }
 
 /** Sends `count` messages as fast as the system's backpressure (or Parley's window) allows. */
-async function driveStream(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
-  const channel = await open(system, port, deadline)
+async function driveStream(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+  const { channel, close } = await open(system, port, deadline)
   const payload = system.payload(params.size)
   const start = performance.now()
   let sent = 0
@@ -239,12 +255,12 @@ async function driveStream(system: System, params: ScenarioParams, port: number,
     if (!more) await deadline.wait(channel.ready())
   }
   await deadline.wait(channel.settled())
-  return { sent, seconds: (performance.now() - start) / 1000 }
+  return { report: { sent, seconds: (performance.now() - start) / 1000 }, close }
 }
 
 /** One message out, the echo back, `warmup + count` times; percentiles over the last `count`. */
-async function drivePingPong(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
-  const channel = await open(system, port, deadline)
+async function drivePingPong(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+  const { channel, close } = await open(system, port, deadline)
   const payload = system.payload(params.size)
   let wake: (() => void) | undefined
   channel.onMessage = () => {
@@ -263,7 +279,7 @@ async function drivePingPong(system: System, params: ScenarioParams, port: numbe
     await deadline.wait(back)
     if (i >= warmup) samples.push((performance.now() - start) * 1000)
   }
-  return { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) }
+  return { report: { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) }, close }
 }
 
 /** A round trip on a channel just opened: the "first round trip" of setup and memory. */
@@ -276,7 +292,7 @@ async function firstRoundTrip(channel: Channel, payload: Payload, deadline: Dead
 }
 
 /** Fresh connections one after another: dial + handshake + first round trip, then close. */
-async function driveSetup(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+async function driveSetup(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
   const dialer = await system.dialer()
   const payload = system.payload(params.size)
   const samples: number[] = []
@@ -288,12 +304,14 @@ async function driveSetup(system: System, params: ScenarioParams, port: number, 
     samples.push(performance.now() - start)
     await deadline.wait(channel.close())
   }
-  await deadline.wait(dialer.close())
-  return { connections: samples.length, medianMs: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) }
+  return {
+    report: { connections: samples.length, medianMs: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) },
+    close: () => dialer.close(),
+  }
 }
 
 /** Opens `count` connections (each with its first round trip done) and leaves them idle. */
-async function driveMemory(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Report> {
+async function driveMemory(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
   const dialer = await system.dialer()
   const payload = system.payload(params.size)
   const held: Channel[] = []
@@ -308,5 +326,11 @@ async function driveMemory(system: System, params: ScenarioParams, port: number,
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, system.dialConcurrency) }, worker))
-  return { opened: held.length }
+  return {
+    report: { opened: held.length },
+    close: async () => {
+      await Promise.all(held.map((c) => c.close()))
+      await dialer.close()
+    },
+  }
 }

@@ -2,6 +2,9 @@
  * A worker process: one half (server or client) of one scenario for one system. Started by the
  * runner with child_process.fork; talks to it over IPC only:
  *
+ * A worker may run several jobs of its system one after another (the runner reuses the pair for
+ * scenarios a–d of a round); a new `start` first closes what the previous job left open.
+ *
  * ```
  *  runner ── start{role: server} ──▶ server ── ready{port} ──▶ runner
  *  runner ── start{role: client, port} ──▶ client ── result ──▶ runner
@@ -43,26 +46,48 @@ function fail(err: unknown): void {
   post({ type: 'error', message })
 }
 
-let measure: ((expected: number) => Promise<Record<string, number>>) | undefined
-
 // The runner names the system on the command line so its import starts before the start message
 // arrives (js-libp2p takes ≈ 0.5 s to import); a failed import is reported on start.
 const preloadName = process.argv[2]
 const preloaded = preloadName !== undefined && isSystemName(preloadName) ? systemFactory(preloadName) : undefined
 preloaded?.catch(() => {})
 
+let measure: ((expected: number) => Promise<Record<string, number>>) | undefined
+/** Closes what the previous job left open, when this worker runs another job. */
+let closeCurrent: (() => Promise<void>) | undefined
+
+/** Bounded: a close that hangs must not hold up the next job (the runner's limit would fail it). */
+async function closePrevious(): Promise<void> {
+  const close = closeCurrent
+  closeCurrent = undefined
+  measure = undefined
+  if (!close) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    close().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 3_000)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
 async function start(msg: StartMessage): Promise<void> {
+  await closePrevious()
   const factory = await (msg.system === preloadName && preloaded ? preloaded : systemFactory(msg.system))
   const system = await factory(msg.options)
   if (msg.role === 'server') {
     const run = await serve(system, msg.scenario, msg.params)
+    closeCurrent = () => run.close()
     measure = run.measure?.bind(run)
     post({ type: 'ready', port: run.port })
     if (run.report) post({ type: 'result', report: await run.report })
     return
   }
   if (msg.port === undefined) throw new Error('a client needs the server port')
-  post({ type: 'result', report: await drive(system, msg.scenario, msg.params, msg.port) })
+  const driven = await drive(system, msg.scenario, msg.params, msg.port)
+  closeCurrent = () => driven.close()
+  post({ type: 'result', report: driven.report })
 }
 
 process.on('message', (msg: ToWorker) => {

@@ -1,6 +1,7 @@
-import type { Peer, PeerInfo } from '@parley/core'
+import type { LegacyBridge, Peer, PeerInfo } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import { explain } from './errors.js'
+import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
 import type { Logger } from './logger.js'
 import { checkAddress } from './options.js'
 import type { PeerRef, Reporter } from './view/reporter.js'
@@ -14,6 +15,8 @@ export interface App {
   readonly signal: AbortSignal
   /** Starts the one graceful shutdown (idempotent) and resolves when it is done. */
   shutdown(code: number): Promise<void>
+  /** The bridge to legacy plain-text peers, with `--legacy`. */
+  readonly legacy?: LegacyBridge
 }
 
 /** Peer-exchange queries from the menu/`peers` give up after this long. */
@@ -43,6 +46,9 @@ const ref = (p: { id: string; name: string }): PeerRef => ({ id: p.id, name: p.n
 /** Sends one message and reports the outcome. Never rejects. */
 export async function sendMessage(app: App, target: string, text: string): Promise<boolean> {
   const known = findConnected(app.peer, target)
+  // A connected Parley peer wins a name clash: it is authenticated, a legacy peer is not.
+  const legacy = known ? undefined : legacyTarget(app, target)
+  if (legacy !== undefined) return sendLegacy(app, legacy, text)
   const label = known ? known.name : target
   try {
     // No abort signal: on quit, core's stop() gives in-flight messages a bounded chance to be
@@ -115,7 +121,7 @@ export async function connectToAll(app: App): Promise<void> {
     return
   }
   if (app.signal.aborted) return
-  if (results.length === 0) {
+  if (results.length === 0 && !app.legacy?.peers().length) {
     app.reporter.note('no known peers left to connect to — every peer this one knows of is connected', 'note')
     return
   }
@@ -128,6 +134,8 @@ export async function connectToAll(app: App): Promise<void> {
         ref({ id: r.peerId, name: r.name }),
       )
   }
+  // Legacy peers never answer a handshake: "connecting" to them is announcing ourselves.
+  await connectLegacyAll(app)
 }
 
 /**
@@ -145,5 +153,5 @@ export async function showPeers(app: App, query: boolean): Promise<void> {
     if (silent > 0)
       app.reporter.note(`${silent} of ${connected.length} peers did not answer the peer query`, 'note')
   }
-  app.reporter.peers(app.peer.peers())
+  app.reporter.peers(app.peer.peers(), app.legacy?.peers())
 }

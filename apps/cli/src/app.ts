@@ -19,6 +19,7 @@ import type { App } from './actions.js'
 import { connectTo } from './actions.js'
 import { runLineCommands } from './commands.js'
 import { explain } from './errors.js'
+import { addLegacyPeer, type LegacySetup, leaveLegacy, setupLegacy, wireLegacy } from './legacy.js'
 import { fileLogger, type Logger, silentLogger } from './logger.js'
 import { createAsker, PromptClosed } from './menu/ask.js'
 import { runMenu } from './menu/menu.js'
@@ -91,6 +92,8 @@ class Session {
   readonly logger: Logger
   readonly signals: SignalSource
   peer: Peer | undefined
+  /** The bridge to legacy plain-text peers, with --legacy. */
+  legacy: LegacySetup | undefined
   exitCode: number | undefined
   #stopping: Promise<void> | undefined
   readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
@@ -204,11 +207,17 @@ class Session {
       name = name.trim()
     }
 
+    // --legacy: the listener also takes plain-text connections (told apart by their first byte).
+    if (options.legacy) {
+      const handshakeTimeout = this.io.peerInit?.handshakeTimeout ?? 10_000
+      this.legacy = setupLegacy(this.io.transport ?? tcpTransport(), () => this.peer, name, handshakeTimeout)
+    }
+
     let port = options.port
     for (let attempt = 0; ; attempt++) {
       const listen = joinAddress(options.host, port)
       const peer = createPeer({
-        transport: this.io.transport ?? tcpTransport(),
+        transport: this.legacy?.transport ?? this.io.transport ?? tcpTransport(),
         listen,
         ...(identity ? { identity } : {}),
         ...(name !== undefined ? { name } : {}),
@@ -260,9 +269,14 @@ class Session {
       logger: this.logger,
       signal: this.signal,
       shutdown: (code) => this.shutdown(code),
+      ...(this.legacy ? { legacy: this.legacy.bridge } : {}),
     }
     // Dial the --peer list in the background: each failure is one line, and the peer keeps running.
     for (const address of options.peers) void connectTo(app, address)
+    if (this.legacy) {
+      wireLegacy(this.legacy.bridge, this.reporter, this.logger)
+      for (const address of options.legacyPeers) addLegacyPeer(app, address)
+    }
 
     if (ask) await runMenu(app, ask)
     else await runLineCommands(app, this.io.stdin)
@@ -317,6 +331,12 @@ class Session {
     this.#stopping = (async () => {
       this.logger.log('info', 'stopping', { exitCode: code })
       try {
+        // Quit as the original does: `exit` to every known legacy peer (bounded), before the GOODBYEs.
+        if (this.legacy) {
+          await (this.peer ? leaveLegacy(this.legacy.bridge, this.logger) : this.legacy.bridge.close()).catch(
+            (err: unknown) => this.logger.log('error', 'legacy exit failed', { err }),
+          )
+        }
         await this.peer?.stop()
       } catch (err) {
         this.logger.log('error', 'stop failed', { err })

@@ -27,6 +27,10 @@ export interface CliOptions {
   deny: string[]
   /** Accept (and save) a different key presented at a saved address instead of refusing it. */
   acceptKeyChange: boolean
+  /** Also talk to peers of the original plain-text protocol (`--legacy`, or implied by `--legacy-peer`). */
+  legacy: boolean
+  /** Legacy peers known from the start (`--legacy-peer`). */
+  legacyPeers: string[]
 }
 
 /** The outcome of parsing: options to run with, or an exit code after help/version/usage error. */
@@ -56,19 +60,20 @@ export function version(): string {
 const HELP_AFTER = `
 Environment:
   PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
-  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET. Flags win over the environment.
+  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET, PARLEY_LEGACY=1. Flags win over the environment.
   NO_COLOR turns colour off.
 
 Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   one line per event on stdout (NDJSON with --json); errors on stderr (in the NDJSON stream with --json).
   Commands, one per line on stdin:
     send <peer> <text>    <peer> is a name, fingerprint, peer id (or prefix) or host:port;
-                          quote a name with spaces: send "bob smith" hi; \\n in <text> is a line break
+                          quote a name with spaces: send "bob smith" hi; \\n in <text> is a line break;
+                          with --legacy also a legacy peer's name or address, or legacy:<host:port>
     broadcast <text>      to every connected peer
     peers                 connected and known peers
     connect <host:port>   connect to one peer
-    connect-all           connect to every known peer not yet connected
-    quit                  say goodbye to every peer and exit
+    connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
+    quit                  say goodbye to every peer (exit to legacy peers) and exit
   End of stdin does not stop the peer (so it can run as a daemon with < /dev/null): send "quit",
   Ctrl+C or SIGTERM.
 
@@ -116,6 +121,18 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     .addOption(new Option('--deny <peer-id>', 'refuse these peer ids; repeatable').argParser(collect))
     .addOption(
       new Option('--accept-key-change', 'accept a peer whose key differs from the one saved for its address'),
+    )
+    .addOption(
+      new Option(
+        '--legacy',
+        'also talk to peers of the original plain-text protocol, on the same port — no authentication, no encryption (env PARLEY_LEGACY=1)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--legacy-peer <host:port>',
+        'a plain-text (legacy) peer to know at start; repeatable; implies --legacy',
+      ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value.trim()]),
     )
     .addOption(new Option('--no-interactive', 'no menu: print events, read commands from stdin'))
     .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
@@ -175,6 +192,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     allow?: string[]
     deny?: string[]
     acceptKeyChange?: boolean
+    legacy?: boolean
+    legacyPeer?: string[]
   }>()
   const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
   const env = (name: string) => {
@@ -244,6 +263,22 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
   const deny = ids(raw.deny, '--deny')
   if (typeof deny === 'string') return usage(deny)
 
+  const legacyPeers = raw.legacyPeer ?? []
+  for (const address of legacyPeers) {
+    const bad = checkAddress(address)
+    if (bad !== undefined) return usage(`--legacy-peer: ${bad}`)
+  }
+  const legacyEnv = env('PARLEY_LEGACY')?.toLowerCase()
+  if (legacyEnv !== undefined && !['1', '0', 'true', 'false', 'yes', 'no'].includes(legacyEnv)) {
+    return usage(`PARLEY_LEGACY must be 1 or 0, not "${legacyEnv}"`)
+  }
+  const legacy =
+    raw.legacy === true ||
+    legacyPeers.length > 0 ||
+    legacyEnv === '1' ||
+    legacyEnv === 'true' ||
+    legacyEnv === 'yes'
+
   return {
     kind: 'run',
     options: {
@@ -262,6 +297,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       allow: raw.allow === undefined ? undefined : allow,
       deny,
       acceptKeyChange: raw.acceptKeyChange === true,
+      legacy,
+      legacyPeers,
     },
   }
 }

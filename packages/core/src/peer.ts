@@ -169,7 +169,9 @@ class Session {
   /** Text bytes sent and not yet acknowledged. */
   inFlightBytes = 0
   /** Senders waiting for room in the in-flight budget, oldest first. */
-  readonly waiting: Array<() => void> = []
+  readonly waiting: Array<{ bytes: number; wake: () => void }> = []
+  /** Senders woken with room reserved for them who have not written yet (counted as in flight). */
+  admitted = 0
   /** Token bucket of inbound work (TEXT, PEERS_REQUEST, PING). */
   tokens: number
   refilledAt = Date.now()
@@ -240,6 +242,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /** Sends not yet settled; stop() gives them a bounded chance to be acknowledged. */
   readonly #inflight = new Set<Promise<unknown>>()
   #stopping: Promise<void> | undefined
+  /** Aborted when the peer finishes stopping: ends handshakes still in progress, which no link tracks yet. */
+  readonly #halt = new AbortController()
   /** Peers the user dialed, by id → the address used: reconnected after a loss. */
   readonly #wanted = new Map<string, string>()
   /** Peer ids refused until the given time, after breaking the protocol or a limit. */
@@ -372,6 +376,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   #finish(): void {
+    // Without this a dial or accept mid-handshake outlived stop(): its connection and timers stayed until the handshake timeout.
+    this.#halt.abort(new PeerError('STOPPED', 'this peer stopped'))
     clearInterval(this.#timer)
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
@@ -402,7 +408,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#outbound >= this.#limits.maxOutbound) {
       throw new PeerError('TOO_MANY_CONNECTIONS', `already ${this.#outbound} outbound connections (the limit)`)
     }
-    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'))
+    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'), this.#halt.signal)
     let conn: Connection
     try {
       conn = await this.#init.transport.dial(address, { signal })
@@ -508,7 +514,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       return
     }
     this.#count(conn, 'inbound')
-    const signal = this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT')
+    const signal = anySignal(this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'), this.#halt.signal)
     this.#upgrader.upgrade(conn, { role: 'responder', signal }).then(
       (secure) => this.#acceptSecure(secure, signal),
       (cause) => {
@@ -788,7 +794,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     session.pending.clear()
     session.inFlightBytes = 0
     for (const q of session.queries.splice(0)) q.reject(error)
-    for (const wake of session.waiting.splice(0)) wake()
+    for (const w of session.waiting.splice(0)) w.wake()
     for (const l of session.links) l.conn.abort()
     if (!session.announcedGone) this.emit('peer:disconnect', { peer: session.info(), reason, message })
   }
@@ -796,6 +802,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   // ---- inbound frames ------------------------------------------------------------------------
 
   #onData(link: Link, chunk: Uint8Array): void {
+    // A link cut off for a violation may still be closing gracefully: ignore what else it sends. (The cast
+    // stops TypeScript from narrowing the status for the loop below, which a frame handler can close.)
+    if ((link.state.status as string) === 'closed') return
     let bodies: Uint8Array[]
     let failure: unknown
     try {
@@ -847,7 +856,15 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const session = this.#sessions.get(link.remote!.peerId)
     if (!session) return
     session.lastSeen = link.lastReceived
-    if (msg.type !== 'ACK' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') this.#spend(session)
+    if (msg.type !== 'ACK' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') {
+      try {
+        this.#spend(session)
+      } catch (err) {
+        // Refuse the TEXT that broke the limit by id, so its send() fails with REFUSED, not PEER_GONE.
+        if (msg.type === 'TEXT') link.write({ type: 'ACK', id: msg.id, status: AckStatus.REFUSED })
+        throw err
+      }
+    }
     switch (msg.type) {
       case 'TEXT': {
         link.write({ type: 'ACK', id: msg.id, status: AckStatus.DELIVERED })
@@ -916,11 +933,27 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #settled(session: Session, p: Pending): void {
     if (!session.pending.delete(p.id)) return
     session.inFlightBytes -= p.bytes
-    while (session.waiting.length > 0 && this.#hasRoom(session)) session.waiting.shift()!()
+    this.#admit(session)
+  }
+
+  /**
+   * Wakes waiting senders while there is room. Waking is asynchronous, so each one's room is reserved
+   * here: without it one ACK woke every waiter and the budget was overrun by the whole queue.
+   */
+  #admit(session: Session): void {
+    while (session.waiting.length > 0 && this.#hasRoom(session)) {
+      const next = session.waiting.shift()!
+      session.admitted++
+      session.inFlightBytes += next.bytes
+      next.wake()
+    }
   }
 
   #hasRoom(session: Session): boolean {
-    return session.pending.size < this.#limits.inFlightMessages && session.inFlightBytes < this.#limits.inFlightBytes
+    return (
+      session.pending.size + session.admitted < this.#limits.inFlightMessages &&
+      session.inFlightBytes < this.#limits.inFlightBytes
+    )
   }
 
   #violation(link: Link, err: unknown): void {
@@ -932,8 +965,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#report(
       new PeerError('REJECTED', `closed the connection to ${link.conn.remoteAddress}: ${message}`, { cause: err }),
     )
+    const open = link.state.status === 'open' || link.state.status === 'closing'
     link.state.advance('closed')
-    link.conn.abort(err instanceof Error ? err : undefined)
+    if (!open || link.conn.status !== 'open') {
+      link.conn.abort(err instanceof Error ? err : undefined)
+      return
+    }
+    // An abort dropped the ACKs of messages accepted just before the violation (they were delivered, yet their
+    // senders saw PEER_GONE) and left the remote guessing, so it redialed into the cool-down. Flush those ACKs
+    // and a GOODBYE with the reason, then close, cut short after stopTimeout.
+    link.write({ type: 'GOODBYE', reason: clip(message, Limits.reasonBytes) })
+    link.writer.flush()
+    link.conn.close({ signal: this.#deadline(this.#stopTimeout) }).catch(() => link.conn.abort())
   }
 
   #cool(peerId: string): void {
@@ -1093,16 +1136,40 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           `${session.waiting.length} messages to ${session.remote.name} already wait for room; try again later`,
         )
       }
-      await new Promise<void>((wake) => session.waiting.push(wake))
+      await new Promise<void>((resolve, reject) => {
+        const signal = options?.signal
+        const entry = {
+          bytes,
+          wake: () => {
+            signal?.removeEventListener('abort', onAbort)
+            resolve()
+          },
+        }
+        // An abort while waiting takes effect now, not once room frees up.
+        const onAbort = () => {
+          const i = session.waiting.indexOf(entry)
+          if (i >= 0) session.waiting.splice(i, 1)
+          reject(new PeerError('ABORTED', 'the send was aborted'))
+        }
+        if (signal?.aborted) return onAbort()
+        signal?.addEventListener('abort', onAbort, { once: true })
+        session.waiting.push(entry)
+      })
       if (this.#sessions.get(session.id) !== session) {
         throw new PeerError('PEER_GONE', `${session.remote.name} disconnected before the message could be sent`)
       }
+      // The room #admit reserved for us becomes this message's own entry below.
+      session.admitted--
+      session.inFlightBytes -= bytes
     }
     return new Promise<SendResult>((resolve, reject) => {
       const id = randomBytes(16).toString('hex')
       const frame: Message = { type: 'TEXT', id, sentAt: Date.now(), text }
       const signal = options?.signal
-      if (signal?.aborted) return reject(new PeerError('ABORTED', 'the send was aborted'))
+      if (signal?.aborted) {
+        this.#admit(session)
+        return reject(new PeerError('ABORTED', 'the send was aborted'))
+      }
       const onAbort = () => {
         if (!session.pending.has(id)) return
         this.#settled(session, entry)
@@ -1250,6 +1317,14 @@ function textBytes(text: string): number {
   return bytes
 }
 
+/** `text` cut to at most `max` UTF-8 bytes, on a character boundary. */
+function clip(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text
+  let out = text.slice(0, max)
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1)
+  return out
+}
+
 function isLoopback(host: string): boolean {
   return host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.')
 }
@@ -1264,7 +1339,8 @@ function secretBytes(secret: string | Uint8Array): Uint8Array {
 }
 
 function handshakeError(address: string, cause: unknown): PeerError {
-  const code = (cause as { code?: string }).code === 'HANDSHAKE_TIMEOUT' ? 'HANDSHAKE_TIMEOUT' : 'HANDSHAKE_FAILED'
+  const c = (cause as { code?: string }).code
+  const code = c === 'HANDSHAKE_TIMEOUT' || c === 'STOPPED' ? c : 'HANDSHAKE_FAILED'
   return new PeerError(code, `secure handshake with ${address} failed: ${(cause as Error).message}`, { cause })
 }
 

@@ -2,8 +2,8 @@ import { once } from 'node:events'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createLegacyBridge, type LegacyBridge, type LegacyBridgeInit } from '../src/legacy/bridge.js'
 import { type LegacyAwareTransportInit, legacyAwareTransport } from '../src/legacy/transport.js'
-import type { PeerError } from '../src/peer-errors.js'
 import { createPeer, type Peer } from '../src/peer.js'
+import type { PeerError } from '../src/peer-errors.js'
 import type { Connection } from '../src/transport.js'
 import { type MemoryNetwork, memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
@@ -26,7 +26,11 @@ interface Setup {
 }
 
 async function setup(
-  options: { bridge?: Partial<LegacyBridgeInit>; sniff?: LegacyAwareTransportInit; network?: MemoryNetwork } = {},
+  options: {
+    bridge?: Partial<LegacyBridgeInit>
+    sniff?: LegacyAwareTransportInit
+    network?: MemoryNetwork
+  } = {},
 ): Promise<Setup> {
   const network = options.network ?? memoryNetwork()
   const transport = memoryTransport(network, { host: ALICE })
@@ -149,7 +153,11 @@ describe('receiving legacy messages', () => {
     expect(drops.sort()).toEqual(['INVALID_ADDRESS', 'INVALID_UTF8', 'MALFORMED', 'TOO_LONG'])
     expect(s.bridge.peers()).toEqual([])
 
-    const bob = createPeer({ transport: memoryTransport(s.network, { host: 'bob' }), name: 'bob', listen: 'bob:0' })
+    const bob = createPeer({
+      transport: memoryTransport(s.network, { host: 'bob' }),
+      name: 'bob',
+      listen: 'bob:0',
+    })
     onTestFinished(() => bob.stop())
     await bob.start()
     const info = await bob.connect(s.peer.addresses[0]!)
@@ -212,7 +220,11 @@ describe('sniffing the first bytes', () => {
     const drops: unknown[] = []
     s.bridge.on('dropped', (d) => drops.push(d))
     s.network.setChunking(1)
-    const bob = createPeer({ transport: memoryTransport(s.network, { host: 'bob' }), name: 'bob', listen: 'bob:0' })
+    const bob = createPeer({
+      transport: memoryTransport(s.network, { host: 'bob' }),
+      name: 'bob',
+      listen: 'bob:0',
+    })
     onTestFinished(() => bob.stop())
     await bob.start()
     await bob.connect(s.peer.addresses[0]!)
@@ -305,7 +317,11 @@ describe('sending legacy messages', () => {
   it('refuses with a typed error rather than splitting or misleading', async () => {
     const s = await setup()
     const bob = await legacyListener(s.network, '10.0.0.2')
-    const code = (p: Promise<unknown>) => p.then(() => 'sent', (e: { code: string }) => e.code)
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'sent',
+        (e: { code: string }) => e.code,
+      )
     expect(await code(s.bridge.send(bob.address, 'x'.repeat(1024)))).toBe('MESSAGE_TOO_LONG')
     expect(await code(s.bridge.send(bob.address, 'Exit'))).toBe('INVALID_TEXT')
     expect(await code(s.bridge.send(bob.address, ''))).toBe('INVALID_TEXT')
@@ -326,9 +342,9 @@ describe('sending legacy messages', () => {
       ownAddress: () => '0.0.0.0:4000',
     })
     await expect(bridge.send(bob.address, 'hi')).rejects.toMatchObject({ code: 'INVALID_ADDRESS' })
-    expect(() => createLegacyBridge({ transport: memoryTransport(network), name: 'a b', ownAddress: () => undefined })).toThrow(
-      expect.objectContaining({ code: 'INVALID_NAME' }),
-    )
+    expect(() =>
+      createLegacyBridge({ transport: memoryTransport(network), name: 'a b', ownAddress: () => undefined }),
+    ).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }))
   })
 })
 
@@ -342,7 +358,10 @@ describe('the legacy peer list', () => {
     await s.legacy('10.0.0.2', '10.0.0.2:5001 bob connect')
     await joined
     s.bridge.addPeer('10.0.0.6:1')
-    expect(await left).toEqual({ peer: expect.objectContaining({ address: '10.0.0.5:1' }), reason: 'evicted' })
+    expect(await left).toEqual({
+      peer: expect.objectContaining({ address: '10.0.0.5:1' }),
+      reason: 'evicted',
+    })
     expect(s.bridge.peers().map((p) => p.address)).toEqual(['10.0.0.2:5001', '10.0.0.6:1'])
   })
 
@@ -354,7 +373,9 @@ describe('the legacy peer list', () => {
       lastSeen: undefined,
       legacy: true,
     })
-    expect(() => s.bridge.addPeer('not an address')).toThrow(expect.objectContaining({ code: 'INVALID_ADDRESS' }))
+    expect(() => s.bridge.addPeer('not an address')).toThrow(
+      expect.objectContaining({ code: 'INVALID_ADDRESS' }),
+    )
     expect(s.bridge.find('localhost:5001')?.address).toBe('localhost:5001')
     expect(s.bridge.removePeer('localhost:5001')).toBe(true)
     expect(s.bridge.peers()).toEqual([])

@@ -86,9 +86,11 @@ describe('parseLegacyMessage', () => {
 
 describe('encodeLegacyMessage', () => {
   it('writes "<ip>:<port> <name> <text>" in UTF-8', () => {
-    expect(Buffer.from(encodeLegacyMessage({ address: '127.0.0.1:5000', name: 'zoë', text: 'hi there' })).toString()).toBe(
-      '127.0.0.1:5000 zoë hi there',
-    )
+    expect(
+      Buffer.from(
+        encodeLegacyMessage({ address: '127.0.0.1:5000', name: 'zoë', text: 'hi there' }),
+      ).toString(),
+    ).toBe('127.0.0.1:5000 zoë hi there')
   })
 
   it('refuses, never splits, a string over 1024 bytes — counting UTF-8 bytes, not characters', () => {
@@ -103,7 +105,9 @@ describe('encodeLegacyMessage', () => {
     })()
     expect(err).toBeInstanceOf(LegacyError)
     expect((err as LegacyError).code).toBe('MESSAGE_TOO_LONG')
-    expect(encodeLegacyMessage({ address: '127.0.0.1:5000', name: 'alice', text: 'x'.repeat(1024 - head.length) })).toHaveLength(1024)
+    expect(
+      encodeLegacyMessage({ address: '127.0.0.1:5000', name: 'alice', text: 'x'.repeat(1024 - head.length) }),
+    ).toHaveLength(1024)
   })
 
   it.each([
@@ -143,7 +147,9 @@ describe('normalizeLegacyPeerAddress', () => {
     expect(normalizeLegacyPeerAddress(' LocalHost:5001 ')).toBe('localhost:5001')
     expect(normalizeLegacyPeerAddress('[::1]:5001')).toBe('[::1]:5001')
     for (const bad of ['127.0.0.1', '127.0.0.1:0', 'a b:1', '::1:5001']) {
-      expect(() => normalizeLegacyPeerAddress(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ADDRESS' }))
+      expect(() => normalizeLegacyPeerAddress(bad)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ADDRESS' }),
+      )
     }
   })
 })

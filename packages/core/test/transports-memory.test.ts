@@ -58,8 +58,14 @@ describe('memory transport: addresses', () => {
     const bob = await alice.listen('bob:0', () => {})
     expect([first.address, second.address, bob.address]).toEqual(['alice:1', 'alice:2', 'bob:1'])
     await alice.listen('alice:7', () => {})
-    await expectCode(alice.listen('alice:7', () => {}), 'ADDRESS_IN_USE')
-    await expectCode(alice.listen('alice:1', () => {}), 'ADDRESS_IN_USE')
+    await expectCode(
+      alice.listen('alice:7', () => {}),
+      'ADDRESS_IN_USE',
+    )
+    await expectCode(
+      alice.listen('alice:1', () => {}),
+      'ADDRESS_IN_USE',
+    )
     await first.close()
     await alice.listen('alice:1', () => {}) // free again once closed
   })
@@ -80,7 +86,9 @@ describe('memory transport: addresses', () => {
     const listening = memoryTransport(network)
     await listening.listen('alice:0', () => {})
     expect((await listening.dial('server:1')).localAddress).toMatch(/^alice:\d+$/)
-    expect((await memoryTransport(network, { host: 'carol' }).dial('server:1')).localAddress).toMatch(/^carol:\d+$/)
+    expect((await memoryTransport(network, { host: 'carol' }).dial('server:1')).localAddress).toMatch(
+      /^carol:\d+$/,
+    )
     expect(() => memoryTransport(network, { host: 'not a host' })).toThrow(TransportError)
   })
 
@@ -219,8 +227,9 @@ describe('memory transport: delivery', () => {
     expect(s.text()).toBe('12345678')
     expect(s.ended).toBe(true)
     expect(c.drains).toBe(0) // closing: nobody can send any more
-    await server.close()
-    await closing
+    const serverClosing = server.close()
+    await flush()
+    await Promise.all([serverClosing, closing])
     expect(network.connections).toBe(0)
   })
 })
@@ -336,6 +345,9 @@ describe('memory transport: faults', () => {
     expect(c.closes).toEqual([undefined])
     expect(s.closes).toEqual([undefined])
     expect(network.connections).toBe(0)
-    await expectCode(Promise.resolve().then(() => client.send(encode('x'))), 'CONNECTION_CLOSED')
+    await expectCode(
+      Promise.resolve().then(() => client.send(encode('x'))),
+      'CONNECTION_CLOSED',
+    )
   })
 })

@@ -114,7 +114,10 @@ export async function startFakeLegacyPeer(init: FakeLegacyPeerInit): Promise<Fak
   const sendRaw = (to: string, bytes: Uint8Array | string, options: { keepOpen?: boolean } = {}) =>
     new Promise<Socket>((resolve, reject) => {
       const colon = to.lastIndexOf(':')
-      const socket = createConnection({ host: to.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(to.slice(colon + 1)) })
+      const socket = createConnection({
+        host: to.slice(0, colon).replace(/^\[|\]$/g, ''),
+        port: Number(to.slice(colon + 1)),
+      })
       let connected = false
       // Before connect: the peer is unreachable. After: a reset is the receiver's business, as for the original.
       socket.on('error', (err) => {

@@ -194,7 +194,10 @@ export function describeTransport(
 
     it('dialing an address nobody listens on fails fast with CONNECTION_REFUSED', async () => {
       const h = await setup()
-      await expectCode(h.transport.dial(h.unusedAddress, { signal: AbortSignal.timeout(5_000) }), 'CONNECTION_REFUSED')
+      await expectCode(
+        h.transport.dial(h.unusedAddress, { signal: AbortSignal.timeout(5_000) }),
+        'CONNECTION_REFUSED',
+      )
     })
 
     it('rejects malformed addresses with INVALID_ADDRESS, for dial and listen', async () => {
@@ -278,7 +281,10 @@ export function describeTransport(
 
       await server.listener.close()
       await server.listener.close() // idempotent
-      await expectCode(h.transport.dial(server.address, { signal: AbortSignal.timeout(5_000) }), 'CONNECTION_REFUSED')
+      await expectCode(
+        h.transport.dial(server.address, { signal: AbortSignal.timeout(5_000) }),
+        'CONNECTION_REFUSED',
+      )
 
       client.conn.send(bytes('still here'))
       await client.got.received(10)
@@ -293,9 +299,9 @@ export function describeTransport(
       expect(new Set(clients.map((c) => c.conn.localAddress)).size).toBe(count)
 
       const payloads = clients.map((_, i) => bytes(`connection ${i};`.repeat(64)))
-      clients.forEach((c, i) => c.conn.send(payloads[i]!))
+      for (const [i, c] of clients.entries()) c.conn.send(payloads[i]!)
       await Promise.all(clients.map((c, i) => c.got.received(payloads[i]!.length)))
-      clients.forEach((c, i) => expect(c.got.bytes().equals(payloads[i]!)).toBe(true))
+      for (const [i, c] of clients.entries()) expect(c.got.bytes().equals(payloads[i]!)).toBe(true)
       expect(server.acceptedCount).toBe(count)
     })
 
@@ -460,11 +466,13 @@ class Recorder {
     return this.#until("'close'", () => this.closeErrors.length > 0, false)
   }
 
-  #until(what: string, done: () => boolean, failOnClose = true): Promise<void> {
-    return waitUntil(what, (check) => {
+  async #until(what: string, done: () => boolean, failOnClose = true): Promise<void> {
+    await waitUntil(what, (check) => {
       if (done()) return true
       if (failOnClose && this.closeErrors.length > 0) {
-        throw new Error(`closed (${this.closeErrors[0]?.message ?? 'cleanly'}) before ${what}; ${this.#state()}`)
+        throw new Error(
+          `closed (${this.closeErrors[0]?.message ?? 'cleanly'}) before ${what}; ${this.#state()}`,
+        )
       }
       this.#checks.add(check)
       return undefined
@@ -581,7 +589,11 @@ function echo(conn: Connection): void {
   })
 }
 
-async function expectCode(promise: Promise<unknown>, code: TransportErrorCode, context?: string): Promise<void> {
+async function expectCode(
+  promise: Promise<unknown>,
+  code: TransportErrorCode,
+  context?: string,
+): Promise<void> {
   const outcome = await promise.then(
     (value) => ({ value }),
     (error: unknown) => ({ error }),
@@ -590,7 +602,9 @@ async function expectCode(promise: Promise<unknown>, code: TransportErrorCode, c
     const value = outcome.value as Partial<Connection & Listener> | undefined
     value?.abort?.()
     await value?.close?.()
-    expect.fail(`expected ${code}${context === undefined ? '' : ` for ${JSON.stringify(context)}`}, but it succeeded`)
+    expect.fail(
+      `expected ${code}${context === undefined ? '' : ` for ${JSON.stringify(context)}`}, but it succeeded`,
+    )
   }
   expectTransportError(outcome.error, code, context)
 }

@@ -43,7 +43,11 @@ async function fakeLegacy(name: string): Promise<FakeLegacyPeer> {
 }
 
 /** The first `event` of the bridge whose argument matches. */
-function next<T>(bridge: LegacyBridge, event: string, predicate: (value: T) => boolean = () => true): Promise<T> {
+function next<T>(
+  bridge: LegacyBridge,
+  event: string,
+  predicate: (value: T) => boolean = () => true,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const signal = AbortSignal.timeout(5_000)
     const listener = (value: T) => {
@@ -97,7 +101,10 @@ describe('a Parley peer with --legacy and an original plain-text peer', () => {
     const bob = await fakeLegacy('bob')
     alice.bridge.addPeer(bob.address) // --legacy-peer: a legacy peer never answers a Parley handshake
     expect(await alice.bridge.connectAll()).toEqual([{ address: bob.address, ok: true }])
-    expect(await bob.next((r) => r.kind === 'connect')).toMatchObject({ address: alice.address, name: 'alice' })
+    expect(await bob.next((r) => r.kind === 'connect')).toMatchObject({
+      address: alice.address,
+      name: 'alice',
+    })
     expect(bob.peers.get(alice.address)).toBe('alice')
 
     const joined = next<LegacyPeerInfo>(alice.bridge, 'peer:joined')
@@ -114,17 +121,19 @@ describe('a Parley peer with --legacy and an original plain-text peer', () => {
     await alice.bridge.connectAll()
     await Promise.all([bob, carol].map((p) => p.next((r) => r.kind === 'connect')))
 
-    const outcomes = await alice.bridge.exitAll()
-    expect(outcomes.every((o) => o.ok)).toBe(true)
-    for (const p of [bob, carol]) {
-      expect(await p.next((r) => r.kind === 'exit')).toMatchObject({ address: alice.address })
-      expect(p.peers.has(alice.address)).toBe(false)
-    }
-
+    // The original quits by telling everyone it knows.
     const left = next<{ peer: LegacyPeerInfo; reason: string }>(alice.bridge, 'peer:left')
     await bob.quit()
     expect(await left).toMatchObject({ peer: { address: bob.address, name: 'bob' }, reason: 'exit' })
     expect(alice.bridge.peers().map((p) => p.address)).toEqual([carol.address])
+
+    // Parley's quit does the same for every legacy peer still known.
+    expect(await alice.bridge.exitAll()).toEqual([{ address: carol.address, ok: true }])
+    expect(await carol.next((r) => r.kind === 'exit')).toMatchObject({
+      address: alice.address,
+      name: 'alice',
+    })
+    expect(carol.peers.has(alice.address)).toBe(false)
   })
 
   it('malformed legacy input is dropped without harm, and the peer keeps serving Parley and legacy peers', async () => {
@@ -135,7 +144,7 @@ describe('a Parley peer with --legacy and an original plain-text peer', () => {
     const errors: PeerError[] = []
     alice.peer.on('error', (e) => errors.push(e))
 
-    await bob.sendRaw(alice.address, 'just some words')
+    await bob.sendRaw(alice.address, 'no-spaces-at-all')
     await bob.sendRaw(alice.address, `${bob.address} bob`)
     await bob.sendRaw(alice.address, 'localhost:5001 bob hi')
     await bob.sendRaw(alice.address, Buffer.from([0x31, 0x3a, 0x31, 0x20, 0x62, 0x20, 0xc3, 0x28]))
@@ -168,7 +177,10 @@ describe('a Parley peer with --legacy and an original plain-text peer', () => {
   it('a message too long for one legacy recv is refused with a clear error, not split', async () => {
     const alice = await bridgedPeer('alice')
     const bob = await fakeLegacy('bob')
-    const err = (await alice.bridge.send(bob.address, 'x'.repeat(1010)).catch((e) => e)) as { code: string; message: string }
+    const err = (await alice.bridge.send(bob.address, 'x'.repeat(1010)).catch((e) => e)) as {
+      code: string
+      message: string
+    }
     expect(err.code).toBe('MESSAGE_TOO_LONG')
     expect(err.message).toMatch(/1024/)
     await alice.bridge.send(bob.address, 'short one')

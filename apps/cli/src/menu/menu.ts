@@ -1,8 +1,9 @@
 import { input, rawlist } from '@inquirer/prompts'
 import { fingerprint } from '@parley/core'
 import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
+import { addLegacyPeer, sendLegacy } from '../legacy.js'
 import { checkAddress } from '../options.js'
-import { sanitize } from '../view/format.js'
+import { LEGACY_MARK, sanitize } from '../view/format.js'
 import { type Asker, PromptClosed } from './ask.js'
 import { askText } from './text.js'
 
@@ -19,7 +20,13 @@ export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> =
 ]
 
 const TYPE_ADDRESS = '\u0000address'
+const TYPE_LEGACY = '\u0000legacy'
 const BACK = '\u0000back'
+/** Choice values of legacy peers: their address behind this prefix (Parley peers are ids). */
+const LEGACY_CHOICE = '\u0000legacy:'
+
+/** Whom menu 1 sends to: a Parley peer (by id) or a legacy peer (by address). */
+type Target = { kind: 'parley'; id: string } | { kind: 'legacy'; address: string }
 
 /**
  * Runs the menu until Quit, Ctrl+C or shutdown. Each action reports through the app's reporter,
@@ -54,7 +61,8 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
       if (target === undefined) return
       const text = await askText(ask, 'Message')
       if (text === undefined) return
-      void sendMessage(app, target, text)
+      if (target.kind === 'legacy') void sendLegacy(app, target.address, text)
+      else void sendMessage(app, target.id, text)
       return
     }
     case 'peers':
@@ -85,13 +93,15 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
 }
 
 /**
- * A connected peer's id; undefined to go back. A typed address is dialed before the message is
- * asked for, so an unreachable peer costs one sentence, not a typed-out message.
+ * A connected peer (or, with --legacy, a legacy peer); undefined to go back. A typed address is
+ * dialed before the message is asked for, so an unreachable peer costs one sentence, not a
+ * typed-out message. A typed legacy address is only added: legacy peers never answer a handshake.
  */
-async function pickTarget(app: App, ask: Asker): Promise<string | undefined> {
+async function pickTarget(app: App, ask: Asker): Promise<Target | undefined> {
   const connected = app.peer.peers().connected
+  const legacy = app.legacy?.peers() ?? []
   let choice: string
-  if (connected.length === 0) {
+  if (connected.length === 0 && !app.legacy) {
     app.reporter.note('no peers connected yet — type the address of one')
     choice = TYPE_ADDRESS
   } else {
@@ -105,7 +115,15 @@ async function pickTarget(app: App, ask: Asker): Promise<string | undefined> {
               name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
               value: p.id,
             })),
+            ...legacy.map((p, i) => ({
+              key: String(connected.length + i + 1),
+              name: `${p.name === undefined ? '' : `${sanitize(p.name)} `}${LEGACY_MARK} ${sanitize(p.address)}`,
+              value: `${LEGACY_CHOICE}${p.address}`,
+            })),
             { key: 'a', name: 'Type an address (host:port)', value: TYPE_ADDRESS },
+            ...(app.legacy
+              ? [{ key: 'l', name: 'Type a legacy peer address (host:port)', value: TYPE_LEGACY }]
+              : []),
             { key: '0', name: 'Back', value: BACK },
           ],
         },
@@ -114,11 +132,18 @@ async function pickTarget(app: App, ask: Asker): Promise<string | undefined> {
     )
   }
   if (choice === BACK) return undefined
-  if (choice !== TYPE_ADDRESS) return choice
+  if (choice.startsWith(LEGACY_CHOICE)) return { kind: 'legacy', address: choice.slice(LEGACY_CHOICE.length) }
+  if (choice === TYPE_LEGACY) {
+    const address = await askAddress(ask)
+    if (address === undefined) return undefined
+    const added = addLegacyPeer(app, address)
+    return added === undefined ? undefined : { kind: 'legacy', address: added }
+  }
+  if (choice !== TYPE_ADDRESS) return { kind: 'parley', id: choice }
   const address = await askAddress(ask)
   if (address === undefined) return undefined
   const info = await connectTo(app, address)
-  return info?.id
+  return info ? { kind: 'parley', id: info.id } : undefined
 }
 
 /** A validated host:port; an empty answer goes back. */

@@ -2,6 +2,7 @@ import {
   type DisconnectReason,
   fingerprint,
   type KnownPeer,
+  type LegacyPeerInfo,
   type PeerInfo,
   type PeerList,
 } from '@parley/core'
@@ -117,6 +118,27 @@ export function peersTable(list: PeerList, style: Style, now = Date.now()): stri
     )
   }
   return out.join('\n')
+}
+
+/** The marker every legacy peer and message carries on screen. */
+export const LEGACY_MARK = '[legacy, unverified]'
+
+/** The legacy peers table of menu item 2 and `peers` (with `--legacy`). */
+export function legacyPeersTable(list: readonly LegacyPeerInfo[], style: Style, now = Date.now()): string {
+  if (list.length === 0) return 'no legacy peers known'
+  return [
+    style('bold', `legacy peers (${list.length}) ${LEGACY_MARK}: plain text, anyone can claim these names`),
+    table(
+      ['name', 'address', 'last seen', 'protocol'],
+      list.map((p) => [
+        p.name === undefined ? '(not heard from)' : sanitize(p.name),
+        sanitize(p.address),
+        p.lastSeen === undefined ? 'never' : ago(p.lastSeen, now),
+        'legacy',
+      ]),
+      style,
+    ),
+  ].join('\n')
 }
 
 /** Indents the lines after the first so a multi-line message reads as one block. */

@@ -3,13 +3,27 @@ import {
   type DisconnectEvent,
   fingerprint,
   type KnownPeer,
+  type LegacyDrop,
+  type LegacyLeaveReason,
+  type LegacyMessage,
+  type LegacyPeerInfo,
   type PeerInfo,
   type PeerList,
   type ReceivedMessage,
   type ReconnectingEvent,
 } from '@parley/core'
 import type { Explained } from '../errors.js'
-import { block, clock, leftBecause, peersTable, sanitize, visibleLength, who } from './format.js'
+import {
+  block,
+  clock,
+  LEGACY_MARK,
+  leftBecause,
+  legacyPeersTable,
+  peersTable,
+  sanitize,
+  visibleLength,
+  who,
+} from './format.js'
 import type { Style } from './style.js'
 
 /** Who a line is about. */
@@ -28,6 +42,17 @@ export interface ReadyInfo {
   dataDir: string | undefined
 }
 
+/** Something about a legacy (plain-text, unauthenticated) peer, for {@link Reporter.legacy}. */
+export type LegacyReport =
+  | { kind: 'message'; message: LegacyMessage }
+  | { kind: 'joined'; peer: LegacyPeerInfo }
+  | { kind: 'left'; peer: LegacyPeerInfo; reason: LegacyLeaveReason }
+  | { kind: 'dropped'; drop: LegacyDrop }
+  /** A chat message went out (the legacy protocol never confirms delivery). */
+  | { kind: 'sent'; to: Pick<LegacyPeerInfo, 'address' | 'name'>; text: string }
+  /** Connect-to-active sent `connect`. */
+  | { kind: 'announced'; to: Pick<LegacyPeerInfo, 'address' | 'name'> }
+
 /**
  * Everything the CLI tells the user, in one place, so the menu, the line commands and the peer
  * events print the same way. Implemented as text (terminal or plain) and as NDJSON.
@@ -43,7 +68,10 @@ export interface Reporter {
   notDelivered(target: string, problem: Explained, to?: PeerRef, err?: unknown): void
   connected(p: PeerInfo, address: string): void
   notConnected(address: string | undefined, problem: Explained, to?: PeerRef, err?: unknown): void
-  peers(list: PeerList): void
+  /** Parley peers, then legacy ones when `--legacy` is on. */
+  peers(list: PeerList, legacy?: readonly LegacyPeerInfo[]): void
+  /** Legacy peers' messages and events, always marked as legacy and unverified. */
+  legacy(report: LegacyReport): void
   /** An informational line ("no connected peers"). */
   note(text: string, kind?: string): void
   /** A failure that is not about delivery or connecting: one sentence; the stack only when debugging. */
@@ -135,8 +163,41 @@ export function textReporter(init: TextReporterInit): Reporter {
       bad(`could not connect to ${label}: ${problem.sentence}`)
       stack(e)
     },
-    peers(list) {
+    peers(list, legacy) {
       out(peersTable(list, style, now()))
+      if (legacy !== undefined) out(legacyPeersTable(legacy, style, now()))
+    },
+    legacy(report) {
+      const mark = style('yellow', LEGACY_MARK)
+      const peer = (p: Pick<LegacyPeerInfo, 'address' | 'name'>) =>
+        `${p.name === undefined ? sanitize(p.address) : style('bold', sanitize(p.name))} ${mark} ${style('dim', `(${sanitize(p.address)})`)}`
+      switch (report.kind) {
+        case 'message':
+          said(`${peer(report.message.from)}: `, report.message.text)
+          return
+        case 'joined':
+          line(`${style('green', '+')} ${peer(report.peer)} joined`)
+          return
+        case 'left': {
+          const why = { exit: 'said exit', evicted: 'forgotten (legacy peer list full)', removed: 'removed' }
+          line(`${style('yellow', '-')} ${peer(report.peer)} left: ${why[report.reason]}`)
+          return
+        }
+        case 'dropped':
+          line(
+            style(
+              'yellow',
+              `! dropped legacy input from ${sanitize(report.drop.remoteAddress)}: ${sanitize(report.drop.reason)}`,
+            ),
+          )
+          return
+        case 'sent':
+          said(`${style('cyan', '→')} you → ${peer(report.to)}: `, report.text)
+          return
+        case 'announced':
+          line(`${style('green', '✔')} sent connect to ${peer(report.to)}`)
+          return
+      }
     },
     note(text) {
       line(text)
@@ -222,11 +283,43 @@ export function jsonReporter(
         error: p.sentence,
         ...stack(e),
       }),
-    peers: (list) =>
+    peers: (list, legacy) =>
       send('peers', {
         connected: list.connected.map(info),
         known: list.known.map((k) => ({ ...k, fingerprint: fingerprint(k.id) })),
+        ...(legacy !== undefined ? { legacy } : {}),
       }),
+    legacy: (report) => {
+      switch (report.kind) {
+        case 'message': {
+          const m = report.message
+          send('legacy-message', {
+            from: m.from,
+            text: m.text,
+            remoteAddress: m.remoteAddress,
+            receivedAt: m.receivedAt,
+            legacy: true,
+            verified: false,
+          })
+          return
+        }
+        case 'joined':
+          send('legacy-peer:joined', { peer: report.peer })
+          return
+        case 'left':
+          send('legacy-peer:left', { peer: report.peer, reason: report.reason })
+          return
+        case 'dropped':
+          send('legacy-dropped', { ...report.drop })
+          return
+        case 'sent':
+          send('legacy-sent', { to: report.to, text: report.text, legacy: true, confirmed: false })
+          return
+        case 'announced':
+          send('legacy-announced', { to: report.to, legacy: true })
+          return
+      }
+    },
     note: (text, kind = 'note') => send(kind, { text }),
     problem: (p, e) => send('error', { code: p.code, error: p.sentence, ...stack(e) }),
     stopped: (code) => send('stopped', { exitCode: code }),

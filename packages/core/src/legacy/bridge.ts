@@ -15,8 +15,11 @@ import {
 export interface LegacyBridgeInit {
   /** Dials legacy peers to send to them: the transport the peer listens with (decorated or not). */
   transport: Transport
-  /** Our name in legacy strings: 1–64 UTF-8 bytes, no whitespace or control characters. */
-  name: string
+  /**
+   * Our name in legacy strings: 1–64 UTF-8 bytes, no whitespace or control characters. A function
+   * is called on every send (e.g. `() => peer.name` when the peer picks its default name itself).
+   */
+  name: string | (() => string)
   /**
    * Our listening address as legacy peers should dial it back (`ip:port`, not 0.0.0.0). Called on
    * every send, so it can read the peer's address once it is listening, e.g. `() => peer.addresses[0]`.
@@ -107,6 +110,7 @@ export type LegacyBridgeStatus = 'open' | 'closed'
  * with {@link legacyAwareTransport}, and sends by dialing each legacy peer once per message.
  */
 export interface LegacyBridge extends EventEmitter<LegacyBridgeEvents> {
+  /** Our name in legacy strings (read again on every send when given as a function). */
   readonly name: string
   readonly status: LegacyBridgeStatus
   /** Every known legacy peer, most recently heard from first. */
@@ -171,7 +175,7 @@ export function bridgeInternals(bridge: LegacyBridge): BridgeInternals {
  * await bridge.exitAll(); await bridge.close(); await peer.stop()
  * ```
  *
- * @throws LegacyError `INVALID_NAME`; RangeError for a bound that is not a positive number
+ * @throws LegacyError `INVALID_NAME` (for a name given as a string); RangeError for a bound that is not a positive number
  */
 export function createLegacyBridge(init: LegacyBridgeInit): LegacyBridge {
   return new Bridge(init)
@@ -186,7 +190,7 @@ interface Entry {
 }
 
 class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
-  readonly name: string
+  readonly #name: string | (() => string)
   readonly #transport: Transport
   readonly #ownAddress: () => string | undefined
   readonly #maxPeers: number
@@ -204,11 +208,8 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
 
   constructor(init: LegacyBridgeInit) {
     super()
-    const problem = checkLegacyName(init.name)
-    if (problem !== undefined) {
-      throw new LegacyError('INVALID_NAME', `${JSON.stringify(init.name)} cannot be a legacy name: ${problem}`)
-    }
-    this.name = init.name
+    if (typeof init.name === 'string') checkedName(init.name)
+    this.#name = init.name
     this.#transport = init.transport
     this.#ownAddress = init.ownAddress
     this.#maxPeers = positive('maxPeers', init.maxPeers ?? 256)
@@ -224,6 +225,10 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
       accept: (conn, first) => this.#accept(conn, first),
       drop: (code, reason, remoteAddress, bytes) => this.#drop(code, reason, remoteAddress, bytes),
     })
+  }
+
+  get name(): string {
+    return typeof this.#name === 'string' ? this.#name : this.#name()
   }
 
   get status(): LegacyBridgeStatus {
@@ -246,7 +251,9 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
     const normalized = normalizeLegacyPeerAddress(address)
     const existing = this.#peers.get(normalized)
     if (existing !== undefined) return info(existing)
-    return info(this.#insert({ address: normalized, name: undefined, lastSeen: undefined, order: this.#order++ }))
+    return info(
+      this.#insert({ address: normalized, name: undefined, lastSeen: undefined, order: this.#order++ }),
+    )
   }
 
   removePeer(target: string): boolean {
@@ -291,13 +298,16 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
     if (own === undefined) {
       throw new LegacyError('INVALID_ADDRESS', 'we are not listening, so legacy peers could not answer us')
     }
-    return encodeLegacyMessage({ address: own, name: this.name, text })
+    return encodeLegacyMessage({ address: own, name: checkedName(this.name), text })
   }
 
   #resolve(target: string): string {
     const entry = this.#find(target)
     if (entry === 'ambiguous') {
-      throw new LegacyError('UNKNOWN_PEER', `several legacy peers are named ${target}; give the address instead`)
+      throw new LegacyError(
+        'UNKNOWN_PEER',
+        `several legacy peers are named ${target}; give the address instead`,
+      )
     }
     if (entry !== undefined) return entry.address
     try {
@@ -342,28 +352,38 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
   async #deliver(address: string, bytes: Uint8Array, options: LegacySendOptions): Promise<void> {
     const timeout = options.timeout ?? this.#sendTimeout
     const deadline = timer(timeout)
-    const signal = options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal])
+    const signal =
+      options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal])
     let conn: Connection
     try {
       conn = await this.#transport.dial(address, { signal })
     } catch (cause) {
       deadline.clear()
-      if (options.signal?.aborted) throw new LegacyError('ABORTED', `sending to ${address} was aborted`, { cause })
+      if (options.signal?.aborted)
+        throw new LegacyError('ABORTED', `sending to ${address} was aborted`, { cause })
       if (deadline.signal.aborted) {
         throw new LegacyError('TIMEOUT', `${address} did not answer within ${timeout} ms`, { cause })
       }
-      throw new LegacyError('UNREACHABLE', `could not reach the legacy peer ${address}: ${(cause as Error).message}`, {
-        cause,
-      })
+      throw new LegacyError(
+        'UNREACHABLE',
+        `could not reach the legacy peer ${address}: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      )
     }
     deadline.clear()
     try {
       conn.send(bytes)
     } catch (cause) {
       conn.abort()
-      throw new LegacyError('UNREACHABLE', `the connection to ${address} closed before the message was written`, {
-        cause,
-      })
+      throw new LegacyError(
+        'UNREACHABLE',
+        `the connection to ${address} closed before the message was written`,
+        {
+          cause,
+        },
+      )
     }
     const linger = timer(this.#lingerTime)
     try {
@@ -467,11 +487,15 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
   #receive(bytes: Uint8Array, remoteAddress: string): void {
     if (this.#status === 'closed') return
     const parsed = parseLegacyMessage(bytes)
-    if (!parsed.ok) return this.#drop(parsed.code, parsed.reason, remoteAddress, bytes.length)
+    if (!parsed.ok) {
+      this.#drop(parsed.code, parsed.reason, remoteAddress, bytes.length)
+      return
+    }
     const { kind, address, name, text } = parsed.message
     const own = this.#ownAddress()
     if (own !== undefined && parseLegacyAddress(own) === address) {
-      return this.#drop('SELF', `the message claims our own address ${address}`, remoteAddress, bytes.length)
+      this.#drop('SELF', `the message claims our own address ${address}`, remoteAddress, bytes.length)
+      return
     }
     const now = this.#now()
     const existing = this.#peers.get(address)
@@ -543,6 +567,15 @@ class Bridge extends EventEmitter<LegacyBridgeEvents> implements LegacyBridge {
   }
 }
 
+/** @throws LegacyError `INVALID_NAME` */
+function checkedName(name: string): string {
+  const problem = checkLegacyName(name)
+  if (problem !== undefined) {
+    throw new LegacyError('INVALID_NAME', `${JSON.stringify(name)} cannot be a legacy name: ${problem}`)
+  }
+  return name
+}
+
 function info(entry: Entry): LegacyPeerInfo {
   return { address: entry.address, name: entry.name, lastSeen: entry.lastSeen, legacy: true }
 }
@@ -575,6 +608,7 @@ function timer(ms: number): { signal: AbortSignal; clear: () => void } {
 }
 
 function positive(name: string, value: number): number {
-  if (!(value > 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a positive number, got ${value}`)
+  if (!(value > 0 && Number.isFinite(value)))
+    throw new RangeError(`${name} must be a positive number, got ${value}`)
   return value
 }

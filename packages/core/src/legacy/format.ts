@@ -161,7 +161,8 @@ export function encodeLegacyMessage(message: { address: string; name: string; te
   const nameProblem = checkLegacyName(message.name)
   if (nameProblem !== undefined) throw new LegacyError('INVALID_NAME', `invalid legacy name: ${nameProblem}`)
   if (message.text.length === 0) throw new LegacyError('INVALID_TEXT', 'the message is empty')
-  if (LONE_SURROGATE.test(message.text)) throw new LegacyError('INVALID_TEXT', 'the message is not well-formed Unicode')
+  if (LONE_SURROGATE.test(message.text))
+    throw new LegacyError('INVALID_TEXT', 'the message is not well-formed Unicode')
   const bytes = encoder.encode(`${address} ${message.name} ${message.text}`)
   if (bytes.length > LEGACY_MAX_MESSAGE_BYTES) {
     throw new LegacyError(

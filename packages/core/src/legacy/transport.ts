@@ -94,7 +94,8 @@ export function legacyAwareTransport(
         const onEnd = () => {
           done()
           void conn.close().catch(() => {})
-          if (!hooks.isClosed()) hooks.drop('EMPTY', 'the connection closed without sending a byte', conn.remoteAddress, 0)
+          if (!hooks.isClosed())
+            hooks.drop('EMPTY', 'the connection closed without sending a byte', conn.remoteAddress, 0)
         }
         const timer = setTimeout(() => {
           done()

@@ -11,7 +11,8 @@ export interface HostPort {
 /** Same bound as the protocol's address field (255 bytes), so every address we accept can be gossiped. */
 const MAX_ADDRESS_LENGTH = 255
 /** DNS names (RFC 1123 labels, plus `_` which some private resolvers hand out) and dotted IPv4. */
-const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/
+const HOSTNAME =
+  /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/
 const DOTTED_NUMBERS = /^[0-9.]+$/
 const PORT = /^[0-9]{1,5}$/
 

@@ -92,7 +92,9 @@ export function memoryNetwork(init: MemoryNetworkInit = {}): MemoryNetwork {
  * @throws TypeError if `network` did not come from {@link memoryNetwork}
  */
 export function memoryTransport(network: MemoryNetwork, init: MemoryTransportInit = {}): Transport {
-  if (!(network instanceof Network)) throw new TypeError('memoryTransport() needs a network from memoryNetwork()')
+  if (!(network instanceof Network)) {
+    throw new TypeError('memoryTransport() needs a network from memoryNetwork()')
+  }
   if (init.host !== undefined) parseAddress(formatAddress(init.host, 0))
   return new MemoryTransport(network, init)
 }
@@ -132,8 +134,15 @@ class MemoryTransport implements Transport {
     if (signal?.aborted) throw abortedError(signal, 'dial')
     // Never connect in the caller's tick: the listener's callback must not run inside dial().
     await this.#network.wait(signal)
-    const from = this.#host ?? this.#listenHost ?? (this.#anonymousHost ??= this.#network.anonymousHost())
-    return this.#network.connect(from, formatAddress(host, port))
+    return this.#network.connect(this.#dialHost(), formatAddress(host, port))
+  }
+
+  /** See {@link MemoryTransportInit.host}. */
+  #dialHost(): string {
+    if (this.#host !== undefined) return this.#host
+    if (this.#listenHost !== undefined) return this.#listenHost
+    if (this.#anonymousHost === undefined) this.#anonymousHost = this.#network.anonymousHost()
+    return this.#anonymousHost
   }
 }
 
@@ -261,9 +270,14 @@ class Network implements MemoryNetwork {
 
   connect(fromHost: string, address: string): MemoryConnection {
     const listener = this.#listeners.get(address)
-    if (listener === undefined) throw new TransportError('CONNECTION_REFUSED', `nothing listens on ${address}`)
+    if (listener === undefined) {
+      throw new TransportError('CONNECTION_REFUSED', `nothing listens on ${address}`)
+    }
     if (this.isPartitioned(fromHost, listener.host)) {
-      throw new TransportError('CONNECTION_REFUSED', `${address} is unreachable from ${fromHost} (partitioned)`)
+      throw new TransportError(
+        'CONNECTION_REFUSED',
+        `${address} is unreachable from ${fromHost} (partitioned)`,
+      )
     }
     const localAddress = this.#freeAddress(fromHost)
     const dialer = new MemoryConnection(this, fromHost, localAddress, address)
@@ -472,7 +486,9 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
     }
     const pipe = this.#peer.inbound
     // Copied: the caller may reuse its buffer as soon as send() returns.
-    if (bytes.byteLength > 0) pipe.push({ kind: 'data', bytes: new Uint8Array(bytes), offset: 0, ready: false })
+    if (bytes.byteLength > 0) {
+      pipe.push({ kind: 'data', bytes: new Uint8Array(bytes), offset: 0, ready: false })
+    }
     if (pipe.queued < this.#network.highWaterMark) return true
     pipe.needDrain = true
     return false

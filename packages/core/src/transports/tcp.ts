@@ -298,7 +298,8 @@ function mapListenError(err: Error, address: string): TransportError {
 
 function mapSocketError(err: Error): TransportError {
   const code = errnoCode(err)
-  const why = code === 'ECONNRESET' || code === 'EPIPE' ? 'reset by the remote' : `broken (${code ?? err.message})`
+  const why =
+    code === 'ECONNRESET' || code === 'EPIPE' ? 'reset by the remote' : `broken (${code ?? err.message})`
   return wrap('CONNECTION_RESET', `connection ${why}`, err)
 }
 
