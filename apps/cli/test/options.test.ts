@@ -118,6 +118,8 @@ describe('flags and environment', () => {
         allow: undefined,
         deny: [],
         acceptKeyChange: false,
+        legacy: false,
+        legacyPeers: [],
       },
     })
     const flags = parse(

@@ -851,7 +851,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       link.onHandshake(decodeMessage(body))
       return
     }
-    if (link.state.status !== 'open' && link.state.status !== 'closing') return
+    // A link closing after a refused handshake has no remote: what it sends after its HELLO is ignored
+    // (it used to reach `link.remote!` below and fail with a TypeError).
+    if ((link.state.status !== 'open' && link.state.status !== 'closing') || !link.remote) return
     const msg = decodeMessage(body)
     const session = this.#sessions.get(link.remote!.peerId)
     if (!session) return

@@ -348,6 +348,25 @@ describe('sending legacy messages', () => {
   })
 })
 
+describe('our legacy name', () => {
+  it('may be a function, read on every send (e.g. the peer name core picked) and checked then', async () => {
+    const network = memoryNetwork()
+    const bob = await legacyListener(network, '10.0.0.2')
+    let name = 'alice'
+    const bridge = createLegacyBridge({
+      transport: memoryTransport(network),
+      name: () => name,
+      ownAddress: () => '10.0.0.1:4000',
+    })
+    await bridge.send(bob.address, 'one')
+    name = 'alice2'
+    await bridge.send(bob.address, 'two')
+    expect(await bob.next(2)).toEqual(['10.0.0.1:4000 alice one', '10.0.0.1:4000 alice2 two'])
+    name = 'not valid'
+    await expect(bridge.send(bob.address, 'three')).rejects.toMatchObject({ code: 'INVALID_NAME' })
+  })
+})
+
 describe('the legacy peer list', () => {
   it('is bounded: the peer heard from least recently is forgotten', async () => {
     let now = 1_000

@@ -169,8 +169,11 @@ export function textReporter(init: TextReporterInit): Reporter {
     },
     legacy(report) {
       const mark = style('yellow', LEGACY_MARK)
+      // A peer not heard from yet has no name: its address alone, once.
       const peer = (p: Pick<LegacyPeerInfo, 'address' | 'name'>) =>
-        `${p.name === undefined ? sanitize(p.address) : style('bold', sanitize(p.name))} ${mark} ${style('dim', `(${sanitize(p.address)})`)}`
+        p.name === undefined
+          ? `${sanitize(p.address)} ${mark}`
+          : `${style('bold', sanitize(p.name))} ${mark} ${style('dim', `(${sanitize(p.address)})`)}`
       switch (report.kind) {
         case 'message':
           said(`${peer(report.message.from)}: `, report.message.text)
