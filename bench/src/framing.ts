@@ -39,7 +39,8 @@ export class FrameSink {
   readonly #maxBatch: number
   readonly #direct: number
   readonly #coalesce: boolean
-  #batch: Buffer
+  /** Allocated on the first small frame and grown as needed, so an idle connection holds little. */
+  #batch: Buffer | undefined
   #length = 0
   #scheduled = false
   #blocked = false
@@ -49,7 +50,6 @@ export class FrameSink {
     this.#maxBatch = init.maxBatchBytes ?? 65_536
     this.#direct = init.directBytes ?? 16_384
     this.#coalesce = init.coalesce ?? true
-    this.#batch = Buffer.allocUnsafe(this.#maxBatch + PREFIX_BYTES + this.#direct)
   }
 
   /** True while the output asked us to wait: the caller should await a drain before writing more. */
@@ -77,8 +77,7 @@ export class FrameSink {
       this.#emit([header, payload])
       return !this.#blocked
     }
-    if (this.#length + PREFIX_BYTES + n > this.#batch.length) this.flush()
-    const batch = this.#batch
+    const batch = this.#reserve(PREFIX_BYTES + n)
     const at = this.#length
     batch.writeUInt32BE(n, at)
     batch.set(payload, at + PREFIX_BYTES)
@@ -101,16 +100,32 @@ export class FrameSink {
     // The output keeps a reference to queued writes, so the batch cannot be reused after it is
     // handed over: give a mostly full batch away, copy a mostly empty one out (a small copy from
     // Node's buffer pool beats a fresh 80 KiB allocation per ping-pong frame).
+    const batch = this.#batch!
     let chunk: Buffer
-    if (length * 2 >= this.#batch.length) {
-      chunk = this.#batch.subarray(0, length)
-      this.#batch = Buffer.allocUnsafe(this.#batch.length)
+    if (length * 2 >= batch.length) {
+      chunk = batch.subarray(0, length)
+      this.#batch = undefined
     } else {
       chunk = Buffer.allocUnsafe(length)
-      this.#batch.copy(chunk, 0, 0, length)
+      batch.copy(chunk, 0, 0, length)
     }
     this.#length = 0
     this.#emit([chunk])
+  }
+
+  /** A batch with room for `n` more bytes (after flushing a batch that has none). */
+  #reserve(n: number): Buffer {
+    const limit = this.#maxBatch + PREFIX_BYTES + this.#direct
+    if (this.#length + n > limit) this.flush()
+    const needed = this.#length + n
+    const batch = this.#batch
+    if (batch !== undefined && batch.length >= needed) return batch
+    let capacity = batch?.length ?? 4_096
+    while (capacity < needed) capacity *= 2
+    const grown = Buffer.allocUnsafe(Math.min(capacity, limit))
+    if (batch !== undefined) batch.copy(grown, 0, 0, this.#length)
+    this.#batch = grown
+    return grown
   }
 
   /** Call on the output's drain event. */

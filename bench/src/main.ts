@@ -5,8 +5,9 @@
  * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--out FILE` (default
  * docs/BENCHMARKS.md; `--out -` writes nothing).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, release, tmpdir, type } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir, type } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -14,7 +15,14 @@ import { parseArgs } from 'node:util'
 import { selfSignedCertificate } from './cert.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
-import { type Environment, renderRatios, renderReport, renderTable, renderTargets, type Results } from './report.js'
+import {
+  type Environment,
+  type Results,
+  renderRatios,
+  renderReport,
+  renderTable,
+  renderTargets,
+} from './report.js'
 import { type JobOutcome, JobRunner, runJob } from './runner.js'
 import { SCENARIOS, type ScenarioName } from './scenarios.js'
 import { isSystemName, SYSTEMS, type SystemName } from './systems/index.js'
@@ -42,7 +50,7 @@ function versionOf(pkg: string): string {
   }
 }
 
-function environment(): Environment {
+function environment(loadAtStart: number): Environment {
   const cpu = cpus()
   const versions: Record<string, string> = {}
   for (const pkg of [
@@ -62,7 +70,34 @@ function environment(): Environment {
     node: process.version,
     cpu: `${cpu[0]?.model.trim() ?? 'unknown CPU'} × ${cpu.length}`,
     os: `${type()} ${release()}`,
+    load: `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (${cpu.length} CPUs)`,
     versions,
+  }
+}
+
+/** Newest modification time under `dir` (recursive), in ms; 0 when it does not exist. */
+function newest(dir: string): number {
+  let latest = 0
+  try {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs)
+    }
+  } catch {
+    return 0
+  }
+  return latest
+}
+
+/** Warns when a Parley package's dist/ is older than its src/: the numbers would be of old code. */
+function warnIfStale(log: (line: string) => void): void {
+  for (const name of ['protocol', 'core']) {
+    const pkg = join(ROOT, '..', 'packages', name)
+    if (newest(join(pkg, 'src')) > newest(join(pkg, 'dist'))) {
+      log(
+        `warning: packages/${name}/dist is older than its src; run: pnpm --filter "@parley/bench^..." build`,
+      )
+    }
   }
 }
 
@@ -106,7 +141,10 @@ async function profileParley(plan: ReturnType<typeof planFor>, options: SystemOp
     ] as const) {
       const file = join(dir, `${role}-parley-${scenario}.cpuprofile`)
       try {
-        sections.push('', renderProfile(`(${scenario === 'oneway' ? 'a' : 'b'}) ${label}`, summarizeProfile(file, 12)))
+        sections.push(
+          '',
+          renderProfile(`(${scenario === 'oneway' ? 'a' : 'b'}) ${label}`, summarizeProfile(file, 12)),
+        )
       } catch (err) {
         sections.push('', `(${scenario} ${label}: no profile: ${(err as Error).message})`)
       }
@@ -134,10 +172,16 @@ async function main(): Promise<void> {
   const plan = planFor(quick)
   const options: SystemOptions = { tls: selfSignedCertificate() }
   const started = performance.now()
+  const loadAtStart = loadavg()[0]!
   const log = (line: string) => process.stderr.write(`${line}\n`)
-  log(`Parley bench, ${quick ? 'quick' : 'full'}: ${rounds} rounds × ${scenarios.length} scenarios × ${systems.length} systems`)
+  warnIfStale(log)
+  log(
+    `Parley bench, ${quick ? 'quick' : 'full'}: ${rounds} rounds × ${scenarios.length} scenarios × ${systems.length} systems`,
+  )
 
-  const results: Results = new Map(systems.map((s) => [s, new Map(scenarios.map((c) => [c, [] as JobOutcome[]]))]))
+  const results: Results = new Map(
+    systems.map((s) => [s, new Map(scenarios.map((c) => [c, [] as JobOutcome[]]))]),
+  )
   // Round by round, so a change in the machine's load spreads over every system. Within a round a
   // system's scenarios a–d share one pair of worker processes; (e) gets fresh ones, so its RSS
   // baseline is not inflated by what the other scenarios allocated.
@@ -153,7 +197,9 @@ async function main(): Promise<void> {
             : await runner.run(scenario, plan[scenario], options)
         results.get(system)!.get(scenario)!.push(outcome)
         const took = ((performance.now() - t) / 1000).toFixed(1)
-        log(`[round ${round}/${rounds}] ${system.padEnd(16)} ${scenario.padEnd(8)} ${describe(outcome, scenario)} (${took} s)`)
+        log(
+          `[round ${round}/${rounds}] ${system.padEnd(16)} ${scenario.padEnd(8)} ${describe(outcome, scenario)} (${took} s)`,
+        )
       }
       await runner.close()
     }
@@ -183,8 +229,30 @@ async function main(): Promise<void> {
   )
   if (values.out !== '-') {
     const out = resolve(values.out ?? '')
-    const report = renderReport({ quick, rounds, seconds, plan, systems, results, env: environment(), ...(profile ? { profile } : {}) })
+    // The hand-written diagnosis goes with the numbers it explains.
+    let analysis: string | undefined
+    try {
+      analysis = readFileSync(join(ROOT, 'ANALYSIS.md'), 'utf8')
+    } catch {
+      analysis = undefined
+    }
+    const report = renderReport({
+      quick,
+      rounds,
+      seconds,
+      plan,
+      systems,
+      results,
+      env: environment(loadAtStart),
+      ...(profile ? { profile } : {}),
+      ...(analysis ? { analysis } : {}),
+    })
     writeFileSync(out, report)
+    // The repository's formatter covers Markdown too: align the tables as `biome check .` expects.
+    const biome = spawnSync(join(ROOT, '..', 'node_modules', '.bin', 'biome'), ['format', '--write', out], {
+      stdio: 'ignore',
+    })
+    if (biome.status !== 0) log(`note: could not run biome format on ${out}`)
     log(`wrote ${out}`)
   }
 }

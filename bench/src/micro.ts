@@ -18,7 +18,12 @@ interface Case {
 const cases: Case[] = [
   {
     label: '64 B TEXT',
-    message: { type: 'TEXT', id: '00112233445566778899aabbccddeeff', sentAt: 1_750_000_000_000, text: 'x'.repeat(64) },
+    message: {
+      type: 'TEXT',
+      id: '00112233445566778899aabbccddeeff',
+      sentAt: 1_750_000_000_000,
+      text: 'x'.repeat(64),
+    },
     batch: 1_000,
   },
   {

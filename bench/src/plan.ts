@@ -13,7 +13,12 @@ export function planFor(quick: boolean): Record<ScenarioName, ScenarioParams> {
   const bulk = Math.ceil((quick ? 256 * MiB : 1024 * MiB) / BULK_PAYLOAD)
   return {
     oneway: { count: oneway, size: 64, timeCapMs: quick ? 30_000 : 120_000, warmup: oneway / 10 },
-    bulk: { count: bulk, size: BULK_PAYLOAD, timeCapMs: quick ? 30_000 : 90_000, warmup: Math.floor(bulk / 10) },
+    bulk: {
+      count: bulk,
+      size: BULK_PAYLOAD,
+      timeCapMs: quick ? 30_000 : 90_000,
+      warmup: Math.floor(bulk / 10),
+    },
     pingpong: { count: 10_000, size: 64, timeCapMs: 30_000, warmup: 500 },
     setup: { count: 200, size: 64, timeCapMs: 30_000 },
     memory: { count: 500, size: 64, timeCapMs: 60_000 },

@@ -92,7 +92,12 @@ export function summarizeProfile(path: string, n = 12): ProfileSummary {
     areas.set(area, (areas.get(area) ?? 0) + us)
   }
   const busy = total - idle
-  return { totalMs: total / 1000, busyMs: busy / 1000, functions: top(functions, busy, n), areas: top(areas, busy, 8) }
+  return {
+    totalMs: total / 1000,
+    busyMs: busy / 1000,
+    functions: top(functions, busy, n),
+    areas: top(areas, busy, 8),
+  }
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`

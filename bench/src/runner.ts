@@ -1,7 +1,7 @@
 /**
- * Runs one job (one system, one scenario, one round) in two fresh worker processes, server and
- * client, and turns their reports into the scenario's numbers. Nothing a worker does can crash the
- * run: a worker error, an early exit or the job's time limit become `{ ok: false, reason }`.
+ * Runs jobs (one system, one scenario, one round) in a pair of worker processes, server and client,
+ * and turns their reports into the scenario's numbers. Nothing a worker does can crash the run: a
+ * worker error, an early exit or the job's time limit become `{ ok: false, reason }`.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -44,7 +44,8 @@ class Worker {
 
   constructor(path: string, system: SystemName, name: string, cpuProfDir: string | undefined) {
     const execArgv = ['--expose-gc']
-    if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`)
+    if (cpuProfDir)
+      execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`)
     this.child = fork(path, [system], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
@@ -54,7 +55,10 @@ class Worker {
     this.child.on('exit', (code, signal) => {
       this.#exited = `exited (${signal ?? code})`
       const detail = this.#stderr.trim().split('\n').filter(Boolean).slice(-1)[0]
-      this.#push({ type: 'error', message: `the ${name} worker ${this.#exited}${detail ? `: ${detail}` : ''}` })
+      this.#push({
+        type: 'error',
+        message: `the ${name} worker ${this.#exited}${detail ? `: ${detail}` : ''}`,
+      })
     })
   }
 
@@ -190,7 +194,9 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
   const { scenario, params } = spec
   const need = (have: number | undefined, what: string) => {
     if (have === undefined || have < params.count) {
-      throw new Error(`time cap of ${Math.round(params.timeCapMs / 1000)} s reached: ${short(have ?? 0)} of ${short(params.count)} ${what}`)
+      throw new Error(
+        `time cap of ${Math.round(params.timeCapMs / 1000)} s reached: ${short(have ?? 0)} of ${short(params.count)} ${what}`,
+      )
     }
   }
   switch (scenario) {

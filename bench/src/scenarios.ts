@@ -40,8 +40,17 @@ export interface ServerRun {
 /** Thrown when a scenario's time cap runs out while it waits. */
 export class TimeCapError extends Error {
   constructor(ms: number) {
-    super(`time cap of ${Math.round(ms / 1000)} s reached`)
+    super(`time cap of ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`} reached`)
     this.name = 'TimeCapError'
+  }
+}
+
+/** Runs `loop`; a time cap that runs out inside it ends it early (the counts say how far it got). */
+async function capped(loop: () => Promise<void>): Promise<void> {
+  try {
+    await loop()
+  } catch (err) {
+    if (!(err instanceof TimeCapError)) throw err
   }
 }
 
@@ -109,7 +118,11 @@ async function collect(): Promise<void> {
 
 // ---- server halves -----------------------------------------------------------------------------
 
-export async function serve(system: System, scenario: ScenarioName, params: ScenarioParams): Promise<ServerRun> {
+export async function serve(
+  system: System,
+  scenario: ScenarioName,
+  params: ScenarioParams,
+): Promise<ServerRun> {
   switch (scenario) {
     case 'oneway':
     case 'bulk':
@@ -139,7 +152,12 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
     finish = resolve
   })
   // `count` is every message received; bytes and seconds cover the measured ones only.
-  const result = (): Report => ({ count, measured: count - warmup - 1, bytes, seconds: (last - first) / 1000 })
+  const result = (): Report => ({
+    count,
+    measured: count - warmup - 1,
+    bytes,
+    seconds: (last - first) / 1000,
+  })
   let timer: NodeJS.Timeout | undefined
   const server = await system.listen((channel) => {
     channel.onMessage = (msg: Payload) => {
@@ -230,7 +248,11 @@ export async function drive(
   }
 }
 
-async function open(system: System, port: number, deadline: Deadline): Promise<{ channel: Channel; close(): Promise<void> }> {
+async function open(
+  system: System,
+  port: number,
+  deadline: Deadline,
+): Promise<{ channel: Channel; close(): Promise<void> }> {
   const dialer = await system.dialer()
   await deadline.wait(dialer.prepare())
   const channel = await deadline.wait(dialer.dial(port))
@@ -244,22 +266,34 @@ async function open(system: System, port: number, deadline: Deadline): Promise<{
 }
 
 /** Sends `count` messages as fast as the system's backpressure (or Parley's window) allows. */
-async function driveStream(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+async function driveStream(
+  system: System,
+  params: ScenarioParams,
+  port: number,
+  deadline: Deadline,
+): Promise<Driven> {
   const { channel, close } = await open(system, port, deadline)
   const payload = system.payload(params.size)
   const start = performance.now()
   let sent = 0
-  while (sent < params.count && !deadline.expired) {
-    const more = channel.send(payload)
-    sent++
-    if (!more) await deadline.wait(channel.ready())
-  }
-  await deadline.wait(channel.settled())
+  await capped(async () => {
+    while (sent < params.count && !deadline.expired) {
+      const more = channel.send(payload)
+      sent++
+      if (!more) await deadline.wait(channel.ready())
+    }
+    await deadline.wait(channel.settled())
+  })
   return { report: { sent, seconds: (performance.now() - start) / 1000 }, close }
 }
 
 /** One message out, the echo back, `warmup + count` times; percentiles over the last `count`. */
-async function drivePingPong(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+async function drivePingPong(
+  system: System,
+  params: ScenarioParams,
+  port: number,
+  deadline: Deadline,
+): Promise<Driven> {
   const { channel, close } = await open(system, port, deadline)
   const payload = system.payload(params.size)
   let wake: (() => void) | undefined
@@ -270,16 +304,21 @@ async function drivePingPong(system: System, params: ScenarioParams, port: numbe
   }
   const warmup = params.warmup ?? 0
   const samples: number[] = []
-  for (let i = 0; i < warmup + params.count && !deadline.expired; i++) {
-    const start = performance.now()
-    const back = new Promise<void>((resolve) => {
-      wake = resolve
-    })
-    channel.send(payload)
-    await deadline.wait(back)
-    if (i >= warmup) samples.push((performance.now() - start) * 1000)
+  await capped(async () => {
+    for (let i = 0; i < warmup + params.count && !deadline.expired; i++) {
+      const start = performance.now()
+      const back = new Promise<void>((resolve) => {
+        wake = resolve
+      })
+      channel.send(payload)
+      await deadline.wait(back)
+      if (i >= warmup) samples.push((performance.now() - start) * 1000)
+    }
+  })
+  return {
+    report: { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) },
+    close,
   }
-  return { report: { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) }, close }
 }
 
 /** A round trip on a channel just opened: the "first round trip" of setup and memory. */
@@ -292,18 +331,25 @@ async function firstRoundTrip(channel: Channel, payload: Payload, deadline: Dead
 }
 
 /** Fresh connections one after another: dial + handshake + first round trip, then close. */
-async function driveSetup(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+async function driveSetup(
+  system: System,
+  params: ScenarioParams,
+  port: number,
+  deadline: Deadline,
+): Promise<Driven> {
   const dialer = await system.dialer()
   const payload = system.payload(params.size)
   const samples: number[] = []
-  for (let i = 0; i < params.count && !deadline.expired; i++) {
-    await deadline.wait(dialer.prepare())
-    const start = performance.now()
-    const channel = await deadline.wait(dialer.dial(port))
-    await firstRoundTrip(channel, payload, deadline)
-    samples.push(performance.now() - start)
-    await deadline.wait(channel.close())
-  }
+  await capped(async () => {
+    for (let i = 0; i < params.count && !deadline.expired; i++) {
+      await deadline.wait(dialer.prepare())
+      const start = performance.now()
+      const channel = await deadline.wait(dialer.dial(port))
+      await firstRoundTrip(channel, payload, deadline)
+      samples.push(performance.now() - start)
+      await deadline.wait(channel.close())
+    }
+  })
   return {
     report: { connections: samples.length, medianMs: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) },
     close: () => dialer.close(),
@@ -311,10 +357,16 @@ async function driveSetup(system: System, params: ScenarioParams, port: number, 
 }
 
 /** Opens `count` connections (each with its first round trip done) and leaves them idle. */
-async function driveMemory(system: System, params: ScenarioParams, port: number, deadline: Deadline): Promise<Driven> {
+async function driveMemory(
+  system: System,
+  params: ScenarioParams,
+  port: number,
+  deadline: Deadline,
+): Promise<Driven> {
   const dialer = await system.dialer()
   const payload = system.payload(params.size)
   const held: Channel[] = []
+  let opened = 0
   let next = 0
   const worker = async () => {
     while (next < params.count && !deadline.expired) {
@@ -323,11 +375,14 @@ async function driveMemory(system: System, params: ScenarioParams, port: number,
       const channel = await deadline.wait(dialer.dial(port))
       held.push(channel)
       await firstRoundTrip(channel, payload, deadline)
+      opened++
     }
   }
-  await Promise.all(Array.from({ length: Math.max(1, system.dialConcurrency) }, worker))
+  await capped(async () => {
+    await Promise.all(Array.from({ length: Math.max(1, system.dialConcurrency) }, worker))
+  })
   return {
-    report: { opened: held.length },
+    report: { opened },
     close: async () => {
       await Promise.all(held.map((c) => c.close()))
       await dialer.close()

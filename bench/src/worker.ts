@@ -49,7 +49,8 @@ function fail(err: unknown): void {
 // The runner names the system on the command line so its import starts before the start message
 // arrives (js-libp2p takes ≈ 0.5 s to import); a failed import is reported on start.
 const preloadName = process.argv[2]
-const preloaded = preloadName !== undefined && isSystemName(preloadName) ? systemFactory(preloadName) : undefined
+const preloaded =
+  preloadName !== undefined && isSystemName(preloadName) ? systemFactory(preloadName) : undefined
 preloaded?.catch(() => {})
 
 let measure: ((expected: number) => Promise<Record<string, number>>) | undefined

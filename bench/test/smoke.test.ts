@@ -32,7 +32,13 @@ describe('failures are reported, not thrown', () => {
   it('a loop stopped by its time cap', async () => {
     // 100,000 round trips cannot fit in 20 ms: the loop stops early and the job fails, with the count.
     const params = { count: 100_000, size: 64, timeCapMs: 20 }
-    const outcome = await runJob({ system: 'raw', scenario: 'pingpong', params, options }, { slackMs: 10_000 })
-    expect(outcome).toMatchObject({ ok: false, reason: expect.stringMatching(/time cap .* of 100,000 round trips/) })
+    const outcome = await runJob(
+      { system: 'raw', scenario: 'pingpong', params, options },
+      { slackMs: 10_000 },
+    )
+    expect(outcome).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/time cap .* of 100,000 round trips/),
+    })
   })
 })

@@ -184,7 +184,9 @@ function makeSystem(options: SystemOptions, kind: 'noise' | 'plaintext'): System
             await peer.stop()
           })
           peer.on('message', (m) => channel.deliver(m.text))
-          peer.on('peer:disconnect', ({ message }) => channel.fail(new Error(`peer disconnected: ${message}`)))
+          peer.on('peer:disconnect', ({ message }) =>
+            channel.fail(new Error(`peer disconnected: ${message}`)),
+          )
           return channel
         },
         async close() {

@@ -4,7 +4,11 @@
  * what the other systems run on.
  */
 interface WithResolvers {
-  withResolvers?: <T>() => { promise: Promise<T>; resolve: (value: T) => void; reject: (reason?: unknown) => void }
+  withResolvers?: <T>() => {
+    promise: Promise<T>
+    resolve: (value: T) => void
+    reject: (reason?: unknown) => void
+  }
 }
 
 const P = Promise as unknown as WithResolvers

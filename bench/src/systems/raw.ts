@@ -1,6 +1,6 @@
 import { connect, createServer } from 'node:net'
-import { closeServer, connected, portOf } from './net-util.js'
 import { socketChannel } from './framed-channel.js'
+import { closeServer, connected, portOf } from './net-util.js'
 import type { System, SystemFactory } from './types.js'
 
 /** raw: node:net with the bench's coalescing 4-byte length-prefix framer. The practical ceiling. */

@@ -1,21 +1,22 @@
 import { randomBytes } from 'node:crypto'
-import { EventEmitter } from 'node:events'
+import { EventEmitter, setMaxListeners } from 'node:events'
 import {
   AckStatus,
+  decodeMessage,
   FrameDecoder,
   FrameWriter,
   Limits,
   type Message,
-  PROTOCOL_VERSION,
   type PeerAnnouncement,
   type PeerRecord,
+  PROTOCOL_VERSION,
   ProtocolError,
-  RejectCode,
-  decodeMessage,
   peekHelloVersion,
+  RejectCode,
 } from '@parley/protocol'
 import { LinkState } from './connection-state.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
+import { type KnownPeers, keyChangedMessage, memoryKnownPeers } from './known-peers.js'
 import { PeerError, type PeerErrorCode } from './peer-errors.js'
 import type {
   BroadcastResult,
@@ -32,7 +33,6 @@ import type {
   SendOptions,
   SendResult,
 } from './peer-types.js'
-import { keyChangedMessage, type KnownPeers, memoryKnownPeers } from './known-peers.js'
 import { noiseUpgrader } from './secure/channel.js'
 import { SecureChannelError } from './secure/errors.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
@@ -300,7 +300,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       reconnect:
         r === false
           ? false
-          : { initialDelay: r?.initialDelay ?? 500, maxDelay: r?.maxDelay ?? 30_000, maxAttempts: r?.maxAttempts ?? 8 },
+          : {
+              initialDelay: r?.initialDelay ?? 500,
+              maxDelay: r?.maxDelay ?? 30_000,
+              maxAttempts: r?.maxAttempts ?? 8,
+            },
     }
   }
 
@@ -338,7 +342,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#stopping) return this.#stopping
     if (this.#status === 'idle') {
       this.#status = 'stopped'
-      return (this.#stopping = Promise.resolve())
+      this.#stopping = Promise.resolve()
+      return this.#stopping
     }
     this.#status = 'stopping'
     this.#stopping = this.#shutdown()
@@ -347,6 +352,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   async #shutdown(): Promise<void> {
     const deadline = this.#deadline(this.#stopTimeout)
+    // Every link's close listens on this one deadline: with over 10 peers Node warned of a listener leak.
+    setMaxListeners(0, deadline)
     const listenerClosed = this.#listener?.close()
     // 1. Give in-flight messages half the budget to be acknowledged, so each settles as delivered if it can.
     if (this.#inflight.size > 0) {
@@ -406,9 +413,16 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   async #dial(address: string, options?: AbortOptions): Promise<PeerInfo> {
     if (this.#outbound >= this.#limits.maxOutbound) {
-      throw new PeerError('TOO_MANY_CONNECTIONS', `already ${this.#outbound} outbound connections (the limit)`)
+      throw new PeerError(
+        'TOO_MANY_CONNECTIONS',
+        `already ${this.#outbound} outbound connections (the limit)`,
+      )
     }
-    const signal = anySignal(options?.signal, this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'), this.#halt.signal)
+    const signal = anySignal(
+      options?.signal,
+      this.#deadline(this.#handshakeTimeout, 'HANDSHAKE_TIMEOUT'),
+      this.#halt.signal,
+    )
     let conn: Connection
     try {
       conn = await this.#init.transport.dial(address, { signal })
@@ -484,11 +498,19 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   async #checkKnownKey(link: Link, address: string, remote: PeerAnnouncement): Promise<void> {
     const verdict = this.#knownPeers.check(address, remote.peerId)
     if (verdict.status === 'mismatch') {
-      const change = { address, name: verdict.name || remote.name, expected: verdict.expected, actual: remote.peerId }
+      const change = {
+        address,
+        name: verdict.name || remote.name,
+        expected: verdict.expected,
+        actual: remote.peerId,
+      }
       const accepted = (await this.#init.onKeyChange?.(change)) ?? false
       if (!accepted) {
         this.#dropLink(link)
-        throw new PeerError('KEY_CHANGED', keyChangedMessage(address, change.name, change.expected, change.actual))
+        throw new PeerError(
+          'KEY_CHANGED',
+          keyChangedMessage(address, change.name, change.expected, change.actual),
+        )
       }
     }
     if (verdict.status !== 'match') void this.#knownPeers.remember(address, remote.peerId, remote.name)
@@ -510,7 +532,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           : undefined
     if (refusal) {
       conn.abort()
-      this.#report(new PeerError('TOO_MANY_CONNECTIONS', `refused a connection from ${conn.remoteAddress}: ${refusal}`))
+      this.#report(
+        new PeerError('TOO_MANY_CONNECTIONS', `refused a connection from ${conn.remoteAddress}: ${refusal}`),
+      )
       return
     }
     this.#count(conn, 'inbound')
@@ -538,7 +562,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       link.closeReason = { reason: 'local', message: reason }
       void this.#closeLink(link, this.#deadline(this.#stopTimeout))
     }
-    if (hello.type !== 'HELLO') return reject(RejectCode.PROTOCOL_VIOLATION, `expected HELLO, got ${hello.type}`)
+    if (hello.type !== 'HELLO')
+      return reject(RejectCode.PROTOCOL_VIOLATION, `expected HELLO, got ${hello.type}`)
     if (this.#status !== 'running') return reject(RejectCode.SHUTTING_DOWN, 'peer is shutting down')
     const problem = this.#checkAnnouncement(hello, secure)
     if (problem) return reject(problem.wire, problem.message)
@@ -561,7 +586,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     secure: SecureConnection,
   ): { code: PeerErrorCode; wire: number; message: string } | undefined {
     if (a.peerId === this.id) {
-      return { code: 'SELF_CONNECT', wire: RejectCode.SELF_CONNECT, message: 'a peer cannot connect to itself' }
+      return {
+        code: 'SELF_CONNECT',
+        wire: RejectCode.SELF_CONNECT,
+        message: 'a peer cannot connect to itself',
+      }
     }
     // With a secure channel, the id in HELLO must be the key the handshake authenticated.
     if (secure.remotePeerId !== '' && secure.remotePeerId !== a.peerId) {
@@ -574,11 +603,19 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const until = this.#cooling.get(a.peerId)
     if (until !== undefined && until > Date.now()) {
       const seconds = Math.ceil((until - Date.now()) / 1000)
-      return { code: 'DENIED', wire: RejectCode.DENIED, message: `peer ${fingerprint(a.peerId)} is cooling down for ${seconds} s` }
+      return {
+        code: 'DENIED',
+        wire: RejectCode.DENIED,
+        message: `peer ${fingerprint(a.peerId)} is cooling down for ${seconds} s`,
+      }
     }
     const { allow, deny } = this.#init
     if (deny?.includes(a.peerId) || (allow !== undefined && !allow.includes(a.peerId))) {
-      return { code: 'DENIED', wire: RejectCode.DENIED, message: `peer ${fingerprint(a.peerId)} is not allowed` }
+      return {
+        code: 'DENIED',
+        wire: RejectCode.DENIED,
+        message: `peer ${fingerprint(a.peerId)} is not allowed`,
+      }
     }
     return undefined
   }
@@ -612,7 +649,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       const onAbort = () =>
         fail(new PeerError('HANDSHAKE_TIMEOUT', `no handshake from ${link.conn.remoteAddress} in time`))
       const onClose = () =>
-        fail(new PeerError('HANDSHAKE_FAILED', `${link.conn.remoteAddress} closed the connection during the handshake`))
+        fail(
+          new PeerError(
+            'HANDSHAKE_FAILED',
+            `${link.conn.remoteAddress} closed the connection during the handshake`,
+          ),
+        )
       if (signal.aborted) return onAbort()
       signal.addEventListener('abort', onAbort, { once: true })
       link.conn.once('close', onClose)
@@ -644,7 +686,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#learn({ id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() })
     const session = this.#sessions.get(remote.peerId)
     if (!session) {
-      const created = new Session(remote.peerId, link, this.#limits.rate === false ? 0 : this.#limits.rate.burst)
+      const created = new Session(
+        remote.peerId,
+        link,
+        this.#limits.rate === false ? 0 : this.#limits.rate.burst,
+      )
       this.#sessions.set(remote.peerId, created)
       this.emit('peer:connect', created.info())
       return created
@@ -656,7 +702,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       clearTimeout(session.reconnectTimer)
       session.graceTimer = undefined
       session.reconnectTimer = undefined
-      session.reconnectAttempt = 0
+      // reconnectAttempt is reset by the first frame on the new link, not here: a link the remote retires at
+      // once must not restart the backoff, or the retries above would never end.
       session.online = true
       this.#switchTo(session, link)
       if (session.announcedGone) {
@@ -722,14 +769,28 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     session.links.delete(link)
     if (session.active !== link) return
     const next = [...session.links].find((l) => l.state.status === 'open')
-    if (next) return this.#switchTo(session, next)
+    if (next) {
+      this.#switchTo(session, next)
+      return
+    }
     if (link.goodbye === DUPLICATE_GOODBYE && this.#status === 'running') {
       // The other end moved to another link we have not seen open yet: wait for it, briefly.
       session.online = false
-      session.graceTimer = setTimeout(
-        () => this.#endSession(session, 'connection-lost', 'the replacement connection never arrived'),
-        this.#handshakeTimeout,
-      )
+      session.graceTimer = setTimeout(() => {
+        session.graceTimer = undefined
+        const message = 'the replacement connection never arrived'
+        const address = this.#wanted.get(session.id)
+        if (address === undefined || this.#limits.reconnect === false || this.#status !== 'running') {
+          return this.#endSession(session, 'connection-lost', message)
+        }
+        // It may be holding a dead link of ours that it prefers (it missed our reset, e.g. in a partition): ending
+        // here gave up on that peer for good. Keep dialing, as after any loss, until it lets go of the dead link.
+        if (!session.announcedGone) {
+          session.announcedGone = true
+          this.emit('peer:disconnect', { peer: session.info(), reason: 'connection-lost', message })
+        }
+        this.#scheduleReconnect(session, address)
+      }, this.#handshakeTimeout)
       session.graceTimer.unref?.()
       return
     }
@@ -739,7 +800,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         ? { reason: 'goodbye' as const, message: link.goodbye }
         : {
             // A failed integrity check means tampering or a broken peer, not a network hiccup.
-            reason: err instanceof SecureChannelError ? ('protocol-error' as const) : ('connection-lost' as const),
+            reason:
+              err instanceof SecureChannelError ? ('protocol-error' as const) : ('connection-lost' as const),
             message: err?.message ?? 'the connection closed',
           })
     const address = this.#wanted.get(session.id)
@@ -764,7 +826,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (policy === false || this.#status !== 'running') return
     const attempt = ++session.reconnectAttempt
     if (attempt > policy.maxAttempts) {
-      this.#endSession(session, 'connection-lost', `gave up reconnecting to ${address} after ${policy.maxAttempts} attempts`)
+      this.#endSession(
+        session,
+        'connection-lost',
+        `gave up reconnecting to ${address} after ${policy.maxAttempts} attempts`,
+      )
       return
     }
     // Exponential backoff with jitter in [50 %, 100 %], so peers that lost each other do not retry in lockstep.
@@ -774,7 +840,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       session.reconnectTimer = undefined
       if (this.#sessions.get(session.id) !== session || session.online || this.#status !== 'running') return
       this.#dial(address).catch(() => {
-        if (this.#sessions.get(session.id) === session && !session.online) this.#scheduleReconnect(session, address)
+        if (this.#sessions.get(session.id) === session && !session.online)
+          this.#scheduleReconnect(session, address)
       })
     }, delay)
     session.reconnectTimer.unref?.()
@@ -789,7 +856,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (reason !== 'connection-lost' && reason !== 'timeout') this.#wanted.delete(session.id)
     const known = this.#known.get(session.id)
     if (known) known.lastSeen = session.lastSeen
-    const error = new PeerError('PEER_GONE', `${session.remote.name} disconnected before acknowledging (${message})`)
+    const error = new PeerError(
+      'PEER_GONE',
+      `${session.remote.name} disconnected before acknowledging (${message})`,
+    )
     for (const p of session.pending.values()) p.reject(error)
     session.pending.clear()
     session.inFlightBytes = 0
@@ -844,7 +914,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
       if (!link.onHandshake) {
         // The remote already considers the link open and may talk; hold its frames until we do too.
-        if (link.early.length >= MAX_EARLY_FRAMES) throw new ProtocolError('INVALID_FIELD', 'too many frames during handshake')
+        if (link.early.length >= MAX_EARLY_FRAMES)
+          throw new ProtocolError('INVALID_FIELD', 'too many frames during handshake')
         link.early.push(body)
         return
       }
@@ -858,6 +929,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const session = this.#sessions.get(link.remote!.peerId)
     if (!session) return
     session.lastSeen = link.lastReceived
+    if (msg.type !== 'GOODBYE') session.reconnectAttempt = 0
     if (msg.type !== 'ACK' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') {
       try {
         this.#spend(session)
@@ -901,7 +973,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         // Only answers are believed: an unsolicited list could fill our known peers with junk.
         const query = session.queries.shift()
         if (!query) return
-        for (const r of msg.peers) this.#learn({ id: r.peerId, name: r.name, addrs: r.addrs, lastSeen: r.lastSeen })
+        for (const r of msg.peers)
+          this.#learn({ id: r.peerId, name: r.name, addrs: r.addrs, lastSeen: r.lastSeen })
         query.resolve(msg.peers)
         return
       }
@@ -924,7 +997,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const rate = this.#limits.rate
     if (rate === false) return
     const now = Date.now()
-    session.tokens = Math.min(rate.burst, session.tokens + ((now - session.refilledAt) * rate.perSecond) / 1000)
+    session.tokens = Math.min(
+      rate.burst,
+      session.tokens + ((now - session.refilledAt) * rate.perSecond) / 1000,
+    )
     session.refilledAt = now
     if (--session.tokens < 0) {
       throw new PeerError('REFUSED', `sent more than ${rate.perSecond} messages/s (burst ${rate.burst})`)
@@ -965,7 +1041,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const id = link.remote?.peerId
     if (id !== undefined) this.#cool(id)
     this.#report(
-      new PeerError('REJECTED', `closed the connection to ${link.conn.remoteAddress}: ${message}`, { cause: err }),
+      new PeerError('REJECTED', `closed the connection to ${link.conn.remoteAddress}: ${message}`, {
+        cause: err,
+      }),
     )
     const open = link.state.status === 'open' || link.state.status === 'closing'
     link.state.advance('closed')
@@ -1026,7 +1104,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     for (const k of this.#known.values()) {
       if (k.id === exclude || k.addrs.length === 0) continue
       const session = this.#sessions.get(k.id)
-      out.push({ peerId: k.id, name: k.name, addrs: k.addrs, lastSeen: session ? session.lastSeen : k.lastSeen })
+      out.push({
+        peerId: k.id,
+        name: k.name,
+        addrs: k.addrs,
+        lastSeen: session ? session.lastSeen : k.lastSeen,
+      })
       if (out.length === MAX_PEERS_PER_ANSWER) break
     }
     return out
@@ -1045,7 +1128,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#assertRunning()
     const session = this.#resolve(target)
     if (session.queries.length >= MAX_PENDING_QUERIES) {
-      throw new PeerError('REFUSED', `already waiting on ${MAX_PENDING_QUERIES} answers from ${session.remote.name}`)
+      throw new PeerError(
+        'REFUSED',
+        `already waiting on ${MAX_PENDING_QUERIES} answers from ${session.remote.name}`,
+      )
     }
     const records = await new Promise<PeerRecord[]>((resolve, reject) => {
       const timeout = options?.timeout ?? this.#ackTimeout
@@ -1088,7 +1174,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       )
       if (todo.length === 0) break
       for (const k of todo) attempted.add(k.id)
-      results.push(...(await mapConcurrent(todo, this.#init.connectConcurrency ?? 8, (k) => this.#connectKnown(k, options))))
+      results.push(
+        ...(await mapConcurrent(todo, this.#init.connectConcurrency ?? 8, (k) =>
+          this.#connectKnown(k, options),
+        )),
+      )
       if (options?.signal?.aborted) break
     }
     return results
@@ -1158,7 +1248,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         session.waiting.push(entry)
       })
       if (this.#sessions.get(session.id) !== session) {
-        throw new PeerError('PEER_GONE', `${session.remote.name} disconnected before the message could be sent`)
+        throw new PeerError(
+          'PEER_GONE',
+          `${session.remote.name} disconnected before the message could be sent`,
+        )
       }
       // The room #admit reserved for us becomes this message's own entry below.
       session.admitted--
@@ -1178,10 +1271,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         reject(new PeerError('ABORTED', 'the send was aborted'))
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      const settle = <T>(fn: (v: T) => void) => (v: T) => {
-        signal?.removeEventListener('abort', onAbort)
-        fn(v)
-      }
+      const settle =
+        <T>(fn: (v: T) => void) =>
+        (v: T) => {
+          signal?.removeEventListener('abort', onAbort)
+          fn(v)
+        }
       const entry: Pending = {
         id,
         frame,
@@ -1246,7 +1341,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       const silent = now - link.lastReceived
       if (link.blockedSince !== 0 && now - link.blockedSince >= this.#idleTimeout) {
         // It stopped reading what we send: its queue would otherwise grow in our memory forever.
-        link.closeReason = { reason: 'timeout', message: `stopped reading for ${Math.round((now - link.blockedSince) / 1000)} s` }
+        link.closeReason = {
+          reason: 'timeout',
+          message: `stopped reading for ${Math.round((now - link.blockedSince) / 1000)} s`,
+        }
         link.conn.abort()
       } else if (silent >= this.#idleTimeout) {
         link.closeReason = { reason: 'timeout', message: `no answer for ${Math.round(silent / 1000)} s` }
@@ -1260,7 +1358,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       for (const p of session.pending.values()) {
         if (p.deadline > now) continue
         this.#settled(session, p)
-        p.reject(new PeerError('ACK_TIMEOUT', `${session.remote.name} did not acknowledge the message in time`))
+        p.reject(
+          new PeerError('ACK_TIMEOUT', `${session.remote.name} did not acknowledge the message in time`),
+        )
       }
     }
   }
@@ -1343,7 +1443,9 @@ function secretBytes(secret: string | Uint8Array): Uint8Array {
 function handshakeError(address: string, cause: unknown): PeerError {
   const c = (cause as { code?: string }).code
   const code = c === 'HANDSHAKE_TIMEOUT' || c === 'STOPPED' ? c : 'HANDSHAKE_FAILED'
-  return new PeerError(code, `secure handshake with ${address} failed: ${(cause as Error).message}`, { cause })
+  return new PeerError(code, `secure handshake with ${address} failed: ${(cause as Error).message}`, {
+    cause,
+  })
 }
 
 function looksLikeAddress(target: string): boolean {

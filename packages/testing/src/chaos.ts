@@ -136,9 +136,8 @@ export function deliveryLedger(): DeliveryLedger {
     watch(peer, incarnation = peer.id) {
       const counts = new Map<string, number>()
       delivered.set(incarnation, counts)
-      let ids = deliveredTo.get(peer.id)
-      if (!ids) deliveredTo.set(peer.id, (ids = new Set()))
-      const all = ids
+      const all = deliveredTo.get(peer.id) ?? new Set<string>()
+      deliveredTo.set(peer.id, all)
       peer.on('message', (m) => {
         counts.set(m.id, (counts.get(m.id) ?? 0) + 1)
         all.add(m.id)
@@ -153,7 +152,15 @@ export function deliveryLedger(): DeliveryLedger {
         for (const [id, count] of counts) if (count > 1) duplicates.push({ receiver, id, count })
       }
       const ackedNotDelivered = acked.filter((a) => !deliveredTo.get(a.to)?.has(a.id))
-      return { sent, acked: acked.length, failed: { ...failed }, unsettled, duplicates, ackedNotDelivered, untyped }
+      return {
+        sent,
+        acked: acked.length,
+        failed: { ...failed },
+        unsettled,
+        duplicates,
+        ackedNotDelivered,
+        untyped,
+      }
     },
   }
 }

@@ -28,7 +28,8 @@ describe('chaos over the harness', () => {
     try {
       await chaos(seed)
     } catch (err) {
-      if (err instanceof Error) err.message = `[chaos seed ${seed}; replay with PARLEY_CHAOS_SEED=${seed}] ${err.message}`
+      if (err instanceof Error)
+        err.message = `[chaos seed ${seed}; replay with PARLEY_CHAOS_SEED=${seed}] ${err.message}`
       throw err
     }
   })
@@ -41,7 +42,11 @@ async function chaos(seed: number): Promise<void> {
   const random = vi.spyOn(Math, 'random').mockImplementation(() => jitter.next())
   onTestFinished(() => random.mockRestore())
   const identities = Array.from({ length: SIZE }, () => generateIdentity())
-  const net = await fakeTimeNetwork({ size: SIZE, peer: options, peerInit: (i) => ({ identity: identities[i]! }) })
+  const net = await fakeTimeNetwork({
+    size: SIZE,
+    peer: options,
+    peerInit: (i) => ({ identity: identities[i]! }),
+  })
   const names = net.peers.map((p) => p.name)
   const addresses = net.peers.map((p) => net.address(p))
   const ids = net.peers.map((p) => p.id)
@@ -126,7 +131,11 @@ async function chaos(seed: number): Promise<void> {
       if (down.length > 0) {
         const i = rng.pick(down)
         // The old incarnation must be gone from the address before the new one listens there.
-        await until(everyIncarnation.filter((p) => p.id === ids[i]).reduce((s, p) => s.then(() => p.stop()), Promise.resolve()))
+        await until(
+          everyIncarnation
+            .filter((p) => p.id === ids[i])
+            .reduce((s, p) => s.then(() => p.stop()), Promise.resolve()),
+        )
         await restart(i)
         did('restart')
       }
@@ -150,5 +159,7 @@ async function chaos(seed: number): Promise<void> {
   expect(net.network.connections, 'connections left after every peer stopped').toBe(0)
   expect(vi.getTimerCount(), 'timers left after every peer stopped').toBe(0)
   // A one-line summary, so a green run still shows what it went through.
-  console.info(`chaos seed ${seed}: ${JSON.stringify(tally)} → ${JSON.stringify({ ...report, duplicates: undefined, ackedNotDelivered: undefined, untyped: undefined })}`)
+  console.info(
+    `chaos seed ${seed}: ${JSON.stringify(tally)} → ${JSON.stringify({ ...report, duplicates: undefined, ackedNotDelivered: undefined, untyped: undefined })}`,
+  )
 }

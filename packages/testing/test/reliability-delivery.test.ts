@@ -78,7 +78,10 @@ describe('acknowledged delivery', () => {
   })
 
   it('a message to a reconnecting peer waits in the outbox and is delivered after reconnection', async () => {
-    const net = await fakeTimeNetwork({ size: 2, peer: { reconnect: { initialDelay: 200, maxDelay: 1_000 } } })
+    const net = await fakeTimeNetwork({
+      size: 2,
+      peer: { reconnect: { initialDelay: 200, maxDelay: 1_000 } },
+    })
     const [a, b] = net.peers as [Peer, Peer]
     await until(net.connect(a, b))
     const box = inbox(b)
@@ -157,6 +160,33 @@ describe('reconnection', () => {
     expect(net.network.connections).toBe(0)
     await advance(60_000)
     expect(attempts).toEqual([])
+  })
+
+  it('gets through after a partition even when the other side still holds the dead connection', async () => {
+    // a notices the partition quickly; b (slower heartbeat) still holds the old connection when the
+    // cable is back, so b keeps it and retires a's new one as a duplicate. a must keep trying until b
+    // lets go of the dead one, not give up on b for good.
+    const net = await fakeTimeNetwork({
+      size: 2,
+      peer: { ackTimeout: 120_000, reconnect: { initialDelay: 200, maxDelay: 4_000, maxAttempts: 20 } },
+      peerInit: (i) =>
+        i === 0 ? { pingInterval: 1_000, idleTimeout: 3_000 } : { pingInterval: 5_000, idleTimeout: 20_000 },
+    })
+    const [a, b] = net.peers as [Peer, Peer]
+    await until(net.connect(a, b))
+    const box = inbox(b)
+    const lost = waitFor(a, 'peer:disconnect')
+    net.partition(a, b)
+    expect(await until(lost)).toMatchObject({ reason: 'timeout' })
+    const sent = outcome(a.send(b.id, 'after the storm'))
+    // a's reset of the dead connection is lost in the partition: b never hears of it.
+    await advance(100)
+    net.heal()
+    await advance(60_000)
+    expect(await sent).toMatchObject({ peerId: b.id })
+    expect(box.texts()).toEqual(['after the storm'])
+    expect(a.peers().connected.map((p) => p.id)).toEqual([b.id])
+    expect(b.peers().connected.map((p) => p.id)).toEqual([a.id])
   })
 
   it("stops on the remote's GOODBYE", async () => {

@@ -33,7 +33,12 @@ const message = fc.oneof(
   fc.record({
     type: fc.constant('PEERS' as const),
     peers: fc.array(
-      fc.record({ peerId: hex(32), name: text(20), addrs: fc.array(text(30), { maxLength: 3 }), lastSeen: fc.nat() }),
+      fc.record({
+        peerId: hex(32),
+        name: text(20),
+        addrs: fc.array(text(30), { maxLength: 3 }),
+        lastSeen: fc.nat(),
+      }),
       { maxLength: 4 },
     ),
   }),
@@ -64,13 +69,29 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'impostor' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'future' as const }) },
   { weight: 6, arbitrary: message.map((msg) => ({ kind: 'frame' as const, msg })) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 400 }).map((count) => ({ kind: 'flood' as const, count })) },
-  { weight: 2, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => ({ kind: 'random' as const, bytes })) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1, max: 400 }).map((count) => ({ kind: 'flood' as const, count })),
+  },
   {
     weight: 2,
-    arbitrary: fc.record({ kind: fc.constant('mutated' as const), msg: message, at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 64 })
+      .map((bytes) => ({ kind: 'random' as const, bytes })),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncated' as const), msg: message, keep: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('mutated' as const),
+      msg: message,
+      at: fc.nat(),
+      xor: fc.integer({ min: 1, max: 255 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('truncated' as const), msg: message, keep: fc.nat() }),
+  },
   {
     weight: 1,
     arbitrary: fc
@@ -138,21 +159,28 @@ describe('fuzzing a live peer over the encrypted channel', () => {
     let run = 0
 
     const property = fc.asyncProperty(script, async ({ ops, splits }) => {
-      const client = await secureClient(memoryTransport(net.network, { host: `attacker-${run++}` }), victim.addresses[0]!)
+      const client = await secureClient(
+        memoryTransport(net.network, { host: `attacker-${run++}` }),
+        victim.addresses[0]!,
+      )
       try {
         const verdict = await play(client, ops, splits)
         // The honest peer is served both ways, whatever just happened.
         await expect(honest.send(victim.id, 'still there?')).resolves.toMatchObject({ peerId: victim.id })
         await expect(victim.send(honest.id, 'yes')).resolves.toMatchObject({ peerId: honest.id })
         if (verdict === 'closed') {
-          await Promise.race([client.closed, rejectAfter(3_000, 'the victim kept an offending connection open')])
+          await Promise.race([
+            client.closed,
+            rejectAfter(3_000, 'the victim kept an offending connection open'),
+          ])
         } else if (verdict === 'open') {
           // Not an offender: it is still served too.
           const nonce = 0xfeed_beef
           client.send({ type: 'PING', nonce })
           let pong = await client.next('PONG')
           // Skip the answers to the script's own PINGs (bounded: at most one per PING sent).
-          for (let i = 0; i < 1_000 && (pong as { nonce: number }).nonce !== nonce; i++) pong = await client.next('PONG')
+          for (let i = 0; i < 1_000 && (pong as { nonce: number }).nonce !== nonce; i++)
+            pong = await client.next('PONG')
           expect(pong).toEqual({ type: 'PONG', nonce })
         }
         expect(honestDrops).toBe(0)
@@ -180,7 +208,10 @@ describe('fuzzing a live peer over the encrypted channel', () => {
         ex([{ kind: 'hello' }, { kind: 'flood', count: 400 }]),
         ex([{ kind: 'hello' }, { kind: 'oversized', length: 0xffff_ffff }]),
         ex([{ kind: 'hello' }, { kind: 'truncated', msg: textMsg('cut short'), keep: 7 }]),
-        ex([{ kind: 'frame', msg: textMsg('early') }, { kind: 'frame', msg: textMsg('and more') }]),
+        ex([
+          { kind: 'frame', msg: textMsg('early') },
+          { kind: 'frame', msg: textMsg('and more') },
+        ]),
         ex([{ kind: 'impostor' }]),
         ex([{ kind: 'future' }, { kind: 'hello' }]),
       ],
@@ -193,7 +224,7 @@ describe('fuzzing a live peer over the encrypted channel', () => {
 
     /** Writes the script, waiting for the answer to an accepted HELLO like a compliant client. */
     async function play(client: SecureClient, ops: Op[], splits: number[]): Promise<Verdict> {
-      let state: Verdict = 'handshaking'
+      let state = 'handshaking' as Verdict
       let spent = 0
       const become = (v: Verdict) => {
         if (state === 'handshaking' || state === 'open') state = v
@@ -292,7 +323,9 @@ describe('fuzzing a live peer over the encrypted channel', () => {
 })
 
 function rejectAfter(ms: number, why: string): Promise<never> {
-  return new Promise((_, reject) => AbortSignal.timeout(ms).addEventListener('abort', () => reject(new Error(why))))
+  return new Promise((_, reject) =>
+    AbortSignal.timeout(ms).addEventListener('abort', () => reject(new Error(why))),
+  )
 }
 
 function write(client: SecureClient, bytes: Uint8Array, pieces: number): void {

@@ -44,7 +44,10 @@ describe('message rate', () => {
       message: expect.stringMatching(/10 messages\/s/),
     })
     // The flooder is told why (and so does not keep redialing).
-    expect(await until(flooderSaw)).toMatchObject({ reason: 'goodbye', message: expect.stringMatching(/10 messages\/s/) })
+    expect(await until(flooderSaw)).toMatchObject({
+      reason: 'goodbye',
+      message: expect.stringMatching(/10 messages\/s/),
+    })
     const denied = (await until(outcome(flooder.connect(net.address(victim))))) as PeerError
     expect(denied).toMatchObject({ code: 'DENIED', message: expect.stringMatching(/cooling down/) })
     // Nobody else noticed.
@@ -116,7 +119,14 @@ describe('connection limits', () => {
     const late = createPeer({ name: 'late', transport: rawTransport(net, 'late'), listen: false })
     onTestFinished(() => late.stop())
     await late.start()
-    await expect.poll(() => late.connect(victim.addresses[0]!).then(() => true, () => false)).toBe(true)
+    await expect
+      .poll(() =>
+        late.connect(victim.addresses[0]!).then(
+          () => true,
+          () => false,
+        ),
+      )
+      .toBe(true)
   })
 
   it('past maxPerHost, one host cannot take more; other hosts are unaffected', async () => {
@@ -175,7 +185,9 @@ describe('frame size', () => {
     await client.closed
     await expect(honest.send(victim.id, 'unaffected')).resolves.toMatchObject({ peerId: victim.id })
     // Same key again, within the cool-down: refused at HELLO.
-    const again = await secureClient(rawTransport(net, 'big'), victim.addresses[0]!, { identity: client.identity })
+    const again = await secureClient(rawTransport(net, 'big'), victim.addresses[0]!, {
+      identity: client.identity,
+    })
     onTestFinished(() => again.conn.abort())
     again.send(again.hello())
     expect(await again.next('REJECT')).toMatchObject({ reason: expect.stringMatching(/cooling down/) })

@@ -12,7 +12,11 @@ const hostOf = (p: Peer) => p.addresses[0]!.split(':')[0]!
 function tally(sends: Array<Promise<SendResult>>) {
   const results: SendResult[] = []
   const errors: unknown[] = []
-  for (const s of sends) s.then((r) => results.push(r), (e) => errors.push(e))
+  for (const s of sends)
+    s.then(
+      (r) => results.push(r),
+      (e) => errors.push(e),
+    )
   return {
     results,
     errors,
