@@ -765,7 +765,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#links.delete(link)
     const id = link.remote?.peerId
     const session = id === undefined ? undefined : this.#sessions.get(id)
-    if (!session || !session.links.has(link)) return
+    if (!session?.links.has(link)) return
     session.links.delete(link)
     if (session.active !== link) return
     const next = [...session.links].find((l) => l.state.status === 'open')
@@ -1136,8 +1136,14 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const records = await new Promise<PeerRecord[]>((resolve, reject) => {
       const timeout = options?.timeout ?? this.#ackTimeout
       const entry = {
-        resolve: (r: PeerRecord[]) => (clearTimeout(timer), resolve(r)),
-        reject: (e: PeerError) => (clearTimeout(timer), reject(e)),
+        resolve: (r: PeerRecord[]) => {
+          clearTimeout(timer)
+          resolve(r)
+        },
+        reject: (e: PeerError) => {
+          clearTimeout(timer)
+          reject(e)
+        },
       }
       const timer = setTimeout(() => {
         const i = session.queries.indexOf(entry)
@@ -1392,7 +1398,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   #resolve(target: string): Session {
     const session = this.#findSession(target)
-    if (!session || !session.online) throw this.#unknown(target)
+    if (!session?.online) throw this.#unknown(target)
     return session
   }
 

@@ -20,7 +20,7 @@ describe('identity', () => {
   })
 
   it('shows a short fingerprint', () => {
-    expect(fingerprint('ab12cd34' + '0'.repeat(56))).toBe('ab12:cd34')
+    expect(fingerprint(`ab12cd34${'0'.repeat(56)}`)).toBe('ab12:cd34')
   })
 
   it('creates the key on first start with mode 0600 and loads the same one later', async () => {

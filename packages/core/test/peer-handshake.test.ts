@@ -9,9 +9,9 @@ import {
 } from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
-import { createPeer, type Peer } from '../src/peer.js'
-import type { Connection } from '../src/transport.js'
+import { createPeer } from '../src/peer.js'
 import { plaintextUpgrader } from '../src/secure/upgrader.js'
+import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
 // Raw connections speaking (or breaking) the protocol by hand against a real peer.
@@ -74,7 +74,7 @@ const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
   capabilities: [],
 })
 
-async function expectStillServing(peer: Peer, raw: (host: string) => Promise<ReturnType<typeof reader>>) {
+async function expectStillServing(raw: (host: string) => Promise<ReturnType<typeof reader>>) {
   const honest = await raw('honest')
   honest.send(hello(generateIdentity().peerId))
   expect((await honest.next()).type).toBe('WELCOME')
@@ -89,7 +89,7 @@ describe('peer handshake', () => {
   })
 
   it('rejects an incompatible protocol version with a reason instead of hanging', async () => {
-    const { peer, raw } = await setup()
+    const { raw } = await setup()
     const r = await raw('a')
     // A future HELLO: version 2 and fields this version does not know; only type + version are frozen.
     r.conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x02, 0xff]))
@@ -97,7 +97,7 @@ describe('peer handshake', () => {
     expect(reply).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
     expect((reply as { reason: string }).reason).toMatch(/version 1/)
     await r.closed
-    await expectStillServing(peer, raw)
+    await expectStillServing(raw)
   })
 
   it('refuses a HELLO that claims its own id', async () => {
@@ -108,22 +108,22 @@ describe('peer handshake', () => {
   })
 
   it('closes a connection that sends TEXT before HELLO, and keeps serving others', async () => {
-    const { peer, raw } = await setup()
+    const { raw } = await setup()
     const r = await raw('a')
     r.send({ type: 'TEXT', id: '0'.repeat(32), sentAt: 0, text: 'too early' })
     await r.closed
-    await expectStillServing(peer, raw)
+    await expectStillServing(raw)
   })
 
   it('closes a connection that sends a second HELLO after the handshake', async () => {
-    const { peer, raw } = await setup()
+    const { raw } = await setup()
     const r = await raw('a')
     const id = generateIdentity().peerId
     r.send(hello(id))
     await r.next()
     r.send(hello(id))
     await r.closed
-    await expectStillServing(peer, raw)
+    await expectStillServing(raw)
   })
 
   it('closes a connection that sends garbage, delivering what came before it', async () => {
@@ -138,7 +138,7 @@ describe('peer handshake', () => {
     r.conn.send(Buffer.concat([text, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]))
     await r.closed
     expect(got).toEqual(['accepted'])
-    await expectStillServing(peer, raw)
+    await expectStillServing(raw)
   })
 
   it('acknowledges a retransmitted TEXT again but delivers it once', async () => {

@@ -23,7 +23,11 @@ export function interceptTransport(inner: Transport, intercept: SendInterceptor)
   }
   return {
     name: `intercepted ${inner.name}`,
-    listen(address: string, onConnection: (conn: Connection) => void, options?: AbortOptions): Promise<Listener> {
+    listen(
+      address: string,
+      onConnection: (conn: Connection) => void,
+      options?: AbortOptions,
+    ): Promise<Listener> {
       return inner.listen(address, (conn) => onConnection(wrap(conn)), options)
     },
     async dial(address: string, options?: AbortOptions): Promise<Connection> {

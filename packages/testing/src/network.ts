@@ -71,7 +71,13 @@ export async function createTestNetwork(init: TestNetworkInit): Promise<TestNetw
   const names = Array.from({ length: init.size }, (_, i) => init.names?.[i] ?? `p${i}`)
   const listen = (name: string) => (init.transport ? `${init.listenHost ?? '127.0.0.1'}:0` : `${name}:0`)
   const peers = names.map((name, i) =>
-    createPeer({ name, ...init.peer, transport: transportFor(name), listen: listen(name), ...init.peerInit?.(i) }),
+    createPeer({
+      name,
+      ...init.peer,
+      transport: transportFor(name),
+      listen: listen(name),
+      ...init.peerInit?.(i),
+    }),
   )
   if (init.start ?? true) await Promise.all(peers.map((p) => p.start()))
   const hostOf = (p: Peer) => hostPart(address(p))

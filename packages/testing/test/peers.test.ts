@@ -18,7 +18,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
 
   it('two peers exchange messages in both directions at once', async () => {
     const net = await network({ size: 2, names: ['alice', 'bob'] })
-    const [alice, bob] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [alice, bob] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(alice, bob)
     const aliceInbox = inbox(alice)
     const bobInbox = inbox(bob)
@@ -36,7 +36,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
 
   it('lists connected peers with name, direction and counters on both sides', async () => {
     const net = await network({ size: 2, names: ['alice', 'bob'] })
-    const [alice, bob] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [alice, bob] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(alice, bob)
     await alice.send(bob.id, 'hi')
     const seenByAlice = alice.peers().connected
@@ -49,7 +49,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
 
   it('three peers: query a peer for whom it knows, then connect to all of them', async () => {
     const net = await network({ size: 3 })
-    const [p0, p1, p2] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [p0, p1, p2] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(p1, p0)
     await net.connect(p2, p0)
     const known = await p1.queryPeers(p0.id)
@@ -57,7 +57,12 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
     expect(p1.peers().known.map((k) => k.id)).toEqual([p2.id])
     const results = await p1.connectToActive()
     expect(results).toEqual([expect.objectContaining({ peerId: p2.id, ok: true })])
-    expect(p1.peers().connected.map((c) => c.id).sort()).toEqual([p0.id, p2.id].sort())
+    expect(
+      p1
+        .peers()
+        .connected.map((c) => c.id)
+        .sort(),
+    ).toEqual([p0.id, p2.id].sort())
     expect(p1.peers().known).toEqual([])
   })
 
@@ -66,9 +71,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
     await net.star()
     for (const p of net.peers.slice(1)) await p.connectToActive()
     for (const p of net.peers) {
-      await expect
-        .poll(() => p.peers().connected.length, { timeout: 5_000, interval: 20 })
-        .toBe(19)
+      await expect.poll(() => p.peers().connected.length, { timeout: 5_000, interval: 20 }).toBe(19)
     }
     // Every pair shares exactly one connection: each peer lists each other peer once.
     for (const p of net.peers) {
@@ -91,7 +94,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
   it('graceful stop is seen by every peer as a goodbye', async () => {
     const net = await network({ size: 3 })
     await net.fullMesh()
-    const [p0, p1, p2] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [p0, p1, p2] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0], (typeof net.peers)[0]]
     const seen = [p1, p2].map((p) => waitFor(p, 'peer:disconnect', (e) => e.peer.id === p0.id))
     await p0.stop()
     for (const event of await Promise.all(seen)) {
@@ -106,7 +109,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
   it('a killed peer is noticed and the rest keep talking', async () => {
     const net = await network({ size: 3 })
     await net.fullMesh()
-    const [p0, p1, p2] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
+    const [p0, p1, p2] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0], (typeof net.peers)[0]]
     const seen = waitFor(p1, 'peer:disconnect', (e) => e.peer.id === p0.id)
     net.kill(p0)
     expect((await seen).reason).toBe('connection-lost')
@@ -115,7 +118,7 @@ describe.each(transports)('peers over %s', (_name, makeTransport) => {
 
   it('two peers dialing each other at the same moment end with one connection and lose nothing', async () => {
     const net = await network({ size: 2 })
-    const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     const boxA = inbox(a)
     const boxB = inbox(b)
     await Promise.all([a.connect(net.address(b)), b.connect(net.address(a))])
@@ -151,7 +154,7 @@ describe('peers over the in-memory network with faults', () => {
       const net = await createTestNetwork({ size: 2 })
       onTestFinished(() => net.stop())
       net.network.setChunking(1 + (round % 7) * 16)
-      const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+      const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
       const box = inbox(b)
       const dials = [a.connect(net.address(b)), b.connect(net.address(a))]
       const early = a.send(net.address(b), `round ${round}`)
@@ -168,7 +171,7 @@ describe('peers over the in-memory network with faults', () => {
     const net = await createTestNetwork({ size: 2 })
     onTestFinished(() => net.stop())
     net.network.setChunking(1)
-    const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     await net.connect(a, b)
     const box = inbox(b)
     await a.send(b.id, 'héllo wörld, one byte at a time')
@@ -183,7 +186,7 @@ describe('peers over the in-memory network with faults', () => {
       vi.useRealTimers()
       await net.stop()
     })
-    const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     const connected = a.connect(net.address(b))
     await vi.advanceTimersByTimeAsync(10)
     await connected
@@ -201,7 +204,7 @@ describe('peers over the in-memory network with faults', () => {
       vi.useRealTimers()
       await net.stop()
     })
-    const [a, b] = net.peers as [typeof net.peers[0], typeof net.peers[0]]
+    const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]]
     const connected = a.connect(net.address(b))
     await vi.advanceTimersByTimeAsync(10)
     await connected
