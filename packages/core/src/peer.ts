@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter, setMaxListeners } from 'node:events'
+import { networkInterfaces } from 'node:os'
 import {
   AckStatus,
   decodeMessage,
@@ -44,6 +45,7 @@ const MAX_PENDING_QUERIES = 8
 const MAX_EARLY_FRAMES = 64
 const MAX_COOLING = 4096
 const DEDUP_WINDOW = 4096
+const DEDUP_SENDERS = 1024
 // Half the protocol's 256-record cap: 128 records at their largest (16 addresses of 255 bytes) still fit
 // one 1 MiB frame, 256 do not.
 const MAX_PEERS_PER_ANSWER = 128
@@ -235,7 +237,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /** Dials in flight by address, so two calls for one address share one connection. */
   readonly #dials = new Map<string, Promise<PeerInfo>>()
   /** Message ids already delivered, oldest first (bounded). */
-  readonly #seen = new Set<string>()
+  readonly #seen = new Map<string, Set<string>>()
   #timer: ReturnType<typeof setInterval> | undefined
   /** Timers behind deadline signals, cleared on stop so nothing outlives the peer. */
   readonly #timers = new Set<ReturnType<typeof setTimeout>>()
@@ -326,7 +328,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       const listen = this.#init.listen ?? '127.0.0.1:0'
       if (listen !== false) {
         this.#listener = await this.#init.transport.listen(listen, (conn) => this.#accept(conn), options)
-        this.#addresses = this.#init.announce ?? [this.#listener.address]
+        this.#addresses = this.#init.announce ?? announceable(this.#listener.address)
       }
     } catch (err) {
       this.#status = 'idle'
@@ -683,7 +685,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   #attach(link: Link, remote: PeerAnnouncement): Session {
-    this.#learn({ id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() })
+    // Learned by connecting, not by exchange: 'peer:connect' says it; no 'peer:discovered'.
+    this.#learn(
+      { id: remote.peerId, name: remote.name, addrs: remote.listenAddrs, lastSeen: Date.now() },
+      false,
+    )
     const session = this.#sessions.get(remote.peerId)
     if (!session) {
       const created = new Session(
@@ -942,8 +948,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     switch (msg.type) {
       case 'TEXT': {
         link.write({ type: 'ACK', id: msg.id, status: AckStatus.DELIVERED })
-        if (this.#seen.has(msg.id)) return
-        this.#remember(msg.id)
+        if (!this.#remember(session.id, msg.id)) return
         session.messagesIn++
         this.emit('message', {
           id: msg.id,
@@ -1065,17 +1070,29 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#cooling.size > MAX_COOLING) this.#cooling.delete(this.#cooling.keys().next().value!)
   }
 
-  #remember(id: string): void {
-    this.#seen.add(id)
-    if (this.#seen.size > DEDUP_WINDOW) {
-      const oldest = this.#seen.values().next().value
-      if (oldest !== undefined) this.#seen.delete(oldest)
+  /**
+   * Records a delivered message id; false when it was delivered before. One window per sender, so a
+   * flooding peer cannot evict another's ids, and it outlives the session so a resend after a reconnect
+   * is still recognised. Senders are forgotten least recently used first.
+   */
+  #remember(sender: string, id: string): boolean {
+    let ids = this.#seen.get(sender)
+    if (ids) {
+      if (ids.has(id)) return false
+      this.#seen.delete(sender)
+    } else {
+      ids = new Set()
+      if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
     }
+    this.#seen.set(sender, ids)
+    ids.add(id)
+    if (ids.size > DEDUP_WINDOW) ids.delete(ids.values().next().value!)
+    return true
   }
 
   // ---- peer exchange -------------------------------------------------------------------------
 
-  #learn(p: Known): void {
+  #learn(p: Known, announce = true): void {
     if (p.id === this.id) return
     const known = this.#known.get(p.id)
     if (known) {
@@ -1096,7 +1113,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     }
     const entry = { id: p.id, name: p.name, addrs: [...p.addrs], lastSeen: p.lastSeen }
     this.#known.set(p.id, entry)
-    this.emit('peer:discovered', { ...entry, connected: this.#sessions.get(p.id)?.online === true })
+    if (announce)
+      this.emit('peer:discovered', { ...entry, connected: this.#sessions.get(p.id)?.online === true })
   }
 
   #peerRecords(exclude: string): PeerRecord[] {
@@ -1431,6 +1449,27 @@ function clip(text: string, max: number): string {
   let out = text.slice(0, max)
   while (Buffer.byteLength(out) > max) out = out.slice(0, -1)
   return out
+}
+
+/**
+ * Addresses others can dial: a wildcard bind (0.0.0.0, [::]) is not one, so it becomes this machine's
+ * interface addresses with the bound port (reachable ones first, loopback last); anything else is kept.
+ */
+function announceable(bound: string): string[] {
+  const i = bound.lastIndexOf(':')
+  const host = bound.slice(0, i)
+  const port = bound.slice(i + 1)
+  const v4 = host === '0.0.0.0'
+  if (!v4 && host !== '[::]') return [bound]
+  const out: string[] = []
+  for (const nets of Object.values(networkInterfaces())) {
+    for (const net of nets ?? []) {
+      if (net.family === 'IPv4') out.push(`${net.address}:${port}`)
+      else if (!v4 && !net.address.startsWith('fe80')) out.push(`[${net.address}]:${port}`)
+    }
+  }
+  out.sort((a, b) => Number(isLoopback(hostOf(a))) - Number(isLoopback(hostOf(b))))
+  return out.length > 0 ? out.slice(0, Limits.addresses) : [bound]
 }
 
 function isLoopback(host: string): boolean {

@@ -1,4 +1,4 @@
-import { PeerError, type Transport, tcpTransport } from '@parley/core'
+import { createPeer, PeerError, type Transport, tcpTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createTestNetwork, inbox, type TestNetworkInit, waitFor } from '../src/index.js'
 
@@ -213,5 +213,21 @@ describe('peers over the in-memory network with faults', () => {
     const settled = sent.catch((e: PeerError) => e)
     await vi.advanceTimersByTimeAsync(3_000)
     expect(await settled).toMatchObject({ code: 'ACK_TIMEOUT' })
+  })
+})
+
+describe('listening on every interface', () => {
+  it('advertises dialable addresses instead of 0.0.0.0, and peer exchange passes them on', async () => {
+    const hub = createPeer({ name: 'hub', transport: tcpTransport(), listen: '0.0.0.0:0' })
+    onTestFinished(() => hub.stop())
+    await hub.start()
+    expect(hub.addresses.some((a) => a.startsWith('0.0.0.0'))).toBe(false)
+    const port = hub.addresses[0]!.split(':').pop()
+    expect(hub.addresses).toContain(`127.0.0.1:${port}`)
+    const alice = createPeer({ name: 'alice', transport: tcpTransport() })
+    onTestFinished(() => alice.stop())
+    await alice.start()
+    const info = await alice.connect(`127.0.0.1:${port}`)
+    expect(info.listenAddrs).toEqual(hub.addresses)
   })
 })
