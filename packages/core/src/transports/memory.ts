@@ -8,6 +8,7 @@ import type {
   Listener,
   Transport,
 } from '../transport.js'
+import { abortedError, closedOrAborted } from './abort.js'
 import { formatAddress, parseAddress } from './address.js'
 
 /** Options of {@link memoryNetwork}. */
@@ -507,19 +508,7 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
       // Queued behind our data, so everything sent is delivered first.
       this.#peer.inbound.push({ kind: 'end', ready: false })
     }
-    if (signal === undefined) return this.#closed
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const err = abortedError(signal, 'close')
-        this.abort(err)
-        reject(err)
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.#closed.then(() => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      })
-    })
+    return closedOrAborted(this.#closed, signal, (err) => this.abort(err))
   }
 
   abort(err?: Error): void {
@@ -572,8 +561,4 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
 
 function pairKey(hostA: string, hostB: string): string {
   return JSON.stringify(hostA < hostB ? [hostA, hostB] : [hostB, hostA])
-}
-
-function abortedError(signal: AbortSignal, what: string): TransportError {
-  return new TransportError('ABORTED', `${what} aborted`, { cause: signal.reason })
 }

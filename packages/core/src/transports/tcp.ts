@@ -9,6 +9,7 @@ import type {
   Listener,
   Transport,
 } from '../transport.js'
+import { abortedError, closedOrAborted } from './abort.js'
 import { formatAddress, parseAddress } from './address.js'
 
 /** Options of {@link tcpTransport}. */
@@ -235,19 +236,7 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
       // 'close' emitted) once the remote's FIN has been read too.
       this.#socket.end()
     }
-    if (signal === undefined) return this.#closed
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const err = abortedError(signal, 'close')
-        this.abort(err)
-        reject(err)
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.#closed.then(() => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      })
-    })
+    return closedOrAborted(this.#closed, signal, (err) => this.abort(err))
   }
 
   abort(err?: Error): void {
@@ -305,8 +294,4 @@ function mapSocketError(err: Error): TransportError {
 
 function wrap(code: TransportErrorCode, message: string, cause: Error): TransportError {
   return new TransportError(code, message, { cause })
-}
-
-function abortedError(signal: AbortSignal, what: string): TransportError {
-  return new TransportError('ABORTED', `${what} aborted`, { cause: signal.reason })
 }
