@@ -21,7 +21,7 @@ export function planFor(quick: boolean): Record<ScenarioName, ScenarioParams> {
     },
     pingpong: { count: 10_000, size: 64, timeCapMs: 30_000, warmup: 500 },
     setup: { count: 200, size: 64, timeCapMs: 30_000 },
-    memory: { count: 500, size: 64, timeCapMs: 60_000 },
+    memory: { count: 500, size: 64, timeCapMs: 30_000 },
   }
 }
 

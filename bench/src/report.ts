@@ -270,7 +270,7 @@ export function renderReport(input: ReportInput): string {
     '',
     '## Results',
     '',
-    `Median of ${input.rounds} rounds, (min–max) when they differ. Sender and receiver are two separate Node processes on 127.0.0.1 (TCP, port 0); each round of each scenario starts two fresh processes.`,
+    `Median of ${input.rounds} rounds, (min–max) when they differ. Sender and receiver are two separate Node processes on 127.0.0.1 (TCP, port 0). Rounds run one after another over all systems; in each round every system gets a fresh pair of processes for (a)–(d) and another for (e).`,
     '',
     table,
     '',

@@ -24,7 +24,7 @@ export interface RunOptions {
   workerPath?: string
   /** Write V8 CPU profiles of both workers into this directory (node --cpu-prof). */
   cpuProfDir?: string
-  /** Extra time beyond the scenario's cap for process start-up and handshakes. @default 30_000 ms */
+  /** Extra time beyond the scenario's cap for process start-up and handshakes. @default 20_000 ms */
   slackMs?: number
 }
 
@@ -117,14 +117,18 @@ export class JobRunner {
 
   async run(scenario: ScenarioName, params: ScenarioParams, options: SystemOptions): Promise<JobOutcome> {
     const spec: JobSpec = { system: this.#system, scenario, params, options }
-    const limitMs = params.timeCapMs + (this.#options.slackMs ?? 30_000)
+    const limitMs = params.timeCapMs + (this.#options.slackMs ?? 20_000)
     const pair = this.#spawn(`${this.#system}-${scenario}`)
     let timer: NodeJS.Timeout | undefined
+    const phase = { now: 'starting' }
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s`)), limitMs)
+      timer = setTimeout(
+        () => reject(new Error(`timed out after ${Math.round(limitMs / 1000)} s, ${phase.now}`)),
+        limitMs,
+      )
     })
     try {
-      const values = await Promise.race([this.#job(pair, spec), timedOut])
+      const values = await Promise.race([this.#job(pair, spec, phase), timedOut])
       return { ok: true, values }
     } catch (err) {
       await this.close()
@@ -147,18 +151,27 @@ export class JobRunner {
     return this.#pair
   }
 
-  async #job(pair: { server: Worker; client: Worker }, spec: JobSpec): Promise<Record<string, number>> {
+  /** Runs the job's message exchange; `phase.now` says what it waits for (for a timeout's reason). */
+  async #job(
+    pair: { server: Worker; client: Worker },
+    spec: JobSpec,
+    phase: { now: string },
+  ): Promise<Record<string, number>> {
     const { server, client } = pair
     const start: Omit<StartMessage, 'role'> = { type: 'start', ...spec }
     server.send({ ...start, role: 'server' })
+    phase.now = 'waiting for the server to listen'
     const { port } = await server.next('ready')
     client.send({ ...start, role: 'client', port })
+    phase.now = "waiting for the client's report"
     const driven = (await client.next('result')).report
     let served: Report | undefined
     if (spec.scenario === 'oneway' || spec.scenario === 'bulk') {
+      phase.now = "waiting for the receiver's count"
       served = (await server.next('result')).report
     } else if (spec.scenario === 'memory') {
       server.send({ type: 'measure', expected: driven.opened ?? 0 })
+      phase.now = "waiting for the server's measurement"
       served = (await server.next('result')).report
     }
     return metricsOf(spec, driven, served)
