@@ -44,7 +44,6 @@ export const MAX_RECORD_PLAINTEXT = MAX_MESSAGE_LEN - TAGLEN
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 const PROLOGUE_LABEL = Buffer.from('parley/1', 'ascii')
 const SIGNATURE_PREFIX = Buffer.from('parley-noise-static-key:', 'ascii')
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 const IDENTITY_VERSION = 1
 const IDENTITY_PAYLOAD_LEN = 1 + 32 + 64
 const EMPTY = Buffer.alloc(0)
@@ -119,9 +118,8 @@ function verifyIdentity(payload: Buffer, remoteStatic: Buffer | null): string {
   let valid: boolean
   try {
     const key = createPublicKey({
-      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
+      format: 'jwk',
     })
     valid = verify(null, Buffer.concat([SIGNATURE_PREFIX, remoteStatic]), key, signature)
   } catch (cause) {
