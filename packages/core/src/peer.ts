@@ -237,7 +237,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /** Dials in flight by address, so two calls for one address share one connection. */
   readonly #dials = new Map<string, Promise<PeerInfo>>()
   /** Message ids already delivered, oldest first (bounded). */
-  readonly #seen = new Map<string, Set<string>>()
+  readonly #seen = new Map<string, DedupWindow>()
+  #seenClock = 0
   #timer: ReturnType<typeof setInterval> | undefined
   /** Timers behind deadline signals, cleared on stop so nothing outlives the peer. */
   readonly #timers = new Set<ReturnType<typeof setTimeout>>()
@@ -1088,18 +1089,19 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
    * is still recognised. Senders are forgotten least recently used first.
    */
   #remember(sender: string, id: string): boolean {
-    let ids = this.#seen.get(sender)
-    if (ids) {
-      if (ids.has(id)) return false
-      this.#seen.delete(sender)
-    } else {
-      ids = new Set()
+    let window = this.#seen.get(sender)
+    if (!window) {
+      window = new DedupWindow(DEDUP_WINDOW)
       if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
+      this.#seen.set(sender, window)
+    } else if (window.touched < this.#seenClock - DEDUP_SENDERS) {
+      // Re-inserting moves the sender to the back of the LRU order; done only for senders that drifted
+      // towards the front, so the per-message cost stays one Set lookup.
+      this.#seen.delete(sender)
+      this.#seen.set(sender, window)
     }
-    this.#seen.set(sender, ids)
-    ids.add(id)
-    if (ids.size > DEDUP_WINDOW) ids.delete(ids.values().next().value!)
-    return true
+    window.touched = ++this.#seenClock
+    return window.add(id)
   }
 
   // ---- peer exchange -------------------------------------------------------------------------
@@ -1449,6 +1451,29 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   #report(err: PeerError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+}
+
+/** The last `size` message ids of one sender: a Set for lookup, a ring for eviction order. */
+class DedupWindow {
+  readonly #ids = new Set<string>()
+  // Grows to `size`, then wraps: a sender of a few messages costs a few entries, not `size`.
+  readonly #ring: string[] = []
+  #next = 0
+  touched = 0
+  constructor(readonly size: number) {}
+  /** Adds `id`; false when it is already in the window. */
+  add(id: string): boolean {
+    if (this.#ids.has(id)) return false
+    if (this.#ring.length < this.size) {
+      this.#ring.push(id)
+    } else {
+      this.#ids.delete(this.#ring[this.#next]!)
+      this.#ring[this.#next] = id
+      this.#next = (this.#next + 1) % this.size
+    }
+    this.#ids.add(id)
+    return true
   }
 }
 
