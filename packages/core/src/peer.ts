@@ -406,7 +406,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   // ---- connections ----------------------------------------------------------------------------
 
   connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
-    this.#assertRunning()
+    // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
+    if (this.#status !== 'running') return Promise.reject(this.#notRunning())
     const existing = this.#sessionByAddress(address, true)
     if (existing) return Promise.resolve(existing.info())
     if (this.#addresses.includes(address)) {
@@ -1237,15 +1238,29 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   // ---- sending -------------------------------------------------------------------------------
 
-  async send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
-    this.#assertRunning()
-    const bytes = textBytes(text)
-    let session = this.#findSession(target)
-    if (!session && looksLikeAddress(target)) {
-      const info = await this.connect(target, options)
-      session = this.#sessions.get(info.id)
+  send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
+    // Not `async`: on the hot path (a connected target) the promise from #sendTo is the only one made.
+    try {
+      this.#assertRunning()
+      const bytes = textBytes(text)
+      const session = this.#findSession(target)
+      if (session) return this.#sendTo(session, text, bytes, options)
+      if (!looksLikeAddress(target)) throw this.#unknown(target)
+      return this.#dialAndSend(target, text, bytes, options)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    if (!session) throw this.#unknown(target)
+  }
+
+  async #dialAndSend(
+    address: string,
+    text: string,
+    bytes: number,
+    options?: SendOptions,
+  ): Promise<SendResult> {
+    const info = await this.connect(address, options)
+    const session = this.#sessions.get(info.id)
+    if (!session) throw this.#unknown(address)
     return this.#sendTo(session, text, bytes, options)
   }
 
@@ -1444,9 +1459,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   #assertRunning(): void {
-    if (this.#status !== 'running') {
-      throw new PeerError('NOT_RUNNING', `this peer is ${this.#status}; call start() first`)
-    }
+    if (this.#status !== 'running') throw this.#notRunning()
+  }
+
+  #notRunning(): PeerError {
+    const hint = this.#status === 'idle' ? '; call start() first' : ''
+    return new PeerError('NOT_RUNNING', `this peer is ${this.#status}${hint}`)
   }
 
   #report(err: PeerError): void {

@@ -155,4 +155,11 @@ describe('peer handshake', () => {
     expect(await r.next()).toEqual({ type: 'ACK', id: 'ab'.repeat(16), status: 0 })
     expect(got).toEqual(['once'])
   })
+
+  it('a stopped peer refuses to connect or send with a rejected promise, not a throw', async () => {
+    const { peer } = await setup()
+    await peer.stop()
+    await expect(peer.connect('elsewhere:1')).rejects.toMatchObject({ code: 'NOT_RUNNING' })
+    await expect(peer.send('elsewhere:1', 'hi')).rejects.toMatchObject({ code: 'NOT_RUNNING' })
+  })
 })
