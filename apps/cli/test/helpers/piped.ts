@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { onTestFinished } from 'vitest'
+import { waitForOutput } from './streams.js'
 
 /** The built program with plain pipes for stdin/stdout/stderr (what a script or `|` gives it). */
 export class PipedProgram {
@@ -22,23 +23,9 @@ export class PipedProgram {
 
   /** Resolves when stdout (from `from`) matches; woken by output, bounded by `timeout`. */
   waitFor(re: RegExp, from = 0, timeout = 10_000): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(this.out.slice(from))
-        if (!m) return
-        cleanup()
-        resolve(m)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new Error(`no ${re} within ${timeout} ms; stdout:\n${this.out}\nstderr:\n${this.err}`))
-      }, timeout)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.proc.stdout.off('data', check)
-      }
-      this.proc.stdout.on('data', check)
-      check()
+    return waitForOutput(this.proc.stdout, 'data', () => this.out.slice(from), re, {
+      timeout,
+      shown: () => `stdout:\n${this.out}\nstderr:\n${this.err}`,
     })
   }
 

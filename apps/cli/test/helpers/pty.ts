@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { stripVTControlCharacters } from 'node:util'
-import { renderScreen } from './streams.js'
+import { renderScreen, waitForOutput } from './streams.js'
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
@@ -49,30 +49,9 @@ export class PtyProgram {
     pattern: RegExp | string,
     options: { from?: number; timeout?: number } = {},
   ): Promise<RegExpExecArray> {
-    const re =
-      typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
-    const timeout = options.timeout ?? 10_000
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(stripVTControlCharacters(this.raw.slice(options.from ?? 0)))
-        if (!m) return
-        cleanup()
-        resolve(m)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(
-          new Error(
-            `no output matching ${String(pattern)} within ${timeout} ms; got:\n${this.text.slice(-3000)}`,
-          ),
-        )
-      }, timeout)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.#wake.off('data', check)
-      }
-      this.#wake.on('data', check)
-      check()
+    return waitForOutput(this.#wake, 'data', () => this.raw.slice(options.from ?? 0), pattern, {
+      timeout: options.timeout ?? 10_000,
+      shown: () => this.text.slice(-3000),
     })
   }
 

@@ -70,33 +70,10 @@ export class Capture extends Writable {
   waitFor(
     pattern: string | RegExp,
     options: { from?: number; timeout?: number } = {},
-  ): Promise<RegExpMatchArray> {
-    const from = options.from ?? 0
-    const timeout = options.timeout ?? 5_000
-    const re =
-      typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
-    const test = (): RegExpMatchArray | null => re.exec(stripVTControlCharacters(this.raw.slice(from)))
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = test()
-        if (!m) return
-        cleanup()
-        resolve(m)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(
-          new Error(
-            `no output matching ${String(pattern)} within ${timeout} ms; got:\n${this.text.slice(-2000)}`,
-          ),
-        )
-      }, timeout)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.#wake.off('write', check)
-      }
-      this.#wake.on('write', check)
-      check()
+  ): Promise<RegExpExecArray> {
+    return waitForOutput(this.#wake, 'write', () => this.raw.slice(options.from ?? 0), pattern, {
+      timeout: options.timeout ?? 5_000,
+      shown: () => this.text.slice(-2000),
     })
   }
 }
@@ -121,3 +98,40 @@ export async function renderScreen(
 
 /** Keys as a terminal sends them. */
 export const KEY = { enter: '\r', down: '\x1b[B', up: '\x1b[A', ctrlC: '\x03', backspace: '\x7f' } as const
+
+/**
+ * Resolves with the first match of `pattern` in `read()` (escape codes stripped), re-checked whenever
+ * `wake` emits `event`; rejects after `timeout` ms showing `shown()`. Shared by every output capture.
+ */
+export function waitForOutput(
+  wake: EventEmitter,
+  event: string,
+  read: () => string,
+  pattern: string | RegExp,
+  options: { timeout: number; shown: () => string },
+): Promise<RegExpExecArray> {
+  const re =
+    typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const m = re.exec(stripVTControlCharacters(read()))
+      if (!m) return
+      cleanup()
+      resolve(m)
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(
+        new Error(
+          `no output matching ${String(pattern)} within ${options.timeout} ms; got:\n${options.shown()}`,
+        ),
+      )
+    }, options.timeout)
+    const cleanup = () => {
+      clearTimeout(timer)
+      wake.off(event, check)
+    }
+    wake.on(event, check)
+    check()
+  })
+}
