@@ -20,7 +20,8 @@ const cases: Case[] = [
     label: '64 B TEXT',
     message: {
       type: 'TEXT',
-      id: '00112233445566778899aabbccddeeff',
+      stream: '0011223344556677',
+      seq: 1,
       sentAt: 1_750_000_000_000,
       text: 'x'.repeat(64),
     },
@@ -30,7 +31,8 @@ const cases: Case[] = [
     label: `${BULK_PAYLOAD.toLocaleString('en-US')} B TEXT`,
     message: {
       type: 'TEXT',
-      id: '00112233445566778899aabbccddeeff',
+      stream: '0011223344556677',
+      seq: 1,
       sentAt: 1_750_000_000_000,
       text: 'x'.repeat(BULK_PAYLOAD),
     },

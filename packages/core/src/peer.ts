@@ -8,12 +8,14 @@ import {
   FrameWriter,
   Limits,
   type Message,
+  messageId,
   type PeerAnnouncement,
   type PeerRecord,
   PROTOCOL_VERSION,
   ProtocolError,
   peekHelloVersion,
   RejectCode,
+  type TextMessage,
 } from '@parley/protocol'
 import { LinkState } from './connection-state.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
@@ -44,7 +46,6 @@ export const DUPLICATE_GOODBYE = 'duplicate connection'
 const MAX_PENDING_QUERIES = 8
 const MAX_EARLY_FRAMES = 64
 const MAX_COOLING = 4096
-const DEDUP_WINDOW = 4096
 const DEDUP_SENDERS = 1024
 // Half the protocol's 256-record cap: 128 records at their largest (16 addresses of 255 bytes) still fit
 // one 1 MiB frame, 256 do not.
@@ -90,8 +91,8 @@ export function createPeer(init: PeerInit): Peer {
 }
 
 interface Pending {
-  readonly id: string
-  readonly frame: Message
+  readonly seq: number
+  readonly frame: TextMessage
   /** Text bytes, counted against the per-peer in-flight budget. */
   readonly bytes: number
   readonly deadline: number
@@ -117,6 +118,9 @@ class Link {
   endedEarly = false
   /** Since when the transport has refused more bytes (a reader that stopped reading); 0 when flowing. */
   blockedSince = 0
+  /** The ACK_UPTO owed for TEXTs read from this link and not yet answered (seq 0: none). */
+  ackStream = ''
+  ackSeq = 0
 
   constructor(
     readonly conn: SecureConnection,
@@ -158,7 +162,11 @@ class Session {
   lastSeen = Date.now()
   messagesIn = 0
   messagesOut = 0
-  readonly pending = new Map<string, Pending>()
+  /** This peer's stream of TEXTs to the remote: ids are `stream` + seq (see PROTOCOL.md, "Acknowledgements"). */
+  readonly stream = randomBytes(Limits.streamBytes).toString('hex')
+  nextSeq = 1
+  /** Sends awaiting their acknowledgement, by seq; insertion order is seq order. */
+  readonly pending = new Map<number, Pending>()
   readonly queries: Array<{ resolve: (p: PeerRecord[]) => void; reject: (e: PeerError) => void }> = []
   /** Timer that ends the session if no replacement link arrives after a duplicate was retired. */
   graceTimer: ReturnType<typeof setTimeout> | undefined
@@ -236,8 +244,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   readonly #known = new Map<string, Known>()
   /** Dials in flight by address, so two calls for one address share one connection. */
   readonly #dials = new Map<string, Promise<PeerInfo>>()
-  /** Message ids already delivered, oldest first (bounded). */
-  readonly #seen = new Map<string, DedupWindow>()
+  /** Per sender (least recently heard first, bounded): its stream and the highest seq delivered from it. */
+  readonly #seen = new Map<string, Seen>()
   #seenClock = 0
   #timer: ReturnType<typeof setInterval> | undefined
   /** Timers behind deadline signals, cleared on stop so nothing outlives the peer. */
@@ -685,6 +693,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const early = link.early.splice(0)
     try {
       for (const body of early) this.#onFrame(link, body)
+      if (link.ackSeq !== 0) this.#flushAck(link)
     } catch (err) {
       this.#violation(link, err)
     }
@@ -906,6 +915,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         if (link.state.status === 'closed') return
         this.#onFrame(link, body)
       }
+      // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
+      if (link.ackSeq !== 0) this.#flushAck(link)
     } catch (err) {
       failure = err
     }
@@ -944,22 +955,33 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (!session) return
     session.lastSeen = link.lastReceived
     if (msg.type !== 'GOODBYE') session.reconnectAttempt = 0
-    if (msg.type !== 'ACK' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') {
+    if (msg.type !== 'ACK' && msg.type !== 'ACK_UPTO' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') {
       try {
         this.#spend(session)
       } catch (err) {
-        // Refuse the TEXT that broke the limit by id, so its send() fails with REFUSED, not PEER_GONE.
-        if (msg.type === 'TEXT') link.write({ type: 'ACK', id: msg.id, status: AckStatus.REFUSED })
+        // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
+        // the ACK_UPTO for the TEXTs before it goes first.
+        if (msg.type === 'TEXT') {
+          if (link.ackSeq !== 0) this.#flushAck(link)
+          link.write({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
+        }
         throw err
       }
     }
     switch (msg.type) {
       case 'TEXT': {
-        link.write({ type: 'ACK', id: msg.id, status: AckStatus.DELIVERED })
-        if (!this.#remember(session.id, msg.id)) return
+        if (link.ackSeq !== 0 && link.ackStream !== msg.stream) this.#flushAck(link)
+        const seen = this.#seenFrom(session.id, msg.stream)
+        link.ackStream = msg.stream
+        // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
+        if (msg.seq <= seen.highest) {
+          link.ackSeq = seen.highest
+          return
+        }
+        seen.highest = link.ackSeq = msg.seq
         session.messagesIn++
         this.emit('message', {
-          id: msg.id,
+          id: messageId(msg.stream, msg.seq),
           from: { id: session.id, name: session.remote.name },
           text: msg.text,
           sentAt: msg.sentAt,
@@ -968,14 +990,28 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         return
       }
       case 'ACK': {
-        const p = session.pending.get(msg.id)
+        // Another stream's: an answer to a session this peer has since ended.
+        if (msg.stream !== session.stream) return
+        const p = session.pending.get(msg.seq)
         if (!p) return
         this.#settled(session, p)
         if (msg.status === AckStatus.DELIVERED) {
           session.messagesOut++
-          p.resolve({ id: msg.id, peerId: session.id, ackedAt: Date.now() })
+          p.resolve({ id: messageId(msg.stream, msg.seq), peerId: session.id, ackedAt: Date.now() })
         } else {
           p.reject(new PeerError('REFUSED', `${session.remote.name} refused the message`))
+        }
+        return
+      }
+      case 'ACK_UPTO': {
+        if (msg.stream !== session.stream) return
+        const ackedAt = Date.now()
+        // Pending is in seq order: settle from the front up to the acknowledged seq.
+        for (const p of session.pending.values()) {
+          if (p.seq > msg.seq) break
+          this.#settled(session, p)
+          session.messagesOut++
+          p.resolve({ id: messageId(msg.stream, p.seq), peerId: session.id, ackedAt })
         }
         return
       }
@@ -1022,7 +1058,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   /** Removes a pending send and lets a waiting sender use the room it frees. */
   #settled(session: Session, p: Pending): void {
-    if (!session.pending.delete(p.id)) return
+    if (!session.pending.delete(p.seq)) return
     session.inFlightBytes -= p.bytes
     this.#admit(session)
     if (this.#onAllAcked && session.pending.size === 0 && this.#allAcked()) this.#onAllAcked()
@@ -1073,6 +1109,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     // An abort dropped the ACKs of messages accepted just before the violation (they were delivered, yet their
     // senders saw PEER_GONE) and left the remote guessing, so it redialed into the cool-down. Flush those ACKs
     // and a GOODBYE with the reason, then close, cut short after stopTimeout.
+    if (link.ackSeq !== 0) this.#flushAck(link)
     link.write({ type: 'GOODBYE', reason: clip(message, Limits.reasonBytes) })
     link.writer.flush()
     link.conn.close({ signal: this.#deadline(this.#stopTimeout) }).catch(() => link.conn.abort())
@@ -1084,25 +1121,34 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#cooling.size > MAX_COOLING) this.#cooling.delete(this.#cooling.keys().next().value!)
   }
 
+  /** Writes the ACK_UPTO owed on `link`. */
+  #flushAck(link: Link): void {
+    link.write({ type: 'ACK_UPTO', stream: link.ackStream, seq: link.ackSeq })
+    link.ackSeq = 0
+  }
+
   /**
-   * Records a delivered message id; false when it was delivered before. One window per sender, so a
-   * flooding peer cannot evict another's ids, and it outlives the session so a resend after a reconnect
-   * is still recognised. Senders are forgotten least recently used first.
+   * What was delivered from `sender` on `stream` (a new stream starts over). It outlives the session, so a
+   * re-send after a reconnect is still recognised. Senders are forgotten least recently heard first.
    */
-  #remember(sender: string, id: string): boolean {
-    let window = this.#seen.get(sender)
-    if (!window) {
-      window = new DedupWindow(DEDUP_WINDOW)
+  #seenFrom(sender: string, stream: string): Seen {
+    let seen = this.#seen.get(sender)
+    if (!seen) {
+      seen = { stream, highest: 0, touched: 0 }
       if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
-      this.#seen.set(sender, window)
-    } else if (window.touched < this.#seenClock - DEDUP_SENDERS) {
+      this.#seen.set(sender, seen)
+    } else if (seen.touched < this.#seenClock - DEDUP_SENDERS) {
       // Re-inserting moves the sender to the back of the LRU order; done only for senders that drifted
-      // towards the front, so the per-message cost stays one Set lookup.
+      // towards the front, so the per-message cost stays one Map lookup.
       this.#seen.delete(sender)
-      this.#seen.set(sender, window)
+      this.#seen.set(sender, seen)
     }
-    window.touched = ++this.#seenClock
-    return window.add(id)
+    if (seen.stream !== stream) {
+      seen.stream = stream
+      seen.highest = 0
+    }
+    seen.touched = ++this.#seenClock
+    return seen
   }
 
   // ---- peer exchange -------------------------------------------------------------------------
@@ -1315,15 +1361,15 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /** Writes the TEXT and records it as pending until its ACK (or a failure) settles the promise. */
   #enqueue(session: Session, text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
-      const id = nextMessageId()
-      const frame: Message = { type: 'TEXT', id, sentAt: Date.now(), text }
+      const seq = session.nextSeq++
+      const frame: TextMessage = { type: 'TEXT', stream: session.stream, seq, sentAt: Date.now(), text }
       const signal = options?.signal
       if (signal?.aborted) {
         this.#admit(session)
         return reject(new PeerError('ABORTED', 'the send was aborted'))
       }
       const onAbort = () => {
-        if (!session.pending.has(id)) return
+        if (!session.pending.has(seq)) return
         this.#settled(session, entry)
         reject(new PeerError('ABORTED', 'the send was aborted'))
       }
@@ -1335,7 +1381,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           fn(v)
         }
       const entry: Pending = {
-        id,
+        seq,
         frame,
         bytes,
         deadline: Date.now() + (options?.timeout ?? this.#ackTimeout),
@@ -1343,7 +1389,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         resolve: signal ? settle(resolve) : resolve,
         reject: signal ? settle(reject) : reject,
       }
-      session.pending.set(id, entry)
+      session.pending.set(seq, entry)
       session.inFlightBytes += bytes
       // While reconnecting, the message waits in `pending` and goes out on the new link.
       if (session.online) session.active.write(frame)
@@ -1472,43 +1518,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 }
 
-/** The last `size` message ids of one sender: a Set for lookup, a ring for eviction order. */
-class DedupWindow {
-  readonly #ids = new Set<string>()
-  // Grows to `size`, then wraps: a sender of a few messages costs a few entries, not `size`.
-  readonly #ring: string[] = []
-  #next = 0
-  touched = 0
-  constructor(readonly size: number) {}
-  /** Adds `id`; false when it is already in the window. */
-  add(id: string): boolean {
-    if (this.#ids.has(id)) return false
-    if (this.#ring.length < this.size) {
-      this.#ring.push(id)
-    } else {
-      this.#ids.delete(this.#ring[this.#next]!)
-      this.#ring[this.#next] = id
-      this.#next = (this.#next + 1) % this.size
-    }
-    this.#ids.add(id)
-    return true
-  }
-}
-
-// Message ids come from a pool of random bytes refilled 4 KiB at a time: one randomBytes() call per
-// message was a third of the sender's CPU (about 5 µs each). Ids need to be unique, not secret.
-const ID_POOL_BYTES = 4096
-let idPool = Buffer.alloc(0)
-let idOffset = ID_POOL_BYTES
-
-function nextMessageId(): string {
-  if (idOffset + Limits.messageIdBytes > idPool.length) {
-    idPool = randomBytes(ID_POOL_BYTES)
-    idOffset = 0
-  }
-  const id = idPool.toString('hex', idOffset, idOffset + Limits.messageIdBytes)
-  idOffset += Limits.messageIdBytes
-  return id
+interface Seen {
+  stream: string
+  highest: number
+  touched: number
 }
 
 function textBytes(text: string): number {

@@ -110,7 +110,7 @@ describe('peer handshake', () => {
   it('closes a connection that sends TEXT before HELLO, and keeps serving others', async () => {
     const { raw } = await setup()
     const r = await raw('a')
-    r.send({ type: 'TEXT', id: '0'.repeat(32), sentAt: 0, text: 'too early' })
+    r.send({ type: 'TEXT', stream: '0'.repeat(16), seq: 1, sentAt: 0, text: 'too early' })
     await r.closed
     await expectStillServing(raw)
   })
@@ -133,7 +133,7 @@ describe('peer handshake', () => {
     const r = await raw('a')
     r.send(hello(generateIdentity().peerId))
     await r.next()
-    const text = frameMessage({ type: 'TEXT', id: '1'.repeat(32), sentAt: 1, text: 'accepted' })
+    const text = frameMessage({ type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 1, text: 'accepted' })
     // A valid TEXT and then a length prefix of 4 GiB in the same chunk.
     r.conn.send(Buffer.concat([text, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]))
     await r.closed
@@ -141,18 +141,18 @@ describe('peer handshake', () => {
     await expectStillServing(raw)
   })
 
-  it('acknowledges a retransmitted TEXT again but delivers it once', async () => {
+  it('acknowledges a re-sent TEXT again but delivers it once', async () => {
     const { peer, raw } = await setup()
     const got: string[] = []
     peer.on('message', (m) => got.push(m.text))
     const r = await raw('a')
     r.send(hello(generateIdentity().peerId))
     await r.next()
-    const text: Message = { type: 'TEXT', id: 'ab'.repeat(16), sentAt: 1, text: 'once' }
+    const text: Message = { type: 'TEXT', stream: 'ab'.repeat(8), seq: 1, sentAt: 1, text: 'once' }
     r.send(text)
+    expect(await r.next()).toEqual({ type: 'ACK_UPTO', stream: 'ab'.repeat(8), seq: 1 })
     r.send(text)
-    expect(await r.next()).toEqual({ type: 'ACK', id: 'ab'.repeat(16), status: 0 })
-    expect(await r.next()).toEqual({ type: 'ACK', id: 'ab'.repeat(16), status: 0 })
+    expect(await r.next()).toEqual({ type: 'ACK_UPTO', stream: 'ab'.repeat(8), seq: 1 })
     expect(got).toEqual(['once'])
   })
 

@@ -5,7 +5,9 @@ import {
   FrameDecoder,
   frameMessage,
   type Message,
+  messageId,
   PROTOCOL_VERSION,
+  type TextMessage,
 } from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
@@ -95,17 +97,19 @@ describe('in-flight budget', () => {
     const c = await client()
     const sends = Array.from({ length: 6 }, (_, i) => peer.send(c.id, `m${i}`))
     await sync(c, 1)
-    const texts = () => c.messages.filter((m) => m.type === 'TEXT') as Array<{ id: string }>
+    const texts = () => c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]
+    const ack = (t: TextMessage) =>
+      c.send({ type: 'ACK', stream: t.stream, seq: t.seq, status: AckStatus.DELIVERED })
     expect(texts()).toHaveLength(2)
-    c.send({ type: 'ACK', id: texts()[0]!.id, status: AckStatus.DELIVERED })
+    ack(texts()[0]!)
     await sync(c, 2)
     expect(texts()).toHaveLength(3)
-    for (const t of texts()) c.send({ type: 'ACK', id: t.id, status: AckStatus.DELIVERED })
+    for (const t of texts()) ack(t)
     await sync(c, 3)
     expect(texts()).toHaveLength(5)
-    for (const t of texts().slice(3)) c.send({ type: 'ACK', id: t.id, status: AckStatus.DELIVERED })
+    for (const t of texts().slice(3)) ack(t)
     await sync(c, 4)
-    c.send({ type: 'ACK', id: texts()[5]!.id, status: AckStatus.DELIVERED })
+    ack(texts()[5]!)
     await expect(Promise.all(sends)).resolves.toHaveLength(6)
   })
 
@@ -118,13 +122,13 @@ describe('in-flight budget', () => {
     const third = peer.send(c.id, 'third')
     controller.abort()
     await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' })
-    const t1 = (await c.next('TEXT')) as { id: string; text: string }
-    c.send({ type: 'ACK', id: t1.id, status: AckStatus.DELIVERED })
+    const t1 = (await c.next('TEXT')) as TextMessage
+    c.send({ type: 'ACK_UPTO', stream: t1.stream, seq: t1.seq })
     await first
-    const t3 = (await c.next('TEXT')) as { id: string; text: string }
+    const t3 = (await c.next('TEXT')) as TextMessage
     expect(t3.text).toBe('third')
-    c.send({ type: 'ACK', id: t3.id, status: AckStatus.DELIVERED })
-    await expect(third).resolves.toMatchObject({ id: t3.id })
+    c.send({ type: 'ACK_UPTO', stream: t3.stream, seq: t3.seq })
+    await expect(third).resolves.toMatchObject({ id: messageId(t3.stream, t3.seq) })
   })
 })
 
@@ -134,17 +138,19 @@ describe('cut off for a violation', () => {
     const got: string[] = []
     peer.on('message', (m) => got.push(m.text))
     const c = await client()
-    const ids = Array.from({ length: 5 }, (_, i) => `${i}`.repeat(32))
+    const stream = 'ab'.repeat(8)
     c.conn.send(
-      Buffer.concat(ids.map((id, i) => frameMessage({ type: 'TEXT', id, sentAt: i, text: `t${i}` }))),
+      Buffer.concat(
+        [1, 2, 3, 4, 5].map((seq) =>
+          frameMessage({ type: 'TEXT', stream, seq, sentAt: seq, text: `t${seq}` }),
+        ),
+      ),
     )
     await c.closed
-    expect(got).toEqual(['t0', 't1', 't2'])
+    expect(got).toEqual(['t1', 't2', 't3'])
     expect(c.messages).toEqual([
-      { type: 'ACK', id: ids[0], status: AckStatus.DELIVERED },
-      { type: 'ACK', id: ids[1], status: AckStatus.DELIVERED },
-      { type: 'ACK', id: ids[2], status: AckStatus.DELIVERED },
-      { type: 'ACK', id: ids[3], status: AckStatus.REFUSED },
+      { type: 'ACK_UPTO', stream, seq: 3 },
+      { type: 'ACK', stream, seq: 4, status: AckStatus.REFUSED },
       { type: 'GOODBYE', reason: expect.stringMatching(/more than 1 messages\/s/) },
     ])
   })
@@ -180,5 +186,58 @@ describe('cut off for a violation', () => {
     expect(await c.next()).toMatchObject({ type: 'REJECT' })
     await c.closed
     expect(errors.filter((e) => e instanceof TypeError)).toEqual([])
+  })
+})
+
+describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
+  const text = (stream: string, seq: number) =>
+    frameMessage({ type: 'TEXT', stream, seq, sentAt: seq, text: `${stream.slice(0, 2)}${seq}` })
+
+  it('answers the TEXTs of one read with one ACK_UPTO', async () => {
+    const { peer, client } = await setup()
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const c = await client()
+    const stream = 'ab'.repeat(8)
+    c.conn.send(Buffer.concat([text(stream, 1), text(stream, 2), text(stream, 3)]))
+    await sync(c, 1)
+    expect(got).toEqual(['ab1', 'ab2', 'ab3'])
+    expect(c.messages).toEqual([{ type: 'ACK_UPTO', stream, seq: 3 }])
+  })
+
+  it('delivers a TEXT once per stream and seq; a new stream starts over', async () => {
+    const { peer, client } = await setup()
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const c = await client()
+    const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
+    // seq 2 after 3 is a re-send (a gap is a send the sender gave up on); b is a restarted sender.
+    for (const frame of [text(a, 1), text(a, 3), text(a, 2), text(a, 3), text(b, 1), text(b, 1)]) {
+      c.conn.send(frame)
+      await c.next('ACK_UPTO')
+    }
+    expect(got).toEqual(['aa1', 'aa3', 'bb1'])
+  })
+
+  it('an ACK_UPTO settles the sends up to its seq, in order, and no further', async () => {
+    const { peer, client } = await setup()
+    const c = await client()
+    const settled: string[] = []
+    const sends = ['one', 'two', 'three'].map((t) =>
+      peer.send(c.id, t).then((r) => {
+        settled.push(t)
+        return r
+      }),
+    )
+    await sync(c, 1)
+    const texts = c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]
+    expect(texts.map((t) => t.seq)).toEqual([1, 2, 3])
+    c.send({ type: 'ACK_UPTO', stream: 'ff'.repeat(8), seq: 3 }) // not this peer's stream: ignored
+    c.send({ type: 'ACK_UPTO', stream: texts[0]!.stream, seq: 2 })
+    await sync(c, 2)
+    expect(settled).toEqual(['one', 'two'])
+    c.send({ type: 'ACK_UPTO', stream: texts[0]!.stream, seq: 3 })
+    const results = await Promise.all(sends)
+    expect(results.map((r) => r.id)).toEqual(texts.map((t) => messageId(t.stream, t.seq)))
   })
 })

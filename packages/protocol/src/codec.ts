@@ -24,7 +24,7 @@ const TWO_POW_32 = 0x1_0000_0000
 const U64_SAFE_HIGH_MAX = 0x1f_ffff
 
 const PEER_ID_HEX = /^[0-9a-f]{64}$/
-const MESSAGE_ID_HEX = /^[0-9a-f]{32}$/
+const STREAM_HEX = /^[0-9a-f]{16}$/
 
 /** Type byte -> name, for decoding. */
 const typeNames: ReadonlyMap<number, MessageTypeName> = new Map(
@@ -51,6 +51,12 @@ function checkUint(value: unknown, field: string, max: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
     throw invalid(`${field} must be an integer from 0 to ${max}, got ${String(value)}`)
   }
+}
+
+/** A TEXT's sequence number: a u64 from 1 (0 is never sent, so it can mean "nothing yet"). */
+function checkSeq(value: unknown): void {
+  checkUint(value, 'seq', Number.MAX_SAFE_INTEGER)
+  if (value === 0) throw invalid('seq must be at least 1')
 }
 
 function checkHex(value: unknown, field: string, pattern: RegExp, chars: number): void {
@@ -152,13 +158,19 @@ export function encodedLength(msg: Message): number {
       checkUint(msg.code, 'code', U16_MAX)
       return 1 + 2 + strSize(msg.reason, 'reason', Limits.reasonBytes)
     case 'TEXT':
-      checkHex(msg.id, 'id', MESSAGE_ID_HEX, Limits.messageIdBytes * 2)
+      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkSeq(msg.seq)
       checkUint(msg.sentAt, 'sentAt', Number.MAX_SAFE_INTEGER)
       return 1 + Limits.messageIdBytes + 8 + strSize(msg.text, 'text', Limits.textBytes)
     case 'ACK':
-      checkHex(msg.id, 'id', MESSAGE_ID_HEX, Limits.messageIdBytes * 2)
+      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkSeq(msg.seq)
       checkUint(msg.status, 'status', U8_MAX)
       return 1 + Limits.messageIdBytes + 1
+    case 'ACK_UPTO':
+      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkSeq(msg.seq)
+      return 1 + Limits.messageIdBytes
     case 'PEERS_REQUEST':
       return 1
     case 'PEERS': {
@@ -238,12 +250,14 @@ export function writeMessage(msg: Message, buf: Buffer, at: number): number {
     case 'REJECT':
       return writeStr(buf, writeU16(buf, o, msg.code), msg.reason)
     case 'TEXT':
-      o = writeHex(buf, o, msg.id)
+      o = writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
       return writeStr(buf, writeU64(buf, o, msg.sentAt), msg.text)
     case 'ACK':
-      o = writeHex(buf, o, msg.id)
+      o = writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
       buf[o] = msg.status
       return o + 1
+    case 'ACK_UPTO':
+      return writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
     case 'PEERS_REQUEST':
       return o
     case 'PEERS':
@@ -339,6 +353,11 @@ class Reader {
     return value
   }
 
+  seq(): number {
+    const value = this.u64('seq')
+    if (value === 0) throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, 'seq must be at least 1')
+    return value
+  }
   hex(bytes: number, field: string): string {
     this.need(bytes, field)
     const value = this.buf.toString('hex', this.pos, this.pos + bytes)
@@ -444,13 +463,19 @@ function readFields(type: MessageTypeName, r: Reader): Message {
       return { type, code, reason: r.str('reason', Limits.reasonBytes) }
     }
     case 'TEXT': {
-      const id = r.hex(Limits.messageIdBytes, 'id')
+      const stream = r.hex(Limits.streamBytes, 'stream')
+      const seq = r.seq()
       const sentAt = r.u64('sentAt')
-      return { type, id, sentAt, text: r.str('text', Limits.textBytes) }
+      return { type, stream, seq, sentAt, text: r.str('text', Limits.textBytes) }
     }
     case 'ACK': {
-      const id = r.hex(Limits.messageIdBytes, 'id')
-      return { type, id, status: r.u8('status') }
+      const stream = r.hex(Limits.streamBytes, 'stream')
+      const seq = r.seq()
+      return { type, stream, seq, status: r.u8('status') }
+    }
+    case 'ACK_UPTO': {
+      const stream = r.hex(Limits.streamBytes, 'stream')
+      return { type, stream, seq: r.seq() }
     }
     case 'PEERS_REQUEST':
       return { type }

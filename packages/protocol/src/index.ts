@@ -9,7 +9,7 @@
  *
  * // Sending: frames written in one tick leave as one chunk.
  * const writer = new FrameWriter((chunk) => connection.send(chunk))
- * writer.write({ type: 'TEXT', id: '00112233445566778899aabbccddeeff', sentAt: Date.now(), text: 'hi' })
+ * writer.write({ type: 'TEXT', stream: '0011223344556677', seq: 1, sentAt: Date.now(), text: 'hi' })
  *
  * // Receiving: any chunking in, whole bodies out.
  * const decoder = new FrameDecoder({ maxFrameSize: 1_048_576 })

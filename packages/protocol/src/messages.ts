@@ -8,6 +8,7 @@ export const MessageType = {
   REJECT: 0x03,
   TEXT: 0x10,
   ACK: 0x11,
+  ACK_UPTO: 0x12,
   PEERS_REQUEST: 0x20,
   PEERS: 0x21,
   PING: 0x30,
@@ -39,8 +40,10 @@ export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus]
 export const Limits = {
   /** Peer id: Ed25519 public key, 32 bytes, written as 64 lowercase hex characters in the API. */
   peerIdBytes: 32,
-  /** Message id: 16 random bytes, 32 lowercase hex characters in the API. */
+  /** Message id: stream (8 bytes) + seq (u64), 32 lowercase hex characters in the API. */
   messageIdBytes: 16,
+  /** A sender's stream: 8 random bytes per session, 16 lowercase hex characters in messages. */
+  streamBytes: 8,
   nameBytes: 64,
   addressBytes: 255,
   addresses: 16,
@@ -73,18 +76,32 @@ export interface RejectMessage {
   code: number
   reason: string
 }
+/**
+ * A TEXT's id is its sender's `stream` (random per session) and `seq` (1, 2, 3… in the order sent on
+ * that stream); APIs show the pair as one 32-character hex id (see {@link messageId}).
+ */
 export interface TextMessage {
   type: 'TEXT'
-  /** 32 lowercase hex chars (16 bytes on the wire). */
-  id: string
+  /** 16 lowercase hex chars (8 bytes on the wire). */
+  stream: string
+  /** u64, 1 to 2^53 − 1. */
+  seq: number
   /** Milliseconds since the Unix epoch (u64 on the wire, must be a safe integer). */
   sentAt: number
   text: string
 }
+/** Answers one TEXT; used for REFUSED (deliveries are normally acknowledged by ACK_UPTO). */
 export interface AckMessage {
   type: 'ACK'
-  id: string
+  stream: string
+  seq: number
   status: number
+}
+/** Every TEXT of `stream` up to and including `seq` not answered by an ACK was delivered. */
+export interface AckUpToMessage {
+  type: 'ACK_UPTO'
+  stream: string
+  seq: number
 }
 export interface PeersRequestMessage {
   type: 'PEERS_REQUEST'
@@ -120,8 +137,14 @@ export type Message =
   | RejectMessage
   | TextMessage
   | AckMessage
+  | AckUpToMessage
   | PeersRequestMessage
   | PeersMessage
   | PingMessage
   | PongMessage
   | GoodbyeMessage
+
+/** The 32-character id APIs show for a TEXT: its stream's 16 hex characters, then seq as 16 more. */
+export function messageId(stream: string, seq: number): string {
+  return stream + seq.toString(16).padStart(16, '0')
+}

@@ -11,7 +11,17 @@ import {
   ProtocolErrorCode,
   peekHelloVersion,
 } from '../src/index.js'
-import { allTypes, expectProtocolError, fromHex, hexOf, MSG_ID, PEER_A, samples } from './fixtures.js'
+import {
+  allTypes,
+  expectProtocolError,
+  fromHex,
+  hexOf,
+  MSG_ID,
+  PEER_A,
+  SEQ,
+  STREAM,
+  samples,
+} from './fixtures.js'
 
 const u16hex = (n: number): string => n.toString(16).padStart(4, '0')
 const strHex = (s: string): string => u16hex(Buffer.byteLength(s)) + Buffer.from(s).toString('hex')
@@ -28,10 +38,10 @@ describe('round trip', () => {
 
   it('writes fields big-endian in the documented order', () => {
     expect(hexOf(encodeMessage({ type: 'PING', nonce: 0x01020304 }))).toBe('3001020304')
-    expect(hexOf(encodeMessage({ type: 'ACK', id: MSG_ID, status: 1 }))).toBe(`11${MSG_ID}01`)
-    expect(hexOf(encodeMessage({ type: 'TEXT', id: MSG_ID, sentAt: 2 ** 32 + 5, text: 'é' }))).toBe(
-      `10${MSG_ID}00000001000000050002c3a9`,
-    )
+    expect(hexOf(encodeMessage({ type: 'ACK', stream: STREAM, seq: SEQ, status: 1 }))).toBe(`11${MSG_ID}01`)
+    expect(
+      hexOf(encodeMessage({ type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 2 ** 32 + 5, text: 'é' })),
+    ).toBe(`10${MSG_ID}00000001000000050002c3a9`)
   })
 
   it('accepts every string and list exactly at its limit', () => {
@@ -44,7 +54,13 @@ describe('round trip', () => {
     })
     expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
 
-    const text: Message = { type: 'TEXT', id: MSG_ID, sentAt: 1, text: '€'.repeat(Limits.textBytes / 3) }
+    const text: Message = {
+      type: 'TEXT',
+      stream: STREAM,
+      seq: SEQ,
+      sentAt: 1,
+      text: '€'.repeat(Limits.textBytes / 3),
+    }
     expect(encodedLength(text)).toBe(1 + 16 + 8 + 2 + Limits.textBytes)
     expect(decodeMessage(encodeMessage(text))).toEqual(text)
 
@@ -78,22 +94,33 @@ describe('encode rejects invalid messages with ProtocolError', () => {
     ['reason', { type: 'GOODBYE', reason: 'r'.repeat(257) }, ProtocolErrorCode.STRING_TOO_LONG],
     [
       'text',
-      { type: 'TEXT', id: MSG_ID, sentAt: 0, text: 't'.repeat(65_536) },
+      { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 0, text: 't'.repeat(65_536) },
       ProtocolErrorCode.STRING_TOO_LONG,
     ],
-    ['message id', { type: 'TEXT', id: PEER_A, sentAt: 0, text: '' }, ProtocolErrorCode.INVALID_FIELD],
+    [
+      'stream',
+      { type: 'TEXT', stream: PEER_A, seq: 1, sentAt: 0, text: '' },
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
+    ['seq 0', { type: 'TEXT', stream: STREAM, seq: 0, sentAt: 0, text: '' }, ProtocolErrorCode.INVALID_FIELD],
+    ['ack seq 0', { type: 'ACK_UPTO', stream: STREAM, seq: 0 }, ProtocolErrorCode.INVALID_FIELD],
+    ['seq 2^53', { type: 'ACK', stream: STREAM, seq: 2 ** 53, status: 0 }, ProtocolErrorCode.INVALID_FIELD],
     [
       'unsafe sentAt',
-      { type: 'TEXT', id: MSG_ID, sentAt: 2 ** 53, text: '' },
+      { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 2 ** 53, text: '' },
       ProtocolErrorCode.INVALID_FIELD,
     ],
     [
       'fractional sentAt',
-      { type: 'TEXT', id: MSG_ID, sentAt: 1.5, text: '' },
+      { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 1.5, text: '' },
       ProtocolErrorCode.INVALID_FIELD,
     ],
-    ['negative sentAt', { type: 'TEXT', id: MSG_ID, sentAt: -1, text: '' }, ProtocolErrorCode.INVALID_FIELD],
-    ['ack status', { type: 'ACK', id: MSG_ID, status: 256 }, ProtocolErrorCode.INVALID_FIELD],
+    [
+      'negative sentAt',
+      { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: -1, text: '' },
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
+    ['ack status', { type: 'ACK', stream: STREAM, seq: SEQ, status: 256 }, ProtocolErrorCode.INVALID_FIELD],
     ['nonce above u32', { type: 'PING', nonce: 2 ** 32 }, ProtocolErrorCode.INVALID_FIELD],
     ['NaN nonce', { type: 'PONG', nonce: Number.NaN }, ProtocolErrorCode.INVALID_FIELD],
     [
@@ -127,7 +154,7 @@ describe('decode rejects crafted bytes, one test per code', () => {
     expectProtocolError(() => decodeMessage(new Uint8Array(0)), ProtocolErrorCode.EMPTY_FRAME)
   })
 
-  it.each(['00', '04', '12', '3e', '7f', 'ff'])('UNKNOWN_TYPE: type byte %s', (type) => {
+  it.each(['00', '04', '13', '3e', '7f', 'ff'])('UNKNOWN_TYPE: type byte %s', (type) => {
     expectProtocolError(() => decodeMessage(fromHex(type)), ProtocolErrorCode.UNKNOWN_TYPE)
   })
 
@@ -190,8 +217,12 @@ describe('decode rejects crafted bytes, one test per code', () => {
     expectProtocolError(() => decodeMessage(fromHex('21 0101')), ProtocolErrorCode.LIST_TOO_LONG)
   })
 
-  it('INVALID_FIELD: a u64 above Number.MAX_SAFE_INTEGER', () => {
+  it('INVALID_FIELD: a u64 above Number.MAX_SAFE_INTEGER, or a seq of 0', () => {
     const text = (u64: string) => fromHex(`10 ${MSG_ID} ${u64} 0000`)
+    const seq = (u64: string) => fromHex(`12 ${STREAM} ${u64}`)
+    expect(decodeMessage(seq('001fffffffffffff'))).toMatchObject({ seq: Number.MAX_SAFE_INTEGER })
+    expectProtocolError(() => decodeMessage(seq('0020000000000000')), ProtocolErrorCode.INVALID_FIELD)
+    expectProtocolError(() => decodeMessage(seq('0000000000000000')), ProtocolErrorCode.INVALID_FIELD)
     expect(decodeMessage(text('001fffffffffffff'))).toMatchObject({ sentAt: Number.MAX_SAFE_INTEGER })
     expectProtocolError(() => decodeMessage(text('0020000000000000')), ProtocolErrorCode.INVALID_FIELD)
     expectProtocolError(() => decodeMessage(text('ffffffffffffffff')), ProtocolErrorCode.INVALID_FIELD)
@@ -201,7 +232,12 @@ describe('decode rejects crafted bytes, one test per code', () => {
 
   it('accepts REJECT codes and ACK statuses it does not know', () => {
     expect(decodeMessage(fromHex('03 1234 0000'))).toEqual({ type: 'REJECT', code: 0x1234, reason: '' })
-    expect(decodeMessage(fromHex(`11 ${MSG_ID} 7f`))).toEqual({ type: 'ACK', id: MSG_ID, status: 0x7f })
+    expect(decodeMessage(fromHex(`11 ${MSG_ID} 7f`))).toEqual({
+      type: 'ACK',
+      stream: STREAM,
+      seq: SEQ,
+      status: 0x7f,
+    })
   })
 })
 

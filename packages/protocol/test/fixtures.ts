@@ -9,7 +9,10 @@ import {
 
 export const PEER_A = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a'
 export const PEER_B = '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c'
-export const MSG_ID = '00112233445566778899aabbccddeeff'
+export const STREAM = '0011223344556677'
+export const SEQ = 42
+/** STREAM then SEQ as they are on the wire: a TEXT's 16-byte id. */
+export const MSG_ID = `${STREAM}000000000000002a`
 
 /** One message of every type, with non-ASCII text, empty lists and extreme numbers mixed in. */
 export const samples: Record<MessageTypeName, Message> = {
@@ -30,8 +33,15 @@ export const samples: Record<MessageTypeName, Message> = {
     capabilities: [],
   },
   REJECT: { type: 'REJECT', code: 0xffff, reason: '' },
-  TEXT: { type: 'TEXT', id: MSG_ID, sentAt: Number.MAX_SAFE_INTEGER, text: '\uFEFFhello 👋 — ☃' },
-  ACK: { type: 'ACK', id: MSG_ID, status: 255 },
+  TEXT: {
+    type: 'TEXT',
+    stream: STREAM,
+    seq: Number.MAX_SAFE_INTEGER,
+    sentAt: Number.MAX_SAFE_INTEGER,
+    text: '\uFEFFhello 👋 — ☃',
+  },
+  ACK: { type: 'ACK', stream: STREAM, seq: SEQ, status: 255 },
+  ACK_UPTO: { type: 'ACK_UPTO', stream: STREAM, seq: 1 },
   PEERS_REQUEST: { type: 'PEERS_REQUEST' },
   PEERS: {
     type: 'PEERS',

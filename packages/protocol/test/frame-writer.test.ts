@@ -123,7 +123,13 @@ describe('FrameWriter', () => {
       for (const msg of batch) writer.write(msg)
       tick()
     }
-    const bigText: Message = { type: 'TEXT', id: '0'.repeat(32), sentAt: 0, text: 'y'.repeat(40_000) }
+    const bigText: Message = {
+      type: 'TEXT',
+      stream: '0'.repeat(16),
+      seq: 1,
+      sentAt: 0,
+      text: 'y'.repeat(40_000),
+    }
     writer.write(bigText)
     tick()
     expect(chunks).toHaveLength(batches.length + 1)

@@ -50,7 +50,8 @@ const u16 = fc.integer({ min: 0, max: 0xffff })
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff })
 const u64 = fc.oneof(fc.maxSafeNat(), fc.constantFrom(0, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER))
 const peerId = hexBytes(Limits.peerIdBytes)
-const messageId = hexBytes(Limits.messageIdBytes)
+const stream = hexBytes(Limits.streamBytes)
+const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
 const addrs = fc.array(str(Limits.addressBytes, 64), { maxLength: Limits.addresses })
 
 const announcement = fc.record({
@@ -73,11 +74,13 @@ const messageByType: { [K in Message['type']]: fc.Arbitrary<Extract<Message, { t
   REJECT: fc.record({ type: fc.constant('REJECT'), code: u16, reason: str(Limits.reasonBytes) }),
   TEXT: fc.record({
     type: fc.constant('TEXT'),
-    id: messageId,
+    stream,
+    seq,
     sentAt: u64,
     text: str(Limits.textBytes, 300),
   }),
-  ACK: fc.record({ type: fc.constant('ACK'), id: messageId, status: u8 }),
+  ACK: fc.record({ type: fc.constant('ACK'), stream, seq, status: u8 }),
+  ACK_UPTO: fc.record({ type: fc.constant('ACK_UPTO'), stream, seq }),
   PEERS_REQUEST: fc.constant({ type: 'PEERS_REQUEST' }),
   PEERS: fc.record({ type: fc.constant('PEERS'), peers: fc.array(peerRecord, { maxLength: Limits.peers }) }),
   PING: fc.record({ type: fc.constant('PING'), nonce: u32 }),

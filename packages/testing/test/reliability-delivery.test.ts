@@ -1,5 +1,5 @@
 import { memoryTransport, type Peer, type PeerError, type ReconnectingEvent } from '@parley/core'
-import { AckStatus } from '@parley/protocol'
+import { AckStatus, type TextMessage } from '@parley/protocol'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createTestNetwork, inbox, type TestNetwork, waitFor } from '../src/index.js'
 import { advance, fakeTimeNetwork, outcome, until } from './fixtures/fake-time.js'
@@ -239,18 +239,19 @@ describe('backpressure', () => {
     const a = net.peers[0]!
     const reader = await helloClient(net, a)
     const sends = Array.from({ length: 12 }, (_, i) => a.send(reader.identity.peerId, `m${i}`))
-    const unacked: string[] = []
+    const unacked: TextMessage[] = []
     const seen: number[] = []
     for (let step = 0; step < 12; step++) {
       // Let the clock run well past a round trip: whatever a would send without an ACK is here by now.
       await advance(50)
       for (let i = reader.inbox.findIndex((m) => m.type === 'TEXT'); i >= 0; ) {
-        unacked.push((reader.inbox.splice(i, 1)[0] as { id: string }).id)
+        unacked.push(reader.inbox.splice(i, 1)[0] as TextMessage)
         i = reader.inbox.findIndex((m) => m.type === 'TEXT')
       }
       seen.push(unacked.length)
       // The reader acknowledges one message per step.
-      reader.send({ type: 'ACK', id: unacked.shift()!, status: AckStatus.DELIVERED })
+      const { stream, seq } = unacked.shift()!
+      reader.send({ type: 'ACK', stream, seq, status: AckStatus.DELIVERED })
     }
     await until(Promise.all(sends))
     expect(seen).toEqual([3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 1])

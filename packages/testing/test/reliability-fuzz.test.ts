@@ -17,6 +17,7 @@ const BURST = 200
 const hex = (bytes: number) =>
   fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'))
 const text = (max: number) => fc.string({ maxLength: max })
+const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
 const u32 = fc.nat({ max: 0xffff_ffff })
 const announcement = fc.record({
   version: fc.constant(PROTOCOL_VERSION),
@@ -27,8 +28,9 @@ const announcement = fc.record({
 })
 /** Any valid message except HELLO (HELLOs have their own operations). */
 const message = fc.oneof(
-  fc.record({ type: fc.constant('TEXT' as const), id: hex(16), sentAt: fc.nat(), text: text(100) }),
-  fc.record({ type: fc.constant('ACK' as const), id: hex(16), status: fc.nat({ max: 255 }) }),
+  fc.record({ type: fc.constant('TEXT' as const), stream: hex(8), seq, sentAt: fc.nat(), text: text(100) }),
+  fc.record({ type: fc.constant('ACK' as const), stream: hex(8), seq, status: fc.nat({ max: 255 }) }),
+  fc.record({ type: fc.constant('ACK_UPTO' as const), stream: hex(8), seq }),
   fc.constant({ type: 'PEERS_REQUEST' as const }),
   fc.record({
     type: fc.constant('PEERS' as const),
@@ -119,7 +121,7 @@ function flood(count: number): Buffer {
     frames.push(
       i % 2
         ? frameMessage({ type: 'PING', nonce: i })
-        : frameMessage({ type: 'TEXT', id: i.toString(16).padStart(32, 'f'), sentAt: i, text: `flood ${i}` }),
+        : frameMessage({ type: 'TEXT', stream: 'ff'.repeat(8), seq: i + 1, sentAt: i, text: `flood ${i}` }),
     )
   }
   return Buffer.concat(frames)
@@ -197,13 +199,22 @@ describe('fuzzing a live peer over the encrypted channel', () => {
     })
 
     const ex = (ops: Op[]) => [{ ops, splits: Array(12).fill(1) }] as [{ ops: Op[]; splits: number[] }]
-    const textMsg = (t: string): Message => ({ type: 'TEXT', id: 'ab'.repeat(16), sentAt: 1, text: t })
+    const textMsg = (t: string): Message => ({
+      type: 'TEXT',
+      stream: 'ab'.repeat(8),
+      seq: 1,
+      sentAt: 1,
+      text: t,
+    })
     await fc.assert(property, {
       numRuns: Number(process.env.PARLEY_FUZZ_RUNS ?? 80),
       examples: [
         ex([{ kind: 'frame', msg: textMsg('before HELLO') }]),
         ex([{ kind: 'hello' }, { kind: 'hello' }]),
-        ex([{ kind: 'hello' }, { kind: 'frame', msg: { type: 'ACK', id: 'cd'.repeat(16), status: 0 } }]),
+        ex([
+          { kind: 'hello' },
+          { kind: 'frame', msg: { type: 'ACK', stream: 'cd'.repeat(8), seq: 1, status: 0 } },
+        ]),
         ex([{ kind: 'hello' }, { kind: 'frame', msg: { type: 'PEERS', peers: [] } }]),
         ex([{ kind: 'hello' }, { kind: 'flood', count: 400 }]),
         ex([{ kind: 'hello' }, { kind: 'oversized', length: 0xffff_ffff }]),
@@ -246,7 +257,7 @@ describe('fuzzing a live peer over the encrypted channel', () => {
             bytes = frameMessage(o.msg)
             if (state === 'handshaking') become('closed')
             else if (['WELCOME', 'REJECT', 'GOODBYE'].includes(o.msg.type)) become('closed')
-            else if (o.msg.type !== 'ACK' && o.msg.type !== 'PONG') spent++
+            else if (!['ACK', 'ACK_UPTO', 'PONG'].includes(o.msg.type)) spent++
             break
           case 'flood':
             bytes = flood(o.count)
@@ -304,11 +315,11 @@ describe('fuzzing a live peer over the encrypted channel', () => {
     victim.on('message', (m) => got.push(m.text))
     // A few frames pipelined behind HELLO are tolerated (a dialer races its first TEXT after WELCOME)...
     const texts = Array.from({ length: 10 }, (_, i) =>
-      frameMessage({ type: 'TEXT', id: i.toString(16).padStart(32, '0'), sentAt: i, text: `early ${i}` }),
+      frameMessage({ type: 'TEXT', stream: '00'.repeat(8), seq: i + 1, sentAt: i, text: `early ${i}` }),
     )
     client.sendRaw(Buffer.concat([frameMessage(client.hello()), ...texts]))
     expect(await client.next('WELCOME')).toMatchObject({ peerId: victim.id })
-    for (let i = 0; i < 10; i++) await client.next('ACK')
+    expect(await client.next('ACK_UPTO')).toMatchObject({ seq: 10 })
     expect(got).toHaveLength(10)
     // ...but an unbounded pile is not: a second client pipelining 1,000 frames is cut off.
     const greedy = await secureClient(memoryTransport(net.network, { host: 'greedy' }), victim.addresses[0]!)
