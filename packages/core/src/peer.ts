@@ -90,14 +90,22 @@ export function createPeer(init: PeerInit): Peer {
   return new ParleyPeer(init)
 }
 
-interface Pending {
-  readonly seq: number
-  readonly frame: TextMessage
+/** A send awaiting its acknowledgement; it is also the TEXT frame that is written (and re-sent). */
+interface Pending extends TextMessage {
   /** Text bytes, counted against the per-peer in-flight budget. */
   readonly bytes: number
   readonly deadline: number
-  readonly resolve: (r: SendResult) => void
-  readonly reject: (e: PeerError) => void
+  resolve: (r: SendResult) => void
+  reject: (e: PeerError) => void
+}
+
+// `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
+// (Promise.withResolvers needs Node 22). The executor runs synchronously, so they are read right after.
+let capturedResolve: (r: SendResult) => void = () => {}
+let capturedReject: (e: PeerError) => void = () => {}
+function captureResolvers(resolve: (r: SendResult) => void, reject: (e: PeerError) => void): void {
+  capturedResolve = resolve
+  capturedReject = reject
 }
 
 /** One transport connection, from dial/accept to close. */
@@ -757,7 +765,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #switchTo(session: Session, link: Link): void {
     session.active = link
     // Messages not yet acknowledged may have died with the old link: resend. The receiver drops duplicates by id.
-    for (const p of session.pending.values()) link.write(p.frame)
+    for (const p of session.pending.values()) link.write(p)
   }
 
   #retire(link: Link): void {
@@ -1358,42 +1366,52 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return this.#enqueue(session, text, bytes, options)
   }
 
-  /** Writes the TEXT and records it as pending until its ACK (or a failure) settles the promise. */
+  /** Writes the TEXT and records it as pending until its acknowledgement (or a failure) settles the promise. */
   #enqueue(session: Session, text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
-    return new Promise<SendResult>((resolve, reject) => {
-      const seq = session.nextSeq++
-      const frame: TextMessage = { type: 'TEXT', stream: session.stream, seq, sentAt: Date.now(), text }
-      const signal = options?.signal
-      if (signal?.aborted) {
-        this.#admit(session)
-        return reject(new PeerError('ABORTED', 'the send was aborted'))
-      }
-      const onAbort = () => {
-        if (!session.pending.has(seq)) return
-        this.#settled(session, entry)
-        reject(new PeerError('ABORTED', 'the send was aborted'))
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const settle =
-        <T>(fn: (v: T) => void) =>
-        (v: T) => {
-          signal?.removeEventListener('abort', onAbort)
-          fn(v)
-        }
-      const entry: Pending = {
-        seq,
-        frame,
-        bytes,
-        deadline: Date.now() + (options?.timeout ?? this.#ackTimeout),
-        // Without a signal there is nothing to unhook: skip the wrappers on the hot path.
-        resolve: signal ? settle(resolve) : resolve,
-        reject: signal ? settle(reject) : reject,
-      }
-      session.pending.set(seq, entry)
-      session.inFlightBytes += bytes
-      // While reconnecting, the message waits in `pending` and goes out on the new link.
-      if (session.online) session.active.write(frame)
-    })
+    const signal = options?.signal
+    if (signal?.aborted) {
+      this.#admit(session)
+      return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
+    }
+    // The hot path allocates the promise and one object: the pending entry is also the TEXT written.
+    const promise = new Promise<SendResult>(captureResolvers)
+    const now = Date.now()
+    const entry: Pending = {
+      type: 'TEXT',
+      stream: session.stream,
+      seq: session.nextSeq++,
+      sentAt: now,
+      text,
+      bytes,
+      deadline: now + (options?.timeout ?? this.#ackTimeout),
+      resolve: capturedResolve,
+      reject: capturedReject,
+    }
+    if (signal) this.#abortOn(signal, session, entry)
+    session.pending.set(entry.seq, entry)
+    session.inFlightBytes += bytes
+    // While reconnecting, the message waits in `pending` and goes out on the new link.
+    if (session.online) session.active.write(entry)
+    return promise
+  }
+
+  /** An abort fails a pending send at once and frees its room; settling it first unhooks the listener. */
+  #abortOn(signal: AbortSignal, session: Session, entry: Pending): void {
+    const { resolve, reject } = entry
+    const onAbort = () => {
+      if (session.pending.get(entry.seq) !== entry) return
+      this.#settled(session, entry)
+      reject(new PeerError('ABORTED', 'the send was aborted'))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    entry.resolve = (r) => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(r)
+    }
+    entry.reject = (e) => {
+      signal.removeEventListener('abort', onAbort)
+      reject(e)
+    }
   }
 
   async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {

@@ -59,6 +59,23 @@ function checkSeq(value: unknown): void {
   if (value === 0) throw invalid('seq must be at least 1')
 }
 
+// A sender writes the same stream on every TEXT of a session: remember the last one checked and its bytes.
+let lastStream = ''
+const lastStreamBytes = Buffer.alloc(Limits.streamBytes)
+
+function checkStream(value: unknown): void {
+  if (value === lastStream) return
+  checkHex(value, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+  lastStreamBytes.write(value as string, 'hex')
+  lastStream = value as string
+}
+
+function writeStream(buf: Buffer, at: number, value: string): number {
+  if (value !== lastStream) return writeHex(buf, at, value)
+  lastStreamBytes.copy(buf, at)
+  return at + Limits.streamBytes
+}
+
 function checkHex(value: unknown, field: string, pattern: RegExp, chars: number): void {
   if (typeof value !== 'string' || !pattern.test(value)) {
     const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : typeof value
@@ -158,17 +175,17 @@ export function encodedLength(msg: Message): number {
       checkUint(msg.code, 'code', U16_MAX)
       return 1 + 2 + strSize(msg.reason, 'reason', Limits.reasonBytes)
     case 'TEXT':
-      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkStream(msg.stream)
       checkSeq(msg.seq)
       checkUint(msg.sentAt, 'sentAt', Number.MAX_SAFE_INTEGER)
       return 1 + Limits.messageIdBytes + 8 + strSize(msg.text, 'text', Limits.textBytes)
     case 'ACK':
-      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkStream(msg.stream)
       checkSeq(msg.seq)
       checkUint(msg.status, 'status', U8_MAX)
       return 1 + Limits.messageIdBytes + 1
     case 'ACK_UPTO':
-      checkHex(msg.stream, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+      checkStream(msg.stream)
       checkSeq(msg.seq)
       return 1 + Limits.messageIdBytes
     case 'PEERS_REQUEST':
@@ -250,14 +267,14 @@ export function writeMessage(msg: Message, buf: Buffer, at: number): number {
     case 'REJECT':
       return writeStr(buf, writeU16(buf, o, msg.code), msg.reason)
     case 'TEXT':
-      o = writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
+      o = writeU64(buf, writeStream(buf, o, msg.stream), msg.seq)
       return writeStr(buf, writeU64(buf, o, msg.sentAt), msg.text)
     case 'ACK':
-      o = writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
+      o = writeU64(buf, writeStream(buf, o, msg.stream), msg.seq)
       buf[o] = msg.status
       return o + 1
     case 'ACK_UPTO':
-      return writeU64(buf, writeHex(buf, o, msg.stream), msg.seq)
+      return writeU64(buf, writeStream(buf, o, msg.stream), msg.seq)
     case 'PEERS_REQUEST':
       return o
     case 'PEERS':
@@ -409,7 +426,12 @@ class Reader {
 const ASCII_FAST_PATH_MAX = 32
 
 function decodeUtf8(buf: Buffer, start: number, end: number, field: string): string {
-  if (end - start <= ASCII_FAST_PATH_MAX) {
+  if (end - start > ASCII_FAST_PATH_MAX) {
+    // Node's decoder is fast but lenient: it turns malformed bytes into U+FFFD. Without a U+FFFD in its
+    // result the bytes were well-formed; with one, the strict decoder below decides.
+    const text = buf.toString('utf8', start, end)
+    if (!text.includes('\uFFFD')) return text
+  } else {
     let ascii = true
     for (let i = start; i < end; i++) {
       if (buf[i]! > 0x7f) {
