@@ -925,6 +925,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
       // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
       if (link.ackSeq !== 0) this.#flushAck(link)
+      // Answers (and whatever message handlers sent back) leave now, not a turn of the event loop later.
+      link.writer.flush()
     } catch (err) {
       failure = err
     }

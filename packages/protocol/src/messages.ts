@@ -146,5 +146,7 @@ export type Message =
 
 /** The 32-character id APIs show for a TEXT: its stream's 16 hex characters, then seq as 16 more. */
 export function messageId(stream: string, seq: number): string {
-  return stream + seq.toString(16).padStart(16, '0')
+  const hex = seq.toString(16)
+  return stream + SIXTEEN_ZEROS.slice(hex.length) + hex
 }
+const SIXTEEN_ZEROS = '0000000000000000'
