@@ -288,7 +288,7 @@ export function renderReport(input: ReportInput): string {
     '',
     '## Scenarios',
     '',
-    `- **(a) one-way 64-byte messages**: ${count(plan.oneway.count)} messages; msg/s at the receiver, from message ${count(plan.oneway.warmup ?? 0)} (the first 10 % are a JIT warm-up) to the last. Parley keeps up to 10,000 unacknowledged \`send()\`s in flight (8 MiB), since \`send\` resolves on the ACK.`,
+    `- **(a) one-way 64-byte messages**: ${count(plan.oneway.count)} messages; msg/s at the receiver, from message ${count(plan.oneway.warmup ?? 0)} (the first 10 % are a JIT warm-up) to the last. Parley keeps up to 2,000 unacknowledged \`send()\`s (and 8 MiB) in flight, since \`send\` resolves on the acknowledgement.`,
     `- **(b) bulk**: ${count(plan.bulk.count)} messages of ${count(BULK_PAYLOAD)} bytes of ASCII text (≈ ${Math.round((plan.bulk.count * BULK_PAYLOAD) / 1024 / 1024)} MiB; 64 KiB-ish, inside Parley's 65,535-byte text limit); MB/s (10⁶ bytes of payload) at the receiver, 10 % warm-up as in (a).`,
     `- **(c) ping-pong**: ${count(plan.pingpong.count)} round trips of a 64-byte message and its echo, after ${count(plan.pingpong.warmup ?? 0)} warm-up ones; p50/p99 of each round trip. For Parley the echo is a \`send()\` back (each side also ACKs what it gets).`,
     `- **(d) connection setup**: ${count(plan.setup.count)} fresh connections one after another, each dial + handshake + first round trip, closed before the next. Parley: each connection gets a fresh client peer (identity and Noise static key made before the clock starts), since a peer keeps one connection per remote peer.`,
