@@ -23,7 +23,11 @@ declare module 'sodium-native' {
   ): number
   export function crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void
   export function crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void
-  export function crypto_sign_detached(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void
+  export function crypto_sign_detached(
+    signature: Uint8Array,
+    message: Uint8Array,
+    secretKey: Uint8Array,
+  ): void
   export function crypto_sign_verify_detached(
     signature: Uint8Array,
     message: Uint8Array,

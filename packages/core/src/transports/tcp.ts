@@ -218,8 +218,9 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
     }
     // Reset by the remote, 'close' not emitted yet: the bytes could never arrive. 'close' follows.
     if (this.#socket.destroyed) return false
-    // Copied: the caller may reuse its buffer, and Node keeps a reference to queued writes.
-    return this.#socket.write(Buffer.from(bytes))
+    // Not copied: send() owns `bytes` (see Connection.send). Node keeps a reference to queued writes,
+    // and a Uint8Array goes in as a Buffer view of the same memory.
+    return this.#socket.write(bytes)
   }
 
   close(options: AbortOptions = {}): Promise<void> {
