@@ -122,11 +122,21 @@ export class CipherState {
   #key: Buffer | null = null
   #n = 0
   // Reused for every operation: libsodium reads the nonce during the call only.
-  readonly #nonce = Buffer.alloc(12)
+  #nonce: Buffer | null = null
 
   /** InitializeKey(key): sets `k` and resets `n` to 0. */
   initializeKey(key: Uint8Array | null): void {
-    this.#key = key === null ? null : Buffer.from(key)
+    if (key === null) {
+      this.#key = null
+    } else {
+      // Key and nonce share one small allocation of their own: a copy from Node's buffer pool
+      // (Buffer.from) would pin a whole 8 KiB pool slab for as long as the session lives.
+      const memory = Buffer.allocUnsafeSlow(key.length + 12)
+      memory.set(key)
+      memory.fill(0, key.length)
+      this.#key = memory.subarray(0, key.length)
+      this.#nonce = memory.subarray(key.length)
+    }
     this.#n = 0
   }
 
@@ -147,7 +157,7 @@ export class CipherState {
     const n = this.#n
     if (n >= MAX_NONCE)
       throw new SecureChannelError('INTEGRITY', 'nonce space exhausted; the session must end')
-    const nonce = this.#nonce
+    const nonce = this.#nonce!
     nonce.writeUInt32LE(n >>> 0, 4)
     nonce.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 8)
     return nonce
