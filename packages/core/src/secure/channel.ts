@@ -23,6 +23,7 @@
  * responder sees the connection end mid-handshake. Both report `HANDSHAKE_FAILED`.
  */
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
 import type { Connection } from '../transport.js'
 import { SecureChannelError } from './errors.js'
 import {
@@ -42,6 +43,8 @@ import { WrappedConnection } from './wrapped-connection.js'
 export const MAX_RECORD_PLAINTEXT = MAX_MESSAGE_LEN - TAGLEN
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+/** Records at least this large are sealed into recycled memory. */
+const RECYCLE_MIN_BYTES = 16 * 1024
 const PROLOGUE_LABEL = Buffer.from('parley/1', 'ascii')
 const SIGNATURE_PREFIX = Buffer.from('parley-noise-static-key:', 'ascii')
 const IDENTITY_VERSION = 1
@@ -366,7 +369,11 @@ class NoiseConnection extends WrappedConnection {
     if (total === 0) return true
     const max = this.#maxPlaintext
     const records = Math.ceil(total / max)
-    const out = Buffer.allocUnsafe(total + records * (2 + TAGLEN))
+    const size = total + records * (2 + TAGLEN)
+    // Large single records go out in recycled memory (see send-buffers.ts); small ones come from
+    // Node's buffer pool anyway, and multi-record batches are rare.
+    const out =
+      size >= RECYCLE_MIN_BYTES && size <= SEND_BUFFER_BYTES ? takeSendBuffer(size) : Buffer.allocUnsafe(size)
     let offset = 0
     for (let start = 0; start < total; start += max) {
       const end = Math.min(start + max, total)
