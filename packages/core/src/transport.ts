@@ -12,7 +12,11 @@ export interface AbortOptions {
 export type ConnectionStatus = 'open' | 'closing' | 'closed'
 
 export interface ConnectionEvents {
-  /** A chunk of bytes, in order. Chunk boundaries mean nothing. */
+  /**
+   * A chunk of bytes, in order. Chunk boundaries mean nothing. The chunk is the listener's to keep
+   * (no later event reuses its memory) but not to modify: other listeners, or the sender on the
+   * memory transport, may look at the same bytes.
+   */
   data: [chunk: Uint8Array]
   /** The write buffer emptied after `send()` returned false. */
   drain: []
@@ -33,7 +37,15 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   /** The other end's address, as the transport spells it (`127.0.0.1:4000`, `[::1]:4000`, `mem:3`). */
   readonly remoteAddress: string
   readonly localAddress: string
-  /** Queues bytes. Returns false once the write buffer is over its high-water mark: wait for `drain`. */
+  /**
+   * Queues bytes. Returns false once the write buffer is over its high-water mark: wait for `drain`.
+   *
+   * Takes ownership of `bytes`: the connection may keep a reference until they are written, or even
+   * hand the very same memory to the receiver (the memory transport does), so nothing is copied on
+   * the way down. The caller must not modify `bytes` afterwards; a caller that reuses its buffer
+   * sends a copy (`send(buffer.slice())`). Reading `bytes` again is fine, and so is sending views of
+   * one buffer that nobody modifies.
+   */
   send(bytes: Uint8Array): boolean
   /** Flushes what was sent, ends our side, and resolves when both sides have ended (or the signal aborts). */
   close(options?: AbortOptions): Promise<void>

@@ -380,6 +380,29 @@ describe('noise transport records', () => {
     expect(frames(wireA.sent.at(-1)!).map((r) => r.length)).toEqual([64 + 16])
   })
 
+  it.each([undefined, 1000])(
+    'delivered plaintext is the listener’s to keep, records whole or split across reads (chunkSize %s)',
+    async (chunkSize) => {
+      // Records inside one read are opened into fresh buffers, split ones assembled and opened in
+      // place: either way a chunk kept without copying must not change as later records arrive.
+      const { a, b } = await securePair({ wire: { chunkSize } })
+      const sends = Array.from({ length: 6 }, (_, i) => Buffer.alloc(3000 + i * 1500, 0x41 + i))
+      const total = sends.reduce((n, s) => n + s.length, 0)
+      const kept: Uint8Array[] = []
+      let length = 0
+      const all = new Promise<void>((resolve) => {
+        b.on('data', (chunk) => {
+          kept.push(chunk)
+          length += chunk.length
+          if (length >= total) resolve()
+        })
+      })
+      for (const bytes of sends) a.send(Buffer.from(bytes))
+      await within(all)
+      expectSameBytes(Buffer.concat(kept), Buffer.concat(sends))
+    },
+  )
+
   it('never puts the plaintext on the wire', async () => {
     const { a, b, wireA, wireB } = await securePair()
     const atB = record(b)

@@ -294,6 +294,29 @@ export interface FrameWriterInit {
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024
 /** Batch buffer size when a batch starts; doubles as frames arrive. */
 const INITIAL_CAPACITY = 16 * 1024
+/**
+ * A frame at least this large bypasses the batch: it is encoded into a buffer of its own size and
+ * handed to the sink at once (after whatever was pending). Copying it into a batch would only cost a
+ * copy, and alone it maps onto whole records below (one record per frame up to 64 KiB), so the
+ * receiver gets it back as a view instead of reassembling it.
+ */
+const DIRECT_FRAME_BYTES = INITIAL_CAPACITY / 2
+/** Batch buffers kept for reuse, process-wide (see {@link takeBatch}). */
+const MAX_SPARE_BATCHES = 8
+const spareBatches: Buffer[] = []
+
+/**
+ * A batch buffer of INITIAL_CAPACITY bytes. Writers take one when a batch starts and put it back
+ * once its bytes were copied out at flush, so an idle writer holds no buffer (an idle link costs no
+ * 16 KiB) while busy writers still reuse buffers instead of allocating one per tick.
+ */
+function takeBatch(): Buffer {
+  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(INITIAL_CAPACITY)
+}
+
+function returnBatch(batch: Buffer): void {
+  if (batch.length === INITIAL_CAPACITY && spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(batch)
+}
 
 const defaultSchedule = (fn: () => void): void => {
   if (typeof setImmediate === 'function') setImmediate(fn)
@@ -305,9 +328,14 @@ const defaultSchedule = (fn: () => void): void => {
  *
  * The first write after a flush schedules one flush; until it runs, later writes are framed
  * straight into the same batch buffer (no allocation per frame). A flush hands `sink` one chunk
- * holding every pending frame in write order. `sink` owns that chunk (it may keep it; the writer
- * never touches it again) and must not throw: an exception from it propagates to whoever triggered
- * the flush (`write`, `flush`, or the scheduler).
+ * holding every pending frame in write order. A frame of 8 KiB or more skips the batch: the pending
+ * batch is flushed and the frame follows at once, as a chunk of its own (the same as a frame larger
+ * than `maxBatchBytes`). `sink` owns every chunk (it may keep it, e.g. pass it to
+ * `Connection.send`; the writer never touches it again) and must not throw: an exception from it
+ * propagates to whoever triggered the flush (`write`, `flush`, or the scheduler).
+ *
+ * Between flushes an idle writer holds no buffer: batch buffers are shared through a small
+ * process-wide pool.
  *
  * Call {@link FrameWriter.flush} before closing the connection so nothing pending is lost.
  *
@@ -357,6 +385,15 @@ export class FrameWriter {
   write(msg: Message): void {
     const size = encodedLength(msg)
     checkFrameSize(size, this.#maxFrameSize)
+    const frameBytes = FRAME_PREFIX_BYTES + size
+    if (this.#isDirect(frameBytes)) {
+      const frame = Buffer.allocUnsafe(frameBytes)
+      frame.writeUInt32BE(size, 0)
+      assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frameBytes)
+      this.flush()
+      this.#sink(frame)
+      return
+    }
     const at = this.#reserve(FRAME_PREFIX_BYTES + size)
     const batch = this.#batch!
     batch.writeUInt32BE(size, at)
@@ -371,7 +408,16 @@ export class FrameWriter {
    */
   writeBody(body: Uint8Array): void {
     checkFrameSize(body.byteLength, this.#maxFrameSize)
-    const at = this.#reserve(FRAME_PREFIX_BYTES + body.byteLength)
+    const frameBytes = FRAME_PREFIX_BYTES + body.byteLength
+    if (this.#isDirect(frameBytes)) {
+      const frame = Buffer.allocUnsafe(frameBytes)
+      frame.writeUInt32BE(body.byteLength, 0)
+      frame.set(body, FRAME_PREFIX_BYTES)
+      this.flush()
+      this.#sink(frame)
+      return
+    }
+    const at = this.#reserve(frameBytes)
     const batch = this.#batch!
     batch.writeUInt32BE(body.byteLength, at)
     batch.set(body, at + FRAME_PREFIX_BYTES)
@@ -384,29 +430,40 @@ export class FrameWriter {
     if (length === 0) return
     const batch = this.#batch!
     this.#length = 0
+    this.#batch = undefined
     let chunk: Buffer
     if (length * 2 >= batch.length) {
-      // Mostly full: give the buffer away rather than copy it; the next write allocates a new one.
+      // Mostly full: give the buffer away rather than copy it.
       chunk = batch.subarray(0, length)
-      this.#batch = undefined
     } else {
-      // Mostly empty: copy out the few bytes and keep the buffer for the next batch.
+      // Mostly empty: copy out the few bytes (small copies come from Node's buffer pool) and put the
+      // buffer back for the next batch, of this writer or another.
       chunk = Buffer.allocUnsafe(length)
       batch.copy(chunk, 0, 0, length)
+      returnBatch(batch)
     }
     this.#sink(chunk)
+  }
+
+  #isDirect(frameBytes: number): boolean {
+    return frameBytes >= DIRECT_FRAME_BYTES || frameBytes > this.#maxBatchBytes
   }
 
   /** Makes room for `n` more bytes, flushing first if they would push the batch past maxBatchBytes. */
   #reserve(n: number): number {
     if (this.#length > 0 && this.#length + n > this.#maxBatchBytes) this.flush()
     const needed = this.#length + n
-    const batch = this.#batch
-    if (batch === undefined || batch.length < needed) {
-      let capacity = batch?.length ?? INITIAL_CAPACITY
+    let batch = this.#batch
+    if (batch === undefined) {
+      batch = takeBatch()
+      this.#batch = batch
+    }
+    if (batch.length < needed) {
+      let capacity = batch.length
       while (capacity < needed) capacity *= 2
-      const grown = Buffer.allocUnsafe(capacity)
-      if (batch !== undefined && this.#length > 0) batch.copy(grown, 0, 0, this.#length)
+      const grown = Buffer.allocUnsafeSlow(capacity)
+      if (this.#length > 0) batch.copy(grown, 0, 0, this.#length)
+      returnBatch(batch)
       this.#batch = grown
     }
     const at = this.#length

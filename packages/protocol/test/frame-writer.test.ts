@@ -109,6 +109,21 @@ describe('FrameWriter', () => {
     expect(decodeAll([chunks[1]!])).toEqual([big])
   })
 
+  it('sends a frame of 8 KiB or more on its own, at once, after what was pending', () => {
+    const { writer, chunks, tick } = manualWriter()
+    const big: Message = { type: 'TEXT', id: '1'.repeat(32), sentAt: 0, text: 'z'.repeat(20_000) }
+    writer.write(samples.PING)
+    writer.write(big)
+    // The pending PING leaves first, then the frame as a chunk of exactly its own bytes.
+    expect(chunks).toHaveLength(2)
+    expect(chunks[1]!.byteLength).toBe(frameMessage(big).byteLength)
+    writer.writeBody(encodeMessage(big))
+    writer.write(samples.PONG)
+    tick()
+    expect(chunks).toHaveLength(4)
+    expect(decodeAll(chunks)).toEqual([samples.PING, big, big, samples.PONG])
+  })
+
   it('hands over chunks the sink may keep: later batches never overwrite them', () => {
     // Small batches reach the sink as a copy, large ones as the batch buffer itself: check both.
     const { writer, chunks, tick } = manualWriter()

@@ -23,6 +23,7 @@
  * responder sees the connection end mid-handshake. Both report `HANDSHAKE_FAILED`.
  */
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
 import type { Connection } from '../transport.js'
 import { SecureChannelError } from './errors.js'
 import {
@@ -42,6 +43,8 @@ import { WrappedConnection } from './wrapped-connection.js'
 export const MAX_RECORD_PLAINTEXT = MAX_MESSAGE_LEN - TAGLEN
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+/** Records at least this large are sealed into recycled memory. */
+const RECYCLE_MIN_BYTES = 16 * 1024
 const PROLOGUE_LABEL = Buffer.from('parley/1', 'ascii')
 const SIGNATURE_PREFIX = Buffer.from('parley-noise-static-key:', 'ascii')
 const IDENTITY_VERSION = 1
@@ -329,13 +332,18 @@ function handshake(
  * Records on the wire: u16 BE length ‖ ciphertext ‖ tag, length = plaintext + 16 ≤ 65535.
  * Receiving is a streaming parser: any chunking, at most one partial record buffered, records
  * opened in order with the next nonce (so replays and reorders fail authentication).
+ *
+ * Copies: a send is sealed straight into the buffer handed to the connection below (which owns it,
+ * so it is not copied again). A record that lies within one received chunk is opened into a fresh
+ * buffer of its plaintext size; one that spans chunks is assembled once and opened in place. Either
+ * way the plaintext delivered is the listener's to keep. Between records nothing is held.
  */
 class NoiseConnection extends WrappedConnection {
   readonly #send: CipherState
   readonly #receive: CipherState
   readonly #maxPlaintext: number
-  readonly #header = Buffer.alloc(2)
-  #headerFill = 0
+  /** The first byte of a length prefix split across chunks, or -1. */
+  #headerHigh = -1
   #record: Buffer | null = null // a record split across chunks, allocated once its length is known
   #recordFill = 0
 
@@ -352,17 +360,26 @@ class NoiseConnection extends WrappedConnection {
     this.#maxPlaintext = maxPlaintext
   }
 
-  /** Encrypts `bytes` as one record (or, beyond `maxRecordSize`, several) in one underlying send. */
+  /**
+   * Encrypts `bytes` as one record (or, beyond `maxRecordSize`, several) in one underlying send.
+   * `bytes` is only read; the sealed records go to the connection below, which owns them.
+   */
   override send(bytes: Uint8Array): boolean {
     const total = bytes.length
     if (total === 0) return true
     const max = this.#maxPlaintext
     const records = Math.ceil(total / max)
-    const out = Buffer.allocUnsafe(total + records * (2 + TAGLEN))
+    const size = total + records * (2 + TAGLEN)
+    // Large single records go out in recycled memory (see send-buffers.ts); small ones come from
+    // Node's buffer pool anyway, and multi-record batches are rare.
+    const out =
+      size >= RECYCLE_MIN_BYTES && size <= SEND_BUFFER_BYTES ? takeSendBuffer(size) : Buffer.allocUnsafe(size)
     let offset = 0
     for (let start = 0; start < total; start += max) {
       const end = Math.min(start + max, total)
-      out.writeUInt16BE(end - start + TAGLEN, offset)
+      const length = end - start + TAGLEN
+      out[offset] = length >>> 8
+      out[offset + 1] = length & 0xff
       offset = this.#send.encryptInto(bytes.subarray(start, end), out, offset + 2)
     }
     return this.inner.send(out)
@@ -377,32 +394,36 @@ class NoiseConnection extends WrappedConnection {
       const partial = this.#record
       if (partial !== null) {
         const take = Math.min(partial.length - this.#recordFill, n - i)
-        partial.set(chunk.subarray(i, i + take), this.#recordFill)
+        partial.set(take === n - i && i === 0 ? chunk : chunk.subarray(i, i + take), this.#recordFill)
         this.#recordFill += take
         i += take
         if (this.#recordFill < partial.length) return null
         this.#record = null
-        this.#open(partial)
+        this.#openInPlace(partial)
         continue
       }
       let length: number
-      if (this.#headerFill === 0 && n - i >= 2) {
+      if (this.#headerHigh >= 0) {
+        length = (this.#headerHigh << 8) | chunk[i++]!
+        this.#headerHigh = -1
+      } else if (n - i >= 2) {
         length = (chunk[i]! << 8) | chunk[i + 1]!
         i += 2
       } else {
-        this.#header[this.#headerFill++] = chunk[i++]!
-        if (this.#headerFill < 2) continue
-        this.#headerFill = 0
-        length = this.#header.readUInt16BE(0)
+        this.#headerHigh = chunk[i++]!
+        continue
       }
       if (!this.#checkLength(length)) return null
       if (n - i >= length) {
-        // The whole record is in this chunk: decrypt straight from it, no copy.
+        // The whole record is in this chunk: open it straight from there into its plaintext buffer.
         this.#open(chunk.subarray(i, i + length))
         i += length
       } else {
-        this.#record = Buffer.allocUnsafe(length)
-        this.#record.set(chunk.subarray(i), 0)
+        // Spans chunks: assemble it (the one copy), then open it in place. allocUnsafeSlow: a
+        // record's plaintext is delivered as a view of this buffer, and a view of Node's shared
+        // pool would keep the whole pool slab alive for as long as the listener keeps it.
+        this.#record = Buffer.allocUnsafeSlow(length)
+        this.#record.set(i === 0 ? chunk : chunk.subarray(i), 0)
         this.#recordFill = n - i
         i = n
       }
@@ -411,7 +432,7 @@ class NoiseConnection extends WrappedConnection {
   }
 
   protected override beforeEnd(): boolean {
-    if (this.#record === null && this.#headerFill === 0) return true
+    if (this.#record === null && this.#headerHigh < 0) return true
     this.fail(new SecureChannelError('INTEGRITY', 'the stream ended inside a record (truncated)'))
     return false
   }
@@ -436,21 +457,37 @@ class NoiseConnection extends WrappedConnection {
   }
 
   #open(record: Uint8Array): void {
-    let plaintext: Buffer
+    let plaintext: Uint8Array
     try {
       plaintext = this.#receive.decryptWithAd(EMPTY, record)
     } catch (cause) {
-      this.fail(
-        new SecureChannelError(
-          'INTEGRITY',
-          'a record failed authentication (tampered, replayed or reordered)',
-          {
-            cause,
-          },
-        ),
-      )
+      this.#authFailed(cause)
       return
     }
     this.deliver(plaintext)
+  }
+
+  /** Opens a record we assembled ourselves: the plaintext overwrites the ciphertext, no new buffer. */
+  #openInPlace(record: Buffer): void {
+    let plaintext: Uint8Array
+    try {
+      plaintext = this.#receive.decryptInPlace(record)
+    } catch (cause) {
+      this.#authFailed(cause)
+      return
+    }
+    this.deliver(plaintext)
+  }
+
+  #authFailed(cause: unknown): void {
+    this.fail(
+      new SecureChannelError(
+        'INTEGRITY',
+        'a record failed authentication (tampered, replayed or reordered)',
+        {
+          cause,
+        },
+      ),
+    )
   }
 }

@@ -13,8 +13,6 @@
  * ```
  */
 import {
-  createCipheriv,
-  createDecipheriv,
   createHash,
   createHmac,
   createPrivateKey,
@@ -23,6 +21,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto'
+import sodium from 'sodium-native'
 import { SecureChannelError } from './errors.js'
 
 /** The full protocol name; exactly 32 bytes, so it is used as the initial `h` unhashed (spec 5.2). */
@@ -111,18 +110,33 @@ function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [Buffer, 
 }
 
 /**
- * A key `k` and a 64-bit nonce `n` (spec 5.1). ChaChaPoly's 96-bit nonce is 32 zero bits followed
- * by `n` little-endian (spec 12.3).
+ * A key `k` and a 64-bit nonce `n` (spec 5.1). ChaChaPoly is IETF ChaCha20-Poly1305 from libsodium
+ * (`crypto_aead_chacha20poly1305_ietf_*`); its 96-bit nonce is 32 zero bits followed by `n`
+ * little-endian (spec 12.3).
+ *
+ * libsodium rather than `node:crypto`: `createCipheriv` builds an OpenSSL context per record,
+ * about 5 µs on Node 20 and 15 µs on Node 24, where libsodium seals a 64-byte record in under 1 µs.
+ * Both directions also work in place, which the record layer uses to avoid copies.
  */
 export class CipherState {
   #key: Buffer | null = null
   #n = 0
-  // Reused for every operation: createCipheriv copies the IV into OpenSSL right away.
-  readonly #nonce = Buffer.alloc(12)
+  // Reused for every operation: libsodium reads the nonce during the call only.
+  #nonce: Buffer | null = null
 
   /** InitializeKey(key): sets `k` and resets `n` to 0. */
   initializeKey(key: Uint8Array | null): void {
-    this.#key = key === null ? null : Buffer.from(key)
+    if (key === null) {
+      this.#key = null
+    } else {
+      // Key and nonce share one small allocation of their own: a copy from Node's buffer pool
+      // (Buffer.from) would pin a whole 8 KiB pool slab for as long as the session lives.
+      const memory = Buffer.allocUnsafeSlow(key.length + 12)
+      memory.set(key)
+      memory.fill(0, key.length)
+      this.#key = memory.subarray(0, key.length)
+      this.#nonce = memory.subarray(key.length)
+    }
     this.#n = 0
   }
 
@@ -143,37 +157,44 @@ export class CipherState {
     const n = this.#n
     if (n >= MAX_NONCE)
       throw new SecureChannelError('INTEGRITY', 'nonce space exhausted; the session must end')
-    this.#nonce.writeUInt32LE(n >>> 0, 4)
-    this.#nonce.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 8)
-    return this.#nonce
+    const nonce = this.#nonce!
+    nonce.writeUInt32LE(n >>> 0, 4)
+    nonce.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 8)
+    return nonce
   }
 
   /** EncryptWithAd(ad, plaintext): returns plaintext unchanged while there is no key. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
     if (this.#key === null) return Buffer.from(plaintext)
     const out = Buffer.allocUnsafe(plaintext.length + TAGLEN)
-    this.#encrypt(this.#key, ad, plaintext, out, 0)
+    this.#seal(this.#key, ad, plaintext, out)
     return out
   }
 
   /**
    * Encrypts `plaintext` with empty associated data into `out` at `offset` as ciphertext || tag, and
-   * returns the offset just past it. The transport fast path: no intermediate buffers kept.
+   * returns the offset just past it. The transport fast path: the record is sealed where it will be
+   * sent. `plaintext` may be `out.subarray(offset, offset + plaintext.length)` (in place).
+   * @throws Error without a key; SecureChannelError `INTEGRITY` when the nonces are used up
    */
-  encryptInto(plaintext: Uint8Array, out: Buffer, offset: number): number {
+  encryptInto(plaintext: Uint8Array, out: Uint8Array, offset: number): number {
     if (this.#key === null) throw new Error('CipherState has no key')
-    return this.#encrypt(this.#key, EMPTY, plaintext, out, offset)
+    const end = offset + plaintext.length + TAGLEN
+    this.#seal(this.#key, null, plaintext, out.subarray(offset, end))
+    return end
   }
 
-  #encrypt(key: Buffer, ad: Uint8Array, plaintext: Uint8Array, out: Buffer, offset: number): number {
-    const cipher = createCipheriv('chacha20-poly1305', key, this.#prepareNonce(), { authTagLength: TAGLEN })
-    if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length })
-    // A stream cipher: update() yields exactly as many bytes as it is given, final() none.
-    let end = offset + cipher.update(plaintext).copy(out, offset)
-    end += cipher.final().copy(out, end)
-    end += cipher.getAuthTag().copy(out, end)
+  #seal(key: Buffer, ad: Uint8Array | null, plaintext: Uint8Array, out: Uint8Array): void {
+    const nonce = this.#prepareNonce()
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out,
+      plaintext,
+      ad !== null && ad.length > 0 ? ad : null,
+      null,
+      nonce,
+      key,
+    )
     this.#n++
-    return end
   }
 
   /**
@@ -183,26 +204,45 @@ export class CipherState {
    */
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Buffer {
     if (this.#key === null) return Buffer.from(ciphertext)
+    const out = Buffer.allocUnsafe(Math.max(0, ciphertext.length - TAGLEN))
+    this.#open(this.#key, ad, ciphertext, out)
+    return out
+  }
+
+  /**
+   * Opens `ciphertext` (ciphertext || tag, empty associated data) in place: the plaintext overwrites
+   * its start, and the returned view covers it. The caller must own `ciphertext`; on failure its bytes
+   * are zeroed (libsodium clears the output), `n` is not advanced and nothing escapes.
+   * @throws Error without a key; SecureChannelError `INTEGRITY` when authentication fails
+   */
+  decryptInPlace(ciphertext: Uint8Array): Uint8Array {
+    if (this.#key === null) throw new Error('CipherState has no key')
+    const plaintext = ciphertext.subarray(0, Math.max(0, ciphertext.length - TAGLEN))
+    this.#open(this.#key, null, ciphertext, plaintext)
+    return plaintext
+  }
+
+  #open(key: Buffer, ad: Uint8Array | null, ciphertext: Uint8Array, out: Uint8Array): void {
     if (ciphertext.length < TAGLEN) {
       throw new SecureChannelError(
         'INTEGRITY',
         `ciphertext of ${ciphertext.length} bytes is shorter than a tag`,
       )
     }
-    const tagAt = ciphertext.length - TAGLEN
-    const decipher = createDecipheriv('chacha20-poly1305', this.#key, this.#prepareNonce(), {
-      authTagLength: TAGLEN,
-    })
-    decipher.setAuthTag(ciphertext.subarray(tagAt))
-    if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: tagAt })
-    const plaintext = decipher.update(ciphertext.subarray(0, tagAt))
+    const nonce = this.#prepareNonce()
     try {
-      decipher.final()
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out,
+        null,
+        ciphertext,
+        ad !== null && ad.length > 0 ? ad : null,
+        nonce,
+        key,
+      )
     } catch (cause) {
       throw new SecureChannelError('INTEGRITY', 'message authentication failed', { cause })
     }
     this.#n++
-    return plaintext
   }
 }
 

@@ -88,7 +88,8 @@ export function memoryNetwork(init: MemoryNetworkInit = {}): MemoryNetwork {
  * A {@link Transport} over a {@link MemoryNetwork}. Addresses are `host:port` like TCP's
  * (`listen('alice:0')` gets a free port such as `alice:1`); listening on a taken address fails with
  * `ADDRESS_IN_USE`, dialing an address nobody listens on with `CONNECTION_REFUSED`.
- * Sent bytes are copied, so the caller may reuse its buffer.
+ * Sent bytes are not copied: `send()` owns them, and the receiver's `data` chunks are the sender's
+ * bytes themselves (or views of them when the network splits chunks).
  *
  * @throws TypeError if `network` did not come from {@link memoryNetwork}
  */
@@ -486,10 +487,9 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
       throw new TransportError('CONNECTION_CLOSED', `cannot send: the connection is ${this.#status}`)
     }
     const pipe = this.#peer.inbound
-    // Copied: the caller may reuse its buffer as soon as send() returns.
-    if (bytes.byteLength > 0) {
-      pipe.push({ kind: 'data', bytes: new Uint8Array(bytes), offset: 0, ready: false })
-    }
+    // Not copied: send() owns `bytes` (see Connection.send), so the receiver gets the same memory,
+    // as a zero-copy transport would.
+    if (bytes.byteLength > 0) pipe.push({ kind: 'data', bytes, offset: 0, ready: false })
     if (pipe.queued < this.#network.highWaterMark) return true
     pipe.needDrain = true
     return false

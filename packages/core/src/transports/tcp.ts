@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { createConnection, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net'
 import { TransportError, type TransportErrorCode } from '../errors.js'
+import { isSendBuffer, releaseSendBuffer } from '../send-buffers.js'
 import type {
   AbortOptions,
   Connection,
@@ -218,8 +219,11 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
     }
     // Reset by the remote, 'close' not emitted yet: the bytes could never arrive. 'close' follows.
     if (this.#socket.destroyed) return false
-    // Copied: the caller may reuse its buffer, and Node keeps a reference to queued writes.
-    return this.#socket.write(Buffer.from(bytes))
+    // Not copied: send() owns `bytes` (see Connection.send). Node keeps a reference to queued writes,
+    // and a Uint8Array goes in as a Buffer view of the same memory. A recyclable record buffer goes
+    // back once the kernel has it (the callback also runs when the write fails or is dropped).
+    if (isSendBuffer(bytes)) return this.#socket.write(bytes, () => releaseSendBuffer(bytes))
+    return this.#socket.write(bytes)
   }
 
   close(options: AbortOptions = {}): Promise<void> {

@@ -1,0 +1,57 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { isSendBuffer, releaseSendBuffer, SEND_BUFFER_BYTES, takeSendBuffer } from '../src/send-buffers.js'
+import { tcpTransport } from '../src/transports/tcp.js'
+
+describe('send buffers', () => {
+  it('lends memory once: a stale or second release, or releasing foreign bytes, does nothing', () => {
+    const a = takeSendBuffer(1000)
+    expect(a.length).toBe(1000)
+    expect(isSendBuffer(a)).toBe(true)
+    expect(isSendBuffer(a.subarray(10, 20))).toBe(false) // only the object handed out counts
+    expect(isSendBuffer(Buffer.alloc(1000))).toBe(false)
+    releaseSendBuffer(a)
+    expect(isSendBuffer(a)).toBe(false)
+    const b = takeSendBuffer(10) // may reuse a's memory
+    releaseSendBuffer(a) // stale: must not give back the memory b now holds
+    expect(isSendBuffer(b)).toBe(true)
+    const c = takeSendBuffer(10)
+    expect(c.buffer).not.toBe(b.buffer)
+    releaseSendBuffer(Buffer.alloc(10))
+    expect(() => takeSendBuffer(SEND_BUFFER_BYTES + 1)).toThrow(RangeError)
+  })
+
+  it('the TCP transport writes a lent buffer intact, then gives its memory back', async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    onTestFinished(() => {
+      server.close()
+    })
+    const received: Buffer[] = []
+    let length = 0
+    const size = 60_000
+    const got = new Promise<void>((resolve) => {
+      server.on('connection', (socket) => {
+        socket.on('error', () => {})
+        socket.on('data', (chunk: Buffer) => {
+          received.push(chunk)
+          length += chunk.length
+          if (length >= size) resolve()
+        })
+      })
+    })
+    const { port } = server.address() as { port: number }
+    const conn = await tcpTransport().dial(`127.0.0.1:${port}`)
+    onTestFinished(() => conn.abort())
+    const bytes = takeSendBuffer(size)
+    for (let i = 0; i < size; i++) bytes[i] = i % 251
+    const expected = Buffer.from(bytes)
+    conn.send(bytes)
+    await got
+    expect(Buffer.concat(received).equals(expected)).toBe(true)
+    // The write callback ran before the bytes could reach the other end.
+    expect(isSendBuffer(bytes)).toBe(false)
+  })
+})
