@@ -16,6 +16,7 @@ import {
   peekHelloVersion,
   RejectCode,
   type TextMessage,
+  utf8Length,
 } from '@parley/protocol'
 import { LinkState } from './connection-state.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
@@ -1545,7 +1546,7 @@ interface Seen {
 }
 
 function textBytes(text: string): number {
-  const bytes = Buffer.byteLength(text)
+  const bytes = utf8Length(text)
   if (bytes > Limits.textBytes) {
     throw new PeerError('MESSAGE_TOO_LONG', `the message is ${bytes} bytes; the limit is ${Limits.textBytes}`)
   }

@@ -27,7 +27,7 @@
  * @packageDocumentation
  */
 
-export { decodeMessage, encodedLength, encodeMessage, peekHelloVersion } from './codec.js'
+export { decodeMessage, encodedLength, encodeMessage, peekHelloVersion, utf8Length } from './codec.js'
 export { ProtocolError, ProtocolErrorCode } from './errors.js'
 export {
   DEFAULT_MAX_FRAME_SIZE,

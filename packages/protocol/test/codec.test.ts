@@ -10,6 +10,7 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   peekHelloVersion,
+  utf8Length,
 } from '../src/index.js'
 import {
   allTypes,
@@ -270,5 +271,22 @@ describe('ProtocolError', () => {
 
   it('has one code per table entry, each equal to its key', () => {
     for (const [key, value] of Object.entries(ProtocolErrorCode)) expect(value).toBe(key)
+  })
+})
+
+describe('utf8Length', () => {
+  it('measures UTF-8 bytes, and an encode right after it of the same text gets the same size', () => {
+    const text = 'é€😀'.repeat(1000)
+    expect(utf8Length(text)).toBe(9000)
+    const msg: Message = { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 0, text }
+    expect(encodedLength(msg)).toBe(1 + 16 + 8 + 2 + 9000)
+    expect(encodedLength(msg)).toBe(1 + 16 + 8 + 2 + 9000)
+    expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
+  })
+
+  it('lends its figure only to an equal text', () => {
+    utf8Length('a'.repeat(10))
+    const msg: Message = { type: 'GOODBYE', reason: 'b'.repeat(20) }
+    expect(encodedLength(msg)).toBe(1 + 2 + 20)
   })
 })
