@@ -111,7 +111,7 @@ describe('FrameWriter', () => {
 
   it('sends a frame of 8 KiB or more on its own, at once, after what was pending', () => {
     const { writer, chunks, tick } = manualWriter()
-    const big: Message = { type: 'TEXT', id: '1'.repeat(32), sentAt: 0, text: 'z'.repeat(20_000) }
+    const big: Message = { type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 0, text: 'z'.repeat(20_000) }
     writer.write(samples.PING)
     writer.write(big)
     // The pending PING leaves first, then the frame as a chunk of exactly its own bytes.
