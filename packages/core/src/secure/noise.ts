@@ -81,42 +81,53 @@ function dh(keyPair: NoiseKeyPair, publicKey: Uint8Array): Buffer {
   return shared
 }
 
-// SHA-256 and HMAC-SHA256 over one reused state and pad block: every call below is synchronous and
-// nothing else hashes in between, so module-level scratch is safe and spares an object per call.
+// SHA-256 and HMAC-SHA256 over module-level scratch: every call below is synchronous and nothing
+// else hashes in between, so it is safe, and inputs are copied into one buffer and hashed with one
+// native call (sodium-native checks its arguments in JS on every call, so calls, not bytes, cost).
 const SHA256_BLOCK = 64
+// Big enough for the largest message this channel hashes (193 bytes) behind an HMAC pad block.
+const scratch = Buffer.alloc(1024)
+/** The outer HMAC input, opad ‖ inner hash: always this length, so the view is made once. */
+const outerInput = scratch.subarray(0, SHA256_BLOCK + HASHLEN)
 const sha256State = Buffer.alloc(sodium.crypto_hash_sha256_STATEBYTES)
-const hmacPad = Buffer.alloc(SHA256_BLOCK)
-const hmacInner = Buffer.alloc(HASHLEN)
 
-/** HASH(a ‖ b) into a fresh 32-byte buffer. */
-function hash(a: Uint8Array, b: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(HASHLEN)
-  sodium.crypto_hash_sha256_init(sha256State)
-  sodium.crypto_hash_sha256_update(sha256State, a)
-  sodium.crypto_hash_sha256_update(sha256State, b)
-  sodium.crypto_hash_sha256_final(sha256State, out)
+/** SHA-256(`prefix` bytes of scratch ‖ a ‖ b) into `out`. */
+function sha256(prefix: number, a: Uint8Array, b: Uint8Array, out: Buffer): Buffer {
+  const length = prefix + a.length + b.length
+  if (length <= scratch.length) {
+    scratch.set(a, prefix)
+    scratch.set(b, prefix + a.length)
+    sodium.crypto_hash_sha256(out, scratch.subarray(0, length))
+  } else {
+    // Only for a caller hashing a large handshake payload: stream it.
+    sodium.crypto_hash_sha256_init(sha256State)
+    if (prefix > 0) sodium.crypto_hash_sha256_update(sha256State, scratch.subarray(0, prefix))
+    sodium.crypto_hash_sha256_update(sha256State, a)
+    sodium.crypto_hash_sha256_update(sha256State, b)
+    sodium.crypto_hash_sha256_final(sha256State, out)
+  }
   return out
 }
 
-/** Fills the pad block with `key` (≤ 64 bytes, zero-padded) XOR `pad` (RFC 2104). */
+/** HASH(a ‖ b) into a fresh 32-byte buffer. */
+function hash(a: Uint8Array, b: Uint8Array): Buffer {
+  return sha256(0, a, b, Buffer.allocUnsafe(HASHLEN))
+}
+
+/** Writes the pad block, `key` (≤ 64 bytes, zero-padded) XOR `pad` (RFC 2104), at the start of scratch. */
 function fillPad(key: Uint8Array, pad: number): void {
-  hmacPad.fill(pad)
-  for (let i = 0; i < key.length; i++) hmacPad[i] = key[i]! ^ pad
+  scratch.fill(pad, 0, SHA256_BLOCK)
+  for (let i = 0; i < key.length; i++) scratch[i] = key[i]! ^ pad
 }
 
 /** HMAC-HASH(key, a ‖ b) into `out` (RFC 2104). Noise's keys are HASHLEN bytes, within one block. */
 function hmac(key: Uint8Array, a: Uint8Array, b: Uint8Array, out: Buffer): Buffer {
   fillPad(key, 0x36)
-  sodium.crypto_hash_sha256_init(sha256State)
-  sodium.crypto_hash_sha256_update(sha256State, hmacPad)
-  sodium.crypto_hash_sha256_update(sha256State, a)
-  if (b.length > 0) sodium.crypto_hash_sha256_update(sha256State, b)
-  sodium.crypto_hash_sha256_final(sha256State, hmacInner)
+  // The inner hash goes straight to where the outer input wants it, after the opad block.
+  const inner = outerInput.subarray(SHA256_BLOCK)
+  sha256(SHA256_BLOCK, a, b, inner)
   fillPad(key, 0x5c)
-  sodium.crypto_hash_sha256_init(sha256State)
-  sodium.crypto_hash_sha256_update(sha256State, hmacPad)
-  sodium.crypto_hash_sha256_update(sha256State, hmacInner)
-  sodium.crypto_hash_sha256_final(sha256State, out)
+  sodium.crypto_hash_sha256(out, outerInput)
   return out
 }
 

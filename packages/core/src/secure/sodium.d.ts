@@ -39,6 +39,8 @@ declare module 'sodium-native' {
 // SHA-256, key derivation and wiping: the Noise handshake and the identity signature.
 declare module 'sodium-native' {
   export const crypto_hash_sha256_STATEBYTES: number
+  /** One-shot SHA-256 of `input` into `output` (32 bytes). */
+  export function crypto_hash_sha256(output: Uint8Array, input: Uint8Array): void
   export function crypto_hash_sha256_init(state: Uint8Array): void
   export function crypto_hash_sha256_update(state: Uint8Array, input: Uint8Array): void
   export function crypto_hash_sha256_final(state: Uint8Array, output: Uint8Array): void
