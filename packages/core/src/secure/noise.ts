@@ -89,6 +89,8 @@ const SHA256_BLOCK = 64
 const scratch = Buffer.alloc(1024)
 /** The outer HMAC input, opad ‖ inner hash: always this length, so the view is made once. */
 const outerInput = scratch.subarray(0, SHA256_BLOCK + HASHLEN)
+/** Where HKDF leaves key-derived bytes (pads, DH output, temp_k outputs): wiped after each HKDF. */
+const hkdfResidue = scratch.subarray(0, SHA256_BLOCK + 2 * HASHLEN + 1)
 const sha256State = Buffer.alloc(sodium.crypto_hash_sha256_STATEBYTES)
 
 /** SHA-256(`prefix` bytes of scratch ‖ a ‖ b) into `out`. */
@@ -141,6 +143,7 @@ function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [Buffer, 
   const output1 = hmac(tempKey, BYTE_1, EMPTY, Buffer.allocUnsafe(HASHLEN))
   const output2 = hmac(tempKey, output1, BYTE_2, Buffer.allocUnsafe(HASHLEN))
   sodium.sodium_memzero(tempKey)
+  sodium.sodium_memzero(hkdfResidue)
   return [output1, output2]
 }
 
