@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from '../src/secure/channel.js'
@@ -288,6 +288,12 @@ describe('noiseUpgrader handshake', () => {
     expect(attempt({ ...id, publicKey: other.publicKey, peerId: other.peerId })).toThrowError(
       expect.objectContaining({ code: 'IDENTITY_INVALID' }),
     )
+    expect(attempt({ ...id, privateKey: other.privateKey })).toThrowError(
+      expect.objectContaining({ code: 'IDENTITY_INVALID' }),
+    )
+    expect(attempt({ ...id, privateKey: generateKeyPairSync('x25519').privateKey })).toThrowError(
+      expect.objectContaining({ code: 'IDENTITY_INVALID' }),
+    )
     expect(() => noiseUpgrader({ identity: id, maxRecordSize: MAX_RECORD_PLAINTEXT + 1 })).toThrow(RangeError)
     expect(() => noiseUpgrader({ identity: id, handshakeTimeout: 0 })).toThrow(RangeError)
   })
@@ -327,6 +333,38 @@ describe('identity binding', () => {
     const result = await initiatorAgainst((s) => signed(id, s))
     expect((result as SecureConnection).remotePeerId).toBe(id.peerId)
     ;(result as SecureConnection).abort()
+  })
+
+  it('sends an identity payload that node:crypto (OpenSSL) verifies', async () => {
+    // A hand-rolled initiator reads the real responder's message 2.
+    const [wireA, wireB] = duplexPair()
+    onTestFinished(() => wireA.abort())
+    const id = makeIdentity()
+    const pending = noiseUpgrader({ identity: id })
+      .upgrade(wireB, { role: 'responder' })
+      .catch(() => {})
+    const state = new HandshakeState({
+      initiator: true,
+      staticKeyPair: generateKeyPair(),
+      prologue: Buffer.from('parley/1'),
+    })
+    const message1 = state.writeMessage(Buffer.alloc(0))
+    const framed = Buffer.alloc(2 + message1.length)
+    framed.writeUInt16BE(message1.length)
+    message1.copy(framed, 2)
+    const reply = new Promise<Buffer>((resolve) => wireA.once('data', (chunk) => resolve(Buffer.from(chunk))))
+    wireA.send(framed)
+    const payload = state.readMessage((await within(reply)).subarray(2))
+    expect(payload[0]).toBe(1)
+    expect(payload.subarray(1, 33).equals(id.raw)).toBe(true)
+    const signedBytes = Buffer.concat([Buffer.from('parley-noise-static-key:'), state.remoteStaticPublicKey!])
+    const publicKey = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: id.raw.toString('base64url') },
+      format: 'jwk',
+    })
+    expect(verify(null, signedBytes, publicKey, payload.subarray(33))).toBe(true)
+    wireA.abort()
+    await pending
   })
 
   it('rejects a signature that does not verify', async () => {

@@ -22,7 +22,8 @@
  * hashed into every handshake MAC: the initiator's check of message 2 fails, it aborts, and the
  * responder sees the connection end mid-handshake. Both report `HANDSHAKE_FAILED`.
  */
-import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
+import sodium from 'sodium-native'
 import { SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
 import type { Connection } from '../transport.js'
 import { SecureChannelError } from './errors.js'
@@ -90,22 +91,64 @@ function rawEd25519(key: KeyObject): Buffer {
   return Buffer.from(x, 'base64url')
 }
 
+/**
+ * libsodium's Ed25519 secret key (seed ‖ public key, 64 bytes) for each identity private key,
+ * derived once. A WeakMap, so it lives exactly as long as the KeyObject, and nothing that logs or
+ * serialises an identity can reach it.
+ */
+const signingKeys = new WeakMap<KeyObject, Buffer>()
+
+/**
+ * The libsodium secret key of `privateKey`, checked against `publicKey` (raw bytes).
+ * @throws SecureChannelError `IDENTITY_INVALID` when it is not an Ed25519 private key or does not
+ *   belong to `publicKey`
+ */
+function signingKey(privateKey: KeyObject, publicKey: Buffer): Buffer {
+  let secretKey = signingKeys.get(privateKey)
+  if (secretKey === undefined) {
+    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') {
+      throw new SecureChannelError('IDENTITY_INVALID', 'identity.privateKey is not an Ed25519 private key')
+    }
+    // JWK `d` is the raw 32-byte seed (RFC 8037); libsodium expands it as RFC 8032 does.
+    const d = privateKey.export({ format: 'jwk' }).d
+    if (d === undefined)
+      throw new SecureChannelError('IDENTITY_INVALID', 'cannot read the identity private key')
+    const seed = Buffer.from(d, 'base64url')
+    const derivedPublicKey = Buffer.alloc(32)
+    secretKey = Buffer.alloc(64)
+    sodium.crypto_sign_seed_keypair(derivedPublicKey, secretKey, seed)
+    sodium.sodium_memzero(seed)
+    signingKeys.set(privateKey, secretKey)
+  }
+  // The public half of libsodium's secret key is the public key the seed derives.
+  if (!secretKey.subarray(32).equals(publicKey)) {
+    throw new SecureChannelError('IDENTITY_INVALID', 'identity.privateKey does not match identity.publicKey')
+  }
+  return secretKey
+}
+
 /** Our identity payload, signed once per upgrader; checks that the identity is self-consistent. */
 function identityPayload(identity: NoiseUpgraderInit['identity'], staticKey: NoiseKeyPair): Buffer {
   const publicKey = rawEd25519(identity.publicKey)
   if (!PEER_ID.test(identity.peerId) || publicKey.toString('hex') !== identity.peerId) {
     throw new SecureChannelError('IDENTITY_INVALID', 'identity.peerId is not the hex of identity.publicKey')
   }
-  const signed = Buffer.concat([SIGNATURE_PREFIX, staticKey.publicKey])
-  const signature = sign(null, signed, identity.privateKey)
-  if (!verify(null, signed, identity.publicKey, signature)) {
-    throw new SecureChannelError('IDENTITY_INVALID', 'identity.privateKey does not match identity.publicKey')
-  }
-  return Buffer.concat([Buffer.from([IDENTITY_VERSION]), publicKey, signature])
+  const secretKey = signingKey(identity.privateKey, publicKey)
+  const payload = Buffer.alloc(IDENTITY_PAYLOAD_LEN)
+  payload[0] = IDENTITY_VERSION
+  payload.set(publicKey, 1)
+  sodium.crypto_sign_detached(
+    payload.subarray(33),
+    Buffer.concat([SIGNATURE_PREFIX, staticKey.publicKey]),
+    secretKey,
+  )
+  return payload
 }
 
 /**
  * Checks the remote's identity payload against the static key the handshake authenticated.
+ * libsodium is the stricter verifier (it also refuses non-canonical and small-order keys); honest
+ * signatures verify the same as with node:crypto, which the tests check.
  * @returns the remote peer id
  * @throws SecureChannelError `IDENTITY_INVALID`
  */
@@ -118,17 +161,9 @@ function verifyIdentity(payload: Buffer, remoteStatic: Buffer | null): string {
   }
   const publicKey = payload.subarray(1, 33)
   const signature = payload.subarray(33)
-  let valid: boolean
-  try {
-    const key = createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
-      format: 'jwk',
-    })
-    valid = verify(null, Buffer.concat([SIGNATURE_PREFIX, remoteStatic]), key, signature)
-  } catch (cause) {
-    throw new SecureChannelError('IDENTITY_INVALID', 'the remote identity key is unusable', { cause })
-  }
-  if (!valid) {
+  if (
+    !sodium.crypto_sign_verify_detached(signature, Buffer.concat([SIGNATURE_PREFIX, remoteStatic]), publicKey)
+  ) {
     throw new SecureChannelError(
       'IDENTITY_INVALID',
       'the remote identity signature does not cover its Noise key',

@@ -1,6 +1,9 @@
 /**
  * `Noise_XX_25519_ChaChaPoly_SHA256`, as specified by the Noise Protocol Framework, revision 34
- * (https://noiseprotocol.org/noise.html), built on `node:crypto` only.
+ * (https://noiseprotocol.org/noise.html). X25519 and SHA-256 (and with it HMAC and HKDF) come from
+ * libsodium (sodium-native): raw 32-byte keys and one native call per operation, where node:crypto
+ * needs a KeyObject, a JWK import and an OpenSSL context for each (measured here: a handshake's key
+ * generation, DH, hashing and HKDF take about half the CPU).
  *
  * The objects and their methods follow the spec's section 5 one for one (CipherState,
  * SymmetricState, HandshakeState), so the code can be read side by side with it. Checked byte for
@@ -12,15 +15,6 @@
  *      -> s, se
  * ```
  */
-import {
-  createHash,
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto'
 import sodium from 'sodium-native'
 import { SecureChannelError } from './errors.js'
 
@@ -35,77 +29,120 @@ export const TAGLEN = 16
 /** The largest Noise message, handshake or transport (spec 3). */
 export const MAX_MESSAGE_LEN = 65535
 
-// DER wrappers that turn raw X25519 key bytes into KeyObjects (RFC 8410 structures).
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const EMPTY = Buffer.alloc(0)
 // 2^64 - 1 is reserved by the spec; a JS number is exact up to 2^53, which no connection reaches.
 const MAX_NONCE = Number.MAX_SAFE_INTEGER
 
-/** An X25519 key pair: the private key as a KeyObject, the public key as its 32 raw bytes. */
+/**
+ * An X25519 key pair as raw bytes: the 32-byte private scalar (clamped by X25519 itself, RFC 7748)
+ * and the 32-byte public key. Secret: never log it or hand it out.
+ */
 export interface NoiseKeyPair {
-  readonly privateKey: KeyObject
+  readonly privateKey: Uint8Array
   readonly publicKey: Buffer
-}
-
-function rawPublicKey(privateKey: KeyObject): Buffer {
-  // JWK `x` is the raw public key, base64url (RFC 8037).
-  const x = createPublicKey(privateKey).export({ format: 'jwk' }).x
-  if (x === undefined) throw new TypeError('not an X25519 key')
-  return Buffer.from(x, 'base64url')
 }
 
 /** GENERATE_KEYPAIR(): a fresh random X25519 key pair. */
 export function generateKeyPair(): NoiseKeyPair {
-  const { privateKey } = generateKeyPairSync('x25519')
-  return { privateKey, publicKey: rawPublicKey(privateKey) }
+  // One allocation for both halves (Buffer.alloc: never the shared pool, whose 8 KiB slab a long-lived
+  // 32-byte slice would pin); publicKey is handed out and hashed, so it is a Buffer.
+  const bytes = Buffer.alloc(2 * DHLEN)
+  const privateKey = bytes.subarray(0, DHLEN)
+  const publicKey = bytes.subarray(DHLEN)
+  sodium.randombytes_buf(privateKey)
+  sodium.crypto_scalarmult_base(publicKey, privateKey)
+  return { privateKey, publicKey }
 }
 
-/** An X25519 key pair from 32 raw private key bytes. Meant for test vectors; real keys come from {@link generateKeyPair}. */
+/** An X25519 key pair from 32 raw private key bytes (copied). Meant for test vectors; real keys come from {@link generateKeyPair}. */
 export function keyPairFromPrivateKey(raw: Uint8Array): NoiseKeyPair {
   if (raw.length !== DHLEN) throw new RangeError(`an X25519 private key is ${DHLEN} bytes, got ${raw.length}`)
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([PKCS8_X25519_PREFIX, raw]),
-    format: 'der',
-    type: 'pkcs8',
-  })
-  return { privateKey, publicKey: rawPublicKey(privateKey) }
+  const bytes = Buffer.alloc(2 * DHLEN)
+  const privateKey = bytes.subarray(0, DHLEN)
+  const publicKey = bytes.subarray(DHLEN)
+  privateKey.set(raw)
+  sodium.crypto_scalarmult_base(publicKey, privateKey)
+  return { privateKey, publicKey }
 }
 
 /**
- * DH(key_pair, public_key). OpenSSL rejects a result of all zeros (a low-order public key),
- * which the spec allows implementations to do.
- * @throws Error from node:crypto when `publicKey` is unusable
+ * DH(key_pair, public_key). libsodium refuses a low-order public key (the result would be all
+ * zeros), which the spec allows implementations to do; OpenSSL did the same.
+ * @throws SecureChannelError `HANDSHAKE_FAILED` for a low-order public key
  */
 function dh(keyPair: NoiseKeyPair, publicKey: Uint8Array): Buffer {
-  // JWK import: ~10x cheaper than DER/SPKI in node:crypto (measured 8 µs vs 85 µs), and it runs
-  // three times per handshake.
-  const remote = createPublicKey({
-    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey).toString('base64url') },
-    format: 'jwk',
-  })
-  return diffieHellman({ privateKey: keyPair.privateKey, publicKey: remote })
+  const shared = Buffer.allocUnsafe(DHLEN)
+  try {
+    sodium.crypto_scalarmult(shared, keyPair.privateKey, publicKey)
+  } catch (cause) {
+    throw new SecureChannelError('HANDSHAKE_FAILED', 'the remote sent a low-order X25519 key', { cause })
+  }
+  return shared
 }
 
-function hash(...parts: Uint8Array[]): Buffer {
-  const h = createHash('sha256')
-  for (const part of parts) h.update(part)
-  return h.digest()
+// SHA-256 and HMAC-SHA256 over module-level scratch: every call below is synchronous and nothing
+// else hashes in between, so it is safe, and inputs are copied into one buffer and hashed with one
+// native call (sodium-native checks its arguments in JS on every call, so calls, not bytes, cost).
+const SHA256_BLOCK = 64
+// Big enough for the largest message this channel hashes (193 bytes) behind an HMAC pad block.
+const scratch = Buffer.alloc(1024)
+/** The outer HMAC input, opad ‖ inner hash: always this length, so the view is made once. */
+const outerInput = scratch.subarray(0, SHA256_BLOCK + HASHLEN)
+/** Where HKDF leaves key-derived bytes (pads, DH output, temp_k outputs): wiped after each HKDF. */
+const hkdfResidue = scratch.subarray(0, SHA256_BLOCK + 2 * HASHLEN + 1)
+const sha256State = Buffer.alloc(sodium.crypto_hash_sha256_STATEBYTES)
+
+/** SHA-256(`prefix` bytes of scratch ‖ a ‖ b) into `out`. */
+function sha256(prefix: number, a: Uint8Array, b: Uint8Array, out: Buffer): Buffer {
+  const length = prefix + a.length + b.length
+  if (length <= scratch.length) {
+    scratch.set(a, prefix)
+    scratch.set(b, prefix + a.length)
+    sodium.crypto_hash_sha256(out, scratch.subarray(0, length))
+  } else {
+    // Only for a caller hashing a large handshake payload: stream it.
+    sodium.crypto_hash_sha256_init(sha256State)
+    if (prefix > 0) sodium.crypto_hash_sha256_update(sha256State, scratch.subarray(0, prefix))
+    sodium.crypto_hash_sha256_update(sha256State, a)
+    sodium.crypto_hash_sha256_update(sha256State, b)
+    sodium.crypto_hash_sha256_final(sha256State, out)
+  }
+  return out
 }
 
-function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
-  const h = createHmac('sha256', key)
-  for (const part of parts) h.update(part)
-  return h.digest()
+/** HASH(a ‖ b) into a fresh 32-byte buffer. */
+function hash(a: Uint8Array, b: Uint8Array): Buffer {
+  return sha256(0, a, b, Buffer.allocUnsafe(HASHLEN))
+}
+
+/** Writes the pad block, `key` (≤ 64 bytes, zero-padded) XOR `pad` (RFC 2104), at the start of scratch. */
+function fillPad(key: Uint8Array, pad: number): void {
+  scratch.fill(pad, 0, SHA256_BLOCK)
+  for (let i = 0; i < key.length; i++) scratch[i] = key[i]! ^ pad
+}
+
+/** HMAC-HASH(key, a ‖ b) into `out` (RFC 2104). Noise's keys are HASHLEN bytes, within one block. */
+function hmac(key: Uint8Array, a: Uint8Array, b: Uint8Array, out: Buffer): Buffer {
+  fillPad(key, 0x36)
+  // The inner hash goes straight to where the outer input wants it, after the opad block.
+  const inner = outerInput.subarray(SHA256_BLOCK)
+  sha256(SHA256_BLOCK, a, b, inner)
+  fillPad(key, 0x5c)
+  sodium.crypto_hash_sha256(out, outerInput)
+  return out
 }
 
 const BYTE_1 = Buffer.from([1])
 const BYTE_2 = Buffer.from([2])
+const tempKey = Buffer.alloc(HASHLEN)
 
 /** HKDF(chaining_key, input_key_material, 2) as defined in spec 4.3 (HMAC-SHA256 based). */
 function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [Buffer, Buffer] {
-  const tempKey = hmac(chainingKey, inputKeyMaterial)
-  const output1 = hmac(tempKey, BYTE_1)
-  const output2 = hmac(tempKey, output1, BYTE_2)
+  hmac(chainingKey, inputKeyMaterial, EMPTY, tempKey)
+  const output1 = hmac(tempKey, BYTE_1, EMPTY, Buffer.allocUnsafe(HASHLEN))
+  const output2 = hmac(tempKey, output1, BYTE_2, Buffer.allocUnsafe(HASHLEN))
+  sodium.sodium_memzero(tempKey)
+  sodium.sodium_memzero(hkdfResidue)
   return [output1, output2]
 }
 
@@ -256,8 +293,9 @@ export class SymmetricState {
   constructor(protocolName: string) {
     const name = Buffer.from(protocolName, 'utf8')
     // Names up to HASHLEN bytes are zero-padded, longer ones hashed.
-    this.#h = name.length <= HASHLEN ? Buffer.concat([name, Buffer.alloc(HASHLEN - name.length)]) : hash(name)
-    this.#ck = this.#h
+    this.#h =
+      name.length <= HASHLEN ? Buffer.concat([name, Buffer.alloc(HASHLEN - name.length)]) : hash(name, EMPTY)
+    this.#ck = Buffer.from(this.#h)
     this.cipherState.initializeKey(null)
   }
 
@@ -268,6 +306,7 @@ export class SymmetricState {
 
   mixKey(inputKeyMaterial: Uint8Array): void {
     const [ck, tempK] = hkdf2(this.#ck, inputKeyMaterial)
+    sodium.sodium_memzero(this.#ck)
     this.#ck = ck
     // HASHLEN is 32 for SHA-256, so temp_k needs no truncation.
     this.cipherState.initializeKey(tempK)
@@ -332,6 +371,8 @@ export class HandshakeState {
   readonly #initiator: boolean
   readonly #s: NoiseKeyPair
   #e: NoiseKeyPair | null
+  /** True when `#e` was generated here (not passed in), so it is ours to wipe once used. */
+  #ownsEphemeral = false
   #rs: Buffer | null = null
   #re: Buffer | null = null
   #index = 0
@@ -388,19 +429,29 @@ export class HandshakeState {
     }
   }
 
+  /** MixKey(DH(...)) for a DH token; the shared secret is wiped once mixed in. */
+  #mixDh(token: 'ee' | 'es' | 'se' | 'ss'): void {
+    const shared = this.#dh(token)
+    this.#ss.mixKey(shared)
+    sodium.sodium_memzero(shared)
+  }
+
   /** WriteMessage(payload): the next handshake message, carrying `payload`. */
   writeMessage(payload: Uint8Array): Buffer {
     if (!this.isMyTurn) throw new Error('not our turn to write a handshake message')
     const parts: Buffer[] = []
     for (const token of this.#pattern()) {
       if (token === 'e') {
-        this.#e ??= generateKeyPair()
+        if (this.#e === null) {
+          this.#e = generateKeyPair()
+          this.#ownsEphemeral = true
+        }
         parts.push(this.#e.publicKey)
         this.#ss.mixHash(this.#e.publicKey)
       } else if (token === 's') {
         parts.push(this.#ss.encryptAndHash(this.#s.publicKey))
       } else {
-        this.#ss.mixKey(this.#dh(token))
+        this.#mixDh(token)
       }
     }
     parts.push(this.#ss.encryptAndHash(payload))
@@ -437,7 +488,7 @@ export class HandshakeState {
           const bytes = take(this.#ss.cipherState.hasKey() ? DHLEN + TAGLEN : DHLEN)
           this.#rs = this.#ss.decryptAndHash(bytes)
         } else {
-          this.#ss.mixKey(this.#dh(token))
+          this.#mixDh(token)
         }
       }
       const payload = this.#ss.decryptAndHash(message.subarray(offset))
@@ -451,7 +502,12 @@ export class HandshakeState {
 
   #advance(): void {
     this.#index++
-    if (this.#index === XX.length) this.#ciphers = this.#ss.split()
+    if (this.#index !== XX.length) return
+    this.#ciphers = this.#ss.split()
+    // The ephemeral key has done its work; wiping it is what makes the session forward secret.
+    if (this.#ownsEphemeral && this.#e !== null) sodium.sodium_memzero(this.#e.privateKey)
+    this.#e = null
+    this.#re = null
   }
 
   /**

@@ -35,3 +35,21 @@ declare module 'sodium-native' {
   ): boolean
   export function randombytes_buf(buffer: Uint8Array): void
 }
+
+// SHA-256, key derivation and wiping: the Noise handshake and the identity signature.
+declare module 'sodium-native' {
+  export const crypto_hash_sha256_STATEBYTES: number
+  /** One-shot SHA-256 of `input` into `output` (32 bytes). */
+  export function crypto_hash_sha256(output: Uint8Array, input: Uint8Array): void
+  export function crypto_hash_sha256_init(state: Uint8Array): void
+  export function crypto_hash_sha256_update(state: Uint8Array, input: Uint8Array): void
+  export function crypto_hash_sha256_final(state: Uint8Array, output: Uint8Array): void
+  /** Derives the Ed25519 key pair of a 32-byte seed; `secretKey` (64 bytes) is seed ‖ public key. */
+  export function crypto_sign_seed_keypair(
+    publicKey: Uint8Array,
+    secretKey: Uint8Array,
+    seed: Uint8Array,
+  ): void
+  /** Overwrites `buffer` with zeros in a way the compiler cannot optimise out. */
+  export function sodium_memzero(buffer: Uint8Array): void
+}
