@@ -285,3 +285,14 @@ describe('backpressure', () => {
     expect(codes.filter((c) => c === 'QUEUE_FULL')).toHaveLength(11)
   })
 })
+
+describe('handshake deadlines', () => {
+  it('an established connection keeps no handshake timer: timers do not grow with connections', async () => {
+    const net = await fakeTimeNetwork({ size: 5 })
+    const [a, ...others] = net.peers as [Peer, ...Peer[]]
+    const before = vi.getTimerCount()
+    for (const o of others) await until(net.connect(a, o))
+    await advance(100)
+    expect(vi.getTimerCount()).toBe(before)
+  })
+})
