@@ -292,7 +292,7 @@ export function renderReport(input: ReportInput): string {
     `- **(b) bulk**: ${count(plan.bulk.count)} messages of ${count(BULK_PAYLOAD)} bytes of ASCII text (≈ ${Math.round((plan.bulk.count * BULK_PAYLOAD) / 1024 / 1024)} MiB; 64 KiB-ish, inside Parley's 65,535-byte text limit); MB/s (10⁶ bytes of payload) at the receiver, 10 % warm-up as in (a).`,
     `- **(c) ping-pong**: ${count(plan.pingpong.count)} round trips of a 64-byte message and its echo, after ${count(plan.pingpong.warmup ?? 0)} warm-up ones; p50/p99 of each round trip. For Parley the echo is a \`send()\` back (each side also ACKs what it gets).`,
     `- **(d) connection setup**: ${count(plan.setup.count)} fresh connections one after another, each dial + handshake + first round trip, closed before the next. Parley: each connection gets a fresh client peer (identity and Noise static key made before the clock starts), since a peer keeps one connection per remote peer.`,
-    `- **(e) memory**: ${count(plan.memory.count)} connections opened and authenticated (first round trip done), then idle; the server's RSS and V8 heap growth over its post-listen baseline, divided by the connections, after forced GCs (\`--expose-gc\`).`,
+    `- **(e) memory**: ${count(plan.memory.count)} connections opened and authenticated (first round trip done), then idle; the server's RSS and V8 heap growth over its post-listen baseline, divided by the connections, after forced GCs (\`--expose-gc\`). Its workers, every system alike, run with \`--max-semi-space-size=1\`: otherwise V8's young generation grows to 8 MiB semi-spaces while the connections open, a one-off per process that would add ≈ 12 KiB to every connection's share.`,
     '',
     '## Systems',
     '',
