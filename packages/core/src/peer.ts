@@ -154,19 +154,6 @@ class Link {
     if (this.conn.status === 'open') this.writer.write(msg)
   }
 
-  #flushQueued = false
-  readonly #flushNow = () => {
-    this.#flushQueued = false
-    this.writer.flush()
-  }
-
-  /** Flushes the writer in a microtask: one write for everything written until then. */
-  flushSoon(): void {
-    if (this.#flushQueued) return
-    this.#flushQueued = true
-    queueMicrotask(this.#flushNow)
-  }
-
   /** Key used to break ties between two links started by the same peer; both ends compute the same. */
   get tieKey(): string {
     const c = this.conn
@@ -946,9 +933,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
       // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
       if (link.ackSeq !== 0) this.#flushAck(link)
-      // Answers leave with what message handlers send back, right after this read rather than a turn of the
-      // event loop later; a microtask, so that a reply sent from a handler's `await` continuation shares the write.
-      link.flushSoon()
+      // No flush here: the writer's own flush (setImmediate, right after this poll's I/O) also takes what
+      // message handlers send back from `await` continuations, so a reply and its ACK_UPTO share one write.
     } catch (err) {
       failure = err
     }
