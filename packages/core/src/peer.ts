@@ -139,11 +139,15 @@ class Link {
   ) {
     this.state = new LinkState('handshaking')
     this.decoder = new FrameDecoder({ maxFrameSize })
-    this.writer = new FrameWriter((chunk) => {
-      if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
-        this.blockedSince = Date.now()
-      }
-    })
+    this.writer = new FrameWriter(
+      (chunk) => {
+        if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
+          this.blockedSince = Date.now()
+        }
+      },
+      // The Noise channel encrypts a batch before send() returns: its buffer can serve the next batch.
+      { lend: conn.sendCopies === true },
+    )
     conn.on('drain', () => {
       this.blockedSince = 0
     })

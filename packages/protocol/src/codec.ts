@@ -343,6 +343,10 @@ export function assertWritten(end: number, expected: number): void {
 // ---------------------------------------------------------------------------------------------
 // Decode.
 
+let readStream = ''
+let readStreamHigh = 0
+let readStreamLow = 0
+
 /** Bounds-checked cursor over one body. Every read checks the bytes left first. */
 class Reader {
   pos = 1 // after the type byte
@@ -395,6 +399,19 @@ class Reader {
     const value = this.u64('seq')
     if (value === 0) throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, 'seq must be at least 1')
     return value
+  }
+  /** A stream id; a receiver reads the same few streams over and over, so the last one's text is reused. */
+  stream(): string {
+    this.need(Limits.streamBytes, 'stream')
+    const high = this.buf.readUInt32BE(this.pos)
+    const low = this.buf.readUInt32BE(this.pos + 4)
+    if (high !== readStreamHigh || low !== readStreamLow || readStream === '') {
+      readStream = this.buf.toString('hex', this.pos, this.pos + Limits.streamBytes)
+      readStreamHigh = high
+      readStreamLow = low
+    }
+    this.pos += Limits.streamBytes
+    return readStream
   }
   hex(bytes: number, field: string): string {
     this.need(bytes, field)
@@ -506,18 +523,18 @@ function readFields(type: MessageTypeName, r: Reader): Message {
       return { type, code, reason: r.str('reason', Limits.reasonBytes) }
     }
     case 'TEXT': {
-      const stream = r.hex(Limits.streamBytes, 'stream')
+      const stream = r.stream()
       const seq = r.seq()
       const sentAt = r.u64('sentAt')
       return { type, stream, seq, sentAt, text: r.str('text', Limits.textBytes) }
     }
     case 'ACK': {
-      const stream = r.hex(Limits.streamBytes, 'stream')
+      const stream = r.stream()
       const seq = r.seq()
       return { type, stream, seq, status: r.u8('status') }
     }
     case 'ACK_UPTO': {
-      const stream = r.hex(Limits.streamBytes, 'stream')
+      const stream = r.stream()
       return { type, stream, seq: r.seq() }
     }
     case 'PEERS_REQUEST':

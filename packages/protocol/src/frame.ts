@@ -289,6 +289,12 @@ export interface FrameWriterInit {
    * @default DEFAULT_MAX_FRAME_SIZE (1 MiB)
    */
   maxFrameSize?: number
+  /**
+   * The sink is done with each chunk when it returns (it encrypted or copied it): the writer then lends
+   * it its batch buffer and reuses that buffer, rather than handing it over or copying out of it.
+   * @default false: the sink owns each chunk
+   */
+  lend?: boolean
 }
 
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024
@@ -315,7 +321,9 @@ function takeBatch(): Buffer {
 }
 
 function returnBatch(batch: Buffer): void {
-  if (batch.length === INITIAL_CAPACITY && spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(batch)
+  // Grown batches are kept too (up to the default batch limit), so busy writers stop growing by copying.
+  if (batch.length <= DEFAULT_MAX_BATCH_BYTES && spareBatches.length < MAX_SPARE_BATCHES)
+    spareBatches.push(batch)
 }
 
 const defaultSchedule = (fn: () => void): void => {
@@ -351,6 +359,7 @@ export class FrameWriter {
   readonly #schedule: (fn: () => void) => void
   readonly #maxBatchBytes: number
   readonly #maxFrameSize: number
+  readonly #lend: boolean
   /** Batch being filled; `undefined` after its ownership went to the sink. */
   #batch: Buffer | undefined
   #length = 0
@@ -369,6 +378,7 @@ export class FrameWriter {
     }
     this.#maxBatchBytes = maxBatchBytes
     this.#maxFrameSize = resolveMaxFrameSize(init?.maxFrameSize)
+    this.#lend = init?.lend ?? false
   }
 
   /** Bytes framed but not yet handed to the sink. */
@@ -431,6 +441,11 @@ export class FrameWriter {
     const batch = this.#batch!
     this.#length = 0
     this.#batch = undefined
+    if (this.#lend) {
+      this.#sink(batch.subarray(0, length))
+      returnBatch(batch)
+      return
+    }
     let chunk: Buffer
     if (length * 2 >= batch.length) {
       // Mostly full: give the buffer away rather than copy it.

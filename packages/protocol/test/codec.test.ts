@@ -290,3 +290,13 @@ describe('utf8Length', () => {
     expect(encodedLength(msg)).toBe(1 + 2 + 20)
   })
 })
+
+describe('decoding streams', () => {
+  it('reads each TEXT its own stream, when streams alternate or differ in one byte', () => {
+    const streams = ['0011223344556677', '0011223344556678', '1011223344556677', '0011223344556677']
+    for (const stream of streams) {
+      const msg: Message = { type: 'TEXT', stream, seq: 1, sentAt: 0, text: '' }
+      expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
+    }
+  })
+})

@@ -124,6 +124,26 @@ describe('FrameWriter', () => {
     expect(decodeAll(chunks)).toEqual([samples.PING, big, big, samples.PONG])
   })
 
+  it('lends its batch buffer to a sink that is done with it on return, and reuses it', () => {
+    const seen: Uint8Array[] = []
+    const memory = new Set<ArrayBufferLike>()
+    const queued: (() => void)[] = []
+    const writer = new FrameWriter(
+      (chunk) => {
+        seen.push(Buffer.from(chunk)) // a lending sink copies (or encrypts) before it returns
+        memory.add(chunk.buffer)
+      },
+      { lend: true, schedule: (fn) => queued.push(fn) },
+    )
+    const batches = [pings(3), pings(200, 10), pings(5, 300)]
+    for (const batch of batches) {
+      for (const msg of batch) writer.write(msg)
+      for (const fn of queued.splice(0)) fn()
+    }
+    expect(seen.map((chunk) => decodeAll([chunk]))).toEqual(batches)
+    expect(memory.size).toBe(1)
+  })
+
   it('hands over chunks the sink may keep: later batches never overwrite them', () => {
     // Small batches reach the sink as a copy, large ones as the batch buffer itself: check both.
     const { writer, chunks, tick } = manualWriter()

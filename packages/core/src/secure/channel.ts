@@ -374,6 +374,7 @@ function handshake(
  * way the plaintext delivered is the listener's to keep. Between records nothing is held.
  */
 class NoiseConnection extends WrappedConnection {
+  readonly sendCopies = true
   readonly #send: CipherState
   readonly #receive: CipherState
   readonly #maxPlaintext: number

@@ -9,6 +9,11 @@ export interface SecureConnection extends Connection {
    * layer above must then trust what the remote claims in its HELLO.
    */
   readonly remotePeerId: string
+  /**
+   * True when `send()` has encrypted or copied the bytes by the time it returns, so the caller may
+   * reuse its buffer (the Noise channel); otherwise `send()` takes ownership (see `Connection.send`).
+   */
+  readonly sendCopies?: boolean
 }
 
 /** Options of one {@link ConnectionUpgrader.upgrade} call. */
