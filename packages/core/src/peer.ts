@@ -213,6 +213,14 @@ class Session {
     return this.active.remote!
   }
 
+  #from: { readonly id: string; readonly name: string } | undefined
+  /** The `from` of its messages: one frozen object while the name stays, not one per message. */
+  get from(): { readonly id: string; readonly name: string } {
+    const name = this.remote.name
+    if (this.#from?.name !== name) this.#from = Object.freeze({ id: this.id, name })
+    return this.#from
+  }
+
   info(): PeerInfo {
     const remote = this.remote
     return {
@@ -1004,10 +1012,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         session.messagesIn++
         this.emit('message', {
           id: messageId(msg.stream, msg.seq),
-          from: { id: session.id, name: session.remote.name },
+          from: session.from,
           text: msg.text,
           sentAt: msg.sentAt,
-          receivedAt: Date.now(),
+          receivedAt: link.lastReceived,
         })
         return
       }
