@@ -44,23 +44,22 @@ export interface NoiseKeyPair {
 
 /** GENERATE_KEYPAIR(): a fresh random X25519 key pair. */
 export function generateKeyPair(): NoiseKeyPair {
-  // One allocation for both halves (Buffer.alloc: never the shared pool, whose 8 KiB slab a long-lived
-  // 32-byte slice would pin); publicKey is handed out and hashed, so it is a Buffer.
-  const bytes = Buffer.alloc(2 * DHLEN)
-  const privateKey = bytes.subarray(0, DHLEN)
-  const publicKey = bytes.subarray(DHLEN)
-  sodium.randombytes_buf(privateKey)
-  sodium.crypto_scalarmult_base(publicKey, privateKey)
-  return { privateKey, publicKey }
+  return keyPairFrom((privateKey) => sodium.randombytes_buf(privateKey))
 }
 
 /** An X25519 key pair from 32 raw private key bytes (copied). Meant for test vectors; real keys come from {@link generateKeyPair}. */
 export function keyPairFromPrivateKey(raw: Uint8Array): NoiseKeyPair {
   if (raw.length !== DHLEN) throw new RangeError(`an X25519 private key is ${DHLEN} bytes, got ${raw.length}`)
+  return keyPairFrom((privateKey) => privateKey.set(raw))
+}
+
+function keyPairFrom(fill: (privateKey: Buffer) => void): NoiseKeyPair {
+  // One allocation for both halves (Buffer.alloc: never the shared pool, whose 8 KiB slab a long-lived
+  // 32-byte slice would pin); publicKey is handed out and hashed, so it is a Buffer.
   const bytes = Buffer.alloc(2 * DHLEN)
   const privateKey = bytes.subarray(0, DHLEN)
   const publicKey = bytes.subarray(DHLEN)
-  privateKey.set(raw)
+  fill(privateKey)
   sodium.crypto_scalarmult_base(publicKey, privateKey)
   return { privateKey, publicKey }
 }
