@@ -289,6 +289,14 @@ export interface FrameWriterInit {
    * @default DEFAULT_MAX_FRAME_SIZE (1 MiB)
    */
   maxFrameSize?: number
+  /**
+   * Memory for a frame that skips the batch (8 KiB or more): returns a Buffer of exactly `size`
+   * bytes, contents undefined, that goes to the sink like any chunk. Inject one to send large frames
+   * in recycled memory (the sink's owner can tell them apart and give them back once read); a fresh
+   * 64 KiB buffer costs page faults and external-memory GC pressure on every message.
+   * @default Buffer.allocUnsafe
+   */
+  allocate?: (size: number) => Buffer
 }
 
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024
@@ -351,6 +359,7 @@ export class FrameWriter {
   readonly #schedule: (fn: () => void) => void
   readonly #maxBatchBytes: number
   readonly #maxFrameSize: number
+  readonly #allocate: (size: number) => Buffer
   /** Batch being filled; `undefined` after its ownership went to the sink. */
   #batch: Buffer | undefined
   #length = 0
@@ -369,6 +378,7 @@ export class FrameWriter {
     }
     this.#maxBatchBytes = maxBatchBytes
     this.#maxFrameSize = resolveMaxFrameSize(init?.maxFrameSize)
+    this.#allocate = init?.allocate ?? Buffer.allocUnsafe
   }
 
   /** Bytes framed but not yet handed to the sink. */
@@ -387,7 +397,7 @@ export class FrameWriter {
     checkFrameSize(size, this.#maxFrameSize)
     const frameBytes = FRAME_PREFIX_BYTES + size
     if (this.#isDirect(frameBytes)) {
-      const frame = Buffer.allocUnsafe(frameBytes)
+      const frame = this.#allocate(frameBytes)
       frame.writeUInt32BE(size, 0)
       assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frameBytes)
       this.flush()
@@ -410,7 +420,7 @@ export class FrameWriter {
     checkFrameSize(body.byteLength, this.#maxFrameSize)
     const frameBytes = FRAME_PREFIX_BYTES + body.byteLength
     if (this.#isDirect(frameBytes)) {
-      const frame = Buffer.allocUnsafe(frameBytes)
+      const frame = this.#allocate(frameBytes)
       frame.writeUInt32BE(body.byteLength, 0)
       frame.set(body, FRAME_PREFIX_BYTES)
       this.flush()

@@ -124,6 +124,26 @@ describe('FrameWriter', () => {
     expect(decodeAll(chunks)).toEqual([samples.PING, big, big, samples.PONG])
   })
 
+  it('takes the memory of a frame sent on its own from `allocate`, and only of such frames', () => {
+    const given: Buffer[] = []
+    const allocate = (size: number): Buffer => {
+      const memory = Buffer.alloc(size + 100, 0xee).subarray(0, size) // larger memory, a view of it
+      given.push(memory)
+      return memory
+    }
+    const { writer, chunks, tick } = manualWriter({ allocate })
+    const big: Message = { type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 0, text: 'é'.repeat(9_000) }
+    writer.write(samples.PING)
+    writer.write(big)
+    writer.writeBody(encodeMessage(big))
+    writer.write(samples.PONG)
+    tick()
+    expect(given).toHaveLength(2)
+    expect(chunks[1]).toBe(given[0]) // the very object, so its owner can recognise it
+    expect(chunks[2]).toBe(given[1])
+    expect(decodeAll(chunks)).toEqual([samples.PING, big, big, samples.PONG])
+  })
+
   it('hands over chunks the sink may keep: later batches never overwrite them', () => {
     // Small batches reach the sink as a copy, large ones as the batch buffer itself: check both.
     const { writer, chunks, tick } = manualWriter()
