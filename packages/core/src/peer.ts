@@ -40,6 +40,7 @@ import type {
 import { noiseUpgrader } from './secure/channel.js'
 import { SecureChannelError } from './secure/errors.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
+import { takeChunkBuffer } from './send-buffers.js'
 import type { AbortOptions, Connection, Listener } from './transport.js'
 
 /** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
@@ -139,11 +140,15 @@ class Link {
   ) {
     this.state = new LinkState('handshaking')
     this.decoder = new FrameDecoder({ maxFrameSize })
-    this.writer = new FrameWriter((chunk) => {
-      if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
-        this.blockedSince = Date.now()
-      }
-    })
+    // Large frames (bulk TEXTs) go out in recycled memory, which the connection gives back once read.
+    this.writer = new FrameWriter(
+      (chunk) => {
+        if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
+          this.blockedSince = Date.now()
+        }
+      },
+      { allocate: takeChunkBuffer },
+    )
     conn.on('drain', () => {
       this.blockedSince = 0
     })

@@ -5,6 +5,7 @@ import { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from '../
 import { SecureChannelError } from '../src/secure/errors.js'
 import { generateKeyPair, HandshakeState } from '../src/secure/noise.js'
 import { plaintextUpgrader, type SecureConnection } from '../src/secure/upgrader.js'
+import { isSendBuffer, takeSendBuffer } from '../src/send-buffers.js'
 import type { Connection } from '../src/transport.js'
 import { type MemoryNetworkInit, memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { type DuplexPairOptions, duplexPair, type TestConnection } from './fixtures/duplex-pair.js'
@@ -416,6 +417,17 @@ describe('noise transport records', () => {
 
     a.send(Buffer.alloc(64, 7))
     expect(frames(wireA.sent.at(-1)!).map((r) => r.length)).toEqual([64 + 16])
+  })
+
+  it('gives back recycled memory it was sent once sealed, and the bytes arrive intact', async () => {
+    const { a, b } = await securePair()
+    const atB = record(b)
+    const bytes = takeSendBuffer(60_000)
+    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 253
+    const expected = Buffer.from(bytes)
+    a.send(bytes)
+    expect(isSendBuffer(bytes)).toBe(false) // sealed and given back within send()
+    expectSameBytes(await atB.received(expected.length), expected)
   })
 
   it.each([undefined, 1000])(

@@ -24,7 +24,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import sodium from 'sodium-native'
-import { SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
+import { releaseSendBuffer, SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
 import type { Connection } from '../transport.js'
 import { SecureChannelError } from './errors.js'
 import {
@@ -397,7 +397,8 @@ class NoiseConnection extends WrappedConnection {
 
   /**
    * Encrypts `bytes` as one record (or, beyond `maxRecordSize`, several) in one underlying send.
-   * `bytes` is only read; the sealed records go to the connection below, which owns them.
+   * `bytes` is only read, and given back at once if it is recycled memory (see send-buffers.ts); the
+   * sealed records go to the connection below, which owns them.
    */
   override send(bytes: Uint8Array): boolean {
     const total = bytes.length
@@ -417,6 +418,8 @@ class NoiseConnection extends WrappedConnection {
       out[offset + 1] = length & 0xff
       offset = this.#send.encryptInto(bytes.subarray(start, end), out, offset + 2)
     }
+    // We own `bytes` and are done reading it: recycled memory (the peer's large frames) goes back now.
+    releaseSendBuffer(bytes)
     return this.inner.send(out)
   }
 
