@@ -936,6 +936,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         if (link.state.status === 'closed') return
         this.#onFrame(link, body)
       }
+      // Every frame of the chunk was decoded into fresh strings and the decoder holds none of it: its
+      // memory can serve the next record (a large one arrives in recycled memory).
+      if (link.decoder.buffered === 0 && link.early.length === 0) link.conn.recycle?.(chunk)
       // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
       if (link.ackSeq !== 0) this.#flushAck(link)
       // No flush here: the writer's own flush (setImmediate, right after this poll's I/O) also takes what

@@ -9,6 +9,12 @@ export interface SecureConnection extends Connection {
    * layer above must then trust what the remote claims in its HELLO.
    */
   readonly remotePeerId: string
+  /**
+   * Optional: the sole `data` listener gives back a chunk it has finished reading (it keeps no view of
+   * it), so the connection may reuse the memory for a later chunk. Ignored for any chunk but the
+   * last one emitted, and while other `data` listeners exist.
+   */
+  recycle?(chunk: Uint8Array): void
 }
 
 /** Options of one {@link ConnectionUpgrader.upgrade} call. */
