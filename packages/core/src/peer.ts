@@ -141,16 +141,20 @@ class Link {
     this.state = new LinkState('handshaking')
     this.decoder = new FrameDecoder({ maxFrameSize })
     // Large frames (bulk TEXTs) go out in recycled memory, which the connection gives back once read.
+    // Once the connection is over its high-water mark, frames wait in the writer as messages until
+    // 'drain', rather than as encoded (and sealed) 64 KiB buffers queued in the socket.
     this.writer = new FrameWriter(
       (chunk) => {
-        if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
-          this.blockedSince = Date.now()
-        }
+        if (this.conn.status !== 'open') return true
+        const flowing = this.conn.send(chunk)
+        if (!flowing && this.blockedSince === 0) this.blockedSince = Date.now()
+        return flowing
       },
-      { allocate: takeChunkBuffer },
+      { allocate: takeChunkBuffer, backpressure: true },
     )
     conn.on('drain', () => {
       this.blockedSince = 0
+      this.writer.resume()
     })
     this.lastReceived = Date.now()
   }
