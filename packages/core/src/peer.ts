@@ -40,6 +40,7 @@ import type {
 import { noiseUpgrader } from './secure/channel.js'
 import { SecureChannelError } from './secure/errors.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
+import { takeChunkBuffer } from './send-buffers.js'
 import type { AbortOptions, Connection, Listener } from './transport.js'
 
 /** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
@@ -139,17 +140,22 @@ class Link {
   ) {
     this.state = new LinkState('handshaking')
     this.decoder = new FrameDecoder({ maxFrameSize })
+    // Large frames (bulk TEXTs) go out in recycled memory, which the connection gives back once read.
+    // Once the connection is over its high-water mark, frames wait in the writer as messages until
+    // 'drain', rather than as encoded (and sealed) 64 KiB buffers queued in the socket.
     this.writer = new FrameWriter(
       (chunk) => {
-        if (this.conn.status === 'open' && !this.conn.send(chunk) && this.blockedSince === 0) {
-          this.blockedSince = Date.now()
-        }
+        if (this.conn.status !== 'open') return true
+        const flowing = this.conn.send(chunk)
+        if (!flowing && this.blockedSince === 0) this.blockedSince = Date.now()
+        return flowing
       },
       // The Noise channel encrypts a batch before send() returns: its buffer can serve the next batch.
-      { lend: conn.sendCopies === true },
+      { allocate: takeChunkBuffer, backpressure: true, lend: conn.sendCopies === true },
     )
     conn.on('drain', () => {
       this.blockedSince = 0
+      this.writer.resume()
     })
     this.lastReceived = Date.now()
   }
@@ -943,6 +949,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         if (link.state.status === 'closed') return
         this.#onFrame(link, body)
       }
+      // Every frame of the chunk was decoded into fresh strings and the decoder holds none of it: its
+      // memory can serve the next record (a large one arrives in recycled memory).
+      if (link.decoder.buffered === 0 && link.early.length === 0) link.conn.recycle?.(chunk)
       // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
       if (link.ackSeq !== 0) this.#flushAck(link)
       // No flush here: the writer's own flush (setImmediate, right after this poll's I/O) also takes what

@@ -5,6 +5,7 @@ import { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from '../
 import { SecureChannelError } from '../src/secure/errors.js'
 import { generateKeyPair, HandshakeState } from '../src/secure/noise.js'
 import { plaintextUpgrader, type SecureConnection } from '../src/secure/upgrader.js'
+import { isSendBuffer, takeSendBuffer } from '../src/send-buffers.js'
 import type { Connection } from '../src/transport.js'
 import { type MemoryNetworkInit, memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { type DuplexPairOptions, duplexPair, type TestConnection } from './fixtures/duplex-pair.js'
@@ -418,13 +419,26 @@ describe('noise transport records', () => {
     expect(frames(wireA.sent.at(-1)!).map((r) => r.length)).toEqual([64 + 16])
   })
 
+  it('gives back recycled memory it was sent once sealed, and the bytes arrive intact', async () => {
+    const { a, b } = await securePair()
+    const atB = record(b)
+    const bytes = takeSendBuffer(60_000)
+    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 253
+    const expected = Buffer.from(bytes)
+    a.send(bytes)
+    expect(isSendBuffer(bytes)).toBe(false) // sealed and given back within send()
+    expectSameBytes(await atB.received(expected.length), expected)
+  })
+
   it.each([undefined, 1000])(
     'delivered plaintext is the listener’s to keep, records whole or split across reads (chunkSize %s)',
     async (chunkSize) => {
       // Records inside one read are opened into fresh buffers, split ones assembled and opened in
       // place: either way a chunk kept without copying must not change as later records arrive.
       const { a, b } = await securePair({ wire: { chunkSize } })
-      const sends = Array.from({ length: 6 }, (_, i) => Buffer.alloc(3000 + i * 1500, 0x41 + i))
+      // Small records and large ones (16 KiB and up, received into recycled memory) alike.
+      const sizes = [3000, 4500, 6000, 20_000, 65_519, 7500, 40_000, 9000]
+      const sends = sizes.map((size, i) => Buffer.alloc(size, 0x41 + i))
       const total = sends.reduce((n, s) => n + s.length, 0)
       const kept: Uint8Array[] = []
       let length = 0
@@ -438,6 +452,32 @@ describe('noise transport records', () => {
       for (const bytes of sends) a.send(Buffer.from(bytes))
       await within(all)
       expectSameBytes(Buffer.concat(kept), Buffer.concat(sends))
+    },
+  )
+
+  it.each([undefined, 1000])(
+    'a listener that gives chunks back gets every byte intact, in reused memory (chunkSize %s)',
+    async (chunkSize) => {
+      const { a, b } = await securePair({ wire: { chunkSize } })
+      const sends = Array.from({ length: 8 }, (_, i) => randomBytes(30_000 + i * 4000))
+      const total = sends.reduce((n, s) => n + s.length, 0)
+      const copies: Buffer[] = []
+      const memory = new Set<ArrayBufferLike>()
+      let length = 0
+      const all = new Promise<void>((resolve) => {
+        b.on('data', (chunk) => {
+          copies.push(Buffer.from(chunk))
+          memory.add(chunk.buffer)
+          length += chunk.length
+          b.recycle?.(chunk)
+          b.recycle?.(chunk) // a second give-back is ignored
+          if (length >= total) resolve()
+        })
+      })
+      for (const bytes of sends) a.send(Buffer.from(bytes))
+      await within(all)
+      expectSameBytes(Buffer.concat(copies), Buffer.concat(sends))
+      expect(memory.size).toBeLessThan(sends.length)
     },
   )
 

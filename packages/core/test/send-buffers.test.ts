@@ -54,4 +54,43 @@ describe('send buffers', () => {
     // The write callback ran before the bytes could reach the other end.
     expect(isSendBuffer(bytes)).toBe(false)
   })
+
+  it('a burst of sends reuses the memory of records the kernel took at once, and all arrive intact', async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    onTestFinished(() => {
+      server.close()
+    })
+    let length = 0
+    const size = 50_000
+    const count = 8
+    const received: Buffer[] = []
+    const got = new Promise<void>((resolve) => {
+      server.on('connection', (socket) => {
+        socket.on('error', () => {})
+        socket.on('data', (chunk: Buffer) => {
+          received.push(chunk)
+          length += chunk.length
+          if (length >= size * count) resolve()
+        })
+      })
+    })
+    const { port } = server.address() as { port: number }
+    const conn = await tcpTransport().dial(`127.0.0.1:${port}`)
+    onTestFinished(() => conn.abort())
+    const memory = new Set<ArrayBufferLike>()
+    for (let i = 0; i < count; i++) {
+      const bytes = takeSendBuffer(size)
+      bytes.fill(i + 1)
+      memory.add(bytes.buffer)
+      conn.send(bytes) // the socket's buffers are empty: each is written before send() returns
+    }
+    expect(memory.size).toBeLessThan(count)
+    await got
+    const all = Buffer.concat(received)
+    for (let i = 0; i < count; i++) {
+      expect(all.subarray(i * size, (i + 1) * size).every((b) => b === i + 1)).toBe(true)
+    }
+  })
 })

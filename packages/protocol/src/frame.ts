@@ -295,6 +295,21 @@ export interface FrameWriterInit {
    * @default false: the sink owns each chunk
    */
   lend?: boolean
+  /**
+   * Memory for a frame that skips the batch (8 KiB or more): returns a Buffer of exactly `size`
+   * bytes, contents undefined, that goes to the sink like any chunk. Inject one to send large frames
+   * in recycled memory (the sink's owner can tell them apart and give them back once read); a fresh
+   * 64 KiB buffer costs page faults and external-memory GC pressure on every message.
+   * @default Buffer.allocUnsafe
+   */
+  allocate?: (size: number) => Buffer
+  /**
+   * Honour the sink's backpressure: when `sink` returns `false`, hold later frames (as messages, not
+   * yet encoded) until {@link FrameWriter.resume}. Only for a sink whose owner calls `resume()` on
+   * `drain`; without it, the sink's return value is ignored.
+   * @default false
+   */
+  backpressure?: boolean
 }
 
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024
@@ -340,36 +355,52 @@ const defaultSchedule = (fn: () => void): void => {
  * batch is flushed and the frame follows at once, as a chunk of its own (the same as a frame larger
  * than `maxBatchBytes`). `sink` owns every chunk (it may keep it, e.g. pass it to
  * `Connection.send`; the writer never touches it again) and must not throw: an exception from it
- * propagates to whoever triggered the flush (`write`, `flush`, or the scheduler).
+ * propagates to whoever triggered the flush (`write`, `flush`, `resume`, or the scheduler).
+ *
+ * Backpressure (opt in with `backpressure: true`): when `sink` returns `false` (as `Connection.send`
+ * does over its high-water mark), the writer holds what is written next as messages, checked but not encoded, until
+ * {@link FrameWriter.resume} (call it on the connection's `drain`). So bulk sends wait as small
+ * objects instead of as encoded (and, below, encrypted) 64 KiB buffers queued in the socket, and
+ * the memory under those buffers is recycled while still hot.
  *
  * Between flushes an idle writer holds no buffer: batch buffers are shared through a small
  * process-wide pool.
  *
- * Call {@link FrameWriter.flush} before closing the connection so nothing pending is lost.
+ * Call {@link FrameWriter.flush} before closing the connection so nothing pending or held is lost.
  *
  * @example
  * ```ts
- * const writer = new FrameWriter((chunk) => socket.write(chunk))
+ * const writer = new FrameWriter((chunk) => socket.write(chunk), { backpressure: true })
+ * socket.on('drain', () => writer.resume())
  * writer.write({ type: 'PING', nonce: 1 })
  * writer.write({ type: 'PEERS_REQUEST' }) // same tick: both leave in one socket.write
  * ```
  */
 export class FrameWriter {
-  readonly #sink: (chunk: Uint8Array) => void
+  readonly #sink: (chunk: Uint8Array) => unknown
   readonly #schedule: (fn: () => void) => void
   readonly #maxBatchBytes: number
   readonly #maxFrameSize: number
   readonly #lend: boolean
+  readonly #allocate: (size: number) => Buffer
+  readonly #backpressure: boolean
   /** Batch being filled; `undefined` after its ownership went to the sink. */
   #batch: Buffer | undefined
   #length = 0
   #scheduled = false
+  /** The sink returned false and `resume()` has not been called since. */
+  #blocked = false
+  /** Written while blocked, in order: messages (with their measured body size) or copied bodies. */
+  #held: (Message | Uint8Array)[] = []
+  #heldSizes: number[] = []
+  #releasing = false
 
   /**
-   * @param sink - receives each batch; usually the secure channel or `connection.send`
+   * @param sink - receives each chunk; usually the secure channel or `connection.send`. With
+   *   `backpressure`, returning `false` holds further frames until {@link FrameWriter.resume}.
    * @throws RangeError for a `maxBatchBytes` that is not a positive integer or a bad `maxFrameSize`.
    */
-  constructor(sink: (chunk: Uint8Array) => void, init?: FrameWriterInit) {
+  constructor(sink: (chunk: Uint8Array) => unknown, init?: FrameWriterInit) {
     this.#sink = sink
     this.#schedule = init?.schedule ?? defaultSchedule
     const maxBatchBytes = init?.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
@@ -379,15 +410,22 @@ export class FrameWriter {
     this.#maxBatchBytes = maxBatchBytes
     this.#maxFrameSize = resolveMaxFrameSize(init?.maxFrameSize)
     this.#lend = init?.lend ?? false
+    this.#allocate = init?.allocate ?? Buffer.allocUnsafe
+    this.#backpressure = init?.backpressure ?? false
   }
 
-  /** Bytes framed but not yet handed to the sink. */
+  /** Bytes framed but not yet handed to the sink (held messages are not framed yet). */
   get pendingBytes(): number {
     return this.#length
   }
 
+  /** Messages and bodies written while the sink was blocked, waiting for {@link FrameWriter.resume}. */
+  get heldFrames(): number {
+    return this.#held.length
+  }
+
   /**
-   * Frames `msg` into the pending batch.
+   * Frames `msg` into the pending batch, or holds it while the sink is blocked.
    *
    * @throws ProtocolError for an invalid message (see `encodedLength`) or `FRAME_TOO_LARGE`; nothing is
    * queued in that case.
@@ -395,20 +433,12 @@ export class FrameWriter {
   write(msg: Message): void {
     const size = encodedLength(msg)
     checkFrameSize(size, this.#maxFrameSize)
-    const frameBytes = FRAME_PREFIX_BYTES + size
-    if (this.#isDirect(frameBytes)) {
-      const frame = Buffer.allocUnsafe(frameBytes)
-      frame.writeUInt32BE(size, 0)
-      assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frameBytes)
-      this.flush()
-      this.#sink(frame)
+    if (this.#blocked || this.#held.length > 0) {
+      this.#held.push(msg)
+      this.#heldSizes.push(size)
       return
     }
-    const at = this.#reserve(FRAME_PREFIX_BYTES + size)
-    const batch = this.#batch!
-    batch.writeUInt32BE(size, at)
-    assertWritten(writeMessage(msg, batch, at + FRAME_PREFIX_BYTES), at + FRAME_PREFIX_BYTES + size)
-    this.#appended()
+    this.#frame(msg, size)
   }
 
   /**
@@ -418,13 +448,79 @@ export class FrameWriter {
    */
   writeBody(body: Uint8Array): void {
     checkFrameSize(body.byteLength, this.#maxFrameSize)
+    if (this.#blocked || this.#held.length > 0) {
+      this.#held.push(Buffer.from(body))
+      this.#heldSizes.push(body.byteLength)
+      return
+    }
+    this.#frameBody(body)
+  }
+
+  /**
+   * Hands every held and pending frame to the sink now, whether or not it is blocked; pending frames
+   * go as one chunk. Does nothing when nothing is pending or held.
+   */
+  flush(): void {
+    if (this.#held.length > 0) this.#release(true)
+    this.#flushBatch()
+  }
+
+  /**
+   * The sink can take more (the connection emitted `drain`): frames what was held, in order, until
+   * the sink blocks again. Does nothing when not blocked.
+   */
+  resume(): void {
+    if (!this.#blocked) return
+    this.#blocked = false
+    // From inside #release (a sink that drains synchronously), its loop carries on by itself.
+    if (!this.#releasing) this.#release(false)
+  }
+
+  #release(force: boolean): void {
+    const held = this.#held
+    const sizes = this.#heldSizes
+    let i = 0
+    this.#releasing = true
+    try {
+      while (i < held.length && (force || !this.#blocked)) {
+        const item = held[i]!
+        const size = sizes[i]!
+        i++
+        if (item instanceof Uint8Array) this.#frameBody(item)
+        else this.#frame(item, size)
+      }
+    } finally {
+      this.#releasing = false
+      held.splice(0, i)
+      sizes.splice(0, i)
+    }
+  }
+
+  #frame(msg: Message, size: number): void {
+    const frameBytes = FRAME_PREFIX_BYTES + size
+    if (this.#isDirect(frameBytes)) {
+      const frame = this.#allocate(frameBytes)
+      frame.writeUInt32BE(size, 0)
+      assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frameBytes)
+      this.#flushBatch()
+      this.#send(frame)
+      return
+    }
+    const at = this.#reserve(frameBytes)
+    const batch = this.#batch!
+    batch.writeUInt32BE(size, at)
+    assertWritten(writeMessage(msg, batch, at + FRAME_PREFIX_BYTES), at + frameBytes)
+    this.#appended()
+  }
+
+  #frameBody(body: Uint8Array): void {
     const frameBytes = FRAME_PREFIX_BYTES + body.byteLength
     if (this.#isDirect(frameBytes)) {
-      const frame = Buffer.allocUnsafe(frameBytes)
+      const frame = this.#allocate(frameBytes)
       frame.writeUInt32BE(body.byteLength, 0)
       frame.set(body, FRAME_PREFIX_BYTES)
-      this.flush()
-      this.#sink(frame)
+      this.#flushBatch()
+      this.#send(frame)
       return
     }
     const at = this.#reserve(frameBytes)
@@ -434,15 +530,18 @@ export class FrameWriter {
     this.#appended()
   }
 
-  /** Hands every pending frame to the sink now, as one chunk. Does nothing when nothing is pending. */
-  flush(): void {
+  #send(chunk: Uint8Array): void {
+    if (this.#sink(chunk) === false && this.#backpressure) this.#blocked = true
+  }
+
+  #flushBatch(): void {
     const length = this.#length
     if (length === 0) return
     const batch = this.#batch!
     this.#length = 0
     this.#batch = undefined
     if (this.#lend) {
-      this.#sink(batch.subarray(0, length))
+      this.#send(batch.subarray(0, length))
       returnBatch(batch)
       return
     }
@@ -457,7 +556,7 @@ export class FrameWriter {
       batch.copy(chunk, 0, 0, length)
       returnBatch(batch)
     }
-    this.#sink(chunk)
+    this.#send(chunk)
   }
 
   #isDirect(frameBytes: number): boolean {
@@ -466,7 +565,7 @@ export class FrameWriter {
 
   /** Makes room for `n` more bytes, flushing first if they would push the batch past maxBatchBytes. */
   #reserve(n: number): number {
-    if (this.#length > 0 && this.#length + n > this.#maxBatchBytes) this.flush()
+    if (this.#length > 0 && this.#length + n > this.#maxBatchBytes) this.#flushBatch()
     const needed = this.#length + n
     let batch = this.#batch
     if (batch === undefined) {
@@ -488,7 +587,7 @@ export class FrameWriter {
 
   #appended(): void {
     if (this.#length >= this.#maxBatchBytes) {
-      this.flush()
+      this.#flushBatch()
       return
     }
     if (!this.#scheduled) {
@@ -499,6 +598,6 @@ export class FrameWriter {
 
   readonly #runScheduled = (): void => {
     this.#scheduled = false
-    this.flush()
+    this.#flushBatch()
   }
 }

@@ -289,6 +289,27 @@ describe('utf8Length', () => {
     const msg: Message = { type: 'GOODBYE', reason: 'b'.repeat(20) }
     expect(encodedLength(msg)).toBe(1 + 2 + 20)
   })
+
+  it('lends the bytes of a long text only to an equal text, which encodes as if never measured', () => {
+    const measured = 'é'.repeat(2000)
+    const other = 'ü'.repeat(2000) // same length, different bytes
+    expect(utf8Length(measured)).toBe(4000)
+    const msg: Message = { type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 0, text: other }
+    expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
+    // Long after the measurement, and with another text encoded between: still its own bytes.
+    const again: Message = { ...msg, text: `${measured}` }
+    expect(decodeMessage(encodeMessage(again))).toEqual(again)
+    expect(encodeMessage(again)).toEqual(encodeMessage({ ...again, text: 'é'.repeat(1999) + 'é' }))
+  })
+
+  it('measures a long text with a lone surrogate as byteLength does, and encoding still refuses it', () => {
+    const text = `${'a'.repeat(3000)}\ud800`
+    expect(utf8Length(text)).toBe(Buffer.byteLength(text))
+    expectProtocolError(
+      () => encodeMessage({ type: 'TEXT', stream: STREAM, seq: SEQ, sentAt: 0, text }),
+      'INVALID_UTF8',
+    )
+  })
 })
 
 describe('decoding streams', () => {

@@ -144,6 +144,103 @@ describe('FrameWriter', () => {
     expect(memory.size).toBe(1)
   })
 
+  it('takes the memory of a frame sent on its own from `allocate`, and only of such frames', () => {
+    const given: Buffer[] = []
+    const allocate = (size: number): Buffer => {
+      const memory = Buffer.alloc(size + 100, 0xee).subarray(0, size) // larger memory, a view of it
+      given.push(memory)
+      return memory
+    }
+    const { writer, chunks, tick } = manualWriter({ allocate })
+    const big: Message = { type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 0, text: 'é'.repeat(9_000) }
+    writer.write(samples.PING)
+    writer.write(big)
+    writer.writeBody(encodeMessage(big))
+    writer.write(samples.PONG)
+    tick()
+    expect(given).toHaveLength(2)
+    expect(chunks[1]).toBe(given[0]) // the very object, so its owner can recognise it
+    expect(chunks[2]).toBe(given[1])
+    expect(decodeAll(chunks)).toEqual([samples.PING, big, big, samples.PONG])
+  })
+
+  describe('backpressure', () => {
+    const big = (seq: number): Message => ({
+      type: 'TEXT',
+      stream: '1'.repeat(16),
+      seq,
+      sentAt: 0,
+      text: 'é'.repeat(5_000),
+    })
+
+    /** A writer whose sink refuses more while `blocked` is set (it still takes the chunk, as a socket does). */
+    function blockingWriter(backpressure = true) {
+      const chunks: Uint8Array[] = []
+      const queued: (() => void)[] = []
+      const state = { blocked: false }
+      const writer = new FrameWriter(
+        (chunk) => {
+          chunks.push(chunk)
+          return !state.blocked
+        },
+        { backpressure, schedule: (fn) => queued.push(fn) },
+      )
+      const tick = (): void => {
+        for (const fn of queued.splice(0)) fn()
+      }
+      return { writer, chunks, state, tick }
+    }
+
+    it('holds what is written after the sink refused, and resume() sends it in order', () => {
+      const { writer, chunks, state, tick } = blockingWriter()
+      state.blocked = true
+      writer.write(big(1)) // taken, but the sink says it is full
+      writer.write(samples.PING)
+      writer.write(big(2))
+      writer.writeBody(encodeMessage(samples.PONG))
+      tick()
+      expect(chunks).toHaveLength(1)
+      expect(writer.heldFrames).toBe(3)
+      // Still full after the next large frame: the rest waits for the next resume().
+      writer.resume()
+      expect(chunks).toHaveLength(3) // PING (flushed before the frame), big(2)
+      expect(writer.heldFrames).toBe(1)
+      state.blocked = false
+      writer.resume()
+      tick()
+      expect(writer.heldFrames).toBe(0)
+      expect(decodeAll(chunks)).toEqual([big(1), samples.PING, big(2), samples.PONG])
+    })
+
+    it('flush() sends everything held, blocked or not', () => {
+      const { writer, chunks, state } = blockingWriter()
+      state.blocked = true
+      writer.write(big(1))
+      writer.write(big(2))
+      writer.write(samples.PING)
+      writer.flush()
+      expect(writer.heldFrames).toBe(0)
+      expect(decodeAll(chunks)).toEqual([big(1), big(2), samples.PING])
+    })
+
+    it('checks a message when it is written, not when it is released', () => {
+      const { writer, state } = blockingWriter()
+      state.blocked = true
+      writer.write(big(1))
+      expectProtocolError(() => writer.write({ type: 'PING', nonce: -1 }), ProtocolErrorCode.INVALID_FIELD)
+      expect(writer.heldFrames).toBe(0)
+    })
+
+    it('ignores the sink’s answer unless asked to honour it', () => {
+      const { writer, chunks, state } = blockingWriter(false)
+      state.blocked = true
+      writer.write(big(1))
+      writer.write(big(2))
+      expect(writer.heldFrames).toBe(0)
+      expect(chunks).toHaveLength(2)
+    })
+  })
+
   it('hands over chunks the sink may keep: later batches never overwrite them', () => {
     // Small batches reach the sink as a copy, large ones as the batch buffer itself: check both.
     const { writer, chunks, tick } = manualWriter()

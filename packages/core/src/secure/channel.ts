@@ -24,7 +24,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import sodium from 'sodium-native'
-import { SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
+import { isSendBuffer, releaseSendBuffer, SEND_BUFFER_BYTES, takeSendBuffer } from '../send-buffers.js'
 import type { Connection } from '../transport.js'
 import { SecureChannelError } from './errors.js'
 import {
@@ -369,9 +369,13 @@ function handshake(
  * opened in order with the next nonce (so replays and reorders fail authentication).
  *
  * Copies: a send is sealed straight into the buffer handed to the connection below (which owns it,
- * so it is not copied again). A record that lies within one received chunk is opened into a fresh
- * buffer of its plaintext size; one that spans chunks is assembled once and opened in place. Either
- * way the plaintext delivered is the listener's to keep. Between records nothing is held.
+ * so it is not copied again). A small record that lies within one received chunk is opened into a
+ * fresh buffer of its plaintext size; a large one (16 KiB or more), or one that spans chunks, is
+ * copied or assembled once and opened in place. Either way the plaintext delivered is the
+ * listener's to keep, unless it gives it back with {@link NoiseConnection.recycle}: large records
+ * are received into recycled memory (see send-buffers.ts), so a listener that is done with a chunk
+ * by the time its `data` event returns (the peer, once it has decoded the frames) saves the next
+ * record a fresh 64 KiB allocation. Between records nothing is held.
  */
 class NoiseConnection extends WrappedConnection {
   readonly sendCopies = true
@@ -382,6 +386,9 @@ class NoiseConnection extends WrappedConnection {
   #headerHigh = -1
   #record: Buffer | null = null // a record split across chunks, allocated once its length is known
   #recordFill = 0
+  /** The last plaintext delivered in recycled memory, and that memory, until given back. */
+  #lent: Uint8Array | null = null
+  #lentMemory: Buffer | null = null
 
   constructor(
     inner: Connection,
@@ -398,7 +405,8 @@ class NoiseConnection extends WrappedConnection {
 
   /**
    * Encrypts `bytes` as one record (or, beyond `maxRecordSize`, several) in one underlying send.
-   * `bytes` is only read; the sealed records go to the connection below, which owns them.
+   * `bytes` is only read, and given back at once if it is recycled memory (see send-buffers.ts); the
+   * sealed records go to the connection below, which owns them.
    */
   override send(bytes: Uint8Array): boolean {
     const total = bytes.length
@@ -418,6 +426,8 @@ class NoiseConnection extends WrappedConnection {
       out[offset + 1] = length & 0xff
       offset = this.#send.encryptInto(bytes.subarray(start, end), out, offset + 2)
     }
+    // We own `bytes` and are done reading it: recycled memory (the peer's large frames) goes back now.
+    releaseSendBuffer(bytes)
     return this.inner.send(out)
   }
 
@@ -451,20 +461,42 @@ class NoiseConnection extends WrappedConnection {
       }
       if (!this.#checkLength(length)) return null
       if (n - i >= length) {
-        // The whole record is in this chunk: open it straight from there into its plaintext buffer.
-        this.#open(chunk.subarray(i, i + length))
+        if (length >= RECYCLE_MIN_BYTES) {
+          // Large and whole in this chunk: copy it into recycled memory (hot, unlike a fresh buffer,
+          // which costs page faults) and open it there.
+          const record = takeSendBuffer(length)
+          record.set(chunk.subarray(i, i + length))
+          this.#openInPlace(record)
+        } else {
+          // Small and whole: open it straight from the chunk into its plaintext buffer.
+          this.#open(chunk.subarray(i, i + length))
+        }
         i += length
       } else {
-        // Spans chunks: assemble it (the one copy), then open it in place. allocUnsafeSlow: a
-        // record's plaintext is delivered as a view of this buffer, and a view of Node's shared
-        // pool would keep the whole pool slab alive for as long as the listener keeps it.
-        this.#record = Buffer.allocUnsafeSlow(length)
+        // Spans chunks: assemble it (the one copy), then open it in place. Large ones in recycled
+        // memory; small ones in allocUnsafeSlow: a record's plaintext is delivered as a view of
+        // this buffer, and a view of Node's shared pool would keep the whole pool slab alive for as
+        // long as the listener keeps it.
+        this.#record = length >= RECYCLE_MIN_BYTES ? takeSendBuffer(length) : Buffer.allocUnsafeSlow(length)
         this.#record.set(i === 0 ? chunk : chunk.subarray(i), 0)
         this.#recordFill = n - i
         i = n
       }
     }
     return null
+  }
+
+  /**
+   * Gives back the memory of `chunk`, the last `data` chunk emitted, once its listener has read all it
+   * needs (it must keep no view of it). Only honoured while there is exactly one `data` listener,
+   * which is then the only reader; for any other chunk, or a chunk given back already, a no-op.
+   */
+  recycle(chunk: Uint8Array): void {
+    if (chunk !== this.#lent || this.listenerCount('data') !== 1) return
+    const memory = this.#lentMemory!
+    this.#lent = null
+    this.#lentMemory = null
+    releaseSendBuffer(memory)
   }
 
   protected override beforeEnd(): boolean {
@@ -509,8 +541,13 @@ class NoiseConnection extends WrappedConnection {
     try {
       plaintext = this.#receive.decryptInPlace(record)
     } catch (cause) {
+      releaseSendBuffer(record)
       this.#authFailed(cause)
       return
+    }
+    if (isSendBuffer(record)) {
+      this.#lent = plaintext
+      this.#lentMemory = record
     }
     this.deliver(plaintext)
   }

@@ -14,6 +14,12 @@ export interface SecureConnection extends Connection {
    * reuse its buffer (the Noise channel); otherwise `send()` takes ownership (see `Connection.send`).
    */
   readonly sendCopies?: boolean
+  /**
+   * Optional: the sole `data` listener gives back a chunk it has finished reading (it keeps no view of
+   * it), so the connection may reuse the memory for a later chunk. Ignored for any chunk but the
+   * last one emitted, and while other `data` listeners exist.
+   */
+  recycle?(chunk: Uint8Array): void
 }
 
 /** Options of one {@link ConnectionUpgrader.upgrade} call. */

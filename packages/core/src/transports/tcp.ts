@@ -222,8 +222,16 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
     // Not copied: send() owns `bytes` (see Connection.send). Node keeps a reference to queued writes,
     // and a Uint8Array goes in as a Buffer view of the same memory. A recyclable record buffer goes
     // back once the kernel has it (the callback also runs when the write fails or is dropped).
-    if (isSendBuffer(bytes)) return this.#socket.write(bytes, () => releaseSendBuffer(bytes))
-    return this.#socket.write(bytes)
+    if (!isSendBuffer(bytes)) return this.#socket.write(bytes)
+    const socket = this.#socket
+    const queued = socket.writableLength
+    const flowing = socket.write(bytes, () => releaseSendBuffer(bytes))
+    // Unchanged length: the write completed synchronously, so the kernel has copied the bytes, but the
+    // callback waits for the next tick. Give the memory back now, or a burst of sends (a loop of
+    // peer.send) would take fresh memory for every record until the ticks run; the callback's late
+    // release is then a no-op, even once the memory is lent again (see releaseSendBuffer).
+    if (socket.writableLength === queued) releaseSendBuffer(bytes)
+    return flowing
   }
 
   close(options: AbortOptions = {}): Promise<void> {
