@@ -116,6 +116,8 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
       return say(`${peer} refused the message`)
     case 'MESSAGE_TOO_LONG':
       return say(`the message is too long — the limit is ${Limits.textBytes} bytes`)
+    case 'INVALID_TEXT':
+      return say('the message holds a broken character (a lone UTF-16 surrogate) and cannot be sent')
     case 'QUEUE_FULL':
       return say(`too many messages are waiting for ${peer} — try again when it catches up`)
     case 'QUERY_TIMEOUT':

@@ -994,19 +994,15 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (!session) return
     session.lastSeen = link.lastReceived
     if (msg.type !== 'GOODBYE') session.reconnectAttempt = 0
-    if (msg.type !== 'ACK' && msg.type !== 'ACK_UPTO' && msg.type !== 'PONG' && msg.type !== 'GOODBYE') {
-      try {
-        this.#spend(session)
-      } catch (err) {
-        // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
-        // the ACK_UPTO for the TEXTs before it goes first.
-        if (msg.type === 'TEXT') {
-          if (link.ackSeq !== 0) this.#flushAck(link)
-          link.write({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
-        }
-        throw err
-      }
-    }
+    // A TEXT spends its token below, once it is known not to be a re-send of a delivered one.
+    if (
+      msg.type !== 'TEXT' &&
+      msg.type !== 'ACK' &&
+      msg.type !== 'ACK_UPTO' &&
+      msg.type !== 'PONG' &&
+      msg.type !== 'GOODBYE'
+    )
+      this.#spend(session)
     switch (msg.type) {
       case 'TEXT': {
         if (link.ackSeq !== 0 && link.ackStream !== msg.stream) this.#flushAck(link)
@@ -1016,6 +1012,15 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         if (msg.seq <= seen.highest) {
           link.ackSeq = seen.highest
           return
+        }
+        try {
+          this.#spend(session)
+        } catch (err) {
+          // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
+          // the ACK_UPTO for the TEXTs before it goes first.
+          if (link.ackSeq !== 0) this.#flushAck(link)
+          link.write({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
+          throw err
         }
         seen.highest = link.ackSeq = msg.seq
         session.messagesIn++
@@ -1173,7 +1178,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #seenFrom(sender: string, stream: string): Seen {
     let seen = this.#seen.get(sender)
     if (!seen) {
-      seen = { stream, highest: 0, touched: 0 }
+      seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0 }
       if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
       this.#seen.set(sender, seen)
     } else if (seen.touched < this.#seenClock - DEDUP_SENDERS) {
@@ -1183,8 +1188,13 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       this.#seen.set(sender, seen)
     }
     if (seen.stream !== stream) {
+      // A new stream (the sender started a new session) starts over; the one before is kept, so that a
+      // late re-send from it is still recognised.
+      const { stream: previous, highest } = seen
+      seen.highest = seen.previous === stream ? seen.previousHighest : 0
       seen.stream = stream
-      seen.highest = 0
+      seen.previous = previous
+      seen.previousHighest = highest
     }
     seen.touched = ++this.#seenClock
     return seen
@@ -1421,8 +1431,14 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (signal) this.#abortOn(signal, session, entry)
     session.pending.set(entry.seq, entry)
     session.inFlightBytes += bytes
-    // While reconnecting, the message waits in `pending` and goes out on the new link.
-    if (session.online) session.active.write(entry)
+    try {
+      // While reconnecting, the message waits in `pending` and goes out on the new link.
+      if (session.online) session.active.write(entry)
+    } catch (err) {
+      // Not written (the codec refused it): fail this send now rather than leave it to time out.
+      this.#settled(session, entry)
+      entry.reject(err as PeerError)
+    }
     return promise
   }
 
@@ -1602,6 +1618,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 interface Seen {
   stream: string
   highest: number
+  previous: string
+  previousHighest: number
   touched: number
 }
 
@@ -1609,6 +1627,10 @@ function textBytes(text: string): number {
   const bytes = utf8Length(text)
   if (bytes > Limits.textBytes) {
     throw new PeerError('MESSAGE_TOO_LONG', `the message is ${bytes} bytes; the limit is ${Limits.textBytes}`)
+  }
+  // Only a text with non-ASCII characters can hold a lone surrogate, which UTF-8 cannot carry.
+  if (bytes !== text.length && !(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new PeerError('INVALID_TEXT', 'the message holds a lone UTF-16 surrogate, which UTF-8 cannot carry')
   }
   return bytes
 }

@@ -85,17 +85,22 @@ describe('peer handshake', () => {
     const { peer, raw } = await setup()
     const r = await raw('a')
     r.send(hello(generateIdentity().peerId))
-    expect(await r.next()).toMatchObject({ type: 'WELCOME', peerId: peer.id, name: 'victim', version: 1 })
+    expect(await r.next()).toMatchObject({
+      type: 'WELCOME',
+      peerId: peer.id,
+      name: 'victim',
+      version: PROTOCOL_VERSION,
+    })
   })
 
   it('rejects an incompatible protocol version with a reason instead of hanging', async () => {
     const { raw } = await setup()
     const r = await raw('a')
-    // A future HELLO: version 2 and fields this version does not know; only type + version are frozen.
-    r.conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x02, 0xff]))
+    // A future HELLO: version 3 and fields this version does not know; only type + version are frozen.
+    r.conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x03, 0xff]))
     const reply = await r.next()
     expect(reply).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
-    expect((reply as { reason: string }).reason).toMatch(/version 1/)
+    expect((reply as { reason: string }).reason).toMatch(/version 2, not 3/)
     await r.closed
     await expectStillServing(raw)
   })

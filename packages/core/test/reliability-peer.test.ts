@@ -211,12 +211,23 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     peer.on('message', (m) => got.push(m.text))
     const c = await client()
     const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
-    // seq 2 after 3 is a re-send (a gap is a send the sender gave up on); b is a restarted sender.
-    for (const frame of [text(a, 1), text(a, 3), text(a, 2), text(a, 3), text(b, 1), text(b, 1)]) {
+    // seq 2 after 3 is a re-send (a gap is a send the sender gave up on); b is a new session of the
+    // sender, and a late re-send from a is still recognised after it.
+    const frames = [
+      text(a, 1),
+      text(a, 3),
+      text(a, 2),
+      text(a, 3),
+      text(b, 1),
+      text(b, 1),
+      text(a, 3),
+      text(b, 2),
+    ]
+    for (const frame of frames) {
       c.conn.send(frame)
       await c.next('ACK_UPTO')
     }
-    expect(got).toEqual(['aa1', 'aa3', 'bb1'])
+    expect(got).toEqual(['aa1', 'aa3', 'bb1', 'bb2'])
   })
 
   it('an ACK_UPTO settles the sends up to its seq, in order, and no further', async () => {
@@ -239,5 +250,31 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     c.send({ type: 'ACK_UPTO', stream: texts[0]!.stream, seq: 3 })
     const results = await Promise.all(sends)
     expect(results.map((r) => r.id)).toEqual(texts.map((t) => messageId(t.stream, t.seq)))
+  })
+})
+
+describe('what send() refuses and what the rate limit counts', () => {
+  it('refuses a text with a lone surrogate at once, and the next send still goes through', async () => {
+    const { peer, client } = await setup({ ackTimeout: 200 })
+    const c = await client()
+    await expect(peer.send(c.id, 'broken \uD800 text')).rejects.toMatchObject({ code: 'INVALID_TEXT' })
+    const next = peer.send(c.id, 'fine')
+    const t = (await c.next('TEXT')) as TextMessage
+    expect(t).toMatchObject({ text: 'fine', seq: 1 })
+    c.send({ type: 'ACK_UPTO', stream: t.stream, seq: t.seq })
+    await expect(next).resolves.toMatchObject({ id: messageId(t.stream, t.seq) })
+  })
+
+  it('a re-sent TEXT costs no rate token: it is acknowledged, not refused', async () => {
+    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const c = await client()
+    const stream = 'ab'.repeat(8)
+    const once = frameMessage({ type: 'TEXT', stream, seq: 1, sentAt: 1, text: 'once' })
+    c.conn.send(Buffer.concat([once, once, once, once]))
+    await sync(c, 1)
+    expect(got).toEqual(['once'])
+    expect(c.messages).toEqual([{ type: 'ACK_UPTO', stream, seq: 1 }])
   })
 })

@@ -1,5 +1,5 @@
 /** Wire version spoken by this implementation. A HELLO with another version is answered with REJECT. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** Type byte of each message: the first byte of every frame body. */
 export const MessageType = {

@@ -177,6 +177,8 @@ export class CipherState {
 
   /** InitializeKey(key): sets `k` and resets `n` to 0. */
   initializeKey(key: Uint8Array | null): void {
+    // The key being replaced (a handshake key, once the next one is mixed in) is wiped, not left behind.
+    if (this.#key !== null) sodium.sodium_memzero(this.#key)
     if (key === null) {
       this.#key = null
       this.#keyObject = null
@@ -365,6 +367,7 @@ export class SymmetricState {
     this.#ck = ck
     // HASHLEN is 32 for SHA-256, so temp_k needs no truncation.
     this.cipherState.initializeKey(tempK)
+    sodium.sodium_memzero(tempK)
   }
 
   mixHash(data: Uint8Array): void {
@@ -391,6 +394,10 @@ export class SymmetricState {
     c1.initializeKey(k1)
     const c2 = new CipherState()
     c2.initializeKey(k2)
+    // The CipherStates hold their own copies; nothing else may keep key material.
+    sodium.sodium_memzero(k1)
+    sodium.sodium_memzero(k2)
+    sodium.sodium_memzero(this.#ck)
     return [c1, c2]
   }
 }
