@@ -23,62 +23,21 @@ describe('send buffers', () => {
   })
 
   it('the TCP transport writes a lent buffer intact, then gives its memory back', async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    onTestFinished(() => {
-      server.close()
-    })
-    const received: Buffer[] = []
-    let length = 0
     const size = 60_000
-    const got = new Promise<void>((resolve) => {
-      server.on('connection', (socket) => {
-        socket.on('error', () => {})
-        socket.on('data', (chunk: Buffer) => {
-          received.push(chunk)
-          length += chunk.length
-          if (length >= size) resolve()
-        })
-      })
-    })
-    const { port } = server.address() as { port: number }
-    const conn = await tcpTransport().dial(`127.0.0.1:${port}`)
-    onTestFinished(() => conn.abort())
+    const { conn, received } = await tcpSink(size)
     const bytes = takeSendBuffer(size)
     for (let i = 0; i < size; i++) bytes[i] = i % 251
     const expected = Buffer.from(bytes)
     conn.send(bytes)
-    await got
-    expect(Buffer.concat(received).equals(expected)).toBe(true)
+    expect((await received).equals(expected)).toBe(true)
     // The write callback ran before the bytes could reach the other end.
     expect(isSendBuffer(bytes)).toBe(false)
   })
 
   it('a burst of sends reuses the memory of records the kernel took at once, and all arrive intact', async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    onTestFinished(() => {
-      server.close()
-    })
-    let length = 0
     const size = 50_000
     const count = 8
-    const received: Buffer[] = []
-    const got = new Promise<void>((resolve) => {
-      server.on('connection', (socket) => {
-        socket.on('error', () => {})
-        socket.on('data', (chunk: Buffer) => {
-          received.push(chunk)
-          length += chunk.length
-          if (length >= size * count) resolve()
-        })
-      })
-    })
-    const { port } = server.address() as { port: number }
-    const conn = await tcpTransport().dial(`127.0.0.1:${port}`)
-    onTestFinished(() => conn.abort())
+    const { conn, received } = await tcpSink(size * count)
     const memory = new Set<ArrayBufferLike>()
     for (let i = 0; i < count; i++) {
       const bytes = takeSendBuffer(size)
@@ -87,10 +46,35 @@ describe('send buffers', () => {
       conn.send(bytes) // the socket's buffers are empty: each is written before send() returns
     }
     expect(memory.size).toBeLessThan(count)
-    await got
-    const all = Buffer.concat(received)
+    const all = await received
     for (let i = 0; i < count; i++) {
       expect(all.subarray(i * size, (i + 1) * size).every((b) => b === i + 1)).toBe(true)
     }
   })
 })
+
+/** A TCP connection to a local server; `received` resolves with the first `size` bytes the server got. */
+async function tcpSink(size: number) {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  onTestFinished(() => {
+    server.close()
+  })
+  const received = new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = []
+    let length = 0
+    server.on('connection', (socket) => {
+      socket.on('error', () => {})
+      socket.on('data', (chunk: Buffer) => {
+        chunks.push(chunk)
+        length += chunk.length
+        if (length >= size) resolve(Buffer.concat(chunks))
+      })
+    })
+  })
+  const { port } = server.address() as { port: number }
+  const conn = await tcpTransport().dial(`127.0.0.1:${port}`)
+  onTestFinished(() => conn.abort())
+  return { conn, received }
+}
