@@ -37,6 +37,7 @@ import type {
   SendOptions,
   SendResult,
 } from './peer-types.js'
+import { PendingQueue } from './pending-queue.js'
 import { noiseUpgrader } from './secure/channel.js'
 import { SecureChannelError } from './secure/errors.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
@@ -185,7 +186,7 @@ class Session {
   readonly stream = randomBytes(Limits.streamBytes).toString('hex')
   nextSeq = 1
   /** Sends awaiting their acknowledgement, by seq; insertion order is seq order. */
-  readonly pending = new Map<number, Pending>()
+  readonly pending = new PendingQueue<Pending>()
   readonly queries: Array<{ resolve: (p: PeerRecord[]) => void; reject: (e: PeerError) => void }> = []
   /** Timer that ends the session if no replacement link arrives after a duplicate was retired. */
   graceTimer: ReturnType<typeof setTimeout> | undefined
@@ -1051,8 +1052,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         if (msg.stream !== session.stream) return
         const ackedAt = Date.now()
         // Pending is in seq order: settle from the front up to the acknowledged seq.
-        for (const p of session.pending.values()) {
-          if (p.seq > msg.seq) break
+        for (
+          let p = session.pending.first();
+          p !== undefined && p.seq <= msg.seq;
+          p = session.pending.first()
+        ) {
           this.#settled(session, p)
           session.messagesOut++
           p.resolve({ id: messageId(msg.stream, p.seq), peerId: session.id, ackedAt })
@@ -1429,7 +1433,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       reject: capturedReject,
     }
     if (signal) this.#abortOn(signal, session, entry)
-    session.pending.set(entry.seq, entry)
+    session.pending.push(entry)
     session.inFlightBytes += bytes
     try {
       // While reconnecting, the message waits in `pending` and goes out on the new link.
