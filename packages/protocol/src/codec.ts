@@ -488,12 +488,16 @@ class Reader {
 
 /** Short ASCII strings (names, addresses, capabilities) skip TextDecoder: about 2x faster measured on Node 20. */
 const ASCII_FAST_PATH_MAX = 32
+const LATIN1_PATH_MIN = 1024
 
 function decodeUtf8(buf: Buffer, start: number, end: number, field: string): string {
   if (end - start > ASCII_FAST_PATH_MAX) {
     // Pure ASCII (most long texts) decodes as Latin-1 to the same string, about twice as fast as
     // the UTF-8 decoder, and needs no U+FFFD scan; isAscii is SIMD (simdutf), under 1 µs for 64 KB.
-    if (isAscii(buf.subarray(start, end))) return buf.toString('latin1', start, end)
+    // (Short texts skip it: the view it needs costs more than it saves.)
+    if (end - start >= LATIN1_PATH_MIN && isAscii(buf.subarray(start, end))) {
+      return buf.toString('latin1', start, end)
+    }
     // Node's decoder is fast but lenient: it turns malformed bytes into U+FFFD. Without a U+FFFD in its
     // result the bytes were well-formed; with one, the strict decoder below decides.
     const text = buf.toString('utf8', start, end)
