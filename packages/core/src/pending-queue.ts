@@ -19,7 +19,8 @@ export class PendingQueue<T extends { readonly seq: number }> {
   /** Adds `item`, whose seq must be above every seq added before. */
   push(item: T): void {
     if (this.#size === 0) {
-      this.#items = []
+      // Emptied (every round trip of a request/response exchange): start over in the same array.
+      this.#items.length = 0
       this.#head = 0
       this.#base = item.seq
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
