@@ -8,6 +8,7 @@ import {
   type TransportErrorCode,
 } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { seededRandom } from './chaos.js'
 
 /** What {@link describeTransport} needs from a transport under test. Made fresh for every test. */
 export interface TransportFixture {
@@ -91,7 +92,8 @@ export function describeTransport(
       const server = await h.listen((end) => echo(end.conn))
       const client = await h.dial(server.address)
       const data = randomBytes(512 * KiB)
-      const random = seededRandom(42)
+      // Seeded, so a failing chunk pattern replays the same way.
+      const random = seededRandom(42).next
 
       // The echo flows back while we are still sending, so both directions are busy together.
       await sendAll(client.conn, data, () => 1 + Math.floor(random() * 16 * KiB))
@@ -631,18 +633,6 @@ function macrotask(): Promise<void> {
 /** A few event-loop turns: long enough for a stray second 'close' to show, without a timer. */
 async function settle(): Promise<void> {
   for (let turn = 0; turn < 5; turn++) await macrotask()
-}
-
-/** mulberry32: a tiny deterministic PRNG, so a failing chunk pattern replays the same way. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function bytes(text: string): Uint8Array {
