@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { quantile } from './stats.js'
-import type { Channel, Payload, System } from './systems/types.js'
+import type { Channel, Dialer, Payload, System } from './systems/types.js'
 
 export const SCENARIOS = ['oneway', 'bulk', 'pingpong', 'setup', 'memory'] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
@@ -330,6 +330,20 @@ async function firstRoundTrip(channel: Channel, payload: Payload, deadline: Dead
   await deadline.wait(back)
 }
 
+/** One fresh connection: dial + handshake + first round trip; `onOpen` sees it before the round trip. */
+async function openWithRoundTrip(
+  dialer: Dialer,
+  port: number,
+  payload: Payload,
+  deadline: Deadline,
+  onOpen?: (channel: Channel) => void,
+): Promise<Channel> {
+  const channel = await deadline.wait(dialer.dial(port))
+  onOpen?.(channel)
+  await firstRoundTrip(channel, payload, deadline)
+  return channel
+}
+
 /** Fresh connections one after another: dial + handshake + first round trip, then close. */
 async function driveSetup(
   system: System,
@@ -344,8 +358,7 @@ async function driveSetup(
     for (let i = 0; i < params.count && !deadline.expired; i++) {
       await deadline.wait(dialer.prepare())
       const start = performance.now()
-      const channel = await deadline.wait(dialer.dial(port))
-      await firstRoundTrip(channel, payload, deadline)
+      const channel = await openWithRoundTrip(dialer, port, payload, deadline)
       samples.push(performance.now() - start)
       await deadline.wait(channel.close())
     }
@@ -372,9 +385,7 @@ async function driveMemory(
     while (next < params.count && !deadline.expired) {
       next++
       await deadline.wait(dialer.prepare())
-      const channel = await deadline.wait(dialer.dial(port))
-      held.push(channel)
-      await firstRoundTrip(channel, payload, deadline)
+      await openWithRoundTrip(dialer, port, payload, deadline, (channel) => held.push(channel))
       opened++
     }
   }
