@@ -728,7 +728,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const early = link.early.splice(0)
     try {
       for (const body of early) this.#onFrame(link, body)
-      if (link.ackSeq !== 0) this.#flushAck(link)
+      this.#flushAck(link)
     } catch (err) {
       this.#violation(link, err)
     }
@@ -954,7 +954,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       // memory can serve the next record (a large one arrives in recycled memory).
       if (link.decoder.buffered === 0 && link.early.length === 0) link.conn.recycle?.(chunk)
       // One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements").
-      if (link.ackSeq !== 0) this.#flushAck(link)
+      this.#flushAck(link)
       // No flush here: the writer's own flush (setImmediate, right after this poll's I/O) also takes what
       // message handlers send back from `await` continuations, so a reply and its ACK_UPTO share one write.
     } catch (err) {
@@ -1006,7 +1006,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       this.#spend(session)
     switch (msg.type) {
       case 'TEXT': {
-        if (link.ackSeq !== 0 && link.ackStream !== msg.stream) this.#flushAck(link)
+        if (link.ackStream !== msg.stream) this.#flushAck(link)
         const seen = this.#seenFrom(session.id, msg.stream)
         link.ackStream = msg.stream
         // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
@@ -1019,7 +1019,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         } catch (err) {
           // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
           // the ACK_UPTO for the TEXTs before it goes first.
-          if (link.ackSeq !== 0) this.#flushAck(link)
+          this.#flushAck(link)
           link.write({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
           throw err
         }
@@ -1157,7 +1157,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     // An abort dropped the ACKs of messages accepted just before the violation (they were delivered, yet their
     // senders saw PEER_GONE) and left the remote guessing, so it redialed into the cool-down. Flush those ACKs
     // and a GOODBYE with the reason, then close, cut short after stopTimeout.
-    if (link.ackSeq !== 0) this.#flushAck(link)
+    this.#flushAck(link)
     link.write({ type: 'GOODBYE', reason: clip(message, Limits.reasonBytes) })
     link.writer.flush()
     link.conn.close({ signal: this.#deadline(this.#stopTimeout) }).catch(() => link.conn.abort())
@@ -1169,8 +1169,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#cooling.size > MAX_COOLING) this.#cooling.delete(this.#cooling.keys().next().value!)
   }
 
-  /** Writes the ACK_UPTO owed on `link`. */
+  /** Writes the ACK_UPTO owed on `link`, if any. */
   #flushAck(link: Link): void {
+    if (link.ackSeq === 0) return
     link.write({ type: 'ACK_UPTO', stream: link.ackStream, seq: link.ackSeq })
     link.ackSeq = 0
   }
