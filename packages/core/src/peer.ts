@@ -1497,15 +1497,24 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   // ---- helpers -------------------------------------------------------------------------------
 
   /** An AbortSignal that fires after `ms` on the (fakeable) global timers, cleared when the peer stops. */
-  #deadline(ms: number, code: PeerErrorCode = 'ABORTED'): AbortSignal {
+  #deadline(ms: number): AbortSignal {
     const controller = new AbortController()
+    this.#after(ms, () => controller.abort(new PeerError('ABORTED', `timed out after ${ms} ms`)))
+    return controller.signal
+  }
+
+  /** Runs `fire` after `ms` on the (fakeable) global timers; returns what cancels it. Cleared when the peer stops. */
+  #after(ms: number, fire: () => void): () => void {
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
-      controller.abort(new PeerError(code, `timed out after ${ms} ms`))
+      fire()
     }, ms)
     timer.unref?.()
     this.#timers.add(timer)
-    return controller.signal
+    return () => {
+      clearTimeout(timer)
+      this.#timers.delete(timer)
+    }
   }
 
   /**
@@ -1516,12 +1525,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #handshakeLimit(outer?: AbortSignal): { signal: AbortSignal; dispose: () => void } {
     const controller = new AbortController()
     const ms = this.#handshakeTimeout
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      controller.abort(new PeerError('HANDSHAKE_TIMEOUT', `timed out after ${ms} ms`))
-    }, ms)
-    timer.unref?.()
-    this.#timers.add(timer)
+    const cancel = this.#after(ms, () =>
+      controller.abort(new PeerError('HANDSHAKE_TIMEOUT', `timed out after ${ms} ms`)),
+    )
     const halt = this.#halt.signal
     const onHalt = () => controller.abort(halt.reason)
     const onOuter = () => controller.abort(outer!.reason)
@@ -1532,8 +1538,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return {
       signal: controller.signal,
       dispose: () => {
-        clearTimeout(timer)
-        this.#timers.delete(timer)
+        cancel()
         halt.removeEventListener('abort', onHalt)
         outer?.removeEventListener('abort', onOuter)
       },
