@@ -92,7 +92,10 @@ export class LinkReader {
   }
 
   #onFrame(link: Link, body: Uint8Array): void {
-    if (link.state.status === 'handshaking') return this.#onHandshakeFrame(link, body)
+    if (link.state.status === 'handshaking') {
+      this.#onHandshakeFrame(link, body)
+      return
+    }
     // A link closing after a refused handshake has no remote: what it sends after its HELLO is ignored.
     if ((link.state.status !== 'open' && link.state.status !== 'closing') || !link.remote) return
     const session = this.#init.sessions.get(link.remote.peerId)
