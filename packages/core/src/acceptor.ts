@@ -110,6 +110,7 @@ export class Acceptor {
             discouraged: this.m.discouraged.has(netgroup),
           }
         }),
+      this.m.limits.maxInbound,
     )
     if (!victim) return false
     this.m.disconnect(victim, EVICTED_GOODBYE)

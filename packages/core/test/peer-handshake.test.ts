@@ -72,7 +72,7 @@ const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
   peerId,
   name: 'raw',
   listenAddrs: [],
-  capabilities: SERVICES,
+  capabilities: [...SERVICES],
 })
 
 async function expectStillServing(raw: (host: string) => Promise<ReturnType<typeof reader>>) {

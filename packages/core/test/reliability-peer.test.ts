@@ -44,7 +44,7 @@ async function setup(init: Partial<PeerInit> = {}) {
       peerId: id,
       name: 'client',
       listenAddrs: [],
-      capabilities: SERVICES,
+      capabilities: [...SERVICES],
     })
     expect((await c.next()).type).toBe('WELCOME')
     return { ...c, id }
@@ -174,7 +174,7 @@ describe('cut off for a violation', () => {
       peerId: generateIdentity().peerId,
       name: 'x',
       listenAddrs: [] as string[],
-      capabilities: SERVICES,
+      capabilities: [...SERVICES],
     }
     conn.send(
       Buffer.concat([
