@@ -1,7 +1,7 @@
 import type { Message } from '@parley/protocol'
 import { RejectCode } from '@parley/protocol'
 import { InboundEviction } from './admission.js'
-import { type ConnectionManager, EVICTED_GOODBYE } from './connection-manager.js'
+import { type ConnectionHost, EVICTED_GOODBYE } from './connection-host.js'
 import { awaitHandshake, checkAnnouncement, handshakeError } from './handshake.js'
 import { PeerError } from './peer-errors.js'
 import type { SecureConnection } from './secure/upgrader.js'
@@ -15,7 +15,7 @@ import { hostOf, isLoopback, netgroupOf } from './util.js'
 export class Acceptor {
   readonly #eviction = new InboundEviction()
 
-  constructor(readonly m: ConnectionManager) {}
+  constructor(readonly m: ConnectionHost) {}
 
   accept(conn: Connection): void {
     if (!this.m.init.isRunning()) {

@@ -9,60 +9,30 @@ import {
 } from '@parley/protocol'
 import { Acceptor } from './acceptor.js'
 import { Discouragement, HandshakeSlots } from './admission.js'
+import {
+  type ConnectionHost,
+  DUPLICATE_GOODBYE,
+  type HandshakeLimit,
+  type ManagerInit,
+} from './connection-host.js'
 import { Dialer } from './dialer.js'
 import type { AnnouncementPolicy } from './handshake.js'
-import type { KnownPeers } from './known-peers.js'
 import type { ResolvedLimits } from './limits.js'
 import { Link } from './link.js'
 import { LinkReader } from './link-reader.js'
 import { PeerError } from './peer-errors.js'
-import type { Direction, DisconnectReason, KeyChange, PeerInfo, ReconnectingEvent } from './peer-types.js'
+import type { Direction, DisconnectReason, PeerInfo } from './peer-types.js'
 import { SecureChannelError } from './secure/errors.js'
-import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
-import type { Service } from './services/service.js'
+import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
-import type { Connection, Transport } from './transport.js'
+import type { Connection } from './transport.js'
 import { hostOf, netgroupOf, Timers } from './util.js'
-
-/** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
-export const DUPLICATE_GOODBYE = 'duplicate connection'
-/** GOODBYE reason sent to an inbound peer whose slot went to a newcomer. */
-export const EVICTED_GOODBYE = 'evicted to make room for a new peer'
-
-/** What the connection manager tells the peer. */
-export interface ManagerEvents {
-  /** A handshake completed: what the remote said about itself (first-hand). */
-  learned(remote: PeerAnnouncement): void
-  opened(session: Session): void
-  /** A lost session is back on a new link (its disconnect had been reported). */
-  resumed(session: Session): void
-  /** The session's link was lost; it stays while reconnecting. */
-  lost(session: Session, reason: DisconnectReason, message: string): void
-  ended(session: Session, reason: DisconnectReason, message: string, error: PeerError): void
-  reconnecting(event: ReconnectingEvent): void
-  report(error: PeerError): void
-}
-
-export interface ManagerInit {
-  transport: Transport
-  upgrader: ConnectionUpgrader
-  selfId: string
-  services: readonly Service[]
-  knownPeers: KnownPeers
-  onKeyChange: ((change: KeyChange) => boolean | Promise<boolean>) | undefined
-  allow: readonly string[] | undefined
-  deny: readonly string[] | undefined
-  limits: ResolvedLimits
-  announcement: () => PeerAnnouncement
-  isRunning: () => boolean
-  events: ManagerEvents
-}
 
 /**
  * Dialing and accepting: handshake admission, connection limits and inbound eviction, the
  * simultaneous-dial tie-break, reconnection after a loss, and liveness. Owns every link and session.
  */
-export class ConnectionManager {
+export class ConnectionManager implements ConnectionHost {
   readonly links = new Set<Link>()
   readonly sessions = new Map<string, Session>()
   /** Peers the user dialed, by id → the address used: reconnected after a loss. */
@@ -448,11 +418,7 @@ export class ConnectionManager {
   }
 
   /** The signal a handshake runs under: handshakeTimeout, the peer halting, `outer`, or `abort()`. */
-  handshakeLimit(outer?: AbortSignal): {
-    signal: AbortSignal
-    abort: (reason: Error) => void
-    dispose: () => void
-  } {
+  handshakeLimit(outer?: AbortSignal): HandshakeLimit {
     const controller = new AbortController()
     const ms = this.limits.handshakeTimeout
     const cancel = this.timers.after(ms, () =>

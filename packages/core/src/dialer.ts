@@ -1,5 +1,5 @@
 import type { PeerAnnouncement } from '@parley/protocol'
-import type { ConnectionManager } from './connection-manager.js'
+import type { ConnectionHost } from './connection-host.js'
 import { awaitHandshake, checkAnnouncement, handshakeError, rejectedError } from './handshake.js'
 import { keyChangedMessage } from './known-peers.js'
 import type { Link } from './link.js'
@@ -16,7 +16,7 @@ export class Dialer {
   /** Dials in flight by address, so two calls for one address share one connection. */
   readonly #dials = new Map<string, Promise<PeerInfo>>()
 
-  constructor(readonly m: ConnectionManager) {}
+  constructor(readonly m: ConnectionHost) {}
 
   /** Dials `address` (sharing a dial already in flight) and completes the handshake. */
   dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {

@@ -27,7 +27,7 @@ import type { Session } from './session.js'
 import type { AbortOptions, Listener } from './transport.js'
 import { announceable, looksLikeAddress, mapConcurrent, raceSignal, secretBytes, textBytes } from './util.js'
 
-export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-manager.js'
+export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-host.js'
 
 /**
  * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers

@@ -10,7 +10,7 @@ import {
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer } from '../src/peer.js'
-import { plaintextUpgrader } from '../src/secure/upgrader.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
