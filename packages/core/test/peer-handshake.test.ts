@@ -1,12 +1,5 @@
 import { once } from 'node:events'
-import {
-  decodeMessage,
-  FrameDecoder,
-  frameMessage,
-  type Message,
-  PROTOCOL_VERSION,
-  RejectCode,
-} from '@parley/protocol'
+import { decodeMessage, FrameDecoder, type Message, PROTOCOL_VERSION, RejectCode } from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer } from '../src/peer.js'

@@ -1,9 +1,7 @@
 import { once } from 'node:events'
 import {
   AckStatus,
-  decodeMessage,
   FrameDecoder,
-  frameMessage,
   type Message,
   messageId,
   PROTOCOL_VERSION,
