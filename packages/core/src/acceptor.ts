@@ -88,6 +88,7 @@ export class Acceptor {
         `all ${this.m.limits.maxInbound} inbound slots are taken`,
       )
     }
+    this.m.trust.checkInbound(hello)
     link.write({ type: 'WELCOME', ...this.m.init.announcement() })
     this.m.open(link, hello)
   }

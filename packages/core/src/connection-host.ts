@@ -1,15 +1,15 @@
 import type { PeerAnnouncement } from '@parley/protocol'
 import type { Discouragement, HandshakeSlots } from './admission.js'
 import type { AnnouncementPolicy } from './handshake.js'
-import type { KnownPeers } from './known-peers.js'
 import type { ResolvedLimits } from './limits.js'
 import type { Link } from './link.js'
 import type { PeerError } from './peer-errors.js'
-import type { Direction, DisconnectReason, KeyChange, ReconnectingEvent } from './peer-types.js'
+import type { Direction, DisconnectReason, ReconnectingEvent } from './peer-types.js'
 import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
 import type { Service } from './services/service.js'
 import type { Session } from './session.js'
 import type { Connection, Transport } from './transport.js'
+import type { Trust } from './trust.js'
 
 /** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
 export const DUPLICATE_GOODBYE = 'duplicate connection'
@@ -35,8 +35,7 @@ export interface ManagerInit {
   upgrader: ConnectionUpgrader
   selfId: string
   services: readonly Service[]
-  knownPeers: KnownPeers
-  onKeyChange: ((change: KeyChange) => boolean | Promise<boolean>) | undefined
+  trust: Trust
   allow: readonly string[] | undefined
   deny: readonly string[] | undefined
   limits: ResolvedLimits
@@ -50,6 +49,7 @@ export interface ManagerInit {
  * steps of a connection's life. The manager implements it; keeping it here keeps the imports one-way.
  */
 export interface ConnectionHost {
+  readonly trust: Trust
   readonly init: ManagerInit
   readonly limits: ResolvedLimits
   readonly sessions: Map<string, Session>

@@ -26,6 +26,7 @@ import { SecureChannelError } from './secure/errors.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
 import type { Connection } from './transport.js'
+import type { Trust } from './trust.js'
 import { hostOf, netgroupOf, Timers } from './util.js'
 
 /**
@@ -43,6 +44,9 @@ export class ConnectionManager implements ConnectionHost {
   readonly dialer = new Dialer(this)
   readonly acceptor = new Acceptor(this)
   readonly init: ManagerInit
+  get trust(): Trust {
+    return this.init.trust
+  }
   readonly limits: ResolvedLimits
   readonly reader: LinkReader
   readonly slots: HandshakeSlots

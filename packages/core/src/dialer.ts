@@ -1,8 +1,5 @@
-import type { PeerAnnouncement } from '@parley/protocol'
 import type { ConnectionHost } from './connection-host.js'
 import { awaitHandshake, checkAnnouncement, handshakeError, rejectedError } from './handshake.js'
-import { keyChangedMessage } from './known-peers.js'
-import type { Link } from './link.js'
 import { PeerError } from './peer-errors.js'
 import type { PeerInfo } from './peer-types.js'
 import type { SecureConnection } from './secure/upgrader.js'
@@ -85,7 +82,12 @@ export class Dialer {
       this.m.dropLink(link)
       throw new PeerError(problem.code, `${address}: ${problem.message}`)
     }
-    await this.#checkKnownKey(link, address, reply)
+    try {
+      await this.m.trust.checkDialed(address, reply)
+    } catch (err) {
+      this.m.dropLink(link)
+      throw err
+    }
     if (link.conn.status === 'closed') {
       // The link died after a valid WELCOME, e.g. retired as a duplicate; the other link may carry the session.
       this.m.dropLink(link)
@@ -96,27 +98,5 @@ export class Dialer {
     const session = this.m.open(link, reply)
     this.m.wanted.set(session.id, address)
     return session.info()
-  }
-
-  /** Trust on first use: the key seen at `address` must match the one saved for it, unless the user accepts. */
-  async #checkKnownKey(link: Link, address: string, remote: PeerAnnouncement): Promise<void> {
-    const verdict = this.m.init.knownPeers.check(address, remote.peerId)
-    if (verdict.status === 'mismatch') {
-      const change = {
-        address,
-        name: verdict.name || remote.name,
-        expected: verdict.expected,
-        actual: remote.peerId,
-      }
-      const accepted = (await this.m.init.onKeyChange?.(change)) ?? false
-      if (!accepted) {
-        this.m.dropLink(link)
-        throw new PeerError(
-          'KEY_CHANGED',
-          keyChangedMessage(address, change.name, change.expected, change.actual),
-        )
-      }
-    }
-    if (verdict.status !== 'match') void this.m.init.knownPeers.remember(address, remote.peerId, remote.name)
   }
 }
