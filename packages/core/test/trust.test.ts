@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity, type Identity } from '../src/identity.js'
 import { memoryKnownPeers } from '../src/known-peers.js'
-import { createPeer, type Peer } from '../src/peer.js'
+import { createPeer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
