@@ -59,7 +59,7 @@ export class LinkReader {
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
       this.readEnd(link)
-      const held = link.heldBytes
+      const held = link.remoteInducedBytes
       if (failure === undefined && held > this.#init.limits.peerMemory) {
         failure = new PeerError(
           'LIMIT_EXCEEDED',
