@@ -78,6 +78,7 @@ export function encodeFrame(body: Uint8Array, options?: FrameOptions): Uint8Arra
  *
  * @throws ProtocolError from {@link encodedLength} for an invalid message, or `FRAME_TOO_LARGE` when
  * the body exceeds `maxFrameSize` (possible for a PEERS message near its list limits: split it).
+ * @throws RangeError for a `channel` that is not an integer from 0 to 255.
  */
 export function frameMessage(msg: Message, options?: FrameOptions): Uint8Array {
   const channel = checkChannel(options?.channel ?? CONTROL_CHANNEL)
@@ -411,7 +412,7 @@ const defaultSchedule = (fn: () => void): void => {
  * const writer = new FrameWriter((chunk) => socket.write(chunk), { backpressure: true })
  * socket.on('drain', () => writer.resume())
  * writer.write({ type: 'PING', nonce: 1 })
- * writer.write({ type: 'PEERS_REQUEST' }) // same tick: both leave in one socket.write
+ * writer.write({ type: 'PEERS_REQUEST' }, 2) // channel 2 (peers); same tick: both leave in one socket.write
  * ```
  */
 export class FrameWriter {
@@ -485,7 +486,8 @@ export class FrameWriter {
   }
 
   /**
-   * Frames `msg` into the pending batch, or holds it while the sink is blocked.
+   * Frames `msg` on `channel` (default: the control channel) into the pending batch, or holds it while
+   * the sink is blocked.
    *
    * @throws ProtocolError for an invalid message (see `encodedLength`) or `FRAME_TOO_LARGE`; nothing is
    * queued in that case.
@@ -501,7 +503,8 @@ export class FrameWriter {
   }
 
   /**
-   * Frames an already encoded body into the pending batch (the bytes are copied).
+   * Frames an already encoded message body on `channel` into the pending batch: the writer adds the
+   * channel byte, and the bytes are copied.
    *
    * @throws ProtocolError `EMPTY_FRAME` or `FRAME_TOO_LARGE`; nothing is queued in that case.
    */
