@@ -264,6 +264,16 @@ describe('peekHelloVersion', () => {
     expect(peekHelloVersion(fromHex('01 0002'))).toBe(2)
   })
 
+  it('does not take a frame on channel 1 or 2 for an old HELLO or WELCOME', () => {
+    // `01 01 00 03`: a v3 frame on channel 1 whose message starts with 0x01 0x00, not a v1/v2 HELLO.
+    expect(peekHelloVersion(fromHex('01 01 0003'))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('02 01 0003'))).toBeUndefined()
+    expect(peekHelloVersion(channelBody(1, { ...samples.HELLO, version: 3 } as Message))).toBeUndefined()
+    // Without a channel byte only versions 1 and 2 exist.
+    expect(peekHelloVersion(fromHex('01 0003 00'))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('02 ffff 00'))).toBeUndefined()
+  })
+
   it('returns undefined for other types and short bodies', () => {
     expect(peekHelloVersion(channelBody(0, { type: 'PING', nonce: 0x00010203 }))).toBeUndefined()
     expect(peekHelloVersion(encodeMessage({ type: 'PING', nonce: 0x00010203 }))).toBeUndefined()
