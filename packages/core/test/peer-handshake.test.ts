@@ -1,5 +1,12 @@
 import { once } from 'node:events'
-import { decodeMessage, FrameDecoder, type Message, PROTOCOL_VERSION, RejectCode } from '@parley/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  FrameDecoder,
+  type Message,
+  PROTOCOL_VERSION,
+  RejectCode,
+} from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer } from '../src/peer.js'
@@ -112,6 +119,35 @@ describe('peer handshake', () => {
     const bodies = new FrameDecoder().push(Buffer.concat(chunks))
     expect(bodies).toHaveLength(1)
     expect(decodeMessage(bodies[0]!)).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
+  })
+
+  it('a dialer told no by a version 2 listener (a REJECT without channel byte) reports INCOMPATIBLE_VERSION', async () => {
+    const network = memoryNetwork()
+    const old = await memoryTransport(network, { host: 'old' }).listen('old:0', (conn) => {
+      conn.once('data', () => {
+        // What a version 2 peer answers a HELLO it cannot read: REJECT PROTOCOL_VIOLATION, no channel byte.
+        const body = Buffer.from(
+          encodeMessage({ type: 'REJECT', code: RejectCode.PROTOCOL_VIOLATION, reason: 'bad HELLO' }),
+        )
+        const frame = Buffer.alloc(4 + body.length)
+        frame.writeUInt32BE(body.length)
+        body.copy(frame, 4)
+        conn.send(frame)
+        void conn.close()
+      })
+    })
+    onTestFinished(() => old.close())
+    const dialer = createPeer({
+      transport: memoryTransport(network, { host: 'new' }),
+      listen: false,
+      upgrader: plaintextUpgrader(),
+    })
+    await dialer.start()
+    onTestFinished(() => dialer.stop())
+    await expect(dialer.connect(old.address)).rejects.toMatchObject({
+      code: 'INCOMPATIBLE_VERSION',
+      message: expect.stringMatching(/older Parley protocol/),
+    })
   })
 
   it('refuses a HELLO that claims its own id', async () => {

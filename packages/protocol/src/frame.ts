@@ -220,6 +220,8 @@ export class FrameDecoder {
         }
         this.#bodyLength = length
         this.#filled = 0
+        // Nothing of the body in this chunk: start no assembly, so the next chunk's body can be a view.
+        if (at === end) break
       }
       const need = this.#bodyLength - this.#filled
       const available = end - at
@@ -493,8 +495,11 @@ export class FrameWriter {
    * queued in that case.
    */
   write(msg: Message, channel = CONTROL_CHANNEL): void {
+    checkChannel(channel)
     const size = CHANNEL_BYTES + encodedLength(msg)
     checkFrameSize(size, this.#maxFrameSize)
+    // GOODBYE ends the stream: whatever was written before it goes first, whichever channel it is on.
+    if (msg.type === 'GOODBYE' && this.#heldCount > 0) this.#release(true)
     if (this.#blocked || this.#heldCount > 0) {
       this.#hold(channel, msg, size)
       return
@@ -509,6 +514,10 @@ export class FrameWriter {
    * @throws ProtocolError `EMPTY_FRAME` or `FRAME_TOO_LARGE`; nothing is queued in that case.
    */
   writeBody(body: Uint8Array, channel = CONTROL_CHANNEL): void {
+    checkChannel(channel)
+    if (body.byteLength === 0) {
+      throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'a message body cannot be empty')
+    }
     const size = CHANNEL_BYTES + body.byteLength
     checkFrameSize(size, this.#maxFrameSize)
     if (this.#blocked || this.#heldCount > 0) {

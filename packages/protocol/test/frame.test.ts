@@ -258,7 +258,7 @@ describe('FrameDecoder', () => {
   // to #append 0 bytes, which allocates the assembly buffer (up to 16 KiB) before any body byte, and
   // the next chunk's body is then copied instead of returned as a view. Fix: stop the loop when no
   // byte is left after the prefix. Then turn this `it.fails` into `it`.
-  it.fails('returns a body as a view of its chunk when the prefix came in the chunk before', () => {
+  it('returns a body as a view of its chunk when the prefix came in the chunk before', () => {
     const frame = frameMessage(samples.GOODBYE)
     const decoder = new FrameDecoder()
     expect(decoder.push(frame.subarray(0, 4))).toEqual([])
