@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   type AttackScene,
   type AttackSession,
+  attackerHost,
   attackScene,
   attackSessions,
   attackWire,
@@ -15,9 +16,9 @@ import {
 // encrypted record, never finishing. Each one-byte record must not cost the victim more than its byte.
 
 const wire = attackWire()
-const SESSIONS = 6
-/** Bytes of the unfinished frame each session sends: ~1.2 M one-byte records in all. */
-const BYTES_PER_SESSION = 200 * 1024
+const SESSIONS = 8
+/** Bytes of the unfinished frame each session sends: ~2 M one-byte records in all. */
+const BYTES_PER_SESSION = 256 * 1024
 /** Bytes sent per session per turn, one record each (a single socket write). */
 const SLICE = 4 * 1024
 
@@ -34,7 +35,7 @@ describe('attack: a frame of the largest legal size, one byte per encrypted reco
   it('keeps the victim within its memory budget and serving honest peers', async () => {
     scene = await attackScene({ wire })
     const address = scene.victim.address
-    const opened = await attackSessions(SESSIONS, () => ({ address, wire }), {
+    const opened = await attackSessions(SESSIONS, (i) => ({ address, wire, sourceHost: attackerHost(i) }), {
       concurrency: SESSIONS,
     })
     sessions = opened.sessions

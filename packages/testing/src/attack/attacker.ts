@@ -9,6 +9,7 @@ import {
   tcpTransport,
 } from '@parley/core'
 import { FrameDecoder, type Message } from '@parley/protocol'
+import { sourceTransport } from './source-transport.js'
 import { CONTROL_CHANNEL, decodeBody, frameFor, helloFor, type WireVersion } from './wire.js'
 
 /** Options of {@link attackSession} and {@link secureDial}. */
@@ -17,7 +18,9 @@ export interface AttackSessionInit {
   address: string
   /** @default 3 */
   wire?: WireVersion
-  /** @default core's tcpTransport (from 127.0.0.1); see sourceTransport for another source host */
+  /** Source address to dial from (see attackerHost), through sourceTransport. @default 127.0.0.1 */
+  sourceHost?: string
+  /** Overrides `sourceHost`. @default core's tcpTransport */
   transport?: Transport
   /** @default a fresh identity: attackers are free to make as many as they like */
   identity?: Identity
@@ -65,7 +68,8 @@ export interface AttackSession {
  */
 export async function secureDial(init: AttackSessionInit): Promise<SecureConnection> {
   const identity = init.identity ?? generateIdentity()
-  const transport = init.transport ?? tcpTransport()
+  const transport =
+    init.transport ?? (init.sourceHost !== undefined ? sourceTransport(init.sourceHost) : tcpTransport())
   const signal = AbortSignal.timeout(init.timeout ?? 10_000)
   const raw = coalesce(await transport.dial(init.address, { signal }))
   const upgrader = noiseUpgrader({

@@ -13,8 +13,8 @@ export interface HalfOpenInit {
    * (the victim answers with its own and waits for the third). @default 'nothing'
    */
   send?: 'nothing' | 'noise-first-message' | 'mixed'
-  /** Source host, e.g. 127.0.0.2. @default the kernel's choice (127.0.0.1) */
-  sourceHost?: string
+  /** Source address of each socket (see attackerHost). @default the kernel's choice (127.0.0.1) */
+  sourceHost?: (i: number) => string
   /** TCP connects in flight at once (the listen backlog drops SYNs beyond it). @default 200 */
   concurrency?: number
 }
@@ -44,7 +44,7 @@ export async function halfOpenSockets(init: HalfOpenInit): Promise<HalfOpenSocke
       const socket = createConnection({
         host,
         port,
-        ...(init.sourceHost !== undefined ? { localAddress: init.sourceHost } : {}),
+        ...(init.sourceHost !== undefined ? { localAddress: init.sourceHost(i) } : {}),
       })
       sockets.add(socket)
       socket.on('error', () => {})

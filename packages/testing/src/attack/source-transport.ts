@@ -103,3 +103,12 @@ class SocketConnection extends EventEmitter<ConnectionEvents> implements Connect
     this.#socket.resume()
   }
 }
+
+/**
+ * The `i`-th attacker source address: 127.1.0.1, 127.2.0.1, … 127.200.0.1, then 127.1.0.2, …: each in a
+ * /16 of its own (the granularity Bitcoin Core groups peers by) and none of them 127.0.0.1, where the
+ * honest peers come from. An attacker spread over them looks like many unrelated hosts.
+ */
+export function attackerHost(i: number): string {
+  return `127.${1 + (i % 200)}.0.${1 + (Math.floor(i / 200) % 254)}`
+}

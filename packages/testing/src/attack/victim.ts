@@ -204,12 +204,17 @@ export async function startVictim(init: VictimInit = {}): Promise<Victim> {
     },
     async stats(options = {}) {
       const timeout = options.timeout ?? 2_000
-      if (exited) throw new Error(`the victim is gone${killedForMemory ? ' (killed: RSS over the safety net)' : ''}`)
+      if (exited)
+        throw new Error(`the victim is gone${killedForMemory ? ' (killed: RSS over the safety net)' : ''}`)
       const id = ++seq
       const answer = new Promise<VictimStats>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiting.delete(id)
-          reject(new Error(`the victim did not answer a stats request within ${timeout} ms: its event loop is stuck`))
+          reject(
+            new Error(
+              `the victim did not answer a stats request within ${timeout} ms: its event loop is stuck`,
+            ),
+          )
         }, timeout)
         waiting.set(id, (s) => {
           clearTimeout(timer)
@@ -247,4 +252,3 @@ export async function startVictim(init: VictimInit = {}): Promise<Victim> {
   child.stdin!.on('error', () => {})
   return victim
 }
-
