@@ -4,6 +4,8 @@ import { startVictim, type Victim, type VictimInit } from './victim.js'
 import type { WireVersion } from './wire.js'
 
 const MB = 1024 * 1024
+/** A refused newcomer tries again after this long, as a user (or core's reconnection) would. */
+const RETRY_MS = 250
 
 /** Options of {@link attackScene}. */
 export interface AttackSceneInit extends VictimInit {
@@ -50,6 +52,7 @@ export interface AttackScene {
   probeMessage(label: string): Promise<number>
   /**
    * A new honest peer connects to the victim and gets one message acknowledged; it is stopped again.
+   * Like a user, it tries again (a quarter second later) when refused, for up to `timeout` ms in all.
    * @throws Error when it cannot connect within `timeout` (default 5 s) or its message is not acknowledged in 1 s
    */
   probeNewPeer(timeout?: number): Promise<void>
@@ -141,14 +144,24 @@ export async function attackScene(init: AttackSceneInit = {}): Promise<AttackSce
     baseline,
     probeMessage: (label) => sendProbe(honest, label),
     async probeNewPeer(timeout = 5_000) {
+      const deadline = performance.now() + timeout
       let peer: Peer | undefined
-      try {
-        peer = await honestPeer('newcomer', timeout)
-      } catch (err) {
-        alive()
+      const failures: string[] = []
+      // Bounded: at most one attempt per RETRY_MS of the time allowed, plus the first.
+      for (let attempt = 0; peer === undefined && attempt <= timeout / RETRY_MS; attempt++) {
+        const left = deadline - performance.now()
+        if (left <= 0) break
+        try {
+          peer = await honestPeer('newcomer', Math.ceil(left))
+        } catch (err) {
+          alive()
+          failures.push((err as Error).message)
+          if (deadline - performance.now() > RETRY_MS) await delay(RETRY_MS)
+        }
+      }
+      if (peer === undefined) {
         throw new Error(
-          `a new honest peer could not connect: ${(err as Error).message} (victim: ${await vitals()})`,
-          { cause: err },
+          `a new honest peer could not connect within ${timeout} ms (${failures.length} attempts; last: ${failures.at(-1)}) (victim: ${await vitals()})`,
         )
       }
       try {

@@ -170,7 +170,7 @@ export function startStorm(init: StormInit): Storm {
   })()
   done.catch(() => {})
   // A storm that ends before it reports starting still counts as started.
-  void done.finally(onStarted)
+  done.then(onStarted, onStarted)
   return {
     done,
     started,
