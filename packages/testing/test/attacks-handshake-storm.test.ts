@@ -13,8 +13,8 @@ import {
 
 const wire = attackWire()
 const CONCURRENCY = 1000
-const TOTAL = 10_000
-const DURATION_MS = 8_000
+const TOTAL = 20_000
+const DURATION_MS = 6_000
 
 let scene: AttackScene | undefined
 let storm: Storm | undefined

@@ -64,13 +64,12 @@ function frame(msg) {
   return out
 }
 
-async function one() {
-  const identity = generateIdentity()
+async function one({ identity, upgrader }) {
   const signal = AbortSignal.timeout(10_000)
   let conn
   try {
     const raw = await dial(signal)
-    conn = await noiseUpgrader({ identity }).upgrade(raw, { role: 'initiator', signal })
+    conn = await upgrader.upgrade(raw, { role: 'initiator', signal })
   } catch {
     counts.failed++
     return
@@ -79,7 +78,10 @@ async function one() {
   conn.send(frame({ type: 'HELLO', version: wire, peerId: identity.peerId, name: 'storm', listenAddrs: [], capabilities }))
   await new Promise((resolve) => {
     const timer = setTimeout(resolve, 10_000)
+    let settled = false
     const settle = (welcomed) => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
       if (welcomed) counts.welcomed++
       else counts.refused++
@@ -91,10 +93,14 @@ async function one() {
   conn.abort()
 }
 
+// One identity per worker, reused for its dials one after another: the attacker signs once, and its
+// per-dial cost is the handshake alone, as the victim's is.
 async function worker() {
+  const identity = generateIdentity()
+  const me = { identity, upgrader: noiseUpgrader({ identity }) }
   while (counts.dialed < total && Date.now() < deadline) {
     counts.dialed++
-    await one()
+    await one(me)
   }
 }
 process.stdin.on('close', () => process.exit(0)).resume()
