@@ -72,8 +72,8 @@ describe('attack: a TEXT flood, then again under a fresh identity', () => {
     })
     expect(report.probes).toBeGreaterThan(0)
     // Round one shows the flood did reach the user before the cut-off, so round two can be compared.
-    expect(first).toBeGreaterThan(0)
-    expect(second).toBeLessThanOrEqual(first / 2)
+    expect(first, 'TEXTs of round one delivered to the victim user').toBeGreaterThan(0)
+    expect(second, 'TEXTs of round two delivered to the victim user').toBeLessThanOrEqual(first / 2)
     await scene.probeNewPeer()
     await scene.probeMessage('after the floods')
     scene.checkMemory('after the floods')

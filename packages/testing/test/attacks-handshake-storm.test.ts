@@ -30,6 +30,7 @@ describe('attack: a handshake storm', () => {
     scene = await attackScene({ wire })
     const address = scene.victim.address
     let dialed = 0
+    let welcomed = 0
     const report = await scene.during(async (signal) => {
       storm = startStorm({
         address,
@@ -45,9 +46,12 @@ describe('attack: a handshake storm', () => {
       const [counts] = await Promise.all([storm.done, newcomer])
       if (process.env.PARLEY_ATTACK_MEASURE === '1') console.info(`storm: ${JSON.stringify(counts)}`)
       dialed = counts.dialed
+      welcomed = counts.welcomed
     })
     expect(report.probes).toBeGreaterThan(0)
     expect(dialed).toBeGreaterThanOrEqual(CONCURRENCY)
+    // The victim did take full sessions from the storm: it was really handshaking, not refusing at once.
+    expect(welcomed).toBeGreaterThan(0)
     await scene.probeNewPeer()
     await scene.probeMessage('after the storm')
     scene.checkMemory('after the storm')

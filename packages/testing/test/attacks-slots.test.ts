@@ -34,6 +34,7 @@ describe('attack: slot exhaustion', () => {
   it('authenticated identities that answer every PING do not lock a new honest peer out', async () => {
     scene = await attackScene({ wire })
     const address = scene.victim.address
+    let refusal = ''
     const report = await scene.during(async () => {
       const opened = await attackSessions(
         IDENTITIES,
@@ -43,10 +44,11 @@ describe('attack: slot exhaustion', () => {
         },
       )
       sessions = opened.sessions
+      refusal = opened.refused[0]?.message ?? ''
     })
     expect(report.probes).toBeGreaterThan(0)
     // The victim took as many as it would; the attackers keep those alive (they answer PINGs).
-    expect(sessions.length).toBeGreaterThan(0)
+    expect(sessions.length, `no squatter was welcomed: ${refusal}`).toBeGreaterThan(0)
     await scene.probeNewPeer()
     await scene.probeMessage('after the newcomer')
     scene.checkMemory('with the squatters connected')

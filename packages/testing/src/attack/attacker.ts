@@ -181,11 +181,12 @@ export async function attackSession(init: AttackSessionInit): Promise<AttackSess
 /**
  * Opens `count` sessions, at most `concurrency` handshakes at a time. A session the victim refuses
  * is left out (the result may be shorter than `count`); `onSession` sees each one as it opens.
+ * @throws Error with the first refusal when `requireAll` is set and any session was refused
  */
 export async function attackSessions(
   count: number,
   init: (i: number) => AttackSessionInit,
-  options: { concurrency?: number; onSession?: (s: AttackSession) => void } = {},
+  options: { concurrency?: number; onSession?: (s: AttackSession) => void; requireAll?: boolean } = {},
 ): Promise<{ sessions: AttackSession[]; refused: Error[] }> {
   const sessions: AttackSession[] = []
   const refused: Error[] = []
@@ -203,6 +204,12 @@ export async function attackSessions(
     }
   }
   await Promise.all(Array.from({ length: Math.min(count, options.concurrency ?? 16) }, worker))
+  if (options.requireAll && refused.length > 0) {
+    for (const s of sessions) s.abort()
+    throw new Error(
+      `the victim refused ${refused.length} of ${count} attacker sessions; first: ${refused[0]!.message}`,
+    )
+  }
   return { sessions, refused }
 }
 
