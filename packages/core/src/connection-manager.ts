@@ -27,7 +27,7 @@ import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
 import type { Connection } from './transport.js'
 import type { Trust } from './trust.js'
-import { hostOf, netgroupOf, Timers } from './util.js'
+import { hostOf, netgroupOf, Timers, TokenBucket } from './util.js'
 
 /**
  * Dialing and accepting: handshake admission, connection limits and inbound eviction, the
@@ -115,6 +115,8 @@ export class ConnectionManager implements ConnectionHost {
   /** Registers a fresh connection: wires its events and, for a dialer, sends HELLO. */
   track(conn: SecureConnection, direction: Direction, dialedAddress: string | undefined): Link {
     const link = new Link(conn, direction, dialedAddress, this.limits.maxFrameSize)
+    const rate = this.limits.rate
+    if (rate !== false) link.chunks = new TokenBucket(rate.perSecond * 4, rate.burst * 4)
     this.links.add(link)
     conn.on('data', (chunk) => this.reader.onData(link, chunk))
     conn.on('drain', () => {

@@ -42,6 +42,18 @@ export class LinkReader {
     if ((link.state.status as string) === 'closed') return
     let bodies: Uint8Array[]
     let failure: unknown
+    // Every chunk (a decrypted record) costs us work whatever it holds: a peer sending a byte per record
+    // spends our CPU, not its bandwidth. Honest peers coalesce, so they stay far below this budget.
+    if (link.chunks !== undefined && !link.chunks.take()) {
+      this.#init.violation(
+        link,
+        new PeerError(
+          'LIMIT_EXCEEDED',
+          `sent more than ${link.chunks.perSecond} records/s (burst ${link.chunks.burst})`,
+        ),
+      )
+      return
+    }
     try {
       bodies = link.decoder.push(chunk)
       // Frames before a bad length prefix come back first; the prefix's error is kept on the decoder.

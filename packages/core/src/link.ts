@@ -4,6 +4,7 @@ import type { Direction, DisconnectReason } from './peer-types.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import { takeChunkBuffer } from './send-buffers.js'
 import { CHAT_PROTOCOL } from './services/chat.js'
+import type { TokenBucket } from './util.js'
 
 /** One transport connection, from dial/accept to close: its framing, state and channel numbering. */
 export class Link {
@@ -27,6 +28,8 @@ export class Link {
   endedEarly = false
   /** Since when the transport has refused more bytes (a reader that stopped reading); 0 when flowing. */
   blockedSince = 0
+  /** Budget of chunks (records) the remote may make us process; undefined when rate limits are off. */
+  chunks: TokenBucket | undefined
   /** Service protocols both ends run, sorted: protocol i travels on channel i + 1. */
   #protocols: readonly string[] = []
   #channels = new Map<string, number>()
