@@ -12,11 +12,14 @@ import type {
   ConnectToActiveOptions,
   KeyChange,
   KnownPeer,
+  Peer,
   PeerEvents,
   PeerInfo,
   PeerInit,
   PeerList,
+  PeerResources,
   PeerStatus,
+  PendingKeyChange,
   SendOptions,
   SendResult,
 } from './peer-types.js'
@@ -26,64 +29,11 @@ import { PEERS_PROTOCOL, type PeerExchangeHandler, PeerExchangeService } from '.
 import type { Service } from './services/service.js'
 import type { Session } from './session.js'
 import type { AbortOptions, Listener } from './transport.js'
-import { type PendingKeyChange, Trust } from './trust.js'
+import { Trust } from './trust.js'
 import { announceable, looksLikeAddress, mapConcurrent, raceSignal, secretBytes, textBytes } from './util.js'
 
 export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-host.js'
-
-/**
- * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers
- * acknowledged text messages. Create it with {@link createPeer}.
- */
-export interface Peer extends EventEmitter<PeerEvents> {
-  readonly id: string
-  readonly name: string
-  readonly status: PeerStatus
-  /** Addresses this peer listens on (empty until started, or when `listen: false`). */
-  readonly addresses: readonly string[]
-  /** Starts listening. Idempotent. @throws TransportError when the address cannot be bound. */
-  start(options?: AbortOptions): Promise<void>
-  /** Dials `address` and completes the handshake. Resolves with the already-open peer if connected. */
-  connect(address: string, options?: AbortOptions): Promise<PeerInfo>
-  /**
-   * Sends `text` to a peer (id, unique id prefix, or address — dialed first if needed) and resolves
-   * when its ACK arrives. @throws PeerError `ACK_TIMEOUT`, `PEER_GONE`, `REFUSED`, `MESSAGE_TOO_LONG`, ...
-   */
-  send(target: string, text: string, options?: SendOptions): Promise<SendResult>
-  /** Sends `text` to every connected peer; one result per peer, never rejects. */
-  broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]>
-  peers(): PeerList
-  /** Asks a connected peer whom it knows (peer exchange). The answer is merged into the known list. */
-  queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]>
-  /** Connects to every known, unconnected peer. One result per peer attempted. */
-  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]>
-  /** Says GOODBYE to one peer and closes its connection. */
-  disconnect(target: string, reason?: string): Promise<void>
-  /** GOODBYE to every peer, waits (bounded) for acks and flushes, stops listening. Idempotent. */
-  stop(): Promise<void>
-  /** Closes everything now, without GOODBYE. */
-  destroy(err?: Error): void
-  /** What this peer holds right now, against its bounds (docs/ARCHITECTURE.md, "Bounds"). */
-  resources(): PeerResources
-  /** Key changes seen (a dial reached another key, or a peer claimed a saved address), awaiting a decision. */
-  keyChanges(): PendingKeyChange[]
-  /**
-   * The user accepts the key last seen at `address` (or `peerId`): it replaces the saved one in the
-   * known-peers store. @throws PeerError UNKNOWN_PEER when no change is waiting for the address
-   */
-  acceptKeyChange(address: string, peerId?: string): Promise<KeyChange>
-}
-
-/** A snapshot of what a peer holds: connections, handshakes and memory held for remote peers. */
-export interface PeerResources {
-  readonly sessions: number
-  readonly inboundSessions: number
-  readonly links: number
-  readonly handshakes: number
-  /** Bytes held for remote peers: partial frames being read and frames waiting for them to read. */
-  readonly heldBytes: number
-  readonly knownPeers: number
-}
+export type { Peer, PeerResources } from './peer-types.js'
 
 /** Creates a peer. Call `start()` to listen. */
 export function createPeer(init: PeerInit): Peer {

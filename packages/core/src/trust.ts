@@ -2,17 +2,10 @@ import type { PeerAnnouncement } from '@parley/protocol'
 import { fingerprint } from './identity.js'
 import { type KnownPeers, keyChangedMessage } from './known-peers.js'
 import { PeerError } from './peer-errors.js'
-import type { KeyChange } from './peer-types.js'
+import type { KeyChange, PendingKeyChange } from './peer-types.js'
 
 /** Key changes remembered for the user to decide on. */
 const MAX_PENDING_CHANGES = 64
-
-/** A key change seen, waiting for the user's decision (`acceptKeyChange`). */
-export interface PendingKeyChange extends KeyChange {
-  /** `outbound`: we dialed the address and another key answered; `inbound`: a peer claimed it. */
-  readonly direction: 'inbound' | 'outbound'
-  readonly seenAt: number
-}
 
 /**
  * A peer is its key. Addresses and names are remembered with the key first seen for them (trust on
