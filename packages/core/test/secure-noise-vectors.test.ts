@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { HandshakeState, PROTOCOL_NAME, type TransportCiphers } from '../src/secure/noise.js'
+import { HandshakeState, PROTOCOL_NAME, protocolName, type TransportCiphers } from '../src/secure/noise.js'
 import { keyPairFromPrivateKey } from '../src/secure/noise-crypto.js'
-import { noiseVectors } from './fixtures/noise-vectors.js'
+import { noisePskVectors, noiseVectors } from './fixtures/noise-vectors.js'
 
 const hex = (s: string) => Buffer.from(s, 'hex')
 
@@ -143,5 +143,76 @@ describe('CipherState', () => {
     // The all-zero point: every DH with it yields zero, which OpenSSL refuses.
     r.readMessage(Buffer.alloc(32))
     expect(() => r.writeMessage(Buffer.alloc(0))).toThrow()
+  })
+})
+
+describe.each(noisePskVectors)('$protocolName vector from $source', (vector) => {
+  it('names the protocol with its psk modifiers', () => {
+    expect(protocolName(vector.pskPositions)).toBe(vector.protocolName)
+  })
+
+  it('reproduces every handshake and transport message byte for byte, on both sides', () => {
+    const party = (initiator: boolean) =>
+      new HandshakeState({
+        initiator,
+        prologue: hex(initiator ? vector.initPrologue : vector.respPrologue),
+        staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
+        ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
+        psk: {
+          keys: (initiator ? vector.initPsks : vector.respPsks).map(hex),
+          positions: vector.pskPositions,
+        },
+      })
+    const initiator = party(true)
+    const responder = party(false)
+    let initCiphers: TransportCiphers | undefined
+    let respCiphers: TransportCiphers | undefined
+    vector.messages.forEach((message, i) => {
+      const fromInitiator = i % 2 === 0
+      const payload = hex(message.payload)
+      let ciphertext: Buffer
+      let received: Buffer
+      if (!initiator.isComplete) {
+        const [writer, reader] = fromInitiator ? [initiator, responder] : [responder, initiator]
+        ciphertext = writer.writeMessage(payload)
+        expect(ciphertext.toString('hex'), `handshake message ${i}`).toBe(message.ciphertext)
+        received = reader.readMessage(ciphertext)
+      } else {
+        initCiphers ??= initiator.split()
+        respCiphers ??= responder.split()
+        const [sender, receiver] = fromInitiator
+          ? [initCiphers.send, respCiphers.receive]
+          : [respCiphers.send, initCiphers.receive]
+        ciphertext = sender.encryptWithAd(Buffer.alloc(0), payload)
+        expect(ciphertext.toString('hex'), `transport message ${i}`).toBe(message.ciphertext)
+        received = receiver.decryptWithAd(Buffer.alloc(0), ciphertext)
+      }
+      expect(received.toString('hex'), `payload ${i}`).toBe(message.payload)
+    })
+    expect(initiator.handshakeHash).toEqual(responder.handshakeHash)
+  })
+
+  it('a responder with another pre-shared key rejects the first message it can authenticate', () => {
+    const other = Buffer.alloc(32, 7)
+    const initiator = new HandshakeState({
+      initiator: true,
+      prologue: hex(vector.initPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
+      psk: { keys: vector.initPsks.map(hex), positions: vector.pskPositions },
+    })
+    const responder = new HandshakeState({
+      initiator: false,
+      prologue: hex(vector.respPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
+      psk: { keys: vector.respPsks.map(() => other), positions: vector.pskPositions },
+    })
+    const first = initiator.writeMessage(Buffer.alloc(0))
+    if (vector.pskPositions.includes(0)) {
+      expect(() => responder.readMessage(first)).toThrow(/rejected/)
+      return
+    }
+    responder.readMessage(first)
+    initiator.readMessage(responder.writeMessage(Buffer.alloc(0)))
+    expect(() => responder.readMessage(initiator.writeMessage(Buffer.alloc(0)))).toThrow(/rejected/)
   })
 })

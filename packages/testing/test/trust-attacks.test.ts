@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:net'
+import { connect, createServer, type Server } from 'node:net'
 import {
   createPeer,
   generateIdentity,
@@ -117,6 +118,33 @@ describe('trust under attack, over TCP', () => {
     expect(dialed).toBeLessThanOrEqual(64)
     mallory.conn.abort()
     await answering
+  })
+
+  it('4. a private network hides its members: without the secret a handshake reveals nothing', async () => {
+    const member = await peer('member', { networkSecret: 'our little secret' })
+    const [host, port] = [member.addresses[0]!.split(':')[0]!, Number(member.addresses[0]!.split(':')[1])]
+    // An outsider's first message, as plain XX (32 bytes) and as XXpsk0 made with a guessed key (48 bytes).
+    for (const first of [
+      Buffer.concat([Buffer.from([0, 32]), randomBytes(32)]),
+      Buffer.concat([Buffer.from([0, 48]), randomBytes(48)]),
+    ]) {
+      const socket = connect(port, host)
+      const received: Buffer[] = []
+      socket.on('data', (chunk) => received.push(chunk))
+      socket.on('error', () => {}) // the member resets the connection: that is the point
+      const closed = new Promise((resolve) => socket.on('close', resolve))
+      await new Promise((resolve) => socket.once('connect', resolve))
+      socket.write(first)
+      await closed
+      // Message 2 (the member's static key and identity) is never sent to someone without the secret.
+      expect(Buffer.concat(received)).toHaveLength(0)
+    }
+    // A real Parley peer without the secret fails the handshake, and learns no peer id either.
+    const outsider = await peer('outsider')
+    await expect(outsider.connect(member.addresses[0]!)).rejects.toMatchObject({ code: 'HANDSHAKE_FAILED' })
+    // With the secret, it works.
+    const insider = await peer('insider', { networkSecret: 'our little secret' })
+    await expect(insider.connect(member.addresses[0]!)).resolves.toMatchObject({ id: member.id })
   })
 
   it('6. dedup cannot be flushed by cycling cheap identities while a sender reconnects', async () => {

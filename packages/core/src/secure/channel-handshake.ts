@@ -18,11 +18,15 @@ const MESSAGE_LEN = [
   DHLEN + (DHLEN + TAGLEN) + (IDENTITY_PAYLOAD_LEN + TAGLEN), // <- e, ee, s, es + payload
   DHLEN + TAGLEN + (IDENTITY_PAYLOAD_LEN + TAGLEN), // -> s, se + payload
 ] as const
+// XXpsk0 (a private network): the first message's empty payload is encrypted under the pre-shared key.
+const PSK_MESSAGE_LEN = [DHLEN + TAGLEN, MESSAGE_LEN[1], MESSAGE_LEN[2]] as const
 
 export interface HandshakeSettings {
   staticKeyPair: NoiseKeyPair
   payload: Buffer
   prologue: Buffer
+  /** The network's pre-shared key (XXpsk0), or undefined for the public network (XX). */
+  psk: Buffer | undefined
   handshakeTimeout: number
   maxRecordSize: number
 }
@@ -57,6 +61,7 @@ export function handshake(
       initiator,
       staticKeyPair: settings.staticKeyPair,
       prologue: settings.prologue,
+      ...(settings.psk ? { psk: { keys: [settings.psk], positions: [0] } } : {}),
     })
     let messages = 0 // handshake messages written or read so far
     let buffered: Buffer = EMPTY
@@ -109,7 +114,7 @@ export function handshake(
       try {
         while (!settled && buffered.length >= 2) {
           const length = buffered.readUInt16BE(0)
-          const expected = MESSAGE_LEN[messages]
+          const expected = (settings.psk ? PSK_MESSAGE_LEN : MESSAGE_LEN)[messages]
           if (length !== expected) {
             throw new SecureChannelError(
               'HANDSHAKE_FAILED',

@@ -1,5 +1,6 @@
 /**
- * The Noise secure channel: `Noise_XX_25519_ChaChaPoly_SHA256` with each side's Ed25519 identity
+ * The Noise secure channel: `Noise_XX_25519_ChaChaPoly_SHA256` (on a private network
+ * `Noise_XXpsk0_25519_ChaChaPoly_SHA256`, keyed by the network secret) with each side's Ed25519 identity
  * bound to its Noise static key by a signature. The binding is libp2p's noise construction (a
  * signature over a prefixed static key in the handshake payload), with a fixed-layout payload
  * instead of protobuf.
@@ -13,16 +14,20 @@
  *
  *  identity payload (97 bytes): u8 version = 1 ‖ Ed25519 public key (32) ‖
  *      Ed25519 signature (64) over "parley-noise-static-key:" ‖ the sender's Noise static public key
- *  prologue: "parley/1" ‖ SHA-256(networkSecret), or just "parley/1" without a secret
+ *  prologue: "parley/1"
+ *  private network: XXpsk0 with psk = HKDF-SHA256(networkSecret, info "parley/network-psk/1", 32 bytes);
+ *      the first message then carries a 16-byte tag: [u16 48]  e, enc(empty)
  *  [u16 n]: a big-endian length prefix of n bytes
  * ```
  *
  * The static X25519 key is fresh per upgrader and only vouched for by the signature, so a peer's
- * identity is its Ed25519 key alone. A different network secret changes the prologue, which is
- * hashed into every handshake MAC: the initiator's check of message 2 fails, it aborts, and the
- * responder sees the connection end mid-handshake. Both report `HANDSHAKE_FAILED`.
+ * identity is its Ed25519 key alone. On a private network the pre-shared key enters before the first
+ * message (psk0), so every handshake key depends on it: a responder rejects a first message made
+ * without the secret before it sends anything, and someone without the secret learns nothing about
+ * who listens (with the secret only in the prologue, message 2 could be decrypted by ignoring its
+ * tags, revealing the responder's identity). Both sides report `HANDSHAKE_FAILED`.
  */
-import { createHash, type KeyObject } from 'node:crypto'
+import { hkdfSync, type KeyObject } from 'node:crypto'
 import { type HandshakeSettings, handshake } from './channel-handshake.js'
 import { identityPayload } from './channel-identity.js'
 import { generateKeyPair, MAX_MESSAGE_LEN, TAGLEN } from './noise-crypto.js'
@@ -33,6 +38,7 @@ export const MAX_RECORD_PLAINTEXT = MAX_MESSAGE_LEN - TAGLEN
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 const PROLOGUE_LABEL = Buffer.from('parley/1', 'ascii')
+const PSK_INFO = Buffer.from('parley/network-psk/1', 'ascii')
 
 /** Options of {@link noiseUpgrader}. */
 export interface NoiseUpgraderInit {
@@ -77,10 +83,17 @@ export function noiseUpgrader(init: NoiseUpgraderInit): ConnectionUpgrader {
   }
   const staticKeyPair = generateKeyPair()
   const payload = identityPayload(init.identity, staticKeyPair)
-  const prologue =
+  const psk =
     init.networkSecret === undefined
-      ? PROLOGUE_LABEL
-      : Buffer.concat([PROLOGUE_LABEL, createHash('sha256').update(init.networkSecret).digest()])
-  const settings: HandshakeSettings = { staticKeyPair, payload, prologue, handshakeTimeout, maxRecordSize }
+      ? undefined
+      : Buffer.from(hkdfSync('sha256', init.networkSecret, Buffer.alloc(0), PSK_INFO, 32))
+  const settings: HandshakeSettings = {
+    staticKeyPair,
+    payload,
+    prologue: PROLOGUE_LABEL,
+    psk,
+    handshakeTimeout,
+    maxRecordSize,
+  }
   return { upgrade: (conn, options) => handshake(conn, options, settings) }
 }

@@ -116,6 +116,7 @@ function hmac(key: Uint8Array, a: Uint8Array, b: Uint8Array, out: Buffer): Buffe
 
 const BYTE_1 = Buffer.from([1])
 const BYTE_2 = Buffer.from([2])
+const BYTE_3 = Buffer.from([3])
 const tempKey = Buffer.alloc(HASHLEN)
 
 /** HKDF(chaining_key, input_key_material, 2) as defined in spec 4.3 (HMAC-SHA256 based). */
@@ -126,4 +127,15 @@ export function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [B
   sodium.sodium_memzero(tempKey)
   sodium.sodium_memzero(hkdfResidue)
   return [output1, output2]
+}
+
+/** HKDF(chaining_key, input_key_material, 3) (spec 4.3), for MixKeyAndHash. */
+export function hkdf3(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [Buffer, Buffer, Buffer] {
+  hmac(chainingKey, inputKeyMaterial, EMPTY, tempKey)
+  const output1 = hmac(tempKey, BYTE_1, EMPTY, Buffer.allocUnsafe(HASHLEN))
+  const output2 = hmac(tempKey, output1, BYTE_2, Buffer.allocUnsafe(HASHLEN))
+  const output3 = hmac(tempKey, output2, BYTE_3, Buffer.allocUnsafe(HASHLEN))
+  sodium.sodium_memzero(tempKey)
+  sodium.sodium_memzero(hkdfResidue)
+  return [output1, output2, output3]
 }

@@ -15,6 +15,11 @@
  *      <- e, ee, s, es
  *      -> s, se
  * ```
+ *
+ * With pre-shared keys, the `psk` modifier of spec 9: `XXpsk0` puts a `psk` token before the first
+ * message's tokens (`pskN`, N ≥ 1, after the N-th message's), each `psk` token mixes the next
+ * pre-shared key with MixKeyAndHash, and every `e` token also does MixKey(e.public_key). Checked
+ * against published XXpsk3 and XXpsk0+psk3 vectors.
  */
 import sodium from 'sodium-native'
 import { SecureChannelError } from './errors.js'
@@ -27,6 +32,7 @@ import {
   HASHLEN,
   hash,
   hkdf2,
+  hkdf3,
   MAX_MESSAGE_LEN,
   type NoiseKeyPair,
   TAGLEN,
@@ -34,6 +40,12 @@ import {
 
 /** The full protocol name; exactly 32 bytes, so it is used as the initial `h` unhashed (spec 5.2). */
 export const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256'
+
+/** The protocol name with the psk modifiers at `positions`, e.g. `Noise_XXpsk0_25519_ChaChaPoly_SHA256`. */
+export function protocolName(pskPositions: readonly number[] = []): string {
+  if (pskPositions.length === 0) return PROTOCOL_NAME
+  return `Noise_XX${pskPositions.map((p) => `psk${p}`).join('+')}_25519_ChaChaPoly_SHA256`
+}
 
 /** `ck`, `h` and a CipherState (spec 5.2). */
 export class SymmetricState {
@@ -61,6 +73,16 @@ export class SymmetricState {
     sodium.sodium_memzero(this.#ck)
     this.#ck = ck
     // HASHLEN is 32 for SHA-256, so temp_k needs no truncation.
+    this.cipherState.initializeKey(tempK)
+    sodium.sodium_memzero(tempK)
+  }
+
+  /** MixKeyAndHash(input_key_material) (spec 5.2), for a `psk` token. */
+  mixKeyAndHash(inputKeyMaterial: Uint8Array): void {
+    const [ck, tempH, tempK] = hkdf3(this.#ck, inputKeyMaterial)
+    sodium.sodium_memzero(this.#ck)
+    this.#ck = ck
+    this.mixHash(tempH)
     this.cipherState.initializeKey(tempK)
     sodium.sodium_memzero(tempK)
   }
@@ -97,10 +119,23 @@ export class SymmetricState {
   }
 }
 
-type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss'
+type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss' | 'psk'
 
 // The XX message patterns; XX has no pre-messages.
 const XX: readonly (readonly Token[])[] = [['e'], ['e', 'ee', 's', 'es'], ['s', 'se']]
+
+/** XX with `psk` tokens at the given modifier positions (spec 9.2). */
+function withPsks(positions: readonly number[]): readonly (readonly Token[])[] {
+  const patterns = XX.map((p) => [...p])
+  for (const position of positions) {
+    if (!Number.isInteger(position) || position < 0 || position > patterns.length) {
+      throw new RangeError(`no psk position ${position} in a ${patterns.length}-message pattern`)
+    }
+    if (position === 0) patterns[0]!.unshift('psk')
+    else patterns[position - 1]!.push('psk')
+  }
+  return patterns
+}
 
 export interface HandshakeStateInit {
   /** True for the party that sends the first message. */
@@ -111,6 +146,11 @@ export interface HandshakeStateInit {
   prologue?: Uint8Array
   /** A fixed ephemeral key pair. ONLY for reproducing test vectors: reusing an ephemeral key breaks security. */
   ephemeralKeyPair?: NoiseKeyPair
+  /**
+   * Pre-shared keys (32 bytes each) and the psk modifier positions they are used at, in order: e.g.
+   * `{ keys: [psk], positions: [0] }` for XXpsk0. Both sides must agree. @default none: plain XX
+   */
+  psk?: { keys: readonly Uint8Array[]; positions: readonly number[] }
 }
 
 /** The two CipherStates of an established session, oriented for this side. */
@@ -134,12 +174,21 @@ export class HandshakeState {
   #re: Buffer | null = null
   #index = 0
   #ciphers: [CipherState, CipherState] | null = null
+  readonly #patterns: readonly (readonly Token[])[]
+  readonly #psks: readonly Uint8Array[]
+  #nextPsk = 0
 
   constructor(init: HandshakeStateInit) {
     this.#initiator = init.initiator
     this.#s = init.staticKeyPair
     this.#e = init.ephemeralKeyPair ?? null
-    this.#ss = new SymmetricState(PROTOCOL_NAME)
+    const positions = init.psk?.positions ?? []
+    this.#psks = init.psk?.keys ?? []
+    if (this.#psks.length !== positions.length || this.#psks.some((k) => k.length !== 32)) {
+      throw new RangeError('one 32-byte pre-shared key is needed for each psk position')
+    }
+    this.#patterns = withPsks(positions)
+    this.#ss = new SymmetricState(protocolName(positions))
     this.#ss.mixHash(init.prologue ?? EMPTY)
   }
 
@@ -163,7 +212,7 @@ export class HandshakeState {
   }
 
   #pattern(): readonly Token[] {
-    const pattern = XX[this.#index]
+    const pattern = this.#patterns[this.#index]
     if (pattern === undefined) throw new Error('the handshake is already complete')
     return pattern
   }
@@ -205,8 +254,11 @@ export class HandshakeState {
         }
         parts.push(this.#e.publicKey)
         this.#ss.mixHash(this.#e.publicKey)
+        if (this.#psks.length > 0) this.#ss.mixKey(this.#e.publicKey)
       } else if (token === 's') {
         parts.push(this.#ss.encryptAndHash(this.#s.publicKey))
+      } else if (token === 'psk') {
+        this.#ss.mixKeyAndHash(this.#psks[this.#nextPsk++]!)
       } else {
         this.#mixDh(token)
       }
@@ -241,9 +293,12 @@ export class HandshakeState {
         if (token === 'e') {
           this.#re = Buffer.from(take(DHLEN))
           this.#ss.mixHash(this.#re)
+          if (this.#psks.length > 0) this.#ss.mixKey(this.#re)
         } else if (token === 's') {
           const bytes = take(this.#ss.cipherState.hasKey() ? DHLEN + TAGLEN : DHLEN)
           this.#rs = this.#ss.decryptAndHash(bytes)
+        } else if (token === 'psk') {
+          this.#ss.mixKeyAndHash(this.#psks[this.#nextPsk++]!)
         } else {
           this.#mixDh(token)
         }
@@ -259,7 +314,7 @@ export class HandshakeState {
 
   #advance(): void {
     this.#index++
-    if (this.#index !== XX.length) return
+    if (this.#index !== this.#patterns.length) return
     this.#ciphers = this.#ss.split()
     // The ephemeral key has done its work; wiping it is what makes the session forward secret.
     if (this.#ownsEphemeral && this.#e !== null) sodium.sodium_memzero(this.#e.privateKey)
