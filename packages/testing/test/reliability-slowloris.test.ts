@@ -2,7 +2,7 @@ import { type Connection, createPeer, memoryTransport, type Peer } from '@parley
 import { frameMessage } from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { type TestNetwork, waitFor } from '../src/index.js'
-import { advance, fakeTimeNetwork, outcome, until } from './fixtures/fake-time.js'
+import { advance, fakeTimeNetwork, until } from './fixtures/fake-time.js'
 import { secureClient } from './fixtures/secure-client.js'
 
 // Slow-loris and connection floods against a peer on a fake clock: attackers trickle one byte per
