@@ -108,6 +108,10 @@ export class Session {
 }
 
 class SessionChannel implements Channel {
+  /** The link the channel number below was looked up on; looked up again when the session moves. */
+  #link: Link | undefined
+  #number: number | undefined
+
   constructor(
     readonly session: Session,
     readonly protocol: string,
@@ -121,14 +125,17 @@ class SessionChannel implements Channel {
     return this.session.online && !this.session.ended
   }
 
+  get receivedAt(): number {
+    return this.session.lastSeen
+  }
+
   get writable(): boolean {
     const link = this.session.active
-    const channel = link.channelOf(this.protocol)
+    if (!this.online || link.conn.status !== 'open') return false
+    const channel = this.#numberOn(link)
+    // Cheap while the link flows; the per-channel queue is looked at only once it pushes back.
     return (
-      this.online &&
-      link.conn.status === 'open' &&
-      channel !== undefined &&
-      link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT
+      channel !== undefined && (!link.writer.blocked || link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT)
     )
   }
 
@@ -138,7 +145,7 @@ class SessionChannel implements Channel {
     // A link already closing takes nothing more, like a socket: unacknowledged sends go again on the next.
     if (link.conn.status !== 'open') return false
     link.writer.write(msg, channel)
-    return this.writable
+    return !link.writer.blocked || link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT
   }
 
   sendBytes(body: Uint8Array): boolean {
@@ -146,7 +153,7 @@ class SessionChannel implements Channel {
     const channel = this.#channel(link)
     if (link.conn.status !== 'open') return false
     link.writer.writeBody(body, channel)
-    return this.writable
+    return !link.writer.blocked || link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT
   }
 
   spend(): void {
@@ -155,18 +162,27 @@ class SessionChannel implements Channel {
 
   delivered(): void {
     this.session.messagesIn++
-    this.session.lastUseful = Date.now()
+    // When the frame arrived (the read's time), not a clock call per message.
+    this.session.lastUseful = this.session.lastSeen
   }
 
   acknowledged(): void {
     this.session.messagesOut++
   }
 
+  #numberOn(link: Link): number | undefined {
+    if (link !== this.#link) {
+      this.#link = link
+      this.#number = link.channelOf(this.protocol)
+    }
+    return this.#number
+  }
+
   #channel(link: Link): number {
-    if (!this.online) {
+    if (!this.session.online || this.session.ended) {
       throw new PeerError('NOT_CONNECTED', `${this.session.remote.name} is not connected`)
     }
-    const channel = link.channelOf(this.protocol)
+    const channel = this.#numberOn(link)
     if (channel === undefined) {
       throw new PeerError('NOT_SUPPORTED', `${this.session.remote.name} does not run ${this.protocol}`)
     }

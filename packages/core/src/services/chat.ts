@@ -212,7 +212,7 @@ export class ChatHandler implements ServiceHandler {
           from: this.channel.peer,
           text: msg.text,
           sentAt: msg.sentAt,
-          receivedAt: Date.now(),
+          receivedAt: this.channel.receivedAt,
         })
         return
       }

@@ -53,6 +53,8 @@ export interface Channel {
    * @throws PeerError LIMIT_EXCEEDED when it is over its rate: the session ends as a violation.
    */
   spend(): void
+  /** When the frame being handled arrived (ms since the epoch): the read's time, without a clock call. */
+  readonly receivedAt: number
   /** Counts a message delivered from / acknowledged by the remote (shown in PeerInfo; eviction keeps useful peers). */
   delivered(): void
   acknowledged(): void
