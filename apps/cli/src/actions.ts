@@ -17,6 +17,8 @@ export interface App {
   shutdown(code: number): Promise<void>
   /** The bridge to legacy plain-text peers, with `--legacy`. */
   readonly legacy?: LegacyBridge
+  /** Holds these peers' incoming messages until the returned function runs (see Inbox). */
+  readonly hold?: (peerIds: readonly string[]) => () => void
 }
 
 /** Peer-exchange queries from the menu/`peers` give up after this long. */
@@ -50,6 +52,7 @@ export async function sendMessage(app: App, target: string, text: string): Promi
   const legacy = known ? undefined : legacyTarget(app, target)
   if (legacy !== undefined) return sendLegacy(app, legacy, text)
   const label = known ? known.name : target
+  const release = app.hold?.(known ? [known.id] : []) ?? (() => {})
   try {
     // No abort signal: on quit, core's stop() gives in-flight messages a bounded chance to be
     // acknowledged, so the outcome printed here is the real one rather than "cancelled".
@@ -63,6 +66,8 @@ export async function sendMessage(app: App, target: string, text: string): Promi
     app.reporter.notDelivered(target, problem, known ? ref(known) : undefined, err)
     app.logger.log('warn', 'send failed', { target, err })
     return false
+  } finally {
+    release()
   }
 }
 
@@ -74,16 +79,21 @@ export async function broadcastMessage(app: App, text: string): Promise<void> {
     return
   }
   let results: Awaited<ReturnType<Peer['broadcast']>>
+  const release = app.hold?.([...before.keys()]) ?? (() => {})
   try {
-    results = await app.peer.broadcast(text)
-  } catch (err) {
-    app.reporter.problem(explain(err), err)
-    return
-  }
-  for (const r of results) {
-    const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
-    if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
-    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
+    try {
+      results = await app.peer.broadcast(text)
+    } catch (err) {
+      app.reporter.problem(explain(err), err)
+      return
+    }
+    for (const r of results) {
+      const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
+      if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
+      else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
+    }
+  } finally {
+    release()
   }
   app.logger.log('info', 'broadcast', {
     peers: results.length,
@@ -109,6 +119,90 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
       app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
     return undefined
   }
+}
+
+/** Errors after which dialing the same address again cannot help. */
+const FINAL_DIAL_ERRORS: ReadonlySet<string> = new Set([
+  'INVALID_ADDRESS',
+  'SELF_CONNECT',
+  'KEY_CHANGED',
+  'INCOMPATIBLE_VERSION',
+  'IDENTITY_MISMATCH',
+  'HANDSHAKE_FAILED',
+  'DENIED',
+  'REJECTED',
+  'NOT_RUNNING',
+  'STOPPED',
+  'ABORTED',
+])
+
+/** How `--peer` is retried: exponential backoff, doubling from `initialDelay` up to `maxDelay`. */
+export interface RetryPolicy {
+  /** @default 500 ms */
+  initialDelay: number
+  /** @default 15_000 ms */
+  maxDelay: number
+  /** Dials in all, the first included. @default 10 (about a minute and a half) */
+  maxAttempts: number
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { initialDelay: 500, maxDelay: 15_000, maxAttempts: 10 }
+
+/**
+ * Connects to a `--peer` address, retrying with backoff while it is not up yet (refused, timed out,
+ * unreachable): peers are often started in any order. The first failure and the last are reported;
+ * the ones in between are one "retrying" line each at most every few attempts. Never rejects.
+ */
+export async function connectWithRetry(
+  app: App,
+  address: string,
+  policy: RetryPolicy = DEFAULT_RETRY,
+): Promise<PeerInfo | undefined> {
+  let delay = policy.initialDelay
+  for (let attempt = 1; attempt <= policy.maxAttempts && !app.signal.aborted; attempt++) {
+    try {
+      const info = await app.peer.connect(address, { signal: app.signal })
+      app.reporter.connected(info, address)
+      return info
+    } catch (err) {
+      app.logger.log('warn', 'connect failed', { address, attempt, err })
+      if (app.signal.aborted) return undefined
+      const problem = explain(err, { address })
+      const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
+      if (final) {
+        const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
+        app.reporter.notConnected(address, { ...problem, sentence: `${problem.sentence}${tries}` }, undefined, err)
+        return undefined
+      }
+      if (attempt === 1 || (attempt & (attempt - 1)) === 0) {
+        const seconds = Math.max(1, Math.round(delay / 1000))
+        app.reporter.notConnected(
+          address,
+          { ...problem, sentence: `${problem.sentence} — trying again in ${seconds}s` },
+          undefined,
+          err,
+        )
+      }
+      await sleep(delay, app.signal)
+      delay = Math.min(policy.maxDelay, delay * 2)
+    }
+  }
+  return undefined
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. The timer never holds the process. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref?.()
+    signal.addEventListener('abort', done, { once: true })
+  })
 }
 
 /** Connects to every known, unconnected peer (core asks the connected ones first); one line per peer. */

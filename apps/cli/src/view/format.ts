@@ -41,6 +41,15 @@ export function who(style: Style, peer: { id: string; name: string }): string {
   return `${style('bold', sanitize(peer.name))} ${style('dim', `(${fingerprint(peer.id)})`)}`
 }
 
+/**
+ * Where a connected peer can be reached: the address it says it listens on. A peer that dialed in
+ * connects from a temporary port, which nobody can dial back; that port is the fallback only.
+ */
+export function reachableAt(p: Pick<PeerInfo, 'address' | 'listenAddrs' | 'direction'>): string {
+  if (p.direction === 'outbound') return p.address
+  return p.listenAddrs[0] ?? p.address
+}
+
 /** Human words for why a peer left. */
 export function leftBecause(reason: DisconnectReason, message: string): string {
   const detail = sanitize(message)
@@ -91,7 +100,7 @@ export function peersTable(list: PeerList, style: Style, now = Date.now()): stri
         list.connected.map((p: PeerInfo) => [
           sanitize(p.name),
           fingerprint(p.id),
-          sanitize(p.address),
+          sanitize(reachableAt(p)),
           p.direction,
           clock(p.connectedAt),
           ago(p.lastSeen, now),
