@@ -111,7 +111,7 @@ export class ChatView {
    */
   #entered(line: string): void {
     if (this.#closed) return
-    const columns = Math.max(1, this.#out.columns ?? 80)
+    const columns = Math.max(1, this.#out.columns || 80)
     const width = stripVTControlCharacters(this.rl.getPrompt()).length + [...line].length
     const rows = Math.floor(Math.max(0, width - 1) / columns) + 1
     this.#out.write(`\x1b[${rows + 1}A\r\x1b[J${this.#statusLine()}\r\n`)
@@ -121,7 +121,7 @@ export class ChatView {
   }
 
   #statusLine(): string {
-    const width = Math.max(10, (this.#out.columns ?? 80) - 1)
+    const width = Math.max(10, (this.#out.columns || 80) - 1)
     const plain = stripVTControlCharacters(this.init.status())
     // Cut to one row, so "up one row" always reaches it. Names are sanitized and mostly narrow.
     const cut = plain.length > width ? `${plain.slice(0, width - 1)}…` : plain.padEnd(width)
