@@ -186,7 +186,7 @@ class Session {
         this.logger.log('error', 'crash', { err })
         await this.shutdown(EXIT.START_FAILED)
       } else {
-        await this.shutdown(EXIT.SIGINT)
+        await this.shutdown(EXIT.OK)
       }
     } finally {
       this.#unlistenSignals()
@@ -218,7 +218,7 @@ class Session {
     }
 
     const ask = this.ui
-      ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.SIGINT))
+      ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.OK))
       : undefined
     let name = options.name
     if (name === undefined && ask) {
@@ -439,7 +439,10 @@ class Session {
   }
 
   #listenForSignals(): void {
-    for (const [sig, code] of SIGNAL_CODES) {
+    for (const [sig, signalCode] of SIGNAL_CODES) {
+      // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
+      // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
+      const code = sig === 'SIGINT' && this.interactive ? EXIT.OK : signalCode
       const handler = () => {
         if (this.#stopping) {
           // Second signal while stopping: the user means it. Leave now, cursor visible.

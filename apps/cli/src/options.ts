@@ -88,8 +88,8 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   End of stdin does not stop the peer (so it can run as a daemon with < /dev/null): send "quit",
   Ctrl+C or SIGTERM.
 
-Exit codes: 0 quit (/quit, Ctrl+C or Ctrl+D in the chat view, quit, menu 0), 1 failed to start,
-  2 usage error, 130 SIGINT, 143 SIGTERM.
+Exit codes: 0 quit (/quit, Ctrl+C or Ctrl+D at a terminal, quit, menu 0), 1 failed to start,
+  2 usage error, 130 SIGINT (non-interactive), 143 SIGTERM.
 `
 
 /**
