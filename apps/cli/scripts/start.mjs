@@ -11,8 +11,19 @@ function build() {
   return new Promise((resolve) => {
     const child = spawn(
       'turbo',
-      ['run', 'build', '--filter=@parley/cli...', '--filter=!@parley/testing', '--only', '--output-logs=errors-only'],
-      { cwd: root, env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        'run',
+        'build',
+        '--filter=@parley/cli...',
+        '--filter=!@parley/testing',
+        '--only',
+        '--output-logs=errors-only',
+      ],
+      {
+        cwd: root,
+        env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     )
     let output = ''
     const keep = (chunk) => {

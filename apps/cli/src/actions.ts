@@ -171,7 +171,12 @@ export async function connectWithRetry(
       const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
       if (final) {
         const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
-        app.reporter.notConnected(address, { ...problem, sentence: `${problem.sentence}${tries}` }, undefined, err)
+        app.reporter.notConnected(
+          address,
+          { ...problem, sentence: `${problem.sentence}${tries}` },
+          undefined,
+          err,
+        )
         return undefined
       }
       if (attempt === 1 || (attempt & (attempt - 1)) === 0) {

@@ -17,8 +17,8 @@ import {
 import { Limits } from '@parley/protocol'
 import type { App } from './actions.js'
 import { connectWithRetry, type RetryPolicy } from './actions.js'
-import { ChatState } from './chat/chat-state.js'
 import { runChat } from './chat/chat.js'
+import { ChatState } from './chat/chat-state.js'
 import type { ChatView } from './chat/chat-view.js'
 import { runLineCommands } from './commands.js'
 import { dataDirProblem } from './data-dir.js'
@@ -28,7 +28,14 @@ import { addLegacyPeer, type LegacySetup, leaveLegacy, setupLegacy, wireLegacy }
 import { fileLogger, type Logger, silentLogger } from './logger.js'
 import { createAsker, PromptClosed } from './menu/ask.js'
 import { runMenu } from './menu/menu.js'
-import { type CliOptions, joinAddress, PEER_WAIT_SECONDS, parseOptions, parsePort, version } from './options.js'
+import {
+  type CliOptions,
+  joinAddress,
+  PEER_WAIT_SECONDS,
+  parseOptions,
+  parsePort,
+  version,
+} from './options.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
@@ -331,7 +338,9 @@ class Session {
           `waiting for peers — another peer connects with --peer ${peer.addresses[0] ?? '<host:port>'}, or type /connect <host:port>`,
         )
       }
-      this.reporter.note('type a line and Enter to send it to everyone; /to <name> talks to one peer; /help lists the commands')
+      this.reporter.note(
+        'type a line and Enter to send it to everyone; /to <name> talks to one peer; /help lists the commands',
+      )
       const how = await runChat({
         app,
         state: this.chat,

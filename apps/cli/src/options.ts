@@ -146,7 +146,12 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         'a plain-text (legacy) peer to know at start; repeatable; implies --legacy',
       ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value.trim()]),
     )
-    .addOption(new Option('--menu', 'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit) instead of the chat view'))
+    .addOption(
+      new Option(
+        '--menu',
+        'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit) instead of the chat view',
+      ),
+    )
     .addOption(new Option('--no-interactive', 'no chat view: print events, read commands from stdin'))
     .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
     .addOption(new Option('--log-file <path>', 'append NDJSON logs to this file (env PARLEY_LOG_FILE)'))

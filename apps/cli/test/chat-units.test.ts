@@ -93,7 +93,9 @@ describe('chat state', () => {
     state.received(msg('b', 'bob', 'to me'))
     expect(state.unreadCount).toBe(2)
     expect(state.lastSender).toEqual({ id: id('b'), name: 'bob' })
-    expect(state.status('127.0.0.1:4000', [])).toBe(' alice · 127.0.0.1:4000 · no peers · 2 unread (carol) · /help')
+    expect(state.status('127.0.0.1:4000', [])).toBe(
+      ' alice · 127.0.0.1:4000 · no peers · 2 unread (carol) · /help',
+    )
     state.talkTo({ id: id('c'), name: 'carol' })
     expect(state.unreadCount).toBe(0)
 

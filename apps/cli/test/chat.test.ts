@@ -1,5 +1,5 @@
-import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { stripVTControlCharacters } from 'node:util'
+import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { type CliRun, startCli } from './helpers/cli.js'
 import { KEY, renderScreen } from './helpers/streams.js'
@@ -63,7 +63,11 @@ describe('the chat view (the default on a terminal)', () => {
     const { cursor, lines } = await screen(cli)
     expect(cursor).toEqual({ x: '[everyone] › half a thou'.length, y: lines.length - 1 })
 
-    await keys(cli, `ght${KEY.enter}`, /✔ you → carol: half a thought[\s\S]*✔ you → bob: half a thought|✔ you → bob: half a thought[\s\S]*✔ you → carol: half a thought/)
+    await keys(
+      cli,
+      `ght${KEY.enter}`,
+      /✔ you → carol: half a thought[\s\S]*✔ you → bob: half a thought|✔ you → bob: half a thought[\s\S]*✔ you → carol: half a thought/,
+    )
     await toBob.waitForCount(1)
     await toCarol.waitForCount(1)
     expect(toBob.texts()).toEqual(['half a thought'])

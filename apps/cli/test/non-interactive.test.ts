@@ -53,10 +53,13 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
 
   test('a --peer not up yet is dialed again with backoff; piped commands wait for it', async () => {
     const net = await setup(['observer'])
-    const cli = startCli(['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'late:9'], {
-      network: net.network,
-      peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 200 },
-    })
+    const cli = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'late:9'],
+      {
+        network: net.network,
+        peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 200 },
+      },
+    )
     await cli.address()
     cli.line('send late first words')
     await cli.stderr.waitFor(/could not connect to late:9: .* — trying again in 1s/)
@@ -73,11 +76,14 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
 
   test('a --peer that never comes up: commands run after the wait, with one clear sentence', async () => {
     const net = await setup(['observer'])
-    const cli = startCli(['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'nobody:9'], {
-      network: net.network,
-      peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 1_000 },
-      peerWait: 300,
-    })
+    const cli = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'nobody:9'],
+      {
+        network: net.network,
+        peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 1_000 },
+        peerWait: 300,
+      },
+    )
     await cli.address()
     cli.line('send nobody hello?')
     await cli.stderr.waitFor('not connected to nobody:9 after 0.3 s — running the commands anyway')

@@ -2,7 +2,11 @@
 
 /** Every command with its one-line help, in the order `/help` lists them. */
 export const CHAT_COMMANDS = [
-  { name: 'to', args: '<name>', help: 'talk to one peer (a name, fingerprint or host:port); /to * = everyone' },
+  {
+    name: 'to',
+    args: '<name>',
+    help: 'talk to one peer (a name, fingerprint or host:port); /to * = everyone',
+  },
   { name: 'r', args: '[text]', help: 'reply: talk to whoever wrote last (and send text, if given)' },
   { name: 'peers', args: '', help: 'connected and known peers (asks the connected ones whom they know)' },
   { name: 'connect', args: '<host:port>', help: 'connect to a peer' },

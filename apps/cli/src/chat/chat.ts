@@ -1,5 +1,13 @@
 import { fingerprint, type PeerInfo } from '@parley/core'
-import { type App, broadcastMessage, connectTo, connectToAll, findConnected, sendMessage, showPeers } from '../actions.js'
+import {
+  type App,
+  broadcastMessage,
+  connectTo,
+  connectToAll,
+  findConnected,
+  sendMessage,
+  showPeers,
+} from '../actions.js'
 import { checkAddress } from '../options.js'
 import { sanitize } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
@@ -129,14 +137,20 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           }
           const text = state.folds.get(n)
           if (text === undefined) {
-            note(n === undefined ? 'no folded message to show' : `no folded message #${n} (only the last 20 are kept)`)
+            note(
+              n === undefined
+                ? 'no folded message to show'
+                : `no folded message #${n} (only the last 20 are kept)`,
+            )
             return
           }
           say(sanitize(text, true))
           return
         }
         case 'files':
-          note('/files is not available yet: file transfer is planned (issue 11) but this peer cannot send files')
+          note(
+            '/files is not available yet: file transfer is planned (issue 11) but this peer cannot send files',
+          )
           return
         case 'trust':
           note(
@@ -173,7 +187,8 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
       }
       const p: PeerInfo | undefined = namesakes[0] ?? findConnected(app.peer, arg)
       if (!p) {
-        const hint = checkAddress(arg) === undefined ? ` — /connect ${sanitize(arg)} first` : ' — /peers lists them'
+        const hint =
+          checkAddress(arg) === undefined ? ` — /connect ${sanitize(arg)} first` : ' — /peers lists them'
         note(`no connected peer is called ${sanitize(arg)}${hint}`)
         return
       }

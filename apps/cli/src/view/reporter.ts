@@ -164,9 +164,7 @@ export function textReporter(init: TextReporterInit): Reporter {
       line(`${style('green', '✔')} connected to ${name(p)} at ${sanitize(address)}`)
     },
     notConnected(address, problem, to, e) {
-      const label = to
-        ? `${name(to)}${address ? ` at ${sanitize(address)}` : ''}`
-        : sanitize(address ?? '?')
+      const label = to ? `${name(to)}${address ? ` at ${sanitize(address)}` : ''}` : sanitize(address ?? '?')
       bad(`could not connect to ${label}: ${problem.sentence}`)
       stack(e)
     },
