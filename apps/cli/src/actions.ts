@@ -1,9 +1,11 @@
 import type { LegacyBridge, Peer, PeerInfo } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import { explain } from './errors.js'
+import type { GonePeers } from './gone.js'
 import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
 import type { Logger } from './logger.js'
 import { checkAddress } from './options.js'
+import { sanitize } from './view/format.js'
 import type { PeerRef, Reporter } from './view/reporter.js'
 
 /** What the menu and the line commands share: the running peer and where to say things. */
@@ -17,6 +19,8 @@ export interface App {
   shutdown(code: number): Promise<void>
   /** The bridge to legacy plain-text peers, with `--legacy`. */
   readonly legacy?: LegacyBridge
+  /** Peers known to have left (see GonePeers). */
+  readonly gone?: GonePeers
   /** Holds these peers' incoming messages until the returned function runs (see Inbox). */
   readonly hold?: (peerIds: readonly string[]) => () => void
 }
@@ -224,14 +228,26 @@ export async function connectToAll(app: App): Promise<void> {
     app.reporter.note('no known peers left to connect to — every peer this one knows of is connected', 'note')
     return
   }
+  const goneNames: string[] = []
   for (const r of results) {
     if (r.ok) app.reporter.connected(r.peer, r.address)
-    else
+    else if (app.gone?.since(r.peerId) !== undefined || r.peerId === app.peer.id) goneNames.push(r.name)
+    else {
       app.reporter.notConnected(
         r.address,
         explain(r.error, { address: r.address ?? r.name }),
         ref({ id: r.peerId, name: r.name }),
       )
+      // Unreachable now: marked gone, so the next "connect to all" sums it up instead of repeating it.
+      app.gone?.mark(r.peerId)
+    }
+  }
+  if (goneNames.length > 0) {
+    const names = goneNames.slice(0, 5).map((n) => sanitize(n))
+    const more = goneNames.length > 5 ? ` and ${goneNames.length - 5} more` : ''
+    app.reporter.note(
+      `not reached ${goneNames.length} peer${goneNames.length === 1 ? '' : 's'} that left earlier (${names.join(', ')}${more})`,
+    )
   }
   // Legacy peers never answer a handshake: "connecting" to them is announcing ourselves.
   await connectLegacyAll(app)
@@ -252,5 +268,9 @@ export async function showPeers(app: App, query: boolean): Promise<void> {
     if (silent > 0)
       app.reporter.note(`${silent} of ${connected.length} peers did not answer the peer query`, 'note')
   }
-  app.reporter.peers(app.peer.peers(), app.legacy?.peers())
+  const list = app.peer.peers()
+  const gone = app.gone
+  // Your own id (a peer may relay it back) and peers gone long ago are not worth a row.
+  const known = list.known.filter((k) => k.id !== app.peer.id && !gone?.forgotten(k.id))
+  app.reporter.peers({ ...list, known }, app.legacy?.peers(), gone ? (id) => gone.since(id) : undefined)
 }

@@ -23,6 +23,7 @@ import type { ChatView } from './chat/chat-view.js'
 import { runLineCommands } from './commands.js'
 import { dataDirProblem } from './data-dir.js'
 import { explain } from './errors.js'
+import { GonePeers } from './gone.js'
 import { Inbox } from './inbox.js'
 import { addLegacyPeer, type LegacySetup, leaveLegacy, setupLegacy, wireLegacy } from './legacy.js'
 import { fileLogger, type Logger, silentLogger } from './logger.js'
@@ -116,6 +117,7 @@ class Session {
   chat: ChatState | undefined
   readonly style: Style
   readonly inbox: Inbox
+  readonly gone = new GonePeers()
   #stopping: Promise<void> | undefined
   readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
   #restoreConsole: (() => void) | undefined
@@ -308,6 +310,7 @@ class Session {
       signal: this.signal,
       shutdown: (code) => this.shutdown(code),
       hold: (ids) => this.inbox.hold(ids),
+      gone: this.gone,
       ...(this.legacy ? { legacy: this.legacy.bridge } : {}),
     }
     // Dial the --peer list in the background, again with backoff while a peer is not up yet: each
@@ -390,6 +393,7 @@ class Session {
     })
     peer.on('peer:connect', (p) => {
       this.chat?.see(p)
+      this.gone.back(p.id)
       reporter.joined(p)
       logger.log('info', 'peer:connect', {
         peer: p.id,
@@ -399,6 +403,7 @@ class Session {
       })
     })
     peer.on('peer:disconnect', (e) => {
+      if (e.reason === 'goodbye') this.gone.mark(e.peer.id)
       // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
       if (e.reason !== 'local' || !this.signal.aborted) reporter.left(e)
       logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })

@@ -90,6 +90,21 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     await cli.stderr.waitFor(/not delivered to nobody: no connected peer matches "nobody"/)
   })
 
+  test('a peer that said goodbye is listed as gone, and connect-all sums it up in one line', async () => {
+    const net = await setup(['bob'])
+    const bob = net.peer('bob')
+    const cli = cliOn(net, 'alice', ['--peer', net.address(bob)])
+    await cli.stdout.waitFor(/✔ connected to bob/)
+    await bob.stop()
+    await cli.stdout.waitFor(/- bob .* left: said goodbye/)
+
+    cli.line('peers')
+    await cli.stdout.waitFor(/known, not connected \(1\)\n.*\n\s+bob\s+\S+\s+\S+\s+gone now/)
+    cli.line('connect-all')
+    await cli.stdout.waitFor('not reached 1 peer that left earlier (bob)')
+    expect(cli.stderr.text).not.toMatch(/could not connect to bob/)
+  })
+
   test('peers prints connected peers as a table, then known-but-not-connected ones', async () => {
     const net = await setup(['bob', 'carol'])
     await net.connect(net.peer('bob'), net.peer('carol'))

@@ -88,8 +88,17 @@ export function table(header: string[], rows: string[][], style: Style): string 
 }
 
 /** The peers table of menu item 2 and the `peers` command: connected first, then known-only. */
-export function peersTable(list: PeerList, style: Style, now = Date.now()): string {
+export function peersTable(
+  list: PeerList,
+  style: Style,
+  now = Date.now(),
+  goneSince?: (id: string) => number | undefined,
+): string {
   const out: string[] = []
+  const gone = (k: KnownPeer) => {
+    const at = goneSince?.(k.id)
+    return at === undefined ? undefined : style('dim', `gone ${ago(at, now)}`)
+  }
   if (list.connected.length === 0) {
     out.push('no peers connected')
   } else {
@@ -120,7 +129,7 @@ export function peersTable(list: PeerList, style: Style, now = Date.now()): stri
           sanitize(k.name),
           fingerprint(k.id),
           k.addrs.length > 0 ? k.addrs.map((a) => sanitize(a)).join(', ') : '(none)',
-          k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never',
+          gone(k) ?? (k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never'),
         ]),
         style,
       ),

@@ -70,7 +70,11 @@ export interface Reporter {
   connected(p: PeerInfo, address: string): void
   notConnected(address: string | undefined, problem: Explained, to?: PeerRef, err?: unknown): void
   /** Parley peers, then legacy ones when `--legacy` is on. */
-  peers(list: PeerList, legacy?: readonly LegacyPeerInfo[]): void
+  peers(
+    list: PeerList,
+    legacy?: readonly LegacyPeerInfo[],
+    goneSince?: (id: string) => number | undefined,
+  ): void
   /** Legacy peers' messages and events, always marked as legacy and unverified. */
   legacy(report: LegacyReport): void
   /** An informational line ("no connected peers"). */
@@ -168,8 +172,8 @@ export function textReporter(init: TextReporterInit): Reporter {
       bad(`could not connect to ${label}: ${problem.sentence}`)
       stack(e)
     },
-    peers(list, legacy) {
-      out(peersTable(list, style, now()))
+    peers(list, legacy, goneSince) {
+      out(peersTable(list, style, now(), goneSince))
       if (legacy !== undefined) out(legacyPeersTable(legacy, style, now()))
     },
     legacy(report) {
@@ -291,10 +295,13 @@ export function jsonReporter(
         error: p.sentence,
         ...stack(e),
       }),
-    peers: (list, legacy) =>
+    peers: (list, legacy, goneSince) =>
       send('peers', {
         connected: list.connected.map(info),
-        known: list.known.map((k) => ({ ...k, fingerprint: fingerprint(k.id) })),
+        known: list.known.map((k) => {
+          const at = goneSince?.(k.id)
+          return { ...k, fingerprint: fingerprint(k.id), ...(at !== undefined ? { goneSince: at } : {}) }
+        }),
         ...(legacy !== undefined ? { legacy } : {}),
       }),
     legacy: (report) => {
