@@ -123,8 +123,16 @@ describe.skipIf(!hasScript)(
       expect(screen.lines[input - 2]).toMatch(/^\d\d:\d\d:\d\d bob: hello alice$/)
       expect(screen.cursor).toEqual({ x: '[everyone] › not sent yet'.length, y: input })
 
-      await bob.keys('/help\r', '/quit')
+      // Tab completes the command, then a peer name.
+      await bob.keys('/he\t', 'lp')
+      expect((await bob.screen()).lines.findLast((l) => l.startsWith('[everyone] › '))?.trimEnd()).toBe(
+        '[everyone] › /help',
+      )
+      await bob.keys('\r', '/quit')
       expect(bob.text).toMatch(/\/to <name>/)
+      await bob.keys('/to al\t', 'ice')
+      await bob.keys('\r', '[alice] › ')
+      expect(bob.text).toMatch(/talking to alice: each line goes to this peer only/)
 
       const bobFrom = bob.mark()
       alice.proc.stdin?.write('\x03')
