@@ -61,11 +61,20 @@ function build() {
 
 if (!(await build())) process.exit(1)
 
-// If pnpm itself is killed outright (SIGKILL, a crash), nothing tells the peer: notice the new
-// parent and stop gracefully, so no orphan keeps the port. unref: this alone holds nothing open.
+// If pnpm itself is killed outright (SIGKILL, a crash), nothing tells the peer: notice that the
+// parent is gone and stop gracefully, so no orphan keeps the port. (process.ppid is read once at
+// start in Node 20, so it cannot tell; signal 0 only asks whether the process exists.)
+// unref: this timer alone holds nothing open.
 const parent = process.ppid
-setInterval(() => {
-  if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM')
-}, 1_000).unref()
+const watch = setInterval(() => {
+  try {
+    process.kill(parent, 0)
+  } catch (err) {
+    if (err.code !== 'ESRCH') return
+    clearInterval(watch) // once: a second SIGTERM would cut the graceful stop short
+    process.kill(process.pid, 'SIGTERM')
+  }
+}, 1_000)
+watch.unref()
 
 await import('../dist/main.js')
