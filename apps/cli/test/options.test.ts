@@ -195,6 +195,25 @@ describe('flags and environment', () => {
 })
 
 describe('identity and logs', () => {
+  test.skipIf(process.platform !== 'linux')(
+    '--data-dir on /proc or /sys fails at once with one sentence (no hang, no stack)',
+    async () => {
+      const net = await createTestNetwork({ size: 0 })
+      for (const dir of ['/proc/parley', '/sys/kernel/parley/deeper']) {
+        const cli = startCli(['--no-interactive', '--data-dir', dir, '--host', 'p', '--port', '0'], {
+          network: net.network,
+        })
+        expect(await cli.exited).toBe(1)
+        expect(cli.stderr.lines()).toHaveLength(1)
+        expect(cli.stderr.text).toMatch(
+          new RegExp(
+            `--data-dir ${dir} is on the kernel's (proc|sysfs) file system, which cannot keep files`,
+          ),
+        )
+      }
+    },
+  )
+
   test('--data-dir keeps the peer id across runs', async () => {
     const dir = await tempDir()
     const net = await createTestNetwork({ size: 0 })
