@@ -49,6 +49,8 @@ export class ChatView {
       completer: (line: string) => this.#complete(line),
     })
     this.rl.on('close', () => {
+      // Closed by readline itself (Ctrl+D, end of input): the cursor is still on the input line.
+      if (!this.#closed) this.#out.write('\n')
       this.#closed = true
     })
     // Registered before anyone else's 'line' listener, so the screen is tidy before they print.
@@ -84,10 +86,11 @@ export class ChatView {
 
   /** Stops reading; the status line stays as the last thing on screen. */
   close(): void {
-    if (this.#closed) return
     this.init.output.off?.('resize', this.#onResize)
+    if (this.#closed) return
     // Leave the cursor on a fresh line under the input line, so what follows starts clean.
     this.#out.write('\n')
+    this.#closed = true
     this.rl.close()
   }
 
