@@ -2,6 +2,7 @@ import type { ReceivedMessage } from '@parley/core'
 import { describe, expect, test } from 'vitest'
 import { completeChat, parseChatLine } from '../src/chat/chat-commands.js'
 import { ChatState } from '../src/chat/chat-state.js'
+import { cutToWidth, displayWidth } from '../src/chat/chat-view.js'
 import { FOLD_KEEP, FoldStore } from '../src/chat/fold.js'
 import { Inbox } from '../src/inbox.js'
 
@@ -104,5 +105,16 @@ describe('chat state', () => {
     expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob (bbbb:bbbb)')
     expect(state.label({ id: id('e'), name: 'alice' })).toBe('alice (eeee:eeee)')
     expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe('evil[2J')
+  })
+})
+
+describe('status line width', () => {
+  test('wide characters count twice, so the status line never wraps', () => {
+    expect(displayWidth('abc')).toBe(3)
+    expect(displayWidth('李雷')).toBe(4)
+    expect(cutToWidth('abc', 5)).toBe('abc  ')
+    expect(cutToWidth('李雷和韩梅梅', 7)).toBe('李雷和…')
+    expect(displayWidth(cutToWidth('李雷和韩梅梅', 8))).toBe(8)
+    expect(cutToWidth('abcdef', 4)).toBe('abc…')
   })
 })

@@ -115,7 +115,7 @@ export class ChatView {
   #entered(line: string): void {
     if (this.#closed) return
     const columns = Math.max(1, this.#out.columns || 80)
-    const width = stripVTControlCharacters(this.rl.getPrompt()).length + [...line].length
+    const width = displayWidth(stripVTControlCharacters(this.rl.getPrompt()) + line)
     const rows = Math.floor(Math.max(0, width - 1) / columns) + 1
     this.#out.write(`\x1b[${rows + 1}A\r\x1b[J${this.#statusLine()}\r\n`)
     ;(this.rl as unknown as { prevRows: number }).prevRows = 0
@@ -126,8 +126,8 @@ export class ChatView {
   #statusLine(): string {
     const width = Math.max(10, (this.#out.columns || 80) - 1)
     const plain = stripVTControlCharacters(this.init.status())
-    // Cut to one row, so "up one row" always reaches it. Names are sanitized and mostly narrow.
-    const cut = plain.length > width ? `${plain.slice(0, width - 1)}…` : plain.padEnd(width)
+    // Cut to one row, so "up one row" always reaches it (wide characters count twice).
+    const cut = cutToWidth(plain, width)
     return this.init.styleStatus ? this.init.styleStatus(cut) : cut
   }
 
@@ -145,6 +145,41 @@ export class ChatView {
   }
 
   readonly #onResize = () => this.refresh()
+}
+
+/** Columns a string takes on a terminal: East Asian wide characters and emoji take two. */
+export function displayWidth(text: string): number {
+  let width = 0
+  for (const ch of text) width += isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
+  return width
+}
+
+/** `text` cut (with …) or padded to exactly `width` columns. */
+export function cutToWidth(text: string, width: number): string {
+  if (displayWidth(text) <= width) return text + ' '.repeat(width - displayWidth(text))
+  let out = ''
+  let used = 0
+  for (const ch of text) {
+    const w = isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
+    if (used + w > width - 1) break
+    out += ch
+    used += w
+  }
+  return `${out}…${' '.repeat(width - 1 - used)}`
+}
+
+function isWide(c: number): boolean {
+  return (
+    (c >= 0x1100 && c <= 0x115f) ||
+    (c >= 0x2e80 && c <= 0xa4cf) ||
+    (c >= 0xac00 && c <= 0xd7a3) ||
+    (c >= 0xf900 && c <= 0xfaff) ||
+    (c >= 0xfe30 && c <= 0xfe4f) ||
+    (c >= 0xff00 && c <= 0xff60) ||
+    (c >= 0xffe0 && c <= 0xffe6) ||
+    (c >= 0x1f300 && c <= 0x1faff) ||
+    (c >= 0x20000 && c <= 0x3fffd)
+  )
 }
 
 function commonPrefix(words: readonly string[]): string {
