@@ -3,7 +3,7 @@ import { fingerprint } from '@parley/core'
 import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
 import { addLegacyPeer, sendLegacy } from '../legacy.js'
 import { checkAddress } from '../options.js'
-import { LEGACY_MARK, sanitize } from '../view/format.js'
+import { LEGACY_MARK, reachableAt, sanitize } from '../view/format.js'
 import { type Asker, PromptClosed } from './ask.js'
 import { askText } from './text.js'
 
@@ -125,7 +125,7 @@ async function pickTarget(app: App, ask: Asker): Promise<Target | undefined> {
           choices: [
             ...connected.map((p, i) => ({
               key: String(i + 1),
-              name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
+              name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(reachableAt(p))}`,
               value: p.id,
             })),
             ...legacy.map((p, i) => ({
