@@ -187,7 +187,7 @@ export async function connectWithRetry(
         const seconds = Math.max(1, Math.round(delay / 1000))
         app.reporter.notConnected(
           address,
-          { ...problem, sentence: `${problem.sentence} — trying again in ${seconds}s` },
+          { ...problem, sentence: `${problem.sentence} (trying again in ${seconds}s)` },
           undefined,
           err,
         )

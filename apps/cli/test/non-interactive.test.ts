@@ -62,7 +62,7 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     )
     await cli.address()
     cli.line('send late first words')
-    await cli.stderr.waitFor(/could not connect to late:9: .* — trying again in 1s/)
+    await cli.stderr.waitFor(/could not connect to late:9: .* \(trying again in 1s\)/)
 
     const late = createPeer({ transport: memoryTransport(net.network), name: 'late', listen: 'late:9' })
     onTestFinished(() => late.stop())
