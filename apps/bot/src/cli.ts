@@ -20,7 +20,7 @@ import { createBot } from './bot.js'
 import { BotError, describeError, ScriptValidationError } from './errors.js'
 import { loadScript } from './scripts/parse.js'
 import { runScript } from './scripts/runner.js'
-import { formatSummary, MAX_SWARM_SIZE, runSwarm } from './swarm/swarm.js'
+import { formatSummary, MAX_SWARM_SIZE, type Swarm, startSwarm } from './swarm/swarm.js'
 import { TOPOLOGIES, type Topology } from './swarm/topology.js'
 
 /** Exit codes of the `bot` command. */
@@ -39,7 +39,7 @@ export const ExitCode = {
 /** Where the CLI reads and writes, so tests drive it in-process. */
 export interface CliIO {
   stdout: { write(chunk: string): unknown }
-  stderr: { write(chunk: string): unknown }
+  stderr: { write(chunk: string): unknown; isTTY?: boolean }
   /** Aborted with reason `'SIGINT'` or `'SIGTERM'` to stop gracefully; the exit code follows the reason. */
   signal?: AbortSignal
   /** Makes the transport that replaces TCP (tests pass a memory transport). `swarm --memory` always gets a fresh in-memory network. @default tcpTransport() */
@@ -206,7 +206,11 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     )
     .option('--count <n>', 'bots to start', int('count', 1, MAX_SWARM_SIZE), 5)
     .addOption(new Option('--topology <shape>', 'how the bots are wired').choices(TOPOLOGIES).default('ring'))
-    .addOption(new Option('--behaviour <name>', 'behaviour every bot runs').choices(BEHAVIOURS))
+    .addOption(
+      new Option('--behaviour <name>', 'behaviour every bot runs (default: echo, unless --script)').choices(
+        BEHAVIOURS,
+      ),
+    )
     .option('--script <file>', 'script every bot runs ({{index}}, {{name}}, {{count}} are set per bot)')
     .option('--memory', 'use the in-memory transport instead of TCP on 127.0.0.1')
     .option('--duration <ms>', 'upper bound of the run', int('duration', 1, 2_147_483_647), 10_000)
@@ -289,21 +293,24 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
   }
 
   async function runSwarmCommand(flags: SwarmFlags): Promise<number> {
-    if ((flags.behaviour === undefined) === (flags.script === undefined)) {
-      throw new BotError('USAGE', 'give the swarm either --behaviour or --script')
+    if (flags.behaviour !== undefined && flags.script !== undefined) {
+      throw new BotError('USAGE', 'give the swarm either --behaviour or --script, not both')
     }
+    // A swarm with neither does what a demo wants: every bot answers what it hears.
+    const behaviour = flags.script === undefined ? (flags.behaviour ?? 'echo') : undefined
     const script = flags.script === undefined ? undefined : await loadScript(flags.script)
     const memory = flags.memory === true
     const network = memory ? memoryNetwork() : undefined
     const tcp = memory ? undefined : makeTransport()
-    const summary = await runSwarm({
+    const progress = swarmProgress(io.stderr, flags.count, flags.topology)
+    const swarm = await startSwarm({
       count: flags.count,
       topology: flags.topology,
       // In memory each bot gets its own host, as separate processes would.
       transport: network ? (i) => memoryTransport(network, { host: `bot-${i}` }) : tcp!,
       listen: (i) => (network ? `bot-${i}:0` : listenAddress(flags.host, 0)),
       name: flags.name,
-      behaviour: flags.behaviour,
+      behaviour,
       behaviourOptions: behaviourOptions(flags, flags.messages),
       // undefined unless --hello <text> (a string) or --no-hello (false) was given.
       hello: flags.hello,
@@ -313,12 +320,60 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
       seed: flags.seed,
       log: flags.verbose ? out : undefined,
       signal: io.signal,
+    }).catch((err: unknown) => {
+      progress.end()
+      throw err
     })
+    progress.running(swarm)
+    await swarm.done
+    progress.end()
+    const summary = await swarm.stop()
     io.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary))
     const code = signalCode(io.signal)
     if (code !== undefined) return code
     const s = summary.scripts
     return s && (s.failed > 0 || s.aborted > 0) ? ExitCode.FAILED : ExitCode.OK
+  }
+
+  /**
+   * Live progress of a swarm on stderr (stdout keeps only the summary, so `--json` stays parseable):
+   * on a terminal one line redrawn in place, otherwise a line every few seconds.
+   */
+  function swarmProgress(err: CliIO['stderr'], count: number, topology: string) {
+    const began = Date.now()
+    const tty = err.isTTY === true
+    let timer: NodeJS.Timeout | undefined
+    let shown = false
+    err.write(`starting ${count} bots (${topology})…\n`)
+    return {
+      running(swarm: Swarm) {
+        err.write(
+          `${swarm.bots.length} bots up, ${swarm.edges.length} links wired in ${Date.now() - began} ms\n`,
+        )
+        const draw = () => {
+          let sent = 0
+          let delivered = 0
+          let received = 0
+          let failed = 0
+          for (const b of swarm.bots) {
+            sent += b.stats.sent
+            delivered += b.stats.delivered
+            received += b.stats.received
+            failed += b.stats.failed
+          }
+          const seconds = ((Date.now() - began) / 1000).toFixed(1)
+          const line = `${seconds}s  sent ${sent}  delivered ${delivered}  received ${received}  failed ${failed}`
+          err.write(tty ? `\r\x1b[2K${line}` : `${line}\n`)
+          shown = true
+        }
+        timer = setInterval(draw, tty ? 250 : 2_000)
+        timer.unref()
+      },
+      end() {
+        clearInterval(timer)
+        if (tty && shown) err.write('\n')
+      },
+    }
   }
 
   /** Resolves when the signal aborts, `duration` passes, or (if `finite`) the work is done. */

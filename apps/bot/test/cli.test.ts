@@ -152,6 +152,13 @@ describe('bot swarm', () => {
     })
   })
 
+  it('--count alone runs an echo swarm and shows progress on stderr while it runs', async () => {
+    const io = captureIO()
+    expect(await runCli(['swarm', '--memory', '--count', '20'], io)).toBe(ExitCode.OK)
+    expect(io.out()).toContain('swarm: 20 bots, ring (20 links) over memory, behaviour echo')
+    expect(io.err()).toMatch(/^starting 20 bots \(ring\)…\n20 bots up, 20 links wired in \d+ ms\n/)
+  })
+
   it('prints a plain summary and exits 1 when a bot script fails', async () => {
     const dir = await tempFiles({ 'two.yaml': yaml('steps:', '  - assert: { peers: 2 }') })
     const io = captureIO()
@@ -180,7 +187,10 @@ describe('bot swarm', () => {
 
 describe('usage errors', () => {
   it.each([
-    [['swarm', '--memory'], 'bot: give the swarm either --behaviour or --script\n'],
+    [
+      ['swarm', '--memory', '--behaviour', 'echo', '--script', 'x.yaml'],
+      'bot: give the swarm either --behaviour or --script, not both\n',
+    ],
     [
       ['run', 'dance'],
       "error: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay.\n(run bot --help for usage)\n",

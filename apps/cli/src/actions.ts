@@ -1,9 +1,11 @@
 import type { LegacyBridge, Peer, PeerInfo } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import { explain } from './errors.js'
+import type { GonePeers } from './gone.js'
 import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
 import type { Logger } from './logger.js'
 import { checkAddress } from './options.js'
+import { sanitize } from './view/format.js'
 import type { PeerRef, Reporter } from './view/reporter.js'
 
 /** What the menu and the line commands share: the running peer and where to say things. */
@@ -17,6 +19,10 @@ export interface App {
   shutdown(code: number): Promise<void>
   /** The bridge to legacy plain-text peers, with `--legacy`. */
   readonly legacy?: LegacyBridge
+  /** Peers known to have left (see GonePeers). */
+  readonly gone?: GonePeers
+  /** Holds these peers' incoming messages until the returned function runs (see Inbox). */
+  readonly hold?: (peerIds: readonly string[]) => () => void
 }
 
 /** Peer-exchange queries from the menu/`peers` give up after this long. */
@@ -50,6 +56,7 @@ export async function sendMessage(app: App, target: string, text: string): Promi
   const legacy = known ? undefined : legacyTarget(app, target)
   if (legacy !== undefined) return sendLegacy(app, legacy, text)
   const label = known ? known.name : target
+  const release = app.hold?.(known ? [known.id] : []) ?? (() => {})
   try {
     // No abort signal: on quit, core's stop() gives in-flight messages a bounded chance to be
     // acknowledged, so the outcome printed here is the real one rather than "cancelled".
@@ -63,6 +70,8 @@ export async function sendMessage(app: App, target: string, text: string): Promi
     app.reporter.notDelivered(target, problem, known ? ref(known) : undefined, err)
     app.logger.log('warn', 'send failed', { target, err })
     return false
+  } finally {
+    release()
   }
 }
 
@@ -74,16 +83,21 @@ export async function broadcastMessage(app: App, text: string): Promise<void> {
     return
   }
   let results: Awaited<ReturnType<Peer['broadcast']>>
+  const release = app.hold?.([...before.keys()]) ?? (() => {})
   try {
-    results = await app.peer.broadcast(text)
-  } catch (err) {
-    app.reporter.problem(explain(err), err)
-    return
-  }
-  for (const r of results) {
-    const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
-    if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
-    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
+    try {
+      results = await app.peer.broadcast(text)
+    } catch (err) {
+      app.reporter.problem(explain(err), err)
+      return
+    }
+    for (const r of results) {
+      const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
+      if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
+      else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
+    }
+  } finally {
+    release()
   }
   app.logger.log('info', 'broadcast', {
     peers: results.length,
@@ -111,6 +125,95 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
   }
 }
 
+/** Errors after which dialing the same address again cannot help. */
+const FINAL_DIAL_ERRORS: ReadonlySet<string> = new Set([
+  'INVALID_ADDRESS',
+  'SELF_CONNECT',
+  'KEY_CHANGED',
+  'INCOMPATIBLE_VERSION',
+  'IDENTITY_MISMATCH',
+  'HANDSHAKE_FAILED',
+  'DENIED',
+  'REJECTED',
+  'NOT_RUNNING',
+  'STOPPED',
+  'ABORTED',
+])
+
+/** How `--peer` is retried: exponential backoff, doubling from `initialDelay` up to `maxDelay`. */
+export interface RetryPolicy {
+  /** @default 500 ms */
+  initialDelay: number
+  /** @default 15_000 ms */
+  maxDelay: number
+  /** Dials in all, the first included. @default 10 (about a minute and a half) */
+  maxAttempts: number
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { initialDelay: 500, maxDelay: 15_000, maxAttempts: 10 }
+
+/**
+ * Connects to a `--peer` address, retrying with backoff while it is not up yet (refused, timed out,
+ * unreachable): peers are often started in any order. The first failure and the last are reported;
+ * the ones in between are one "retrying" line each at most every few attempts. Never rejects.
+ */
+export async function connectWithRetry(
+  app: App,
+  address: string,
+  policy: RetryPolicy = DEFAULT_RETRY,
+): Promise<PeerInfo | undefined> {
+  let delay = policy.initialDelay
+  for (let attempt = 1; attempt <= policy.maxAttempts && !app.signal.aborted; attempt++) {
+    try {
+      const info = await app.peer.connect(address, { signal: app.signal })
+      app.reporter.connected(info, address)
+      return info
+    } catch (err) {
+      app.logger.log('warn', 'connect failed', { address, attempt, err })
+      if (app.signal.aborted) return undefined
+      const problem = explain(err, { address })
+      const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
+      if (final) {
+        const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
+        app.reporter.notConnected(
+          address,
+          { ...problem, sentence: `${problem.sentence}${tries}` },
+          undefined,
+          err,
+        )
+        return undefined
+      }
+      if (attempt === 1 || (attempt & (attempt - 1)) === 0) {
+        const seconds = Math.max(1, Math.round(delay / 1000))
+        app.reporter.notConnected(
+          address,
+          { ...problem, sentence: `${problem.sentence} (trying again in ${seconds}s)` },
+          undefined,
+          err,
+        )
+      }
+      await sleep(delay, app.signal)
+      delay = Math.min(policy.maxDelay, delay * 2)
+    }
+  }
+  return undefined
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. The timer never holds the process. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref?.()
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
 /** Connects to every known, unconnected peer (core asks the connected ones first); one line per peer. */
 export async function connectToAll(app: App): Promise<void> {
   let results: Awaited<ReturnType<Peer['connectToActive']>>
@@ -125,14 +228,26 @@ export async function connectToAll(app: App): Promise<void> {
     app.reporter.note('no known peers left to connect to — every peer this one knows of is connected', 'note')
     return
   }
+  const goneNames: string[] = []
   for (const r of results) {
     if (r.ok) app.reporter.connected(r.peer, r.address)
-    else
+    else if (app.gone?.since(r.peerId) !== undefined || r.peerId === app.peer.id) goneNames.push(r.name)
+    else {
       app.reporter.notConnected(
         r.address,
         explain(r.error, { address: r.address ?? r.name }),
         ref({ id: r.peerId, name: r.name }),
       )
+      // Unreachable now: marked gone, so the next "connect to all" sums it up instead of repeating it.
+      app.gone?.mark(r.peerId)
+    }
+  }
+  if (goneNames.length > 0) {
+    const names = goneNames.slice(0, 5).map((n) => sanitize(n))
+    const more = goneNames.length > 5 ? ` and ${goneNames.length - 5} more` : ''
+    app.reporter.note(
+      `not reached ${goneNames.length} peer${goneNames.length === 1 ? '' : 's'} that left earlier (${names.join(', ')}${more})`,
+    )
   }
   // Legacy peers never answer a handshake: "connecting" to them is announcing ourselves.
   await connectLegacyAll(app)
@@ -153,5 +268,9 @@ export async function showPeers(app: App, query: boolean): Promise<void> {
     if (silent > 0)
       app.reporter.note(`${silent} of ${connected.length} peers did not answer the peer query`, 'note')
   }
-  app.reporter.peers(app.peer.peers(), app.legacy?.peers())
+  const list = app.peer.peers()
+  const gone = app.gone
+  // Your own id (a peer may relay it back) and peers gone long ago are not worth a row.
+  const known = list.known.filter((k) => k.id !== app.peer.id && !gone?.forgotten(k.id))
+  app.reporter.peers({ ...list, known }, app.legacy?.peers(), gone ? (id) => gone.since(id) : undefined)
 }

@@ -16,17 +16,30 @@ import {
 } from '@parley/core'
 import { Limits } from '@parley/protocol'
 import type { App } from './actions.js'
-import { connectTo } from './actions.js'
+import { connectWithRetry, type RetryPolicy } from './actions.js'
+import { runChat } from './chat/chat.js'
+import { ChatState } from './chat/chat-state.js'
+import type { ChatView } from './chat/chat-view.js'
 import { runLineCommands } from './commands.js'
+import { dataDirProblem } from './data-dir.js'
 import { explain } from './errors.js'
+import { GonePeers } from './gone.js'
+import { Inbox } from './inbox.js'
 import { addLegacyPeer, type LegacySetup, leaveLegacy, setupLegacy, wireLegacy } from './legacy.js'
 import { fileLogger, type Logger, silentLogger } from './logger.js'
 import { createAsker, PromptClosed } from './menu/ask.js'
 import { runMenu } from './menu/menu.js'
-import { type CliOptions, joinAddress, parseOptions, parsePort, version } from './options.js'
+import {
+  type CliOptions,
+  joinAddress,
+  PEER_WAIT_SECONDS,
+  parseOptions,
+  parsePort,
+  version,
+} from './options.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
-import { colorEnabled, createStyle } from './view/style.js'
+import { colorEnabled, createStyle, type Style } from './view/style.js'
 
 /** Where signals come from: `process`, or an EventEmitter in tests. */
 export interface SignalSource {
@@ -50,6 +63,10 @@ export interface CliIo {
   peerInit?: Partial<Omit<PeerInit, 'transport' | 'identity' | 'name' | 'listen'>>
   /** Point console.* at the LiveConsole in interactive mode. @default true when stdout is process.stdout */
   captureConsole?: boolean
+  /** How `--peer` is dialed again while it is not up (tests shorten it). */
+  peerRetry?: RetryPolicy
+  /** How long non-interactive commands wait for the `--peer` connections. @default 15 s */
+  peerWait?: number
 }
 
 /** Exit codes: see `parley --help`. */
@@ -95,6 +112,12 @@ class Session {
   /** The bridge to legacy plain-text peers, with --legacy. */
   legacy: LegacySetup | undefined
   exitCode: number | undefined
+  /** The chat view while it shows; lines go through it then. */
+  chatView: ChatView | undefined
+  chat: ChatState | undefined
+  readonly style: Style
+  readonly inbox: Inbox
+  readonly gone = new GonePeers()
   #stopping: Promise<void> | undefined
   readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
   #restoreConsole: (() => void) | undefined
@@ -105,17 +128,25 @@ class Session {
     readonly interactive: boolean,
   ) {
     this.signals = io.signals ?? process
+    this.style = createStyle(colorEnabled(io.stdout, io.env, options.color))
     if (interactive) {
       this.ui = new LiveConsole(io.stdout)
       const ui = this.ui
-      const style = createStyle(colorEnabled(io.stdout, io.env, options.color))
-      const toScreen = (text: string) => ui.log(text)
+      const style = this.style
+      const toScreen = (text: string) => {
+        const view = this.chatView
+        if (view && !view.closed) view.log(text)
+        else ui.log(text)
+      }
       this.reporter = textReporter({
         out: toScreen,
         err: toScreen,
         style,
         debug: options.debug,
         banner: 'full',
+        // In the chat view, peers go by name alone (a fingerprint only for namesakes), long messages fold.
+        who: (p) => (this.chatView ? style('bold', this.chat?.label(p) ?? p.name) : undefined),
+        fold: (text) => (this.chatView && this.chat ? this.chat.folds.fold(text) : text),
       })
     } else if (options.json) {
       this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
@@ -136,6 +167,10 @@ class Session {
           }),
         )
       : silentLogger
+    this.inbox = new Inbox((m) => {
+      this.reporter.message(m)
+      this.logger.log('info', 'message', { from: m.from.id, id: m.id, bytes: Buffer.byteLength(m.text) })
+    })
   }
 
   get signal(): AbortSignal {
@@ -160,7 +195,7 @@ class Session {
         this.logger.log('error', 'crash', { err })
         await this.shutdown(EXIT.START_FAILED)
       } else {
-        await this.shutdown(EXIT.SIGINT)
+        await this.shutdown(EXIT.OK)
       }
     } finally {
       this.#unlistenSignals()
@@ -177,6 +212,11 @@ class Session {
     let identity: Identity | undefined
     let knownPeers: KnownPeers = memoryKnownPeers()
     if (options.dataDir) {
+      const bad = await dataDirProblem(options.dataDir)
+      if (bad !== undefined) {
+        this.reporter.problem({ code: 'DATA_DIR', sentence: bad })
+        return EXIT.START_FAILED
+      }
       try {
         identity = await loadOrCreateIdentity(options.dataDir)
         knownPeers = await fileKnownPeers(join(options.dataDir, 'known-peers.json'))
@@ -187,7 +227,7 @@ class Session {
     }
 
     const ask = this.ui
-      ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.SIGINT))
+      ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.OK))
       : undefined
     let name = options.name
     if (name === undefined && ask) {
@@ -269,28 +309,91 @@ class Session {
       logger: this.logger,
       signal: this.signal,
       shutdown: (code) => this.shutdown(code),
+      hold: (ids) => this.inbox.hold(ids),
+      gone: this.gone,
       ...(this.legacy ? { legacy: this.legacy.bridge } : {}),
     }
-    // Dial the --peer list in the background: each failure is one line, and the peer keeps running.
-    for (const address of options.peers) void connectTo(app, address)
+    // Dial the --peer list in the background, again with backoff while a peer is not up yet: each
+    // failure is one line, and the peer keeps running.
+    const dials = options.peers.map((address) => connectWithRetry(app, address, this.io.peerRetry))
     if (this.legacy) {
       wireLegacy(this.legacy.bridge, this.reporter, this.logger)
       for (const address of options.legacyPeers) addLegacyPeer(app, address)
     }
 
-    if (ask) await runMenu(app, ask)
-    else await runLineCommands(app, this.io.stdin)
+    if (!ask) {
+      // Commands piped in are meant for the --peer peers: run them once those are connected.
+      await this.#waitForDials(dials)
+      if (!this.signal.aborted) await runLineCommands(app, this.io.stdin)
+      return undefined
+    }
+    let mode: 'chat' | 'menu' = options.menu ? 'menu' : 'chat'
+    while (!this.signal.aborted) {
+      if (mode === 'menu') {
+        const next = await runMenu(app, ask, { backToChat: !options.menu })
+        if (next !== 'chat') break
+        mode = 'chat'
+        continue
+      }
+      this.chat ??= new ChatState({ id: peer.id, name: peer.name })
+      if (options.peers.length === 0 && peer.peers().connected.length === 0) {
+        this.reporter.note(
+          `waiting for peers — another peer connects with --peer ${peer.addresses[0] ?? '<host:port>'}, or type /connect <host:port>`,
+        )
+      }
+      this.reporter.note(
+        'type a line and Enter to send it to everyone; /to <name> talks to one peer; /help lists the commands',
+      )
+      const how = await runChat({
+        app,
+        state: this.chat,
+        input: this.io.stdin,
+        output: this.io.stdout,
+        style: this.style,
+        attach: (view) => {
+          this.chatView = view
+        },
+      })
+      if (how !== 'menu') break
+      mode = 'menu'
+    }
     return undefined
+  }
+
+  /** Waits until every --peer dial has connected or given up, or the wait runs out (then says so). */
+  async #waitForDials(dials: Array<Promise<unknown>>): Promise<void> {
+    if (dials.length === 0) return
+    const seconds = (this.io.peerWait ?? PEER_WAIT_SECONDS * 1000) / 1000
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), seconds * 1000)
+    })
+    const aborted = new Promise<'aborted'>((resolve) =>
+      this.signal.addEventListener('abort', () => resolve('aborted'), { once: true }),
+    )
+    const outcome = await Promise.race([Promise.allSettled(dials), timedOut, aborted])
+    clearTimeout(timer)
+    if (outcome === 'timeout') {
+      const missing = this.options.peers.filter(
+        (a) => !this.peer?.peers().connected.some((p) => p.address === a || p.listenAddrs.includes(a)),
+      )
+      this.reporter.problem({
+        code: 'PEER_WAIT',
+        sentence: `not connected to ${missing.join(', ') || 'every --peer'} after ${seconds} s — running the commands anyway (still trying in the background)`,
+      })
+    }
   }
 
   /** Peer events → lines on the screen (and the log file). */
   #wire(peer: Peer): void {
     const { reporter, logger } = this
     peer.on('message', (m) => {
-      reporter.message(m)
-      logger.log('info', 'message', { from: m.from.id, id: m.id, bytes: Buffer.byteLength(m.text) })
+      this.chat?.received(m)
+      this.inbox.deliver(m)
     })
     peer.on('peer:connect', (p) => {
+      this.chat?.see(p)
+      this.gone.back(p.id)
       reporter.joined(p)
       logger.log('info', 'peer:connect', {
         peer: p.id,
@@ -300,6 +403,7 @@ class Session {
       })
     })
     peer.on('peer:disconnect', (e) => {
+      if (e.reason === 'goodbye') this.gone.mark(e.peer.id)
       // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
       if (e.reason !== 'local' || !this.signal.aborted) reporter.left(e)
       logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })
@@ -349,7 +453,10 @@ class Session {
   }
 
   #listenForSignals(): void {
-    for (const [sig, code] of SIGNAL_CODES) {
+    for (const [sig, signalCode] of SIGNAL_CODES) {
+      // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
+      // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
+      const code = sig === 'SIGINT' && this.interactive ? EXIT.OK : signalCode
       const handler = () => {
         if (this.#stopping) {
           // Second signal while stopping: the user means it. Leave now, cursor visible.

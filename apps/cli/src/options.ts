@@ -15,6 +15,8 @@ export interface CliOptions {
   peers: string[]
   dataDir: string | undefined
   interactive: boolean
+  /** The numbered menu instead of the chat view (`--menu`). */
+  menu: boolean
   json: boolean
   logFile: string | undefined
   logLevel: LogLevel
@@ -57,11 +59,18 @@ export function version(): string {
   }
 }
 
+/** How long non-interactive commands wait for the --peer connections before running anyway. */
+export const PEER_WAIT_SECONDS = 15
+
 const HELP_AFTER = `
 Environment:
   PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
   PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET, PARLEY_LEGACY=1. Flags win over the environment.
   NO_COLOR turns colour off.
+
+Chat view (the default on a terminal): type a line and Enter to send it to the current conversation
+  (everyone until you pick one with /to <name>); /help lists the commands; Tab completes commands and
+  names; Ctrl+C or /quit leaves. --menu starts the numbered menu instead (/menu switches to it).
 
 Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   one line per event on stdout (NDJSON with --json); errors on stderr (in the NDJSON stream with --json).
@@ -74,10 +83,13 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
     connect <host:port>   connect to one peer
     connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
     quit                  say goodbye to every peer (exit to legacy peers) and exit
+  Commands wait until every --peer is connected (or given up on, at most ${PEER_WAIT_SECONDS} s).
+  --peer addresses not up yet are dialed again with backoff for about a minute and a half.
   End of stdin does not stop the peer (so it can run as a daemon with < /dev/null): send "quit",
   Ctrl+C or SIGTERM.
 
-Exit codes: 0 quit, 1 failed to start, 2 usage error, 130 Ctrl+C (SIGINT), 143 SIGTERM.
+Exit codes: 0 quit (/quit, Ctrl+C or Ctrl+D at a terminal, quit, menu 0), 1 failed to start,
+  2 usage error, 130 SIGINT (non-interactive), 143 SIGTERM.
 `
 
 /**
@@ -134,7 +146,13 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         'a plain-text (legacy) peer to know at start; repeatable; implies --legacy',
       ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value.trim()]),
     )
-    .addOption(new Option('--no-interactive', 'no menu: print events, read commands from stdin'))
+    .addOption(
+      new Option(
+        '--menu',
+        'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit) instead of the chat view',
+      ),
+    )
+    .addOption(new Option('--no-interactive', 'no chat view: print events, read commands from stdin'))
     .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
     .addOption(new Option('--log-file <path>', 'append NDJSON logs to this file (env PARLEY_LOG_FILE)'))
     .addOption(
@@ -182,6 +200,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     peer?: string[]
     dataDir?: string
     interactive: boolean
+    menu?: boolean
     json?: boolean
     logFile?: string
     logLevel: string
@@ -229,6 +248,10 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         ?.split(',')
         .map((s) => s.trim())
         .filter((s) => s !== '') ?? [])
+  for (const address of peers) {
+    const bad = checkAddress(address)
+    if (bad !== undefined) return usage(`${fromCli('peer') ? '--peer' : 'PARLEY_PEERS'}: ${bad}`)
+  }
 
   const levelText = fromCli('logLevel') ? raw.logLevel : (env('PARLEY_LOG_LEVEL') ?? raw.logLevel)
   if (!(LOG_LEVELS as readonly string[]).includes(levelText)) {
@@ -285,9 +308,10 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       name,
       host: host.trim(),
       port,
-      peers,
+      peers: peers.map((a) => a.trim()),
       dataDir: fromCli('dataDir') ? raw.dataDir : (env('PARLEY_DATA_DIR') ?? raw.dataDir),
       interactive: raw.interactive,
+      menu: raw.menu === true,
       json: raw.json === true,
       logFile: fromCli('logFile') ? raw.logFile : (env('PARLEY_LOG_FILE') ?? raw.logFile),
       logLevel: debug ? 'debug' : (levelText as LogLevel),

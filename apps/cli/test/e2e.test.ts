@@ -54,12 +54,12 @@ describe('the built program driven through pipes, two peers over TCP', () => {
 describe.skipIf(!hasScript)(
   'the built program in a real terminal (script(1) pty), two peers over TCP',
   () => {
-    test('a message typed at one peer appears at the other above its menu; Ctrl+C → 130, SIGTERM → 143', async () => {
-      const alice = inPty(['--name', 'alice', '--port', '0'])
+    test('with --menu: a message typed at one peer appears at the other above its menu; Ctrl+C → 0, SIGTERM → 143', async () => {
+      const alice = inPty(['--menu', '--name', 'alice', '--port', '0'])
       const [, address] = await alice.waitFor(/listening on\s+(127\.0\.0\.1:\d+)/)
       await alice.waitFor('0) Quit')
 
-      const bob = inPty(['--name', 'bob', '--port', '0', '--peer', address!])
+      const bob = inPty(['--menu', '--name', 'bob', '--port', '0', '--peer', address!])
       await bob.waitFor(/✔ connected to alice/)
       await bob.waitFor('0) Quit')
       await alice.waitFor(/\+ bob .* joined/)
@@ -88,10 +88,10 @@ describe.skipIf(!hasScript)(
         '0) Quit',
       ])
 
-      // Ctrl+C at alice's menu: graceful shutdown, exit 130; bob sees the goodbye.
+      // Ctrl+C at alice's menu is her leaving: graceful shutdown, exit 0; bob sees the goodbye.
       const bobFrom = bob.mark()
       alice.proc.stdin?.write('\x03')
-      expect(await alice.exitCode()).toBe(130)
+      expect(await alice.exitCode()).toBe(0)
       await bob.waitFor(/- alice .* left: said goodbye/, { from: bobFrom })
 
       // SIGTERM to bob's process: the same shutdown, exit 143, cursor visible again.
@@ -101,10 +101,53 @@ describe.skipIf(!hasScript)(
       expect(bob.raw.lastIndexOf('\x1b[?25h')).toBeGreaterThan(bob.raw.lastIndexOf('\x1b[?25l'))
     }, 40_000)
 
-    test('a busy port at start is one sentence and a question, not a stack trace', async () => {
+    test('the chat view: bob types a line, alice sees it above her status and input lines; /help; Ctrl+C → 0, no stack', async () => {
       const alice = inPty(['--name', 'alice', '--port', '0'])
+      const [, address] = await alice.waitFor(/listening on\s+(127\.0\.0\.1:\d+)/)
+      await alice.waitFor('[everyone] › ')
+      const bob = inPty(['--name', 'bob', '--peer', address!])
+      await bob.waitFor(/✔ connected to alice/)
+      await alice.waitFor(/\+ bob joined \(inbound, 127\.0\.0\.1:\d+\)/)
+
+      await alice.keys('not sent yet', 'not sent yet')
+      const from = alice.mark()
+      await bob.keys('hello alice', 'hello alice')
+      bob.proc.stdin?.write('\r')
+      await alice.waitFor(/bob: hello alice/, { from })
+      await bob.waitFor(/✔ you → alice: hello alice/)
+
+      const screen = await alice.screen()
+      const input = screen.lines.findLastIndex((l) => l.startsWith('[everyone] › '))
+      expect(screen.lines[input]?.trimEnd()).toBe('[everyone] › not sent yet')
+      expect(screen.lines[input - 1]).toMatch(/^ alice · 127\.0\.0\.1:\d+ · 1 peer: bob · no unread · \/help/)
+      expect(screen.lines[input - 2]).toMatch(/^\d\d:\d\d:\d\d bob: hello alice$/)
+      expect(screen.cursor).toEqual({ x: '[everyone] › not sent yet'.length, y: input })
+
+      // Tab completes the command, then a peer name.
+      await bob.keys('/he\t', 'lp')
+      expect((await bob.screen()).lines.findLast((l) => l.startsWith('[everyone] › '))?.trimEnd()).toBe(
+        '[everyone] › /help',
+      )
+      await bob.keys('\r', '/quit')
+      expect(bob.text).toMatch(/\/to <name>/)
+      await bob.keys('/to al\t', 'ice')
+      await bob.keys('\r', '[alice] › ')
+      expect(bob.text).toMatch(/talking to alice: each line goes to this peer only/)
+
+      const bobFrom = bob.mark()
+      alice.proc.stdin?.write('\x03')
+      expect(await alice.exitCode()).toBe(0)
+      await bob.waitFor(/- alice left: said goodbye/, { from: bobFrom })
+      expect(alice.text).toMatch(/stopped; said goodbye to every peer/)
+      expect(alice.text).not.toMatch(/\n\s+at |ERR_|Error/)
+      bob.proc.stdin?.write('/quit\r')
+      expect(await bob.exitCode()).toBe(0)
+    }, 40_000)
+
+    test('a busy port at start is one sentence and a question, not a stack trace', async () => {
+      const alice = inPty(['--menu', '--name', 'alice', '--port', '0'])
       const [, port] = await alice.waitFor(/listening on\s+127\.0\.0\.1:(\d+)/)
-      const bob = inPty(['--name', 'bob', '--port', port!])
+      const bob = inPty(['--menu', '--name', 'bob', '--port', port!])
       await bob.waitFor(`port ${port} is in use — pick another with --port`)
       await bob.waitFor('? Port to listen on instead')
       expect(bob.text).not.toMatch(/\n\s+at /)

@@ -201,7 +201,7 @@ describe('the menu with --legacy', () => {
   test('1 sends to a legacy peer, 2 lists it, 3 sends connect, 0 sends exit', async () => {
     const bob = await fakeLegacy()
     const carol = await fakeLegacy('carol')
-    const { run, address } = await cli(['--legacy-peer', bob.address], { tty: true })
+    const { run, address } = await cli(['--menu', '--legacy-peer', bob.address], { tty: true })
     await run.stdout.waitFor('0) Quit')
     const keys = async (input: string, expected: string | RegExp) => {
       const from = run.stdout.mark()

@@ -15,7 +15,7 @@ async function setup(names: string[] = ['bob']) {
 
 /** An interactive CLI on fake TTY streams; resolves once the main menu is showing. */
 async function interactive(net: Awaited<ReturnType<typeof setup>>, extra: string[] = []) {
-  const cli = startCli(['--name', 'alice', '--host', 'alice', '--port', '0', ...extra], {
+  const cli = startCli(['--menu', '--name', 'alice', '--host', 'alice', '--port', '0', ...extra], {
     network: net.network,
     tty: true,
     columns: COLS,
@@ -138,16 +138,16 @@ describe('interactive menu over injected TTY streams', () => {
     await keys(cli, KEY.enter, '0) Quit')
   })
 
-  test('Ctrl+C in a prompt runs the graceful shutdown: exit 130, the peer sees the goodbye', async () => {
+  test('Ctrl+C in a prompt is the user leaving: graceful shutdown, exit 0, the peer sees the goodbye', async () => {
     const net = await setup()
     const bob = net.peer('bob')
     const cli = await interactive(net, ['--peer', net.address(bob)])
     await cli.stdout.waitFor(/\+ bob .* joined/)
     const left = waitFor(bob, 'peer:disconnect')
     cli.stdin.write(KEY.ctrlC)
-    expect(await cli.exited).toBe(130)
+    expect(await cli.exited).toBe(0)
     expect((await left).reason).toBe('goodbye')
-    expect(cli.stdout.text).toMatch(/stopped \(exit 130\)/)
+    expect(cli.stdout.text).toMatch(/stopped; said goodbye to every peer/)
   })
 
   test('SIGTERM while a prompt is open aborts it, says goodbye and exits 143 with the cursor shown', async () => {
@@ -165,14 +165,14 @@ describe('interactive menu over injected TTY streams', () => {
 
   test('asks for the name only when no flag or variable gave one', async () => {
     const net = await setup()
-    const cli = startCli(['--host', 'zed', '--port', '0'], { network: net.network, tty: true })
+    const cli = startCli(['--menu', '--host', 'zed', '--port', '0'], { network: net.network, tty: true })
     await cli.stdout.waitFor('? Your name')
     await keys(cli, `${KEY.backspace.repeat(40)}zed${KEY.enter}`, '0) Quit')
     expect(cli.stdout.text).toMatch(/Parley \S+ · zed/)
     await choose(cli, '0', 'stopped')
     expect(await cli.exited).toBe(0)
 
-    const named = startCli(['--host', 'amy', '--port', '0'], {
+    const named = startCli(['--menu', '--host', 'amy', '--port', '0'], {
       network: net.network,
       tty: true,
       env: { PARLEY_NAME: 'amy' },
@@ -186,7 +186,7 @@ describe('interactive menu over injected TTY streams', () => {
     const net = await setup()
     const first = await interactive(net, ['--port', '7'])
     expect(first.stdout.text).toMatch(/listening on\s+alice:7/)
-    const second = startCli(['--name', 'al', '--host', 'alice', '--port', '7'], {
+    const second = startCli(['--menu', '--name', 'al', '--host', 'alice', '--port', '7'], {
       network: net.network,
       tty: true,
     })

@@ -1,3 +1,4 @@
+import { createPeer, memoryTransport } from '@parley/core'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { startCli } from './helpers/cli.js'
@@ -48,6 +49,60 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     carol.line('send alice one\\ntwo')
     const m = await alice.stdout.waitFor(/carol \(.*\): one\n(\s+)two/)
     expect(m[1]!.length).toBeGreaterThan(10)
+  })
+
+  test('a --peer not up yet is dialed again with backoff; piped commands wait for it', async () => {
+    const net = await setup(['observer'])
+    const cli = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'late:9'],
+      {
+        network: net.network,
+        peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 200 },
+      },
+    )
+    await cli.address()
+    cli.line('send late first words')
+    await cli.stderr.waitFor(/could not connect to late:9: .* \(trying again in 1s\)/)
+
+    const late = createPeer({ transport: memoryTransport(net.network), name: 'late', listen: 'late:9' })
+    onTestFinished(() => late.stop())
+    const got = inbox(late)
+    await late.start()
+    await cli.stdout.waitFor(/✔ connected to late .* at late:9/)
+    await got.waitForCount(1)
+    expect(got.texts()).toEqual(['first words'])
+    expect(cli.stderr.text).not.toMatch(/not delivered/)
+  })
+
+  test('a --peer that never comes up: commands run after the wait, with one clear sentence', async () => {
+    const net = await setup(['observer'])
+    const cli = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'nobody:9'],
+      {
+        network: net.network,
+        peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 1_000 },
+        peerWait: 300,
+      },
+    )
+    await cli.address()
+    cli.line('send nobody hello?')
+    await cli.stderr.waitFor('not connected to nobody:9 after 0.3 s — running the commands anyway')
+    await cli.stderr.waitFor(/not delivered to nobody: no connected peer matches "nobody"/)
+  })
+
+  test('a peer that said goodbye is listed as gone, and connect-all sums it up in one line', async () => {
+    const net = await setup(['bob'])
+    const bob = net.peer('bob')
+    const cli = cliOn(net, 'alice', ['--peer', net.address(bob)])
+    await cli.stdout.waitFor(/✔ connected to bob/)
+    await bob.stop()
+    await cli.stdout.waitFor(/- bob .* left: said goodbye/)
+
+    cli.line('peers')
+    await cli.stdout.waitFor(/known, not connected \(1\)\n.*\n\s+bob\s+\S+\s+\S+\s+gone now/)
+    cli.line('connect-all')
+    await cli.stdout.waitFor('not reached 1 peer that left earlier (bob)')
+    expect(cli.stderr.text).not.toMatch(/could not connect to bob/)
   })
 
   test('peers prints connected peers as a table, then known-but-not-connected ones', async () => {

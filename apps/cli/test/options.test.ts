@@ -72,11 +72,23 @@ describe('flags and environment', () => {
       ['--name', 'x'.repeat(65)],
       ['--name', ' '],
       ['--peer'],
+      ['--peer', '4000'],
+      ['--peer', 'localhost'],
+      ['--peer', '127.0.0.1:0'],
+      ['--peer', '127.0.0.1:4000', '--peer', 'bob'],
     ]) {
       const r = await once(argv)
       expect(r.code, argv.join(' ')).toBe(2)
       expect(r.err.trim().split('\n'), argv.join(' ')).toHaveLength(1)
     }
+  })
+
+  test('a --peer that is not host:port says so in one sentence, from the flag or PARLEY_PEERS', async () => {
+    const flag = await once(['--peer', '4000'])
+    expect(flag.err).toBe('parley: --peer: "4000" is not host:port — e.g. 127.0.0.1:4000 or [::1]:4000\n')
+    const env = await once([], { PARLEY_PEERS: '127.0.0.1:4000,nope' })
+    expect(env.code).toBe(2)
+    expect(env.err).toMatch(/^parley: PARLEY_PEERS: "nope" is not host:port/)
   })
 
   test('a literal -- (pnpm passes it through) is accepted and ignored', async () => {
@@ -109,6 +121,7 @@ describe('flags and environment', () => {
         peers: ['a:1', 'b:2'],
         dataDir: '/tmp/x',
         interactive: true,
+        menu: false,
         json: false,
         logFile: undefined,
         logLevel: 'warn',
@@ -182,6 +195,25 @@ describe('flags and environment', () => {
 })
 
 describe('identity and logs', () => {
+  test.skipIf(process.platform !== 'linux')(
+    '--data-dir on /proc or /sys fails at once with one sentence (no hang, no stack)',
+    async () => {
+      const net = await createTestNetwork({ size: 0 })
+      for (const dir of ['/proc/parley', '/sys/kernel/parley/deeper']) {
+        const cli = startCli(['--no-interactive', '--data-dir', dir, '--host', 'p', '--port', '0'], {
+          network: net.network,
+        })
+        expect(await cli.exited).toBe(1)
+        expect(cli.stderr.lines()).toHaveLength(1)
+        expect(cli.stderr.text).toMatch(
+          new RegExp(
+            `--data-dir ${dir} is on the kernel's (proc|sysfs) file system, which cannot keep files`,
+          ),
+        )
+      }
+    },
+  )
+
   test('--data-dir keeps the peer id across runs', async () => {
     const dir = await tempDir()
     const net = await createTestNetwork({ size: 0 })

@@ -3,11 +3,11 @@ import { fingerprint } from '@parley/core'
 import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
 import { addLegacyPeer, sendLegacy } from '../legacy.js'
 import { checkAddress } from '../options.js'
-import { LEGACY_MARK, sanitize } from '../view/format.js'
+import { LEGACY_MARK, reachableAt, sanitize } from '../view/format.js'
 import { type Asker, PromptClosed } from './ask.js'
 import { askText } from './text.js'
 
-type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'quit'
+type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'quit' | 'chat'
 
 /** The menu. The numbering of 1–3 and 0 is the original program's; `0` needs rawlist (select is 1-based). */
 export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> = [
@@ -33,7 +33,16 @@ type Target = { kind: 'parley'; id: string } | { kind: 'legacy'; address: string
  * which prints above the next prompt; sends run in the background so the menu comes straight back
  * and the delivery line appears when the peer acknowledges.
  */
-export async function runMenu(app: App, ask: Asker): Promise<void> {
+export async function runMenu(
+  app: App,
+  ask: Asker,
+  options: { backToChat?: boolean } = {},
+): Promise<'chat' | undefined> {
+  const choices = [
+    ...MENU.slice(0, -1),
+    ...(options.backToChat ? [{ key: '9', name: 'Back to the chat view', value: 'chat' as const }] : []),
+    ...MENU.slice(-1),
+  ]
   while (!app.signal.aborted) {
     try {
       const action = await ask((ctx) =>
@@ -41,17 +50,19 @@ export async function runMenu(app: App, ask: Asker): Promise<void> {
           {
             // No live counts here: the message is drawn once and would go stale while the menu waits.
             message: `${sanitize(app.peer.name)} — choose`,
-            choices: MENU.map((m) => ({ key: m.key, name: m.name, value: m.value })),
+            choices: choices.map((m) => ({ key: m.key, name: m.name, value: m.value })),
           },
           ctx,
         ),
       )
+      if (action === 'chat') return 'chat'
       await perform(app, ask, action)
     } catch (err) {
-      if (err instanceof PromptClosed) return
+      if (err instanceof PromptClosed) return undefined
       throw err
     }
   }
+  return undefined
 }
 
 async function perform(app: App, ask: Asker, action: Action): Promise<void> {
@@ -89,6 +100,8 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
     case 'quit':
       await app.shutdown(0)
       return
+    case 'chat':
+      return
   }
 }
 
@@ -112,7 +125,7 @@ async function pickTarget(app: App, ask: Asker): Promise<Target | undefined> {
           choices: [
             ...connected.map((p, i) => ({
               key: String(i + 1),
-              name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(p.address)}`,
+              name: `${sanitize(p.name)} (${fingerprint(p.id)}) ${sanitize(reachableAt(p))}`,
               value: p.id,
             })),
             ...legacy.map((p, i) => ({

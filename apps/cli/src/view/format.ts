@@ -41,6 +41,15 @@ export function who(style: Style, peer: { id: string; name: string }): string {
   return `${style('bold', sanitize(peer.name))} ${style('dim', `(${fingerprint(peer.id)})`)}`
 }
 
+/**
+ * Where a connected peer can be reached: the address it says it listens on. A peer that dialed in
+ * connects from a temporary port, which nobody can dial back; that port is the fallback only.
+ */
+export function reachableAt(p: Pick<PeerInfo, 'address' | 'listenAddrs' | 'direction'>): string {
+  if (p.direction === 'outbound') return p.address
+  return p.listenAddrs[0] ?? p.address
+}
+
 /** Human words for why a peer left. */
 export function leftBecause(reason: DisconnectReason, message: string): string {
   const detail = sanitize(message)
@@ -79,8 +88,17 @@ export function table(header: string[], rows: string[][], style: Style): string 
 }
 
 /** The peers table of menu item 2 and the `peers` command: connected first, then known-only. */
-export function peersTable(list: PeerList, style: Style, now = Date.now()): string {
+export function peersTable(
+  list: PeerList,
+  style: Style,
+  now = Date.now(),
+  goneSince?: (id: string) => number | undefined,
+): string {
   const out: string[] = []
+  const gone = (k: KnownPeer) => {
+    const at = goneSince?.(k.id)
+    return at === undefined ? undefined : style('dim', `gone ${ago(at, now)}`)
+  }
   if (list.connected.length === 0) {
     out.push('no peers connected')
   } else {
@@ -91,7 +109,7 @@ export function peersTable(list: PeerList, style: Style, now = Date.now()): stri
         list.connected.map((p: PeerInfo) => [
           sanitize(p.name),
           fingerprint(p.id),
-          sanitize(p.address),
+          sanitize(reachableAt(p)),
           p.direction,
           clock(p.connectedAt),
           ago(p.lastSeen, now),
@@ -111,7 +129,7 @@ export function peersTable(list: PeerList, style: Style, now = Date.now()): stri
           sanitize(k.name),
           fingerprint(k.id),
           k.addrs.length > 0 ? k.addrs.map((a) => sanitize(a)).join(', ') : '(none)',
-          k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never',
+          gone(k) ?? (k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never'),
         ]),
         style,
       ),

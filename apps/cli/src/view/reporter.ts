@@ -20,6 +20,7 @@ import {
   leftBecause,
   legacyPeersTable,
   peersTable,
+  reachableAt,
   sanitize,
   visibleLength,
   who,
@@ -69,7 +70,11 @@ export interface Reporter {
   connected(p: PeerInfo, address: string): void
   notConnected(address: string | undefined, problem: Explained, to?: PeerRef, err?: unknown): void
   /** Parley peers, then legacy ones when `--legacy` is on. */
-  peers(list: PeerList, legacy?: readonly LegacyPeerInfo[]): void
+  peers(
+    list: PeerList,
+    legacy?: readonly LegacyPeerInfo[],
+    goneSince?: (id: string) => number | undefined,
+  ): void
   /** Legacy peers' messages and events, always marked as legacy and unverified. */
   legacy(report: LegacyReport): void
   /** An informational line ("no connected peers"). */
@@ -87,6 +92,10 @@ export interface TextReporterInit {
   /** Multi-line banner for the interactive screen; one line for plain output. */
   banner: 'full' | 'line'
   now?: () => number
+  /** How a peer is named; undefined falls back to `name (fingerprint)`. The chat view names peers shortly. */
+  who?: (p: PeerRef) => string | undefined
+  /** Shortens a long message body for the screen (the chat view folds them). @default unchanged */
+  fold?: (text: string) => string
 }
 
 /** Human-readable lines: `12:00:01 alice (ab12:cd34): hello`. */
@@ -94,6 +103,8 @@ export function textReporter(init: TextReporterInit): Reporter {
   const { out, err, style, debug } = init
   const now = init.now ?? Date.now
   const stamp = () => style('dim', clock(now()))
+  const name = (p: PeerRef) => init.who?.(p) ?? who(style, p)
+  const fold = init.fold ?? ((text: string) => text)
   const line = (text: string) => out(`${stamp()} ${text}`)
   // A message body: continuation lines start under its first character.
   const said = (head: string, text: string) => {
@@ -123,15 +134,15 @@ export function textReporter(init: TextReporterInit): Reporter {
       out(rows.join('\n'))
     },
     message(m) {
-      said(`${who(style, m.from)}: `, m.text)
+      said(`${name(m.from)}: `, fold(m.text))
     },
     joined(p) {
       line(
-        `${style('green', '+')} ${who(style, p)} joined ${style('dim', `(${p.direction}, ${sanitize(p.address)})`)}`,
+        `${style('green', '+')} ${name(p)} joined ${style('dim', `(${p.direction}, ${sanitize(reachableAt(p))})`)}`,
       )
     },
     left(e) {
-      line(`${style('yellow', '-')} ${who(style, e.peer)} left: ${leftBecause(e.reason, e.message)}`)
+      line(`${style('yellow', '-')} ${name(e.peer)} left: ${leftBecause(e.reason, e.message)}`)
     },
     discovered(k) {
       const where = k.addrs.length > 0 ? ` at ${k.addrs.map((a) => sanitize(a)).join(', ')}` : ''
@@ -147,24 +158,22 @@ export function textReporter(init: TextReporterInit): Reporter {
       )
     },
     delivered(to, text, _messageId) {
-      said(`${style('green', '✔')} you → ${who(style, to)}: `, text)
+      said(`${style('green', '✔')} you → ${name(to)}: `, fold(text))
     },
     notDelivered(target, problem, to, e) {
-      bad(`not delivered to ${to ? who(style, to) : sanitize(target)}: ${problem.sentence}`)
+      bad(`not delivered to ${to ? name(to) : sanitize(target)}: ${problem.sentence}`)
       stack(e)
     },
     connected(p, address) {
-      line(`${style('green', '✔')} connected to ${who(style, p)} at ${sanitize(address)}`)
+      line(`${style('green', '✔')} connected to ${name(p)} at ${sanitize(address)}`)
     },
     notConnected(address, problem, to, e) {
-      const label = to
-        ? `${who(style, to)}${address ? ` at ${sanitize(address)}` : ''}`
-        : sanitize(address ?? '?')
+      const label = to ? `${name(to)}${address ? ` at ${sanitize(address)}` : ''}` : sanitize(address ?? '?')
       bad(`could not connect to ${label}: ${problem.sentence}`)
       stack(e)
     },
-    peers(list, legacy) {
-      out(peersTable(list, style, now()))
+    peers(list, legacy, goneSince) {
+      out(peersTable(list, style, now(), goneSince))
       if (legacy !== undefined) out(legacyPeersTable(legacy, style, now()))
     },
     legacy(report) {
@@ -176,7 +185,7 @@ export function textReporter(init: TextReporterInit): Reporter {
           : `${style('bold', sanitize(p.name))} ${mark} ${style('dim', `(${sanitize(p.address)})`)}`
       switch (report.kind) {
         case 'message':
-          said(`${peer(report.message.from)}: `, report.message.text)
+          said(`${peer(report.message.from)}: `, fold(report.message.text))
           return
         case 'joined':
           line(`${style('green', '+')} ${peer(report.peer)} joined`)
@@ -286,10 +295,13 @@ export function jsonReporter(
         error: p.sentence,
         ...stack(e),
       }),
-    peers: (list, legacy) =>
+    peers: (list, legacy, goneSince) =>
       send('peers', {
         connected: list.connected.map(info),
-        known: list.known.map((k) => ({ ...k, fingerprint: fingerprint(k.id) })),
+        known: list.known.map((k) => {
+          const at = goneSince?.(k.id)
+          return { ...k, fingerprint: fingerprint(k.id), ...(at !== undefined ? { goneSince: at } : {}) }
+        }),
         ...(legacy !== undefined ? { legacy } : {}),
       }),
     legacy: (report) => {

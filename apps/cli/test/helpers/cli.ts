@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { type MemoryNetwork, memoryTransport } from '@parley/core'
 import { onTestFinished } from 'vitest'
-import { runCli } from '../../src/index.js'
+import { type CliIo, runCli } from '../../src/index.js'
 import { Capture, FakeTtyInput } from './streams.js'
 
 export interface CliRun {
@@ -26,6 +26,8 @@ export interface CliRunInit {
   env?: Record<string, string>
   columns?: number
   rows?: number
+  peerRetry?: CliIo['peerRetry']
+  peerWait?: number
 }
 
 /**
@@ -51,6 +53,8 @@ export function startCli(argv: string[], init: CliRunInit = {}): CliRun {
     captureConsole: false,
     // Quick timeouts keep failure paths fast; nothing here is slow on purpose.
     peerInit: { ackTimeout: 2_000, handshakeTimeout: 2_000, stopTimeout: 1_000 },
+    ...(init.peerRetry ? { peerRetry: init.peerRetry } : {}),
+    ...(init.peerWait !== undefined ? { peerWait: init.peerWait } : {}),
   })
   let settled = false
   void exited.finally(() => {

@@ -1,0 +1,90 @@
+import { fingerprint, type PeerInfo, type ReceivedMessage } from '@parley/core'
+import { sanitize } from '../view/format.js'
+import type { PeerRef } from '../view/reporter.js'
+import { FoldStore } from './fold.js'
+
+/** Names remembered to tell namesakes apart; beyond this the oldest are forgotten (bounds memory). */
+const MAX_NAMES = 1_024
+/** Peers with unread messages tracked at once. */
+const MAX_UNREAD = 256
+
+/**
+ * What the chat view remembers: whom you talk to, who wrote last, what is unread, which names
+ * more than one peer uses (those get a fingerprint on screen), and the folded long messages.
+ */
+export class ChatState {
+  /** The current conversation; undefined = everyone (broadcast). */
+  conversation: PeerRef | undefined
+  lastSender: PeerRef | undefined
+  readonly unread = new Map<string, { name: string; count: number }>()
+  readonly folds = new FoldStore()
+  readonly #ids = new Map<string, Set<string>>()
+
+  constructor(readonly self: PeerRef) {}
+
+  /** Remembers a peer's name (call for every peer seen). */
+  see(p: PeerRef): void {
+    let ids = this.#ids.get(p.name)
+    if (!ids) {
+      if (this.#ids.size >= MAX_NAMES) this.#ids.delete(this.#ids.keys().next().value as string)
+      ids = new Set()
+      this.#ids.set(p.name, ids)
+    }
+    if (ids.size < 16) ids.add(p.id)
+  }
+
+  /** A message arrived: it may be unread (when you talk to someone else) and is what /r answers. */
+  received(m: ReceivedMessage): void {
+    this.see(m.from)
+    this.lastSender = { id: m.from.id, name: m.from.name }
+    const talkingTo = this.conversation
+    if (talkingTo === undefined || talkingTo.id === m.from.id) return
+    const entry = this.unread.get(m.from.id)
+    if (entry) entry.count++
+    else if (this.unread.size < MAX_UNREAD) this.unread.set(m.from.id, { name: m.from.name, count: 1 })
+  }
+
+  /** Switches the conversation (undefined = everyone) and marks that peer's messages read. */
+  talkTo(p: PeerRef | undefined): void {
+    this.conversation = p
+    if (p) this.unread.delete(p.id)
+    else this.unread.clear()
+  }
+
+  get unreadCount(): number {
+    let n = 0
+    for (const u of this.unread.values()) n += u.count
+    return n
+  }
+
+  /** Whether a name on screen needs its fingerprint: namesakes, or a peer named like you. */
+  ambiguous(p: PeerRef): boolean {
+    this.see(p)
+    return (this.#ids.get(p.name)?.size ?? 0) > 1 || (p.name === this.self.name && p.id !== this.self.id)
+  }
+
+  /** `bob`, or `bob (ab12:cd34)` when the name is not unique. */
+  label(p: PeerRef): string {
+    const name = sanitize(p.name)
+    return this.ambiguous(p) ? `${name} (${fingerprint(p.id)})` : name
+  }
+
+  /** Status line text: name, address, conversation, peers, unread. */
+  status(listen: string, connected: readonly PeerInfo[]): string {
+    const names = connected.map((p) => this.label(p))
+    const shown = names.slice(0, 4).join(', ') + (names.length > 4 ? ` +${names.length - 4}` : '')
+    const peers =
+      connected.length === 0
+        ? 'no peers'
+        : `${connected.length} peer${connected.length === 1 ? '' : 's'}: ${shown}`
+    const unread = this.unreadCount
+    const from = [...this.unread.values()].map((u) => sanitize(u.name)).slice(0, 3)
+    return [
+      ` ${sanitize(this.self.name)}`,
+      listen,
+      peers,
+      unread === 0 ? 'no unread' : `${unread} unread (${from.join(', ')})`,
+      '/help',
+    ].join(' · ')
+  }
+}

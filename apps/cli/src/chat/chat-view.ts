@@ -1,0 +1,193 @@
+import { createInterface, type Interface } from 'node:readline'
+import { stripVTControlCharacters } from 'node:util'
+import type { TerminalStream } from '../view/live-console.js'
+
+export interface ChatViewInit {
+  input: NodeJS.ReadableStream
+  output: TerminalStream
+  /** The status line's text (recomputed on every redraw; cut to the terminal's width). */
+  status: () => string
+  /** The input line's prompt, e.g. `[everyone] › `. */
+  prompt: () => string
+  /** Tab completion in readline's shape: candidates and the fragment they replace. */
+  complete: (line: string) => [string[], string]
+  /** Styles the status line (reverse video on a colour terminal). */
+  styleStatus?: (text: string) => string
+}
+
+/** Longest input line kept in readline's history. */
+const HISTORY_SIZE = 200
+
+/**
+ * The bottom of the screen in the chat view: a status line, then an input line that is always
+ * ready. Everything else is printed above the status line with {@link ChatView.log}:
+ *
+ * ```
+ * 12:00:01 bob: hello            ← log() lines scroll up here
+ * ── alice · 127.0.0.1:4000 · …  ← status line, redrawn on every log()
+ * [everyone] › half-typed text   ← node:readline owns this line (history, editing, Tab)
+ * ```
+ *
+ * log() moves the cursor from inside the input line up to the status line, clears to the end of the
+ * screen, prints the text, the status line and the input line again with the cursor where it was:
+ * typed text is never garbled and no keystroke is lost, because readline keeps its state.
+ */
+export class ChatView {
+  readonly rl: Interface
+  #closed = false
+  readonly #out: TerminalStream
+
+  constructor(readonly init: ChatViewInit) {
+    this.#out = init.output
+    this.rl = createInterface({
+      input: init.input,
+      output: init.output,
+      terminal: true,
+      historySize: HISTORY_SIZE,
+      removeHistoryDuplicates: true,
+      tabSize: 2,
+      completer: (line: string) => this.#complete(line),
+    })
+    this.rl.on('close', () => {
+      // Closed by readline itself (Ctrl+D, end of input): the cursor is still on the input line.
+      if (!this.#closed) this.#out.write('\n')
+      this.#closed = true
+    })
+    // Registered before anyone else's 'line' listener, so the screen is tidy before they print.
+    this.rl.on('line', (line: string) => this.#entered(line))
+    init.output.on?.('resize', this.#onResize)
+  }
+
+  /** Draws the status and input lines for the first time. */
+  start(): void {
+    this.#out.write(`${this.#statusLine()}\n`)
+    this.rl.setPrompt(this.init.prompt())
+    this.rl.prompt()
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Prints `text` (one or more lines) above the status line, keeping what is typed. */
+  log(text: string): void {
+    const body = text.endsWith('\n') ? text.slice(0, -1) : text
+    if (this.#closed) {
+      this.#out.write(`${body}\n`)
+      return
+    }
+    this.#redraw(body)
+  }
+
+  /** Redraws the status line and the prompt (the conversation or the peers changed). */
+  refresh(): void {
+    if (!this.#closed) this.#redraw(undefined)
+  }
+
+  /** Stops reading; the status line stays as the last thing on screen. */
+  close(): void {
+    this.init.output.off?.('resize', this.#onResize)
+    if (this.#closed) return
+    // Leave the cursor on a fresh line under the input line, so what follows starts clean.
+    this.#out.write('\n')
+    this.#closed = true
+    this.rl.close()
+  }
+
+  #redraw(body: string | undefined): void {
+    // The cursor's row inside the (possibly wrapped) input line, counted from the prompt's first row.
+    const { rows } = this.rl.getCursorPos()
+    const up = rows + 1
+    const text = body === undefined ? '' : `${body.replace(/\n/g, '\r\n')}\r\n`
+    this.#out.write(`\x1b[${up}A\r\x1b[J${text}${this.#statusLine()}\r\n`)
+    // The cursor is now at the start of the prompt's first row; tell readline so, then let it draw
+    // the prompt and the line and put the cursor back where it was (prevRows is the row it starts
+    // from: public on Interface in Node 20 and 24, though not documented).
+    ;(this.rl as unknown as { prevRows: number }).prevRows = 0
+    this.rl.setPrompt(this.init.prompt())
+    this.rl.prompt(true)
+  }
+
+  /**
+   * Enter moved the cursor below the input line and readline draws no new prompt: take the typed
+   * line and the status line off the screen (what was sent shows up as its own line), redraw both.
+   */
+  #entered(line: string): void {
+    if (this.#closed) return
+    const columns = Math.max(1, this.#out.columns || 80)
+    const width = displayWidth(stripVTControlCharacters(this.rl.getPrompt()) + line)
+    const rows = Math.floor(Math.max(0, width - 1) / columns) + 1
+    this.#out.write(`\x1b[${rows + 1}A\r\x1b[J${this.#statusLine()}\r\n`)
+    ;(this.rl as unknown as { prevRows: number }).prevRows = 0
+    this.rl.setPrompt(this.init.prompt())
+    this.rl.prompt()
+  }
+
+  #statusLine(): string {
+    const width = Math.max(10, (this.#out.columns || 80) - 1)
+    const plain = stripVTControlCharacters(this.init.status())
+    // Cut to one row, so "up one row" always reaches it (wide characters count twice).
+    const cut = cutToWidth(plain, width)
+    return this.init.styleStatus ? this.init.styleStatus(cut) : cut
+  }
+
+  /**
+   * readline's own list of candidates is drawn below the input line, where log() would not erase
+   * it; so more than one candidate is listed above instead, and readline gets the common prefix.
+   */
+  #complete(line: string): [string[], string] {
+    const [hits, fragment] = this.init.complete(line)
+    if (hits.length <= 1) return [hits, fragment]
+    const prefix = commonPrefix(hits)
+    if (prefix.length > fragment.length) return [[prefix], fragment]
+    queueMicrotask(() => this.log(hits.map((h) => h.trim()).join('   ')))
+    return [[], fragment]
+  }
+
+  readonly #onResize = () => this.refresh()
+}
+
+/** Columns a string takes on a terminal: East Asian wide characters and emoji take two. */
+export function displayWidth(text: string): number {
+  let width = 0
+  for (const ch of text) width += isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
+  return width
+}
+
+/** `text` cut (with …) or padded to exactly `width` columns. */
+export function cutToWidth(text: string, width: number): string {
+  if (displayWidth(text) <= width) return text + ' '.repeat(width - displayWidth(text))
+  let out = ''
+  let used = 0
+  for (const ch of text) {
+    const w = isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
+    if (used + w > width - 1) break
+    out += ch
+    used += w
+  }
+  return `${out}…${' '.repeat(width - 1 - used)}`
+}
+
+function isWide(c: number): boolean {
+  return (
+    (c >= 0x1100 && c <= 0x115f) ||
+    (c >= 0x2e80 && c <= 0xa4cf) ||
+    (c >= 0xac00 && c <= 0xd7a3) ||
+    (c >= 0xf900 && c <= 0xfaff) ||
+    (c >= 0xfe30 && c <= 0xfe4f) ||
+    (c >= 0xff00 && c <= 0xff60) ||
+    (c >= 0xffe0 && c <= 0xffe6) ||
+    (c >= 0x1f300 && c <= 0x1faff) ||
+    (c >= 0x20000 && c <= 0x3fffd)
+  )
+}
+
+function commonPrefix(words: readonly string[]): string {
+  let prefix = words[0] ?? ''
+  for (const w of words) {
+    let i = 0
+    while (i < prefix.length && i < w.length && prefix[i]?.toLowerCase() === w[i]?.toLowerCase()) i++
+    prefix = prefix.slice(0, i)
+  }
+  return prefix
+}

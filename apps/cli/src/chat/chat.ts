@@ -1,0 +1,206 @@
+import { fingerprint, type PeerInfo } from '@parley/core'
+import {
+  type App,
+  broadcastMessage,
+  connectTo,
+  connectToAll,
+  findConnected,
+  sendMessage,
+  showPeers,
+} from '../actions.js'
+import { checkAddress } from '../options.js'
+import { sanitize } from '../view/format.js'
+import type { TerminalStream } from '../view/live-console.js'
+import type { Style } from '../view/style.js'
+import { chatHelp, completeChat, parseChatLine } from './chat-commands.js'
+import type { ChatState } from './chat-state.js'
+import { ChatView } from './chat-view.js'
+
+export interface ChatInit {
+  app: App
+  state: ChatState
+  input: NodeJS.ReadableStream
+  output: TerminalStream
+  style: Style
+  /** The view is made; from now on lines go through it (and back to the plain screen when it closes). */
+  attach: (view: ChatView | undefined) => void
+}
+
+/** How the chat view ended: the user asked for the numbered menu, or the peer is shutting down. */
+export type ChatExit = 'menu' | 'quit'
+
+/**
+ * Runs the chat view until /quit, Ctrl+C, Ctrl+D, /menu or shutdown. Messages are sent in the
+ * background, so the input line is ready again at once; their outcome prints above it.
+ */
+export function runChat(init: ChatInit): Promise<ChatExit> {
+  const { app, state, style } = init
+  const listen = app.peer.addresses[0] ?? '(not listening)'
+  const view = new ChatView({
+    input: init.input,
+    output: init.output,
+    status: () => state.status(listen, app.peer.peers().connected),
+    prompt: () => `[${state.conversation ? state.label(state.conversation) : 'everyone'}] › `,
+    complete: (line) => completeChat(line, [...peerNames(app), 'everyone']),
+    styleStatus: (text) => style('inverse', text),
+  })
+  const say = (text: string) => view.log(text)
+  const note = (text: string) => app.reporter.note(text)
+
+  return new Promise<ChatExit>((resolve) => {
+    let ended = false
+    const end = (how: ChatExit) => {
+      if (ended) return
+      ended = true
+      app.signal.removeEventListener('abort', onAbort)
+      view.close()
+      init.attach(undefined)
+      resolve(how)
+    }
+    const quit = () => {
+      end('quit')
+      void app.shutdown(0)
+    }
+    const onAbort = () => end('quit')
+    app.signal.addEventListener('abort', onAbort, { once: true })
+
+    // Ctrl+C reaches readline as a key (raw mode), not as a signal: it is the user asking to leave.
+    view.rl.on('SIGINT', quit)
+    // Ctrl+D on an empty line (or the end of input) closes readline.
+    view.rl.on('close', () => {
+      if (!ended) quit()
+    })
+    view.rl.on('line', (line: string) => {
+      const input = parseChatLine(line)
+      switch (input.kind) {
+        case 'empty':
+          view.refresh()
+          return
+        case 'unknown':
+          note(`unknown command /${sanitize(input.name)} — /help lists the commands`)
+          return
+        case 'say':
+          send(input.text)
+          return
+        case 'command':
+          break
+      }
+      const arg = input.arg
+      switch (input.name) {
+        case 'help':
+          say(chatHelp())
+          return
+        case 'quit':
+          quit()
+          return
+        case 'menu':
+          end('menu')
+          return
+        case 'to':
+          switchTo(arg)
+          return
+        case 'r': {
+          const last = state.lastSender
+          if (!last) {
+            note('nobody has written to you yet — /to <name> picks a peer')
+            return
+          }
+          state.talkTo(last)
+          if (arg !== '') send(arg)
+          else view.refresh()
+          return
+        }
+        case 'peers':
+          void showPeers(app, true)
+          return
+        case 'connect': {
+          if (arg === '') {
+            note('usage: /connect <host:port>, e.g. /connect 127.0.0.1:4000')
+            return
+          }
+          const bad = checkAddress(arg)
+          if (bad !== undefined) {
+            note(bad)
+            return
+          }
+          void connectTo(app, arg)
+          return
+        }
+        case 'all':
+          void connectToAll(app)
+          return
+        case 'show': {
+          const n = arg === '' ? undefined : Number(arg.replace(/^#/, ''))
+          if (n !== undefined && !Number.isInteger(n)) {
+            note('usage: /show [n], where n is the number of a folded message')
+            return
+          }
+          const text = state.folds.get(n)
+          if (text === undefined) {
+            note(
+              n === undefined
+                ? 'no folded message to show'
+                : `no folded message #${n} (only the last 20 are kept)`,
+            )
+            return
+          }
+          say(sanitize(text, true))
+          return
+        }
+        case 'files':
+          note(
+            '/files is not available yet: file transfer is planned (issue 11) but this peer cannot send files',
+          )
+          return
+        case 'trust':
+          note(
+            '/trust is not available yet (issue 9): keys are trusted on first use; a changed key is refused unless you start with --accept-key-change',
+          )
+          return
+      }
+    })
+
+    const send = (text: string) => {
+      const to = state.conversation
+      if (to === undefined) {
+        void broadcastMessage(app, text)
+        return
+      }
+      void sendMessage(app, to.id, text)
+    }
+
+    const switchTo = (arg: string) => {
+      if (arg === '' || arg === '*' || arg.toLowerCase() === 'everyone' || arg.toLowerCase() === 'all') {
+        state.talkTo(undefined)
+        note('talking to everyone: each line goes to every connected peer')
+        return
+      }
+      const connected = app.peer.peers().connected
+      const namesakes = connected.filter((p) => p.name === arg)
+      if (namesakes.length > 1) {
+        note(
+          `${namesakes.length} peers are called ${sanitize(arg)} — pick one by fingerprint: ${namesakes
+            .map((p) => `/to ${fingerprint(p.id)}`)
+            .join(', ')}`,
+        )
+        return
+      }
+      const p: PeerInfo | undefined = namesakes[0] ?? findConnected(app.peer, arg)
+      if (!p) {
+        const hint =
+          checkAddress(arg) === undefined ? ` — /connect ${sanitize(arg)} first` : ' — /peers lists them'
+        note(`no connected peer is called ${sanitize(arg)}${hint}`)
+        return
+      }
+      state.talkTo({ id: p.id, name: p.name })
+      note(`talking to ${state.label(p)}: each line goes to this peer only (/to * for everyone)`)
+    }
+
+    init.attach(view)
+    view.start()
+  })
+}
+
+function peerNames(app: App): string[] {
+  return app.peer.peers().connected.map((p) => p.name)
+}

@@ -1,0 +1,187 @@
+import { stripVTControlCharacters } from 'node:util'
+import { createTestNetwork, inbox, waitFor } from '@parley/testing'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { type CliRun, startCli } from './helpers/cli.js'
+import { KEY, renderScreen } from './helpers/streams.js'
+
+const COLS = 100
+const ROWS = 40
+const FP = '[0-9a-f]{4}:[0-9a-f]{4}'
+const TAB = '\t'
+
+async function setup(names: string[] = ['bob']) {
+  const net = await createTestNetwork({ size: names.length, names })
+  onTestFinished(() => net.stop())
+  return net
+}
+
+/** The chat view on fake TTY streams, connected to every peer of the network; resolves once it is ready. */
+async function chat(net: Awaited<ReturnType<typeof setup>>, extra: string[] = []) {
+  const peers = net.peers.flatMap((p) => ['--peer', net.address(p)])
+  const cli = startCli(['--name', 'alice', '--host', 'alice', '--port', '0', ...peers, ...extra], {
+    network: net.network,
+    tty: true,
+    columns: COLS,
+    rows: ROWS,
+  })
+  await cli.stdout.waitFor(`${net.peers.length} peer${net.peers.length === 1 ? '' : 's'}:`)
+  await cli.stdout.waitFor('[everyone] › ')
+  return cli
+}
+
+async function keys(cli: CliRun, input: string, expected: string | RegExp) {
+  const from = cli.stdout.mark()
+  cli.stdin.write(input)
+  return cli.stdout.waitFor(expected, { from })
+}
+
+async function screen(cli: CliRun) {
+  return renderScreen(cli.stdout.raw, COLS, ROWS)
+}
+
+/** The last two rows in use: the status line and the input line. */
+async function bottom(cli: CliRun): Promise<{ status: string; input: string; above: string[] }> {
+  const { lines } = await screen(cli)
+  return { status: lines.at(-2) ?? '', input: (lines.at(-1) ?? '').trimEnd(), above: lines.slice(0, -2) }
+}
+
+describe('the chat view (the default on a terminal)', () => {
+  test('a line typed and Enter goes to everyone; a message arriving mid-typing prints above, the typed text survives', async () => {
+    const net = await setup(['bob', 'carol'])
+    const [bob, carol] = [net.peer('bob'), net.peer('carol')]
+    const [toBob, toCarol] = [inbox(bob), inbox(carol)]
+    const cli = await chat(net)
+
+    await keys(cli, 'half a thou', 'half a thou')
+    const from = cli.stdout.mark()
+    await bob.send(bob.peers().connected[0]!.id, 'interrupting!')
+    await cli.stdout.waitFor('interrupting!', { from })
+    let view = await bottom(cli)
+    expect(view.above.at(-1)).toMatch(/^\d\d:\d\d:\d\d bob: interrupting!$/)
+    expect(view.status).toMatch(/^ alice · alice:\d+ · 2 peers: (bob, carol|carol, bob) · no unread · \/help/)
+    expect(view.input).toBe('[everyone] › half a thou')
+    const { cursor, lines } = await screen(cli)
+    expect(cursor).toEqual({ x: '[everyone] › half a thou'.length, y: lines.length - 1 })
+
+    await keys(
+      cli,
+      `ght${KEY.enter}`,
+      /✔ you → carol: half a thought[\s\S]*✔ you → bob: half a thought|✔ you → bob: half a thought[\s\S]*✔ you → carol: half a thought/,
+    )
+    await toBob.waitForCount(1)
+    await toCarol.waitForCount(1)
+    expect(toBob.texts()).toEqual(['half a thought'])
+    expect(toCarol.texts()).toEqual(['half a thought'])
+    view = await bottom(cli)
+    expect(view.input).toBe('[everyone] ›')
+    // What was typed is not left on screen twice: the delivery lines say what went out.
+    expect(view.above.filter((l) => l.includes('half a thought'))).toHaveLength(2)
+  })
+
+  test('/to talks to one peer, /r answers the last sender, other peers count as unread', async () => {
+    const net = await setup(['bob', 'carol'])
+    const [bob, carol] = [net.peer('bob'), net.peer('carol')]
+    const [toBob, toCarol] = [inbox(bob), inbox(carol)]
+    const cli = await chat(net)
+
+    await keys(cli, `/to bob${KEY.enter}`, '[bob] › ')
+    await keys(cli, `just you${KEY.enter}`, /✔ you → bob: just you/)
+    await toBob.waitForCount(1)
+
+    const from = cli.stdout.mark()
+    await carol.send(carol.peers().connected[0]!.id, 'psst')
+    await cli.stdout.waitFor('carol: psst', { from })
+    await cli.stdout.waitFor('1 unread (carol)', { from })
+
+    await keys(cli, `/r and you${KEY.enter}`, /✔ you → carol: and you/)
+    await toCarol.waitForCount(1)
+    expect(toCarol.texts()).toEqual(['and you'])
+    expect(toBob.texts()).toEqual(['just you'])
+    const view = await bottom(cli)
+    expect(view.input).toBe('[carol] ›')
+    expect(view.status).toMatch(/no unread/)
+
+    await keys(cli, `/to nobody${KEY.enter}`, 'no connected peer is called nobody')
+    await keys(cli, `/to *${KEY.enter}`, '[everyone] › ')
+  })
+
+  test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {
+    const net = await setup(['bob', 'carol', 'chris'])
+    const cli = await chat(net)
+
+    await keys(cli, `/he${TAB}`, 'lp')
+    expect((await bottom(cli)).input).toBe('[everyone] › /help')
+    await keys(cli, KEY.enter, '/to <name>')
+    const help = (await screen(cli)).lines.join('\n')
+    for (const command of ['/to', '/r', '/peers', '/connect', '/all', '/files', '/trust', '/menu', '/quit'])
+      expect(help).toContain(`  ${command}`)
+
+    await keys(cli, `/to b${TAB}`, 'ob')
+    expect((await bottom(cli)).input).toBe('[everyone] › /to bob')
+    await keys(cli, `${KEY.backspace.repeat(3)}c${TAB}`, /carol {3}chris/)
+    let view = await bottom(cli)
+    expect(view.above.at(-1)).toBe('carol   chris')
+    expect(view.input).toBe('[everyone] › /to c')
+    await keys(cli, `h${TAB}`, 'ris')
+    view = await bottom(cli)
+    expect(view.input).toBe('[everyone] › /to chris')
+  })
+
+  test('namesakes get a fingerprint, a long message is folded and /show prints it whole', async () => {
+    const net = await setup(['bob', 'bob'])
+    const cli = await chat(net)
+    const status = (await bottom(cli)).status
+    expect(status).toMatch(new RegExp(`2 peers: bob \\(${FP}\\), bob \\(${FP}\\)`))
+
+    const long = Array.from({ length: 40 }, (_, i) => `line ${i + 1} of a long paste`).join('\n')
+    const [first] = net.peers
+    const from = cli.stdout.mark()
+    await first!.send(first!.peers().connected[0]!.id, long)
+    await cli.stdout.waitFor(/\[folded #1: \d+ characters, 40 lines — \/show 1 shows it whole\]/, { from })
+    const shown = stripVTControlCharacters(cli.stdout.raw.slice(from))
+    expect(shown).toMatch(new RegExp(`bob \\(${FP}\\): line 1 of a long paste`))
+    expect(shown).not.toContain('line 40 of')
+
+    await keys(cli, `/show 1${KEY.enter}`, 'line 40 of a long paste')
+    await keys(cli, `/show 7${KEY.enter}`, 'no folded message #7')
+  })
+
+  test('placeholders, unknown commands and /menu (and back) say what they do', async () => {
+    const net = await setup()
+    const cli = await chat(net)
+    await keys(cli, `/files${KEY.enter}`, '/files is not available yet')
+    await keys(cli, `/trust${KEY.enter}`, '/trust is not available yet')
+    await keys(cli, `/bogus${KEY.enter}`, 'unknown command /bogus — /help lists the commands')
+    await keys(cli, `/menu${KEY.enter}`, '9) Back to the chat view')
+    await keys(cli, `9${KEY.enter}`, '[everyone] › ')
+    await keys(cli, `hi${KEY.enter}`, /✔ you → bob: hi/)
+  })
+
+  test('Ctrl+C leaves like /quit: goodbye to every peer, exit 0, cursor on a fresh line', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+    await keys(cli, 'unsent', 'unsent')
+    const left = waitFor(bob, 'peer:disconnect')
+    cli.stdin.write(KEY.ctrlC)
+    expect(await cli.exited).toBe(0)
+    expect((await left).reason).toBe('goodbye')
+    expect(cli.stdout.text).toMatch(/stopped; said goodbye to every peer/)
+    const { lines } = await screen(cli)
+    expect(lines.at(-1)).toMatch(/stopped; said goodbye/)
+
+    const net2 = await setup()
+    const again = await chat(net2)
+    await keys(again, `/quit${KEY.enter}`, 'stopped')
+    expect(await again.exited).toBe(0)
+  })
+
+  test('SIGTERM while typing closes the view, says goodbye and exits 143', async () => {
+    const net = await setup()
+    const cli = await chat(net)
+    await keys(cli, 'typing', 'typing')
+    cli.signals.emit('SIGTERM')
+    expect(await cli.exited).toBe(143)
+    expect(cli.stdout.text).toMatch(/stopped \(exit 143\)/)
+  })
+})
