@@ -96,7 +96,7 @@ describe('bot run', () => {
     await welcomed
     controller.abort('SIGTERM')
     expect(await running).toBe(ExitCode.SIGTERM)
-    expect(io.out()).toMatch(/^doorman \(\w{4}:\w{4}\) listening on doorman:\d+, behaviour greeter$/m)
+    expect(io.out()).toMatch(/^doorman \(\w{4}(?::\w{4}){3}\) listening on doorman:\d+, behaviour greeter$/m)
     expect(io.out()).toContain('+ alice (')
     expect(io.out()).toContain('→ alice: welcome, alice!')
   })

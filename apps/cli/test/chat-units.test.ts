@@ -102,8 +102,8 @@ describe('chat state', () => {
 
     expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob')
     state.see({ id: id('d'), name: 'bob' })
-    expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob (bbbb:bbbb)')
-    expect(state.label({ id: id('e'), name: 'alice' })).toBe('alice (eeee:eeee)')
+    expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob (bbbb:bbbb:bbbb:bbbb)')
+    expect(state.label({ id: id('e'), name: 'alice' })).toBe('alice (eeee:eeee:eeee:eeee)')
     expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe('evil[2J')
   })
 })

@@ -6,7 +6,7 @@ import { KEY, renderScreen } from './helpers/streams.js'
 
 const COLS = 100
 const ROWS = 40
-const FP = '[0-9a-f]{4}:[0-9a-f]{4}'
+const FP = '[0-9a-f]{4}(?::[0-9a-f]{4}){3}'
 const TAB = '\t'
 
 async function setup(names: string[] = ['bob']) {

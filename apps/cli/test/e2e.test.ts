@@ -9,7 +9,7 @@ import { PtyProgram } from './helpers/pty.js'
 const here = fileURLToPath(new URL('..', import.meta.url))
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const hasScript = process.platform === 'linux' && existsSync('/usr/bin/script')
-const FP = '[0-9a-f]{4}:[0-9a-f]{4}'
+const FP = '[0-9a-f]{4}(?::[0-9a-f]{4}){3}'
 
 beforeAll(() => {
   // Test what users run: dist/. Build it here so `pnpm test` never runs a stale binary.
