@@ -7,9 +7,9 @@ import {
   tcpTransport,
 } from '@parley/core'
 import { parseDhtAddress } from './address.js'
+import { routingTransport } from './routing-transport.js'
 import { joinTopic, type Topic } from './topic.js'
 import { type Bootstrap, type BootstrapNode, type DhtTransport, dhtTransport } from './transport.js'
-import { routingTransport } from './routing-transport.js'
 import { dhtUpgrader } from './upgrader.js'
 
 /** The DHT flags of a command line, as a parser hands them over. */
@@ -42,7 +42,9 @@ export function parseBootstrap(value: string): BootstrapNode {
   const match = HOST_PORT.exec(value)
   const port = Number(match?.[3])
   if (match === null || !(port >= 1 && port <= 65535)) {
-    throw new DhtOptionsError(`--bootstrap ${JSON.stringify(value)} is not host:port (for example 203.0.113.7:49737)`)
+    throw new DhtOptionsError(
+      `--bootstrap ${JSON.stringify(value)} is not host:port (for example 203.0.113.7:49737)`,
+    )
   }
   return { host: match[1] ?? match[2]!, port }
 }

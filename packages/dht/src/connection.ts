@@ -97,7 +97,9 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
     // HyperDHT uses empty messages as keep-alives and drops them: nothing to send.
     if (bytes.byteLength === 0) return true
     // Not copied: the stream encrypts the bytes into a message of its own.
-    const view = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const view = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     return this.#stream.write(view)
   }
 
@@ -191,7 +193,9 @@ function aborted(signal: AbortSignal, what: string): TransportError {
 
 function mapStreamError(err: Error): TransportError {
   const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ECONNRESET') return new TransportError('CONNECTION_RESET', 'connection reset by the remote', { cause: err })
-  if (code === 'ETIMEDOUT') return new TransportError('CONNECTION_RESET', 'the remote stopped answering', { cause: err })
+  if (code === 'ECONNRESET')
+    return new TransportError('CONNECTION_RESET', 'connection reset by the remote', { cause: err })
+  if (code === 'ETIMEDOUT')
+    return new TransportError('CONNECTION_RESET', 'the remote stopped answering', { cause: err })
   return new TransportError('CONNECTION_RESET', `connection broken (${code ?? err.message})`, { cause: err })
 }

@@ -88,5 +88,8 @@ declare module '@hyperswarm/testnet' {
     bootstrap: HostPort[]
     destroy(): Promise<void>
   }
-  export default function createTestnet(size?: number, options?: { host?: string; port?: number }): Promise<Testnet>
+  export default function createTestnet(
+    size?: number,
+    options?: { host?: string; port?: number },
+  ): Promise<Testnet>
 }

@@ -12,7 +12,11 @@ export function routingTransport(dht: Transport, other: Transport): Transport {
   const pick = (address: string) => (typeof address === 'string' && address.startsWith('dht:') ? dht : other)
   return {
     name: `${dht.name}+${other.name}`,
-    listen(address: string, onConnection: (conn: Connection) => void, options?: AbortOptions): Promise<Listener> {
+    listen(
+      address: string,
+      onConnection: (conn: Connection) => void,
+      options?: AbortOptions,
+    ): Promise<Listener> {
       return pick(address).listen(address, onConnection, options)
     },
     dial(address: string, options?: AbortOptions): Promise<Connection> {

@@ -212,7 +212,8 @@ class HyperDhtTransport implements DhtTransport {
       }
       const onOpen = () => settle()
       const onError = (err: Error) => settle(mapDialError(err, address))
-      const onClose = () => settle(new TransportError('CONNECTION_REFUSED', `${address} closed the connection`))
+      const onClose = () =>
+        settle(new TransportError('CONNECTION_REFUSED', `${address} closed the connection`))
       const onAbort = () => settle(aborted(signal!, 'dial'))
       signal?.addEventListener('abort', onAbort, { once: true })
       const timer = setTimeout(() => {
@@ -268,7 +269,7 @@ class HyperDhtTransport implements DhtTransport {
     if (this.#node === undefined) {
       const { bootstrap, host, port } = this.#init
       const node = new DHT({
-        // An empty list would make HyperDHT fall back to the public network: refuse it instead.
+        // Without `bootstrap` HyperDHT joins the public network; an empty list makes an isolated node.
         ...(bootstrap === 'public' ? {} : { bootstrap: bootstrap.map(({ host, port }) => ({ host, port })) }),
         ...(host !== undefined ? { host } : {}),
         ...(port !== undefined ? { port } : {}),

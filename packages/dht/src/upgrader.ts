@@ -77,7 +77,11 @@ export function dhtUpgrader(init: DhtUpgraderInit = {}): ConnectionUpgrader {
         return Promise.reject(err)
       }
       const ours = proof(key, options.role, session.handshakeHash)
-      const theirs = proof(key, options.role === 'initiator' ? 'responder' : 'initiator', session.handshakeHash)
+      const theirs = proof(
+        key,
+        options.role === 'initiator' ? 'responder' : 'initiator',
+        session.handshakeHash,
+      )
       return exchange(conn, ours, theirs, timeout, options).then(
         (leftover) => new DhtSecureConnection(conn, session.remotePeerId, leftover),
       )
@@ -146,7 +150,10 @@ function exchange(
       )
     const onAbort = () => finish(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'))
     const timer = setTimeout(
-      () => finish(new SecureChannelError('HANDSHAKE_TIMEOUT', `no network proof from the remote in ${timeout} ms`)),
+      () =>
+        finish(
+          new SecureChannelError('HANDSHAKE_TIMEOUT', `no network proof from the remote in ${timeout} ms`),
+        ),
       timeout,
     )
     timer.unref?.()

@@ -1,5 +1,11 @@
 import { EventEmitter } from 'node:events'
-import type { AbortOptions, Connection, ConnectionEvents, ConnectionStatus, SecureConnection } from '@parley/core'
+import type {
+  AbortOptions,
+  Connection,
+  ConnectionEvents,
+  ConnectionStatus,
+  SecureConnection,
+} from '@parley/core'
 
 type InboxItem =
   | { kind: 'data'; chunk: Uint8Array }

@@ -21,7 +21,10 @@ export function useTestnet(): { readonly bootstrap: BootstrapNode[] } {
 }
 
 /** A fresh identity and a DHT transport for it on the testnet. */
-export function dhtPeerTransport(bootstrap: BootstrapNode[]): { identity: Identity; transport: DhtTransport } {
+export function dhtPeerTransport(bootstrap: BootstrapNode[]): {
+  identity: Identity
+  transport: DhtTransport
+} {
   const identity = generateIdentity()
   return { identity, transport: dhtTransport({ identity, bootstrap, dialTimeout: 10_000 }) }
 }

@@ -1,4 +1,11 @@
-import { createPeer, generateIdentity, type Peer, type PeerError, type PeerInit, tcpTransport } from '@parley/core'
+import {
+  createPeer,
+  generateIdentity,
+  type Peer,
+  type PeerError,
+  type PeerInit,
+  tcpTransport,
+} from '@parley/core'
 import { waitFor } from '@parley/testing'
 import DHT from 'hyperdht'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -101,7 +108,11 @@ describe('peers over the DHT', () => {
   it('one peer speaks TCP and DHT side by side: the upgrader is picked per connection', async () => {
     const bootstrap = testnet.bootstrap
     const aliceId = generateIdentity()
-    const alicenet = dhtNetworking({ identity: aliceId, options: { bootstrap, join: [] }, networkSecret: 'pears' })
+    const alicenet = dhtNetworking({
+      identity: aliceId,
+      options: { bootstrap, join: [] },
+      networkSecret: 'pears',
+    })
     const alice = createPeer({
       name: 'alice',
       identity: aliceId,
@@ -112,7 +123,11 @@ describe('peers over the DHT', () => {
     // Bob listens on TCP only, with the default Noise upgrader.
     const bob = createPeer({ name: 'bob', transport: tcpTransport(), networkSecret: 'pears' })
     const carolId = generateIdentity()
-    const carolnet = dhtNetworking({ identity: carolId, options: { bootstrap, join: [] }, networkSecret: 'pears' })
+    const carolnet = dhtNetworking({
+      identity: carolId,
+      options: { bootstrap, join: [] },
+      networkSecret: 'pears',
+    })
     const carol = createPeer({
       name: 'carol',
       identity: carolId,
@@ -164,4 +179,3 @@ describe('listening', () => {
     expect(() => dhtTransport({ identity })).toThrow(/bootstrap/)
   })
 })
-

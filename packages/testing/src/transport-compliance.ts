@@ -223,7 +223,8 @@ export function describeTransport(
         await expectCode(h.listenRaw(address), 'INVALID_ADDRESS', address)
       }
       // Port 0 is fine to listen on, but there is nothing to dial there.
-      if (h.undialableAddress !== null) await expectCode(h.transport.dial(h.undialableAddress), 'INVALID_ADDRESS')
+      if (h.undialableAddress !== null)
+        await expectCode(h.transport.dial(h.undialableAddress), 'INVALID_ADDRESS')
     })
 
     it('listening on a taken address fails with ADDRESS_IN_USE', async () => {
