@@ -114,7 +114,7 @@ class HyperDhtTransport implements DhtTransport {
     this.address = dhtAddress(this.peerId)
     this.#dialTimeout = init.dialTimeout ?? DEFAULT_DIAL_TIMEOUT
     access.set(this, {
-      node: (options) => this.#start(options?.signal),
+      node: (options) => this.#start(options?.signal, 'join'),
       keyPair: this.#keyPair,
       hint: (peerId, relays) => {
         if (relays === undefined || relays.length === 0) return
@@ -141,7 +141,7 @@ class HyperDhtTransport implements DhtTransport {
       )
     }
     if (this.#server !== undefined) throw new TransportError('ADDRESS_IN_USE', `${address} is in use`)
-    const node = await this.#start(signal)
+    const node = await this.#start(signal, 'listen')
     if (this.#server !== undefined) throw new TransportError('ADDRESS_IN_USE', `${address} is in use`)
     const server = node.createServer({}, (stream) => {
       const remote = `${dhtAddress(stream.remotePublicKey.toString('hex'))}:${stream.rawStream.remoteId}`
@@ -220,7 +220,7 @@ class HyperDhtTransport implements DhtTransport {
         settle(new TransportError('DIAL_TIMEOUT', `no connection to ${address} in ${this.#dialTimeout} ms`))
       }, this.#dialTimeout)
       timer.unref?.()
-      this.#start(signal).then(
+      this.#start(signal, 'dial').then(
         (node) => {
           if (done) return
           const relayAddresses = this.#hints.get(peerId)
@@ -262,7 +262,7 @@ class HyperDhtTransport implements DhtTransport {
   }
 
   /** Starts the HyperDHT node once and waits until it has joined the DHT. */
-  #start(signal: AbortSignal | undefined): Promise<DHT> {
+  #start(signal: AbortSignal | undefined, what: string): Promise<DHT> {
     if (this.#destroyed) {
       return Promise.reject(new TransportError('CONNECTION_REFUSED', 'the DHT transport was destroyed'))
     }
@@ -278,7 +278,7 @@ class HyperDhtTransport implements DhtTransport {
       this.#node = node.ready().then(() => node)
       this.#node.catch(() => {})
     }
-    return withSignal(this.#node, signal, 'dial')
+    return withSignal(this.#node, signal, what)
   }
 }
 
