@@ -25,6 +25,10 @@ export const PeerErrorCode = {
   DENIED: 'DENIED',
   QUEUE_FULL: 'QUEUE_FULL',
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
+  /** The remote peer does not run the service (protocol) asked for. */
+  NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /** A remote peer went past a resource bound (memory, queue, rate); its connection was closed. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
 } as const
 export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
 

@@ -3,6 +3,7 @@ import type { Identity } from './identity.js'
 import type { KnownPeers } from './known-peers.js'
 import type { PeerError } from './peer-errors.js'
 import type { ConnectionUpgrader } from './secure/upgrader.js'
+import type { Service } from './services/service.js'
 import type { AbortOptions, Transport } from './transport.js'
 
 /** Construction options of {@link createPeer}. */
@@ -50,12 +51,32 @@ export interface PeerInit {
   connectConcurrency?: number
   /** Peers remembered from exchange. @default 1024 */
   maxKnownPeers?: number
-  /** Inbound connections at once (handshaking or open). @default 256 */
+  /**
+   * Inbound sessions at once. When full, a newcomer takes the slot of the least valuable inbound peer
+   * (inbound eviction, docs/ARCHITECTURE.md), or is refused when every one is protected. @default 256
+   */
   maxInbound?: number
   /** Outbound connections at once. @default 256 */
   maxOutbound?: number
   /** Connections at once from one remote host (IP; loopback is exempt). @default 16 */
   maxPerHost?: number
+  /**
+   * Handshakes running at once. Past `inbound`, a new inbound connection pushes out the oldest inbound
+   * handshake still in progress (a stalled, half-open one, most likely); past `outbound`, dials wait.
+   * @default { inbound: 32, outbound: 16 }
+   */
+  maxHandshakes?: { inbound?: number; outbound?: number }
+  /**
+   * Bytes one remote peer may make this peer hold: its partial frame, frames during its handshake, and
+   * our frames waiting for it to read. Past it, the connection is closed as a violation.
+   * @default 2 × maxFrameSize + 1 MiB
+   */
+  maxPeerMemory?: number
+  /**
+   * More services to run besides chat and peer exchange, each on its own channel of every session with
+   * a peer that runs it too (see {@link Service}).
+   */
+  services?: readonly Service[]
   /**
    * Inbound messages (TEXT, PEERS_REQUEST, PING) one peer may send: a token bucket. A peer over it is
    * disconnected and cooled down. `false` turns it off (benchmarks). @default { perSecond: 5_000, burst: 10_000 }

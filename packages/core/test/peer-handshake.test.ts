@@ -13,6 +13,7 @@ import { createPeer } from '../src/peer.js'
 import { plaintextUpgrader } from '../src/secure/upgrader.js'
 import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
 // Raw connections speaking (or breaking) the protocol by hand against a real peer.
 
@@ -41,7 +42,7 @@ function reader(conn: Connection) {
   const messages: Message[] = []
   const waiters: Array<() => void> = []
   conn.on('data', (chunk) => {
-    for (const body of decoder.push(chunk)) messages.push(decodeMessage(body))
+    for (const body of decoder.push(chunk)) messages.push(decodeBody(body))
     for (const w of waiters.splice(0)) w()
   })
   // Behave like a well-mannered client: when the peer ends its side, end ours.
@@ -50,7 +51,7 @@ function reader(conn: Connection) {
   return {
     conn,
     closed,
-    send: (m: Message) => conn.send(frameMessage(m)),
+    send: (m: Message) => conn.send(frameFor(m)),
     async next(): Promise<Message> {
       const deadline = AbortSignal.timeout(2_000)
       while (messages.length === 0) {
@@ -71,7 +72,7 @@ const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
   peerId,
   name: 'raw',
   listenAddrs: [],
-  capabilities: [],
+  capabilities: SERVICES,
 })
 
 async function expectStillServing(raw: (host: string) => Promise<ReturnType<typeof reader>>) {
@@ -96,13 +97,28 @@ describe('peer handshake', () => {
   it('rejects an incompatible protocol version with a reason instead of hanging', async () => {
     const { raw } = await setup()
     const r = await raw('a')
-    // A future HELLO: version 3 and fields this version does not know; only type + version are frozen.
-    r.conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x03, 0xff]))
+    // A future HELLO: version 4 and fields this version does not know; only channel, type and version are frozen.
+    r.conn.send(Uint8Array.from([0, 0, 0, 5, 0x00, 0x01, 0x00, 0x04, 0xff]))
     const reply = await r.next()
     expect(reply).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
-    expect((reply as { reason: string }).reason).toMatch(/version 2, not 3/)
+    expect((reply as { reason: string }).reason).toMatch(/version 3, not 4/)
     await r.closed
     await expectStillServing(raw)
+  })
+
+  it('tells a version 2 peer why it is refused, in the framing version 2 reads (no channel byte)', async () => {
+    const { network, peer } = await setup()
+    const conn = await memoryTransport(network, { host: 'old' }).dial(peer.addresses[0]!)
+    onTestFinished(() => conn.abort())
+    const chunks: Uint8Array[] = []
+    conn.on('data', (chunk) => chunks.push(chunk))
+    conn.on('end', () => void conn.close())
+    const closed = once(conn, 'close')
+    conn.send(Uint8Array.from([0, 0, 0, 4, 0x01, 0x00, 0x02, 0xff]))
+    await closed
+    const bodies = new FrameDecoder().push(Buffer.concat(chunks))
+    expect(bodies).toHaveLength(1)
+    expect(decodeMessage(bodies[0]!)).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
   })
 
   it('refuses a HELLO that claims its own id', async () => {
@@ -138,7 +154,7 @@ describe('peer handshake', () => {
     const r = await raw('a')
     r.send(hello(generateIdentity().peerId))
     await r.next()
-    const text = frameMessage({ type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 1, text: 'accepted' })
+    const text = frameFor({ type: 'TEXT', stream: '1'.repeat(16), seq: 1, sentAt: 1, text: 'accepted' })
     // A valid TEXT and then a length prefix of 4 GiB in the same chunk.
     r.conn.send(Buffer.concat([text, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]))
     await r.closed

@@ -16,6 +16,7 @@ import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/upgrader.js'
 import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
 // The peer's reliability mechanisms at the frame level: the in-flight budget, aborts while waiting,
 // what a peer cut off for a violation is told. Plaintext on purpose: these tests read and write the
@@ -43,7 +44,7 @@ async function setup(init: Partial<PeerInit> = {}) {
       peerId: id,
       name: 'client',
       listenAddrs: [],
-      capabilities: [],
+      capabilities: SERVICES,
     })
     expect((await c.next()).type).toBe('WELCOME')
     return { ...c, id }
@@ -56,7 +57,7 @@ function reader(conn: Connection) {
   const messages: Message[] = []
   const waiters = new Set<() => void>()
   conn.on('data', (chunk) => {
-    for (const body of decoder.push(chunk)) messages.push(decodeMessage(body))
+    for (const body of decoder.push(chunk)) messages.push(decodeBody(body))
     for (const w of waiters) w()
   })
   conn.on('end', () => void conn.close().catch(() => {}))
@@ -65,7 +66,7 @@ function reader(conn: Connection) {
     conn,
     closed,
     messages,
-    send: (m: Message) => conn.send(frameMessage(m)),
+    send: (m: Message) => conn.send(frameFor(m)),
     async next(type?: Message['type']): Promise<Message> {
       const deadline = AbortSignal.timeout(2_000)
       for (;;) {
@@ -141,9 +142,7 @@ describe('cut off for a violation', () => {
     const stream = 'ab'.repeat(8)
     c.conn.send(
       Buffer.concat(
-        [1, 2, 3, 4, 5].map((seq) =>
-          frameMessage({ type: 'TEXT', stream, seq, sentAt: seq, text: `t${seq}` }),
-        ),
+        [1, 2, 3, 4, 5].map((seq) => frameFor({ type: 'TEXT', stream, seq, sentAt: seq, text: `t${seq}` })),
       ),
     )
     await c.closed
@@ -175,12 +174,12 @@ describe('cut off for a violation', () => {
       peerId: generateIdentity().peerId,
       name: 'x',
       listenAddrs: [] as string[],
-      capabilities: [] as string[],
+      capabilities: SERVICES,
     }
     conn.send(
       Buffer.concat([
-        frameMessage({ ...hello, version: PROTOCOL_VERSION + 1 }),
-        frameMessage({ ...hello, version: PROTOCOL_VERSION }),
+        frameFor({ ...hello, version: PROTOCOL_VERSION + 1 }),
+        frameFor({ ...hello, version: PROTOCOL_VERSION }),
       ]),
     )
     expect(await c.next()).toMatchObject({ type: 'REJECT' })
@@ -191,7 +190,7 @@ describe('cut off for a violation', () => {
 
 describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
   const text = (stream: string, seq: number) =>
-    frameMessage({ type: 'TEXT', stream, seq, sentAt: seq, text: `${stream.slice(0, 2)}${seq}` })
+    frameFor({ type: 'TEXT', stream, seq, sentAt: seq, text: `${stream.slice(0, 2)}${seq}` })
 
   it('answers the TEXTs of one read with one ACK_UPTO', async () => {
     const { peer, client } = await setup()
@@ -271,7 +270,7 @@ describe('what send() refuses and what the rate limit counts', () => {
     peer.on('message', (m) => got.push(m.text))
     const c = await client()
     const stream = 'ab'.repeat(8)
-    const once = frameMessage({ type: 'TEXT', stream, seq: 1, sentAt: 1, text: 'once' })
+    const once = frameFor({ type: 'TEXT', stream, seq: 1, sentAt: 1, text: 'once' })
     c.conn.send(Buffer.concat([once, once, once, once]))
     await sync(c, 1)
     expect(got).toEqual(['once'])

@@ -1,6 +1,8 @@
 import { Buffer, isAscii } from 'node:buffer'
 import { ProtocolError, ProtocolErrorCode } from './errors.js'
 import {
+  CHANNEL_BYTES,
+  CONTROL_CHANNEL,
   Limits,
   type Message,
   MessageType,
@@ -614,7 +616,7 @@ export function decodeMessage(body: Uint8Array): Message {
 }
 
 /**
- * Reads the version of a HELLO or WELCOME body without decoding the rest, so a peer can answer a
+ * Reads the version of a HELLO or WELCOME frame body without decoding the rest, so a peer can answer a
  * HELLO from a newer version with REJECT INCOMPATIBLE_VERSION rather than fail on fields it does not
  * know. Bytes 0..2 of HELLO and WELCOME (type byte + u16 version) are frozen in every version.
  *
@@ -622,8 +624,15 @@ export function decodeMessage(body: Uint8Array): Message {
  * Never throws.
  */
 export function peekHelloVersion(body: Uint8Array): number | undefined {
-  if (body.byteLength < 3) return undefined
-  const type = body[0]
+  // Since version 3 a frame body starts with its channel (HELLO travels on channel 0); versions 1
+  // and 2 had no channel byte. Both are recognised, so an older peer can be told why it is refused.
+  // A body starting 0x01 is either a v1/v2 HELLO or a frame on channel 1: only versions 1 and 2 had
+  // no channel byte, so anything else there is not an old HELLO.
+  const at = body[0] === CONTROL_CHANNEL ? CHANNEL_BYTES : 0
+  if (body.byteLength < at + 3) return undefined
+  const type = body[at]
   if (type !== MessageType.HELLO && type !== MessageType.WELCOME) return undefined
-  return (body[1]! << 8) | body[2]!
+  const version = (body[at + 1]! << 8) | body[at + 2]!
+  if (at === 0 && version !== 1 && version !== 2) return undefined
+  return version
 }

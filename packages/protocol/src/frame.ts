@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer'
 import { assertWritten, encodedLength, writeMessage } from './codec.js'
 import { ProtocolError, ProtocolErrorCode } from './errors.js'
-import type { Message } from './messages.js'
+import { CHANNEL_BYTES, CONTROL_CHANNEL, MAX_CHANNEL, type Message } from './messages.js'
 
-// Framing: every message travels as  [u32 BE body length][body]. See docs/PROTOCOL.md "Framing".
+// Framing: every message travels as  [u32 BE body length][body], and a body is [u8 channel][message].
+// See docs/PROTOCOL.md "Framing" and "Channels".
 
 /** Bytes in a frame's length prefix. */
 export const FRAME_PREFIX_BYTES = 4
@@ -13,6 +14,12 @@ export const DEFAULT_MAX_FRAME_SIZE = 1_048_576
 
 /** Options for one framing call. */
 export interface FrameOptions {
+  /**
+   * Channel the message travels on (u8): 0 is the session's control channel, 1… the services'
+   * (PROTOCOL.md, "Channels").
+   * @default 0
+   */
+  channel?: number
   /**
    * Refuse to build a frame whose body is larger than this; the receiver would drop the connection.
    * @default DEFAULT_MAX_FRAME_SIZE (1 MiB)
@@ -73,21 +80,46 @@ export function encodeFrame(body: Uint8Array, options?: FrameOptions): Uint8Arra
  * the body exceeds `maxFrameSize` (possible for a PEERS message near its list limits: split it).
  */
 export function frameMessage(msg: Message, options?: FrameOptions): Uint8Array {
-  const size = encodedLength(msg)
+  const channel = checkChannel(options?.channel ?? CONTROL_CHANNEL)
+  const size = CHANNEL_BYTES + encodedLength(msg)
   checkFrameSize(size, resolveMaxFrameSize(options?.maxFrameSize))
   const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + size)
   frame.writeUInt32BE(size, 0)
-  assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frame.length)
+  frame[FRAME_PREFIX_BYTES] = channel
+  assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES + CHANNEL_BYTES), frame.length)
   return frame
+}
+
+/**
+ * Splits a frame body into its channel byte and the message body after it (a view, no copy).
+ *
+ * @throws ProtocolError `EMPTY_FRAME` when there is no message after the channel byte.
+ */
+export function splitChannel(body: Uint8Array): { channel: number; message: Uint8Array } {
+  if (body.byteLength < 2) {
+    throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'frame body holds no message after its channel')
+  }
+  return { channel: body[0]!, message: body.subarray(CHANNEL_BYTES) }
+}
+
+function checkChannel(channel: number): number {
+  if (!Number.isInteger(channel) || channel < 0 || channel > MAX_CHANNEL) {
+    throw new RangeError(`channel must be an integer from 0 to ${MAX_CHANNEL}, got ${channel}`)
+  }
+  return channel
 }
 
 /**
  * Incremental frame parser for one byte stream: push chunks as they arrive, get complete bodies back.
  *
  * Chunking does not matter (one byte at a time, many frames per chunk, a prefix split across
- * chunks). Pending chunks are kept in a list, never concatenated: a body that lies inside one chunk
- * is returned as a zero-copy view of that chunk, and only a body spanning chunks is assembled (one
- * copy of that body). So do not modify a chunk after pushing it.
+ * chunks). A body that lies inside one chunk is returned as a zero-copy view of that chunk, valid
+ * until the caller lets go of the chunk. A body spanning chunks is assembled in a buffer of the
+ * decoder's own as its bytes arrive (one copy), so the decoder never keeps a pushed chunk: what it
+ * holds is at most twice the bytes received of the frame in progress plus 16 KiB, whatever the
+ * chunk sizes ({@link FrameDecoder.heldBytes}). A peer announcing a large frame and sending it a
+ * byte at a time costs memory in proportion to what it sent, not to what it announced, and not a
+ * chunk object per byte.
  *
  * The length prefix is checked on its own, before any body byte is buffered: 0 fails with
  * `EMPTY_FRAME`, above `maxFrameSize` with `FRAME_TOO_LARGE`, and nothing is allocated for it.
@@ -104,7 +136,7 @@ export function frameMessage(msg: Message, options?: FrameOptions): Uint8Array {
  * const decoder = new FrameDecoder()
  * socket.on('data', (chunk) => {
  *   try {
- *     for (const body of decoder.push(chunk)) handle(decodeMessage(body))
+ *     for (const body of decoder.push(chunk)) handle(splitChannel(body))
  *   } catch (err) {
  *     return socket.destroy(err as Error)
  *   }
@@ -116,12 +148,14 @@ export class FrameDecoder {
   /** Largest body accepted, in bytes. */
   readonly maxFrameSize: number
 
-  #chunks: Uint8Array[] = []
-  /** Read offset into `#chunks[0]`. */
-  #head = 0
-  #buffered = 0
+  /** Prefix bytes read so far (0–3 between pushes), accumulated big-endian into `#prefix`. */
+  #prefixRead = 0
+  #prefix = 0
   /** Body length from the current prefix, or -1 while the prefix is still being read. */
   #bodyLength = -1
+  /** The body being assembled across chunks, and how much of it is filled. */
+  #body: Buffer | undefined
+  #filled = 0
   #error: ProtocolError | undefined
 
   /** @throws RangeError if `maxFrameSize` is not an integer from 1 to 2^32-1. */
@@ -130,11 +164,16 @@ export class FrameDecoder {
   }
 
   /**
-   * Bytes held: received but not yet returned. That is a partial prefix, or the body bytes of the
-   * frame in progress (its prefix is consumed once read and no longer counted).
+   * Bytes received but not yet returned: a partial prefix, or the body bytes of the frame in
+   * progress (its prefix is consumed once read and no longer counted).
    */
   get buffered(): number {
-    return this.#buffered
+    return this.#bodyLength < 0 ? this.#prefixRead : this.#filled
+  }
+
+  /** Memory this decoder holds between pushes, in bytes: the capacity of its assembly buffer. */
+  get heldBytes(): number {
+    return this.#body?.length ?? 0
   }
 
   /** The violation that failed this decoder, if any. Set once, never cleared. */
@@ -151,26 +190,54 @@ export class FrameDecoder {
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.#error) throw this.#error
     const frames: Uint8Array[] = []
-    if (chunk.byteLength === 0) return frames
-    this.#chunks.push(chunk)
-    this.#buffered += chunk.byteLength
-
-    for (;;) {
+    const end = chunk.byteLength
+    let at = 0
+    while (at < end) {
       if (this.#bodyLength < 0) {
-        if (this.#buffered < FRAME_PREFIX_BYTES) break
-        const length = this.#readPrefix()
+        // Fast path: a whole prefix in this chunk.
+        if (this.#prefixRead === 0 && end - at >= FRAME_PREFIX_BYTES) {
+          this.#prefix =
+            ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0
+          this.#prefixRead = FRAME_PREFIX_BYTES
+          at += FRAME_PREFIX_BYTES
+        } else {
+          while (this.#prefixRead < FRAME_PREFIX_BYTES && at < end) {
+            this.#prefix = this.#prefix * 256 + chunk[at++]!
+            this.#prefixRead++
+          }
+          if (this.#prefixRead < FRAME_PREFIX_BYTES) break
+        }
+        const length = this.#prefix
+        this.#prefix = 0
+        this.#prefixRead = 0
         try {
           checkFrameSize(length, this.maxFrameSize)
         } catch (err) {
           this.#fail(err as ProtocolError)
           if (frames.length === 0) throw err
-          break
+          return frames
         }
         this.#bodyLength = length
+        this.#filled = 0
       }
-      if (this.#buffered < this.#bodyLength) break
-      frames.push(this.#take(this.#bodyLength))
-      this.#bodyLength = -1
+      const need = this.#bodyLength - this.#filled
+      const available = end - at
+      if (this.#body === undefined && available >= need) {
+        // The whole body is in this chunk: a view, no copy.
+        frames.push(chunk.subarray(at, at + need))
+        at += need
+        this.#bodyLength = -1
+        continue
+      }
+      const take = Math.min(need, available)
+      this.#append(chunk, at, take)
+      at += take
+      if (this.#filled === this.#bodyLength) {
+        frames.push(this.#body!.subarray(0, this.#filled))
+        this.#body = undefined
+        this.#filled = 0
+        this.#bodyLength = -1
+      }
     }
     return frames
   }
@@ -183,12 +250,13 @@ export class FrameDecoder {
    */
   end(): void {
     if (this.#error) throw this.#error
-    if (this.#buffered > 0) {
+    const buffered = this.buffered
+    if (buffered > 0 || this.#bodyLength >= 0) {
       const what = this.#bodyLength < 0 ? 'a length prefix' : `a ${this.#bodyLength}-byte frame`
       this.#fail(
         new ProtocolError(
           ProtocolErrorCode.TRUNCATED,
-          `stream ended inside ${what}, with ${this.#buffered} bytes unread`,
+          `stream ended inside ${what}, with ${buffered} bytes unread`,
         ),
       )
       throw this.#error
@@ -197,72 +265,33 @@ export class FrameDecoder {
 
   #fail(err: ProtocolError): void {
     this.#error = err
-    this.#chunks = []
-    this.#head = 0
-    this.#buffered = 0
+    this.#body = undefined
+    this.#filled = 0
+    this.#prefixRead = 0
+    this.#bodyLength = -1
   }
 
-  /** Consumes the 4-byte prefix; the caller made sure at least 4 bytes are buffered. */
-  #readPrefix(): number {
-    const first = this.#chunks[0]!
-    const h = this.#head
-    if (first.byteLength - h >= FRAME_PREFIX_BYTES) {
-      const length = ((first[h]! << 24) | (first[h + 1]! << 16) | (first[h + 2]! << 8) | first[h + 3]!) >>> 0
-      this.#skip(FRAME_PREFIX_BYTES, first)
-      return length
+  /**
+   * Copies `n` bytes of `chunk` into the assembly buffer, growing it geometrically up to the body
+   * length, so memory follows the bytes that actually arrived.
+   */
+  #append(chunk: Uint8Array, at: number, n: number): void {
+    const needed = this.#filled + n
+    let body = this.#body
+    if (body === undefined || body.length < needed) {
+      const capacity = Math.min(this.#bodyLength, Math.max(needed * 2, ASSEMBLY_START_BYTES))
+      const grown = Buffer.allocUnsafe(capacity)
+      if (body !== undefined && this.#filled > 0) body.copy(grown, 0, 0, this.#filled)
+      body = grown
+      this.#body = grown
     }
-    // Prefix split across chunks: take it byte by byte.
-    let length = 0
-    for (let i = 0; i < FRAME_PREFIX_BYTES; i++) {
-      const chunk = this.#chunks[0]!
-      length = length * 256 + chunk[this.#head]!
-      this.#skip(1, chunk)
-    }
-    return length
-  }
-
-  /** Advances `n` bytes within `first` (=== #chunks[0], with at least `n` unread bytes). */
-  #skip(n: number, first: Uint8Array): void {
-    this.#head += n
-    this.#buffered -= n
-    if (this.#head === first.byteLength) {
-      this.#chunks.shift()
-      this.#head = 0
-    }
-  }
-
-  /** Consumes and returns the next `n` bytes; the caller made sure they are buffered. */
-  #take(n: number): Uint8Array {
-    const first = this.#chunks[0]!
-    const h = this.#head
-    if (first.byteLength - h >= n) {
-      const view = first.subarray(h, h + n)
-      this.#skip(n, first)
-      return view
-    }
-    // The body spans chunks: assemble it, one copy.
-    const body = Buffer.allocUnsafe(n)
-    let filled = 0
-    let used = 0 // chunks fully consumed
-    let start = h
-    while (filled < n) {
-      const chunk = this.#chunks[used]!
-      const m = Math.min(chunk.byteLength - start, n - filled)
-      body.set(start === 0 && m === chunk.byteLength ? chunk : chunk.subarray(start, start + m), filled)
-      filled += m
-      if (start + m === chunk.byteLength) {
-        used++
-        start = 0
-      } else {
-        start += m
-      }
-    }
-    this.#chunks.splice(0, used)
-    this.#head = start
-    this.#buffered -= n
-    return body
+    body.set(n === chunk.byteLength ? chunk : chunk.subarray(at, at + n), this.#filled)
+    this.#filled = needed
   }
 }
+
+/** First size of a body assembly buffer: most frames that span records are small. */
+const ASSEMBLY_START_BYTES = 16 * 1024
 
 // ---------------------------------------------------------------------------------------------
 // Sending side: the coalescing writer.
@@ -341,6 +370,15 @@ function returnBatch(batch: Buffer): void {
     spareBatches.push(batch)
 }
 
+/** What one channel has held while the sink is blocked; `head` is the next item to frame. */
+interface HeldQueue {
+  readonly channel: number
+  readonly items: (Message | Uint8Array)[]
+  readonly sizes: number[]
+  head: number
+  bytes: number
+}
+
 const defaultSchedule = (fn: () => void): void => {
   if (typeof setImmediate === 'function') setImmediate(fn)
   else queueMicrotask(fn)
@@ -390,9 +428,16 @@ export class FrameWriter {
   #scheduled = false
   /** The sink returned false and `resume()` has not been called since. */
   #blocked = false
-  /** Written while blocked, in order: messages (with their measured body size) or copied bodies. */
-  #held: (Message | Uint8Array)[] = []
-  #heldSizes: number[] = []
+  /**
+   * Written while blocked, one queue per channel with something held, in round-robin order: messages
+   * (with their measured body size) or copied bodies.
+   */
+  #queues: HeldQueue[] = []
+  readonly #queueOf = new Map<number, HeldQueue>()
+  /** Index in `#queues` of the channel whose frame goes next. */
+  #turn = 0
+  #heldCount = 0
+  #heldBytes = 0
   #releasing = false
 
   /**
@@ -421,7 +466,22 @@ export class FrameWriter {
 
   /** Messages and bodies written while the sink was blocked, waiting for {@link FrameWriter.resume}. */
   get heldFrames(): number {
-    return this.#held.length
+    return this.#heldCount
+  }
+
+  /** Frame bytes (prefix included) held while the sink is blocked, on every channel. */
+  get heldBytes(): number {
+    return this.#heldBytes
+  }
+
+  /** Frame bytes held for one channel while the sink is blocked. */
+  heldBytesOf(channel: number): number {
+    return this.#queueOf.get(channel)?.bytes ?? 0
+  }
+
+  /** The sink refused more bytes and has not drained since (only with `backpressure`). */
+  get blocked(): boolean {
+    return this.#blocked
   }
 
   /**
@@ -430,15 +490,14 @@ export class FrameWriter {
    * @throws ProtocolError for an invalid message (see `encodedLength`) or `FRAME_TOO_LARGE`; nothing is
    * queued in that case.
    */
-  write(msg: Message): void {
-    const size = encodedLength(msg)
+  write(msg: Message, channel = CONTROL_CHANNEL): void {
+    const size = CHANNEL_BYTES + encodedLength(msg)
     checkFrameSize(size, this.#maxFrameSize)
-    if (this.#blocked || this.#held.length > 0) {
-      this.#held.push(msg)
-      this.#heldSizes.push(size)
+    if (this.#blocked || this.#heldCount > 0) {
+      this.#hold(channel, msg, size)
       return
     }
-    this.#frame(msg, size)
+    this.#frame(msg, size, channel)
   }
 
   /**
@@ -446,14 +505,28 @@ export class FrameWriter {
    *
    * @throws ProtocolError `EMPTY_FRAME` or `FRAME_TOO_LARGE`; nothing is queued in that case.
    */
-  writeBody(body: Uint8Array): void {
-    checkFrameSize(body.byteLength, this.#maxFrameSize)
-    if (this.#blocked || this.#held.length > 0) {
-      this.#held.push(Buffer.from(body))
-      this.#heldSizes.push(body.byteLength)
+  writeBody(body: Uint8Array, channel = CONTROL_CHANNEL): void {
+    const size = CHANNEL_BYTES + body.byteLength
+    checkFrameSize(size, this.#maxFrameSize)
+    if (this.#blocked || this.#heldCount > 0) {
+      this.#hold(channel, Buffer.from(body), size)
       return
     }
-    this.#frameBody(body)
+    this.#frameBody(body, channel)
+  }
+
+  #hold(channel: number, item: Message | Uint8Array, size: number): void {
+    let queue = this.#queueOf.get(channel)
+    if (queue === undefined) {
+      queue = { channel, items: [], sizes: [], head: 0, bytes: 0 }
+      this.#queueOf.set(channel, queue)
+      this.#queues.push(queue)
+    }
+    queue.items.push(item)
+    queue.sizes.push(size)
+    queue.bytes += FRAME_PREFIX_BYTES + size
+    this.#heldCount++
+    this.#heldBytes += FRAME_PREFIX_BYTES + size
   }
 
   /**
@@ -461,7 +534,7 @@ export class FrameWriter {
    * go as one chunk. Does nothing when nothing is pending or held.
    */
   flush(): void {
-    if (this.#held.length > 0) this.#release(true)
+    if (this.#heldCount > 0) this.#release(true)
     this.#flushBatch()
   }
 
@@ -476,32 +549,44 @@ export class FrameWriter {
     if (!this.#releasing) this.#release(false)
   }
 
+  /**
+   * Frames held messages one channel at a time, round robin, so a channel with a long queue (a bulk
+   * transfer) delays another's next frame by at most one of its own frames.
+   */
   #release(force: boolean): void {
-    const held = this.#held
-    const sizes = this.#heldSizes
-    let i = 0
     this.#releasing = true
     try {
-      while (i < held.length && (force || !this.#blocked)) {
-        const item = held[i]!
-        const size = sizes[i]!
-        i++
-        if (item instanceof Uint8Array) this.#frameBody(item)
-        else this.#frame(item, size)
+      while (this.#heldCount > 0 && (force || !this.#blocked)) {
+        if (this.#turn >= this.#queues.length) this.#turn = 0
+        const queue = this.#queues[this.#turn]!
+        const i = queue.head++
+        const item = queue.items[i]!
+        const size = queue.sizes[i]!
+        queue.items[i] = undefined as unknown as Message
+        queue.bytes -= FRAME_PREFIX_BYTES + size
+        this.#heldCount--
+        this.#heldBytes -= FRAME_PREFIX_BYTES + size
+        if (queue.head === queue.items.length) {
+          this.#queues.splice(this.#turn, 1)
+          this.#queueOf.delete(queue.channel)
+        } else {
+          this.#turn++
+        }
+        if (item instanceof Uint8Array) this.#frameBody(item, queue.channel)
+        else this.#frame(item, size, queue.channel)
       }
     } finally {
       this.#releasing = false
-      held.splice(0, i)
-      sizes.splice(0, i)
     }
   }
 
-  #frame(msg: Message, size: number): void {
+  #frame(msg: Message, size: number, channel: number): void {
     const frameBytes = FRAME_PREFIX_BYTES + size
     if (this.#isDirect(frameBytes)) {
       const frame = this.#allocate(frameBytes)
       frame.writeUInt32BE(size, 0)
-      assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES), frameBytes)
+      frame[FRAME_PREFIX_BYTES] = channel
+      assertWritten(writeMessage(msg, frame, FRAME_PREFIX_BYTES + CHANNEL_BYTES), frameBytes)
       this.#flushBatch()
       this.#send(frame)
       return
@@ -509,24 +594,27 @@ export class FrameWriter {
     const at = this.#reserve(frameBytes)
     const batch = this.#batch!
     batch.writeUInt32BE(size, at)
-    assertWritten(writeMessage(msg, batch, at + FRAME_PREFIX_BYTES), at + frameBytes)
+    batch[at + FRAME_PREFIX_BYTES] = channel
+    assertWritten(writeMessage(msg, batch, at + FRAME_PREFIX_BYTES + CHANNEL_BYTES), at + frameBytes)
     this.#appended()
   }
 
-  #frameBody(body: Uint8Array): void {
-    const frameBytes = FRAME_PREFIX_BYTES + body.byteLength
+  #frameBody(body: Uint8Array, channel: number): void {
+    const frameBytes = FRAME_PREFIX_BYTES + CHANNEL_BYTES + body.byteLength
     if (this.#isDirect(frameBytes)) {
       const frame = this.#allocate(frameBytes)
-      frame.writeUInt32BE(body.byteLength, 0)
-      frame.set(body, FRAME_PREFIX_BYTES)
+      frame.writeUInt32BE(CHANNEL_BYTES + body.byteLength, 0)
+      frame[FRAME_PREFIX_BYTES] = channel
+      frame.set(body, FRAME_PREFIX_BYTES + CHANNEL_BYTES)
       this.#flushBatch()
       this.#send(frame)
       return
     }
     const at = this.#reserve(frameBytes)
     const batch = this.#batch!
-    batch.writeUInt32BE(body.byteLength, at)
-    batch.set(body, at + FRAME_PREFIX_BYTES)
+    batch.writeUInt32BE(CHANNEL_BYTES + body.byteLength, at)
+    batch[at + FRAME_PREFIX_BYTES] = channel
+    batch.set(body, at + FRAME_PREFIX_BYTES + CHANNEL_BYTES)
     this.#appended()
   }
 

@@ -1,6 +1,6 @@
 /**
  * @parley/protocol: the Parley wire format, with no I/O. Frames are `[u32 BE length][body]`; a body
- * is one message: a type byte, then fixed-width and length-prefixed fields. The byte-exact spec is
+ * is a channel byte and one message: a type byte, then fixed-width and length-prefixed fields. The byte-exact spec is
  * docs/PROTOCOL.md.
  *
  * @example
@@ -15,7 +15,10 @@
  * const decoder = new FrameDecoder({ maxFrameSize: 1_048_576 })
  * function onData(chunk: Uint8Array): void {
  *   try {
- *     for (const body of decoder.push(chunk)) handle(decodeMessage(body))
+ *     for (const body of decoder.push(chunk)) {
+ *       const { channel, message } = splitChannel(body)
+ *       handle(channel, decodeMessage(message))
+ *     }
  *     if (decoder.error) throw decoder.error
  *   } catch (err) {
  *     if (err instanceof ProtocolError) connection.abort(err) // err.code says why
@@ -39,5 +42,6 @@ export {
   FrameWriter,
   type FrameWriterInit,
   frameMessage,
+  splitChannel,
 } from './frame.js'
 export * from './messages.js'

@@ -1,5 +1,12 @@
 /** Wire version spoken by this implementation. A HELLO with another version is answered with REJECT. */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
+
+/** Channel of the session's own messages (HELLO, WELCOME, REJECT, PING, PONG, GOODBYE). */
+export const CONTROL_CHANNEL = 0
+/** Highest channel number: the channel is one byte. */
+export const MAX_CHANNEL = 255
+/** Bytes of the channel number at the start of every frame body. */
+export const CHANNEL_BYTES = 1
 
 /** Type byte of each message: the first byte of every frame body. */
 export const MessageType = {

@@ -1,0 +1,188 @@
+import { createHash, randomBytes } from 'node:crypto'
+
+/**
+ * Admission control for handshakes: a bounded number run at once, so a burst of dials cannot starve
+ * the event loop with key exchanges. Inbound handshakes over the bound push out the oldest one still
+ * in progress — an honest handshake finishes in a few round trips, so the oldest is the likeliest to
+ * be a stalled, half-open connection — and outbound ones wait their turn.
+ */
+export class HandshakeSlots {
+  readonly #inbound: Array<{ abort: () => void; done: boolean }> = []
+  #outbound = 0
+  readonly #waiting: Array<() => void> = []
+
+  constructor(
+    readonly maxInbound: number,
+    readonly maxOutbound: number,
+  ) {}
+
+  get inProgress(): number {
+    return this.#inbound.length + this.#outbound
+  }
+
+  /** Takes an inbound slot, aborting the oldest inbound handshake if all are taken. Returns the release. */
+  admitInbound(abort: () => void): () => void {
+    if (this.#inbound.length >= this.maxInbound) {
+      const oldest = this.#inbound.shift()!
+      oldest.done = true
+      oldest.abort()
+    }
+    const slot = { abort, done: false }
+    this.#inbound.push(slot)
+    return () => {
+      if (slot.done) return
+      slot.done = true
+      const i = this.#inbound.indexOf(slot)
+      if (i >= 0) this.#inbound.splice(i, 1)
+    }
+  }
+
+  /** Waits for an outbound slot (or the signal). Returns the release. */
+  async acquireOutbound(signal: AbortSignal): Promise<() => void> {
+    if (this.#outbound >= this.maxOutbound) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const i = this.#waiting.indexOf(go)
+          if (i >= 0) this.#waiting.splice(i, 1)
+          reject(signal.reason)
+        }
+        const go = () => {
+          signal.removeEventListener('abort', onAbort)
+          resolve()
+        }
+        if (signal.aborted) return onAbort()
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.#waiting.push(go)
+      })
+    } else {
+      this.#outbound++
+    }
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = this.#waiting.shift()
+      // The slot passes straight to the next waiter.
+      if (next) next()
+      else this.#outbound--
+    }
+  }
+}
+
+/** What inbound eviction looks at for one connected peer. */
+export interface EvictionCandidate<T> {
+  readonly value: T
+  readonly netgroup: string
+  readonly connectedAt: number
+  /** Smallest round-trip time measured, ms (Infinity when none yet). */
+  readonly rtt: number
+  /** When it last delivered something we accepted (0: never). */
+  readonly lastUseful: number
+  /** Its network group broke a limit recently. */
+  readonly discouraged: boolean
+}
+
+const PROTECT_BY_NETGROUP = 4
+const PROTECT_BY_RTT = 8
+const PROTECT_BY_USEFUL = 4
+
+/**
+ * Picks the inbound peer to disconnect so a newcomer can have its slot, as Bitcoin Core does: protect
+ * a few peers from distinct network groups (chosen by a keyed hash the attacker cannot predict), the
+ * fastest, the most recently useful and the longest connected half of the rest; of what remains,
+ * evict a discouraged peer if any, else the youngest peer of the network group holding the most.
+ * Returns undefined when every peer is protected (the newcomer is refused instead).
+ */
+export class InboundEviction {
+  readonly #key = randomBytes(16)
+
+  select<T>(candidates: readonly EvictionCandidate<T>[]): T | undefined {
+    let rest = [...candidates]
+    const good = (c: EvictionCandidate<T>) => !c.discouraged
+    rest = this.#protect(
+      rest,
+      PROTECT_BY_NETGROUP,
+      (a, b) => this.#hash(a.netgroup).localeCompare(this.#hash(b.netgroup)),
+      good,
+      true,
+    )
+    rest = this.#protect(rest, PROTECT_BY_RTT, (a, b) => a.rtt - b.rtt, good)
+    rest = this.#protect(
+      rest,
+      PROTECT_BY_USEFUL,
+      (a, b) => b.lastUseful - a.lastUseful,
+      (c) => good(c) && c.lastUseful > 0,
+    )
+    rest = this.#protect(rest, Math.floor(rest.length / 2), (a, b) => a.connectedAt - b.connectedAt, good)
+    if (rest.length === 0) return undefined
+    const discouraged = rest.filter((c) => c.discouraged)
+    if (discouraged.length > 0) return youngest(discouraged).value
+    const groups = new Map<string, EvictionCandidate<T>[]>()
+    for (const c of rest) groups.set(c.netgroup, [...(groups.get(c.netgroup) ?? []), c])
+    let largest: EvictionCandidate<T>[] = []
+    for (const g of groups.values()) {
+      if (
+        g.length > largest.length ||
+        (g.length === largest.length && youngest(g).connectedAt > youngest(largest).connectedAt)
+      )
+        largest = g
+    }
+    return youngest(largest).value
+  }
+
+  /** Removes up to `n` candidates that pass `eligible`, best first by `order`. */
+  #protect<T>(
+    list: EvictionCandidate<T>[],
+    n: number,
+    order: (a: EvictionCandidate<T>, b: EvictionCandidate<T>) => number,
+    eligible: (c: EvictionCandidate<T>) => boolean,
+    distinctGroups = false,
+  ): EvictionCandidate<T>[] {
+    const sorted = list.filter(eligible).sort(order)
+    const kept = new Set<EvictionCandidate<T>>()
+    const groups = new Set<string>()
+    for (const c of sorted) {
+      if (kept.size >= n) break
+      if (distinctGroups && groups.has(c.netgroup)) continue
+      kept.add(c)
+      groups.add(c.netgroup)
+    }
+    return list.filter((c) => !kept.has(c))
+  }
+
+  #hash(netgroup: string): string {
+    return createHash('sha256').update(this.#key).update(netgroup).digest('hex')
+  }
+}
+
+function youngest<T>(list: EvictionCandidate<T>[]): EvictionCandidate<T> {
+  return list.reduce((a, b) => (b.connectedAt > a.connectedAt ? b : a))
+}
+
+/**
+ * Network groups that broke a limit recently. Refusing a peer id costs an attacker nothing (a new key
+ * is free), so punishment also lands on where it connects from: a discouraged group's peers get a
+ * smaller rate budget and are evicted first. Honest peers in the same group still get in.
+ */
+export class Discouragement {
+  readonly #until = new Map<string, number>()
+
+  constructor(
+    readonly duration: number,
+    readonly maxEntries = 4096,
+  ) {}
+
+  add(netgroup: string): void {
+    this.#until.delete(netgroup)
+    this.#until.set(netgroup, Date.now() + this.duration)
+    if (this.#until.size > this.maxEntries) this.#until.delete(this.#until.keys().next().value!)
+  }
+
+  has(netgroup: string): boolean {
+    const until = this.#until.get(netgroup)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.#until.delete(netgroup)
+    return false
+  }
+}

@@ -1,0 +1,61 @@
+import type { PeerInit } from './peer-types.js'
+
+/** Every bound and timing of a peer, with its default filled in (docs/ARCHITECTURE.md, "Bounds"). */
+export interface ResolvedLimits {
+  maxFrameSize: number
+  handshakeTimeout: number
+  ackTimeout: number
+  pingInterval: number
+  idleTimeout: number
+  stopTimeout: number
+  maxInbound: number
+  maxOutbound: number
+  maxPerHost: number
+  maxInboundHandshakes: number
+  maxOutboundHandshakes: number
+  /** Bytes held for one remote peer: its partial frame, early frames and our frames waiting for it to read. */
+  peerMemory: number
+  rate: { perSecond: number; burst: number } | false
+  cooldown: number
+  inFlightMessages: number
+  inFlightBytes: number
+  waiting: number
+  reconnect: { initialDelay: number; maxDelay: number; maxAttempts: number } | false
+  maxKnownPeers: number
+  connectConcurrency: number
+}
+
+export function resolveLimits(init: PeerInit): ResolvedLimits {
+  const r = init.reconnect
+  const maxFrameSize = init.maxFrameSize ?? 1024 * 1024
+  return {
+    maxFrameSize,
+    handshakeTimeout: init.handshakeTimeout ?? 10_000,
+    ackTimeout: init.ackTimeout ?? 10_000,
+    pingInterval: init.pingInterval ?? 5_000,
+    idleTimeout: init.idleTimeout ?? 15_000,
+    stopTimeout: init.stopTimeout ?? 2_000,
+    maxInbound: init.maxInbound ?? 256,
+    maxOutbound: init.maxOutbound ?? 256,
+    maxPerHost: init.maxPerHost ?? 16,
+    maxInboundHandshakes: init.maxHandshakes?.inbound ?? 32,
+    maxOutboundHandshakes: init.maxHandshakes?.outbound ?? 16,
+    // Two frames in flight each way and a little more: an honest peer never comes near it.
+    peerMemory: init.maxPeerMemory ?? 2 * maxFrameSize + 1024 * 1024,
+    rate: init.rateLimit ?? { perSecond: 5_000, burst: 10_000 },
+    cooldown: init.cooldown ?? 60_000,
+    inFlightMessages: init.inFlight?.messages ?? 10_000,
+    inFlightBytes: init.inFlight?.bytes ?? 8 * 1024 * 1024,
+    waiting: init.inFlight?.waiting ?? 10_000,
+    reconnect:
+      r === false
+        ? false
+        : {
+            initialDelay: r?.initialDelay ?? 500,
+            maxDelay: r?.maxDelay ?? 30_000,
+            maxAttempts: r?.maxAttempts ?? 8,
+          },
+    maxKnownPeers: init.maxKnownPeers ?? 1024,
+    connectConcurrency: init.connectConcurrency ?? 8,
+  }
+}

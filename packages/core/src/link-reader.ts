@@ -1,0 +1,150 @@
+import {
+  CONTROL_CHANNEL,
+  decodeMessage,
+  type Message,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  peekHelloVersion,
+  splitChannel,
+} from '@parley/protocol'
+import { decodeHandshake } from './handshake.js'
+import type { ResolvedLimits } from './limits.js'
+import type { Link } from './link.js'
+import { PeerError } from './peer-errors.js'
+import type { Session } from './session.js'
+
+/** Frames held while a handshake reply is being checked: a handful is all an honest peer sends. */
+const MAX_EARLY_FRAMES = 64
+
+export interface LinkReaderInit {
+  sessions: ReadonlyMap<string, Session>
+  limits: ResolvedLimits
+  closeLink: (link: Link) => void
+  violation: (link: Link, err: unknown) => void
+  rejectVersion: (link: Link, version: number, legacyFormat: boolean) => void
+}
+
+/**
+ * The receiving side of every link: bytes → frames → the control channel or a service's handler.
+ * Checks the link's memory bound after each read: a peer that makes us hold more than its budget
+ * (a partial frame, answers it does not read) is a violator.
+ */
+export class LinkReader {
+  readonly #init: LinkReaderInit
+
+  constructor(init: LinkReaderInit) {
+    this.#init = init
+  }
+
+  onData(link: Link, chunk: Uint8Array): void {
+    // A link cut off for a violation may still be closing gracefully: ignore what else it sends. (The cast
+    // stops TypeScript from narrowing the status for the loop below, which a frame handler can close.)
+    if ((link.state.status as string) === 'closed') return
+    let bodies: Uint8Array[]
+    let failure: unknown
+    try {
+      bodies = link.decoder.push(chunk)
+      // Frames before a bad length prefix come back first; the prefix's error is kept on the decoder.
+      if (link.decoder.error) failure = link.decoder.error
+    } catch (err) {
+      bodies = []
+      failure = err
+    }
+    link.lastReceived = Date.now()
+    try {
+      for (const body of bodies) {
+        if (link.state.status === 'closed') return
+        this.#onFrame(link, body)
+      }
+      // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
+      if (link.early.length === 0) link.conn.recycle?.(chunk)
+      this.readEnd(link)
+      const held = link.heldBytes
+      if (failure === undefined && held > this.#init.limits.peerMemory) {
+        failure = new PeerError(
+          'LIMIT_EXCEEDED',
+          `made this peer hold ${held} bytes for it (the limit is ${this.#init.limits.peerMemory})`,
+        )
+      }
+    } catch (err) {
+      failure ??= err
+    }
+    if (failure !== undefined) this.#init.violation(link, failure)
+  }
+
+  /** Lets each service send what it coalesced during the read (acknowledgements). */
+  readEnd(link: Link): void {
+    if (link.state.status !== 'open' && link.state.status !== 'closed') return
+    const session = link.remote && this.#init.sessions.get(link.remote.peerId)
+    if (session?.links.has(link)) session.forEachHandler((h) => h.onReadEnd?.())
+  }
+
+  /** The link just opened: handles the frames that arrived while its handshake reply was checked. */
+  replayEarly(link: Link): void {
+    const early = link.early.splice(0)
+    link.earlyBytes = 0
+    try {
+      for (const body of early) this.#onFrame(link, body)
+      this.readEnd(link)
+    } catch (err) {
+      this.#init.violation(link, err)
+    }
+  }
+
+  #onFrame(link: Link, body: Uint8Array): void {
+    if (link.state.status === 'handshaking') return this.#onHandshakeFrame(link, body)
+    // A link closing after a refused handshake has no remote: what it sends after its HELLO is ignored.
+    if ((link.state.status !== 'open' && link.state.status !== 'closing') || !link.remote) return
+    const session = this.#init.sessions.get(link.remote.peerId)
+    if (!session) return
+    const { channel, message } = splitChannel(body)
+    session.lastSeen = link.lastReceived
+    if (channel !== CONTROL_CHANNEL) {
+      session.reconnectAttempt = 0
+      session.dispatch(link, channel, message)
+      return
+    }
+    const msg = decodeMessage(message)
+    if (msg.type !== 'GOODBYE') session.reconnectAttempt = 0
+    this.#onControl(link, session, msg)
+  }
+
+  #onHandshakeFrame(link: Link, body: Uint8Array): void {
+    const version = peekHelloVersion(body)
+    if (link.direction === 'inbound' && version !== undefined && version !== PROTOCOL_VERSION) {
+      this.#init.rejectVersion(link, version, body[0] !== CONTROL_CHANNEL)
+      return
+    }
+    if (!link.onHandshake) {
+      // The remote already considers the link open and may talk; hold its frames until we do too.
+      if (link.early.length >= MAX_EARLY_FRAMES)
+        throw new ProtocolError('INVALID_FIELD', 'too many frames during handshake')
+      link.early.push(body)
+      link.earlyBytes += body.byteLength
+      return
+    }
+    link.onHandshake(decodeHandshake(body))
+  }
+
+  #onControl(link: Link, session: Session, msg: Message): void {
+    switch (msg.type) {
+      case 'PING':
+        session.spend()
+        // No answer for a peer that does not read what we send.
+        if (!link.writer.blocked) link.write({ type: 'PONG', nonce: msg.nonce })
+        return
+      case 'PONG':
+        if (msg.nonce === link.pingNonce) {
+          session.rtt = Math.min(session.rtt, Date.now() - link.pingSentAt)
+          link.pingNonce = 0
+        }
+        return
+      case 'GOODBYE':
+        link.goodbye = msg.reason
+        this.#init.closeLink(link)
+        return
+      default:
+        throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} after the handshake`)
+    }
+  }
+}

@@ -1,0 +1,395 @@
+import { randomBytes } from 'node:crypto'
+import {
+  AckStatus,
+  decodeMessage,
+  Limits,
+  messageId,
+  ProtocolError,
+  type TextMessage,
+} from '@parley/protocol'
+import { PeerError } from '../peer-errors.js'
+import type { ReceivedMessage, SendOptions, SendResult } from '../peer-types.js'
+import { PendingQueue } from '../pending-queue.js'
+import type { Channel, Service, ServiceHandler } from './service.js'
+
+/** Protocol name of acknowledged text delivery. */
+export const CHAT_PROTOCOL = 'parley/chat/1'
+
+/** Senders whose dedup state is kept (least recently heard forgotten first). */
+const DEDUP_SENDERS = 1024
+
+export interface ChatInit {
+  ackTimeout: number
+  inFlightMessages: number
+  inFlightBytes: number
+  waiting: number
+  onMessage: (message: ReceivedMessage) => void
+}
+
+/** A send awaiting its acknowledgement; it is also the TEXT frame that is written (and re-sent). */
+interface Pending extends TextMessage {
+  /** Text bytes, counted against the per-peer in-flight budget. */
+  readonly bytes: number
+  readonly deadline: number
+  resolve: (r: SendResult) => void
+  reject: (e: PeerError) => void
+}
+
+interface Waiter {
+  bytes: number
+  wake: () => void
+  gone: boolean
+}
+
+/** Per sender: its stream and the highest seq delivered from it (and the stream before). */
+interface Seen {
+  stream: string
+  highest: number
+  previous: string
+  previousHighest: number
+  touched: number
+}
+
+// `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
+// (Promise.withResolvers needs Node 22). The executor runs synchronously, so they are read right after.
+let capturedResolve: (r: SendResult) => void = () => {}
+let capturedReject: (e: PeerError) => void = () => {}
+function captureResolvers(resolve: (r: SendResult) => void, reject: (e: PeerError) => void): void {
+  capturedResolve = resolve
+  capturedReject = reject
+}
+
+/**
+ * Chat: acknowledged text delivery with dedup (PROTOCOL.md, "Acknowledgements"). Each remote peer
+ * has a send window (messages and bytes in flight); senders beyond it wait in order.
+ */
+export class ChatService implements Service {
+  readonly protocol = CHAT_PROTOCOL
+  readonly #init: ChatInit
+  readonly #handlers = new Set<ChatHandler>()
+  /** Per sender (least recently heard first, bounded): what was delivered from it. */
+  readonly #seen = new Map<string, Seen>()
+  #seenClock = 0
+  /** Set by the peer's stop() while it waits for every pending send to be acknowledged. */
+  onAllAcked: (() => void) | undefined
+
+  constructor(init: ChatInit) {
+    this.#init = init
+  }
+
+  open(channel: Channel): ChatHandler {
+    const handler = new ChatHandler(this, channel, this.#init)
+    this.#handlers.add(handler)
+    return handler
+  }
+
+  closed(handler: ChatHandler): void {
+    this.#handlers.delete(handler)
+    this.settledOne()
+  }
+
+  allAcked(): boolean {
+    for (const h of this.#handlers) if (h.pendingCount > 0) return false
+    return true
+  }
+
+  settledOne(): void {
+    if (this.onAllAcked && this.allAcked()) this.onAllAcked()
+  }
+
+  /** Fails every send whose acknowledgement is overdue. */
+  tick(now: number): void {
+    for (const h of this.#handlers) h.expire(now)
+  }
+
+  /**
+   * What was delivered from `sender` on `stream` (a new stream starts over). It outlives the session, so a
+   * re-send after a reconnect is still recognised. Senders are forgotten least recently heard first.
+   */
+  seenFrom(sender: string, stream: string): Seen {
+    let seen = this.#seen.get(sender)
+    if (!seen) {
+      seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0 }
+      if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
+      this.#seen.set(sender, seen)
+    } else if (seen.touched < this.#seenClock - DEDUP_SENDERS) {
+      // Re-inserting moves the sender to the back of the LRU order; done only for senders that drifted
+      // towards the front, so the per-message cost stays one Map lookup.
+      this.#seen.delete(sender)
+      this.#seen.set(sender, seen)
+    }
+    if (seen.stream !== stream) {
+      // A new stream (the sender started a new session) starts over; the one before is kept, so that a
+      // late re-send from it is still recognised.
+      const { stream: previous, highest } = seen
+      seen.highest = seen.previous === stream ? seen.previousHighest : 0
+      seen.stream = stream
+      seen.previous = previous
+      seen.previousHighest = highest
+    }
+    seen.touched = ++this.#seenClock
+    return seen
+  }
+}
+
+/** Chat with one remote peer: our stream of TEXTs to it and the acknowledgements we owe it. */
+export class ChatHandler implements ServiceHandler {
+  /** Our stream of TEXTs to the remote: ids are `stream` + seq. */
+  readonly stream = randomBytes(Limits.streamBytes).toString('hex')
+  nextSeq = 1
+  readonly #pending = new PendingQueue<Pending>()
+  #inFlightBytes = 0
+  /** Senders waiting for room, oldest first, from `#waitHead` on (no shift() on a long array). */
+  #waiting: Waiter[] = []
+  #waitHead = 0
+  /** Senders woken with room reserved for them who have not written yet (counted as in flight). */
+  #admitted = 0
+  /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
+  #ackStream = ''
+  #ackSeq = 0
+  #closed: PeerError | undefined
+
+  constructor(
+    readonly service: ChatService,
+    readonly channel: Channel,
+    readonly init: ChatInit,
+  ) {}
+
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
+  // ---- receiving ------------------------------------------------------------------------------
+
+  onFrame(body: Uint8Array): void {
+    const msg = decodeMessage(body)
+    switch (msg.type) {
+      case 'TEXT': {
+        if (this.#ackStream !== msg.stream) this.onReadEnd()
+        const seen = this.service.seenFrom(this.channel.peer.id, msg.stream)
+        this.#ackStream = msg.stream
+        // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
+        if (msg.seq <= seen.highest) {
+          this.#ackSeq = seen.highest
+          return
+        }
+        try {
+          this.channel.spend()
+        } catch (err) {
+          // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
+          // the ACK_UPTO for the TEXTs before it goes first.
+          this.onReadEnd()
+          this.channel.send({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
+          throw err
+        }
+        seen.highest = this.#ackSeq = msg.seq
+        this.channel.delivered()
+        this.init.onMessage({
+          id: messageId(msg.stream, msg.seq),
+          from: this.channel.peer,
+          text: msg.text,
+          sentAt: msg.sentAt,
+          receivedAt: Date.now(),
+        })
+        return
+      }
+      case 'ACK': {
+        // Another stream's: an answer to a session this peer has since ended.
+        if (msg.stream !== this.stream) return
+        const p = this.#pending.get(msg.seq)
+        if (!p) return
+        this.#settle(p)
+        if (msg.status === AckStatus.DELIVERED) {
+          this.channel.acknowledged()
+          p.resolve({ id: messageId(msg.stream, msg.seq), peerId: this.channel.peer.id, ackedAt: Date.now() })
+        } else {
+          p.reject(new PeerError('REFUSED', `${this.channel.peer.name} refused the message`))
+        }
+        return
+      }
+      case 'ACK_UPTO': {
+        if (msg.stream !== this.stream) return
+        const ackedAt = Date.now()
+        // Pending is in seq order: settle from the front up to the acknowledged seq.
+        for (let p = this.#pending.first(); p !== undefined && p.seq <= msg.seq; p = this.#pending.first()) {
+          this.#settle(p)
+          this.channel.acknowledged()
+          p.resolve({ id: messageId(msg.stream, p.seq), peerId: this.channel.peer.id, ackedAt })
+        }
+        return
+      }
+      default:
+        throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} on the chat channel`)
+    }
+  }
+
+  /** One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements"). */
+  onReadEnd(): void {
+    if (this.#ackSeq === 0 || !this.channel.online) return
+    this.channel.send({ type: 'ACK_UPTO', stream: this.#ackStream, seq: this.#ackSeq })
+    this.#ackSeq = 0
+  }
+
+  /** Messages not yet acknowledged may have died with the old link: re-send; the receiver drops duplicates. */
+  onResume(): void {
+    for (const p of this.#pending.values()) this.channel.send(p)
+  }
+
+  onClose(error: PeerError): void {
+    this.#closed = error
+    for (const p of this.#pending.values()) p.reject(error)
+    this.#pending.clear()
+    this.#inFlightBytes = 0
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (let i = this.#waitHead; i < waiting.length; i++) waiting[i]!.wake()
+    this.#waitHead = 0
+    this.service.closed(this)
+  }
+
+  expire(now: number): void {
+    for (const p of this.#pending.values()) {
+      if (p.deadline > now) continue
+      this.#settle(p)
+      p.reject(
+        new PeerError('ACK_TIMEOUT', `${this.channel.peer.name} did not acknowledge the message in time`),
+      )
+    }
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /** Sends now when there is room for more unacknowledged text; otherwise waits for room first. */
+  send(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
+    if (this.#hasRoom() && this.#waitHead === this.#waiting.length) return this.#enqueue(text, bytes, options)
+    return this.#sendWhenRoom(text, bytes, options)
+  }
+
+  async #sendWhenRoom(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
+    // Backpressure: wait for acks to make room, in order; a bounded number of senders may wait.
+    const waitingNow = this.#waiting.length - this.#waitHead
+    if (waitingNow >= this.init.waiting) {
+      throw new PeerError(
+        'QUEUE_FULL',
+        `${waitingNow} messages to ${this.channel.peer.name} already wait for room; try again later`,
+      )
+    }
+    await new Promise<void>((resolve, reject) => {
+      const signal = options?.signal
+      const entry: Waiter = {
+        bytes,
+        gone: false,
+        wake: () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+      }
+      // An abort while waiting takes effect now, not once room frees up.
+      const onAbort = () => {
+        entry.gone = true
+        reject(new PeerError('ABORTED', 'the send was aborted'))
+      }
+      if (signal?.aborted) return onAbort()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiting.push(entry)
+    })
+    if (this.#closed) throw this.#closed
+    // The room #admit reserved for us becomes this message's own entry below.
+    this.#admitted--
+    this.#inFlightBytes -= bytes
+    return this.#enqueue(text, bytes, options)
+  }
+
+  /** Writes the TEXT and records it as pending until its acknowledgement (or a failure) settles the promise. */
+  #enqueue(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
+    const signal = options?.signal
+    if (signal?.aborted) {
+      this.#admit()
+      return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
+    }
+    // The hot path allocates the promise and one object: the pending entry is also the TEXT written.
+    const promise = new Promise<SendResult>(captureResolvers)
+    const now = Date.now()
+    const entry: Pending = {
+      type: 'TEXT',
+      stream: this.stream,
+      seq: this.nextSeq++,
+      sentAt: now,
+      text,
+      bytes,
+      deadline: now + (options?.timeout ?? this.init.ackTimeout),
+      resolve: capturedResolve,
+      reject: capturedReject,
+    }
+    if (signal) this.#abortOn(signal, entry)
+    this.#pending.push(entry)
+    this.#inFlightBytes += bytes
+    try {
+      // While reconnecting, the message waits in `pending` and goes out on the new link.
+      if (this.channel.online) this.channel.send(entry)
+    } catch (err) {
+      // Not written (the codec refused it): fail this send now rather than leave it to time out.
+      this.#settle(entry)
+      entry.reject(err as PeerError)
+    }
+    return promise
+  }
+
+  /** An abort fails a pending send at once and frees its room; settling it first unhooks the listener. */
+  #abortOn(signal: AbortSignal, entry: Pending): void {
+    const { resolve, reject } = entry
+    const onAbort = () => {
+      if (this.#pending.get(entry.seq) !== entry) return
+      this.#settle(entry)
+      reject(new PeerError('ABORTED', 'the send was aborted'))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    entry.resolve = (r) => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(r)
+    }
+    entry.reject = (e) => {
+      signal.removeEventListener('abort', onAbort)
+      reject(e)
+    }
+  }
+
+  /** Removes a pending send and lets a waiting sender use the room it frees. */
+  #settle(p: Pending): void {
+    if (!this.#pending.delete(p.seq)) return
+    this.#inFlightBytes -= p.bytes
+    this.#admit()
+    if (this.#pending.size === 0) this.service.settledOne()
+  }
+
+  /**
+   * Wakes waiting senders while there is room. Waking is asynchronous, so each one's room is reserved
+   * here: without it one ACK woke every waiter and the budget was overrun by the whole queue.
+   */
+  #admit(): void {
+    const waiting = this.#waiting
+    while (this.#waitHead < waiting.length && this.#hasRoom()) {
+      const next = waiting[this.#waitHead]!
+      waiting[this.#waitHead++] = undefined as unknown as Waiter
+      if (next.gone) continue
+      this.#admitted++
+      this.#inFlightBytes += next.bytes
+      next.wake()
+    }
+    if (this.#waitHead === waiting.length) {
+      // Emptied: start over in the same array.
+      waiting.length = 0
+      this.#waitHead = 0
+    } else if (this.#waitHead > 1024 && this.#waitHead * 2 > waiting.length) {
+      this.#waiting = waiting.slice(this.#waitHead)
+      this.#waitHead = 0
+    }
+  }
+
+  #hasRoom(): boolean {
+    return (
+      this.#pending.size + this.#admitted < this.init.inFlightMessages &&
+      this.#inFlightBytes < this.init.inFlightBytes
+    )
+  }
+}

@@ -1,0 +1,163 @@
+import { networkInterfaces } from 'node:os'
+import { Limits, utf8Length } from '@parley/protocol'
+import { PeerError } from './peer-errors.js'
+
+/** Bytes of `text` in UTF-8, checked against the protocol's limit and for lone surrogates. */
+export function textBytes(text: string): number {
+  const bytes = utf8Length(text)
+  if (bytes > Limits.textBytes) {
+    throw new PeerError('MESSAGE_TOO_LONG', `the message is ${bytes} bytes; the limit is ${Limits.textBytes}`)
+  }
+  // Only a text with non-ASCII characters can hold a lone surrogate, which UTF-8 cannot carry.
+  if (bytes !== text.length && !(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new PeerError('INVALID_TEXT', 'the message holds a lone UTF-16 surrogate, which UTF-8 cannot carry')
+  }
+  return bytes
+}
+
+/** `text` cut to at most `max` UTF-8 bytes, on a character boundary. */
+export function clip(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text
+  let out = text.slice(0, max)
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1)
+  return out
+}
+
+/**
+ * Addresses others can dial: a wildcard bind (0.0.0.0, [::]) is not one, so it becomes this machine's
+ * interface addresses with the bound port (reachable ones first, loopback last); anything else is kept.
+ */
+export function announceable(bound: string): string[] {
+  const i = bound.lastIndexOf(':')
+  const host = bound.slice(0, i)
+  const port = bound.slice(i + 1)
+  const v4 = host === '0.0.0.0'
+  if (!v4 && host !== '[::]') return [bound]
+  const out: string[] = []
+  for (const nets of Object.values(networkInterfaces())) {
+    for (const net of nets ?? []) {
+      if (net.family === 'IPv4') out.push(`${net.address}:${port}`)
+      else if (!v4 && !net.address.startsWith('fe80')) out.push(`[${net.address}]:${port}`)
+    }
+  }
+  out.sort((a, b) => Number(isLoopback(hostOf(a))) - Number(isLoopback(hostOf(b))))
+  return out.length > 0 ? out.slice(0, Limits.addresses) : [bound]
+}
+
+export function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.')
+}
+
+/** The host part of `host:port`, `[v6]:port` or a transport's own address (`mem:3` → `mem`). */
+export function hostOf(address: string): string {
+  const i = address.lastIndexOf(':')
+  return (i < 0 ? address : address.slice(0, i)).replace(/^\[|\]$/g, '')
+}
+
+/**
+ * The network group of an address, as Bitcoin Core groups peers: /16 for IPv4, /32 for IPv6, the
+ * host itself otherwise. One operator usually holds addresses in few groups, so limits and eviction
+ * by group make it costly to take many slots.
+ */
+export function netgroupOf(address: string): string {
+  const host = hostOf(address).replace(/^::ffff:/, '')
+  const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(host)
+  if (v4) return `${v4[1]}.${v4[2]}`
+  if (host.includes(':')) {
+    const parts = host.split(':')
+    return parts.slice(0, 2).join(':')
+  }
+  return host
+}
+
+export function looksLikeAddress(target: string): boolean {
+  return /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(target)
+}
+
+export function secretBytes(secret: string | Uint8Array): Uint8Array {
+  return typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret
+}
+
+/** Resolves when `promise` settles or `signal` aborts, whichever is first. Never rejects. */
+export function raceSignal(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+    promise.then(done, done)
+  })
+}
+
+export async function mapConcurrent<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
+
+/** A token bucket: `burst` tokens, refilled at `perSecond`. */
+export class TokenBucket {
+  #tokens: number
+  #refilledAt = Date.now()
+
+  constructor(
+    readonly perSecond: number,
+    readonly burst: number,
+  ) {
+    this.#tokens = burst
+  }
+
+  /** Takes `n` tokens; false (and nothing taken) when there are not enough. */
+  take(n = 1): boolean {
+    const now = Date.now()
+    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#refilledAt) * this.perSecond) / 1000)
+    this.#refilledAt = now
+    if (this.#tokens < n) return false
+    this.#tokens -= n
+    return true
+  }
+}
+
+/** Timers that die with their owner: each `after` is unref'd and cleared by `clear()`. */
+export class Timers {
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+
+  /** Runs `fire` after `ms` on the (fakeable) global timers; returns what cancels it. */
+  after(ms: number, fire: () => void): () => void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      fire()
+    }, ms)
+    timer.unref?.()
+    this.#timers.add(timer)
+    return () => {
+      clearTimeout(timer)
+      this.#timers.delete(timer)
+    }
+  }
+
+  /** An AbortSignal that fires after `ms`. */
+  deadline(ms: number): AbortSignal {
+    const controller = new AbortController()
+    this.after(ms, () => controller.abort(new PeerError('ABORTED', `timed out after ${ms} ms`)))
+    return controller.signal
+  }
+
+  clear(): void {
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+  }
+}
