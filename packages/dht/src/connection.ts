@@ -16,6 +16,12 @@ export interface DhtSession {
   readonly handshakeHash: Uint8Array
   /** True for the end that dialed. */
   readonly initiator: boolean
+  /**
+   * The UDP address of the other end as this end sees it when the connection opened: the remote's NAT
+   * for a direct (hole-punched) connection, a relay for a relayed one. Empty when unknown.
+   */
+  readonly remoteHost: string
+  readonly remotePort: number
 }
 
 const sessions = new WeakMap<Connection, DhtSession>()
@@ -59,6 +65,8 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
       remotePeerId: stream.remotePublicKey.toString('hex'),
       handshakeHash: stream.handshakeHash ?? new Uint8Array(0),
       initiator: stream.isInitiator,
+      remoteHost: stream.rawStream.remoteHost ?? '',
+      remotePort: stream.rawStream.remotePort ?? 0,
     })
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# A NAT lab of network namespaces: a DHT bootstrap on a "public" bridge, two hosts each behind its own
+# NAT (nftables masquerade), and two Parley peers that find each other by topic through the DHT, then
+# exchange acknowledged messages both ways. Needs root, ip and nft; touches nothing outside its own
+# namespaces (none of its interfaces is in the root namespace), and removes them on every exit.
+#
+#   bash lab/nat-lab.sh [cone|random] [cone|random] [runs]      (NAT of host 1, NAT of host 2)
+#
+#   plab-pub: bridge br0, 100.64.0.0/24 ── plab-boot 100.64.0.2 (4 testnet DHT nodes)
+#        ├── plab-nat1 100.64.0.11 ── 10.1.0.1/24 ── plab-h1 10.1.0.2 (peer "one", dials)
+#        └── plab-nat2 100.64.0.12 ── 10.2.0.1/24 ── plab-h2 10.2.0.2 (peer "two")
+#
+# Prints one JSON line per run ({"nat1","nat2","ok","connectMs","remote",...}) and a summary line.
+set -eEuo pipefail
+cd "$(dirname "$0")"
+
+NAT1=${1:-cone}
+NAT2=${2:-cone}
+RUNS=${3:-3}
+NS=(plab-pub plab-boot plab-nat1 plab-nat2 plab-h1 plab-h2)
+WORK=$(mktemp -d)
+PIDS=()
+
+for mode in "$NAT1" "$NAT2"; do
+  [[ $mode == cone || $mode == random ]] || { echo "NAT mode must be cone or random, not $mode" >&2; exit 2; }
+done
+[[ $(id -u) == 0 ]] || { echo "the NAT lab needs root (network namespaces and nftables)" >&2; exit 2; }
+command -v nft >/dev/null || { echo "the NAT lab needs nft: apt-get install nftables" >&2; exit 2; }
+[[ -f ../dist/index.js ]] || { echo "build first: pnpm --filter @parley/dht... build" >&2; exit 2; }
+
+teardown() {
+  # Never `set +e` here for the rest of the script: this only runs on the way out.
+  local pid ns
+  local i
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Bounded: 3 s for a graceful stop, then SIGKILL. A deleted namespace does not end its processes.
+  for ((i = 0; i < 30; i++)); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+  for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+cleanup() {
+  teardown
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "lab failed at line $LINENO" >&2' ERR
+
+in_ns() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# Waits (bounded: 20 s) for a line matching $2 in file $1.
+wait_for_line() {
+  local file=$1 pattern=$2 i
+  for ((i = 0; i < 200; i++)); do
+    if grep -q "$pattern" "$file" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$pattern' in $file:" >&2
+  cat "$file" >&2 || true
+  return 1
+}
+
+nat_rules() {
+  local public=$1 lan=$2 mode=$3 flags=''
+  [[ $mode == random ]] && flags=' random,fully-random'
+  # `in` and `fwd` are nft keywords: the chains are named otherwise.
+  nft -f - <<EOF
+table ip lab {
+  chain postrouting_nat {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "$public" masquerade$flags
+  }
+  chain forwarding {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "$lan" oifname "$public" accept
+  }
+  # Unsolicited packets to the router itself are dropped, as a home router does. Accepted, a hole punch
+  # that arrives before our own outbound one would leave a conntrack entry for its tuple, and masquerade
+  # would then map our outbound packet to another port: the punch fails.
+  chain to_router {
+    type filter hook input priority filter; policy accept;
+    iifname "$public" ct state established,related accept
+    iifname "$public" drop
+  }
+}
+EOF
+}
+
+build() {
+  teardown
+  local ns
+  for ns in "${NS[@]}"; do
+    ip netns add "$ns"
+    in_ns "$ns" ip link set lo up
+  done
+  # Each veth pair goes straight between two lab namespaces: nothing of the lab is in the root one.
+  in_ns plab-pub ip link add br0 type bridge
+  in_ns plab-pub ip link set br0 up
+  local name
+  for name in boot nat1 nat2; do
+    ip link add "p-$name" netns plab-pub type veth peer name pub0 netns "plab-$name"
+    in_ns plab-pub ip link set "p-$name" master br0 up
+    in_ns "plab-$name" ip link set pub0 up
+  done
+  in_ns plab-boot ip addr add 100.64.0.2/24 dev pub0
+  local i
+  for i in 1 2; do
+    in_ns "plab-nat$i" ip addr add "100.64.0.1$i/24" dev pub0
+    ip link add lan0 netns "plab-nat$i" type veth peer name eth0 netns "plab-h$i"
+    in_ns "plab-nat$i" ip addr add "10.$i.0.1/24" dev lan0
+    in_ns "plab-nat$i" ip link set lan0 up
+    in_ns "plab-nat$i" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "plab-h$i" ip addr add "10.$i.0.2/24" dev eth0
+    in_ns "plab-h$i" ip link set eth0 up
+    in_ns "plab-h$i" ip route add default via "10.$i.0.1"
+  done
+  in_ns plab-nat1 bash -c "$(declare -f nat_rules); nat_rules pub0 lan0 $NAT1"
+  in_ns plab-nat2 bash -c "$(declare -f nat_rules); nat_rules pub0 lan0 $NAT2"
+}
+
+run_once() {
+  local run=$1 built_ms start end
+  start=$(date +%s%N)
+  build
+  end=$(date +%s%N)
+  built_ms=$(((end - start) / 1000000))
+  : >"$WORK/boot.log"
+  : >"$WORK/two.log"
+  ip netns exec plab-boot node bootstrap.mjs 100.64.0.2 >"$WORK/boot.log" 2>&1 &
+  PIDS+=($!) # the pid of node itself: ip netns exec execs it
+  wait_for_line "$WORK/boot.log" '^ready'
+  local topic="lab-$run-$RANDOM"
+  ip netns exec plab-h2 node peer.mjs two 100.64.0.2:49737 "$topic" >"$WORK/two.log" 2>&1 &
+  PIDS+=($!) # the pid of node itself: ip netns exec execs it
+  wait_for_line "$WORK/two.log" '"event":"joined"'
+  # Bounded: peer.mjs gives up after 45 s, and timeout kills it at 60 s.
+  in_ns plab-h1 timeout 60 node peer.mjs one 100.64.0.2:49737 "$topic" >"$WORK/one.log" 2>"$WORK/one.err" || true
+  local result
+  result=$(grep '"event":"result"' "$WORK/one.log" | tail -1 || true)
+  if [[ -z $result ]]; then
+    result='{"event":"result","ok":false,"error":"peer one printed no result (its stderr follows)"}'
+  fi
+  if [[ $result != *'"ok":true'* ]]; then
+    echo "--- peer one:" >&2
+    cat "$WORK/one.log" "$WORK/one.err" >&2
+    echo "--- peer two:" >&2
+    cat "$WORK/two.log" >&2
+  fi
+  echo "{\"nat1\":\"$NAT1\",\"nat2\":\"$NAT2\",\"run\":$run,\"labBuildMs\":$built_ms,${result#\{}" | tee -a "$WORK/results"
+  teardown
+}
+
+# Not in a subshell: the lab's processes must stay in PIDS, where teardown kills them.
+: >"$WORK/results"
+for ((run = 1; run <= RUNS; run++)); do run_once "$run"; done
+ok=$(grep -c '"ok":true' "$WORK/results" || true)
+failed=$((RUNS - ok))
+echo "nat lab ($NAT1/$NAT2): $ok passed, $failed failed"
+[[ $failed == 0 ]]
