@@ -3,7 +3,7 @@
 //   node peer.mjs one <bootstrap> <topic>   joins, waits for a peer, sends one message, waits for the echo,
 //                                           prints {"event":"result",...} and exits
 import { createPeer, generateIdentity } from '@parley/core'
-import { dhtNetworking, dhtOptions, dhtSession } from '@parley/dht'
+import { DHT_HANDSHAKE_TIMEOUT, dhtNetworking, dhtOptions, dhtSession } from '@parley/dht'
 
 const [name, bootstrap, topic] = process.argv.slice(2)
 const log = (fields) => console.log(JSON.stringify(fields))
@@ -31,7 +31,14 @@ const transport = {
     return conn
   },
 }
-const peer = createPeer({ name, identity, transport, upgrader: net.upgrader, listen: net.listen })
+const peer = createPeer({
+  name,
+  identity,
+  transport,
+  upgrader: net.upgrader,
+  listen: net.listen,
+  handshakeTimeout: DHT_HANDSHAKE_TIMEOUT,
+})
 await peer.start()
 const [joined] = net.join(peer, (err) => log({ event: 'error', message: err.message }))
 await joined.refresh()

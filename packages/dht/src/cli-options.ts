@@ -84,6 +84,7 @@ export interface DhtNetworkingInit {
   options: DhtOptions
   /** The peer's network secret, if any: checked on DHT connections and keying the topics. */
   networkSecret?: string | Uint8Array
+  /** Passed to the network-proof exchange and the Noise upgrader. @default 10_000 ms */
   handshakeTimeout?: number
   /** Carries every address that is not `dht:`. @default tcpTransport() */
   other?: Transport
@@ -103,6 +104,13 @@ export interface DhtNetworking {
   /** After `peer.stop()`: leaves the topics and the DHT. */
   close(): Promise<void>
 }
+
+/**
+ * The `handshakeTimeout` a peer on the DHT needs at least, in milliseconds. The peer's handshake limit
+ * also covers the transport's dial, and HyperDHT may take ~20 s to punch through a random-port NAT
+ * (the transport's own dial timeout is 30 s).
+ */
+export const DHT_HANDSHAKE_TIMEOUT = 40_000
 
 /** Dials to topic peers running at once. */
 const CONNECT_CONCURRENCY = 4
@@ -143,10 +151,9 @@ export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
     listen: dht.address,
     dht,
     join(peer, onError) {
-      const connector = topicConnector(peer, onError)
       for (const name of init.options.join) {
         const topic = joinTopic(dht, name, secret !== undefined ? { networkSecret: secret } : {})
-        topic.on('peer', connector)
+        topic.on('peer', topicConnector(peer, topic, onError))
         if (onError !== undefined) topic.on('error', onError)
         topics.push(topic)
       }
@@ -160,7 +167,7 @@ export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
 }
 
 /** Connects to each topic peer not connected yet, a few at a time. */
-function topicConnector(peer: Peer, onError?: (err: Error) => void): (address: string) => void {
+function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void): (address: string) => void {
   const queue: string[] = []
   let running = 0
   const next = () => {
@@ -171,7 +178,11 @@ function topicConnector(peer: Peer, onError?: (err: Error) => void): (address: s
       running++
       peer
         .connect(address)
-        .catch((err: Error) => onError?.(err))
+        .catch((err: Error) => {
+          // Reported again by the topic's next round, and dialed again then.
+          topic.forget(address)
+          onError?.(err)
+        })
         .finally(() => {
           running--
           next()

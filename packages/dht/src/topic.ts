@@ -34,6 +34,11 @@ export interface Topic extends EventEmitter<TopicEvents> {
   readonly key: string
   /** Every `dht:` address found so far (at most `maxPeers`). */
   peers(): string[]
+  /**
+   * Forgets a peer found earlier, so the next round reports it again if it is still on the topic (a
+   * dial that failed is then tried again, once per round).
+   */
+  forget(address: string): void
   /** Runs a round now unless one ran less than a second ago; resolves when it is over. */
   refresh(): Promise<void>
   /** Stops announcing, removes our announcement from the DHT, and ends the rounds. Idempotent. */
@@ -105,6 +110,10 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
 
   peers(): string[] {
     return [...this.#found].map(dhtAddress)
+  }
+
+  forget(address: string): void {
+    if (address.startsWith('dht:')) this.#found.delete(address.slice(4))
   }
 
   refresh(): Promise<void> {

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createPeer, generateIdentity, tcpTransport } from '@parley/core'
 import { waitFor } from '@parley/testing'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { dhtNetworking, joinTopic, type Topic, topicKey } from '../src/index.js'
 import { dhtPeerTransport, useTestnet } from './helpers.js'
 
@@ -56,6 +56,30 @@ describe('topic discovery', () => {
     await insider.refresh()
     expect(insider.peers()).toEqual([`dht:${first.identity.peerId}`])
     expect(topicKey('room', 'apples').equals(topicKey('room'))).toBe(false)
+  })
+
+  it('a forgotten peer is reported again by the next round (a failed dial is retried)', async () => {
+    const first = await listening()
+    const second = await listening()
+    await joined(joinTopic(first.transport, 'retry room')).refresh()
+    const topic = joined(joinTopic(second.transport, 'retry room', { announce: false }))
+    const reported: string[] = []
+    topic.on('peer', (address) => reported.push(address))
+    await topic.refresh()
+    expect(reported).toEqual([`dht:${first.identity.peerId}`])
+    topic.forget(reported[0]!)
+    expect(topic.peers()).toEqual([])
+    // Rounds are at most one a second: a refresh right now is refused...
+    await topic.refresh()
+    expect(reported).toHaveLength(1)
+    // ...and allowed a second later (only the clock is faked; HyperDHT's timers run for real).
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    vi.setSystemTime(Date.now() + 1_000)
+    await topic.refresh()
+    expect(reported).toEqual([`dht:${first.identity.peerId}`, `dht:${first.identity.peerId}`])
   })
 
   it('reports at most maxPeers peers', async () => {
