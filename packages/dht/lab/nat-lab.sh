@@ -4,9 +4,10 @@
 # exchange acknowledged messages both ways. Needs root, ip and nft; touches nothing outside its own
 # namespaces (none of its interfaces is in the root namespace), and removes them on every exit.
 #
-#   bash lab/nat-lab.sh [cone|random] [cone|random] [runs]      (NAT of host 1, NAT of host 2)
+#   bash lab/nat-lab.sh [cone|random] [cone|random] [runs] [relay]   (NAT of host 1, NAT of host 2;
+#                                                                     relay: peers may use the blind relay)
 #
-#   plab-pub: bridge br0, 100.64.0.0/24 ── plab-boot 100.64.0.2 (4 testnet DHT nodes)
+#   plab-pub: bridge br0, 100.64.0.0/24 ── plab-boot 100.64.0.2 (4 testnet DHT nodes, a blind relay)
 #        ├── plab-nat1 100.64.0.11 ── 10.1.0.1/24 ── plab-h1 10.1.0.2 (peer "one", dials)
 #        └── plab-nat2 100.64.0.12 ── 10.2.0.1/24 ── plab-h2 10.2.0.2 (peer "two")
 #
@@ -17,6 +18,7 @@ cd "$(dirname "$0")"
 NAT1=${1:-cone}
 NAT2=${2:-cone}
 RUNS=${3:-3}
+RELAY=${4:-}
 NS=(plab-pub plab-boot plab-nat1 plab-nat2 plab-h1 plab-h2)
 WORK=$(mktemp -d)
 PIDS=()
@@ -140,12 +142,14 @@ run_once() {
   ip netns exec plab-boot node bootstrap.mjs 100.64.0.2 >"$WORK/boot.log" 2>&1 &
   PIDS+=($!) # the pid of node itself: ip netns exec execs it
   wait_for_line "$WORK/boot.log" '^ready'
+  local relay=''
+  [[ $RELAY == relay ]] && relay=$(sed -n 's/^ready .* relay \([0-9a-f]*\)$/\1/p' "$WORK/boot.log")
   local topic="lab-$run-$RANDOM"
-  ip netns exec plab-h2 node peer.mjs two 100.64.0.2:49737 "$topic" >"$WORK/two.log" 2>&1 &
+  ip netns exec plab-h2 node peer.mjs two 100.64.0.2:49737 "$topic" $relay >"$WORK/two.log" 2>&1 &
   PIDS+=($!) # the pid of node itself: ip netns exec execs it
   wait_for_line "$WORK/two.log" '"event":"joined"'
   # Bounded: peer.mjs gives up after 45 s, and timeout kills it at 60 s.
-  in_ns plab-h1 timeout 60 node peer.mjs one 100.64.0.2:49737 "$topic" >"$WORK/one.log" 2>"$WORK/one.err" || true
+  in_ns plab-h1 timeout 60 node peer.mjs one 100.64.0.2:49737 "$topic" $relay >"$WORK/one.log" 2>"$WORK/one.err" || true
   local result
   result=$(grep '"event":"result"' "$WORK/one.log" | tail -1 || true)
   if [[ -z $result ]]; then
@@ -157,7 +161,7 @@ run_once() {
     echo "--- peer two:" >&2
     cat "$WORK/two.log" >&2
   fi
-  echo "{\"nat1\":\"$NAT1\",\"nat2\":\"$NAT2\",\"run\":$run,\"labBuildMs\":$built_ms,${result#\{}" | tee -a "$WORK/results"
+  echo "{\"nat1\":\"$NAT1\",\"nat2\":\"$NAT2\",\"relay\":\"${relay:0:8}\",\"run\":$run,\"labBuildMs\":$built_ms,${result#\{}" | tee -a "$WORK/results"
   teardown
 }
 
@@ -166,5 +170,5 @@ run_once() {
 for ((run = 1; run <= RUNS; run++)); do run_once "$run"; done
 ok=$(grep -c '"ok":true' "$WORK/results" || true)
 failed=$((RUNS - ok))
-echo "nat lab ($NAT1/$NAT2): $ok passed, $failed failed"
+echo "nat lab ($NAT1/$NAT2${RELAY:+, relay}): $ok passed, $failed failed"
 [[ $failed == 0 ]]

@@ -1,17 +1,20 @@
 // One lab peer on the DHT, started the way the CLI will be: `--bootstrap <host:port> --join <topic>`.
-//   node peer.mjs two <bootstrap> <topic>   joins, answers every message with "echo: <text>", runs until killed
-//   node peer.mjs one <bootstrap> <topic>   joins, waits for a peer, sends one message, waits for the echo,
+//   node peer.mjs two <bootstrap> <topic> [relay]   joins, answers every message with "echo: <text>", runs until killed
+//   node peer.mjs one <bootstrap> <topic> [relay]   joins, waits for a peer, sends one message, waits for the echo,
 //                                           prints {"event":"result",...} and exits
 import { createPeer, generateIdentity } from '@parley/core'
 import { DHT_HANDSHAKE_TIMEOUT, dhtNetworking, dhtOptions, dhtSession } from '@parley/dht'
 
-const [name, bootstrap, topic] = process.argv.slice(2)
+const [name, bootstrap, topic, relay] = process.argv.slice(2)
 const log = (fields) => console.log(JSON.stringify(fields))
 const started = performance.now()
 const ms = () => Math.round(performance.now() - started)
 
 const identity = generateIdentity()
-const net = dhtNetworking({ identity, options: dhtOptions({ bootstrap: [bootstrap], join: [topic] }) })
+const net = dhtNetworking({
+  identity,
+  options: dhtOptions({ bootstrap: [bootstrap], join: [topic], ...(relay ? { relay } : {}) }),
+})
 // Which path the connection took: the UDP address of the remote end of each DHT connection.
 const paths = new Map()
 const transport = {

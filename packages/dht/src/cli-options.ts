@@ -20,12 +20,16 @@ export interface DhtFlags {
   bootstrap?: readonly string[]
   /** `--join <topic>`, repeatable: announce on the topic and connect to the peers on it. */
   join?: readonly string[]
+  /** `--relay <peer id>`: a blind relay for peers whose NATs defeat hole punching. */
+  relay?: string
 }
 
 /** What the flags ask for: which DHT, and which topics. */
 export interface DhtOptions {
   bootstrap: Bootstrap
   join: string[]
+  /** Peer id of a blind relay, tried when a hole punch fails. */
+  relay?: string
 }
 
 /** A DHT flag that cannot be used; its message is one sentence for the user. */
@@ -70,10 +74,16 @@ export function dhtOptions(flags: DhtFlags): DhtOptions | undefined {
       throw new DhtOptionsError('a --join topic is 1 to 1024 bytes of text')
     }
   }
-  if (bootstrap.length > 0) return { bootstrap: bootstrap.map(parseBootstrap), join }
-  if (flags.dht === true) return { bootstrap: 'public', join }
-  if (join.length > 0) {
-    throw new DhtOptionsError('--join needs the DHT: add --dht (the public DHT) or --bootstrap host:port')
+  const relay = flags.relay
+  if (relay !== undefined && !/^[0-9a-f]{64}$/.test(relay)) {
+    throw new DhtOptionsError('--relay takes a peer id: 64 lowercase hex characters')
+  }
+  const extra = relay !== undefined ? { relay } : {}
+  if (bootstrap.length > 0) return { bootstrap: bootstrap.map(parseBootstrap), join, ...extra }
+  if (flags.dht === true) return { bootstrap: 'public', join, ...extra }
+  if (join.length > 0 || relay !== undefined) {
+    const flag = join.length > 0 ? '--join' : '--relay'
+    throw new DhtOptionsError(`${flag} needs the DHT: add --dht (the public DHT) or --bootstrap host:port`)
   }
   return undefined
 }
@@ -130,7 +140,12 @@ const CONNECT_CONCURRENCY = 4
  * ```
  */
 export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
-  const dht = dhtTransport({ identity: init.identity, bootstrap: init.options.bootstrap })
+  const { bootstrap, relay } = init.options
+  const dht = dhtTransport({
+    identity: init.identity,
+    bootstrap,
+    ...(relay !== undefined ? { relayThrough: relay } : {}),
+  })
   const secret =
     typeof init.networkSecret === 'string' ? Buffer.from(init.networkSecret, 'utf8') : init.networkSecret
   const handshakeTimeout = init.handshakeTimeout ?? 10_000

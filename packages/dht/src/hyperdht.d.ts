@@ -34,6 +34,7 @@ declare module 'hyperdht' {
   }
 
   export interface ServerOptions {
+    holepunch?: boolean
     /** Return true to refuse a connection from `remotePublicKey`. */
     firewall?: (remotePublicKey: Buffer, remotePayload: unknown, clientAddress: HostPort) => boolean
   }
@@ -70,12 +71,13 @@ declare module 'hyperdht' {
     createServer(options?: ServerOptions, onConnection?: (socket: NoiseSecretStream) => void): Server
     connect(
       publicKey: Uint8Array,
-      options?: { keyPair?: KeyPair; relayAddresses?: HostPort[] },
+      options?: { keyPair?: KeyPair; relayAddresses?: HostPort[]; relayThrough?: Uint8Array },
     ): NoiseSecretStream
     announce(topic: Uint8Array, keyPair: KeyPair, relayAddresses?: HostPort[]): Query
     lookup(topic: Uint8Array): Query
     unannounce(topic: Uint8Array, keyPair: KeyPair): Promise<void>
     destroy(options?: { force?: boolean }): Promise<void>
+    createRawStream(options?: object): unknown
   }
 }
 

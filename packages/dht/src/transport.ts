@@ -34,6 +34,12 @@ export interface DhtTransportInit {
    * @default 30_000
    */
   dialTimeout?: number
+  /**
+   * Peer id of a blind relay (a HyperDHT server running `blind-relay`). A dial whose hole punch fails
+   * (two random-port NATs) is tried once more through it; the relay sees only encrypted bytes.
+   * @default none: such dials fail
+   */
+  relayThrough?: string
   /** Local address the DHT's UDP socket binds. @default HyperDHT's: 0.0.0.0 */
   host?: string
   /** UDP port of the DHT node. @default HyperDHT's: 49737, or any free port when taken */
@@ -97,6 +103,7 @@ class HyperDhtTransport implements DhtTransport {
   readonly #init: DhtTransportInit
   readonly #keyPair: KeyPair
   readonly #dialTimeout: number
+  readonly #relayThrough: Buffer | undefined
   #node: Promise<DHT> | undefined
   #server: Server | undefined
   #destroyed = false
@@ -113,6 +120,10 @@ class HyperDhtTransport implements DhtTransport {
     this.peerId = init.identity.peerId
     this.address = dhtAddress(this.peerId)
     this.#dialTimeout = init.dialTimeout ?? DEFAULT_DIAL_TIMEOUT
+    if (init.relayThrough !== undefined && !/^[0-9a-f]{64}$/.test(init.relayThrough)) {
+      throw new TypeError('relayThrough must be a peer id: 64 lowercase hex characters')
+    }
+    this.#relayThrough = init.relayThrough === undefined ? undefined : Buffer.from(init.relayThrough, 'hex')
     access.set(this, {
       node: (options) => this.#start(options?.signal, 'join'),
       keyPair: this.#keyPair,
@@ -193,12 +204,7 @@ class HyperDhtTransport implements DhtTransport {
         done = true
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        if (stream !== undefined) {
-          this.#dialing.delete(stream)
-          stream.off('open', onOpen)
-          stream.off('error', onError)
-          stream.off('close', onClose)
-        }
+        detach()
         if (err !== undefined) {
           stream?.on('error', () => {})
           stream?.destroy()
@@ -210,28 +216,53 @@ class HyperDhtTransport implements DhtTransport {
         const local = `${this.address}:${s.rawStream.id}`
         resolve(this.#track(new DhtConnection(s, local, address)))
       }
+      let relayed = false
       const onOpen = () => settle()
-      const onError = (err: Error) => settle(mapDialError(err, address))
+      const onError = (err: Error) => {
+        // Hyperswarm's pattern: a punch that failed is retried through the relay, once.
+        if (this.#relayThrough !== undefined && !relayed && isPunchFailure(err)) {
+          relayed = true
+          detach()
+          stream?.on('error', () => {})
+          stream?.destroy()
+          attempt(this.#relayThrough)
+          return
+        }
+        settle(mapDialError(err, address))
+      }
       const onClose = () =>
         settle(new TransportError('CONNECTION_REFUSED', `${address} closed the connection`))
       const onAbort = () => settle(aborted(signal!, 'dial'))
+      const detach = () => {
+        if (stream === undefined) return
+        this.#dialing.delete(stream)
+        stream.off('open', onOpen)
+        stream.off('error', onError)
+        stream.off('close', onClose)
+      }
+      let node: DHT
+      const attempt = (relayThrough: Buffer | undefined) => {
+        if (done) return
+        const relayAddresses = this.#hints.get(peerId)
+        stream = node.connect(Buffer.from(peerId, 'hex'), {
+          keyPair: this.#keyPair,
+          ...(relayAddresses !== undefined ? { relayAddresses } : {}),
+          ...(relayThrough !== undefined ? { relayThrough } : {}),
+        })
+        this.#dialing.add(stream)
+        stream.once('open', onOpen)
+        stream.once('error', onError)
+        stream.once('close', onClose)
+      }
       signal?.addEventListener('abort', onAbort, { once: true })
       const timer = setTimeout(() => {
         settle(new TransportError('DIAL_TIMEOUT', `no connection to ${address} in ${this.#dialTimeout} ms`))
       }, this.#dialTimeout)
       timer.unref?.()
       this.#start(signal, 'dial').then(
-        (node) => {
-          if (done) return
-          const relayAddresses = this.#hints.get(peerId)
-          stream = node.connect(Buffer.from(peerId, 'hex'), {
-            keyPair: this.#keyPair,
-            ...(relayAddresses !== undefined ? { relayAddresses } : {}),
-          })
-          this.#dialing.add(stream)
-          stream.once('open', onOpen)
-          stream.once('error', onError)
-          stream.once('close', onClose)
+        (started) => {
+          node = started
+          attempt(undefined)
         },
         (err) => settle(err instanceof TransportError ? err : mapDialError(err as Error, address)),
       )
@@ -303,6 +334,12 @@ function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined, wha
 
 function aborted(signal: AbortSignal, what: string): TransportError {
   return new TransportError('ABORTED', `${what} aborted`, { cause: signal.reason })
+}
+
+/** A hole punch that cannot succeed without a relay. */
+function isPunchFailure(err: Error): boolean {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && (code.startsWith('HOLEPUNCH_') || code === 'CANNOT_HOLEPUNCH')
 }
 
 /** HyperDHT's error codes: a missing peer or a failed punch is a refusal, a timeout a timeout. */

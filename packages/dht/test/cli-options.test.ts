@@ -34,6 +34,13 @@ describe('DHT command-line options', () => {
     )
   })
 
+  it('--relay takes a peer id and needs the DHT', () => {
+    const relay = 'ab'.repeat(32)
+    expect(dhtOptions({ dht: true, relay })).toEqual({ bootstrap: 'public', join: [], relay })
+    expect(() => dhtOptions({ dht: true, relay: 'relay.example:1' })).toThrow('--relay takes a peer id')
+    expect(() => dhtOptions({ relay })).toThrow('--relay needs the DHT')
+  })
+
   it('a repeated --join topic is joined once; limits are bounded', () => {
     expect(dhtOptions({ dht: true, join: ['a', 'a', 'b'] })?.join).toEqual(['a', 'b'])
     const many = Array.from({ length: 9 }, (_, i) => `t${i}`)
