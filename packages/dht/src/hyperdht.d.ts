@@ -34,7 +34,6 @@ declare module 'hyperdht' {
   }
 
   export interface ServerOptions {
-    holepunch?: boolean
     /** Return true to refuse a connection from `remotePublicKey`. */
     firewall?: (remotePublicKey: Buffer, remotePayload: unknown, clientAddress: HostPort) => boolean
   }
