@@ -2,7 +2,8 @@
  * `pnpm bench [--quick]`: every scenario for every system, three rounds, one table.
  *
  * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
- * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--out FILE` (default
+ * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--no-fairness` (skip chat round
+ * trips during a saturating transfer), `--out FILE` (default
  * docs/BENCHMARKS.md; `--out -` writes nothing).
  */
 import { spawnSync } from 'node:child_process'
@@ -13,6 +14,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { selfSignedCertificate } from './cert.js'
+import { renderFairness, runFairness } from './fairness.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
 import {
@@ -161,6 +163,7 @@ async function main(): Promise<void> {
       systems: { type: 'string' },
       scenarios: { type: 'string' },
       'no-profile': { type: 'boolean', default: false },
+      'no-fairness': { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, '..', 'docs', 'BENCHMARKS.md') },
     },
   })
@@ -210,6 +213,11 @@ async function main(): Promise<void> {
     log('profiling Parley (a) and (b) under --cpu-prof …')
     profile = await profileParley(plan, options)
   }
+  let fairness: string | undefined
+  if (!values['no-fairness'] && systems.includes('parley')) {
+    log('fair sharing: chat round trips during a saturating transfer on the same link …')
+    fairness = renderFairness(await runFairness(quick))
+  }
   const seconds = (performance.now() - started) / 1000
   const { table, notes } = renderTable(results, systems)
   const targets = renderTargets(results)
@@ -223,6 +231,7 @@ async function main(): Promise<void> {
       '',
       targets.table,
       '',
+      ...(fairness ? [fairness] : []),
       `${quick ? 'quick' : 'full'} run: ${Math.round(seconds)} s`,
       '',
     ].join('\n'),
@@ -247,7 +256,7 @@ async function main(): Promise<void> {
       ...(profile ? { profile } : {}),
       ...(analysis ? { analysis } : {}),
     })
-    writeFileSync(out, report)
+    writeFileSync(out, fairness ? `${report.trimEnd()}\n\n${fairness}` : report)
     // The repository's formatter covers Markdown too: align the tables as `biome check .` expects.
     const biome = spawnSync(join(ROOT, '..', 'node_modules', '.bin', 'biome'), ['format', '--write', out], {
       stdio: 'ignore',

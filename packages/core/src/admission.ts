@@ -96,20 +96,27 @@ const PROTECT_BY_USEFUL = 4
 export class InboundEviction {
   readonly #key = randomBytes(16)
 
-  select<T>(candidates: readonly EvictionCandidate<T>[]): T | undefined {
+  select<T>(candidates: readonly EvictionCandidate<T>[], maxInbound: number): T | undefined {
     let rest = [...candidates]
+    // Bitcoin Core protects 4 + 8 + 4 of 125 slots; fewer slots protect proportionally fewer.
+    const share = (n: number) => Math.min(n, Math.ceil(maxInbound / 16))
     const good = (c: EvictionCandidate<T>) => !c.discouraged
     rest = this.#protect(
       rest,
-      PROTECT_BY_NETGROUP,
+      share(PROTECT_BY_NETGROUP),
       (a, b) => this.#hash(a.netgroup).localeCompare(this.#hash(b.netgroup)),
       good,
       true,
     )
-    rest = this.#protect(rest, PROTECT_BY_RTT, (a, b) => a.rtt - b.rtt, good)
     rest = this.#protect(
       rest,
-      PROTECT_BY_USEFUL,
+      share(PROTECT_BY_RTT),
+      (a, b) => a.rtt - b.rtt,
+      (c) => good(c) && Number.isFinite(c.rtt),
+    )
+    rest = this.#protect(
+      rest,
+      share(PROTECT_BY_USEFUL),
       (a, b) => b.lastUseful - a.lastUseful,
       (c) => good(c) && c.lastUseful > 0,
     )

@@ -3,73 +3,37 @@ import {
   encodeFrame,
   encodeMessage,
   Limits,
-  type Message,
   type PeerAnnouncement,
   PROTOCOL_VERSION,
-  peekHelloVersion,
   RejectCode,
 } from '@parley/protocol'
-import { Discouragement, HandshakeSlots, InboundEviction } from './admission.js'
+import { Acceptor } from './acceptor.js'
+import { Discouragement, HandshakeSlots } from './admission.js'
 import {
-  type AnnouncementPolicy,
-  awaitHandshake,
-  checkAnnouncement,
-  decodeHandshake,
-  handshakeError,
-  rejectedError,
-} from './handshake.js'
-import { type KnownPeers, keyChangedMessage } from './known-peers.js'
+  type ConnectionHost,
+  DUPLICATE_GOODBYE,
+  type HandshakeLimit,
+  type ManagerInit,
+} from './connection-host.js'
+import { Dialer } from './dialer.js'
+import type { AnnouncementPolicy } from './handshake.js'
 import type { ResolvedLimits } from './limits.js'
 import { Link } from './link.js'
 import { LinkReader } from './link-reader.js'
 import { PeerError } from './peer-errors.js'
-import type { Direction, DisconnectReason, KeyChange, PeerInfo, ReconnectingEvent } from './peer-types.js'
+import type { Direction, DisconnectReason, PeerInfo } from './peer-types.js'
 import { SecureChannelError } from './secure/errors.js'
-import type { ConnectionUpgrader, SecureConnection } from './secure/upgrader.js'
-import type { Service } from './services/service.js'
+import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
-import type { Connection, Transport } from './transport.js'
-import { hostOf, isLoopback, netgroupOf, Timers } from './util.js'
-
-/** GOODBYE reason that means "this connection is a duplicate; keep talking on the other one". */
-export const DUPLICATE_GOODBYE = 'duplicate connection'
-/** GOODBYE reason sent to an inbound peer whose slot went to a newcomer. */
-export const EVICTED_GOODBYE = 'evicted to make room for a new peer'
-
-/** What the connection manager tells the peer. */
-export interface ManagerEvents {
-  /** A handshake completed: what the remote said about itself (first-hand). */
-  learned(remote: PeerAnnouncement): void
-  opened(session: Session): void
-  /** A lost session is back on a new link (its disconnect had been reported). */
-  resumed(session: Session): void
-  /** The session's link was lost; it stays while reconnecting. */
-  lost(session: Session, reason: DisconnectReason, message: string): void
-  ended(session: Session, reason: DisconnectReason, message: string, error: PeerError): void
-  reconnecting(event: ReconnectingEvent): void
-  report(error: PeerError): void
-}
-
-export interface ManagerInit {
-  transport: Transport
-  upgrader: ConnectionUpgrader
-  selfId: string
-  services: readonly Service[]
-  knownPeers: KnownPeers
-  onKeyChange: ((change: KeyChange) => boolean | Promise<boolean>) | undefined
-  allow: readonly string[] | undefined
-  deny: readonly string[] | undefined
-  limits: ResolvedLimits
-  announcement: () => PeerAnnouncement
-  isRunning: () => boolean
-  events: ManagerEvents
-}
+import type { Connection } from './transport.js'
+import type { Trust } from './trust.js'
+import { hostOf, netgroupOf, Timers, TokenBucket } from './util.js'
 
 /**
  * Dialing and accepting: handshake admission, connection limits and inbound eviction, the
  * simultaneous-dial tie-break, reconnection after a loss, and liveness. Owns every link and session.
  */
-export class ConnectionManager {
+export class ConnectionManager implements ConnectionHost {
   readonly links = new Set<Link>()
   readonly sessions = new Map<string, Session>()
   /** Peers the user dialed, by id → the address used: reconnected after a loss. */
@@ -77,33 +41,36 @@ export class ConnectionManager {
   readonly timers = new Timers()
   /** Aborted when the peer finishes stopping: ends handshakes still in progress, which no link tracks yet. */
   readonly halt = new AbortController()
-  readonly #init: ManagerInit
-  readonly #limits: ResolvedLimits
-  readonly #reader: LinkReader
-  readonly #slots: HandshakeSlots
-  readonly #eviction = new InboundEviction()
-  readonly #discouraged: Discouragement
-  /** Dials in flight by address, so two calls for one address share one connection. */
-  readonly #dials = new Map<string, Promise<PeerInfo>>()
+  readonly dialer = new Dialer(this)
+  readonly acceptor = new Acceptor(this)
+  readonly init: ManagerInit
+  get trust(): Trust {
+    return this.init.trust
+  }
+  readonly limits: ResolvedLimits
+  readonly reader: LinkReader
+  readonly slots: HandshakeSlots
+  readonly discouraged: Discouragement
   /** Peer ids refused until the given time, after breaking the protocol or a limit. */
   readonly #cooling = new Map<string, number>()
   /** Raw connections per remote host, and outbound ones, counted from accept/dial to close. */
   readonly #perHost = new Map<string, number>()
-  #outbound = 0
-  readonly #policy: AnnouncementPolicy
+  /** Outbound raw connections, from dial to close. */
+  outboundCount = 0
+  readonly policy: AnnouncementPolicy
 
   constructor(init: ManagerInit) {
-    this.#init = init
-    this.#limits = init.limits
-    this.#slots = new HandshakeSlots(init.limits.maxInboundHandshakes, init.limits.maxOutboundHandshakes)
-    this.#discouraged = new Discouragement(init.limits.cooldown)
-    this.#policy = {
+    this.init = init
+    this.limits = init.limits
+    this.slots = new HandshakeSlots(init.limits.maxInboundHandshakes, init.limits.maxOutboundHandshakes)
+    this.discouraged = new Discouragement(init.limits.cooldown)
+    this.policy = {
       selfId: init.selfId,
       allow: init.allow,
       deny: init.deny,
       coolingUntil: (id) => this.#cooling.get(id),
     }
-    this.#reader = new LinkReader({
+    this.reader = new LinkReader({
       sessions: this.sessions,
       limits: init.limits,
       closeLink: (link) => void this.closeLink(link),
@@ -113,234 +80,45 @@ export class ConnectionManager {
     setMaxListeners(0, this.halt.signal)
   }
 
-  get handshakesInProgress(): number {
-    return this.#slots.inProgress
+  /** Raw connections open from `host` (inbound and outbound). */
+  connectionsFrom(host: string): number {
+    return this.#perHost.get(host) ?? 0
   }
 
-  // ---- dialing --------------------------------------------------------------------------------
-
-  /** Dials `address` (sharing a dial already in flight) and completes the handshake. */
   dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {
-    let dial = this.#dials.get(address)
-    if (!dial) {
-      dial = this.#dial(address, options?.signal).finally(() => this.#dials.delete(address))
-      this.#dials.set(address, dial)
-    }
-    return dial
+    return this.dialer.dial(address, options)
   }
 
-  async #dial(address: string, outer?: AbortSignal): Promise<PeerInfo> {
-    if (this.#outbound >= this.#limits.maxOutbound) {
-      throw new PeerError(
-        'TOO_MANY_CONNECTIONS',
-        `already ${this.#outbound} outbound connections (the limit)`,
-      )
-    }
-    const limit = this.#handshakeLimit(outer)
-    let release: (() => void) | undefined
-    try {
-      release = await this.#slots.acquireOutbound(limit.signal)
-      return await this.#dialWithin(address, limit.signal)
-    } catch (err) {
-      if (err instanceof PeerError) throw err
-      throw new PeerError('HANDSHAKE_TIMEOUT', `could not start a handshake with ${address} in time`, {
-        cause: err,
-      })
-    } finally {
-      release?.()
-      limit.dispose()
-    }
+  accept(conn: Connection): void {
+    this.acceptor.accept(conn)
   }
 
-  async #dialWithin(address: string, signal: AbortSignal): Promise<PeerInfo> {
-    let conn: Connection
-    try {
-      conn = await this.#init.transport.dial(address, { signal })
-    } catch (cause) {
-      throw new PeerError('DIAL_FAILED', `could not reach ${address}: ${(cause as Error).message}`, { cause })
-    }
-    this.#count(conn, 'outbound')
-    let secure: SecureConnection
-    try {
-      secure = await this.#init.upgrader.upgrade(conn, { role: 'initiator', signal })
-    } catch (cause) {
-      conn.abort(cause as Error)
-      throw handshakeError(address, cause)
-    }
-    if (!this.#init.isRunning()) {
-      secure.abort()
-      throw new PeerError('STOPPED', 'this peer is stopping')
-    }
-    const link = this.#track(secure, 'outbound', address)
-    const reply = await awaitHandshake(link, signal, (l) => this.dropLink(l))
-    if (reply.type === 'REJECT') {
-      this.dropLink(link)
-      throw rejectedError(address, reply.code, reply.reason)
-    }
-    if (reply.type !== 'WELCOME') {
-      this.dropLink(link)
-      throw new PeerError('HANDSHAKE_FAILED', `${address} answered HELLO with ${reply.type}`)
-    }
-    const problem = checkAnnouncement(reply, secure, this.#policy)
-    if (problem) {
-      this.dropLink(link)
-      throw new PeerError(problem.code, `${address}: ${problem.message}`)
-    }
-    await this.#checkKnownKey(link, address, reply)
-    if (link.conn.status === 'closed') {
-      // The link died after a valid WELCOME, e.g. retired as a duplicate; the other link may carry the session.
-      this.dropLink(link)
-      const session = this.sessions.get(reply.peerId)
-      if (session) return session.info()
-      throw new PeerError('HANDSHAKE_FAILED', `${address} closed the connection during the handshake`)
-    }
-    const session = this.#open(link, reply)
-    this.wanted.set(session.id, address)
-    return session.info()
-  }
-
-  /** Trust on first use: the key seen at `address` must match the one saved for it, unless the user accepts. */
-  async #checkKnownKey(link: Link, address: string, remote: PeerAnnouncement): Promise<void> {
-    const verdict = this.#init.knownPeers.check(address, remote.peerId)
-    if (verdict.status === 'mismatch') {
-      const change = {
-        address,
-        name: verdict.name || remote.name,
-        expected: verdict.expected,
-        actual: remote.peerId,
-      }
-      const accepted = (await this.#init.onKeyChange?.(change)) ?? false
-      if (!accepted) {
-        this.dropLink(link)
-        throw new PeerError(
-          'KEY_CHANGED',
-          keyChangedMessage(address, change.name, change.expected, change.actual),
-        )
-      }
-    }
-    if (verdict.status !== 'match') void this.#init.knownPeers.remember(address, remote.peerId, remote.name)
+  get handshakesInProgress(): number {
+    return this.slots.inProgress
   }
 
   /** Counts a raw connection against the limits until it closes. */
-  #count(conn: Connection, direction: Direction): void {
+  count(conn: Connection, direction: Direction): void {
     const host = hostOf(conn.remoteAddress)
     this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
-    if (direction === 'outbound') this.#outbound++
+    if (direction === 'outbound') this.outboundCount++
     conn.once('close', () => {
       const n = (this.#perHost.get(host) ?? 1) - 1
       if (n > 0) this.#perHost.set(host, n)
       else this.#perHost.delete(host)
-      if (direction === 'outbound') this.#outbound--
+      if (direction === 'outbound') this.outboundCount--
     })
-  }
-
-  // ---- accepting ------------------------------------------------------------------------------
-
-  accept(conn: Connection): void {
-    if (!this.#init.isRunning()) {
-      conn.abort()
-      return
-    }
-    // Checked before any handshake work, so a flood costs us as little as possible. Every local peer
-    // shares the loopback address, so the per-host limit would cap a one-machine swarm.
-    const host = hostOf(conn.remoteAddress)
-    if (!isLoopback(host) && (this.#perHost.get(host) ?? 0) >= this.#limits.maxPerHost) {
-      conn.abort()
-      this.#init.events.report(
-        new PeerError(
-          'TOO_MANY_CONNECTIONS',
-          `refused a connection from ${conn.remoteAddress}: already ${this.#limits.maxPerHost} connections from ${host} (the limit)`,
-        ),
-      )
-      return
-    }
-    this.#count(conn, 'inbound')
-    const limit = this.#handshakeLimit()
-    // Over the bound, the oldest handshake in progress makes room: half-open sockets cannot lock newcomers out.
-    const release = this.#slots.admitInbound(() =>
-      limit.abort(new PeerError('HANDSHAKE_TIMEOUT', 'pushed out by newer handshakes while stalled')),
-    )
-    const done = () => {
-      release()
-      limit.dispose()
-    }
-    this.#init.upgrader
-      .upgrade(conn, { role: 'responder', signal: limit.signal })
-      .then(
-        (secure) => this.#acceptSecure(secure, limit.signal),
-        (cause) => {
-          conn.abort(cause as Error)
-          this.#init.events.report(handshakeError(conn.remoteAddress, cause))
-        },
-      )
-      .finally(done)
-  }
-
-  async #acceptSecure(secure: SecureConnection, signal: AbortSignal): Promise<void> {
-    const link = this.#track(secure, 'inbound', undefined)
-    let hello: Message
-    try {
-      hello = await awaitHandshake(link, signal, (l) => this.dropLink(l))
-    } catch (err) {
-      this.#init.events.report(err as PeerError)
-      return
-    }
-    const reject = (code: number, reason: string) => {
-      link.write({ type: 'REJECT', code, reason })
-      link.closeReason = { reason: 'local', message: reason }
-      void this.closeLink(link)
-    }
-    if (hello.type !== 'HELLO')
-      return reject(RejectCode.PROTOCOL_VIOLATION, `expected HELLO, got ${hello.type}`)
-    if (!this.#init.isRunning()) return reject(RejectCode.SHUTTING_DOWN, 'peer is shutting down')
-    const problem = checkAnnouncement(hello, secure, this.#policy)
-    if (problem) return reject(problem.wire, problem.message)
-    if (!this.sessions.has(hello.peerId) && !this.#makeRoom()) {
-      this.#init.events.report(
-        new PeerError(
-          'TOO_MANY_CONNECTIONS',
-          `refused ${secure.remoteAddress}: all ${this.#limits.maxInbound} inbound slots hold protected peers`,
-        ),
-      )
-      return reject(RejectCode.TOO_MANY_CONNECTIONS, `all ${this.#limits.maxInbound} inbound slots are taken`)
-    }
-    link.write({ type: 'WELCOME', ...this.#init.announcement() })
-    this.#open(link, hello)
-  }
-
-  /** True when an inbound slot is free or was freed by evicting the least valuable inbound peer. */
-  #makeRoom(): boolean {
-    const inbound = [...this.sessions.values()].filter((s) => s.online && s.active.direction === 'inbound')
-    if (inbound.length < this.#limits.maxInbound) return true
-    const victim = this.#eviction.select(
-      inbound
-        .filter((s) => !this.wanted.has(s.id))
-        .map((s) => {
-          const netgroup = netgroupOf(s.active.conn.remoteAddress)
-          return {
-            value: s,
-            netgroup,
-            connectedAt: s.connectedAt,
-            rtt: s.rtt,
-            lastUseful: s.lastUseful,
-            discouraged: this.#discouraged.has(netgroup),
-          }
-        }),
-    )
-    if (!victim) return false
-    this.disconnect(victim, EVICTED_GOODBYE)
-    // Its slot is free from now on, whether or not its close has completed.
-    this.#endSession(victim, 'local', EVICTED_GOODBYE)
-    return true
   }
 
   // ---- links and sessions ---------------------------------------------------------------------
 
   /** Registers a fresh connection: wires its events and, for a dialer, sends HELLO. */
-  #track(conn: SecureConnection, direction: Direction, dialedAddress: string | undefined): Link {
-    const link = new Link(conn, direction, dialedAddress, this.#limits.maxFrameSize)
+  track(conn: SecureConnection, direction: Direction, dialedAddress: string | undefined): Link {
+    const link = new Link(conn, direction, dialedAddress, this.limits.maxFrameSize)
+    const rate = this.limits.rate
+    if (rate !== false) link.chunks = new TokenBucket(rate.perSecond * 4, rate.burst * 4)
     this.links.add(link)
-    conn.on('data', (chunk) => this.#reader.onData(link, chunk))
+    conn.on('data', (chunk) => this.reader.onData(link, chunk))
     conn.on('drain', () => {
       link.blockedSince = 0
       link.writer.resume()
@@ -354,39 +132,39 @@ export class ConnectionManager {
       else void this.closeLink(link)
     })
     conn.on('close', (err) => this.#onClose(link, err))
-    if (direction === 'outbound') link.write({ type: 'HELLO', ...this.#init.announcement() })
+    if (direction === 'outbound') link.write({ type: 'HELLO', ...this.init.announcement() })
     return link
   }
 
   /** The handshake succeeded: attach the link to the remote peer's session, breaking ties. */
-  #open(link: Link, remote: PeerAnnouncement): Session {
+  open(link: Link, remote: PeerAnnouncement): Session {
     link.remote = remote
     link.bindChannels(
-      this.#init.services.map((s) => s.protocol),
+      this.init.services.map((s) => s.protocol),
       remote.capabilities,
     )
     link.state.advance('open')
     const session = this.#attach(link, remote)
-    this.#reader.replayEarly(link)
+    this.reader.replayEarly(link)
     if (link.endedEarly) void this.closeLink(link)
     return session
   }
 
   #attach(link: Link, remote: PeerAnnouncement): Session {
-    this.#init.events.learned(remote)
+    this.init.events.learned(remote)
     const session = this.sessions.get(remote.peerId)
     if (!session) {
-      const rate = this.#limits.rate
+      const rate = this.limits.rate
       // A peer from a group that broke limits recently starts with a smaller budget: a fresh key buys little.
-      const discouraged = rate !== false && this.#discouraged.has(netgroupOf(link.conn.remoteAddress))
+      const discouraged = rate !== false && this.discouraged.has(netgroupOf(link.conn.remoteAddress))
       const created = new Session(
         remote.peerId,
         link,
         discouraged && rate ? { perSecond: rate.perSecond / 8, burst: rate.burst / 8 } : rate,
       )
-      created.openServices(this.#init.services)
+      created.openServices(this.init.services)
       this.sessions.set(remote.peerId, created)
-      this.#init.events.opened(created)
+      this.init.events.opened(created)
       return created
     }
     session.links.add(link)
@@ -402,7 +180,7 @@ export class ConnectionManager {
       this.#switchTo(session, link)
       if (session.announcedGone) {
         session.announcedGone = false
-        this.#init.events.resumed(session)
+        this.init.events.resumed(session)
       }
       return session
     }
@@ -418,7 +196,7 @@ export class ConnectionManager {
    * if one peer dialed both, the one with the lower address pair.
    */
   #preferred(a: Link, b: Link): Link {
-    const initiator = (l: Link) => (l.direction === 'outbound' ? this.#init.selfId : l.remote!.peerId)
+    const initiator = (l: Link) => (l.direction === 'outbound' ? this.init.selfId : l.remote!.peerId)
     const ia = initiator(a)
     const ib = initiator(b)
     if (ia !== ib) return ia < ib ? a : b
@@ -436,7 +214,7 @@ export class ConnectionManager {
     void this.closeLink(link)
   }
 
-  async closeLink(link: Link, signal = this.timers.deadline(this.#limits.stopTimeout)): Promise<void> {
+  async closeLink(link: Link, signal = this.timers.deadline(this.limits.stopTimeout)): Promise<void> {
     if (link.state.status === 'closed') return
     link.state.advance('closing')
     link.writer.flush()
@@ -455,7 +233,7 @@ export class ConnectionManager {
 
   /** GOODBYE on every link of the session, then a graceful close. */
   disconnect(session: Session, reason: string, signal?: AbortSignal): Promise<void> {
-    const deadline = signal ?? this.timers.deadline(this.#limits.stopTimeout)
+    const deadline = signal ?? this.timers.deadline(this.limits.stopTimeout)
     return Promise.all(
       [...session.links].map((link) => {
         link.write({ type: 'GOODBYE', reason })
@@ -478,24 +256,24 @@ export class ConnectionManager {
       this.#switchTo(session, next)
       return
     }
-    if (link.goodbye === DUPLICATE_GOODBYE && this.#init.isRunning()) {
+    if (link.goodbye === DUPLICATE_GOODBYE && this.init.isRunning()) {
       // The other end moved to another link we have not seen open yet: wait for it, briefly.
       session.online = false
       session.graceTimer = setTimeout(() => {
         session.graceTimer = undefined
         const message = 'the replacement connection never arrived'
         const address = this.wanted.get(session.id)
-        if (address === undefined || this.#limits.reconnect === false || !this.#init.isRunning()) {
-          return this.#endSession(session, 'connection-lost', message)
+        if (address === undefined || this.limits.reconnect === false || !this.init.isRunning()) {
+          return this.endSession(session, 'connection-lost', message)
         }
         // It may be holding a dead link of ours that it prefers (it missed our reset, e.g. in a partition):
         // keep dialing, as after any loss, until it lets go of the dead link.
         if (!session.announcedGone) {
           session.announcedGone = true
-          this.#init.events.lost(session, 'connection-lost', message)
+          this.init.events.lost(session, 'connection-lost', message)
         }
         this.#scheduleReconnect(session, address)
-      }, this.#limits.handshakeTimeout)
+      }, this.limits.handshakeTimeout)
       session.graceTimer.unref?.()
       return
     }
@@ -512,26 +290,26 @@ export class ConnectionManager {
     const address = this.wanted.get(session.id)
     if (
       address !== undefined &&
-      this.#limits.reconnect !== false &&
-      this.#init.isRunning() &&
+      this.limits.reconnect !== false &&
+      this.init.isRunning() &&
       (reason === 'connection-lost' || reason === 'timeout')
     ) {
       // Say it went away, but keep its unacknowledged messages and take new ones while we dial again.
       session.online = false
       session.announcedGone = true
-      this.#init.events.lost(session, reason, message)
+      this.init.events.lost(session, reason, message)
       this.#scheduleReconnect(session, address)
       return
     }
-    this.#endSession(session, reason, message)
+    this.endSession(session, reason, message)
   }
 
   #scheduleReconnect(session: Session, address: string): void {
-    const policy = this.#limits.reconnect
-    if (policy === false || !this.#init.isRunning()) return
+    const policy = this.limits.reconnect
+    if (policy === false || !this.init.isRunning()) return
     const attempt = ++session.reconnectAttempt
     if (attempt > policy.maxAttempts) {
-      this.#endSession(
+      this.endSession(
         session,
         'connection-lost',
         `gave up reconnecting to ${address} after ${policy.maxAttempts} attempts`,
@@ -543,21 +321,17 @@ export class ConnectionManager {
     const delay = Math.round(ceiling * (0.5 + Math.random() / 2))
     session.reconnectTimer = setTimeout(() => {
       session.reconnectTimer = undefined
-      if (this.sessions.get(session.id) !== session || session.online || !this.#init.isRunning()) return
-      this.#dial(address).catch(() => {
+      if (this.sessions.get(session.id) !== session || session.online || !this.init.isRunning()) return
+      this.dialer.dial(address).catch(() => {
         if (this.sessions.get(session.id) === session && !session.online)
           this.#scheduleReconnect(session, address)
       })
     }, delay)
     session.reconnectTimer.unref?.()
-    this.#init.events.reconnecting({ id: session.id, name: session.remote.name, attempt, delay })
+    this.init.events.reconnecting({ id: session.id, name: session.remote.name, attempt, delay })
   }
 
   endSession(session: Session, reason: DisconnectReason, message: string): void {
-    this.#endSession(session, reason, message)
-  }
-
-  #endSession(session: Session, reason: DisconnectReason, message: string): void {
     if (this.sessions.get(session.id) !== session) return
     clearTimeout(session.graceTimer)
     clearTimeout(session.reconnectTimer)
@@ -570,7 +344,7 @@ export class ConnectionManager {
     )
     session.forEachHandler((h) => h.onClose(error))
     for (const l of session.links) l.conn.abort()
-    this.#init.events.ended(session, reason, message, error)
+    this.init.events.ended(session, reason, message, error)
   }
 
   // ---- violations and liveness ----------------------------------------------------------------
@@ -581,8 +355,8 @@ export class ConnectionManager {
     // Refused for a while by key, and its network group discouraged: a fresh key is free, an address is not.
     const id = link.remote?.peerId
     if (id !== undefined) this.#cool(id)
-    this.#discouraged.add(netgroupOf(link.conn.remoteAddress))
-    this.#init.events.report(
+    this.discouraged.add(netgroupOf(link.conn.remoteAddress))
+    this.init.events.report(
       new PeerError(
         (err as PeerError).code === 'LIMIT_EXCEEDED' ? 'LIMIT_EXCEEDED' : 'REJECTED',
         `closed the connection to ${link.conn.remoteAddress}: ${message}`,
@@ -597,15 +371,15 @@ export class ConnectionManager {
     }
     // Flush the acknowledgements of what was accepted before the violation (their senders would see
     // PEER_GONE) and a GOODBYE with the reason, then close, cut short after stopTimeout.
-    this.#reader.readEnd(link)
+    this.reader.readEnd(link)
     link.write({ type: 'GOODBYE', reason: clipReason(message) })
     link.writer.flush()
-    link.conn.close({ signal: this.timers.deadline(this.#limits.stopTimeout) }).catch(() => link.conn.abort())
+    link.conn.close({ signal: this.timers.deadline(this.limits.stopTimeout) }).catch(() => link.conn.abort())
   }
 
   #cool(peerId: string): void {
     this.#cooling.delete(peerId)
-    this.#cooling.set(peerId, Date.now() + this.#limits.cooldown)
+    this.#cooling.set(peerId, Date.now() + this.limits.cooldown)
     if (this.#cooling.size > 4096) this.#cooling.delete(this.#cooling.keys().next().value!)
   }
 
@@ -628,19 +402,19 @@ export class ConnectionManager {
     for (const link of this.links) {
       if (link.state.status !== 'open') continue
       const silent = now - link.lastReceived
-      if (link.blockedSince !== 0 && now - link.blockedSince >= this.#limits.idleTimeout) {
+      if (link.blockedSince !== 0 && now - link.blockedSince >= this.limits.idleTimeout) {
         // It stopped reading what we send: its queue would otherwise grow in our memory forever.
         link.closeReason = {
           reason: 'timeout',
           message: `stopped reading for ${Math.round((now - link.blockedSince) / 1000)} s`,
         }
         link.conn.abort()
-      } else if (silent >= this.#limits.idleTimeout) {
+      } else if (silent >= this.limits.idleTimeout) {
         link.closeReason = { reason: 'timeout', message: `no answer for ${Math.round(silent / 1000)} s` }
         link.conn.abort()
       } else if (
-        silent >= this.#limits.pingInterval &&
-        (link.pingNonce === 0 || now - link.pingSentAt >= this.#limits.pingInterval)
+        silent >= this.limits.pingInterval &&
+        (link.pingNonce === 0 || now - link.pingSentAt >= this.limits.pingInterval)
       ) {
         link.pingNonce = ((Math.random() * 0xfffffffe) >>> 0) + 1
         link.pingSentAt = now
@@ -650,13 +424,9 @@ export class ConnectionManager {
   }
 
   /** The signal a handshake runs under: handshakeTimeout, the peer halting, `outer`, or `abort()`. */
-  #handshakeLimit(outer?: AbortSignal): {
-    signal: AbortSignal
-    abort: (reason: Error) => void
-    dispose: () => void
-  } {
+  handshakeLimit(outer?: AbortSignal): HandshakeLimit {
     const controller = new AbortController()
-    const ms = this.#limits.handshakeTimeout
+    const ms = this.limits.handshakeTimeout
     const cancel = this.timers.after(ms, () =>
       controller.abort(new PeerError('HANDSHAKE_TIMEOUT', `timed out after ${ms} ms`)),
     )

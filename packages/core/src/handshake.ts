@@ -2,6 +2,7 @@ import {
   CONTROL_CHANNEL,
   decodeMessage,
   type Message,
+  MessageType,
   type PeerAnnouncement,
   ProtocolError,
   RejectCode,
@@ -91,6 +92,18 @@ export function handshakeError(address: string, cause: unknown): PeerError {
 
 /** Decodes a handshake frame body, which must be on the control channel. */
 export function decodeHandshake(body: Uint8Array): Message {
+  // Only channel 0 is open during the handshake, so a body starting 0x03 is a REJECT from a version 1 or
+  // 2 peer, which has no channel byte (it could not read our HELLO): say so rather than fail on it.
+  if (body[0] === MessageType.REJECT) {
+    const old = decodeMessage(body)
+    if (old.type === 'REJECT') {
+      return {
+        type: 'REJECT',
+        code: RejectCode.INCOMPATIBLE_VERSION,
+        reason: `it speaks an older Parley protocol (version 1 or 2): ${old.reason}`,
+      }
+    }
+  }
   const { channel, message } = splitChannel(body)
   if (channel !== CONTROL_CHANNEL)
     throw new ProtocolError('INVALID_FIELD', `a frame on channel ${channel} before the handshake finished`)

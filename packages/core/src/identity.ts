@@ -63,7 +63,11 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<Identity> {
   return fromPrivateKey(key)
 }
 
-/** The short human form of a peer id: its first 8 hex characters, grouped `ab12:cd34`. */
+/**
+ * The short human form of a peer id: its first 16 hex characters (64 bits), grouped
+ * `ab12:cd34:ef56:7890`. Long enough that grinding a key to match someone's is out of reach; show the
+ * whole id where it matters.
+ */
 export function fingerprint(peerId: string): string {
-  return `${peerId.slice(0, 4)}:${peerId.slice(4, 8)}`
+  return `${peerId.slice(0, 4)}:${peerId.slice(4, 8)}:${peerId.slice(8, 12)}:${peerId.slice(12, 16)}`
 }

@@ -35,7 +35,7 @@ export function memoryKnownPeers(): KnownPeers {
 
 /**
  * Loads the store kept in `path` (JSON; created on first write, mode 0600).
- * @throws PeerError `IDENTITY_INVALID` when the file exists but is not a known-peers file.
+ * @throws PeerError `KNOWN_PEERS_INVALID` when the file exists but is not a known-peers file.
  */
 export async function fileKnownPeers(path: string): Promise<KnownPeers> {
   const map = new Map<string, Entry>()
@@ -50,16 +50,23 @@ export async function fileKnownPeers(path: string): Promise<KnownPeers> {
     try {
       parsed = JSON.parse(text)
     } catch (cause) {
-      throw new PeerError('IDENTITY_INVALID', `${path} is not valid JSON; fix or delete it`, { cause })
+      throw new PeerError(
+        'KNOWN_PEERS_INVALID',
+        `${path} is not valid JSON; fix it or move it away (your identity key is not affected)`,
+        { cause },
+      )
     }
     const peers = (parsed as { peers?: unknown })?.peers
     if (typeof peers !== 'object' || peers === null) {
-      throw new PeerError('IDENTITY_INVALID', `${path} has no "peers" object; fix or delete it`)
+      throw new PeerError(
+        'KNOWN_PEERS_INVALID',
+        `${path} has no "peers" object; fix it or move it away (your identity key is not affected)`,
+      )
     }
     for (const [address, value] of Object.entries(peers)) {
       const e = value as Partial<Entry>
       if (typeof e?.peerId !== 'string' || !/^[0-9a-f]{64}$/.test(e.peerId)) {
-        throw new PeerError('IDENTITY_INVALID', `${path}: the entry for ${address} has no valid peerId`)
+        throw new PeerError('KNOWN_PEERS_INVALID', `${path}: the entry for ${address} has no valid peerId`)
       }
       map.set(address, { peerId: e.peerId, name: String(e.name ?? ''), firstSeen: Number(e.firstSeen ?? 0) })
     }
@@ -86,9 +93,11 @@ class Store implements KnownPeers {
     if (prev?.peerId === peerId && prev.name === name) return Promise.resolve()
     if (!prev && this.map.size >= MAX_ENTRIES) return Promise.resolve()
     this.map.set(address, { peerId, name, firstSeen: prev?.firstSeen ?? Date.now() })
-    // Writes are serialized, and each goes to a temporary file renamed into place, so a crash never truncates the file.
-    this.#writing = this.#writing.then(() => this.#save()).catch(() => {})
-    return this.#writing
+    // Writes are serialized, and each goes to a temporary file renamed into place, so a crash never
+    // truncates the file. A failed write is reported to the caller; the next write tries again.
+    const write = this.#writing.then(() => this.#save())
+    this.#writing = write.catch(() => {})
+    return write
   }
 
   entries() {

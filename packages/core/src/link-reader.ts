@@ -42,6 +42,18 @@ export class LinkReader {
     if ((link.state.status as string) === 'closed') return
     let bodies: Uint8Array[]
     let failure: unknown
+    // Every chunk (a decrypted record) costs us work whatever it holds: a peer sending a byte per record
+    // spends our CPU, not its bandwidth. Honest peers coalesce, so they stay far below this budget.
+    if (link.chunks !== undefined && !link.chunks.take()) {
+      this.#init.violation(
+        link,
+        new PeerError(
+          'LIMIT_EXCEEDED',
+          `sent more than ${link.chunks.perSecond} records/s (burst ${link.chunks.burst})`,
+        ),
+      )
+      return
+    }
     try {
       bodies = link.decoder.push(chunk)
       // Frames before a bad length prefix come back first; the prefix's error is kept on the decoder.
@@ -59,7 +71,7 @@ export class LinkReader {
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
       this.readEnd(link)
-      const held = link.heldBytes
+      const held = link.remoteInducedBytes
       if (failure === undefined && held > this.#init.limits.peerMemory) {
         failure = new PeerError(
           'LIMIT_EXCEEDED',
@@ -92,7 +104,10 @@ export class LinkReader {
   }
 
   #onFrame(link: Link, body: Uint8Array): void {
-    if (link.state.status === 'handshaking') return this.#onHandshakeFrame(link, body)
+    if (link.state.status === 'handshaking') {
+      this.#onHandshakeFrame(link, body)
+      return
+    }
     // A link closing after a refused handshake has no remote: what it sends after its HELLO is ignored.
     if ((link.state.status !== 'open' && link.state.status !== 'closing') || !link.remote) return
     const session = this.#init.sessions.get(link.remote.peerId)

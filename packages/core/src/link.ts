@@ -3,6 +3,8 @@ import { LinkState } from './connection-state.js'
 import type { Direction, DisconnectReason } from './peer-types.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import { takeChunkBuffer } from './send-buffers.js'
+import { CHAT_PROTOCOL } from './services/chat.js'
+import type { TokenBucket } from './util.js'
 
 /** One transport connection, from dial/accept to close: its framing, state and channel numbering. */
 export class Link {
@@ -26,6 +28,8 @@ export class Link {
   endedEarly = false
   /** Since when the transport has refused more bytes (a reader that stopped reading); 0 when flowing. */
   blockedSince = 0
+  /** Budget of chunks (records) the remote may make us process; undefined when rate limits are off. */
+  chunks: TokenBucket | undefined
   /** Service protocols both ends run, sorted: protocol i travels on channel i + 1. */
   #protocols: readonly string[] = []
   #channels = new Map<string, number>()
@@ -75,6 +79,17 @@ export class Link {
   /** Memory held for this link's traffic: the partial frame being read and the frames waiting to go out. */
   get heldBytes(): number {
     return this.decoder.heldBytes + this.writer.heldBytes + this.earlyBytes
+  }
+
+  /**
+   * What the remote makes us hold, for the per-peer memory bound: its partial frame, its early frames
+   * and every frame waiting for it to read — except our own chat messages, which the send window
+   * (`inFlight`) bounds already and which a fast sender legitimately queues.
+   */
+  get remoteInducedBytes(): number {
+    const chat = this.channelOf(CHAT_PROTOCOL)
+    const ownSends = chat === undefined ? 0 : this.writer.heldBytesOf(chat)
+    return this.heldBytes - ownSends
   }
 
   /** Key used to break ties between two links started by the same peer; both ends compute the same. */

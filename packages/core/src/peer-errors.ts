@@ -29,6 +29,10 @@ export const PeerErrorCode = {
   NOT_SUPPORTED: 'NOT_SUPPORTED',
   /** A remote peer went past a resource bound (memory, queue, rate); its connection was closed. */
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  /** The known-peers file is not one (corrupt, or another format): it names the file, never the key. */
+  KNOWN_PEERS_INVALID: 'KNOWN_PEERS_INVALID',
+  /** Saving a peer's key to the known-peers file failed (disk full, permissions). */
+  KNOWN_PEERS_WRITE_FAILED: 'KNOWN_PEERS_WRITE_FAILED',
 } as const
 export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
 

@@ -10,6 +10,7 @@ import type {
   BroadcastResult,
   ConnectResult,
   ConnectToActiveOptions,
+  KeyChange,
   KnownPeer,
   PeerEvents,
   PeerInfo,
@@ -25,9 +26,10 @@ import { PEERS_PROTOCOL, type PeerExchangeHandler, PeerExchangeService } from '.
 import type { Service } from './services/service.js'
 import type { Session } from './session.js'
 import type { AbortOptions, Listener } from './transport.js'
+import { type PendingKeyChange, Trust } from './trust.js'
 import { announceable, looksLikeAddress, mapConcurrent, raceSignal, secretBytes, textBytes } from './util.js'
 
-export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-manager.js'
+export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-host.js'
 
 /**
  * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers
@@ -63,6 +65,13 @@ export interface Peer extends EventEmitter<PeerEvents> {
   destroy(err?: Error): void
   /** What this peer holds right now, against its bounds (docs/ARCHITECTURE.md, "Bounds"). */
   resources(): PeerResources
+  /** Key changes seen (a dial reached another key, or a peer claimed a saved address), awaiting a decision. */
+  keyChanges(): PendingKeyChange[]
+  /**
+   * The user accepts the key last seen at `address` (or `peerId`): it replaces the saved one in the
+   * known-peers store. @throws PeerError UNKNOWN_PEER when no change is waiting for the address
+   */
+  acceptKeyChange(address: string, peerId?: string): Promise<KeyChange>
 }
 
 /** A snapshot of what a peer holds: connections, handshakes and memory held for remote peers. */
@@ -94,6 +103,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   readonly #store: PeerStore
   readonly #chat: ChatService
   readonly #manager: ConnectionManager
+  readonly #trust: Trust
   #listener: Listener | undefined
   #addresses: string[] = []
   #timer: ReturnType<typeof setInterval> | undefined
@@ -123,6 +133,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       inFlightBytes: limits.inFlightBytes,
       waiting: limits.waiting,
       onMessage: (m) => this.emit('message', m),
+      isConnected: (id) => this.#manager.sessions.has(id),
     })
     const pex = new PeerExchangeService({
       store: this.#store,
@@ -132,6 +143,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       onDiscovered: (p) => this.emit('peer:discovered', p),
     })
     const services: Service[] = [this.#chat, pex, ...(init.services ?? [])]
+    this.#trust = new Trust(init.knownPeers ?? memoryKnownPeers(), init.onKeyChange, (err) =>
+      this.#report(err),
+    )
     this.#manager = new ConnectionManager({
       transport: init.transport,
       upgrader:
@@ -143,8 +157,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         }),
       selfId: this.id,
       services,
-      knownPeers: init.knownPeers ?? memoryKnownPeers(),
-      onKeyChange: init.onKeyChange,
+      trust: this.#trust,
       allow: init.allow,
       deny: init.deny,
       limits,
@@ -169,9 +182,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           if (!session.announcedGone) this.emit('peer:disconnect', { peer: session.info(), reason, message })
         },
         reconnecting: (event) => this.emit('peer:reconnecting', event),
-        report: (err) => {
-          if (this.listenerCount('error') > 0) this.emit('error', err)
-        },
+        report: (err) => this.#report(err),
       },
     })
   }
@@ -323,6 +334,14 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     }
   }
 
+  keyChanges(): PendingKeyChange[] {
+    return this.#trust.pending()
+  }
+
+  acceptKeyChange(address: string, peerId?: string): Promise<KeyChange> {
+    return this.#trust.accept(address, peerId)
+  }
+
   async queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]> {
     this.#assertRunning()
     const session = this.#resolve(target)
@@ -357,7 +376,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       for (const k of todo) attempted.add(k.id)
       results.push(
         ...(await mapConcurrent(todo, this.#limits.connectConcurrency, (k) =>
-          this.#connectKnown(k, options),
+          // Hearsay is a hint: its first two addresses are tried, so one answer cannot make us dial dozens.
+          this.#connectKnown(k.source === 'hearsay' ? { ...k, addrs: k.addrs.slice(0, 2) } : k, options),
         )),
       )
       if (options?.signal?.aborted) break
@@ -443,12 +463,16 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (byId) return byId
     const byAddress = this.#sessionByAddress(target)
     if (byAddress) return byAddress
-    if (/^[0-9a-f]{4,}$/.test(target.replace(':', ''))) {
-      const prefix = target.replace(':', '')
+    const prefix = target.replace(/:/g, '')
+    if (/^[0-9a-f]{4,}$/.test(prefix)) {
       const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
       if (matches.length === 1) return matches[0]
     }
-    const byName = [...sessions.values()].filter((s) => s.remote.name === target)
+    // A name saved with a key means that key: a peer merely calling itself so is not it.
+    const owner = this.#trust.nameOwner(target)
+    const byName = [...sessions.values()].filter(
+      (s) => s.remote.name === target && (owner === undefined || owner === s.id),
+    )
     return byName.length === 1 ? byName[0] : undefined
   }
 
@@ -475,6 +499,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   #unknown(target: string): PeerError {
     return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)
+  }
+
+  #report(err: PeerError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err)
   }
 
   #assertRunning(): void {

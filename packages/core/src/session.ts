@@ -134,13 +134,18 @@ class SessionChannel implements Channel {
 
   send(msg: Message): boolean {
     const link = this.session.active
-    link.writer.write(msg, this.#channel(link))
+    const channel = this.#channel(link)
+    // A link already closing takes nothing more, like a socket: unacknowledged sends go again on the next.
+    if (link.conn.status !== 'open') return false
+    link.writer.write(msg, channel)
     return this.writable
   }
 
   sendBytes(body: Uint8Array): boolean {
     const link = this.session.active
-    link.writer.writeBody(body, this.#channel(link))
+    const channel = this.#channel(link)
+    if (link.conn.status !== 'open') return false
+    link.writer.writeBody(body, channel)
     return this.writable
   }
 
@@ -158,7 +163,7 @@ class SessionChannel implements Channel {
   }
 
   #channel(link: Link): number {
-    if (!this.online || link.conn.status !== 'open') {
+    if (!this.online) {
       throw new PeerError('NOT_CONNECTED', `${this.session.remote.name} is not connected`)
     }
     const channel = link.channelOf(this.protocol)

@@ -19,8 +19,8 @@ describe('identity', () => {
     expect(generateIdentity().peerId).not.toBe(id.peerId)
   })
 
-  it('shows a short fingerprint', () => {
-    expect(fingerprint(`ab12cd34${'0'.repeat(56)}`)).toBe('ab12:cd34')
+  it('shows a 64-bit fingerprint', () => {
+    expect(fingerprint(`ab12cd34ef567890${'0'.repeat(48)}`)).toBe('ab12:cd34:ef56:7890')
   })
 
   it('creates the key on first start with mode 0600 and loads the same one later', async () => {

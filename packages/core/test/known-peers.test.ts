@@ -47,8 +47,8 @@ describe('known peers file (trust on first use)', () => {
   it('refuses a corrupt file with a clear error instead of trusting nothing silently', async () => {
     const path = await tempFile()
     await writeFile(path, '{ not json')
-    await expect(fileKnownPeers(path)).rejects.toMatchObject({ code: 'IDENTITY_INVALID' })
+    await expect(fileKnownPeers(path)).rejects.toMatchObject({ code: 'KNOWN_PEERS_INVALID' })
     await writeFile(path, JSON.stringify({ peers: { x: { peerId: 'nope' } } }))
-    await expect(fileKnownPeers(path)).rejects.toMatchObject({ code: 'IDENTITY_INVALID' })
+    await expect(fileKnownPeers(path)).rejects.toMatchObject({ code: 'KNOWN_PEERS_INVALID' })
   })
 })

@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { createLegacyBridge, type LegacyBridge, type LegacyBridgeInit } from '../src/legacy/bridge.js'
+import { createLegacyBridge } from '../src/legacy/bridge.js'
+import type { LegacyBridge, LegacyBridgeInit } from '../src/legacy/bridge-types.js'
 import { type LegacyAwareTransportInit, legacyAwareTransport } from '../src/legacy/transport.js'
 import { createPeer, type Peer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'

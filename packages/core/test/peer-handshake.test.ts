@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import {
   decodeMessage,
+  encodeMessage,
   FrameDecoder,
-  frameMessage,
   type Message,
   PROTOCOL_VERSION,
   RejectCode,
@@ -10,7 +10,7 @@ import {
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer } from '../src/peer.js'
-import { plaintextUpgrader } from '../src/secure/upgrader.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
@@ -72,7 +72,7 @@ const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
   peerId,
   name: 'raw',
   listenAddrs: [],
-  capabilities: SERVICES,
+  capabilities: [...SERVICES],
 })
 
 async function expectStillServing(raw: (host: string) => Promise<ReturnType<typeof reader>>) {
@@ -119,6 +119,35 @@ describe('peer handshake', () => {
     const bodies = new FrameDecoder().push(Buffer.concat(chunks))
     expect(bodies).toHaveLength(1)
     expect(decodeMessage(bodies[0]!)).toMatchObject({ type: 'REJECT', code: RejectCode.INCOMPATIBLE_VERSION })
+  })
+
+  it('a dialer told no by a version 2 listener (a REJECT without channel byte) reports INCOMPATIBLE_VERSION', async () => {
+    const network = memoryNetwork()
+    const old = await memoryTransport(network, { host: 'old' }).listen('old:0', (conn) => {
+      conn.once('data', () => {
+        // What a version 2 peer answers a HELLO it cannot read: REJECT PROTOCOL_VIOLATION, no channel byte.
+        const body = Buffer.from(
+          encodeMessage({ type: 'REJECT', code: RejectCode.PROTOCOL_VIOLATION, reason: 'bad HELLO' }),
+        )
+        const frame = Buffer.alloc(4 + body.length)
+        frame.writeUInt32BE(body.length)
+        body.copy(frame, 4)
+        conn.send(frame)
+        void conn.close()
+      })
+    })
+    onTestFinished(() => old.close())
+    const dialer = createPeer({
+      transport: memoryTransport(network, { host: 'new' }),
+      listen: false,
+      upgrader: plaintextUpgrader(),
+    })
+    await dialer.start()
+    onTestFinished(() => dialer.stop())
+    await expect(dialer.connect(old.address)).rejects.toMatchObject({
+      code: 'INCOMPATIBLE_VERSION',
+      message: expect.stringMatching(/older Parley protocol/),
+    })
   })
 
   it('refuses a HELLO that claims its own id', async () => {

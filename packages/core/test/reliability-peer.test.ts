@@ -1,9 +1,7 @@
 import { once } from 'node:events'
 import {
   AckStatus,
-  decodeMessage,
   FrameDecoder,
-  frameMessage,
   type Message,
   messageId,
   PROTOCOL_VERSION,
@@ -13,7 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer, type Peer } from '../src/peer.js'
 import type { PeerInit } from '../src/peer-types.js'
-import { plaintextUpgrader } from '../src/secure/upgrader.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
@@ -44,7 +42,7 @@ async function setup(init: Partial<PeerInit> = {}) {
       peerId: id,
       name: 'client',
       listenAddrs: [],
-      capabilities: SERVICES,
+      capabilities: [...SERVICES],
     })
     expect((await c.next()).type).toBe('WELCOME')
     return { ...c, id }
@@ -174,7 +172,7 @@ describe('cut off for a violation', () => {
       peerId: generateIdentity().peerId,
       name: 'x',
       listenAddrs: [] as string[],
-      capabilities: SERVICES,
+      capabilities: [...SERVICES],
     }
     conn.send(
       Buffer.concat([

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
 import { describe, expect, it } from 'vitest'
 import { SecureChannelError } from '../src/secure/errors.js'
-import { CipherState, TAGLEN } from '../src/secure/noise.js'
+import { CipherState } from '../src/secure/noise-cipher-state.js'
+import { TAGLEN } from '../src/secure/noise-crypto.js'
 
 // Large transport records may be sealed and opened by OpenSSL instead of libsodium (see CipherState).
 // Whichever runs, the bytes must be RFC 8439 ChaCha20-Poly1305 with Noise's nonce, exactly: each

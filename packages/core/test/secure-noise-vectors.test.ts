@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  HandshakeState,
-  keyPairFromPrivateKey,
-  PROTOCOL_NAME,
-  type TransportCiphers,
-} from '../src/secure/noise.js'
+import { HandshakeState, PROTOCOL_NAME, type TransportCiphers } from '../src/secure/noise.js'
+import { keyPairFromPrivateKey } from '../src/secure/noise-crypto.js'
 import { noiseVectors } from './fixtures/noise-vectors.js'
 
 const hex = (s: string) => Buffer.from(s, 'hex')

@@ -11,7 +11,7 @@ import {
   type PeerRecord,
 } from './messages.js'
 
-// Message codec: one message <-> one frame body. Layouts are specified byte by byte in docs/PROTOCOL.md.
+// Message codec: one message <-> one message body (a frame body after its channel byte). Layouts are specified byte by byte in docs/PROTOCOL.md.
 //
 // Encoding is two passes over the message: `encodedLength` validates every field and sums the exact
 // size, then `writeMessage` writes into a buffer of exactly that size. No per-field allocations.
@@ -344,8 +344,9 @@ export function writeMessage(msg: Message, buf: Buffer, at: number): number {
 }
 
 /**
- * Encodes one message into a frame body (type byte + fields, no length prefix). The result is a
- * fresh buffer of exactly the body's size; use `frameMessage` to get the prefix in the same buffer.
+ * Encodes one message into a message body (type byte + fields; no length prefix, no channel byte). The
+ * result is a fresh buffer of exactly the body's size; use `frameMessage` to get the prefix and the
+ * channel byte in the same buffer.
  *
  * @throws ProtocolError when a field breaks its bound or range; see {@link encodedLength}.
  */
@@ -585,7 +586,7 @@ function readFields(type: MessageTypeName, r: Reader): Message {
 }
 
 /**
- * Decodes one frame body strictly: known type byte, every field within its bound, valid UTF-8,
+ * Decodes one message body (a frame body after its channel byte: see `splitChannel`) strictly: known type byte, every field within its bound, valid UTF-8,
  * nothing after the last field. Works on any Uint8Array (a view into a larger buffer is fine; no copy
  * is made). Strings and hex ids in the result are fresh values, not views.
  *
@@ -620,7 +621,7 @@ export function decodeMessage(body: Uint8Array): Message {
  * HELLO from a newer version with REJECT INCOMPATIBLE_VERSION rather than fail on fields it does not
  * know. Bytes 0..2 of HELLO and WELCOME (type byte + u16 version) are frozen in every version.
  *
- * @returns the version, or `undefined` if `body` is not a HELLO/WELCOME or is shorter than 3 bytes.
+ * @returns the version, or `undefined` if `body` is not a HELLO/WELCOME or ends before its version.
  * Never throws.
  */
 export function peekHelloVersion(body: Uint8Array): number | undefined {

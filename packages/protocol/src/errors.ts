@@ -6,7 +6,7 @@
 export const ProtocolErrorCode = {
   /** A frame's length prefix is above the receiver's maximum frame size (or a sender tried to frame such a body). */
   FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
-  /** A frame's length prefix is 0, or a message body is empty. */
+  /** A frame's length prefix is 0, a frame body has no message after its channel byte, or a message body is empty. */
   EMPTY_FRAME: 'EMPTY_FRAME',
   /** A message body ends in the middle of a field. */
   TRUNCATED: 'TRUNCATED',

@@ -78,6 +78,7 @@ export function encodeFrame(body: Uint8Array, options?: FrameOptions): Uint8Arra
  *
  * @throws ProtocolError from {@link encodedLength} for an invalid message, or `FRAME_TOO_LARGE` when
  * the body exceeds `maxFrameSize` (possible for a PEERS message near its list limits: split it).
+ * @throws RangeError for a `channel` that is not an integer from 0 to 255.
  */
 export function frameMessage(msg: Message, options?: FrameOptions): Uint8Array {
   const channel = checkChannel(options?.channel ?? CONTROL_CHANNEL)
@@ -219,6 +220,8 @@ export class FrameDecoder {
         }
         this.#bodyLength = length
         this.#filled = 0
+        // Nothing of the body in this chunk: start no assembly, so the next chunk's body can be a view.
+        if (at === end) break
       }
       const need = this.#bodyLength - this.#filled
       const available = end - at
@@ -411,7 +414,7 @@ const defaultSchedule = (fn: () => void): void => {
  * const writer = new FrameWriter((chunk) => socket.write(chunk), { backpressure: true })
  * socket.on('drain', () => writer.resume())
  * writer.write({ type: 'PING', nonce: 1 })
- * writer.write({ type: 'PEERS_REQUEST' }) // same tick: both leave in one socket.write
+ * writer.write({ type: 'PEERS_REQUEST' }, 2) // channel 2 (peers); same tick: both leave in one socket.write
  * ```
  */
 export class FrameWriter {
@@ -485,14 +488,18 @@ export class FrameWriter {
   }
 
   /**
-   * Frames `msg` into the pending batch, or holds it while the sink is blocked.
+   * Frames `msg` on `channel` (default: the control channel) into the pending batch, or holds it while
+   * the sink is blocked.
    *
    * @throws ProtocolError for an invalid message (see `encodedLength`) or `FRAME_TOO_LARGE`; nothing is
    * queued in that case.
    */
   write(msg: Message, channel = CONTROL_CHANNEL): void {
+    checkChannel(channel)
     const size = CHANNEL_BYTES + encodedLength(msg)
     checkFrameSize(size, this.#maxFrameSize)
+    // GOODBYE ends the stream: whatever was written before it goes first, whichever channel it is on.
+    if (msg.type === 'GOODBYE' && this.#heldCount > 0) this.#release(true)
     if (this.#blocked || this.#heldCount > 0) {
       this.#hold(channel, msg, size)
       return
@@ -501,11 +508,16 @@ export class FrameWriter {
   }
 
   /**
-   * Frames an already encoded body into the pending batch (the bytes are copied).
+   * Frames an already encoded message body on `channel` into the pending batch: the writer adds the
+   * channel byte, and the bytes are copied.
    *
    * @throws ProtocolError `EMPTY_FRAME` or `FRAME_TOO_LARGE`; nothing is queued in that case.
    */
   writeBody(body: Uint8Array, channel = CONTROL_CHANNEL): void {
+    checkChannel(channel)
+    if (body.byteLength === 0) {
+      throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'a message body cannot be empty')
+    }
     const size = CHANNEL_BYTES + body.byteLength
     checkFrameSize(size, this.#maxFrameSize)
     if (this.#blocked || this.#heldCount > 0) {

@@ -5,11 +5,12 @@
  *
  * @example
  * ```ts
- * import { decodeMessage, FrameDecoder, FrameWriter, ProtocolError } from '@parley/protocol'
+ * import { decodeMessage, FrameDecoder, FrameWriter, ProtocolError, splitChannel } from '@parley/protocol'
  *
  * // Sending: frames written in one tick leave as one chunk.
  * const writer = new FrameWriter((chunk) => connection.send(chunk))
- * writer.write({ type: 'TEXT', stream: '0011223344556677', seq: 1, sentAt: Date.now(), text: 'hi' })
+ * const chat = 1 // the channel both sides numbered for 'parley/chat/1' (PROTOCOL.md, "Channels")
+ * writer.write({ type: 'TEXT', stream: '0011223344556677', seq: 1, sentAt: Date.now(), text: 'hi' }, chat)
  *
  * // Receiving: any chunking in, whole bodies out.
  * const decoder = new FrameDecoder({ maxFrameSize: 1_048_576 })

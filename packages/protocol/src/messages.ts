@@ -8,7 +8,7 @@ export const MAX_CHANNEL = 255
 /** Bytes of the channel number at the start of every frame body. */
 export const CHANNEL_BYTES = 1
 
-/** Type byte of each message: the first byte of every frame body. */
+/** Type byte of each message: the first byte of a message body (in a frame body, after the channel byte). */
 export const MessageType = {
   HELLO: 0x01,
   WELCOME: 0x02,

@@ -14,6 +14,7 @@ import {
 } from '../src/index.js'
 import {
   allTypes,
+  channelBody,
   expectProtocolError,
   fromHex,
   hexOf,
@@ -243,17 +244,42 @@ describe('decode rejects crafted bytes, one test per code', () => {
 })
 
 describe('peekHelloVersion', () => {
-  it('reads the version of a HELLO or WELCOME whose remainder it cannot decode', () => {
-    const future = fromHex('01 0002 ffffffff')
-    expect(peekHelloVersion(future)).toBe(2)
-    expectProtocolError(() => decodeMessage(future), ProtocolErrorCode.TRUNCATED)
-    expect(peekHelloVersion(encodeMessage(samples.WELCOME))).toBe(0xffff)
+  it('reads the version of a v3 HELLO or WELCOME frame body: channel 0, then the message', () => {
+    const hello = { ...samples.HELLO, version: 3 } as Message
+    expect(peekHelloVersion(channelBody(0, hello))).toBe(3)
+    expect(peekHelloVersion(channelBody(0, samples.WELCOME))).toBe(0xffff)
+    // A body whose remainder it cannot decode, as a later version's HELLO may be.
+    const future = fromHex('00 01 0004 ffffffff')
+    expect(peekHelloVersion(future)).toBe(4)
+    expectProtocolError(() => decodeMessage(future.subarray(1)), ProtocolErrorCode.TRUNCATED)
+  })
+
+  it('reads the version of a v1 or v2 HELLO, whose frame body had no channel byte', () => {
+    // v2 HELLO as a v2 peer frames it: the body is the message itself.
+    const v2 = encodeMessage({ ...samples.HELLO, version: 2 } as Message)
+    expect(v2[0]).toBe(MessageType.HELLO)
+    expect(peekHelloVersion(v2)).toBe(2)
+    expect(peekHelloVersion(encodeMessage({ ...samples.WELCOME, version: 2 } as Message))).toBe(2)
     expect(peekHelloVersion(encodeMessage(samples.HELLO))).toBe(1)
+    expect(peekHelloVersion(fromHex('01 0002'))).toBe(2)
+  })
+
+  it('does not take a frame on channel 1 or 2 for an old HELLO or WELCOME', () => {
+    // `01 01 00 03`: a v3 frame on channel 1 whose message starts with 0x01 0x00, not a v1/v2 HELLO.
+    expect(peekHelloVersion(fromHex('01 01 0003'))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('02 01 0003'))).toBeUndefined()
+    expect(peekHelloVersion(channelBody(1, { ...samples.HELLO, version: 3 } as Message))).toBeUndefined()
+    // Without a channel byte only versions 1 and 2 exist.
+    expect(peekHelloVersion(fromHex('01 0003 00'))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('02 ffff 00'))).toBeUndefined()
   })
 
   it('returns undefined for other types and short bodies', () => {
+    expect(peekHelloVersion(channelBody(0, { type: 'PING', nonce: 0x00010203 }))).toBeUndefined()
     expect(peekHelloVersion(encodeMessage({ type: 'PING', nonce: 0x00010203 }))).toBeUndefined()
-    expect(peekHelloVersion(fromHex('01 00'))).toBeUndefined()
+    expect(peekHelloVersion(fromHex('00 01 00'))).toBeUndefined() // v3: the version is cut short
+    expect(peekHelloVersion(fromHex('01 00'))).toBeUndefined() // v2: the same
+    expect(peekHelloVersion(fromHex('00'))).toBeUndefined()
     expect(peekHelloVersion(new Uint8Array(0))).toBeUndefined()
   })
 })

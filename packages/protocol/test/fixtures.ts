@@ -1,5 +1,6 @@
 import { expect } from 'vitest'
 import {
+  encodeMessage,
   type Message,
   MessageType,
   type MessageTypeName,
@@ -60,6 +61,10 @@ export const allTypes = Object.keys(MessageType) as MessageTypeName[]
 export const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 export const fromHex = (hex: string): Uint8Array =>
   new Uint8Array(Buffer.from(hex.replace(/\s+/g, ''), 'hex'))
+
+/** A v3 frame body: the channel byte, then the message body. */
+export const channelBody = (channel: number, msg: Message): Uint8Array =>
+  new Uint8Array(Buffer.concat([Uint8Array.of(channel), encodeMessage(msg)]))
 
 /** Calls `fn` and returns what it threw (fails the test if it did not throw). */
 export function thrown(fn: () => unknown): unknown {

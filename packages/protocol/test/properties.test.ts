@@ -12,6 +12,7 @@ import {
   MessageType,
   type PeerRecord,
   ProtocolError,
+  splitChannel,
 } from '../src/index.js'
 import { hexOf } from './fixtures.js'
 
@@ -88,6 +89,15 @@ const messageByType: { [K in Message['type']]: fc.Arbitrary<Extract<Message, { t
   GOODBYE: fc.record({ type: fc.constant('GOODBYE'), reason: str(Limits.reasonBytes) }),
 }
 const anyMessage: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageByType))
+/** A channel, biased to the few a link really numbers (control 0, then the services). */
+const channel = fc.oneof(fc.integer({ min: 0, max: 3 }), u8)
+
+/** The channel and message of every frame body. */
+const framesOf = (bodies: Uint8Array[]): [number, Message][] =>
+  bodies.map((b) => {
+    const { channel, message } = splitChannel(b)
+    return [channel, decodeMessage(message)]
+  })
 
 /** decodeMessage either returns a message that re-encodes to the same bytes, or throws ProtocolError. */
 function decodesCanonicallyOrRejects(body: Uint8Array): void {
@@ -110,11 +120,13 @@ describe('codec properties', () => {
     (type) => {
       const arb = messageByType[type] as fc.Arbitrary<Message>
       fc.assert(
-        fc.property(arb, (msg) => {
+        fc.property(arb, u8, (msg, channel) => {
           const body = encodeMessage(msg)
           expect(body.length).toBe(encodedLength(msg))
           expect(decodeMessage(body)).toEqual(msg)
-          expect(hexOf(frameMessage(msg, { maxFrameSize: 0xffff_ffff }).subarray(4))).toBe(hexOf(body))
+          const frame = frameMessage(msg, { maxFrameSize: 0xffff_ffff, channel })
+          expect(frame[4]).toBe(channel)
+          expect(hexOf(frame.subarray(5))).toBe(hexOf(body))
         }),
         { numRuns: 200 },
       )
@@ -169,10 +181,12 @@ describe('framing properties', () => {
   it('any chunking of a frame stream yields the same bodies', () => {
     fc.assert(
       fc.property(
-        fc.array(anyMessage, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.tuple(channel, anyMessage), { minLength: 1, maxLength: 8 }),
         fc.array(fc.nat(), { maxLength: 20 }),
-        (messages, cuts) => {
-          const stream = Buffer.concat(messages.map((m) => frameMessage(m, { maxFrameSize: 0xffff_ffff })))
+        (frames, cuts) => {
+          const stream = Buffer.concat(
+            frames.map(([channel, m]) => frameMessage(m, { maxFrameSize: 0xffff_ffff, channel })),
+          )
           const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b)
           const decoder = new FrameDecoder({ maxFrameSize: 0xffff_ffff })
           const bodies: Uint8Array[] = []
@@ -182,7 +196,7 @@ describe('framing properties', () => {
             from = to
           }
           decoder.end()
-          expect(bodies.map((b) => decodeMessage(b))).toEqual(messages)
+          expect(framesOf(bodies)).toEqual(frames)
         },
       ),
       { numRuns: 300 },
@@ -208,6 +222,7 @@ describe('framing properties', () => {
             }
             if (decoder.error) expect(() => decoder.push(Uint8Array.of(0))).toThrow(decoder.error)
             expect(decoder.buffered).toBeLessThanOrEqual(maxFrameSize + 3)
+            expect(decoder.heldBytes).toBeLessThanOrEqual(maxFrameSize)
           }
         },
       ),
@@ -218,7 +233,7 @@ describe('framing properties', () => {
   it('FrameWriter output, however batched, decodes to the messages written, in order', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(anyMessage, fc.boolean()), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.tuple(channel, anyMessage, fc.boolean()), { minLength: 1, maxLength: 30 }),
         fc.integer({ min: 1, max: 4096 }),
         (writes, maxBatchBytes) => {
           const chunks: Uint8Array[] = []
@@ -228,14 +243,123 @@ describe('framing properties', () => {
             maxFrameSize: 0xffff_ffff,
             schedule: (fn) => queued.push(fn),
           })
-          for (const [msg, tickAfter] of writes) {
-            writer.write(msg)
+          for (const [channel, msg, tickAfter] of writes) {
+            writer.write(msg, channel)
             if (tickAfter) for (const fn of queued.splice(0)) fn()
           }
           writer.flush()
           const decoder = new FrameDecoder({ maxFrameSize: 0xffff_ffff })
-          const decoded = chunks.flatMap((c) => decoder.push(c)).map((b) => decodeMessage(b))
-          expect(decoded).toEqual(writes.map(([msg]) => msg))
+          const decoded = framesOf(chunks.flatMap((c) => decoder.push(c)))
+          expect(decoded).toEqual(writes.map(([channel, msg]) => [channel, msg]))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('FrameWriter under backpressure delivers every frame once, each channel in order, and counts what it holds', () => {
+    const step = fc.oneof(
+      fc.record({ op: fc.constant('write' as const), channel, msg: anyMessage, body: fc.boolean() }),
+      fc.record({ op: fc.constant('full' as const), full: fc.boolean() }),
+      fc.record({ op: fc.constant('resume' as const) }),
+      fc.record({ op: fc.constant('tick' as const) }),
+    )
+    fc.assert(
+      fc.property(
+        fc.array(step, { minLength: 1, maxLength: 40 }),
+        fc.constantFrom(1, 64, 4096),
+        (steps, maxBatchBytes) => {
+          const chunks: Uint8Array[] = []
+          const queued: (() => void)[] = []
+          let full = false
+          const writer = new FrameWriter(
+            (chunk) => {
+              chunks.push(chunk)
+              return !full
+            },
+            {
+              backpressure: true,
+              maxBatchBytes,
+              maxFrameSize: 0xffff_ffff,
+              schedule: (fn) => queued.push(fn),
+            },
+          )
+          const written: [number, Message][] = []
+          const decoder = new FrameDecoder({ maxFrameSize: 0xffff_ffff })
+          const sent: [number, Message][] = []
+          let seen = 0
+          for (const s of steps) {
+            if (s.op === 'write') {
+              if (s.body) writer.writeBody(encodeMessage(s.msg), s.channel)
+              else writer.write(s.msg, s.channel)
+              written.push([s.channel, s.msg])
+            } else if (s.op === 'full') full = s.full
+            else if (s.op === 'resume') writer.resume()
+            else for (const fn of queued.splice(0)) fn()
+            for (; seen < chunks.length; seen++) sent.push(...framesOf(decoder.push(chunks[seen]!)))
+            if (writer.pendingBytes > 0) continue
+            // Nothing is half-way: per channel, what the sink got is a prefix of what was written,
+            // and the writer holds exactly the rest, byte for byte.
+            let held = 0
+            for (const c of new Set(written.map(([c]) => c))) {
+              const wrote = written.filter(([channel]) => channel === c)
+              const got = sent.filter(([channel]) => channel === c)
+              expect(got).toEqual(wrote.slice(0, got.length))
+              const rest = wrote
+                .slice(got.length)
+                .reduce((n, [, msg]) => n + frameMessage(msg, { maxFrameSize: 0xffff_ffff }).length, 0)
+              expect(writer.heldBytesOf(c)).toBe(rest)
+              held += rest
+            }
+            expect(writer.heldBytes).toBe(held)
+            expect(writer.heldFrames).toBe(written.length - sent.length)
+          }
+          writer.flush()
+          for (; seen < chunks.length; seen++) sent.push(...framesOf(decoder.push(chunks[seen]!)))
+          decoder.end()
+          expect(writer.heldBytes).toBe(0)
+          expect(sent).toHaveLength(written.length)
+          for (const c of new Set(written.map(([c]) => c))) {
+            const onC = ([channel]: [number, Message]): boolean => channel === c
+            expect(sent.filter(onC)).toEqual(written.filter(onC))
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('FrameDecoder assembles a body split anywhere, holding at most 2× what arrived + 16 KiB', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 80_000 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.nat(),
+        (length, cuts, seed) => {
+          const body = Buffer.allocUnsafe(length)
+          for (let i = 0; i < length; i++) body[i] = (seed + i * 31) & 0xff
+          const frame = Buffer.concat([
+            Buffer.from([length >>> 24, length >>> 16, length >>> 8, length]),
+            body,
+          ])
+          const points = [...new Set(cuts.map((c) => c % (frame.length + 1)))].sort((a, b) => a - b)
+          const decoder = new FrameDecoder({ maxFrameSize: 0xffff_ffff })
+          const bodies: Uint8Array[] = []
+          let from = 0
+          for (const to of [...points, frame.length]) {
+            // A fresh copy per chunk, as a socket would hand over.
+            bodies.push(...decoder.push(new Uint8Array(frame.subarray(from, to))))
+            from = to
+            const received = Math.max(0, to - 4)
+            if (received < length) {
+              expect(decoder.heldBytes).toBeLessThanOrEqual(2 * received + 16 * 1024)
+              expect(decoder.buffered).toBe(to < 4 ? to : received)
+            }
+          }
+          decoder.end()
+          expect(bodies).toHaveLength(1)
+          expect(Buffer.compare(bodies[0]!, body)).toBe(0)
+          expect(decoder.heldBytes).toBe(0)
         },
       ),
       { numRuns: 300 },

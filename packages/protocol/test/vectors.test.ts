@@ -7,6 +7,7 @@ import {
   frameMessage,
   type Message,
   ProtocolErrorCode,
+  splitChannel,
 } from '../src/index.js'
 import { allTypes, expectProtocolError, fromHex, hexOf } from './fixtures.js'
 
@@ -42,6 +43,12 @@ function parseVectors(doc: string): Vector[] {
 
 const doc = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8')
 const vectors = parseVectors(doc)
+/** A `vector-frame` names the channel the message travels on. */
+interface FrameJson {
+  channel: number
+  message: Message
+}
+
 const ofKind = (kind: Kind) =>
   vectors.filter((v) => v.kind === kind).map((v) => [`line ${v.line}`, v] as const)
 
@@ -49,7 +56,10 @@ describe('golden vectors in docs/PROTOCOL.md', () => {
   it('covers every message type, framing, and every error code', () => {
     const bodyTypes = new Set(ofKind('vector-body').map(([, v]) => (v.json as Message).type))
     expect([...bodyTypes].sort()).toEqual([...allTypes].sort())
-    expect(ofKind('vector-frame').length).toBeGreaterThan(0)
+    // Framing on the control channel and on a service channel.
+    const channels = ofKind('vector-frame').map(([, v]) => (v.json as FrameJson).channel)
+    expect(channels).toContain(0)
+    expect(channels.some((c) => c > 0)).toBe(true)
     const codes = new Set(vectors.filter((v) => v.kind.startsWith('invalid')).map((v) => v.json))
     expect([...codes].sort()).toEqual(Object.values(ProtocolErrorCode).sort())
   })
@@ -60,11 +70,16 @@ describe('golden vectors in docs/PROTOCOL.md', () => {
   })
 
   it.each(ofKind('vector-frame'))('frame vector at %s encodes and decodes both ways', (_, v) => {
-    expect(hexOf(frameMessage(v.json as Message))).toBe(v.hex)
+    const { channel, message } = v.json as FrameJson
+    expect(Object.keys(v.json as object).sort()).toEqual(['channel', 'message'])
+    expect(hexOf(frameMessage(message, { channel }))).toBe(v.hex)
     const decoder = new FrameDecoder()
     const bodies = decoder.push(fromHex(v.hex))
     decoder.end()
-    expect(bodies.map((b) => decodeMessage(b))).toEqual([v.json])
+    expect(bodies).toHaveLength(1)
+    const split = splitChannel(bodies[0]!)
+    expect(split.channel).toBe(channel)
+    expect(decodeMessage(split.message)).toEqual(message)
   })
 
   it.each(ofKind('invalid-body'))('invalid body at %s is rejected with its code', (_, v) => {
@@ -72,6 +87,10 @@ describe('golden vectors in docs/PROTOCOL.md', () => {
   })
 
   it.each(ofKind('invalid-frame'))('invalid frame at %s is rejected with its code', (_, v) => {
-    expectProtocolError(() => new FrameDecoder().push(fromHex(v.hex)), v.json as ProtocolErrorCode)
+    // By the frame decoder, or by splitChannel for a frame it passes (the channel byte is framing).
+    const frames = (): void => {
+      for (const body of new FrameDecoder().push(fromHex(v.hex))) splitChannel(body)
+    }
+    expectProtocolError(frames, v.json as ProtocolErrorCode)
   })
 })

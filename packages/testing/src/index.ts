@@ -10,6 +10,7 @@
  * await net.peers[0]!.send(net.peers[1]!.id, 'hi')
  * ```
  */
+export * from './attack/index.js'
 export * from './chaos.js'
 export * from './intercept.js'
 export * from './legacy-peer.js'

@@ -1,5 +1,5 @@
-import { memoryTransport, type Peer, PeerError } from '@parley/core'
-import { frameMessage, type Message, PROTOCOL_VERSION, ProtocolError } from '@parley/protocol'
+import { frameStandard, memoryTransport, type Peer, PeerError } from '@parley/core'
+import { type Message, PROTOCOL_VERSION, ProtocolError } from '@parley/protocol'
 import fc from 'fast-check'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createTestNetwork, waitFor } from '../src/index.js'
@@ -120,8 +120,8 @@ function flood(count: number): Buffer {
   for (let i = 0; i < count; i++) {
     frames.push(
       i % 2
-        ? frameMessage({ type: 'PING', nonce: i })
-        : frameMessage({ type: 'TEXT', stream: 'ff'.repeat(8), seq: i + 1, sentAt: i, text: `flood ${i}` }),
+        ? frameStandard({ type: 'PING', nonce: i })
+        : frameStandard({ type: 'TEXT', stream: 'ff'.repeat(8), seq: i + 1, sentAt: i, text: `flood ${i}` }),
     )
   }
   return Buffer.concat(frames)
@@ -248,13 +248,13 @@ describe('fuzzing a live peer over the encrypted channel', () => {
           case 'impostor':
           case 'future': {
             const hello = { ...client.hello(), ...(o.kind === 'impostor' ? { peerId: honest.id } : {}) }
-            bytes = frameMessage(o.kind === 'future' ? { ...hello, version: PROTOCOL_VERSION + 1 } : hello)
+            bytes = frameStandard(o.kind === 'future' ? { ...hello, version: PROTOCOL_VERSION + 1 } : hello)
             if (state === 'handshaking') become(o.kind === 'hello' ? 'open' : 'closed')
             else become('closed')
             break
           }
           case 'frame':
-            bytes = frameMessage(o.msg)
+            bytes = frameStandard(o.msg)
             if (state === 'handshaking') become('closed')
             else if (['WELCOME', 'REJECT', 'GOODBYE'].includes(o.msg.type)) become('closed')
             else if (!['ACK', 'ACK_UPTO', 'PONG'].includes(o.msg.type)) spent++
@@ -269,14 +269,14 @@ describe('fuzzing a live peer over the encrypted channel', () => {
             become('unknown')
             break
           case 'mutated': {
-            const frame = Buffer.from(frameMessage(o.msg))
+            const frame = Buffer.from(frameStandard(o.msg))
             frame[o.at % frame.length]! ^= o.xor
             bytes = frame
             become('unknown')
             break
           }
           case 'truncated': {
-            const frame = frameMessage(o.msg)
+            const frame = frameStandard(o.msg)
             bytes = frame.subarray(0, o.keep % frame.length)
             become('unknown')
             break
@@ -315,9 +315,9 @@ describe('fuzzing a live peer over the encrypted channel', () => {
     victim.on('message', (m) => got.push(m.text))
     // A few frames pipelined behind HELLO are tolerated (a dialer races its first TEXT after WELCOME)...
     const texts = Array.from({ length: 10 }, (_, i) =>
-      frameMessage({ type: 'TEXT', stream: '00'.repeat(8), seq: i + 1, sentAt: i, text: `early ${i}` }),
+      frameStandard({ type: 'TEXT', stream: '00'.repeat(8), seq: i + 1, sentAt: i, text: `early ${i}` }),
     )
-    client.sendRaw(Buffer.concat([frameMessage(client.hello()), ...texts]))
+    client.sendRaw(Buffer.concat([frameStandard(client.hello()), ...texts]))
     expect(await client.next('WELCOME')).toMatchObject({ peerId: victim.id })
     expect(await client.next('ACK_UPTO')).toMatchObject({ seq: 10 })
     expect(got).toHaveLength(10)
@@ -325,7 +325,7 @@ describe('fuzzing a live peer over the encrypted channel', () => {
     const greedy = await secureClient(memoryTransport(net.network, { host: 'greedy' }), victim.addresses[0]!)
     onTestFinished(() => greedy.conn.abort())
     const cut = waitFor(victim, 'error', (e) => e.code === 'REJECTED')
-    greedy.sendRaw(Buffer.concat([frameMessage(greedy.hello()), flood(1_000)]))
+    greedy.sendRaw(Buffer.concat([frameStandard(greedy.hello()), flood(1_000)]))
     await cut
     await greedy.closed
     client.send({ type: 'PING', nonce: 1 })

@@ -98,35 +98,49 @@ describe('connection limits', () => {
     return conns
   }
 
-  it('past maxInbound, new connections are refused before any handshake work; connected peers are served', async () => {
+  it('past maxInbound, a newcomer takes the slot of the least valuable inbound peer; useful peers stay', async () => {
     const { net, victim, honest } = await victimWith({ maxInbound: 5 })
     await net.connect(honest, victim)
-    const refused: PeerError[] = []
-    victim.on('error', (e) => e.code === 'TOO_MANY_CONNECTIONS' && refused.push(e))
-    const conns = await flood(net, victim, 'flooder', 10)
-    await Promise.all(conns.slice(4).map((c) => once(c, 'close')))
-    // 1 inbound from honest + 4 flood connections fill the 5 slots; the other 6 were cut at once.
-    expect(conns.slice(0, 4).every((c) => c.status === 'open')).toBe(true)
-    expect(refused).toHaveLength(6)
+    // honest has delivered something: that makes it useful, which eviction protects.
+    await honest.send(victim.id, 'useful')
+    const idlers: Peer[] = []
+    for (let i = 0; i < 4; i++) {
+      const idler = createPeer({
+        name: `idler-${i}`,
+        transport: rawTransport(net, `idler-${i}`),
+        listen: false,
+      })
+      onTestFinished(() => idler.stop())
+      await idler.start()
+      await idler.connect(victim.addresses[0]!)
+      idlers.push(idler)
+    }
+    expect(victim.resources().inboundSessions).toBe(5)
+    const evicted = waitFor(victim, 'peer:disconnect')
+    const late = createPeer({ name: 'late', transport: rawTransport(net, 'late'), listen: false })
+    onTestFinished(() => late.stop())
+    await late.start()
+    await expect(late.connect(victim.addresses[0]!)).resolves.toMatchObject({ id: victim.id })
+    expect((await evicted).peer.name).toMatch(/^idler-/)
+    expect(victim.resources().inboundSessions).toBe(5)
     await expect(honest.send(victim.id, 'still served')).resolves.toMatchObject({ peerId: victim.id })
+    await expect(late.send(victim.id, 'and the newcomer')).resolves.toMatchObject({ peerId: victim.id })
     // The victim can still dial out: outbound connections have their own budget.
     const other = createPeer({ name: 'other', transport: rawTransport(net, 'other'), listen: 'other:0' })
     onTestFinished(() => other.stop())
     await other.start()
     await expect(victim.connect(other.addresses[0]!)).resolves.toMatchObject({ id: other.id })
-    // Freed slots are usable again.
-    for (const c of conns) c.abort()
+  })
+
+  it('when every inbound peer is protected, a newcomer is refused with TOO_MANY_CONNECTIONS', async () => {
+    const { net, victim, honest } = await victimWith({ maxInbound: 1 })
+    await net.connect(honest, victim)
+    await honest.send(victim.id, 'useful')
     const late = createPeer({ name: 'late', transport: rawTransport(net, 'late'), listen: false })
     onTestFinished(() => late.stop())
     await late.start()
-    await expect
-      .poll(() =>
-        late.connect(victim.addresses[0]!).then(
-          () => true,
-          () => false,
-        ),
-      )
-      .toBe(true)
+    await expect(late.connect(victim.addresses[0]!)).rejects.toMatchObject({ code: 'TOO_MANY_CONNECTIONS' })
+    await expect(honest.send(victim.id, 'still here')).resolves.toMatchObject({ peerId: victim.id })
   })
 
   it('past maxPerHost, one host cannot take more; other hosts are unaffected', async () => {
@@ -201,7 +215,7 @@ describe('frame size', () => {
     onTestFinished(() => net.stop())
     const [victim, sender] = net.peers as [Peer, Peer]
     await net.connect(sender, victim)
-    // TEXT body: type (1) + id (16) + sentAt (8) + u16 length (2) + text: 1,024 - 27 = 997 bytes of text.
-    await expect(sender.send(victim.id, 'x'.repeat(997))).resolves.toMatchObject({ peerId: victim.id })
+    // TEXT frame body: channel (1) + type (1) + id (16) + sentAt (8) + u16 length (2) + text: 1,024 - 28 = 996.
+    await expect(sender.send(victim.id, 'x'.repeat(996))).resolves.toMatchObject({ peerId: victim.id })
   })
 })

@@ -3,19 +3,19 @@
  * tells legacy connections from Parley ones by their first byte, and a bridge that speaks the
  * legacy format. See docs/PROTOCOL.md, "Legacy bridge".
  */
-export {
-  createLegacyBridge,
-  type LegacyBridge,
-  type LegacyBridgeEvents,
-  type LegacyBridgeInit,
-  type LegacyBridgeStatus,
-  type LegacyDrop,
-  type LegacyLeaveReason,
-  type LegacyMessage,
-  type LegacyPeerInfo,
-  type LegacySendOptions,
-  type LegacySendOutcome,
-} from './bridge.js'
+export { createLegacyBridge } from './bridge.js'
+export type {
+  LegacyBridge,
+  LegacyBridgeEvents,
+  LegacyBridgeInit,
+  LegacyBridgeStatus,
+  LegacyDrop,
+  LegacyLeaveReason,
+  LegacyMessage,
+  LegacyPeerInfo,
+  LegacySendOptions,
+  LegacySendOutcome,
+} from './bridge-types.js'
 export * from './errors.js'
 export * from './format.js'
 export * from './transport.js'

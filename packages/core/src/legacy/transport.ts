@@ -1,6 +1,7 @@
 import { WrappedConnection } from '../secure/wrapped-connection.js'
 import type { AbortOptions, Connection, Listener, Transport } from '../transport.js'
-import { bridgeInternals, type LegacyBridge } from './bridge.js'
+import { bridgeInternals } from './bridge.js'
+import type { LegacyBridge } from './bridge-types.js'
 import { isLegacyFirstByte } from './format.js'
 
 /** Options of {@link legacyAwareTransport}. */

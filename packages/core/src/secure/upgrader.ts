@@ -1,5 +1,4 @@
 import type { AbortOptions, Connection } from '../transport.js'
-import { WrappedConnection } from './wrapped-connection.js'
 
 /** A connection whose remote end has been authenticated (or, for {@link plaintextUpgrader}, explicitly not). */
 export interface SecureConnection extends Connection {
@@ -40,31 +39,4 @@ export interface ConnectionUpgrader {
    *   or `signal.reason` when the signal aborts.
    */
   upgrade(conn: Connection, options: UpgradeOptions): Promise<SecureConnection>
-}
-
-class PlaintextConnection extends WrappedConnection {
-  protected override consume(chunk: Uint8Array): Uint8Array | null {
-    this.deliver(chunk)
-    return null
-  }
-
-  override send(bytes: Uint8Array): boolean {
-    return this.inner.send(bytes)
-  }
-}
-
-/**
- * A pass-through upgrader for tests and benchmarks: no encryption, no authentication.
- * `remotePeerId` is always `''`. Never use it on a real network.
- */
-export function plaintextUpgrader(): ConnectionUpgrader {
-  return {
-    async upgrade(conn, options) {
-      if (options.signal?.aborted) {
-        conn.abort(options.signal.reason instanceof Error ? options.signal.reason : undefined)
-        throw options.signal.reason
-      }
-      return new PlaintextConnection(conn, '')
-    },
-  }
 }

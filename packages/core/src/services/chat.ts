@@ -15,8 +15,12 @@ import type { Channel, Service, ServiceHandler } from './service.js'
 /** Protocol name of acknowledged text delivery. */
 export const CHAT_PROTOCOL = 'parley/chat/1'
 
-/** Senders whose dedup state is kept (least recently heard forgotten first). */
+/** Senders whose dedup state is kept (least recently heard, not connected, forgotten first). */
 const DEDUP_SENDERS = 1024
+/** A sender heard this recently keeps its state: it may be reconnecting to re-send. */
+const DEDUP_KEEP = 10 * 60_000
+/** Dedup entries at most, whatever their protection (about 100 bytes each). */
+const DEDUP_HARD_LIMIT = 64 * 1024
 
 export interface ChatInit {
   ackTimeout: number
@@ -24,6 +28,8 @@ export interface ChatInit {
   inFlightBytes: number
   waiting: number
   onMessage: (message: ReceivedMessage) => void
+  /** Whether a sender has a session now (its dedup state is then never forgotten). */
+  isConnected: (peerId: string) => boolean
 }
 
 /** A send awaiting its acknowledgement; it is also the TEXT frame that is written (and re-sent). */
@@ -48,6 +54,7 @@ interface Seen {
   previous: string
   previousHighest: number
   touched: number
+  heardAt: number
 }
 
 // `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
@@ -97,6 +104,21 @@ export class ChatService implements Service {
     if (this.onAllAcked && this.allAcked()) this.onAllAcked()
   }
 
+  /**
+   * Makes room for one more sender: the least recently heard one that is neither connected nor heard
+   * within DEDUP_KEEP — so cycling cheap identities cannot flush a real sender's state while it is
+   * connected or reconnecting. Past DEDUP_HARD_LIMIT senders (all of them protected) the oldest goes anyway.
+   */
+  #forgetOne(): void {
+    const now = Date.now()
+    for (const [sender, seen] of this.#seen) {
+      if (this.#init.isConnected(sender) || now - seen.heardAt < DEDUP_KEEP) continue
+      this.#seen.delete(sender)
+      return
+    }
+    if (this.#seen.size >= DEDUP_HARD_LIMIT) this.#seen.delete(this.#seen.keys().next().value!)
+  }
+
   /** Fails every send whose acknowledgement is overdue. */
   tick(now: number): void {
     for (const h of this.#handlers) h.expire(now)
@@ -109,8 +131,8 @@ export class ChatService implements Service {
   seenFrom(sender: string, stream: string): Seen {
     let seen = this.#seen.get(sender)
     if (!seen) {
-      seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0 }
-      if (this.#seen.size >= DEDUP_SENDERS) this.#seen.delete(this.#seen.keys().next().value!)
+      seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0, heardAt: 0 }
+      if (this.#seen.size >= DEDUP_SENDERS) this.#forgetOne()
       this.#seen.set(sender, seen)
     } else if (seen.touched < this.#seenClock - DEDUP_SENDERS) {
       // Re-inserting moves the sender to the back of the LRU order; done only for senders that drifted
@@ -128,6 +150,7 @@ export class ChatService implements Service {
       seen.previousHighest = highest
     }
     seen.touched = ++this.#seenClock
+    seen.heardAt = Date.now()
     return seen
   }
 }

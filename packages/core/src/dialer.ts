@@ -1,0 +1,102 @@
+import type { ConnectionHost } from './connection-host.js'
+import { awaitHandshake, checkAnnouncement, handshakeError, rejectedError } from './handshake.js'
+import { PeerError } from './peer-errors.js'
+import type { PeerInfo } from './peer-types.js'
+import type { SecureConnection } from './secure/upgrader.js'
+import type { Connection } from './transport.js'
+
+/**
+ * The dialing side: outbound limits, a handshake slot per dial (dials wait their turn rather than
+ * start thousands of key exchanges at once), HELLO → WELCOME, and trust on first use of the address.
+ */
+export class Dialer {
+  /** Dials in flight by address, so two calls for one address share one connection. */
+  readonly #dials = new Map<string, Promise<PeerInfo>>()
+
+  constructor(readonly m: ConnectionHost) {}
+
+  /** Dials `address` (sharing a dial already in flight) and completes the handshake. */
+  dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {
+    let dial = this.#dials.get(address)
+    if (!dial) {
+      dial = this.#dial(address, options?.signal).finally(() => this.#dials.delete(address))
+      this.#dials.set(address, dial)
+    }
+    return dial
+  }
+
+  async #dial(address: string, outer?: AbortSignal): Promise<PeerInfo> {
+    if (this.m.outboundCount >= this.m.limits.maxOutbound) {
+      throw new PeerError(
+        'TOO_MANY_CONNECTIONS',
+        `already ${this.m.outboundCount} outbound connections (the limit)`,
+      )
+    }
+    const limit = this.m.handshakeLimit(outer)
+    let release: (() => void) | undefined
+    try {
+      release = await this.m.slots.acquireOutbound(limit.signal)
+      return await this.#dialWithin(address, limit.signal)
+    } catch (err) {
+      if (err instanceof PeerError) throw err
+      throw new PeerError('HANDSHAKE_TIMEOUT', `could not start a handshake with ${address} in time`, {
+        cause: err,
+      })
+    } finally {
+      release?.()
+      limit.dispose()
+    }
+  }
+
+  async #dialWithin(address: string, signal: AbortSignal): Promise<PeerInfo> {
+    let conn: Connection
+    try {
+      conn = await this.m.init.transport.dial(address, { signal })
+    } catch (cause) {
+      throw new PeerError('DIAL_FAILED', `could not reach ${address}: ${(cause as Error).message}`, { cause })
+    }
+    this.m.count(conn, 'outbound')
+    let secure: SecureConnection
+    try {
+      secure = await this.m.init.upgrader.upgrade(conn, { role: 'initiator', signal })
+    } catch (cause) {
+      conn.abort(cause as Error)
+      throw handshakeError(address, cause)
+    }
+    if (!this.m.init.isRunning()) {
+      secure.abort()
+      throw new PeerError('STOPPED', 'this peer is stopping')
+    }
+    const link = this.m.track(secure, 'outbound', address)
+    const reply = await awaitHandshake(link, signal, (l) => this.m.dropLink(l))
+    if (reply.type === 'REJECT') {
+      this.m.dropLink(link)
+      throw rejectedError(address, reply.code, reply.reason)
+    }
+    if (reply.type !== 'WELCOME') {
+      this.m.dropLink(link)
+      throw new PeerError('HANDSHAKE_FAILED', `${address} answered HELLO with ${reply.type}`)
+    }
+    const problem = checkAnnouncement(reply, secure, this.m.policy)
+    if (problem) {
+      this.m.dropLink(link)
+      throw new PeerError(problem.code, `${address}: ${problem.message}`)
+    }
+    try {
+      await this.m.trust.checkDialed(address, reply)
+    } catch (err) {
+      this.m.dropLink(link)
+      throw err
+    }
+    if (link.conn.status === 'closed') {
+      // The link died after a valid WELCOME, e.g. retired as a duplicate; the other link may carry the session.
+      this.m.dropLink(link)
+      const session = this.m.sessions.get(reply.peerId)
+      if (session) return session.info()
+      throw new PeerError('HANDSHAKE_FAILED', `${address} closed the connection during the handshake`)
+    }
+    const session = this.m.open(link, reply)
+    this.m.wanted.set(session.id, address)
+    return session.info()
+  }
+}

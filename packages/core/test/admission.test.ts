@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest'
+import { Discouragement, type EvictionCandidate, HandshakeSlots, InboundEviction } from '../src/admission.js'
+
+describe('handshake slots', () => {
+  it('past the inbound bound, the oldest handshake in progress is aborted to make room', () => {
+    const slots = new HandshakeSlots(2, 1)
+    const aborted: string[] = []
+    const releaseA = slots.admitInbound(() => aborted.push('a'))
+    slots.admitInbound(() => aborted.push('b'))
+    slots.admitInbound(() => aborted.push('c'))
+    expect(aborted).toEqual(['a'])
+    expect(slots.inProgress).toBe(2)
+    // Releasing a slot that was already taken back changes nothing.
+    releaseA()
+    expect(slots.inProgress).toBe(2)
+  })
+
+  it('a finished handshake frees its slot, so nothing is aborted', () => {
+    const slots = new HandshakeSlots(1, 1)
+    const aborted: string[] = []
+    const release = slots.admitInbound(() => aborted.push('a'))
+    release()
+    slots.admitInbound(() => aborted.push('b'))
+    expect(aborted).toEqual([])
+  })
+
+  it('outbound dials past the bound wait their turn, in order, and an aborted wait leaves the queue', async () => {
+    const slots = new HandshakeSlots(1, 1)
+    const first = await slots.acquireOutbound(new AbortController().signal)
+    const order: string[] = []
+    const cancelled = new AbortController()
+    const second = slots.acquireOutbound(new AbortController().signal).then((r) => {
+      order.push('second')
+      return r
+    })
+    const gone = slots.acquireOutbound(cancelled.signal).catch(() => order.push('gone'))
+    const third = slots.acquireOutbound(new AbortController().signal).then((r) => {
+      order.push('third')
+      return r
+    })
+    cancelled.abort(new Error('no longer wanted'))
+    await gone
+    expect(slots.inProgress).toBe(1)
+    first()
+    ;(await second)()
+    ;(await third)()
+    expect(order).toEqual(['gone', 'second', 'third'])
+    expect(slots.inProgress).toBe(0)
+  })
+})
+
+function candidate(value: string, over: Partial<EvictionCandidate<string>> = {}): EvictionCandidate<string> {
+  return {
+    value,
+    netgroup: value,
+    connectedAt: 0,
+    rtt: Number.POSITIVE_INFINITY,
+    lastUseful: 0,
+    discouraged: false,
+    ...over,
+  }
+}
+
+describe('inbound eviction', () => {
+  it('evicts from the network group holding the most slots, its youngest peer', () => {
+    const honest = Array.from({ length: 6 }, (_, i) => candidate(`honest-${i}`, { connectedAt: i }))
+    // An attacker with many connections from one group, opened after the honest peers.
+    const attacker = Array.from({ length: 40 }, (_, i) =>
+      candidate(`attacker-${i}`, { netgroup: '10.1', connectedAt: 100 + i }),
+    )
+    const victim = new InboundEviction().select([...honest, ...attacker], 46)
+    expect(victim).toBe('attacker-39')
+  })
+
+  it('protects peers that recently delivered something useful and the fastest ones', () => {
+    const list = Array.from({ length: 32 }, (_, i) =>
+      candidate(`idle-${i}`, { netgroup: 'same', connectedAt: i }),
+    )
+    list.push(candidate('useful', { netgroup: 'same', connectedAt: 1_000, lastUseful: 5 }))
+    list.push(candidate('fast', { netgroup: 'same', connectedAt: 1_001, rtt: 1 }))
+    const victim = new InboundEviction().select(list, list.length)
+    expect(victim).not.toBe('useful')
+    expect(victim).not.toBe('fast')
+    expect(victim).toMatch(/^idle-/)
+  })
+
+  it('evicts a discouraged peer first, and none of the protections cover it', () => {
+    const list = Array.from({ length: 8 }, (_, i) => candidate(`p-${i}`, { connectedAt: i, lastUseful: 1 }))
+    list.push(candidate('bad', { connectedAt: 0, lastUseful: 99, rtt: 0, discouraged: true }))
+    expect(new InboundEviction().select(list, list.length)).toBe('bad')
+  })
+
+  it('returns nothing when every candidate is protected', () => {
+    expect(new InboundEviction().select([candidate('only', { lastUseful: 1 })], 1)).toBeUndefined()
+    expect(new InboundEviction().select([], 1)).toBeUndefined()
+  })
+})
+
+describe('discouragement', () => {
+  it('lasts its duration and is bounded in entries', () => {
+    const d = new Discouragement(60_000, 2)
+    d.add('10.1')
+    d.add('10.2')
+    d.add('10.3')
+    expect(d.has('10.1')).toBe(false)
+    expect(d.has('10.2')).toBe(true)
+    expect(d.has('10.3')).toBe(true)
+    expect(new Discouragement(-1).has('x')).toBe(false)
+  })
+})

@@ -1,0 +1,97 @@
+import type { PeerRecord } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { PeerStore } from '../src/peer-store.js'
+
+const id = (n: number) => n.toString(16).padStart(64, '0')
+const record = (n: number, over: Partial<PeerRecord> = {}): PeerRecord => ({
+  peerId: id(n),
+  name: `peer-${n}`,
+  addrs: [`10.0.0.${n}:4000`],
+  lastSeen: 1,
+  ...over,
+})
+const none = () => false
+
+function store(over: Partial<ConstructorParameters<typeof PeerStore>[0]> = {}) {
+  return new PeerStore({
+    selfId: id(0),
+    maxEntries: 100,
+    maxPerSource: 4,
+    hearsayTtl: 60_000,
+    goneTtl: 10_000,
+    ...over,
+  })
+}
+
+describe('peer store', () => {
+  it('never lets hearsay rename or re-address a peer known first-hand', () => {
+    const s = store()
+    s.learnDirect(id(1), 'bob', ['127.0.0.1:4000'])
+    expect(s.learnHearsay(id(9), record(1, { name: 'mallory', addrs: ['6.6.6.6:1'] }), none)).toBeUndefined()
+    expect(s.get(id(1))).toMatchObject({ name: 'bob', addrs: ['127.0.0.1:4000'], source: 'direct' })
+  })
+
+  it('clamps a remote lastSeen in the future to our clock', () => {
+    const s = store()
+    const before = Date.now()
+    s.learnHearsay(id(9), record(2, { lastSeen: 2 ** 53 - 1 }), none)
+    expect(s.get(id(2))!.lastSeen).toBeLessThanOrEqual(Date.now())
+    expect(s.get(id(2))!.lastSeen).toBeGreaterThanOrEqual(before)
+  })
+
+  it('lets one source place only maxPerSource entries; another source is unaffected', () => {
+    const s = store()
+    const placed = Array.from({ length: 10 }, (_, i) => s.learnHearsay(id(9), record(10 + i), none)).filter(
+      Boolean,
+    )
+    expect(placed).toHaveLength(4)
+    expect(s.learnHearsay(id(8), record(50), none)).toBeDefined()
+  })
+
+  it('ignores records about ourselves, about the source itself, and without addresses', () => {
+    const s = store()
+    expect(s.learnHearsay(id(9), record(0), none)).toBeUndefined()
+    expect(s.learnHearsay(id(9), record(9), none)).toBeUndefined()
+    expect(s.learnHearsay(id(9), record(3, { addrs: [] }), none)).toBeUndefined()
+    expect(s.size).toBe(0)
+  })
+
+  it('forgets unconfirmed hearsay and peers that left, but never a connected one', () => {
+    const s = store()
+    s.learnHearsay(id(9), record(2), none)
+    s.learnDirect(id(3), 'left', ['x:1'])
+    s.markGone(id(3))
+    s.learnDirect(id(4), 'here', ['y:1'])
+    const later = Date.now() + 120_000
+    s.expire(later, (peer) => peer === id(2))
+    expect(s.get(id(2))).toBeDefined()
+    expect(s.get(id(3))).toBeUndefined()
+    expect(s.get(id(4))).toBeDefined()
+    s.expire(later, none)
+    expect(s.get(id(2))).toBeUndefined()
+  })
+
+  it('when full, forgets hearsay before first-hand entries, and hearsay never pushes out first-hand', () => {
+    const s = store({ maxEntries: 2, maxPerSource: 10 })
+    s.learnDirect(id(1), 'a', ['a:1'])
+    s.learnHearsay(id(9), record(2), none)
+    s.learnDirect(id(3), 'c', ['c:1'])
+    expect(s.get(id(2))).toBeUndefined()
+    expect(s.learnHearsay(id(9), record(4), none)).toBeUndefined()
+    expect([...s.values()].map((e) => e.id).sort()).toEqual([id(1), id(3)])
+  })
+
+  it('hands out a bounded sample, first-hand first, without peers that left', () => {
+    const s = store({ maxPerSource: 50 })
+    for (let i = 1; i <= 20; i++) s.learnHearsay(id(99), record(i), none)
+    s.learnDirect(id(30), 'direct', ['d:1'])
+    s.learnDirect(id(31), 'gone', ['g:1'])
+    s.markGone(id(31))
+    const sample = s.sample(id(5), 5, 10_000, (e) => e.lastSeen)
+    expect(sample).toHaveLength(5)
+    expect(sample[0]!.peerId).toBe(id(30))
+    expect(sample.map((r) => r.peerId)).not.toContain(id(31))
+    expect(sample.map((r) => r.peerId)).not.toContain(id(5))
+    expect(s.sample(id(5), 100, 200, (e) => e.lastSeen).length).toBeLessThan(5)
+  })
+})

@@ -1,0 +1,164 @@
+import { once } from 'node:events'
+import { FrameDecoder, frameMessage, type Message, PROTOCOL_VERSION } from '@parley/protocol'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { generateIdentity } from '../src/identity.js'
+import { createPeer, type Peer } from '../src/peer.js'
+import type { PeerError } from '../src/peer-errors.js'
+import type { PeerInit } from '../src/peer-types.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
+import type { Channel, Service, ServiceHandler } from '../src/services/service.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
+
+/** A service that echoes every body it gets, prefixed with "echo:". */
+function echoService(seen: string[]): Service {
+  return {
+    protocol: 'test/echo/1',
+    open(channel: Channel): ServiceHandler {
+      return {
+        onFrame(body) {
+          const text = Buffer.from(body).toString()
+          seen.push(`${channel.peer.name}:${text}`)
+          if (!text.startsWith('echo:')) channel.sendBytes(Buffer.from(`echo:${text}`))
+        },
+        onClose() {},
+      }
+    },
+  }
+}
+
+async function pair(a: Partial<PeerInit>, b: Partial<PeerInit>) {
+  const network = memoryNetwork()
+  const make = (name: string, init: Partial<PeerInit>) => {
+    const peer = createPeer({
+      transport: memoryTransport(network, { host: name }),
+      name,
+      listen: `${name}:0`,
+      ...init,
+    })
+    onTestFinished(() => peer.stop())
+    return peer
+  }
+  const alice = make('alice', a)
+  const bob = make('bob', b)
+  await Promise.all([alice.start(), bob.start()])
+  return { network, alice, bob }
+}
+
+describe('services', () => {
+  it('an application service gets a channel of its own on every session, beside chat', async () => {
+    const seenA: string[] = []
+    const seenB: string[] = []
+    let channelToBob: Channel | undefined
+    const spy: Service = {
+      protocol: 'test/echo/1',
+      open(channel) {
+        channelToBob = channel
+        return echoService(seenA).open(channel)
+      },
+    }
+    const { alice, bob } = await pair({ services: [spy] }, { services: [echoService(seenB)] })
+    await alice.connect(bob.addresses[0]!)
+    channelToBob!.sendBytes(Buffer.from('hello'))
+    await expect(alice.send(bob.id, 'chat still works')).resolves.toMatchObject({ peerId: bob.id })
+    await expect.poll(() => seenA).toEqual(['bob:echo:hello'])
+    expect(seenB).toEqual(['alice:hello'])
+  })
+
+  it('a service only one side runs gets no channel; chat is unaffected', async () => {
+    const opened: string[] = []
+    const only: Service = {
+      protocol: 'test/only-alice/1',
+      open(channel) {
+        opened.push(channel.peer.name)
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const { alice, bob } = await pair({ services: [only] }, {})
+    await alice.connect(bob.addresses[0]!)
+    await expect(alice.send(bob.id, 'hi')).resolves.toMatchObject({ peerId: bob.id })
+    expect(opened).toEqual([])
+  })
+
+  it('a service handler is told when its session ends', async () => {
+    const closed: string[] = []
+    const watcher: Service = {
+      protocol: 'test/watch/1',
+      open: () => ({ onFrame() {}, onClose: (err: PeerError) => closed.push(err.code) }),
+    }
+    const { alice, bob } = await pair({ services: [watcher] }, { services: [watcher] })
+    await alice.connect(bob.addresses[0]!)
+    await alice.disconnect(bob.id)
+    await expect.poll(() => closed).toEqual(['PEER_GONE', 'PEER_GONE'])
+  })
+})
+
+/** A raw client on the plaintext path that announces the standard services. */
+async function rawClient(init: Partial<PeerInit>) {
+  const network = memoryNetwork()
+  const peer: Peer = createPeer({
+    transport: memoryTransport(network, { host: 'peer' }),
+    name: 'peer',
+    listen: 'peer:0',
+    upgrader: plaintextUpgrader(),
+    ...init,
+  })
+  await peer.start()
+  onTestFinished(() => peer.stop())
+  const errors: PeerError[] = []
+  peer.on('error', (e) => errors.push(e))
+  const conn = await memoryTransport(network, { host: 'client' }).dial(peer.addresses[0]!)
+  onTestFinished(() => conn.abort())
+  const decoder = new FrameDecoder()
+  const inbox: Message[] = []
+  conn.on('data', (chunk) => {
+    for (const body of decoder.push(chunk)) inbox.push(decodeBody(body))
+  })
+  conn.on('end', () => void conn.close())
+  const closed = once(conn, 'close')
+  conn.send(
+    frameFor({
+      type: 'HELLO',
+      version: PROTOCOL_VERSION,
+      peerId: generateIdentity().peerId,
+      name: 'client',
+      listenAddrs: [],
+      capabilities: [...SERVICES],
+    }),
+  )
+  await expect.poll(() => inbox.map((m) => m.type)).toContain('WELCOME')
+  return { peer, conn, inbox, errors, closed }
+}
+
+describe('per-peer bounds on the wire', () => {
+  it('a frame on a channel that was not opened ends the session with a reason', async () => {
+    const c = await rawClient({})
+    c.conn.send(frameMessage({ type: 'PEERS_REQUEST' }, { channel: 7 }))
+    await c.closed
+    expect(c.inbox.at(-1)).toMatchObject({ type: 'GOODBYE', reason: expect.stringMatching(/channel 7/) })
+  })
+
+  it('a message of another service on a channel is a violation', async () => {
+    const c = await rawClient({})
+    // PEERS_REQUEST belongs to peer exchange (channel 2), not chat (channel 1).
+    c.conn.send(frameMessage({ type: 'PEERS_REQUEST' }, { channel: 1 }))
+    await c.closed
+    expect(c.inbox.at(-1)).toMatchObject({ type: 'GOODBYE', reason: expect.stringMatching(/chat channel/) })
+  })
+
+  it('a partial frame past the per-peer memory bound is cut off with LIMIT_EXCEEDED, whatever the chunking', async () => {
+    const c = await rawClient({ maxPeerMemory: 64 * 1024 })
+    // Announce a legal 1 MiB frame, then trickle its body in 1 KiB pieces.
+    const prefix = Buffer.alloc(4)
+    prefix.writeUInt32BE(1024 * 1024 - 1)
+    c.conn.send(prefix)
+    const piece = Buffer.alloc(1024, 1)
+    for (let i = 0; i < 200 && c.conn.status === 'open'; i++) {
+      c.conn.send(piece)
+      await new Promise((r) => setImmediate(r))
+    }
+    await c.closed
+    expect(c.errors.map((e) => e.code)).toContain('LIMIT_EXCEEDED')
+    expect(c.peer.resources().heldBytes).toBe(0)
+  })
+})

@@ -1,0 +1,108 @@
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { generateIdentity, type Identity } from '../src/identity.js'
+import { memoryKnownPeers } from '../src/known-peers.js'
+import { createPeer } from '../src/peer.js'
+import type { PeerError } from '../src/peer-errors.js'
+import type { PeerInit } from '../src/peer-types.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+
+// A peer is its key: addresses and names are hints, pinned to the key first seen with them.
+
+function network() {
+  const net = memoryNetwork()
+  const make = async (name: string, host: string, init: Partial<PeerInit> = {}) => {
+    const peer = createPeer({ transport: memoryTransport(net, { host }), name, listen: `${host}:0`, ...init })
+    onTestFinished(() => peer.stop())
+    await peer.start()
+    return peer
+  }
+  return { net, make }
+}
+
+describe('trust on first use, at the peer', () => {
+  it('by default refuses a dial that reaches another key than the one saved for the address', async () => {
+    const { make } = network()
+    const known = memoryKnownPeers()
+    const alice = await make('alice', 'alice', { knownPeers: known })
+    const bob = await make('bob', 'bob')
+    const address = bob.addresses[0]!
+    await known.remember(address, generateIdentity().peerId, 'bob')
+    await expect(alice.connect(address)).rejects.toMatchObject({ code: 'KEY_CHANGED' })
+    expect(alice.peers().connected).toEqual([])
+    // The user decides, per peer, in the running program: the change is recorded and the dial works.
+    expect(alice.keyChanges()).toEqual([
+      expect.objectContaining({ address, actual: bob.id, direction: 'outbound' }),
+    ])
+    await alice.acceptKeyChange(address)
+    expect(known.check(address, bob.id)).toEqual({ status: 'match' })
+    await expect(alice.connect(address)).resolves.toMatchObject({ id: bob.id })
+  })
+
+  it('a peer dialing in that claims a saved address and name is reported, and takes over nothing', async () => {
+    const { make } = network()
+    const known = memoryKnownPeers()
+    const alice = await make('alice', 'alice', { knownPeers: known })
+    const bobIdentity: Identity = generateIdentity()
+    const bob = await make('bob', 'bob', { identity: bobIdentity })
+    const bobAddress = bob.addresses[0]!
+    await alice.connect(bobAddress)
+    await alice.disconnect(bob.id)
+    await bob.stop()
+    // Mallory dials in with bob's name and claims bob's address as her own.
+    const errors: PeerError[] = []
+    alice.on('error', (e) => errors.push(e))
+    const mallory = await make('bob', 'mallory', { announce: [bobAddress] })
+    await mallory.connect(alice.addresses[0]!)
+    await expect.poll(() => errors.filter((e) => e.code === 'KEY_CHANGED').length).toBe(2)
+    expect(errors.map((e) => e.message).join('\n')).toContain(bobAddress)
+    // Neither the name nor the address reaches her: bob's address is dialed (and bob is down).
+    await expect(alice.send('bob', 'secret')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+    await expect(alice.send(bobAddress, 'secret')).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+    let delivered = 0
+    mallory.on('message', () => delivered++)
+    await expect(alice.connect(bobAddress)).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+    expect(delivered).toBe(0)
+  })
+
+  it('fingerprints carry 64 bits', async () => {
+    const { make } = network()
+    const alice = await make('alice', 'alice')
+    expect(alice.name).toMatch(/^alice$/)
+    const anonymous = createPeer({
+      transport: memoryTransport(memoryNetwork(), { host: 'x' }),
+      listen: false,
+    })
+    expect(anonymous.name).toMatch(/^peer-[0-9a-f]{4}[0-9a-f:]{14}$/)
+  })
+})
+
+describe('dedup that cannot be flushed', () => {
+  it('cycling over a thousand throwaway identities does not make a reconnecting sender deliver twice', async () => {
+    const { net, make } = network()
+    const victim = await make('victim', 'victim', { rateLimit: false })
+    // The sender redials only when told to (below), after the flood.
+    const sender = await make('sender', 'sender', {
+      reconnect: { initialDelay: 600_000 },
+      ackTimeout: 120_000,
+    })
+    const texts: string[] = []
+    victim.on('message', (m) => m.from.id === sender.id && texts.push(m.text))
+    await sender.connect(victim.addresses[0]!)
+    // The victim gets the message, then the connection dies before its acknowledgement leaves.
+    victim.once('message', () => net.dropConnections('sender'))
+    const sent = sender.send(victim.id, 'exactly once')
+    await expect.poll(() => texts).toEqual(['exactly once'])
+    // 1,030 throwaway peers each deliver one message: each a new sender in the victim's dedup state.
+    for (let i = 0; i < 1_030; i++) {
+      const throwaway = createPeer({ transport: memoryTransport(net, { host: `t${i}` }), listen: false })
+      await throwaway.start()
+      await throwaway.send(victim.addresses[0]!, `junk ${i}`)
+      await throwaway.stop()
+    }
+    // The sender comes back and re-sends what was never acknowledged: acknowledged now, not delivered again.
+    await sender.connect(victim.addresses[0]!)
+    await expect(sent).resolves.toMatchObject({ peerId: victim.id })
+    await sender.send(victim.id, 'after')
+    expect(texts).toEqual(['exactly once', 'after'])
+  }, 60_000)
+})

@@ -1,0 +1,7 @@
+export * from './attacker.js'
+export * from './half-open.js'
+export * from './scene.js'
+export * from './source-transport.js'
+export * from './storm.js'
+export * from './victim.js'
+export * from './wire.js'
