@@ -26,5 +26,5 @@ export function dhtPeerTransport(bootstrap: BootstrapNode[]): {
   transport: DhtTransport
 } {
   const identity = generateIdentity()
-  return { identity, transport: dhtTransport({ identity, bootstrap, dialTimeout: 10_000 }) }
+  return { identity, transport: dhtTransport({ identity, bootstrap }) }
 }
