@@ -4,8 +4,9 @@
 # exchange acknowledged messages both ways. Needs root, ip and nft; touches nothing outside its own
 # namespaces (none of its interfaces is in the root namespace), and removes them on every exit.
 #
-#   bash lab/nat-lab.sh [cone|random] [cone|random] [runs] [relay]   (NAT of host 1, NAT of host 2;
-#                                                                     relay: peers may use the blind relay)
+#   bash lab/nat-lab.sh [cone|random] [cone|random] [runs] [relay|-] [cut]
+#     NAT of host 1, NAT of host 2; relay: the peers may use the public host's blind relay;
+#     cut: host 1's link goes down after the first exchange and up again, and the peers must reconnect.
 #
 #   plab-pub: bridge br0, 100.64.0.0/24 ── plab-boot 100.64.0.2 (4 testnet DHT nodes, a blind relay)
 #        ├── plab-nat1 100.64.0.11 ── 10.1.0.1/24 ── plab-h1 10.1.0.2 (peer "one", dials)
@@ -19,6 +20,8 @@ NAT1=${1:-cone}
 NAT2=${2:-cone}
 RUNS=${3:-3}
 RELAY=${4:-}
+CUT=${5:-}
+[[ $RELAY == - ]] && RELAY=""
 NS=(plab-pub plab-boot plab-nat1 plab-nat2 plab-h1 plab-h2)
 WORK=$(mktemp -d)
 PIDS=()
@@ -60,10 +63,10 @@ in_ns() {
   ip netns exec "$ns" "$@"
 }
 
-# Waits (bounded: 20 s) for a line matching $2 in file $1.
+# Waits (bounded: $3 tenths of a second, 20 s by default) for a line matching $2 in file $1.
 wait_for_line() {
-  local file=$1 pattern=$2 i
-  for ((i = 0; i < 200; i++)); do
+  local file=$1 pattern=$2 tenths=${3:-200} i
+  for ((i = 0; i < tenths; i++)); do
     if grep -q "$pattern" "$file" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
@@ -148,8 +151,23 @@ run_once() {
   ip netns exec plab-h2 node peer.mjs two 100.64.0.2:49737 "$topic" $relay >"$WORK/two.log" 2>&1 &
   PIDS+=($!) # the pid of node itself: ip netns exec execs it
   wait_for_line "$WORK/two.log" '"event":"joined"'
-  # Bounded: peer.mjs gives up after 45 s, and timeout kills it at 60 s.
-  in_ns plab-h1 timeout 60 node peer.mjs one 100.64.0.2:49737 "$topic" $relay >"$WORK/one.log" 2>"$WORK/one.err" || true
+  # Bounded: peer.mjs gives up after 45 s (100 s with a cut), and timeout kills it at 120 s.
+  : >"$WORK/one.log"
+  LAB_CUT=$([[ $CUT == cut ]] && echo 1 || echo 0) ip netns exec plab-h1 timeout 120 \
+    node peer.mjs one 100.64.0.2:49737 "$topic" $relay >"$WORK/one.log" 2>"$WORK/one.err" &
+  local one=$!
+  PIDS+=("$one")
+  if [[ $CUT == cut ]]; then
+    # Host 1's only link goes down once the first exchange is done, and comes back once the peer saw
+    # its session die (the peer pings every 5 s and gives up on a link silent for 15 s).
+    if wait_for_line "$WORK/one.log" '"event":"cut-now"' 600; then
+      in_ns plab-h1 ip link set eth0 down
+      wait_for_line "$WORK/one.log" '"event":"lost"' 600 || true
+      in_ns plab-h1 ip link set eth0 up
+      in_ns plab-h1 ip route replace default via 10.1.0.1
+    fi
+  fi
+  wait "$one" || true
   local result
   result=$(grep '"event":"result"' "$WORK/one.log" | tail -1 || true)
   if [[ -z $result ]]; then
@@ -161,7 +179,7 @@ run_once() {
     echo "--- peer two:" >&2
     cat "$WORK/two.log" >&2
   fi
-  echo "{\"nat1\":\"$NAT1\",\"nat2\":\"$NAT2\",\"relay\":\"${relay:0:8}\",\"run\":$run,\"labBuildMs\":$built_ms,${result#\{}" | tee -a "$WORK/results"
+  echo "{\"nat1\":\"$NAT1\",\"nat2\":\"$NAT2\",\"relay\":\"${relay:0:8}\",\"cut\":\"$CUT\",\"run\":$run,\"labBuildMs\":$built_ms,${result#\{}" | tee -a "$WORK/results"
   teardown
 }
 
@@ -170,5 +188,5 @@ run_once() {
 for ((run = 1; run <= RUNS; run++)); do run_once "$run"; done
 ok=$(grep -c '"ok":true' "$WORK/results" || true)
 failed=$((RUNS - ok))
-echo "nat lab ($NAT1/$NAT2${RELAY:+, relay}): $ok passed, $failed failed"
+echo "nat lab ($NAT1/$NAT2${RELAY:+, $RELAY}${CUT:+, $CUT}): $ok passed, $failed failed"
 [[ $failed == 0 ]]

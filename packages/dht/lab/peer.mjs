@@ -59,23 +59,51 @@ if (name === 'two') {
     peer.send(m.from.id, `echo: ${m.text}`).catch((err) => log({ event: 'error', message: err.message }))
   })
 } else {
+  // With LAB_CUT=1 the lab takes this host's link down once the first echo is back, and up again once
+  // the peer has noticed: the peer must then reconnect to two by its key alone.
+  const cut = process.env.LAB_CUT === '1'
+  const limit = cut ? 100_000 : 45_000
   const deadline = setTimeout(() => {
-    log({ event: 'result', ok: false, error: 'no peer connected in 45 s', ms: ms() })
+    log({ event: 'result', ok: false, error: `not done in ${limit / 1000} s`, ms: ms() })
     void stop(1)
-  }, 45_000)
+  }, limit)
   const other = await new Promise((resolve) => peer.once('peer:connect', resolve))
   const connectMs = ms()
-  const echoed = new Promise((resolve) =>
-    peer.on('message', (m) => m.text.startsWith('echo: ') && resolve(m)),
-  )
-  const sentAt = performance.now()
-  await peer.send(other.id, 'hello from one')
-  const ackMs = Math.round(performance.now() - sentAt)
-  const echo = await echoed
-  const roundTripMs = Math.round(performance.now() - sentAt)
+  const exchange = async (text) => {
+    const echoed = new Promise((resolve) => {
+      const onMessage = (m) => {
+        if (m.text !== `echo: ${text}`) return
+        peer.off('message', onMessage)
+        resolve(m)
+      }
+      peer.on('message', onMessage)
+    })
+    const sentAt = performance.now()
+    await peer.send(other.id, text)
+    const ackMs = Math.round(performance.now() - sentAt)
+    await echoed
+    return { ackMs, roundTripMs: Math.round(performance.now() - sentAt) }
+  }
+  const paths_ = () =>
+    [...paths.values()]
+      .filter((s) => s?.remotePeerId === other.id)
+      .map((s) => `${s.remoteHost}:${s.remotePort}`)
+  const first = await exchange('hello from one')
+  const result = { event: 'result', ok: true, connectMs, ...first, remote: paths_() }
+  if (cut) {
+    const back = new Promise((resolve) => peer.on('peer:connect', (p) => p.id === other.id && resolve()))
+    const lost = new Promise((resolve) => peer.once('peer:disconnect', resolve))
+    log({ event: 'cut-now', ms: ms() })
+    const { reason } = await lost
+    const lostAt = performance.now()
+    log({ event: 'lost', reason, ms: ms() })
+    await back
+    result.lost = reason
+    result.reconnectMs = Math.round(performance.now() - lostAt)
+    result.again = await exchange('hello again')
+    result.remote = paths_()
+  }
   clearTimeout(deadline)
-  const sessions = [...paths.values()].filter((s) => s?.remotePeerId === other.id)
-  const remote = sessions.map((s) => `${s.remoteHost}:${s.remotePort}`)
-  log({ event: 'result', ok: echo.text === 'echo: hello from one', connectMs, ackMs, roundTripMs, remote })
+  log(result)
   await stop(0)
 }
