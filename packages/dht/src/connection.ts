@@ -7,29 +7,7 @@ import {
   TransportError,
 } from '@parley/core'
 import type { NoiseSecretStream } from 'hyperdht'
-
-/** What HyperDHT's handshake established for one connection; read by the DHT upgrader. */
-export interface DhtSession {
-  /** The remote's Ed25519 public key in hex, as HyperDHT's Noise handshake verified it. */
-  readonly remotePeerId: string
-  /** Noise handshake hash: unique to this session, equal on both ends. */
-  readonly handshakeHash: Uint8Array
-  /** True for the end that dialed. */
-  readonly initiator: boolean
-  /**
-   * The UDP address of the other end as this end sees it when the connection opened: the remote's NAT
-   * for a direct (hole-punched) connection, a relay for a relayed one. Empty when unknown.
-   */
-  readonly remoteHost: string
-  readonly remotePort: number
-}
-
-const sessions = new WeakMap<Connection, DhtSession>()
-
-/** The HyperDHT session under `conn`, or undefined when `conn` did not come from a DHT transport. */
-export function dhtSession(conn: Connection): DhtSession | undefined {
-  return sessions.get(conn)
-}
+import { registerSession } from './session.js'
 
 type Held = { kind: 'data'; chunk: Uint8Array } | { kind: 'end' } | { kind: 'drain' }
 
@@ -61,7 +39,7 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
     this.#stream = stream
     this.localAddress = localAddress
     this.remoteAddress = remoteAddress
-    sessions.set(this, {
+    registerSession(this, {
       remotePeerId: stream.remotePublicKey.toString('hex'),
       handshakeHash: stream.handshakeHash ?? new Uint8Array(0),
       initiator: stream.isInitiator,

@@ -15,9 +15,9 @@
  */
 export * from './address.js'
 export * from './cli-options.js'
-export { type DhtSession, dhtSession } from './connection.js'
-export { identityKeyPair } from './keys.js'
+export { type DhtKeyPair, identityKeyPair } from './keys.js'
 export * from './routing-transport.js'
+export { type DhtSession, dhtSession } from './session.js'
 export * from './topic.js'
 export {
   type Bootstrap,

@@ -1,5 +1,12 @@
 import type { Identity } from '@parley/core'
-import type { KeyPair } from 'hyperdht'
+
+/** An Ed25519 key pair as HyperDHT (and libsodium) hold it. */
+export interface DhtKeyPair {
+  /** 32 bytes. */
+  publicKey: Buffer
+  /** 64 bytes: the seed, then the public key. */
+  secretKey: Buffer
+}
 
 /**
  * The HyperDHT key pair of a Parley identity: the same Ed25519 key. HyperDHT, like libsodium, wants
@@ -7,7 +14,7 @@ import type { KeyPair } from 'hyperdht'
  * node:crypto's JWK of an Ed25519 private key holds exactly those two halves (`d` is the seed, `x`
  * the public key). So a peer listens on the DHT under its peer id, and no second key exists.
  */
-export function identityKeyPair(identity: Identity): KeyPair {
+export function identityKeyPair(identity: Identity): DhtKeyPair {
   const jwk = identity.privateKey.export({ format: 'jwk' })
   if (jwk.crv !== 'Ed25519' || jwk.d === undefined || jwk.x === undefined) {
     throw new TypeError('the identity is not an Ed25519 key pair')

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import type { Transport } from '@parley/core'
 import type { Query } from 'hyperdht'
 import { dhtAddress } from './address.js'
-import { dhtNodeOf } from './transport.js'
+import { dhtNodeOf } from './node-access.js'
 
 /** Options of {@link joinTopic}. */
 export interface JoinTopicOptions {

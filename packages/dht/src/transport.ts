@@ -10,6 +10,7 @@ import DHT, { type HostPort, type KeyPair, type NoiseSecretStream, type Server }
 import { dhtAddress, parseDhtAddress } from './address.js'
 import { DhtConnection } from './connection.js'
 import { identityKeyPair } from './keys.js'
+import { registerNodeAccess } from './node-access.js'
 
 /** A DHT node to join through: `{ host: '203.0.113.7', port: 49737 }`. */
 export interface BootstrapNode {
@@ -79,23 +80,6 @@ export function dhtTransport(init: DhtTransportInit): DhtTransport {
   return new HyperDhtTransport(init)
 }
 
-/** The HyperDHT node and key pair of a DHT transport, for topic discovery. */
-export interface DhtNodeAccess {
-  node(options?: AbortOptions): Promise<DHT>
-  readonly keyPair: KeyPair
-  /** Remembers where a peer found through a topic can be reached fastest. */
-  hint(peerId: string, relayAddresses: HostPort[] | undefined): void
-  /** The relay addresses of the listening server, announced with topics. */
-  relayAddresses(): HostPort[]
-}
-
-const access = new WeakMap<Transport, DhtNodeAccess>()
-
-/** @internal The node behind a transport made by {@link dhtTransport}. */
-export function dhtNodeOf(transport: Transport): DhtNodeAccess | undefined {
-  return access.get(transport)
-}
-
 class HyperDhtTransport implements DhtTransport {
   readonly name = 'dht'
   readonly peerId: string
@@ -124,7 +108,7 @@ class HyperDhtTransport implements DhtTransport {
       throw new TypeError('relayThrough must be a peer id: 64 lowercase hex characters')
     }
     this.#relayThrough = init.relayThrough === undefined ? undefined : Buffer.from(init.relayThrough, 'hex')
-    access.set(this, {
+    registerNodeAccess(this, {
       node: (options) => this.#start(options?.signal, 'join'),
       keyPair: this.#keyPair,
       hint: (peerId, relays) => {

@@ -6,7 +6,7 @@ import {
   type SecureConnection,
   type UpgradeOptions,
 } from '@parley/core'
-import { dhtSession } from './connection.js'
+import { dhtSession } from './session.js'
 import { WrappedConnection } from './wrapped-connection.js'
 
 /** Options of {@link dhtUpgrader}. */
