@@ -19,7 +19,22 @@ export interface TransportFixture {
   unusedAddress: string
   /** Runs after the test, once its connections are aborted and its listeners closed. */
   teardown?: () => Promise<void> | void
+  /**
+   * What a bound listener's address looks like.
+   * @default `host:port` with a real port (`127.0.0.1:4000`, `[::1]:4000`, `mem:3`)
+   */
+  listenerAddress?: RegExp
+  /** Malformed addresses in this transport's own syntax, refused like the `host:port` ones. */
+  invalidAddresses?: readonly string[]
+  /**
+   * An address that can be listened on but not dialed: dialing it fails with `INVALID_ADDRESS`.
+   * `null` for a transport that has none (a `dht:` key is dialable wherever it is listenable).
+   * @default listenAddress (port 0)
+   */
+  undialableAddress?: string | null
 }
+
+const HOST_PORT_LISTENER = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[1-9][0-9]*$/
 
 /** Upper bound on every wait in the suite. Nothing sleeps: each wait ends on an event or fails here. */
 const WAIT_MS = 10_000
@@ -72,8 +87,7 @@ export function describeTransport(
       // The listener writes inside its callback: the dialer attaches its listeners only after dial()
       // resolves, and must still see the bytes (no event in the tick a connection is handed out).
       const server = await h.listen((end) => end.conn.send(bytes('hello')))
-      expect(server.address).toMatch(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]+$/)
-      expect(server.address.endsWith(':0')).toBe(false)
+      expect(server.address).toMatch(h.listenerAddress)
 
       const client = await h.dial(server.address)
       const accepted = await server.next()
@@ -204,12 +218,13 @@ export function describeTransport(
 
     it('rejects malformed addresses with INVALID_ADDRESS, for dial and listen', async () => {
       const h = await setup()
-      for (const address of INVALID_ADDRESSES) {
+      for (const address of [...INVALID_ADDRESSES, ...h.invalidAddresses]) {
         await expectCode(h.transport.dial(address), 'INVALID_ADDRESS', address)
         await expectCode(h.listenRaw(address), 'INVALID_ADDRESS', address)
       }
       // Port 0 is fine to listen on, but there is nothing to dial there.
-      await expectCode(h.transport.dial(h.listenAddress), 'INVALID_ADDRESS')
+      if (h.undialableAddress !== null)
+        await expectCode(h.transport.dial(h.undialableAddress), 'INVALID_ADDRESS')
     })
 
     it('listening on a taken address fails with ADDRESS_IN_USE', async () => {
@@ -363,6 +378,9 @@ class Harness {
   readonly transport: Transport
   readonly listenAddress: string
   readonly unusedAddress: string
+  readonly listenerAddress: RegExp
+  readonly invalidAddresses: readonly string[]
+  readonly undialableAddress: string | null
   readonly #fixture: TransportFixture
   readonly #connections = new Set<Connection>()
   readonly #listeners = new Set<Listener>()
@@ -372,6 +390,10 @@ class Harness {
     this.transport = fixture.transport
     this.listenAddress = fixture.listenAddress
     this.unusedAddress = fixture.unusedAddress
+    this.listenerAddress = fixture.listenerAddress ?? HOST_PORT_LISTENER
+    this.invalidAddresses = fixture.invalidAddresses ?? []
+    this.undialableAddress =
+      fixture.undialableAddress === undefined ? fixture.listenAddress : fixture.undialableAddress
   }
 
   async listen(onConnection: (end: End) => void = () => {}): Promise<Server> {

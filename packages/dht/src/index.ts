@@ -1,0 +1,29 @@
+/**
+ * Parley over HyperDHT: a peer reachable as `dht:<peer id>` from anywhere, through NATs, and topic
+ * discovery. See docs/DHT.md.
+ *
+ * ```ts
+ * import { createPeer, generateIdentity } from '@parley/core'
+ * import { dhtTransport, dhtUpgrader, joinTopic } from '@parley/dht'
+ *
+ * const identity = generateIdentity()
+ * const transport = dhtTransport({ identity, bootstrap: [{ host: '203.0.113.7', port: 49737 }] })
+ * const peer = createPeer({ identity, transport, upgrader: dhtUpgrader(), listen: transport.address })
+ * await peer.start()
+ * joinTopic(transport, 'our room').on('peer', (address) => peer.connect(address).catch(() => {}))
+ * ```
+ */
+export * from './address.js'
+export * from './cli-options.js'
+export { type DhtKeyPair, identityKeyPair } from './keys.js'
+export * from './routing-transport.js'
+export { type DhtSession, dhtSession } from './session.js'
+export * from './topic.js'
+export {
+  type Bootstrap,
+  type BootstrapNode,
+  type DhtTransport,
+  type DhtTransportInit,
+  dhtTransport,
+} from './transport.js'
+export * from './upgrader.js'
