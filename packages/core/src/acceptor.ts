@@ -6,7 +6,7 @@ import { awaitHandshake, checkAnnouncement, handshakeError } from './handshake.j
 import { PeerError } from './peer-errors.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import type { Connection } from './transport.js'
-import { hostOf, isLoopback, netgroupOf } from './util.js'
+import { isLoopback, netgroupOf, remoteHostOf } from './util.js'
 
 /**
  * The accepting side: per-host limits, handshake admission (the oldest stalled handshake makes room),
@@ -24,7 +24,7 @@ export class Acceptor {
     }
     // Checked before any handshake work, so a flood costs us as little as possible. Every local peer
     // shares the loopback address, so the per-host limit would cap a one-machine swarm.
-    const host = hostOf(conn.remoteAddress)
+    const host = remoteHostOf(conn)
     if (!isLoopback(host) && this.m.connectionsFrom(host) >= this.m.limits.maxPerHost) {
       conn.abort()
       this.m.init.events.report(
@@ -101,7 +101,7 @@ export class Acceptor {
       inbound
         .filter((s) => !this.m.wanted.has(s.id))
         .map((s) => {
-          const netgroup = netgroupOf(s.active.conn.remoteAddress)
+          const netgroup = netgroupOf(remoteHostOf(s.active.conn))
           return {
             value: s,
             netgroup,

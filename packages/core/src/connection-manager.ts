@@ -27,7 +27,7 @@ import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
 import type { Connection } from './transport.js'
 import type { Trust } from './trust.js'
-import { hostOf, netgroupOf, Timers, TokenBucket } from './util.js'
+import { netgroupOf, remoteHostOf, Timers, TokenBucket } from './util.js'
 
 /**
  * Dialing and accepting: handshake admission, connection limits and inbound eviction, the
@@ -99,7 +99,7 @@ export class ConnectionManager implements ConnectionHost {
 
   /** Counts a raw connection against the limits until it closes. */
   count(conn: Connection, direction: Direction): void {
-    const host = hostOf(conn.remoteAddress)
+    const host = remoteHostOf(conn)
     this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
     if (direction === 'outbound') this.outboundCount++
     conn.once('close', () => {
@@ -156,7 +156,7 @@ export class ConnectionManager implements ConnectionHost {
     if (!session) {
       const rate = this.limits.rate
       // A peer from a group that broke limits recently starts with a smaller budget: a fresh key buys little.
-      const discouraged = rate !== false && this.discouraged.has(netgroupOf(link.conn.remoteAddress))
+      const discouraged = rate !== false && this.discouraged.has(netgroupOf(remoteHostOf(link.conn)))
       const created = new Session(
         remote.peerId,
         link,
@@ -355,7 +355,7 @@ export class ConnectionManager implements ConnectionHost {
     // Refused for a while by key, and its network group discouraged: a fresh key is free, an address is not.
     const id = link.remote?.peerId
     if (id !== undefined) this.#cool(id)
-    this.discouraged.add(netgroupOf(link.conn.remoteAddress))
+    this.discouraged.add(netgroupOf(remoteHostOf(link.conn)))
     this.init.events.report(
       new PeerError(
         (err as PeerError).code === 'LIMIT_EXCEEDED' ? 'LIMIT_EXCEEDED' : 'REJECTED',

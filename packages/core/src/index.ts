@@ -24,6 +24,7 @@ export { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from './s
 export * from './secure/errors.js'
 export * from './secure/plaintext.js'
 export * from './secure/upgrader.js'
+export { WrappedConnection } from './secure/wrapped-connection.js'
 export { CHAT_PROTOCOL } from './services/chat.js'
 export { PEERS_PROTOCOL } from './services/peer-exchange.js'
 export * from './services/service.js'

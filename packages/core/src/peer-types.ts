@@ -14,8 +14,11 @@ export interface PeerInit {
   identity?: Identity
   /** Display name sent in HELLO (≤ 64 UTF-8 bytes). @default `peer-<fingerprint>` */
   name?: string
-  /** Address to listen on, or false to only dial out. @default '127.0.0.1:0' */
-  listen?: string | false
+  /**
+   * Address to listen on (or several, e.g. a TCP address and a `dht:` key through a routing transport),
+   * or false to only dial out. @default '127.0.0.1:0'
+   */
+  listen?: string | readonly string[] | false
   /** Addresses to advertise instead of the bound one (e.g. when bound to 0.0.0.0). */
   announce?: string[]
   /**

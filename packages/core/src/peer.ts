@@ -54,7 +54,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   readonly #chat: ChatService
   readonly #manager: ConnectionManager
   readonly #trust: Trust
-  #listener: Listener | undefined
+  readonly #listeners: Listener[] = []
   #addresses: string[] = []
   #timer: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
@@ -153,15 +153,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#status = 'starting'
     try {
       const listen = this.#init.listen ?? '127.0.0.1:0'
-      if (listen !== false) {
-        this.#listener = await this.#init.transport.listen(
-          listen,
+      // One address or several (TCP and a DHT key side by side, say), all on the one transport.
+      for (const address of listen === false ? [] : typeof listen === 'string' ? [listen] : listen) {
+        const listener = await this.#init.transport.listen(
+          address,
           (conn) => this.#manager.accept(conn),
           options,
         )
-        this.#addresses = this.#init.announce ?? announceable(this.#listener.address)
+        this.#listeners.push(listener)
       }
+      this.#addresses = this.#init.announce ?? this.#listeners.flatMap((l) => announceable(l.address))
     } catch (err) {
+      await Promise.allSettled(this.#listeners.splice(0).map((l) => l.close()))
       this.#status = 'idle'
       throw err
     }
@@ -189,7 +192,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     const deadline = manager.timers.deadline(this.#limits.stopTimeout)
     // Every link's close listens on this one deadline: with over 10 peers Node warned of a listener leak.
     setMaxListeners(0, deadline)
-    const listenerClosed = this.#listener?.close()
+    const listenerClosed = Promise.allSettled(this.#listeners.map((l) => l.close()))
     // 1. Give in-flight messages half the budget to be acknowledged, so each settles as delivered if it can.
     if (!this.#chat.allAcked()) {
       await raceSignal(
@@ -207,13 +210,15 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     await raceSignal(Promise.all([...manager.links].map((l) => manager.closeLink(l, deadline))), deadline)
     for (const link of manager.links) link.conn.abort()
     await listenerClosed
+    await this.#init.transport.close?.().catch(() => {})
     this.#finish()
   }
 
   destroy(err?: Error): void {
     if (this.#status === 'stopped') return
     this.#status = 'stopping'
-    void this.#listener?.close()
+    for (const l of this.#listeners) void l.close()
+    void this.#init.transport.close?.().catch(() => {})
     for (const link of this.#manager.links) {
       link.closeReason ??= { reason: 'local', message: err?.message ?? 'this peer was destroyed' }
       link.conn.abort(err)

@@ -38,6 +38,12 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   readonly remoteAddress: string
   readonly localAddress: string
   /**
+   * Optional: the remote's network host (an IP address) when `remoteAddress` does not carry one — a
+   * DHT connection is addressed by key but arrives from a UDP host. Per-host limits, network groups and
+   * discouragement use it; without it they use the host part of `remoteAddress`.
+   */
+  readonly remoteHost?: string
+  /**
    * Queues bytes. Returns false once the write buffer is over its high-water mark: wait for `drain`.
    *
    * Takes ownership of `bytes`: the connection may keep a reference until they are written, or even
@@ -70,4 +76,6 @@ export interface Transport {
   listen(address: string, onConnection: (conn: Connection) => void, options?: AbortOptions): Promise<Listener>
   /** @throws TransportError `CONNECTION_REFUSED`, `INVALID_ADDRESS`, `ABORTED`, `DIAL_TIMEOUT` */
   dial(address: string, options?: AbortOptions): Promise<Connection>
+  /** Optional: releases what the transport itself holds (a DHT node); the peer calls it once stopped. */
+  close?(): Promise<void>
 }

@@ -50,24 +50,28 @@ export function isLoopback(host: string): boolean {
 
 /** The host part of `host:port`, `[v6]:port` or a transport's own address (`mem:3` → `mem`). */
 export function hostOf(address: string): string {
+  // A DHT address (dht:<key>[:<stream>]) names a peer, not a host: the key is what limits count by.
+  if (address.startsWith('dht:')) return address.slice(0, 68)
   const i = address.lastIndexOf(':')
   return (i < 0 ? address : address.slice(0, i)).replace(/^\[|\]$/g, '')
 }
 
+/** The network host a connection comes from: its transport's `remoteHost`, else the host of its address. */
+export function remoteHostOf(conn: { readonly remoteAddress: string; readonly remoteHost?: string }): string {
+  return conn.remoteHost ?? hostOf(conn.remoteAddress)
+}
+
 /**
- * The network group of an address, as Bitcoin Core groups peers: /16 for IPv4, /32 for IPv6, the
- * host itself otherwise. One operator usually holds addresses in few groups, so limits and eviction
- * by group make it costly to take many slots.
+ * The network group of a host, as Bitcoin Core groups peers: /16 for IPv4, /32 for IPv6, the host
+ * itself otherwise. One operator usually holds addresses in few groups, so limits and eviction by
+ * group make it costly to take many slots.
  */
-export function netgroupOf(address: string): string {
-  const host = hostOf(address).replace(/^::ffff:/, '')
-  const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(host)
+export function netgroupOf(host: string): string {
+  const bare = host.replace(/^::ffff:/, '')
+  const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(bare)
   if (v4) return `${v4[1]}.${v4[2]}`
-  if (host.includes(':')) {
-    const parts = host.split(':')
-    return parts.slice(0, 2).join(':')
-  }
-  return host
+  if (bare.includes(':')) return bare.split(':').slice(0, 2).join(':')
+  return bare
 }
 
 export function looksLikeAddress(target: string): boolean {

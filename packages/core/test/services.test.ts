@@ -162,3 +162,27 @@ describe('per-peer bounds on the wire', () => {
     expect(c.peer.resources().heldBytes).toBe(0)
   })
 })
+
+describe('listening on several addresses', () => {
+  it('accepts on each and announces all of them; stop closes every listener', async () => {
+    const network = memoryNetwork()
+    const multi = createPeer({
+      transport: memoryTransport(network, { host: 'multi' }),
+      listen: ['multi:0', 'multi:0'],
+    })
+    await multi.start()
+    expect(multi.addresses).toHaveLength(2)
+    for (const [i, address] of multi.addresses.entries()) {
+      const dialer = createPeer({ transport: memoryTransport(network, { host: `d${i}` }), listen: false })
+      onTestFinished(() => dialer.stop())
+      await dialer.start()
+      await expect(dialer.connect(address)).resolves.toMatchObject({ id: multi.id })
+    }
+    await multi.stop()
+    const late = createPeer({ transport: memoryTransport(network, { host: 'late' }), listen: false })
+    onTestFinished(() => late.stop())
+    await late.start()
+    for (const address of multi.addresses)
+      await expect(late.connect(address)).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+  })
+})

@@ -22,6 +22,8 @@ type Held = { kind: 'data'; chunk: Uint8Array } | { kind: 'end' } | { kind: 'dra
 export class DhtConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly localAddress: string
   readonly remoteAddress: string
+  /** The UDP host the stream comes from: what per-host limits and network groups count by. */
+  readonly remoteHost: string | undefined
   readonly #stream: NoiseSecretStream
   #status: ConnectionStatus = 'open'
   #error: Error | undefined
@@ -39,6 +41,7 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
     this.#stream = stream
     this.localAddress = localAddress
     this.remoteAddress = remoteAddress
+    this.remoteHost = stream.rawStream.remoteHost
     registerSession(this, {
       remotePeerId: stream.remotePublicKey.toString('hex'),
       handshakeHash: stream.handshakeHash ?? new Uint8Array(0),

@@ -96,6 +96,10 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
     return this.inner.remoteAddress
   }
 
+  get remoteHost(): string | undefined {
+    return this.inner.remoteHost
+  }
+
   get localAddress(): string {
     return this.inner.localAddress
   }
