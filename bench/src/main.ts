@@ -3,7 +3,7 @@
  *
  * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
  * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--no-fairness` (skip chat round
- * trips during a saturating transfer), `--out FILE` (default
+ * trips during a saturating transfer and the eager-sender comparison), `--out FILE` (default
  * docs/BENCHMARKS.md; `--out -` writes nothing).
  */
 import { spawnSync } from 'node:child_process'
@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { selfSignedCertificate } from './cert.js'
+import { renderEager, runEager } from './eager.js'
 import { renderFairness, runFairness } from './fairness.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
@@ -217,6 +218,8 @@ async function main(): Promise<void> {
   if (!values['no-fairness'] && systems.includes('parley')) {
     log('fair sharing: chat round trips during a saturating transfer on the same link …')
     fairness = renderFairness(await runFairness(quick))
+    log('eager senders: all sends at once against a window of 2,000 …')
+    fairness += `\n${renderEager(await runEager(quick))}`
   }
   const seconds = (performance.now() - started) / 1000
   const { table, notes } = renderTable(results, systems)

@@ -32,18 +32,24 @@ export interface ChatInit {
   isConnected: (peerId: string) => boolean
 }
 
-/** A send awaiting its acknowledgement; it is also the TEXT frame that is written (and re-sent). */
-interface Pending extends TextMessage {
+/**
+ * A send: waiting for room in the window (seq 0), then awaiting its acknowledgement. It is also the
+ * TEXT frame that is written (and re-sent), so a send costs its promise and this one object.
+ */
+interface Pending {
+  readonly type: 'TEXT'
+  stream: string
+  seq: number
+  sentAt: number
+  readonly text: string
   /** Text bytes, counted against the per-peer in-flight budget. */
   readonly bytes: number
-  readonly deadline: number
+  deadline: number
+  readonly timeout: number
+  readonly signal: AbortSignal | undefined
   resolve: (r: SendResult) => void
   reject: (e: PeerError) => void
-}
-
-interface Waiter {
-  bytes: number
-  wake: () => void
+  /** Aborted while it waited for room: skipped when its turn comes. */
   gone: boolean
 }
 
@@ -162,11 +168,9 @@ export class ChatHandler implements ServiceHandler {
   nextSeq = 1
   readonly #pending = new PendingQueue<Pending>()
   #inFlightBytes = 0
-  /** Senders waiting for room, oldest first, from `#waitHead` on (no shift() on a long array). */
-  #waiting: Waiter[] = []
+  /** Sends waiting for room, oldest first, from `#waitHead` on (no shift() on a long array). */
+  #waiting: Pending[] = []
   #waitHead = 0
-  /** Senders woken with room reserved for them who have not written yet (counted as in flight). */
-  #admitted = 0
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
   #ackSeq = 0
@@ -265,7 +269,7 @@ export class ChatHandler implements ServiceHandler {
     this.#inFlightBytes = 0
     const waiting = this.#waiting
     this.#waiting = []
-    for (let i = this.#waitHead; i < waiting.length; i++) waiting[i]!.wake()
+    for (let i = this.#waitHead; i < waiting.length; i++) if (!waiting[i]!.gone) waiting[i]!.reject(error)
     this.#waitHead = 0
     this.service.closed(this)
   }
@@ -282,71 +286,54 @@ export class ChatHandler implements ServiceHandler {
 
   // ---- sending --------------------------------------------------------------------------------
 
-  /** Sends now when there is room for more unacknowledged text; otherwise waits for room first. */
+  /**
+   * Sends now when there is room for more unacknowledged text; otherwise the send waits for room, in
+   * order, and is written the moment an acknowledgement frees it — no extra promise or wake-up per
+   * waiting send, so any number of sends at once costs about what a windowed sender does.
+   */
   send(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
-    if (this.#hasRoom() && this.#waitHead === this.#waiting.length) return this.#enqueue(text, bytes, options)
-    return this.#sendWhenRoom(text, bytes, options)
-  }
-
-  async #sendWhenRoom(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
-    // Backpressure: wait for acks to make room, in order; a bounded number of senders may wait.
+    if (this.#closed) return Promise.reject(this.#closed)
+    const signal = options?.signal
+    if (signal?.aborted) return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
     const waitingNow = this.#waiting.length - this.#waitHead
-    if (waitingNow >= this.init.waiting) {
-      throw new PeerError(
-        'QUEUE_FULL',
-        `${waitingNow} messages to ${this.channel.peer.name} already wait for room; try again later`,
+    const now = waitingNow === 0 && this.#hasRoom()
+    if (!now && waitingNow >= this.init.waiting) {
+      return Promise.reject(
+        new PeerError(
+          'QUEUE_FULL',
+          `${waitingNow} messages to ${this.channel.peer.name} already wait for room; try again later`,
+        ),
       )
     }
-    await new Promise<void>((resolve, reject) => {
-      const signal = options?.signal
-      const entry: Waiter = {
-        bytes,
-        gone: false,
-        wake: () => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        },
-      }
-      // An abort while waiting takes effect now, not once room frees up.
-      const onAbort = () => {
-        entry.gone = true
-        reject(new PeerError('ABORTED', 'the send was aborted'))
-      }
-      if (signal?.aborted) return onAbort()
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.#waiting.push(entry)
-    })
-    if (this.#closed) throw this.#closed
-    // The room #admit reserved for us becomes this message's own entry below.
-    this.#admitted--
-    this.#inFlightBytes -= bytes
-    return this.#enqueue(text, bytes, options)
-  }
-
-  /** Writes the TEXT and records it as pending until its acknowledgement (or a failure) settles the promise. */
-  #enqueue(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
-    const signal = options?.signal
-    if (signal?.aborted) {
-      this.#admit()
-      return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
-    }
-    // The hot path allocates the promise and one object: the pending entry is also the TEXT written.
     const promise = new Promise<SendResult>(captureResolvers)
-    const now = Date.now()
     const entry: Pending = {
       type: 'TEXT',
       stream: this.stream,
-      seq: this.nextSeq++,
-      sentAt: now,
+      seq: 0,
+      sentAt: 0,
       text,
       bytes,
-      deadline: now + (options?.timeout ?? this.init.ackTimeout),
+      deadline: 0,
+      timeout: options?.timeout ?? this.init.ackTimeout,
+      signal,
       resolve: capturedResolve,
       reject: capturedReject,
+      gone: false,
     }
     if (signal) this.#abortOn(signal, entry)
+    if (now) this.#write(entry)
+    else this.#waiting.push(entry)
+    return promise
+  }
+
+  /** Numbers the TEXT, records it as pending until its acknowledgement (or a failure), and writes it. */
+  #write(entry: Pending): void {
+    const now = Date.now()
+    entry.seq = this.nextSeq++
+    entry.sentAt = now
+    entry.deadline = now + entry.timeout
     this.#pending.push(entry)
-    this.#inFlightBytes += bytes
+    this.#inFlightBytes += entry.bytes
     try {
       // While reconnecting, the message waits in `pending` and goes out on the new link.
       if (this.channel.online) this.channel.send(entry)
@@ -355,15 +342,19 @@ export class ChatHandler implements ServiceHandler {
       this.#settle(entry)
       entry.reject(err as PeerError)
     }
-    return promise
   }
 
-  /** An abort fails a pending send at once and frees its room; settling it first unhooks the listener. */
+  /** An abort fails the send at once: a waiting one is skipped, a pending one frees its room. */
   #abortOn(signal: AbortSignal, entry: Pending): void {
     const { resolve, reject } = entry
     const onAbort = () => {
-      if (this.#pending.get(entry.seq) !== entry) return
-      this.#settle(entry)
+      if (entry.seq === 0) {
+        if (entry.gone) return
+        entry.gone = true
+      } else {
+        if (this.#pending.get(entry.seq) !== entry) return
+        this.#settle(entry)
+      }
       reject(new PeerError('ABORTED', 'the send was aborted'))
     }
     signal.addEventListener('abort', onAbort, { once: true })
@@ -377,7 +368,7 @@ export class ChatHandler implements ServiceHandler {
     }
   }
 
-  /** Removes a pending send and lets a waiting sender use the room it frees. */
+  /** Removes a pending send and lets a waiting send use the room it frees. */
   #settle(p: Pending): void {
     if (!this.#pending.delete(p.seq)) return
     this.#inFlightBytes -= p.bytes
@@ -385,19 +376,13 @@ export class ChatHandler implements ServiceHandler {
     if (this.#pending.size === 0) this.service.settledOne()
   }
 
-  /**
-   * Wakes waiting senders while there is room. Waking is asynchronous, so each one's room is reserved
-   * here: without it one ACK woke every waiter and the budget was overrun by the whole queue.
-   */
+  /** Writes waiting sends, oldest first, while there is room. */
   #admit(): void {
     const waiting = this.#waiting
     while (this.#waitHead < waiting.length && this.#hasRoom()) {
       const next = waiting[this.#waitHead]!
-      waiting[this.#waitHead++] = undefined as unknown as Waiter
-      if (next.gone) continue
-      this.#admitted++
-      this.#inFlightBytes += next.bytes
-      next.wake()
+      waiting[this.#waitHead++] = undefined as unknown as Pending
+      if (!next.gone) this.#write(next)
     }
     if (this.#waitHead === waiting.length) {
       // Emptied: start over in the same array.
@@ -410,9 +395,6 @@ export class ChatHandler implements ServiceHandler {
   }
 
   #hasRoom(): boolean {
-    return (
-      this.#pending.size + this.#admitted < this.init.inFlightMessages &&
-      this.#inFlightBytes < this.init.inFlightBytes
-    )
+    return this.#pending.size < this.init.inFlightMessages && this.#inFlightBytes < this.init.inFlightBytes
   }
 }
