@@ -1,9 +1,52 @@
 import { describe, expect, it } from 'vitest'
 import { HandshakeState, PROTOCOL_NAME, protocolName, type TransportCiphers } from '../src/secure/noise.js'
 import { keyPairFromPrivateKey } from '../src/secure/noise-crypto.js'
-import { noisePskVectors, noiseVectors } from './fixtures/noise-vectors.js'
+import { type NoiseVector, noisePskVectors, noiseVectors } from './fixtures/noise-vectors.js'
 
 const hex = (s: string) => Buffer.from(s, 'hex')
+
+/** Replays a published vector on both sides: every handshake and transport message, byte for byte. */
+function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; positions: number[] }): void {
+  const party = (initiator: boolean) =>
+    new HandshakeState({
+      initiator,
+      prologue: hex(initiator ? vector.initPrologue : vector.respPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
+      ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
+      ...(psk ? { psk: { keys: initiator ? psk.init : psk.resp, positions: psk.positions } } : {}),
+    })
+  const initiator = party(true)
+  const responder = party(false)
+  let initCiphers: TransportCiphers | undefined
+  let respCiphers: TransportCiphers | undefined
+  vector.messages.forEach((message, i) => {
+    const fromInitiator = i % 2 === 0
+    const payload = hex(message.payload)
+    let ciphertext: Buffer
+    let received: Buffer
+    if (!initiator.isComplete) {
+      // Handshake phase: the writer must produce the published bytes, the reader recover the payload.
+      const [writer, reader] = fromInitiator ? [initiator, responder] : [responder, initiator]
+      ciphertext = writer.writeMessage(payload)
+      expect(ciphertext.toString('hex'), `handshake message ${i}`).toBe(message.ciphertext)
+      received = reader.readMessage(ciphertext)
+    } else {
+      initCiphers ??= initiator.split()
+      respCiphers ??= responder.split()
+      const [sender, receiver] = fromInitiator
+        ? [initCiphers.send, respCiphers.receive]
+        : [respCiphers.send, initCiphers.receive]
+      ciphertext = sender.encryptWithAd(Buffer.alloc(0), payload)
+      expect(ciphertext.toString('hex'), `transport message ${i}`).toBe(message.ciphertext)
+      received = receiver.decryptWithAd(Buffer.alloc(0), ciphertext)
+    }
+    expect(received.toString('hex'), `payload ${i}`).toBe(message.payload)
+  })
+  expect(initiator.isComplete && responder.isComplete).toBe(true)
+  expect(initiator.handshakeHash).toEqual(responder.handshakeHash)
+  expect(initiator.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.respStatic)).publicKey)
+  expect(responder.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.initStatic)).publicKey)
+}
 
 describe.each(noiseVectors)('Noise_XX_25519_ChaChaPoly_SHA256 vector from $source', (vector) => {
   it('names the protocol we implement', () => {
@@ -11,49 +54,7 @@ describe.each(noiseVectors)('Noise_XX_25519_ChaChaPoly_SHA256 vector from $sourc
   })
 
   it('reproduces every handshake and transport message byte for byte, on both sides', () => {
-    const initiator = new HandshakeState({
-      initiator: true,
-      prologue: hex(vector.initPrologue),
-      staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
-      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
-    })
-    const responder = new HandshakeState({
-      initiator: false,
-      prologue: hex(vector.respPrologue),
-      staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
-      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
-    })
-
-    let initCiphers: TransportCiphers | undefined
-    let respCiphers: TransportCiphers | undefined
-    vector.messages.forEach((message, i) => {
-      const fromInitiator = i % 2 === 0
-      const payload = hex(message.payload)
-      let ciphertext: Buffer
-      let received: Buffer
-      if (!initiator.isComplete) {
-        // Handshake phase: the writer must produce the published bytes, the reader recover the payload.
-        const [writer, reader] = fromInitiator ? [initiator, responder] : [responder, initiator]
-        ciphertext = writer.writeMessage(payload)
-        expect(ciphertext.toString('hex'), `handshake message ${i}`).toBe(message.ciphertext)
-        received = reader.readMessage(ciphertext)
-      } else {
-        initCiphers ??= initiator.split()
-        respCiphers ??= responder.split()
-        const [sender, receiver] = fromInitiator
-          ? [initCiphers.send, respCiphers.receive]
-          : [respCiphers.send, initCiphers.receive]
-        ciphertext = sender.encryptWithAd(Buffer.alloc(0), payload)
-        expect(ciphertext.toString('hex'), `transport message ${i}`).toBe(message.ciphertext)
-        received = receiver.decryptWithAd(Buffer.alloc(0), ciphertext)
-      }
-      expect(received.toString('hex'), `payload ${i}`).toBe(message.payload)
-    })
-
-    expect(initiator.isComplete && responder.isComplete).toBe(true)
-    expect(initiator.handshakeHash).toEqual(responder.handshakeHash)
-    expect(initiator.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.respStatic)).publicKey)
-    expect(responder.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.initStatic)).publicKey)
+    replay(vector)
   })
 
   it('the transport fast path (encryptInto) yields the same bytes as EncryptWithAd', () => {
@@ -152,44 +153,11 @@ describe.each(noisePskVectors)('$protocolName vector from $source', (vector) => 
   })
 
   it('reproduces every handshake and transport message byte for byte, on both sides', () => {
-    const party = (initiator: boolean) =>
-      new HandshakeState({
-        initiator,
-        prologue: hex(initiator ? vector.initPrologue : vector.respPrologue),
-        staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
-        ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
-        psk: {
-          keys: (initiator ? vector.initPsks : vector.respPsks).map(hex),
-          positions: vector.pskPositions,
-        },
-      })
-    const initiator = party(true)
-    const responder = party(false)
-    let initCiphers: TransportCiphers | undefined
-    let respCiphers: TransportCiphers | undefined
-    vector.messages.forEach((message, i) => {
-      const fromInitiator = i % 2 === 0
-      const payload = hex(message.payload)
-      let ciphertext: Buffer
-      let received: Buffer
-      if (!initiator.isComplete) {
-        const [writer, reader] = fromInitiator ? [initiator, responder] : [responder, initiator]
-        ciphertext = writer.writeMessage(payload)
-        expect(ciphertext.toString('hex'), `handshake message ${i}`).toBe(message.ciphertext)
-        received = reader.readMessage(ciphertext)
-      } else {
-        initCiphers ??= initiator.split()
-        respCiphers ??= responder.split()
-        const [sender, receiver] = fromInitiator
-          ? [initCiphers.send, respCiphers.receive]
-          : [respCiphers.send, initCiphers.receive]
-        ciphertext = sender.encryptWithAd(Buffer.alloc(0), payload)
-        expect(ciphertext.toString('hex'), `transport message ${i}`).toBe(message.ciphertext)
-        received = receiver.decryptWithAd(Buffer.alloc(0), ciphertext)
-      }
-      expect(received.toString('hex'), `payload ${i}`).toBe(message.payload)
+    replay(vector, {
+      init: vector.initPsks.map(hex),
+      resp: vector.respPsks.map(hex),
+      positions: vector.pskPositions,
     })
-    expect(initiator.handshakeHash).toEqual(responder.handshakeHash)
   })
 
   it('a responder with another pre-shared key rejects the first message it can authenticate', () => {

@@ -5,9 +5,9 @@ import {
   SecureChannelError,
   type SecureConnection,
   type UpgradeOptions,
+  WrappedConnection,
 } from '@parley/core'
 import { dhtSession } from './session.js'
-import { WrappedConnection } from './wrapped-connection.js'
 
 /** Options of {@link dhtUpgrader}. */
 export interface DhtUpgraderInit {
