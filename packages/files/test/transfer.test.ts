@@ -1,0 +1,314 @@
+import { once } from 'node:events'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { Download, FilesError, IncomingOffer, Progress } from '../src/index.js'
+import { lying, link, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+async function nextOffer(files: { once(e: 'offer', f: (o: IncomingOffer) => void): unknown }): Promise<IncomingOffer> {
+  return new Promise((resolve) => files.once('offer', resolve))
+}
+
+describe('offer and accept', () => {
+  it('a file offered and accepted arrives identical, with progress on both sides', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'photo.jpg'), 3 * MiB + 12_345)
+    const net = memoryNet()
+    const alice = await net.node('alice', { progressInterval: 0 })
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    expect(offer).toMatchObject({ name: 'photo.jpg', size: 3 * MiB + 12_345, root: transfer.root })
+    expect(offer.from).toEqual({ id: alice.peer.id, name: 'alice' })
+
+    const download = await offer.accept()
+    const progress: Progress[] = []
+    download.on('progress', (p) => progress.push(p))
+    const sent: Progress[] = []
+    transfer.on('progress', (p) => sent.push(p))
+    const result = await download.finished
+    await transfer.finished
+
+    expect(result.path).toBe(join(dir, 'in', 'photo.jpg'))
+    expect(await sha256(result.path)).toBe(await sha256(src))
+    expect(progress.at(-1)).toMatchObject({ bytes: offer.size, size: offer.size })
+    expect(progress.length).toBeGreaterThan(1)
+    expect(sent.at(-1)).toMatchObject({ bytes: offer.size })
+    // Nothing but the file is left in the download folder (no part file).
+    expect(await readdir(join(dir, 'in'))).toEqual(['photo.jpg'])
+  })
+
+  it('a declined offer fails the sender with DECLINED, and nothing is written', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 100 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    ;(await offered).decline()
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'DECLINED' })
+    await expect(readdir(join(dir, 'in'))).rejects.toThrow()
+    expect(bob.files.offers()).toEqual([])
+  })
+
+  it('an unanswered offer expires on both sides', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice', { offerTimeout: 5_000 })
+    const bob = await net.node('bob', { offerTimeout: 150 })
+    await link(alice, bob)
+    const expired = once(bob.files, 'offer:expired')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [offer] = (await expired) as [IncomingOffer]
+    expect(offer.status).toBe('expired')
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'EXPIRED' })
+    await expect(offer.accept()).rejects.toMatchObject({ code: 'ANSWERED' })
+  })
+
+  it('is never accepted automatically unless configured; with autoAccept it lands in downloads', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'bob') })
+    const carol = await net.node('carol', { downloads: join(dir, 'carol'), autoAccept: true })
+    await link(alice, bob)
+    await link(alice, carol)
+    const offered = nextOffer(bob.files)
+    await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    expect(offer.status).toBe('pending')
+    expect(bob.files.downloads()).toEqual([])
+
+    const started = once(carol.files, 'download')
+    const toCarol = await alice.files.offer(carol.peer.id, src)
+    const [download] = (await started) as [Download]
+    await toCarol.finished
+    expect(await sha256((await download.finished).path)).toBe(await sha256(src))
+  })
+
+  it('never overwrites: an existing name gets a number, and hostile names stay inside the folder', async () => {
+    const dir = await tempDir()
+    const inbox = join(dir, 'in')
+    const src = await randomFile(join(dir, 'report.pdf'), 40 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: inbox, autoAccept: true })
+    await link(alice, bob)
+    await randomFile(join(dir, 'keep'), 1)
+    const { mkdir } = await import('node:fs/promises')
+    await mkdir(inbox)
+    await writeFile(join(inbox, 'report.pdf'), 'mine')
+
+    const names = ['report.pdf', '../../escape.txt', '/etc/passwd', 'con', 'a\u0000b\nc.txt']
+    const saved: string[] = []
+    for (const name of names) {
+      const started = once(bob.files, 'download')
+      await alice.files.offer(bob.peer.id, src, { name })
+      const [download] = (await started) as [Download]
+      saved.push((await download.finished).path)
+    }
+    expect(saved).toEqual(
+      ['report (1).pdf', 'escape.txt', 'passwd', '_con', 'a_b_c.txt'].map((n) => join(inbox, n)),
+    )
+    expect(await readFile(join(inbox, 'report.pdf'), 'utf8')).toBe('mine')
+    expect((await readdir(dir)).sort()).toEqual(['in', 'keep', 'report.pdf'])
+  })
+})
+
+describe('verification', () => {
+  it('a corrupt chunk from a lying sender is detected, reported and fetched again', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'data.bin'), 2 * MiB)
+    const net = memoryNet()
+    let flipped = 0
+    // Flips one byte of chunk 3, once.
+    const alice = await net.node('alice', {}, {}, lying((index) => index === 3 && flipped++ === 0))
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true })
+    await link(alice, bob)
+    const started = once(bob.files, 'download')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    const corrupt: { source: { id: string }; chunk: number }[] = []
+    download.on('corrupt', (e) => corrupt.push(e))
+    const { path } = await download.finished
+    await transfer.finished
+    expect(corrupt).toEqual([{ source: { id: alice.peer.id, name: 'alice' }, chunk: 3 }])
+    expect(await sha256(path)).toBe(await sha256(src))
+  })
+})
+
+describe('resume', () => {
+  it('continues after the connection drops mid-transfer, without starting over', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 8 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 }, {
+      reconnect: { initialDelay: 20, maxDelay: 50, maxAttempts: 20 },
+    })
+    await link(bob, alice) // bob dialed: bob reconnects
+    const started = once(bob.files, 'download')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    await new Promise<void>((resolve) => {
+      download.on('progress', (p) => {
+        if (p.bytes >= 2 * MiB) resolve()
+      })
+    })
+    const before = download.bytes
+    const lost = once(alice.peer, 'peer:disconnect')
+    net.network.dropConnections('bob')
+    await lost
+    expect(download.bytes).toBeLessThan(8 * MiB)
+    let minAfter = Number.POSITIVE_INFINITY
+    download.on('progress', (p) => {
+      minAfter = Math.min(minAfter, p.bytes)
+    })
+    const { path } = await download.finished
+    await transfer.finished
+    expect(minAfter).toBeGreaterThanOrEqual(before)
+    expect(await sha256(path)).toBe(await sha256(src))
+    // Every chunk was delivered and kept once: nothing verified before the drop was fetched again.
+    expect(download.sources()[0]!.chunks).toBe(32)
+  })
+
+  it('continues after the receiver restarts with the same data dir', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 8 * MiB)
+    const inbox = join(dir, 'in')
+    const dataDir = join(dir, 'data')
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const first = await net.node('bob', { downloads: inbox, dataDir, autoAccept: true, progressInterval: 0 }, { reconnect: false })
+    await link(first, alice)
+    const started = once(first.files, 'download')
+    const transfer = await alice.files.offer(first.peer.id, src)
+    const [download] = (await started) as [Download]
+    await new Promise<void>((resolve) => {
+      download.on('progress', (p) => {
+        if (p.bytes >= 3 * MiB) resolve()
+      })
+    })
+    // Restart: the service saves its bitmap on close; the peer goes away.
+    await first.files.close()
+    await first.peer.stop()
+    expect((await readdir(inbox)).filter((n) => n.endsWith('.parley-part'))).toEqual(['big.bin.parley-part'])
+
+    // Same identity and data dir, without autoAccept: a saved download resumes by itself.
+    const second = await net.node('bob2', { downloads: inbox, dataDir, progressInterval: 0 }, { identity: first.identity, name: 'bob' })
+    const resumed = once(second.files, 'download')
+    await link(second, alice)
+    const [again] = (await resumed) as [Download]
+    const kept = again.bytes
+    expect(kept).toBeGreaterThanOrEqual(3 * MiB)
+    const { path } = await again.finished
+    // Only what was missing was fetched after the restart.
+    expect(again.sources()[0]!.chunks).toBe((8 * MiB - kept) / (256 * KiB))
+    await transfer.finished
+    expect(path).toBe(join(inbox, 'big.bin'))
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(await readdir(dataDir)).toEqual([])
+  })
+})
+
+describe('several sources', () => {
+  it('fetches from two senders of the same content in parallel', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'movie.mkv'), 6 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const carol = await net.node('carol')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    await link(carol, bob)
+    const offered = nextOffer(bob.files)
+    const a = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    const c = await carol.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 2)
+    const download = await offer.accept()
+    const { path } = await download.finished
+    await Promise.all([a.finished, c.finished])
+    expect(await sha256(path)).toBe(await sha256(src))
+    const chunks = download.sources().map((s) => s.chunks)
+    expect(chunks).toHaveLength(2)
+    expect(chunks.every((n) => n > 0)).toBe(true)
+  })
+
+  it('drops a lying source and gets its chunks from the honest one', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'movie.mkv'), 6 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const mallory = await net.node('mallory', {}, {}, lying(() => true))
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    await link(mallory, bob)
+    const offered = nextOffer(bob.files)
+    const a = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    const m = await mallory.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 2)
+    const download = await offer.accept()
+    const dropped: { source: { id: string }; reason: string }[] = []
+    download.on('source:dropped', (e) => dropped.push(e))
+    const { path } = await download.finished
+    await a.finished
+    await expect(m.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(dropped).toEqual([{ source: { id: mallory.peer.id, name: 'mallory' }, reason: 'lying' }])
+    expect(download.sources().find((s) => s.peer.id === mallory.peer.id)).toMatchObject({ chunks: 0, strikes: 3 })
+  })
+
+  it('fails with NO_SOURCES when the only source lies every time', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'x.bin'), 1 * MiB)
+    const net = memoryNet()
+    const mallory = await net.node('mallory', {}, {}, lying(() => true))
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true })
+    await link(mallory, bob)
+    const started = once(bob.files, 'download')
+    await mallory.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    const err = (await download.finished.catch((e: unknown) => e)) as FilesError
+    expect(err.code).toBe('NO_SOURCES')
+    expect((await readdir(join(dir, 'in'))).filter((n) => !n.endsWith('.parley-part'))).toEqual([])
+  })
+})
+
+describe('bounded', () => {
+  it('a 50 MB transfer keeps at most window × sources chunks in flight, and memory stays bounded', async () => {
+    const dir = await tempDir()
+    const size = 50 * MiB
+    const src = await randomFile(join(dir, 'huge.bin'), size)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0, window: 2 })
+    await link(alice, bob)
+    const started = once(bob.files, 'download')
+    const rssBefore = process.memoryUsage().rss
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    let maxInFlight = 0
+    let maxRss = 0
+    download.on('progress', () => {
+      maxInFlight = Math.max(maxInFlight, download.chunksInFlight)
+      maxRss = Math.max(maxRss, process.memoryUsage().rss)
+    })
+    const { path } = await download.finished
+    await transfer.finished
+    expect(maxInFlight).toBeLessThanOrEqual(2)
+    expect(maxRss - rssBefore).toBeLessThan(64 * MiB)
+    expect(await sha256(path)).toBe(await sha256(src))
+  })
+})
