@@ -536,7 +536,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         return
       }
       await this.#init.fh.close()
-      const path = await publish(this.#init.partPath, this.#init.finalPath)
+      const path = await publish(this.#init.partPath, this.#init.finalPath, this.name)
       if (this.#init.dataDir) await removeState(this.#init.dataDir, this.root)
       for (const s of this.#sources.values()) {
         if (s.state !== 'dropped') this.#init.wire.send(s.ref.id, { type: 'DONE', id: s.id })

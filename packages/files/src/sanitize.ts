@@ -102,14 +102,20 @@ export async function reservePart(
 
 /**
  * Moves a finished part file into place without ever replacing an existing file: a hard link fails
- * when the target exists (then the next numbered name is tried), and the part is unlinked after.
+ * when the target exists (then the next free `name (n).ext` is tried), and the part is unlinked after.
  * Returns the path the file was saved at.
  */
-export async function publish(partPath: string, finalPath: string): Promise<string> {
+export async function publish(
+  partPath: string,
+  finalPath: string,
+  name = basename(finalPath),
+): Promise<string> {
   const dir = resolve(finalPath, '..')
-  const name = basename(finalPath)
-  for (let n = 0; n < 1000; n++) {
-    const target = join(dir, numberedName(name, n))
+  for (let n = -1; n < 1000; n++) {
+    const target = n < 0 ? finalPath : join(dir, numberedName(name, n))
+    if (n >= 0 && target === finalPath) continue
+    // Another download's reservation: leave that name to it.
+    if (n >= 0 && (await exists(target + PART_SUFFIX))) continue
     try {
       await link(partPath, target)
       await unlink(partPath)
@@ -117,7 +123,7 @@ export async function publish(partPath: string, finalPath: string): Promise<stri
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'EEXIST') continue
-      // File systems without hard links (some FUSE, FAT): check, then copy-free rename.
+      // File systems without hard links (some FUSE, FAT): check, then rename (a small race, no link).
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
         if (await exists(target)) continue
         await rename(partPath, target)

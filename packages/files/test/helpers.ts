@@ -58,7 +58,12 @@ export interface Node {
 
 export interface Net {
   network: MemoryNetwork
-  node(host: string, files?: FileServiceInit, peer?: Partial<PeerInit>, service?: (s: FileService) => Service): Promise<Node>
+  node(
+    host: string,
+    files?: FileServiceInit,
+    peer?: Partial<PeerInit>,
+    service?: (s: FileService) => Service,
+  ): Promise<Node>
 }
 
 /** Peers on one in-memory network, each running a file service; all stopped when the test ends. */
@@ -90,7 +95,9 @@ export function memoryNet(): Net {
 /** Connects `a` to `b` and waits until both file services see each other. */
 export async function link(a: Node, b: Node): Promise<void> {
   await a.peer.connect(b.peer.addresses[0]!)
-  await waitUntil(() => a.files.peers().some((p) => p.id === b.peer.id) && b.files.peers().some((p) => p.id === a.peer.id))
+  await waitUntil(
+    () => a.files.peers().some((p) => p.id === b.peer.id) && b.files.peers().some((p) => p.id === a.peer.id),
+  )
 }
 
 /** Polls a condition on each event-loop turn (bounded by a deadline), for state without an event. */

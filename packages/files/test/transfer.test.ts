@@ -3,12 +3,14 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Download, FilesError, IncomingOffer, Progress } from '../src/index.js'
-import { lying, link, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
+import { link, lying, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
-async function nextOffer(files: { once(e: 'offer', f: (o: IncomingOffer) => void): unknown }): Promise<IncomingOffer> {
+async function nextOffer(files: {
+  once(e: 'offer', f: (o: IncomingOffer) => void): unknown
+}): Promise<IncomingOffer> {
   return new Promise((resolve) => files.once('offer', resolve))
 }
 
@@ -132,7 +134,12 @@ describe('verification', () => {
     const net = memoryNet()
     let flipped = 0
     // Flips one byte of chunk 3, once.
-    const alice = await net.node('alice', {}, {}, lying((index) => index === 3 && flipped++ === 0))
+    const alice = await net.node(
+      'alice',
+      {},
+      {},
+      lying((index) => index === 3 && flipped++ === 0),
+    )
     const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true })
     await link(alice, bob)
     const started = once(bob.files, 'download')
@@ -153,9 +160,13 @@ describe('resume', () => {
     const src = await randomFile(join(dir, 'big.bin'), 8 * MiB)
     const net = memoryNet()
     const alice = await net.node('alice')
-    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 }, {
-      reconnect: { initialDelay: 20, maxDelay: 50, maxAttempts: 20 },
-    })
+    const bob = await net.node(
+      'bob',
+      { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 },
+      {
+        reconnect: { initialDelay: 20, maxDelay: 50, maxAttempts: 20 },
+      },
+    )
     await link(bob, alice) // bob dialed: bob reconnects
     const started = once(bob.files, 'download')
     const transfer = await alice.files.offer(bob.peer.id, src)
@@ -189,7 +200,11 @@ describe('resume', () => {
     const dataDir = join(dir, 'data')
     const net = memoryNet()
     const alice = await net.node('alice')
-    const first = await net.node('bob', { downloads: inbox, dataDir, autoAccept: true, progressInterval: 0 }, { reconnect: false })
+    const first = await net.node(
+      'bob',
+      { downloads: inbox, dataDir, autoAccept: true, progressInterval: 0 },
+      { reconnect: false },
+    )
     await link(first, alice)
     const started = once(first.files, 'download')
     const transfer = await alice.files.offer(first.peer.id, src)
@@ -205,7 +220,11 @@ describe('resume', () => {
     expect((await readdir(inbox)).filter((n) => n.endsWith('.parley-part'))).toEqual(['big.bin.parley-part'])
 
     // Same identity and data dir, without autoAccept: a saved download resumes by itself.
-    const second = await net.node('bob2', { downloads: inbox, dataDir, progressInterval: 0 }, { identity: first.identity, name: 'bob' })
+    const second = await net.node(
+      'bob2',
+      { downloads: inbox, dataDir, progressInterval: 0 },
+      { identity: first.identity, name: 'bob' },
+    )
     const resumed = once(second.files, 'download')
     await link(second, alice)
     const [again] = (await resumed) as [Download]
@@ -250,7 +269,12 @@ describe('several sources', () => {
     const src = await randomFile(join(dir, 'movie.mkv'), 6 * MiB)
     const net = memoryNet()
     const alice = await net.node('alice')
-    const mallory = await net.node('mallory', {}, {}, lying(() => true))
+    const mallory = await net.node(
+      'mallory',
+      {},
+      {},
+      lying(() => true),
+    )
     const bob = await net.node('bob', { downloads: join(dir, 'in') })
     await link(alice, bob)
     await link(mallory, bob)
@@ -267,14 +291,22 @@ describe('several sources', () => {
     await expect(m.finished).rejects.toMatchObject({ code: 'CANCELLED' })
     expect(await sha256(path)).toBe(await sha256(src))
     expect(dropped).toEqual([{ source: { id: mallory.peer.id, name: 'mallory' }, reason: 'lying' }])
-    expect(download.sources().find((s) => s.peer.id === mallory.peer.id)).toMatchObject({ chunks: 0, strikes: 3 })
+    expect(download.sources().find((s) => s.peer.id === mallory.peer.id)).toMatchObject({
+      chunks: 0,
+      strikes: 3,
+    })
   })
 
   it('fails with NO_SOURCES when the only source lies every time', async () => {
     const dir = await tempDir()
     const src = await randomFile(join(dir, 'x.bin'), 1 * MiB)
     const net = memoryNet()
-    const mallory = await net.node('mallory', {}, {}, lying(() => true))
+    const mallory = await net.node(
+      'mallory',
+      {},
+      {},
+      lying(() => true),
+    )
     const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true })
     await link(mallory, bob)
     const started = once(bob.files, 'download')
@@ -293,7 +325,12 @@ describe('bounded', () => {
     const src = await randomFile(join(dir, 'huge.bin'), size)
     const net = memoryNet()
     const alice = await net.node('alice')
-    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0, window: 2 })
+    const bob = await net.node('bob', {
+      downloads: join(dir, 'in'),
+      autoAccept: true,
+      progressInterval: 0,
+      window: 2,
+    })
     await link(alice, bob)
     const started = once(bob.files, 'download')
     const rssBefore = process.memoryUsage().rss
