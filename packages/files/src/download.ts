@@ -67,6 +67,7 @@ interface Source {
   readonly ref: PeerRef
   id: Uint8Array
   state: 'active' | 'offline' | 'dropped'
+  dropReason: DropReason | undefined
   /** Chunks asked of it and not yet complete, by index. */
   readonly inflight: Map<number, Incoming>
   /** Chunks it delivered that are verified and still being written (count against its window). */
@@ -180,7 +181,8 @@ export class Download extends EventEmitter<DownloadEvents> {
   addSource(ref: PeerRef, id: Uint8Array): void {
     if (this.settled) return
     let s = this.#sources.get(ref.id)
-    if (s?.state === 'dropped') {
+    // A liar or a staller stays dropped; a source that cancelled may offer again (it restarted).
+    if (s?.state === 'dropped' && s.dropReason !== 'cancelled') {
       this.#init.wire.send(ref.id, { type: 'DECLINE', id, reason: Reason.DECLINED })
       return
     }
@@ -189,6 +191,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         ref,
         id,
         state: 'active',
+        dropReason: undefined,
         inflight: new Map(),
         writing: 0,
         strikes: 0,
@@ -329,14 +332,12 @@ export class Download extends EventEmitter<DownloadEvents> {
   async cancel(): Promise<void> {
     if (this.settled) return
     for (const s of this.#sources.values()) {
-      if (s.state !== 'dropped')
+      if (s.state !== 'dropped') {
         this.#init.wire.send(s.ref.id, { type: 'CANCEL', id: s.id, reason: Reason.CANCELLED })
+      }
     }
     this.#fail(new FilesError('CANCELLED', `the download of ${this.name} was cancelled`))
-    await this.#writes
-    await this.#init.fh.close().catch(() => {})
-    await unlink(this.#init.partPath).catch(() => {})
-    if (this.#init.dataDir) await removeState(this.#init.dataDir, this.root)
+    await this.#saving
   }
 
   /** The service is closing: saves the verified bitmap so a later run resumes, and closes the file. */
@@ -395,6 +396,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#requeue(s)
     if (tell) this.#init.wire.send(s.ref.id, { type: 'CANCEL', id: s.id, reason: Reason.CANCELLED })
     s.state = 'dropped'
+    s.dropReason = reason
     this.emit('source:dropped', { source: s.ref, reason })
     if ([...this.#sources.values()].every((x) => x.state === 'dropped') && !this.settled) {
       this.#fail(new FilesError('NO_SOURCES', `no source is left for ${this.name}`))
@@ -568,15 +570,30 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   #fail(error: FilesError): void {
     if (this.settled) return
-    // Out of sources is not the end of the content: keep what is verified for a later offer of the root.
-    if (error.code === 'NO_SOURCES' && this.#status === 'running') void this.#save()
+    // Out of sources is not the end of the content: with a data directory, what is verified is kept
+    // for a later offer of the root. Any other end (or no data directory) removes the part file.
+    const keep = error.code === 'NO_SOURCES' && this.#init.dataDir !== undefined && this.#status === 'running'
+    if (keep) void this.#save()
     this.#status = 'failed'
     clearTimeout(this.#saveTimer)
     for (const s of this.#sources.values()) s.inflight.clear()
-    const fh = this.#init.fh
-    void this.#saving.then(() => fh.close()).catch(() => {})
+    const { fh, partPath, dataDir } = this.#init
+    this.#saving = this.#saving
+      .then(() => this.#writes)
+      .then(() => fh.close())
+      .catch(() => {})
+      .then(async () => {
+        if (keep) return
+        await unlink(partPath).catch(() => {})
+        if (dataDir) await removeState(dataDir, this.root)
+      })
     this.#init.settled(this)
     this.emit('failed', error)
     this.#reject(error)
+  }
+
+  /** Resolves when the files of a finished or failed download are closed (and removed, if failed). */
+  whenClosed(): Promise<void> {
+    return this.#saving
   }
 }

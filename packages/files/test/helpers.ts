@@ -136,3 +136,19 @@ export function lying(corrupt: (index: number, offset: number) => boolean): (s: 
     },
   })
 }
+
+/** Wraps a file service so that it never sends a CHUNK: a source that stalls. */
+export function stalling(): (s: FileService) => Service {
+  return (inner) => ({
+    protocol: inner.protocol,
+    open(channel: Channel) {
+      const staller: Channel = Object.create(channel, {
+        sendBytes: {
+          value: (body: Uint8Array) =>
+            body[0] === MessageType.CHUNK ? channel.writable : channel.sendBytes(body),
+        },
+      })
+      return inner.open(staller)
+    },
+  })
+}

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Download, FilesError, IncomingOffer, Progress } from '../src/index.js'
-import { link, lying, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
+import { link, lying, memoryNet, randomFile, sha256, stalling, tempDir, waitUntil } from './helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -314,7 +314,119 @@ describe('several sources', () => {
     const [download] = (await started) as [Download]
     const err = (await download.finished.catch((e: unknown) => e)) as FilesError
     expect(err.code).toBe('NO_SOURCES')
-    expect((await readdir(join(dir, 'in'))).filter((n) => !n.endsWith('.parley-part'))).toEqual([])
+    // Without a data directory nothing is kept: no file, no part file.
+    await download.whenClosed()
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+
+  it('drops a source that stalls and finishes from the other', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'movie.mkv'), 3 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const sloth = await net.node('sloth', {}, {}, stalling())
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), requestTimeout: 300 })
+    await link(alice, bob)
+    await link(sloth, bob)
+    const offered = nextOffer(bob.files)
+    // The staller offers first, so it is also asked for the hash list.
+    await sloth.files.offer(bob.peer.id, src)
+    const offer = await offered
+    await alice.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 2)
+    const download = await offer.accept()
+    const dropped: { source: { id: string }; reason: string }[] = []
+    download.on('source:dropped', (e) => dropped.push(e))
+    const { path } = await download.finished
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(dropped).toEqual([{ source: { id: sloth.peer.id, name: 'sloth' }, reason: 'slow' }])
+  })
+
+  it('a sender that restarts and offers again is a source again for the running download', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 8 * MiB)
+    const net = memoryNet()
+    const first = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 })
+    await link(first, bob)
+    const started = once(bob.files, 'download')
+    await first.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    await new Promise<void>((resolve) => {
+      download.on('progress', (p) => {
+        if (p.bytes >= 2 * MiB) resolve()
+      })
+    })
+    await first.files.close()
+    await first.peer.stop()
+    const second = await net.node('alice2', {}, { identity: first.identity, name: 'alice' })
+    await link(second, bob)
+    const again = await second.files.offer(bob.peer.id, src)
+    const { path } = await download.finished
+    await again.finished
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(download.sources()).toHaveLength(1)
+    expect(download.sources()[0]!.chunks).toBe(32)
+  })
+})
+
+describe('cancelling and bounds', () => {
+  it('a receiver that cancels removes its part file, and the sender learns it', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 4 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 })
+    await link(alice, bob)
+    const started = once(bob.files, 'download')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    await once(download, 'progress')
+    await download.cancel()
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+
+  it('a sender that aborts its offer withdraws it', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob')
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const ac = new AbortController()
+    const transfer = await alice.files.offer(bob.peer.id, src, { signal: ac.signal })
+    const offer = await offered
+    const withdrawn = once(bob.files, 'offer:withdrawn')
+    ac.abort()
+    await withdrawn
+    expect(offer.status).toBe('withdrawn')
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+  })
+
+  it('offers past the per-peer bound are declined as BUSY', async () => {
+    const dir = await tempDir()
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { maxOffersPerPeer: 2 })
+    await link(alice, bob)
+    const transfers = []
+    for (let i = 0; i < 3; i++) {
+      const src = await randomFile(join(dir, `f${i}`), 1 + i)
+      transfers.push(await alice.files.offer(bob.peer.id, src))
+    }
+    await expect(transfers[2]!.finished).rejects.toMatchObject({ code: 'BUSY' })
+    expect(bob.files.offers()).toHaveLength(2)
+  })
+
+  it('offering to a peer that is not connected fails with NOT_CONNECTED', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    await expect(alice.files.offer('ab'.repeat(32), src)).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
   })
 })
 
