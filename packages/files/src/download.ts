@@ -190,7 +190,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       s = {
         ref,
         id,
-        state: 'active',
+        state: 'offline',
         dropReason: undefined,
         inflight: new Map(),
         writing: 0,
@@ -200,9 +200,13 @@ export class Download extends EventEmitter<DownloadEvents> {
       }
       this.#sources.set(ref.id, s)
     }
+    // The same offer repeated on a link that did not change (the sender re-offers on every new
+    // connection, and we re-asked already when ours resumed): nothing to do.
+    if (s.state === 'active' && Buffer.from(s.id).equals(id)) return
     this.#requeue(s)
     s.id = id
     s.state = 'active'
+    s.dropReason = undefined
     this.#init.wire.send(ref.id, { type: 'ACCEPT', id })
     this.#schedule()
   }

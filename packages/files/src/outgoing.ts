@@ -219,7 +219,6 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
         this.#fh ??= await open(this.path, 'r')
         await readFully(this.#fh, data, len, job.index * file.chunkSize)
         if (!leafHash(data).equals(file.leaves.subarray(job.index * 32, job.index * 32 + 32))) {
-          wire.send(this.peerId, { type: 'CANCEL', id: this.#init.id, reason: Reason.FILE_CHANGED })
           throw new FilesError('FILE_CHANGED', `${this.path} changed since it was offered`)
         }
         for (let offset = 0; offset < len; offset += Limits.pieceBytes) {
@@ -245,9 +244,11 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
         if (p) this.emit('progress', p)
       }
     } catch (err) {
-      this.#fail(
-        err instanceof FilesError ? err : new FilesError('IO', `cannot read ${this.path}`, { cause: err }),
-      )
+      const error =
+        err instanceof FilesError ? err : new FilesError('IO', `cannot read ${this.path}`, { cause: err })
+      const reason = error.code === 'FILE_CHANGED' ? Reason.FILE_CHANGED : Reason.FAILED
+      wire.send(this.peerId, { type: 'CANCEL', id: this.#init.id, reason })
+      this.#fail(error)
     } finally {
       this.#pumping = false
     }

@@ -214,7 +214,13 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
 
   resumed(handler: FilesHandler): void {
     const id = handler.channel.peer.id
-    for (const t of this.#outgoing.values()) if (t.peerId === id) t.linkChanged(true)
+    for (const t of this.#outgoing.values()) {
+      if (t.peerId !== id) continue
+      t.linkChanged(true)
+      // The receiver may be a new process under the same key (it crashed and came back before our
+      // session noticed): offer again, or it would never ask. A receiver that knows the offer ignores it.
+      t.sendOffer()
+    }
     for (const d of this.#downloads.values()) d.sourceResumed(id)
   }
 
@@ -390,7 +396,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
             offer.resumeBytes += Math.min(saved.chunkSize, saved.size - i * saved.chunkSize)
         }
         if (this.#init.resume !== false && offer.status === 'pending') {
-          this.#accept(offer, undefined).catch(() => {})
+          this.#accept(offer, undefined).catch(() => this.#askInstead(offer))
           return
         }
       }
@@ -401,10 +407,15 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       this.#init.downloads !== undefined &&
       (auto === true || (typeof auto === 'function' && auto(offer)))
     ) {
-      this.#accept(offer, undefined).catch(() => {})
+      this.#accept(offer, undefined).catch(() => this.#askInstead(offer))
       return
     }
     this.emit('offer', offer)
+  }
+
+  /** Accepting by itself failed (too many downloads, an I/O error): the user decides instead. */
+  #askInstead(offer: IncomingOffer): void {
+    if (offer.status === 'pending' && !this.#closed) this.emit('offer', offer)
   }
 
   async #accept(offer: IncomingOffer, dir: string | undefined): Promise<Download> {

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -238,6 +239,46 @@ describe('resume', () => {
     expect(await sha256(path)).toBe(await sha256(src))
     expect(await readdir(dataDir)).toEqual([])
   })
+
+  it('continues after the receiver crashes and comes back before the sender noticed', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 8 * MiB)
+    const inbox = join(dir, 'in')
+    const dataDir = join(dir, 'data')
+    const net = memoryNet()
+    const reconnect = { initialDelay: 20, maxDelay: 50, maxAttempts: 50 }
+    const alice = await net.node('alice', {}, { reconnect })
+    const crashing = await net.node('bob', {
+      downloads: inbox,
+      dataDir,
+      autoAccept: true,
+      progressInterval: 0,
+      saveInterval: 20,
+    })
+    const address = crashing.peer.addresses[0]!
+    await link(alice, crashing) // alice dialed: alice's session waits for bob to come back
+    const started = once(crashing.files, 'download')
+    const transfer = await alice.files.offer(crashing.peer.id, src)
+    const [download] = (await started) as [Download]
+    await new Promise<void>((resolve) => {
+      download.on('progress', (p) => {
+        if (p.bytes >= 3 * MiB) resolve()
+      })
+    })
+    await waitUntil(() => existsSync(join(dataDir, `${download.root}.json`)))
+    crashing.peer.destroy() // no GOODBYE, no files.close(): a crash
+
+    const back = await net.node(
+      'bob',
+      { downloads: inbox, dataDir, progressInterval: 0 },
+      { identity: crashing.identity, listen: address },
+    )
+    const [again] = (await once(back.files, 'download')) as [Download]
+    expect(again.bytes).toBeGreaterThan(0)
+    const { path } = await again.finished
+    await transfer.finished
+    expect(await sha256(path)).toBe(await sha256(src))
+  })
 })
 
 describe('several sources', () => {
@@ -419,6 +460,22 @@ describe('cancelling and bounds', () => {
     }
     await expect(transfers[2]!.finished).rejects.toMatchObject({ code: 'BUSY' })
     expect(bob.files.offers()).toHaveLength(2)
+  })
+
+  it('a file changed on the sender after the offer fails both sides instead of delivering a mix', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 1 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    await writeFile(src, 'different now')
+    const download = await offer.accept()
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'FILE_CHANGED' })
+    await expect(download.finished).rejects.toMatchObject({ code: 'NO_SOURCES' })
   })
 
   it('offering to a peer that is not connected fails with NOT_CONNECTED', async () => {
