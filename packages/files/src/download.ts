@@ -424,19 +424,19 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
-  /** Next missing chunk not in flight, preferring ones `s` has not already sent a bad copy of. */
-  #pick(s: Source, others: boolean): number {
+  /**
+   * Next missing chunk not in flight, skipping those `s` already sent a bad copy of while another
+   * active source has not (so a chunk every source got wrong is still asked again, never stuck).
+   */
+  #pick(s: Source, active: Source[]): number {
     while (this.#cursor < this.#n && this.#state[this.#cursor] === HAVE) this.#cursor++
-    let fallback = -1
     for (let i = this.#cursor; i < this.#n; i++) {
       if (this.#state[i] !== MISSING) continue
-      if (others && this.#failedFrom.get(i)?.has(s.ref.id)) {
-        if (fallback < 0) fallback = i
-        continue
-      }
+      const failed = this.#failedFrom.get(i)
+      if (failed?.has(s.ref.id) && active.some((o) => !failed.has(o.ref.id))) continue
       return i
     }
-    return others ? -1 : fallback
+    return -1
   }
 
   #schedule(): void {
@@ -453,7 +453,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (const s of active) {
       const ranges: ChunkRange[] = []
       while (s.inflight.size + s.writing < this.#init.window) {
-        const index = this.#pick(s, active.length > 1)
+        const index = this.#pick(s, active)
         if (index < 0) break
         if (s.inflight.size === 0) s.lastProgress = now
         this.#state[index] = REQUESTED

@@ -236,9 +236,10 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
     if (this.#closed) return
     const peer = handler.channel.peer
     const key = `${peer.id}:${Buffer.from(msg.id).toString('hex')}`
+    // Every message but the data we asked for costs its sender a token of its rate budget.
+    if (msg.type !== 'CHUNK' && msg.type !== 'HASHES') handler.channel.spend()
     switch (msg.type) {
       case 'OFFER':
-        handler.channel.spend()
         void this.#onOffer(peer, key, msg)
         return
       case 'GET_HASHES':
@@ -246,7 +247,6 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       case 'ACCEPT':
       case 'DECLINE':
       case 'DONE': {
-        if (msg.type === 'GET_HASHES' || msg.type === 'REQUEST') handler.channel.spend()
         const t = this.#outgoing.get(key)
         if (t) t.onMessage(msg)
         else if (msg.type === 'GET_HASHES' || msg.type === 'REQUEST' || msg.type === 'ACCEPT') {

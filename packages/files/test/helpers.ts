@@ -152,3 +152,22 @@ export function stalling(): (s: FileService) => Service {
     },
   })
 }
+
+/** Wraps a file service so that every REQUEST it sends goes out `times` times: a receiver past its window. */
+export function flooding(times: number): (s: FileService) => Service {
+  return (inner) => ({
+    protocol: inner.protocol,
+    open(channel: Channel) {
+      const flooder: Channel = Object.create(channel, {
+        sendBytes: {
+          value: (body: Uint8Array) => {
+            if (body[0] !== MessageType.REQUEST) return channel.sendBytes(body)
+            for (let i = 1; i < times; i++) channel.sendBytes(body)
+            return channel.sendBytes(body)
+          },
+        },
+      })
+      return inner.open(flooder)
+    },
+  })
+}

@@ -4,7 +4,17 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Download, FilesError, IncomingOffer, Progress } from '../src/index.js'
-import { link, lying, memoryNet, randomFile, sha256, stalling, tempDir, waitUntil } from './helpers.js'
+import {
+  flooding,
+  link,
+  lying,
+  memoryNet,
+  randomFile,
+  sha256,
+  stalling,
+  tempDir,
+  waitUntil,
+} from './helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -478,43 +488,34 @@ describe('cancelling and bounds', () => {
     await expect(download.finished).rejects.toMatchObject({ code: 'NO_SOURCES' })
   })
 
+  it('a receiver asking for more than 64 chunks at once is cut off as a violation', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 4 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const greedy = await net.node(
+      'greedy',
+      { downloads: join(dir, 'in'), autoAccept: true },
+      {},
+      flooding(40),
+    )
+    await link(alice, greedy)
+    const errors: { code: string; message: string }[] = []
+    alice.peer.on('error', (e) => errors.push(e))
+    // Not events.once: it would reject on the 'error' event this test waits for.
+    const gone = new Promise((resolve) => alice.peer.on('peer:disconnect', resolve))
+    const transfer = await alice.files.offer(greedy.peer.id, src)
+    await gone
+    expect(errors.map((e) => e.code)).toEqual(['REJECTED'])
+    expect(errors[0]!.message).toMatch(/more than 64 requests queued/)
+    expect(transfer.status).toBe('accepted')
+  })
+
   it('offering to a peer that is not connected fails with NOT_CONNECTED', async () => {
     const dir = await tempDir()
     const src = await randomFile(join(dir, 'a.bin'), 10)
     const net = memoryNet()
     const alice = await net.node('alice')
     await expect(alice.files.offer('ab'.repeat(32), src)).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
-  })
-})
-
-describe('bounded', () => {
-  it('a 50 MB transfer keeps at most window × sources chunks in flight, and memory stays bounded', async () => {
-    const dir = await tempDir()
-    const size = 50 * MiB
-    const src = await randomFile(join(dir, 'huge.bin'), size)
-    const net = memoryNet()
-    const alice = await net.node('alice')
-    const bob = await net.node('bob', {
-      downloads: join(dir, 'in'),
-      autoAccept: true,
-      progressInterval: 0,
-      window: 2,
-    })
-    await link(alice, bob)
-    const started = once(bob.files, 'download')
-    const rssBefore = process.memoryUsage().rss
-    const transfer = await alice.files.offer(bob.peer.id, src)
-    const [download] = (await started) as [Download]
-    let maxInFlight = 0
-    let maxRss = 0
-    download.on('progress', () => {
-      maxInFlight = Math.max(maxInFlight, download.chunksInFlight)
-      maxRss = Math.max(maxRss, process.memoryUsage().rss)
-    })
-    const { path } = await download.finished
-    await transfer.finished
-    expect(maxInFlight).toBeLessThanOrEqual(2)
-    expect(maxRss - rssBefore).toBeLessThan(64 * MiB)
-    expect(await sha256(path)).toBe(await sha256(src))
   })
 })
