@@ -213,12 +213,6 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#schedule()
   }
 
-  /** Whether `peerId` with transfer `id` feeds this download. */
-  hasSource(peerId: string, id: Uint8Array): boolean {
-    const s = this.#sources.get(peerId)
-    return s !== undefined && Buffer.from(s.id).equals(id)
-  }
-
   /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
   sourceOffline(peerId: string): void {
     const s = this.#sources.get(peerId)

@@ -296,8 +296,10 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
     const file = await this.#hash(resolve(path), options.signal)
     options.signal?.throwIfAborted()
     ready()
-    let name = options.name ?? basename(path)
-    while (Buffer.byteLength(name) > 255) name = name.slice(1)
+    // The wire allows 255 bytes of name: drop characters from the front, keeping the extension.
+    const chars = [...(options.name ?? basename(path))]
+    while (Buffer.byteLength(chars.join('')) > 255) chars.shift()
+    const name = chars.join('')
     const t = new OutgoingTransfer({
       id: randomBytes(16),
       peerId,
