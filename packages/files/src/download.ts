@@ -47,7 +47,10 @@ export type DropReason = 'lying' | 'slow' | 'cancelled'
 
 export interface DownloadEvents {
   progress: [progress: Progress & { readonly sources: number }]
-  /** A chunk (or the hash list) from `source` did not match the root: it is fetched again. */
+  /**
+   * A chunk from `source` did not match its leaf (`chunk` is its index), or its hash list did not add
+   * up to the root (`chunk` is -1): it is fetched again, from another source if there is one.
+   */
   corrupt: [event: { readonly source: PeerRef; readonly chunk: number }]
   /** A source is no longer asked: it lied `maxStrikes` times, stalled, or cancelled. */
   'source:dropped': [event: { readonly source: PeerRef; readonly reason: DropReason }]

@@ -171,3 +171,23 @@ export function flooding(times: number): (s: FileService) => Service {
     },
   })
 }
+
+/** Wraps a file service so that the leaf hashes it sends are wrong (one byte flipped). */
+export function lyingHashes(): (s: FileService) => Service {
+  return (inner) => ({
+    protocol: inner.protocol,
+    open(channel: Channel) {
+      const liar: Channel = Object.create(channel, {
+        sendBytes: {
+          value(body: Uint8Array) {
+            if (body[0] !== MessageType.HASHES) return channel.sendBytes(body)
+            const copy = Buffer.from(body)
+            copy[copy.length - 1]! ^= 0x01
+            return channel.sendBytes(copy)
+          },
+        },
+      })
+      return inner.open(liar)
+    },
+  })
+}

@@ -8,6 +8,7 @@ import {
   flooding,
   link,
   lying,
+  lyingHashes,
   memoryNet,
   randomFile,
   sha256,
@@ -345,6 +346,32 @@ describe('several sources', () => {
     expect(download.sources().find((s) => s.peer.id === mallory.peer.id)).toMatchObject({
       chunks: 0,
       strikes: 3,
+    })
+  })
+
+  it('a source whose hash list does not add up to the root is dropped before any chunk is asked of it', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'movie.mkv'), 2 * MiB)
+    const net = memoryNet()
+    const mallory = await net.node('mallory', {}, {}, lyingHashes())
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(mallory, bob)
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    await mallory.files.offer(bob.peer.id, src) // first: the hash list is asked of it
+    const offer = await offered
+    await alice.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 2)
+    const download = await offer.accept()
+    const corrupt: { source: { id: string }; chunk: number }[] = []
+    download.on('corrupt', (e) => corrupt.push(e))
+    const { path } = await download.finished
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(corrupt).toEqual([{ source: { id: mallory.peer.id, name: 'mallory' }, chunk: -1 }])
+    expect(download.sources().find((s) => s.peer.id === mallory.peer.id)).toMatchObject({
+      state: 'dropped',
+      chunks: 0,
     })
   })
 
