@@ -58,6 +58,23 @@ describe('offer and accept', () => {
     expect(await readdir(join(dir, 'in'))).toEqual(['photo.jpg'])
   })
 
+  it('an empty file arrives as an empty file', async () => {
+    const dir = await tempDir()
+    const src = join(dir, 'empty.txt')
+    await writeFile(src, '')
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true })
+    await link(alice, bob)
+    const started = once(bob.files, 'download')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    const { path, size } = await download.finished
+    await transfer.finished
+    expect(size).toBe(0)
+    expect(await readFile(path, 'utf8')).toBe('')
+  })
+
   it('a declined offer fails the sender with DECLINED, and nothing is written', async () => {
     const dir = await tempDir()
     const src = await randomFile(join(dir, 'a.bin'), 100 * KiB)
