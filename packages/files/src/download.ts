@@ -1,0 +1,618 @@
+import { EventEmitter } from 'node:events'
+import type { FileHandle } from 'node:fs/promises'
+import { unlink } from 'node:fs/promises'
+import { type ChunkRange, chunkCount, chunkLength, type Hashes, Limits, Reason } from './codec.js'
+import { FilesError } from './errors.js'
+import { leafHash, leafHasher, readFully, rootHash } from './hash-tree.js'
+import { publish } from './sanitize.js'
+import { type DownloadState, removeState, saveState } from './state.js'
+import { type PeerRef, type Progress, ProgressMeter, type Wire } from './wire.js'
+
+/** Per chunk: not yet here, asked of a source, verified and being written, verified on disk. */
+const MISSING = 0
+const REQUESTED = 1
+const WRITING = 2
+const HAVE = 3
+
+export interface DownloadTuning {
+  /** Chunks in flight per source (requested, or verified and not yet written). */
+  window: number
+  /** A source that delivers nothing for this long while asked is dropped as slow. */
+  requestTimeout: number
+  /** Corrupt chunks (or a bad hash list) after which a source is dropped as lying. */
+  maxStrikes: number
+  progressInterval: number
+  /** The verified bitmap is saved at most this often while chunks arrive. */
+  saveInterval: number
+}
+
+export interface DownloadInit extends DownloadTuning {
+  root: Buffer
+  name: string
+  size: number
+  chunkSize: number
+  partPath: string
+  finalPath: string
+  fh: FileHandle
+  /** Verified chunks from an earlier run (bitmap), if resuming. */
+  verified: Uint8Array | undefined
+  dataDir: string | undefined
+  wire: Wire
+  settled: (d: Download) => void
+}
+
+export type DownloadStatus = 'running' | 'verifying' | 'done' | 'failed' | 'paused'
+
+export type DropReason = 'lying' | 'slow' | 'cancelled'
+
+export interface DownloadEvents {
+  progress: [progress: Progress & { readonly sources: number }]
+  /**
+   * A chunk from `source` did not match its leaf (`chunk` is its index), or its hash list did not add
+   * up to the root (`chunk` is -1): it is fetched again, from another source if there is one.
+   */
+  corrupt: [event: { readonly source: PeerRef; readonly chunk: number }]
+  /** A source is no longer asked: it lied `maxStrikes` times, stalled, or cancelled. */
+  'source:dropped': [event: { readonly source: PeerRef; readonly reason: DropReason }]
+  done: [result: DownloadResult]
+  failed: [error: FilesError]
+}
+
+export interface DownloadResult {
+  /** Where the verified file was saved (never an existing file's path). */
+  readonly path: string
+  /** Root hash, hex. */
+  readonly root: string
+  readonly size: number
+}
+
+interface Source {
+  readonly ref: PeerRef
+  id: Uint8Array
+  state: 'active' | 'offline' | 'dropped'
+  dropReason: DropReason | undefined
+  /** Chunks asked of it and not yet complete, by index. */
+  readonly inflight: Map<number, Incoming>
+  /** Chunks it delivered that are verified and still being written (count against its window). */
+  writing: number
+  strikes: number
+  /** Last time it delivered something (or was first asked): the slow-source clock. */
+  lastProgress: number
+  /** Chunks it delivered and we kept. */
+  chunks: number
+}
+
+interface Incoming {
+  readonly index: number
+  readonly length: number
+  received: number
+  readonly hasher: ReturnType<typeof leafHasher>
+  /** The chunk's pieces so far (copies): written in one call once the chunk verified. */
+  readonly pieces: Buffer[]
+}
+
+/**
+ * One download of one root from one or more sources. Chunks are asked of each active source within its
+ * window, lowest missing first; every piece is written at its offset through one write queue (so writes
+ * to the same range never race), every chunk's hash is checked against its leaf, and the leaves against
+ * the root before any chunk is asked for. When every chunk is in, the whole part file is read back and
+ * checked again before it is moved into place.
+ */
+export class Download extends EventEmitter<DownloadEvents> {
+  /** Root hash, hex. */
+  readonly root: string
+  readonly name: string
+  readonly size: number
+  /** Resolves with where the file was saved; rejects with a FilesError. */
+  readonly finished: Promise<DownloadResult>
+  readonly #init: DownloadInit
+  readonly #n: number
+  readonly #state: Uint8Array
+  #have = 0
+  #haveBytes = 0
+  #cursor = 0
+  readonly #sources = new Map<string, Source>()
+  /** Sources that already sent a bad copy of a chunk: asked last for it. */
+  readonly #failedFrom = new Map<number, Set<string>>()
+  #leaves: Buffer | undefined
+  #leavesOk = false
+  #hashSource: Source | undefined
+  #hashParts: Uint8Array | undefined
+  #status: DownloadStatus = 'running'
+  #writes: Promise<void> = Promise.resolve()
+  #saveTimer: ReturnType<typeof setTimeout> | undefined
+  #saving: Promise<void> = Promise.resolve()
+  #verifyRounds = 0
+  #meter: ProgressMeter
+  #resolve!: (r: DownloadResult) => void
+  #reject!: (e: FilesError) => void
+
+  constructor(init: DownloadInit) {
+    super()
+    this.#init = init
+    this.root = init.root.toString('hex')
+    this.name = init.name
+    this.size = init.size
+    this.#n = chunkCount(init.size, init.chunkSize)
+    this.#state = new Uint8Array(this.#n)
+    if (init.verified) {
+      for (let i = 0; i < this.#n; i++) {
+        if ((init.verified[i >> 3]! >> (i & 7)) & 1) this.#markHave(i)
+      }
+    }
+    this.#meter = new ProgressMeter(init.size, init.progressInterval, this.#haveBytes)
+    this.finished = new Promise<DownloadResult>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    this.finished.catch(() => {})
+  }
+
+  get status(): DownloadStatus {
+    return this.#status
+  }
+
+  /** Bytes verified so far (including what an earlier run left on disk). */
+  get bytes(): number {
+    return this.#haveBytes
+  }
+
+  /** Chunks requested or being written, over all sources: bounded by window × sources. */
+  get chunksInFlight(): number {
+    let n = 0
+    for (const s of this.#sources.values()) n += s.inflight.size + s.writing
+    return n
+  }
+
+  get partPath(): string {
+    return this.#init.partPath
+  }
+
+  /** Per source: chunks it delivered that verified, and whether it is still asked. */
+  sources(): { peer: PeerRef; chunks: number; state: Source['state']; strikes: number }[] {
+    return [...this.#sources.values()].map((s) => ({
+      peer: s.ref,
+      chunks: s.chunks,
+      state: s.state,
+      strikes: s.strikes,
+    }))
+  }
+
+  get settled(): boolean {
+    return this.#status === 'done' || this.#status === 'failed'
+  }
+
+  /** A peer offers this root (again): it becomes (or is again) a source, unless it was dropped. */
+  addSource(ref: PeerRef, id: Uint8Array): void {
+    if (this.settled) return
+    let s = this.#sources.get(ref.id)
+    // A liar or a staller stays dropped; a source that cancelled may offer again (it restarted).
+    if (s?.state === 'dropped' && s.dropReason !== 'cancelled') {
+      this.#init.wire.send(ref.id, { type: 'DECLINE', id, reason: Reason.DECLINED })
+      return
+    }
+    if (!s) {
+      s = {
+        ref,
+        id,
+        state: 'offline',
+        dropReason: undefined,
+        inflight: new Map(),
+        writing: 0,
+        strikes: 0,
+        lastProgress: 0,
+        chunks: 0,
+      }
+      this.#sources.set(ref.id, s)
+    }
+    // The same offer repeated on a link that did not change (the sender re-offers on every new
+    // connection, and we re-asked already when ours resumed): nothing to do.
+    if (s.state === 'active' && Buffer.from(s.id).equals(id)) return
+    this.#requeue(s)
+    s.id = id
+    s.state = 'active'
+    s.dropReason = undefined
+    this.#init.wire.send(ref.id, { type: 'ACCEPT', id })
+    this.#schedule()
+  }
+
+  /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
+  sourceOffline(peerId: string): void {
+    const s = this.#sources.get(peerId)
+    if (s?.state !== 'active') return
+    s.state = 'offline'
+    this.#requeue(s)
+    this.#schedule()
+  }
+
+  /** The source's session came back on a new connection: it forgot our requests, so ask again. */
+  sourceResumed(peerId: string): void {
+    const s = this.#sources.get(peerId)
+    if (!s || s.state === 'dropped') return
+    this.#requeue(s)
+    s.state = 'active'
+    this.#schedule()
+  }
+
+  /** The source cancelled (or withdrew) its offer. */
+  sourceCancelled(peerId: string): void {
+    const s = this.#sources.get(peerId)
+    if (s) this.#drop(s, 'cancelled', false)
+  }
+
+  onHashes(peerId: string, msg: Hashes): void {
+    const s = this.#sources.get(peerId)
+    if (!s || s !== this.#hashSource || !this.#leaves || !this.#hashParts || this.#leavesOk) return
+    const part = msg.start / Limits.hashesPerMessage
+    const expected = Math.min(Limits.hashesPerMessage, this.#n - msg.start)
+    if (
+      !Number.isInteger(part) ||
+      part >= this.#hashParts.length ||
+      msg.hashes.byteLength !== expected * 32
+    ) {
+      return
+    }
+    this.#leaves.set(msg.hashes, msg.start * 32)
+    this.#hashParts[part] = 1
+    s.lastProgress = Date.now()
+    if (!this.#hashParts.every((p) => p === 1)) return
+    this.#hashSource = undefined
+    if (rootHash(this.size, this.#init.chunkSize, this.#leaves).equals(this.#init.root)) {
+      this.#leavesOk = true
+      this.#schedule()
+      return
+    }
+    // A hash list that does not add up to the root: the source lies (the root is what the user accepted).
+    this.emit('corrupt', { source: s.ref, chunk: -1 })
+    this.#drop(s, 'lying', true)
+    this.#schedule()
+  }
+
+  onChunk(peerId: string, index: number, offset: number, data: Uint8Array): void {
+    const s = this.#sources.get(peerId)
+    const rx = s?.inflight.get(index)
+    // Late pieces (the chunk was given to another source) and pieces of a request from before a
+    // reconnection arrive out of order: ignored, the request in force is served from its start.
+    if (!s || !rx || offset !== rx.received) return
+    if (data.byteLength !== Math.min(Limits.pieceBytes, rx.length - rx.received)) {
+      this.#corrupt(s, rx)
+      return
+    }
+    const copy = Buffer.from(data)
+    rx.hasher.update(copy)
+    rx.pieces.push(copy)
+    rx.received += copy.byteLength
+    s.lastProgress = Date.now()
+    if (rx.received < rx.length) return
+    s.inflight.delete(index)
+    const leaf = this.#leaves!.subarray(index * 32, index * 32 + 32)
+    if (!rx.hasher.digest().equals(leaf)) {
+      this.#corrupt(s, rx)
+      return
+    }
+    this.#state[index] = WRITING
+    s.writing++
+    s.chunks++
+    this.#failedFrom.delete(index)
+    // One write per chunk, not per piece: a write is a thread-pool round trip, and on some disks a
+    // small write costs as much as a large one. Only verified bytes ever reach the part file.
+    this.#write(rx.pieces, index * this.#init.chunkSize)
+    void this.#writes.then(() => {
+      s.writing--
+      if (this.settled || this.#state[index] !== WRITING) return
+      this.#markHave(index)
+      this.#dirty()
+      this.#progress()
+      if (this.#have === this.#n) void this.#complete()
+      else this.#schedule()
+    })
+    this.#schedule()
+  }
+
+  /** Drops sources that were asked and delivered nothing for `requestTimeout`. */
+  tick(now: number): void {
+    if (this.#status !== 'running') return
+    for (const s of this.#sources.values()) {
+      const asked = s.inflight.size > 0 || s === this.#hashSource
+      if (s.state === 'active' && asked && now - s.lastProgress > this.#init.requestTimeout) {
+        this.#drop(s, 'slow', true)
+      }
+    }
+    this.#schedule()
+  }
+
+  /** Starts (or resumes) fetching: the hash list first, then chunks. */
+  start(): void {
+    if (this.#n === 0) {
+      this.#leaves = Buffer.alloc(0)
+      this.#leavesOk = rootHash(0, this.#init.chunkSize, this.#leaves).equals(this.#init.root)
+      if (this.#leavesOk) void this.#complete()
+      else
+        this.#fail(new FilesError('VERIFY_FAILED', `${this.name}: the offer's root is not an empty file's`))
+      return
+    }
+    this.#schedule()
+  }
+
+  /** Stops, tells every source, removes the part file and the saved state. */
+  async cancel(): Promise<void> {
+    if (this.settled) return
+    for (const s of this.#sources.values()) {
+      if (s.state !== 'dropped') {
+        this.#init.wire.send(s.ref.id, { type: 'CANCEL', id: s.id, reason: Reason.CANCELLED })
+      }
+    }
+    this.#fail(new FilesError('CANCELLED', `the download of ${this.name} was cancelled`))
+    await this.#saving
+  }
+
+  /** The service is closing: saves the verified bitmap so a later run resumes, and closes the file. */
+  async pause(): Promise<void> {
+    if (this.settled || this.#status === 'paused') return
+    this.#status = 'paused'
+    clearTimeout(this.#saveTimer)
+    await this.#save()
+    await this.#init.fh.close().catch(() => {})
+    this.#init.settled(this)
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #markHave(index: number): void {
+    this.#state[index] = HAVE
+    this.#have++
+    this.#haveBytes += chunkLength(this.size, this.#init.chunkSize, index)
+  }
+
+  #write(pieces: Buffer[], position: number): void {
+    const fh = this.#init.fh
+    const write = this.#writes.then(async () => {
+      if (this.settled) return
+      let at = position
+      let rest = pieces
+      // writev may write less than asked (like write): go on from where it stopped.
+      while (rest.length > 0) {
+        const { bytesWritten } = await fh.writev(rest, at)
+        at += bytesWritten
+        let skip = bytesWritten
+        while (rest.length > 0 && skip >= rest[0]!.byteLength) {
+          skip -= rest[0]!.byteLength
+          rest = rest.slice(1)
+        }
+        if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)]
+      }
+    })
+    this.#writes = write.catch((cause) => {
+      this.#fail(new FilesError('IO', `cannot write ${this.#init.partPath}`, { cause }))
+    })
+  }
+
+  #corrupt(s: Source, rx: Incoming): void {
+    s.inflight.delete(rx.index)
+    this.#state[rx.index] = MISSING
+    this.#cursor = Math.min(this.#cursor, rx.index)
+    const failed = this.#failedFrom.get(rx.index) ?? new Set<string>()
+    this.#failedFrom.set(rx.index, failed)
+    failed.add(s.ref.id)
+    this.emit('corrupt', { source: s.ref, chunk: rx.index })
+    s.strikes++
+    if (s.strikes >= this.#init.maxStrikes) this.#drop(s, 'lying', true)
+    this.#schedule()
+  }
+
+  #requeue(s: Source): void {
+    for (const index of s.inflight.keys()) {
+      this.#state[index] = MISSING
+      this.#cursor = Math.min(this.#cursor, index)
+    }
+    s.inflight.clear()
+    if (this.#hashSource === s) this.#hashSource = undefined
+  }
+
+  #drop(s: Source, reason: DropReason, tell: boolean): void {
+    if (s.state === 'dropped') return
+    this.#requeue(s)
+    if (tell) this.#init.wire.send(s.ref.id, { type: 'CANCEL', id: s.id, reason: Reason.CANCELLED })
+    s.state = 'dropped'
+    s.dropReason = reason
+    this.emit('source:dropped', { source: s.ref, reason })
+    if ([...this.#sources.values()].every((x) => x.state === 'dropped') && !this.settled) {
+      this.#fail(new FilesError('NO_SOURCES', `no source is left for ${this.name}`))
+    }
+  }
+
+  /**
+   * Next missing chunk not in flight, skipping those `s` already sent a bad copy of while another
+   * active source has not (so a chunk every source got wrong is still asked again, never stuck).
+   */
+  #pick(s: Source, active: Source[]): number {
+    while (this.#cursor < this.#n && this.#state[this.#cursor] === HAVE) this.#cursor++
+    for (let i = this.#cursor; i < this.#n; i++) {
+      if (this.#state[i] !== MISSING) continue
+      const failed = this.#failedFrom.get(i)
+      if (failed?.has(s.ref.id) && active.some((o) => !failed.has(o.ref.id))) continue
+      return i
+    }
+    return -1
+  }
+
+  #schedule(): void {
+    if (this.#status !== 'running') return
+    const active = [...this.#sources.values()].filter(
+      (s) => s.state === 'active' && this.#init.wire.online(s.ref.id),
+    )
+    if (active.length === 0) return
+    if (!this.#leavesOk) {
+      this.#fetchHashes(active)
+      return
+    }
+    const now = Date.now()
+    for (const s of active) {
+      const ranges: ChunkRange[] = []
+      while (s.inflight.size + s.writing < this.#init.window) {
+        const index = this.#pick(s, active)
+        if (index < 0) break
+        if (s.inflight.size === 0) s.lastProgress = now
+        this.#state[index] = REQUESTED
+        s.inflight.set(index, {
+          index,
+          length: chunkLength(this.size, this.#init.chunkSize, index),
+          received: 0,
+          hasher: leafHasher(),
+          pieces: [],
+        })
+        const last = ranges.at(-1)
+        if (last && last.start + last.count === index && last.count < Limits.chunksPerRange) last.count++
+        else ranges.push({ start: index, count: 1 })
+        if (ranges.length === Limits.rangesPerRequest) break
+      }
+      if (ranges.length > 0) this.#init.wire.send(s.ref.id, { type: 'REQUEST', id: s.id, ranges })
+    }
+  }
+
+  #fetchHashes(active: Source[]): void {
+    if (this.#hashSource) return
+    const s = active[0]!
+    this.#hashSource = s
+    this.#leaves ??= Buffer.alloc(this.#n * 32)
+    const parts = Math.ceil(this.#n / Limits.hashesPerMessage)
+    this.#hashParts = new Uint8Array(parts)
+    s.lastProgress = Date.now()
+    for (let p = 0; p < parts; p++) {
+      const start = p * Limits.hashesPerMessage
+      const count = Math.min(Limits.hashesPerMessage, this.#n - start)
+      this.#init.wire.send(s.ref.id, { type: 'GET_HASHES', id: s.id, start, count })
+    }
+  }
+
+  #progress(force = false): void {
+    const p = this.#meter.update(this.#haveBytes, force)
+    if (!p) return
+    let sources = 0
+    for (const s of this.#sources.values()) if (s.state === 'active') sources++
+    this.emit('progress', { ...p, sources })
+  }
+
+  #dirty(): void {
+    if (!this.#init.dataDir || this.#saveTimer) return
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined
+      void this.#save()
+    }, this.#init.saveInterval)
+    this.#saveTimer.unref?.()
+  }
+
+  /** Saves the bitmap of chunks on disk (after syncing them), one save at a time. */
+  #save(): Promise<void> {
+    const dataDir = this.#init.dataDir
+    if (!dataDir || this.#status === 'done' || this.#status === 'failed') return this.#saving
+    this.#saving = this.#saving.then(async () => {
+      await this.#writes
+      const bits = new Uint8Array(Math.ceil(this.#n / 8))
+      for (let i = 0; i < this.#n; i++) if (this.#state[i] === HAVE) bits[i >> 3]! |= 1 << (i & 7)
+      try {
+        await this.#init.fh.datasync()
+        const state: DownloadState = {
+          version: 1,
+          root: this.root,
+          name: this.name,
+          size: this.size,
+          chunkSize: this.#init.chunkSize,
+          partPath: this.#init.partPath,
+          finalPath: this.#init.finalPath,
+          verified: Buffer.from(bits).toString('base64'),
+        }
+        await saveState(dataDir, state)
+      } catch {
+        // A failed save costs a resume some chunks, never correctness: the part file is checked at the end.
+      }
+    })
+    return this.#saving
+  }
+
+  /** Every chunk is in: read the part file back, check each chunk against its leaf, then publish. */
+  async #complete(): Promise<void> {
+    if (this.#status !== 'running') return
+    this.#status = 'verifying'
+    clearTimeout(this.#saveTimer)
+    this.#saveTimer = undefined
+    try {
+      await this.#writes
+      await this.#init.fh.datasync()
+      const bad = await this.#verifyAll()
+      if (this.settled) return
+      if (bad.length > 0) {
+        // Changed on disk behind our back (or a write went wrong): fetch those chunks again, twice at most.
+        if (++this.#verifyRounds > 2) {
+          throw new FilesError('VERIFY_FAILED', `${this.name} does not match its root hash`)
+        }
+        for (const i of bad) {
+          this.#state[i] = MISSING
+          this.#have--
+          this.#haveBytes -= chunkLength(this.size, this.#init.chunkSize, i)
+        }
+        this.#cursor = 0
+        this.#status = 'running'
+        this.#schedule()
+        return
+      }
+      await this.#init.fh.close()
+      const path = await publish(this.#init.partPath, this.#init.finalPath, this.name)
+      if (this.#init.dataDir) await removeState(this.#init.dataDir, this.root)
+      for (const s of this.#sources.values()) {
+        if (s.state !== 'dropped') this.#init.wire.send(s.ref.id, { type: 'DONE', id: s.id })
+      }
+      this.#status = 'done'
+      this.#progress(true)
+      const result = { path, root: this.root, size: this.size }
+      this.#init.settled(this)
+      this.emit('done', result)
+      this.#resolve(result)
+    } catch (err) {
+      this.#fail(
+        err instanceof FilesError ? err : new FilesError('IO', `cannot finish ${this.name}`, { cause: err }),
+      )
+    }
+  }
+
+  async #verifyAll(): Promise<number[]> {
+    const bad: number[] = []
+    const buf = Buffer.allocUnsafe(Math.min(this.#init.chunkSize, Math.max(this.size, 1)))
+    for (let i = 0; i < this.#n; i++) {
+      if (this.settled) return bad
+      const len = chunkLength(this.size, this.#init.chunkSize, i)
+      await readFully(this.#init.fh, buf, len, i * this.#init.chunkSize)
+      if (!leafHash(buf.subarray(0, len)).equals(this.#leaves!.subarray(i * 32, i * 32 + 32))) bad.push(i)
+    }
+    return bad
+  }
+
+  #fail(error: FilesError): void {
+    if (this.settled) return
+    // Out of sources is not the end of the content: with a data directory, what is verified is kept
+    // for a later offer of the root. Any other end (or no data directory) removes the part file.
+    const keep = error.code === 'NO_SOURCES' && this.#init.dataDir !== undefined && this.#status === 'running'
+    if (keep) void this.#save()
+    this.#status = 'failed'
+    clearTimeout(this.#saveTimer)
+    for (const s of this.#sources.values()) s.inflight.clear()
+    const { fh, partPath, dataDir } = this.#init
+    this.#saving = this.#saving
+      .then(() => this.#writes)
+      .then(() => fh.close())
+      .catch(() => {})
+      .then(async () => {
+        if (keep) return
+        await unlink(partPath).catch(() => {})
+        if (dataDir) await removeState(dataDir, this.root)
+      })
+    this.#init.settled(this)
+    this.emit('failed', error)
+    this.#reject(error)
+  }
+
+  /** Resolves when the files of a finished or failed download are closed (and removed, if failed). */
+  whenClosed(): Promise<void> {
+    return this.#saving
+  }
+}

@@ -1,0 +1,42 @@
+/** Stable codes of file-transfer errors. Frontends and tests match on these, never on the text. */
+export const FilesErrorCode = {
+  /** A message on the files channel broke the format (docs/FILES.md); the session ends as a violation. */
+  MALFORMED: 'MALFORMED',
+  /** The peer is not connected, or does not run `parley/files/1`. */
+  NOT_CONNECTED: 'NOT_CONNECTED',
+  /** The receiver declined the offer. */
+  DECLINED: 'DECLINED',
+  /** Nobody answered the offer in time (or the receiver already let it expire). */
+  EXPIRED: 'EXPIRED',
+  /** The other side cancelled the transfer, or this side did (`cancel()`, an abort signal, `close()`). */
+  CANCELLED: 'CANCELLED',
+  /** The receiver has too many offers waiting or downloads running. */
+  BUSY: 'BUSY',
+  /** The file to send is not a regular file, cannot be read, or is too large. */
+  BAD_FILE: 'BAD_FILE',
+  /** The file changed on the sender's disk during the transfer. */
+  FILE_CHANGED: 'FILE_CHANGED',
+  /** Not enough free space in the download folder. */
+  NO_SPACE: 'NO_SPACE',
+  /** No source is left that can deliver the content (all gone, slow, or lying). */
+  NO_SOURCES: 'NO_SOURCES',
+  /** The file on disk does not match its root hash, even after refetching. */
+  VERIFY_FAILED: 'VERIFY_FAILED',
+  /** Reading or writing the file or the download state failed. */
+  IO: 'IO',
+  /** The offer was already answered. */
+  ANSWERED: 'ANSWERED',
+} as const
+export type FilesErrorCode = (typeof FilesErrorCode)[keyof typeof FilesErrorCode]
+
+/** Any failure of the file service; `cause` holds the underlying error. */
+export class FilesError extends Error {
+  override readonly name = 'FilesError'
+  constructor(
+    readonly code: FilesErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}

@@ -1,0 +1,136 @@
+import { constants } from 'node:fs'
+import { link, open, rename, stat, unlink } from 'node:fs/promises'
+import { basename, extname, join, resolve, sep } from 'node:path'
+
+/** Longest name kept, in UTF-8 bytes (most file systems allow 255; room is left for " (999).parley-part"). */
+const MAX_NAME_BYTES = 200
+
+// C0 and C1 controls, DEL, and the bidirectional overrides that make `evil‮txt.exe` look like `evilexe.txt`.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+// Characters Windows refuses in names; replaced everywhere, so a name travels between systems unchanged.
+const RESERVED = /[<>:"|?*]/g
+// Windows device names, with or without an extension (`con`, `NUL.txt`, `com1.tar.gz`, `COM¹`).
+const DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\.|$)/i
+
+/**
+ * Turns a name a remote peer offered into one safe to create inside a download folder: only its last
+ * path component is kept (so `../../x` is `x` and `/etc/passwd` is `passwd`), control and bidi
+ * characters and Windows-reserved characters become `_`, trailing dots and spaces go, device names get a
+ * leading `_`, and the result is at most 200 UTF-8 bytes with its extension kept. Never empty, never
+ * `.` or `..`.
+ */
+export function sanitizeName(name: string): string {
+  let s = name.normalize('NFC').replace(CONTROL, '_')
+  // Both separators, whatever the platform: a Windows sender's `a\b` must not become a folder here.
+  s =
+    s
+      .split(/[/\\]/)
+      .filter((part) => part !== '' && part !== '.' && part !== '..')
+      .at(-1) ?? ''
+  s = s
+    .replace(RESERVED, '_')
+    .replace(/[. ]+$/, '')
+    .replace(/^ +/, '')
+  if (DEVICE.test(s)) s = `_${s}`
+  if (s === '' || /^\.+$/.test(s)) s = 'file'
+  return truncateUtf8(s, MAX_NAME_BYTES)
+}
+
+function truncateUtf8(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s
+  const ext = extname(s)
+  const keepExt = Buffer.byteLength(ext) <= 32 ? ext : ''
+  let stem = s.slice(0, s.length - keepExt.length)
+  // Cut by code points so no surrogate pair is split.
+  const points = [...stem]
+  while (points.length > 0 && Buffer.byteLength(points.join('') + keepExt) > max) points.pop()
+  stem = points.join('')
+  return `${stem}${keepExt}` || 'file'
+}
+
+/** `name`, `name (1).ext`, `name (2).ext`, ... */
+export function numberedName(name: string, n: number): string {
+  if (n === 0) return name
+  const ext = extname(name)
+  const stem = ext && ext !== name ? name.slice(0, -ext.length) : name
+  return `${stem} (${n})${ext && ext !== name ? ext : ''}`
+}
+
+/** Whether `path` lies directly inside `dir` (checked after resolving, as a last line of defence). */
+export function insideDir(dir: string, path: string): boolean {
+  const d = resolve(dir)
+  const p = resolve(path)
+  return p.startsWith(d + sep) && basename(p) === p.slice(d.length + 1)
+}
+
+export const PART_SUFFIX = '.parley-part'
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Reserves a file name in `dir` for a download: the first of `name`, `name (1)`, ... for which neither
+ * the file nor its `.parley-part` exists, creating the part file exclusively (O_EXCL) so two downloads
+ * never share one. Returns the final path (not yet created) and the part path (created, empty).
+ */
+export async function reservePart(
+  dir: string,
+  name: string,
+): Promise<{ finalPath: string; partPath: string }> {
+  for (let n = 0; n < 1000; n++) {
+    const finalPath = join(dir, numberedName(name, n))
+    if (!insideDir(dir, finalPath)) throw new Error(`refusing a path outside ${dir}`)
+    if (await exists(finalPath)) continue
+    const partPath = finalPath + PART_SUFFIX
+    try {
+      const fh = await open(partPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600)
+      await fh.close()
+      return { finalPath, partPath }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue
+      throw err
+    }
+  }
+  throw new Error(`no free name for ${name} in ${dir}`)
+}
+
+/**
+ * Moves a finished part file into place without ever replacing an existing file: a hard link fails
+ * when the target exists (then the next free `name (n).ext` is tried), and the part is unlinked after.
+ * Returns the path the file was saved at.
+ */
+export async function publish(
+  partPath: string,
+  finalPath: string,
+  name = basename(finalPath),
+): Promise<string> {
+  const dir = resolve(finalPath, '..')
+  for (let n = -1; n < 1000; n++) {
+    const target = n < 0 ? finalPath : join(dir, numberedName(name, n))
+    if (n >= 0 && target === finalPath) continue
+    // Another download's reservation: leave that name to it.
+    if (n >= 0 && (await exists(target + PART_SUFFIX))) continue
+    try {
+      await link(partPath, target)
+      await unlink(partPath)
+      return target
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EEXIST') continue
+      // File systems without hard links (some FUSE, FAT): check, then rename (a small race, no link).
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+        if (await exists(target)) continue
+        await rename(partPath, target)
+        return target
+      }
+      throw err
+    }
+  }
+  throw new Error(`no free name for ${name} in ${dir}`)
+}

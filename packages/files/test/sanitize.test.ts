@@ -1,0 +1,100 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { insideDir, numberedName, sanitizeName } from '../src/index.js'
+import { publish, reservePart } from '../src/sanitize.js'
+import { tempDir } from './helpers.js'
+
+describe('sanitizeName', () => {
+  const table: [offered: string, saved: string][] = [
+    ['photo.jpg', 'photo.jpg'],
+    ['../../x', 'x'],
+    ['..', 'file'],
+    ['.', 'file'],
+    ['...', 'file'],
+    ['', 'file'],
+    ['/etc/passwd', 'passwd'],
+    ['C:\\Windows\\system32\\drivers\\etc\\hosts', 'hosts'],
+    ['..\\..\\boot.ini', 'boot.ini'],
+    ['dir/', 'dir'],
+    ['con', '_con'],
+    ['CON', '_CON'],
+    ['nul.txt', '_nul.txt'],
+    ['Com1.tar.gz', '_Com1.tar.gz'],
+    ['lpt9', '_lpt9'],
+    ['COM¹', '_COM¹'],
+    ['conin$', '_conin$'],
+    ['console.log', 'console.log'],
+    ['a\u0000b', 'a_b'],
+    ['line\nbreak\r.txt', 'line_break_.txt'],
+    ['\u001b[31mred\u001b[0m.txt', '_[31mred_[0m.txt'],
+    ['evil\u202Etxt.exe', 'evil_txt.exe'],
+    ['bell\u0007\u007f\u0085', 'bell___'],
+    ['what?.txt', 'what_.txt'],
+    ['a<b>c:d"e|f*g', 'a_b_c_d_e_f_g'],
+    ['trailing. . ', 'trailing'],
+    ['  leading', 'leading'],
+    ['Zoë.txt', 'Zoë.txt'],
+    ['Zoe\u0308.txt', 'Zoë.txt'],
+  ]
+  it.each(table)('%j is saved as %j', (offered, saved) => {
+    expect(sanitizeName(offered)).toBe(saved)
+  })
+
+  it('keeps a long name under 200 bytes with its extension, without splitting a character', () => {
+    const name = sanitizeName(`${'é'.repeat(300)}.tar`)
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200)
+    expect(name.endsWith('é.tar')).toBe(true)
+    expect(name).toBe(name.normalize('NFC'))
+  })
+
+  it('whatever it is given, the result is one component inside the folder', () => {
+    const dir = '/downloads'
+    const hostile = [
+      '../../../../etc/shadow',
+      '/',
+      '\\',
+      'a/../../b',
+      '.\u0000.',
+      '..\u200f',
+      ' .. ',
+      'x/..',
+      '~',
+      '$HOME',
+    ]
+    for (const name of hostile) {
+      const safe = sanitizeName(name)
+      expect(safe).not.toMatch(/[/\\\u0000-\u001f]/)
+      expect(['.', '..', '']).not.toContain(safe)
+      expect(insideDir(dir, join(dir, safe)), name).toBe(true)
+    }
+  })
+})
+
+describe('never overwriting', () => {
+  it('numbers names before the extension', () => {
+    expect(numberedName('report.pdf', 1)).toBe('report (1).pdf')
+    expect(numberedName('archive.tar.gz', 2)).toBe('archive.tar (2).gz')
+    expect(numberedName('README', 3)).toBe('README (3)')
+    expect(numberedName('.bashrc', 1)).toBe('.bashrc (1)')
+  })
+
+  it('reserves a part file next to names in use and publishes without replacing a file that appeared', async () => {
+    const dir = await tempDir()
+    await mkdir(join(dir, 'in'))
+    await writeFile(join(dir, 'in', 'a.txt'), 'first')
+    await writeFile(join(dir, 'in', 'a (1).txt.parley-part'), 'someone else’s download')
+    const { finalPath, partPath } = await reservePart(join(dir, 'in'), 'a.txt')
+    expect(finalPath).toBe(join(dir, 'in', 'a (2).txt'))
+    await writeFile(partPath, 'new')
+    // While it downloaded, a file of that name appeared: it is kept, ours goes next to it.
+    await writeFile(finalPath, 'appeared')
+    expect(await publish(partPath, finalPath, 'a.txt')).toBe(join(dir, 'in', 'a (3).txt'))
+    expect((await readdir(join(dir, 'in'))).sort()).toEqual([
+      'a (1).txt.parley-part',
+      'a (2).txt',
+      'a (3).txt',
+      'a.txt',
+    ])
+  })
+})
