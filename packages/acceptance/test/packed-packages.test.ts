@@ -29,7 +29,7 @@ const cleanEnv = Object.fromEntries(
 const pnpmCli = process.env.npm_execpath?.includes('pnpm') ? process.env.npm_execpath : undefined
 
 function run(command: string, args: string[], options: SpawnSyncOptions): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { encoding: 'utf8', env: cleanEnv, timeout: 120_000, ...options })
+  const result = spawnSync(command, args, { encoding: 'utf8', env: cleanEnv, timeout: 240_000, ...options })
   if (result.status !== 0) {
     throw new Error(
       `${command} ${args.join(' ')} exited ${result.status ?? result.signal}\n${result.stdout}\n${result.stderr}`,
@@ -94,7 +94,7 @@ describe('the packed packages in an empty project', () => {
   })
 
   it('an ES module runs two peers over TCP that exchange an acknowledged message', () => {
-    const result = run(process.execPath, ['two-peers.mjs'], { cwd: app, timeout: 30_000 })
+    const result = run(process.execPath, ['two-peers.mjs'], { cwd: app, timeout: 60_000 })
     expect(JSON.parse(result.stdout)).toEqual({
       text: 'hello from an ES module',
       from: 'alice',
@@ -104,7 +104,7 @@ describe('the packed packages in an empty project', () => {
   })
 
   it('a CommonJS script does the same through require()', () => {
-    const result = run(process.execPath, ['two-peers.cjs'], { cwd: app, timeout: 30_000 })
+    const result = run(process.execPath, ['two-peers.cjs'], { cwd: app, timeout: 60_000 })
     expect(JSON.parse(result.stdout)).toEqual({
       text: 'hello from CommonJS',
       from: 'alice',
@@ -117,32 +117,36 @@ describe('the packed packages in an empty project', () => {
   it.concurrent.each([
     ['node16', 'Node16', ['consumer.mts', 'consumer.cts']],
     ['bundler', 'ESNext', ['consumer.mts']],
-  ])('type-checks with moduleResolution %s', async (moduleResolution, module, files) => {
-    const config = `tsconfig.${moduleResolution}.json`
-    writeFileSync(
-      join(app, config),
-      JSON.stringify({
-        compilerOptions: {
-          module,
-          moduleResolution,
-          target: 'ES2022',
-          strict: true,
-          noEmit: true,
-          // The published declarations are checked too.
-          skipLibCheck: false,
-          types: ['node'],
-        },
-        files,
-      }),
-    )
-    const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc')
-    const result = await promisify(execFile)(process.execPath, [tsc, '-p', config], {
-      cwd: app,
-      env: cleanEnv,
-    }).then(
-      ({ stdout, stderr }) => ({ output: stdout + stderr, failed: false }),
-      (err: { stdout: string; stderr: string }) => ({ output: err.stdout + err.stderr, failed: true }),
-    )
-    expect(result).toEqual({ output: '', failed: false })
-  })
+  ])(
+    'type-checks with moduleResolution %s',
+    { timeout: 300_000 },
+    async (moduleResolution, module, files) => {
+      const config = `tsconfig.${moduleResolution}.json`
+      writeFileSync(
+        join(app, config),
+        JSON.stringify({
+          compilerOptions: {
+            module,
+            moduleResolution,
+            target: 'ES2022',
+            strict: true,
+            noEmit: true,
+            // The published declarations are checked too.
+            skipLibCheck: false,
+            types: ['node'],
+          },
+          files,
+        }),
+      )
+      const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc')
+      const result = await promisify(execFile)(process.execPath, [tsc, '-p', config], {
+        cwd: app,
+        env: cleanEnv,
+      }).then(
+        ({ stdout, stderr }) => ({ output: stdout + stderr, failed: false }),
+        (err: { stdout: string; stderr: string }) => ({ output: err.stdout + err.stderr, failed: true }),
+      )
+      expect(result).toEqual({ output: '', failed: false })
+    },
+  )
 })
