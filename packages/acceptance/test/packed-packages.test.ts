@@ -113,8 +113,9 @@ describe('the packed packages in an empty project', () => {
     })
   })
 
-  // Concurrent: each is a full tsc run over @types/node (skipLibCheck is off to check our declarations).
-  it.concurrent.each([
+  // One at a time: each is a full tsc run over @types/node (skipLibCheck is off to check our
+  // declarations), and the other packages' tests run beside this one.
+  it.each([
     ['node16', 'Node16', ['consumer.mts', 'consumer.cts']],
     ['bundler', 'ESNext', ['consumer.mts']],
   ])(
