@@ -1,9 +1,10 @@
 /**
- * Acceptance: what a user gets from npm. Packs @parley/protocol and @parley/core as `pnpm publish`
- * would (workspace:* replaced by versions, `files` applied), installs the tarballs into an empty
- * project outside the workspace (from the pnpm store; the registry only for what it lacks), then runs an ES module and a CommonJS
- * script that exchange a message between two peers over TCP on 127.0.0.1, and type-checks a consumer
- * under moduleResolution node16 and bundler.
+ * Acceptance: what a user gets from npm. Packs @parley/protocol, @parley/core and @parley/cli as
+ * `pnpm publish` would (workspace:* replaced by versions, `files` applied), installs the tarballs into
+ * an empty project outside the workspace (from the pnpm store; the registry only for what it lacks),
+ * then runs an ES module and a CommonJS script that exchange a message between two peers over TCP on
+ * 127.0.0.1, runs the `parley` command, and type-checks a consumer under moduleResolution node16 and
+ * bundler.
  */
 import { execFile, type SpawnSyncOptions, type SpawnSyncReturns, spawnSync } from 'node:child_process'
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -46,7 +47,8 @@ let app = ''
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'parley-acceptance-'))
   // Packing runs each package's prepack (a turbo build, a cache hit after `^build`).
-  for (const name of ['protocol', 'core']) pnpm(['pack', '--pack-destination', root], packageDir(name))
+  for (const name of ['protocol', 'core', '../apps/cli'])
+    pnpm(['pack', '--pack-destination', root], packageDir(name))
   const tarballs = readdirSync(root).filter((f) => f.endsWith('.tgz'))
   const tarball = (name: string) => {
     const file = tarballs.find((f) => f.startsWith(`parley-${name}-`))
@@ -63,11 +65,12 @@ beforeAll(() => {
       dependencies: {
         '@parley/core': tarball('core'),
         '@parley/protocol': tarball('protocol'),
+        '@parley/cli': tarball('cli'),
         typescript: versions.typescript,
         '@types/node': versions.typesNode,
       },
       // core's dependency on @parley/protocol@<version> resolves to the tarball, not the registry.
-      pnpm: { overrides: { '@parley/protocol': tarball('protocol') } },
+      pnpm: { overrides: { '@parley/protocol': tarball('protocol'), '@parley/core': tarball('core') } },
     }),
   )
   for (const file of ['two-peers.mjs', 'two-peers.cjs', 'consumer.mts', 'consumer.cts']) {
@@ -115,6 +118,11 @@ describe('the packed packages in an empty project', () => {
 
   // One at a time: each is a full tsc run over @types/node (skipLibCheck is off to check our
   // declarations), and the other packages' tests run beside this one.
+  it('the CLI package installs the parley command', () => {
+    const result = run(join(app, 'node_modules', '.bin', 'parley'), ['--help'], { cwd: app, timeout: 60_000 })
+    expect(result.stdout).toMatch(/^Usage: parley /)
+  })
+
   it.each([
     ['node16', 'Node16', ['consumer.mts', 'consumer.cts']],
     ['bundler', 'ESNext', ['consumer.mts']],
