@@ -11,11 +11,16 @@ const NEXT: Readonly<Record<LinkStatus, readonly LinkStatus[]>> = {
   closed: [],
 }
 
+/**
+ * The status of one connection with its legal moves only ({@link LinkStatus}); a peer keeps one per
+ * connection. Exported for transports and tests that mirror the peer's view.
+ */
 export class LinkState {
   #status: LinkStatus
   constructor(initial: 'dialing' | 'handshaking') {
     this.#status = initial
   }
+  /** Where the connection is now. */
   get status(): LinkStatus {
     return this.#status
   }

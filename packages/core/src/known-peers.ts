@@ -14,9 +14,11 @@ export type TrustVerdict =
  * a later, different key there is refused until the user accepts the change.
  */
 export interface KnownPeers {
+  /** Compares `peerId` with the key remembered for `address`; changes nothing. */
   check(address: string, peerId: string): TrustVerdict
   /** Records (or, after the user accepted a change, replaces) the key for `address`. */
   remember(address: string, peerId: string, name: string): Promise<void>
+  /** Every remembered address with its key and the name last seen there. */
   entries(): Array<{ address: string; peerId: string; name: string }>
 }
 

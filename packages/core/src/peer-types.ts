@@ -100,6 +100,7 @@ export interface PeerInit {
   reconnect?: { initialDelay?: number; maxDelay?: number; maxAttempts?: number } | false
 }
 
+/** Payload of the `peer:reconnecting` event: a lost peer is dialed again after `delay` ms. */
 export interface ReconnectingEvent {
   id: string
   name: string
@@ -109,6 +110,10 @@ export interface ReconnectingEvent {
   delay: number
 }
 
+/**
+ * A saved address presented a different key than the one remembered (trust on first use), passed to
+ * {@link PeerInit.onKeyChange}.
+ */
 export interface KeyChange {
   address: string
   name: string
@@ -118,6 +123,7 @@ export interface KeyChange {
   actual: string
 }
 
+/** Who dialed: `outbound` when this peer did, `inbound` when the remote did. */
 export type Direction = 'inbound' | 'outbound'
 
 /** A peer connected now. */
@@ -145,6 +151,7 @@ export interface KnownPeer {
   readonly connected: boolean
 }
 
+/** What `peer.peers()` returns: peers connected now, and peers known but not connected. */
 export interface PeerList {
   connected: PeerInfo[]
   /** Known through exchange or earlier sessions, not connected now. */
@@ -173,16 +180,29 @@ export type DisconnectReason =
   /** We closed it (disconnect() or stop()). */
   | 'local'
 
+/** Payload of the `peer:disconnect` event. */
 export interface DisconnectEvent {
   peer: PeerInfo
   reason: DisconnectReason
   message: string
 }
 
+/**
+ * The events a {@link Peer} emits, with their arguments:
+ *
+ * ```ts
+ * peer.on('message', (m) => console.log(m.from.name, m.text))
+ * peer.on('peer:disconnect', ({ peer, reason }) => console.log(peer.name, reason))
+ * ```
+ */
 export interface PeerEvents {
+  /** A text from a connected peer, delivered exactly once per message id. */
   message: [message: ReceivedMessage]
+  /** A connection finished its handshake (either direction): the remote key is authenticated. */
   'peer:connect': [peer: PeerInfo]
+  /** An open connection ended; `reason` says how. */
   'peer:disconnect': [event: DisconnectEvent]
+  /** A peer not known before was learned of through peer exchange. */
   'peer:discovered': [peer: KnownPeer]
   /** A lost peer this peer dialed will be dialed again; its unacknowledged and new messages wait. */
   'peer:reconnecting': [event: ReconnectingEvent]
@@ -190,22 +210,31 @@ export interface PeerEvents {
   error: [error: PeerError]
 }
 
+/** What a successful `send()` resolves with: the message id and when the receiver acknowledged it. */
 export interface SendResult {
+  /** The message id (32 hex characters), the same as the receiver's {@link ReceivedMessage.id}. */
   readonly id: string
+  /** The receiver. */
   readonly peerId: string
   /** When the ACK arrived, ms since the epoch. */
   readonly ackedAt: number
 }
 
+/**
+ * Options of one `send()`, `broadcast()` or `queryPeers()`. Aborting `signal` rejects the call with a
+ * {@link PeerError} whose code is `ABORTED`.
+ */
 export interface SendOptions extends AbortOptions {
-  /** @default the peer's ackTimeout */
+  /** Milliseconds to wait for the acknowledgement (or the answer) before giving up. @default the peer's ackTimeout */
   timeout?: number
 }
 
+/** One entry of `broadcast()`'s result per connected peer: its {@link SendResult}, or why it failed. */
 export type BroadcastResult =
   | { peerId: string; ok: true; result: SendResult }
   | { peerId: string; ok: false; error: PeerError }
 
+/** One entry of `connectToActive()`'s result per peer attempted. */
 export type ConnectResult =
   | { peerId: string; name: string; address: string; ok: true; peer: PeerInfo }
   | { peerId: string; name: string; address: string | undefined; ok: false; error: PeerError }
@@ -215,6 +244,7 @@ export interface ConnectToActiveOptions extends AbortOptions {
   rounds?: number
 }
 
+/** A peer's lifecycle: `idle` → `starting` → `running` → `stopping` → `stopped`. */
 export type PeerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped'
 
 export type { PeerRecord }

@@ -11,6 +11,7 @@ export interface AbortOptions {
  */
 export type ConnectionStatus = 'open' | 'closing' | 'closed'
 
+/** Events of a {@link Connection}: `data`, `drain`, `end`, then exactly one `close`. */
 export interface ConnectionEvents {
   /**
    * A chunk of bytes, in order. Chunk boundaries mean nothing. The chunk is the listener's to keep
@@ -59,9 +60,11 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   abort(err?: Error): void
   /** Stop delivering `data` (the remote sender then sees backpressure). */
   pause(): void
+  /** Delivers `data` again after {@link Connection.pause}. */
   resume(): void
 }
 
+/** What {@link Transport.listen} returns: the bound address, and a way to stop accepting. */
 export interface Listener {
   /** The bound address, with the real port when 0 was asked for. */
   readonly address: string

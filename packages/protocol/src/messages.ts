@@ -22,6 +22,7 @@ export const MessageType = {
   PONG: 0x31,
   GOODBYE: 0x3f,
 } as const
+/** The name of a message type, as in a message's `type` field: `'HELLO'`, `'TEXT'`, … */
 export type MessageTypeName = keyof typeof MessageType
 
 /** Why a handshake was refused. Numbers cross the wire (u16). */
@@ -34,6 +35,7 @@ export const RejectCode = {
   PROTOCOL_VIOLATION: 6,
   SHUTTING_DOWN: 7,
 } as const
+/** One of the {@link RejectCode} numbers. */
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode]
 
 /** Outcome carried by an ACK (u8). */
@@ -41,6 +43,7 @@ export const AckStatus = {
   DELIVERED: 0,
   REFUSED: 1,
 } as const
+/** One of the {@link AckStatus} numbers. */
 export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus]
 
 /** Bounds enforced by both encode and decode. */
@@ -72,12 +75,15 @@ export interface PeerAnnouncement {
   capabilities: string[]
 }
 
+/** The dialer's first message after the secure handshake: who it is, where it listens, what it speaks. */
 export interface HelloMessage extends PeerAnnouncement {
   type: 'HELLO'
 }
+/** The listener's answer to an accepted HELLO. */
 export interface WelcomeMessage extends PeerAnnouncement {
   type: 'WELCOME'
 }
+/** The listener's answer to a refused HELLO; `code` is one of {@link RejectCode}. The connection closes after it. */
 export interface RejectMessage {
   type: 'REJECT'
   code: number
@@ -110,9 +116,11 @@ export interface AckUpToMessage {
   stream: string
   seq: number
 }
+/** Asks the remote peer whom it knows (peer exchange); answered by PEERS. */
 export interface PeersRequestMessage {
   type: 'PEERS_REQUEST'
 }
+/** One peer in a PEERS answer. */
 export interface PeerRecord {
   peerId: string
   name: string
@@ -120,24 +128,29 @@ export interface PeerRecord {
   /** Milliseconds since the Unix epoch (u64). */
   lastSeen: number
 }
+/** The answer to PEERS_REQUEST: at most {@link Limits}.peers records. */
 export interface PeersMessage {
   type: 'PEERS'
   peers: PeerRecord[]
 }
+/** A keep-alive probe sent on an idle connection; answered by PONG with the same nonce. */
 export interface PingMessage {
   type: 'PING'
   /** u32 */
   nonce: number
 }
+/** The answer to a PING, echoing its nonce. */
 export interface PongMessage {
   type: 'PONG'
   nonce: number
 }
+/** A graceful leave: the sender closes the connection after it and is not reconnected to. */
 export interface GoodbyeMessage {
   type: 'GOODBYE'
   reason: string
 }
 
+/** Any Parley message, discriminated by `type`: what {@link decodeMessage} returns and {@link encodeMessage} takes. */
 export type Message =
   | HelloMessage
   | WelcomeMessage
