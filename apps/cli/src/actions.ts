@@ -225,7 +225,10 @@ export async function connectToAll(app: App): Promise<void> {
   }
   if (app.signal.aborted) return
   if (results.length === 0 && !app.legacy?.peers().length) {
-    app.reporter.note('no peers left to connect to: every peer this one knows of is connected or has left', 'note')
+    app.reporter.note(
+      'no peers left to connect to: every peer this one knows of is connected or has left',
+      'note',
+    )
     return
   }
   const goneNames: string[] = []

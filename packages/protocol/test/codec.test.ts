@@ -325,7 +325,7 @@ describe('utf8Length', () => {
     // Long after the measurement, and with another text encoded between: still its own bytes.
     const again: Message = { ...msg, text: `${measured}` }
     expect(decodeMessage(encodeMessage(again))).toEqual(again)
-    expect(encodeMessage(again)).toEqual(encodeMessage({ ...again, text: 'é'.repeat(1999) + 'é' }))
+    expect(encodeMessage(again)).toEqual(encodeMessage({ ...again, text: `${'é'.repeat(1999)}é` }))
   })
 
   it('measures a long text with a lone surrogate as byteLength does, and encoding still refuses it', () => {

@@ -1,12 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import {
-  AckStatus,
-  decodeMessage,
-  Limits,
-  messageId,
-  ProtocolError,
-  type TextMessage,
-} from '@parley/protocol'
+import { AckStatus, decodeMessage, Limits, messageId, ProtocolError } from '@parley/protocol'
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
