@@ -116,6 +116,15 @@ describe.skipIf(!hasScript)(
       await alice.waitFor(/bob: hello alice/, { from })
       await bob.waitFor(/✔ you → alice: hello alice/)
 
+      // The prompt is redrawn right after the incoming line: wait for the redraw, not a fixed time.
+      await expect
+        .poll(
+          async () => (await alice.screen()).lines.some((l) => l.trimEnd() === '[everyone] › not sent yet'),
+          {
+            timeout: 5_000,
+          },
+        )
+        .toBe(true)
       const screen = await alice.screen()
       const input = screen.lines.findLastIndex((l) => l.startsWith('[everyone] › '))
       expect(screen.lines[input]?.trimEnd()).toBe('[everyone] › not sent yet')
