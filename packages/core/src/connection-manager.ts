@@ -116,7 +116,7 @@ export class ConnectionManager implements ConnectionHost {
   track(conn: SecureConnection, direction: Direction, dialedAddress: string | undefined): Link {
     const link = new Link(conn, direction, dialedAddress, this.limits.maxFrameSize)
     const rate = this.limits.rate
-    if (rate !== false) link.chunks = new TokenBucket(rate.perSecond * 4, rate.burst * 4)
+    if (rate !== false) link.chunks = new TokenBucket(rate.perSecond, rate.burst)
     this.links.add(link)
     conn.on('data', (chunk) => this.reader.onData(link, chunk))
     conn.on('drain', () => {

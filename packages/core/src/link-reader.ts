@@ -13,6 +13,8 @@ import type { Link } from './link.js'
 import { PeerError } from './peer-errors.js'
 import type { Session } from './session.js'
 
+/** Records below this many plaintext bytes count against the peer's record budget. */
+const SMALL_RECORD_BYTES = 1024
 /** Frames held while a handshake reply is being checked: a handful is all an honest peer sends. */
 const MAX_EARLY_FRAMES = 64
 
@@ -43,13 +45,14 @@ export class LinkReader {
     let bodies: Uint8Array[]
     let failure: unknown
     // Every chunk (a decrypted record) costs us work whatever it holds: a peer sending a byte per record
-    // spends our CPU, not its bandwidth. Honest peers coalesce, so they stay far below this budget.
-    if (link.chunks !== undefined && !link.chunks.take()) {
+    // spends our CPU, not its bandwidth. Small records are budgeted like messages (honest peers send at
+    // most one per message, and coalesce); large ones carry their own weight in bytes.
+    if (chunk.byteLength < SMALL_RECORD_BYTES && link.chunks !== undefined && !link.chunks.take()) {
       this.#init.violation(
         link,
         new PeerError(
           'LIMIT_EXCEEDED',
-          `sent more than ${link.chunks.perSecond} records/s (burst ${link.chunks.burst})`,
+          `sent more than ${link.chunks.perSecond} small records/s (burst ${link.chunks.burst})`,
         ),
       )
       return
