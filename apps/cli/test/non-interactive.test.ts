@@ -102,7 +102,9 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     await cli.stdout.waitFor(/known, not connected \(1\)\n.*\n\s+bob\s+\S+\s+\S+\s+gone now/)
     cli.line('connect-all')
     // A peer that said goodbye is not dialed again (core's peer store marks it gone).
-    await cli.stdout.waitFor('no peers left to connect to: every peer this one knows of is connected or has left')
+    await cli.stdout.waitFor(
+      'no peers left to connect to: every peer this one knows of is connected or has left',
+    )
     expect(cli.stderr.text).not.toMatch(/could not connect to bob/)
   })
 
