@@ -1,29 +1,11 @@
-import type { LegacyBridge, Peer, PeerInfo } from '@parley/core'
+import type { Peer, PeerInfo } from '@parley/core'
 import { fingerprint } from '@parley/core'
+import type { App } from './app-context.js'
 import { explain } from './errors.js'
-import type { GonePeers } from './gone.js'
 import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
-import type { Logger } from './logger.js'
 import { checkAddress } from './options.js'
 import { sanitize } from './view/format.js'
-import type { PeerRef, Reporter } from './view/reporter.js'
-
-/** What the menu and the line commands share: the running peer and where to say things. */
-export interface App {
-  readonly peer: Peer
-  readonly reporter: Reporter
-  readonly logger: Logger
-  /** Aborted when shutdown starts; every long call takes it. */
-  readonly signal: AbortSignal
-  /** Starts the one graceful shutdown (idempotent) and resolves when it is done. */
-  shutdown(code: number): Promise<void>
-  /** The bridge to legacy plain-text peers, with `--legacy`. */
-  readonly legacy?: LegacyBridge
-  /** Peers known to have left (see GonePeers). */
-  readonly gone?: GonePeers
-  /** Holds these peers' incoming messages until the returned function runs (see Inbox). */
-  readonly hold?: (peerIds: readonly string[]) => () => void
-}
+import type { PeerRef } from './view/reporter.js'
 
 /** Peer-exchange queries from the menu/`peers` give up after this long. */
 const QUERY_TIMEOUT_MS = 3_000
@@ -51,10 +33,14 @@ const ref = (p: { id: string; name: string }): PeerRef => ({ id: p.id, name: p.n
 
 /** Sends one message and reports the outcome. Never rejects. */
 export async function sendMessage(app: App, target: string, text: string): Promise<boolean> {
+  // Clear text only to a target written legacy:<…>; everything else is a Parley peer's.
+  const legacy = legacyTarget(app, target)
+  if (legacy !== undefined) {
+    if ('address' in legacy) return sendLegacy(app, legacy.address, text)
+    if (legacy.refused) app.reporter.notDelivered(target, legacy.refused)
+    return false
+  }
   const known = findConnected(app.peer, target)
-  // A connected Parley peer wins a name clash: it is authenticated, a legacy peer is not.
-  const legacy = known ? undefined : legacyTarget(app, target)
-  if (legacy !== undefined) return sendLegacy(app, legacy, text)
   const label = known ? known.name : target
   const release = app.hold?.(known ? [known.id] : []) ?? (() => {})
   try {

@@ -5,6 +5,7 @@ import { input } from '@inquirer/prompts'
 import {
   createPeer,
   fileKnownPeers,
+  generateIdentity,
   type Identity,
   type KnownPeers,
   loadOrCreateIdentity,
@@ -14,14 +15,15 @@ import {
   type Transport,
   tcpTransport,
 } from '@parley/core'
+import { DHT_HANDSHAKE_TIMEOUT, type DhtNetworking, dhtNetworking } from '@parley/dht'
 import { Limits } from '@parley/protocol'
-import type { App } from './actions.js'
 import { connectWithRetry, type RetryPolicy } from './actions.js'
+import type { App } from './app-context.js'
 import { runChat } from './chat/chat.js'
 import { ChatState } from './chat/chat-state.js'
 import type { ChatView } from './chat/chat-view.js'
 import { runLineCommands } from './commands.js'
-import { dataDirProblem } from './data-dir.js'
+import { type DataDirLock, dataDirPermissionProblem, dataDirProblem, lockDataDir } from './data-dir.js'
 import { explain } from './errors.js'
 import { GonePeers } from './gone.js'
 import { Inbox } from './inbox.js'
@@ -37,6 +39,7 @@ import {
   parsePort,
   version,
 } from './options.js'
+import { reportPeerError } from './trust.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
@@ -118,7 +121,12 @@ class Session {
   readonly style: Style
   readonly inbox: Inbox
   readonly gone = new GonePeers()
+  /** The known-peers store (keys saved per address): in the data dir, or in memory. */
+  knownPeers: KnownPeers | undefined
   #stopping: Promise<void> | undefined
+  #lock: DataDirLock | undefined
+  /** The DHT side of the peer, with --dht or --bootstrap. */
+  dht: DhtNetworking | undefined
   readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
   #restoreConsole: (() => void) | undefined
 
@@ -147,6 +155,7 @@ class Session {
         // In the chat view, peers go by name alone (a fingerprint only for namesakes), long messages fold.
         who: (p) => (this.chatView ? style('bold', this.chat?.label(p) ?? p.name) : undefined),
         fold: (text) => (this.chatView && this.chat ? this.chat.folds.fold(text) : text),
+        names: () => this.#peerNames(),
       })
     } else if (options.json) {
       this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
@@ -157,6 +166,7 @@ class Session {
         style: createStyle(colorEnabled(io.stdout, io.env, options.color)),
         debug: options.debug,
         banner: 'line',
+        names: () => this.#peerNames(),
       })
     }
     this.logger = options.logFile
@@ -171,6 +181,19 @@ class Session {
       this.reporter.message(m)
       this.logger.log('info', 'message', { from: m.from.id, id: m.id, bytes: Buffer.byteLength(m.text) })
     })
+  }
+
+  /** A handshake over the DHT may include punching through NATs: give it the time that needs. */
+  #handshakeTimeout(): number {
+    return Math.max(this.io.peerInit?.handshakeTimeout ?? 10_000, DHT_HANDSHAKE_TIMEOUT)
+  }
+
+  /** Every name a Parley peer uses or used here: connected, known, and saved with a key. */
+  #peerNames(): string[] {
+    const list = this.peer?.peers()
+    const names = [...(list?.connected ?? []), ...(list?.known ?? [])].map((p) => p.name)
+    for (const e of this.knownPeers?.entries() ?? []) names.push(e.name)
+    return names.filter((n) => n !== '').slice(0, 4096)
   }
 
   get signal(): AbortSignal {
@@ -218,13 +241,23 @@ class Session {
         return EXIT.START_FAILED
       }
       try {
-        identity = await loadOrCreateIdentity(options.dataDir)
+        // Checked before and after core creates the directory (it may exist already, set up by hand).
+        const unsafe = await dataDirPermissionProblem(options.dataDir)
+        if (unsafe === undefined) identity = await loadOrCreateIdentity(options.dataDir)
+        const problem = unsafe ?? (await dataDirPermissionProblem(options.dataDir))
+        if (problem !== undefined) {
+          this.reporter.problem({ code: 'DATA_DIR_INSECURE', sentence: problem })
+          return EXIT.START_FAILED
+        }
+        this.#lock = await lockDataDir(options.dataDir)
         knownPeers = await fileKnownPeers(join(options.dataDir, 'known-peers.json'))
       } catch (err) {
         this.reporter.problem(explain(err, { address: options.dataDir }), err)
         return EXIT.START_FAILED
       }
     }
+    this.knownPeers = knownPeers
+    for (const warning of options.warnings) this.reporter.note(warning, 'warning')
 
     const ask = this.ui
       ? createAsker(this.ui, this.io.stdin, this.signal, () => void this.shutdown(EXIT.OK))
@@ -253,11 +286,27 @@ class Session {
       this.legacy = setupLegacy(this.io.transport ?? tcpTransport(), () => this.peer, name, handshakeTimeout)
     }
 
+    // The DHT reaches a peer by its key: the key must exist before the transport does.
+    if (options.dht && !identity) identity = generateIdentity()
     let port = options.port
     for (let attempt = 0; ; attempt++) {
-      const listen = joinAddress(options.host, port)
+      const tcpListen = joinAddress(options.host, port)
+      const tcp = this.legacy?.transport ?? this.io.transport ?? tcpTransport()
+      // --dht / --bootstrap: TCP and dht:<peer id> side by side (dht: addresses go over HyperDHT).
+      const net =
+        options.dht && identity
+          ? dhtNetworking({
+              identity,
+              options: options.dht,
+              other: tcp,
+              handshakeTimeout: this.#handshakeTimeout(),
+              ...(options.networkSecret ? { networkSecret: options.networkSecret } : {}),
+            })
+          : undefined
+      const listen = net ? [tcpListen, net.listen] : tcpListen
       const peer = createPeer({
-        transport: this.legacy?.transport ?? this.io.transport ?? tcpTransport(),
+        transport: net?.transport ?? tcp,
+        ...(net ? { upgrader: net.upgrader } : {}),
         listen,
         ...(identity ? { identity } : {}),
         ...(name !== undefined ? { name } : {}),
@@ -268,13 +317,16 @@ class Session {
         ...(options.allow ? { allow: options.allow } : {}),
         deny: options.deny,
         ...this.io.peerInit,
+        ...(net ? { handshakeTimeout: this.#handshakeTimeout() } : {}),
       })
       try {
         await peer.start({ signal: this.signal })
         this.peer = peer
+        this.dht = net
         break
       } catch (err) {
-        const problem = explain(err, { address: listen, port })
+        await net?.close().catch(() => {})
+        const problem = explain(err, { address: tcpListen, port })
         this.reporter.problem(problem, err)
         this.logger.log('error', 'listen failed', { listen, err })
         if (!ask || this.signal.aborted || attempt + 1 >= MAX_PORT_RETRIES) return EXIT.START_FAILED
@@ -294,6 +346,7 @@ class Session {
 
     const peer = this.peer
     this.#wire(peer)
+    this.dht?.join(peer, (err) => this.logger.log('warn', 'dht topic', { err }))
     this.reporter.ready({
       id: peer.id,
       name: peer.name,
@@ -311,6 +364,7 @@ class Session {
       shutdown: (code) => this.shutdown(code),
       hold: (ids) => this.inbox.hold(ids),
       gone: this.gone,
+      parleyNames: () => this.#peerNames(),
       ...(this.legacy ? { legacy: this.legacy.bridge } : {}),
     }
     // Dial the --peer list in the background, again with backoff while a peer is not up yet: each
@@ -421,8 +475,10 @@ class Session {
       logger.log('info', 'peer:reconnecting', { peer: e.id, attempt: e.attempt, delay: e.delay })
     })
     peer.on('error', (err) => {
-      // Failed inbound handshakes and bad frames: the peer keeps running. Shown only when debugging.
-      if (this.options.debug) reporter.problem(explain(err), err)
+      // Failed inbound handshakes and bad frames: the peer keeps running. Shown only when debugging;
+      // an impostor's key and a key that could not be saved are always shown.
+      const shown = reportPeerError({ peer, reporter }, err)
+      if (!shown && this.options.debug) reporter.problem(explain(err), err)
       logger.log('warn', 'peer error', { err })
     })
   }
@@ -442,9 +498,11 @@ class Session {
           )
         }
         await this.peer?.stop()
+        await this.dht?.close()
       } catch (err) {
         this.logger.log('error', 'stop failed', { err })
       }
+      await this.#lock?.release()
       if (this.peer) this.reporter.stopped(code)
       if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
       await this.logger.flush()

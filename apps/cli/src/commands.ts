@@ -1,5 +1,7 @@
 import { createInterface } from 'node:readline'
-import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from './actions.js'
+import { broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from './actions.js'
+import type { App } from './app-context.js'
+import { acceptKey, showKeyChanges } from './trust.js'
 
 /** One line of non-interactive input, parsed. */
 export type LineCommand =
@@ -8,11 +10,12 @@ export type LineCommand =
   | { name: 'peers' }
   | { name: 'connect'; address: string }
   | { name: 'connect-all' }
+  | { name: 'trust'; address: string | undefined; full: boolean }
   | { name: 'quit' }
   | { name: 'help' }
 
 export const COMMAND_SUMMARY =
-  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, quit'
+  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, trust [--full | <address>], quit'
 
 /**
  * Parses one input line. Returns undefined for blank lines and `#` comments, or `{ error }` with a
@@ -40,6 +43,12 @@ export function parseLine(line: string): LineCommand | { error: string } | undef
       return { name: 'connect', address: rest.trim() }
     case 'connect-all':
       return { name: 'connect-all' }
+    case 'trust': {
+      const arg = rest.trim()
+      if (arg === '' || arg === '--full') return { name: 'trust', address: undefined, full: arg !== '' }
+      if (/\s/.test(arg)) return { error: 'usage: trust [--full] or trust <address>' }
+      return { name: 'trust', address: arg, full: false }
+    }
     case 'quit':
     case 'exit':
       return { name: 'quit' }
@@ -82,6 +91,10 @@ export async function runCommand(app: App, cmd: LineCommand): Promise<void> {
       return
     case 'connect-all':
       await connectToAll(app)
+      return
+    case 'trust':
+      if (cmd.address === undefined) showKeyChanges(app, cmd.full)
+      else await acceptKey(app, cmd.address)
       return
     case 'quit':
       await app.shutdown(0)

@@ -8,6 +8,8 @@ export interface ErrorContext {
   target?: string
   /** The --port value, for the "port in use" advice. */
   port?: number
+  /** The address whose key change `/trust <address>` would accept. */
+  keyAddress?: string
 }
 
 /** An error the CLI explains in one sentence; `code` is the stable code it was mapped from. */
@@ -93,9 +95,19 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
       return say(`${at} speaks an incompatible Parley protocol version`)
     case 'IDENTITY_MISMATCH':
       return say(`the peer at ${at} could not prove its identity`)
-    case 'KEY_CHANGED':
+    case 'KEY_CHANGED': {
       // Core's sentence names both fingerprints; it is shown as is, with how to accept the change.
-      return say(`${(err as Error).message} (to accept it, restart with --accept-key-change)`)
+      const accept = ctx.keyAddress ?? ctx.address
+      const how =
+        accept === undefined
+          ? 'if the peer really has a new key, /trust (or the trust command) lists the change to accept'
+          : `if the peer really has a new key, accept it with /trust ${accept} (trust ${accept} without the chat view)`
+      return say(`${firstLine(err)} — ${how}`)
+    }
+    case 'LIMIT_EXCEEDED':
+      return say(`${at} went over a limit of this peer (${firstLine(err)}) and was cut off`)
+    case 'NOT_SUPPORTED':
+      return say(`${peer} does not support that (${firstLine(err)})`)
     case 'DENIED':
       return say(`${at} does not accept a connection from this peer now`)
     case 'TOO_MANY_CONNECTIONS':
@@ -130,6 +142,17 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
     // ---- identity ----
     case 'KEY_FILE_INSECURE':
       return say(`the identity key in ${at} is readable by other users — run: chmod 600 ${at}/identity.pem`)
+    case 'KNOWN_PEERS_INVALID':
+      return say(
+        `${ctx.address !== undefined ? `${ctx.address}/known-peers.json` : 'the known-peers file'} is damaged (your identity key is fine) — move that file away to start it afresh; each peer is then trusted again on first contact`,
+      )
+    case 'KNOWN_PEERS_WRITE_FAILED': {
+      const cause = causeOf(err)
+      const why = cause === undefined ? firstLine(err) : explain(cause).sentence
+      return say(
+        `could not save a peer's key to the known-peers file (${why}) — the key is trusted for this run only; check the data dir's free space and permissions`,
+      )
+    }
     case 'IDENTITY_INVALID':
       return say(`${at}/identity.pem is not a valid Parley identity key — move it away to create a new one`)
     case 'ENOTDIR':
@@ -153,6 +176,11 @@ function innermostErrno(err: unknown): string | undefined {
     e = causeOf(e) ?? (Array.isArray(errors) ? errors[0] : undefined)
   }
   return found
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  return message.split('\n')[0] ?? ''
 }
 
 function pathOf(err: unknown): string {

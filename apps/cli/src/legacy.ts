@@ -8,9 +8,12 @@ import {
   type Peer,
   type Transport,
 } from '@parley/core'
-import type { App } from './actions.js'
+import type { App } from './app-context.js'
 import { type Explained, explain } from './errors.js'
 import type { Logger } from './logger.js'
+import { checkAddress } from './options.js'
+import { sanitize } from './view/format.js'
+import { skeleton } from './view/names.js'
 import type { Reporter } from './view/reporter.js'
 
 /** Prefix that makes `send` treat an address as a legacy peer: `send legacy:10.0.0.2:5001 hi`. */
@@ -98,15 +101,50 @@ export function addLegacyPeer(app: App, address: string): string | undefined {
   }
 }
 
+/** What a `legacy:` target resolved to: the legacy peer's address, or why not (undefined: reported). */
+export type LegacyTarget = { address: string } | { refused: Explained | undefined }
+
 /**
- * The legacy peer `target` means, if any: `legacy:<host:port>` (added to the list), or the address
- * or name of a known legacy peer. The caller checks connected Parley peers first: they are
- * authenticated, so they win a name clash.
+ * The legacy peer `target` addresses, for a target written `legacy:<host:port>` (added to the list)
+ * or `legacy:<name>`; undefined for every other target, which is a Parley peer's. Clear text goes
+ * only where the user said "legacy": a bare name or address never falls back to a legacy peer, and
+ * a name that is or was a Parley peer's (or looks like one) never means a legacy peer.
  */
-export function legacyTarget(app: App, target: string): string | undefined {
-  if (!app.legacy) return undefined
-  if (target.startsWith(LEGACY_PREFIX)) return addLegacyPeer(app, target.slice(LEGACY_PREFIX.length))
-  return app.legacy.find(target)?.address
+export function legacyTarget(app: App, target: string): LegacyTarget | undefined {
+  if (!target.toLowerCase().startsWith(LEGACY_PREFIX)) return undefined
+  const rest = target.slice(LEGACY_PREFIX.length).trim()
+  if (!app.legacy) {
+    return {
+      refused: {
+        code: 'NOT_LEGACY',
+        sentence: `${target} addresses a legacy plain-text peer — start with --legacy to talk to those`,
+      },
+    }
+  }
+  if (checkAddress(rest) === undefined) {
+    const address = addLegacyPeer(app, rest)
+    return address === undefined ? { refused: undefined } : { address }
+  }
+  const clash = parleyNameLike(app, rest)
+  if (clash !== undefined) {
+    return {
+      refused: {
+        code: 'LEGACY_NAME_TAKEN',
+        sentence: `"${sanitize(rest)}" ${clash === rest ? 'is' : `looks like "${sanitize(clash)}", which is`} the name of a Parley peer known here, so no clear text goes to a legacy peer by that name — write legacy:<host:port> instead`,
+      },
+    }
+  }
+  const found = app.legacy.find(rest)
+  if (found === undefined) return { refused: explainLegacy({ code: 'UNKNOWN_PEER' }, { address: rest }) }
+  return { address: found.address }
+}
+
+/** The Parley peer name (connected, known, or saved with a key) that `name` is or looks like. */
+function parleyNameLike(app: App, name: string): string | undefined {
+  const list = app.peer.peers()
+  const names = app.parleyNames?.() ?? [...list.connected, ...list.known].map((p) => p.name)
+  const mine = skeleton(name)
+  return names.find((n) => n === name) ?? names.find((n) => n !== '' && skeleton(n) === mine)
 }
 
 /** Sends one legacy message and reports it. Never rejects. */

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
 import { Limits } from '@parley/protocol'
 import { Command, CommanderError, Option } from 'commander'
 
@@ -33,6 +34,10 @@ export interface CliOptions {
   legacy: boolean
   /** Legacy peers known from the start (`--legacy-peer`). */
   legacyPeers: string[]
+  /** The DHT to join (`--dht`, `--bootstrap`, `--join`, `--relay`); undefined: TCP only. */
+  dht: DhtOptions | undefined
+  /** Sentences to show at start (e.g. a secret given on the command line). */
+  warnings: string[]
 }
 
 /** The outcome of parsing: options to run with, or an exit code after help/version/usage error. */
@@ -66,6 +71,7 @@ const HELP_AFTER = `
 Environment:
   PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
   PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET, PARLEY_LEGACY=1. Flags win over the environment.
+  Prefer PARLEY_NETWORK_SECRET or --network-secret-file to --network-secret: flags show in the process list.
   NO_COLOR turns colour off.
 
 Chat view (the default on a terminal): type a line and Enter to send it to the current conversation
@@ -77,11 +83,14 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   Commands, one per line on stdin:
     send <peer> <text>    <peer> is a name, fingerprint, peer id (or prefix) or host:port;
                           quote a name with spaces: send "bob smith" hi; \\n in <text> is a line break;
-                          with --legacy also a legacy peer's name or address, or legacy:<host:port>
+                          with --legacy, legacy:<host:port> or legacy:<name> sends clear text to a
+                          legacy peer (only ever when written so; never a Parley peer's name)
     broadcast <text>      to every connected peer
     peers                 connected and known peers
     connect <host:port>   connect to one peer
     connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
+    trust [--full]        list key changes waiting for your decision, with both fingerprints (--full: keys)
+    trust <address>       accept the new key seen at <address>; it is saved in the known-peers file
     quit                  say goodbye to every peer (exit to legacy peers) and exit
   Commands wait until every --peer is connected (or given up on, at most ${PEER_WAIT_SECONDS} s).
   --peer addresses not up yet are dialed again with backoff for about a minute and a half.
@@ -128,7 +137,12 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         'private network: only peers with the same secret can connect (env PARLEY_NETWORK_SECRET)',
       ),
     )
-    .addOption(new Option('--network-secret-file <path>', 'read the private network secret from a file'))
+    .addOption(
+      new Option(
+        '--network-secret-file <path>',
+        'read the private network secret from a file (safer: a flag is visible to every local user)',
+      ),
+    )
     .addOption(new Option('--allow <peer-id>', 'only accept these peer ids; repeatable').argParser(collect))
     .addOption(new Option('--deny <peer-id>', 'refuse these peer ids; repeatable').argParser(collect))
     .addOption(
@@ -145,6 +159,22 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         '--legacy-peer <host:port>',
         'a plain-text (legacy) peer to know at start; repeatable; implies --legacy',
       ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value.trim()]),
+    )
+    .addOption(new Option('--dht', 'also be reachable on the public HyperDHT, as dht:<your peer id>'))
+    .addOption(
+      new Option(
+        '--bootstrap <host:port>',
+        'join the DHT through this node instead of the public ones; repeatable (implies the DHT)',
+      ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value.trim()]),
+    )
+    .addOption(
+      new Option(
+        '--join <topic>',
+        'announce this peer on a DHT topic and connect to the peers on it; repeatable (needs --dht or --bootstrap)',
+      ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
+    .addOption(
+      new Option('--relay <peer-id>', 'relay DHT connections through this peer when hole punching fails'),
     )
     .addOption(
       new Option(
@@ -213,6 +243,10 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     acceptKeyChange?: boolean
     legacy?: boolean
     legacyPeer?: string[]
+    dht?: boolean
+    bootstrap?: string[]
+    join?: string[]
+    relay?: string
   }>()
   const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
   const env = (name: string) => {
@@ -263,6 +297,12 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     ? raw.networkSecret
     : (env('PARLEY_NETWORK_SECRET') ?? raw.networkSecret)
   let networkSecret: Uint8Array | undefined
+  const warnings: string[] = []
+  if (fromCli('networkSecret')) {
+    warnings.push(
+      'the network secret was given with --network-secret, which every local user can read in the process list — prefer --network-secret-file or PARLEY_NETWORK_SECRET',
+    )
+  }
   if (raw.networkSecretFile !== undefined) {
     if (secretText !== undefined) return usage('give --network-secret or --network-secret-file, not both')
     try {
@@ -302,6 +342,19 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     legacyEnv === 'true' ||
     legacyEnv === 'yes'
 
+  let dht: DhtOptions | undefined
+  try {
+    dht = dhtOptions({
+      dht: raw.dht === true,
+      ...(raw.bootstrap ? { bootstrap: raw.bootstrap } : {}),
+      ...(raw.join ? { join: raw.join } : {}),
+      ...(raw.relay !== undefined ? { relay: raw.relay.trim().toLowerCase() } : {}),
+    })
+  } catch (err) {
+    if (err instanceof DhtOptionsError) return usage(err.message)
+    throw err
+  }
+
   return {
     kind: 'run',
     options: {
@@ -323,6 +376,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       acceptKeyChange: raw.acceptKeyChange === true,
       legacy,
       legacyPeers,
+      dht,
+      warnings,
     },
   }
 }
@@ -349,6 +404,8 @@ export function joinAddress(host: string, port: number): string {
  * Returns a sentence saying what is wrong, or undefined when it is fine.
  */
 export function checkAddress(text: string): string | undefined {
+  // A peer on the DHT is dialed by its key (with --dht or --bootstrap).
+  if (/^dht:[0-9a-f]{64}$/.test(text.trim())) return undefined
   const m = /^(\[[0-9A-Za-z:.%]+\]|[^\s:[\]]+):([^:]*)$/.exec(text.trim())
   if (!m) return `"${text}" is not host:port — e.g. 127.0.0.1:4000 or [::1]:4000`
   const port = parsePort(m[2] ?? '')

@@ -29,7 +29,7 @@ describe('chat lines', () => {
 
   test('Tab completes command words, then peer names after /to; nothing in a message', () => {
     expect(completeChat('/he', [])).toEqual([['/help'], '/he'])
-    expect(completeChat('/t', [])).toEqual([['/to ', '/trust'], '/t'])
+    expect(completeChat('/t', [])).toEqual([['/to ', '/trust '], '/t'])
     expect(completeChat('/to b', ['bob', 'Bea', 'carol'])).toEqual([['Bea', 'bob'], 'b'])
     expect(completeChat('/to bob s', ['bob smith', 'bob'])).toEqual([['bob smith'], 'bob s'])
     expect(completeChat('/peers x', ['x'])).toEqual([[], '/peers x'])

@@ -150,7 +150,7 @@ describe('the chat view (the default on a terminal)', () => {
     const net = await setup()
     const cli = await chat(net)
     await keys(cli, `/files${KEY.enter}`, '/files is not available yet')
-    await keys(cli, `/trust${KEY.enter}`, '/trust is not available yet')
+    await keys(cli, `/trust${KEY.enter}`, 'no key changes are waiting for a decision')
     await keys(cli, `/bogus${KEY.enter}`, 'unknown command /bogus — /help lists the commands')
     await keys(cli, `/menu${KEY.enter}`, '9) Back to the chat view')
     await keys(cli, `9${KEY.enter}`, '[everyone] › ')

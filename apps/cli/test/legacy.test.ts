@@ -64,7 +64,7 @@ describe('--legacy and --legacy-peer flags', () => {
 })
 
 describe('non-interactive --legacy with an original plain-text peer', () => {
-  test('chat both ways, marked "legacy, unverified"; send by name, by address, or legacy:<host:port>', async () => {
+  test('chat both ways, marked "legacy, unverified"; clear text only to legacy:<name> or legacy:<host:port>', async () => {
     const bob = await fakeLegacy()
     const carol = await fakeLegacy('carol')
     const { run, address } = await cli(['--no-interactive', '--legacy'])
@@ -75,8 +75,12 @@ describe('non-interactive --legacy with an original plain-text peer', () => {
     )
     await run.stdout.waitFor(new RegExp(`\\+ bob \\[legacy, unverified\\] \\(${esc(bob.address)}\\) joined`))
 
-    run.line('send bob hi bob')
+    // A bare name is a Parley peer's: it never falls back to the legacy peer of that name.
+    run.line('send bob not for legacy')
+    await run.stderr.waitFor(/not delivered to bob: no connected peer matches "bob"/)
+    run.line('send legacy:bob hi bob')
     expect(await bob.next((r) => r.kind === 'chat')).toMatchObject({ address, name: 'alice', text: 'hi bob' })
+    expect(bob.received.map((r) => r.text)).toEqual(['hi bob'])
     await run.stdout.waitFor(/→ you → bob \[legacy, unverified\] .*: hi bob/)
 
     run.line(`send legacy:${carol.address} hi carol`)
@@ -92,7 +96,7 @@ describe('non-interactive --legacy with an original plain-text peer', () => {
     const { run, address } = await cli(['--no-interactive', '--legacy'])
     await bob.send(address, 'hi')
     await run.stdout.waitFor(/joined/)
-    run.line('send bob hello')
+    run.line('send legacy:bob hello')
     await bob.next((r) => r.kind === 'chat')
     expect(bob.peers.get(address)).toBe('alice')
 
@@ -150,13 +154,43 @@ describe('non-interactive --legacy with an original plain-text peer', () => {
   test('a message too long for one legacy recv is refused with one sentence, not split', async () => {
     const bob = await fakeLegacy()
     const { run } = await cli(['--no-interactive', '--legacy-peer', bob.address])
-    run.line(`send ${bob.address} ${'y'.repeat(1100)}`)
+    run.line(`send legacy:${bob.address} ${'y'.repeat(1100)}`)
     await run.stderr.waitFor(/✖ not delivered to .*: the message is too long for a legacy peer/)
-    run.line(`send ${bob.address} exit`)
+    run.line(`send legacy:${bob.address} exit`)
     await run.stderr.waitFor(/"exit" is a command in the legacy protocol/)
-    run.line(`send ${bob.address} fits`)
+    run.line(`send legacy:${bob.address} fits`)
     await bob.next((r) => r.kind === 'chat')
     expect(bob.received.map((r) => r.text)).toEqual(['fits'])
+  })
+
+  test('a name a Parley peer had never means a legacy peer, even written legacy:<name>', async () => {
+    const { run, address } = await cli(['--no-interactive', '--legacy'])
+    // The real bob is a Parley peer; he connects, then leaves.
+    const realBob = createPeer({ transport: tcpTransport(), name: 'bob', listen: '127.0.0.1:0' })
+    onTestFinished(() => realBob.stop())
+    await realBob.start()
+    await realBob.connect(address)
+    await run.stdout.waitFor(/\+ bob .* joined/)
+    await realBob.stop()
+    await run.stdout.waitFor(/- bob .* left/)
+    // An unauthenticated legacy peer now calls itself bob .
+    const impostor = await fakeLegacy('bob')
+    await impostor.send(address, 'it is me, bob')
+    await run.stdout.waitFor(/bob \[legacy, unverified\].*: it is me, bob/)
+
+    run.line('send bob secret')
+    await run.stderr.waitFor(/not delivered to bob: /)
+    run.line('send legacy:bob secret')
+    await run.stderr.waitFor(
+      /not delivered to legacy:bob: "bob" is the name of a Parley peer known here, so no clear text goes to a legacy peer by that name/,
+    )
+    // A look-alike (Cyrillic о) of the Parley name is refused too.
+    run.line('send legacy:b\u043eb secret')
+    await run.stderr.waitFor(/looks like "bob", which is the name of a Parley peer/)
+    // Addressed by its host:port as legacy, it is the user's explicit choice: that one goes.
+    run.line(`send legacy:${impostor.address} addressed on purpose`)
+    await impostor.next((r) => r.kind === 'chat')
+    expect(impostor.received.map((r) => r.text)).toEqual(['addressed on purpose'])
   })
 
   test('--json: legacy events are their own types, marked legacy and unverified', async () => {

@@ -133,6 +133,9 @@ describe('flags and environment', () => {
         acceptKeyChange: false,
         legacy: false,
         legacyPeers: [],
+        dht: undefined,
+        // The secret came from the environment: nothing to warn about.
+        warnings: [],
       },
     })
     const flags = parse(

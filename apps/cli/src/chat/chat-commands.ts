@@ -13,7 +13,11 @@ export const CHAT_COMMANDS = [
   { name: 'all', args: '', help: 'connect to every active peer known and not yet connected' },
   { name: 'show', args: '[n]', help: 'a folded long message in full (the last one without n)' },
   { name: 'files', args: '', help: 'file transfer (not available yet)' },
-  { name: 'trust', args: '', help: 'key trust management (not available yet)' },
+  {
+    name: 'trust',
+    args: '[address]',
+    help: 'key changes waiting for your decision (--full: whole keys); /trust <address> accepts one',
+  },
   { name: 'menu', args: '', help: 'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit)' },
   { name: 'help', args: '', help: 'this list' },
   { name: 'quit', args: '', help: 'say goodbye to every peer and leave (also Ctrl+C, Ctrl+D)' },

@@ -1,5 +1,6 @@
 import { fingerprint, type PeerInfo, type ReceivedMessage } from '@parley/core'
 import { sanitize } from '../view/format.js'
+import { lookalikeNote, skeleton } from '../view/names.js'
 import type { PeerRef } from '../view/reporter.js'
 import { FoldStore } from './fold.js'
 
@@ -19,6 +20,8 @@ export class ChatState {
   readonly unread = new Map<string, { name: string; count: number }>()
   readonly folds = new FoldStore()
   readonly #ids = new Map<string, Set<string>>()
+  /** Names seen, by skeleton: two names in one set look alike. */
+  readonly #skeletons = new Map<string, Set<string>>()
 
   constructor(readonly self: PeerRef) {}
 
@@ -31,6 +34,22 @@ export class ChatState {
       this.#ids.set(p.name, ids)
     }
     if (ids.size < 16) ids.add(p.id)
+    const key = skeleton(p.name)
+    let names = this.#skeletons.get(key)
+    if (!names) {
+      if (this.#skeletons.size >= MAX_NAMES)
+        this.#skeletons.delete(this.#skeletons.keys().next().value as string)
+      names = new Set()
+      this.#skeletons.set(key, names)
+    }
+    if (names.size < 16) names.add(p.name)
+  }
+
+  /** `⚠ (look-alike of bob)` when the name looks like another one seen (or yours), or hides characters. */
+  lookalike(p: PeerRef): string | undefined {
+    this.see(p)
+    const others = [...(this.#skeletons.get(skeleton(p.name)) ?? []), this.self.name]
+    return lookalikeNote(p.name, others)
   }
 
   /** A message arrived: it may be unread (when you talk to someone else) and is what /r answers. */
@@ -63,9 +82,14 @@ export class ChatState {
     return (this.#ids.get(p.name)?.size ?? 0) > 1 || (p.name === this.self.name && p.id !== this.self.id)
   }
 
-  /** `bob`, or `bob (ab12:cd34)` when the name is not unique. */
+  /**
+   * `bob`, or `bob (ab12…)` when the name is not unique, or `bob\u200b ⚠ (look-alike of bob) (ab12…)`
+   * when it looks like another name or hides characters: those always show the fingerprint.
+   */
   label(p: PeerRef): string {
     const name = sanitize(p.name)
+    const note = this.lookalike(p)
+    if (note !== undefined) return `${name} ${note} (${fingerprint(p.id)})`
     return this.ambiguous(p) ? `${name} (${fingerprint(p.id)})` : name
   }
 

@@ -1,6 +1,5 @@
 import { fingerprint, type PeerInfo } from '@parley/core'
 import {
-  type App,
   broadcastMessage,
   connectTo,
   connectToAll,
@@ -8,7 +7,9 @@ import {
   sendMessage,
   showPeers,
 } from '../actions.js'
+import type { App } from '../app-context.js'
 import { checkAddress } from '../options.js'
+import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
 import type { Style } from '../view/style.js'
@@ -153,9 +154,8 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           )
           return
         case 'trust':
-          note(
-            '/trust is not available yet (issue 9): keys are trusted on first use; a changed key is refused unless you start with --accept-key-change',
-          )
+          if (arg === '' || arg === '--full' || arg === 'full') showKeyChanges(app, arg !== '')
+          else void acceptKey(app, arg)
           return
       }
     })

@@ -1,13 +1,15 @@
 import { input, rawlist } from '@inquirer/prompts'
 import { fingerprint } from '@parley/core'
-import { type App, broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
+import { broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
+import type { App } from '../app-context.js'
 import { addLegacyPeer, sendLegacy } from '../legacy.js'
 import { checkAddress } from '../options.js'
+import { acceptKey, showKeyChanges } from '../trust.js'
 import { LEGACY_MARK, reachableAt, sanitize } from '../view/format.js'
 import { type Asker, PromptClosed } from './ask.js'
 import { askText } from './text.js'
 
-type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'quit' | 'chat'
+type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'trust' | 'quit' | 'chat'
 
 /** The menu. The numbering of 1–3 and 0 is the original program's; `0` needs rawlist (select is 1-based). */
 export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> = [
@@ -16,6 +18,7 @@ export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> =
   { key: '3', name: 'Connect to active peers', value: 'connect-all' },
   { key: '4', name: 'Broadcast', value: 'broadcast' },
   { key: '5', name: 'Connect to an address', value: 'connect' },
+  { key: '6', name: 'Key changes (trust)', value: 'trust' },
   { key: '0', name: 'Quit', value: 'quit' },
 ]
 
@@ -97,6 +100,9 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
       if (address !== undefined) await connectTo(app, address)
       return
     }
+    case 'trust':
+      await trustMenu(app, ask)
+      return
     case 'quit':
       await app.shutdown(0)
       return
@@ -157,6 +163,30 @@ async function pickTarget(app: App, ask: Asker): Promise<Target | undefined> {
   if (address === undefined) return undefined
   const info = await connectTo(app, address)
   return info ? { kind: 'parley', id: info.id } : undefined
+}
+
+/** Lists the pending key changes (whole keys), then offers to accept one of them. */
+async function trustMenu(app: App, ask: Asker): Promise<void> {
+  showKeyChanges(app, true)
+  const changes = app.peer.keyChanges()
+  if (changes.length === 0) return
+  const choice = await ask((ctx) =>
+    rawlist<string>(
+      {
+        message: 'Accept the new key of',
+        choices: [
+          ...changes.map((c, i) => ({
+            key: String(i + 1),
+            name: `${sanitize(c.address)}${c.name === '' ? '' : ` (${sanitize(c.name)})`}: new key ${fingerprint(c.actual)}`,
+            value: c.address,
+          })),
+          { key: '0', name: 'None (back)', value: BACK },
+        ],
+      },
+      ctx,
+    ),
+  )
+  if (choice !== BACK) await acceptKey(app, choice)
 }
 
 /** A validated host:port; an empty answer goes back. */

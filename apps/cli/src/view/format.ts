@@ -6,6 +6,7 @@ import {
   type PeerInfo,
   type PeerList,
 } from '@parley/core'
+import { lookalikeNote } from './names.js'
 import type { Style } from './style.js'
 
 /**
@@ -37,8 +38,16 @@ export function ago(at: number, now = Date.now()): string {
 }
 
 /** `alice (ab12:cd34)`, coloured when the style is. */
-export function who(style: Style, peer: { id: string; name: string }): string {
-  return `${style('bold', sanitize(peer.name))} ${style('dim', `(${fingerprint(peer.id)})`)}`
+export function who(style: Style, peer: { id: string; name: string }, others: Iterable<string> = []): string {
+  const note = lookalikeNote(peer.name, others)
+  const mark = note === undefined ? '' : ` ${style('yellow', note)}`
+  return `${style('bold', sanitize(peer.name))}${mark} ${style('dim', `(${fingerprint(peer.id)})`)}`
+}
+
+/** A name for a table cell: with its look-alike marker when it looks like another name in the table. */
+function nameCell(name: string, all: readonly string[]): string {
+  const note = lookalikeNote(name, all)
+  return note === undefined ? sanitize(name) : `${sanitize(name)} ${note}`
 }
 
 /**
@@ -95,6 +104,7 @@ export function peersTable(
   goneSince?: (id: string) => number | undefined,
 ): string {
   const out: string[] = []
+  const names = [...list.connected.map((p) => p.name), ...list.known.map((k) => k.name)]
   const gone = (k: KnownPeer) => {
     const at = goneSince?.(k.id)
     return at === undefined ? undefined : style('dim', `gone ${ago(at, now)}`)
@@ -107,7 +117,7 @@ export function peersTable(
       table(
         ['name', 'fingerprint', 'address', 'direction', 'connected since', 'last seen', 'in', 'out'],
         list.connected.map((p: PeerInfo) => [
-          sanitize(p.name),
+          nameCell(p.name, names),
           fingerprint(p.id),
           sanitize(reachableAt(p)),
           p.direction,
@@ -126,7 +136,7 @@ export function peersTable(
       table(
         ['name', 'fingerprint', 'addresses', 'last seen'],
         list.known.map((k: KnownPeer) => [
-          sanitize(k.name),
+          nameCell(k.name, names),
           fingerprint(k.id),
           k.addrs.length > 0 ? k.addrs.map((a) => sanitize(a)).join(', ') : '(none)',
           gone(k) ?? (k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never'),

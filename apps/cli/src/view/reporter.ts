@@ -94,6 +94,8 @@ export interface TextReporterInit {
   now?: () => number
   /** How a peer is named; undefined falls back to `name (fingerprint)`. The chat view names peers shortly. */
   who?: (p: PeerRef) => string | undefined
+  /** Names of the other peers known, to flag a name that looks like one of them. */
+  names?: () => Iterable<string>
   /** Shortens a long message body for the screen (the chat view folds them). @default unchanged */
   fold?: (text: string) => string
 }
@@ -103,7 +105,7 @@ export function textReporter(init: TextReporterInit): Reporter {
   const { out, err, style, debug } = init
   const now = init.now ?? Date.now
   const stamp = () => style('dim', clock(now()))
-  const name = (p: PeerRef) => init.who?.(p) ?? who(style, p)
+  const name = (p: PeerRef) => init.who?.(p) ?? who(style, p, init.names?.() ?? [])
   const fold = init.fold ?? ((text: string) => text)
   const line = (text: string) => out(`${stamp()} ${text}`)
   // A message body: continuation lines start under its first character.

@@ -1,0 +1,108 @@
+/**
+ * Look-alike names. A name is only a label a peer chose: `bob\u200b` (a zero-width space) or `bоb`
+ * (Cyrillic о) print like `bob`. Names are compared by a skeleton — NFKC, invisible characters
+ * removed, common Cyrillic and Greek homoglyphs mapped to Latin, lower case — in the spirit of
+ * Unicode TR39's confusable skeletons, with a small table instead of the full data file.
+ */
+
+/** Zero-width and other invisible format characters, bidi controls, the BOM, soft hyphen, fillers. */
+const INVISIBLE =
+  /[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0]|\u034f|\u180b|\u180c|\u180d|\u180f|\ufe00|\ufe01|\ufe02|\ufe03|\ufe04|\ufe05|\ufe06|\ufe07|\ufe08|\ufe09|\ufe0a|\ufe0b|\ufe0c|\ufe0d|\ufe0e|\ufe0f/gu
+
+/** Cyrillic and Greek letters that look like Latin ones (lower case; the skeleton is lower-cased first). */
+const HOMOGLYPHS: Readonly<Record<string, string>> = {
+  // Cyrillic
+  а: 'a',
+  в: 'b',
+  с: 'c',
+  ԁ: 'd',
+  е: 'e',
+  ё: 'e',
+  һ: 'h',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  к: 'k',
+  ӏ: 'l',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  ԛ: 'q',
+  г: 'r',
+  ѕ: 's',
+  т: 't',
+  у: 'y',
+  ѡ: 'w',
+  х: 'x',
+  ԝ: 'w',
+  ь: 'b',
+  ү: 'y',
+  // Greek
+  α: 'a',
+  β: 'b',
+  ϲ: 'c',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  γ: 'y',
+  ω: 'w',
+  ϳ: 'j',
+  ζ: 'z',
+}
+
+/** The form two names share when they look alike. */
+export function skeleton(name: string): string {
+  const plain = name.normalize('NFKC').replace(INVISIBLE, '').toLowerCase()
+  let out = ''
+  for (const ch of plain) out += HOMOGLYPHS[ch] ?? ch
+  // `rn` reads as `m`, `vv` as `w`, `0` as `o`, `1`/`|` as `l`: the classic look-alikes in Latin itself.
+  return out.replace(/rn/g, 'm').replace(/vv/g, 'w').replace(/0/g, 'o').replace(/[1|]/g, 'l').trim()
+}
+
+const SCRIPTS = ['Latin', 'Cyrillic', 'Greek', 'Armenian', 'Cherokee'] as const
+
+/**
+ * Why a name may be meant to pass for another, or undefined: it holds invisible characters, or it
+ * mixes letters of scripts that share shapes (Latin with Cyrillic, Greek, …).
+ */
+export function suspiciousName(name: string): 'invisible' | 'mixed-scripts' | undefined {
+  INVISIBLE.lastIndex = 0
+  if (INVISIBLE.test(name)) return 'invisible'
+  const used = SCRIPTS.filter((s) => new RegExp(`\\p{Script=${s}}`, 'u').test(name))
+  return used.length > 1 ? 'mixed-scripts' : undefined
+}
+
+/** The marker a suspicious name carries on screen. */
+export const LOOKALIKE_MARK = '⚠'
+
+/**
+ * `name ⚠ (look-alike of bob)`, `name ⚠ (hidden characters)`, or undefined when `name` is neither
+ * suspicious nor a look-alike (same skeleton, different spelling) of one of `others`.
+ */
+export function lookalikeNote(name: string, others: Iterable<string>): string | undefined {
+  const mine = skeleton(name)
+  for (const other of others) {
+    if (other !== name && skeleton(other) === mine)
+      return `${LOOKALIKE_MARK} (look-alike of ${visible(other)})`
+  }
+  const why = suspiciousName(name)
+  if (why === 'invisible') return `${LOOKALIKE_MARK} (hidden characters)`
+  if (why === 'mixed-scripts') return `${LOOKALIKE_MARK} (mixed scripts)`
+  return undefined
+}
+
+/** A name with its invisible characters shown as `<U+200B>`, so the user sees them. */
+export function visible(name: string): string {
+  return name.replace(
+    INVISIBLE,
+    (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`,
+  )
+}
