@@ -270,15 +270,22 @@ export interface Peer extends EventEmitter<PeerEvents> {
   send(target: string, text: string, options?: SendOptions): Promise<SendResult>
   /** Sends `text` to every connected peer; one result per peer, never rejects. */
   broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]>
+  /** The peers connected now, and the ones known (from handshakes and peer exchange) but not connected. */
   peers(): PeerList
   /** Asks a connected peer whom it knows (peer exchange). The answer is merged into the known list. */
   queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]>
   /** Connects to every known, unconnected peer. One result per peer attempted. */
   connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]>
-  /** Says GOODBYE to one peer and closes its connection. */
-  disconnect(target: string, reason?: string): Promise<void>
-  /** GOODBYE to every peer, waits (bounded) for acks and flushes, stops listening. Idempotent. */
-  stop(): Promise<void>
+  /**
+   * Says GOODBYE to one peer and closes its connection, within `stopTimeout`; an aborted `signal`
+   * closes it at once instead.
+   */
+  disconnect(target: string, reason?: string, options?: AbortOptions): Promise<void>
+  /**
+   * GOODBYE to every peer, waits (bounded by `stopTimeout`) for acks and flushes, stops listening.
+   * Idempotent. An aborted `signal` cuts the wait short: what is left is closed at once, as `destroy()`.
+   */
+  stop(options?: AbortOptions): Promise<void>
   /** Closes everything now, without GOODBYE. */
   destroy(err?: Error): void
   /** What this peer holds right now, against its bounds (docs/ARCHITECTURE.md, "Bounds"). */

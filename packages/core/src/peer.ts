@@ -175,7 +175,16 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#status = 'running'
   }
 
-  stop(): Promise<void> {
+  stop(options?: AbortOptions): Promise<void> {
+    const signal = options?.signal
+    if (signal && !this.#stopping && this.#status !== 'idle') {
+      // Cut the graceful part short when the caller gives up waiting.
+      const onAbort = () => {
+        if (this.#status !== 'stopped') this.destroy()
+      }
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    }
     if (this.#stopping) return this.#stopping
     if (this.#status === 'idle') {
       this.#status = 'stopped'
@@ -259,11 +268,17 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return this.#manager.dial(address, options)
   }
 
-  async disconnect(target: string, reason = 'disconnected by the user'): Promise<void> {
+  async disconnect(
+    target: string,
+    reason = 'disconnected by the user',
+    options?: AbortOptions,
+  ): Promise<void> {
     const session = this.#resolve(target)
     this.#manager.wanted.delete(session.id)
     if (!session.online) return this.#manager.endSession(session, 'local', reason)
-    await this.#manager.disconnect(session, reason)
+    const deadline = this.#manager.timers.deadline(this.#limits.stopTimeout)
+    const signal = options?.signal ? AbortSignal.any([deadline, options.signal]) : deadline
+    await this.#manager.disconnect(session, reason, signal)
   }
 
   peers(): PeerList {

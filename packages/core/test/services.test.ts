@@ -186,3 +186,26 @@ describe('listening on several addresses', () => {
       await expect(late.connect(address)).rejects.toMatchObject({ code: 'DIAL_FAILED' })
   })
 })
+
+describe('cancelling shutdown with an AbortSignal', () => {
+  it('stop() gives up waiting for acknowledgements when its signal aborts, and still ends stopped', async () => {
+    const network = memoryNetwork()
+    const alice = createPeer({
+      transport: memoryTransport(network, { host: 'a' }),
+      listen: 'a:0',
+      stopTimeout: 60_000,
+    })
+    const bob = createPeer({ transport: memoryTransport(network, { host: 'b' }), listen: 'b:0' })
+    onTestFinished(() => bob.stop())
+    await Promise.all([alice.start(), bob.start()])
+    await alice.connect(bob.addresses[0]!)
+    network.partition('a', 'b')
+    const unanswered = alice.send(bob.id, 'never acknowledged').catch((e: PeerError) => e.code)
+    const controller = new AbortController()
+    const stopped = alice.stop({ signal: controller.signal })
+    controller.abort()
+    await stopped
+    expect(alice.status).toBe('stopped')
+    expect(await unanswered).toBe('PEER_GONE')
+  })
+})
