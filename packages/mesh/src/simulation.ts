@@ -1,0 +1,438 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
+import type { Identity } from '@parley/core'
+import {
+  createPeer,
+  type MemoryNetwork,
+  memoryNetwork,
+  memoryTransport,
+  type Peer,
+  plaintextUpgrader,
+} from '@parley/core'
+import sodium from 'sodium-native'
+import { createGossip, type Gossip, type GossipDelivery } from './gossip.js'
+import { createMesh, type Mesh } from './membership.js'
+import { pick, type Random, seededRandom } from './random.js'
+
+/** Options of {@link simulateMesh}. */
+export interface SimulationOptions {
+  peers: number
+  /** Fraction of peers killed (without GOODBYE) after formation, and as many new ones joined. @default 0 */
+  churn?: number
+  /** Broadcasts from random live peers, one after the other. @default 5 */
+  broadcasts?: number
+  /** Seeds every choice: identities, contacts, victims, origins and each mesh's random source. @default 1 */
+  seed?: number
+  /** Neighbours per peer. @default 6 */
+  activeSize?: number
+  /** Secure channel: Noise, or plaintext to spare the handshakes' CPU. @default noise up to 1,000 peers */
+  upgrader?: 'noise' | 'plaintext'
+  /** Wall-clock budget of the whole run; phases that do not finish in it are cut short. @default 600_000 ms */
+  timeLimit?: number
+  /** Joins in flight at once while the overlay forms. @default 16, 64 above 2,000 peers */
+  joinConcurrency?: number
+  /** One line of progress (for stderr). */
+  onProgress?: (line: string) => void
+}
+
+export interface SimulationResult {
+  peers: number
+  /** Live peers at the end (after churn). */
+  live: number
+  seed: number
+  churn: number
+  /** From the first join until every peer has neighbours and the overlay is connected. */
+  formationSeconds: number
+  /** Seconds the overlay took to be whole again after churn (0 without churn). */
+  repairSeconds: number
+  /** Per broadcast: fraction of the other live peers that delivered it. */
+  reach: { min: number; mean: number }
+  /** GOSSIP frames received per message delivered (1 would be no duplicates at all). */
+  duplicateFactor: number
+  hops: { p50: number; p99: number }
+  latencyMs: { p50: number; p99: number }
+  /** Most sessions any peer held at any check, mesh or not. */
+  maxDegree: number
+  /** Most neighbours (active view) any peer held at any check. */
+  maxActive: number
+  rssMB: number
+  upgrader: 'noise' | 'plaintext'
+  /** False when the time limit cut a phase short (then `phase` says which). */
+  completed: boolean
+  phase: string
+  seconds: number
+}
+
+interface Node {
+  readonly index: number
+  readonly peer: Peer
+  readonly mesh: Mesh
+  readonly gossip: Gossip
+  alive: boolean
+}
+
+interface Tally {
+  delivered: number
+  hops: number[]
+  latency: number[]
+}
+
+/**
+ * Runs N peers with membership and gossip in this process on the in-memory transport: forms the
+ * overlay by joins through random earlier peers, kills and adds peers (churn), broadcasts, and
+ * measures. Choices are seeded; timing (and so the exact overlay) still depends on the event loop.
+ */
+export async function simulateMesh(options: SimulationOptions): Promise<SimulationResult> {
+  const started = Date.now()
+  const n = options.peers
+  if (!Number.isInteger(n) || n < 2) throw new RangeError('peers must be an integer of at least 2')
+  const churn = options.churn ?? 0
+  if (!(churn >= 0 && churn < 1)) throw new RangeError('churn must be in [0, 1)')
+  const seed = options.seed ?? 1
+  const broadcasts = options.broadcasts ?? 5
+  const activeSize = options.activeSize ?? 6
+  const upgrader = options.upgrader ?? (n <= 1000 ? 'noise' : 'plaintext')
+  const deadline = started + (options.timeLimit ?? 600_000)
+  const concurrency = options.joinConcurrency ?? (n > 2000 ? 64 : 16)
+  const progress = options.onProgress ?? (() => {})
+  const random = seededRandom(seed)
+  const network = memoryNetwork()
+  const nodes: Node[] = []
+  const tallies = new Map<string, Tally>()
+  let maxDegree = 0
+  let maxActive = 0
+  let completed = true
+  let phase = 'done'
+  const overTime = () => Date.now() > deadline
+
+  const makeNode = async (): Promise<Node> => {
+    const index = nodes.length
+    const node = startNode(network, index, random, seed, activeSize, upgrader, tallies, n > 2000)
+    nodes.push(node)
+    await node.peer.start()
+    return node
+  }
+
+  /** Peers that joined (or started the overlay): contacts are drawn from these. */
+  const joined: Node[] = []
+  const joinAll = async (fresh: Node[]): Promise<void> => {
+    let next = 0
+    let done = 0
+    let failed = 0
+    let inFlight = 0
+    const worker = async () => {
+      while (next < fresh.length && !overTime()) {
+        // No more joins in flight than peers to join through: a lone first peer is not stormed.
+        if (inFlight >= joined.length) {
+          await sleep(10)
+          continue
+        }
+        const node = fresh[next++]!
+        inFlight++
+        let ok = false
+        for (let attempt = 0; attempt < 3 && !ok; attempt++) {
+          let contact = joined[pick(random, joined.length)]!
+          for (let tries = 0; !contact.alive && tries < 8; tries++)
+            contact = joined[pick(random, joined.length)]!
+          try {
+            await node.mesh.join(contact.peer.addresses[0]!)
+            ok = true
+          } catch {
+            // Another contact next time; after three, the node's own repair timer rejoins later.
+          }
+        }
+        inFlight--
+        if (ok) joined.push(node)
+        else failed++
+        if (++done % 500 === 0) {
+          const m = meshTotals(nodes)
+          progress(
+            `joined ${done}/${fresh.length} (${failed} failed), dials ${m.dials} (${m.dialFailures} failed), ` +
+              `timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+          )
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker))
+  }
+
+  /** Polls until every live peer has a neighbour and gossip from any peer can reach every other one. */
+  const settle = async (label: string): Promise<boolean> => {
+    let checks = 0
+    while (!overTime()) {
+      const state = inspect(nodes)
+      maxDegree = Math.max(maxDegree, state.maxDegree)
+      maxActive = Math.max(maxActive, state.maxActive)
+      if (checks++ % 8 === 0) {
+        const m = meshTotals(nodes)
+        progress(
+          `${label}: ${state.live} live, ${state.isolated} without neighbours, ${state.unreached} unreachable, ` +
+            `degree ≤ ${state.maxDegree}, ${state.sessions} sessions, dials ${m.dials} (${m.dialFailures} failed), ` +
+            `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+        )
+      }
+      if (state.isolated === 0 && state.unreached === 0) return true
+      await sleep(250)
+    }
+    return false
+  }
+
+  try {
+    // 1. Formation: start every peer, the first alone, then join in waves through earlier peers.
+    progress(`starting ${n} peers (${upgrader} upgrader, ${activeSize} neighbours each, seed ${seed})`)
+    for (let i = 0; i < n; i++) {
+      await makeNode()
+      if ((i + 1) % 1000 === 0) progress(`started ${i + 1}/${n}`)
+    }
+    const formStart = Date.now()
+    joined.push(nodes[0]!)
+    await joinAll(nodes.slice(1))
+    const formed = await settle('forming')
+    const formationSeconds = (Date.now() - formStart) / 1000
+    if (!formed) {
+      completed = false
+      phase = 'formation'
+    }
+    progress(`formed in ${formationSeconds.toFixed(1)} s`)
+
+    // 2. Churn: kill a fraction without GOODBYE, join as many new peers through random live ones.
+    let repairSeconds = 0
+    if (completed && churn > 0) {
+      const k = Math.round(churn * n)
+      const alive = nodes.filter((x) => x.alive)
+      for (let i = 0; i < k && alive.length > 2; i++) {
+        const victim = alive.splice(pick(random, alive.length), 1)[0]!
+        victim.alive = false
+        victim.mesh.close()
+        victim.peer.destroy()
+      }
+      progress(`churn: killed ${k}, joining ${k} new peers`)
+      const repairStart = Date.now()
+      const fresh: Node[] = []
+      for (let i = 0; i < k; i++) fresh.push(await makeNode())
+      await joinAll(fresh)
+      const repaired = await settle('repairing')
+      repairSeconds = (Date.now() - repairStart) / 1000
+      if (!repaired) {
+        completed = false
+        phase = 'churn'
+      }
+    }
+
+    // 3. Broadcasts, one at a time, from random live peers.
+    const reaches: number[] = []
+    const sent: { tally: Tally; targets: number }[] = []
+    const before = totals(nodes)
+    for (let b = 0; b < broadcasts && !overTime(); b++) {
+      const alive = nodes.filter((x) => x.alive)
+      const origin = alive[pick(random, alive.length)]!
+      const { id } = origin.gossip.broadcast(`broadcast ${b} from ${origin.index}`)
+      const tally = tallies.get(id) ?? { delivered: 0, hops: [], latency: [] }
+      tallies.set(id, tally)
+      await quiesce(tally, alive.length - 1, deadline)
+      sent.push({ tally, targets: alive.length - 1 })
+      progress(`broadcast ${b + 1}/${broadcasts}: reached ${tally.delivered}/${alive.length - 1}`)
+    }
+    // Stragglers still count (a loaded event loop delays some by seconds): wait once more for all of them.
+    for (const { tally, targets } of sent) {
+      await quiesce(tally, targets, deadline)
+      reaches.push(tally.delivered / targets)
+    }
+    if (reaches.length < broadcasts && completed) {
+      completed = false
+      phase = 'broadcasts'
+    }
+    const after = totals(nodes)
+    const state = inspect(nodes)
+    maxDegree = Math.max(maxDegree, state.maxDegree)
+    maxActive = Math.max(maxActive, state.maxActive)
+    const hops = [...tallies.values()].flatMap((t) => t.hops)
+    const latency = [...tallies.values()].flatMap((t) => t.latency)
+    const delivered = after.delivered - before.delivered
+    return {
+      peers: n,
+      live: state.live,
+      seed,
+      churn,
+      formationSeconds: round(formationSeconds, 2),
+      repairSeconds: round(repairSeconds, 2),
+      reach: {
+        min: reaches.length > 0 ? round(Math.min(...reaches), 4) : 0,
+        mean: reaches.length > 0 ? round(reaches.reduce((a, b) => a + b, 0) / reaches.length, 4) : 0,
+      },
+      duplicateFactor: delivered > 0 ? round((after.received - before.received) / delivered, 2) : 0,
+      hops: { p50: percentile(hops, 0.5), p99: percentile(hops, 0.99) },
+      latencyMs: { p50: percentile(latency, 0.5), p99: percentile(latency, 0.99) },
+      maxDegree,
+      maxActive,
+      rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      upgrader,
+      completed,
+      phase,
+      seconds: round((Date.now() - started) / 1000, 1),
+    }
+  } finally {
+    for (const node of nodes) {
+      node.mesh.close()
+      node.peer.destroy()
+    }
+  }
+}
+
+function startNode(
+  network: MemoryNetwork,
+  index: number,
+  random: Random,
+  seed: number,
+  activeSize: number,
+  upgrader: 'noise' | 'plaintext',
+  tallies: Map<string, Tally>,
+  large: boolean,
+): Node {
+  const identity = identityFromSeed(Uint8Array.from({ length: 32 }, () => pick(random, 256)))
+  const mesh = createMesh({
+    activeSize,
+    random: seededRandom(seed * 1_000_003 + index),
+    // One process serving thousands of peers lags by seconds: an answer late by that much is not lost.
+    neighborTimeout: large ? 30_000 : 10_000,
+  })
+  const gossip = createGossip({ identity, mesh })
+  const host = `p${index}`
+  const peer = createPeer({
+    transport: memoryTransport(network, { host }),
+    identity,
+    name: host,
+    listen: `${host}:0`,
+    services: [mesh.service, gossip.service],
+    ...(upgrader === 'plaintext' ? { upgrader: plaintextUpgrader() } : {}),
+    // The mesh repairs lost neighbours itself; the session's own reconnection would race it.
+    reconnect: false,
+    // Memory links report a dead end at once: pings only cost CPU at this scale.
+    pingInterval: 60_000,
+    idleTimeout: 180_000,
+    handshakeTimeout: 30_000,
+    // The peer's housekeeping tick is a quarter of the shortest timeout: keep it rare with 10,000 peers.
+    ackTimeout: 60_000,
+  })
+  peer.on('error', () => {})
+  mesh.attach(peer)
+  gossip.on('gossip', (m: GossipDelivery) => {
+    let tally = tallies.get(m.id)
+    if (!tally) {
+      tally = { delivered: 0, hops: [], latency: [] }
+      tallies.set(m.id, tally)
+    }
+    tally.delivered++
+    tally.hops.push(m.hops)
+    tally.latency.push(m.receivedAt - m.sentAt)
+  })
+  return { index, peer, mesh, gossip, alive: true }
+}
+
+/** An Ed25519 identity from a 32-byte seed, so a seeded run has the same peer ids every time. */
+export function identityFromSeed(seed: Uint8Array): Identity {
+  const publicKey = Buffer.alloc(32)
+  const secretKey = Buffer.alloc(64)
+  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
+  const jwk = {
+    kty: 'OKP',
+    crv: 'Ed25519',
+    d: Buffer.from(seed).toString('base64url'),
+    x: publicKey.toString('base64url'),
+  }
+  const privateKey = createPrivateKey({ key: jwk, format: 'jwk' })
+  return { peerId: publicKey.toString('hex'), publicKey: createPublicKey(privateKey), privateKey }
+}
+
+/** Live peers, isolated ones, and how many are not reachable both from and to the first live peer. */
+function inspect(nodes: readonly Node[]) {
+  const alive = nodes.filter((x) => x.alive)
+  const byId = new Map(alive.map((x) => [x.peer.id, x]))
+  let maxDegree = 0
+  let maxActive = 0
+  let isolated = 0
+  let sessions = 0
+  const out = new Map<string, string[]>()
+  const into = new Map<string, string[]>()
+  for (const x of alive) {
+    const active = x.mesh.active().filter((id) => byId.has(id))
+    out.set(x.peer.id, active)
+    for (const id of active) {
+      const list = into.get(id)
+      if (list) list.push(x.peer.id)
+      else into.set(id, [x.peer.id])
+    }
+    if (active.length === 0) isolated++
+    maxActive = Math.max(maxActive, x.mesh.active().length)
+    const held = x.peer.resources().sessions
+    sessions += held
+    maxDegree = Math.max(maxDegree, held)
+  }
+  const root = alive[0]?.peer.id
+  const reach = (edges: Map<string, string[]>) => {
+    if (root === undefined) return 0
+    const seen = new Set([root])
+    const queue = [root]
+    for (let i = 0; i < queue.length; i++) {
+      for (const next of edges.get(queue[i]!) ?? []) {
+        if (!seen.has(next)) {
+          seen.add(next)
+          queue.push(next)
+        }
+      }
+    }
+    return seen.size
+  }
+  const unreached = alive.length - Math.min(reach(out), reach(into))
+  return { live: alive.length, isolated, unreached, maxDegree, maxActive, sessions }
+}
+
+function meshTotals(nodes: readonly Node[]) {
+  const sum = { dials: 0, dialFailures: 0, deadNeighbors: 0, timeouts: 0 }
+  for (const x of nodes) {
+    sum.dials += x.mesh.stats.dials
+    sum.dialFailures += x.mesh.stats.dialFailures
+    sum.deadNeighbors += x.mesh.stats.deadNeighbors
+    sum.timeouts += x.mesh.stats.timeouts
+  }
+  return sum
+}
+
+function totals(nodes: readonly Node[]): { received: number; delivered: number } {
+  let received = 0
+  let delivered = 0
+  for (const x of nodes) {
+    received += x.gossip.stats.received
+    delivered += x.gossip.stats.delivered
+  }
+  return { received, delivered }
+}
+
+/** Waits until `target` peers delivered the message, or nothing new arrived for five seconds. */
+async function quiesce(tally: Tally, target: number, deadline: number): Promise<void> {
+  let last = -1
+  let still = 0
+  while (tally.delivered < target && Date.now() < deadline) {
+    await sleep(100)
+    if (tally.delivered === last) {
+      if (++still >= 50) return
+    } else {
+      still = 0
+      last = tally.delivered
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0
+  const sorted = values.slice().sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(v * f) / f
+}

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto'
+import type { Channel, DisconnectEvent, Service } from '@parley/core'
+import { createPeer, memoryTransport } from '@parley/core'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { decodeGossip, encodeGossip, encodeMesh } from '../src/codec.js'
+import { GOSSIP_PROTOCOL, type GossipDelivery } from '../src/gossip.js'
+import { MESH_PROTOCOL } from '../src/membership.js'
+import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
+
+/** Makes `b` and `a` neighbours (b joins through a) and waits until both see it. */
+async function link(a: MeshNode, b: MeshNode): Promise<void> {
+  await b.mesh.join(a.peer.addresses[0]!)
+  await until(
+    () => a.mesh.isActive(b.peer.id) && b.mesh.isActive(a.peer.id),
+    [a.mesh, b.mesh],
+    ['neighbor:up'],
+  )
+}
+
+function deliveries(node: MeshNode): GossipDelivery[] {
+  const got: GossipDelivery[] = []
+  node.gossip.on('gossip', (m) => got.push(m))
+  return got
+}
+
+// Walks of length 0 and no repair or shuffle: the overlay is exactly the links each test makes.
+const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
+
+describe('mesh gossip', () => {
+  it('a broadcast is delivered once per peer, with its origin, and every other copy counted as a duplicate', async () => {
+    const { make } = meshNetwork(fixed)
+    const nodes = [await make(), await make(), await make(), await make()]
+    const [a, ...others] = nodes as [MeshNode, ...MeshNode[]]
+    // Walks of length 0 connect each joiner to the contact's neighbours too: four peers, all neighbours.
+    for (const n of others) await link(a, n)
+    const emitters = nodes.map((n) => n.mesh)
+    await until(() => nodes.every((n) => n.mesh.active().length === 3), emitters, ['neighbor:up'])
+    const got = others.map(deliveries)
+    const { id } = a.gossip.broadcast('hello, mesh')
+    // Each relays to the two neighbours other than the origin: two copies more for each.
+    await until(
+      () => others.every((n) => n.gossip.stats.delivered === 1 && n.gossip.stats.duplicates === 2),
+      others.map((n) => n.gossip),
+      ['gossip', 'duplicate'],
+    )
+    for (const list of got) {
+      expect(list).toEqual([expect.objectContaining({ id, from: a.peer.id, text: 'hello, mesh', hops: 1 })])
+    }
+    expect(a.gossip.stats.delivered).toBe(0)
+  })
+
+  it('a relay that alters a message or reuses its signature is cut off, and only the real text is delivered', async () => {
+    const { network, make } = meshNetwork(fixed)
+    const a = await make()
+    const c = await make()
+    const d = await make()
+    // The forger joins the mesh (so it is a neighbour of a and of c) and passes on what it gets, altered.
+    const gossipChannels: Channel[] = []
+    const forgerMesh: Service = {
+      protocol: MESH_PROTOCOL,
+      open(channel) {
+        queueMicrotask(() => channel.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const forgerGossip: Service = {
+      protocol: GOSSIP_PROTOCOL,
+      open(channel) {
+        gossipChannels.push(channel)
+        return {
+          onFrame(body) {
+            const msg = decodeGossip(body)
+            const altered = encodeGossip({ ...msg, text: 'send your keys to mallory' })
+            const reused = encodeGossip({ ...msg, id: randomBytes(16).toString('hex') })
+            for (const other of gossipChannels) {
+              if (other === channel) continue
+              other.sendBytes(altered)
+              other.sendBytes(reused)
+            }
+          },
+          onClose() {},
+        }
+      },
+    }
+    const evil = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      services: [forgerMesh, forgerGossip],
+    })
+    onTestFinished(() => evil.stop())
+    await evil.start()
+    await evil.connect(a.peer.addresses[0]!)
+    await evil.connect(c.peer.addresses[0]!)
+    await link(a, d)
+    await link(d, c)
+    await until(
+      () => a.mesh.active().length === 2 && c.mesh.active().length === 2,
+      [a.mesh, c.mesh],
+      ['neighbor:up'],
+    )
+    const atC = deliveries(c)
+    const cut = new Promise<DisconnectEvent>((resolve) =>
+      c.peer.on('peer:disconnect', (e) => e.peer.name === 'evil' && resolve(e)),
+    )
+    const { id } = a.gossip.broadcast('the real text')
+    expect((await cut).reason).toBe('protocol-error')
+    await until(() => atC.length === 1, [c.gossip], ['gossip'])
+    expect(atC).toEqual([expect.objectContaining({ id, text: 'the real text', from: a.peer.id })])
+    expect(c.mesh.isActive(evil.id)).toBe(false)
+  })
+
+  it('a message is relayed beyond its origin’s neighbours, and past the hop limit it is delivered but not relayed', async () => {
+    const { make } = meshNetwork({ ...fixed, gossip: { hopLimit: 2 } })
+    const [a, b, c, d] = [await make(), await make(), await make(), await make()]
+    // A line a–b–c–d: each joins through a peer with no neighbour yet, so no walk adds a shortcut.
+    await link(b, a)
+    await link(c, b)
+    await link(d, c)
+    const atC = deliveries(c)
+    a.gossip.broadcast('not far')
+    await until(() => atC.length === 1, [c.gossip], ['gossip'])
+    expect(atC[0]).toEqual(expect.objectContaining({ from: a.peer.id, hops: 2 }))
+    // c relays before it delivers: nothing went out, so d never gets it.
+    expect(c.gossip.stats.sent).toBe(0)
+    expect(d.gossip.stats.received).toBe(0)
+  })
+
+  it('an origin over its rate has its messages dropped at the first relay', async () => {
+    const { make } = meshNetwork({ ...fixed, gossip: { perOrigin: { perSecond: 0.001, burst: 2 } } })
+    const [a, b, c] = [await make(), await make(), await make()]
+    await link(a, b)
+    await link(b, c)
+    const atB = deliveries(b)
+    for (let i = 0; i < 5; i++) a.gossip.broadcast(`flood ${i}`)
+    await until(() => b.gossip.stats.received === 5, [b.gossip], ['gossip', 'duplicate', 'dropped'])
+    expect(atB.map((m) => m.text)).toEqual(['flood 0', 'flood 1'])
+    expect(b.gossip.stats.dropped).toBe(3)
+  })
+})

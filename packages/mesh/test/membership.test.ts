@@ -1,0 +1,109 @@
+import type { Channel, DisconnectEvent, Service } from '@parley/core'
+import { createPeer, memoryTransport } from '@parley/core'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { MESH_PROTOCOL } from '../src/membership.js'
+import { connected, type MeshNode, meshNetwork, symmetric, until } from './fixtures/mesh-net.js'
+
+const meshEvents = ['neighbor:up', 'neighbor:down']
+
+describe('mesh membership', () => {
+  it('peers joining through one contact spread over the overlay, and nobody holds more than activeSize neighbours', async () => {
+    const { make } = meshNetwork({
+      mesh: { activeSize: 3, shuffleInterval: 200, repairInterval: 100, dialsPerSecond: 50 },
+    })
+    const nodes: MeshNode[] = []
+    let over = 0
+    for (let i = 0; i < 10; i++) {
+      const node = await make()
+      node.mesh.on('neighbor:up', () => {
+        if (node.mesh.active().length > 3) over++
+      })
+      nodes.push(node)
+    }
+    // Everyone joins through the same peer: without the walk it would be the hub of a star.
+    for (const node of nodes.slice(1)) await node.mesh.join(nodes[0]!.peer.addresses[0]!)
+    const emitters = nodes.map((n) => n.mesh)
+    // Links are symmetric once the joins settle: each neighbour has the other as a neighbour too.
+    await until(
+      () => connected(nodes) && symmetric(nodes) && nodes.every((n) => n.mesh.active().length >= 2),
+      emitters,
+      meshEvents,
+    )
+    expect(over).toBe(0)
+    expect(Math.max(...nodes.map((n) => n.mesh.active().length))).toBeLessThanOrEqual(3)
+    // The contact is not everyone's neighbour: the walks placed the joiners elsewhere.
+    expect(nodes.filter((n) => n.mesh.active().includes(nodes[0]!.peer.id)).length).toBeLessThanOrEqual(3)
+  })
+
+  it('a neighbour that dies is dropped and replaced from the passive view', async () => {
+    const { make } = meshNetwork({
+      mesh: { activeSize: 3, shuffleInterval: 100, repairInterval: 100, dialsPerSecond: 50 },
+    })
+    const nodes: MeshNode[] = []
+    for (let i = 0; i < 9; i++) nodes.push(await make())
+    for (const node of nodes.slice(1)) await node.mesh.join(nodes[0]!.peer.addresses[0]!)
+    const emitters = nodes.map((n) => n.mesh)
+    // Wait for the passive views to fill through shuffles, so that replacements exist.
+    await until(() => connected(nodes) && nodes.every((n) => n.mesh.passive().length >= 2), emitters, [
+      ...meshEvents,
+      'shuffled',
+    ])
+    const victim = nodes.find((n) => n !== nodes[0] && n.mesh.active().length > 0)!
+    const bereaved = nodes.filter((n) => n.mesh.isActive(victim.peer.id))
+    expect(bereaved.length).toBeGreaterThan(0)
+    const downs: string[] = []
+    for (const n of bereaved)
+      n.mesh.on('neighbor:down', (id, why) => id === victim.peer.id && downs.push(why))
+    victim.mesh.close()
+    victim.peer.destroy()
+    const live = nodes.filter((n) => n !== victim)
+    await until(
+      () =>
+        connected(live) && live.every((n) => n.mesh.active().length >= 1 && !n.mesh.isActive(victim.peer.id)),
+      live.map((n) => n.mesh),
+      meshEvents,
+    )
+    expect(downs).toEqual(bereaved.map(() => 'dead'))
+  })
+
+  it('a peer dropped to make room hears DISCONNECT and keeps the other as a candidate', async () => {
+    const { make } = meshNetwork({ mesh: { activeSize: 1, shuffleInterval: 0, repairInterval: 60_000 } })
+    const hub = await make()
+    const a = await make()
+    const b = await make()
+    await a.mesh.join(hub.peer.addresses[0]!)
+    await until(() => hub.mesh.isActive(a.peer.id), [hub.mesh], meshEvents)
+    const dropped = new Promise<string>((resolve) => a.mesh.on('neighbor:down', (_id, why) => resolve(why)))
+    await b.mesh.join(hub.peer.addresses[0]!)
+    expect(await dropped).toBe('dropped')
+    await until(() => hub.mesh.isActive(b.peer.id), [hub.mesh], meshEvents)
+    expect(hub.mesh.active()).toEqual([b.peer.id])
+    expect(a.mesh.passive().map((e) => e.id)).toContain(hub.peer.id)
+  })
+
+  it('a malformed membership message ends the session as a protocol violation', async () => {
+    const { network, make } = meshNetwork()
+    const victim = await make()
+    // A peer whose "membership service" sends a JOIN whose address runs past the end of the body.
+    const junk: Service = {
+      protocol: MESH_PROTOCOL,
+      open(channel: Channel) {
+        queueMicrotask(() => channel.sendBytes(Uint8Array.of(1, 200, 0x61)))
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
+    const attacker = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      listen: false,
+      services: [junk],
+    })
+    onTestFinished(() => attacker.stop())
+    await attacker.start()
+    await attacker.connect(victim.peer.addresses[0]!)
+    const event = await gone
+    expect(event.reason).toBe('protocol-error')
+    expect(victim.mesh.active()).toEqual([])
+  })
+})
