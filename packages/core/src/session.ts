@@ -108,9 +108,11 @@ export class Session {
 }
 
 class SessionChannel implements Channel {
+  // Plain (not #private) members: a service may wrap its channel with Object.create(channel, …) and
+  // still use every getter and method through the prototype.
   /** The link the channel number below was looked up on; looked up again when the session moves. */
-  #link: Link | undefined
-  #number: number | undefined
+  private boundLink: Link | undefined
+  private boundNumber: number | undefined
 
   constructor(
     readonly session: Session,
@@ -132,7 +134,7 @@ class SessionChannel implements Channel {
   get writable(): boolean {
     const link = this.session.active
     if (!this.online || link.conn.status !== 'open') return false
-    const channel = this.#numberOn(link)
+    const channel = this.numberOn(link)
     // Cheap while the link flows; the per-channel queue is looked at only once it pushes back.
     return (
       channel !== undefined && (!link.writer.blocked || link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT)
@@ -141,7 +143,7 @@ class SessionChannel implements Channel {
 
   send(msg: Message): boolean {
     const link = this.session.active
-    const channel = this.#channel(link)
+    const channel = this.channelOn(link)
     // A link already closing takes nothing more, like a socket: unacknowledged sends go again on the next.
     if (link.conn.status !== 'open') return false
     link.writer.write(msg, channel)
@@ -150,7 +152,7 @@ class SessionChannel implements Channel {
 
   sendBytes(body: Uint8Array): boolean {
     const link = this.session.active
-    const channel = this.#channel(link)
+    const channel = this.channelOn(link)
     if (link.conn.status !== 'open') return false
     link.writer.writeBody(body, channel)
     return !link.writer.blocked || link.writer.heldBytesOf(channel) < CHANNEL_SOFT_LIMIT
@@ -170,19 +172,19 @@ class SessionChannel implements Channel {
     this.session.messagesOut++
   }
 
-  #numberOn(link: Link): number | undefined {
-    if (link !== this.#link) {
-      this.#link = link
-      this.#number = link.channelOf(this.protocol)
+  private numberOn(link: Link): number | undefined {
+    if (link !== this.boundLink) {
+      this.boundLink = link
+      this.boundNumber = link.channelOf(this.protocol)
     }
-    return this.#number
+    return this.boundNumber
   }
 
-  #channel(link: Link): number {
+  private channelOn(link: Link): number {
     if (!this.session.online || this.session.ended) {
       throw new PeerError('NOT_CONNECTED', `${this.session.remote.name} is not connected`)
     }
-    const channel = this.#numberOn(link)
+    const channel = this.numberOn(link)
     if (channel === undefined) {
       throw new PeerError('NOT_SUPPORTED', `${this.session.remote.name} does not run ${this.protocol}`)
     }
