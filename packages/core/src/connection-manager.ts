@@ -370,9 +370,7 @@ export class ConnectionManager implements ConnectionHost {
       return
     }
     // Flush the acknowledgements of what was accepted before the violation (their senders would see
-    // PEER_GONE) and a GOODBYE with the reason, then close, cut short after stopTimeout. Stop reading
-    // first: what a violator sends while we close would still cost us decryption, for nothing.
-    link.conn.pause()
+    // PEER_GONE) and a GOODBYE with the reason, then close, cut short after stopTimeout.
     this.reader.readEnd(link)
     link.write({ type: 'GOODBYE', reason: clipReason(message) })
     link.writer.flush()
