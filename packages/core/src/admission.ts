@@ -125,7 +125,11 @@ export class InboundEviction {
     const discouraged = rest.filter((c) => c.discouraged)
     if (discouraged.length > 0) return youngest(discouraged).value
     const groups = new Map<string, EvictionCandidate<T>[]>()
-    for (const c of rest) groups.set(c.netgroup, [...(groups.get(c.netgroup) ?? []), c])
+    for (const c of rest) {
+      const group = groups.get(c.netgroup)
+      if (group) group.push(c)
+      else groups.set(c.netgroup, [c])
+    }
     let largest: EvictionCandidate<T>[] = []
     for (const g of groups.values()) {
       if (

@@ -14,6 +14,8 @@ const DEDUP_SENDERS = 1024
 const DEDUP_KEEP = 10 * 60_000
 /** Dedup entries at most, whatever their protection (about 100 bytes each). */
 const DEDUP_HARD_LIMIT = 64 * 1024
+/** Senders #forgetOne looks at per call. */
+const FORGET_SCAN = 64
 
 export interface ChatInit {
   ackTimeout: number
@@ -106,14 +108,17 @@ export class ChatService implements Service {
   /**
    * Makes room for one more sender: the least recently heard one that is neither connected nor heard
    * within DEDUP_KEEP — so cycling cheap identities cannot flush a real sender's state while it is
-   * connected or reconnecting. Past DEDUP_HARD_LIMIT senders (all of them protected) the oldest goes anyway.
+   * connected or reconnecting. Looks at no more than FORGET_SCAN senders: protected ones it passes go to
+   * the back, so the next call looks further and the cost per new sender stays constant however many are
+   * protected. Past DEDUP_HARD_LIMIT senders (all of them protected) the oldest goes anyway.
    */
   #forgetOne(): void {
     const now = Date.now()
-    for (const [sender, seen] of this.#seen) {
-      if (this.#init.isConnected(sender) || now - seen.heardAt < DEDUP_KEEP) continue
+    for (let i = 0; i < FORGET_SCAN && i < this.#seen.size; i++) {
+      const [sender, seen] = this.#seen.entries().next().value!
       this.#seen.delete(sender)
-      return
+      if (this.#init.isConnected(sender) || now - seen.heardAt < DEDUP_KEEP) this.#seen.set(sender, seen)
+      else return
     }
     if (this.#seen.size >= DEDUP_HARD_LIMIT) this.#seen.delete(this.#seen.keys().next().value!)
   }
