@@ -1,12 +1,17 @@
-// `pnpm --filter cli start -- <flags>`: build what is stale, quietly, then run the program in this
-// very process. The package script is `exec node scripts/start.mjs`, so no shell stays between pnpm
-// and the peer: pnpm passes SIGTERM and SIGINT on to its direct child, and that child is the peer.
+// `pnpm --filter cli start -- <flags>` (and the bot's): build what is stale, quietly, then run the
+// app of the current package (pnpm runs a package's scripts in its folder) in this very process. The
+// package script is `exec node ../../scripts/start-app.mjs`, so no shell stays between pnpm and the
+// peer: pnpm passes SIGTERM and SIGINT on to its direct child, and that child is the peer.
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
-const root = fileURLToPath(new URL('../../..', import.meta.url))
+const root = fileURLToPath(new URL('..', import.meta.url))
+const app = process.cwd()
+const { name } = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'))
 
-/** Runs turbo's build of the CLI and what it depends on; its output is shown only when it fails. */
+/** Runs turbo's build of the app and what it depends on; its output is shown only when it fails. */
 function build() {
   return new Promise((resolve) => {
     const child = spawn(
@@ -14,7 +19,7 @@ function build() {
       [
         'run',
         'build',
-        '--filter=@parley/cli...',
+        `--filter=${name}...`,
         '--filter=!@parley/testing',
         '--only',
         '--output-logs=errors-only',
@@ -77,4 +82,4 @@ const watch = setInterval(() => {
 }, 1_000)
 watch.unref()
 
-await import('../dist/main.js')
+await import(pathToFileURL(join(app, 'dist/main.js')).href)
