@@ -374,6 +374,8 @@ export class ConnectionManager implements ConnectionHost {
     this.reader.readEnd(link)
     link.write({ type: 'GOODBYE', reason: clipReason(message) })
     link.writer.flush()
+    // What it sends while we close costs us nothing (not even decryption), yet its end is still seen.
+    link.conn.discardInput?.()
     link.conn.close({ signal: this.timers.deadline(this.limits.stopTimeout) }).catch(() => link.conn.abort())
   }
 

@@ -48,8 +48,6 @@ export class LinkReader {
     // spends our CPU, not its bandwidth. Small records are budgeted like messages (honest peers send at
     // most one per message, and coalesce); large ones carry their own weight in bytes.
     if (chunk.byteLength < SMALL_RECORD_BYTES && link.chunks !== undefined && !link.chunks.take()) {
-      // Stop reading before saying why: what it sends while we close would still cost decryption.
-      link.conn.pause()
       this.#init.violation(
         link,
         new PeerError(

@@ -62,6 +62,11 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   pause(): void
   /** Delivers `data` again after {@link Connection.pause}. */
   resume(): void
+  /**
+   * Optional: keep reading but drop what arrives without processing it (a secure channel then decrypts
+   * nothing), while `end` and `close` still fire. Used while closing on a peer that broke a limit.
+   */
+  discardInput?(): void
 }
 
 /** What {@link Transport.listen} returns: the bound address, and a way to stop accepting. */

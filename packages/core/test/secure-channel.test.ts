@@ -588,6 +588,22 @@ describe('noise transport records', () => {
     expectSameBytes(await atB.received(data.length), data)
   })
 
+  it('discardInput() opens nothing more, yet the remote end still closes it cleanly', async () => {
+    // Every record after the first is replayed: opening it would fail with INTEGRITY.
+    const { a, b } = await tamperedPair((bytes, index) => (index === 0 ? [bytes] : [bytes, bytes]))
+    const atB = record(b)
+    a.send(Buffer.from('before'))
+    await atB.received(6)
+    b.discardInput?.()
+    a.send(Buffer.from('after'))
+    const closing = a.close()
+    await atB.end()
+    void b.close()
+    await closing
+    expect(await atB.closed()).toBeUndefined()
+    expect(atB.bytes().toString()).toBe('before')
+  })
+
   it('forwards a graceful close: end, then close without error on both sides', async () => {
     const { a, b } = await securePair()
     const atA = record(a)

@@ -82,7 +82,7 @@ export class NoiseConnection extends WrappedConnection {
     const n = chunk.length
     let i = 0
     while (i < n) {
-      if (this.isDead) return null
+      if (this.isDead || this.isDiscarding) return null
       if (this.isPaused) return chunk.subarray(i)
       const partial = this.#record
       if (partial !== null) {

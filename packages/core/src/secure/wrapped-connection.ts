@@ -57,6 +57,7 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   #pumping = false
   #drainPending = false
   #closed = false
+  #discarding = false
   #failure: Error | null = null
 
   /**
@@ -121,6 +122,16 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   }
 
   /**
+   * Reads on but drops what arrives, untransformed (nothing is decrypted), and ends when the remote
+   * ends: for a connection closing on a peer that broke the rules, whose further bytes must cost us
+   * nothing while its `end` must still be seen for the close to finish.
+   */
+  discardInput(): void {
+    this.#discarding = true
+    if (this.#paused) this.resume()
+  }
+
+  /**
    * Transforms one chunk of underlying bytes, emitting results through {@link deliver}. Returns the
    * unconsumed tail when it stopped because the connection was paused, else null.
    */
@@ -133,6 +144,11 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
 
   protected get isPaused(): boolean {
     return this.#paused
+  }
+
+  /** True once {@link discardInput} was called: stop transforming the chunk at hand. */
+  protected get isDiscarding(): boolean {
+    return this.#discarding
   }
 
   /** True once {@link fail} was called or `close` was emitted: stop producing data. */
@@ -162,7 +178,7 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   }
 
   readonly #onData = (chunk: Uint8Array): void => {
-    if (this.isDead) return
+    if (this.isDead || this.#discarding) return
     // Always through the inbox: consume() may re-enter (a listener that resumes or aborts), and the
     // pump loop picks up whatever arrives meanwhile, in order.
     this.#inbox.push({ kind: 'data', chunk })
@@ -197,10 +213,12 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
         if (item.kind === 'data' && (this.#paused || this.#failure !== null)) break
         this.#inbox.shift()
         if (item.kind === 'data') {
+          if (this.#discarding) continue
           const rest = this.consume(item.chunk)
           if (rest !== null && !this.isDead) this.#inbox.unshift({ kind: 'data', chunk: rest })
         } else if (item.kind === 'end') {
-          if (this.#failure === null && this.beforeEnd()) this.emit('end')
+          // A discarded stream may stop inside a record: that is no longer worth a failure.
+          if (this.#failure === null && (this.#discarding || this.beforeEnd())) this.emit('end')
         } else {
           this.#closed = true
           this.#inbox.clear()
