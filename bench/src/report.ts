@@ -79,12 +79,14 @@ const cellText = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', 
 function cell(results: Results, system: SystemName, column: Column, notes: string[]): string {
   const s = metric(results, system, column.scenario, column.metric)
   const failed = failures(results, system, column.scenario)
-  if (!s) return failed.length > 0 ? `failed: ${cellText(failed[0]!)}` : '–'
+  if (!s && failed.length === 0) return '–'
+  // The reason goes in a note under the table, once per system and scenario, not in every column.
+  const note = `${SYSTEM_LABELS[system]}, ${column.scenario}: ${failed.length} round(s) failed: ${cellText(failed[0] ?? '')}`
+  if (failed.length > 0 && !notes.includes(note)) notes.push(note)
+  const mark = failed.length > 0 ? ` ⚠${notes.indexOf(note) + 1}` : ''
+  if (!s) return `failed${mark}`
   const range = s.min === s.max ? '' : ` (${column.format(s.min)}–${column.format(s.max)})`
-  if (failed.length === 0) return `${column.format(s.median)}${range}`
-  const note = `${SYSTEM_LABELS[system]}, ${column.scenario}: ${failed.length} round(s) failed: ${cellText(failed[0]!)}`
-  if (!notes.includes(note)) notes.push(note)
-  return `${column.format(s.median)}${range} ⚠${notes.indexOf(note) + 1}`
+  return `${column.format(s.median)}${range}${mark}`
 }
 
 /** The results table alone (also printed to the terminal). */
