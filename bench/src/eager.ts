@@ -4,11 +4,13 @@
  * Two processes, TCP + Noise; the receiver counts. The eager sender raises `inFlight.waiting` to N,
  * as such an application must.
  *
- * Run by `pnpm bench` after the main table, or alone: `node dist/eager.js [--quick]`.
+ * Run by `pnpm bench` after the main table, or alone: `node dist/eager.js [--quick] [--rounds N]`;
+ * one mode alone, to profile it: `node --cpu-prof --trace-gc dist/eager.js --only eager --count N`.
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { createPeer, type Peer, tcpTransport } from '@parley/core'
 
 const TEXT = 'x'.repeat(64)
@@ -54,14 +56,40 @@ async function windowed(peer: Peer, to: string, n: number, window = 2_000): Prom
   return n / ((performance.now() - started) / 1000)
 }
 
-export interface EagerResult {
-  count: number
-  rounds: { eager: number; windowed: number }[]
+export interface EagerRound {
+  /** msg/s, first `send()` to the last acknowledgement. */
+  eager: number
+  windowed: number
+  /** The sender's CPU time (user + system, process.cpuUsage) per message, µs. */
+  eagerCpuUs: number
+  windowedCpuUs: number
 }
 
-export async function runEager(quick: boolean): Promise<EagerResult> {
-  const count = quick ? 50_000 : 200_000
+export interface EagerResult {
+  count: number
+  rounds: EagerRound[]
+}
+
+type Mode = 'eager' | 'windowed'
+
+/** One timed run of `mode`: its rate and the sender's CPU per message. */
+async function timed(
+  peer: Peer,
+  to: string,
+  mode: Mode,
+  n: number,
+): Promise<{ rate: number; cpuUs: number }> {
+  const cpu = process.cpuUsage()
+  const rate = mode === 'eager' ? await eager(peer, to, n) : await windowed(peer, to, n)
+  const used = process.cpuUsage(cpu)
+  return { rate, cpuUs: (used.user + used.system) / n }
+}
+
+/** A sink process and a connected sender peer that admits `waiting` sends beyond its window. */
+async function connectedPair(waiting: number): Promise<{ peer: Peer; to: string; stop(): Promise<void> }> {
+  // No inherited execArgv: a profiled sender (--cpu-prof, --trace-gc) profiles itself, not the sink.
   const child = fork(fileURLToPath(import.meta.url), ['--serve'], {
+    execArgv: [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   try {
@@ -72,42 +100,81 @@ export async function runEager(quick: boolean): Promise<EagerResult> {
       listen: false,
       rateLimit: false,
       ackTimeout: 120_000,
-      inFlight: { waiting: count },
+      inFlight: { waiting },
     })
     await peer.start()
     const sink = await peer.connect(ready.address)
-    await windowed(peer, sink.id, 20_000)
-    const rounds: { eager: number; windowed: number }[] = []
-    // Alternated, so a change in the machine's load falls on both.
-    for (let r = 0; r < 3; r++) {
-      rounds.push({
-        windowed: await windowed(peer, sink.id, count),
-        eager: await eager(peer, sink.id, count),
+    return {
+      peer,
+      to: sink.id,
+      async stop() {
+        await peer.stop()
+        child.send({ type: 'stop' })
+        child.kill()
+      },
+    }
+  } catch (err) {
+    child.kill()
+    throw err
+  }
+}
+
+export async function runEager(quick: boolean, rounds = 3): Promise<EagerResult> {
+  const count = quick ? 50_000 : 200_000
+  const { peer, to, stop } = await connectedPair(count)
+  try {
+    await windowed(peer, to, 20_000)
+    const out: EagerRound[] = []
+    // Back to back, the order alternating per round, so a change in the machine's load falls on both.
+    for (let r = 0; r < rounds; r++) {
+      const order: Mode[] = r % 2 === 0 ? ['windowed', 'eager'] : ['eager', 'windowed']
+      const got = {} as Record<Mode, { rate: number; cpuUs: number }>
+      for (const mode of order) got[mode] = await timed(peer, to, mode, count)
+      out.push({
+        eager: got.eager.rate,
+        windowed: got.windowed.rate,
+        eagerCpuUs: got.eager.cpuUs,
+        windowedCpuUs: got.windowed.cpuUs,
       })
     }
-    await peer.stop()
-    return { count, rounds }
+    return { count, rounds: out }
   } finally {
-    child.send({ type: 'stop' })
-    child.kill()
+    await stop()
+  }
+}
+
+/**
+ * For profiling one mode alone: `node --cpu-prof --trace-gc dist/eager.js --only eager --count 100000`.
+ * A short windowed warm-up, then `mode` once; prints its rate and the sender's CPU per message.
+ */
+async function runOnly(mode: Mode, count: number): Promise<string> {
+  const { peer, to, stop } = await connectedPair(count)
+  try {
+    await windowed(peer, to, 20_000)
+    const { rate, cpuUs } = await timed(peer, to, mode, count)
+    return `${mode} ${count.toLocaleString('en')}: ${Math.round(rate).toLocaleString('en')} msg/s, sender CPU ${cpuUs.toFixed(2)} µs/msg`
+  } finally {
+    await stop()
   }
 }
 
 export function renderEager(r: EagerResult): string {
   const k = (n: number) => `${Math.round(n / 1000)} k`
   const ratios = r.rounds.map((x) => x.eager / x.windowed).sort((a, b) => a - b)
+  const median = ratios[Math.floor(ratios.length / 2)]!
   return [
     '### Eager senders: all sends at once against a window of 2,000',
     '',
-    `${r.count.toLocaleString('en')} messages of 64 bytes, acknowledged, Noise over TCP, two processes; rounds alternate.`,
+    `${r.count.toLocaleString('en')} messages of 64 bytes, acknowledged, Noise over TCP, two processes; per round both run back to back on one connection, the order alternating. CPU is the sender's (\`process.cpuUsage\`), per message.`,
     '',
-    '| round | windowed msg/s | eager msg/s | eager ÷ windowed |',
-    '| ----- | -------------- | ----------- | ---------------- |',
+    '| Round | Windowed msg/s | Eager msg/s | Eager ÷ windowed | Windowed CPU µs/msg | Eager CPU µs/msg |',
+    '| ----- | -------------: | ----------: | ---------------: | ------------------: | ---------------: |',
     ...r.rounds.map(
-      (x, i) => `| ${i + 1} | ${k(x.windowed)} | ${k(x.eager)} | ${(x.eager / x.windowed).toFixed(2)}× |`,
+      (x, i) =>
+        `| ${i + 1} | ${k(x.windowed)} | ${k(x.eager)} | ${(x.eager / x.windowed).toFixed(2)}× | ${x.windowedCpuUs.toFixed(2)} | ${x.eagerCpuUs.toFixed(2)} |`,
     ),
     '',
-    `Median eager ÷ windowed: ${ratios[1]!.toFixed(2)}× (target ≥ 0.80×).`,
+    `Eager ÷ windowed, per round: median ${median.toFixed(2)}× (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}); target ≥ 0.80×.`,
     '',
   ].join('\n')
 }
@@ -115,8 +182,21 @@ export function renderEager(r: EagerResult): string {
 if (process.argv.includes('--serve')) {
   void serve()
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  runEager(process.argv.includes('--quick')).then(
-    (r) => process.stdout.write(`${renderEager(r)}\n`),
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      count: { type: 'string', default: '100000' },
+      rounds: { type: 'string', default: '3' },
+    },
+  })
+  const only = values.only
+  if (only !== undefined && only !== 'eager' && only !== 'windowed') throw new Error('--only eager|windowed')
+  const job = only
+    ? runOnly(only, Number(values.count))
+    : runEager(values.quick === true, Number(values.rounds)).then(renderEager)
+  job.then(
+    (text) => process.stdout.write(`${text}\n`),
     (err: unknown) => {
       process.stderr.write(`eager: ${(err as Error).message}\n`)
       process.exit(1)

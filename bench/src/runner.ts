@@ -236,14 +236,21 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
         const rate = seconds > 0 && measured > 0 ? ` (≈ ${short(measured / seconds)} msg/s)` : ''
         need(count, `messages received${rate}`)
       }
+      const perMessage = (cpuUs: number | undefined) =>
+        cpuUs !== undefined && measured > 0 ? cpuUs / measured : Number.NaN
       return {
         count,
         msgsPerSec: measured / seconds,
         mbPerSec: (s.bytes ?? 0) / seconds / 1e6,
         senderSeconds: client.seconds ?? Number.NaN,
+        // The sender's CPU runs from its warm-up boundary to the end of its sends (its last one may
+        // still be in the socket), the receiver's over its measured span: a fair per-message cost.
+        senderCpuUs: perMessage(client.cpuUs),
+        receiverCpuUs: perMessage(s.cpuUs),
       }
     }
     case 'pingpong':
+    case 'pingcold':
       need(client.roundTrips, 'round trips')
       return { count: client.roundTrips!, p50Us: client.p50Us!, p99Us: client.p99Us! }
     case 'setup':

@@ -9,7 +9,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { quantile } from './stats.js'
 import type { Channel, Dialer, Payload, System } from './systems/types.js'
 
-export const SCENARIOS = ['oneway', 'bulk', 'pingpong', 'setup', 'memory'] as const
+export const SCENARIOS = ['oneway', 'bulk', 'pingpong', 'pingcold', 'setup', 'memory'] as const
+/** Scenarios run in fresh worker processes of their own (a cold start, or a clean memory baseline). */
+export const FRESH_SCENARIOS: readonly ScenarioName[] = ['pingcold', 'memory']
 export type ScenarioName = (typeof SCENARIOS)[number]
 
 export interface ScenarioParams {
@@ -96,6 +98,12 @@ class Deadline {
   }
 }
 
+/** CPU time (user + system) of this process since `start`, in µs. */
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start)
+  return used.user + used.system
+}
+
 const echo = (channel: Channel): void => {
   channel.onMessage = (msg) => {
     try {
@@ -128,6 +136,7 @@ export async function serve(
     case 'bulk':
       return serveCount(system, params)
     case 'pingpong':
+    case 'pingcold':
     case 'setup': {
       const server = await system.listen(echo)
       return { port: server.port, report: undefined, close: () => server.close() }
@@ -147,6 +156,9 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
   let bytes = 0
   let first = 0
   let last = 0
+  // CPU (user + system) over the measured span, both sides: wall-clock rates alone hide what a
+  // message costs when the two processes share the machine's cores.
+  let cpuAtFirst = { user: 0, system: 0 }
   let finish!: (report: Report) => void
   const report = new Promise<Report>((resolve) => {
     finish = resolve
@@ -157,6 +169,7 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
     measured: count - warmup - 1,
     bytes,
     seconds: (last - first) / 1000,
+    cpuUs: cpuSince(cpuAtFirst),
   })
   let timer: NodeJS.Timeout | undefined
   const server = await system.listen((channel) => {
@@ -168,7 +181,10 @@ async function serveCount(system: System, params: ScenarioParams): Promise<Serve
           timer = setTimeout(() => finish(result()), params.timeCapMs)
         }
         // The clock starts when the last warm-up message (or the first one) has arrived.
-        if (count === warmup + 1) first = performance.now()
+        if (count === warmup + 1) {
+          first = performance.now()
+          cpuAtFirst = process.cpuUsage()
+        }
         return
       }
       last = performance.now()
@@ -237,6 +253,7 @@ export async function drive(
       case 'bulk':
         return await driveStream(system, params, port, deadline)
       case 'pingpong':
+      case 'pingcold':
         return await drivePingPong(system, params, port, deadline)
       case 'setup':
         return await driveSetup(system, params, port, deadline)
@@ -275,16 +292,23 @@ async function driveStream(
   const { channel, close } = await open(system, port, deadline)
   const payload = system.payload(params.size)
   const start = performance.now()
+  const warmup = params.warmup ?? 0
   let sent = 0
+  let cpuAtWarm = process.cpuUsage()
   await capped(async () => {
     while (sent < params.count && !deadline.expired) {
       const more = channel.send(payload)
       sent++
+      // The sender's CPU is counted from the same message on as the receiver's rate.
+      if (sent === warmup + 1) cpuAtWarm = process.cpuUsage()
       if (!more) await deadline.wait(channel.ready())
     }
     await deadline.wait(channel.settled())
   })
-  return { report: { sent, seconds: (performance.now() - start) / 1000 }, close }
+  return {
+    report: { sent, seconds: (performance.now() - start) / 1000, cpuUs: cpuSince(cpuAtWarm) },
+    close,
+  }
 }
 
 /** One message out, the echo back, `warmup + count` times; percentiles over the last `count`. */

@@ -47,7 +47,9 @@ export class LinkReader {
     // Every chunk (a decrypted record) costs us work whatever it holds: a peer sending a byte per record
     // spends our CPU, not its bandwidth. Small records are budgeted like messages (honest peers send at
     // most one per message, and coalesce); large ones carry their own weight in bytes.
-    if (chunk.byteLength < SMALL_RECORD_BYTES && link.chunks !== undefined && !link.chunks.take()) {
+    // One clock read per read: the bucket's refill and `lastReceived` share it.
+    const now = Date.now()
+    if (chunk.byteLength < SMALL_RECORD_BYTES && link.chunks !== undefined && !link.chunks.take(1, now)) {
       this.#init.violation(
         link,
         new PeerError(
@@ -65,7 +67,7 @@ export class LinkReader {
       bodies = []
       failure = err
     }
-    link.lastReceived = Date.now()
+    link.lastReceived = now
     try {
       for (const body of bodies) {
         if (link.state.status === 'closed') return

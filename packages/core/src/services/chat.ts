@@ -173,6 +173,11 @@ export class ChatHandler implements ServiceHandler {
   #ackStream = ''
   #ackSeq = 0
   #closed: PeerError | undefined
+  /**
+   * `channel.peer`, read once per link rather than per TEXT (the session compares the announced name
+   * on every read): the name can only change with the link, and a new link resumes the handler.
+   */
+  #from: { readonly id: string; readonly name: string } | undefined
 
   constructor(
     readonly service: ChatService,
@@ -184,6 +189,11 @@ export class ChatHandler implements ServiceHandler {
     return this.#pending.size
   }
 
+  get #peer(): { readonly id: string; readonly name: string } {
+    if (this.#from === undefined) this.#from = this.channel.peer
+    return this.#from
+  }
+
   // ---- receiving ------------------------------------------------------------------------------
 
   onFrame(body: Uint8Array): void {
@@ -191,7 +201,8 @@ export class ChatHandler implements ServiceHandler {
     switch (msg.type) {
       case 'TEXT': {
         if (this.#ackStream !== msg.stream) this.onReadEnd()
-        const seen = this.service.seenFrom(this.channel.peer.id, msg.stream)
+        const from = this.#peer
+        const seen = this.service.seenFrom(from.id, msg.stream)
         this.#ackStream = msg.stream
         // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
         if (msg.seq <= seen.highest) {
@@ -211,7 +222,7 @@ export class ChatHandler implements ServiceHandler {
         this.channel.delivered()
         this.init.onMessage({
           id: messageId(msg.stream, msg.seq),
-          from: this.channel.peer,
+          from,
           text: msg.text,
           sentAt: msg.sentAt,
           receivedAt: this.channel.receivedAt,
@@ -226,7 +237,7 @@ export class ChatHandler implements ServiceHandler {
         this.#settle(p)
         if (msg.status === AckStatus.DELIVERED) {
           this.channel.acknowledged()
-          p.resolve({ id: messageId(msg.stream, msg.seq), peerId: this.channel.peer.id, ackedAt: Date.now() })
+          p.resolve({ id: messageId(msg.stream, msg.seq), peerId: this.#peer.id, ackedAt: Date.now() })
         } else {
           p.reject(new PeerError('REFUSED', `${this.channel.peer.name} refused the message`))
         }
@@ -239,7 +250,7 @@ export class ChatHandler implements ServiceHandler {
         for (let p = this.#pending.first(); p !== undefined && p.seq <= msg.seq; p = this.#pending.first()) {
           this.#settle(p)
           this.channel.acknowledged()
-          p.resolve({ id: messageId(msg.stream, p.seq), peerId: this.channel.peer.id, ackedAt })
+          p.resolve({ id: messageId(msg.stream, p.seq), peerId: this.#peer.id, ackedAt })
         }
         return
       }
@@ -257,6 +268,7 @@ export class ChatHandler implements ServiceHandler {
 
   /** Messages not yet acknowledged may have died with the old link: re-send; the receiver drops duplicates. */
   onResume(): void {
+    this.#from = undefined
     for (const p of this.#pending.values()) this.channel.send(p)
   }
 
