@@ -311,7 +311,9 @@ class Session {
               ...(options.networkSecret ? { networkSecret: options.networkSecret } : {}),
             })
           : undefined
-      const listen = net ? [tcpListen, net.listen] : tcpListen
+      // dht:<id> first: it is the address others can reach from anywhere, and peer exchange hands on
+      // the first addresses of a peer only.
+      const listen = net ? [net.listen, tcpListen] : tcpListen
       const peer = createPeer({
         transport: net?.transport ?? tcp,
         ...(net ? { upgrader: net.upgrader } : {}),

@@ -160,7 +160,7 @@ describe('the NAT lab: CLI peers behind NATs, on a private DHT', () => {
     const topic = `lab ${setup.lab.prefix}`
     const dht = ['--bootstrap', LAB_BOOTSTRAP]
     // a1 and a2 are on the topic; b1 and b2 only on their LANs (and dialable as dht:<id>).
-    await cli(setup, 'h2a', 'a2', [...dht, '--join', topic, '--lan'])
+    const a2 = await cli(setup, 'h2a', 'a2', [...dht, '--join', topic, '--lan'])
     const a1 = await cli(setup, 'h1a', 'a1', [...dht, '--join', topic, '--lan'])
     const b1 = await cli(setup, 'h1b', 'b1', [...dht, '--lan'])
     const b2 = await cli(setup, 'h2b', 'b2', [...dht, '--lan'])
@@ -169,11 +169,13 @@ describe('the NAT lab: CLI peers behind NATs, on a private DHT', () => {
       b1.waitForEvent(connectedTo('a1'), CONNECT_MS, 'b1 found a1 on its LAN'),
       b2.waitForEvent(connectedTo('a2'), CONNECT_MS, 'b2 found a2 on its LAN'),
     ])
-    // b1 learns of b2 by peer exchange and dials it at its dht: address: bounded retries.
+    // b1 learns of b2 by peer exchange (a2 tells a1, a1 tells b1) and dials it at its dht: address.
+    // "connect to all" asks the connected peers for theirs: every 2 s, 20 times at most.
     const reached = b1.waitForEvent(connectedTo('b2'), CONNECT_MS, 'b1 reached b2')
     let tries = 0
     const timer = setInterval(() => {
-      if (++tries <= 20) b1.write('connect-all')
+      if (++tries > 20) return
+      for (const p of [a1, a2, b1]) p.write('connect-all')
     }, 2_000)
     try {
       await reached
