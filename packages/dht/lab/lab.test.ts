@@ -16,6 +16,7 @@ import {
 } from './netlab.js'
 
 const skipReason = labUnavailable()
+if (skipReason !== undefined) console.warn(`NAT lab skipped: ${skipReason}`)
 const CLI = fileURLToPath(new URL('../../../apps/cli/dist/main.js', import.meta.url))
 const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url))
 /** A random-port punch can take ~20 s; the CLI gives a DHT dial 40 s. */
