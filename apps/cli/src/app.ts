@@ -15,7 +15,13 @@ import {
   type Transport,
   tcpTransport,
 } from '@parley/core'
-import { DHT_HANDSHAKE_TIMEOUT, type DhtNetworking, dhtNetworking } from '@parley/dht'
+import {
+  DHT_HANDSHAKE_TIMEOUT,
+  type DhtNetworking,
+  dhtNetworking,
+  joinLan,
+  type LanDiscovery,
+} from '@parley/dht'
 import { Limits } from '@parley/protocol'
 import { connectWithRetry, type RetryPolicy } from './actions.js'
 import type { App } from './app-context.js'
@@ -127,6 +133,8 @@ class Session {
   #lock: DataDirLock | undefined
   /** The DHT side of the peer, with --dht or --bootstrap. */
   dht: DhtNetworking | undefined
+  /** mDNS discovery on the local network, with --lan. */
+  lan: LanDiscovery | undefined
   readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
   #restoreConsole: (() => void) | undefined
 
@@ -303,7 +311,9 @@ class Session {
               ...(options.networkSecret ? { networkSecret: options.networkSecret } : {}),
             })
           : undefined
-      const listen = net ? [tcpListen, net.listen] : tcpListen
+      // dht:<id> first: it is the address others can reach from anywhere, and peer exchange hands on
+      // the first addresses of a peer only.
+      const listen = net ? [net.listen, tcpListen] : tcpListen
       const peer = createPeer({
         transport: net?.transport ?? tcp,
         ...(net ? { upgrader: net.upgrader } : {}),
@@ -347,6 +357,8 @@ class Session {
     const peer = this.peer
     this.#wire(peer)
     this.dht?.join(peer, (err) => this.logger.log('warn', 'dht topic', { err }))
+    if (options.lan)
+      this.lan = joinLan(peer, { onError: (err) => this.logger.log('warn', 'lan dial', { err }) })
     this.reporter.ready({
       id: peer.id,
       name: peer.name,
@@ -449,6 +461,13 @@ class Session {
       this.chat?.see(p)
       this.gone.back(p.id)
       reporter.joined(p)
+      // Over the DHT, say how the connection got through: direct, a punched hole, or a relay.
+      const path = this.dht?.dht.pathTo(p.id)
+      if (path)
+        reporter.note(
+          `${p.name} reached by ${path.path} over the DHT (${path.host}:${path.port})`,
+          'dht-path',
+        )
       logger.log('info', 'peer:connect', {
         peer: p.id,
         name: p.name,
@@ -497,6 +516,7 @@ class Session {
             (err: unknown) => this.logger.log('error', 'legacy exit failed', { err }),
           )
         }
+        await this.lan?.stop()
         await this.peer?.stop()
         await this.dht?.close()
       } catch (err) {

@@ -36,6 +36,8 @@ export interface CliOptions {
   legacyPeers: string[]
   /** The DHT to join (`--dht`, `--bootstrap`, `--join`, `--relay`); undefined: TCP only. */
   dht: DhtOptions | undefined
+  /** Find and be found by peers on the local network by mDNS (`--lan`). */
+  lan: boolean
   /** Sentences to show at start (e.g. a secret given on the command line). */
   warnings: string[]
 }
@@ -178,6 +180,12 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     )
     .addOption(
       new Option(
+        '--lan',
+        'find peers on the local network by mDNS and be found by them (listens on 0.0.0.0 unless --host is given)',
+      ),
+    )
+    .addOption(
+      new Option(
         '--menu',
         'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit) instead of the chat view',
       ),
@@ -247,6 +255,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     bootstrap?: string[]
     join?: string[]
     relay?: string
+    lan?: boolean
   }>()
   const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
   const env = (name: string) => {
@@ -264,7 +273,9 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     if (Buffer.byteLength(name) > Limits.nameBytes)
       return usage(`--name must be at most ${Limits.nameBytes} bytes`)
   }
-  const host = fromCli('host') ? raw.host : (env('PARLEY_HOST') ?? raw.host)
+  const lan = raw.lan === true
+  // --lan: LAN peers must be able to reach us, so the default listen address is every interface.
+  const host = fromCli('host') ? raw.host : (env('PARLEY_HOST') ?? (lan ? '0.0.0.0' : raw.host))
   if (host.trim() === '') return usage('--host must not be empty')
 
   const portFromEnv = !fromCli('port') && env('PARLEY_PORT') !== undefined
@@ -377,6 +388,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       legacy,
       legacyPeers,
       dht,
+      lan,
       warnings,
     },
   }

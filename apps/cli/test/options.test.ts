@@ -102,6 +102,15 @@ describe('flags and environment', () => {
     expect(parse(['--', '-p', '4000']).result).toMatchObject({ kind: 'run', options: { port: 4000 } })
   })
 
+  test('--lan listens on every interface unless a host is given', () => {
+    expect(parse(['--lan']).result).toMatchObject({ kind: 'run', options: { lan: true, host: '0.0.0.0' } })
+    expect(parse(['--lan', '-H', '10.1.0.2']).result).toMatchObject({
+      kind: 'run',
+      options: { lan: true, host: '10.1.0.2' },
+    })
+    expect(parse([]).result).toMatchObject({ kind: 'run', options: { lan: false, host: '127.0.0.1' } })
+  })
+
   test('environment variables fill in what flags did not give; flags win', () => {
     const env = {
       PARLEY_NAME: 'envname',
@@ -134,6 +143,7 @@ describe('flags and environment', () => {
         legacy: false,
         legacyPeers: [],
         dht: undefined,
+        lan: false,
         // The secret came from the environment: nothing to warn about.
         warnings: [],
       },

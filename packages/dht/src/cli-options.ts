@@ -124,6 +124,12 @@ export const DHT_HANDSHAKE_TIMEOUT = 40_000
 
 /** Dials to topic peers running at once. */
 const CONNECT_CONCURRENCY = 4
+/**
+ * How long the peer with the greater id waits before dialing a topic peer itself. Both ends find each
+ * other on the topic; if both dialed, two punches would run at once, and HyperDHT allows one
+ * random-port punch per node every 20 s: the second fails, and with a relay it would be relayed.
+ */
+const DIAL_DEFER = 15_000
 
 /**
  * Everything a frontend needs to put a peer on the DHT, from parsed {@link dhtOptions}:
@@ -206,6 +212,13 @@ function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void
   }
   return (address) => {
     // Bounded by the topic's maxPeers: each peer is reported once.
+    if (parseDhtAddress(address) < peer.id) {
+      setTimeout(() => {
+        queue.push(address)
+        next()
+      }, DIAL_DEFER).unref?.()
+      return
+    }
     queue.push(address)
     next()
   }

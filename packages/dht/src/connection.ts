@@ -7,7 +7,7 @@ import {
   TransportError,
 } from '@parley/core'
 import type { NoiseSecretStream } from 'hyperdht'
-import { registerSession } from './session.js'
+import { type DhtPath, registerSession } from './session.js'
 
 type Held = { kind: 'data'; chunk: Uint8Array } | { kind: 'end' } | { kind: 'drain' }
 
@@ -36,7 +36,7 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
   readonly #closed: Promise<void>
   #resolveClosed!: () => void
 
-  constructor(stream: NoiseSecretStream, localAddress: string, remoteAddress: string) {
+  constructor(stream: NoiseSecretStream, localAddress: string, remoteAddress: string, path: DhtPath) {
     super()
     this.#stream = stream
     this.localAddress = localAddress
@@ -48,6 +48,7 @@ export class DhtConnection extends EventEmitter<ConnectionEvents> implements Con
       initiator: stream.isInitiator,
       remoteHost: stream.rawStream.remoteHost ?? '',
       remotePort: stream.rawStream.remotePort ?? 0,
+      path,
     })
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve

@@ -35,7 +35,15 @@ declare module 'hyperdht' {
 
   export interface ServerOptions {
     /** Return true to refuse a connection from `remotePublicKey`. */
-    firewall?: (remotePublicKey: Buffer, remotePayload: unknown, clientAddress: HostPort) => boolean
+    firewall?: (remotePublicKey: Buffer, remotePayload: HandshakePayload, clientAddress: HostPort) => boolean
+  }
+
+  /** The part of a dialer's handshake payload a server's firewall hook sees that this package reads. */
+  export interface HandshakePayload {
+    /** The dialer's NAT: 0 unknown, 1 open (reachable without punching), 2 consistent, 3 random. */
+    firewall?: number
+    /** Set when the dialer asked to be relayed through a blind relay. */
+    relayThrough?: { publicKey: Buffer } | null
   }
 
   export interface Server extends EventEmitter {
@@ -66,11 +74,19 @@ declare module 'hyperdht' {
     constructor(options?: DHTOptions)
     static keyPair(seed?: Uint8Array): KeyPair
     readonly destroyed: boolean
+    /** False once the node found it is reachable without hole punching. */
+    readonly firewalled: boolean
     ready(): Promise<void>
     createServer(options?: ServerOptions, onConnection?: (socket: NoiseSecretStream) => void): Server
     connect(
       publicKey: Uint8Array,
-      options?: { keyPair?: KeyPair; relayAddresses?: HostPort[]; relayThrough?: Uint8Array },
+      options?: {
+        keyPair?: KeyPair
+        relayAddresses?: HostPort[]
+        relayThrough?: Uint8Array
+        /** Called when a hole punch starts; return false to abort it. */
+        holepunch?: () => boolean
+      },
     ): NoiseSecretStream
     announce(topic: Uint8Array, keyPair: KeyPair, relayAddresses?: HostPort[]): Query
     lookup(topic: Uint8Array): Query

@@ -16,8 +16,9 @@
 export * from './address.js'
 export * from './cli-options.js'
 export { type DhtKeyPair, identityKeyPair } from './keys.js'
+export * from './lan.js'
 export * from './routing-transport.js'
-export { type DhtSession, dhtSession } from './session.js'
+export { type DhtPath, type DhtSession, dhtSession } from './session.js'
 export * from './topic.js'
 export {
   type Bootstrap,

@@ -1,5 +1,12 @@
 import type { Connection } from '@parley/core'
 
+/**
+ * How a DHT connection reached the other end: `direct` (one end was reachable without punching, or
+ * both sit on one LAN), `holepunch` (both behind NATs, a hole was punched), `relay` (through a blind
+ * relay: both NATs pick random ports).
+ */
+export type DhtPath = 'direct' | 'holepunch' | 'relay'
+
 /** What HyperDHT's handshake established for one connection; read by the DHT upgrader. */
 export interface DhtSession {
   /** The remote's Ed25519 public key in hex, as HyperDHT's Noise handshake verified it. */
@@ -14,6 +21,8 @@ export interface DhtSession {
    */
   readonly remoteHost: string
   readonly remotePort: number
+  /** How the connection was set up, as this end saw it. */
+  readonly path: DhtPath
 }
 
 const sessions = new WeakMap<Connection, DhtSession>()

@@ -92,6 +92,7 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
   #round: Promise<void> | undefined
   #query: Query | undefined
   #lastRound = 0
+  #rounds = 0
   #left = false
   #announced = false
 
@@ -130,7 +131,10 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
         this.#round = undefined
         this.#query = undefined
         if (this.#left) return
-        this.#timer = setTimeout(() => void this.refresh(), this.#interval)
+        // Soon after joining, rounds come quickly (1, 2, 4, ... s): two peers that join at the same
+        // moment may each miss the other's record in their first round.
+        const delay = Math.min(this.#interval, MIN_INTERVAL * 2 ** this.#rounds++)
+        this.#timer = setTimeout(() => void this.refresh(), delay)
         this.#timer.unref?.()
       })
     return this.#round

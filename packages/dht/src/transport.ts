@@ -11,6 +11,7 @@ import { dhtAddress, parseDhtAddress } from './address.js'
 import { DhtConnection } from './connection.js'
 import { identityKeyPair } from './keys.js'
 import { registerNodeAccess } from './node-access.js'
+import { type DhtPath, dhtSession } from './session.js'
 
 /** A DHT node to join through: `{ host: '203.0.113.7', port: 49737 }`. */
 export interface BootstrapNode {
@@ -53,6 +54,11 @@ export interface DhtTransport extends Transport {
   readonly peerId: string
   /** `dht:<peer id>`: the one address this transport listens on. */
   readonly address: string
+  /**
+   * How the newest open connection to `peerId` was set up (`direct`, `holepunch` or `relay`) and the
+   * UDP address it runs to (the remote's NAT, or the relay), or undefined when none is open.
+   */
+  pathTo(peerId: string): { path: DhtPath; host: string; port: number } | undefined
   /** Leaves the DHT: stops listening, aborts every connection and closes the UDP socket. Idempotent. */
   destroy(): Promise<void>
 }
@@ -60,6 +66,10 @@ export interface DhtTransport extends Transport {
 const DEFAULT_DIAL_TIMEOUT = 30_000
 /** Relay hints remembered from discovery, per peer id: bounded, oldest forgotten first. */
 const MAX_HINTS = 1024
+/** What handshakes in progress said about their path (one entry each): bounded, oldest forgotten first. */
+const MAX_INBOUND = 256
+/** HyperDHT's FIREWALL.OPEN: a node reachable without hole punching. */
+const FIREWALL_OPEN = 1
 
 /**
  * A {@link Transport} over HyperDHT: a peer is reachable as `dht:<its peer id>` from anywhere the DHT
@@ -94,6 +104,8 @@ class HyperDhtTransport implements DhtTransport {
   readonly #connections = new Set<Connection>()
   readonly #dialing = new Set<NoiseSecretStream>()
   readonly #hints = new Map<string, HostPort[]>()
+  /** Per dialer key, from its handshake: did it ask for a relay, is it reachable without a punch. */
+  readonly #inbound = new Map<string, { relay: boolean; open: boolean }>()
 
   constructor(init: DhtTransportInit) {
     if (init.bootstrap !== 'public' && !Array.isArray(init.bootstrap)) {
@@ -138,11 +150,26 @@ class HyperDhtTransport implements DhtTransport {
     if (this.#server !== undefined) throw new TransportError('ADDRESS_IN_USE', `${address} is in use`)
     const node = await this.#start(signal, 'listen')
     if (this.#server !== undefined) throw new TransportError('ADDRESS_IN_USE', `${address} is in use`)
-    const server = node.createServer({}, (stream) => {
-      const remote = `${dhtAddress(stream.remotePublicKey.toString('hex'))}:${stream.rawStream.remoteId}`
+    const firewall = (remotePublicKey: Buffer, payload: { firewall?: number; relayThrough?: unknown }) => {
+      const key = remotePublicKey.toString('hex')
+      this.#inbound.delete(key)
+      this.#inbound.set(key, {
+        relay: payload?.relayThrough != null,
+        open: payload?.firewall === FIREWALL_OPEN,
+      })
+      if (this.#inbound.size > MAX_INBOUND) this.#inbound.delete(this.#inbound.keys().next().value!)
+      return false // accept: who may talk is the peer's decision, after the handshake
+    }
+    const server = node.createServer({ firewall }, (stream) => {
+      const key = stream.remotePublicKey.toString('hex')
+      const remote = `${dhtAddress(key)}:${stream.rawStream.remoteId}`
+      const seen = this.#inbound.get(key)
+      this.#inbound.delete(key)
+      // No punch was needed when either end is reachable as it is.
+      const path: DhtPath = seen?.relay ? 'relay' : seen?.open || !node.firewalled ? 'direct' : 'holepunch'
       // A stream that fails before anyone listens must not crash the process.
       stream.on('error', () => {})
-      this.#track(new DhtConnection(stream, this.address, remote), onConnection)
+      this.#track(new DhtConnection(stream, this.address, remote, path), onConnection)
     })
     this.#server = server
     try {
@@ -198,9 +225,11 @@ class HyperDhtTransport implements DhtTransport {
         const s = stream!
         s.on('error', () => {})
         const local = `${this.address}:${s.rawStream.id}`
-        resolve(this.#track(new DhtConnection(s, local, address)))
+        const path: DhtPath = relayed ? 'relay' : punched ? 'holepunch' : 'direct'
+        resolve(this.#track(new DhtConnection(s, local, address, path)))
       }
       let relayed = false
+      let punched = false
       const onOpen = () => settle()
       const onError = (err: Error) => {
         // Hyperswarm's pattern: a punch that failed is retried through the relay, once.
@@ -232,6 +261,10 @@ class HyperDhtTransport implements DhtTransport {
           keyPair: this.#keyPair,
           ...(relayAddresses !== undefined ? { relayAddresses } : {}),
           ...(relayThrough !== undefined ? { relayThrough } : {}),
+          holepunch: () => {
+            punched = true
+            return true
+          },
         })
         this.#dialing.add(stream)
         stream.once('open', onOpen)
@@ -251,6 +284,16 @@ class HyperDhtTransport implements DhtTransport {
         (err) => settle(err instanceof TransportError ? err : mapDialError(err as Error, address)),
       )
     })
+  }
+
+  pathTo(peerId: string): { path: DhtPath; host: string; port: number } | undefined {
+    let found: { path: DhtPath; host: string; port: number } | undefined
+    for (const conn of this.#connections) {
+      const session = dhtSession(conn)
+      if (conn.status !== 'open' || session?.remotePeerId !== peerId) continue
+      found = { path: session.path, host: session.remoteHost, port: session.remotePort }
+    }
+    return found
   }
 
   async destroy(): Promise<void> {
