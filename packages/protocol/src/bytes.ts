@@ -27,7 +27,7 @@ const nodeIsAscii = (
   globalThis as {
     process?: { getBuiltinModule?: (id: string) => { isAscii?: (view: Uint8Array) => boolean } | undefined }
   }
-).process?.getBuiltinModule?.('node:buffer')?.isAscii
+).process?.getBuiltinModule?.('buffer')?.isAscii
 
 /** True where Node's Buffer is there to use (the fast path). */
 export const hasNodeBuffer = NodeBuffer !== undefined
