@@ -31,18 +31,17 @@
  * @packageDocumentation
  */
 
-export { decodeMessage, encodedLength, encodeMessage, peekHelloVersion, utf8Length } from './codec.js'
+export { decodeMessage, peekHelloVersion } from './decode.js'
+export { encodedLength, encodeMessage, utf8Length } from './encode.js'
 export { ProtocolError, ProtocolErrorCode } from './errors.js'
 export {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   FRAME_PREFIX_BYTES,
-  FrameDecoder,
-  type FrameDecoderInit,
   type FrameOptions,
-  FrameWriter,
-  type FrameWriterInit,
   frameMessage,
   splitChannel,
 } from './frame.js'
+export { FrameDecoder, type FrameDecoderInit } from './frame-decoder.js'
+export { FrameWriter, type FrameWriterInit } from './frame-writer.js'
 export * from './messages.js'

@@ -38,8 +38,12 @@ export interface TestNetwork {
   peer(name: string): Peer
   /** The listen address of a peer. */
   address(peer: Peer): string
-  /** Connects a → b and waits until both see each other. */
-  connect(a: Peer, b: Peer): Promise<void>
+  /**
+   * Connects a → b and waits until both see each other.
+   * @throws what `a.connect()` throws, or an Error when `b` does not see `a` connect within
+   *   `options.timeout` (the connection was refused or dropped on b's side after a's handshake).
+   */
+  connect(a: Peer, b: Peer, options?: WaitOptions): Promise<void>
   /** Wires every peer to every other. */
   fullMesh(): Promise<void>
   /** Wires p0 to every other peer. */
@@ -86,11 +90,28 @@ export async function createTestNetwork(init: TestNetworkInit): Promise<TestNetw
     if (a === undefined) throw new Error(`${p.name} is not listening`)
     return a
   }
-  const connect = async (a: Peer, b: Peer) => {
-    const seen = waitFor(b, 'peer:connect', (info) => info.id === a.id).catch(() => undefined)
-    const already = b.peers().connected.some((c) => c.id === a.id)
-    await a.connect(address(b))
-    if (!already) await seen
+  const connect = async (a: Peer, b: Peer, options: WaitOptions = {}) => {
+    if (b.peers().connected.some((c) => c.id === a.id)) {
+      await a.connect(address(b))
+      return
+    }
+    // Listening before dialing: b's side may finish before a.connect() resolves.
+    const stop = new AbortController()
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal
+    const seen = waitFor(b, 'peer:connect', (info) => info.id === a.id, { ...options, signal })
+    // If a.connect() throws, that is the error to surface; the wait is then dropped, not left to reject.
+    seen.catch(() => {})
+    try {
+      await a.connect(address(b))
+    } catch (err) {
+      stop.abort()
+      throw err
+    }
+    await seen.catch((cause: unknown) => {
+      throw new Error(`${a.name} connected to ${b.name}, but ${b.name} never saw ${a.name} connect`, {
+        cause,
+      })
+    })
   }
   const net: TestNetwork = {
     network,
