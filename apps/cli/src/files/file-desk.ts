@@ -155,7 +155,7 @@ export class FileDesk {
       (err: unknown) => {
         this.#ended(key)
         if (this.#closed) return
-        const why = explainFileError(err)
+        const why = explainFileError(err, { peer: to.name, path: t.path })
         this.#init.reporter.file({ kind: 'failed', direction: 'out', id, name: t.name, ...why })
       },
     )
