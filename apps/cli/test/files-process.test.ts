@@ -132,6 +132,8 @@ describe('file transfer between parley processes over TCP', () => {
     const started = await bob.waitFor('file:started')
     expect(started.resumed).toBe(0)
     await bob.waitFor('file:progress', (e) => (e.bytes as number) >= size / 2, { timeout: 30_000 })
+    // Hold the data (not the connection) so the file cannot finish before bob is killed, however slow the machine.
+    proxy.pause()
     // The verified bitmap is saved at most once a second: wait until the saved state claims chunks.
     const statePath = join(data, 'files', `${started.root as string}.json`)
     let saved = 0
@@ -146,6 +148,7 @@ describe('file transfer between parley processes over TCP', () => {
     bob.kill('SIGKILL')
     await bob.exited()
     expect(bob.events.some((e) => e.type === 'file:done')).toBe(false)
+    proxy.resume()
 
     // Back under the same key, without --accept-files: the download accepted before resumes by itself.
     const again = new JsonProgram(main, [...bobArgs, '--peer', proxy.address])

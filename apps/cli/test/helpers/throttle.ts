@@ -8,6 +8,8 @@ import { onTestFinished } from 'vitest'
  */
 export async function throttlingProxy(target: { host: string; port: number }, bytesPerSecond: number) {
   const sockets = new Set<Socket>()
+  let paused = false
+  const held = new Set<Socket>()
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.host)
     sockets.add(client).add(upstream)
@@ -17,9 +19,15 @@ export async function throttlingProxy(target: { host: string; port: number }, by
       sent += buf.length
       client.write(buf)
       const ahead = (sent / bytesPerSecond) * 1000 - (Date.now() - start)
-      if (ahead > 0) {
+      if (paused) {
         upstream.pause()
-        setTimeout(() => upstream.resume(), ahead)
+        held.add(upstream)
+      } else if (ahead > 0) {
+        upstream.pause()
+        setTimeout(() => {
+          if (!paused) upstream.resume()
+          else held.add(upstream)
+        }, ahead)
       }
     })
     client.pipe(upstream)
@@ -39,5 +47,17 @@ export async function throttlingProxy(target: { host: string; port: number }, by
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
   onTestFinished(stop)
-  return { address: `127.0.0.1:${port}`, stop }
+  return {
+    address: `127.0.0.1:${port}`,
+    stop,
+    /** Holds what flows back to clients (after at most one more chunk) until `resume()`. */
+    pause() {
+      paused = true
+    },
+    resume() {
+      paused = false
+      for (const s of held) s.resume()
+      held.clear()
+    },
+  }
 }
