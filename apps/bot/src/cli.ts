@@ -64,6 +64,7 @@ interface ScriptFlags {
   name?: string
   host: string
   port: number
+  downloads: string
 }
 
 interface SwarmFlags {
@@ -197,6 +198,7 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
       int('port', 0, 65535),
       0,
     )
+    .option('--downloads <dir>', 'where wait-file steps save files', 'downloads')
     .action(async (file: string, flags: ScriptFlags) => setCode(await runScriptFile(file, flags)))
 
   program
@@ -279,6 +281,7 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
       name: flags.name,
       host: flags.host,
       port: flags.port,
+      downloads: flags.downloads,
       log: out,
       signal: io.signal,
     })

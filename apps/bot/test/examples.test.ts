@@ -1,4 +1,6 @@
-import { readdir } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   createPeer,
@@ -8,6 +10,7 @@ import {
   type Transport,
   tcpTransport,
 } from '@parley/core'
+import { createFileService } from '@parley/files'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createBot, echo, loadScript, runScript, runSwarm } from '../src/index.js'
@@ -50,7 +53,13 @@ async function cast(kind: 'memory' | 'tcp', names: string[]) {
 describe('every example script', () => {
   it('has a test below', async () => {
     const files = (await readdir(examples)).sort()
-    expect(files).toEqual(['hello.yaml', 'late-joiner.yaml', 'leave.json', 'swarm-check.yaml'])
+    expect(files).toEqual([
+      'hello.yaml',
+      'late-joiner.yaml',
+      'leave.json',
+      'share-file.yaml',
+      'swarm-check.yaml',
+    ])
   })
 })
 
@@ -117,6 +126,47 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
     const next = waitFor(p0, 'message', (m) => m.text === 'still here')
     await p1.send(p0.id, 'still here')
     await next
+  })
+
+  it('share-file.yaml: offers a file, the peer saves it; then takes the file the peer sends back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-bot-files-'))
+    onTestFinished(() => rm(dir, { recursive: true, force: true }))
+    const network = kind === 'memory' ? memoryNetwork() : undefined
+    const files = createFileService({ downloads: join(dir, 'alice-in') })
+    const alice = createPeer({
+      transport: network ? memoryTransport(network) : tcpTransport(),
+      name: 'alice',
+      listen: network ? 'alice:1' : '127.0.0.1:0',
+      services: [files],
+    })
+    onTestFinished(async () => {
+      await files.close()
+      await alice.stop()
+    })
+    await alice.start()
+    const outgoing = join(dir, 'report.txt')
+    await writeFile(outgoing, 'from the bot\n'.repeat(10_000))
+    const back = join(dir, 'answer.bin')
+    await writeFile(back, 'from alice\n'.repeat(20_000))
+    // alice accepts the bot's file, and sends one back when the bot says thanks.
+    files.on('offer', (offer) => void offer.accept())
+    alice.on('message', (m) => {
+      if (m.text.startsWith('thanks!')) void files.offer(m.from.id, back)
+    })
+    const lines: string[] = []
+    const script = await example('share-file.yaml')
+    const result = await runScript(script, {
+      transport: network ? memoryTransport(network, { host: 'script' }) : tcpTransport(),
+      host: network ? 'script' : '127.0.0.1',
+      vars: { peer: alice.addresses[0]!, file: outgoing },
+      downloads: join(dir, 'bot-in'),
+      log: (l) => lines.push(l),
+    })
+    expect(result.error).toBeUndefined()
+    expect(result).toMatchObject({ status: 'passed', stepsRun: 6 })
+    expect(await readFile(join(dir, 'alice-in', 'report.txt'), 'utf8')).toBe(await readFile(outgoing, 'utf8'))
+    expect(await readFile(join(dir, 'bot-in', 'answer.bin'), 'utf8')).toBe(await readFile(back, 'utf8'))
+    expect(lines).toContain(`⇣ saved answer.bin from alice at ${join(dir, 'bot-in', 'answer.bin')}`)
   })
 
   it('swarm-check.yaml: passes on every bot of a swarm', async () => {

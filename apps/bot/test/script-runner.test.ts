@@ -14,6 +14,24 @@ async function withAlice() {
 }
 
 describe('runScript', () => {
+  it('file steps fail with one sentence: no such peer to offer to, no file within the timeout', async () => {
+    const { address, transport } = await withAlice()
+    const offer = parseScript(
+      yaml('steps:', '  - connect: "{{alice}}"', '  - offer: { to: bob, file: nothing.txt }'),
+      { source: 'offer.yaml' },
+    )
+    const first = await runScript(offer, { transport, host: 'tester', vars: { alice: address } })
+    expect(first.error).toBe('offer.yaml line 3: steps[1].offer failed: no connected peer matches "bob"')
+    const wait = parseScript(
+      yaml('steps:', '  - connect: "{{alice}}"', '  - wait-file: { from: alice, timeout: 50 }'),
+      { source: 'wait.yaml' },
+    )
+    const second = await runScript(wait, { transport, host: 'tester2', vars: { alice: address } })
+    expect(second.error).toBe(
+      'wait.yaml line 3: steps[1].wait-file failed: a file from alice was not received within 50 ms',
+    )
+  })
+
   it('runs a script that passes, logging what happens', async () => {
     const { alice, address, transport } = await withAlice()
     const script = parseScript(

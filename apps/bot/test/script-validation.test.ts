@@ -28,6 +28,31 @@ describe('script validation', () => {
     expect(problems(text)).toEqual(['script.yaml line 4: steps[2].send.to is required'])
   })
 
+  it('checks the file steps like the others: offer needs to and path, wait-file takes name, from, timeout', () => {
+    const text = yaml(
+      'steps:', //
+      '  - connect: 127.0.0.1:4000',
+      '  - offer:',
+      '      to: bob',
+      '  - offer: { to: bob, file: a.txt, size: 3 }',
+      '  - wait-file: { name: a.txt, timeout: -1 }',
+      '  - wait-file: { from: bob, tiemout: 5 }',
+      '  - wait-flie',
+    )
+    expect(problems(text)).toEqual([
+      'script.yaml line 3: steps[1].offer.file is required',
+      'script.yaml line 5: steps[2].offer.size is not a known field (allowed: to, file, name, timeout)',
+      'script.yaml line 6: steps[3].wait-file.timeout must be a whole number of milliseconds from 1 to 3600000, not the number -1',
+      'script.yaml line 7: steps[4].wait-file.tiemout is not a known field (allowed: name, from, timeout)',
+      'script.yaml line 8: steps[5] has unknown step "wait-flie" (did you mean "wait-file"?)',
+    ])
+    const ok = parseScript(
+      yaml('steps:', '  - offer: { to: bob, file: a.txt, name: b.txt }', '  - wait-file', '  - quit'),
+    )
+    expect(ok.steps.map((s) => s.kind)).toEqual(['offer', 'wait-file', 'quit'])
+    expect(ok.steps[0]).toMatchObject({ to: 'bob', file: 'a.txt', name: 'b.txt', line: 2 })
+  })
+
   it('reports the YAML line of a problem deep in the file', () => {
     const text = yaml(
       '# a comment',

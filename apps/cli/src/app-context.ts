@@ -1,4 +1,5 @@
 import type { LegacyBridge, Peer } from '@parley/core'
+import type { FileDesk } from './files/file-desk.js'
 import type { GonePeers } from './gone.js'
 import type { Logger } from './logger.js'
 import type { Reporter } from './view/reporter.js'
@@ -18,6 +19,8 @@ export interface App {
   readonly gone?: GonePeers
   /** Every name a Parley peer uses or used here (connected, known, saved with a key). */
   readonly parleyNames?: () => readonly string[]
+  /** File transfer: offers, downloads, uploads. */
+  readonly files?: FileDesk
   /** Holds these peers' incoming messages until the returned function runs (see Inbox). */
   readonly hold?: (peerIds: readonly string[]) => () => void
 }

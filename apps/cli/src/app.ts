@@ -1,6 +1,5 @@
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { format } from 'node:util'
 import { input } from '@inquirer/prompts'
 import {
   createPeer,
@@ -11,8 +10,6 @@ import {
   loadOrCreateIdentity,
   memoryKnownPeers,
   type Peer,
-  type PeerInit,
-  type Transport,
   tcpTransport,
 } from '@parley/core'
 import {
@@ -23,14 +20,16 @@ import {
   type LanDiscovery,
 } from '@parley/dht'
 import { Limits } from '@parley/protocol'
-import { connectWithRetry, type RetryPolicy } from './actions.js'
+import { connectWithRetry } from './actions.js'
 import type { App } from './app-context.js'
 import { runChat } from './chat/chat.js'
 import { ChatState } from './chat/chat-state.js'
 import type { ChatView } from './chat/chat-view.js'
+import { type CliIo, EXIT, type SignalSource } from './cli-io.js'
 import { runLineCommands } from './commands.js'
 import { type DataDirLock, dataDirPermissionProblem, dataDirProblem, lockDataDir } from './data-dir.js'
 import { explain } from './errors.js'
+import { FileDesk } from './files/file-desk.js'
 import { GonePeers } from './gone.js'
 import { Inbox } from './inbox.js'
 import { addLegacyPeer, type LegacySetup, leaveLegacy, setupLegacy, wireLegacy } from './legacy.js'
@@ -39,55 +38,21 @@ import { createAsker, PromptClosed } from './menu/ask.js'
 import { runMenu } from './menu/menu.js'
 import {
   type CliOptions,
+  downloadsDir,
   joinAddress,
   PEER_WAIT_SECONDS,
   parseOptions,
   parsePort,
   version,
 } from './options.js'
-import { reportPeerError } from './trust.js'
+import { wirePeerEvents } from './peer-events.js'
+import { captureConsole, listenForSignals, SHOW_CURSOR } from './signals.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
 
-/** Where signals come from: `process`, or an EventEmitter in tests. */
-export interface SignalSource {
-  on(signal: NodeJS.Signals, listener: () => void): unknown
-  off(signal: NodeJS.Signals, listener: () => void): unknown
-}
+export { type CliIo, EXIT, type SignalSource }
 
-/** The world the program runs in; everything injectable so tests drive it in-process. */
-export interface CliIo {
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean }
-  stdout: TerminalStream
-  stderr: TerminalStream
-  env: Readonly<Record<string, string | undefined>>
-  /** @default tcpTransport() */
-  transport?: Transport
-  /** @default process */
-  signals?: SignalSource
-  /** Forced exit on a second Ctrl+C during shutdown. @default process.exit */
-  exit?: (code: number) => void
-  /** Extra peer settings (tests shorten timeouts). */
-  peerInit?: Partial<Omit<PeerInit, 'transport' | 'identity' | 'name' | 'listen'>>
-  /** Point console.* at the LiveConsole in interactive mode. @default true when stdout is process.stdout */
-  captureConsole?: boolean
-  /** How `--peer` is dialed again while it is not up (tests shorten it). */
-  peerRetry?: RetryPolicy
-  /** How long non-interactive commands wait for the `--peer` connections. @default 15 s */
-  peerWait?: number
-}
-
-/** Exit codes: see `parley --help`. */
-export const EXIT = { OK: 0, START_FAILED: 1, USAGE: 2, SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const
-
-const SIGNAL_CODES: ReadonlyArray<[NodeJS.Signals, number]> = [
-  ['SIGINT', EXIT.SIGINT],
-  ['SIGTERM', EXIT.SIGTERM],
-  ['SIGHUP', EXIT.SIGHUP],
-]
-
-const SHOW_CURSOR = '\x1b[?25h'
 /** How often a busy port is offered to be replaced interactively before giving up. */
 const MAX_PORT_RETRIES = 5
 
@@ -135,7 +100,9 @@ class Session {
   dht: DhtNetworking | undefined
   /** mDNS discovery on the local network, with --lan. */
   lan: LanDiscovery | undefined
-  readonly #handlers: Array<[NodeJS.Signals, () => void]> = []
+  /** File transfer (offers, downloads, uploads), once the data dir is known. */
+  files: FileDesk | undefined
+  #unlistenSignals: (() => void) | undefined
   #restoreConsole: (() => void) | undefined
 
   constructor(
@@ -164,6 +131,7 @@ class Session {
         who: (p) => (this.chatView ? style('bold', this.chat?.label(p) ?? p.name) : undefined),
         fold: (text) => (this.chatView && this.chat ? this.chat.folds.fold(text) : text),
         names: () => this.#peerNames(),
+        slash: true,
       })
     } else if (options.json) {
       this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
@@ -204,18 +172,31 @@ class Session {
     return names.filter((n) => n !== '').slice(0, 4096)
   }
 
+  get debug(): boolean {
+    return this.options.debug
+  }
+
   get signal(): AbortSignal {
     return this.controller.signal
   }
 
   async run(): Promise<number> {
-    this.#listenForSignals()
+    this.#unlistenSignals = listenForSignals(this.signals, {
+      interactive: this.interactive,
+      stopping: () => this.#stopping !== undefined,
+      shutdown: (code) => void this.shutdown(code),
+      forceExit: (code) => {
+        if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
+        ;(this.io.exit ?? process.exit)(code)
+      },
+      logger: this.logger,
+    })
     if (this.interactive && !this.options.color && this.io.env === process.env) {
       // @inquirer colours through util.styleText, which reads process.env on every call.
       process.env.NO_COLOR = '1'
     }
     if (this.ui && (this.io.captureConsole ?? this.io.stdout === process.stdout)) {
-      this.#captureConsole(this.ui)
+      this.#restoreConsole = captureConsole(this.ui)
     }
     try {
       const code = await this.#main()
@@ -229,7 +210,7 @@ class Session {
         await this.shutdown(EXIT.OK)
       }
     } finally {
-      this.#unlistenSignals()
+      this.#unlistenSignals?.()
       this.#restoreConsole?.()
     }
     return this.exitCode ?? EXIT.OK
@@ -265,6 +246,8 @@ class Session {
       }
     }
     this.knownPeers = knownPeers
+    const files = this.#fileDesk()
+    this.files = files
     for (const warning of options.warnings) this.reporter.note(warning, 'warning')
 
     const ask = this.ui
@@ -321,6 +304,7 @@ class Session {
         ...(identity ? { identity } : {}),
         ...(name !== undefined ? { name } : {}),
         knownPeers,
+        services: [files.service],
         // Trust on first use: a changed key is refused loudly unless the user said to accept it.
         onKeyChange: () => options.acceptKeyChange,
         ...(options.networkSecret ? { networkSecret: options.networkSecret } : {}),
@@ -355,7 +339,7 @@ class Session {
     }
 
     const peer = this.peer
-    this.#wire(peer)
+    wirePeerEvents(peer, this)
     this.dht?.join(peer, (err) => this.logger.log('warn', 'dht topic', { err }))
     if (options.lan)
       this.lan = joinLan(peer, { onError: (err) => this.logger.log('warn', 'lan dial', { err }) })
@@ -376,6 +360,7 @@ class Session {
       shutdown: (code) => this.shutdown(code),
       hold: (ids) => this.inbox.hold(ids),
       gone: this.gone,
+      files,
       parleyNames: () => this.#peerNames(),
       ...(this.legacy ? { legacy: this.legacy.bridge } : {}),
     }
@@ -426,6 +411,22 @@ class Session {
     return undefined
   }
 
+  #fileDesk(): FileDesk {
+    const { options } = this
+    return new FileDesk({
+      downloads: downloadsDir(options, process.cwd()),
+      stateDir: options.dataDir === undefined ? undefined : join(options.dataDir, 'files'),
+      acceptAll: options.acceptFiles,
+      reporter: this.reporter,
+      logger: this.logger,
+      progress: () => {
+        if (!this.interactive) return options.json ? 'events' : 'milestones'
+        return this.chatView?.closed === false ? 'status' : 'milestones'
+      },
+      statusChanged: () => this.chatView?.refresh(),
+    })
+  }
+
   /** Waits until every --peer dial has connected or given up, or the wait runs out (then says so). */
   async #waitForDials(dials: Array<Promise<unknown>>): Promise<void> {
     if (dials.length === 0) return
@@ -450,58 +451,6 @@ class Session {
     }
   }
 
-  /** Peer events → lines on the screen (and the log file). */
-  #wire(peer: Peer): void {
-    const { reporter, logger } = this
-    peer.on('message', (m) => {
-      this.chat?.received(m)
-      this.inbox.deliver(m)
-    })
-    peer.on('peer:connect', (p) => {
-      this.chat?.see(p)
-      this.gone.back(p.id)
-      reporter.joined(p)
-      // Over the DHT, say how the connection got through: direct, a punched hole, or a relay.
-      const path = this.dht?.dht.pathTo(p.id)
-      if (path)
-        reporter.note(
-          `${p.name} reached by ${path.path} over the DHT (${path.host}:${path.port})`,
-          'dht-path',
-        )
-      logger.log('info', 'peer:connect', {
-        peer: p.id,
-        name: p.name,
-        address: p.address,
-        direction: p.direction,
-      })
-    })
-    peer.on('peer:disconnect', (e) => {
-      if (e.reason === 'goodbye') this.gone.mark(e.peer.id)
-      // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
-      if (e.reason !== 'local' || !this.signal.aborted) reporter.left(e)
-      logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })
-    })
-    peer.on('peer:discovered', (k) => {
-      logger.log('debug', 'peer:discovered', { peer: k.id, addrs: k.addrs })
-      // Core learns of a peer it is handshaking with just before 'peer:connect' fires, in the same
-      // tick: "learned of bob" right before "bob joined" is noise, so look again a microtask later.
-      queueMicrotask(() => {
-        if (!peer.peers().connected.some((p) => p.id === k.id)) reporter.discovered(k)
-      })
-    })
-    peer.on('peer:reconnecting', (e) => {
-      reporter.reconnecting(e)
-      logger.log('info', 'peer:reconnecting', { peer: e.id, attempt: e.attempt, delay: e.delay })
-    })
-    peer.on('error', (err) => {
-      // Failed inbound handshakes and bad frames: the peer keeps running. Shown only when debugging;
-      // an impostor's key and a key that could not be saved are always shown.
-      const shown = reportPeerError({ peer, reporter }, err)
-      if (!shown && this.options.debug) reporter.problem(explain(err), err)
-      logger.log('warn', 'peer error', { err })
-    })
-  }
-
   /** The one graceful shutdown. Idempotent: later calls wait for the first and keep its exit code. */
   shutdown(code: number): Promise<void> {
     if (this.#stopping) return this.#stopping
@@ -516,6 +465,8 @@ class Session {
             (err: unknown) => this.logger.log('error', 'legacy exit failed', { err }),
           )
         }
+        // Saves partial downloads for a resume; before stop(), so no transfer sees its peers vanish first.
+        await this.files?.close()
         await this.lan?.stop()
         await this.peer?.stop()
         await this.dht?.close()
@@ -528,44 +479,6 @@ class Session {
       await this.logger.flush()
     })()
     return this.#stopping
-  }
-
-  #listenForSignals(): void {
-    for (const [sig, signalCode] of SIGNAL_CODES) {
-      // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
-      // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
-      const code = sig === 'SIGINT' && this.interactive ? EXIT.OK : signalCode
-      const handler = () => {
-        if (this.#stopping) {
-          // Second signal while stopping: the user means it. Leave now, cursor visible.
-          if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
-          this.logger.log('warn', 'forced exit', { signal: sig })
-          ;(this.io.exit ?? process.exit)(code)
-          return
-        }
-        this.logger.log('info', 'signal', { signal: sig })
-        void this.shutdown(code)
-      }
-      // `on`, not `once`: inquirer's signal-exit re-raises the signal when it thinks it is the last
-      // listener, killing the process before the GOODBYEs go out (CLI-UX.md §5, pitfall 2).
-      this.signals.on(sig, handler)
-      this.#handlers.push([sig, handler])
-    }
-  }
-
-  #unlistenSignals(): void {
-    for (const [sig, handler] of this.#handlers.splice(0)) this.signals.off(sig, handler)
-  }
-
-  /** A stray console.log from any library must not tear the prompt: route it above the prompt too. */
-  #captureConsole(ui: LiveConsole): void {
-    const saved = { log: console.log, info: console.info, warn: console.warn, error: console.error }
-    const toUi = (...args: unknown[]) => ui.log(format(...args))
-    console.log = toUi
-    console.info = toUi
-    console.warn = toUi
-    console.error = toUi
-    this.#restoreConsole = () => Object.assign(console, saved)
   }
 }
 

@@ -11,11 +11,15 @@ export type LineCommand =
   | { name: 'connect'; address: string }
   | { name: 'connect-all' }
   | { name: 'trust'; address: string | undefined; full: boolean }
+  | { name: 'send-file'; target: string; path: string }
+  | { name: 'accept'; id: string | undefined }
+  | { name: 'decline'; id: string | undefined }
+  | { name: 'files' }
   | { name: 'quit' }
   | { name: 'help' }
 
 export const COMMAND_SUMMARY =
-  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, trust [--full | <address>], quit'
+  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, trust [--full | <address>], send-file <peer> <path>, accept [id], decline [id], files, quit'
 
 /**
  * Parses one input line. Returns undefined for blank lines and `#` comments, or `{ error }` with a
@@ -49,6 +53,19 @@ export function parseLine(line: string): LineCommand | { error: string } | undef
       if (/\s/.test(arg)) return { error: 'usage: trust [--full] or trust <address>' }
       return { name: 'trust', address: arg, full: false }
     }
+    case 'send-file': {
+      const target = firstWord(rest)
+      if (!target || target.rest.trim() === '') return { error: 'usage: send-file <peer> <path>' }
+      return { name: 'send-file', target: target.word, path: unquote(target.rest.trim()) }
+    }
+    case 'accept':
+    case 'decline': {
+      const id = rest.trim()
+      if (/\s/.test(id)) return { error: `usage: ${verb} [id]` }
+      return { name: verb as 'accept' | 'decline', id: id === '' ? undefined : id }
+    }
+    case 'files':
+      return { name: 'files' }
     case 'quit':
     case 'exit':
       return { name: 'quit' }
@@ -68,6 +85,11 @@ function firstWord(s: string): { word: string; rest: string } | undefined {
   }
   const m = /^(\S+)(.*)$/s.exec(s)
   return m ? { word: m[1]!, rest: m[2]! } : undefined
+}
+
+/** A path may be written in double quotes (`"my photo.jpg"`). */
+export function unquote(s: string): string {
+  return s.length >= 2 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s
 }
 
 function decodeEscapes(text: string): string {
@@ -95,6 +117,18 @@ export async function runCommand(app: App, cmd: LineCommand): Promise<void> {
     case 'trust':
       if (cmd.address === undefined) showKeyChanges(app, cmd.full)
       else await acceptKey(app, cmd.address)
+      return
+    case 'send-file':
+      await app.files?.sendFile(app.peer, cmd.target, cmd.path)
+      return
+    case 'accept':
+      await app.files?.accept(cmd.id)
+      return
+    case 'decline':
+      app.files?.decline(cmd.id)
+      return
+    case 'files':
+      app.files?.list()
       return
     case 'quit':
       await app.shutdown(0)

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
 import { Limits } from '@parley/protocol'
 import { Command, CommanderError, Option } from 'commander'
@@ -38,6 +39,10 @@ export interface CliOptions {
   dht: DhtOptions | undefined
   /** Find and be found by peers on the local network by mDNS (`--lan`). */
   lan: boolean
+  /** Where received files go (`--downloads`); undefined: the default (see {@link downloadsDir}). */
+  downloads: string | undefined
+  /** Accept every file offer without asking (`--accept-files`). */
+  acceptFiles: boolean
   /** Sentences to show at start (e.g. a secret given on the command line). */
   warnings: string[]
 }
@@ -72,7 +77,7 @@ export const PEER_WAIT_SECONDS = 15
 const HELP_AFTER = `
 Environment:
   PARLEY_NAME, PARLEY_HOST, PARLEY_PORT, PARLEY_DATA_DIR, PARLEY_PEERS (comma-separated host:port list),
-  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET, PARLEY_LEGACY=1. Flags win over the environment.
+  PARLEY_LOG_FILE, PARLEY_LOG_LEVEL, PARLEY_NETWORK_SECRET, PARLEY_LEGACY=1, PARLEY_DOWNLOADS. Flags win over the environment.
   Prefer PARLEY_NETWORK_SECRET or --network-secret-file to --network-secret: flags show in the process list.
   NO_COLOR turns colour off.
 
@@ -93,6 +98,9 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
     connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
     trust [--full]        list key changes waiting for your decision, with both fingerprints (--full: keys)
     trust <address>       accept the new key seen at <address>; it is saved in the known-peers file
+    send-file <peer> <path>  offer a file; the receiver accepts it (or runs with --accept-files)
+    accept [id]           accept a file offer (the only one waiting, without id); decline [id] refuses
+    files                 file offers waiting and transfers running
     quit                  say goodbye to every peer (exit to legacy peers) and exit
   Commands wait until every --peer is connected (or given up on, at most ${PEER_WAIT_SECONDS} s).
   --peer addresses not up yet are dialed again with backoff for about a minute and a half.
@@ -190,6 +198,18 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
         'the numbered menu (1 send, 2 peers, 3 connect to all, 0 quit) instead of the chat view',
       ),
     )
+    .addOption(
+      new Option(
+        '--downloads <dir>',
+        'where received files go (env PARLEY_DOWNLOADS; default: downloads/ in --data-dir, else in the current folder)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--accept-files',
+        'accept every file offer without asking (otherwise each waits for accept, or expires)',
+      ),
+    )
     .addOption(new Option('--no-interactive', 'no chat view: print events, read commands from stdin'))
     .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
     .addOption(new Option('--log-file <path>', 'append NDJSON logs to this file (env PARLEY_LOG_FILE)'))
@@ -256,6 +276,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     join?: string[]
     relay?: string
     lan?: boolean
+    downloads?: string
+    acceptFiles?: boolean
   }>()
   const fromCli = (key: string) => program.getOptionValueSource(key) === 'cli'
   const env = (name: string) => {
@@ -389,6 +411,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       legacyPeers,
       dht,
       lan,
+      downloads: fromCli('downloads') ? raw.downloads : (env('PARLEY_DOWNLOADS') ?? raw.downloads),
+      acceptFiles: raw.acceptFiles === true,
       warnings,
     },
   }
@@ -396,6 +420,15 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value.trim().toLowerCase()]
+}
+
+/**
+ * Where received files go: `--downloads`, else `downloads/` in the data directory (next to the
+ * identity it belongs to), else `downloads/` in the current folder.
+ */
+export function downloadsDir(options: Pick<CliOptions, 'downloads' | 'dataDir'>, cwd: string): string {
+  if (options.downloads !== undefined) return resolve(cwd, options.downloads)
+  return resolve(cwd, options.dataDir ?? '.', 'downloads')
 }
 
 /** A TCP port 0–65535 written as plain digits, or undefined. */

@@ -5,7 +5,7 @@ import { createTestNetwork } from '@parley/testing'
 import fc from 'fast-check'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { runCli } from '../src/index.js'
-import { checkAddress, joinAddress, parseOptions, parsePort } from '../src/options.js'
+import { checkAddress, downloadsDir, joinAddress, parseOptions, parsePort } from '../src/options.js'
 import { startCli } from './helpers/cli.js'
 import { Capture, FakeTtyInput } from './helpers/streams.js'
 
@@ -144,6 +144,8 @@ describe('flags and environment', () => {
         legacyPeers: [],
         dht: undefined,
         lan: false,
+        downloads: undefined,
+        acceptFiles: false,
         // The secret came from the environment: nothing to warn about.
         warnings: [],
       },
@@ -181,6 +183,22 @@ describe('flags and environment', () => {
         color: false,
       },
     })
+  })
+
+  test('received files go to --downloads, else downloads/ in the data dir, else in the current folder', () => {
+    const run = (argv: string[], env: Record<string, string> = {}) => {
+      const { result } = parse(argv, env)
+      if (result.kind !== 'run') throw new Error('expected options')
+      return result.options
+    }
+    const plain = run([])
+    expect(plain.acceptFiles).toBe(false)
+    expect(downloadsDir(plain, '/home/me')).toBe('/home/me/downloads')
+    expect(downloadsDir(run(['--data-dir', 'state']), '/home/me')).toBe('/home/me/state/downloads')
+    const flags = run(['--downloads', '/srv/in', '--accept-files'], { PARLEY_DOWNLOADS: '/elsewhere' })
+    expect(downloadsDir(flags, '/home/me')).toBe('/srv/in')
+    expect(flags.acceptFiles).toBe(true)
+    expect(downloadsDir(run([], { PARLEY_DOWNLOADS: 'in' }), '/home/me')).toBe('/home/me/in')
   })
 
   test('ports: exactly the whole numbers 0–65535', () => {

@@ -6,10 +6,12 @@ import {
   type ReceivedMessage,
   type Transport,
 } from '@parley/core'
+import { createFileService, type FileService } from '@parley/files'
 import { type Bot, type BotStats, createBot, type Traffic } from '../bot.js'
 import { BotError, describeError, ScriptValidationError } from '../errors.js'
 import { render, type Vars } from '../template.js'
 import { deadline, delay, waitForEvent } from '../wait.js'
+import { ScriptFiles } from './file-steps.js'
 import type { AssertStep, Script, Step, WaitCondition } from './types.js'
 
 /** Options of {@link runScript}. */
@@ -36,6 +38,13 @@ export interface RunScriptOptions {
   signal?: AbortSignal
   /** Stop the peer after the last step. @default true when the runner started the peer, else false */
   stopAtEnd?: boolean
+  /**
+   * The file service of a given `peer`, for `offer` and `wait-file` steps. When the runner starts the
+   * peer itself it makes one (only if the script has file steps).
+   */
+  files?: FileService
+  /** Where `wait-file` saves files (when the runner makes the file service). @default ./downloads */
+  downloads?: string
 }
 
 /** How a script run ended. */
@@ -95,6 +104,11 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
   const stopAtEnd = options.stopAtEnd ?? !given
   const inbox: InboxEntry[] = []
   let detach = () => {}
+  const usesFiles = steps.some((s) => s.kind === 'offer' || s.kind === 'wait-file')
+  let service = options.files
+  const ownsFiles = !given && usesFiles && service === undefined
+  if (ownsFiles) service = createFileService({ downloads: options.downloads ?? 'downloads' })
+  let files: ScriptFiles | undefined
 
   const watch = (p: Peer) => {
     const onMessage = (m: ReceivedMessage) => {
@@ -109,7 +123,9 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
     p.on('message', onMessage)
     p.on('peer:connect', onConnect)
     p.on('peer:disconnect', onDisconnect)
+    if (service && usesFiles) files = new ScriptFiles(service, p, log)
     detach = () => {
+      files?.detach()
       p.off('message', onMessage)
       p.off('peer:connect', onConnect)
       p.off('peer:disconnect', onDisconnect)
@@ -131,6 +147,7 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
         ...options.peerInit,
         transport: options.transport!,
         name: vars.name!,
+        ...(ownsFiles && service ? { services: [...(options.peerInit?.services ?? []), service] } : {}),
         listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
       })
       bot = createBot(peer, { traffic: options.traffic })
@@ -157,7 +174,18 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
         break
       }
       try {
-        const outcome = await runStep(step, { script, peer, bot: bot!, inbox, log, signal: options.signal })
+        const outcome = await runStep(step, {
+          script,
+          peer,
+          bot: bot!,
+          inbox,
+          log,
+          signal: options.signal,
+          files,
+          closeFiles: async () => {
+            if (ownsFiles) await service?.close()
+          },
+        })
         stepsRun++
         if (outcome === 'quit') {
           quit = true
@@ -174,6 +202,8 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
     }
   } finally {
     detach()
+    // Before the peer stops: partial downloads keep their state and no transfer sees its peer vanish first.
+    if (ownsFiles) await service?.close()
     if (peer && !quit && (stopAtEnd || (aborted && !given))) await peer.stop()
     if (ownsBot) bot?.detach()
   }
@@ -196,6 +226,10 @@ interface StepContext {
   readonly inbox: InboxEntry[]
   readonly log: (line: string) => void
   readonly signal?: AbortSignal
+  /** The file steps, when the script has any and there is a file service. */
+  readonly files?: ScriptFiles
+  /** Closes the file service the runner made (before `quit` stops the peer). */
+  readonly closeFiles: () => Promise<void>
 }
 
 async function runStep(step: Step, ctx: StepContext): Promise<'next' | 'quit'> {
@@ -268,11 +302,23 @@ async function runStep(step: Step, ctx: StepContext): Promise<'next' | 'quit'> {
     case 'assert':
       check(step, ctx)
       return 'next'
+    case 'offer':
+      await needFiles(ctx).offer(step, timeout, ctx.signal)
+      return 'next'
+    case 'wait-file':
+      await needFiles(ctx).waitFile(step, timeout, ctx.signal)
+      return 'next'
     case 'quit':
       log('quit: leaving')
+      await ctx.closeFiles()
       await peer.stop()
       return 'quit'
   }
+}
+
+function needFiles(ctx: StepContext): ScriptFiles {
+  if (!ctx.files) throw new BotError('USAGE', 'this peer runs no file service (pass `files` to runScript)')
+  return ctx.files
 }
 
 function waitUntil(until: WaitCondition, timeout: number, ctx: StepContext): Promise<unknown> {

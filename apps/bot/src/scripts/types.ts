@@ -82,6 +82,28 @@ export interface AssertStep extends StepOrigin {
   readonly from?: string
 }
 
+/** `offer: { to, file, name?, timeout? }`: offer a file; passes once the receiver verified and saved it. */
+export interface OfferStep extends StepOrigin {
+  readonly kind: 'offer'
+  readonly to: string
+  /** Path of the file to offer (relative: to the folder the bot runs in). */
+  readonly file: string
+  /** The name to offer it under. @default the file's base name */
+  readonly name?: string
+  readonly timeout?: number
+}
+
+/**
+ * `wait-file` / `wait-file: { name?, from?, timeout? }`: accept the oldest file offer not taken yet that
+ * matches (offered name, sender's name or id), and wait until it is saved and verified.
+ */
+export interface WaitFileStep extends StepOrigin {
+  readonly kind: 'wait-file'
+  readonly name?: string
+  readonly from?: string
+  readonly timeout?: number
+}
+
 /** `quit`: stop the peer gracefully and end the script successfully. */
 export interface QuitStep extends StepOrigin {
   readonly kind: 'quit'
@@ -96,6 +118,8 @@ export type Step =
   | PeersStep
   | ConnectAllStep
   | AssertStep
+  | OfferStep
+  | WaitFileStep
   | QuitStep
 
 export type StepKind = Step['kind']

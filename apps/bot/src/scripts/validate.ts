@@ -32,6 +32,8 @@ const STEP_KINDS: readonly StepKind[] = [
   'peers',
   'connect-all',
   'assert',
+  'offer',
+  'wait-file',
   'quit',
 ]
 const TOP_FIELDS = ['name', 'vars', 'timeout', 'steps']
@@ -83,6 +85,11 @@ const SPECS: Readonly<Record<StepKind, StepSpec>> = {
       from: 'string',
     },
   },
+  offer: {
+    fields: { to: 'string', file: 'string', name: 'string', timeout: 'timeout' },
+    required: ['to', 'file'],
+  },
+  'wait-file': { fields: { name: 'string', from: 'string', timeout: 'timeout' } },
   quit: { fields: {} },
 }
 

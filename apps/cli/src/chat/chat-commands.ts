@@ -12,7 +12,14 @@ export const CHAT_COMMANDS = [
   { name: 'connect', args: '<host:port>', help: 'connect to a peer' },
   { name: 'all', args: '', help: 'connect to every active peer known and not yet connected' },
   { name: 'show', args: '[n]', help: 'a folded long message in full (the last one without n)' },
-  { name: 'files', args: '', help: 'file transfer (not available yet)' },
+  {
+    name: 'send-file',
+    args: '<peer> <path>',
+    help: 'offer a file to a peer (name, fingerprint or id prefix)',
+  },
+  { name: 'files', args: '', help: 'file offers waiting and transfers running, with their ids' },
+  { name: 'accept', args: '[id]', help: 'accept a file offer (the only one waiting, without id)' },
+  { name: 'decline', args: '[id]', help: 'decline a file offer' },
   {
     name: 'trust',
     args: '[address]',
@@ -77,7 +84,7 @@ export function chatHelp(): string {
 }
 
 /** Commands whose argument is a peer name. */
-const TAKES_PEER: ReadonlySet<string> = new Set(['to', 'msg', 'query'])
+const TAKES_PEER: ReadonlySet<string> = new Set(['to', 'msg', 'query', 'send-file'])
 
 /**
  * Tab completion in readline's shape: `[candidates, the fragment they replace]`. Completes the

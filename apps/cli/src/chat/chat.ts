@@ -8,6 +8,7 @@ import {
   showPeers,
 } from '../actions.js'
 import type { App } from '../app-context.js'
+import { unquote } from '../commands.js'
 import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize } from '../view/format.js'
@@ -149,9 +150,22 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           return
         }
         case 'files':
-          note(
-            '/files is not available yet: file transfer is planned (issue 11) but this peer cannot send files',
-          )
+          app.files?.list()
+          return
+        case 'send-file': {
+          const parts = splitPeerAndPath(arg)
+          if (!parts) {
+            note('usage: /send-file <peer> <path>, e.g. /send-file bob ./photo.jpg')
+            return
+          }
+          void app.files?.sendFile(app.peer, parts.peer, parts.path)
+          return
+        }
+        case 'accept':
+          void app.files?.accept(arg === '' ? undefined : arg)
+          return
+        case 'decline':
+          app.files?.decline(arg === '' ? undefined : arg)
           return
         case 'trust':
           if (arg === '' || arg === '--full' || arg === 'full') showKeyChanges(app, arg !== '')
@@ -199,6 +213,13 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
     init.attach(view)
     view.start()
   })
+}
+
+/** `bob ./a b.jpg` or `"bob smith" "./a b.jpg"`: the peer is the first word (or quoted phrase), the path the rest. */
+export function splitPeerAndPath(arg: string): { peer: string; path: string } | undefined {
+  const m = /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg.trim())
+  if (!m) return undefined
+  return { peer: (m[1] ?? m[2])!, path: unquote(m[3]!.trim()) }
 }
 
 function peerNames(app: App): string[] {

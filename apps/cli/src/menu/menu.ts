@@ -9,7 +9,17 @@ import { LEGACY_MARK, reachableAt, sanitize } from '../view/format.js'
 import { type Asker, PromptClosed } from './ask.js'
 import { askText } from './text.js'
 
-type Action = 'send' | 'peers' | 'connect-all' | 'broadcast' | 'connect' | 'trust' | 'quit' | 'chat'
+type Action =
+  | 'send'
+  | 'peers'
+  | 'connect-all'
+  | 'broadcast'
+  | 'connect'
+  | 'trust'
+  | 'send-file'
+  | 'files'
+  | 'quit'
+  | 'chat'
 
 /** The menu. The numbering of 1–3 and 0 is the original program's; `0` needs rawlist (select is 1-based). */
 export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> = [
@@ -19,6 +29,8 @@ export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> =
   { key: '4', name: 'Broadcast', value: 'broadcast' },
   { key: '5', name: 'Connect to an address', value: 'connect' },
   { key: '6', name: 'Key changes (trust)', value: 'trust' },
+  { key: '7', name: 'Send a file', value: 'send-file' },
+  { key: '8', name: 'Files: offers (accept, decline) and transfers', value: 'files' },
   { key: '0', name: 'Quit', value: 'quit' },
 ]
 
@@ -102,6 +114,12 @@ async function perform(app: App, ask: Asker, action: Action): Promise<void> {
     }
     case 'trust':
       await trustMenu(app, ask)
+      return
+    case 'send-file':
+      await sendFileMenu(app, ask)
+      return
+    case 'files':
+      await filesMenu(app, ask)
       return
     case 'quit':
       await app.shutdown(0)
@@ -187,6 +205,62 @@ async function trustMenu(app: App, ask: Asker): Promise<void> {
     ),
   )
   if (choice !== BACK) await acceptKey(app, choice)
+}
+
+/** Picks a connected peer and a path, and offers the file. */
+async function sendFileMenu(app: App, ask: Asker): Promise<void> {
+  const connected = app.peer.peers().connected
+  if (connected.length === 0 || !app.files) {
+    app.reporter.note('no peers connected to send a file to — connect to one first')
+    return
+  }
+  const to = await ask((ctx) =>
+    rawlist<string>(
+      {
+        message: 'Send the file to',
+        choices: [
+          ...connected.map((p, i) => ({
+            key: String(i + 1),
+            name: `${sanitize(p.name)} (${fingerprint(p.id)})`,
+            value: p.id,
+          })),
+          { key: '0', name: 'Back', value: BACK },
+        ],
+      },
+      ctx,
+    ),
+  )
+  if (to === BACK) return
+  const path = await ask((ctx) => input({ message: 'Path of the file (empty to go back)' }, ctx))
+  if (path.trim() === '') return
+  void app.files.sendFile(app.peer, to, path.trim())
+}
+
+/** Lists offers and transfers, then offers to accept or decline a waiting offer. */
+async function filesMenu(app: App, ask: Asker): Promise<void> {
+  const files = app.files
+  if (!files) return
+  files.list()
+  const offers = files.listing().offers
+  if (offers.length === 0) return
+  const choice = await ask((ctx) =>
+    rawlist<string>(
+      {
+        message: 'Answer an offer',
+        choices: [
+          ...offers.flatMap((o, i) => [
+            { key: `${i + 1}`, name: `Accept ${sanitize(o.name)} (${o.id})`, value: `a${o.id}` },
+            { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${o.id}` },
+          ]),
+          { key: '0', name: 'Back', value: BACK },
+        ],
+      },
+      ctx,
+    ),
+  )
+  if (choice === BACK) return
+  if (choice.startsWith('a')) await files.accept(choice.slice(1))
+  else files.decline(choice.slice(1))
 }
 
 /** A validated host:port; an empty answer goes back. */

@@ -14,6 +14,14 @@ import {
 } from '@parley/core'
 import type { Explained } from '../errors.js'
 import {
+  type FileListing,
+  type FileReport,
+  fileJson,
+  fileLine,
+  fileListJson,
+  fileListText,
+} from '../files/file-report.js'
+import {
   block,
   clock,
   LEGACY_MARK,
@@ -81,6 +89,10 @@ export interface Reporter {
   note(text: string, kind?: string): void
   /** A failure that is not about delivery or connecting: one sentence; the stack only when debugging. */
   problem(problem: Explained, err?: unknown): void
+  /** A file transfer event (offers, progress, saved, failed). */
+  file(report: FileReport): void
+  /** Offers waiting and transfers running (`/files`). */
+  files(list: FileListing): void
   stopped(code: number): void
 }
 
@@ -98,6 +110,8 @@ export interface TextReporterInit {
   names?: () => Iterable<string>
   /** Shortens a long message body for the screen (the chat view folds them). @default unchanged */
   fold?: (text: string) => string
+  /** Commands in hints are written with a leading `/` (the chat view). @default false */
+  slash?: boolean
 }
 
 /** Human-readable lines: `12:00:01 alice (ab12:cd34): hello`. */
@@ -220,6 +234,13 @@ export function textReporter(init: TextReporterInit): Reporter {
       bad(problem.sentence)
       stack(e)
     },
+    file(report) {
+      const said = fileLine(report, { style, who: name, slash: init.slash ?? false, now })
+      if (said) (said.bad ? err : out)(said.text)
+    },
+    files(list) {
+      out(fileListText(list, { style, who: name, slash: init.slash ?? false, now }))
+    },
     stopped(code) {
       line(
         code === 0
@@ -339,6 +360,11 @@ export function jsonReporter(
     },
     note: (text, kind = 'note') => send(kind, { text }),
     problem: (p, e) => send('error', { code: p.code, error: p.sentence, ...stack(e) }),
+    file: (report) => {
+      const { type, fields } = fileJson(report)
+      send(type, fields)
+    },
+    files: (list) => send('files', fileListJson(list)),
     stopped: (code) => send('stopped', { exitCode: code }),
   }
 }

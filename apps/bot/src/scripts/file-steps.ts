@@ -1,0 +1,121 @@
+import { resolve } from 'node:path'
+import type { Peer } from '@parley/core'
+import type { FileService, IncomingOffer } from '@parley/files'
+import { BotError } from '../errors.js'
+import { deadline } from '../wait.js'
+import type { OfferStep, WaitFileStep } from './types.js'
+
+/** Offers remembered for `wait-file` (oldest dropped first); each expires on its own after a minute. */
+const OFFER_LIMIT = 64
+
+/**
+ * The file steps of a script: `offer` sends a file and waits until the receiver saved it; `wait-file`
+ * takes the oldest matching offer (including ones that came before the step began), accepts it into
+ * the download folder and waits until it is verified and saved.
+ */
+export class ScriptFiles {
+  readonly #offers: IncomingOffer[] = []
+  #waiters: Array<() => void> = []
+  readonly #onOffer = (offer: IncomingOffer) => {
+    this.#offers.push(offer)
+    if (this.#offers.length > OFFER_LIMIT) this.#offers.shift()
+    this.log(`⇣ ${offer.from.name} offers ${offer.offeredName} (${offer.size} bytes)`)
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w()
+  }
+
+  constructor(
+    readonly service: FileService,
+    readonly peer: Peer,
+    readonly log: (line: string) => void,
+  ) {
+    service.on('offer', this.#onOffer)
+  }
+
+  detach(): void {
+    this.service.off('offer', this.#onOffer)
+  }
+
+  /** Offers `step.file` to `step.to` (a connected peer's name, id, id prefix or address). */
+  async offer(step: OfferStep, timeout: number, parent?: AbortSignal): Promise<void> {
+    const to = this.#connected(step.to)
+    if (!to) throw new BotError('USAGE', `no connected peer matches "${step.to}"`)
+    const limit = deadline(timeout, parent)
+    try {
+      const transfer = await this.service.offer(to.id, resolve(step.file), {
+        signal: limit.signal,
+        ...(step.name !== undefined ? { name: step.name } : {}),
+      })
+      this.log(`⇡ offered ${transfer.name} (${transfer.size} bytes) to ${to.name}`)
+      await untilAborted(transfer.finished, limit.signal)
+      this.log(`⇡ ${to.name} saved ${transfer.name} (root ${transfer.root.slice(0, 16)}…)`)
+    } catch (err) {
+      throw limit.signal.aborted && limit.signal.reason instanceof BotError
+        ? new BotError(limit.signal.reason.code, `${step.file} was not received within ${timeout} ms`)
+        : err
+    } finally {
+      limit.clear()
+    }
+  }
+
+  /** Accepts the oldest matching offer and waits until the file is saved; returns where. */
+  async waitFile(step: WaitFileStep, timeout: number, parent?: AbortSignal): Promise<string> {
+    const limit = deadline(timeout, parent)
+    const matches = (o: IncomingOffer) =>
+      o.status === 'pending' &&
+      (step.name === undefined || o.offeredName === step.name || o.name === step.name) &&
+      (step.from === undefined || o.from.name === step.from || o.from.id.startsWith(step.from))
+    const what = `${step.name ?? 'a file'}${step.from === undefined ? '' : ` from ${step.from}`}`
+    try {
+      let offer = this.#offers.find(matches)
+      while (!offer) {
+        await untilAborted(new Promise<void>((r) => this.#waiters.push(r)), limit.signal)
+        offer = this.#offers.find(matches)
+      }
+      this.#offers.splice(this.#offers.indexOf(offer), 1)
+      const download = await offer.accept()
+      const { path } = await untilAborted(download.finished, limit.signal)
+      this.log(`⇣ saved ${offer.name} from ${offer.from.name} at ${path}`)
+      return path
+    } catch (err) {
+      throw limit.signal.aborted && limit.signal.reason instanceof BotError
+        ? new BotError(limit.signal.reason.code, `${what} was not received within ${timeout} ms`)
+        : err
+    } finally {
+      limit.clear()
+    }
+  }
+
+  #connected(target: string) {
+    const connected = this.peer.peers().connected
+    const byName = connected.filter((p) => p.name === target)
+    if (byName.length === 1) return byName[0]
+    return connected.find(
+      (p) =>
+        p.id === target ||
+        p.address === target ||
+        p.listenAddrs.includes(target) ||
+        (/^[0-9a-f]{8,}$/.test(target) && p.id.startsWith(target)),
+    )
+  }
+}
+
+/** `work`, or the signal's reason when it aborts first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}

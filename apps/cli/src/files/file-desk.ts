@@ -1,0 +1,347 @@
+import { basename, resolve } from 'node:path'
+import {
+  createFileService,
+  type Download,
+  type FileService,
+  type IncomingOffer,
+  type OutgoingTransfer,
+  type Progress,
+} from '@parley/files'
+import { findConnected } from '../actions.js'
+import type { Logger } from '../logger.js'
+import type { Reporter } from '../view/reporter.js'
+import { explainFileError } from './file-errors.js'
+import type { FileListing, FilePeer, FileReport } from './file-report.js'
+import { progressText } from './file-report.js'
+
+/** How progress shows: every event (NDJSON), on the chat view's status line, or as milestone lines. */
+export type ProgressMode = 'events' | 'status' | 'milestones'
+
+export interface FileDeskInit {
+  /** Where accepted files go. */
+  downloads: string
+  /** Where partial downloads keep their state, to resume after a restart. */
+  stateDir: string | undefined
+  /** `--accept-files`: accept every offer without asking. */
+  acceptAll: boolean
+  reporter: Reporter
+  logger: Logger
+  /** How progress is shown; may change while running (the chat view opens and closes). */
+  progress: () => ProgressMode
+  /** Something on the status line changed (throttled by the desk to a few per second). */
+  statusChanged?: () => void
+}
+
+/** The short id users type: the first 8 hex digits of the root hash. */
+const shortId = (root: string) => root.slice(0, 8)
+/** Status line redraws per second at most, whatever the number of transfers. */
+const STATUS_EVERY_MS = 250
+/** Finished transfers whose progress is remembered for the status line: none; running ones only. */
+const MILESTONES = [25, 50, 75]
+
+interface Running {
+  readonly id: string
+  readonly direction: 'in' | 'out'
+  readonly name: string
+  last: Extract<FileReport, { kind: 'progress' }> | undefined
+  milestone: number
+}
+
+/**
+ * The CLI's side of file transfer: owns the file service, turns its events into report lines, and
+ * runs the commands (`send-file`, `accept`, `decline`, `files`). Remote strings are passed on as
+ * they are; the reporter sanitizes what it prints.
+ */
+export class FileDesk {
+  readonly service: FileService
+  readonly #init: FileDeskInit
+  readonly #running = new Map<string, Running>()
+  #statusTimer: ReturnType<typeof setTimeout> | undefined
+  #lastStatus = 0
+  #closed = false
+
+  constructor(init: FileDeskInit) {
+    this.#init = init
+    this.service = createFileService({
+      downloads: init.downloads,
+      ...(init.stateDir !== undefined ? { dataDir: init.stateDir } : {}),
+      autoAccept: init.acceptAll,
+    })
+    this.#wire()
+  }
+
+  #wire(): void {
+    const { reporter, logger } = this.#init
+    const s = this.service
+    s.on('offer', (offer) => {
+      logger.log('info', 'file offer', { from: offer.from.id, root: offer.root, size: offer.size })
+      reporter.file({
+        kind: 'offer',
+        id: shortId(offer.root),
+        root: offer.root,
+        name: offer.name,
+        offeredName: offer.offeredName,
+        size: offer.size,
+        from: ref(offer.from),
+        expiresInSeconds: Math.max(0, Math.round((offer.expiresAt - Date.now()) / 1000)),
+      })
+    })
+    s.on('offer:expired', (offer) => this.#closedOffer(offer, 'expired'))
+    s.on('offer:withdrawn', (offer) => this.#closedOffer(offer, 'withdrawn'))
+    s.on('download', (d) => this.#watchDownload(d))
+    s.on('transfer', (t) => this.#watchUpload(t))
+  }
+
+  #closedOffer(offer: IncomingOffer, how: 'expired' | 'withdrawn' | 'declined'): void {
+    this.#init.reporter.file({ kind: 'closed', id: shortId(offer.root), name: offer.name, how })
+  }
+
+  #watchDownload(d: Download): void {
+    const id = shortId(d.root)
+    const resumed = d.bytes
+    const wanted = d.name
+    const key = `in:${d.root}`
+    const auto = this.#init.acceptAll
+    this.#running.set(key, { id, direction: 'in', name: d.name, last: undefined, milestone: 0 })
+    this.#init.reporter.file({ kind: 'started', id, root: d.root, name: d.name, size: d.size, resumed, auto })
+    d.on('progress', (p) => this.#progress(key, p))
+    d.on('corrupt', (e) =>
+      this.#init.logger.log('warn', 'file corrupt chunk', {
+        root: d.root,
+        from: e.source.id,
+        chunk: e.chunk,
+      }),
+    )
+    d.finished.then(
+      (result) => {
+        this.#ended(key)
+        const saved = basename(result.path)
+        this.#init.reporter.file({
+          kind: 'done',
+          id,
+          root: result.root,
+          name: saved,
+          size: result.size,
+          path: result.path,
+          resumed,
+          wanted: saved !== wanted ? wanted : undefined,
+        })
+        this.#init.logger.log('info', 'file saved', { root: result.root, path: result.path })
+      },
+      (err: unknown) => {
+        this.#ended(key)
+        // Our own shutdown pauses downloads to resume later: that is not a failure to report.
+        if (this.#closed) return
+        const why = explainFileError(err)
+        this.#init.reporter.file({ kind: 'failed', direction: 'in', id, name: d.name, ...why })
+        this.#init.logger.log('warn', 'file failed', { root: d.root, err })
+      },
+    )
+  }
+
+  #watchUpload(t: OutgoingTransfer): void {
+    const id = shortId(t.root)
+    const key = `out:${t.peerId}:${t.id}`
+    const to = this.#peerRef(t.peerId)
+    this.#running.set(key, { id, direction: 'out', name: t.name, last: undefined, milestone: 0 })
+    this.#init.reporter.file({ kind: 'offered', id, root: t.root, name: t.name, size: t.size, to })
+    t.on('accepted', () => this.#init.reporter.file({ kind: 'accepted', id, name: t.name, to }))
+    t.on('progress', (p) => this.#progress(key, p))
+    t.finished.then(
+      () => {
+        this.#ended(key)
+        this.#init.reporter.file({ kind: 'sent', id, root: t.root, name: t.name, size: t.size, to })
+      },
+      (err: unknown) => {
+        this.#ended(key)
+        if (this.#closed) return
+        const why = explainFileError(err, { peer: to.name, path: t.path })
+        this.#init.reporter.file({ kind: 'failed', direction: 'out', id, name: t.name, ...why })
+      },
+    )
+  }
+
+  #progress(key: string, p: Progress): void {
+    const r = this.#running.get(key)
+    if (!r || this.#closed) return
+    const report = {
+      kind: 'progress' as const,
+      direction: r.direction,
+      id: r.id,
+      name: r.name,
+      bytes: p.bytes,
+      size: p.size,
+      rate: p.bytesPerSecond,
+      secondsLeft: p.secondsLeft,
+    }
+    r.last = report
+    switch (this.#init.progress()) {
+      case 'events':
+        // The library already sends at most one per progressInterval (250 ms) per transfer.
+        if (p.bytes < p.size) this.#init.reporter.file(report)
+        return
+      case 'status':
+        this.#statusSoon()
+        return
+      case 'milestones': {
+        const pct = p.size === 0 ? 100 : (p.bytes / p.size) * 100
+        const next = MILESTONES.filter((m) => m <= pct && m > r.milestone).at(-1)
+        if (next !== undefined && p.bytes < p.size) {
+          r.milestone = next
+          this.#init.reporter.file(report)
+        }
+      }
+    }
+  }
+
+  #ended(key: string): void {
+    this.#running.delete(key)
+    if (this.#init.progress() === 'status') this.#statusSoon()
+  }
+
+  /** Redraws the status line at most every STATUS_EVERY_MS, and always once after the last change. */
+  #statusSoon(): void {
+    if (this.#statusTimer || !this.#init.statusChanged) return
+    const wait = Math.max(0, this.#lastStatus + STATUS_EVERY_MS - Date.now())
+    this.#statusTimer = setTimeout(() => {
+      this.#statusTimer = undefined
+      this.#lastStatus = Date.now()
+      if (!this.#closed) this.#init.statusChanged?.()
+    }, wait)
+    this.#statusTimer.unref?.()
+  }
+
+  /** The transfers for the chat view's status line: `↓ photo.jpg 43% 12.3 MB/s 0:07 left · +1 more`. */
+  statusText(): string {
+    const shown = [...this.#running.values()].filter((r) => r.last !== undefined)
+    if (shown.length === 0) return ''
+    const first = progressText(shown[0]!.last!)
+    return shown.length === 1 ? first : `${first} · +${shown.length - 1} more`
+  }
+
+  #peerRef(peerId: string): FilePeer {
+    const p = this.service.peers().find((x) => x.id === peerId)
+    return { id: peerId, name: p?.name ?? peerId.slice(0, 8) }
+  }
+
+  // ---- commands -------------------------------------------------------------------------------
+
+  /**
+   * Offers a file to a connected peer (by name, fingerprint, id prefix or address, as `/to` takes).
+   * Resolves once offered (not when received: the lines say that later). Never rejects.
+   */
+  async sendFile(
+    peer: Parameters<typeof findConnected>[0],
+    target: string,
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<OutgoingTransfer | undefined> {
+    const { reporter } = this.#init
+    const namesakes = peer.peers().connected.filter((p) => p.name === target)
+    const to = namesakes.length === 1 ? namesakes[0] : findConnected(peer, target)
+    if (namesakes.length > 1) {
+      reporter.problem({
+        code: 'AMBIGUOUS',
+        sentence: `${namesakes.length} peers are called ${target} — name one by fingerprint or id prefix`,
+      })
+      return undefined
+    }
+    if (!to) {
+      reporter.problem({ code: 'NOT_CONNECTED', sentence: `no connected peer matches "${target}"` })
+      return undefined
+    }
+    try {
+      return await this.service.offer(to.id, resolve(path), signal ? { signal } : {})
+    } catch (err) {
+      const why = explainFileError(err, { path, peer: to.name })
+      reporter.file({ kind: 'failed', direction: 'out', id: '-', name: basename(path), ...why })
+      return undefined
+    }
+  }
+
+  /** The offer an id (prefix) names; without one, the only offer waiting. Reports when none fits. */
+  #pick(id: string | undefined, verb: string): IncomingOffer | undefined {
+    const offers = this.service.offers()
+    const { reporter } = this.#init
+    const hits = id === undefined ? offers : offers.filter((o) => o.root.startsWith(id.toLowerCase()))
+    if (hits.length === 1) return hits[0]
+    if (hits.length === 0) {
+      reporter.problem({
+        code: 'NO_OFFER',
+        sentence:
+          id === undefined ? 'no offer is waiting' : `no offer waiting has the id ${id} — files lists them`,
+      })
+    } else {
+      reporter.problem({
+        code: 'AMBIGUOUS',
+        sentence: `${hits.length} offers are waiting — ${verb} one by id: ${hits.map((o) => shortId(o.root)).join(', ')}`,
+      })
+    }
+    return undefined
+  }
+
+  /** Accepts an offer into the download folder. Never rejects. */
+  async accept(id: string | undefined): Promise<void> {
+    const offer = this.#pick(id, 'accept')
+    if (!offer) return
+    try {
+      await offer.accept()
+    } catch (err) {
+      const why = explainFileError(err, { path: this.#init.downloads })
+      this.#init.reporter.file({
+        kind: 'failed',
+        direction: 'in',
+        id: shortId(offer.root),
+        name: offer.name,
+        ...why,
+      })
+    }
+  }
+
+  decline(id: string | undefined): void {
+    const offer = this.#pick(id, 'decline')
+    if (!offer) return
+    offer.decline()
+    this.#closedOffer(offer, 'declined')
+  }
+
+  listing(): FileListing {
+    const now = Date.now()
+    return {
+      offers: this.service.offers().map((o) => ({
+        id: shortId(o.root),
+        name: o.name,
+        size: o.size,
+        from: ref(o.from),
+        expiresInSeconds: Math.max(0, Math.round((o.expiresAt - now) / 1000)),
+      })),
+      downloads: this.service.downloads().map((d) => ({
+        id: shortId(d.root),
+        name: d.name,
+        size: d.size,
+        bytes: d.bytes,
+        sources: d.sources().filter((s) => s.state === 'active').length,
+      })),
+      uploads: this.service.transfers().map((t) => ({
+        id: shortId(t.root),
+        name: t.name,
+        size: t.size,
+        to: this.#peerRef(t.peerId),
+        status: t.status,
+      })),
+    }
+  }
+
+  list(): void {
+    this.#init.reporter.files(this.listing())
+  }
+
+  /** Saves partial downloads for a later resume and stops every transfer. Call before `peer.stop()`. */
+  async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#statusTimer)
+    await this.service.close()
+  }
+}
+
+const ref = (p: { id: string; name: string }): FilePeer => ({ id: p.id, name: p.name })

@@ -1,0 +1,61 @@
+import { format } from 'node:util'
+import { EXIT, type SignalSource } from './cli-io.js'
+import type { Logger } from './logger.js'
+import type { LiveConsole } from './view/live-console.js'
+
+/** Shows the terminal cursor again (prompts hide it). */
+export const SHOW_CURSOR = '\x1b[?25h'
+
+const SIGNAL_CODES: ReadonlyArray<[NodeJS.Signals, number]> = [
+  ['SIGINT', EXIT.SIGINT],
+  ['SIGTERM', EXIT.SIGTERM],
+  ['SIGHUP', EXIT.SIGHUP],
+]
+
+export interface SignalHandling {
+  interactive: boolean
+  /** Whether the graceful shutdown already began. */
+  stopping: () => boolean
+  shutdown: (code: number) => void
+  /** A second signal during shutdown: leave at once. */
+  forceExit: (code: number) => void
+  logger: Logger
+}
+
+/** SIGINT, SIGTERM and SIGHUP start the graceful shutdown; a second one exits at once. Returns the undo. */
+export function listenForSignals(signals: SignalSource, h: SignalHandling): () => void {
+  const handlers: Array<[NodeJS.Signals, () => void]> = []
+  for (const [sig, signalCode] of SIGNAL_CODES) {
+    // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
+    // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
+    const code = sig === 'SIGINT' && h.interactive ? EXIT.OK : signalCode
+    const handler = () => {
+      if (h.stopping()) {
+        // Second signal while stopping: the user means it. Leave now, cursor visible.
+        h.logger.log('warn', 'forced exit', { signal: sig })
+        h.forceExit(code)
+        return
+      }
+      h.logger.log('info', 'signal', { signal: sig })
+      h.shutdown(code)
+    }
+    // `on`, not `once`: inquirer's signal-exit re-raises the signal when it thinks it is the last
+    // listener, killing the process before the GOODBYEs go out (CLI-UX.md §5, pitfall 2).
+    signals.on(sig, handler)
+    handlers.push([sig, handler])
+  }
+  return () => {
+    for (const [sig, handler] of handlers.splice(0)) signals.off(sig, handler)
+  }
+}
+
+/** A stray console.log from any library must not tear the prompt: route it above the prompt too. Returns the undo. */
+export function captureConsole(ui: LiveConsole): () => void {
+  const saved = { log: console.log, info: console.info, warn: console.warn, error: console.error }
+  const toUi = (...args: unknown[]) => ui.log(format(...args))
+  console.log = toUi
+  console.info = toUi
+  console.warn = toUi
+  console.error = toUi
+  return () => Object.assign(console, saved)
+}

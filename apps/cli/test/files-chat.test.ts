@@ -1,0 +1,107 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createPeer, memoryTransport } from '@parley/core'
+import { createFileService, type IncomingOffer } from '@parley/files'
+import { createTestNetwork } from '@parley/testing'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { type CliRun, startCli } from './helpers/cli.js'
+import { KEY, renderScreen } from './helpers/streams.js'
+
+const COLS = 120
+const ROWS = 40
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-files-chat-'))
+  onTestFinished(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The chat view of "alice" on fake TTY streams, and "bob": a library peer with the file service. */
+async function setup(extra: string[] = []) {
+  const dir = await tempDir()
+  const net = await createTestNetwork({ size: 1, names: ['observer'] })
+  onTestFinished(() => net.stop())
+  const files = createFileService({ downloads: join(dir, 'bob-in'), progressInterval: 0 })
+  const bob = createPeer({
+    transport: memoryTransport(net.network),
+    name: 'bob',
+    listen: 'bob:1',
+    services: [files],
+  })
+  onTestFinished(async () => {
+    await files.close()
+    await bob.stop()
+  })
+  await bob.start()
+  const downloads = join(dir, 'alice-in')
+  const cli = startCli(
+    [
+      '--name',
+      'alice',
+      '--host',
+      'alice',
+      '--port',
+      '0',
+      '--peer',
+      'bob:1',
+      '--downloads',
+      downloads,
+      ...extra,
+    ],
+    { network: net.network, tty: true, columns: COLS, rows: ROWS },
+  )
+  await cli.stdout.waitFor('1 peer:')
+  await cli.stdout.waitFor('[everyone] › ')
+  return { dir, cli, bob, files, downloads }
+}
+
+async function keys(cli: CliRun, input: string, expected: string | RegExp) {
+  const from = cli.stdout.mark()
+  cli.stdin.write(input)
+  return cli.stdout.waitFor(expected, { from })
+}
+
+describe('files in the chat view', () => {
+  test('an offer prints above the prompt with its sender, size and a sanitized name; /accept saves it', async () => {
+    const { dir, cli, bob, files, downloads } = await setup()
+    const src = join(dir, 'report.pdf')
+    await writeFile(src, 'x'.repeat(300_000))
+    await keys(cli, 'half typed', 'half typed')
+    const alice = bob.peers().connected[0]!
+    const t = await files.offer(alice.id, src, { name: 'rep\x1b[31mort\u202e.pdf' })
+    const id = t.root.slice(0, 8)
+    await cli.stdout.waitFor(`/accept ${id}`)
+    const { lines } = await renderScreen(cli.stdout.raw, COLS, ROWS)
+    expect(cli.stdout.text).toMatch(
+      /^\d\d:\d\d:\d\d ⇣ bob offers rep_\[31mort_\.pdf \(offered as "rep\[31mort\.pdf"\) \(300 kB\) — \/accept [0-9a-f]{8} or \/decline [0-9a-f]{8} \(expires in \d+ s\)$/m,
+    )
+    expect(cli.stdout.raw).not.toContain('\x1b[31mort')
+    // What was typed is still on the input line.
+    expect(lines.at(-1)).toContain('half typed')
+
+    await keys(cli, `\x15/files${KEY.enter}`, /offers waiting \(1\)\s+[0-9a-f]{8}\s+rep_\[31mort_\.pdf/)
+    await keys(cli, `/accept${KEY.enter}`, /✔ saved rep_\[31mort_\.pdf \(300 kB, verified\) at /)
+    await t.finished
+    expect(await readFile(join(downloads, 'rep_[31mort_.pdf'), 'utf8')).toBe('x'.repeat(300_000))
+  })
+
+  test('/send-file offers to a peer named like /to; the receiver saying no is one line', async () => {
+    const { dir, cli, files } = await setup()
+    const src = join(dir, 'photo.jpg')
+    await writeFile(src, 'y'.repeat(1000))
+    files.once('offer', (o: IncomingOffer) => o.decline())
+    await keys(
+      cli,
+      `/send-file bob ${src}${KEY.enter}`,
+      /offered photo\.jpg \(1\.0 kB\) to bob — waiting for an answer/,
+    )
+    await cli.stdout.waitFor(/✖ sending photo\.jpg failed: bob declined it/)
+    await keys(cli, `/send-file nobody ${src}${KEY.enter}`, 'no connected peer matches "nobody"')
+    await keys(
+      cli,
+      `/send-file bob ${join(dir, 'missing.bin')}${KEY.enter}`,
+      /sending missing\.bin failed: cannot read/,
+    )
+  })
+})

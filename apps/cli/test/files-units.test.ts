@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest'
+import { splitPeerAndPath } from '../src/chat/chat.js'
+import { parseChatLine } from '../src/chat/chat-commands.js'
+import { parseLine } from '../src/commands.js'
+import { fileLine, formatBytes, formatDuration, progressText } from '../src/files/file-report.js'
+import { jsonReporter } from '../src/view/reporter.js'
+import { createStyle } from '../src/view/style.js'
+
+const plain = { style: createStyle(false), who: (p: { name: string }) => p.name, slash: true, now: () => 0 }
+
+describe('file commands and lines', () => {
+  test('send-file, accept, decline and files parse as lines and as slash commands', () => {
+    expect(parseLine('send-file bob ./a.txt')).toEqual({ name: 'send-file', target: 'bob', path: './a.txt' })
+    expect(parseLine('send-file "bob smith" "my photo.jpg"')).toEqual({
+      name: 'send-file',
+      target: 'bob smith',
+      path: 'my photo.jpg',
+    })
+    expect(parseLine('send-file bob')).toEqual({ error: 'usage: send-file <peer> <path>' })
+    expect(parseLine('accept')).toEqual({ name: 'accept', id: undefined })
+    expect(parseLine('decline 1a2b')).toEqual({ name: 'decline', id: '1a2b' })
+    expect(parseLine('accept a b')).toEqual({ error: 'usage: accept [id]' })
+    expect(parseLine('files')).toEqual({ name: 'files' })
+    expect(parseChatLine('/send-file bob x.bin')).toEqual({
+      kind: 'command',
+      name: 'send-file',
+      arg: 'bob x.bin',
+    })
+    expect(parseChatLine('/acc 1a2b')).toEqual({ kind: 'command', name: 'accept', arg: '1a2b' })
+    expect(splitPeerAndPath('bob ./a b.jpg')).toEqual({ peer: 'bob', path: './a b.jpg' })
+    expect(splitPeerAndPath('"bob smith" "x y"')).toEqual({ peer: 'bob smith', path: 'x y' })
+    expect(splitPeerAndPath('bob')).toBeUndefined()
+  })
+
+  test('sizes, durations and progress read like a file manager', () => {
+    expect(formatBytes(512)).toBe('512 B')
+    expect(formatBytes(3_100_000)).toBe('3.1 MB')
+    expect(formatBytes(250_000_000_000)).toBe('250 GB')
+    expect(formatDuration(7)).toBe('0:07')
+    expect(formatDuration(3723)).toBe('1:02:03')
+    expect(formatDuration(undefined)).toBe('?')
+    expect(
+      progressText({
+        kind: 'progress',
+        direction: 'in',
+        id: '1a2b3c4d',
+        name: 'photo.jpg',
+        bytes: 43,
+        size: 100,
+        rate: 12_300_000,
+        secondsLeft: 7,
+      }),
+    ).toBe('↓ photo.jpg 43% 12.3 MB/s 0:07 left')
+  })
+
+  test('remote names print without control characters; the NDJSON keeps them exact (JSON escapes them)', () => {
+    const offer = {
+      kind: 'offer' as const,
+      id: '1a2b3c4d',
+      root: '1a2b3c4d'.padEnd(64, '0'),
+      name: 'x_[2Jy.txt',
+      offeredName: '../x\x1b[2Jy.txt',
+      size: 2048,
+      from: { id: 'ab'.repeat(32), name: 'eve\x1b]0;owned\x07' },
+    }
+    const text = fileLine(
+      { ...offer, expiresInSeconds: 60 },
+      { ...plain, who: (p) => p.name.replace(/[\x00-\x1f]/g, '') },
+    )
+    expect(text?.text).toBe(
+      '00:00:00 ⇣ eve]0;owned offers x_[2Jy.txt (offered as "../x[2Jy.txt") (2.0 kB) — /accept 1a2b3c4d or /decline 1a2b3c4d (expires in 60 s)'.replace(
+        '00:00:00',
+        text!.text.slice(0, 8),
+      ),
+    )
+    expect(text?.text).not.toMatch(/[\x00-\x1f\x7f]/)
+    const lines: string[] = []
+    jsonReporter((l) => lines.push(l), false).file({ ...offer, expiresInSeconds: 60 })
+    const event = JSON.parse(lines[0]!) as Record<string, unknown>
+    expect(event).toMatchObject({
+      type: 'file:offer',
+      id: '1a2b3c4d',
+      offeredName: '../x\x1b[2Jy.txt',
+      size: 2048,
+    })
+  })
+})
