@@ -8,7 +8,6 @@ import {
   type Peer,
   plaintextUpgrader,
 } from '@parley/core'
-import sodium from 'sodium-native'
 import { createGossip, type Gossip, type GossipDelivery } from './gossip.js'
 import { createMesh, type Mesh } from './membership.js'
 import { pick, type Random, seededRandom } from './random.js'
@@ -328,19 +327,19 @@ function startNode(
   return { index, peer, mesh, gossip, alive: true }
 }
 
+/** PKCS #8 DER of an Ed25519 private key up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
 /** An Ed25519 identity from a 32-byte seed, so a seeded run has the same peer ids every time. */
 export function identityFromSeed(seed: Uint8Array): Identity {
-  const publicKey = Buffer.alloc(32)
-  const secretKey = Buffer.alloc(64)
-  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
-  const jwk = {
-    kty: 'OKP',
-    crv: 'Ed25519',
-    d: Buffer.from(seed).toString('base64url'),
-    x: publicKey.toString('base64url'),
-  }
-  const privateKey = createPrivateKey({ key: jwk, format: 'jwk' })
-  return { peerId: publicKey.toString('hex'), publicKey: createPublicKey(privateKey), privateKey }
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  })
+  const publicKey = createPublicKey(privateKey)
+  const x = publicKey.export({ format: 'jwk' }).x!
+  return { peerId: Buffer.from(x, 'base64url').toString('hex'), publicKey, privateKey }
 }
 
 /** Live peers, isolated ones, and how many are not reachable both from and to the first live peer. */
