@@ -45,8 +45,17 @@ export interface SimulationResult {
   repairSeconds: number
   /** Per broadcast: fraction of the other live peers that delivered it. */
   reach: { min: number; mean: number }
-  /** GOSSIP frames received per message delivered (1 would be no duplicates at all). */
+  /** GOSSIP frames received per message delivered, over all broadcasts (1: no duplicates at all). */
   duplicateFactor: number
+  /**
+   * The same per broadcast, in order: the first one after formation floods and prunes the tree,
+   * later ones follow it (Plumtree), so they show the steady state.
+   */
+  duplicateFactors: number[]
+  /** IHAVE keys, GRAFTs and PRUNEs sent during the broadcasts. */
+  control: { announced: number; grafts: number; prunes: number }
+  /** Sessions ended during the run, by `peer:disconnect` reason (with the message for `local` ones). */
+  disconnects: Record<string, number>
   hops: { p50: number; p99: number }
   latencyMs: { p50: number; p99: number }
   /** Most sessions any peer held at any check, mesh or not. */
@@ -97,6 +106,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
   const network = memoryNetwork()
   const nodes: Node[] = []
   const tallies = new Map<string, Tally>()
+  const disconnects: Record<string, number> = {}
   let maxDegree = 0
   let maxActive = 0
   let completed = true
@@ -106,6 +116,11 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
   const makeNode = async (): Promise<Node> => {
     const index = nodes.length
     const node = startNode(network, index, random, seed, activeSize, upgrader, tallies, n > 2000)
+    node.peer.on('peer:disconnect', (e) => {
+      const key =
+        e.reason === 'local' || e.reason === 'protocol-error' ? `${e.reason}: ${e.message}` : e.reason
+      disconnects[key] = (disconnects[key] ?? 0) + 1
+    })
     nodes.push(node)
     await node.peer.start()
     return node
@@ -166,7 +181,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         progress(
           `${label}: ${state.live} live, ${state.isolated} without neighbours, ${state.unreached} unreachable, ` +
             `degree ≤ ${state.maxDegree}, ${state.sessions} sessions, dials ${m.dials} (${m.dialFailures} failed), ` +
-            `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+            `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s, ` +
+            `ended ${JSON.stringify(disconnects)}`,
         )
       }
       if (state.isolated === 0 && state.unreached === 0) return true
@@ -202,6 +218,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         const victim = alive.splice(pick(random, alive.length), 1)[0]!
         victim.alive = false
         victim.mesh.close()
+        victim.gossip.close()
         victim.peer.destroy()
       }
       progress(`churn: killed ${k}, joining ${k} new peers`)
@@ -221,7 +238,9 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const reaches: number[] = []
     const sent: { tally: Tally; targets: number }[] = []
     const before = totals(nodes)
+    const duplicateFactors: number[] = []
     for (let b = 0; b < broadcasts && !overTime(); b++) {
+      const start = totals(nodes)
       const alive = nodes.filter((x) => x.alive)
       const origin = alive[pick(random, alive.length)]!
       const { id } = origin.gossip.broadcast(`broadcast ${b} from ${origin.index}`)
@@ -229,7 +248,16 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
       tallies.set(id, tally)
       await quiesce(tally, alive.length - 1, deadline)
       sent.push({ tally, targets: alive.length - 1 })
-      progress(`broadcast ${b + 1}/${broadcasts}: reached ${tally.delivered}/${alive.length - 1}`)
+      const end = totals(nodes)
+      const factor =
+        end.delivered > start.delivered
+          ? (end.received - start.received) / (end.delivered - start.delivered)
+          : 0
+      duplicateFactors.push(round(factor, 2))
+      progress(
+        `broadcast ${b + 1}/${broadcasts}: reached ${tally.delivered}/${alive.length - 1}, ` +
+          `duplicate factor ${factor.toFixed(2)}, grafts ${end.grafts - start.grafts}`,
+      )
     }
     // Stragglers still count (a loaded event loop delays some by seconds): wait once more for all of them.
     for (const { tally, targets } of sent) {
@@ -259,6 +287,13 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         mean: reaches.length > 0 ? round(reaches.reduce((a, b) => a + b, 0) / reaches.length, 4) : 0,
       },
       duplicateFactor: delivered > 0 ? round((after.received - before.received) / delivered, 2) : 0,
+      duplicateFactors,
+      control: {
+        announced: after.announced - before.announced,
+        grafts: after.grafts - before.grafts,
+        prunes: after.prunes - before.prunes,
+      },
+      disconnects,
       hops: { p50: percentile(hops, 0.5), p99: percentile(hops, 0.99) },
       latencyMs: { p50: percentile(latency, 0.5), p99: percentile(latency, 0.99) },
       maxDegree,
@@ -272,6 +307,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
   } finally {
     for (const node of nodes) {
       node.mesh.close()
+      node.gossip.close()
       node.peer.destroy()
     }
   }
@@ -396,14 +432,16 @@ function meshTotals(nodes: readonly Node[]) {
   return sum
 }
 
-function totals(nodes: readonly Node[]): { received: number; delivered: number } {
-  let received = 0
-  let delivered = 0
+function totals(nodes: readonly Node[]) {
+  const sum = { received: 0, delivered: 0, announced: 0, grafts: 0, prunes: 0 }
   for (const x of nodes) {
-    received += x.gossip.stats.received
-    delivered += x.gossip.stats.delivered
+    sum.received += x.gossip.stats.received
+    sum.delivered += x.gossip.stats.delivered
+    sum.announced += x.gossip.stats.announced
+    sum.grafts += x.gossip.stats.grafts
+    sum.prunes += x.gossip.stats.prunes
   }
-  return { received, delivered }
+  return sum
 }
 
 /** Waits until `target` peers delivered the message, or nothing new arrived for five seconds. */
