@@ -9,12 +9,7 @@ import type {
   ServiceHandler,
 } from '@parley/core'
 import { TokenBucket } from '@parley/core'
-import {
-  MAX_ADDRESS_BYTES,
-  MAX_WALK_TTL,
-  type MeshEntry,
-  type MeshMessage,
-} from './codec.js'
+import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } from './codec.js'
 import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
   clampInt,

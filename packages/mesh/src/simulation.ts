@@ -52,6 +52,8 @@ export interface SimulationResult {
    * later ones follow it (Plumtree), so they show the steady state.
    */
   duplicateFactors: number[]
+  /** With churn: the broadcast before it that built the tree (its flood is not in the figures above). */
+  warmup?: { reach: number; duplicateFactor: number }
   /** IHAVE keys, GRAFTs and PRUNEs sent during the broadcasts. */
   control: { announced: number; grafts: number; prunes: number }
   /** Sessions ended during the run, by `peer:disconnect` reason (with the message for `local` ones). */
@@ -64,11 +66,16 @@ export interface SimulationResult {
   maxActive: number
   rssMB: number
   upgrader: 'noise' | 'plaintext'
+  /** Longest event-loop lag seen (ms): every peer shares this one loop. */
+  maxLagMs: number
   /** False when the time limit cut a phase short (then `phase` says which). */
   completed: boolean
   phase: string
   seconds: number
 }
+
+/** Joins pause while the event loop lags more than this. */
+const LAG_PAUSE_MS = 500
 
 interface Node {
   readonly index: number
@@ -112,6 +119,18 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
   let completed = true
   let phase = 'done'
   const overTime = () => Date.now() > deadline
+  // Event-loop lag, sampled every 100 ms: joins wait while it is high, so that the session layer's
+  // and the mesh's timeouts (wall-clock) do not fire only because one process serves every peer.
+  let lag = 0
+  let tickAt = Date.now()
+  let maxLag = 0
+  const lagTimer = setInterval(() => {
+    const now = Date.now()
+    lag = Math.max(0, now - tickAt - 100)
+    maxLag = Math.max(maxLag, lag)
+    tickAt = now
+  }, 100)
+  lagTimer.unref()
 
   const makeNode = async (): Promise<Node> => {
     const index = nodes.length
@@ -136,8 +155,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const worker = async () => {
       while (next < fresh.length && !overTime()) {
         // No more joins in flight than peers to join through: a lone first peer is not stormed.
-        if (inFlight >= joined.length) {
-          await sleep(10)
+        if (inFlight >= joined.length || lag > LAG_PAUSE_MS) {
+          await sleep(inFlight >= joined.length ? 10 : 250)
           continue
         }
         const node = fresh[next++]!
@@ -161,7 +180,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
           const m = meshTotals(nodes)
           progress(
             `joined ${done}/${fresh.length} (${failed} failed), dials ${m.dials} (${m.dialFailures} failed), ` +
-              `timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s`,
           )
         }
       }
@@ -210,7 +229,31 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     progress(`formed in ${formationSeconds.toFixed(1)} s`)
 
     // 2. Churn: kill a fraction without GOODBYE, join as many new peers through random live ones.
+    // One broadcast first builds the gossip tree (Plumtree prunes it from a flood), so that the
+    // measured broadcasts after churn go over a tree with dead links and exercise its repair.
     let repairSeconds = 0
+    let warmup: SimulationResult['warmup']
+    if (completed && churn > 0) {
+      const alive = nodes.filter((x) => x.alive)
+      const origin = alive[pick(random, alive.length)]!
+      const start = totals(nodes)
+      const { id } = origin.gossip.broadcast(`tree from ${origin.index}`)
+      const tally = { delivered: 0, hops: [], latency: [] }
+      tallies.set(id, tally)
+      await quiesce(tally, alive.length - 1, deadline)
+      const end = totals(nodes)
+      warmup = {
+        reach: round(tally.delivered / (alive.length - 1), 4),
+        duplicateFactor: round(
+          (end.received - start.received) / Math.max(1, end.delivered - start.delivered),
+          2,
+        ),
+      }
+      progress(
+        `tree broadcast: reached ${tally.delivered}/${alive.length - 1}, duplicate factor ${warmup.duplicateFactor}`,
+      )
+      tallies.delete(id)
+    }
     if (completed && churn > 0) {
       const k = Math.round(churn * n)
       const alive = nodes.filter((x) => x.alive)
@@ -288,6 +331,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
       },
       duplicateFactor: delivered > 0 ? round((after.received - before.received) / delivered, 2) : 0,
       duplicateFactors,
+      ...(warmup ? { warmup } : {}),
       control: {
         announced: after.announced - before.announced,
         grafts: after.grafts - before.grafts,
@@ -300,11 +344,13 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
       maxActive,
       rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
       upgrader,
+      maxLagMs: maxLag,
       completed,
       phase,
       seconds: round((Date.now() - started) / 1000, 1),
     }
   } finally {
+    clearInterval(lagTimer)
     for (const node of nodes) {
       node.mesh.close()
       node.gossip.close()
