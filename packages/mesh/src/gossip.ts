@@ -40,7 +40,7 @@ export interface GossipInit {
   mesh?: Mesh
   /** Message keys remembered to drop duplicates (oldest forgotten first). @default 65_536 */
   seenCacheSize?: number
-  /** Links a message may travel; past it, it is delivered but not relayed. @default 16 */
+  /** Links a message may travel; past it, it is delivered but not relayed. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
   hopLimit?: number
   /** A message older than this (by its signed send time) is dropped: the seen-cache may have forgotten it. @default 300_000 ms */
   maxAge?: number
@@ -153,7 +153,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
     this.#seenCacheSize = Math.max(1, init.seenCacheSize ?? 65_536)
-    this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 16))
+    this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
     this.#perOrigin = init.perOrigin ?? { perSecond: 20, burst: 200 }
     this.#maxOrigins = Math.max(1, init.origins ?? 4096)
