@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import sodium from 'sodium-native'
 import { PeerError } from './peer-errors.js'
 
 /** A peer's long-term Ed25519 key pair. The peer id is the raw public key in lowercase hex. */
@@ -70,4 +71,49 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<Identity> {
  */
 export function fingerprint(peerId: string): string {
   return `${peerId.slice(0, 4)}:${peerId.slice(4, 8)}:${peerId.slice(8, 12)}:${peerId.slice(12, 16)}`
+}
+
+/**
+ * libsodium's 64-byte secret key of each identity private key, derived once; a WeakMap, so it lives
+ * exactly as long as the KeyObject and nothing that logs or serialises an identity reaches it.
+ */
+const secretKeys = new WeakMap<KeyObject, Buffer>()
+
+/**
+ * Signs `message` with the identity's Ed25519 key (libsodium, as the secure channel does), for
+ * services whose messages must carry their author's identity across relays. Prefix `message` with
+ * a domain string of your own so that a signature can never be mistaken for another protocol's.
+ * @throws PeerError `IDENTITY_INVALID` when the private key is not Ed25519 or not `peerId`'s
+ */
+export function signWithIdentity(identity: Identity, message: Uint8Array): Uint8Array {
+  let secretKey = secretKeys.get(identity.privateKey)
+  if (secretKey === undefined) {
+    if (identity.privateKey.asymmetricKeyType !== 'ed25519') {
+      throw new PeerError('IDENTITY_INVALID', 'the identity is not an Ed25519 key')
+    }
+    // JWK `d` is the raw 32-byte seed (RFC 8037).
+    const d = identity.privateKey.export({ format: 'jwk' }).d
+    if (d === undefined) throw new PeerError('IDENTITY_INVALID', 'cannot read the identity private key')
+    const seed = Buffer.from(d, 'base64url')
+    secretKey = Buffer.alloc(64)
+    sodium.crypto_sign_seed_keypair(Buffer.alloc(32), secretKey, seed)
+    sodium.sodium_memzero(seed)
+    secretKeys.set(identity.privateKey, secretKey)
+  }
+  // The public half of libsodium's secret key is the public key the seed derives.
+  if (secretKey.subarray(32).toString('hex') !== identity.peerId) {
+    throw new PeerError('IDENTITY_INVALID', 'the identity private key does not match its peer id')
+  }
+  const signature = Buffer.alloc(64)
+  sodium.crypto_sign_detached(signature, message, secretKey)
+  return signature
+}
+
+/**
+ * Whether `signature` is `peerId`'s (hex Ed25519 public key) over `message`, with libsodium's strict
+ * verifier (non-canonical signatures and small-order keys are refused).
+ */
+export function verifySignature(peerId: string, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64 || !/^[0-9a-f]{64}$/.test(peerId)) return false
+  return sodium.crypto_sign_verify_detached(signature, message, Buffer.from(peerId, 'hex'))
 }

@@ -1,8 +1,15 @@
+import { createPublicKey, verify } from 'node:crypto'
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { fingerprint, generateIdentity, loadOrCreateIdentity } from '../src/identity.js'
+import {
+  fingerprint,
+  generateIdentity,
+  loadOrCreateIdentity,
+  signWithIdentity,
+  verifySignature,
+} from '../src/identity.js'
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'parley-id-'))
@@ -17,6 +24,23 @@ describe('identity', () => {
     const raw = id.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
     expect(raw.toString('hex')).toBe(id.peerId)
     expect(generateIdentity().peerId).not.toBe(id.peerId)
+  })
+
+  it('signs bytes that node:crypto and verifySignature accept, and nothing else verifies', () => {
+    const id = generateIdentity()
+    const message = Buffer.from('parley/test\0hello')
+    const signature = signWithIdentity(id, message)
+    expect(verify(null, message, createPublicKey(id.privateKey), signature)).toBe(true)
+    expect(verifySignature(id.peerId, message, signature)).toBe(true)
+    expect(verifySignature(id.peerId, Buffer.from('parley/test\0hellO'), signature)).toBe(false)
+    expect(verifySignature(generateIdentity().peerId, message, signature)).toBe(false)
+    expect(verifySignature(id.peerId, message, signature.subarray(0, 63))).toBe(false)
+    expect(verifySignature('zz', message, signature)).toBe(false)
+    // An identity whose private key is not its peer id's is refused rather than signing as someone else.
+    const other = generateIdentity()
+    expect(() => signWithIdentity({ ...id, privateKey: other.privateKey }, message)).toThrow(
+      expect.objectContaining({ code: 'IDENTITY_INVALID' }),
+    )
   })
 
   it('shows a 64-bit fingerprint', () => {

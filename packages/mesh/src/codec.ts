@@ -17,7 +17,7 @@ export const MeshType = {
   SHUFFLE_REPLY: 7,
 } as const
 
-export const GossipType = { GOSSIP: 1 } as const
+export const GossipType = { GOSSIP: 1, IHAVE: 2, GRAFT: 3, PRUNE: 4 } as const
 
 /** Longest address in a mesh message, in UTF-8 bytes (the protocol's own address limit). */
 export const MAX_ADDRESS_BYTES = 255
@@ -27,6 +27,8 @@ export const MAX_SHUFFLE_ENTRIES = 32
 export const MAX_WALK_TTL = 16
 /** Longest gossiped text, in UTF-8 bytes. */
 export const MAX_GOSSIP_TEXT_BYTES = 16 * 1024
+/** Message keys announced in one IHAVE. */
+export const MAX_IHAVE_ENTRIES = 32
 export const GOSSIP_ID_BYTES = 16
 export const PEER_ID_BYTES = 32
 export const SIGNATURE_BYTES = 64
@@ -64,6 +66,18 @@ export interface GossipMessage {
   /** Ed25519 signature by `origin` over {@link gossipSigningBytes}. */
   readonly signature: Uint8Array
 }
+
+/** A gossip message's key: the origin's id for it and the origin (both hex). */
+export interface GossipKey {
+  readonly id: string
+  readonly origin: string
+}
+
+/** Plumtree's control messages on the gossip channel (docs/MESH.md, "Gossip"). */
+export type GossipControl =
+  | { type: 'IHAVE'; keys: GossipKey[] }
+  | { type: 'GRAFT'; id: string; origin: string }
+  | { type: 'PRUNE' }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const MAX_U64_SAFE = Number.MAX_SAFE_INTEGER
@@ -337,4 +351,62 @@ export function decodeGossip(body: Uint8Array): GossipMessage {
   const text = r.str16('text', MAX_GOSSIP_TEXT_BYTES)
   r.end()
   return { type: 'GOSSIP', hops, id, origin, sentAt, text, signature }
+}
+
+/** @throws ProtocolError for a field out of its bounds */
+export function encodeGossipControl(msg: GossipControl): Uint8Array {
+  const w = new Writer().u8(GossipType[msg.type])
+  switch (msg.type) {
+    case 'IHAVE':
+      if (msg.keys.length > MAX_IHAVE_ENTRIES) {
+        throw new ProtocolError(
+          'LIST_TOO_LONG',
+          `${msg.keys.length} keys, over the ${MAX_IHAVE_ENTRIES} limit`,
+        )
+      }
+      w.u8(msg.keys.length)
+      for (const k of msg.keys) w.hex(k.id, GOSSIP_ID_BYTES, 'id').hex(k.origin, PEER_ID_BYTES, 'origin')
+      break
+    case 'GRAFT':
+      w.hex(msg.id, GOSSIP_ID_BYTES, 'id').hex(msg.origin, PEER_ID_BYTES, 'origin')
+      break
+    case 'PRUNE':
+      break
+  }
+  return w.done()
+}
+
+/** @throws ProtocolError for a body that is not exactly one IHAVE, GRAFT or PRUNE within its bounds */
+export function decodeGossipControl(body: Uint8Array): GossipControl {
+  if (body.length === 0) throw new ProtocolError('EMPTY_FRAME', 'an empty gossip message')
+  const r = new Reader(body)
+  const type = r.u8('type')
+  let msg: GossipControl
+  switch (type) {
+    case GossipType.IHAVE: {
+      const n = r.u8('key count')
+      if (n > MAX_IHAVE_ENTRIES) {
+        throw new ProtocolError('LIST_TOO_LONG', `${n} keys, over the ${MAX_IHAVE_ENTRIES} limit`)
+      }
+      const keys: GossipKey[] = []
+      for (let i = 0; i < n; i++) {
+        const id = r.hex(GOSSIP_ID_BYTES, 'id')
+        keys.push({ id, origin: r.hex(PEER_ID_BYTES, 'origin') })
+      }
+      msg = { type: 'IHAVE', keys }
+      break
+    }
+    case GossipType.GRAFT: {
+      const id = r.hex(GOSSIP_ID_BYTES, 'id')
+      msg = { type: 'GRAFT', id, origin: r.hex(PEER_ID_BYTES, 'origin') }
+      break
+    }
+    case GossipType.PRUNE:
+      msg = { type: 'PRUNE' }
+      break
+    default:
+      throw new ProtocolError('UNKNOWN_TYPE', `unknown gossip control message type ${type}`)
+  }
+  r.end()
+  return msg
 }

@@ -5,15 +5,21 @@ import { PeerError, TokenBucket } from '@parley/core'
 import { ProtocolError } from '@parley/protocol'
 import {
   decodeGossip,
+  decodeGossipControl,
   encodeGossip,
+  encodeGossipControl,
   GOSSIP_HOPS_OFFSET,
   GOSSIP_ID_BYTES,
+  type GossipControl,
+  type GossipKey,
   GossipType,
   gossipSigningBytes,
   MAX_GOSSIP_TEXT_BYTES,
+  MAX_IHAVE_ENTRIES,
   PEER_ID_BYTES,
 } from './codec.js'
 import type { Mesh } from './membership.js'
+import { MessageStore, MissingTable } from './plumtree.js'
 import { identitySigner, type Signer, verifySignature } from './signing.js'
 
 /** Protocol name of gossip broadcast. */
@@ -22,6 +28,9 @@ export const GOSSIP_PROTOCOL = 'parley/gossip/1'
 /** Where id ‖ origin sit in a GOSSIP body: the dedup key, read before anything is decoded or verified. */
 const KEY_START = 2
 const KEY_END = KEY_START + GOSSIP_ID_BYTES + PEER_ID_BYTES
+const ID_HEX = GOSSIP_ID_BYTES * 2
+/** Announcements queued for one neighbour between two flushes; past it the oldest are dropped. */
+const MAX_QUEUED_IHAVE = 256
 
 /** Construction options of {@link createGossip}. */
 export interface GossipInit {
@@ -31,7 +40,7 @@ export interface GossipInit {
   mesh?: Mesh
   /** Message keys remembered to drop duplicates (oldest forgotten first). @default 65_536 */
   seenCacheSize?: number
-  /** Links a message may travel; past it, it is delivered but not relayed. @default 16 */
+  /** Links a message may travel; past it, it is delivered but not relayed. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
   hopLimit?: number
   /** A message older than this (by its signed send time) is dropped: the seen-cache may have forgotten it. @default 300_000 ms */
   maxAge?: number
@@ -39,6 +48,18 @@ export interface GossipInit {
   perOrigin?: { perSecond: number; burst: number }
   /** Origins whose rate is tracked (least recently heard forgotten first). @default 4_096 */
   origins?: number
+  /** After an IHAVE, how long the copy on the tree may take before we ask the announcer (GRAFT). @default 1_000 ms */
+  graftTimeout?: number
+  /** After a GRAFT, how long before the next announcer is asked. @default 500 ms */
+  graftRetry?: number
+  /** Announcements to lazy neighbours are batched for this long into one IHAVE. @default 50 ms */
+  lazyDelay?: number
+  /** Messages kept to answer GRAFTs: count, total bytes, age. @default 1_024 messages, 4 MiB, 60_000 ms */
+  store?: { messages: number; bytes: number; ttl: number }
+  /** Announced messages tracked while missing, in total and per announcing neighbour. @default 1_024 and 256 */
+  missing?: { total: number; perNeighbour: number }
+  /** GRAFTs of one neighbour answered with the message; past it they only repair the tree. @default 10/s, burst 32 */
+  graftAnswers?: { perSecond: number; burst: number }
 }
 
 /** A broadcast delivered to the application, once per message. */
@@ -57,7 +78,7 @@ export interface GossipDelivery {
 
 export interface GossipEvents {
   gossip: [message: GossipDelivery]
-  /** Another copy of a message already delivered (id, origin): the cost of flooding. */
+  /** Another copy of a message already delivered (id, origin): its sender is pruned from the tree. */
   duplicate: [id: string, origin: string]
   /** A valid-looking message not delivered: too old, from the future, or over its origin's rate. */
   dropped: [reason: 'stale' | 'rate']
@@ -69,23 +90,44 @@ export interface GossipStats {
   received: number
   duplicates: number
   delivered: number
-  /** Frames sent: our broadcasts and relays. */
+  /** GOSSIP frames sent: our broadcasts, relays on the tree and answers to GRAFTs. */
   sent: number
-  /** Relays skipped because the neighbour was not reading. */
+  /** Pushes skipped because the neighbour was not reading. */
   skipped: number
   /** Dropped as too old, from the future, or over its origin's rate. */
   dropped: number
+  /** Message keys announced in IHAVEs sent. */
+  announced: number
+  /** GRAFTs sent: a message announced did not arrive on the tree in time. */
+  grafts: number
+  /** GRAFTs answered with the message. */
+  graftAnswers: number
+  /** PRUNEs sent: a duplicate came over a tree link. */
+  prunes: number
 }
 
 /**
- * Gossip broadcast over the mesh: eager push (flooding) to every neighbour but the one it came from,
- * deduplicated by (origin, id), each message signed by its origin and verified before it is delivered
- * or relayed, so a relay can neither forge nor alter one. See docs/MESH.md for why flooding over a
- * bounded-degree overlay rather than Plumtree or gossipsub.
+ * Gossip broadcast over the mesh with Plumtree (Leitão, Pereira, Rodrigues, SRDS 2007): the full
+ * message is pushed along a spanning tree (eager links), other neighbours get a batched IHAVE with
+ * its key (lazy links); a duplicate prunes the link it came over, and a message announced but not
+ * received in time is asked for with GRAFT, which also puts that link back on the tree. Messages are
+ * deduplicated by (origin, id), each signed by its origin and verified before it is delivered or
+ * relayed, so a relay can neither forge nor alter one. See docs/MESH.md.
  */
 export class Gossip extends EventEmitter<GossipEvents> {
   readonly service: Service
-  readonly stats: GossipStats = { received: 0, duplicates: 0, delivered: 0, sent: 0, skipped: 0, dropped: 0 }
+  readonly stats: GossipStats = {
+    received: 0,
+    duplicates: 0,
+    delivered: 0,
+    sent: 0,
+    skipped: 0,
+    dropped: 0,
+    announced: 0,
+    grafts: 0,
+    graftAnswers: 0,
+    prunes: 0,
+  }
   readonly #signer: Signer
   readonly #mesh: Mesh | undefined
   readonly #handlers = new Map<string, GossipHandler>()
@@ -96,20 +138,46 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #perOrigin: { perSecond: number; burst: number }
   readonly #origins = new Map<string, TokenBucket>()
   readonly #maxOrigins: number
+  readonly #graftTimeout: number
+  readonly #graftRetry: number
+  readonly #lazyDelay: number
+  readonly #graftAnswerRate: { perSecond: number; burst: number }
+  readonly #store: MessageStore
+  readonly #missing: MissingTable
+  /** Handlers with announcements queued: one timer flushes them all. */
+  readonly #queued = new Set<GossipHandler>()
+  #flushTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(init: GossipInit) {
     super()
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
     this.#seenCacheSize = Math.max(1, init.seenCacheSize ?? 65_536)
-    this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 16))
+    this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
     this.#perOrigin = init.perOrigin ?? { perSecond: 20, burst: 200 }
     this.#maxOrigins = Math.max(1, init.origins ?? 4096)
+    this.#graftTimeout = Math.max(1, init.graftTimeout ?? 1_000)
+    this.#graftRetry = Math.max(1, init.graftRetry ?? 500)
+    this.#lazyDelay = Math.max(0, init.lazyDelay ?? 50)
+    this.#graftAnswerRate = init.graftAnswers ?? { perSecond: 10, burst: 32 }
+    const store = init.store ?? { messages: 1024, bytes: 4 * 2 ** 20, ttl: 60_000 }
+    this.#store = new MessageStore(Math.max(0, store.messages), Math.max(0, store.bytes), store.ttl)
+    const missing = init.missing ?? { total: 1024, perNeighbour: 256 }
+    this.#missing = new MissingTable(
+      Math.max(1, missing.total),
+      Math.max(1, missing.perNeighbour),
+      this.#askNext,
+    )
+    // A new neighbour starts on the tree (eager), as in the paper; duplicates prune it later.
+    this.#mesh?.on('neighbor:up', (id) => {
+      const h = this.#handlers.get(id)
+      if (h) h.lazy = false
+    })
     this.service = {
       protocol: GOSSIP_PROTOCOL,
       open: (channel: Channel): ServiceHandler => {
-        const handler = new GossipHandler(this, channel)
+        const handler = new GossipHandler(this, channel, this.#graftAnswerRate)
         this.#handlers.set(channel.peer.id, handler)
         return handler
       },
@@ -117,7 +185,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * Signs `text` and pushes it to every neighbour; each relays it on. Returns the message id.
+   * Signs `text` and pushes it along the tree (IHAVE to the other neighbours); each relays it on.
+   * Returns the message id and how many neighbours got the message itself.
    * @throws PeerError MESSAGE_TOO_LONG over 16 KiB
    */
   broadcast(text: string): { id: string; sentTo: number } {
@@ -129,30 +198,64 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const sentAt = Date.now()
     const signature = this.#signer.sign(gossipSigningBytes(id, origin, sentAt, text))
     const body = encodeGossip({ type: 'GOSSIP', hops: 1, id, origin, sentAt, text, signature })
-    this.#remember(id + origin)
-    return { id, sentTo: this.#push(body, '') }
+    const key = id + origin
+    this.#remember(key)
+    this.#store.put(key, body, sentAt)
+    return { id, sentTo: this.#push(body, key, '') }
+  }
+
+  /**
+   * The tree as this peer sees it now: neighbours pushed to (eager) and announced to (lazy), messages
+   * announced but not received yet, and messages kept to answer GRAFTs.
+   */
+  state(): { eager: string[]; lazy: string[]; missing: number; stored: number } {
+    const targets = this.#mesh ? this.#mesh.active() : [...this.#handlers.keys()]
+    const eager: string[] = []
+    const lazy: string[] = []
+    for (const id of targets) {
+      const h = this.#handlers.get(id)
+      if (h) (h.lazy ? lazy : eager).push(id)
+    }
+    return { eager, lazy, missing: this.#missing.size, stored: this.#store.size }
+  }
+
+  /** Stops the timers (the sessions close with the peer). */
+  close(): void {
+    clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    this.#missing.close()
+    for (const h of this.#queued) h.queue.length = 0
+    this.#queued.clear()
   }
 
   handlerClosed(handler: GossipHandler): void {
     const id = handler.channel.peer.id
     if (this.#handlers.get(id) === handler) this.#handlers.delete(id)
+    this.#queued.delete(handler)
   }
 
   onGossip(handler: GossipHandler, body: Uint8Array): void {
     handler.channel.spend()
     this.stats.received++
-    // Too short to hold its key, or not a GOSSIP: decoding throws the precise error.
-    if (body.length < KEY_END || body[0] !== GossipType.GOSSIP) decodeGossip(body)
+    // Too short to hold its key: decoding throws the precise error.
+    if (body.length < KEY_END) decodeGossip(body)
     const key = Buffer.from(body.subarray(KEY_START, KEY_END)).toString('hex')
     if (this.#seen.has(key)) {
       this.stats.duplicates++
-      if (this.listenerCount('duplicate') > 0) this.emit('duplicate', key.slice(0, 32), key.slice(32))
+      // A second copy over a tree link: that link is redundant, take it off the tree on both sides.
+      if (!handler.lazy && this.#isNeighbour(handler)) {
+        handler.lazy = true
+        handler.send({ type: 'PRUNE' })
+        this.stats.prunes++
+      }
+      if (this.listenerCount('duplicate') > 0) this.emit('duplicate', key.slice(0, ID_HEX), key.slice(ID_HEX))
       return
     }
     const msg = decodeGossip(body)
     const now = Date.now()
     const stale = msg.sentAt > now + 60_000 || now - msg.sentAt > this.#maxAge
     if (stale || !this.#allow(msg.origin)) {
+      this.#missing.delete(key)
       this.stats.dropped++
       if (this.listenerCount('dropped') > 0) this.emit('dropped', stale ? 'stale' : 'rate')
       return
@@ -168,12 +271,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
     }
     this.#remember(key)
+    this.#missing.delete(key)
     this.stats.delivered++
     handler.channel.delivered()
+    // The link the message came first over is on the tree.
+    handler.lazy = false
     if (msg.hops < this.#hopLimit) {
       const out = Uint8Array.from(body)
       out[GOSSIP_HOPS_OFFSET] = msg.hops + 1
-      this.#push(out, handler.channel.peer.id, msg.origin)
+      this.#store.put(key, out, now)
+      this.#push(out, key, handler.channel.peer.id, msg.origin)
     }
     this.emit('gossip', {
       id: msg.id,
@@ -185,17 +292,72 @@ export class Gossip extends EventEmitter<GossipEvents> {
     })
   }
 
-  /** Sends `body` to every neighbour except `from` and `origin`; returns how many took it. */
-  #push(body: Uint8Array, from: string, origin = ''): number {
+  onControl(handler: GossipHandler, msg: GossipControl): void {
+    handler.channel.spend()
+    switch (msg.type) {
+      case 'IHAVE': {
+        const deadline = Date.now() + this.#graftTimeout
+        const from = handler.channel.peer.id
+        for (const k of msg.keys) {
+          const key = k.id + k.origin
+          if (this.#seen.has(key)) continue
+          // Full (or this neighbour's share is): the message still comes over the tree or another IHAVE.
+          this.#missing.announce(key, from, deadline)
+        }
+        return
+      }
+      case 'GRAFT': {
+        handler.lazy = false
+        const body = this.#store.get(msg.id + msg.origin, Date.now())
+        // The answer is bounded per neighbour: GRAFTs past it still mend the tree but re-send nothing.
+        if (!body || !handler.channel.writable || !handler.graftAnswers.take()) return
+        handler.channel.sendBytes(body)
+        this.stats.sent++
+        this.stats.graftAnswers++
+        return
+      }
+      case 'PRUNE':
+        handler.lazy = true
+        return
+    }
+  }
+
+  /** An announced message did not arrive in time: ask the next announcer still connected for it. */
+  readonly #askNext = (key: string, announcers: string[], now: number): number | undefined => {
+    while (announcers.length > 0) {
+      const h = this.#handlers.get(announcers.shift()!)
+      if (!h?.channel.online) continue
+      h.lazy = false
+      h.send({ type: 'GRAFT', id: key.slice(0, ID_HEX), origin: key.slice(ID_HEX) })
+      this.stats.grafts++
+      return now + this.#graftRetry
+    }
+    return undefined
+  }
+
+  #isNeighbour(handler: GossipHandler): boolean {
+    return this.#mesh ? this.#mesh.isActive(handler.channel.peer.id) : true
+  }
+
+  /**
+   * Sends `body` to the eager neighbours and queues its key for the lazy ones, except `from` and
+   * `origin`; returns how many got the message itself.
+   */
+  #push(body: Uint8Array, key: string, from: string, origin = ''): number {
     const targets = this.#mesh ? this.#mesh.active() : [...this.#handlers.keys()]
     let sent = 0
     for (const id of targets) {
       if (id === from || id === origin) continue
       const h = this.#handlers.get(id)
       if (!h?.channel.online) continue
-      // Flooding is redundant: a neighbour that is not reading gets the message from another one.
       if (!h.channel.writable) {
+        // Not reading now: it gets at most the announcement, and asks for the message if it still needs it.
         this.stats.skipped++
+        this.#announce(h, key)
+        continue
+      }
+      if (h.lazy) {
+        this.#announce(h, key)
         continue
       }
       h.channel.sendBytes(body)
@@ -203,6 +365,33 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
     this.stats.sent += sent
     return sent
+  }
+
+  #announce(handler: GossipHandler, key: string): void {
+    if (handler.queue.length >= MAX_QUEUED_IHAVE) handler.queue.shift()
+    handler.queue.push(key)
+    this.#queued.add(handler)
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(this.#flush, this.#lazyDelay)
+      this.#flushTimer.unref?.()
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#flushTimer = undefined
+    for (const h of this.#queued) {
+      const keys = h.queue.splice(0)
+      // A neighbour still not reading loses these announcements; other neighbours announce them too.
+      if (!h.channel.online || !h.channel.writable) continue
+      for (let i = 0; i < keys.length; i += MAX_IHAVE_ENTRIES) {
+        const batch: GossipKey[] = keys
+          .slice(i, i + MAX_IHAVE_ENTRIES)
+          .map((k) => ({ id: k.slice(0, ID_HEX), origin: k.slice(ID_HEX) }))
+        h.send({ type: 'IHAVE', keys: batch })
+        this.stats.announced += batch.length
+      }
+    }
+    this.#queued.clear()
   }
 
   #remember(key: string): void {
@@ -224,14 +413,30 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 }
 
+/** Gossip's view of one session: whether its link is on the tree, and what is queued for it. */
 export class GossipHandler implements ServiceHandler {
+  /** Off the tree: it gets IHAVEs, not messages. New links start on it. */
+  lazy = false
+  /** Message keys to announce at the next flush. */
+  readonly queue: string[] = []
+  /** GRAFTs of this neighbour we answer with the message. */
+  readonly graftAnswers: TokenBucket
+
   constructor(
     readonly gossip: Gossip,
     readonly channel: Channel,
-  ) {}
+    graftAnswers: { perSecond: number; burst: number },
+  ) {
+    this.graftAnswers = new TokenBucket(graftAnswers.perSecond, graftAnswers.burst)
+  }
 
   onFrame(body: Uint8Array): void {
-    this.gossip.onGossip(this, body)
+    if (body[0] === GossipType.GOSSIP) this.gossip.onGossip(this, body)
+    else this.gossip.onControl(this, decodeGossipControl(body))
+  }
+
+  send(msg: GossipControl): void {
+    if (this.channel.online) this.channel.sendBytes(encodeGossipControl(msg))
   }
 
   onClose(): void {

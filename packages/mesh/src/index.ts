@@ -17,15 +17,8 @@ export {
   type GossipInit,
   type GossipStats,
 } from './gossip.js'
-export {
-  createMesh,
-  MAX_ACTIVE_SIZE,
-  MESH_PROTOCOL,
-  Mesh,
-  type MeshEvents,
-  type MeshInit,
-  type MeshStats,
-} from './membership.js'
+export { createMesh, MESH_PROTOCOL, Mesh } from './membership.js'
+export { MAX_ACTIVE_SIZE, type MeshEvents, type MeshInit, type MeshStats } from './mesh-options.js'
 export { type Random, seededRandom } from './random.js'
 export {
   identityFromSeed,

@@ -9,86 +9,23 @@ import type {
   ServiceHandler,
 } from '@parley/core'
 import { TokenBucket } from '@parley/core'
+import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } from './codec.js'
+import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
-  decodeMesh,
-  encodeMesh,
-  MAX_ADDRESS_BYTES,
-  MAX_SHUFFLE_ENTRIES,
-  MAX_WALK_TTL,
-  type MeshEntry,
-  type MeshMessage,
-} from './codec.js'
-import { jitter, pick, type Random, sample } from './random.js'
+  clampInt,
+  MAX_ACTIVE_SIZE,
+  MAX_PASSIVE_SIZE,
+  type MeshEvents,
+  type MeshInit,
+  type MeshStats,
+  REJOIN_MAX_DELAY,
+} from './mesh-options.js'
+import { jitter, pick, type Random } from './random.js'
+import { Shuffler } from './shuffle.js'
+import { Views } from './views.js'
 
 /** Protocol name of the membership service. */
 export const MESH_PROTOCOL = 'parley/mesh/1'
-
-/** No configuration may ask for more neighbours than this (the degree bound the issue asks for). */
-export const MAX_ACTIVE_SIZE = 30
-export const MAX_PASSIVE_SIZE = 1024
-/** Longest wait between two rejoins of an isolated peer. */
-const REJOIN_MAX_DELAY = 60_000
-
-/** Construction options of {@link createMesh}. */
-export interface MeshInit {
-  /** Neighbours kept (the active view): links gossip flows over. ~log2(N) + 1. @default 6, at most 30 */
-  activeSize?: number
-  /**
-   * The repair timer asks candidates to become neighbours while the active view is below this; between
-   * it and `activeSize` the peer only accepts requests. @default ⌈2/3 × activeSize⌉ (4 of 6)
-   */
-  repairBelow?: number
-  /** Peers remembered as replacements (the passive view). @default 30 */
-  passiveSize?: number
-  /** Length of the random walk a JOIN starts (HyParView's ARWL). @default 6 */
-  joinTtl?: number
-  /** Walk step at which the joiner is put in the passive view (PRWL). @default 3 */
-  passiveTtl?: number
-  /** Period of the view exchange with a random neighbour, jittered ±50 %. @default 10_000 ms */
-  shuffleInterval?: number
-  /** Period of the repair check (fill the active view from the passive one), jittered. @default 1_000 ms */
-  repairInterval?: number
-  /** Dials the mesh may start per second, across all purposes. @default 4 (burst 4) */
-  dialsPerSecond?: number
-  /** A passive entry not refreshed for this long is forgotten. @default 600_000 ms */
-  addressTtl?: number
-  /** A NEIGHBOR request (dial included) not answered in this long is given up. @default 10_000 ms */
-  neighborTimeout?: number
-  /** Random source of every choice; pass a seeded one (see `seededRandom`) to replay a run. @default Math.random */
-  random?: Random
-}
-
-export interface MeshEvents {
-  /** A peer entered the active view. */
-  'neighbor:up': [id: string]
-  /** A peer left the active view: `dead` when its connection was lost, `dropped` when one side made room. */
-  'neighbor:down': [id: string, why: 'dead' | 'dropped']
-  /** A view exchange was merged into the passive view. */
-  shuffled: []
-}
-
-/** Counters, for the simulation and for diagnostics. */
-export interface MeshStats {
-  joins: number
-  forwardJoins: number
-  neighborRequests: number
-  neighborRejected: number
-  disconnects: number
-  shuffles: number
-  dials: number
-  dialFailures: number
-  deadNeighbors: number
-  /** JOINs and NEIGHBOR requests given up unanswered. */
-  timeouts: number
-}
-
-interface PassiveEntry {
-  addr: string
-  /** When it was last known alive (ms, our clock). */
-  at: number
-  /** When a promotion was last tried (ms), for backoff. */
-  triedAt: number
-}
 
 interface Pending {
   addr: string
@@ -104,7 +41,7 @@ interface Pending {
  * from. Create it before the peer (its `service` goes into `createPeer({ services })`), then
  * `attach(peer)` and `join(contact)`. It drives connections only through the public Peer API.
  */
-export class Mesh extends EventEmitter<MeshEvents> {
+export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   readonly service: Service
   readonly activeSize: number
   readonly passiveSize: number
@@ -123,7 +60,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #repairBelow: number
   readonly #joinTtl: number
   readonly #passiveTtl: number
-  readonly #shuffleInterval: number
   readonly #repairInterval: number
   readonly #addressTtl: number
   readonly #neighborTimeout: number
@@ -134,18 +70,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #handlers = new Map<string, MeshHandler>()
   /** Listen addresses peers announced in their handshake, for sessions open now. */
   readonly #announced = new Map<string, string>()
-  readonly #active = new Map<string, string>()
-  readonly #passive = new Map<string, PassiveEntry>()
+  /** The active view (neighbours) and the passive view (candidates). */
+  readonly #views: Views
   readonly #pending = new Map<string, Pending>()
   /** Sessions the mesh dialed itself: it closes them when they are not neighbours. */
   readonly #dialed = new Set<string>()
   /** Neighbours sent a SHUFFLE and not yet answered (only answers are merged). */
-  readonly #shuffling = new Map<string, number>()
+  readonly #shuffler: Shuffler
   readonly #contacts: string[] = []
-  /** Addresses of the last few neighbours: an isolated peer rejoins through them too (its contacts may be gone). */
-  readonly #recent: string[] = []
   #repairTimer: ReturnType<typeof setTimeout> | undefined
-  #shuffleTimer: ReturnType<typeof setTimeout> | undefined
   #closed = false
   #lastJoinAt = 0
   /** Wait before rejoining through a contact: doubles on each rejoin, back to the start with a neighbour. */
@@ -163,11 +96,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     )
     this.#joinTtl = clampInt(init.joinTtl ?? 6, 0, MAX_WALK_TTL, 'joinTtl')
     this.#passiveTtl = clampInt(init.passiveTtl ?? 3, 0, MAX_WALK_TTL, 'passiveTtl')
-    this.#shuffleInterval = init.shuffleInterval ?? 10_000
     this.#repairInterval = init.repairInterval ?? 1_000
     this.#addressTtl = init.addressTtl ?? 600_000
     this.#neighborTimeout = init.neighborTimeout ?? 10_000
     this.#random = init.random ?? Math.random
+    this.#views = new Views(this.passiveSize, this.#addressTtl, this.#random, () => this.#peer?.id)
+    this.#shuffler = new Shuffler({
+      views: this.#views,
+      random: this.#random,
+      interval: init.shuffleInterval ?? 10_000,
+      timeout: this.#neighborTimeout,
+      handler: (id) => this.#handlers.get(id),
+      self: () =>
+        this.#peer?.status === 'running' ? { id: this.#peer.id, addr: this.#selfAddress() } : undefined,
+      merged: () => this.emit('shuffled'),
+      counted: () => this.stats.shuffles++,
+    })
     const dps = init.dialsPerSecond ?? 4
     this.#dials = new TokenBucket(dps, Math.max(1, Math.ceil(dps)))
     this.service = {
@@ -190,7 +134,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     peer.on('peer:connect', this.#onConnect)
     peer.on('peer:disconnect', this.#onDisconnect)
     this.#scheduleRepair()
-    this.#scheduleShuffle()
+    this.#shuffler.start()
   }
 
   /** Stops the timers and lets go of the peer (it does not close connections: `peer.stop()` does). */
@@ -198,24 +142,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#repairTimer)
-    clearTimeout(this.#shuffleTimer)
+    this.#shuffler.close()
     this.#peer?.off('peer:connect', this.#onConnect)
     this.#peer?.off('peer:disconnect', this.#onDisconnect)
   }
 
   /** Neighbours now (peer ids). */
   active(): string[] {
-    return [...this.#active.keys()]
+    return [...this.#views.active.keys()]
   }
 
   isActive(id: string): boolean {
-    return this.#active.has(id)
+    return this.#views.active.has(id)
   }
 
   /** Replacement candidates now. */
   passive(): MeshEntry[] {
-    const now = Date.now()
-    return [...this.#passive].map(([id, e]) => ({ id, addr: e.addr, age: ageSeconds(now, e.at) }))
+    return this.#views.passiveEntries(Date.now())
   }
 
   /**
@@ -232,7 +175,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const info = await peer.connect(contact)
     this.#dialed.add(info.id)
     const handler = this.#handlers.get(info.id)
-    if (!handler || this.#active.has(info.id)) return info
+    if (!handler || this.#views.active.has(info.id)) return info
     // The contact always takes a joiner; it becomes our neighbour when its answer says so.
     this.#pending.set(info.id, {
       addr: this.#announced.get(info.id) ?? contact,
@@ -262,13 +205,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#announced.delete(id)
       this.#dialed.delete(id)
     }
-    this.#shuffling.delete(id)
+    this.#shuffler.forget(id)
     this.#pending.delete(id)
-    if (this.#active.delete(id)) {
+    if (this.#views.active.delete(id)) {
       if (why === 'dead') {
         this.stats.deadNeighbors++
         // A dead neighbour is not a replacement candidate: its address is likely dead too.
-        this.#passive.delete(id)
+        this.#views.passive.delete(id)
       }
       this.emit('neighbor:down', id, why)
       this.#repairSoon()
@@ -294,9 +237,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       handler.send(
         pending.join ? { type: 'JOIN', addr: self } : { type: 'NEIGHBOR', high: pending.high, addr: self },
       )
-    } else if (this.#active.has(id)) {
+    } else if (this.#views.active.has(id)) {
       handler.send({ type: 'NEIGHBOR', high: true, addr: self })
-    } else if (this.#active.size + this.#pending.size < this.activeSize) {
+    } else if (this.#views.active.size + this.#pending.size < this.activeSize) {
       this.#promote(id, this.#announced.get(id) ?? '', false)
     }
   }
@@ -309,7 +252,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'JOIN': {
         handler.channel.spend()
         this.stats.joins++
-        const known = this.#active.has(from)
+        const known = this.#views.active.has(from)
         if (!known) this.#addActive(from, this.#announcedOr(from, msg.addr))
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: true })
         // A JOIN re-sent after a link switch is answered again, not walked again.
@@ -317,7 +260,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         // Walk the joiner's address through the overlay from every other neighbour.
         const addr = this.#announcedOr(from, msg.addr)
         if (addr === '') return
-        for (const id of this.#active.keys()) {
+        for (const id of this.#views.active.keys()) {
           if (id === from) continue
           this.#handlers.get(id)?.send({ type: 'FORWARD_JOIN', id: from, addr, ttl: this.#joinTtl })
         }
@@ -328,12 +271,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.stats.forwardJoins++
         const self = this.#attached().id
         if (msg.id === self) return
-        if (msg.ttl === 0 || this.#active.size <= 1) {
+        if (msg.ttl === 0 || this.#views.active.size <= 1) {
           this.#promote(msg.id, msg.addr, true)
           return
         }
-        if (msg.ttl === this.#passiveTtl) this.#addPassive(msg.id, msg.addr, Date.now())
-        const next = this.#randomActive([from, msg.id])
+        if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now())
+        const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
           this.#promote(msg.id, msg.addr, true)
           return
@@ -344,7 +287,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'NEIGHBOR': {
         handler.channel.spend()
         this.stats.neighborRequests++
-        const accept = this.#active.has(from) || msg.high || this.#active.size < this.activeSize
+        const accept = this.#views.active.has(from) || msg.high || this.#views.active.size < this.activeSize
         if (accept) this.#addActive(from, this.#announcedOr(from, msg.addr))
         else this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: accept })
@@ -358,112 +301,55 @@ export class Mesh extends EventEmitter<MeshEvents> {
           this.#addActive(from, pending.addr)
         } else {
           // Full: keep it as a candidate for later, and free the session we opened for the request.
-          this.#addPassive(from, pending.addr, Date.now())
+          this.#views.addPassive(from, pending.addr, Date.now())
           this.#release(from)
         }
         return
       }
       case 'DISCONNECT': {
         this.stats.disconnects++
-        const addr = this.#active.get(from)
+        const addr = this.#views.active.get(from)
         if (addr === undefined) return
-        this.#active.delete(from)
-        this.#addPassive(from, addr, Date.now())
+        this.#views.active.delete(from)
+        this.#views.addPassive(from, addr, Date.now())
         this.emit('neighbor:down', from, 'dropped')
         this.#repairSoon()
         return
       }
-      case 'SHUFFLE': {
-        handler.channel.spend()
-        if (!handler.shuffles.take() || !handler.channel.writable) return
-        this.stats.shuffles++
-        const reply = this.#sampleEntries(
-          msg.entries.length,
-          new Set([from, ...msg.entries.map((e) => e.id)]),
-        )
-        handler.send({ type: 'SHUFFLE_REPLY', entries: reply })
-        this.#merge(msg.entries)
+      case 'SHUFFLE':
+        this.#shuffler.onShuffle(handler, msg.entries)
         return
-      }
-      case 'SHUFFLE_REPLY': {
-        // Only an answer to our own SHUFFLE is believed: an unsolicited list could fill the view with junk.
-        if (!this.#shuffling.delete(from)) return
-        this.#merge(msg.entries)
+      case 'SHUFFLE_REPLY':
+        this.#shuffler.onReply(from, msg.entries)
         return
-      }
     }
   }
 
   // ---- views ------------------------------------------------------------------------------------
 
   #addActive(id: string, addr: string): void {
-    if (id === this.#peer?.id || this.#active.has(id)) return
+    if (id === this.#peer?.id || this.#views.active.has(id)) return
     if (!this.#handlers.has(id)) return
     this.#pending.delete(id)
-    this.#passive.delete(id)
-    while (this.#active.size >= this.activeSize) {
-      const victim = this.#randomActive([id])
+    this.#views.passive.delete(id)
+    while (this.#views.active.size >= this.activeSize) {
+      const victim = this.#views.randomActive([id])
       if (victim === undefined) break
       this.#drop(victim)
     }
-    this.#active.set(id, addr)
-    if (addr !== '' && !this.#recent.includes(addr)) {
-      this.#recent.push(addr)
-      if (this.#recent.length > 8) this.#recent.shift()
-    }
+    this.#views.active.set(id, addr)
+    this.#views.rememberRecent(addr)
     this.emit('neighbor:up', id)
   }
 
   /** Makes room: tells a neighbour it is dropped (it keeps us as a candidate), then ends the session. */
   #drop(id: string): void {
-    const addr = this.#active.get(id)!
-    this.#active.delete(id)
+    const addr = this.#views.active.get(id)!
+    this.#views.active.delete(id)
     this.#handlers.get(id)?.send({ type: 'DISCONNECT' })
-    this.#addPassive(id, addr, Date.now())
+    this.#views.addPassive(id, addr, Date.now())
     this.emit('neighbor:down', id, 'dropped')
     void this.#peer?.disconnect(id, 'mesh: dropped to make room').catch(() => {})
-  }
-
-  #addPassive(id: string, addr: string, at: number): void {
-    if (this.passiveSize === 0 || addr === '' || id === this.#peer?.id || this.#active.has(id)) return
-    const existing = this.#passive.get(id)
-    if (existing) {
-      if (at > existing.at) {
-        existing.at = at
-        existing.addr = addr
-      }
-      return
-    }
-    if (Date.now() - at > this.#addressTtl) return
-    if (this.#passive.size >= this.passiveSize) {
-      const ids = [...this.#passive.keys()]
-      this.#passive.delete(ids[pick(this.#random, ids.length)]!)
-    }
-    this.#passive.set(id, { addr, at, triedAt: 0 })
-  }
-
-  #merge(entries: readonly MeshEntry[]): void {
-    const now = Date.now()
-    for (const e of entries) this.#addPassive(e.id, e.addr, now - e.age * 1000)
-    this.emit('shuffled')
-  }
-
-  /** Up to `n` entries from both views (never those in `exclude`), passive ones with their age. */
-  #sampleEntries(n: number, exclude: Set<string>): MeshEntry[] {
-    const now = Date.now()
-    const out: MeshEntry[] = []
-    const active = [...this.#active].filter(([id, addr]) => !exclude.has(id) && addr !== '')
-    for (const [id, addr] of sample(this.#random, active, Math.ceil(n / 2))) out.push({ id, addr, age: 0 })
-    const passive = [...this.#passive].filter(([id]) => !exclude.has(id))
-    for (const [id, e] of sample(this.#random, passive, n - out.length)) {
-      out.push({ id, addr: e.addr, age: ageSeconds(now, e.at) })
-    }
-    return out
-  }
-
-  #randomActive(exclude: readonly string[]): string | undefined {
-    const ids = [...this.#active.keys()].filter((id) => !exclude.includes(id))
-    return ids.length === 0 ? undefined : ids[pick(this.#random, ids.length)]
   }
 
   // ---- connections ------------------------------------------------------------------------------
@@ -474,7 +360,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   #promote(id: string, addr: string, high: boolean): void {
     const peer = this.#peer
-    if (!peer || this.#closed || id === peer.id || this.#active.has(id) || this.#pending.has(id)) return
+    if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
       this.#pending.set(id, { addr, high, join: false, since: Date.now() })
@@ -483,7 +369,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     if (addr === '' || !this.#dials.take()) {
       // No budget now: keep it as a candidate; the repair timer comes back to it.
-      this.#addPassive(id, addr, Date.now())
+      this.#views.addPassive(id, addr, Date.now())
       return
     }
     this.#pending.set(id, { addr, high, join: false, since: Date.now() })
@@ -494,8 +380,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale.
           this.#pending.delete(id)
-          this.#passive.delete(id)
-          if (!this.#active.has(info.id) && !this.#pending.has(info.id)) void this.#disconnectQuietly(info.id)
+          this.#views.passive.delete(id)
+          if (!this.#views.active.has(info.id) && !this.#pending.has(info.id))
+            void this.#disconnectQuietly(info.id)
           return
         }
         this.#dialed.add(id)
@@ -513,14 +400,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       () => {
         this.stats.dialFailures++
         this.#pending.delete(id)
-        this.#passive.delete(id)
+        this.#views.passive.delete(id)
       },
     )
   }
 
   /** Ends a session the mesh opened once it is neither a neighbour nor being asked to become one. */
   #release(id: string): void {
-    if (this.#active.has(id) || this.#pending.has(id) || !this.#dialed.has(id)) return
+    if (this.#views.active.has(id) || this.#pending.has(id) || !this.#dialed.has(id)) return
     this.#dialed.delete(id)
     void this.#disconnectQuietly(id)
   }
@@ -571,7 +458,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     if (peer.status === 'running') {
       const now = Date.now()
-      for (const [id, e] of this.#passive) if (now - e.at > this.#addressTtl) this.#passive.delete(id)
+      this.#views.expire(now)
       for (const [id, p] of this.#pending) {
         if (now - p.since > this.#neighborTimeout) {
           this.stats.timeouts++
@@ -580,7 +467,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         }
       }
       for (const id of this.#dialed) this.#release(id)
-      for (const [id, at] of this.#shuffling) if (now - at > this.#neighborTimeout) this.#shuffling.delete(id)
+      this.#shuffler.expire(now)
       this.#fill(now)
     }
     this.#scheduleRepair()
@@ -591,101 +478,34 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // Below the floor only: in a settled overlay nearly everyone is full, so a peer one short asking
     // random candidates would mostly be refused, each refusal a wasted dial; it is found instead by
     // the next joiner's walk or by a peer that lost more.
-    if (this.#active.size + this.#pending.size >= this.#repairBelow) return
+    if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const backoff = 5 * this.#repairInterval
-    const candidates = [...this.#passive].filter(([, e]) => now - e.triedAt > backoff)
+    const candidates = [...this.#views.passive].filter(([, e]) => now - e.triedAt > backoff)
     if (candidates.length > 0) {
       const [id, e] = candidates[pick(this.#random, candidates.length)]!
       e.triedAt = now
-      this.#promote(id, e.addr, this.#active.size === 0)
+      this.#promote(id, e.addr, this.#views.active.size === 0)
       return
     }
     // Alone with no candidates: rejoin through a contact, with exponential backoff and jitter, so that
     // thousands of peers cut off together do not storm the same few contacts.
-    if (this.#active.size > 0) this.#rejoinDelay = 0
+    if (this.#views.active.size > 0) this.#rejoinDelay = 0
     if (
-      this.#active.size === 0 &&
+      this.#views.active.size === 0 &&
       this.#pending.size === 0 &&
-      this.#contacts.length + this.#recent.length > 0
+      this.#contacts.length + this.#views.recent.length > 0
     ) {
       if (this.#rejoinDelay === 0) this.#rejoinDelay = jitter(this.#random, backoff)
       if (now - this.#lastJoinAt < this.#rejoinDelay || !this.#dials.take()) return
       this.#rejoinDelay = Math.min(REJOIN_MAX_DELAY, this.#rejoinDelay * 2)
-      const through = [...this.#contacts, ...this.#recent.filter((a) => !this.#contacts.includes(a))]
+      const through = [...this.#contacts, ...this.#views.recent.filter((a) => !this.#contacts.includes(a))]
       const contact = through[pick(this.#random, through.length)]!
       this.join(contact).catch(() => {})
     }
-  }
-
-  #scheduleShuffle(): void {
-    if (this.#closed || this.#shuffleInterval <= 0) return
-    this.#shuffleTimer = setTimeout(
-      () => {
-        this.#shuffle()
-        this.#scheduleShuffle()
-      },
-      jitter(this.#random, this.#shuffleInterval),
-    )
-    this.#shuffleTimer.unref?.()
-  }
-
-  /** Sends ourselves, a few neighbours and a few candidates to a random neighbour, which answers in kind. */
-  #shuffle(): void {
-    const peer = this.#peer
-    if (peer?.status !== 'running') return
-    const target = this.#randomActive([])
-    if (target === undefined) return
-    const handler = this.#handlers.get(target)
-    if (!handler?.channel.writable) return
-    const self = this.#selfAddress()
-    const entries = this.#sampleEntries(7, new Set([target]))
-    if (self !== '') entries.unshift({ id: peer.id, addr: self, age: 0 })
-    this.#shuffling.set(target, Date.now())
-    handler.send({ type: 'SHUFFLE', entries: entries.slice(0, MAX_SHUFFLE_ENTRIES) })
-  }
-}
-
-/** The mesh's view of one session. */
-export class MeshHandler implements ServiceHandler {
-  /** SHUFFLEs this peer may make us answer: a burst, then one every two seconds. */
-  readonly shuffles = new TokenBucket(0.5, 4)
-
-  constructor(
-    readonly mesh: Mesh,
-    readonly channel: Channel,
-  ) {}
-
-  onFrame(body: Uint8Array): void {
-    this.mesh.onMessage(this, decodeMesh(body))
-  }
-
-  send(msg: MeshMessage): void {
-    if (!this.channel.online) return
-    this.channel.sendBytes(encodeMesh(msg))
-  }
-
-  /** The session came back on a new link after a loss (we dialed it): it may become a neighbour again. */
-  onResume(): void {
-    this.mesh.handlerResumed(this)
-  }
-
-  onClose(error: PeerError): void {
-    this.mesh.handlerClosed(this, error)
   }
 }
 
 /** Creates the membership service; see {@link Mesh}. @throws RangeError for an option out of range */
 export function createMesh(init: MeshInit = {}): Mesh {
   return new Mesh(init)
-}
-
-function clampInt(v: number, min: number, max: number, name: string): number {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${v}`)
-  }
-  return v
-}
-
-function ageSeconds(now: number, at: number): number {
-  return Math.max(0, Math.min(0xffff, Math.floor((now - at) / 1000)))
 }

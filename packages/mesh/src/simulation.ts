@@ -8,7 +8,6 @@ import {
   type Peer,
   plaintextUpgrader,
 } from '@parley/core'
-import sodium from 'sodium-native'
 import { createGossip, type Gossip, type GossipDelivery } from './gossip.js'
 import { createMesh, type Mesh } from './membership.js'
 import { pick, type Random, seededRandom } from './random.js'
@@ -46,8 +45,19 @@ export interface SimulationResult {
   repairSeconds: number
   /** Per broadcast: fraction of the other live peers that delivered it. */
   reach: { min: number; mean: number }
-  /** GOSSIP frames received per message delivered (1 would be no duplicates at all). */
+  /** GOSSIP frames received per message delivered, over all broadcasts (1: no duplicates at all). */
   duplicateFactor: number
+  /**
+   * The same per broadcast, in order: the first one after formation floods and prunes the tree,
+   * later ones follow it (Plumtree), so they show the steady state.
+   */
+  duplicateFactors: number[]
+  /** With churn: the broadcast before it that built the tree (its flood is not in the figures above). */
+  warmup?: { reach: number; duplicateFactor: number }
+  /** IHAVE keys, GRAFTs and PRUNEs sent during the broadcasts. */
+  control: { announced: number; grafts: number; prunes: number }
+  /** Sessions ended during the run, by `peer:disconnect` reason (with the message for `local` ones). */
+  disconnects: Record<string, number>
   hops: { p50: number; p99: number }
   latencyMs: { p50: number; p99: number }
   /** Most sessions any peer held at any check, mesh or not. */
@@ -56,11 +66,16 @@ export interface SimulationResult {
   maxActive: number
   rssMB: number
   upgrader: 'noise' | 'plaintext'
+  /** Longest event-loop lag seen (ms): every peer shares this one loop. */
+  maxLagMs: number
   /** False when the time limit cut a phase short (then `phase` says which). */
   completed: boolean
   phase: string
   seconds: number
 }
+
+/** Joins pause while the event loop lags more than this. */
+const LAG_PAUSE_MS = 500
 
 interface Node {
   readonly index: number
@@ -98,15 +113,33 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
   const network = memoryNetwork()
   const nodes: Node[] = []
   const tallies = new Map<string, Tally>()
+  const disconnects: Record<string, number> = {}
   let maxDegree = 0
   let maxActive = 0
   let completed = true
   let phase = 'done'
   const overTime = () => Date.now() > deadline
+  // Event-loop lag, sampled every 100 ms: joins wait while it is high, so that the session layer's
+  // and the mesh's timeouts (wall-clock) do not fire only because one process serves every peer.
+  let lag = 0
+  let tickAt = Date.now()
+  let maxLag = 0
+  const lagTimer = setInterval(() => {
+    const now = Date.now()
+    lag = Math.max(0, now - tickAt - 100)
+    maxLag = Math.max(maxLag, lag)
+    tickAt = now
+  }, 100)
+  lagTimer.unref()
 
   const makeNode = async (): Promise<Node> => {
     const index = nodes.length
     const node = startNode(network, index, random, seed, activeSize, upgrader, tallies, n > 2000)
+    node.peer.on('peer:disconnect', (e) => {
+      const key =
+        e.reason === 'local' || e.reason === 'protocol-error' ? `${e.reason}: ${e.message}` : e.reason
+      disconnects[key] = (disconnects[key] ?? 0) + 1
+    })
     nodes.push(node)
     await node.peer.start()
     return node
@@ -122,8 +155,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const worker = async () => {
       while (next < fresh.length && !overTime()) {
         // No more joins in flight than peers to join through: a lone first peer is not stormed.
-        if (inFlight >= joined.length) {
-          await sleep(10)
+        if (inFlight >= joined.length || lag > LAG_PAUSE_MS) {
+          await sleep(inFlight >= joined.length ? 10 : 250)
           continue
         }
         const node = fresh[next++]!
@@ -147,7 +180,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
           const m = meshTotals(nodes)
           progress(
             `joined ${done}/${fresh.length} (${failed} failed), dials ${m.dials} (${m.dialFailures} failed), ` +
-              `timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s`,
           )
         }
       }
@@ -167,11 +200,13 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         progress(
           `${label}: ${state.live} live, ${state.isolated} without neighbours, ${state.unreached} unreachable, ` +
             `degree ≤ ${state.maxDegree}, ${state.sessions} sessions, dials ${m.dials} (${m.dialFailures} failed), ` +
-            `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s`,
+            `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s, ` +
+            `ended ${JSON.stringify(disconnects)}`,
         )
       }
       if (state.isolated === 0 && state.unreached === 0) return true
-      await sleep(250)
+      // The check walks every peer: at 10,000 peers it is not free, so it runs less often.
+      await sleep(Math.max(250, n / 10))
     }
     return false
   }
@@ -195,7 +230,31 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     progress(`formed in ${formationSeconds.toFixed(1)} s`)
 
     // 2. Churn: kill a fraction without GOODBYE, join as many new peers through random live ones.
+    // One broadcast first builds the gossip tree (Plumtree prunes it from a flood), so that the
+    // measured broadcasts after churn go over a tree with dead links and exercise its repair.
     let repairSeconds = 0
+    let warmup: SimulationResult['warmup']
+    if (completed && churn > 0) {
+      const alive = nodes.filter((x) => x.alive)
+      const origin = alive[pick(random, alive.length)]!
+      const start = totals(nodes)
+      const { id } = origin.gossip.broadcast(`tree from ${origin.index}`)
+      const tally = { delivered: 0, hops: [], latency: [] }
+      tallies.set(id, tally)
+      await quiesce(tally, alive.length - 1, deadline)
+      const end = totals(nodes)
+      warmup = {
+        reach: round(tally.delivered / (alive.length - 1), 4),
+        duplicateFactor: round(
+          (end.received - start.received) / Math.max(1, end.delivered - start.delivered),
+          2,
+        ),
+      }
+      progress(
+        `tree broadcast: reached ${tally.delivered}/${alive.length - 1}, duplicate factor ${warmup.duplicateFactor}`,
+      )
+      tallies.delete(id)
+    }
     if (completed && churn > 0) {
       const k = Math.round(churn * n)
       const alive = nodes.filter((x) => x.alive)
@@ -203,6 +262,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         const victim = alive.splice(pick(random, alive.length), 1)[0]!
         victim.alive = false
         victim.mesh.close()
+        victim.gossip.close()
         victim.peer.destroy()
       }
       progress(`churn: killed ${k}, joining ${k} new peers`)
@@ -222,7 +282,9 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const reaches: number[] = []
     const sent: { tally: Tally; targets: number }[] = []
     const before = totals(nodes)
+    const duplicateFactors: number[] = []
     for (let b = 0; b < broadcasts && !overTime(); b++) {
+      const start = totals(nodes)
       const alive = nodes.filter((x) => x.alive)
       const origin = alive[pick(random, alive.length)]!
       const { id } = origin.gossip.broadcast(`broadcast ${b} from ${origin.index}`)
@@ -230,7 +292,16 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
       tallies.set(id, tally)
       await quiesce(tally, alive.length - 1, deadline)
       sent.push({ tally, targets: alive.length - 1 })
-      progress(`broadcast ${b + 1}/${broadcasts}: reached ${tally.delivered}/${alive.length - 1}`)
+      const end = totals(nodes)
+      const factor =
+        end.delivered > start.delivered
+          ? (end.received - start.received) / (end.delivered - start.delivered)
+          : 0
+      duplicateFactors.push(round(factor, 2))
+      progress(
+        `broadcast ${b + 1}/${broadcasts}: reached ${tally.delivered}/${alive.length - 1}, ` +
+          `duplicate factor ${factor.toFixed(2)}, grafts ${end.grafts - start.grafts}`,
+      )
     }
     // Stragglers still count (a loaded event loop delays some by seconds): wait once more for all of them.
     for (const { tally, targets } of sent) {
@@ -260,19 +331,30 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         mean: reaches.length > 0 ? round(reaches.reduce((a, b) => a + b, 0) / reaches.length, 4) : 0,
       },
       duplicateFactor: delivered > 0 ? round((after.received - before.received) / delivered, 2) : 0,
+      duplicateFactors,
+      ...(warmup ? { warmup } : {}),
+      control: {
+        announced: after.announced - before.announced,
+        grafts: after.grafts - before.grafts,
+        prunes: after.prunes - before.prunes,
+      },
+      disconnects,
       hops: { p50: percentile(hops, 0.5), p99: percentile(hops, 0.99) },
       latencyMs: { p50: percentile(latency, 0.5), p99: percentile(latency, 0.99) },
       maxDegree,
       maxActive,
       rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
       upgrader,
+      maxLagMs: maxLag,
       completed,
       phase,
       seconds: round((Date.now() - started) / 1000, 1),
     }
   } finally {
+    clearInterval(lagTimer)
     for (const node of nodes) {
       node.mesh.close()
+      node.gossip.close()
       node.peer.destroy()
     }
   }
@@ -328,19 +410,19 @@ function startNode(
   return { index, peer, mesh, gossip, alive: true }
 }
 
+/** PKCS #8 DER of an Ed25519 private key up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
 /** An Ed25519 identity from a 32-byte seed, so a seeded run has the same peer ids every time. */
 export function identityFromSeed(seed: Uint8Array): Identity {
-  const publicKey = Buffer.alloc(32)
-  const secretKey = Buffer.alloc(64)
-  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
-  const jwk = {
-    kty: 'OKP',
-    crv: 'Ed25519',
-    d: Buffer.from(seed).toString('base64url'),
-    x: publicKey.toString('base64url'),
-  }
-  const privateKey = createPrivateKey({ key: jwk, format: 'jwk' })
-  return { peerId: publicKey.toString('hex'), publicKey: createPublicKey(privateKey), privateKey }
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  })
+  const publicKey = createPublicKey(privateKey)
+  const x = publicKey.export({ format: 'jwk' }).x!
+  return { peerId: Buffer.from(x, 'base64url').toString('hex'), publicKey, privateKey }
 }
 
 /** Live peers, isolated ones, and how many are not reachable both from and to the first live peer. */
@@ -397,14 +479,16 @@ function meshTotals(nodes: readonly Node[]) {
   return sum
 }
 
-function totals(nodes: readonly Node[]): { received: number; delivered: number } {
-  let received = 0
-  let delivered = 0
+function totals(nodes: readonly Node[]) {
+  const sum = { received: 0, delivered: 0, announced: 0, grafts: 0, prunes: 0 }
   for (const x of nodes) {
-    received += x.gossip.stats.received
-    delivered += x.gossip.stats.delivered
+    sum.received += x.gossip.stats.received
+    sum.delivered += x.gossip.stats.delivered
+    sum.announced += x.gossip.stats.announced
+    sum.grafts += x.gossip.stats.grafts
+    sum.prunes += x.gossip.stats.prunes
   }
-  return { received, delivered }
+  return sum
 }
 
 /** Waits until `target` peers delivered the message, or nothing new arrived for five seconds. */

@@ -5,9 +5,12 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   decodeGossip,
+  decodeGossipControl,
   decodeMesh,
   encodeGossip,
+  encodeGossipControl,
   encodeMesh,
+  type GossipControl,
   type GossipMessage,
   gossipSigningBytes,
   type MeshMessage,
@@ -31,6 +34,9 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined
 }
 
+const CONTROL = ['IHAVE', 'GRAFT', 'PRUNE']
+const decoderOf = (type: string) =>
+  type === 'GOSSIP' ? decodeGossip : CONTROL.includes(type) ? decodeGossipControl : decodeMesh
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const bytes = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'))
 
@@ -42,9 +48,12 @@ describe('mesh codec', () => {
         'DISCONNECT',
         'FORWARD_JOIN',
         'GOSSIP',
+        'GRAFT',
+        'IHAVE',
         'JOIN',
         'NEIGHBOR',
         'NEIGHBOR_REPLY',
+        'PRUNE',
         'SHUFFLE',
         'SHUFFLE_REPLY',
       ].sort(),
@@ -54,6 +63,9 @@ describe('mesh codec', () => {
         const msg = { ...v.json, signature: bytes(v.json.signature as string) } as unknown as GossipMessage
         expect(hex(encodeGossip(msg))).toBe(v.hex)
         expect(decodeGossip(bytes(v.hex))).toEqual(msg)
+      } else if (CONTROL.includes(v.type)) {
+        expect(hex(encodeGossipControl(v.json as GossipControl))).toBe(v.hex)
+        expect(decodeGossipControl(bytes(v.hex))).toEqual(v.json)
       } else {
         expect(hex(encodeMesh(v.json as MeshMessage))).toBe(v.hex)
         expect(decodeMesh(bytes(v.hex))).toEqual(v.json)
@@ -87,6 +99,13 @@ describe('mesh codec', () => {
     expect(codeOf(() => decodeMesh(bytes('0621')))).toBe('LIST_TOO_LONG')
     expect(codeOf(() => decodeMesh(bytes('0102c328')))).toBe('INVALID_UTF8')
     expect(codeOf(() => decodeGossip(bytes('02')))).toBe('UNKNOWN_TYPE')
+    expect(codeOf(() => decodeGossipControl(bytes('01')))).toBe('UNKNOWN_TYPE')
+    expect(codeOf(() => decodeGossipControl(bytes('0400')))).toBe('TRAILING_BYTES')
+    // More than 32 keys in one IHAVE is refused from the count byte, before any key is read.
+    expect(codeOf(() => decodeGossipControl(bytes('0221')))).toBe('LIST_TOO_LONG')
+    expect(codeOf(() => decodeGossipControl(bytes(`0301${'00'.repeat(40)}`)))).toBe('TRUNCATED')
+    const tooMany = Array.from({ length: 33 }, () => ({ id: '00'.repeat(16), origin: '00'.repeat(32) }))
+    expect(codeOf(() => encodeGossipControl({ type: 'IHAVE', keys: tooMany }))).toBe('LIST_TOO_LONG')
     const gossip = vectors().find((x) => x.type === 'GOSSIP')!.hex
     expect(codeOf(() => decodeGossip(bytes(gossip.slice(0, -2))))).toBe('TRUNCATED')
     expect(codeOf(() => decodeGossip(bytes(`${gossip}00`)))).toBe('TRAILING_BYTES')
@@ -102,12 +121,12 @@ describe('mesh codec', () => {
   it('every prefix of a valid body is refused, and arbitrary bytes never throw anything but ProtocolError', () => {
     for (const v of vectors()) {
       const body = bytes(v.hex)
-      const decode = v.type === 'GOSSIP' ? decodeGossip : decodeMesh
+      const decode = decoderOf(v.type)
       for (let i = 0; i < body.length; i++) expect(codeOf(() => decode(body.subarray(0, i)))).toBeDefined()
     }
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (junk) => {
-        for (const decode of [decodeMesh, decodeGossip]) {
+        for (const decode of [decodeMesh, decodeGossip, decodeGossipControl]) {
           try {
             decode(junk)
           } catch (err) {
@@ -139,6 +158,27 @@ describe('mesh codec', () => {
     fc.assert(
       fc.property(msg, (m) => {
         expect(decodeMesh(encodeMesh(m))).toEqual(m)
+      }),
+    )
+  })
+
+  it('gossip control messages round-trip (property)', () => {
+    const plain = { noNullPrototype: true }
+    const key = fc.record(
+      {
+        id: fc.uint8Array({ minLength: 16, maxLength: 16 }).map(hex),
+        origin: fc.uint8Array({ minLength: 32, maxLength: 32 }).map(hex),
+      },
+      plain,
+    )
+    const msg: fc.Arbitrary<GossipControl> = fc.oneof(
+      fc.record({ type: fc.constant('IHAVE' as const), keys: fc.array(key, { maxLength: 32 }) }, plain),
+      key.map((k) => ({ type: 'GRAFT' as const, ...k })),
+      fc.constant({ type: 'PRUNE' as const }),
+    )
+    fc.assert(
+      fc.property(msg, (m) => {
+        expect(decodeGossipControl(encodeGossipControl(m))).toEqual(m)
       }),
     )
   })

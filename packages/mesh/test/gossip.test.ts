@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto'
 import type { Channel, DisconnectEvent, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { decodeGossip, encodeGossip, encodeMesh } from '../src/codec.js'
+import {
+  decodeGossip,
+  decodeGossipControl,
+  encodeGossip,
+  encodeGossipControl,
+  encodeMesh,
+} from '../src/codec.js'
 import { GOSSIP_PROTOCOL, type GossipDelivery } from '../src/gossip.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
@@ -27,7 +33,7 @@ function deliveries(node: MeshNode): GossipDelivery[] {
 const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
 
 describe('mesh gossip', () => {
-  it('a broadcast is delivered once per peer, with its origin, and every other copy counted as a duplicate', async () => {
+  it('the first broadcast floods and prunes the redundant links; later ones travel the tree once per peer', async () => {
     const { make } = meshNetwork(fixed)
     const nodes = [await make(), await make(), await make(), await make()]
     const [a, ...others] = nodes as [MeshNode, ...MeshNode[]]
@@ -37,7 +43,8 @@ describe('mesh gossip', () => {
     await until(() => nodes.every((n) => n.mesh.active().length === 3), emitters, ['neighbor:up'])
     const got = others.map(deliveries)
     const { id } = a.gossip.broadcast('hello, mesh')
-    // Each relays to the two neighbours other than the origin: two copies more for each.
+    // Every link starts on the tree: each relays to the two neighbours other than the origin, so each
+    // gets two copies more, and prunes both links they came over.
     await until(
       () => others.every((n) => n.gossip.stats.delivered === 1 && n.gossip.stats.duplicates === 2),
       others.map((n) => n.gossip),
@@ -47,6 +54,109 @@ describe('mesh gossip', () => {
       expect(list).toEqual([expect.objectContaining({ id, from: a.peer.id, text: 'hello, mesh', hops: 1 })])
     }
     expect(a.gossip.stats.delivered).toBe(0)
+    // What is left of the tree is the star around the origin.
+    for (const n of others) expect(n.gossip.state().eager).toEqual([a.peer.id])
+    const second = a.gossip.broadcast('once each')
+    await until(
+      () => others.every((n) => n.gossip.stats.delivered === 2),
+      others.map((n) => n.gossip),
+      ['gossip'],
+    )
+    for (const list of got) expect(list[1]).toEqual(expect.objectContaining({ id: second.id, hops: 1 }))
+    // Nobody relayed it again (they relay before they deliver): the other links only carry IHAVEs.
+    expect(others.map((n) => n.gossip.stats.sent)).toEqual([2, 2, 2])
+  })
+
+  it('a message announced but not pushed is asked for (GRAFT), and that link joins the tree', async () => {
+    const { make } = meshNetwork({ ...fixed, gossip: { graftTimeout: 100 } })
+    const [a, b, c] = [await make(), await make(), await make()]
+    // A triangle: the first broadcast prunes the b–c link, leaving a–b and a–c on the tree.
+    await link(a, b)
+    await link(a, c)
+    await link(b, c)
+    a.gossip.broadcast('prune')
+    await until(
+      () => b.gossip.stats.duplicates === 1 && c.gossip.stats.duplicates === 1,
+      [b.gossip, c.gossip],
+      ['duplicate'],
+    )
+    expect(c.gossip.state()).toEqual(expect.objectContaining({ eager: [a.peer.id], lazy: [b.peer.id] }))
+    // The a–c link goes: c now hears of a's messages only through b's announcements.
+    await a.peer.disconnect(c.peer.id)
+    await until(() => !c.mesh.isActive(a.peer.id), [c.mesh], ['neighbor:down'])
+    const atC = deliveries(c)
+    const { id } = a.gossip.broadcast('around the gap')
+    await until(() => atC.length === 1, [c.gossip], ['gossip'])
+    expect(atC[0]).toEqual(expect.objectContaining({ id, hops: 2, text: 'around the gap' }))
+    expect(c.gossip.stats.grafts).toBe(1)
+    expect(b.gossip.stats.graftAnswers).toBe(1)
+    // b–c is on the tree again: the next message is pushed, not asked for.
+    expect(c.gossip.state().eager).toEqual([b.peer.id])
+    a.gossip.broadcast('on the tree')
+    await until(() => atC.length === 2, [c.gossip], ['gossip'])
+    expect(c.gossip.stats.grafts).toBe(1)
+  })
+
+  it('a neighbour cannot make us re-send without bound or track its invented announcements', async () => {
+    const { network, make } = meshNetwork({
+      ...fixed,
+      gossip: {
+        graftTimeout: 50,
+        graftAnswers: { perSecond: 0.001, burst: 3 },
+        missing: { total: 64, perNeighbour: 8 },
+      },
+    })
+    const victim = await make()
+    let received = 0
+    let grafts = 0
+    let channel: Channel | undefined
+    let eighth: () => void = () => {}
+    const eightGrafts = new Promise<void>((resolve) => {
+      eighth = resolve
+    })
+    const evilMesh: Service = {
+      protocol: MESH_PROTOCOL,
+      open(ch) {
+        queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const evilGossip: Service = {
+      protocol: GOSSIP_PROTOCOL,
+      open(ch) {
+        channel = ch
+        return {
+          onFrame(body) {
+            if (body[0] === 1) received++
+            else if (decodeGossipControl(body).type === 'GRAFT' && ++grafts === 8) eighth()
+          },
+          onClose() {},
+        }
+      },
+    }
+    const evil = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      services: [evilMesh, evilGossip],
+    })
+    onTestFinished(() => evil.stop())
+    await evil.start()
+    await evil.connect(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(evil.id), [victim.mesh], ['neighbor:up'])
+    const { id } = victim.gossip.broadcast('once')
+    const origin = victim.peer.id
+    // 100 GRAFTs for a message the victim has: it answers the first three.
+    for (let i = 0; i < 100; i++) channel!.sendBytes(encodeGossipControl({ type: 'GRAFT', id, origin }))
+    // 20 IHAVEs of 32 invented keys each: the victim tracks 8 of them and asks for each once.
+    for (let i = 0; i < 20; i++) {
+      const keys = Array.from({ length: 32 }, () => ({ id: randomBytes(16).toString('hex'), origin }))
+      channel!.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
+    }
+    // The victim's GRAFTs follow its answers on the same channel: by the eighth, every answer is in.
+    await eightGrafts
+    expect(received).toBe(1 + 3)
+    expect(victim.gossip.stats.graftAnswers).toBe(3)
+    expect(victim.gossip.state().missing).toBeLessThanOrEqual(8)
   })
 
   it('a relay that alters a message or reuses its signature is cut off, and only the real text is delivered', async () => {

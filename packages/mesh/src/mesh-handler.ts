@@ -1,0 +1,39 @@
+import type { Channel, PeerError, ServiceHandler } from '@parley/core'
+import { TokenBucket } from '@parley/core'
+import { decodeMesh, encodeMesh, type MeshMessage } from './codec.js'
+
+/** What a session's handler reports to the membership service (implemented by `Mesh`). */
+export interface MeshHandlerOwner {
+  onMessage(handler: MeshHandler, msg: MeshMessage): void
+  handlerResumed(handler: MeshHandler): void
+  handlerClosed(handler: MeshHandler, error: PeerError): void
+}
+
+/** The mesh's view of one session. */
+export class MeshHandler implements ServiceHandler {
+  /** SHUFFLEs this peer may make us answer: a burst, then one every two seconds. */
+  readonly shuffles = new TokenBucket(0.5, 4)
+
+  constructor(
+    readonly mesh: MeshHandlerOwner,
+    readonly channel: Channel,
+  ) {}
+
+  onFrame(body: Uint8Array): void {
+    this.mesh.onMessage(this, decodeMesh(body))
+  }
+
+  send(msg: MeshMessage): void {
+    if (!this.channel.online) return
+    this.channel.sendBytes(encodeMesh(msg))
+  }
+
+  /** The session came back on a new link after a loss (we dialed it): it may become a neighbour again. */
+  onResume(): void {
+    this.mesh.handlerResumed(this)
+  }
+
+  onClose(error: PeerError): void {
+    this.mesh.handlerClosed(this, error)
+  }
+}

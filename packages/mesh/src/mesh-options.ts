@@ -1,0 +1,69 @@
+import type { Random } from './random.js'
+
+/** Options, events and counters of the membership service (membership.ts). */
+
+/** No configuration may ask for more neighbours than this (the degree bound the issue asks for). */
+export const MAX_ACTIVE_SIZE = 30
+export const MAX_PASSIVE_SIZE = 1024
+/** Longest wait between two rejoins of an isolated peer. */
+export const REJOIN_MAX_DELAY = 60_000
+
+/** Construction options of {@link createMesh}. */
+export interface MeshInit {
+  /** Neighbours kept (the active view): links gossip flows over. ~log2(N) + 1. @default 6, at most 30 */
+  activeSize?: number
+  /**
+   * The repair timer asks candidates to become neighbours while the active view is below this; between
+   * it and `activeSize` the peer only accepts requests. @default ⌈2/3 × activeSize⌉ (4 of 6)
+   */
+  repairBelow?: number
+  /** Peers remembered as replacements (the passive view). @default 30 */
+  passiveSize?: number
+  /** Length of the random walk a JOIN starts (HyParView's ARWL). @default 6 */
+  joinTtl?: number
+  /** Walk step at which the joiner is put in the passive view (PRWL). @default 3 */
+  passiveTtl?: number
+  /** Period of the view exchange with a random neighbour, jittered ±50 %. @default 10_000 ms */
+  shuffleInterval?: number
+  /** Period of the repair check (fill the active view from the passive one), jittered. @default 1_000 ms */
+  repairInterval?: number
+  /** Dials the mesh may start per second, across all purposes. @default 4 (burst 4) */
+  dialsPerSecond?: number
+  /** A passive entry not refreshed for this long is forgotten. @default 600_000 ms */
+  addressTtl?: number
+  /** A NEIGHBOR request (dial included) not answered in this long is given up. @default 10_000 ms */
+  neighborTimeout?: number
+  /** Random source of every choice; pass a seeded one (see `seededRandom`) to replay a run. @default Math.random */
+  random?: Random
+}
+
+export interface MeshEvents {
+  /** A peer entered the active view. */
+  'neighbor:up': [id: string]
+  /** A peer left the active view: `dead` when its connection was lost, `dropped` when one side made room. */
+  'neighbor:down': [id: string, why: 'dead' | 'dropped']
+  /** A view exchange was merged into the passive view. */
+  shuffled: []
+}
+
+/** Counters, for the simulation and for diagnostics. */
+export interface MeshStats {
+  joins: number
+  forwardJoins: number
+  neighborRequests: number
+  neighborRejected: number
+  disconnects: number
+  shuffles: number
+  dials: number
+  dialFailures: number
+  deadNeighbors: number
+  /** JOINs and NEIGHBOR requests given up unanswered. */
+  timeouts: number
+}
+
+export function clampInt(v: number, min: number, max: number, name: string): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${v}`)
+  }
+  return v
+}

@@ -1,0 +1,145 @@
+/**
+ * The bounded state Plumtree keeps beside the seen-cache (docs/MESH.md, "Gossip"): the messages we
+ * may be asked to re-send (GRAFT), and the messages announced to us (IHAVE) that we have not
+ * received yet, each with the neighbours that announced it and when to ask for it.
+ */
+
+/** Recently relayed messages, to answer a GRAFT: bounded by count, bytes and age, oldest out first. */
+export class MessageStore {
+  readonly #bodies = new Map<string, { body: Uint8Array; at: number }>()
+  #bytes = 0
+
+  constructor(
+    readonly maxMessages: number,
+    readonly maxBytes: number,
+    readonly ttl: number,
+  ) {}
+
+  get size(): number {
+    return this.#bodies.size
+  }
+
+  put(key: string, body: Uint8Array, now: number): void {
+    if (this.maxMessages === 0 || body.length > this.maxBytes || this.#bodies.has(key)) return
+    this.#bodies.set(key, { body, at: now })
+    this.#bytes += body.length
+    while (this.#bodies.size > this.maxMessages || this.#bytes > this.maxBytes) this.#evictOldest()
+  }
+
+  get(key: string, now: number): Uint8Array | undefined {
+    // Insertion order is age order: drop what expired from the front first.
+    for (const [k, e] of this.#bodies) {
+      if (now - e.at <= this.ttl) break
+      this.#bodies.delete(k)
+      this.#bytes -= e.body.length
+    }
+    return this.#bodies.get(key)?.body
+  }
+
+  #evictOldest(): void {
+    const [k, e] = this.#bodies.entries().next().value!
+    this.#bodies.delete(k)
+    this.#bytes -= e.body.length
+  }
+}
+
+/** A message announced but not received: who announced it, and when to ask the next of them. */
+interface Missing {
+  /** Peer ids, in the order their IHAVE arrived (the first is asked first, as in the paper). */
+  readonly announcers: string[]
+  /** The neighbour whose IHAVE created the entry: its share of the table is counted. */
+  readonly creator: string
+  deadline: number
+}
+
+/** Announcers remembered per missing message: past the degree bound, more add nothing. */
+const MAX_ANNOUNCERS = 8
+
+/**
+ * Messages announced and not received. Bounded in total and per neighbour (a neighbour announcing
+ * ids that do not exist fills at most its share), one timer for all of them.
+ */
+export class MissingTable {
+  readonly #entries = new Map<string, Missing>()
+  /** Entries each neighbour created (its share of the table). */
+  readonly #shares = new Map<string, number>()
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #timerAt = Number.POSITIVE_INFINITY
+
+  constructor(
+    readonly maxEntries: number,
+    readonly maxPerNeighbour: number,
+    /** Called for each entry whose deadline passed; returns the next deadline, or undefined to drop it. */
+    readonly expire: (key: string, announcers: string[], now: number) => number | undefined,
+  ) {}
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key)
+  }
+
+  /** Records `from`'s announcement of `key`; returns false when the table (or `from`'s share) is full. */
+  announce(key: string, from: string, deadline: number): boolean {
+    const entry = this.#entries.get(key)
+    if (entry) {
+      if (entry.announcers.length < MAX_ANNOUNCERS && !entry.announcers.includes(from)) {
+        entry.announcers.push(from)
+      }
+      return true
+    }
+    const share = this.#shares.get(from) ?? 0
+    if (this.#entries.size >= this.maxEntries || share >= this.maxPerNeighbour) return false
+    this.#entries.set(key, { announcers: [from], creator: from, deadline })
+    this.#shares.set(from, share + 1)
+    this.#arm(deadline)
+    return true
+  }
+
+  /** The message arrived (or is no longer wanted). */
+  delete(key: string): void {
+    const entry = this.#entries.get(key)
+    if (!entry) return
+    this.#entries.delete(key)
+    const share = (this.#shares.get(entry.creator) ?? 1) - 1
+    if (share <= 0) this.#shares.delete(entry.creator)
+    else this.#shares.set(entry.creator, share)
+  }
+
+  close(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#timerAt = Number.POSITIVE_INFINITY
+  }
+
+  #arm(deadline: number): void {
+    if (this.#timer !== undefined && this.#timerAt <= deadline) return
+    clearTimeout(this.#timer)
+    this.#timerAt = deadline
+    this.#timer = setTimeout(this.#fire, Math.max(1, deadline - Date.now()))
+    this.#timer.unref?.()
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined
+    this.#timerAt = Number.POSITIVE_INFINITY
+    const now = Date.now()
+    let next = Number.POSITIVE_INFINITY
+    for (const [key, entry] of [...this.#entries]) {
+      if (entry.deadline > now) {
+        next = Math.min(next, entry.deadline)
+        continue
+      }
+      const deadline = this.expire(key, entry.announcers, now)
+      if (deadline === undefined || !this.#entries.has(key)) {
+        this.delete(key)
+        continue
+      }
+      entry.deadline = deadline
+      next = Math.min(next, deadline)
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#arm(next)
+  }
+}

@@ -1,0 +1,92 @@
+import { MAX_SHUFFLE_ENTRIES, type MeshEntry } from './codec.js'
+import type { MeshHandler } from './mesh-handler.js'
+import { jitter, type Random } from './random.js'
+import type { Views } from './views.js'
+
+/** What the view exchange needs from the membership service. */
+export interface ShuffleHost {
+  readonly views: Views
+  readonly random: Random
+  /** Period of the exchange, jittered ±50 % (0: never). */
+  readonly interval: number
+  /** An exchange not answered in this long is forgotten. */
+  readonly timeout: number
+  handler(id: string): MeshHandler | undefined
+  /** Our id and announced address while the peer runs, else undefined. */
+  self(): { id: string; addr: string } | undefined
+  /** A list was merged into the passive view. */
+  merged(): void
+  counted(): void
+}
+
+/**
+ * HyParView's view exchange (SHUFFLE / SHUFFLE_REPLY) with one random neighbour at a time: refreshes
+ * the passive view, so that repair finds live candidates. Only answers to our own SHUFFLE are merged.
+ */
+export class Shuffler {
+  /** Neighbours sent a SHUFFLE and not yet answered, with when. */
+  readonly #asked = new Map<string, number>()
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #closed = false
+
+  constructor(readonly host: ShuffleHost) {}
+
+  start(): void {
+    if (this.#closed || this.host.interval <= 0) return
+    this.#timer = setTimeout(
+      () => {
+        this.#shuffle()
+        this.start()
+      },
+      jitter(this.host.random, this.host.interval),
+    )
+    this.#timer.unref?.()
+  }
+
+  close(): void {
+    this.#closed = true
+    clearTimeout(this.#timer)
+  }
+
+  forget(id: string): void {
+    this.#asked.delete(id)
+  }
+
+  expire(now: number): void {
+    for (const [id, at] of this.#asked) if (now - at > this.host.timeout) this.#asked.delete(id)
+  }
+
+  /** A neighbour's SHUFFLE: answered (within its own rate) with as many of ours, never its own. */
+  onShuffle(handler: MeshHandler, entries: readonly MeshEntry[]): void {
+    handler.channel.spend()
+    if (!handler.shuffles.take() || !handler.channel.writable) return
+    this.host.counted()
+    const exclude = new Set([handler.channel.peer.id, ...entries.map((e) => e.id)])
+    handler.send({ type: 'SHUFFLE_REPLY', entries: this.host.views.sample(entries.length, exclude) })
+    this.#merge(entries)
+  }
+
+  onReply(from: string, entries: readonly MeshEntry[]): void {
+    // Only an answer to our own SHUFFLE is believed: an unsolicited list could fill the view with junk.
+    if (this.#asked.delete(from)) this.#merge(entries)
+  }
+
+  #merge(entries: readonly MeshEntry[]): void {
+    this.host.views.merge(entries, Date.now())
+    this.host.merged()
+  }
+
+  /** Sends ourselves, a few neighbours and a few candidates to a random neighbour, which answers in kind. */
+  #shuffle(): void {
+    const self = this.host.self()
+    if (!self) return
+    const target = this.host.views.randomActive([])
+    if (target === undefined) return
+    const handler = this.host.handler(target)
+    if (!handler?.channel.writable) return
+    const entries = this.host.views.sample(7, new Set([target]))
+    if (self.addr !== '') entries.unshift({ id: self.id, addr: self.addr, age: 0 })
+    this.#asked.set(target, Date.now())
+    handler.send({ type: 'SHUFFLE', entries: entries.slice(0, MAX_SHUFFLE_ENTRIES) })
+  }
+}

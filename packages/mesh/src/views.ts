@@ -1,0 +1,94 @@
+import type { MeshEntry } from './codec.js'
+import { pick, type Random, sample } from './random.js'
+
+/** A replacement candidate in the passive view. */
+export interface PassiveEntry {
+  addr: string
+  /** When it was last known alive (ms, our clock). */
+  at: number
+  /** When a promotion was last tried (ms), for backoff. */
+  triedAt: number
+}
+
+/** Addresses of former neighbours kept to rejoin through. */
+const RECENT_ADDRESSES = 8
+
+/**
+ * HyParView's two views: the active view (neighbours: peer id → address, each one a session) and the
+ * passive view (candidates to replace them, bounded, with their age). Only bookkeeping: sessions and
+ * messages are the membership service's (membership.ts).
+ */
+export class Views {
+  readonly active = new Map<string, string>()
+  readonly passive = new Map<string, PassiveEntry>()
+  /** Addresses of the last few neighbours: an isolated peer rejoins through them too (its contacts may be gone). */
+  readonly recent: string[] = []
+
+  constructor(
+    readonly passiveSize: number,
+    readonly addressTtl: number,
+    readonly random: Random,
+    readonly self: () => string | undefined,
+  ) {}
+
+  /** Keeps `id` as a candidate, or refreshes it; a full view forgets a random entry to make room. */
+  addPassive(id: string, addr: string, at: number): void {
+    if (this.passiveSize === 0 || addr === '' || id === this.self() || this.active.has(id)) return
+    const existing = this.passive.get(id)
+    if (existing) {
+      if (at > existing.at) {
+        existing.at = at
+        existing.addr = addr
+      }
+      return
+    }
+    if (Date.now() - at > this.addressTtl) return
+    if (this.passive.size >= this.passiveSize) {
+      const ids = [...this.passive.keys()]
+      this.passive.delete(ids[pick(this.random, ids.length)]!)
+    }
+    this.passive.set(id, { addr, at, triedAt: 0 })
+  }
+
+  /** Entries of a view exchange, their age counted back from `now`. */
+  merge(entries: readonly MeshEntry[], now: number): void {
+    for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000)
+  }
+
+  /** Forgets candidates not refreshed within the address TTL. */
+  expire(now: number): void {
+    for (const [id, e] of this.passive) if (now - e.at > this.addressTtl) this.passive.delete(id)
+  }
+
+  rememberRecent(addr: string): void {
+    if (addr === '' || this.recent.includes(addr)) return
+    this.recent.push(addr)
+    if (this.recent.length > RECENT_ADDRESSES) this.recent.shift()
+  }
+
+  passiveEntries(now: number): MeshEntry[] {
+    return [...this.passive].map(([id, e]) => ({ id, addr: e.addr, age: ageSeconds(now, e.at) }))
+  }
+
+  /** Up to `n` entries from both views (never those in `exclude`), passive ones with their age. */
+  sample(n: number, exclude: Set<string>): MeshEntry[] {
+    const now = Date.now()
+    const out: MeshEntry[] = []
+    const active = [...this.active].filter(([id, addr]) => !exclude.has(id) && addr !== '')
+    for (const [id, addr] of sample(this.random, active, Math.ceil(n / 2))) out.push({ id, addr, age: 0 })
+    const passive = [...this.passive].filter(([id]) => !exclude.has(id))
+    for (const [id, e] of sample(this.random, passive, n - out.length)) {
+      out.push({ id, addr: e.addr, age: ageSeconds(now, e.at) })
+    }
+    return out
+  }
+
+  randomActive(exclude: readonly string[]): string | undefined {
+    const ids = [...this.active.keys()].filter((id) => !exclude.includes(id))
+    return ids.length === 0 ? undefined : ids[pick(this.random, ids.length)]
+  }
+}
+
+function ageSeconds(now: number, at: number): number {
+  return Math.max(0, Math.min(0xffff, Math.floor((now - at) / 1000)))
+}
