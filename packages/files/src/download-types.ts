@@ -35,13 +35,26 @@ export type DownloadStatus = 'running' | 'verifying' | 'done' | 'failed' | 'paus
 
 export type DropReason = 'lying' | 'slow' | 'cancelled'
 
+/**
+ * What a source got wrong: a chunk that does not match its leaf, a piece of the wrong length, or a hash
+ * list that does not add up to the root.
+ */
+export type CorruptReason = 'bad-chunk' | 'bad-piece' | 'bad-hashes'
+
+/** A source sent something that failed verification (`chunk` is -1 for a hash list). */
+export interface CorruptEvent {
+  readonly source: PeerRef
+  readonly chunk: number
+  readonly reason: CorruptReason
+}
+
 export interface DownloadEvents {
   progress: [progress: Progress & { readonly sources: number }]
   /**
    * A chunk from `source` did not match its leaf (`chunk` is its index), or its hash list did not add
    * up to the root (`chunk` is -1): it is fetched again, from another source if there is one.
    */
-  corrupt: [event: { readonly source: PeerRef; readonly chunk: number }]
+  corrupt: [event: CorruptEvent]
   /** A source is no longer asked: it lied `maxStrikes` times, stalled, or cancelled. */
   'source:dropped': [event: { readonly source: PeerRef; readonly reason: DropReason }]
   done: [result: DownloadResult]

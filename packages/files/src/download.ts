@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { ChunkMap } from './chunk-map.js'
 import { type ChunkRange, type Hashes, Limits, Reason } from './codec.js'
 import type {
+  CorruptReason,
   DownloadEvents,
   DownloadInit,
   DownloadResult,
@@ -16,6 +17,8 @@ import { PartFile } from './part-file.js'
 import { type PeerRef, ProgressMeter } from './wire.js'
 
 export type {
+  CorruptEvent,
+  CorruptReason,
   DownloadEvents,
   DownloadInit,
   DownloadResult,
@@ -115,6 +118,16 @@ export class Download extends EventEmitter<DownloadEvents> {
     return this.#status === 'done' || this.#status === 'failed'
   }
 
+  /** The transfer id `peerId` offered this root under, if it is (or was) a source. */
+  sourceId(peerId: string): Uint8Array | undefined {
+    return this.#sources.get(peerId)?.id
+  }
+
+  /** Peers that offered this root, dropped ones included. */
+  get sourceCount(): number {
+    return this.#sources.size
+  }
+
   /** A peer offers this root (again): it becomes (or is again) a source, unless it was dropped. */
   addSource(ref: PeerRef, id: Uint8Array): void {
     if (this.settled) return
@@ -196,7 +209,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       return
     }
     // A hash list that does not add up to the root: the source lies (the root is what the user accepted).
-    this.emit('corrupt', { source: s.ref, chunk: -1 })
+    this.emit('corrupt', { source: s.ref, chunk: -1, reason: 'bad-hashes' })
     this.#drop(s, 'lying', true)
     this.#schedule()
   }
@@ -208,7 +221,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     // reconnection arrive out of order: ignored, the request in force is served from its start.
     if (!s || !rx || offset !== rx.received) return
     if (data.byteLength !== Math.min(Limits.pieceBytes, rx.length - rx.received)) {
-      this.#corrupt(s, rx)
+      this.#corrupt(s, rx, 'bad-piece')
       return
     }
     const copy = Buffer.from(data)
@@ -220,7 +233,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     s.inflight.delete(index)
     const leaf = this.#leaves!.subarray(index * 32, index * 32 + 32)
     if (!rx.hasher.digest().equals(leaf)) {
-      this.#corrupt(s, rx)
+      this.#corrupt(s, rx, 'bad-chunk')
       return
     }
     this.#chunks.writing(index)
@@ -291,10 +304,10 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  #corrupt(s: Source, rx: Incoming): void {
+  #corrupt(s: Source, rx: Incoming, reason: CorruptReason): void {
     s.inflight.delete(rx.index)
     this.#chunks.failed(rx.index, s.ref.id)
-    this.emit('corrupt', { source: s.ref, chunk: rx.index })
+    this.emit('corrupt', { source: s.ref, chunk: rx.index, reason })
     s.strikes++
     if (s.strikes >= this.#init.maxStrikes) this.#drop(s, 'lying', true)
     this.#schedule()

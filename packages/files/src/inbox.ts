@@ -4,11 +4,11 @@ import { type Hashes, type Offer, Reason } from './codec.js'
 import { checkSpace } from './disk-space.js'
 import { Download, type DownloadTuning } from './download.js'
 import { FilesError } from './errors.js'
-import { IncomingOffer } from './offer.js'
+import { type AcceptOptions, IncomingOffer } from './offer.js'
 import { reservePart, sanitizeName } from './sanitize.js'
 import { DEFAULTS, type FileServiceEvents, type FileServiceInit } from './service-types.js'
 import { loadState, removeState } from './state.js'
-import type { PeerRef, Wire } from './wire.js'
+import { type PeerRef, transferKey, type Wire } from './wire.js'
 
 export interface InboxInit {
   options: FileServiceInit
@@ -98,17 +98,10 @@ export class Inbox {
       return
     }
     if (known) return
-    const running = this.#downloads.get(root)
-    if (running) {
-      this.#incoming.set(key, running)
-      running.addSource(from, msg.id)
-      return
-    }
-    const pending = this.#offers.get(root)
-    if (pending) {
-      // Same root means same size and chunking (the root commits to both).
-      this.#incoming.set(key, pending)
-      pending.addSource(from, msg.id)
+    // Same root means same size and chunking (the root commits to both): one more source.
+    const same = this.#downloads.get(root) ?? this.#offers.get(root)
+    if (same) {
+      this.#join(same, from, msg.id)
       return
     }
     let fromPeer = 0
@@ -118,7 +111,7 @@ export class Inbox {
       this.#offers.size >= maxOffers ||
       fromPeer >= (this.#opts.maxOffersPerPeer ?? DEFAULTS.maxOffersPerPeer)
     ) {
-      this.#wire.send(from.id, { type: 'DECLINE', id: msg.id, reason: Reason.BUSY })
+      this.#busy(from.id, msg.id)
       return
     }
     const timeout = this.#opts.offerTimeout ?? DEFAULTS.offerTimeout
@@ -131,7 +124,7 @@ export class Inbox {
       from,
       id: msg.id,
       expiresAt: Date.now() + timeout,
-      host: { accept: (o, dir) => this.#accept(o, dir), decline: (o) => this.#decline(o) },
+      host: { accept: (o, options) => this.#accept(o, options), decline: (o) => this.#decline(o) },
     })
     this.#offers.set(root, offer)
     this.#incoming.set(key, offer)
@@ -148,21 +141,60 @@ export class Inbox {
             offer.resumeBytes += Math.min(saved.chunkSize, saved.size - i * saved.chunkSize)
         }
         if (this.#opts.resume !== false && offer.status === 'pending') {
-          this.#accept(offer, undefined).catch(() => this.#askInstead(offer))
+          this.#accept(offer, {}).catch(() => this.#askInstead(offer))
           return
         }
       }
     }
     if (offer.status !== 'pending' || this.#isClosed()) return
-    const auto = this.#opts.autoAccept
-    if (
-      this.#opts.downloads !== undefined &&
-      (auto === true || (typeof auto === 'function' && auto(offer)))
-    ) {
-      this.#accept(offer, undefined).catch(() => this.#askInstead(offer))
+    if (this.#autoAccepts(offer)) {
+      this.#accept(offer, {}).catch(() => this.#askInstead(offer))
       return
     }
     this.#emit('offer', offer)
+  }
+
+  /**
+   * Whether an offer is accepted without asking: only when `autoAccept` says so (and there is a
+   * download folder), and not past `maxDownloadsPerPeer` downloads fed by its sender, so one peer
+   * cannot take every download slot of a peer that accepts everything.
+   */
+  #autoAccepts(offer: IncomingOffer): boolean {
+    const auto = this.#opts.autoAccept
+    if (this.#opts.downloads === undefined || auto === undefined || auto === false) return false
+    let yes: boolean
+    try {
+      yes = auto === true || auto(offer) === true
+    } catch {
+      yes = false // a throwing policy accepts nothing
+    }
+    if (!yes) return false
+    let fed = 0
+    for (const d of this.#downloads.values()) if (d.sourceId(offer.from.id)) fed++
+    return fed < (this.#opts.maxDownloadsPerPeer ?? DEFAULTS.maxDownloadsPerPeer)
+  }
+
+  /**
+   * A peer offers a root we already have an offer or a download for: it becomes one more source (up to
+   * `maxSources`). Each peer has one key per root: a peer offering it again under a fresh id replaces
+   * its old key, so re-offers cannot grow the map.
+   */
+  #join(entry: IncomingOffer | Download, from: PeerRef, id: Uint8Array): void {
+    const old = entry.sourceId(from.id)
+    if (old) {
+      this.#incoming.delete(transferKey(from.id, old))
+    } else if (entry.sourceCount >= (this.#opts.maxSources ?? DEFAULTS.maxSources)) {
+      this.#busy(from.id, id)
+      return
+    }
+    entry.addSource(from, id)
+    const now = entry.sourceId(from.id)
+    if (now) this.#incoming.set(transferKey(from.id, now), entry)
+  }
+
+  /** Declines as BUSY, unless the peer does not read what we send (then it learns nothing). */
+  #busy(peerId: string, id: Uint8Array): void {
+    if (this.#wire.writable(peerId)) this.#wire.send(peerId, { type: 'DECLINE', id, reason: Reason.BUSY })
   }
 
   /** Accepting by itself failed (too many downloads, an I/O error): the user decides instead. */
@@ -170,9 +202,12 @@ export class Inbox {
     if (offer.status === 'pending' && !this.#isClosed()) this.#emit('offer', offer)
   }
 
-  async #accept(offer: IncomingOffer, dir: string | undefined): Promise<Download> {
+  async #accept(offer: IncomingOffer, options: AcceptOptions): Promise<Download> {
+    const { signal } = options
+    let dir = options.dir
     if (offer.status !== 'pending')
       throw new FilesError('ANSWERED', `the offer of ${offer.name} was already ${offer.status}`)
+    if (signal?.aborted) throw new FilesError('CANCELLED', `accepting ${offer.name} was aborted`)
     if (this.#downloads.size >= (this.#opts.maxDownloads ?? DEFAULTS.maxDownloads)) {
       throw new FilesError('BUSY', 'too many downloads are running; try again when one finishes')
     }
@@ -208,9 +243,12 @@ export class Inbox {
       } else {
         await checkSpace(resolve(partPath!, '..'), offer.size - offer.resumeBytes)
       }
-      if (this.#isClosed()) {
+      if (this.#isClosed() || signal?.aborted) {
         await fh.close()
-        throw new FilesError('CANCELLED', 'the file service is closed')
+        throw new FilesError(
+          'CANCELLED',
+          signal?.aborted ? `accepting ${offer.name} was aborted` : 'the file service is closed',
+        )
       }
       const download: Download = new Download({
         ...this.#tuning,
@@ -229,11 +267,12 @@ export class Inbox {
       this.#endOffer(offer, 'accepted')
       this.#downloads.set(offer.root, download)
       for (const s of offer.sourceEntries()) {
-        this.#incoming.set(`${s.ref.id}:${Buffer.from(s.id).toString('hex')}`, download)
+        this.#incoming.set(transferKey(s.ref.id, s.id), download)
         download.addSource(s.ref, s.id)
       }
       this.#startTicker()
       this.#emit('download', download)
+      signal?.addEventListener('abort', () => void download.cancel(), { once: true })
       download.start()
       return download
     } catch (err) {

@@ -45,6 +45,10 @@ export interface FileServiceInit {
   maxOffersPerPeer?: number
   /** Downloads running at once. @default 8 */
   maxDownloads?: number
+  /** Downloads one peer feeds (as a source) past which its offers are not auto-accepted. @default 4 */
+  maxDownloadsPerPeer?: number
+  /** Peers offering one root that are fetched from; more are declined as BUSY. @default 16 */
+  maxSources?: number
   /** Progress events at most this often per transfer. @default 250 ms */
   progressInterval?: number
   /** The verified bitmap is saved at most this often. @default 1_000 ms */
@@ -98,6 +102,8 @@ export const DEFAULTS = {
   maxOffers: 64,
   maxOffersPerPeer: 16,
   maxDownloads: 8,
+  maxDownloadsPerPeer: 4,
+  maxSources: 16,
   progressInterval: 250,
   saveInterval: 1_000,
 }

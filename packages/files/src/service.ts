@@ -19,7 +19,7 @@ import {
   type FileServiceInit,
   type OfferOptions,
 } from './service-types.js'
-import type { PeerRef, Wire } from './wire.js'
+import { type PeerRef, transferKey, type Wire } from './wire.js'
 
 export type { FileService, FileServiceEvents, FileServiceInit, OfferOptions } from './service-types.js'
 export { FILES_PROTOCOL } from './service-types.js'
@@ -110,7 +110,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
   onMessage(handler: FilesHandler, msg: FilesMessage): void {
     if (this.#closed) return
     const peer = handler.channel.peer
-    const key = `${peer.id}:${Buffer.from(msg.id).toString('hex')}`
+    const key = transferKey(peer.id, msg.id)
     // Every message but the data we asked for costs its sender a token of its rate budget.
     if (msg.type !== 'CHUNK' && msg.type !== 'HASHES') handler.channel.spend()
     switch (msg.type) {
