@@ -3,7 +3,8 @@
  *
  * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
  * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--no-fairness` (skip chat round
- * trips during a saturating transfer and the eager-sender comparison), `--out FILE` (default
+ * trips during a saturating transfer and the eager-sender comparison), `--file-sizes 256,1024` (MiB of
+ * the file-transfer row; `--quick` makes it 64,256), `--no-files` (skip it), `--out FILE` (default
  * docs/BENCHMARKS.md; `--out -` writes nothing).
  */
 import { spawnSync } from 'node:child_process'
@@ -16,10 +17,12 @@ import { parseArgs } from 'node:util'
 import { selfSignedCertificate } from './cert.js'
 import { renderEager, runEager } from './eager.js'
 import { renderFairness, runFairness } from './fairness.js'
+import { FILE_SIZES, parseSizes, renderFiles, runFiles } from './files.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
 import {
   type Environment,
+  metric,
   type Results,
   renderRatios,
   renderReport,
@@ -165,6 +168,8 @@ async function main(): Promise<void> {
       scenarios: { type: 'string' },
       'no-profile': { type: 'boolean', default: false },
       'no-fairness': { type: 'boolean', default: false },
+      'file-sizes': { type: 'string' },
+      'no-files': { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, '..', 'docs', 'BENCHMARKS.md') },
     },
   })
@@ -174,6 +179,7 @@ async function main(): Promise<void> {
   const systems = listOption<SystemName>(values.systems, SYSTEMS, 'system').filter(isSystemName)
   const scenarios = listOption<ScenarioName>(values.scenarios, SCENARIOS, 'scenario')
   const plan = planFor(quick)
+  const fileSizes = parseSizes(values['file-sizes'] ?? (quick ? FILE_SIZES.quick : FILE_SIZES.full).join(','))
   const options: SystemOptions = { tls: selfSignedCertificate() }
   const started = performance.now()
   const loadAtStart = loadavg()[0]!
@@ -221,6 +227,15 @@ async function main(): Promise<void> {
     log('eager senders: all sends at once against a window of 2,000 …')
     fairness += `\n${renderEager(await runEager(quick))}`
   }
+  let files: string | undefined
+  if (!values['no-files']) {
+    log(`file transfer: ${fileSizes.map((n) => `${n} MiB`).join(', ')} over loopback …`)
+    files = renderFiles(await runFiles(fileSizes, log), {
+      parley: metric(results, 'parley', 'bulk', 'mbPerSec')?.median,
+      tls: metric(results, 'tls', 'bulk', 'mbPerSec')?.median,
+    })
+  }
+  const extra = [fairness, files].filter((x) => x !== undefined).join('\n')
   const seconds = (performance.now() - started) / 1000
   const { table, notes } = renderTable(results, systems)
   const targets = renderTargets(results)
@@ -234,7 +249,7 @@ async function main(): Promise<void> {
       '',
       targets.table,
       '',
-      ...(fairness ? [fairness] : []),
+      ...(extra ? [extra] : []),
       `${quick ? 'quick' : 'full'} run: ${Math.round(seconds)} s`,
       '',
     ].join('\n'),
@@ -259,7 +274,7 @@ async function main(): Promise<void> {
       ...(profile ? { profile } : {}),
       ...(analysis ? { analysis } : {}),
     })
-    writeFileSync(out, fairness ? `${report.trimEnd()}\n\n${fairness}` : report)
+    writeFileSync(out, extra ? `${report.trimEnd()}\n\n${extra}` : report)
     // The repository's formatter covers Markdown too: align the tables as `biome check .` expects.
     const biome = spawnSync(join(ROOT, '..', 'node_modules', '.bin', 'biome'), ['format', '--write', out], {
       stdio: 'ignore',
