@@ -272,7 +272,15 @@ export class Inbox {
       }
       this.#startTicker()
       this.#emit('download', download)
-      signal?.addEventListener('abort', () => void download.cancel(), { once: true })
+      if (signal) {
+        const onAbort = () => void download.cancel()
+        signal.addEventListener('abort', onAbort, { once: true })
+        // A long-lived signal must not keep every finished download referenced.
+        download.finished.then(
+          () => signal.removeEventListener('abort', onAbort),
+          () => signal.removeEventListener('abort', onAbort),
+        )
+      }
       download.start()
       return download
     } catch (err) {

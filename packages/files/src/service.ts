@@ -177,7 +177,15 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       settled: (done) => this.#outgoing.delete(`${done.peerId}:${done.id}`),
     })
     this.#outgoing.set(`${peerId}:${t.id}`, t)
-    options.signal?.addEventListener('abort', () => t.cancel(), { once: true })
+    const { signal } = options
+    if (signal) {
+      const onAbort = () => t.cancel()
+      signal.addEventListener('abort', onAbort, { once: true })
+      t.finished.then(
+        () => signal.removeEventListener('abort', onAbort),
+        () => signal.removeEventListener('abort', onAbort),
+      )
+    }
     t.sendOffer()
     this.emit('transfer', t)
     return t
