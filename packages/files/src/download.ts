@@ -1,95 +1,31 @@
 import { EventEmitter } from 'node:events'
-import type { FileHandle } from 'node:fs/promises'
-import { unlink } from 'node:fs/promises'
-import { type ChunkRange, chunkCount, chunkLength, type Hashes, Limits, Reason } from './codec.js'
+import { ChunkMap } from './chunk-map.js'
+import { type ChunkRange, type Hashes, Limits, Reason } from './codec.js'
+import type {
+  CorruptReason,
+  DownloadEvents,
+  DownloadInit,
+  DownloadResult,
+  DownloadStatus,
+  DropReason,
+  Incoming,
+  Source,
+} from './download-types.js'
 import { FilesError } from './errors.js'
-import { leafHash, leafHasher, readFully, rootHash } from './hash-tree.js'
-import { publish } from './sanitize.js'
-import { type DownloadState, removeState, saveState } from './state.js'
-import { type PeerRef, type Progress, ProgressMeter, type Wire } from './wire.js'
+import { leafHasher, rootHash } from './hash-tree.js'
+import { PartFile } from './part-file.js'
+import { type PeerRef, ProgressMeter } from './wire.js'
 
-/** Per chunk: not yet here, asked of a source, verified and being written, verified on disk. */
-const MISSING = 0
-const REQUESTED = 1
-const WRITING = 2
-const HAVE = 3
-
-export interface DownloadTuning {
-  /** Chunks in flight per source (requested, or verified and not yet written). */
-  window: number
-  /** A source that delivers nothing for this long while asked is dropped as slow. */
-  requestTimeout: number
-  /** Corrupt chunks (or a bad hash list) after which a source is dropped as lying. */
-  maxStrikes: number
-  progressInterval: number
-  /** The verified bitmap is saved at most this often while chunks arrive. */
-  saveInterval: number
-}
-
-export interface DownloadInit extends DownloadTuning {
-  root: Buffer
-  name: string
-  size: number
-  chunkSize: number
-  partPath: string
-  finalPath: string
-  fh: FileHandle
-  /** Verified chunks from an earlier run (bitmap), if resuming. */
-  verified: Uint8Array | undefined
-  dataDir: string | undefined
-  wire: Wire
-  settled: (d: Download) => void
-}
-
-export type DownloadStatus = 'running' | 'verifying' | 'done' | 'failed' | 'paused'
-
-export type DropReason = 'lying' | 'slow' | 'cancelled'
-
-export interface DownloadEvents {
-  progress: [progress: Progress & { readonly sources: number }]
-  /**
-   * A chunk from `source` did not match its leaf (`chunk` is its index), or its hash list did not add
-   * up to the root (`chunk` is -1): it is fetched again, from another source if there is one.
-   */
-  corrupt: [event: { readonly source: PeerRef; readonly chunk: number }]
-  /** A source is no longer asked: it lied `maxStrikes` times, stalled, or cancelled. */
-  'source:dropped': [event: { readonly source: PeerRef; readonly reason: DropReason }]
-  done: [result: DownloadResult]
-  failed: [error: FilesError]
-}
-
-export interface DownloadResult {
-  /** Where the verified file was saved (never an existing file's path). */
-  readonly path: string
-  /** Root hash, hex. */
-  readonly root: string
-  readonly size: number
-}
-
-interface Source {
-  readonly ref: PeerRef
-  id: Uint8Array
-  state: 'active' | 'offline' | 'dropped'
-  dropReason: DropReason | undefined
-  /** Chunks asked of it and not yet complete, by index. */
-  readonly inflight: Map<number, Incoming>
-  /** Chunks it delivered that are verified and still being written (count against its window). */
-  writing: number
-  strikes: number
-  /** Last time it delivered something (or was first asked): the slow-source clock. */
-  lastProgress: number
-  /** Chunks it delivered and we kept. */
-  chunks: number
-}
-
-interface Incoming {
-  readonly index: number
-  readonly length: number
-  received: number
-  readonly hasher: ReturnType<typeof leafHasher>
-  /** The chunk's pieces so far (copies): written in one call once the chunk verified. */
-  readonly pieces: Buffer[]
-}
+export type {
+  CorruptEvent,
+  CorruptReason,
+  DownloadEvents,
+  DownloadInit,
+  DownloadResult,
+  DownloadStatus,
+  DownloadTuning,
+  DropReason,
+} from './download-types.js'
 
 /**
  * One download of one root from one or more sources. Chunks are asked of each active source within its
@@ -107,21 +43,15 @@ export class Download extends EventEmitter<DownloadEvents> {
   readonly finished: Promise<DownloadResult>
   readonly #init: DownloadInit
   readonly #n: number
-  readonly #state: Uint8Array
-  #have = 0
-  #haveBytes = 0
-  #cursor = 0
+  readonly #chunks: ChunkMap
   readonly #sources = new Map<string, Source>()
-  /** Sources that already sent a bad copy of a chunk: asked last for it. */
-  readonly #failedFrom = new Map<number, Set<string>>()
   #leaves: Buffer | undefined
   #leavesOk = false
   #hashSource: Source | undefined
   #hashParts: Uint8Array | undefined
   #status: DownloadStatus = 'running'
-  #writes: Promise<void> = Promise.resolve()
+  readonly #part: PartFile
   #saveTimer: ReturnType<typeof setTimeout> | undefined
-  #saving: Promise<void> = Promise.resolve()
   #verifyRounds = 0
   #meter: ProgressMeter
   #resolve!: (r: DownloadResult) => void
@@ -133,14 +63,20 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.root = init.root.toString('hex')
     this.name = init.name
     this.size = init.size
-    this.#n = chunkCount(init.size, init.chunkSize)
-    this.#state = new Uint8Array(this.#n)
-    if (init.verified) {
-      for (let i = 0; i < this.#n; i++) {
-        if ((init.verified[i >> 3]! >> (i & 7)) & 1) this.#markHave(i)
-      }
-    }
-    this.#meter = new ProgressMeter(init.size, init.progressInterval, this.#haveBytes)
+    this.#chunks = new ChunkMap(init.size, init.chunkSize, init.verified)
+    this.#n = this.#chunks.n
+    this.#part = new PartFile({
+      fh: init.fh,
+      partPath: init.partPath,
+      finalPath: init.finalPath,
+      root: this.root,
+      name: init.name,
+      size: init.size,
+      chunkSize: init.chunkSize,
+      dataDir: init.dataDir,
+      onWriteError: (cause) => this.#fail(new FilesError('IO', `cannot write ${init.partPath}`, { cause })),
+    })
+    this.#meter = new ProgressMeter(init.size, init.progressInterval, this.#chunks.haveBytes)
     this.finished = new Promise<DownloadResult>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -154,7 +90,7 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   /** Bytes verified so far (including what an earlier run left on disk). */
   get bytes(): number {
-    return this.#haveBytes
+    return this.#chunks.haveBytes
   }
 
   /** Chunks requested or being written, over all sources: bounded by window × sources. */
@@ -180,6 +116,16 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   get settled(): boolean {
     return this.#status === 'done' || this.#status === 'failed'
+  }
+
+  /** The transfer id `peerId` offered this root under, if it is (or was) a source. */
+  sourceId(peerId: string): Uint8Array | undefined {
+    return this.#sources.get(peerId)?.id
+  }
+
+  /** Peers that offered this root, dropped ones included. */
+  get sourceCount(): number {
+    return this.#sources.size
   }
 
   /** A peer offers this root (again): it becomes (or is again) a source, unless it was dropped. */
@@ -263,7 +209,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       return
     }
     // A hash list that does not add up to the root: the source lies (the root is what the user accepted).
-    this.emit('corrupt', { source: s.ref, chunk: -1 })
+    this.emit('corrupt', { source: s.ref, chunk: -1, reason: 'bad-hashes' })
     this.#drop(s, 'lying', true)
     this.#schedule()
   }
@@ -275,7 +221,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     // reconnection arrive out of order: ignored, the request in force is served from its start.
     if (!s || !rx || offset !== rx.received) return
     if (data.byteLength !== Math.min(Limits.pieceBytes, rx.length - rx.received)) {
-      this.#corrupt(s, rx)
+      this.#corrupt(s, rx, 'bad-piece')
       return
     }
     const copy = Buffer.from(data)
@@ -287,25 +233,25 @@ export class Download extends EventEmitter<DownloadEvents> {
     s.inflight.delete(index)
     const leaf = this.#leaves!.subarray(index * 32, index * 32 + 32)
     if (!rx.hasher.digest().equals(leaf)) {
-      this.#corrupt(s, rx)
+      this.#corrupt(s, rx, 'bad-chunk')
       return
     }
-    this.#state[index] = WRITING
+    this.#chunks.writing(index)
     s.writing++
     s.chunks++
-    this.#failedFrom.delete(index)
     // One write per chunk, not per piece: a write is a thread-pool round trip, and on some disks a
     // small write costs as much as a large one. Only verified bytes ever reach the part file.
-    this.#write(rx.pieces, index * this.#init.chunkSize)
-    void this.#writes.then(() => {
-      s.writing--
-      if (this.settled || this.#state[index] !== WRITING) return
-      this.#markHave(index)
-      this.#dirty()
-      this.#progress()
-      if (this.#have === this.#n) void this.#complete()
-      else this.#schedule()
-    })
+    void this.#part
+      .write(rx.pieces, index * this.#init.chunkSize, () => this.settled)
+      .then(() => {
+        s.writing--
+        if (this.settled || !this.#chunks.isWriting(index)) return
+        this.#chunks.markHave(index)
+        this.#dirty()
+        this.#progress()
+        if (this.#chunks.complete) void this.#complete()
+        else this.#schedule()
+      })
     this.#schedule()
   }
 
@@ -343,7 +289,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       }
     }
     this.#fail(new FilesError('CANCELLED', `the download of ${this.name} was cancelled`))
-    await this.#saving
+    await this.#part.settled()
   }
 
   /** The service is closing: saves the verified bitmap so a later run resumes, and closes the file. */
@@ -352,59 +298,23 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#status = 'paused'
     clearTimeout(this.#saveTimer)
     await this.#save()
-    await this.#init.fh.close().catch(() => {})
-    this.#init.settled(this)
+    await this.#part.close()
+    this.#init.settled()
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  #markHave(index: number): void {
-    this.#state[index] = HAVE
-    this.#have++
-    this.#haveBytes += chunkLength(this.size, this.#init.chunkSize, index)
-  }
-
-  #write(pieces: Buffer[], position: number): void {
-    const fh = this.#init.fh
-    const write = this.#writes.then(async () => {
-      if (this.settled) return
-      let at = position
-      let rest = pieces
-      // writev may write less than asked (like write): go on from where it stopped.
-      while (rest.length > 0) {
-        const { bytesWritten } = await fh.writev(rest, at)
-        at += bytesWritten
-        let skip = bytesWritten
-        while (rest.length > 0 && skip >= rest[0]!.byteLength) {
-          skip -= rest[0]!.byteLength
-          rest = rest.slice(1)
-        }
-        if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)]
-      }
-    })
-    this.#writes = write.catch((cause) => {
-      this.#fail(new FilesError('IO', `cannot write ${this.#init.partPath}`, { cause }))
-    })
-  }
-
-  #corrupt(s: Source, rx: Incoming): void {
+  #corrupt(s: Source, rx: Incoming, reason: CorruptReason): void {
     s.inflight.delete(rx.index)
-    this.#state[rx.index] = MISSING
-    this.#cursor = Math.min(this.#cursor, rx.index)
-    const failed = this.#failedFrom.get(rx.index) ?? new Set<string>()
-    this.#failedFrom.set(rx.index, failed)
-    failed.add(s.ref.id)
-    this.emit('corrupt', { source: s.ref, chunk: rx.index })
+    this.#chunks.failed(rx.index, s.ref.id)
+    this.emit('corrupt', { source: s.ref, chunk: rx.index, reason })
     s.strikes++
     if (s.strikes >= this.#init.maxStrikes) this.#drop(s, 'lying', true)
     this.#schedule()
   }
 
   #requeue(s: Source): void {
-    for (const index of s.inflight.keys()) {
-      this.#state[index] = MISSING
-      this.#cursor = Math.min(this.#cursor, index)
-    }
+    for (const index of s.inflight.keys()) this.#chunks.missing(index)
     s.inflight.clear()
     if (this.#hashSource === s) this.#hashSource = undefined
   }
@@ -421,21 +331,6 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
-  /**
-   * Next missing chunk not in flight, skipping those `s` already sent a bad copy of while another
-   * active source has not (so a chunk every source got wrong is still asked again, never stuck).
-   */
-  #pick(s: Source, active: Source[]): number {
-    while (this.#cursor < this.#n && this.#state[this.#cursor] === HAVE) this.#cursor++
-    for (let i = this.#cursor; i < this.#n; i++) {
-      if (this.#state[i] !== MISSING) continue
-      const failed = this.#failedFrom.get(i)
-      if (failed?.has(s.ref.id) && active.some((o) => !failed.has(o.ref.id))) continue
-      return i
-    }
-    return -1
-  }
-
   #schedule(): void {
     if (this.#status !== 'running') return
     const active = [...this.#sources.values()].filter(
@@ -447,16 +342,17 @@ export class Download extends EventEmitter<DownloadEvents> {
       return
     }
     const now = Date.now()
+    const activeIds = active.map((s) => s.ref.id)
     for (const s of active) {
       const ranges: ChunkRange[] = []
       while (s.inflight.size + s.writing < this.#init.window) {
-        const index = this.#pick(s, active)
+        const index = this.#chunks.pick(s.ref.id, activeIds)
         if (index < 0) break
         if (s.inflight.size === 0) s.lastProgress = now
-        this.#state[index] = REQUESTED
+        this.#chunks.requested(index)
         s.inflight.set(index, {
           index,
-          length: chunkLength(this.size, this.#init.chunkSize, index),
+          length: this.#chunks.length(index),
           received: 0,
           hasher: leafHasher(),
           pieces: [],
@@ -486,7 +382,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   #progress(force = false): void {
-    const p = this.#meter.update(this.#haveBytes, force)
+    const p = this.#meter.update(this.#chunks.haveBytes, force)
     if (!p) return
     let sources = 0
     for (const s of this.#sources.values()) if (s.state === 'active') sources++
@@ -504,30 +400,8 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   /** Saves the bitmap of chunks on disk (after syncing them), one save at a time. */
   #save(): Promise<void> {
-    const dataDir = this.#init.dataDir
-    if (!dataDir || this.#status === 'done' || this.#status === 'failed') return this.#saving
-    this.#saving = this.#saving.then(async () => {
-      await this.#writes
-      const bits = new Uint8Array(Math.ceil(this.#n / 8))
-      for (let i = 0; i < this.#n; i++) if (this.#state[i] === HAVE) bits[i >> 3]! |= 1 << (i & 7)
-      try {
-        await this.#init.fh.datasync()
-        const state: DownloadState = {
-          version: 1,
-          root: this.root,
-          name: this.name,
-          size: this.size,
-          chunkSize: this.#init.chunkSize,
-          partPath: this.#init.partPath,
-          finalPath: this.#init.finalPath,
-          verified: Buffer.from(bits).toString('base64'),
-        }
-        await saveState(dataDir, state)
-      } catch {
-        // A failed save costs a resume some chunks, never correctness: the part file is checked at the end.
-      }
-    })
-    return this.#saving
+    if (this.#status === 'done' || this.#status === 'failed') return this.#part.settled()
+    return this.#part.save(() => this.#chunks.bitmap())
   }
 
   /** Every chunk is in: read the part file back, check each chunk against its leaf, then publish. */
@@ -537,35 +411,26 @@ export class Download extends EventEmitter<DownloadEvents> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
     try {
-      await this.#writes
-      await this.#init.fh.datasync()
-      const bad = await this.#verifyAll()
+      const bad = await this.#part.verify(this.#leaves!, () => this.settled)
       if (this.settled) return
       if (bad.length > 0) {
         // Changed on disk behind our back (or a write went wrong): fetch those chunks again, twice at most.
         if (++this.#verifyRounds > 2) {
           throw new FilesError('VERIFY_FAILED', `${this.name} does not match its root hash`)
         }
-        for (const i of bad) {
-          this.#state[i] = MISSING
-          this.#have--
-          this.#haveBytes -= chunkLength(this.size, this.#init.chunkSize, i)
-        }
-        this.#cursor = 0
+        for (const i of bad) this.#chunks.missing(i)
         this.#status = 'running'
         this.#schedule()
         return
       }
-      await this.#init.fh.close()
-      const path = await publish(this.#init.partPath, this.#init.finalPath, this.name)
-      if (this.#init.dataDir) await removeState(this.#init.dataDir, this.root)
+      const path = await this.#part.publish()
       for (const s of this.#sources.values()) {
         if (s.state !== 'dropped') this.#init.wire.send(s.ref.id, { type: 'DONE', id: s.id })
       }
       this.#status = 'done'
       this.#progress(true)
       const result = { path, root: this.root, size: this.size }
-      this.#init.settled(this)
+      this.#init.settled()
       this.emit('done', result)
       this.#resolve(result)
     } catch (err) {
@@ -573,18 +438,6 @@ export class Download extends EventEmitter<DownloadEvents> {
         err instanceof FilesError ? err : new FilesError('IO', `cannot finish ${this.name}`, { cause: err }),
       )
     }
-  }
-
-  async #verifyAll(): Promise<number[]> {
-    const bad: number[] = []
-    const buf = Buffer.allocUnsafe(Math.min(this.#init.chunkSize, Math.max(this.size, 1)))
-    for (let i = 0; i < this.#n; i++) {
-      if (this.settled) return bad
-      const len = chunkLength(this.size, this.#init.chunkSize, i)
-      await readFully(this.#init.fh, buf, len, i * this.#init.chunkSize)
-      if (!leafHash(buf.subarray(0, len)).equals(this.#leaves!.subarray(i * 32, i * 32 + 32))) bad.push(i)
-    }
-    return bad
   }
 
   #fail(error: FilesError): void {
@@ -596,23 +449,14 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#status = 'failed'
     clearTimeout(this.#saveTimer)
     for (const s of this.#sources.values()) s.inflight.clear()
-    const { fh, partPath, dataDir } = this.#init
-    this.#saving = this.#saving
-      .then(() => this.#writes)
-      .then(() => fh.close())
-      .catch(() => {})
-      .then(async () => {
-        if (keep) return
-        await unlink(partPath).catch(() => {})
-        if (dataDir) await removeState(dataDir, this.root)
-      })
-    this.#init.settled(this)
+    this.#part.discard(keep)
+    this.#init.settled()
     this.emit('failed', error)
     this.#reject(error)
   }
 
   /** Resolves when the files of a finished or failed download are closed (and removed, if failed). */
   whenClosed(): Promise<void> {
-    return this.#saving
+    return this.#part.settled()
   }
 }

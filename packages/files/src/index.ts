@@ -17,12 +17,19 @@
  * ```
  */
 export * from './codec.js'
-export type { DownloadEvents, DownloadResult, DownloadStatus, DropReason } from './download.js'
+export type {
+  CorruptEvent,
+  CorruptReason,
+  DownloadEvents,
+  DownloadResult,
+  DownloadStatus,
+  DropReason,
+} from './download.js'
 export { Download } from './download.js'
 export * from './errors.js'
 export type { HashedFile } from './hash-tree.js'
 export { chooseChunkSize, DEFAULT_CHUNK_SIZE, hashFile, leafHash, rootHash, treeRoot } from './hash-tree.js'
-export { IncomingOffer, type OfferStatus } from './offer.js'
+export { type AcceptOptions, IncomingOffer, type OfferStatus } from './offer.js'
 export { type OutgoingStatus, OutgoingTransfer, type OutgoingTransferEvents } from './outgoing.js'
 export { insideDir, numberedName, PART_SUFFIX, sanitizeName } from './sanitize.js'
 export * from './service.js'

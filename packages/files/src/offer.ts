@@ -7,8 +7,15 @@ export type OfferStatus = 'pending' | 'accepting' | 'accepted' | 'declined' | 'e
 
 /** What accepting needs from the service (kept apart so the offer does not import the service). */
 export interface OfferHost {
-  accept(offer: IncomingOffer, dir: string | undefined): Promise<Download>
+  accept(offer: IncomingOffer, options: AcceptOptions): Promise<Download>
   decline(offer: IncomingOffer): void
+}
+
+export interface AcceptOptions {
+  /** Where the file goes. @default the service's `downloads` */
+  dir?: string
+  /** Aborting cancels the download (its part file is removed), or the accepting if it has not started. */
+  signal?: AbortSignal
 }
 
 export interface OfferInit {
@@ -73,6 +80,15 @@ export class IncomingOffer {
     return [...this.#sources.values()]
   }
 
+  /** The transfer id `peerId` offered this root under, if it is a source. */
+  sourceId(peerId: string): Uint8Array | undefined {
+    return this.#sources.get(peerId)?.id
+  }
+
+  get sourceCount(): number {
+    return this.#sources.size
+  }
+
   addSource(ref: PeerRef, id: Uint8Array): void {
     this.#sources.set(ref.id, { ref, id })
   }
@@ -85,16 +101,18 @@ export class IncomingOffer {
 
   /**
    * Accepts: the file is fetched into `dir` (default: the service's `downloads`), as
-   * `<name>.parley-part` until verified, then renamed to a name that does not exist yet.
-   * @throws FilesError ANSWERED (already answered), NO_SPACE, BUSY (too many downloads), IO
+   * `<name>.parley-part` until verified, then renamed to a name that does not exist yet. Takes the
+   * folder, or `{ dir, signal }`.
+   * @throws FilesError ANSWERED (already answered), NO_SPACE, BUSY (too many downloads), CANCELLED (the
+   * signal aborted), IO
    */
-  accept(dir?: string): Promise<Download> {
+  accept(options: string | AcceptOptions = {}): Promise<Download> {
     if (this.status !== 'pending') {
       return Promise.reject(
         new FilesError('ANSWERED', `the offer of ${this.name} was already ${this.status}`),
       )
     }
-    return this.#host.accept(this, dir)
+    return this.#host.accept(this, typeof options === 'string' ? { dir: options } : options)
   }
 
   /** Declines: every source is told. Does nothing when already answered. */

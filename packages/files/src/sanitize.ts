@@ -2,15 +2,19 @@ import { constants } from 'node:fs'
 import { link, open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, extname, join, resolve, sep } from 'node:path'
 
+export const PART_SUFFIX = '.parley-part'
+
 /** Longest name kept, in UTF-8 bytes (most file systems allow 255; room is left for " (999).parley-part"). */
 const MAX_NAME_BYTES = 200
 
-// C0 and C1 controls, DEL, and the bidirectional overrides that make `evil‮txt.exe` look like `evilexe.txt`.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+// C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional controls (marks,
+// embeddings, overrides, isolates) that make `evil‮txt.exe` look like `evilexe.txt`.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g
 // Characters Windows refuses in names; replaced everywhere, so a name travels between systems unchanged.
 const RESERVED = /[<>:"|?*]/g
-// Windows device names, with or without an extension (`con`, `NUL.txt`, `com1.tar.gz`, `COM¹`).
-const DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\.|$)/i
+// Windows device names, with or without an extension (`con`, `NUL.txt`, `com1.tar.gz`, `COM¹`), also
+// with spaces before the dot (`nul .txt`): Windows ignores them there.
+const DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³]) *(\.|$)/i
 
 /**
  * Turns a name a remote peer offered into one safe to create inside a download folder: only its last
@@ -33,7 +37,11 @@ export function sanitizeName(name: string): string {
     .replace(/^ +/, '')
   if (DEVICE.test(s)) s = `_${s}`
   if (s === '' || /^\.+$/.test(s)) s = 'file'
-  return truncateUtf8(s, MAX_NAME_BYTES)
+  // Cutting may leave a dot or space at the end again.
+  s = truncateUtf8(s, MAX_NAME_BYTES).replace(/[. ]+$/, '') || 'file'
+  // A name that looks like our own part files would be taken for a download in progress.
+  if (s.toLowerCase().endsWith(PART_SUFFIX)) s = `${s.slice(0, -PART_SUFFIX.length)}_${PART_SUFFIX.slice(1)}`
+  return s
 }
 
 function truncateUtf8(s: string, max: number): string {
@@ -62,8 +70,6 @@ export function insideDir(dir: string, path: string): boolean {
   const p = resolve(path)
   return p.startsWith(d + sep) && basename(p) === p.slice(d.length + 1)
 }
-
-export const PART_SUFFIX = '.parley-part'
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -1,5 +1,10 @@
 import type { FilesMessage } from './codec.js'
 
+/** Names a transfer: ids are chosen by senders, so they are only unique per sender. */
+export function transferKey(peerId: string, id: Uint8Array): string {
+  return `${peerId}:${Buffer.from(id).toString('hex')}`
+}
+
 /** A remote peer as the file service shows it. */
 export interface PeerRef {
   readonly id: string

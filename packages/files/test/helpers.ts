@@ -17,7 +17,17 @@ import {
   type Service,
 } from '@parley/core'
 import { onTestFinished } from 'vitest'
-import { createFileService, type FileService, type FileServiceInit, MessageType } from '../src/index.js'
+import {
+  createFileService,
+  decode,
+  encode,
+  FILES_PROTOCOL,
+  type FileService,
+  type FileServiceInit,
+  type FilesMessage,
+  type IncomingOffer,
+  MessageType,
+} from '../src/index.js'
 
 export async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'parley-files-'))
@@ -47,6 +57,11 @@ export async function sha256(path: string): Promise<string> {
   stream.on('data', (d) => h.update(d))
   await once(stream, 'end')
   return h.digest('hex')
+}
+
+/** The next `offer` event of a file service. */
+export function nextOffer(files: FileService): Promise<IncomingOffer> {
+  return new Promise((resolve) => files.once('offer', resolve))
 }
 
 export interface Node {
@@ -98,6 +113,12 @@ export async function link(a: Node, b: Node): Promise<void> {
   await waitUntil(
     () => a.files.peers().some((p) => p.id === b.peer.id) && b.files.peers().some((p) => p.id === a.peer.id),
   )
+}
+
+/** Connects a raw peer (`rawFiles`) to `b` and waits until `b`'s file service sees it. */
+export async function linkRaw(raw: Node, b: Node): Promise<void> {
+  await raw.peer.connect(b.peer.addresses[0]!)
+  await waitUntil(() => b.files.peers().some((p) => p.id === raw.peer.id))
 }
 
 /** Polls a condition on each event-loop turn (bounded by a deadline), for state without an event. */
@@ -190,4 +211,36 @@ export function lyingHashes(): (s: FileService) => Service {
       return inner.open(liar)
     },
   })
+}
+
+/**
+ * A hand-driven `parley/files/1` peer (in place of the file service): sends crafted messages and
+ * records what it receives, to play a hostile or minimal peer.
+ */
+export interface RawFiles {
+  wrap: (s: FileService) => Service
+  send(peerId: string, msg: FilesMessage): boolean
+  received: FilesMessage[]
+}
+
+export function rawFiles(): RawFiles {
+  const channels = new Map<string, Channel>()
+  const received: FilesMessage[] = []
+  return {
+    received,
+    send: (peerId, msg) => channels.get(peerId)!.sendBytes(encode(msg)),
+    wrap: () => ({
+      protocol: FILES_PROTOCOL,
+      open(channel: Channel) {
+        channels.set(channel.peer.id, channel)
+        return {
+          onFrame: (body: Uint8Array) => {
+            // Copied: CHUNK and HASHES hold views of the frame.
+            received.push(decode(Buffer.from(body)))
+          },
+          onClose: () => channels.delete(channel.peer.id),
+        }
+      },
+    }),
+  }
 }

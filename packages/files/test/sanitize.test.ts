@@ -24,12 +24,21 @@ describe('sanitizeName', () => {
     ['lpt9', '_lpt9'],
     ['COM¹', '_COM¹'],
     ['conin$', '_conin$'],
+    ['nul .txt', '_nul .txt'],
+    ['CON  ', '_CON'],
+    ['aux...', '_aux'],
+    ['com9 .tar.gz', '_com9 .tar.gz'],
+    ['x.parley-part', 'x_parley-part'],
+    ['X.PARLEY-PART', 'X_parley-part'],
     ['console.log', 'console.log'],
     ['a\u0000b', 'a_b'],
     ['line\nbreak\r.txt', 'line_break_.txt'],
     ['\u001b[31mred\u001b[0m.txt', '_[31mred_[0m.txt'],
     ['evil\u202Etxt.exe', 'evil_txt.exe'],
     ['bell\u0007\u007f\u0085', 'bell___'],
+    ['arabic\u061cmark.txt', 'arabic_mark.txt'],
+    ['isolate\u2067gpj.exe', 'isolate_gpj.exe'],
+    ['two\u2028lines\u2029.txt', 'two_lines_.txt'],
     ['what?.txt', 'what_.txt'],
     ['a<b>c:d"e|f*g', 'a_b_c_d_e_f_g'],
     ['trailing. . ', 'trailing'],
@@ -46,6 +55,10 @@ describe('sanitizeName', () => {
     expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200)
     expect(name.endsWith('é.tar')).toBe(true)
     expect(name).toBe(name.normalize('NFC'))
+  })
+
+  it('a long name cut where no extension is kept does not end in a dot', () => {
+    expect(sanitizeName(`${'x'.repeat(199)}.${'y'.repeat(40)}`)).toBe('x'.repeat(199))
   })
 
   it('whatever it is given, the result is one component inside the folder', () => {

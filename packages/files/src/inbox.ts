@@ -1,0 +1,341 @@
+import { mkdir, open, unlink } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { type Hashes, type Offer, Reason } from './codec.js'
+import { checkSpace } from './disk-space.js'
+import { Download, type DownloadTuning } from './download.js'
+import { FilesError } from './errors.js'
+import { type AcceptOptions, IncomingOffer } from './offer.js'
+import { reservePart, sanitizeName } from './sanitize.js'
+import { DEFAULTS, type FileServiceEvents, type FileServiceInit } from './service-types.js'
+import { loadState, removeState } from './state.js'
+import { type PeerRef, transferKey, type Wire } from './wire.js'
+
+export interface InboxInit {
+  options: FileServiceInit
+  tuning: DownloadTuning
+  wire: Wire
+  emit: <K extends keyof FileServiceEvents>(event: K, ...args: FileServiceEvents[K]) => void
+  /** Whether the service is closed. */
+  closed: () => boolean
+}
+
+/**
+ * The receiving side of the file service: offers waiting for an answer (by root), downloads running (by
+ * root), and what each `<sender id>:<transfer id>` feeds. Accepting reserves the part file, checks the
+ * free space and starts a download fed by every peer offering the root.
+ */
+export class Inbox {
+  /** Pending offers by root. */
+  readonly #offers = new Map<string, IncomingOffer>()
+  /** Running downloads by root. */
+  readonly #downloads = new Map<string, Download>()
+  /** What a `<sender id>:<transfer id>` feeds: a pending offer or a download. */
+  readonly #incoming = new Map<string, IncomingOffer | Download>()
+  readonly #opts: FileServiceInit
+  readonly #tuning: DownloadTuning
+  readonly #wire: Wire
+  readonly #emit: InboxInit['emit']
+  readonly #isClosed: () => boolean
+  #ticker: ReturnType<typeof setInterval> | undefined
+
+  constructor(init: InboxInit) {
+    this.#opts = init.options
+    this.#tuning = init.tuning
+    this.#wire = init.wire
+    this.#emit = init.emit
+    this.#isClosed = init.closed
+  }
+
+  offers(): IncomingOffer[] {
+    return [...this.#offers.values()]
+  }
+
+  downloads(): Download[] {
+    return [...this.#downloads.values()]
+  }
+
+  onHashes(peerId: string, key: string, msg: Hashes): void {
+    const d = this.#incoming.get(key)
+    if (d instanceof Download) d.onHashes(peerId, msg)
+  }
+
+  onChunk(peerId: string, key: string, index: number, offset: number, data: Uint8Array): void {
+    const d = this.#incoming.get(key)
+    if (d instanceof Download) d.onChunk(peerId, index, offset, data)
+  }
+
+  /** A sender cancelled its offer or its part of a download. */
+  onCancel(peerId: string, key: string): void {
+    const entry = this.#incoming.get(key)
+    this.#incoming.delete(key)
+    if (entry instanceof Download) entry.sourceCancelled(peerId)
+    else if (entry?.removeSource(peerId) && entry.status === 'pending') {
+      this.#endOffer(entry, 'withdrawn')
+      this.#emit('offer:withdrawn', entry)
+    }
+  }
+
+  sourceResumed(peerId: string): void {
+    for (const d of this.#downloads.values()) d.sourceResumed(peerId)
+  }
+
+  sourceOffline(peerId: string): void {
+    for (const d of this.#downloads.values()) d.sourceOffline(peerId)
+  }
+
+  /** Withdraws the offers, saves every download's state and stops it. */
+  async close(): Promise<void> {
+    this.#stopTicker()
+    for (const o of [...this.#offers.values()]) this.#endOffer(o, 'withdrawn')
+    await Promise.all([...this.#downloads.values()].map((d) => d.pause()))
+  }
+
+  async onOffer(from: PeerRef, key: string, msg: Offer): Promise<void> {
+    const root = Buffer.from(msg.root).toString('hex')
+    const known = this.#incoming.get(key)
+    if (known instanceof Download) {
+      known.addSource(from, msg.id)
+      return
+    }
+    if (known) return
+    // Same root means same size and chunking (the root commits to both): one more source.
+    const same = this.#downloads.get(root) ?? this.#offers.get(root)
+    if (same) {
+      this.#join(same, from, msg.id)
+      return
+    }
+    let fromPeer = 0
+    for (const o of this.#offers.values()) if (o.sources.some((s) => s.id === from.id)) fromPeer++
+    const maxOffers = this.#opts.maxOffers ?? DEFAULTS.maxOffers
+    if (
+      this.#offers.size >= maxOffers ||
+      fromPeer >= (this.#opts.maxOffersPerPeer ?? DEFAULTS.maxOffersPerPeer)
+    ) {
+      this.#busy(from.id, msg.id)
+      return
+    }
+    const timeout = this.#opts.offerTimeout ?? DEFAULTS.offerTimeout
+    const offer = new IncomingOffer({
+      root: Buffer.from(msg.root),
+      name: sanitizeName(msg.name),
+      offeredName: msg.name,
+      size: msg.size,
+      chunkSize: msg.chunkSize,
+      from,
+      id: msg.id,
+      expiresAt: Date.now() + timeout,
+      host: { accept: (o, options) => this.#accept(o, options), decline: (o) => this.#decline(o) },
+    })
+    this.#offers.set(root, offer)
+    this.#incoming.set(key, offer)
+    offer.timer = setTimeout(() => this.#expire(offer), timeout)
+    offer.timer.unref?.()
+
+    if (this.#opts.dataDir) {
+      const saved = await loadState(this.#opts.dataDir, root)
+      if (saved && saved.size === msg.size && saved.chunkSize === msg.chunkSize) {
+        offer.resume = saved
+        const bits = Buffer.from(saved.verified, 'base64')
+        for (let i = 0; i * saved.chunkSize < saved.size; i++) {
+          if ((bits[i >> 3]! >> (i & 7)) & 1)
+            offer.resumeBytes += Math.min(saved.chunkSize, saved.size - i * saved.chunkSize)
+        }
+        if (this.#opts.resume !== false && offer.status === 'pending') {
+          this.#accept(offer, {}).catch(() => this.#askInstead(offer))
+          return
+        }
+      }
+    }
+    if (offer.status !== 'pending' || this.#isClosed()) return
+    if (this.#autoAccepts(offer)) {
+      this.#accept(offer, {}).catch(() => this.#askInstead(offer))
+      return
+    }
+    this.#emit('offer', offer)
+  }
+
+  /**
+   * Whether an offer is accepted without asking: only when `autoAccept` says so (and there is a
+   * download folder), and not past `maxDownloadsPerPeer` downloads fed by its sender, so one peer
+   * cannot take every download slot of a peer that accepts everything.
+   */
+  #autoAccepts(offer: IncomingOffer): boolean {
+    const auto = this.#opts.autoAccept
+    if (this.#opts.downloads === undefined || auto === undefined || auto === false) return false
+    let yes: boolean
+    try {
+      yes = auto === true || auto(offer) === true
+    } catch {
+      yes = false // a throwing policy accepts nothing
+    }
+    if (!yes) return false
+    let fed = 0
+    for (const d of this.#downloads.values()) if (d.sourceId(offer.from.id)) fed++
+    return fed < (this.#opts.maxDownloadsPerPeer ?? DEFAULTS.maxDownloadsPerPeer)
+  }
+
+  /**
+   * A peer offers a root we already have an offer or a download for: it becomes one more source (up to
+   * `maxSources`). Each peer has one key per root: a peer offering it again under a fresh id replaces
+   * its old key, so re-offers cannot grow the map.
+   */
+  #join(entry: IncomingOffer | Download, from: PeerRef, id: Uint8Array): void {
+    const old = entry.sourceId(from.id)
+    if (old) {
+      this.#incoming.delete(transferKey(from.id, old))
+    } else if (entry.sourceCount >= (this.#opts.maxSources ?? DEFAULTS.maxSources)) {
+      this.#busy(from.id, id)
+      return
+    }
+    entry.addSource(from, id)
+    const now = entry.sourceId(from.id)
+    if (now) this.#incoming.set(transferKey(from.id, now), entry)
+  }
+
+  /** Declines as BUSY, unless the peer does not read what we send (then it learns nothing). */
+  #busy(peerId: string, id: Uint8Array): void {
+    if (this.#wire.writable(peerId)) this.#wire.send(peerId, { type: 'DECLINE', id, reason: Reason.BUSY })
+  }
+
+  /** Accepting by itself failed (too many downloads, an I/O error): the user decides instead. */
+  #askInstead(offer: IncomingOffer): void {
+    if (offer.status === 'pending' && !this.#isClosed()) this.#emit('offer', offer)
+  }
+
+  async #accept(offer: IncomingOffer, options: AcceptOptions): Promise<Download> {
+    const { signal } = options
+    let dir = options.dir
+    if (offer.status !== 'pending')
+      throw new FilesError('ANSWERED', `the offer of ${offer.name} was already ${offer.status}`)
+    if (signal?.aborted) throw new FilesError('CANCELLED', `accepting ${offer.name} was aborted`)
+    if (this.#downloads.size >= (this.#opts.maxDownloads ?? DEFAULTS.maxDownloads)) {
+      throw new FilesError('BUSY', 'too many downloads are running; try again when one finishes')
+    }
+    offer.status = 'accepting'
+    let created: string | undefined
+    try {
+      let finalPath: string
+      let partPath: string
+      let verified: Uint8Array | undefined
+      let fh: Awaited<ReturnType<typeof open>> | undefined
+      const saved = offer.resume
+      if (saved) {
+        finalPath = saved.finalPath
+        partPath = saved.partPath
+        try {
+          fh = await open(partPath, 'r+')
+          verified = Buffer.from(saved.verified, 'base64')
+        } catch {
+          // The part file is gone: start over under the same name (reserved again below).
+          if (this.#opts.dataDir) await removeState(this.#opts.dataDir, offer.root)
+          offer.resumeBytes = 0
+          dir ??= resolve(finalPath, '..')
+        }
+      }
+      if (!fh) {
+        const target = dir ?? this.#opts.downloads
+        if (target === undefined) throw new FilesError('IO', 'no download folder: pass one to accept()')
+        await mkdir(target, { recursive: true })
+        await checkSpace(target, offer.size)
+        ;({ finalPath, partPath } = await reservePart(target, offer.name))
+        created = partPath
+        fh = await open(partPath, 'r+')
+      } else {
+        await checkSpace(resolve(partPath!, '..'), offer.size - offer.resumeBytes)
+      }
+      if (this.#isClosed() || signal?.aborted) {
+        await fh.close()
+        throw new FilesError(
+          'CANCELLED',
+          signal?.aborted ? `accepting ${offer.name} was aborted` : 'the file service is closed',
+        )
+      }
+      const download: Download = new Download({
+        ...this.#tuning,
+        root: offer.rootBytes,
+        name: offer.name,
+        size: offer.size,
+        chunkSize: offer.chunkSize,
+        partPath: partPath!,
+        finalPath: finalPath!,
+        fh,
+        verified,
+        dataDir: this.#opts.dataDir,
+        wire: this.#wire,
+        settled: () => this.#settled(download),
+      })
+      this.#endOffer(offer, 'accepted')
+      this.#downloads.set(offer.root, download)
+      for (const s of offer.sourceEntries()) {
+        this.#incoming.set(transferKey(s.ref.id, s.id), download)
+        download.addSource(s.ref, s.id)
+      }
+      this.#startTicker()
+      this.#emit('download', download)
+      if (signal) {
+        const onAbort = () => void download.cancel()
+        signal.addEventListener('abort', onAbort, { once: true })
+        // A long-lived signal must not keep every finished download referenced.
+        download.finished.then(
+          () => signal.removeEventListener('abort', onAbort),
+          () => signal.removeEventListener('abort', onAbort),
+        )
+      }
+      download.start()
+      return download
+    } catch (err) {
+      if (created) await unlink(created).catch(() => {})
+      const error =
+        err instanceof FilesError ? err : new FilesError('IO', `cannot save ${offer.name}`, { cause: err })
+      if (error.code === 'NO_SPACE') {
+        offer.status = 'pending'
+        this.#decline(offer, Reason.NO_SPACE)
+      } else if (offer.status === 'accepting') {
+        offer.status = 'pending'
+      }
+      throw error
+    }
+  }
+
+  #decline(offer: IncomingOffer, reason: Reason = Reason.DECLINED): void {
+    for (const s of offer.sourceEntries()) this.#wire.send(s.ref.id, { type: 'DECLINE', id: s.id, reason })
+    this.#endOffer(offer, 'declined')
+  }
+
+  #expire(offer: IncomingOffer): void {
+    if (offer.status !== 'pending') return
+    for (const s of offer.sourceEntries()) {
+      this.#wire.send(s.ref.id, { type: 'DECLINE', id: s.id, reason: Reason.EXPIRED })
+    }
+    this.#endOffer(offer, 'expired')
+    this.#emit('offer:expired', offer)
+  }
+
+  #endOffer(offer: IncomingOffer, status: IncomingOffer['status']): void {
+    offer.status = status
+    clearTimeout(offer.timer)
+    if (this.#offers.get(offer.root) === offer) this.#offers.delete(offer.root)
+    for (const [key, entry] of this.#incoming) if (entry === offer) this.#incoming.delete(key)
+  }
+
+  #settled(download: Download): void {
+    if (this.#downloads.get(download.root) === download) this.#downloads.delete(download.root)
+    for (const [key, entry] of this.#incoming) if (entry === download) this.#incoming.delete(key)
+    if (this.#downloads.size === 0) this.#stopTicker()
+  }
+
+  #startTicker(): void {
+    if (this.#ticker) return
+    const every = Math.max(50, Math.min(1_000, this.#tuning.requestTimeout / 2))
+    this.#ticker = setInterval(() => {
+      const now = Date.now()
+      for (const d of this.#downloads.values()) d.tick(now)
+    }, every)
+    this.#ticker.unref?.()
+  }
+
+  #stopTicker(): void {
+    clearInterval(this.#ticker)
+    this.#ticker = undefined
+  }
+}

@@ -1,0 +1,109 @@
+import type { EventEmitter } from 'node:events'
+import type { Service } from '@parley/core'
+import type { Download } from './download.js'
+import type { IncomingOffer } from './offer.js'
+import type { OutgoingTransfer } from './outgoing.js'
+import type { PeerRef } from './wire.js'
+
+/** Protocol name of file transfer, announced in HELLO/WELCOME. */
+export const FILES_PROTOCOL = 'parley/files/1'
+
+/** Options of {@link createFileService}. */
+export interface FileServiceInit {
+  /** Where accepted files go when `accept()` names no folder (and where auto-accepted ones go). */
+  downloads?: string
+  /**
+   * Where partial downloads keep their state (the verified chunk bitmap), so they resume after a
+   * restart. Without it a download resumes after a lost connection, not after a restart.
+   */
+  dataDir?: string
+  /**
+   * Accept offers without asking: `true` for every offer (into `downloads`), or a function deciding per
+   * offer. Every peer is authenticated by the secure channel; to trust only some, decide by
+   * `offer.from.id`. @default false — offers wait for `accept()`
+   */
+  autoAccept?: boolean | ((offer: IncomingOffer) => boolean)
+  /**
+   * An offer of a root whose partial download is saved in `dataDir` continues at once (the user
+   * accepted it before). @default true
+   */
+  resume?: boolean
+  /** An unanswered offer expires after this long (on both sides). @default 60_000 ms */
+  offerTimeout?: number
+  /** An accepted transfer waits this long for a lost receiver to come back. @default 600_000 ms */
+  resumeTimeout?: number
+  /** Chunk size of files we offer (a power of two, 32 KiB to 16 MiB). @default 256 KiB */
+  chunkSize?: number
+  /** Chunks in flight per source: what a transfer can put in front of chat on a link. @default 2 */
+  window?: number
+  /** A source that delivers nothing for this long while asked is dropped. @default 30_000 ms */
+  requestTimeout?: number
+  /** Corrupt chunks after which a source is dropped. @default 3 */
+  maxStrikes?: number
+  /** Offers waiting for an answer, in all and per peer; more are declined as BUSY. @default 64 / 16 */
+  maxOffers?: number
+  maxOffersPerPeer?: number
+  /** Downloads running at once. @default 8 */
+  maxDownloads?: number
+  /** Downloads one peer feeds (as a source) past which its offers are not auto-accepted. @default 4 */
+  maxDownloadsPerPeer?: number
+  /** Peers offering one root that are fetched from; more are declined as BUSY. @default 16 */
+  maxSources?: number
+  /** Progress events at most this often per transfer. @default 250 ms */
+  progressInterval?: number
+  /** The verified bitmap is saved at most this often. @default 1_000 ms */
+  saveInterval?: number
+}
+
+export interface OfferOptions {
+  /** The name to offer. @default the file's base name */
+  name?: string
+  /** Aborting cancels the transfer (and the hashing before the offer). */
+  signal?: AbortSignal
+}
+
+export interface FileServiceEvents {
+  /** A peer offers a file: call `accept()` or `decline()`, or let it expire. */
+  offer: [offer: IncomingOffer]
+  'offer:expired': [offer: IncomingOffer]
+  /** Every peer offering it cancelled the offer. */
+  'offer:withdrawn': [offer: IncomingOffer]
+  /** A download started: accepted, auto-accepted, or resumed from the data directory. */
+  download: [download: Download]
+  /** A file was offered (by `offer()`). */
+  transfer: [transfer: OutgoingTransfer]
+}
+
+/** File transfer as a Parley service: pass it in `createPeer({ services: [files] })`. */
+export interface FileService extends Service, EventEmitter<FileServiceEvents> {
+  /**
+   * Hashes the file (one chunk in memory at a time) and offers it to a connected peer.
+   * @throws FilesError NOT_CONNECTED (not connected, or the peer does not run files), BAD_FILE
+   */
+  offer(peerId: string, path: string, options?: OfferOptions): Promise<OutgoingTransfer>
+  /** Offers waiting for an answer. */
+  offers(): IncomingOffer[]
+  /** Downloads running. */
+  downloads(): Download[]
+  /** Our offers and uploads not yet finished. */
+  transfers(): OutgoingTransfer[]
+  /** Peers connected now that run the file service. */
+  peers(): PeerRef[]
+  /** Saves every download's state for a later resume, stops every transfer, clears timers. Idempotent. */
+  close(): Promise<void>
+}
+
+export const DEFAULTS = {
+  offerTimeout: 60_000,
+  resumeTimeout: 600_000,
+  window: 2,
+  requestTimeout: 30_000,
+  maxStrikes: 3,
+  maxOffers: 64,
+  maxOffersPerPeer: 16,
+  maxDownloads: 8,
+  maxDownloadsPerPeer: 4,
+  maxSources: 16,
+  progressInterval: 250,
+  saveInterval: 1_000,
+}

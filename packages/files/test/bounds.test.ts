@@ -1,0 +1,315 @@
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { readdir, statfs, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { type Download, type FilesMessage, Reason } from '../src/index.js'
+import {
+  flooding,
+  link,
+  linkRaw,
+  memoryNet,
+  nextOffer,
+  randomFile,
+  rawFiles,
+  stalling,
+  tempDir,
+  waitUntil,
+} from './helpers.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+describe('cancelling and bounds', () => {
+  it('a receiver that cancels removes its part file, and the sender learns it', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 4 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, progressInterval: 0 })
+    await link(alice, bob)
+    const started = once(bob.files, 'download')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    await once(download, 'progress')
+    await download.cancel()
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+
+  it('a sender that aborts its offer withdraws it', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob')
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const ac = new AbortController()
+    const transfer = await alice.files.offer(bob.peer.id, src, { signal: ac.signal })
+    const offer = await offered
+    const withdrawn = once(bob.files, 'offer:withdrawn')
+    ac.abort()
+    await withdrawn
+    expect(offer.status).toBe('withdrawn')
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+  })
+
+  it('offers past the per-peer bound are declined as BUSY', async () => {
+    const dir = await tempDir()
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { maxOffersPerPeer: 2 })
+    await link(alice, bob)
+    const transfers = []
+    for (let i = 0; i < 3; i++) {
+      const src = await randomFile(join(dir, `f${i}`), 1 + i)
+      transfers.push(await alice.files.offer(bob.peer.id, src))
+    }
+    await expect(transfers[2]!.finished).rejects.toMatchObject({ code: 'BUSY' })
+    expect(bob.files.offers()).toHaveLength(2)
+  })
+
+  it('a file changed on the sender after the offer fails both sides instead of delivering a mix', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 1 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    await writeFile(src, 'different now')
+    const download = await offer.accept()
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'FILE_CHANGED' })
+    await expect(download.finished).rejects.toMatchObject({ code: 'NO_SOURCES' })
+  })
+
+  it('a receiver asking for more than 64 chunks at once is cut off as a violation', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 4 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const greedy = await net.node(
+      'greedy',
+      { downloads: join(dir, 'in'), autoAccept: true },
+      {},
+      flooding(40),
+    )
+    await link(alice, greedy)
+    const errors: { code: string; message: string }[] = []
+    alice.peer.on('error', (e) => errors.push(e))
+    // Not events.once: it would reject on the 'error' event this test waits for.
+    const gone = new Promise((resolve) => alice.peer.on('peer:disconnect', resolve))
+    const transfer = await alice.files.offer(greedy.peer.id, src)
+    await gone
+    expect(errors.map((e) => e.code)).toEqual(['REJECTED'])
+    expect(errors[0]!.message).toMatch(/more than 64 requests queued/)
+    expect(transfer.status).toBe('accepted')
+  })
+
+  it('offering to a peer that is not connected fails with NOT_CONNECTED', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    await expect(alice.files.offer('ab'.repeat(32), src)).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+  })
+
+  it('an aborted offer fails with CANCELLED', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob')
+    await link(alice, bob)
+    const ac = new AbortController()
+    ac.abort()
+    await expect(alice.files.offer(bob.peer.id, src, { signal: ac.signal })).rejects.toMatchObject({
+      code: 'CANCELLED',
+    })
+    expect(bob.files.offers()).toEqual([])
+  })
+
+  it('accept() takes a signal: aborting cancels the download, removes its part file, and tells the sender', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 4 * MiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), progressInterval: 0 })
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    const aborted = new AbortController()
+    aborted.abort()
+    await expect(offer.accept({ signal: aborted.signal })).rejects.toMatchObject({ code: 'CANCELLED' })
+    expect(offer.status).toBe('pending')
+
+    const ac = new AbortController()
+    const download = await offer.accept({ signal: ac.signal })
+    await once(download, 'progress')
+    ac.abort()
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+    await download.whenClosed()
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+})
+
+describe('hostile offers', () => {
+  const offerOf = (root: Buffer, size = 1_000): FilesMessage => ({
+    type: 'OFFER',
+    id: randomBytes(16),
+    root,
+    size,
+    chunkSize: 256 * KiB,
+    name: 'x.bin',
+  })
+
+  it('an offer flood keeps at most maxOffersPerPeer waiting, and the rest are declined as BUSY', async () => {
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', {}, { rateLimit: false })
+    await linkRaw(m, bob)
+    let offers = 0
+    bob.files.on('offer', () => offers++)
+    for (let i = 0; i < 1_000; i++) mallory.send(bob.peer.id, offerOf(randomBytes(32)))
+    await waitUntil(() => mallory.received.length === 1_000 - 16)
+    expect(mallory.received.every((msg) => msg.type === 'DECLINE' && msg.reason === Reason.BUSY)).toBe(true)
+    expect(bob.files.offers()).toHaveLength(16)
+    expect(offers).toBe(16)
+  })
+
+  it('re-offering one root under ever new ids does not grow what the receiver keeps', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc
+    if (!gc) throw new Error('run with --expose-gc (vitest.config.ts sets it)')
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', {}, { rateLimit: false })
+    await linkRaw(m, bob)
+    const root = randomBytes(32)
+    const first = offerOf(root)
+    const offered = nextOffer(bob.files)
+    mallory.send(bob.peer.id, first)
+    const offer = await offered
+    const flood = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        mallory.send(bob.peer.id, offerOf(root))
+        if (i % 1_000 === 999) await new Promise((r) => setImmediate(r))
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await flood(2_000) // warm-up: code paths compiled, buffers allocated
+    gc()
+    const before = process.memoryUsage().heapUsed
+    await flood(40_000)
+    gc()
+    const grown = process.memoryUsage().heapUsed - before
+    // One key per peer and root: 40,000 kept keys would be several megabytes.
+    expect(grown).toBeLessThan(1024 * KiB)
+    expect(bob.files.offers()).toEqual([offer])
+    expect(offer.sources).toHaveLength(1)
+    // The first id no longer names the offer; a cancel of the latest one withdraws it.
+    mallory.send(bob.peer.id, { type: 'CANCEL', id: first.id, reason: Reason.CANCELLED })
+    // A request for an unknown transfer is answered: once it is, the cancel before it was handled.
+    mallory.send(bob.peer.id, { type: 'GET_HASHES', id: randomBytes(16), start: 0, count: 1 })
+    await waitUntil(() => mallory.received.some((msg) => msg.type === 'CANCEL'))
+    expect(offer.status).toBe('pending')
+    const withdrawn = once(bob.files, 'offer:withdrawn')
+    const last = offerOf(root)
+    mallory.send(bob.peer.id, last)
+    mallory.send(bob.peer.id, { type: 'CANCEL', id: last.id, reason: Reason.CANCELLED })
+    await withdrawn
+    expect(bob.files.offers()).toEqual([])
+  })
+
+  it('an offer larger than the free space is declined with NO_SPACE, and nothing is created', async () => {
+    const dir = await tempDir()
+    // The largest file the protocol allows: 65,536 chunks of 16 MiB (1 TiB).
+    const size = 2 ** 40
+    const fs = await statfs(dir)
+    const inbox = Number(fs.bavail) * Number(fs.bsize) < size ? join(dir, 'in') : '/dev/shm/parley-files-test'
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', { downloads: inbox })
+    await linkRaw(m, bob)
+    const offered = nextOffer(bob.files)
+    const msg = { ...offerOf(randomBytes(32), size), chunkSize: 16 * MiB }
+    mallory.send(bob.peer.id, msg)
+    const offer = await offered
+    await expect(offer.accept()).rejects.toMatchObject({ code: 'NO_SPACE' })
+    await waitUntil(() => mallory.received.length > 0)
+    expect(mallory.received).toMatchObject([{ type: 'DECLINE', reason: Reason.NO_SPACE }])
+    expect(Buffer.from(mallory.received[0]!.id).equals(msg.id)).toBe(true)
+    expect(await readdir(inbox)).toEqual([])
+  })
+
+  it('autoAccept deciding by peer accepts a friend and asks about a stranger', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const mallory = await net.node('mallory')
+    const friends = new Set([alice.identity.peerId])
+    const bob = await net.node('bob', {
+      downloads: join(dir, 'in'),
+      autoAccept: (offer) => friends.has(offer.from.id),
+    })
+    await link(alice, bob)
+    await link(mallory, bob)
+    const started = once(bob.files, 'download')
+    await alice.files.offer(bob.peer.id, src)
+    const [download] = (await started) as [Download]
+    await download.finished
+    const offered = nextOffer(bob.files)
+    const other = await randomFile(join(dir, 'b.bin'), 64 * KiB)
+    await mallory.files.offer(bob.peer.id, other)
+    const offer = await offered
+    expect(offer.from.id).toBe(mallory.peer.id)
+    expect(offer.status).toBe('pending')
+    expect(bob.files.downloads()).toEqual([])
+  })
+
+  it('one peer feeds at most maxDownloadsPerPeer auto-accepted downloads; past it its offers are asked about', async () => {
+    const dir = await tempDir()
+    const net = memoryNet()
+    // A source that never sends a chunk: its first download stays running.
+    const sloth = await net.node('sloth', {}, {}, stalling())
+    const bob = await net.node('bob', {
+      downloads: join(dir, 'in'),
+      autoAccept: true,
+      maxDownloadsPerPeer: 1,
+    })
+    await link(sloth, bob)
+    const started = once(bob.files, 'download')
+    await sloth.files.offer(bob.peer.id, await randomFile(join(dir, 'a.bin'), 64 * KiB))
+    await started
+    const offered = nextOffer(bob.files)
+    await sloth.files.offer(bob.peer.id, await randomFile(join(dir, 'b.bin'), 64 * KiB))
+    expect((await offered).status).toBe('pending')
+    expect(bob.files.downloads()).toHaveLength(1)
+  })
+
+  it('sources past maxSources are declined as BUSY', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const carol = await net.node('carol')
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), maxSources: 1 })
+    await link(alice, bob)
+    await link(carol, bob)
+    const offered = nextOffer(bob.files)
+    await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    const second = await carol.files.offer(bob.peer.id, src)
+    await expect(second.finished).rejects.toMatchObject({ code: 'BUSY' })
+    expect(offer.sources.map((p) => p.name)).toEqual(['alice'])
+  })
+})
