@@ -301,7 +301,9 @@ async function main(): Promise<void> {
     fairness += `\n${renderEager(await runEager(quick))}`
   }
   if (!values['no-files'] && systems.includes('parley')) {
-    const fileSizes = parseSizes(values['file-sizes'] ?? (quick ? FILE_SIZES.quick : FILE_SIZES.full).join(','))
+    const fileSizes = parseSizes(
+      values['file-sizes'] ?? (quick ? FILE_SIZES.quick : FILE_SIZES.full).join(','),
+    )
     log(`file transfer: ${fileSizes.map((n) => `${n} MiB`).join(', ')} over loopback …`)
     const files = renderFiles(await runFiles(fileSizes, log), {
       parley: metric(results, 'parley', 'bulk', 'mbPerSec')?.median,

@@ -35,7 +35,8 @@ export function wirePeerEvents(peer: Peer, s: PeerEventSinks): void {
     reporter.joined(p)
     // Over the DHT, say how the connection got through: direct, a punched hole, or a relay.
     const path = s.dht?.dht.pathTo(p.id)
-    if (path) reporter.note(`${p.name} reached by ${path.path} over the DHT (${path.host}:${path.port})`, 'dht-path')
+    if (path)
+      reporter.note(`${p.name} reached by ${path.path} over the DHT (${path.host}:${path.port})`, 'dht-path')
     logger.log('info', 'peer:connect', {
       peer: p.id,
       name: p.name,
