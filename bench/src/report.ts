@@ -151,7 +151,9 @@ function renderTargetsByNode(runs: readonly Run[]): string {
     `| --- | ---: | ${runs.map(() => '---').join(' | ')} |`,
   ]
   all[0]!.forEach((v, i) => {
-    const cells = all.map((vs) => `${vs[i]!.got}: ${verdictText(vs[i]!)}`)
+    const cells = all.map((vs) =>
+      vs[i]!.met === undefined ? verdictText(vs[i]!) : `${vs[i]!.got}: ${verdictText(vs[i]!)}`,
+    )
     lines.push(`| ${v.what} | ${v.bound} | ${cells.join(' | ')} |`)
   })
   return lines.join('\n')
@@ -192,8 +194,10 @@ function renderRun(input: ReportInput, run: Run, level: string): string[] {
   if (targets.missed.length > 0) {
     out.push(`${level}# Where Parley misses`, '', ...targets.missed.map((t) => `- ${t}`), '')
   }
-  if (run.profile) out.push(run.profile, '')
-  if (run.fairness) out.push(run.fairness.trim(), '')
+  // The profile and fairness sections are written as top-level sections; one level down under a Node heading.
+  const nest = (md: string) => (level === '##' ? md : md.replace(/^(#+) /gm, '#$1 '))
+  if (run.profile) out.push(nest(run.profile), '')
+  if (run.fairness) out.push(`${level} Fair sharing and eager senders`, '', nest(run.fairness.trim()), '')
   return out
 }
 
