@@ -6,6 +6,8 @@ import type { PeerRef, Progress, Wire } from './wire.js'
 export interface DownloadTuning {
   /** Chunks in flight per source (requested, or verified and not yet written). */
   window: number
+  /** Bytes of chunks in flight over all sources (at least one chunk). */
+  maxBuffered: number
   /** A source that delivers nothing for this long while asked is dropped as slow. */
   requestTimeout: number
   /** Corrupt chunks (or a bad hash list) after which a source is dropped as lying. */

@@ -343,13 +343,20 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
     const now = Date.now()
     const activeIds = active.map((s) => s.ref.id)
+    // Chunks held in memory (asked for, or verified and being written), over every source: bounded by
+    // `maxBuffered` bytes as well as by the window, so large chunks from many sources cannot add up
+    // (16 sources × 2 × 16 MiB). One chunk is always allowed, so a download never stalls.
+    const chunkSize = this.#init.chunkSize
+    const budget = Math.max(1, Math.floor(this.#init.maxBuffered / chunkSize))
+    let held = this.chunksInFlight
     for (const s of active) {
       const ranges: ChunkRange[] = []
-      while (s.inflight.size + s.writing < this.#init.window) {
+      while (s.inflight.size + s.writing < this.#init.window && held < budget) {
         const index = this.#chunks.pick(s.ref.id, activeIds)
         if (index < 0) break
         if (s.inflight.size === 0) s.lastProgress = now
         this.#chunks.requested(index)
+        held++
         s.inflight.set(index, {
           index,
           length: this.#chunks.length(index),

@@ -36,6 +36,11 @@ export interface FileServiceInit {
   chunkSize?: number
   /** Chunks in flight per source: what a transfer can put in front of chat on a link. @default 2 */
   window?: number
+  /**
+   * Bytes of chunks in flight per download over all its sources (the receiver holds them until they are
+   * verified and written); at least one chunk. @default 16 MiB
+   */
+  maxBuffered?: number
   /** A source that delivers nothing for this long while asked is dropped. @default 30_000 ms */
   requestTimeout?: number
   /** Corrupt chunks after which a source is dropped. @default 3 */
@@ -97,6 +102,7 @@ export const DEFAULTS = {
   offerTimeout: 60_000,
   resumeTimeout: 600_000,
   window: 2,
+  maxBuffered: 16 * 1024 * 1024,
   requestTimeout: 30_000,
   maxStrikes: 3,
   maxOffers: 64,

@@ -61,6 +61,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
     this.#init = init
     this.#tuning = {
       window: init.window ?? DEFAULTS.window,
+      maxBuffered: init.maxBuffered ?? DEFAULTS.maxBuffered,
       requestTimeout: init.requestTimeout ?? DEFAULTS.requestTimeout,
       maxStrikes: init.maxStrikes ?? DEFAULTS.maxStrikes,
       progressInterval: init.progressInterval ?? DEFAULTS.progressInterval,

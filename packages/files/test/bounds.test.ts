@@ -312,4 +312,34 @@ describe('hostile offers', () => {
     await expect(second.finished).rejects.toMatchObject({ code: 'BUSY' })
     expect(offer.sources.map((p) => p.name)).toEqual(['alice'])
   })
+
+  it('chunks in flight stay within maxBuffered bytes over all sources, whatever the window', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'big.bin'), 12 * MiB)
+    const net = memoryNet()
+    // 1 MiB chunks from two sources, a window of 8 each: 16 MiB could be in flight without the bound.
+    const alice = await net.node('alice', { chunkSize: MiB })
+    const carol = await net.node('carol', { chunkSize: MiB })
+    const bob = await net.node('bob', {
+      downloads: join(dir, 'in'),
+      window: 8,
+      maxBuffered: 3 * MiB,
+      progressInterval: 0,
+    })
+    await link(alice, bob)
+    await link(carol, bob)
+    const offered = nextOffer(bob.files)
+    await alice.files.offer(bob.peer.id, src)
+    const offer = await offered
+    await carol.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 2)
+    const download = await offer.accept()
+    let most = 0
+    download.on('progress', () => {
+      most = Math.max(most, download.chunksInFlight)
+    })
+    await download.finished
+    expect(most).toBeGreaterThan(0)
+    expect(most).toBeLessThanOrEqual(3)
+  })
 })

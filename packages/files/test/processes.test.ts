@@ -112,5 +112,5 @@ describe('between real processes over TCP', () => {
     // Each process learns how its side ended.
     expect(await honest.next()).toEqual({ event: 'done' })
     expect(await liar.next()).toEqual({ event: 'failed', code: 'CANCELLED' })
-  })
+  }, 150_000) // above the sum of the bounded waits inside, which say what they waited for
 })
