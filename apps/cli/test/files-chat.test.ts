@@ -86,6 +86,23 @@ describe('files in the chat view', () => {
     expect(await readFile(join(downloads, 'rep_[31mort_.pdf'), 'utf8')).toBe('x'.repeat(300_000))
   })
 
+  test('with --accept-files a download starts at once; its progress shows on the status line, then the saved line', async () => {
+    const { dir, cli, bob, files, downloads } = await setup(['--accept-files'])
+    const src = join(dir, 'big.bin')
+    await writeFile(src, Buffer.alloc(8_000_000, 7))
+    const from = cli.stdout.mark()
+    const t = await files.offer(bob.peers().connected[0]!.id, src)
+    await cli.stdout.waitFor(/receiving big\.bin \(8\.0 MB\), accepted by --accept-files/, { from })
+    // The status line (the row above the input line) carries the transfer while it runs.
+    await cli.stdout.waitFor(/· ↓ big\.bin \d+% [\d.]+ [kMG]?B\/s [\d:?]+ left/, { from })
+    await cli.stdout.waitFor(/✔ saved big\.bin \(8\.0 MB, verified\) at /, { from })
+    await t.finished
+    expect((await readFile(join(downloads, 'big.bin'))).equals(Buffer.alloc(8_000_000, 7))).toBe(true)
+    // Once it is done, the status line no longer shows it.
+    const { lines } = await renderScreen(cli.stdout.raw, COLS, ROWS)
+    expect(lines.at(-2)).not.toContain('big.bin')
+  })
+
   test('/send-file offers to a peer named like /to; the receiver saying no is one line', async () => {
     const { dir, cli, files } = await setup()
     const src = join(dir, 'photo.jpg')
