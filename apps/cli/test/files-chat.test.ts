@@ -122,3 +122,61 @@ describe('files in the chat view', () => {
     )
   })
 })
+
+describe('files in the menu', () => {
+  test('7 sends a file to a picked peer; 8 lists an offer and accepts it', async () => {
+    const dir = await tempDir()
+    const net = await createTestNetwork({ size: 1, names: ['observer'] })
+    onTestFinished(() => net.stop())
+    const files = createFileService({ downloads: join(dir, 'bob-in') })
+    const bob = createPeer({
+      transport: memoryTransport(net.network),
+      name: 'bob',
+      listen: 'bob:1',
+      services: [files],
+    })
+    onTestFinished(async () => {
+      await files.close()
+      await bob.stop()
+    })
+    await bob.start()
+    const downloads = join(dir, 'alice-in')
+    const cli = startCli(
+      [
+        '--menu',
+        '--name',
+        'alice',
+        '--host',
+        'alice',
+        '--port',
+        '0',
+        '--peer',
+        'bob:1',
+        '--downloads',
+        downloads,
+      ],
+      { network: net.network, tty: true, columns: COLS, rows: ROWS },
+    )
+    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor('0) Quit')
+
+    const out = join(dir, 'notes.txt')
+    await writeFile(out, 'from alice')
+    const offered = new Promise<IncomingOffer>((resolve) => files.once('offer', resolve))
+    await keys(cli, `7${KEY.enter}`, '? Send the file to')
+    await keys(cli, `1${KEY.enter}`, '? Path of the file')
+    await keys(cli, `${out}${KEY.enter}`, /offered notes\.txt \(10 B\) to bob \(/)
+    const download = await (await offered).accept()
+    expect(await readFile((await download.finished).path, 'utf8')).toBe('from alice')
+    await cli.stdout.waitFor(/✔ bob \(.*\) received notes\.txt \(10 B, verified\)/)
+
+    const back = join(dir, 'reply.txt')
+    await writeFile(back, 'from bob')
+    const t = await files.offer(bob.peers().connected[0]!.id, back)
+    await cli.stdout.waitFor(/⇣ bob \(.*\) offers reply\.txt \(8 B\)/)
+    await keys(cli, `8${KEY.enter}`, '? Answer an offer')
+    await keys(cli, `1${KEY.enter}`, /✔ saved reply\.txt \(8 B, verified\)/)
+    await t.finished
+    expect(await readFile(join(downloads, 'reply.txt'), 'utf8')).toBe('from bob')
+  })
+})
