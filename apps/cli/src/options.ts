@@ -98,9 +98,11 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
     connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
     trust [--full]        list key changes waiting for your decision, with both fingerprints (--full: keys)
     trust <address>       accept the new key seen at <address>; it is saved in the known-peers file
-    send-file <peer> <path>  offer a file; the receiver accepts it (or runs with --accept-files)
-    accept [id]           accept a file offer (the only one waiting, without id); decline [id] refuses
-    files                 file offers waiting and transfers running
+    send-file <peer> <path>
+                          offer a file; the receiver accepts it (or runs with --accept-files)
+    accept [id]           accept a file offer (without an id: the only one waiting)
+    decline [id]          decline a file offer
+    files                 file offers waiting and transfers running, with their ids
     quit                  say goodbye to every peer (exit to legacy peers) and exit
   Commands wait until every --peer is connected (or given up on, at most ${PEER_WAIT_SECONDS} s).
   --peer addresses not up yet are dialed again with backoff for about a minute and a half.
@@ -207,7 +209,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     .addOption(
       new Option(
         '--accept-files',
-        'accept every file offer without asking (otherwise each waits for accept, or expires)',
+        'accept every file offer without asking (otherwise each waits for accept, or expires in 60 s)',
       ),
     )
     .addOption(new Option('--no-interactive', 'no chat view: print events, read commands from stdin'))

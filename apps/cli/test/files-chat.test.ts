@@ -86,6 +86,23 @@ describe('files in the chat view', () => {
     expect(await readFile(join(downloads, 'rep_[31mort_.pdf'), 'utf8')).toBe('x'.repeat(300_000))
   })
 
+  test('with --accept-files a download starts at once; its progress shows on the status line, then the saved line', async () => {
+    const { dir, cli, bob, files, downloads } = await setup(['--accept-files'])
+    const src = join(dir, 'big.bin')
+    await writeFile(src, Buffer.alloc(8_000_000, 7))
+    const from = cli.stdout.mark()
+    const t = await files.offer(bob.peers().connected[0]!.id, src)
+    await cli.stdout.waitFor(/receiving big\.bin \(8\.0 MB\), accepted by --accept-files/, { from })
+    // The status line (the row above the input line) carries the transfer while it runs.
+    await cli.stdout.waitFor(/· ↓ big\.bin \d+% [\d.]+ [kMG]?B\/s [\d:?]+ left/, { from })
+    await cli.stdout.waitFor(/✔ saved big\.bin \(8\.0 MB, verified\) at /, { from })
+    await t.finished
+    expect((await readFile(join(downloads, 'big.bin'))).equals(Buffer.alloc(8_000_000, 7))).toBe(true)
+    // Once it is done, the status line no longer shows it.
+    const { lines } = await renderScreen(cli.stdout.raw, COLS, ROWS)
+    expect(lines.at(-2)).not.toContain('big.bin')
+  })
+
   test('/send-file offers to a peer named like /to; the receiver saying no is one line', async () => {
     const { dir, cli, files } = await setup()
     const src = join(dir, 'photo.jpg')
@@ -103,5 +120,63 @@ describe('files in the chat view', () => {
       `/send-file bob ${join(dir, 'missing.bin')}${KEY.enter}`,
       /sending missing\.bin failed: cannot read/,
     )
+  })
+})
+
+describe('files in the menu', () => {
+  test('7 sends a file to a picked peer; 8 lists an offer and accepts it', async () => {
+    const dir = await tempDir()
+    const net = await createTestNetwork({ size: 1, names: ['observer'] })
+    onTestFinished(() => net.stop())
+    const files = createFileService({ downloads: join(dir, 'bob-in') })
+    const bob = createPeer({
+      transport: memoryTransport(net.network),
+      name: 'bob',
+      listen: 'bob:1',
+      services: [files],
+    })
+    onTestFinished(async () => {
+      await files.close()
+      await bob.stop()
+    })
+    await bob.start()
+    const downloads = join(dir, 'alice-in')
+    const cli = startCli(
+      [
+        '--menu',
+        '--name',
+        'alice',
+        '--host',
+        'alice',
+        '--port',
+        '0',
+        '--peer',
+        'bob:1',
+        '--downloads',
+        downloads,
+      ],
+      { network: net.network, tty: true, columns: COLS, rows: ROWS },
+    )
+    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor('0) Quit')
+
+    const out = join(dir, 'notes.txt')
+    await writeFile(out, 'from alice')
+    const offered = new Promise<IncomingOffer>((resolve) => files.once('offer', resolve))
+    await keys(cli, `7${KEY.enter}`, '? Send the file to')
+    await keys(cli, `1${KEY.enter}`, '? Path of the file')
+    await keys(cli, `${out}${KEY.enter}`, /offered notes\.txt \(10 B\) to bob \(/)
+    const download = await (await offered).accept()
+    expect(await readFile((await download.finished).path, 'utf8')).toBe('from alice')
+    await cli.stdout.waitFor(/✔ bob \(.*\) received notes\.txt \(10 B, verified\)/)
+
+    const back = join(dir, 'reply.txt')
+    await writeFile(back, 'from bob')
+    const t = await files.offer(bob.peers().connected[0]!.id, back)
+    await cli.stdout.waitFor(/⇣ bob \(.*\) offers reply\.txt \(8 B\)/)
+    await keys(cli, `8${KEY.enter}`, '? Answer an offer')
+    await keys(cli, `1${KEY.enter}`, /✔ saved reply\.txt \(8 B, verified\)/)
+    await t.finished
+    expect(await readFile(join(downloads, 'reply.txt'), 'utf8')).toBe('from bob')
   })
 })

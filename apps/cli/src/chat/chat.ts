@@ -41,7 +41,11 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
   const view = new ChatView({
     input: init.input,
     output: init.output,
-    status: () => state.status(listen, app.peer.peers().connected),
+    // Transfers running ride on the status line: redrawn in place, no extra lines, a few times a second.
+    status: () =>
+      [state.status(listen, app.peer.peers().connected), app.files?.statusText() ?? '']
+        .filter((t) => t !== '')
+        .join(' · '),
     prompt: () => `[${state.conversation ? state.label(state.conversation) : 'everyone'}] › `,
     complete: (line) => completeChat(line, [...peerNames(app), 'everyone']),
     styleStatus: (text) => style('inverse', text),

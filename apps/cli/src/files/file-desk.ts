@@ -36,7 +36,7 @@ export interface FileDeskInit {
 const shortId = (root: string) => root.slice(0, 8)
 /** Status line redraws per second at most, whatever the number of transfers. */
 const STATUS_EVERY_MS = 250
-/** Finished transfers whose progress is remembered for the status line: none; running ones only. */
+/** Percentages at which a progress line is printed where there is no status line. */
 const MILESTONES = [25, 50, 75]
 
 interface Running {
@@ -211,12 +211,14 @@ export class FileDesk {
     this.#statusTimer.unref?.()
   }
 
-  /** The transfers for the chat view's status line: `↓ photo.jpg 43% 12.3 MB/s 0:07 left · +1 more`. */
+  /** The transfers for the chat view's status line: `↓ photo.jpg 43% 12.3 MB/s 0:07 left · ↑ a.zip 5% …`. */
   statusText(): string {
     const shown = [...this.#running.values()].filter((r) => r.last !== undefined)
     if (shown.length === 0) return ''
-    const first = progressText(shown[0]!.last!)
-    return shown.length === 1 ? first : `${first} · +${shown.length - 1} more`
+    // One entry per transfer; the status line is one row, so past three only a count.
+    const parts = shown.slice(0, 3).map((r) => progressText(r.last!))
+    if (shown.length > 3) parts.push(`+${shown.length - 3} more (/files)`)
+    return parts.join(' · ')
   }
 
   #peerRef(peerId: string): FilePeer {
