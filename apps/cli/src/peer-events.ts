@@ -6,6 +6,7 @@ import type { GonePeers } from './gone.js'
 import type { Inbox } from './inbox.js'
 import type { Logger } from './logger.js'
 import { reportPeerError } from './trust.js'
+import { sanitize } from './view/format.js'
 import type { Reporter } from './view/reporter.js'
 
 /** What the peer's events are shown with. */
@@ -36,7 +37,10 @@ export function wirePeerEvents(peer: Peer, s: PeerEventSinks): void {
     // Over the DHT, say how the connection got through: direct, a punched hole, or a relay.
     const path = s.dht?.dht.pathTo(p.id)
     if (path)
-      reporter.note(`${p.name} reached by ${path.path} over the DHT (${path.host}:${path.port})`, 'dht-path')
+      reporter.note(
+        `${sanitize(p.name)} reached by ${path.path} over the DHT (${path.host}:${path.port})`,
+        'dht-path',
+      )
     logger.log('info', 'peer:connect', {
       peer: p.id,
       name: p.name,

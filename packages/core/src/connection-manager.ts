@@ -375,7 +375,9 @@ export class ConnectionManager implements ConnectionHost {
     link.write({ type: 'GOODBYE', reason: clipReason(message) })
     link.writer.flush()
     // What it sends while we close costs us nothing (not even decryption), yet its end is still seen.
-    link.conn.discardInput?.()
+    // A connection that cannot discard is paused instead: its close then waits out stopTimeout.
+    if (link.conn.discardInput) link.conn.discardInput()
+    else link.conn.pause()
     link.conn.close({ signal: this.timers.deadline(this.limits.stopTimeout) }).catch(() => link.conn.abort())
   }
 

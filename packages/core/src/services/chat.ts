@@ -110,7 +110,8 @@ export class ChatService implements Service {
    * within DEDUP_KEEP — so cycling cheap identities cannot flush a real sender's state while it is
    * connected or reconnecting. Looks at no more than FORGET_SCAN senders: protected ones it passes go to
    * the back, so the next call looks further and the cost per new sender stays constant however many are
-   * protected. Past DEDUP_HARD_LIMIT senders (all of them protected) the oldest goes anyway.
+   * protected. Past DEDUP_HARD_LIMIT senders (all of them protected) the one at the front goes anyway:
+   * after the rotation that is not strictly the least recently heard, only one not heard for a while.
    */
   #forgetOne(): void {
     const now = Date.now()
