@@ -20,6 +20,14 @@ export interface DhtUpgraderInit {
   /** Time allowed for the exchange of proofs. @default 10_000 ms */
   handshakeTimeout?: number
   /**
+   * On the dialing end, time allowed for the remote's proof once the connection is open (at most
+   * `handshakeTimeout`). The dialer's stream opens only once HyperDHT has a path, and the listener
+   * sends its proof at once, so a silent stream is a dead path: failing it early lets the caller retry
+   * instead of waiting out a 40 s handshake limit (see "Open issue" in docs/DHT.md).
+   * @default 10_000 ms
+   */
+  proofTimeout?: number
+  /**
    * Upgrades connections that did not come from a DHT transport (TCP, memory), e.g. the Noise
    * upgrader, when one peer uses both. Without it such connections fail with `HANDSHAKE_FAILED`.
    */
@@ -30,6 +38,7 @@ export interface DhtUpgraderInit {
 export const PROOF_BYTES = 32
 const LABEL = Buffer.from('parley-dht/1 network proof ', 'ascii')
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+const DEFAULT_PROOF_TIMEOUT = 10_000
 
 /**
  * The upgrader for connections of a {@link dhtTransport}. It does not encrypt again: HyperDHT's Noise
@@ -56,6 +65,7 @@ export function dhtUpgrader(init: DhtUpgraderInit = {}): ConnectionUpgrader {
         ? Buffer.from(init.networkSecret, 'utf8')
         : Buffer.from(init.networkSecret)
   const timeout = init.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+  const proofTimeout = Math.min(timeout, init.proofTimeout ?? DEFAULT_PROOF_TIMEOUT)
   return {
     upgrade(conn, options) {
       const session = dhtSession(conn)
@@ -82,7 +92,9 @@ export function dhtUpgrader(init: DhtUpgraderInit = {}): ConnectionUpgrader {
         options.role === 'initiator' ? 'responder' : 'initiator',
         session.handshakeHash,
       )
-      return exchange(conn, ours, theirs, timeout, options).then(
+      // The listener gets its stream before the path exists (a punch may take ~20 s): the full limit.
+      const limit = options.role === 'initiator' ? proofTimeout : timeout
+      return exchange(conn, ours, theirs, limit, options).then(
         (leftover) => new DhtSecureConnection(conn, session.remotePeerId, leftover),
       )
     },
