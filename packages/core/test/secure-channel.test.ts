@@ -604,6 +604,18 @@ describe('noise transport records', () => {
     expect(atB.bytes().toString()).toBe('before')
   })
 
+  it('discardInput() stops reading altogether once the remote floods past 64 KiB', async () => {
+    const { a, b } = await securePair()
+    const inner = (b as unknown as { inner: Connection }).inner
+    const pause = vi.spyOn(inner, 'pause')
+    b.discardInput?.()
+    a.send(Buffer.alloc(16 * 1024))
+    await new Promise((resolve) => inner.once('data', resolve))
+    expect(pause).not.toHaveBeenCalled()
+    for (let i = 0; i < 8; i++) a.send(Buffer.alloc(16 * 1024))
+    await vi.waitFor(() => expect(pause).toHaveBeenCalled(), { timeout: 5_000 })
+  })
+
   it('forwards a graceful close: end, then close without error on both sides', async () => {
     const { a, b } = await securePair()
     const atA = record(a)

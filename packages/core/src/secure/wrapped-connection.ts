@@ -39,6 +39,9 @@ class Inbox {
   }
 }
 
+/** Bytes a connection in discard mode reads and drops before it stops reading altogether. */
+const DISCARD_LIMIT = 64 * 1024
+
 /**
  * The shared half of every upgraded connection: forwards the lifecycle (status, addresses, drain,
  * end, close, pause/resume, close/abort) to the connection underneath, and feeds its bytes, in
@@ -58,6 +61,7 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   #drainPending = false
   #closed = false
   #discarding = false
+  #discarded = 0
   #failure: Error | null = null
 
   /**
@@ -124,10 +128,13 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   /**
    * Reads on but drops what arrives, untransformed (nothing is decrypted), and ends when the remote
    * ends: for a connection closing on a peer that broke the rules, whose further bytes must cost us
-   * nothing while its `end` must still be seen for the close to finish.
+   * nothing while its `end` must still be seen for the close to finish. A peer that keeps sending past
+   * DISCARD_LIMIT bytes is paused instead (reading a flood costs CPU too); its close then waits out its
+   * deadline.
    */
   discardInput(): void {
     this.#discarding = true
+    this.#discarded = 0
     if (this.#paused) this.resume()
   }
 
@@ -178,7 +185,12 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
   }
 
   readonly #onData = (chunk: Uint8Array): void => {
-    if (this.isDead || this.#discarding) return
+    if (this.isDead) return
+    if (this.#discarding) {
+      this.#discarded += chunk.length
+      if (this.#discarded > DISCARD_LIMIT) this.inner.pause()
+      return
+    }
     // Always through the inbox: consume() may re-enter (a listener that resumes or aborts), and the
     // pump loop picks up whatever arrives meanwhile, in order.
     this.#inbox.push({ kind: 'data', chunk })
