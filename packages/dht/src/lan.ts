@@ -76,8 +76,8 @@ const PORT = /^[1-9][0-9]{0,4}$/
  * - it can make us dial **on-subnet addresses only**: the host dialed is the packet's source address,
  *   never an address from the record, and only a source on the subnet of one of our own interfaces
  *   counts. A multicast packet's source is easy to spoof on a LAN, so it can steer dials at any host
- *   of our subnets (not only itself): at most 4 ports per id, `maxPeers` (64) ids, each dialed at
- *   most once every 30 s by {@link joinLan};
+ *   of our subnets (not only itself): at most `maxPeers` (64) ids at once, each with at most 4 ports,
+ *   and {@link joinLan} dials each id (at its first port) at most once every 30 s;
  * - the first host heard for an id keeps it until the entry expires (three intervals unheard) or we
  *   are connected to that id, so a later answer cannot take over an honest peer's entry;
  * - records are parsed strictly (exact shapes, at most 6 TXT strings, at most 4 ports; anything else
