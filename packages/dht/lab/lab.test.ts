@@ -1,8 +1,9 @@
 // The NAT lab (root only; `pnpm --filter @parley/dht test:lab`): CLI peers in network namespaces behind
 // nftables NATs find each other through a private DHT, by topic, and over the LAN by mDNS.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
@@ -22,6 +23,9 @@ const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url))
 /** A random-port punch can take ~20 s; the CLI gives a DHT dial 40 s. */
 const CONNECT_MS = 60_000
 const MESSAGE_MS = 15_000
+/** A few MB moves in well under a second on the lab's veths, relayed or not; the bound allows for load. */
+const FILE_MS = 45_000
+const FILE_BYTES = 4 * 1024 * 1024
 
 type Event = Record<string, unknown>
 const type = (t: string) => (e: Event) => e.type === t
@@ -102,42 +106,79 @@ async function pathTo(proc: LabProcess, name: string): Promise<string> {
   return /reached by (\w+)/.exec(event.text as string)![1]!
 }
 
-/** Two peers behind the two NATs, on one topic; resolves once both report the other connected. */
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
+
+/**
+ * `from` offers a file of random bytes, generated here, to the peer named `toName` (`to`, which runs
+ * with --accept-files --downloads <downloads>); the saved file must hash the same as the one sent.
+ */
+async function transfer(
+  setup: { dir: string },
+  [from, to, toName]: [LabProcess, LabProcess, string],
+  downloads: string,
+): Promise<void> {
+  const sent = join(setup.dir, 'payload.bin')
+  writeFileSync(sent, randomBytes(FILE_BYTES))
+  const mark = to.lines.length
+  from.write(`send-file ${toName} ${sent}`)
+  const end = await to.waitForEvent(
+    (e) => e.type === 'file:done' || e.type === 'file:failed',
+    FILE_MS,
+    `the file reached ${toName}`,
+    mark,
+  )
+  expect(end, 'the transfer failed').toMatchObject({ type: 'file:done', size: FILE_BYTES })
+  const saved = end.path as string
+  expect(dirname(saved)).toBe(downloads)
+  expect(sha256(readFileSync(saved))).toBe(sha256(readFileSync(sent)))
+}
+
+/**
+ * Two peers behind the two NATs, on one topic; resolves once both report the other connected.
+ * `two` accepts every file offer into `downloads`.
+ */
 async function topicPair(nat1: NatKind, nat2: NatKind, relayed = false) {
   const setup = await startLab(nat1, nat2)
   const topic = `lab ${setup.lab.prefix}`
   const flags = ['--bootstrap', LAB_BOOTSTRAP, '--join', topic, ...(relayed ? ['--relay', setup.relay] : [])]
-  const two = await cli(setup, 'h2a', 'two', flags)
+  const downloads = join(setup.dir, 'two-downloads')
+  const two = await cli(setup, 'h2a', 'two', [...flags, '--accept-files', '--downloads', downloads])
   const one = await cli(setup, 'h1a', 'one', flags)
   await Promise.all([
     one.waitForEvent(connectedTo('two'), CONNECT_MS, 'one connected to two'),
     two.waitForEvent(connectedTo('one'), CONNECT_MS, 'two connected to one'),
   ])
-  return { ...setup, one, two }
+  return { ...setup, one, two, downloads }
 }
 
 describe('the NAT lab: CLI peers behind NATs, on a private DHT', () => {
-  it('cone NATs: two peers given only the bootstrap and a topic find each other and talk both ways', async (ctx) => {
+  it('cone NATs: two peers given only the bootstrap and a topic find each other, talk both ways and move a file', async (ctx) => {
     ctx.skip(skipReason !== undefined, skipReason)
-    const { one, two } = await topicPair('cone', 'cone', true)
+    const pair = await topicPair('cone', 'cone', true)
+    const { one, two } = pair
     await talk([one, 'one'], [two, 'two'], 'cone')
+    await transfer(pair, [one, two, 'two'], pair.downloads)
     // A relay is offered, but peers that can reach each other are not relayed.
     expect(['direct', 'holepunch']).toContain(await pathTo(one, 'two'))
     expect(['direct', 'holepunch']).toContain(await pathTo(two, 'one'))
   })
 
-  it('one random-port NAT: the hole is punched', async (ctx) => {
+  it('one random-port NAT: the hole is punched, and a file moves through it', async (ctx) => {
     ctx.skip(skipReason !== undefined, skipReason)
-    const { one, two } = await topicPair('cone', 'random')
+    const pair = await topicPair('cone', 'random')
+    const { one, two } = pair
     await talk([one, 'one'], [two, 'two'], 'punched')
+    await transfer(pair, [one, two, 'two'], pair.downloads)
     expect(await pathTo(one, 'two')).toBe('holepunch')
     expect(await pathTo(two, 'one')).toBe('holepunch')
   })
 
-  it('two random-port NATs: the peers talk through the relay', async (ctx) => {
+  it('two random-port NATs: the peers talk and move a file through the relay', async (ctx) => {
     ctx.skip(skipReason !== undefined, skipReason)
-    const { one, two } = await topicPair('random', 'random', true)
+    const pair = await topicPair('random', 'random', true)
+    const { one, two } = pair
     await talk([one, 'one'], [two, 'two'], 'relayed')
+    await transfer(pair, [one, two, 'two'], pair.downloads)
     expect(await pathTo(one, 'two')).toBe('relay')
     expect(await pathTo(two, 'one')).toBe('relay')
   })

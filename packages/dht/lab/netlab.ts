@@ -13,6 +13,7 @@
 // is gone) and removed by the next build.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { constants } from 'node:os'
 import { createInterface } from 'node:readline'
 
 export type NatKind = 'cone' | 'random'
@@ -29,6 +30,7 @@ export const LAB_ADDRESSES: Record<LabHost, string> = {
 /** Where the lab's DHT bootstrap listens (the testnet's first node). */
 export const LAB_BOOTSTRAP = `${LAB_ADDRESSES.boot}:49737`
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 const ROLES = ['pub', 'boot', 'nat1', 'nat2', 'h1a', 'h1b', 'h2a', 'h2b'] as const
 const PREFIX = /^pl(\d+)x[0-9a-f]+-/
 
@@ -263,8 +265,25 @@ export function buildLab(nats: { nat1: NatKind; nat2: NatKind }): Lab {
   const destroySync = () => {
     for (const name of created.splice(0)) removeNamespace(name)
   }
-  // A test runner that dies mid-test still leaves no lab behind.
+  // A test runner that dies mid-test still leaves no lab behind: on exit, on a signal (Ctrl-C reaches
+  // the whole process group), and when vitest's main process goes away — on SIGINT it exits without
+  // ending its fork workers, which would keep the lab and its peers alive, orphaned.
+  const onSignal = (signal: NodeJS.Signals) => {
+    destroySync()
+    process.exit(128 + (constants.signals[signal] ?? 0))
+  }
+  const onDisconnect = () => {
+    destroySync()
+    process.exit(1)
+  }
+  const disarm = () => {
+    process.off('exit', destroySync)
+    process.off('disconnect', onDisconnect)
+    for (const signal of SIGNALS) process.off(signal, onSignal)
+  }
   process.once('exit', destroySync)
+  process.once('disconnect', onDisconnect)
+  for (const signal of SIGNALS) process.once(signal, onSignal)
   const exec = (role: string, ...args: string[]) => run(['ip', 'netns', 'exec', ns(role), ...args])
   try {
     for (const role of ROLES) {
@@ -328,7 +347,7 @@ export function buildLab(nats: { nat1: NatKind; nat2: NatKind }): Lab {
     }
   } catch (err) {
     destroySync()
-    process.off('exit', destroySync)
+    disarm()
     const stderr = (err as { stderr?: string }).stderr
     throw new Error(`building the lab failed: ${stderr?.trim() || (err as Error).message}`, { cause: err })
   }
@@ -356,7 +375,7 @@ export function buildLab(nats: { nat1: NatKind; nat2: NatKind }): Lab {
       destroyed = true
       await Promise.all(processes.map((p) => p.stop()))
       destroySync()
-      process.off('exit', destroySync)
+      disarm()
     },
   }
 }

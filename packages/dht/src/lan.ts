@@ -18,6 +18,12 @@ export interface LanDiscoveryInit {
   interface?: string
   /** UDP port. @default 5353 (mDNS) */
   port?: number
+  /**
+   * Whether we are connected to a peer id now. While we are, another host may take over its entry
+   * (the entry is not needed to reach it); otherwise the first host heard keeps an id until it expires.
+   * @default never connected
+   */
+  connected?: (id: string) => boolean
 }
 
 /** A peer found on the LAN. */
@@ -29,7 +35,7 @@ export interface LanPeer {
 }
 
 export interface LanEvents {
-  /** A peer heard, new or again (each record heard: at most about one a second per host). */
+  /** A peer heard, new or again, from the host that holds its id (records from other hosts are dropped). */
   peer: [peer: LanPeer]
   /** A socket error (the discovery keeps running). Only emitted when listened to. */
   error: [error: Error]
@@ -66,14 +72,19 @@ const PORT = /^[1-9][0-9]{0,4}$/
  * one, without any address or DHT. Each record is a TXT of `v=1`, `id=<peer id>` and up to four
  * `port=<n>`; a peer found is dialable at the address its record came from, with those ports.
  *
- * What a hostile LAN host can do is bounded:
- * - it can only make us dial **itself**: the host dialed is always the packet's source address, never
- *   an address from the record, and only a source on the subnet of one of our own interfaces counts;
+ * What a hostile LAN host can do is bounded, not prevented:
+ * - it can make us dial **on-subnet addresses only**: the host dialed is the packet's source address,
+ *   never an address from the record, and only a source on the subnet of one of our own interfaces
+ *   counts. A multicast packet's source is easy to spoof on a LAN, so it can steer dials at any host
+ *   of our subnets (not only itself): at most `maxPeers` (64) ids at once, each with at most 4 ports,
+ *   and {@link joinLan} dials each id (at its first port) at most once every 30 s;
+ * - the first host heard for an id keeps it until the entry expires (three intervals unheard) or we
+ *   are connected to that id, so a later answer cannot take over an honest peer's entry;
  * - records are parsed strictly (exact shapes, at most 6 TXT strings, at most 4 ports; anything else
- *   is dropped whole), at most `maxPeers` peers are kept, at most 4 ids per source address, and each
- *   entry expires after three intervals unless heard again;
+ *   is dropped whole), at most `maxPeers` peers are kept and at most 4 ids per source address;
  * - queries are answered at most once a second, so it cannot make us flood the LAN;
- * - the id it claims is only a hint: the handshake of the dial proves who answers.
+ * - the id it claims is only a hint: the handshake of the dial authenticates whoever answers, so the
+ *   worst case is a bounded number of dial attempts to hosts on our subnets.
  */
 export function lanDiscovery(init: LanDiscoveryInit): LanDiscovery {
   if (!PEER_ID.test(init.peerId)) throw new TypeError('peerId must be 64 lowercase hex characters')
@@ -192,15 +203,20 @@ class MdnsDiscovery extends EventEmitter<LanEvents> implements LanDiscovery {
       this.emit('peer', peer)
       return
     }
-    if (known === undefined) {
-      if (this.#entries.size >= this.#maxPeers) return
-      let fromHost = 0
-      for (const e of this.#entries.values()) if (e.host === host) fromHost++
-      if (fromHost >= MAX_IDS_PER_HOST) return
-    }
-    // A known id from another host: the newest answer wins (a peer that moved), still one entry.
+    // A known id from another host: the first host keeps it until it expires, unless we are connected
+    // to that id (then the entry is not needed to reach it, e.g. a peer that moved). Otherwise any host
+    // could take over an honest peer's entry by answering after it.
+    if (known !== undefined && this.#init.connected?.(id) !== true) return
+    if (this.#fromHost(host) >= MAX_IDS_PER_HOST) return
+    if (known === undefined && this.#entries.size >= this.#maxPeers) return
     this.#entries.set(id, { peer, host, seen: now })
     this.emit('peer', peer)
+  }
+
+  #fromHost(host: string): number {
+    let n = 0
+    for (const e of this.#entries.values()) if (e.host === host) n++
+    return n
   }
 
   #expire(): void {
@@ -250,18 +266,29 @@ function parseRecord(record: unknown): { id: string; ports: number[] } | undefin
   return { id, ports: [...new Set(ports)] }
 }
 
+/** How long the list of our own subnets is reused: reading it per packet costs a syscall each. */
+const SUBNETS_TTL = 1_000
+let subnets: { at: number; nets: Array<{ address: number; mask: number }> } | undefined
+
+function localSubnets(): Array<{ address: number; mask: number }> {
+  const now = Date.now()
+  if (subnets !== undefined && now - subnets.at >= 0 && now - subnets.at < SUBNETS_TTL) return subnets.nets
+  const nets: Array<{ address: number; mask: number }> = []
+  for (const list of Object.values(networkInterfaces())) {
+    for (const net of list ?? []) {
+      if (net.family === 'IPv4')
+        nets.push({ address: ipv4ToNumber(net.address), mask: ipv4ToNumber(net.netmask) })
+    }
+  }
+  subnets = { at: now, nets }
+  return nets
+}
+
 /** True when `address` is an IPv4 address on the subnet of one of this machine's interfaces. */
 function onLocalSubnet(address: string): boolean {
   if (!isIPv4(address)) return false
   const target = ipv4ToNumber(address)
-  for (const nets of Object.values(networkInterfaces())) {
-    for (const net of nets ?? []) {
-      if (net.family !== 'IPv4') continue
-      const mask = ipv4ToNumber(net.netmask)
-      if (((ipv4ToNumber(net.address) ^ target) & mask) >>> 0 === 0) return true
-    }
-  }
-  return false
+  return localSubnets().some((net) => ((net.address ^ target) & net.mask) >>> 0 === 0)
 }
 
 function ipv4ToNumber(address: string): number {
@@ -285,10 +312,11 @@ const REDIAL_GAP = 30_000
  */
 export function joinLan(peer: Peer, options: JoinLanOptions = {}): LanDiscovery {
   const { onError, ...rest } = options
-  const lan = lanDiscovery({ ...rest, peerId: peer.id, addresses: () => peer.addresses })
+  const connected = (id: string) => peer.peers().connected.some((p) => p.id === id)
+  const lan = lanDiscovery({ ...rest, peerId: peer.id, addresses: () => peer.addresses, connected })
   const lastDial = new Map<string, number>()
   const dial = (found: LanPeer) => {
-    if (peer.status !== 'running' || peer.peers().connected.some((p) => p.id === found.id)) return
+    if (peer.status !== 'running' || connected(found.id)) return
     const last = lastDial.get(found.id)
     if (last !== undefined && Date.now() - last < REDIAL_GAP) return
     lastDial.set(found.id, Date.now())
