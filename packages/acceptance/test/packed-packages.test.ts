@@ -1,5 +1,5 @@
 /**
- * Acceptance: what a user gets from npm. Packs @parley/protocol, @parley/core, @parley/dht and @parley/cli as
+ * Acceptance: what a user gets from npm. Packs @parley/protocol, core, dht, files, mesh and @parley/cli as
  * `pnpm publish` would (workspace:* replaced by versions, `files` applied), installs the tarballs into
  * an empty project outside the workspace (from the pnpm store; the registry only for what it lacks),
  * then runs an ES module and a CommonJS script that exchange a message between two peers over TCP on
@@ -47,7 +47,7 @@ let app = ''
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'parley-acceptance-'))
   // Packing runs each package's prepack (a turbo build, a cache hit after `^build`).
-  for (const name of ['protocol', 'core', 'dht', '../apps/cli'])
+  for (const name of ['protocol', 'core', 'dht', 'files', 'mesh', '../apps/cli'])
     pnpm(['pack', '--pack-destination', root], packageDir(name))
   const tarballs = readdirSync(root).filter((f) => f.endsWith('.tgz'))
   const tarball = (name: string) => {
@@ -67,6 +67,8 @@ beforeAll(() => {
         '@parley/protocol': tarball('protocol'),
         '@parley/cli': tarball('cli'),
         '@parley/dht': tarball('dht'),
+        '@parley/files': tarball('files'),
+        '@parley/mesh': tarball('mesh'),
         typescript: versions.typescript,
         '@types/node': versions.typesNode,
       },
@@ -76,6 +78,8 @@ beforeAll(() => {
           '@parley/protocol': tarball('protocol'),
           '@parley/core': tarball('core'),
           '@parley/dht': tarball('dht'),
+          '@parley/files': tarball('files'),
+          '@parley/mesh': tarball('mesh'),
         },
       },
     }),
