@@ -108,6 +108,25 @@ describe('FrameWriter', () => {
     expect(decodeAll(chunks)).toEqual(messages)
   })
 
+  it('grows a batch past its first 16 KiB (to 128 KiB) keeping every byte written before', () => {
+    const { writer, chunks, tick } = manualWriter()
+    // 4 KiB frames (under the 8 KiB that goes alone) fill the batch through several doublings.
+    const messages = Array.from(
+      { length: 25 },
+      (_, i): Message => ({
+        type: 'TEXT',
+        stream: '0011223344556677',
+        seq: i + 1,
+        sentAt: i,
+        text: `${i}`.padEnd(4000, '.'),
+      }),
+    )
+    for (const msg of messages) writer.write(msg)
+    tick()
+    expect(chunks).toHaveLength(1)
+    expect(hexOf(chunks[0]!)).toBe(messages.map((m) => hexOf(frameMessage(m))).join(''))
+  })
+
   it('sends a frame larger than maxBatchBytes alone and at once', () => {
     const { writer, chunks } = manualWriter({ maxBatchBytes: 64 })
     const big: Message = { type: 'GOODBYE', reason: 'x'.repeat(200) }
