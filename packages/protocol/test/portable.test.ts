@@ -66,6 +66,17 @@ describe('the portable path (no Buffer)', () => {
         },
       ),
     )
+    // Every boundary of the UTF-8 length table, and surrogates in every wrong place.
+    const edges = ['\u007f', '\u0080', '\u07ff', '\u0800', '\uffff', '\ud83d\ude00', '\udbff\udfff']
+    const strays = ['\ud800', '\udbff', '\udc00', '\udfff', '\ud800\ud800', '\udc00\ud800', '\u4e00\udc00']
+    for (const text of [
+      ...edges,
+      ...strays,
+      ...strays.map((t) => `a${t}b`),
+      ...strays.map((t) => `${t}\u0800`),
+    ]) {
+      expect(portable.utf8Length(text), JSON.stringify(text)).toBe(Buffer.byteLength(text))
+    }
     // Long texts take the encode-to-measure path, and their next encode copies those bytes.
     for (const text of ['é'.repeat(2000), '👋'.repeat(1500), 'x'.repeat(5000)]) {
       const msg: node.Message = { type: 'GOODBYE', reason: text.slice(0, 40) }
