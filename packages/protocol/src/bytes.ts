@@ -29,9 +29,6 @@ const nodeIsAscii = (
   }
 ).process?.getBuiltinModule?.('buffer')?.isAscii
 
-/** True where Node's Buffer is there to use (the fast path). */
-export const hasNodeBuffer = NodeBuffer !== undefined
-
 /** Memory for one frame or body, contents undefined; small sizes come from Node's shared pool. */
 export const alloc: (size: number) => Uint8Array = NodeBuffer
   ? (size) => NodeBuffer.allocUnsafe(size)

@@ -108,6 +108,25 @@ describe('FrameWriter', () => {
     expect(decodeAll(chunks)).toEqual(messages)
   })
 
+  it('grows a batch past its first 16 KiB (to 128 KiB) keeping every byte written before', () => {
+    const { writer, chunks, tick } = manualWriter()
+    // 4 KiB frames (under the 8 KiB that goes alone) fill the batch through several doublings.
+    const messages = Array.from(
+      { length: 25 },
+      (_, i): Message => ({
+        type: 'TEXT',
+        stream: '0011223344556677',
+        seq: i + 1,
+        sentAt: i,
+        text: `${i}`.padEnd(4000, '.'),
+      }),
+    )
+    for (const msg of messages) writer.write(msg)
+    tick()
+    expect(chunks).toHaveLength(1)
+    expect(hexOf(chunks[0]!)).toBe(messages.map((m) => hexOf(frameMessage(m))).join(''))
+  })
+
   it('sends a frame larger than maxBatchBytes alone and at once', () => {
     const { writer, chunks } = manualWriter({ maxBatchBytes: 64 })
     const big: Message = { type: 'GOODBYE', reason: 'x'.repeat(200) }
@@ -480,9 +499,6 @@ describe('FrameWriter', () => {
     })
   })
 
-  // KNOWN BUG in src/frame.ts (reported): writeBody checks the frame body size (channel byte + body),
-  // so an empty message body passes as a 1-byte frame that every receiver rejects (splitChannel:
-  // EMPTY_FRAME). Fix: throw EMPTY_FRAME for `body.byteLength === 0`. Then turn `it.fails` into `it`.
   it('writeBody refuses an empty message body, which no receiver would accept', () => {
     const { writer, queued } = manualWriter()
     expectProtocolError(() => writer.writeBody(new Uint8Array(0), 1), ProtocolErrorCode.EMPTY_FRAME)
@@ -490,9 +506,6 @@ describe('FrameWriter', () => {
     expect(queued).toHaveLength(0)
   })
 
-  // KNOWN BUG in src/frame.ts (reported): write/writeBody do not check the channel as frameMessage
-  // does; the byte store wraps it (256 goes out on channel 0, -1 on 255) and heldBytesOf counts it
-  // apart. Fix: call checkChannel in both. Then turn `it.fails` into `it`.
   it('write and writeBody refuse a channel that does not fit its byte', () => {
     const { writer } = manualWriter()
     for (const channel of [-1, 256, 1.5]) {
