@@ -5,11 +5,12 @@ import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
-import { PeerStore } from './peer-store.js'
+import { type KnownEntry, PeerStore } from './peer-store.js'
 import type {
   BroadcastResult,
   ConnectResult,
   ConnectToActiveOptions,
+  ConnectToActiveResult,
   KeyChange,
   KnownPeer,
   Peer,
@@ -22,6 +23,8 @@ import type {
   PendingKeyChange,
   SendOptions,
   SendResult,
+  SkippedPeer,
+  SkipReason,
 } from './peer-types.js'
 import { noiseUpgrader } from './secure/channel.js'
 import { CHAT_PROTOCOL, type ChatHandler, ChatService } from './services/chat.js'
@@ -58,6 +61,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #addresses: string[] = []
   #timer: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
+  /**
+   * Sessions opened only to deliver a `send()`: messages counted either way at the last change, and when.
+   * Closed once idle (`transientIdleTimeout`); a `connect()` to the peer makes it the user's, and removes it.
+   */
+  readonly #transient = new Map<string, { activity: number; at: number }>()
 
   constructor(init: PeerInit) {
     super()
@@ -253,6 +261,33 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#manager.tick(now)
     this.#chat.tick(now)
     this.#store.expire(now, (id) => this.#manager.sessions.has(id))
+    this.#closeIdleTransients(now)
+  }
+
+  /** Closes sessions opened for a `send()` that have carried nothing for `transientIdleTimeout`. */
+  #closeIdleTransients(now: number): void {
+    const timeout = this.#limits.transientIdleTimeout
+    if (timeout === false || this.#transient.size === 0) return
+    for (const [id, t] of this.#transient) {
+      const session = this.#manager.sessions.get(id)
+      if (!session) {
+        this.#transient.delete(id)
+        continue
+      }
+      const activity = session.messagesIn + session.messagesOut
+      const busy = (session.handler(CHAT_PROTOCOL) as ChatHandler | undefined)?.pendingCount ?? 0
+      if (activity !== t.activity || busy > 0 || this.#init.retain?.(id) === true) {
+        // Kept (or used) now: the idle time counts from here.
+        t.activity = activity
+        t.at = now
+        continue
+      }
+      if (now - t.at < timeout) continue
+      this.#transient.delete(id)
+      this.#manager.wanted.delete(id)
+      if (session.online) void this.#manager.disconnect(session, 'idle: opened for one send').catch(() => {})
+      else this.#manager.endSession(session, 'local', 'idle: opened for one send')
+    }
   }
 
   // ---- connections --------------------------------------------------------------------------
@@ -261,11 +296,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
     const existing = this.#sessionByAddress(address)
-    if (existing) return Promise.resolve(existing.info())
+    if (existing) {
+      // Asked for by the user now: no longer a session kept only for a send.
+      if (this.#transient.delete(existing.id)) this.#manager.wanted.set(existing.id, address)
+      return Promise.resolve(existing.info())
+    }
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
     }
-    return this.#manager.dial(address, options)
+    return this.#manager.dial(address, options).then((info) => {
+      this.#transient.delete(info.id)
+      return info
+    })
   }
 
   async disconnect(
@@ -329,30 +371,66 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }))
   }
 
-  async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]> {
+  async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult> {
     this.#assertRunning()
+    const maxDegree = options?.maxDegree ?? this.#limits.maxDegree
+    const maxDials = options?.maxDials ?? this.#limits.maxDialsPerCall
     const results: ConnectResult[] = []
+    const skipped = new Map<string, SkippedPeer>()
+    const already = new Map<string, { peerId: string; name: string }>()
     const attempted = new Set<string>()
     const rounds = options?.rounds ?? 3
     const sessions = this.#manager.sessions
+    const online = () => {
+      let n = 0
+      for (const s of sessions.values()) if (s.online) n++
+      return n
+    }
+    const skip = (k: { id: string; name: string }, reason: SkipReason) =>
+      skipped.set(k.id, { peerId: k.id, name: k.name, reason })
+    let dials = 0
     for (let round = 0; round < Math.max(1, rounds); round++) {
       if (rounds > 0) {
         await Promise.allSettled([...sessions.keys()].map((id) => this.queryPeers(id, options)))
       }
-      const todo = [...this.#store.values()].filter(
-        (k) => !sessions.get(k.id)?.online && !attempted.has(k.id) && !k.gone && k.addrs.length > 0,
-      )
+      const todo: KnownEntry[] = []
+      for (const k of this.#store.values()) {
+        if (attempted.has(k.id)) continue
+        if (sessions.get(k.id)?.online) {
+          already.set(k.id, { peerId: k.id, name: k.name })
+          skipped.delete(k.id)
+        } else if (k.gone) skip(k, 'gone')
+        else if ((this.#manager.policy.coolingUntil(k.id) ?? 0) > Date.now()) skip(k, 'cooling-down')
+        else if (k.addrs.length === 0) skip(k, 'no-address')
+        else todo.push(k)
+      }
       if (todo.length === 0) break
-      for (const k of todo) attempted.add(k.id)
+      // A small network (everyone fits in the degree) is connected in full, as it always was; in a large
+      // one only up to the degree, in random order (first-hand knowledge first) so that peers calling
+      // this at once do not all dial the same few.
+      const connected = online()
+      const room = connected + todo.length <= maxDegree ? todo.length : Math.max(0, maxDegree - connected)
+      const budget = Math.max(0, maxDials - dials)
+      shuffle(todo)
+      todo.sort((a, b) => Number(a.source === 'hearsay') - Number(b.source === 'hearsay'))
+      const picked = todo.slice(0, Math.min(room, budget))
+      for (const k of todo.slice(picked.length))
+        skip(k, picked.length < room ? 'dial-budget' : 'degree-reached')
+      if (picked.length === 0) break
+      dials += picked.length
+      for (const k of picked) {
+        attempted.add(k.id)
+        skipped.delete(k.id)
+      }
       results.push(
-        ...(await mapConcurrent(todo, this.#limits.connectConcurrency, (k) =>
+        ...(await mapConcurrent(picked, this.#limits.connectConcurrency, (k) =>
           // Hearsay is a hint: its first two addresses are tried, so one answer cannot make us dial dozens.
           this.#connectKnown(k.source === 'hearsay' ? { ...k, addrs: k.addrs.slice(0, 2) } : k, options),
         )),
       )
       if (options?.signal?.aborted) break
     }
-    return results
+    return Object.assign(results, { alreadyConnected: [...already.values()], skipped: [...skipped.values()] })
   }
 
   async #connectKnown(
@@ -363,12 +441,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     for (const address of k.addrs) {
       try {
         const peer = await this.connect(address, options)
-        return { peerId: k.id, name: k.name, address, ok: true, peer }
+        return { peerId: k.id, name: k.name, address, ok: true, status: 'dialed', peer }
       } catch (err) {
         last = err instanceof PeerError ? err : new PeerError('DIAL_FAILED', String(err), { cause: err })
       }
     }
-    return { peerId: k.id, name: k.name, address: k.addrs[0], ok: false, error: last! }
+    return { peerId: k.id, name: k.name, address: k.addrs[0], ok: false, status: 'failed', error: last! }
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -380,23 +458,70 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       const bytes = textBytes(text)
       const session = this.#findSession(target)
       if (session) return this.#chatWith(session).send(text, bytes, options)
-      if (!looksLikeAddress(target)) throw this.#unknown(target)
-      return this.#dialAndSend(target, text, bytes, options)
+      if (looksLikeAddress(target)) return this.#dialAndSend([target], text, bytes, options)
+      // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
+      const known = this.#knownByIdOrPrefix(target)
+      if (!known) throw this.#unknown(target)
+      return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
+  /**
+   * Delivers a send to a peer without a session: dials its address (the first that answers) and marks
+   * the session transient, so it is closed once idle unless the user connects to it or `retain` keeps it.
+   */
   async #dialAndSend(
-    address: string,
+    addresses: readonly string[],
     text: string,
     bytes: number,
     options?: SendOptions,
   ): Promise<SendResult> {
-    const info = await this.connect(address, options)
+    let info: PeerInfo | undefined
+    let last: unknown
+    for (const address of addresses) {
+      const existing = this.#sessionByAddress(address)
+      if (existing) {
+        info = existing.info()
+        break
+      }
+      if (this.#addresses.includes(address)) {
+        throw new PeerError('SELF_CONNECT', `${address} is this peer's own address`)
+      }
+      try {
+        const had = new Set(this.#manager.sessions.keys())
+        info = await this.#manager.dial(address, options)
+        if (!had.has(info.id)) {
+          const s = this.#manager.sessions.get(info.id)
+          this.#transient.set(info.id, { activity: s ? s.messagesIn + s.messagesOut : 0, at: Date.now() })
+          // Not the user's connection: not redialed after a loss either.
+          this.#manager.wanted.delete(info.id)
+        }
+        break
+      } catch (err) {
+        last = err
+      }
+    }
+    if (!info) throw last ?? this.#unknown(addresses[0] ?? '')
     const session = this.#manager.sessions.get(info.id)
-    if (!session) throw this.#unknown(address)
+    if (!session) throw this.#unknown(addresses[0] ?? info.id)
     return this.#chatWith(session).send(text, bytes, options)
+  }
+
+  /** A known, unconnected peer by full id or unique id prefix (≥ 8 hex digits), with an address. */
+  #knownByIdOrPrefix(target: string): KnownEntry | undefined {
+    const exact = this.#store.get(target)
+    if (exact) return exact.addrs.length > 0 ? exact : undefined
+    const prefix = target.replace(/:/g, '').toLowerCase()
+    if (!/^[0-9a-f]{8,}$/.test(prefix)) return undefined
+    let found: KnownEntry | undefined
+    for (const k of this.#store.values()) {
+      if (!k.id.startsWith(prefix)) continue
+      if (found) return undefined
+      found = k
+    }
+    return found && found.addrs.length > 0 ? found : undefined
   }
 
   async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
@@ -482,5 +607,13 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #notRunning(): PeerError {
     const hint = this.#status === 'idle' ? '; call start() first' : ''
     return new PeerError('NOT_RUNNING', `this peer is ${this.#status}${hint}`)
+  }
+}
+
+/** Fisher–Yates, in place. */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j]!, items[i]!]
   }
 }

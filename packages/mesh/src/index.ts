@@ -26,6 +26,7 @@ export {
   type MeshInit,
   type MeshStats,
 } from './membership.js'
+export { createMeshPeer, type MeshPeer, type MeshPeerInit } from './mesh-peer.js'
 export { type Random, seededRandom } from './random.js'
 export {
   identityFromSeed,
