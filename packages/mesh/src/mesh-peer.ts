@@ -76,7 +76,10 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     super()
     const identity = init.identity ?? generateIdentity()
     this.mesh = createMesh(init.mesh)
-    this.gossip = createGossip({ ...init.gossip, identity, mesh: this.mesh })
+    // Relayed over every session that runs gossip, not only the mesh's neighbours: the sessions the
+    // application opened (a peer's contact, above all) keep the overlay connected where the membership
+    // alone can leave islands (small networks whose views are all full, docs/MESH.md).
+    this.gossip = createGossip({ ...init.gossip, identity })
     this.#maxDegree = init.maxDegree ?? 16
     this.#matchWindow = init.matchWindow ?? 60_000
     const retain = init.retain
@@ -186,15 +189,22 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     return Object.assign([], { alreadyConnected: probe.alreadyConnected, skipped })
   }
 
-  /** Joins the mesh through a connected peer unless it already has a neighbour. */
+  /**
+   * Joins the mesh through a connected peer unless it already has a neighbour: the first one this
+   * peer dialed that is still connected (its contact), else any. Peers that all join through a random
+   * session of theirs split into separate overlays (two peers joining through each other form an
+   * island); joining along the first dials keeps the overlay as connected as those dials were.
+   */
   async #join(): Promise<void> {
     if (this.mesh.active().length > 0 || this.#inner.status !== 'running') return
     const connected = this.#inner.peers().connected
-    // Random, so that peers calling this at once do not all join through the same one.
-    for (let tries = 0; tries < 3 && connected.length > 0; tries++) {
-      const [p] = connected.splice(Math.floor(Math.random() * connected.length), 1)
+    const dialed = connected
+      .filter((p) => p.direction === 'outbound')
+      .sort((a, b) => a.connectedAt - b.connectedAt)
+    const order = [...dialed.slice(0, 1), ...connected.filter((p) => p !== dialed[0])]
+    for (const p of order.slice(0, 3)) {
       try {
-        await this.mesh.join(p!.address)
+        await this.mesh.join(p.address)
         return
       } catch {
         // Gone meanwhile: another one.
