@@ -1,6 +1,7 @@
 // One child process of `bot swarm --processes K` (src/swarm/processes.ts): runs its share of the bots
 // as mesh peers over TCP and answers the parent over IPC. Plain JavaScript, so that the parent can fork
 // it whether it runs from src (tests) or dist; it imports only built packages (@parley/core, @parley/mesh).
+import { setMaxListeners } from 'node:events'
 import { plaintextUpgrader, tcpTransport } from '@parley/core'
 import { createMeshPeer, seededRandom } from '@parley/mesh'
 
@@ -50,11 +51,14 @@ async function join({ contacts }) {
   const queue = [...contacts]
   const worker = async () => {
     while (queue.length > 0) {
-      const [i, addr] = queue.shift()
-      try {
-        await peers.get(i).connect(addr)
-      } catch (err) {
-        count(err)
+      const [i, addrs] = queue.shift()
+      for (const addr of addrs) {
+        try {
+          await peers.get(i).connect(addr)
+          break
+        } catch (err) {
+          count(err)
+        }
       }
     }
   }
@@ -93,6 +97,7 @@ function status() {
 
 async function stop() {
   const deadline = AbortSignal.timeout(5_000)
+  setMaxListeners(0, deadline)
   await Promise.allSettled([...peers.values()].map((p) => p.stop({ signal: deadline })))
   send({ type: 'stopped' })
   process.disconnect?.()

@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import { format } from 'node:util'
 import { input } from '@inquirer/prompts'
 import {
-  createPeer,
   fileKnownPeers,
   generateIdentity,
   type Identity,
@@ -16,6 +15,7 @@ import {
   tcpTransport,
 } from '@parley/core'
 import { DHT_HANDSHAKE_TIMEOUT, type DhtNetworking, dhtNetworking } from '@parley/dht'
+import { createMeshPeer } from '@parley/mesh'
 import { Limits } from '@parley/protocol'
 import { connectWithRetry, type RetryPolicy } from './actions.js'
 import type { App } from './app-context.js'
@@ -304,7 +304,9 @@ class Session {
             })
           : undefined
       const listen = net ? [tcpListen, net.listen] : tcpListen
-      const peer = createPeer({
+      // A mesh peer: broadcasts are relayed to peers this one is not connected to, and connect-to-all
+      // joins the mesh instead of dialing everyone once the network outgrows maxDegree.
+      const peer = createMeshPeer({
         transport: net?.transport ?? tcp,
         ...(net ? { upgrader: net.upgrader } : {}),
         listen,

@@ -49,7 +49,8 @@ const NAMES = 4096
  * - `broadcast()` sends the text as before to every connected peer (one acknowledged result per peer)
  *   and as a signed gossip that the mesh relays to everyone else; a receiver delivers it once, as a
  *   `message` whose `from` is the signed origin, whichever copy comes first.
- * - `connectToActive()` connects to everyone in a small network (the known peers fit in `maxDegree`);
+ * - `connectToActive()` connects to everyone in a small network (the known peers fit in `maxDegree`,
+ *   by default the mesh's `activeSize`, 6);
  *   in a large one it joins the mesh through a connected peer and dials nobody itself: the membership
  *   chooses `mesh.activeSize` neighbours, its dials bounded in rate. The peers not dialed are reported
  *   as skipped (`degree-reached`).
@@ -80,7 +81,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     // application opened (a peer's contact, above all) keep the overlay connected where the membership
     // alone can leave islands (small networks whose views are all full, docs/MESH.md).
     this.gossip = createGossip({ ...init.gossip, identity })
-    this.#maxDegree = init.maxDegree ?? 16
+    // "Small" is what the neighbours alone could hold: peers that join at the same moment each know
+    // only a few others, so a larger bound would make a crowd of joiners dial each other (a storm).
+    this.#maxDegree = init.maxDegree ?? this.mesh.activeSize
     this.#matchWindow = init.matchWindow ?? 60_000
     const retain = init.retain
     const inner = createPeer({

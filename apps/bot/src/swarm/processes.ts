@@ -144,9 +144,10 @@ export async function runProcessSwarm(init: ProcessSwarmInit): Promise<ProcessSw
     summary.phase = 'formation'
     const joinStart = Date.now()
     for (const c of children) {
+      // Three random earlier bots each: the first is dialed, the others if it fails (as a user would retry).
       const contacts = c.indices
         .filter((i) => i > 0)
-        .map((i) => [i, addrs.get(Math.floor(random() * i))!] as const)
+        .map((i) => [i, [0, 1, 2].map(() => addrs.get(Math.floor(random() * i))!)] as const)
       c.proc.send({ type: 'join', contacts })
     }
     await Promise.all(children.map((c) => next(c, 'joined', left())))
