@@ -64,7 +64,7 @@ export function resolveLimits(init: PeerInit): ResolvedLimits {
           },
     maxKnownPeers: init.maxKnownPeers ?? 1024,
     connectConcurrency: init.connectConcurrency ?? 8,
-    maxDegree: positive('maxDegree', init.maxDegree ?? 16),
+    maxDegree: positive('maxDegree', init.maxDegree ?? 32),
     maxDialsPerCall: positive('maxDialsPerCall', init.maxDialsPerCall ?? 32),
     transientIdleTimeout: init.transientIdleTimeout ?? 60_000,
   }

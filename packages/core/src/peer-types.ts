@@ -56,7 +56,7 @@ export interface PeerInit {
   /**
    * Connections `connectToActive()` fills up to. When every known peer fits (connected + dialable ≤
    * this), it connects to all of them, as in a small network; beyond it, it dials only up to this many
-   * sessions and reports the rest as skipped (`degree-reached`). @default 16
+   * sessions and reports the rest as skipped (`degree-reached`). @default 32
    */
   maxDegree?: number
   /** Dials one `connectToActive()` call may start in all, over every round. @default 32 */
@@ -302,7 +302,7 @@ export type ConnectToActiveResult = ConnectResult[] & {
 export interface ConnectToActiveOptions extends AbortOptions {
   /** Ask connected peers whom they know first, repeating while new peers appear. @default 3 rounds */
   rounds?: number
-  /** Sessions to fill up to; see {@link PeerInit.maxDegree}. @default the peer's maxDegree (16) */
+  /** Sessions to fill up to; see {@link PeerInit.maxDegree}. @default the peer's maxDegree (32) */
   maxDegree?: number
   /** Dials this call may start in all. @default the peer's maxDialsPerCall (32) */
   maxDials?: number

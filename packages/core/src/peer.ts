@@ -430,7 +430,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       )
       if (options?.signal?.aborted) break
     }
-    return Object.assign(results, { alreadyConnected: [...already.values()], skipped: [...skipped.values()] })
+    // Not enumerable: the array still compares, spreads and serializes as the list of dials it always was.
+    return Object.defineProperties(results, {
+      alreadyConnected: { value: [...already.values()], enumerable: false },
+      skipped: { value: [...skipped.values()], enumerable: false },
+    }) as ConnectToActiveResult
   }
 
   async #connectKnown(

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import {
   type AbortOptions,
   type BroadcastResult,
+  type ConnectResult,
   type ConnectToActiveOptions,
   type ConnectToActiveResult,
   createPeer,
@@ -189,7 +190,10 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     const skipped: SkippedPeer[] = probe.skipped.map((s) =>
       s.reason === 'dial-budget' ? { ...s, reason: 'degree-reached' } : s,
     )
-    return Object.assign([], { alreadyConnected: probe.alreadyConnected, skipped })
+    return Object.defineProperties([] as ConnectResult[], {
+      alreadyConnected: { value: probe.alreadyConnected, enumerable: false },
+      skipped: { value: skipped, enumerable: false },
+    }) as ConnectToActiveResult
   }
 
   /**
