@@ -80,7 +80,7 @@ const WORKER = new URL('../../scripts/swarm-worker.mjs', import.meta.url)
 
 /**
  * Runs `count` mesh bots in `processes` child processes over TCP, measured as the issue's table was:
- * every bot dials one random earlier bot, then all call `connectToActive()` at once; once the overlay
+ * every bot dials one random earlier bot (up to four others if that fails), then all call `connectToActive()` at once; once the overlay
  * is formed, `broadcasts` broadcasts from random bots, each one's reach counted in every process.
  *
  * @throws BotError `USAGE` for a bad count or number of processes
@@ -144,10 +144,10 @@ export async function runProcessSwarm(init: ProcessSwarmInit): Promise<ProcessSw
     summary.phase = 'formation'
     const joinStart = Date.now()
     for (const c of children) {
-      // Three random earlier bots each: the first is dialed, the others if it fails (as a user would retry).
+      // Five random earlier bots each: the first is dialed, the others if it fails (as a user would retry).
       const contacts = c.indices
         .filter((i) => i > 0)
-        .map((i) => [i, [0, 1, 2].map(() => addrs.get(Math.floor(random() * i))!)] as const)
+        .map((i) => [i, [0, 1, 2, 3, 4].map(() => addrs.get(Math.floor(random() * i))!)] as const)
       c.proc.send({ type: 'join', contacts })
     }
     await Promise.all(children.map((c) => next(c, 'joined', left())))
