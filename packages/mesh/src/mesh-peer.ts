@@ -73,6 +73,13 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   /** Copies seen of recent texts by origin, per channel: a copy on one side cancels one on the other. */
   readonly #matches = new Map<string, { direct: number; relayed: number; at: number }>()
   readonly #names = new Map<string, string>()
+  /** Sessions the application asked for, and sessions the remote opened: the membership does not close them. */
+  readonly #wanted = new Set<string>()
+  readonly #inbound = new Set<string>()
+  readonly #meshDisconnect = (id: string, reason?: string, options?: AbortOptions): Promise<void> => {
+    if (this.#wanted.has(id) || this.#inbound.has(id)) return Promise.resolve()
+    return this.#inner.disconnect(id, reason, options)
+  }
 
   constructor(init: MeshPeerInit) {
     super()
@@ -95,7 +102,27 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       retain: (id) => this.mesh.isActive(id) || retain?.(id) === true,
     })
     this.#inner = inner
-    this.mesh.attach(inner)
+    // The membership drives connections through the Peer API; it gets the peer with one change: it
+    // cannot close a session the application asked for (a `connect`, a connect-to-active dial) or one
+    // the remote opened (the remote's own reasons, its contact above all). Closing the contact sessions
+    // of a crowd joining at once split a 1,000-peer run into dozens of parts.
+    this.mesh.attach(
+      new Proxy(inner, {
+        get: (target, prop) => {
+          if (prop === 'disconnect') return this.#meshDisconnect
+          const value = Reflect.get(target, prop, target)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      }),
+    )
+    inner.on('peer:connect', (p) => {
+      if (p.direction === 'inbound') this.#inbound.add(p.id)
+      else this.#inbound.delete(p.id)
+    })
+    inner.on('peer:disconnect', (e) => {
+      this.#inbound.delete(e.peer.id)
+      this.#wanted.delete(e.peer.id)
+    })
     inner.on('message', (m) => this.#direct(m))
     inner.on('peer:connect', (p) => {
       this.#name(p.id, p.name)
@@ -129,8 +156,10 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   start(options?: AbortOptions): Promise<void> {
     return this.#inner.start(options)
   }
-  connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
-    return this.#inner.connect(address, options)
+  async connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
+    const info = await this.#inner.connect(address, options)
+    this.#wanted.add(info.id)
+    return info
   }
   send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
     return this.#inner.send(target, text, options)
@@ -179,10 +208,17 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult> {
     const maxDegree = options?.maxDegree ?? this.#maxDegree
     // First only learn whom the connected peers know (no dial), to tell a small network from a large one.
-    const probe = await this.#inner.connectToActive({ ...options, maxDegree, maxDials: 0, rounds: 1 })
+    const rounds = Math.min(1, options?.rounds ?? 1)
+    const probe = await this.#inner.connectToActive({ ...options, maxDegree, maxDials: 0, rounds })
     const dialable = probe.skipped.filter((s) => s.reason === 'dial-budget' || s.reason === 'degree-reached')
+    if (dialable.length === 0) {
+      // Nobody new to dial: the probe is the answer (one round of questions, not two).
+      await this.#join()
+      return probe
+    }
     if (probe.alreadyConnected.length + dialable.length <= maxDegree) {
       const result = await this.#inner.connectToActive({ ...options, maxDegree })
+      for (const r of result) if (r.ok) this.#wanted.add(r.peerId)
       await this.#join()
       return result
     }
