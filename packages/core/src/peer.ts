@@ -1,5 +1,6 @@
 import { EventEmitter, setMaxListeners } from 'node:events'
 import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
+import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
@@ -23,17 +24,16 @@ import type {
   PendingKeyChange,
   SendOptions,
   SendResult,
-  SkippedPeer,
-  SkipReason,
 } from './peer-types.js'
 import { noiseUpgrader } from './secure/channel.js'
 import { CHAT_PROTOCOL, type ChatHandler, ChatService } from './services/chat.js'
 import { PEERS_PROTOCOL, type PeerExchangeHandler, PeerExchangeService } from './services/peer-exchange.js'
 import type { Service } from './services/service.js'
 import type { Session } from './session.js'
+import { TransientSessions } from './transient-sessions.js'
 import type { AbortOptions, Listener } from './transport.js'
 import { Trust } from './trust.js'
-import { announceable, looksLikeAddress, mapConcurrent, raceSignal, secretBytes, textBytes } from './util.js'
+import { announceable, looksLikeAddress, raceSignal, secretBytes, textBytes } from './util.js'
 
 export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-host.js'
 export type { Peer, PeerResources } from './peer-types.js'
@@ -61,11 +61,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #addresses: string[] = []
   #timer: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
-  /**
-   * Sessions opened only to deliver a `send()`: messages counted either way at the last change, and when.
-   * Closed once idle (`transientIdleTimeout`); a `connect()` to the peer makes it the user's, and removes it.
-   */
-  readonly #transient = new Map<string, { activity: number; at: number }>()
+  /** Sessions opened only to deliver a `send()`, closed once idle. */
+  readonly #transient = new TransientSessions()
 
   constructor(init: PeerInit) {
     super()
@@ -261,33 +258,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#manager.tick(now)
     this.#chat.tick(now)
     this.#store.expire(now, (id) => this.#manager.sessions.has(id))
-    this.#closeIdleTransients(now)
-  }
-
-  /** Closes sessions opened for a `send()` that have carried nothing for `transientIdleTimeout`. */
-  #closeIdleTransients(now: number): void {
-    const timeout = this.#limits.transientIdleTimeout
-    if (timeout === false || this.#transient.size === 0) return
-    for (const [id, t] of this.#transient) {
-      const session = this.#manager.sessions.get(id)
-      if (!session) {
-        this.#transient.delete(id)
-        continue
-      }
-      const activity = session.messagesIn + session.messagesOut
-      const busy = (session.handler(CHAT_PROTOCOL) as ChatHandler | undefined)?.pendingCount ?? 0
-      if (activity !== t.activity || busy > 0 || this.#init.retain?.(id) === true) {
-        // Kept (or used) now: the idle time counts from here.
-        t.activity = activity
-        t.at = now
-        continue
-      }
-      if (now - t.at < timeout) continue
-      this.#transient.delete(id)
-      this.#manager.wanted.delete(id)
-      if (session.online) void this.#manager.disconnect(session, 'idle: opened for one send').catch(() => {})
-      else this.#manager.endSession(session, 'local', 'idle: opened for one send')
-    }
+    this.#transient.tick(now, this.#manager, this.#limits.transientIdleTimeout, this.#init.retain)
   }
 
   // ---- connections --------------------------------------------------------------------------
@@ -371,70 +342,23 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }))
   }
 
-  async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult> {
-    this.#assertRunning()
-    const maxDegree = options?.maxDegree ?? this.#limits.maxDegree
-    const maxDials = options?.maxDials ?? this.#limits.maxDialsPerCall
-    const results: ConnectResult[] = []
-    const skipped = new Map<string, SkippedPeer>()
-    const already = new Map<string, { peerId: string; name: string }>()
-    const attempted = new Set<string>()
-    const rounds = options?.rounds ?? 3
-    const sessions = this.#manager.sessions
-    const online = () => {
-      let n = 0
-      for (const s of sessions.values()) if (s.online) n++
-      return n
+  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult> {
+    try {
+      this.#assertRunning()
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const skip = (k: { id: string; name: string }, reason: SkipReason) =>
-      skipped.set(k.id, { peerId: k.id, name: k.name, reason })
-    let dials = 0
-    for (let round = 0; round < Math.max(1, rounds); round++) {
-      if (rounds > 0) {
-        await Promise.allSettled([...sessions.keys()].map((id) => this.queryPeers(id, options)))
-      }
-      const todo: KnownEntry[] = []
-      for (const k of this.#store.values()) {
-        if (attempted.has(k.id)) continue
-        if (sessions.get(k.id)?.online) {
-          already.set(k.id, { peerId: k.id, name: k.name })
-          skipped.delete(k.id)
-        } else if (k.gone) skip(k, 'gone')
-        else if ((this.#manager.policy.coolingUntil(k.id) ?? 0) > Date.now()) skip(k, 'cooling-down')
-        else if (k.addrs.length === 0) skip(k, 'no-address')
-        else todo.push(k)
-      }
-      if (todo.length === 0) break
-      // A small network (everyone fits in the degree) is connected in full, as it always was; in a large
-      // one only up to the degree, in random order (first-hand knowledge first) so that peers calling
-      // this at once do not all dial the same few.
-      const connected = online()
-      const room = connected + todo.length <= maxDegree ? todo.length : Math.max(0, maxDegree - connected)
-      const budget = Math.max(0, maxDials - dials)
-      shuffle(todo)
-      todo.sort((a, b) => Number(a.source === 'hearsay') - Number(b.source === 'hearsay'))
-      const picked = todo.slice(0, Math.min(room, budget))
-      for (const k of todo.slice(picked.length))
-        skip(k, picked.length < room ? 'dial-budget' : 'degree-reached')
-      if (picked.length === 0) break
-      dials += picked.length
-      for (const k of picked) {
-        attempted.add(k.id)
-        skipped.delete(k.id)
-      }
-      results.push(
-        ...(await mapConcurrent(picked, this.#limits.connectConcurrency, (k) =>
-          // Hearsay is a hint: its first two addresses are tried, so one answer cannot make us dial dozens.
-          this.#connectKnown(k.source === 'hearsay' ? { ...k, addrs: k.addrs.slice(0, 2) } : k, options),
-        )),
-      )
-      if (options?.signal?.aborted) break
-    }
-    // Not enumerable: the array still compares, spreads and serializes as the list of dials it always was.
-    return Object.defineProperties(results, {
-      alreadyConnected: { value: [...already.values()], enumerable: false },
-      skipped: { value: [...skipped.values()], enumerable: false },
-    }) as ConnectToActiveResult
+    return connectToActive(
+      {
+        store: this.#store,
+        sessions: this.#manager.sessions,
+        coolingUntil: (id) => this.#manager.policy.coolingUntil(id),
+        limits: this.#limits,
+        query: (id) => this.queryPeers(id, options),
+        dial: (k) => this.#connectKnown(k, options),
+      },
+      options,
+    )
   }
 
   async #connectKnown(
@@ -498,7 +422,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         info = await this.#manager.dial(address, options)
         if (!had.has(info.id)) {
           const s = this.#manager.sessions.get(info.id)
-          this.#transient.set(info.id, { activity: s ? s.messagesIn + s.messagesOut : 0, at: Date.now() })
+          if (s) this.#transient.add(s)
           // Not the user's connection: not redialed after a loss either.
           this.#manager.wanted.delete(info.id)
         }
@@ -611,13 +535,5 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #notRunning(): PeerError {
     const hint = this.#status === 'idle' ? '; call start() first' : ''
     return new PeerError('NOT_RUNNING', `this peer is ${this.#status}${hint}`)
-  }
-}
-
-/** Fisher–Yates, in place. */
-function shuffle<T>(items: T[]): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[items[i], items[j]] = [items[j]!, items[i]!]
   }
 }
