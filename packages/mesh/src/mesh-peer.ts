@@ -97,9 +97,6 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     const inner = createPeer({
       ...init,
       identity,
-      // Connect-to-active in a small network: one dial at a time. Peers joining at the same moment each
-      // see a small network; eight dials each from a thousand of them was a storm of handshakes.
-      connectConcurrency: init.connectConcurrency ?? 1,
       services: [...(init.services ?? []), this.mesh.service, this.gossip.service],
       // A neighbour is kept whatever its traffic: the mesh decides when it goes.
       retain: (id) => this.mesh.isActive(id) || retain?.(id) === true,
@@ -220,10 +217,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       return probe
     }
     if (probe.alreadyConnected.length + dialable.length <= maxDegree) {
-      // Join first: the membership starts while the dials go one by one.
-      await this.#join()
       const result = await this.#inner.connectToActive({ ...options, maxDegree })
       for (const r of result) if (r.ok) this.#wanted.add(r.peerId)
+      await this.#join()
       return result
     }
     await this.#join()
