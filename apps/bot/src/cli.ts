@@ -20,6 +20,7 @@ import { createBot } from './bot.js'
 import { BotError, describeError, ScriptValidationError } from './errors.js'
 import { loadScript } from './scripts/parse.js'
 import { runScript } from './scripts/runner.js'
+import { formatProcessSummary, MAX_PROCESSES, runProcessSwarm } from './swarm/processes.js'
 import { formatSummary, MAX_SWARM_SIZE, type Swarm, startSwarm } from './swarm/swarm.js'
 import { TOPOLOGIES, type Topology } from './swarm/topology.js'
 
@@ -86,6 +87,11 @@ interface SwarmFlags {
   messages?: number
   to?: string
   verbose?: boolean
+  processes?: number
+  broadcasts: number
+  active: number
+  timeLimit: number
+  plaintext?: boolean
 }
 
 /**
@@ -232,7 +238,23 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     .option('--messages <n>', 'chatter: messages each bot sends', int('messages', 1, 1_000_000))
     .option('--to <peer>', 'chatter: send to this peer only')
     .option('--verbose', 'print what every bot does, not only the summary')
-    .action(async (flags: SwarmFlags) => setCode(await runSwarmCommand(flags)))
+    .option(
+      '--processes <k>',
+      'run the bots as mesh peers in K child processes over TCP, measure formation and broadcast reach',
+      int('processes', 1, MAX_PROCESSES),
+    )
+    .option('--broadcasts <n>', 'with --processes: broadcasts to measure', int('broadcasts', 0, 100), 2)
+    .option('--active <n>', 'with --processes: mesh neighbours per bot', int('active', 1, 30), 6)
+    .option(
+      '--time-limit <s>',
+      'with --processes: budget of the whole run',
+      int('time-limit', 1, 86_400),
+      360,
+    )
+    .option('--plaintext', "with --processes: no secure channel (spares the handshakes' CPU)")
+    .action(async (flags: SwarmFlags) =>
+      setCode(flags.processes === undefined ? await runSwarmCommand(flags) : await runProcessCommand(flags)),
+    )
 
   async function runBehaviour(behaviour: BehaviourName, flags: RunFlags): Promise<number> {
     const peer = createPeer({
@@ -336,6 +358,31 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     if (code !== undefined) return code
     const s = summary.scripts
     return s && (s.failed > 0 || s.aborted > 0) ? ExitCode.FAILED : ExitCode.OK
+  }
+
+  /** `swarm --processes K`: mesh bots over TCP in child processes; the measured summary. */
+  async function runProcessCommand(flags: SwarmFlags): Promise<number> {
+    if (flags.memory || flags.script !== undefined || flags.behaviour !== undefined) {
+      throw new BotError(
+        'USAGE',
+        '--processes runs mesh bots over TCP: it takes no --memory, --script or --behaviour',
+      )
+    }
+    const summary = await runProcessSwarm({
+      count: flags.count,
+      processes: flags.processes!,
+      host: flags.host,
+      activeSize: flags.active,
+      broadcasts: flags.broadcasts,
+      timeLimit: flags.timeLimit * 1000,
+      plaintext: flags.plaintext === true,
+      ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+      onProgress: (line) => io.stderr.write(`${line}\n`),
+    })
+    io.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatProcessSummary(summary))
+    const code = signalCode(io.signal)
+    if (code !== undefined) return code
+    return summary.completed && summary.reach.every((r) => r === 1) ? ExitCode.OK : ExitCode.FAILED
   }
 
   /**

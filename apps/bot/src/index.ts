@@ -44,6 +44,14 @@ export {
   validateScript,
 } from './scripts/validate.js'
 export {
+  formatProcessSummary,
+  MAX_PROCESS_SWARM_SIZE,
+  MAX_PROCESSES,
+  type ProcessSwarmInit,
+  type ProcessSwarmSummary,
+  runProcessSwarm,
+} from './swarm/processes.js'
+export {
   type BotSummary,
   formatSummary,
   MAX_SWARM_SIZE,

@@ -200,8 +200,8 @@ describe('usage errors', () => {
       "error: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535.\n(run bot --help for usage)\n",
     ],
     [
-      ['swarm', '--count', '500', '--behaviour', 'echo'],
-      "error: option '--count <n>' argument '500' is invalid. the count must be a whole number from 1 to 200.\n(run bot --help for usage)\n",
+      ['swarm', '--count', '10001', '--behaviour', 'echo'],
+      "error: option '--count <n>' argument '10001' is invalid. the count must be a whole number from 1 to 10000.\n(run bot --help for usage)\n",
     ],
     [['fly'], "error: unknown command 'fly'\n(run bot --help for usage)\n"],
     [['run', 'echo', '--prefix', ''], 'bot: the echo prefix must not be empty\n'],

@@ -175,9 +175,11 @@ describe('swarm over memory', () => {
     await expect(runSwarm({ count: 0, topology: 'ring', ...memory() })).rejects.toMatchObject({
       code: 'USAGE',
     })
-    await expect(runSwarm({ count: 201, topology: 'ring', ...memory() })).rejects.toMatchObject({
+    await expect(runSwarm({ count: 10_001, topology: 'ring', ...memory() })).rejects.toMatchObject({
       code: 'USAGE',
     })
+    // A full mesh stays bounded: 201 bots would be over 20,000 connections.
+    await expect(runSwarm({ count: 201, topology: 'mesh', ...memory() })).rejects.toThrow(/full mesh/)
     await expect(runSwarm({ count: 2, topology: 'ring', name: 'same', ...memory() })).rejects.toThrow(
       'the bot name template must include {{index}}',
     )

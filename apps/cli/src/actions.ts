@@ -210,7 +210,15 @@ export async function connectToAll(app: App): Promise<void> {
     return
   }
   if (app.signal.aborted) return
-  if (results.length === 0 && !app.legacy?.peers().length) {
+  // A large network: the peer joined the mesh (broadcasts are relayed) instead of dialing everyone.
+  const notDialed = (results.skipped ?? []).filter((s) => s.reason === 'degree-reached').length
+  if (notDialed > 0) {
+    app.reporter.note(
+      `${notDialed} known peer${notDialed === 1 ? '' : 's'} not dialed: enough connections already; broadcasts reach them through the mesh`,
+      'note',
+    )
+  }
+  if (results.length === 0 && notDialed === 0 && !app.legacy?.peers().length) {
     app.reporter.note(
       'no peers left to connect to: every peer this one knows of is connected or has left',
       'note',

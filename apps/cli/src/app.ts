@@ -2,7 +2,6 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { input } from '@inquirer/prompts'
 import {
-  createPeer,
   fileKnownPeers,
   generateIdentity,
   type Identity,
@@ -19,6 +18,7 @@ import {
   joinLan,
   type LanDiscovery,
 } from '@parley/dht'
+import { createMeshPeer } from '@parley/mesh'
 import { Limits } from '@parley/protocol'
 import { connectWithRetry } from './actions.js'
 import type { App } from './app-context.js'
@@ -297,7 +297,9 @@ class Session {
       // dht:<id> first: it is the address others can reach from anywhere, and peer exchange hands on
       // the first addresses of a peer only.
       const listen = net ? [net.listen, tcpListen] : tcpListen
-      const peer = createPeer({
+      // A mesh peer: broadcasts are relayed to peers this one is not connected to, and connect-to-all
+      // joins the mesh instead of dialing everyone once the network outgrows maxDegree.
+      const peer = createMeshPeer({
         transport: net?.transport ?? tcp,
         ...(net ? { upgrader: net.upgrader } : {}),
         listen,

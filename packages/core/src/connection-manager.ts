@@ -58,6 +58,8 @@ export class ConnectionManager implements ConnectionHost {
   /** Outbound raw connections, from dial to close. */
   outboundCount = 0
   readonly policy: AnnouncementPolicy
+  /** Redials across all peers: losing hundreds of links at once must not become a dial storm. */
+  readonly #redials: TokenBucket | undefined
 
   constructor(init: ManagerInit) {
     this.init = init
@@ -78,6 +80,8 @@ export class ConnectionManager implements ConnectionHost {
       rejectVersion: (link, version, legacyFormat) => this.#rejectVersion(link, version, legacyFormat),
     })
     setMaxListeners(0, this.halt.signal)
+    const r = init.limits.reconnect
+    this.#redials = r === false ? undefined : new TokenBucket(r.perSecond, r.burst)
   }
 
   /** Raw connections open from `host` (inbound and outbound). */
@@ -319,16 +323,28 @@ export class ConnectionManager implements ConnectionHost {
     // Exponential backoff with jitter in [50 %, 100 %], so peers that lost each other do not retry in lockstep.
     const ceiling = Math.min(policy.maxDelay, policy.initialDelay * 2 ** (attempt - 1))
     const delay = Math.round(ceiling * (0.5 + Math.random() / 2))
+    this.#redialAfter(session, address, delay)
+    this.init.events.reconnecting({ id: session.id, name: session.remote.name, attempt, delay })
+  }
+
+  /** Dials `address` again after `delay`, once the shared redial budget has a token (waiting jittered). */
+  #redialAfter(session: Session, address: string, delay: number): void {
     session.reconnectTimer = setTimeout(() => {
       session.reconnectTimer = undefined
       if (this.sessions.get(session.id) !== session || session.online || !this.init.isRunning()) return
+      const bucket = this.#redials
+      if (bucket && !bucket.take()) {
+        // Over the budget: not an attempt; wait one to two refill periods, jittered so waiters spread out.
+        const period = 1000 / bucket.perSecond
+        this.#redialAfter(session, address, Math.round(period * (1 + Math.random())))
+        return
+      }
       this.dialer.dial(address).catch(() => {
         if (this.sessions.get(session.id) === session && !session.online)
           this.#scheduleReconnect(session, address)
       })
     }, delay)
     session.reconnectTimer.unref?.()
-    this.init.events.reconnecting({ id: session.id, name: session.remote.name, attempt, delay })
   }
 
   endSession(session: Session, reason: DisconnectReason, message: string): void {

@@ -20,9 +20,14 @@ export interface ResolvedLimits {
   inFlightMessages: number
   inFlightBytes: number
   waiting: number
-  reconnect: { initialDelay: number; maxDelay: number; maxAttempts: number } | false
+  reconnect:
+    | { initialDelay: number; maxDelay: number; maxAttempts: number; perSecond: number; burst: number }
+    | false
   maxKnownPeers: number
   connectConcurrency: number
+  maxDegree: number
+  maxDialsPerCall: number
+  transientIdleTimeout: number | false
 }
 
 export function resolveLimits(init: PeerInit): ResolvedLimits {
@@ -54,8 +59,19 @@ export function resolveLimits(init: PeerInit): ResolvedLimits {
             initialDelay: r?.initialDelay ?? 500,
             maxDelay: r?.maxDelay ?? 30_000,
             maxAttempts: r?.maxAttempts ?? 8,
+            perSecond: r?.perSecond ?? 4,
+            burst: r?.burst ?? 8,
           },
     maxKnownPeers: init.maxKnownPeers ?? 1024,
     connectConcurrency: init.connectConcurrency ?? 8,
+    maxDegree: positive('maxDegree', init.maxDegree ?? 32),
+    maxDialsPerCall: positive('maxDialsPerCall', init.maxDialsPerCall ?? 32),
+    transientIdleTimeout: init.transientIdleTimeout ?? 60_000,
   }
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1)
+    throw new RangeError(`${name} must be a whole number of at least 1, got ${v}`)
+  return v
 }

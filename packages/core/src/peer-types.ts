@@ -53,6 +53,25 @@ export interface PeerInit {
   stopTimeout?: number
   /** Dials `connectToActive()` runs at once. @default 8 */
   connectConcurrency?: number
+  /**
+   * Connections `connectToActive()` fills up to. When every known peer fits (connected + dialable ≤
+   * this), it connects to all of them, as in a small network; beyond it, it dials only up to this many
+   * sessions and reports the rest as skipped (`degree-reached`). @default 32
+   */
+  maxDegree?: number
+  /** Dials one `connectToActive()` call may start in all, over every round. @default 32 */
+  maxDialsPerCall?: number
+  /**
+   * A session this peer opened only to deliver a `send()` to an address or a known peer (not a
+   * `connect()`) is closed once no message went either way for this long and nothing is left to
+   * acknowledge, unless `retain` keeps it. `false` keeps such sessions open. @default 60_000 ms
+   */
+  transientIdleTimeout?: number | false
+  /**
+   * Sessions to keep whatever their use, asked before a transient session is closed as idle. A mesh
+   * keeps its neighbours this way (see `@parley/mesh`'s `createMeshPeer`). @default none
+   */
+  retain?: (peerId: string) => boolean
   /** Peers remembered from exchange. @default 1024 */
   maxKnownPeers?: number
   /**
@@ -95,9 +114,14 @@ export interface PeerInit {
   inFlight?: { messages?: number; bytes?: number; waiting?: number }
   /**
    * Automatic reconnection to peers this peer dialed, after a lost connection (not after GOODBYE).
-   * Exponential backoff with jitter. `false` turns it off. @default { initialDelay: 500, maxDelay: 30_000, maxAttempts: 8 }
+   * Exponential backoff with jitter. `perSecond` and `burst` bound the redials across all peers together
+   * (a token bucket), so a peer that lost hundreds of connections at once does not redial them in one
+   * storm; a redial over the budget waits a jittered while without counting as an attempt. `false` turns
+   * it off. @default { initialDelay: 500, maxDelay: 30_000, maxAttempts: 8, perSecond: 4, burst: 8 }
    */
-  reconnect?: { initialDelay?: number; maxDelay?: number; maxAttempts?: number } | false
+  reconnect?:
+    | { initialDelay?: number; maxDelay?: number; maxAttempts?: number; perSecond?: number; burst?: number }
+    | false
 }
 
 /** Payload of the `peer:reconnecting` event: a lost peer is dialed again after `delay` ms. */
@@ -234,14 +258,54 @@ export type BroadcastResult =
   | { peerId: string; ok: true; result: SendResult }
   | { peerId: string; ok: false; error: PeerError }
 
-/** One entry of `connectToActive()`'s result per peer attempted. */
+/**
+ * One entry of `connectToActive()`'s result per peer attempted: `status` is `dialed` (connected) or
+ * `failed` (`error` says why).
+ */
 export type ConnectResult =
-  | { peerId: string; name: string; address: string; ok: true; peer: PeerInfo }
-  | { peerId: string; name: string; address: string | undefined; ok: false; error: PeerError }
+  | { peerId: string; name: string; address: string; ok: true; status?: 'dialed'; peer: PeerInfo }
+  | {
+      peerId: string
+      name: string
+      address: string | undefined
+      ok: false
+      status?: 'failed'
+      error: PeerError
+    }
+
+/**
+ * Why `connectToActive()` did not dial a known peer:
+ * - `degree-reached`: this peer already holds `maxDegree` sessions (or a mesh chose its neighbours);
+ * - `dial-budget`: the call's `maxDials` were spent;
+ * - `gone`: it said GOODBYE or could not be reached lately;
+ * - `cooling-down`: it broke the protocol or a limit and is refused for a while;
+ * - `no-address`: nothing to dial.
+ */
+export type SkipReason = 'degree-reached' | 'dial-budget' | 'gone' | 'cooling-down' | 'no-address'
+
+/** A known peer `connectToActive()` did not dial, and why. */
+export interface SkippedPeer {
+  readonly peerId: string
+  readonly name: string
+  readonly reason: SkipReason
+}
+
+/**
+ * What `connectToActive()` resolves with: one {@link ConnectResult} per peer dialed (the array, as
+ * before), plus the known peers that were already connected and those it did not dial, with the reason.
+ */
+export type ConnectToActiveResult = ConnectResult[] & {
+  readonly alreadyConnected: readonly { readonly peerId: string; readonly name: string }[]
+  readonly skipped: readonly SkippedPeer[]
+}
 
 export interface ConnectToActiveOptions extends AbortOptions {
   /** Ask connected peers whom they know first, repeating while new peers appear. @default 3 rounds */
   rounds?: number
+  /** Sessions to fill up to; see {@link PeerInit.maxDegree}. @default the peer's maxDegree (32) */
+  maxDegree?: number
+  /** Dials this call may start in all. @default the peer's maxDialsPerCall (32) */
+  maxDials?: number
 }
 
 /** A peer's lifecycle: `idle` → `starting` → `running` → `stopping` → `stopped`. */
@@ -274,8 +338,12 @@ export interface Peer extends EventEmitter<PeerEvents> {
   peers(): PeerList
   /** Asks a connected peer whom it knows (peer exchange). The answer is merged into the known list. */
   queryPeers(target: string, options?: SendOptions): Promise<KnownPeer[]>
-  /** Connects to every known, unconnected peer. One result per peer attempted. */
-  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]>
+  /**
+   * Connects to the known, unconnected peers: to all of them when they fit in `maxDegree`, else up to
+   * `maxDegree` sessions, at most `maxDials` dials and `connectConcurrency` at once. One result per
+   * peer attempted; `skipped` and `alreadyConnected` account for the rest.
+   */
+  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult>
   /**
    * Says GOODBYE to one peer and closes its connection, within `stopTimeout`; an aborted `signal`
    * closes it at once instead.

@@ -1,15 +1,17 @@
 import { EventEmitter, setMaxListeners } from 'node:events'
 import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
+import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
-import { PeerStore } from './peer-store.js'
+import { type KnownEntry, PeerStore } from './peer-store.js'
 import type {
   BroadcastResult,
   ConnectResult,
   ConnectToActiveOptions,
+  ConnectToActiveResult,
   KeyChange,
   KnownPeer,
   Peer,
@@ -28,9 +30,10 @@ import { CHAT_PROTOCOL, type ChatHandler, ChatService } from './services/chat.js
 import { PEERS_PROTOCOL, type PeerExchangeHandler, PeerExchangeService } from './services/peer-exchange.js'
 import type { Service } from './services/service.js'
 import type { Session } from './session.js'
+import { TransientSessions } from './transient-sessions.js'
 import type { AbortOptions, Listener } from './transport.js'
 import { Trust } from './trust.js'
-import { announceable, looksLikeAddress, mapConcurrent, raceSignal, secretBytes, textBytes } from './util.js'
+import { announceable, looksLikeAddress, raceSignal, secretBytes, textBytes } from './util.js'
 
 export { DUPLICATE_GOODBYE, EVICTED_GOODBYE } from './connection-host.js'
 export type { Peer, PeerResources } from './peer-types.js'
@@ -58,6 +61,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   #addresses: string[] = []
   #timer: ReturnType<typeof setInterval> | undefined
   #stopping: Promise<void> | undefined
+  /** Sessions opened only to deliver a `send()`, closed once idle. */
+  readonly #transient = new TransientSessions()
 
   constructor(init: PeerInit) {
     super()
@@ -253,6 +258,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#manager.tick(now)
     this.#chat.tick(now)
     this.#store.expire(now, (id) => this.#manager.sessions.has(id))
+    this.#transient.tick(now, this.#manager, this.#limits.transientIdleTimeout, this.#init.retain)
   }
 
   // ---- connections --------------------------------------------------------------------------
@@ -261,11 +267,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
     const existing = this.#sessionByAddress(address)
-    if (existing) return Promise.resolve(existing.info())
+    if (existing) {
+      // Asked for by the user now: no longer a session kept only for a send.
+      if (this.#transient.delete(existing.id)) this.#manager.wanted.set(existing.id, address)
+      return Promise.resolve(existing.info())
+    }
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
     }
-    return this.#manager.dial(address, options)
+    return this.#manager.dial(address, options).then((info) => {
+      this.#transient.delete(info.id)
+      return info
+    })
   }
 
   async disconnect(
@@ -329,30 +342,23 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }))
   }
 
-  async connectToActive(options?: ConnectToActiveOptions): Promise<ConnectResult[]> {
-    this.#assertRunning()
-    const results: ConnectResult[] = []
-    const attempted = new Set<string>()
-    const rounds = options?.rounds ?? 3
-    const sessions = this.#manager.sessions
-    for (let round = 0; round < Math.max(1, rounds); round++) {
-      if (rounds > 0) {
-        await Promise.allSettled([...sessions.keys()].map((id) => this.queryPeers(id, options)))
-      }
-      const todo = [...this.#store.values()].filter(
-        (k) => !sessions.get(k.id)?.online && !attempted.has(k.id) && !k.gone && k.addrs.length > 0,
-      )
-      if (todo.length === 0) break
-      for (const k of todo) attempted.add(k.id)
-      results.push(
-        ...(await mapConcurrent(todo, this.#limits.connectConcurrency, (k) =>
-          // Hearsay is a hint: its first two addresses are tried, so one answer cannot make us dial dozens.
-          this.#connectKnown(k.source === 'hearsay' ? { ...k, addrs: k.addrs.slice(0, 2) } : k, options),
-        )),
-      )
-      if (options?.signal?.aborted) break
+  connectToActive(options?: ConnectToActiveOptions): Promise<ConnectToActiveResult> {
+    try {
+      this.#assertRunning()
+    } catch (err) {
+      return Promise.reject(err)
     }
-    return results
+    return connectToActive(
+      {
+        store: this.#store,
+        sessions: this.#manager.sessions,
+        coolingUntil: (id) => this.#manager.policy.coolingUntil(id),
+        limits: this.#limits,
+        query: (id) => this.queryPeers(id, options),
+        dial: (k) => this.#connectKnown(k, options),
+      },
+      options,
+    )
   }
 
   async #connectKnown(
@@ -363,12 +369,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     for (const address of k.addrs) {
       try {
         const peer = await this.connect(address, options)
-        return { peerId: k.id, name: k.name, address, ok: true, peer }
+        return { peerId: k.id, name: k.name, address, ok: true, status: 'dialed', peer }
       } catch (err) {
         last = err instanceof PeerError ? err : new PeerError('DIAL_FAILED', String(err), { cause: err })
       }
     }
-    return { peerId: k.id, name: k.name, address: k.addrs[0], ok: false, error: last! }
+    return { peerId: k.id, name: k.name, address: k.addrs[0], ok: false, status: 'failed', error: last! }
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -380,23 +386,70 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       const bytes = textBytes(text)
       const session = this.#findSession(target)
       if (session) return this.#chatWith(session).send(text, bytes, options)
-      if (!looksLikeAddress(target)) throw this.#unknown(target)
-      return this.#dialAndSend(target, text, bytes, options)
+      if (looksLikeAddress(target)) return this.#dialAndSend([target], text, bytes, options)
+      // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
+      const known = this.#knownByIdOrPrefix(target)
+      if (!known) throw this.#unknown(target)
+      return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
+  /**
+   * Delivers a send to a peer without a session: dials its address (the first that answers) and marks
+   * the session transient, so it is closed once idle unless the user connects to it or `retain` keeps it.
+   */
   async #dialAndSend(
-    address: string,
+    addresses: readonly string[],
     text: string,
     bytes: number,
     options?: SendOptions,
   ): Promise<SendResult> {
-    const info = await this.connect(address, options)
+    let info: PeerInfo | undefined
+    let last: unknown
+    for (const address of addresses) {
+      const existing = this.#sessionByAddress(address)
+      if (existing) {
+        info = existing.info()
+        break
+      }
+      if (this.#addresses.includes(address)) {
+        throw new PeerError('SELF_CONNECT', `${address} is this peer's own address`)
+      }
+      try {
+        const had = new Set(this.#manager.sessions.keys())
+        info = await this.#manager.dial(address, options)
+        if (!had.has(info.id)) {
+          const s = this.#manager.sessions.get(info.id)
+          if (s) this.#transient.add(s)
+          // Not the user's connection: not redialed after a loss either.
+          this.#manager.wanted.delete(info.id)
+        }
+        break
+      } catch (err) {
+        last = err
+      }
+    }
+    if (!info) throw last ?? this.#unknown(addresses[0] ?? '')
     const session = this.#manager.sessions.get(info.id)
-    if (!session) throw this.#unknown(address)
+    if (!session) throw this.#unknown(addresses[0] ?? info.id)
     return this.#chatWith(session).send(text, bytes, options)
+  }
+
+  /** A known, unconnected peer by full id or unique id prefix (≥ 8 hex digits), with an address. */
+  #knownByIdOrPrefix(target: string): KnownEntry | undefined {
+    const exact = this.#store.get(target)
+    if (exact) return exact.addrs.length > 0 ? exact : undefined
+    const prefix = target.replace(/:/g, '').toLowerCase()
+    if (!/^[0-9a-f]{8,}$/.test(prefix)) return undefined
+    let found: KnownEntry | undefined
+    for (const k of this.#store.values()) {
+      if (!k.id.startsWith(prefix)) continue
+      if (found) return undefined
+      found = k
+    }
+    return found && found.addrs.length > 0 ? found : undefined
   }
 
   async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {

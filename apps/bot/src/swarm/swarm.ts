@@ -16,8 +16,10 @@ import { render, type Vars } from '../template.js'
 import { waitForEvent } from '../wait.js'
 import { type Edge, edges as edgesOf, seededRandom, type Topology } from './topology.js'
 
-/** Most bots one swarm may run (a mesh of this many is already ~20,000 connections). */
-export const MAX_SWARM_SIZE = 200
+/** Most bots one swarm may run in one process (more: `runProcessSwarm`). */
+export const MAX_SWARM_SIZE = 10_000
+/** Most bots wired as a full mesh: 200 is already ~20,000 connections. */
+export const MAX_FULL_MESH = 200
 /** Dials in flight at once while wiring. */
 const WIRING_CONCURRENCY = 8
 /** Longest wait for one link (both ends see each other), in ms. */
@@ -25,7 +27,7 @@ const LINK_TIMEOUT = 10_000
 
 /** Options of {@link startSwarm} and {@link runSwarm}. */
 export interface SwarmInit {
-  /** Bots to start, 1–200. */
+  /** Bots to start, 1–10,000 (a full `mesh` topology: at most 200). */
   count: number
   topology: Topology
   /** One transport for every bot, or one per bot (in memory, a host per bot). */
@@ -111,6 +113,12 @@ export async function startSwarm(init: SwarmInit): Promise<Swarm> {
   const { count, topology } = init
   if (!Number.isInteger(count) || count < 1 || count > MAX_SWARM_SIZE) {
     throw new BotError('USAGE', `the swarm size must be a whole number from 1 to ${MAX_SWARM_SIZE}`)
+  }
+  if (topology === 'mesh' && count > MAX_FULL_MESH) {
+    throw new BotError(
+      'USAGE',
+      `a full mesh is limited to ${MAX_FULL_MESH} bots; use a random topology or --processes`,
+    )
   }
   if (init.behaviour && init.script)
     throw new BotError('USAGE', 'give a swarm a behaviour or a script, not both')

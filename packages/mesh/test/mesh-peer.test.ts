@@ -1,0 +1,116 @@
+import {
+  createPeer,
+  memoryNetwork,
+  memoryTransport,
+  type Peer,
+  plaintextUpgrader,
+  type ReceivedMessage,
+} from '@parley/core'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { createMeshPeer, type MeshPeer, type MeshPeerInit } from '../src/mesh-peer.js'
+import { seededRandom } from '../src/random.js'
+import { until } from './fixtures/mesh-net.js'
+
+function meshPeers(options: Partial<MeshPeerInit> = {}) {
+  const network = memoryNetwork()
+  let count = 0
+  const make = async (): Promise<MeshPeer> => {
+    const name = `m${count++}`
+    const peer = createMeshPeer({
+      transport: memoryTransport(network, { host: name }),
+      upgrader: plaintextUpgrader(),
+      name,
+      listen: `${name}:0`,
+      ...options,
+      mesh: { random: seededRandom(count), ...options.mesh },
+    })
+    onTestFinished(() => peer.stop())
+    await peer.start()
+    return peer
+  }
+  return { network, make }
+}
+
+function inbox(peer: Peer): ReceivedMessage[] {
+  const got: ReceivedMessage[] = []
+  peer.on('message', (m) => got.push(m))
+  return got
+}
+
+describe('a peer in the mesh', () => {
+  it('a broadcast reaches a peer that is not connected to the sender, once, from its signed origin', async () => {
+    // a and c cannot reach each other: c hears a only through b.
+    const { network, make } = meshPeers({ mesh: { activeSize: 2, shuffleInterval: 0 } })
+    network.partition('m0', 'm2')
+    const a = await make()
+    const b = await make()
+    const c = await make()
+    await a.connect(b.addresses[0]!)
+    await a.connectToActive({ rounds: 0 })
+    await c.connect(b.addresses[0]!)
+    await c.connectToActive({ rounds: 0 })
+    await until(() => b.mesh.isActive(a.id) && b.mesh.isActive(c.id), [b.mesh], ['neighbor:up'])
+    expect(a.peers().connected.map((p) => p.id)).not.toContain(c.id)
+    const atB = inbox(b)
+    const atC = inbox(c)
+    const results = await a.broadcast('over the mesh')
+    // The direct copy to b is acknowledged, as a broadcast always was.
+    expect(results).toEqual([expect.objectContaining({ peerId: b.id, ok: true })])
+    await until(() => atC.length === 1, [c], ['message'])
+    expect(atC[0]).toMatchObject({ text: 'over the mesh', from: { id: a.id } })
+    // b got it directly and as a gossip: delivered once.
+    await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
+    expect(atB.map((m) => m.text)).toEqual(['over the mesh'])
+    expect(atC).toHaveLength(1)
+  })
+
+  it('in a small network connect-to-active connects to everyone and joins the mesh', async () => {
+    const { make } = meshPeers()
+    const nodes = [await make(), await make(), await make(), await make()]
+    const [hub, me] = nodes as [MeshPeer, MeshPeer]
+    for (const p of nodes.slice(1)) await p.connect(hub.addresses[0]!)
+    const results = await me.connectToActive()
+    expect(results.filter((r) => r.ok)).toHaveLength(2)
+    expect(results.skipped).toEqual([])
+    expect(me.peers().connected).toHaveLength(3)
+    await until(() => me.mesh.active().length > 0, [me.mesh], ['neighbor:up'])
+  })
+
+  it('in a large network it dials nobody itself: it joins the mesh and reports the others as skipped', async () => {
+    const { make } = meshPeers({ maxDegree: 3 })
+    const nodes: MeshPeer[] = []
+    for (let i = 0; i < 8; i++) nodes.push(await make())
+    const [hub, me] = nodes as [MeshPeer, MeshPeer]
+    for (const p of nodes.slice(1)) await p.connect(hub.addresses[0]!)
+    const results = await me.connectToActive()
+    expect(results).toHaveLength(0)
+    expect(results.alreadyConnected.map((p) => p.peerId)).toEqual([hub.id])
+    expect(results.skipped).toHaveLength(6)
+    expect(new Set(results.skipped.map((s) => s.reason))).toEqual(new Set(['degree-reached']))
+    await until(() => me.mesh.isActive(hub.id), [me.mesh], ['neighbor:up'])
+  })
+
+  it('a plain peer (no mesh) connected to a mesh peer still gets its broadcasts', async () => {
+    const network = memoryNetwork()
+    const mesh = createMeshPeer({
+      transport: memoryTransport(network, { host: 'm' }),
+      upgrader: plaintextUpgrader(),
+      listen: 'm:0',
+    })
+    const plain = createPeer({
+      transport: memoryTransport(network, { host: 'p' }),
+      upgrader: plaintextUpgrader(),
+      listen: 'p:0',
+    })
+    onTestFinished(async () => {
+      await Promise.all([mesh.stop(), plain.stop()])
+    })
+    await mesh.start()
+    await plain.start()
+    await plain.connect(mesh.addresses[0]!)
+    const got = inbox(plain)
+    const results = await mesh.broadcast('hello, plain peer')
+    expect(results).toEqual([expect.objectContaining({ peerId: plain.id, ok: true })])
+    expect(got.map((m) => m.text)).toEqual(['hello, plain peer'])
+  })
+})
