@@ -22,7 +22,8 @@ import {
   type SkippedPeer,
 } from '@parley/core'
 import { createGossip, type Gossip, type GossipDelivery, type GossipInit } from './gossip.js'
-import { createMesh, type Mesh, type MeshInit } from './membership.js'
+import { createMesh, type Mesh } from './membership.js'
+import type { MeshInit } from './mesh-options.js'
 
 /** Construction options of {@link createMeshPeer}: a peer's, plus its membership and gossip. */
 export interface MeshPeerInit extends PeerInit {
