@@ -71,6 +71,8 @@ describe('resume', () => {
     })
     // Restart: the service saves its bitmap on close; the peer goes away.
     await first.files.close()
+    // Nobody waits for a paused download: it ends as CANCELLED, its part file kept.
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
     await first.peer.stop()
     expect((await readdir(inbox)).filter((n) => n.endsWith('.parley-part'))).toEqual(['big.bin.parley-part'])
 
