@@ -3,6 +3,7 @@ import { splitPeerAndPath } from '../src/chat/chat.js'
 import { parseChatLine } from '../src/chat/chat-commands.js'
 import { parseLine } from '../src/commands.js'
 import { fileLine, formatBytes, formatDuration, progressText } from '../src/files/file-report.js'
+import { offerId, offersNamed } from '../src/files/offer-ids.js'
 import { jsonReporter } from '../src/view/reporter.js'
 import { createStyle } from '../src/view/style.js'
 
@@ -30,6 +31,24 @@ describe('file commands and lines', () => {
     expect(splitPeerAndPath('bob ./a b.jpg')).toEqual({ peer: 'bob', path: './a b.jpg' })
     expect(splitPeerAndPath('"bob smith" "x y"')).toEqual({ peer: 'bob smith', path: 'x y' })
     expect(splitPeerAndPath('bob')).toBeUndefined()
+  })
+
+  test('a look-alike offer sharing the first 8 hex digits does not make a real offer unnameable', () => {
+    const real = { root: `1a2b3c4d5e${'0'.repeat(54)}` }
+    const fake = { root: `1a2b3c4d6f${'0'.repeat(54)}` }
+    const other = { root: `99${'0'.repeat(62)}` }
+    const roots = [real, fake, other].map((o) => o.root)
+    expect(offerId(real.root, roots)).toBe('1a2b3c4d5')
+    expect(offerId(fake.root, roots)).toBe('1a2b3c4d6')
+    expect(offerId(other.root, roots)).toBe('99000000')
+    // The id shown names exactly one offer; the whole root always does (the menu answers with it).
+    expect(offersNamed([real, fake, other], offerId(real.root, roots))).toEqual([real])
+    expect(offersNamed([real, fake, other], real.root.toUpperCase())).toEqual([real])
+    expect(offersNamed([real, fake, other], '1a2b3c4d')).toEqual([real, fake])
+    // Even a root that is a prefix of nothing else but shares 63 digits: the whole root.
+    const twin = { root: `${real.root.slice(0, 63)}f` }
+    expect(offerId(real.root, [real.root, twin.root])).toBe(real.root)
+    expect(offersNamed([real, twin], real.root)).toEqual([real])
   })
 
   test('sizes, durations and progress read like a file manager', () => {

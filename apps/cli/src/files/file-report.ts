@@ -230,7 +230,15 @@ export function fileJson(r: FileReport): { type: string; fields: Record<string, 
 
 /** What `/files` lists. */
 export interface FileListing {
-  offers: Array<{ id: string; name: string; size: number; from: FilePeer; expiresInSeconds: number }>
+  offers: Array<{
+    id: string
+    /** The whole root hash: what the menu answers with, so a look-alike id cannot block it. */
+    root: string
+    name: string
+    size: number
+    from: FilePeer
+    expiresInSeconds: number
+  }>
   downloads: Array<{ id: string; name: string; size: number; bytes: number; sources: number }>
   uploads: Array<{ id: string; name: string; size: number; to: FilePeer; status: string }>
 }
