@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises'
+import { untilAborted } from './abort.js'
 import { FilesError } from './errors.js'
 import { type HashedFile, hashFile } from './hash-tree.js'
 
@@ -59,7 +60,7 @@ export class HashCache {
     const e = entry
     e.waiters++
     try {
-      return await untilAborted(e.file, signal)
+      return await untilAborted(e.file, signal, cancelled)
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw cancelled()
       throw err
@@ -75,14 +76,4 @@ function cancelled(): FilesError {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelled()
-}
-
-/** `p`, or a CANCELLED FilesError as soon as `signal` aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelled())
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }

@@ -44,6 +44,14 @@ export function sanitizeName(name: string): string {
   return s
 }
 
+/**
+ * Remote text (a peer's name, an offered file name) made safe to print on a terminal, on one line:
+ * control, bidi and line-separator characters are removed, tabs and newlines become spaces.
+ */
+export function printable(text: string): string {
+  return text.replace(/\r\n?|[\n\t]/g, ' ').replace(CONTROL, '')
+}
+
 function truncateUtf8(s: string, max: number): string {
   if (Buffer.byteLength(s) <= max) return s
   const ext = extname(s)
