@@ -2,8 +2,10 @@ import { describe, expect, test } from 'vitest'
 import { splitPeerAndPath } from '../src/chat/chat.js'
 import { parseChatLine } from '../src/chat/chat-commands.js'
 import { parseLine } from '../src/commands.js'
+import { explainFileError } from '../src/files/file-errors.js'
 import { fileLine, formatBytes, formatDuration, progressText } from '../src/files/file-report.js'
 import { offerId, offersNamed } from '../src/files/offer-ids.js'
+import { sanitize } from '../src/view/format.js'
 import { jsonReporter } from '../src/view/reporter.js'
 import { createStyle } from '../src/view/style.js'
 
@@ -49,6 +51,20 @@ describe('file commands and lines', () => {
     const twin = { root: `${real.root.slice(0, 63)}f` }
     expect(offerId(real.root, [real.root, twin.root])).toBe(real.root)
     expect(offersNamed([real, twin], real.root)).toEqual([real])
+  })
+
+  test('a failure names a hostile peer without its terminal controls, whatever the error', () => {
+    const peer = 'ev\u001b[2Jil\u202e'
+    const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    for (const err of [refused, new Error('boom'), { name: 'FilesError', code: 'DECLINED' }]) {
+      expect(explainFileError(err, { peer }).reason).not.toMatch(/[\u001b\u202e]/)
+    }
+    expect(explainFileError(refused, { peer }).reason).toContain('ev[2Jil')
+  })
+
+  test('remote text loses the controls @parley/files keeps out of names: marks, separators too', () => {
+    expect(sanitize('a\u200eb\u200fc\u061cd\u2028e\u2029f')).toBe('abcdef')
+    expect(sanitize('x\u202ey\u2066z\u2069', true)).toBe('xyz')
   })
 
   test('sizes, durations and progress read like a file manager', () => {
