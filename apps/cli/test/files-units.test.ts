@@ -71,6 +71,13 @@ describe('file commands and lines', () => {
     expect(formatBytes(512)).toBe('512 B')
     expect(formatBytes(3_100_000)).toBe('3.1 MB')
     expect(formatBytes(250_000_000_000)).toBe('250 GB')
+    // Rounding never shows 1000 of a unit, nor "100.0".
+    expect(formatBytes(999_999)).toBe('1.0 MB')
+    expect(formatBytes(999_499)).toBe('999 kB')
+    expect(formatBytes(99_960)).toBe('100 kB')
+    expect(formatBytes(99_940)).toBe('99.9 kB')
+    expect(formatBytes(999_960_000_000)).toBe('1.0 TB')
+    expect(formatBytes(5_000_000_000_000_000)).toBe('5000 TB')
     expect(formatDuration(7)).toBe('0:07')
     expect(formatDuration(3723)).toBe('1:02:03')
     expect(formatDuration(undefined)).toBe('?')
