@@ -65,7 +65,12 @@ export class HashCache {
       if ((err as Error).name === 'AbortError') throw cancelled()
       throw err
     } finally {
-      if (--e.waiters === 0 && !e.done && signal?.aborted) e.controller.abort()
+      if (--e.waiters === 0 && !e.done && signal?.aborted) {
+        // Gone from the map at once: a caller arriving before the hashing notices the abort starts
+        // a fresh one instead of joining this one and failing with a CANCELLED it never asked for.
+        if (this.#entries.get(path) === e) this.#entries.delete(path)
+        e.controller.abort()
+      }
     }
   }
 }
