@@ -247,9 +247,8 @@ export class Inbox {
         if (target === undefined) throw new FilesError('IO', 'no download folder: pass one to accept()')
         await mkdir(target, { recursive: true })
         await checkSpace(target, pending + offer.size)
-        ;({ finalPath, partPath } = await reservePart(target, offer.name))
+        ;({ finalPath, partPath, fh } = await reservePart(target, offer.name))
         created = partPath
-        fh = await open(partPath, 'r+')
       } else {
         await checkSpace(resolve(partPath!, '..'), pending + offer.size - offer.resumeBytes)
       }
