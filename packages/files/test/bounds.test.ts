@@ -202,7 +202,12 @@ describe('hostile offers', () => {
         mallory.send(bob.peer.id, offerOf(root))
         if (i % 1_000 === 999) await new Promise((r) => setImmediate(r))
       }
-      await new Promise((r) => setTimeout(r, 50))
+      // A round trip: bob answers a request for an unknown transfer after handling every offer before it.
+      const probe = randomBytes(16)
+      mallory.send(bob.peer.id, { type: 'GET_HASHES', id: probe, start: 0, count: 1 })
+      await waitUntil(() =>
+        mallory.received.some((msg) => msg.type === 'CANCEL' && Buffer.from(msg.id).equals(probe)),
+      )
     }
     await flood(2_000) // warm-up: code paths compiled, buffers allocated
     gc()
@@ -217,8 +222,11 @@ describe('hostile offers', () => {
     // The first id no longer names the offer; a cancel of the latest one withdraws it.
     mallory.send(bob.peer.id, { type: 'CANCEL', id: first.id, reason: Reason.CANCELLED })
     // A request for an unknown transfer is answered: once it is, the cancel before it was handled.
-    mallory.send(bob.peer.id, { type: 'GET_HASHES', id: randomBytes(16), start: 0, count: 1 })
-    await waitUntil(() => mallory.received.some((msg) => msg.type === 'CANCEL'))
+    const probe = randomBytes(16)
+    mallory.send(bob.peer.id, { type: 'GET_HASHES', id: probe, start: 0, count: 1 })
+    await waitUntil(() =>
+      mallory.received.some((msg) => msg.type === 'CANCEL' && Buffer.from(msg.id).equals(probe)),
+    )
     expect(offer.status).toBe('pending')
     const withdrawn = once(bob.files, 'offer:withdrawn')
     const last = offerOf(root)
