@@ -2,7 +2,10 @@ import { describe, expect, test } from 'vitest'
 import { splitPeerAndPath } from '../src/chat/chat.js'
 import { parseChatLine } from '../src/chat/chat-commands.js'
 import { parseLine } from '../src/commands.js'
+import { explainFileError } from '../src/files/file-errors.js'
 import { fileLine, formatBytes, formatDuration, progressText } from '../src/files/file-report.js'
+import { offerId, offersNamed } from '../src/files/offer-ids.js'
+import { sanitize } from '../src/view/format.js'
 import { jsonReporter } from '../src/view/reporter.js'
 import { createStyle } from '../src/view/style.js'
 
@@ -32,10 +35,49 @@ describe('file commands and lines', () => {
     expect(splitPeerAndPath('bob')).toBeUndefined()
   })
 
+  test('a look-alike offer sharing the first 8 hex digits does not make a real offer unnameable', () => {
+    const real = { root: `1a2b3c4d5e${'0'.repeat(54)}` }
+    const fake = { root: `1a2b3c4d6f${'0'.repeat(54)}` }
+    const other = { root: `99${'0'.repeat(62)}` }
+    const roots = [real, fake, other].map((o) => o.root)
+    expect(offerId(real.root, roots)).toBe('1a2b3c4d5')
+    expect(offerId(fake.root, roots)).toBe('1a2b3c4d6')
+    expect(offerId(other.root, roots)).toBe('99000000')
+    // The id shown names exactly one offer; the whole root always does (the menu answers with it).
+    expect(offersNamed([real, fake, other], offerId(real.root, roots))).toEqual([real])
+    expect(offersNamed([real, fake, other], real.root.toUpperCase())).toEqual([real])
+    expect(offersNamed([real, fake, other], '1a2b3c4d')).toEqual([real, fake])
+    // Even a root that is a prefix of nothing else but shares 63 digits: the whole root.
+    const twin = { root: `${real.root.slice(0, 63)}f` }
+    expect(offerId(real.root, [real.root, twin.root])).toBe(real.root)
+    expect(offersNamed([real, twin], real.root)).toEqual([real])
+  })
+
+  test('a failure names a hostile peer without its terminal controls, whatever the error', () => {
+    const peer = 'ev\u001b[2Jil\u202e'
+    const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    for (const err of [refused, new Error('boom'), { name: 'FilesError', code: 'DECLINED' }]) {
+      expect(explainFileError(err, { peer }).reason).not.toMatch(/[\u001b\u202e]/)
+    }
+    expect(explainFileError(refused, { peer }).reason).toContain('ev[2Jil')
+  })
+
+  test('remote text loses the controls @parley/files keeps out of names: marks, separators too', () => {
+    expect(sanitize('a\u200eb\u200fc\u061cd\u2028e\u2029f')).toBe('abcdef')
+    expect(sanitize('x\u202ey\u2066z\u2069', true)).toBe('xyz')
+  })
+
   test('sizes, durations and progress read like a file manager', () => {
     expect(formatBytes(512)).toBe('512 B')
     expect(formatBytes(3_100_000)).toBe('3.1 MB')
     expect(formatBytes(250_000_000_000)).toBe('250 GB')
+    // Rounding never shows 1000 of a unit, nor "100.0".
+    expect(formatBytes(999_999)).toBe('1.0 MB')
+    expect(formatBytes(999_499)).toBe('999 kB')
+    expect(formatBytes(99_960)).toBe('100 kB')
+    expect(formatBytes(99_940)).toBe('99.9 kB')
+    expect(formatBytes(999_960_000_000)).toBe('1.0 TB')
+    expect(formatBytes(5_000_000_000_000_000)).toBe('5000 TB')
     expect(formatDuration(7)).toBe('0:07')
     expect(formatDuration(3723)).toBe('1:02:03')
     expect(formatDuration(undefined)).toBe('?')

@@ -39,7 +39,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   readonly root: string
   readonly name: string
   readonly size: number
-  /** Resolves with where the file was saved; rejects with a FilesError. */
+  /**
+   * Resolves with where the file was saved; rejects with a FilesError (CANCELLED when the service
+   * closed: the part file and its state are kept for a later resume).
+   */
   readonly finished: Promise<DownloadResult>
   readonly #init: DownloadInit
   readonly #n: number
@@ -292,7 +295,10 @@ export class Download extends EventEmitter<DownloadEvents> {
     await this.#part.settled()
   }
 
-  /** The service is closing: saves the verified bitmap so a later run resumes, and closes the file. */
+  /**
+   * The service is closing: saves the verified bitmap so a later run resumes, and closes the file.
+   * `finished` rejects with CANCELLED, so nobody waits for a download that no longer runs.
+   */
   async pause(): Promise<void> {
     if (this.settled || this.#status === 'paused') return
     this.#status = 'paused'
@@ -300,6 +306,9 @@ export class Download extends EventEmitter<DownloadEvents> {
     await this.#save()
     await this.#part.close()
     this.#init.settled()
+    this.#reject(
+      new FilesError('CANCELLED', `the file service closed; ${this.name} resumes when offered again`),
+    )
   }
 
   // ---- internals ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises'
+import { untilAborted } from './abort.js'
 import { FilesError } from './errors.js'
 import { type HashedFile, hashFile } from './hash-tree.js'
 
@@ -59,12 +60,17 @@ export class HashCache {
     const e = entry
     e.waiters++
     try {
-      return await untilAborted(e.file, signal)
+      return await untilAborted(e.file, signal, cancelled)
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw cancelled()
       throw err
     } finally {
-      if (--e.waiters === 0 && !e.done && signal?.aborted) e.controller.abort()
+      if (--e.waiters === 0 && !e.done && signal?.aborted) {
+        // Gone from the map at once: a caller arriving before the hashing notices the abort starts
+        // a fresh one instead of joining this one and failing with a CANCELLED it never asked for.
+        if (this.#entries.get(path) === e) this.#entries.delete(path)
+        e.controller.abort()
+      }
     }
   }
 }
@@ -75,14 +81,4 @@ function cancelled(): FilesError {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelled()
-}
-
-/** `p`, or a CANCELLED FilesError as soon as `signal` aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelled())
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }

@@ -1,5 +1,6 @@
 import { mkdir, open, unlink } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { ChunkMap } from './chunk-map.js'
 import { type Hashes, type Offer, Reason } from './codec.js'
 import { checkSpace } from './disk-space.js'
 import { Download, type DownloadTuning } from './download.js'
@@ -29,6 +30,11 @@ export class Inbox {
   readonly #offers = new Map<string, IncomingOffer>()
   /** Running downloads by root. */
   readonly #downloads = new Map<string, Download>()
+  /**
+   * Offers being accepted: each takes its download slot (and its bytes of free space) before the first
+   * await, so a burst of offers cannot pass the limits while earlier accepts wait for the disk.
+   */
+  readonly #accepting = new Set<IncomingOffer>()
   /** What a `<sender id>:<transfer id>` feeds: a pending offer or a download. */
   readonly #incoming = new Map<string, IncomingOffer | Download>()
   readonly #opts: FileServiceInit
@@ -136,10 +142,7 @@ export class Inbox {
       if (saved && saved.size === msg.size && saved.chunkSize === msg.chunkSize) {
         offer.resume = saved
         const bits = Buffer.from(saved.verified, 'base64')
-        for (let i = 0; i * saved.chunkSize < saved.size; i++) {
-          if ((bits[i >> 3]! >> (i & 7)) & 1)
-            offer.resumeBytes += Math.min(saved.chunkSize, saved.size - i * saved.chunkSize)
-        }
+        offer.resumeBytes = new ChunkMap(saved.size, saved.chunkSize, bits).haveBytes
         if (this.#opts.resume !== false && offer.status === 'pending') {
           this.#accept(offer, {}).catch(() => this.#askInstead(offer))
           return
@@ -171,6 +174,7 @@ export class Inbox {
     if (!yes) return false
     let fed = 0
     for (const d of this.#downloads.values()) if (d.sourceId(offer.from.id)) fed++
+    for (const o of this.#accepting) if (o.sourceId(offer.from.id)) fed++
     return fed < (this.#opts.maxDownloadsPerPeer ?? DEFAULTS.maxDownloadsPerPeer)
   }
 
@@ -208,10 +212,16 @@ export class Inbox {
     if (offer.status !== 'pending')
       throw new FilesError('ANSWERED', `the offer of ${offer.name} was already ${offer.status}`)
     if (signal?.aborted) throw new FilesError('CANCELLED', `accepting ${offer.name} was aborted`)
-    if (this.#downloads.size >= (this.#opts.maxDownloads ?? DEFAULTS.maxDownloads)) {
+    if (this.#downloads.size + this.#accepting.size >= (this.#opts.maxDownloads ?? DEFAULTS.maxDownloads)) {
       throw new FilesError('BUSY', 'too many downloads are running; try again when one finishes')
     }
+    // Bytes still to be written by the other downloads and accepts: concurrent accepts must not all
+    // count the same free space (part files grow as chunks arrive, nothing is preallocated).
+    let pending = 0
+    for (const d of this.#downloads.values()) pending += d.size - d.bytes
+    for (const o of this.#accepting) pending += o.size - o.resumeBytes
     offer.status = 'accepting'
+    this.#accepting.add(offer)
     let created: string | undefined
     try {
       let finalPath: string
@@ -236,12 +246,11 @@ export class Inbox {
         const target = dir ?? this.#opts.downloads
         if (target === undefined) throw new FilesError('IO', 'no download folder: pass one to accept()')
         await mkdir(target, { recursive: true })
-        await checkSpace(target, offer.size)
-        ;({ finalPath, partPath } = await reservePart(target, offer.name))
+        await checkSpace(target, pending + offer.size)
+        ;({ finalPath, partPath, fh } = await reservePart(target, offer.name))
         created = partPath
-        fh = await open(partPath, 'r+')
       } else {
-        await checkSpace(resolve(partPath!, '..'), offer.size - offer.resumeBytes)
+        await checkSpace(resolve(partPath!, '..'), pending + offer.size - offer.resumeBytes)
       }
       if (this.#isClosed() || signal?.aborted) {
         await fh.close()
@@ -294,6 +303,8 @@ export class Inbox {
         offer.status = 'pending'
       }
       throw error
+    } finally {
+      this.#accepting.delete(offer)
     }
   }
 

@@ -16,6 +16,7 @@
  * await transfer.finished                             // bob verified and saved it
  * ```
  */
+export { untilAborted } from './abort.js'
 export * from './codec.js'
 export type {
   CorruptEvent,
@@ -31,6 +32,6 @@ export type { HashedFile } from './hash-tree.js'
 export { chooseChunkSize, DEFAULT_CHUNK_SIZE, hashFile, leafHash, rootHash, treeRoot } from './hash-tree.js'
 export { type AcceptOptions, IncomingOffer, type OfferStatus } from './offer.js'
 export { type OutgoingStatus, OutgoingTransfer, type OutgoingTransferEvents } from './outgoing.js'
-export { insideDir, numberedName, PART_SUFFIX, sanitizeName } from './sanitize.js'
+export { insideDir, numberedName, PART_SUFFIX, printable, sanitizeName } from './sanitize.js'
 export * from './service.js'
 export type { PeerRef, Progress } from './wire.js'

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs'
-import { link, open, rename, stat, unlink } from 'node:fs/promises'
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises'
 import { basename, extname, join, resolve, sep } from 'node:path'
 
 export const PART_SUFFIX = '.parley-part'
@@ -44,6 +44,14 @@ export function sanitizeName(name: string): string {
   return s
 }
 
+/**
+ * Remote text (a peer's name, an offered file name) made safe to print on a terminal, on one line:
+ * control, bidi and line-separator characters are removed, tabs and newlines become spaces.
+ */
+export function printable(text: string): string {
+  return text.replace(/\r\n?|[\n\t]/g, ' ').replace(CONTROL, '')
+}
+
 function truncateUtf8(s: string, max: number): string {
   if (Buffer.byteLength(s) <= max) return s
   const ext = extname(s)
@@ -71,9 +79,10 @@ export function insideDir(dir: string, path: string): boolean {
   return p.startsWith(d + sep) && basename(p) === p.slice(d.length + 1)
 }
 
+/** Whether anything has that name: a symlink counts as itself (lstat), even one pointing nowhere. */
 async function exists(path: string): Promise<boolean> {
   try {
-    await stat(path)
+    await lstat(path)
     return true
   } catch {
     return false
@@ -88,16 +97,16 @@ async function exists(path: string): Promise<boolean> {
 export async function reservePart(
   dir: string,
   name: string,
-): Promise<{ finalPath: string; partPath: string }> {
+): Promise<{ finalPath: string; partPath: string; fh: FileHandle }> {
   for (let n = 0; n < 1000; n++) {
     const finalPath = join(dir, numberedName(name, n))
     if (!insideDir(dir, finalPath)) throw new Error(`refusing a path outside ${dir}`)
     if (await exists(finalPath)) continue
     const partPath = finalPath + PART_SUFFIX
     try {
-      const fh = await open(partPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600)
-      await fh.close()
-      return { finalPath, partPath }
+      // Kept open (read-write): reopening by name would follow whatever was swapped in meanwhile.
+      const fh = await open(partPath, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, 0o600)
+      return { finalPath, partPath, fh }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue
       throw err

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readdir, statfs, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { type Download, type FilesMessage, Reason } from '../src/index.js'
+import { type Download, type FilesMessage, type IncomingOffer, Reason } from '../src/index.js'
 import {
   flooding,
   link,
@@ -160,12 +160,12 @@ describe('cancelling and bounds', () => {
 })
 
 describe('hostile offers', () => {
-  const offerOf = (root: Buffer, size = 1_000): FilesMessage => ({
+  const offerOf = (root: Buffer, size = 1_000, chunkSize = 256 * KiB): FilesMessage => ({
     type: 'OFFER',
     id: randomBytes(16),
     root,
     size,
-    chunkSize: 256 * KiB,
+    chunkSize,
     name: 'x.bin',
   })
 
@@ -202,7 +202,12 @@ describe('hostile offers', () => {
         mallory.send(bob.peer.id, offerOf(root))
         if (i % 1_000 === 999) await new Promise((r) => setImmediate(r))
       }
-      await new Promise((r) => setTimeout(r, 50))
+      // A round trip: bob answers a request for an unknown transfer after handling every offer before it.
+      const probe = randomBytes(16)
+      mallory.send(bob.peer.id, { type: 'GET_HASHES', id: probe, start: 0, count: 1 })
+      await waitUntil(() =>
+        mallory.received.some((msg) => msg.type === 'CANCEL' && Buffer.from(msg.id).equals(probe)),
+      )
     }
     await flood(2_000) // warm-up: code paths compiled, buffers allocated
     gc()
@@ -217,8 +222,11 @@ describe('hostile offers', () => {
     // The first id no longer names the offer; a cancel of the latest one withdraws it.
     mallory.send(bob.peer.id, { type: 'CANCEL', id: first.id, reason: Reason.CANCELLED })
     // A request for an unknown transfer is answered: once it is, the cancel before it was handled.
-    mallory.send(bob.peer.id, { type: 'GET_HASHES', id: randomBytes(16), start: 0, count: 1 })
-    await waitUntil(() => mallory.received.some((msg) => msg.type === 'CANCEL'))
+    const probe = randomBytes(16)
+    mallory.send(bob.peer.id, { type: 'GET_HASHES', id: probe, start: 0, count: 1 })
+    await waitUntil(() =>
+      mallory.received.some((msg) => msg.type === 'CANCEL' && Buffer.from(msg.id).equals(probe)),
+    )
     expect(offer.status).toBe('pending')
     const withdrawn = once(bob.files, 'offer:withdrawn')
     const last = offerOf(root)
@@ -294,6 +302,71 @@ describe('hostile offers', () => {
     await sloth.files.offer(bob.peer.id, await randomFile(join(dir, 'b.bin'), 64 * KiB))
     expect((await offered).status).toBe('pending')
     expect(bob.files.downloads()).toHaveLength(1)
+  })
+
+  it('a burst of offers cannot pass maxDownloads or maxDownloadsPerPeer', async () => {
+    const dir = await tempDir()
+    const net = memoryNet()
+    const bob = await net.node('bob', {
+      downloads: join(dir, 'in'),
+      autoAccept: true,
+      maxDownloadsPerPeer: 1,
+      maxDownloads: 2,
+    })
+    // Three raw senders that never answer GET_HASHES: every accepted download stays running.
+    const peers = await Promise.all(
+      ['m1', 'm2', 'm3'].map(async (name) => {
+        const raw = rawFiles()
+        const node = await net.node(name, {}, {}, raw.wrap)
+        await linkRaw(node, bob)
+        return { raw, node }
+      }),
+    )
+    const asked: string[] = []
+    bob.files.on('offer', (o) => asked.push(o.from.id))
+    let started = 0
+    bob.files.on('download', () => started++)
+    // Two offers from each, all sent before bob handles any.
+    await Promise.all(
+      peers.flatMap(({ raw }) => [0, 1].map(async () => raw.send(bob.peer.id, offerOf(randomBytes(32))))),
+    )
+    // Every offer is either accepted or waits for the user.
+    await waitUntil(() => asked.length + started === 6)
+    expect(started).toBe(2)
+    const downloads = bob.files.downloads()
+    expect(downloads).toHaveLength(2)
+    for (const { node } of peers) {
+      expect(downloads.filter((d) => d.sourceId(node.peer.id)).length).toBeLessThanOrEqual(1)
+    }
+  })
+
+  it('concurrent accepts do not count the same free space twice', async () => {
+    // Each offer fits the free space alone, two do not. At most 1 TiB per file (65,536 × 16 MiB): a
+    // larger disk is swapped for /dev/shm.
+    const chunkSize = 16 * MiB
+    const freeIn = async (d: string) => {
+      const fs = await statfs(d)
+      return Number(fs.bavail) * Number(fs.bsize)
+    }
+    let dir = await tempDir()
+    if ((await freeIn(dir)) * 0.6 > 2 ** 40) dir = await mkdtemp('/dev/shm/parley-files-test-')
+    const inbox = join(dir, 'in')
+    const size = Math.floor(((await freeIn(dir)) * 0.6) / chunkSize) * chunkSize
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', { downloads: inbox })
+    await linkRaw(m, bob)
+    const offers: IncomingOffer[] = []
+    bob.files.on('offer', (o) => offers.push(o))
+    mallory.send(bob.peer.id, offerOf(randomBytes(32), size, chunkSize))
+    mallory.send(bob.peer.id, offerOf(randomBytes(32), size, chunkSize))
+    await waitUntil(() => offers.length === 2)
+    const results = await Promise.allSettled(offers.map((o) => o.accept()))
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'NO_SPACE' } })
+    expect(await readdir(inbox)).toHaveLength(1)
+    await bob.files.close()
   })
 
   it('sources past maxSources are declined as BUSY', async () => {

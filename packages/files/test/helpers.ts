@@ -174,6 +174,26 @@ export function stalling(): (s: FileService) => Service {
   })
 }
 
+/** Wraps a file service so that it sends no CHUNK while `hold` is set: a sender paused at will. */
+export function holding(): { wrap: (s: FileService) => Service; hold: boolean } {
+  const state = {
+    hold: false,
+    wrap: (inner: FileService): Service => ({
+      protocol: inner.protocol,
+      open(channel: Channel) {
+        const holder: Channel = Object.create(channel, {
+          sendBytes: {
+            value: (body: Uint8Array) =>
+              body[0] === MessageType.CHUNK && state.hold ? channel.writable : channel.sendBytes(body),
+          },
+        })
+        return inner.open(holder)
+      },
+    }),
+  }
+  return state
+}
+
 /** Wraps a file service so that every REQUEST it sends goes out `times` times: a receiver past its window. */
 export function flooding(times: number): (s: FileService) => Service {
   return (inner) => ({

@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Download } from '../src/index.js'
-import { link, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
+import { holding, link, memoryNet, randomFile, sha256, tempDir, waitUntil } from './helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -71,6 +71,8 @@ describe('resume', () => {
     })
     // Restart: the service saves its bitmap on close; the peer goes away.
     await first.files.close()
+    // Nobody waits for a paused download: it ends as CANCELLED, its part file kept.
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
     await first.peer.stop()
     expect((await readdir(inbox)).filter((n) => n.endsWith('.parley-part'))).toEqual(['big.bin.parley-part'])
 
@@ -101,7 +103,8 @@ describe('resume', () => {
     const dataDir = join(dir, 'data')
     const net = memoryNet()
     const reconnect = { initialDelay: 20, maxDelay: 50, maxAttempts: 50 }
-    const alice = await net.node('alice', {}, { reconnect })
+    const sender = holding()
+    const alice = await net.node('alice', {}, { reconnect }, sender.wrap)
     const crashing = await net.node('bob', {
       downloads: inbox,
       dataDir,
@@ -119,8 +122,11 @@ describe('resume', () => {
         if (p.bytes >= 3 * MiB) resolve()
       })
     })
+    // Alice holds the rest, so the download cannot finish before the crash, however fast the machine.
+    sender.hold = true
     await waitUntil(() => existsSync(join(dataDir, `${download.root}.json`)))
     crashing.peer.destroy() // no GOODBYE, no files.close(): a crash
+    sender.hold = false
 
     const back = await net.node(
       'bob',

@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { insideDir, numberedName, sanitizeName } from '../src/index.js'
@@ -92,14 +92,26 @@ describe('never overwriting', () => {
     expect(numberedName('.bashrc', 1)).toBe('.bashrc (1)')
   })
 
+  it('takes a symlink for a name in use, even one pointing nowhere', async () => {
+    const dir = await tempDir()
+    await mkdir(join(dir, 'in'))
+    await symlink(join(dir, 'nowhere'), join(dir, 'in', 'a.txt'))
+    const { finalPath, fh } = await reservePart(join(dir, 'in'), 'a.txt')
+    await fh.close()
+    expect(finalPath).toBe(join(dir, 'in', 'a (1).txt'))
+  })
+
   it('reserves a part file next to names in use and publishes without replacing a file that appeared', async () => {
     const dir = await tempDir()
     await mkdir(join(dir, 'in'))
     await writeFile(join(dir, 'in', 'a.txt'), 'first')
     await writeFile(join(dir, 'in', 'a (1).txt.parley-part'), 'someone else’s download')
-    const { finalPath, partPath } = await reservePart(join(dir, 'in'), 'a.txt')
+    const { finalPath, partPath, fh } = await reservePart(join(dir, 'in'), 'a.txt')
     expect(finalPath).toBe(join(dir, 'in', 'a (2).txt'))
-    await writeFile(partPath, 'new')
+    // The handle it created exclusively is the one written: nothing is reopened by name.
+    await fh.write('new', 0)
+    await fh.close()
+    expect(await readFile(partPath, 'utf8')).toBe('new')
     // While it downloaded, a file of that name appeared: it is kept, ours goes next to it.
     await writeFile(finalPath, 'appeared')
     expect(await publish(partPath, finalPath, 'a.txt')).toBe(join(dir, 'in', 'a (3).txt'))

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import type { Peer } from '@parley/core'
-import type { FileService, IncomingOffer } from '@parley/files'
+import { type FileService, type IncomingOffer, printable, untilAborted } from '@parley/files'
 import { BotError } from '../errors.js'
 import { deadline } from '../wait.js'
 import type { OfferStep, WaitFileStep } from './types.js'
@@ -19,7 +19,7 @@ export class ScriptFiles {
   readonly #onOffer = (offer: IncomingOffer) => {
     this.#offers.push(offer)
     if (this.#offers.length > OFFER_LIMIT) this.#offers.shift()
-    this.log(`⇣ ${offer.from.name} offers ${offer.offeredName} (${offer.size} bytes)`)
+    this.log(`⇣ ${printable(offer.from.name)} offers ${printable(offer.offeredName)} (${offer.size} bytes)`)
     const waiters = this.#waiters
     this.#waiters = []
     for (const w of waiters) w()
@@ -47,9 +47,9 @@ export class ScriptFiles {
         signal: limit.signal,
         ...(step.name !== undefined ? { name: step.name } : {}),
       })
-      this.log(`⇡ offered ${transfer.name} (${transfer.size} bytes) to ${to.name}`)
+      this.log(`⇡ offered ${transfer.name} (${transfer.size} bytes) to ${printable(to.name)}`)
       await untilAborted(transfer.finished, limit.signal)
-      this.log(`⇡ ${to.name} saved ${transfer.name} (root ${transfer.root.slice(0, 16)}…)`)
+      this.log(`⇡ ${printable(to.name)} saved ${transfer.name} (root ${transfer.root.slice(0, 16)}…)`)
     } catch (err) {
       throw limit.signal.aborted && limit.signal.reason instanceof BotError
         ? new BotError(limit.signal.reason.code, `${step.file} was not received within ${timeout} ms`)
@@ -65,7 +65,7 @@ export class ScriptFiles {
     const matches = (o: IncomingOffer) =>
       o.status === 'pending' &&
       (step.name === undefined || o.offeredName === step.name || o.name === step.name) &&
-      (step.from === undefined || o.from.name === step.from || o.from.id.startsWith(step.from))
+      (step.from === undefined || o.from.name === step.from || isIdPrefix(step.from, o.from.id))
     const what = `${step.name ?? 'a file'}${step.from === undefined ? '' : ` from ${step.from}`}`
     try {
       let offer = this.#offers.find(matches)
@@ -74,9 +74,10 @@ export class ScriptFiles {
         offer = this.#offers.find(matches)
       }
       this.#offers.splice(this.#offers.indexOf(offer), 1)
-      const download = await offer.accept()
+      // The deadline also cancels the download: a timed-out step leaves nothing running.
+      const download = await offer.accept({ signal: limit.signal })
       const { path } = await untilAborted(download.finished, limit.signal)
-      this.log(`⇣ saved ${offer.name} from ${offer.from.name} at ${path}`)
+      this.log(`⇣ saved ${offer.name} from ${printable(offer.from.name)} at ${printable(path)}`)
       return path
     } catch (err) {
       throw limit.signal.aborted && limit.signal.reason instanceof BotError
@@ -93,29 +94,12 @@ export class ScriptFiles {
     if (byName.length === 1) return byName[0]
     return connected.find(
       (p) =>
-        p.id === target ||
-        p.address === target ||
-        p.listenAddrs.includes(target) ||
-        (/^[0-9a-f]{8,}$/.test(target) && p.id.startsWith(target)),
+        p.id === target || p.address === target || p.listenAddrs.includes(target) || isIdPrefix(target, p.id),
     )
   }
 }
 
-/** `work`, or the signal's reason when it aborts first. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    )
-  })
+/** An id prefix names a peer only with at least 8 hex digits: a shorter one matches too many ids. */
+function isIdPrefix(prefix: string, id: string): boolean {
+  return /^[0-9a-f]{8,}$/.test(prefix) && id.startsWith(prefix)
 }

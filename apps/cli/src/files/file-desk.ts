@@ -13,6 +13,7 @@ import type { Reporter } from '../view/reporter.js'
 import { explainFileError } from './file-errors.js'
 import type { FileListing, FilePeer, FileReport } from './file-report.js'
 import { progressText } from './file-report.js'
+import { offerId, offersNamed } from './offer-ids.js'
 
 /** How progress shows: every event (NDJSON), on the chat view's status line, or as milestone lines. */
 export type ProgressMode = 'events' | 'status' | 'milestones'
@@ -32,7 +33,7 @@ export interface FileDeskInit {
   statusChanged?: () => void
 }
 
-/** The short id users type: the first 8 hex digits of the root hash. */
+/** The short id of a transfer: the first 8 hex digits of the root hash (offers: see `#offerId`). */
 const shortId = (root: string) => root.slice(0, 8)
 /** Status line redraws per second at most, whatever the number of transfers. */
 const STATUS_EVERY_MS = 250
@@ -77,7 +78,7 @@ export class FileDesk {
       logger.log('info', 'file offer', { from: offer.from.id, root: offer.root, size: offer.size })
       reporter.file({
         kind: 'offer',
-        id: shortId(offer.root),
+        id: this.#offerId(offer.root),
         root: offer.root,
         name: offer.name,
         offeredName: offer.offeredName,
@@ -261,11 +262,22 @@ export class FileDesk {
     }
   }
 
-  /** The offer an id (prefix) names; without one, the only offer waiting. Reports when none fits. */
+  /** What users type to name a waiting offer: the shortest prefix (≥ 8) no other offer shares. */
+  #offerId(root: string): string {
+    return offerId(
+      root,
+      this.service.offers().map((o) => o.root),
+    )
+  }
+
+  /**
+   * The offer an id names (its whole root first, then a prefix); without one, the only offer waiting.
+   * Reports when none fits.
+   */
   #pick(id: string | undefined, verb: string): IncomingOffer | undefined {
     const offers = this.service.offers()
     const { reporter } = this.#init
-    const hits = id === undefined ? offers : offers.filter((o) => o.root.startsWith(id.toLowerCase()))
+    const hits = id === undefined ? offers : offersNamed(offers, id)
     if (hits.length === 1) return hits[0]
     if (hits.length === 0) {
       reporter.problem({
@@ -276,7 +288,7 @@ export class FileDesk {
     } else {
       reporter.problem({
         code: 'AMBIGUOUS',
-        sentence: `${hits.length} offers are waiting — ${verb} one by id: ${hits.map((o) => shortId(o.root)).join(', ')}`,
+        sentence: `${hits.length} offers are waiting — ${verb} one by id: ${hits.map((o) => this.#offerId(o.root)).join(', ')}`,
       })
     }
     return undefined
@@ -311,7 +323,8 @@ export class FileDesk {
     const now = Date.now()
     return {
       offers: this.service.offers().map((o) => ({
-        id: shortId(o.root),
+        id: this.#offerId(o.root),
+        root: o.root,
         name: o.name,
         size: o.size,
         from: ref(o.from),

@@ -44,6 +44,6 @@ export function explainFileError(
         return say(`${peer} broke the file transfer protocol`)
     }
   }
-  const e = explain(err, ctx.peer !== undefined ? { target: ctx.peer } : {})
+  const e = explain(err, ctx.peer !== undefined ? { target: peer } : {})
   return { code: e.code, reason: e.sentence }
 }

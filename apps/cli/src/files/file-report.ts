@@ -64,11 +64,13 @@ export function formatBytes(n: number): string {
   const units = ['kB', 'MB', 'GB', 'TB']
   let v = n / 1000
   let i = 0
-  while (v >= 1000 && i < units.length - 1) {
+  for (;;) {
+    // Decided on the rounded value: 999,999 B is "1.0 MB", not "1000 kB"; 99,960 B is "100 kB".
+    const text = v.toFixed(v >= 99.95 ? 0 : 1)
+    if (Number(text) < 1000 || i === units.length - 1) return `${text} ${units[i]}`
     v /= 1000
     i++
   }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`
 }
 
 /** `0:07`, `1:02:03`; `?` while unknown. */
@@ -230,7 +232,15 @@ export function fileJson(r: FileReport): { type: string; fields: Record<string, 
 
 /** What `/files` lists. */
 export interface FileListing {
-  offers: Array<{ id: string; name: string; size: number; from: FilePeer; expiresInSeconds: number }>
+  offers: Array<{
+    id: string
+    /** The whole root hash: what the menu answers with, so a look-alike id cannot block it. */
+    root: string
+    name: string
+    size: number
+    from: FilePeer
+    expiresInSeconds: number
+  }>
   downloads: Array<{ id: string; name: string; size: number; bytes: number; sources: number }>
   uploads: Array<{ id: string; name: string; size: number; to: FilePeer; status: string }>
 }

@@ -249,8 +249,8 @@ async function filesMenu(app: App, ask: Asker): Promise<void> {
         message: 'Answer an offer',
         choices: [
           ...offers.flatMap((o, i) => [
-            { key: `${i + 1}`, name: `Accept ${sanitize(o.name)} (${o.id})`, value: `a${o.id}` },
-            { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${o.id}` },
+            { key: `${i + 1}`, name: `Accept ${sanitize(o.name)} (${o.id})`, value: `a${o.root}` },
+            { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${o.root}` },
           ]),
           { key: '0', name: 'Back', value: BACK },
         ],

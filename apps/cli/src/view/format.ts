@@ -16,8 +16,12 @@ import type { Style } from './style.js'
  */
 export function sanitize(text: string, multiline = false): string {
   const tabless = text.replace(/\t/g, '  ').replace(/\r\n?/g, '\n')
-  // C0 and C1 controls (ESC included), DEL, and the Unicode bidi overrides and isolates.
-  const cleaned = tabless.replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, '')
+  // C0 and C1 controls (ESC included), DEL, the line and paragraph separators, and the Unicode bidi
+  // controls (marks, embeddings, overrides, isolates): the same set @parley/files keeps out of names.
+  const cleaned = tabless.replace(
+    /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
+    '',
+  )
   return multiline ? cleaned : cleaned.replace(/\n/g, ' ')
 }
 

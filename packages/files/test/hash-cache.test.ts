@@ -1,0 +1,25 @@
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { HashCache } from '../src/hash-cache.js'
+import { hashFile } from '../src/index.js'
+import { randomFile, tempDir } from './helpers.js'
+
+const MiB = 1024 * 1024
+
+describe('hash cache', () => {
+  it('a caller right after the last waiter aborted gets the hashes, not that abort', async () => {
+    const dir = await tempDir()
+    const path = await randomFile(join(dir, 'big.bin'), 64 * MiB)
+    const cache = new HashCache()
+    const ac = new AbortController()
+    const first = cache.get(path, 16 * MiB, ac.signal)
+    // Queued behind the cache's own stat: once it is back, the first caller waits on the hashing.
+    await stat(path)
+    ac.abort()
+    await expect(first).rejects.toMatchObject({ code: 'CANCELLED' })
+    // The aborted hashing is still reading its chunk: this caller must not join it.
+    const second = await cache.get(path, 16 * MiB)
+    expect(second.root.equals((await hashFile(path, { chunkSize: 16 * MiB })).root)).toBe(true)
+  })
+})
