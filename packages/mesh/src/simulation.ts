@@ -377,7 +377,9 @@ function startNode(
     // One process serving thousands of peers lags by seconds: an answer late by that much is not lost.
     neighborTimeout: large ? 30_000 : 10_000,
   })
-  const gossip = createGossip({ identity, mesh })
+  // A hop costs a turn of one loop serving every peer (seconds at scale, not the network's
+  // milliseconds): a shorter wait for the tree's copy would GRAFT copies that are merely late.
+  const gossip = createGossip({ identity, mesh, graftTimeout: large ? 5_000 : 1_000 })
   const host = `p${index}`
   const peer = createPeer({
     transport: memoryTransport(network, { host }),
