@@ -75,7 +75,7 @@ export interface SimulationResult {
 }
 
 /** Joins pause while the event loop lags more than this. */
-const LAG_PAUSE_MS = 500
+const LAG_PAUSE_MS = 1_500
 
 interface Node {
   readonly index: number
