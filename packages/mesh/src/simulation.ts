@@ -180,7 +180,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
           const m = meshTotals(nodes)
           progress(
             `joined ${done}/${fresh.length} (${failed} failed), dials ${m.dials} (${m.dialFailures} failed), ` +
-              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s`,
+              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s, ` +
+              `ended ${JSON.stringify(disconnects)}`,
           )
         }
       }
