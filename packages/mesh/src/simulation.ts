@@ -56,7 +56,7 @@ export interface SimulationResult {
   warmup?: { reach: number; duplicateFactor: number }
   /** IHAVE keys, GRAFTs and PRUNEs sent during the broadcasts. */
   control: { announced: number; grafts: number; prunes: number }
-  /** Sessions ended during the run, by `peer:disconnect` reason (with the message for `local` ones). */
+  /** Sessions ended during the run, by `peer:disconnect` reason and message (but for GOODBYEs). */
   disconnects: Record<string, number>
   hops: { p50: number; p99: number }
   latencyMs: { p50: number; p99: number }
@@ -136,8 +136,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const index = nodes.length
     const node = startNode(network, index, random, seed, activeSize, upgrader, tallies, n > 2000)
     node.peer.on('peer:disconnect', (e) => {
-      const key =
-        e.reason === 'local' || e.reason === 'protocol-error' ? `${e.reason}: ${e.message}` : e.reason
+      const key = e.reason === 'goodbye' ? e.reason : `${e.reason}: ${e.message}`
       disconnects[key] = (disconnects[key] ?? 0) + 1
     })
     nodes.push(node)
