@@ -394,6 +394,10 @@ function startNode(
     pingInterval: 60_000,
     idleTimeout: 180_000,
     handshakeTimeout: 30_000,
+    // A disconnect's graceful close (GOODBYE, then the remote's close) gets 2 s by default; past it the
+    // link is reset, and a reset overtakes a GOODBYE still held by flow control, so the remote counts a
+    // dropped neighbour as dead and repairs. Under seconds of lag at scale that fed a repair storm.
+    ...(large ? { stopTimeout: 30_000 } : {}),
     // The peer's housekeeping tick is a quarter of the shortest timeout: keep it rare with 10,000 peers.
     ackTimeout: 60_000,
   })
