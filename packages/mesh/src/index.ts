@@ -1,8 +1,12 @@
 export {
   decodeGossip,
+  decodeGossipControl,
   decodeMesh,
   encodeGossip,
+  encodeGossipControl,
   encodeMesh,
+  type GossipControl,
+  type GossipKey,
   type GossipMessage,
   gossipSigningBytes,
   type MeshEntry,

@@ -470,7 +470,15 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#shuffler.expire(now)
       this.#fill(now)
     }
-    this.#scheduleRepair()
+    // A peer with enough neighbours (or nothing to try) checks five times less often: a loss
+    // reschedules the check at once, and 10,000 peers' timers otherwise cost a core in one process.
+    const content = this.#views.active.size + this.#pending.size >= this.#repairBelow
+    const helpless =
+      this.#views.active.size === 0 &&
+      this.#pending.size === 0 &&
+      this.#views.passive.size === 0 &&
+      this.#contacts.length + this.#views.recent.length === 0
+    this.#scheduleRepair(content || helpless ? jitter(this.#random, 5 * this.#repairInterval) : undefined)
   }
 
   /** One promotion per round while the active view is short: bounded dials, never a storm. */

@@ -56,7 +56,7 @@ export interface SimulationResult {
   warmup?: { reach: number; duplicateFactor: number }
   /** IHAVE keys, GRAFTs and PRUNEs sent during the broadcasts. */
   control: { announced: number; grafts: number; prunes: number }
-  /** Sessions ended during the run, by `peer:disconnect` reason (with the message for `local` ones). */
+  /** Sessions ended during the run, by `peer:disconnect` reason and message (but for GOODBYEs). */
   disconnects: Record<string, number>
   hops: { p50: number; p99: number }
   latencyMs: { p50: number; p99: number }
@@ -75,7 +75,7 @@ export interface SimulationResult {
 }
 
 /** Joins pause while the event loop lags more than this. */
-const LAG_PAUSE_MS = 500
+const LAG_PAUSE_MS = 1_500
 
 interface Node {
   readonly index: number
@@ -136,8 +136,7 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
     const index = nodes.length
     const node = startNode(network, index, random, seed, activeSize, upgrader, tallies, n > 2000)
     node.peer.on('peer:disconnect', (e) => {
-      const key =
-        e.reason === 'local' || e.reason === 'protocol-error' ? `${e.reason}: ${e.message}` : e.reason
+      const key = e.reason === 'goodbye' ? e.reason : `${e.reason}: ${e.message}`
       disconnects[key] = (disconnects[key] ?? 0) + 1
     })
     nodes.push(node)
@@ -180,7 +179,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
           const m = meshTotals(nodes)
           progress(
             `joined ${done}/${fresh.length} (${failed} failed), dials ${m.dials} (${m.dialFailures} failed), ` +
-              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s`,
+              `timeouts ${m.timeouts}, lag ${lag} ms, ${Math.round((Date.now() - started) / 1000)} s, ` +
+              `ended ${JSON.stringify(disconnects)}`,
           )
         }
       }
@@ -377,7 +377,9 @@ function startNode(
     // One process serving thousands of peers lags by seconds: an answer late by that much is not lost.
     neighborTimeout: large ? 30_000 : 10_000,
   })
-  const gossip = createGossip({ identity, mesh })
+  // A hop costs a turn of one loop serving every peer (seconds at scale, not the network's
+  // milliseconds): a shorter wait for the tree's copy would GRAFT copies that are merely late.
+  const gossip = createGossip({ identity, mesh, graftTimeout: large ? 5_000 : 1_000 })
   const host = `p${index}`
   const peer = createPeer({
     transport: memoryTransport(network, { host }),
@@ -392,6 +394,10 @@ function startNode(
     pingInterval: 60_000,
     idleTimeout: 180_000,
     handshakeTimeout: 30_000,
+    // A disconnect's graceful close (GOODBYE, then the remote's close) gets 2 s by default; past it the
+    // link is reset, and a reset overtakes a GOODBYE still held by flow control, so the remote counts a
+    // dropped neighbour as dead and repairs. Under seconds of lag at scale that fed a repair storm.
+    ...(large ? { stopTimeout: 30_000 } : {}),
     // The peer's housekeeping tick is a quarter of the shortest timeout: keep it rare with 10,000 peers.
     ackTimeout: 60_000,
   })
