@@ -234,6 +234,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.delete(handler)
   }
 
+  #drop(reason: 'stale' | 'rate'): void {
+    this.stats.dropped++
+    if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
+  }
+
   onGossip(handler: GossipHandler, body: Uint8Array): void {
     handler.channel.spend()
     this.stats.received++
@@ -253,11 +258,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
     const msg = decodeGossip(body)
     const now = Date.now()
-    const stale = msg.sentAt > now + 60_000 || now - msg.sentAt > this.#maxAge
-    if (stale || !this.#allow(msg.origin)) {
-      this.#missing.delete(key)
-      this.stats.dropped++
-      if (this.listenerCount('dropped') > 0) this.emit('dropped', stale ? 'stale' : 'rate')
+    // Nothing unverified touches state another origin or message depends on: a forged copy of an
+    // announced message must not cancel its recovery, nor spend the real origin's rate.
+    if (msg.sentAt > now + 60_000 || now - msg.sentAt > this.#maxAge) {
+      this.#drop('stale')
       return
     }
     // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
@@ -269,6 +273,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
       )
     ) {
       throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
+    }
+    if (!this.#allow(msg.origin)) {
+      this.#missing.delete(key)
+      this.#drop('rate')
+      return
     }
     this.#remember(key)
     this.#missing.delete(key)

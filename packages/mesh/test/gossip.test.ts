@@ -159,6 +159,54 @@ describe('mesh gossip', () => {
     expect(victim.gossip.state().missing).toBeLessThanOrEqual(8)
   })
 
+  it('a forged stale copy of an announced message does not cancel asking for the real one', async () => {
+    const { network, make } = meshNetwork({ ...fixed, gossip: { graftTimeout: 50 } })
+    const victim = await make()
+    const origin = (await make()).peer.id
+    const id = randomBytes(16).toString('hex')
+    let channel: Channel | undefined
+    let grafted: () => void = () => {}
+    const graft = new Promise<void>((resolve) => {
+      grafted = resolve
+    })
+    const evilMesh: Service = {
+      protocol: MESH_PROTOCOL,
+      open(ch) {
+        queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const evilGossip: Service = {
+      protocol: GOSSIP_PROTOCOL,
+      open(ch) {
+        channel = ch
+        return {
+          onFrame(body) {
+            if (body[0] === 1) return
+            const control = decodeGossipControl(body)
+            if (control.type === 'GRAFT' && control.id === id) grafted()
+          },
+          onClose() {},
+        }
+      },
+    }
+    const evil = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      services: [evilMesh, evilGossip],
+    })
+    onTestFinished(() => evil.stop())
+    await evil.start()
+    await evil.connect(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(evil.id), [victim.mesh], ['neighbor:up'])
+    channel!.sendBytes(encodeGossipControl({ type: 'IHAVE', keys: [{ id, origin }] }))
+    // Same key, a year old, signed by nobody: dropped as stale before its signature is even checked.
+    const forged = { type: 'GOSSIP' as const, hops: 0, id, origin, sentAt: Date.now() - 365 * 86_400_000 }
+    channel!.sendBytes(encodeGossip({ ...forged, text: 'forged', signature: new Uint8Array(64) }))
+    await graft
+    expect(victim.gossip.stats.dropped).toBe(1)
+  })
+
   it('a relay that alters a message or reuses its signature is cut off, and only the real text is delivered', async () => {
     const { network, make } = meshNetwork(fixed)
     const a = await make()
