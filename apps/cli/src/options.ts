@@ -92,10 +92,11 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
                           quote a name with spaces: send "bob smith" hi; \\n in <text> is a line break;
                           with --legacy, legacy:<host:port> or legacy:<name> sends clear text to a
                           legacy peer (only ever when written so; never a Parley peer's name)
-    broadcast <text>      to every connected peer
+    broadcast <text>      to every connected peer (acknowledged), relayed on through the mesh
     peers                 connected and known peers
     connect <host:port>   connect to one peer
-    connect-all           connect to every known peer not yet connected (and send connect to legacy peers)
+    connect-all           connect to every known peer not yet connected, up to the mesh's degree in a
+                          large network (and send connect to legacy peers)
     trust [--full]        list key changes waiting for your decision, with both fingerprints (--full: keys)
     trust <address>       accept the new key seen at <address>; it is saved in the known-peers file
     send-file <peer> <path>

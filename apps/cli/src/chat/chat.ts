@@ -190,7 +190,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
     const switchTo = (arg: string) => {
       if (arg === '' || arg === '*' || arg.toLowerCase() === 'everyone' || arg.toLowerCase() === 'all') {
         state.talkTo(undefined)
-        note('talking to everyone: each line goes to every connected peer')
+        note('talking to everyone: each line goes to every connected peer, and on through the mesh')
         return
       }
       const connected = app.peer.peers().connected
