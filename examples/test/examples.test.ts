@@ -22,7 +22,7 @@ const expected: Record<string, string[]> = {
   'memory-network.mjs': [
     'broadcast acknowledged by 2 of 2',
     'alice lost carol: connection-lost',
-    'send to carol: NOT_CONNECTED',
+    'send to carol: DIAL_FAILED',
     'dial carol: DIAL_FAILED',
     'dial carol after heal: done',
     'open connections left: 0',

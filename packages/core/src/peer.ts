@@ -390,6 +390,9 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
       const known = this.#knownByIdOrPrefix(target)
       if (!known) throw this.#unknown(target)
+      // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
+      if (known.gone)
+        throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
       return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options)
     } catch (err) {
       return Promise.reject(err)
