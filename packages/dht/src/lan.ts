@@ -34,6 +34,7 @@ export interface LanPeer {
   readonly addresses: readonly string[]
 }
 
+/** Events of a {@link LanDiscovery}. */
 export interface LanEvents {
   /** A peer heard, new or again, from the host that holds its id (records from other hosts are dropped). */
   peer: [peer: LanPeer]
@@ -43,6 +44,7 @@ export interface LanEvents {
 
 /** LAN discovery by mDNS, until {@link LanDiscovery.stop}. */
 export interface LanDiscovery extends EventEmitter<LanEvents> {
+  /** The peers heard from within the last three query intervals, older records dropped. */
   peers(): LanPeer[]
   /** Asks the LAN now, unless we asked less than a second ago. */
   query(): void

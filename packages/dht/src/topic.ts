@@ -20,6 +20,7 @@ export interface JoinTopicOptions {
   announce?: boolean
 }
 
+/** Events of a joined {@link Topic}. */
 export interface TopicEvents {
   /** Another peer on the topic, as a dialable `dht:<peer id>` address. Each peer once. */
   peer: [address: string]

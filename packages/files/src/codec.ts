@@ -31,6 +31,7 @@ export const Reason = {
 export type Reason = (typeof Reason)[keyof typeof Reason]
 const REASONS = new Set<number>(Object.values(Reason))
 
+/** The protocol's size and count limits; {@link decode} rejects a message past any of them. */
 export const Limits = {
   /** Bytes of a transfer id (random, chosen by the sender). */
   idBytes: 16,
@@ -52,6 +53,7 @@ export const Limits = {
   chunksPerRange: 64,
 } as const
 
+/** Sender → receiver: offers one file, named by its Merkle root, size and chunk size. */
 export interface Offer {
   type: 'OFFER'
   id: Uint8Array
@@ -60,21 +62,25 @@ export interface Offer {
   chunkSize: number
   name: string
 }
+/** Receiver → sender: the offer is accepted; the receiver starts fetching hashes. */
 export interface Accept {
   type: 'ACCEPT'
   id: Uint8Array
 }
+/** Receiver → sender: the offer is refused (or expired), with the reason. */
 export interface Decline {
   type: 'DECLINE'
   id: Uint8Array
   reason: Reason
 }
+/** Receiver → sender: asks for `count` leaf hashes from leaf `start`. */
 export interface GetHashes {
   type: 'GET_HASHES'
   id: Uint8Array
   start: number
   count: number
 }
+/** Sender → receiver: leaf hashes from leaf `start`, answering a GET_HASHES. */
 export interface Hashes {
   type: 'HASHES'
   id: Uint8Array
@@ -82,15 +88,18 @@ export interface Hashes {
   /** `count` × 32 bytes, a view of the message body. */
   hashes: Uint8Array
 }
+/** `count` consecutive chunks from chunk `start`. */
 export interface ChunkRange {
   start: number
   count: number
 }
+/** Receiver → sender: asks for the chunks in `ranges` (each piece verified against its leaf). */
 export interface Request {
   type: 'REQUEST'
   id: Uint8Array
   ranges: ChunkRange[]
 }
+/** Sender → receiver: one piece (at most 32 KiB) of chunk `index`, at byte `offset` in that chunk. */
 export interface Chunk {
   type: 'CHUNK'
   id: Uint8Array
@@ -99,15 +108,18 @@ export interface Chunk {
   /** A view of the message body: copy what you keep. */
   data: Uint8Array
 }
+/** Either side: ends the transfer for the peer that sends it, with the reason. */
 export interface Cancel {
   type: 'CANCEL'
   id: Uint8Array
   reason: Reason
 }
+/** Receiver → sender: the whole file was verified and saved. */
 export interface Done {
   type: 'DONE'
   id: Uint8Array
 }
+/** Any `parley/files/1` message, as {@link encode} takes it and {@link decode} returns it. */
 export type FilesMessage = Offer | Accept | Decline | GetHashes | Hashes | Request | Chunk | Cancel | Done
 
 const ID = Limits.idBytes

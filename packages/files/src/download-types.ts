@@ -33,8 +33,13 @@ export interface DownloadInit extends DownloadTuning {
   settled: () => void
 }
 
+/**
+ * Where a download is: fetching chunks, re-reading the whole part file before moving it into place,
+ * saved, failed, or paused (the service closed; its state is kept for a later resume).
+ */
 export type DownloadStatus = 'running' | 'verifying' | 'done' | 'failed' | 'paused'
 
+/** Why a source is no longer asked: it sent corrupt data too often, stalled, or cancelled its offer. */
 export type DropReason = 'lying' | 'slow' | 'cancelled'
 
 /**
@@ -50,6 +55,7 @@ export interface CorruptEvent {
   readonly reason: CorruptReason
 }
 
+/** Events of a {@link Download}. */
 export interface DownloadEvents {
   progress: [progress: Progress & { readonly sources: number }]
   /**
@@ -63,6 +69,7 @@ export interface DownloadEvents {
   failed: [error: FilesError]
 }
 
+/** A finished download: the verified file and where it was saved. */
 export interface DownloadResult {
   /** Where the verified file was saved (never an existing file's path). */
   readonly path: string

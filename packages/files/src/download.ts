@@ -60,6 +60,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   #resolve!: (r: DownloadResult) => void
   #reject!: (e: FilesError) => void
 
+  /** @internal The file service creates downloads when an offer is accepted or resumed. */
   constructor(init: DownloadInit) {
     super()
     this.#init = init
@@ -189,6 +190,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (s) this.#drop(s, 'cancelled', false)
   }
 
+  /** @internal A HASHES from `peerId`: leaf hashes we asked for, checked against the root once all are in. */
   onHashes(peerId: string, msg: Hashes): void {
     const s = this.#sources.get(peerId)
     if (!s || s !== this.#hashSource || !this.#leaves || !this.#hashParts || this.#leavesOk) return
@@ -217,6 +219,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#schedule()
   }
 
+  /** @internal A CHUNK piece from `peerId`: written at its offset, its chunk verified once complete. */
   onChunk(peerId: string, index: number, offset: number, data: Uint8Array): void {
     const s = this.#sources.get(peerId)
     const rx = s?.inflight.get(index)

@@ -17,6 +17,7 @@ const ROOT = 0x02
 /** Default chunk size: 256 KiB, doubled for files past 16 GiB so a file has at most 65,536 chunks. */
 export const DEFAULT_CHUNK_SIZE = 256 * 1024
 
+/** The chunk size for a file of `size` bytes: `preferred`, doubled until the file fits in the chunk limit. */
 export function chooseChunkSize(size: number, preferred = DEFAULT_CHUNK_SIZE): number {
   let chunkSize = preferred
   while (chunkCount(size, chunkSize) > Limits.maxChunks && chunkSize < Limits.maxChunkBytes) chunkSize *= 2
@@ -67,6 +68,7 @@ export function rootHash(size: number, chunkSize: number, leaves: Uint8Array): B
   return createHash('sha256').update(header).update(treeRoot(leaves)).digest()
 }
 
+/** A file's hash tree as {@link hashFile} computes it: size, chunk size, leaf hashes and root. */
 export interface HashedFile {
   size: number
   chunkSize: number

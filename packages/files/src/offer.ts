@@ -3,6 +3,7 @@ import { FilesError } from './errors.js'
 import type { DownloadState } from './state.js'
 import type { PeerRef } from './wire.js'
 
+/** Where an incoming offer is: unanswered, being accepted, accepted, declined, expired, or withdrawn by every source. */
 export type OfferStatus = 'pending' | 'accepting' | 'accepted' | 'declined' | 'expired' | 'withdrawn'
 
 /** What accepting needs from the service (kept apart so the offer does not import the service). */
@@ -11,6 +12,7 @@ export interface OfferHost {
   decline(offer: IncomingOffer): void
 }
 
+/** Options of {@link IncomingOffer.accept}. */
 export interface AcceptOptions {
   /** Where the file goes. @default the service's `downloads` */
   dir?: string
@@ -49,7 +51,7 @@ export class IncomingOffer {
   readonly receivedAt = Date.now()
   /** When an unanswered offer expires (ms since the epoch). */
   readonly expiresAt: number
-  /** Saved state of an earlier, unfinished download of this root: accepting continues it. */
+  /** @internal Saved state of an earlier, unfinished download of this root: accepting continues it. */
   resume: DownloadState | undefined
   /** Bytes already verified on disk when resuming. */
   resumeBytes = 0
@@ -58,6 +60,7 @@ export class IncomingOffer {
   readonly #sources = new Map<string, { ref: PeerRef; id: Uint8Array }>()
   readonly #host: OfferHost
 
+  /** @internal The file service creates offers as OFFER messages arrive. */
   constructor(init: OfferInit) {
     this.root = init.root.toString('hex')
     this.rootBytes = init.root
@@ -76,6 +79,7 @@ export class IncomingOffer {
     return [...this.#sources.values()].map((s) => s.ref)
   }
 
+  /** @internal Every source with the transfer id it offered this root under. */
   sourceEntries(): { ref: PeerRef; id: Uint8Array }[] {
     return [...this.#sources.values()]
   }
@@ -89,6 +93,7 @@ export class IncomingOffer {
     return this.#sources.size
   }
 
+  /** @internal Another peer offers the same root: it becomes a source too (or updates its transfer id). */
   addSource(ref: PeerRef, id: Uint8Array): void {
     this.#sources.set(ref.id, { ref, id })
   }

@@ -10,8 +10,10 @@ export const MAX_QUEUED_JOBS = 64
 
 type Job = { kind: 'chunk'; index: number } | { kind: 'hashes'; start: number; count: number }
 
+/** Where an outgoing transfer is: offered, accepted (sending), done (the receiver saved it), or failed. */
 export type OutgoingStatus = 'offered' | 'accepted' | 'done' | 'failed'
 
+/** Events of an {@link OutgoingTransfer}. */
 export interface OutgoingTransferEvents {
   /** The receiver accepted (again, after a reconnection or its restart). */
   accepted: []
@@ -72,6 +74,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
   #resolve!: () => void
   #reject!: (e: FilesError) => void
 
+  /** @internal The file service creates transfers in `offer()`. */
   constructor(init: OutgoingInit) {
     super()
     this.#init = init
@@ -103,6 +106,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
     return this.#status === 'done' || this.#status === 'failed'
   }
 
+  /** @internal The OFFER message for this transfer (sent again on every new session). */
   offerMessage(): FilesMessage {
     const f = this.#init.file
     return {
@@ -143,6 +147,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
     this.#fail(new FilesError('CANCELLED', 'the file service closed'))
   }
 
+  /** @internal A message from the receiver about this transfer (ACCEPT, GET_HASHES, REQUEST, ...). */
   onMessage(msg: FilesMessage): void {
     if (this.settled) return
     switch (msg.type) {

@@ -2,6 +2,7 @@ import { constants } from 'node:fs'
 import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises'
 import { basename, extname, join, resolve, sep } from 'node:path'
 
+/** Suffix of a download's part file (its final name + this) until it is verified and moved into place. */
 export const PART_SUFFIX = '.parley-part'
 
 /** Longest name kept, in UTF-8 bytes (most file systems allow 255; room is left for " (999).parley-part"). */

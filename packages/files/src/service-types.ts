@@ -60,6 +60,7 @@ export interface FileServiceInit {
   saveInterval?: number
 }
 
+/** Options of {@link FileService.offer}. */
 export interface OfferOptions {
   /** The name to offer. @default the file's base name */
   name?: string
@@ -67,6 +68,7 @@ export interface OfferOptions {
   signal?: AbortSignal
 }
 
+/** Events of a {@link FileService}. */
 export interface FileServiceEvents {
   /** A peer offers a file: call `accept()` or `decline()`, or let it expire. */
   offer: [offer: IncomingOffer]

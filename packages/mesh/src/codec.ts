@@ -43,6 +43,7 @@ export interface MeshEntry {
   readonly age: number
 }
 
+/** A membership message (HyParView: join, neighbour requests, view shuffles) on the mesh channel. */
 export type MeshMessage =
   | { type: 'JOIN'; addr: string }
   | { type: 'FORWARD_JOIN'; id: string; addr: string; ttl: number }
@@ -52,6 +53,7 @@ export type MeshMessage =
   | { type: 'SHUFFLE'; entries: MeshEntry[] }
   | { type: 'SHUFFLE_REPLY'; entries: MeshEntry[] }
 
+/** A broadcast on the gossip channel, signed by its origin and relayed along the tree. */
 export interface GossipMessage {
   readonly type: 'GOSSIP'
   /** Relays so far (0 from the origin). Not signed: each relay adds one. */

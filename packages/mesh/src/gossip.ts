@@ -76,6 +76,7 @@ export interface GossipDelivery {
   readonly receivedAt: number
 }
 
+/** Events of a {@link Gossip} service. */
 export interface GossipEvents {
   gossip: [message: GossipDelivery]
   /** Another copy of a message already delivered (id, origin): its sender is pruned from the tree. */
@@ -228,6 +229,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.clear()
   }
 
+  /** @internal A session's gossip channel closed: forget its handler and what was queued for it. */
   handlerClosed(handler: GossipHandler): void {
     const id = handler.channel.peer.id
     if (this.#handlers.get(id) === handler) this.#handlers.delete(id)
@@ -239,6 +241,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
   }
 
+  /** @internal A GOSSIP frame from a neighbour: deduplicated by key, verified, delivered and relayed. */
   onGossip(handler: GossipHandler, body: Uint8Array): void {
     handler.channel.spend()
     this.stats.received++
@@ -301,6 +304,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     })
   }
 
+  /** @internal A Plumtree control message (IHAVE, GRAFT, PRUNE) from a neighbour. */
   onControl(handler: GossipHandler, msg: GossipControl): void {
     handler.channel.spend()
     switch (msg.type) {

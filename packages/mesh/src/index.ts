@@ -22,6 +22,7 @@ export {
   type GossipStats,
 } from './gossip.js'
 export { createMesh, MESH_PROTOCOL, Mesh } from './membership.js'
+export type { MeshHandlerOwner } from './mesh-handler.js'
 export { MAX_ACTIVE_SIZE, type MeshEvents, type MeshInit, type MeshStats } from './mesh-options.js'
 export { createMeshPeer, type MeshPeer, type MeshPeerInit } from './mesh-peer.js'
 export { type Random, seededRandom } from './random.js'

@@ -152,6 +152,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     return [...this.#views.active.keys()]
   }
 
+  /** Whether the peer is a neighbour now (in the active view): gossip sends messages only to neighbours. */
   isActive(id: string): boolean {
     return this.#views.active.has(id)
   }
@@ -218,6 +219,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
   }
 
+  /** @internal A session's mesh channel closed: the peer leaves the active view as dead. */
   handlerClosed(handler: MeshHandler, _error: PeerError): void {
     const id = handler.channel.peer.id
     if (this.#handlers.get(id) === handler) this.#handlers.delete(id)
@@ -228,6 +230,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * The session moved to another link (a simultaneous dial's duplicate was retired, or it came back
    * after a loss): what we sent on the old link may be lost, so a request is sent again, and a
    * neighbour is asked to confirm (high priority: we both agreed before).
+   * @internal
    */
   handlerResumed(handler: MeshHandler): void {
     const id = handler.channel.peer.id
@@ -246,6 +249,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
 
   // ---- messages ---------------------------------------------------------------------------------
 
+  /** @internal A membership message from a peer, handled per HyParView. */
   onMessage(handler: MeshHandler, msg: MeshMessage): void {
     const from = handler.channel.peer.id
     switch (msg.type) {

@@ -2,7 +2,7 @@ import type { Channel, PeerError, ServiceHandler } from '@parley/core'
 import { TokenBucket } from '@parley/core'
 import { decodeMesh, encodeMesh, type MeshMessage } from './codec.js'
 
-/** What a session's handler reports to the membership service (implemented by `Mesh`). */
+/** @internal What a session's handler reports to the membership service (implemented by `Mesh`). */
 export interface MeshHandlerOwner {
   onMessage(handler: MeshHandler, msg: MeshMessage): void
   handlerResumed(handler: MeshHandler): void

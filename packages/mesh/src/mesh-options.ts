@@ -37,6 +37,7 @@ export interface MeshInit {
   random?: Random
 }
 
+/** Events of a {@link Mesh}. */
 export interface MeshEvents {
   /** A peer entered the active view. */
   'neighbor:up': [id: string]

@@ -33,6 +33,7 @@ export interface SimulationOptions {
   onProgress?: (line: string) => void
 }
 
+/** What {@link simulateMesh} measured: overlay formation and repair, broadcast reach and duplicates. */
 export interface SimulationResult {
   peers: number
   /** Live peers at the end (after churn). */

@@ -75,6 +75,7 @@ export interface LegacyDrop {
 /** Why a legacy peer left the list: it said `exit`, was forgotten to make room, or removed by the user. */
 export type LegacyLeaveReason = 'exit' | 'evicted' | 'removed'
 
+/** Events of a {@link LegacyBridge}. */
 export interface LegacyBridgeEvents {
   /** A chat message arrived (the sender is added to the peer list first). */
   message: [message: LegacyMessage]
@@ -86,6 +87,7 @@ export interface LegacyBridgeEvents {
   dropped: [drop: LegacyDrop]
 }
 
+/** What a send to one legacy peer came to: `ok`, or the error that stopped it. */
 export type LegacySendOutcome =
   | { readonly address: string; readonly ok: true }
   | { readonly address: string; readonly ok: false; readonly error: LegacyError }
@@ -95,6 +97,7 @@ export interface LegacySendOptions extends AbortOptions {
   timeout?: number
 }
 
+/** Whether a {@link LegacyBridge} still sends and receives (`open`) or was closed. */
 export type LegacyBridgeStatus = 'open' | 'closed'
 
 /**

@@ -163,6 +163,7 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
     return this.#failure !== null || this.#closed
   }
 
+  /** Emits one transformed chunk as `data` to the reader above (empty chunks are skipped). */
   protected deliver(chunk: Uint8Array): void {
     if (chunk.length > 0) this.emit('data', chunk)
   }

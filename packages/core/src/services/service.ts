@@ -55,7 +55,8 @@ export interface Channel {
   spend(): void
   /** When the frame being handled arrived (ms since the epoch): the read's time, without a clock call. */
   readonly receivedAt: number
-  /** Counts a message delivered from / acknowledged by the remote (shown in PeerInfo; eviction keeps useful peers). */
+  /** Counts a message delivered from the remote (shown in PeerInfo; eviction keeps useful peers). */
   delivered(): void
+  /** Counts a message of ours the remote acknowledged (shown in PeerInfo; eviction keeps useful peers). */
   acknowledged(): void
 }
