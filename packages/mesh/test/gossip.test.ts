@@ -29,6 +29,42 @@ function deliveries(node: MeshNode): GossipDelivery[] {
   return got
 }
 
+/**
+ * A hand-written neighbour of `victim`: it joins the victim's mesh, then hands every gossip frame the
+ * victim sends it to `onFrame`. Returns its gossip channel, to send whatever it likes.
+ */
+async function hostileNeighbour(
+  network: Parameters<typeof memoryTransport>[0],
+  victim: MeshNode,
+  onFrame: (body: Uint8Array) => void,
+): Promise<Channel> {
+  let channel: Channel | undefined
+  const evilMesh: Service = {
+    protocol: MESH_PROTOCOL,
+    open(ch) {
+      queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
+      return { onFrame() {}, onClose() {} }
+    },
+  }
+  const evilGossip: Service = {
+    protocol: GOSSIP_PROTOCOL,
+    open(ch) {
+      channel = ch
+      return { onFrame, onClose() {} }
+    },
+  }
+  const evil = createPeer({
+    transport: memoryTransport(network, { host: 'evil' }),
+    name: 'evil',
+    services: [evilMesh, evilGossip],
+  })
+  onTestFinished(() => evil.stop())
+  await evil.start()
+  await evil.connect(victim.peer.addresses[0]!)
+  await until(() => victim.mesh.isActive(evil.id), [victim.mesh], ['neighbor:up'])
+  return channel!
+}
+
 // Walks of length 0 and no repair or shuffle: the overlay is exactly the links each test makes.
 const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
 
@@ -109,48 +145,22 @@ describe('mesh gossip', () => {
     const victim = await make()
     let received = 0
     let grafts = 0
-    let channel: Channel | undefined
     let eighth: () => void = () => {}
     const eightGrafts = new Promise<void>((resolve) => {
       eighth = resolve
     })
-    const evilMesh: Service = {
-      protocol: MESH_PROTOCOL,
-      open(ch) {
-        queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
-        return { onFrame() {}, onClose() {} }
-      },
-    }
-    const evilGossip: Service = {
-      protocol: GOSSIP_PROTOCOL,
-      open(ch) {
-        channel = ch
-        return {
-          onFrame(body) {
-            if (body[0] === 1) received++
-            else if (decodeGossipControl(body).type === 'GRAFT' && ++grafts === 8) eighth()
-          },
-          onClose() {},
-        }
-      },
-    }
-    const evil = createPeer({
-      transport: memoryTransport(network, { host: 'evil' }),
-      name: 'evil',
-      services: [evilMesh, evilGossip],
+    const channel = await hostileNeighbour(network, victim, (body) => {
+      if (body[0] === 1) received++
+      else if (decodeGossipControl(body).type === 'GRAFT' && ++grafts === 8) eighth()
     })
-    onTestFinished(() => evil.stop())
-    await evil.start()
-    await evil.connect(victim.peer.addresses[0]!)
-    await until(() => victim.mesh.isActive(evil.id), [victim.mesh], ['neighbor:up'])
     const { id } = victim.gossip.broadcast('once')
     const origin = victim.peer.id
     // 100 GRAFTs for a message the victim has: it answers the first three.
-    for (let i = 0; i < 100; i++) channel!.sendBytes(encodeGossipControl({ type: 'GRAFT', id, origin }))
+    for (let i = 0; i < 100; i++) channel.sendBytes(encodeGossipControl({ type: 'GRAFT', id, origin }))
     // 20 IHAVEs of 32 invented keys each: the victim tracks 8 of them and asks for each once.
     for (let i = 0; i < 20; i++) {
       const keys = Array.from({ length: 32 }, () => ({ id: randomBytes(16).toString('hex'), origin }))
-      channel!.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
+      channel.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
     }
     // The victim's GRAFTs follow its answers on the same channel: by the eighth, every answer is in.
     await eightGrafts
@@ -164,45 +174,19 @@ describe('mesh gossip', () => {
     const victim = await make()
     const origin = (await make()).peer.id
     const id = randomBytes(16).toString('hex')
-    let channel: Channel | undefined
     let grafted: () => void = () => {}
     const graft = new Promise<void>((resolve) => {
       grafted = resolve
     })
-    const evilMesh: Service = {
-      protocol: MESH_PROTOCOL,
-      open(ch) {
-        queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
-        return { onFrame() {}, onClose() {} }
-      },
-    }
-    const evilGossip: Service = {
-      protocol: GOSSIP_PROTOCOL,
-      open(ch) {
-        channel = ch
-        return {
-          onFrame(body) {
-            if (body[0] === 1) return
-            const control = decodeGossipControl(body)
-            if (control.type === 'GRAFT' && control.id === id) grafted()
-          },
-          onClose() {},
-        }
-      },
-    }
-    const evil = createPeer({
-      transport: memoryTransport(network, { host: 'evil' }),
-      name: 'evil',
-      services: [evilMesh, evilGossip],
+    const channel = await hostileNeighbour(network, victim, (body) => {
+      if (body[0] === 1) return
+      const control = decodeGossipControl(body)
+      if (control.type === 'GRAFT' && control.id === id) grafted()
     })
-    onTestFinished(() => evil.stop())
-    await evil.start()
-    await evil.connect(victim.peer.addresses[0]!)
-    await until(() => victim.mesh.isActive(evil.id), [victim.mesh], ['neighbor:up'])
-    channel!.sendBytes(encodeGossipControl({ type: 'IHAVE', keys: [{ id, origin }] }))
+    channel.sendBytes(encodeGossipControl({ type: 'IHAVE', keys: [{ id, origin }] }))
     // Same key, a year old, signed by nobody: dropped as stale before its signature is even checked.
     const forged = { type: 'GOSSIP' as const, hops: 0, id, origin, sentAt: Date.now() - 365 * 86_400_000 }
-    channel!.sendBytes(encodeGossip({ ...forged, text: 'forged', signature: new Uint8Array(64) }))
+    channel.sendBytes(encodeGossip({ ...forged, text: 'forged', signature: new Uint8Array(64) }))
     await graft
     expect(victim.gossip.stats.dropped).toBe(1)
   })
