@@ -2,6 +2,7 @@ import type { Peer, PeerInfo } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import type { App } from './app-context.js'
 import { explain } from './errors.js'
+import { findConnected } from './find-connected.js'
 import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
 import { checkAddress } from './options.js'
 import { sanitize } from './view/format.js'
@@ -9,25 +10,6 @@ import type { PeerRef } from './view/reporter.js'
 
 /** Peer-exchange queries from the menu/`peers` give up after this long. */
 const QUERY_TIMEOUT_MS = 3_000
-
-/**
- * The connected peer `target` names, the way core's `send` resolves it: id, address, fingerprint or
- * id prefix, then a unique name. Only used to label output; core does the real resolution.
- */
-export function findConnected(peer: Peer, target: string): PeerInfo | undefined {
-  const connected = peer.peers().connected
-  const exact = connected.find(
-    (p) => p.id === target || p.address === target || p.listenAddrs.includes(target),
-  )
-  if (exact) return exact
-  const prefix = target.replace(':', '').toLowerCase()
-  if (/^[0-9a-f]{4,}$/.test(prefix)) {
-    const byId = connected.filter((p) => p.id.startsWith(prefix))
-    if (byId.length === 1) return byId[0]
-  }
-  const byName = connected.filter((p) => p.name === target)
-  return byName.length === 1 ? byName[0] : undefined
-}
 
 const ref = (p: { id: string; name: string }): PeerRef => ({ id: p.id, name: p.name })
 

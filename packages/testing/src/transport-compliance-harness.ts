@@ -7,7 +7,30 @@ import {
   type TransportErrorCode,
 } from '@parley/core'
 import { expect } from 'vitest'
-import type { TransportFixture } from './transport-compliance.js'
+
+/** What {@link describeTransport} needs from a transport under test. Made fresh for every test. */
+export interface TransportFixture {
+  transport: Transport
+  /** An address to listen on, with port 0 (`127.0.0.1:0`, `mem:0`); tests listen on it several times. */
+  listenAddress: string
+  /** An address nothing listens on: dialing it must fail with `CONNECTION_REFUSED`. */
+  unusedAddress: string
+  /** Runs after the test, once its connections are aborted and its listeners closed. */
+  teardown?: () => Promise<void> | void
+  /**
+   * What a bound listener's address looks like.
+   * @default `host:port` with a real port (`127.0.0.1:4000`, `[::1]:4000`, `mem:3`)
+   */
+  listenerAddress?: RegExp
+  /** Malformed addresses in this transport's own syntax, refused like the `host:port` ones. */
+  invalidAddresses?: readonly string[]
+  /**
+   * An address that can be listened on but not dialed: dialing it fails with `INVALID_ADDRESS`.
+   * `null` for a transport that has none (a `dht:` key is dialable wherever it is listenable).
+   * @default listenAddress (port 0)
+   */
+  undialableAddress?: string | null
+}
 
 // The compliance suite's harness: it records what each end delivers from the moment it is handed
 // out, waits on events (never sleeps), and cleans up every connection and listener a test made.

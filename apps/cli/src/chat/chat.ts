@@ -1,14 +1,8 @@
 import { fingerprint, type PeerInfo } from '@parley/core'
-import {
-  broadcastMessage,
-  connectTo,
-  connectToAll,
-  findConnected,
-  sendMessage,
-  showPeers,
-} from '../actions.js'
+import { broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
 import type { App } from '../app-context.js'
 import { unquote } from '../commands.js'
+import { findConnected } from '../find-connected.js'
 import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize } from '../view/format.js'

@@ -7,7 +7,7 @@ import {
   type OutgoingTransfer,
   type Progress,
 } from '@parley/files'
-import { findConnected } from '../actions.js'
+import { findConnected } from '../find-connected.js'
 import type { Logger } from '../logger.js'
 import type { Reporter } from '../view/reporter.js'
 import { explainFileError } from './file-errors.js'
