@@ -8,16 +8,17 @@ import { createHash, randomBytes } from 'node:crypto'
  */
 export class HandshakeSlots {
   readonly #inbound: Array<{ abort: () => void; done: boolean }> = []
-  #outbound = 0
-  readonly #waiting: Array<() => void> = []
+  readonly #outbound: HandshakeGate
 
   constructor(
     readonly maxInbound: number,
     readonly maxOutbound: number,
-  ) {}
+  ) {
+    this.#outbound = new HandshakeGate(maxOutbound)
+  }
 
   get inProgress(): number {
-    return this.#inbound.length + this.#outbound
+    return this.#inbound.length + this.#outbound.inUse
   }
 
   /** Takes an inbound slot, aborting the oldest inbound handshake if all are taken. Returns the release. */
@@ -38,35 +39,92 @@ export class HandshakeSlots {
   }
 
   /** Waits for an outbound slot (or the signal). Returns the release. */
-  async acquireOutbound(signal: AbortSignal): Promise<() => void> {
-    if (this.#outbound >= this.maxOutbound) {
+  acquireOutbound(signal: AbortSignal): Promise<() => void> {
+    return this.#outbound.acquire(signal)
+  }
+}
+
+/**
+ * A bound on dials in their handshake at once, shared by every peer given the same gate: a process
+ * that hosts many peers (a bot swarm, a simulation) has one CPU for all their key exchanges, and
+ * thousands started together would each run past its handshake timeout. A dial waits for a slot
+ * before it connects, so its timeout starts only once its turn comes. Create one with
+ * {@link createHandshakeGate}; by default every peer of a process shares one of 64 slots.
+ */
+export class HandshakeGate {
+  #inUse = 0
+  /** Waiters in arrival order from `#head`; each returns false when it already gave up. */
+  #waiting: Array<(() => boolean) | undefined> = []
+  #head = 0
+
+  constructor(readonly size: number) {
+    if (!(Number.isInteger(size) && size >= 1)) {
+      throw new RangeError(`a handshake gate needs at least one slot, got ${size}`)
+    }
+  }
+
+  /** Slots taken now. */
+  get inUse(): number {
+    return this.#inUse
+  }
+
+  /** Dials waiting for a slot now (those that gave up included until their turn passes). */
+  get waiting(): number {
+    return this.#waiting.length - this.#head
+  }
+
+  /**
+   * Waits for a slot; returns its release (idempotent).
+   * @throws the signal's reason when it aborts first
+   */
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    signal.throwIfAborted()
+    if (this.#inUse < this.size) {
+      this.#inUse++
+    } else {
       await new Promise<void>((resolve, reject) => {
+        let done = false
         const onAbort = () => {
-          const i = this.#waiting.indexOf(go)
-          if (i >= 0) this.#waiting.splice(i, 1)
+          if (done) return
+          done = true
           reject(signal.reason)
         }
         const go = () => {
+          if (done) return false
+          done = true
           signal.removeEventListener('abort', onAbort)
           resolve()
+          return true
         }
-        if (signal.aborted) return onAbort()
         signal.addEventListener('abort', onAbort, { once: true })
         this.#waiting.push(go)
       })
-    } else {
-      this.#outbound++
     }
     let released = false
     return () => {
       if (released) return
       released = true
-      const next = this.#waiting.shift()
-      // The slot passes straight to the next waiter.
-      if (next) next()
-      else this.#outbound--
+      // The slot passes straight to the next waiter that has not given up.
+      while (this.#head < this.#waiting.length) {
+        const next = this.#waiting[this.#head]!
+        this.#waiting[this.#head++] = undefined
+        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+          this.#waiting = this.#waiting.slice(this.#head)
+          this.#head = 0
+        }
+        if (next()) return
+      }
+      this.#inUse--
     }
   }
+}
+
+/** The gate every peer of this process shares unless given its own (see {@link HandshakeGate}). */
+export const processHandshakeGate = new HandshakeGate(64)
+
+/** Creates a bound on dials in their handshake at once, to share between peers; see {@link HandshakeGate}. */
+export function createHandshakeGate(size: number): HandshakeGate {
+  return new HandshakeGate(size)
 }
 
 /** What inbound eviction looks at for one connected peer. */

@@ -1,5 +1,5 @@
 import type { PeerAnnouncement } from '@parley/protocol'
-import type { Discouragement, HandshakeSlots } from './admission.js'
+import type { Discouragement, HandshakeGate, HandshakeSlots } from './admission.js'
 import type { AnnouncementPolicy } from './handshake.js'
 import type { ResolvedLimits } from './limits.js'
 import type { Link } from './link.js'
@@ -39,6 +39,8 @@ export interface ManagerInit {
   allow: readonly string[] | undefined
   deny: readonly string[] | undefined
   limits: ResolvedLimits
+  /** Shared with other peers of the process: dials wait for one of its slots before connecting. */
+  gate: HandshakeGate
   announcement: () => PeerAnnouncement
   isRunning: () => boolean
   events: ManagerEvents
@@ -66,7 +68,7 @@ export interface ConnectionHost {
   dropLink(link: Link): void
   disconnect(session: Session, reason: string, signal?: AbortSignal): Promise<void>
   endSession(session: Session, reason: DisconnectReason, message: string): void
-  handshakeLimit(outer?: AbortSignal): HandshakeLimit
+  handshakeLimit(outer?: AbortSignal, ms?: number): HandshakeLimit
 }
 
 /** The signal a handshake runs under, and how to end it early or release it. */

@@ -443,10 +443,9 @@ export class ConnectionManager implements ConnectionHost {
     }
   }
 
-  /** The signal a handshake runs under: handshakeTimeout, the peer halting, `outer`, or `abort()`. */
-  handshakeLimit(outer?: AbortSignal): HandshakeLimit {
+  /** The signal a handshake runs under: handshakeTimeout (or `ms`), the peer halting, `outer`, or `abort()`. */
+  handshakeLimit(outer?: AbortSignal, ms = this.limits.handshakeTimeout): HandshakeLimit {
     const controller = new AbortController()
-    const ms = this.limits.handshakeTimeout
     const cancel = this.timers.after(ms, () =>
       controller.abort(new PeerError('HANDSHAKE_TIMEOUT', `timed out after ${ms} ms`)),
     )

@@ -32,6 +32,21 @@ export class Dialer {
         `already ${this.m.outboundCount} outbound connections (the limit)`,
       )
     }
+    const gate = this.m.init.gate
+    const queued = this.m.handshakeLimit(outer, 6 * this.m.limits.handshakeTimeout)
+    let leaveGate: () => void
+    try {
+      leaveGate = await gate.acquire(queued.signal)
+    } catch (err) {
+      if (err instanceof PeerError && err.code !== 'HANDSHAKE_TIMEOUT') throw err
+      throw new PeerError(
+        'HANDSHAKE_TIMEOUT',
+        `could not start a handshake with ${address} in time (${gate.waiting} dials of this process waiting their turn)`,
+        { cause: err },
+      )
+    } finally {
+      queued.dispose()
+    }
     const limit = this.m.handshakeLimit(outer)
     let release: (() => void) | undefined
     try {
@@ -45,6 +60,7 @@ export class Dialer {
     } finally {
       release?.()
       limit.dispose()
+      leaveGate()
     }
   }
 

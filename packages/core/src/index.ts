@@ -12,6 +12,7 @@
  * await peer.stop()                // GOODBYE to everyone
  * ```
  */
+export { createHandshakeGate, HandshakeGate, processHandshakeGate } from './admission.js'
 export * from './connection-state.js'
 export * from './errors.js'
 export * from './identity.js'

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
 import type { PeerRecord } from '@parley/protocol'
+import type { HandshakeGate } from './admission.js'
 import type { Identity } from './identity.js'
 import type { KnownPeers } from './known-peers.js'
 import type { PeerError } from './peer-errors.js'
@@ -89,6 +90,13 @@ export interface PeerInit {
    * @default { inbound: 32, outbound: 16 }
    */
   maxHandshakes?: { inbound?: number; outbound?: number }
+  /**
+   * Dials in their handshake at once across every peer sharing this gate (see {@link HandshakeGate}):
+   * a process hosting many peers has one CPU for all their key exchanges. A dial waits for a slot
+   * (up to 6 × `handshakeTimeout`) before it connects; its handshake timeout starts with its turn.
+   * @default the process-wide gate of 64 slots
+   */
+  handshakeGate?: HandshakeGate
   /**
    * Bytes one remote peer may make this peer hold: its partial frame, frames during its handshake, and
    * our frames waiting for it to read. Past it, the connection is closed as a violation.

@@ -1,5 +1,6 @@
 import { EventEmitter, setMaxListeners } from 'node:events'
 import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
+import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
@@ -116,6 +117,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       allow: init.allow,
       deny: init.deny,
       limits,
+      gate: init.handshakeGate ?? processHandshakeGate,
       announcement: () => ({
         version: PROTOCOL_VERSION,
         peerId: this.id,

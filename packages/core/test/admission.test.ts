@@ -1,5 +1,15 @@
-import { describe, expect, it } from 'vitest'
-import { Discouragement, type EvictionCandidate, HandshakeSlots, InboundEviction } from '../src/admission.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import {
+  createHandshakeGate,
+  Discouragement,
+  type EvictionCandidate,
+  HandshakeSlots,
+  InboundEviction,
+} from '../src/admission.js'
+import { createPeer } from '../src/peer.js'
+import { PeerError } from '../src/peer-errors.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
 describe('handshake slots', () => {
   it('past the inbound bound, the oldest handshake in progress is aborted to make room', () => {
@@ -46,6 +56,77 @@ describe('handshake slots', () => {
     ;(await third)()
     expect(order).toEqual(['gone', 'second', 'third'])
     expect(slots.inProgress).toBe(0)
+  })
+})
+
+describe('a handshake gate shared by peers', () => {
+  it('holds at most its size, passes a slot to the next waiter that has not given up, and counts waiters', async () => {
+    const gate = createHandshakeGate(2)
+    const a = await gate.acquire(new AbortController().signal)
+    await gate.acquire(new AbortController().signal)
+    const cancelled = new AbortController()
+    const gone = gate.acquire(cancelled.signal).then(
+      () => 'acquired',
+      () => 'gone',
+    )
+    const next = gate.acquire(new AbortController().signal)
+    expect(gate.waiting).toBe(2)
+    cancelled.abort(new Error('no longer wanted'))
+    expect(await gone).toBe('gone')
+    a()
+    a() // a second release changes nothing
+    const release = await next
+    expect(gate.inUse).toBe(2)
+    expect(gate.waiting).toBe(0)
+    release()
+    expect(gate.inUse).toBe(1)
+  })
+
+  it('rejects a size below one', () => {
+    expect(() => createHandshakeGate(0)).toThrow(RangeError)
+  })
+
+  it('a dial waiting for its turn does not spend its handshake timeout there, and one that waits too long fails with HANDSHAKE_TIMEOUT', async () => {
+    const network = memoryNetwork()
+    const gate = createHandshakeGate(1)
+    // A listener that accepts and never answers: the dial to it holds the only slot until its timeout.
+    const silent = await memoryTransport(network, { host: 'silent' }).listen('silent:0', () => {})
+    onTestFinished(() => silent.close())
+    const common = { upgrader: plaintextUpgrader(), handshakeGate: gate }
+    const honest = createPeer({
+      transport: memoryTransport(network, { host: 'h' }),
+      listen: 'h:0',
+      ...common,
+    })
+    const stuck = createPeer({
+      transport: memoryTransport(network, { host: 's' }),
+      handshakeTimeout: 400,
+      ...common,
+    })
+    const patient = createPeer({
+      transport: memoryTransport(network, { host: 'p' }),
+      handshakeTimeout: 150,
+      ...common,
+    })
+    const hasty = createPeer({
+      transport: memoryTransport(network, { host: 'q' }),
+      handshakeTimeout: 30,
+      ...common,
+    })
+    for (const p of [honest, stuck, patient, hasty]) {
+      await p.start()
+      onTestFinished(() => p.stop())
+    }
+    const blocked = stuck.connect(silent.address).catch((err: unknown) => err)
+    // Waits about 400 ms for the slot, longer than its own 150 ms timeout, then connects.
+    const waited = patient.connect(honest.addresses[0]!)
+    // Waits at most 6 × 30 ms for the slot: gives up while the stuck dial holds it.
+    const gaveUp = hasty.connect(honest.addresses[0]!).catch((err: unknown) => err)
+    expect(await gaveUp).toMatchObject({ code: 'HANDSHAKE_TIMEOUT' })
+    expect(((await gaveUp) as PeerError).message).toMatch(/waiting their turn/)
+    expect(await blocked).toBeInstanceOf(PeerError)
+    expect((await waited).id).toBe(honest.id)
+    expect(gate.inUse).toBe(0)
   })
 })
 

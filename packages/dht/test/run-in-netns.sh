@@ -7,6 +7,6 @@ set -eu
 if [ "${PARLEY_IN_NETNS:-}" = 1 ]; then
   ip link set lo up
   ip link set lo multicast on
-  exec vitest run "$@"
+  exec node ../../scripts/vitest-run.mjs "$@"
 fi
 PARLEY_IN_NETNS=1 exec unshare --map-root-user --net sh "$0" "$@"
