@@ -56,6 +56,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     dialFailures: 0,
     deadNeighbors: 0,
     timeouts: 0,
+    refreshes: 0,
   }
   readonly #repairBelow: number
   readonly #joinTtl: number
@@ -63,6 +64,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   readonly #repairInterval: number
   readonly #addressTtl: number
   readonly #neighborTimeout: number
+  readonly #refreshInterval: number
+  #refreshAt = 0
   readonly #random: Random
   readonly #dials: TokenBucket
   #peer: Peer | undefined
@@ -99,6 +102,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#repairInterval = init.repairInterval ?? 1_000
     this.#addressTtl = init.addressTtl ?? 600_000
     this.#neighborTimeout = init.neighborTimeout ?? 10_000
+    this.#refreshInterval = init.refreshInterval ?? 30_000
+    if (!(this.#refreshInterval >= 0 && Number.isFinite(this.#refreshInterval))) {
+      throw new RangeError(`refreshInterval must be a number of ms ≥ 0, got ${this.#refreshInterval}`)
+    }
     this.#random = init.random ?? Math.random
     this.#views = new Views(this.passiveSize, this.#addressTtl, this.#random, () => this.#peer?.id)
     this.#shuffler = new Shuffler({
@@ -473,6 +480,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       for (const id of this.#dialed) this.#release(id)
       this.#shuffler.expire(now)
       this.#fill(now)
+      this.#refresh(now)
     }
     // A peer with enough neighbours (or nothing to try) checks five times less often: a loss
     // reschedules the check at once, and 10,000 peers' timers otherwise cost a core in one process.
@@ -483,6 +491,31 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#views.passive.size === 0 &&
       this.#contacts.length + this.#views.recent.length === 0
     this.#scheduleRepair(content || helpless ? jitter(this.#random, 5 * this.#repairInterval) : undefined)
+  }
+
+  /**
+   * Now and then a content peer asks a random candidate to be its neighbour, with high priority: both
+   * sides then drop a random neighbour of theirs to stay within `activeSize` (the dropped keep their
+   * degree above the repair floor, or repair). Views full of each other (an island, which HyParView
+   * alone never leaves) thus mix with the rest of the overlay: measured, a group of 10 of 2,000 peers
+   * stayed cut off for minutes without it.
+   */
+  #refresh(now: number): void {
+    if (this.#refreshInterval === 0) return
+    if (this.#refreshAt === 0) this.#refreshAt = now + jitter(this.#random, this.#refreshInterval)
+    if (now < this.#refreshAt) return
+    this.#refreshAt = now + jitter(this.#random, this.#refreshInterval)
+    // Short of neighbours, or already asking someone: the fill is at work.
+    if (this.#views.active.size < this.#repairBelow || this.#pending.size > 0) return
+    const backoff = 5 * this.#repairInterval
+    const candidates = [...this.#views.passive].filter(
+      ([id, e]) => !this.#views.active.has(id) && now - e.triedAt > backoff,
+    )
+    if (candidates.length === 0) return
+    const [id, e] = candidates[pick(this.#random, candidates.length)]!
+    e.triedAt = now
+    this.stats.refreshes++
+    this.#promote(id, e.addr, true)
   }
 
   /** One promotion per round while the active view is short: bounded dials, never a storm. */

@@ -27,6 +27,13 @@ export interface MeshInit {
   shuffleInterval?: number
   /** Period of the repair check (fill the active view from the passive one), jittered. @default 1_000 ms */
   repairInterval?: number
+  /**
+   * How often a peer whose active view is content still trades one neighbour for a candidate of its
+   * passive view (asked with high priority, so a full candidate takes it and drops one of its own),
+   * jittered ±50 %. HyParView alone never merges two groups whose views are all full of each other;
+   * this slow mixing does, at one dial per peer per period. 0 turns it off. @default 30_000 ms
+   */
+  refreshInterval?: number
   /** Dials the mesh may start per second, across all purposes. @default 4 (burst 4) */
   dialsPerSecond?: number
   /** A passive entry not refreshed for this long is forgotten. @default 600_000 ms */
@@ -60,6 +67,8 @@ export interface MeshStats {
   deadNeighbors: number
   /** JOINs and NEIGHBOR requests given up unanswered. */
   timeouts: number
+  /** Candidates a content peer asked to become a neighbour (see `refreshInterval`). */
+  refreshes: number
 }
 
 export function clampInt(v: number, min: number, max: number, name: string): number {

@@ -81,6 +81,41 @@ describe('mesh membership', () => {
     expect(a.mesh.passive().map((e) => e.id)).toContain(hub.peer.id)
   })
 
+  it('a content peer still trades a neighbour for a candidate now and then, within activeSize', async () => {
+    const { make } = meshNetwork({
+      mesh: {
+        activeSize: 2,
+        repairBelow: 1,
+        shuffleInterval: 100,
+        repairInterval: 50,
+        refreshInterval: 200,
+        dialsPerSecond: 50,
+      },
+    })
+    const nodes: MeshNode[] = []
+    let over = 0
+    for (let i = 0; i < 6; i++) {
+      const node = await make()
+      node.mesh.on('neighbor:up', () => {
+        if (node.mesh.active().length > 2) over++
+      })
+      nodes.push(node)
+    }
+    for (const node of nodes.slice(1)) await node.mesh.join(nodes[0]!.peer.addresses[0]!)
+    const emitters = nodes.map((n) => n.mesh)
+    await until(() => connected(nodes) && nodes.every((n) => n.mesh.passive().length > 0), emitters, [
+      ...meshEvents,
+      'shuffled',
+    ])
+    // Every peer is content (1 neighbour is its floor): only the refresh changes an active view now.
+    const before = nodes.map((n) => new Set(n.mesh.active()))
+    const traded = () =>
+      nodes.some((n, i) => n.mesh.stats.refreshes > 0 && n.mesh.active().some((id) => !before[i]!.has(id)))
+    await until(traded, emitters, meshEvents)
+    expect(over).toBe(0)
+    await until(() => connected(nodes), emitters, meshEvents)
+  })
+
   it('a malformed membership message ends the session as a protocol violation', async () => {
     const { network, make } = meshNetwork()
     const victim = await make()
