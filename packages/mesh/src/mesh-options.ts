@@ -28,10 +28,10 @@ export interface MeshInit {
   /** Period of the repair check (fill the active view from the passive one), jittered. @default 1_000 ms */
   repairInterval?: number
   /**
-   * How often a peer whose active view is content still trades one neighbour for a candidate of its
-   * passive view (asked with high priority, so a full candidate takes it and drops one of its own),
+   * How often a peer whose active view is content still asks a candidate of its passive view to be a
+   * neighbour (low priority: a full candidate refuses; the asker drops a random neighbour if full),
    * jittered ±50 %. HyParView alone never merges two groups whose views are all full of each other;
-   * this slow mixing does, at one dial per peer per period. 0 turns it off. @default 30_000 ms
+   * this slow mixing does, at one dial per peer per period. 0 turns it off. @default 60_000 ms
    */
   refreshInterval?: number
   /** Dials the mesh may start per second, across all purposes. @default 4 (burst 4) */
