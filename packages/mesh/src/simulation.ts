@@ -204,6 +204,17 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
             `dead ${m.deadNeighbors}, timeouts ${m.timeouts}, ${Math.round((Date.now() - started) / 1000)} s, ` +
             `ended ${JSON.stringify(disconnects)}`,
         )
+        // A few peers left alone: say what they hold, to tell a dead view from a peer out of contacts.
+        if (state.isolated > 0 && state.isolated <= 3) {
+          for (const x of nodes.filter((y) => y.alive && !y.mesh.active().some((id) => isLive(nodes, id)))) {
+            const st = x.mesh.stats
+            progress(
+              `  alone: p${x.index}, active ${x.mesh.active().length} (dead), passive ${x.mesh.passive().length}, ` +
+                `sessions ${x.peer.resources().sessions}, dials ${st.dials} (${st.dialFailures} failed), ` +
+                `timeouts ${st.timeouts}, refreshes ${st.refreshes}`,
+            )
+          }
+        }
       }
       if (state.isolated === 0 && state.unreached === 0) return true
       // The check walks every peer: at 10,000 peers it is not free, so it runs less often.
@@ -433,6 +444,10 @@ export function identityFromSeed(seed: Uint8Array): Identity {
 }
 
 /** Live peers, isolated ones, and how many are not reachable both from and to the first live peer. */
+function isLive(nodes: readonly Node[], id: string): boolean {
+  return nodes.some((x) => x.alive && x.peer.id === id)
+}
+
 function inspect(nodes: readonly Node[]) {
   const alive = nodes.filter((x) => x.alive)
   const byId = new Map(alive.map((x) => [x.peer.id, x]))
