@@ -1,6 +1,7 @@
 /**
  * The eager sender (issue: "no cliff for eager senders"): an application that fires N `send()`s at
- * once and awaits them all, against one that keeps a window of 2,000 in flight, same N, same run.
+ * once and awaits them all, against one that keeps a window of 2,000 in flight, same N, same run;
+ * and the batch sender, which hands the same N texts to one `sendMany()` (one promise for all).
  * Two processes, TCP + Noise; the receiver counts. The eager sender raises `inFlight.waiting` to N,
  * as such an application must.
  *
@@ -37,6 +38,13 @@ async function eager(peer: Peer, to: string, n: number): Promise<number> {
   return n / ((performance.now() - started) / 1000)
 }
 
+async function batch(peer: Peer, to: string, n: number): Promise<number> {
+  const texts: string[] = new Array(n).fill(TEXT)
+  const started = performance.now()
+  await peer.sendMany(to, texts)
+  return n / ((performance.now() - started) / 1000)
+}
+
 async function windowed(peer: Peer, to: string, n: number, window = 2_000): Promise<number> {
   const started = performance.now()
   let sent = 0
@@ -60,9 +68,12 @@ export interface EagerRound {
   /** msg/s, first `send()` to the last acknowledgement. */
   eager: number
   windowed: number
+  /** msg/s of one `sendMany()` of all N. */
+  batch: number
   /** The sender's CPU time (user + system, process.cpuUsage) per message, µs. */
   eagerCpuUs: number
   windowedCpuUs: number
+  batchCpuUs: number
 }
 
 export interface EagerResult {
@@ -70,7 +81,7 @@ export interface EagerResult {
   rounds: EagerRound[]
 }
 
-type Mode = 'eager' | 'windowed'
+type Mode = 'eager' | 'windowed' | 'batch'
 
 /** One timed run of `mode`: its rate and the sender's CPU per message. */
 async function timed(
@@ -80,7 +91,12 @@ async function timed(
   n: number,
 ): Promise<{ rate: number; cpuUs: number }> {
   const cpu = process.cpuUsage()
-  const rate = mode === 'eager' ? await eager(peer, to, n) : await windowed(peer, to, n)
+  const rate =
+    mode === 'eager'
+      ? await eager(peer, to, n)
+      : mode === 'batch'
+        ? await batch(peer, to, n)
+        : await windowed(peer, to, n)
   const used = process.cpuUsage(cpu)
   return { rate, cpuUs: (used.user + used.system) / n }
 }
@@ -127,14 +143,16 @@ export async function runEager(quick: boolean, rounds = 3): Promise<EagerResult>
     const out: EagerRound[] = []
     // Back to back, the order alternating per round, so a change in the machine's load falls on both.
     for (let r = 0; r < rounds; r++) {
-      const order: Mode[] = r % 2 === 0 ? ['windowed', 'eager'] : ['eager', 'windowed']
+      const order: Mode[] = r % 2 === 0 ? ['windowed', 'eager', 'batch'] : ['batch', 'eager', 'windowed']
       const got = {} as Record<Mode, { rate: number; cpuUs: number }>
       for (const mode of order) got[mode] = await timed(peer, to, mode, count)
       out.push({
         eager: got.eager.rate,
         windowed: got.windowed.rate,
+        batch: got.batch.rate,
         eagerCpuUs: got.eager.cpuUs,
         windowedCpuUs: got.windowed.cpuUs,
+        batchCpuUs: got.batch.cpuUs,
       })
     }
     return { count, rounds: out }
@@ -162,19 +180,21 @@ export function renderEager(r: EagerResult): string {
   const k = (n: number) => `${Math.round(n / 1000)} k`
   const ratios = r.rounds.map((x) => x.eager / x.windowed).sort((a, b) => a - b)
   const median = ratios[Math.floor(ratios.length / 2)]!
+  const batchRatios = r.rounds.map((x) => x.batch / x.windowed).sort((a, b) => a - b)
+  const batchMedian = batchRatios[Math.floor(batchRatios.length / 2)]!
   return [
     '### Eager senders: all sends at once against a window of 2,000',
     '',
-    `${r.count.toLocaleString('en')} messages of 64 bytes, acknowledged, Noise over TCP, two processes; per round both run back to back on one connection, the order alternating. CPU is the sender's (\`process.cpuUsage\`), per message.`,
+    `${r.count.toLocaleString('en')} messages of 64 bytes, acknowledged, Noise over TCP, two processes; per round the three run back to back on one connection, the order reversed every other round. Batch is one \`sendMany()\` of all of them (one promise). CPU is the sender's (\`process.cpuUsage\`), per message.`,
     '',
-    '| Round | Windowed msg/s | Eager msg/s | Eager ÷ windowed | Windowed CPU µs/msg | Eager CPU µs/msg |',
-    '| ----- | -------------: | ----------: | ---------------: | ------------------: | ---------------: |',
+    '| Round | Windowed msg/s | Eager msg/s | Batch msg/s | Eager ÷ windowed | Batch ÷ windowed | Windowed CPU µs/msg | Eager CPU µs/msg | Batch CPU µs/msg |',
+    '| ----- | -------------: | ----------: | ----------: | ---------------: | ---------------: | ------------------: | ---------------: | ---------------: |',
     ...r.rounds.map(
       (x, i) =>
-        `| ${i + 1} | ${k(x.windowed)} | ${k(x.eager)} | ${(x.eager / x.windowed).toFixed(2)}× | ${x.windowedCpuUs.toFixed(2)} | ${x.eagerCpuUs.toFixed(2)} |`,
+        `| ${i + 1} | ${k(x.windowed)} | ${k(x.eager)} | ${k(x.batch)} | ${(x.eager / x.windowed).toFixed(2)}× | ${(x.batch / x.windowed).toFixed(2)}× | ${x.windowedCpuUs.toFixed(2)} | ${x.eagerCpuUs.toFixed(2)} | ${x.batchCpuUs.toFixed(2)} |`,
     ),
     '',
-    `Eager ÷ windowed, per round: median ${median.toFixed(2)}× (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}); target ≥ 0.80×.`,
+    `Eager ÷ windowed, per round: median ${median.toFixed(2)}× (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}); target ≥ 0.80×. Batch ÷ windowed: median ${batchMedian.toFixed(2)}× (${batchRatios[0]!.toFixed(2)}–${batchRatios.at(-1)!.toFixed(2)}).`,
     '',
   ].join('\n')
 }
@@ -191,7 +211,8 @@ if (process.argv.includes('--serve')) {
     },
   })
   const only = values.only
-  if (only !== undefined && only !== 'eager' && only !== 'windowed') throw new Error('--only eager|windowed')
+  if (only !== undefined && only !== 'eager' && only !== 'windowed' && only !== 'batch')
+    throw new Error('--only eager|windowed|batch')
   const job = only
     ? runOnly(only, Number(values.count))
     : runEager(values.quick === true, Number(values.rounds)).then(renderEager)

@@ -243,6 +243,19 @@ export interface PeerEvents {
 }
 
 /** What a successful `send()` resolves with: the message id and when the receiver acknowledged it. */
+/** What {@link Peer.sendMany} resolves with once every text of the batch is acknowledged. */
+export interface SendManyResult {
+  /** The receiver. */
+  readonly peerId: string
+  /** Texts sent and acknowledged (all of them). */
+  readonly count: number
+  /** Message ids of the first and the last text, in send order (the ids of a batch run in sequence). */
+  readonly firstId: string
+  readonly lastId: string
+  /** When the last ACK arrived, ms since the epoch. */
+  readonly ackedAt: number
+}
+
 export interface SendResult {
   /** The message id (32 hex characters), the same as the receiver's {@link ReceivedMessage.id}. */
   readonly id: string
@@ -340,6 +353,15 @@ export interface Peer extends EventEmitter<PeerEvents> {
    * when its ACK arrives. @throws PeerError `ACK_TIMEOUT`, `PEER_GONE`, `REFUSED`, `MESSAGE_TOO_LONG`, ...
    */
   send(target: string, text: string, options?: SendOptions): Promise<SendResult>
+  /**
+   * Sends every text of `texts` to a connected peer, in order, as separate messages, with one promise
+   * for the whole batch: it resolves when all are acknowledged and rejects with the first failure
+   * (texts already acknowledged stay delivered; the rest are still sent). For applications that stream
+   * many small messages: a promise per message costs more than the message. The batch waits for room
+   * in the send window like any send, and does not count against `inFlight.waiting`.
+   * @throws PeerError `NOT_CONNECTED` (no session with the target), `MESSAGE_TOO_LONG`, `ACK_TIMEOUT`, ...
+   */
+  sendMany(target: string, texts: readonly string[], options?: SendOptions): Promise<SendManyResult>
   /** Sends `text` to every connected peer; one result per peer, never rejects. */
   broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]>
   /** The peers connected now, and the ones known (from handshakes and peer exchange) but not connected. */

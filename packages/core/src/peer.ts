@@ -23,6 +23,7 @@ import type {
   PeerResources,
   PeerStatus,
   PendingKeyChange,
+  SendManyResult,
   SendOptions,
   SendResult,
 } from './peer-types.js'
@@ -396,6 +397,20 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
       return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  sendMany(target: string, texts: readonly string[], options?: SendOptions): Promise<SendManyResult> {
+    try {
+      this.#assertRunning()
+      const bytes = texts.map((t) => textBytes(t))
+      const session = this.#findSession(target)
+      if (!session) {
+        throw new PeerError('NOT_CONNECTED', `"${target}" is not connected; connect to it before sendMany()`)
+      }
+      return this.#chatWith(session).sendMany(texts, bytes, options)
     } catch (err) {
       return Promise.reject(err)
     }

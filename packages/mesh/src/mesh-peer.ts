@@ -17,6 +17,7 @@ import {
   type PeerResources,
   type PendingKeyChange,
   type ReceivedMessage,
+  type SendManyResult,
   type SendOptions,
   type SendResult,
   type SkippedPeer,
@@ -164,6 +165,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   }
   send(target: string, text: string, options?: SendOptions): Promise<SendResult> {
     return this.#inner.send(target, text, options)
+  }
+  sendMany(target: string, texts: readonly string[], options?: SendOptions): Promise<SendManyResult> {
+    return this.#inner.sendMany(target, texts, options)
   }
   peers(): PeerList {
     return this.#inner.peers()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { AckStatus, decodeMessage, Limits, messageId, ProtocolError } from '@parley/protocol'
 import { PeerError } from '../peer-errors.js'
-import type { ReceivedMessage, SendOptions, SendResult } from '../peer-types.js'
+import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
 import type { Channel, Service, ServiceHandler } from './service.js'
 
@@ -335,6 +335,80 @@ export class ChatHandler implements ServiceHandler {
     if (now) this.#write(entry)
     else this.#waiting.push(entry)
     return promise
+  }
+
+  /**
+   * Sends `texts` in order with one promise for all (see `Peer.sendMany`): each text is still its own
+   * pending entry and TEXT, but they share two resolvers instead of a promise each. The first failure
+   * rejects the batch and drops the texts not yet written; an abort also frees the window room of the
+   * written ones.
+   */
+  sendMany(
+    texts: readonly string[],
+    bytes: readonly number[],
+    options?: SendOptions,
+  ): Promise<SendManyResult> {
+    if (this.#closed) return Promise.reject(this.#closed)
+    const signal = options?.signal
+    if (signal?.aborted) return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
+    const peerId = this.#peer.id
+    const n = texts.length
+    if (n === 0) return Promise.resolve({ peerId, count: 0, firstId: '', lastId: '', ackedAt: Date.now() })
+    return new Promise<SendManyResult>((resolve, reject) => {
+      const entries: Pending[] = new Array(n)
+      let left = n
+      let done = false
+      const finish = () => {
+        done = true
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const fail = (error: PeerError) => {
+        if (done) return
+        finish()
+        for (const e of entries) if (e !== undefined && e.seq === 0) e.gone = true
+        reject(error)
+      }
+      const ok = (r: SendResult) => {
+        if (done || --left > 0) return
+        finish()
+        const first = entries[0]!
+        resolve({
+          peerId,
+          count: n,
+          firstId: messageId(first.stream, first.seq),
+          lastId: r.id,
+          ackedAt: r.ackedAt,
+        })
+      }
+      const onAbort = () => {
+        if (done) return
+        // Unwritten texts are dropped first, so the room the written ones free is not given to them.
+        fail(new PeerError('ABORTED', 'the send was aborted'))
+        for (const e of entries) if (e.seq !== 0 && this.#pending.get(e.seq) === e) this.#settle(e)
+      }
+      const timeout = options?.timeout ?? this.init.ackTimeout
+      for (let i = 0; i < n; i++) {
+        entries[i] = {
+          type: 'TEXT',
+          stream: this.stream,
+          seq: 0,
+          sentAt: 0,
+          text: texts[i]!,
+          bytes: bytes[i]!,
+          deadline: 0,
+          timeout,
+          signal: undefined,
+          resolve: ok,
+          reject: fail,
+          gone: false,
+        }
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      let i = 0
+      if (this.#waiting.length === this.#waitHead)
+        while (i < n && !done && this.#hasRoom()) this.#write(entries[i++]!)
+      for (; i < n && !done; i++) this.#waiting.push(entries[i]!)
+    })
   }
 
   /** Numbers the TEXT, records it as pending until its acknowledgement (or a failure), and writes it. */

@@ -1,0 +1,88 @@
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { createPeer, type Peer } from '../src/peer.js'
+import type { PeerInit, ReceivedMessage } from '../src/peer-types.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+
+// sendMany(): one promise for a batch of messages, end to end over the Noise channel in memory.
+
+async function pair(init: Partial<PeerInit> = {}) {
+  const network = memoryNetwork()
+  const make = async (name: string): Promise<Peer> => {
+    const peer = createPeer({
+      transport: memoryTransport(network, { host: name }),
+      name,
+      listen: `${name}:0`,
+      ...init,
+    })
+    await peer.start()
+    onTestFinished(() => peer.stop())
+    return peer
+  }
+  const alice = await make('alice')
+  const bob = await make('bob')
+  const received: ReceivedMessage[] = []
+  bob.on('message', (m) => received.push(m))
+  await alice.connect(bob.addresses[0]!)
+  return { alice, bob, received }
+}
+
+describe('sendMany', () => {
+  it('delivers a batch larger than the send window once each, in order, and resolves once all are acknowledged', async () => {
+    const { alice, bob, received } = await pair({ inFlight: { messages: 100 } })
+    const texts = Array.from({ length: 2_500 }, (_, i) => `m${i}`)
+    const result = await alice.sendMany(bob.id, texts)
+    expect(result).toMatchObject({ peerId: bob.id, count: 2_500 })
+    expect(received.map((m) => m.text)).toEqual(texts)
+    expect(result.firstId).toBe(received[0]!.id)
+    expect(result.lastId).toBe(received.at(-1)!.id)
+    // The window is free again: a plain send goes through.
+    await alice.send(bob.id, 'after')
+    expect(received.at(-1)!.text).toBe('after')
+  })
+
+  it('refuses a batch holding a text over the limit before sending any of it', async () => {
+    const { alice, bob, received } = await pair()
+    const texts = ['fine', 'x'.repeat(70_000), 'also fine']
+    await expect(alice.sendMany(bob.id, texts)).rejects.toMatchObject({ code: 'MESSAGE_TOO_LONG' })
+    await alice.send(bob.id, 'probe')
+    expect(received.map((m) => m.text)).toEqual(['probe'])
+  })
+
+  it('needs a session: a target that is not connected fails with NOT_CONNECTED', async () => {
+    const { alice } = await pair()
+    await expect(alice.sendMany('ffffffffffffffff', ['a'])).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+  })
+
+  it('an abort rejects the batch, drops what was not written, and frees the window', async () => {
+    const { alice, bob, received } = await pair({ inFlight: { messages: 10 } })
+    const controller = new AbortController()
+    const texts = Array.from({ length: 1_000 }, (_, i) => `m${i}`)
+    const batch = alice.sendMany(bob.id, texts, { signal: controller.signal })
+    controller.abort()
+    await expect(batch).rejects.toMatchObject({ code: 'ABORTED' })
+    await alice.send(bob.id, 'after')
+    // At most the first window's worth was written before the abort.
+    expect(received.length).toBeLessThanOrEqual(11)
+    expect(received.at(-1)!.text).toBe('after')
+  })
+
+  it('fails with the session when the receiver goes away mid-batch', async () => {
+    const { alice, bob, received } = await pair({ inFlight: { messages: 10 }, reconnect: false })
+    let destroyed = false
+    bob.on('message', () => {
+      if (received.length === 5 && !destroyed) {
+        destroyed = true
+        bob.destroy()
+      }
+    })
+    const texts = Array.from({ length: 200 }, (_, i) => `m${i}`)
+    const err = await alice.sendMany(bob.id, texts).catch((e: unknown) => e)
+    expect(err).toMatchObject({ name: 'PeerError' })
+    expect(received.length).toBeLessThan(200)
+  })
+
+  it('an empty batch resolves at once with a count of 0', async () => {
+    const { alice, bob } = await pair()
+    expect(await alice.sendMany(bob.id, [])).toMatchObject({ count: 0, peerId: bob.id })
+  })
+})
