@@ -13,7 +13,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const stallMs = Number(process.env.PARLEY_TEST_STALL_SECONDS ?? 300) * 1000
+const stallSeconds = Number(process.env.PARLEY_TEST_STALL_SECONDS)
+const stallMs = (Number.isFinite(stallSeconds) && stallSeconds > 0 ? stallSeconds : 300) * 1000
 const args = ['run', ...process.argv.slice(2)]
 const vitest = join(process.cwd(), 'node_modules', '.bin', 'vitest')
 const reports = mkdtempSync(join(tmpdir(), 'parley-vitest-'))
@@ -27,6 +28,20 @@ function killGroup(pid, signal) {
   }
 }
 
+/** The run in progress: killed with us if we are interrupted (it has a process group of its own). */
+let current
+for (const [signal, number] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+  ['SIGHUP', 1],
+]) {
+  process.on(signal, () => {
+    if (current) killGroup(current.pid, 'SIGKILL')
+    rmSync(reports, { recursive: true, force: true })
+    process.exit(128 + number)
+  })
+}
+
 /** One vitest run; resolves with its exit code, or 'stalled'. */
 function runOnce() {
   for (const file of readdirSync(reports)) rmSync(join(reports, file), { force: true })
@@ -36,6 +51,7 @@ function runOnce() {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${reportOptions}`.trim() },
     })
+    current = child
     let last = Date.now()
     child.stdout.on('data', (chunk) => {
       last = Date.now()
@@ -53,11 +69,17 @@ function runOnce() {
       killGroup(child.pid, 'SIGKILL')
       resolve('stalled')
     }, 1000)
-    // 'exit', not 'close': a process left behind may hold the pipes open.
+    // On 'exit' the pipes may still hold vitest's last lines, and a process left behind may hold
+    // them open: kill what is left (closing its ends), then wait for 'close', at most 2 s.
     child.on('exit', (code, signal) => {
       clearInterval(watch)
       killGroup(child.pid, 'SIGKILL')
-      resolve(code ?? (signal ? 1 : 0))
+      const result = code ?? (signal ? 1 : 0)
+      const timer = setTimeout(() => resolve(result), 2000)
+      child.on('close', () => {
+        clearTimeout(timer)
+        resolve(result)
+      })
     })
   })
 }

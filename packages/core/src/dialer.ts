@@ -5,6 +5,9 @@ import type { PeerInfo } from './peer-types.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import type { Connection } from './transport.js'
 
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /**
  * The dialing side: outbound limits, a handshake slot per dial (dials wait their turn rather than
  * start thousands of key exchanges at once), HELLO → WELCOME, and trust on first use of the address.
@@ -32,12 +35,18 @@ export class Dialer {
         `already ${this.m.outboundCount} outbound connections (the limit)`,
       )
     }
+    // First the peer's own outbound slot, then the process's gate: a peer dialing many addresses
+    // at once must not hold gate slots (locking out every other peer) while it waits for its own.
+    // Both waits are bounded together; the handshake timeout starts only once both are held.
     const gate = this.m.init.gate
-    const queued = this.m.handshakeLimit(outer, 6 * this.m.limits.handshakeTimeout)
-    let leaveGate: () => void
+    const queued = this.m.handshakeLimit(outer, Math.min(6 * this.m.limits.handshakeTimeout, MAX_TIMER_MS))
+    let release: (() => void) | undefined
+    let leaveGate: (() => void) | undefined
     try {
+      release = await this.m.slots.acquireOutbound(queued.signal)
       leaveGate = await gate.acquire(queued.signal)
     } catch (err) {
+      release?.()
       if (err instanceof PeerError && err.code !== 'HANDSHAKE_TIMEOUT') throw err
       throw new PeerError(
         'HANDSHAKE_TIMEOUT',
@@ -48,19 +57,17 @@ export class Dialer {
       queued.dispose()
     }
     const limit = this.m.handshakeLimit(outer)
-    let release: (() => void) | undefined
     try {
-      release = await this.m.slots.acquireOutbound(limit.signal)
       return await this.#dialWithin(address, limit.signal)
     } catch (err) {
       if (err instanceof PeerError) throw err
-      throw new PeerError('HANDSHAKE_TIMEOUT', `could not start a handshake with ${address} in time`, {
+      throw new PeerError('HANDSHAKE_TIMEOUT', `could not finish a handshake with ${address} in time`, {
         cause: err,
       })
     } finally {
-      release?.()
       limit.dispose()
       leaveGate()
+      release()
     }
   }
 

@@ -242,7 +242,6 @@ export interface PeerEvents {
   error: [error: PeerError]
 }
 
-/** What a successful `send()` resolves with: the message id and when the receiver acknowledged it. */
 /** What {@link Peer.sendMany} resolves with once every text of the batch is acknowledged. */
 export interface SendManyResult {
   /** The receiver. */
@@ -256,6 +255,7 @@ export interface SendManyResult {
   readonly ackedAt: number
 }
 
+/** What a successful `send()` resolves with: the message id and when the receiver acknowledged it. */
 export interface SendResult {
   /** The message id (32 hex characters), the same as the receiver's {@link ReceivedMessage.id}. */
   readonly id: string
@@ -356,7 +356,7 @@ export interface Peer extends EventEmitter<PeerEvents> {
   /**
    * Sends every text of `texts` to a connected peer, in order, as separate messages, with one promise
    * for the whole batch: it resolves when all are acknowledged and rejects with the first failure
-   * (texts already acknowledged stay delivered; the rest are still sent). For applications that stream
+   * (texts already acknowledged stay delivered; texts not yet written by then are dropped). For applications that stream
    * many small messages: a promise per message costs more than the message. The batch waits for room
    * in the send window like any send, and does not count against `inFlight.waiting`.
    * @throws PeerError `NOT_CONNECTED` (no session with the target), `MESSAGE_TOO_LONG`, `ACK_TIMEOUT`, ...

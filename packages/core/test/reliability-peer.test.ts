@@ -131,6 +131,44 @@ describe('in-flight budget', () => {
   })
 })
 
+describe('sendMany under the in-flight budget', () => {
+  it('an aborted batch drops its unwritten texts and gives back the room its written ones held', async () => {
+    const { peer, client } = await setup({ inFlight: { messages: 3 } })
+    const c = await client()
+    const controller = new AbortController()
+    const batch = peer.sendMany(
+      c.id,
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+      { signal: controller.signal },
+    )
+    await sync(c, 1)
+    const texts = () => c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]
+    // The window's worth was written and is never acknowledged by this client.
+    expect(texts().map((t) => t.text)).toEqual(['m0', 'm1', 'm2'])
+    controller.abort()
+    await expect(batch).rejects.toMatchObject({ code: 'ABORTED' })
+    // Only the room the abort gave back lets this one out.
+    void peer.send(c.id, 'after').catch(() => {})
+    await sync(c, 2)
+    expect(texts().map((t) => t.text)).toEqual(['m0', 'm1', 'm2', 'after'])
+  })
+  it('a refused text fails the batch, and no text of it is written after the refusal', async () => {
+    const { peer, client } = await setup({ inFlight: { messages: 3 } })
+    const c = await client()
+    const batch = peer.sendMany(
+      c.id,
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+    )
+    await sync(c, 1)
+    const texts = () => c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]
+    const first = texts()[0]!
+    c.send({ type: 'ACK', stream: first.stream, seq: first.seq, status: AckStatus.REFUSED })
+    await expect(batch).rejects.toMatchObject({ code: 'REFUSED' })
+    await sync(c, 2)
+    expect(texts().map((t) => t.text)).toEqual(['m0', 'm1', 'm2'])
+  })
+})
+
 describe('cut off for a violation', () => {
   it('gets the ACKs of what was accepted and a GOODBYE with the reason before the close', async () => {
     const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })

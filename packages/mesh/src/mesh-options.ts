@@ -67,7 +67,7 @@ export interface MeshStats {
   deadNeighbors: number
   /** JOINs and NEIGHBOR requests given up unanswered. */
   timeouts: number
-  /** Candidates a content peer asked to become a neighbour (see `refreshInterval`). */
+  /** Refresh rounds that picked a candidate to ask (see `refreshInterval`; without dial budget, none is asked). */
   refreshes: number
 }
 

@@ -206,7 +206,8 @@ export async function simulateMesh(options: SimulationOptions): Promise<Simulati
         )
         // A few peers left alone: say what they hold, to tell a dead view from a peer out of contacts.
         if (state.isolated > 0 && state.isolated <= 3) {
-          for (const x of nodes.filter((y) => y.alive && !y.mesh.active().some((id) => isLive(nodes, id)))) {
+          const live = new Set(nodes.filter((y) => y.alive).map((y) => y.peer.id))
+          for (const x of nodes.filter((y) => y.alive && !y.mesh.active().some((id) => live.has(id)))) {
             const st = x.mesh.stats
             progress(
               `  alone: p${x.index}, active ${x.mesh.active().length} (dead), passive ${x.mesh.passive().length}, ` +
@@ -444,10 +445,6 @@ export function identityFromSeed(seed: Uint8Array): Identity {
 }
 
 /** Live peers, isolated ones, and how many are not reachable both from and to the first live peer. */
-function isLive(nodes: readonly Node[], id: string): boolean {
-  return nodes.some((x) => x.alive && x.peer.id === id)
-}
-
 function inspect(nodes: readonly Node[]) {
   const alive = nodes.filter((x) => x.alive)
   const byId = new Map(alive.map((x) => [x.peer.id, x]))

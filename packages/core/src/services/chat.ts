@@ -46,6 +46,8 @@ interface Pending {
   reject: (e: PeerError) => void
   /** Aborted while it waited for room: skipped when its turn comes. */
   gone: boolean
+  /** Part of a `sendMany()` batch: not counted against the waiting-senders bound. */
+  readonly batched: boolean
 }
 
 /** Per sender: its stream and the highest seq delivered from it (and the stream before). */
@@ -169,6 +171,8 @@ export class ChatHandler implements ServiceHandler {
   #inFlightBytes = 0
   /** Sends waiting for room, oldest first, from `#waitHead` on (no shift() on a long array). */
   #waiting: Pending[] = []
+  /** How many of the waiting entries belong to batches. */
+  #batchedWaiting = 0
   #waitHead = 0
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
@@ -235,12 +239,14 @@ export class ChatHandler implements ServiceHandler {
         if (msg.stream !== this.stream) return
         const p = this.#pending.get(msg.seq)
         if (!p) return
-        this.#settle(p)
         if (msg.status === AckStatus.DELIVERED) {
+          this.#settle(p)
           this.channel.acknowledged()
           p.resolve({ id: messageId(msg.stream, msg.seq), peerId: this.#peer.id, ackedAt: Date.now() })
         } else {
+          // Rejected before the room it frees is given on: a failed batch drops its unwritten texts first.
           p.reject(new PeerError('REFUSED', `${this.channel.peer.name} refused the message`))
+          this.#settle(p)
         }
         return
       }
@@ -282,16 +288,17 @@ export class ChatHandler implements ServiceHandler {
     this.#waiting = []
     for (let i = this.#waitHead; i < waiting.length; i++) if (!waiting[i]!.gone) waiting[i]!.reject(error)
     this.#waitHead = 0
+    this.#batchedWaiting = 0
     this.service.closed(this)
   }
 
   expire(now: number): void {
     for (const p of this.#pending.values()) {
       if (p.deadline > now) continue
-      this.#settle(p)
       p.reject(
         new PeerError('ACK_TIMEOUT', `${this.channel.peer.name} did not acknowledge the message in time`),
       )
+      this.#settle(p)
     }
   }
 
@@ -306,8 +313,10 @@ export class ChatHandler implements ServiceHandler {
     if (this.#closed) return Promise.reject(this.#closed)
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
-    const waitingNow = this.#waiting.length - this.#waitHead
-    const now = waitingNow === 0 && this.#hasRoom()
+    const queued = this.#waiting.length - this.#waitHead
+    const now = queued === 0 && this.#hasRoom()
+    // Texts of a batch wait too, but their caller holds them already: only single sends count.
+    const waitingNow = queued - this.#batchedWaiting
     if (!now && waitingNow >= this.init.waiting) {
       return Promise.reject(
         new PeerError(
@@ -330,6 +339,7 @@ export class ChatHandler implements ServiceHandler {
       resolve: capturedResolve,
       reject: capturedReject,
       gone: false,
+      batched: false,
     }
     if (signal) this.#abortOn(signal, entry)
     if (now) this.#write(entry)
@@ -372,11 +382,12 @@ export class ChatHandler implements ServiceHandler {
         if (done || --left > 0) return
         finish()
         const first = entries[0]!
+        const last = entries[n - 1]!
         resolve({
           peerId,
           count: n,
           firstId: messageId(first.stream, first.seq),
-          lastId: r.id,
+          lastId: messageId(last.stream, last.seq),
           ackedAt: r.ackedAt,
         })
       }
@@ -401,13 +412,17 @@ export class ChatHandler implements ServiceHandler {
           resolve: ok,
           reject: fail,
           gone: false,
+          batched: true,
         }
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       let i = 0
       if (this.#waiting.length === this.#waitHead)
         while (i < n && !done && this.#hasRoom()) this.#write(entries[i++]!)
-      for (; i < n && !done; i++) this.#waiting.push(entries[i]!)
+      for (; i < n && !done; i++) {
+        this.#waiting.push(entries[i]!)
+        this.#batchedWaiting++
+      }
     })
   }
 
@@ -467,6 +482,7 @@ export class ChatHandler implements ServiceHandler {
     while (this.#waitHead < waiting.length && this.#hasRoom()) {
       const next = waiting[this.#waitHead]!
       waiting[this.#waitHead++] = undefined as unknown as Pending
+      if (next.batched) this.#batchedWaiting--
       if (!next.gone) this.#write(next)
     }
     if (this.#waitHead === waiting.length) {
