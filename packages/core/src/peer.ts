@@ -3,11 +3,12 @@ import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
 import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
+import { findSession, knownByIdOrPrefix, notConnected, sessionByAddress } from './find-target.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
-import { type KnownEntry, PeerStore } from './peer-store.js'
+import { PeerStore } from './peer-store.js'
 import type {
   BroadcastResult,
   ConnectResult,
@@ -269,7 +270,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
-    const existing = this.#sessionByAddress(address)
+    const existing = sessionByAddress(this.#manager.sessions, address)
     if (existing) {
       // Asked for by the user now: no longer a session kept only for a send.
       if (this.#transient.delete(existing.id)) this.#manager.wanted.set(existing.id, address)
@@ -387,12 +388,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     try {
       this.#assertRunning()
       const bytes = textBytes(text)
-      const session = this.#findSession(target)
+      const session = findSession(this.#manager.sessions, this.#trust, target)
       if (session) return this.#chatWith(session).send(text, bytes, options)
       if (looksLikeAddress(target)) return this.#dialAndSend([target], text, bytes, options)
       // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
-      const known = this.#knownByIdOrPrefix(target)
-      if (!known) throw this.#unknown(target)
+      const known = knownByIdOrPrefix(this.#store, target)
+      if (!known) throw notConnected(target)
       // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
@@ -406,7 +407,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     try {
       this.#assertRunning()
       const bytes = texts.map((t) => textBytes(t))
-      const session = this.#findSession(target)
+      const session = findSession(this.#manager.sessions, this.#trust, target)
       if (!session) {
         throw new PeerError('NOT_CONNECTED', `"${target}" is not connected; connect to it before sendMany()`)
       }
@@ -429,7 +430,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     let info: PeerInfo | undefined
     let last: unknown
     for (const address of addresses) {
-      const existing = this.#sessionByAddress(address)
+      const existing = sessionByAddress(this.#manager.sessions, address)
       if (existing) {
         info = existing.info()
         break
@@ -451,25 +452,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
         last = err
       }
     }
-    if (!info) throw last ?? this.#unknown(addresses[0] ?? '')
+    if (!info) throw last ?? notConnected(addresses[0] ?? '')
     const session = this.#manager.sessions.get(info.id)
-    if (!session) throw this.#unknown(addresses[0] ?? info.id)
+    if (!session) throw notConnected(addresses[0] ?? info.id)
     return this.#chatWith(session).send(text, bytes, options)
-  }
-
-  /** A known, unconnected peer by full id or unique id prefix (≥ 8 hex digits), with an address. */
-  #knownByIdOrPrefix(target: string): KnownEntry | undefined {
-    const exact = this.#store.get(target)
-    if (exact) return exact.addrs.length > 0 ? exact : undefined
-    const prefix = target.replace(/:/g, '').toLowerCase()
-    if (!/^[0-9a-f]{8,}$/.test(prefix)) return undefined
-    let found: KnownEntry | undefined
-    for (const k of this.#store.values()) {
-      if (!k.id.startsWith(prefix)) continue
-      if (found) return undefined
-      found = k
-    }
-    return found && found.addrs.length > 0 ? found : undefined
   }
 
   async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
@@ -498,50 +484,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return handler
   }
 
-  // ---- finding peers ------------------------------------------------------------------------
-
-  #findSession(target: string): Session | undefined {
-    const sessions = this.#manager.sessions
-    const byId = sessions.get(target)
-    if (byId) return byId
-    const byAddress = this.#sessionByAddress(target)
-    if (byAddress) return byAddress
-    const prefix = target.replace(/:/g, '')
-    if (/^[0-9a-f]{4,}$/.test(prefix)) {
-      const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
-      if (matches.length === 1) return matches[0]
-    }
-    // A name saved with a key means that key: a peer merely calling itself so is not it.
-    const owner = this.#trust.nameOwner(target)
-    const byName = [...sessions.values()].filter(
-      (s) => s.remote.name === target && (owner === undefined || owner === s.id),
-    )
-    return byName.length === 1 ? byName[0] : undefined
-  }
-
-  /**
-   * The session reached at `address`: only one this peer dialed there itself (and so verified), or
-   * whose connection comes from it. Addresses a peer claims for itself are hints for dialing, never
-   * identity: a claim alone would let anyone take over sends to an address.
-   */
-  #sessionByAddress(address: string): Session | undefined {
-    for (const s of this.#manager.sessions.values()) {
-      if (!s.online) continue
-      for (const l of s.links) {
-        if (l.dialedAddress === address || l.conn.remoteAddress === address) return s
-      }
-    }
-    return undefined
-  }
-
   #resolve(target: string): Session {
-    const session = this.#findSession(target)
-    if (!session?.online) throw this.#unknown(target)
+    const session = findSession(this.#manager.sessions, this.#trust, target)
+    if (!session?.online) throw notConnected(target)
     return session
-  }
-
-  #unknown(target: string): PeerError {
-    return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)
   }
 
   #report(err: PeerError): void {

@@ -1,0 +1,64 @@
+import { PeerError } from './peer-errors.js'
+import type { KnownEntry, PeerStore } from './peer-store.js'
+import type { Session } from './session.js'
+import type { Trust } from './trust.js'
+
+// How a peer finds whom the user means: a session by id, id prefix, verified address or saved name,
+// and a known (unconnected) peer by id or id prefix.
+
+/** The session `target` names: its id, a unique id prefix (≥ 4 hex digits), an address it was reached at, or a unique name. */
+export function findSession(
+  sessions: Map<string, Session>,
+  trust: Trust,
+  target: string,
+): Session | undefined {
+  const byId = sessions.get(target)
+  if (byId) return byId
+  const byAddress = sessionByAddress(sessions, target)
+  if (byAddress) return byAddress
+  const prefix = target.replace(/:/g, '')
+  if (/^[0-9a-f]{4,}$/.test(prefix)) {
+    const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
+    if (matches.length === 1) return matches[0]
+  }
+  // A name saved with a key means that key: a peer merely calling itself so is not it.
+  const owner = trust.nameOwner(target)
+  const byName = [...sessions.values()].filter(
+    (s) => s.remote.name === target && (owner === undefined || owner === s.id),
+  )
+  return byName.length === 1 ? byName[0] : undefined
+}
+
+/**
+ * The session reached at `address`: only one this peer dialed there itself (and so verified), or
+ * whose connection comes from it. Addresses a peer claims for itself are hints for dialing, never
+ * identity: a claim alone would let anyone take over sends to an address.
+ */
+export function sessionByAddress(sessions: Map<string, Session>, address: string): Session | undefined {
+  for (const s of sessions.values()) {
+    if (!s.online) continue
+    for (const l of s.links) {
+      if (l.dialedAddress === address || l.conn.remoteAddress === address) return s
+    }
+  }
+  return undefined
+}
+
+/** A known, unconnected peer by full id or unique id prefix (≥ 8 hex digits), with an address. */
+export function knownByIdOrPrefix(store: PeerStore, target: string): KnownEntry | undefined {
+  const exact = store.get(target)
+  if (exact) return exact.addrs.length > 0 ? exact : undefined
+  const prefix = target.replace(/:/g, '').toLowerCase()
+  if (!/^[0-9a-f]{8,}$/.test(prefix)) return undefined
+  let found: KnownEntry | undefined
+  for (const k of store.values()) {
+    if (!k.id.startsWith(prefix)) continue
+    if (found) return undefined
+    found = k
+  }
+  return found && found.addrs.length > 0 ? found : undefined
+}
+
+export function notConnected(target: string): PeerError {
+  return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)
+}
