@@ -510,15 +510,20 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#refreshAt = now + jitter(this.#random, this.#refreshInterval)
     // Short of neighbours, or already asking someone: the fill is at work.
     if (this.#views.active.size < this.#repairBelow || this.#pending.size > 0) return
-    const backoff = 5 * this.#repairInterval
-    const candidates = [...this.#views.passive].filter(
-      ([id, e]) => !this.#views.active.has(id) && now - e.triedAt > backoff,
-    )
-    if (candidates.length === 0) return
-    const [id, e] = candidates[pick(this.#random, candidates.length)]!
-    e.triedAt = now
+    const candidate = this.#takeCandidate(now)
+    if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promote(id, e.addr, false)
+    this.#promote(candidate[0], candidate[1].addr, false)
+  }
+
+  /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
+  #takeCandidate(now: number): [string, { addr: string; triedAt: number }] | undefined {
+    const backoff = 5 * this.#repairInterval
+    const candidates = [...this.#views.passive].filter(([, e]) => now - e.triedAt > backoff)
+    if (candidates.length === 0) return undefined
+    const candidate = candidates[pick(this.#random, candidates.length)]!
+    candidate[1].triedAt = now
+    return candidate
   }
 
   /** One promotion per round while the active view is short: bounded dials, never a storm. */
@@ -527,12 +532,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // random candidates would mostly be refused, each refusal a wasted dial; it is found instead by
     // the next joiner's walk or by a peer that lost more.
     if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
-    const backoff = 5 * this.#repairInterval
-    const candidates = [...this.#views.passive].filter(([, e]) => now - e.triedAt > backoff)
-    if (candidates.length > 0) {
-      const [id, e] = candidates[pick(this.#random, candidates.length)]!
-      e.triedAt = now
-      this.#promote(id, e.addr, this.#views.active.size === 0)
+    const candidate = this.#takeCandidate(now)
+    if (candidate !== undefined) {
+      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0)
       return
     }
     // Alone with no candidates: rejoin through a contact, with exponential backoff and jitter, so that
@@ -543,7 +545,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#pending.size === 0 &&
       this.#contacts.length + this.#views.recent.length > 0
     ) {
-      if (this.#rejoinDelay === 0) this.#rejoinDelay = jitter(this.#random, backoff)
+      if (this.#rejoinDelay === 0) this.#rejoinDelay = jitter(this.#random, 5 * this.#repairInterval)
       if (now - this.#lastJoinAt < this.#rejoinDelay || !this.#dials.take()) return
       this.#rejoinDelay = Math.min(REJOIN_MAX_DELAY, this.#rejoinDelay * 2)
       const through = [...this.#contacts, ...this.#views.recent.filter((a) => !this.#contacts.includes(a))]

@@ -375,7 +375,7 @@ export class ChatHandler implements ServiceHandler {
       const fail = (error: PeerError) => {
         if (done) return
         finish()
-        for (const e of entries) if (e !== undefined && e.seq === 0) e.gone = true
+        for (const e of entries) if (e.seq === 0) e.gone = true
         reject(error)
       }
       const ok = (r: SendResult) => {
