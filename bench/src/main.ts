@@ -134,46 +134,53 @@ function describe(outcome: JobOutcome, scenario: ScenarioName): string {
 }
 
 /** Counts of the profiled runs: long enough that start-up and JIT warm-up are a small share. */
-const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 4_000 } as const
+const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 4_000, pingpong: 20_000 } as const
+const PROFILED = [
+  { scenario: 'oneway', letter: 'a', roles: ['sender', 'receiver'] },
+  { scenario: 'bulk', letter: 'b', roles: ['sender', 'receiver'] },
+  { scenario: 'pingpong', letter: 'c', roles: ['pinging side', 'echoing side'] },
+  { scenario: 'pingcold', letter: 'c′', roles: ['pinging side', 'echoing side'] },
+] as const
 
-/** One profiled Parley run per scenario given: where the sender's and receiver's time goes. */
+/** One profiled Parley run per scenario given: where each side's time goes. */
 async function profileParley(
   plan: ReturnType<typeof planFor>,
   options: SystemOptions,
   quick: boolean,
 ): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-bench-prof-'))
-  const counts = quick ? { oneway: 200_000, bulk: 1_000 } : PROFILE_COUNTS
+  const counts = quick ? { oneway: 200_000, bulk: 1_000, pingpong: 5_000 } : PROFILE_COUNTS
   const sections = [
     '## What the profile shows',
     '',
-    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages and (b) with ${counts.bulk.toLocaleString('en-US')}, not counted in the table, under \`node --cpu-prof\`. CPU per message is \`process.cpuUsage()\` over the measured messages (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages, (b) with ${counts.bulk.toLocaleString('en-US')}, (c) with ${counts.pingpong.toLocaleString('en-US')} round trips and (c′) as in the table, each in fresh processes, not counted in the table, under \`node --cpu-prof\`. CPU per message or round trip is \`process.cpuUsage()\` over the measured span (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. (c′) shows the cold start: its warm-up is the table's, so the profile holds the first round trips, the JIT compiling them, and the process's start-up. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
   ]
-  for (const scenario of ['oneway', 'bulk'] as const) {
-    const count = counts[scenario]
-    const params = { ...plan[scenario], count, warmup: count / 10 }
+  const cpu = (us: number | undefined) =>
+    us === undefined || !Number.isFinite(us) ? '–' : `${us.toFixed(2)} µs`
+  for (const { scenario, letter, roles } of PROFILED) {
+    const params =
+      scenario === 'pingcold'
+        ? plan.pingcold
+        : { ...plan[scenario], count: counts[scenario], warmup: counts[scenario] / 10 }
     const outcome = await runJob({ system: 'parley', scenario, params, options }, { cpuProfDir: dir })
     if (!outcome.ok) {
       sections.push('', `(${scenario}: the profiled run failed: ${outcome.reason})`)
       continue
     }
     const v = outcome.values
-    const cpu = (us: number | undefined) =>
-      us === undefined || !Number.isFinite(us) ? '–' : `${us.toFixed(2)} µs`
     sections.push(
       '',
-      `(${scenario === 'oneway' ? 'a' : 'b'}) CPU per message: sender ${cpu(v.senderCpuUs)}, receiver ${cpu(v.receiverCpuUs)}.`,
+      scenario === 'oneway' || scenario === 'bulk'
+        ? `(${letter}) CPU per message: sender ${cpu(v.senderCpuUs)}, receiver ${cpu(v.receiverCpuUs)}.`
+        : `(${letter}) CPU per round trip: pinging side ${cpu(v.cpuUsPerRoundTrip)}; p50 ${cpu(v.p50Us)} under the profiler.`,
     )
     for (const [role, label] of [
-      ['client', 'sender'],
-      ['server', 'receiver'],
+      ['client', roles[0]],
+      ['server', roles[1]],
     ] as const) {
       const file = join(dir, `${role}-parley-${scenario}.cpuprofile`)
       try {
-        sections.push(
-          '',
-          renderProfile(`(${scenario === 'oneway' ? 'a' : 'b'}) ${label}`, summarizeProfile(file, 12)),
-        )
+        sections.push('', renderProfile(`(${letter}) ${label}`, summarizeProfile(file, 12)))
       } catch (err) {
         sections.push('', `(${scenario} ${label}: no profile: ${(err as Error).message})`)
       }
@@ -307,7 +314,7 @@ async function main(): Promise<void> {
 
   let profile: string | undefined
   if (!values['no-profile'] && systems.includes('parley')) {
-    log('profiling Parley (a) and (b) under --cpu-prof …')
+    log('profiling Parley (a), (b), (c) and (c′) under --cpu-prof …')
     profile = await profileParley(plan, options, quick)
   }
   let fairness: string | undefined

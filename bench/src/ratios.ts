@@ -56,7 +56,9 @@ const RATIO_METRICS: Array<{ title: string; scenario: ScenarioName; metric: stri
   { title: '(a) sender CPU/msg', scenario: 'oneway', metric: 'senderCpuUs' },
   { title: '(b) bulk MB/s', scenario: 'bulk', metric: 'mbPerSec' },
   { title: '(c) ping-pong p50', scenario: 'pingpong', metric: 'p50Us' },
+  { title: '(c) CPU/round trip', scenario: 'pingpong', metric: 'cpuUsPerRoundTrip' },
   { title: '(c′) cold ping-pong p50', scenario: 'pingcold', metric: 'p50Us' },
+  { title: '(c′) cold CPU/round trip', scenario: 'pingcold', metric: 'cpuUsPerRoundTrip' },
   { title: '(d) setup median', scenario: 'setup', metric: 'medianMs' },
   { title: '(e) RSS/conn', scenario: 'memory', metric: 'rssKiB' },
 ]

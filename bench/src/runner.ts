@@ -252,7 +252,12 @@ export function metricsOf(spec: JobSpec, client: Report, server: Report | undefi
     case 'pingpong':
     case 'pingcold':
       need(client.roundTrips, 'round trips')
-      return { count: client.roundTrips!, p50Us: client.p50Us!, p99Us: client.p99Us! }
+      return {
+        count: client.roundTrips!,
+        p50Us: client.p50Us!,
+        p99Us: client.p99Us!,
+        cpuUsPerRoundTrip: client.cpuUs === undefined ? Number.NaN : client.cpuUs / client.roundTrips!,
+      }
     case 'setup':
       need(client.connections, 'connections')
       return { count: client.connections!, medianMs: client.medianMs!, p99Ms: client.p99Ms! }

@@ -328,8 +328,12 @@ async function drivePingPong(
   }
   const warmup = params.warmup ?? 0
   const samples: number[] = []
+  // The pinging side's CPU over the measured round trips: a round trip's work is the same on both
+  // sides (one message out, one in, and for Parley an acknowledgement each way).
+  let cpuAtWarm = process.cpuUsage()
   await capped(async () => {
     for (let i = 0; i < warmup + params.count && !deadline.expired; i++) {
+      if (i === warmup) cpuAtWarm = process.cpuUsage()
       const start = performance.now()
       const back = new Promise<void>((resolve) => {
         wake = resolve
@@ -339,8 +343,14 @@ async function drivePingPong(
       if (i >= warmup) samples.push((performance.now() - start) * 1000)
     }
   })
+  const cpuUs = cpuSince(cpuAtWarm)
   return {
-    report: { roundTrips: samples.length, p50Us: quantile(samples, 0.5), p99Us: quantile(samples, 0.99) },
+    report: {
+      roundTrips: samples.length,
+      p50Us: quantile(samples, 0.5),
+      p99Us: quantile(samples, 0.99),
+      cpuUs,
+    },
     close,
   }
 }

@@ -18,6 +18,9 @@ describe.each(SYSTEMS)('%s', (system) => {
     const params = SMOKE_PLAN[scenario]
     const outcome = await runJob({ system, scenario, params, options }, { slackMs: 20_000 })
     expect(outcome).toMatchObject({ ok: true, values: { count: params.count } })
+    // The ping-pongs also report the pinging side's CPU per round trip, which a round trip cannot do without.
+    if (outcome.ok && (scenario === 'pingpong' || scenario === 'pingcold'))
+      expect(outcome.values.cpuUsPerRoundTrip).toBeGreaterThan(0)
   })
 })
 

@@ -34,9 +34,14 @@ const typeNames: ReadonlyMap<number, MessageTypeName> = new Map(
 
 const hex = (n: number, width: number): string => `0x${n.toString(16).padStart(width, '0')}`
 
-let readStream = ''
-let readStreamHigh = 0
-let readStreamLow = 0
+// The last two streams read, with their text: a peer reads its correspondent's stream on every TEXT and
+// its own on every ACK_UPTO, so a conversation alternates between two (see `Reader.stream`).
+let streamA = ''
+let streamAHigh = 0
+let streamALow = 0
+let streamB = ''
+let streamBHigh = 0
+let streamBLow = 0
 
 /** Bounds-checked cursor over one body. Every read checks the bytes left first. */
 class Reader {
@@ -91,18 +96,24 @@ class Reader {
     if (value === 0) throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, 'seq must be at least 1')
     return value
   }
-  /** A stream id; a receiver reads the same few streams over and over, so the last one's text is reused. */
+  /** A stream id; a peer reads the same two streams over and over, so their text is reused. */
   stream(): string {
     this.need(Limits.streamBytes, 'stream')
     const high = readU32(this.buf, this.pos)
     const low = readU32(this.buf, this.pos + 4)
-    if (high !== readStreamHigh || low !== readStreamLow || readStream === '') {
-      readStream = hexString(this.buf, this.pos, this.pos + Limits.streamBytes)
-      readStreamHigh = high
-      readStreamLow = low
-    }
     this.pos += Limits.streamBytes
-    return readStream
+    if (high === streamAHigh && low === streamALow && streamA !== '') return streamA
+    const text =
+      high === streamBHigh && low === streamBLow && streamB !== ''
+        ? streamB
+        : hexString(this.buf, this.pos - Limits.streamBytes, this.pos)
+    streamB = streamA
+    streamBHigh = streamAHigh
+    streamBLow = streamALow
+    streamA = text
+    streamAHigh = high
+    streamALow = low
+    return text
   }
   hex(bytes: number, field: string): string {
     this.need(bytes, field)

@@ -38,20 +38,38 @@ function checkSeq(value: unknown): void {
   if (value === 0) throw invalid('seq must be at least 1')
 }
 
-// A sender writes the same stream on every TEXT of a session: remember the last one checked and its bytes.
-let lastStream = ''
-const lastStreamBytes = new Uint8Array(Limits.streamBytes)
+// A peer writes its own stream on every TEXT and its correspondent's on every ACK_UPTO. The last two
+// streams checked are kept with their bytes, so a conversation, which alternates between them, neither
+// checks nor converts a stream again (one entry made a ping-pong convert on every frame).
+let streamA = ''
+let streamAHigh = 0
+let streamALow = 0
+let streamB = ''
+let streamBHigh = 0
+let streamBLow = 0
 
 function checkStream(value: unknown): void {
-  if (value === lastStream) return
-  checkHex(value, 'stream', STREAM_HEX, Limits.streamBytes * 2)
-  writeHex(native(lastStreamBytes), 0, value as string)
-  lastStream = value as string
+  if (value === streamA) return
+  const high = streamAHigh
+  const low = streamALow
+  if (value === streamB) {
+    streamAHigh = streamBHigh
+    streamALow = streamBLow
+  } else {
+    checkHex(value, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+    streamAHigh = Number.parseInt((value as string).slice(0, 8), 16)
+    streamALow = Number.parseInt((value as string).slice(8), 16)
+  }
+  streamB = streamA
+  streamBHigh = high
+  streamBLow = low
+  streamA = value as string
 }
 
 function writeStream(buf: Uint8Array, at: number, value: string): number {
-  if (value !== lastStream) return writeHex(buf, at, value)
-  for (let i = 0; i < Limits.streamBytes; i++) buf[at + i] = lastStreamBytes[i]!
+  if (value !== streamA) return writeHex(buf, at, value)
+  writeU32(buf, at, streamAHigh)
+  writeU32(buf, at + 4, streamALow)
   return at + Limits.streamBytes
 }
 

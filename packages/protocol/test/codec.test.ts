@@ -346,4 +346,20 @@ describe('decoding streams', () => {
       expect(decodeMessage(encodeMessage(msg))).toEqual(msg)
     }
   })
+
+  it('writes and reads the right stream however two, three or four streams interleave', () => {
+    // A conversation alternates its two streams (TEXT on one's own, ACK_UPTO on the other's); a third
+    // or fourth stream between them must not be mistaken for either.
+    const streams = ['00112233445566ff', 'ffeeddccbbaa9988', '00112233445566fe', '7fffffff80000000']
+    const order = [0, 1, 0, 1, 1, 0, 2, 0, 1, 2, 1, 3, 2, 0, 0, 3, 1, 2, 3, 0]
+    for (const [i, k] of order.entries()) {
+      const stream = streams[k]!
+      const text: Message = { type: 'TEXT', stream, seq: i + 1, sentAt: i, text: `m${i}` }
+      const ack: Message = { type: 'ACK_UPTO', stream, seq: i + 1 }
+      const encoded = encodeMessage(i % 2 === 0 ? text : ack)
+      // Bytes 1–8 are the stream, whichever message carries it.
+      expect(hexOf(encoded.subarray(1, 9))).toBe(stream)
+      expect(decodeMessage(encoded)).toEqual(i % 2 === 0 ? text : ack)
+    }
+  })
 })
