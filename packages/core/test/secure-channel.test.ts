@@ -588,6 +588,21 @@ describe('noise transport records', () => {
     expectSameBytes(await atB.received(data.length), data)
   })
 
+  it('pause() inside a data listener holds the rest of the same chunk until resume()', async () => {
+    const { a, b, wireA } = await securePair({ a: { maxRecordSize: 1000 }, b: { maxRecordSize: 1000 } })
+    const atB = record(b)
+    b.once('data', () => b.pause())
+    await new Promise((resolve) => setImmediate(resolve)) // past the hand-out tick: nothing held
+    const data = randomBytes(2500)
+    a.send(data)
+    expect(frames(wireA.sent.at(-1)!).length).toBe(3) // three records, one chunk
+    await atB.received(1)
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(atB.bytes().length).toBe(1000)
+    b.resume()
+    expectSameBytes(await atB.received(data.length), data)
+  })
+
   it('discardInput() opens nothing more, yet the remote end still closes it cleanly', async () => {
     // Every record after the first is replayed: opening it would fail with INTEGRITY.
     const { a, b } = await tamperedPair((bytes, index) => (index === 0 ? [bytes] : [bytes, bytes]))

@@ -34,7 +34,7 @@ class Inbox {
   }
 
   clear(): void {
-    this.#items = []
+    this.#items.length = 0
     this.#head = 0
   }
 }
@@ -192,10 +192,22 @@ export abstract class WrappedConnection extends EventEmitter<ConnectionEvents> i
       if (this.#discarded > DISCARD_LIMIT) this.inner.pause()
       return
     }
-    // Always through the inbox: consume() may re-enter (a listener that resumes or aborts), and the
-    // pump loop picks up whatever arrives meanwhile, in order.
-    this.#inbox.push({ kind: 'data', chunk })
-    this.#pump()
+    if (this.#gated || this.#pumping || this.#paused || this.#inbox.peek() !== undefined) {
+      this.#inbox.push({ kind: 'data', chunk })
+      this.#pump()
+      return
+    }
+    // Nothing is held, so this chunk is next: consume it without an inbox item (one allocation less
+    // per read). consume() may re-enter (a listener that pauses or aborts); whatever arrives meanwhile
+    // waits in the inbox behind the unconsumed tail, and the pump takes it from there, in order.
+    this.#pumping = true
+    try {
+      const rest = this.consume(chunk)
+      if (rest !== null && !this.isDead) this.#inbox.unshift({ kind: 'data', chunk: rest })
+    } finally {
+      this.#pumping = false
+    }
+    if (this.#inbox.peek() !== undefined) this.#pump()
   }
 
   readonly #onEnd = (): void => {
