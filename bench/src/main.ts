@@ -133,8 +133,8 @@ function describe(outcome: JobOutcome, scenario: ScenarioName): string {
   }
 }
 
-/** Counts of the profiled runs: long enough that start-up and JIT warm-up are a small share. */
-const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 4_000, pingpong: 20_000 } as const
+/** Counts of the profiled runs: each takes 1–3 s, so start-up and JIT warm-up are a small share. */
+const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 12_000, pingpong: 20_000 } as const
 const PROFILED = [
   { scenario: 'oneway', letter: 'a', roles: ['sender', 'receiver'] },
   { scenario: 'bulk', letter: 'b', roles: ['sender', 'receiver'] },

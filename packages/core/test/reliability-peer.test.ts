@@ -131,6 +131,41 @@ describe('in-flight budget', () => {
   })
 })
 
+describe('sends waiting for room', () => {
+  it('count their bytes against the budget when their turn comes', async () => {
+    const { peer, client } = await setup({ inFlight: { bytes: 10 } })
+    const c = await client()
+    const sends = ['aaaaaaaa', 'bbbbbbbb', 'cccccccc', 'dddddddd'].map((t) => peer.send(c.id, t))
+    await sync(c, 1)
+    const texts = () => (c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]).map((t) => t.text)
+    // 16 bytes in flight once b is written: c and d wait.
+    expect(texts()).toEqual(['aaaaaaaa', 'bbbbbbbb'])
+    const first = c.messages.find((m) => m.type === 'TEXT') as TextMessage
+    c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq })
+    await sync(c, 2)
+    // a's 8 bytes freed room for c, whose own 8 fill it again: d still waits.
+    expect(texts()).toEqual(['aaaaaaaa', 'bbbbbbbb', 'cccccccc'])
+    c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq + 3 })
+    await sync(c, 3)
+    c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq + 3 })
+    await expect(Promise.all(sends)).resolves.toHaveLength(4)
+  })
+
+  it('fail with the reason when the connection ends, with or without an abort signal', async () => {
+    const { peer, client } = await setup({ inFlight: { messages: 1 }, reconnect: false })
+    const c = await client()
+    const written = peer.send(c.id, 'written')
+    const waiting = [
+      peer.send(c.id, 'plain'),
+      peer.send(c.id, 'with a signal', { signal: new AbortController().signal }),
+      peer.send(c.id, 'with a timeout', { timeout: 60_000 }),
+    ]
+    await sync(c, 1)
+    c.conn.abort()
+    for (const send of [written, ...waiting]) await expect(send).rejects.toMatchObject({ code: 'PEER_GONE' })
+  })
+})
+
 describe('sendMany under the in-flight budget', () => {
   it('an aborted batch drops its unwritten texts and gives back the room its written ones held', async () => {
     const { peer, client } = await setup({ inFlight: { messages: 3 } })

@@ -3,6 +3,7 @@ import { AckStatus, decodeMessage, Limits, messageId, ProtocolError } from '@par
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
+import { WaitQueue } from '../wait-queue.js'
 import type { Channel, Service, ServiceHandler } from './service.js'
 
 /** Protocol name of acknowledged text delivery. */
@@ -29,7 +30,8 @@ export interface ChatInit {
 
 /**
  * A send: waiting for room in the window (seq 0), then awaiting its acknowledgement. It is also the
- * TEXT frame that is written (and re-sent), so a send costs its promise and this one object.
+ * TEXT frame that is written (and re-sent), so a send costs its promise and this one object (which a
+ * plain send waiting for room does not have yet: see WaitQueue).
  */
 interface Pending {
   readonly type: 'TEXT'
@@ -41,7 +43,6 @@ interface Pending {
   readonly bytes: number
   deadline: number
   readonly timeout: number
-  readonly signal: AbortSignal | undefined
   resolve: (r: SendResult) => void
   reject: (e: PeerError) => void
   /** Aborted while it waited for room: skipped when its turn comes. */
@@ -169,11 +170,10 @@ export class ChatHandler implements ServiceHandler {
   nextSeq = 1
   readonly #pending = new PendingQueue<Pending>()
   #inFlightBytes = 0
-  /** Sends waiting for room, oldest first, from `#waitHead` on (no shift() on a long array). */
-  #waiting: Pending[] = []
+  /** Sends waiting for room, oldest first. */
+  readonly #waiting = new WaitQueue<Pending, SendResult, PeerError>()
   /** How many of the waiting entries belong to batches. */
   #batchedWaiting = 0
-  #waitHead = 0
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
   #ackSeq = 0
@@ -284,10 +284,10 @@ export class ChatHandler implements ServiceHandler {
     for (const p of this.#pending.values()) p.reject(error)
     this.#pending.clear()
     this.#inFlightBytes = 0
-    const waiting = this.#waiting
-    this.#waiting = []
-    for (let i = this.#waitHead; i < waiting.length; i++) if (!waiting[i]!.gone) waiting[i]!.reject(error)
-    this.#waitHead = 0
+    this.#waiting.drain((w) => {
+      if (typeof w === 'function') w(error)
+      else if (!w.gone) w.reject(error)
+    })
     this.#batchedWaiting = 0
     this.service.closed(this)
   }
@@ -306,14 +306,14 @@ export class ChatHandler implements ServiceHandler {
 
   /**
    * Sends now when there is room for more unacknowledged text; otherwise the send waits for room, in
-   * order, and is written the moment an acknowledgement frees it — no extra promise or wake-up per
-   * waiting send, so any number of sends at once costs about what a windowed sender does.
+   * order, and is written the moment an acknowledgement frees it: no extra promise or wake-up per
+   * waiting send, and a plain one waits as four slots of a {@link WaitQueue}, not as an entry.
    */
   send(text: string, bytes: number, options?: SendOptions): Promise<SendResult> {
     if (this.#closed) return Promise.reject(this.#closed)
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(new PeerError('ABORTED', 'the send was aborted'))
-    const queued = this.#waiting.length - this.#waitHead
+    const queued = this.#waiting.length
     const now = queued === 0 && this.#hasRoom()
     // Texts of a batch wait too, but their caller holds them already: only single sends count.
     const waitingNow = queued - this.#batchedWaiting
@@ -326,24 +326,23 @@ export class ChatHandler implements ServiceHandler {
       )
     }
     const promise = new Promise<SendResult>(captureResolvers)
-    const entry: Pending = {
-      type: 'TEXT',
-      stream: this.stream,
-      seq: 0,
-      sentAt: 0,
+    const timeout = options?.timeout
+    if (!now && signal === undefined && timeout === undefined) {
+      // A plain send that waits: no entry until its turn (see WaitQueue).
+      this.#waiting.pushPlain(text, bytes, capturedResolve, capturedReject)
+      return promise
+    }
+    const entry = this.#entry(
       text,
       bytes,
-      deadline: 0,
-      timeout: options?.timeout ?? this.init.ackTimeout,
-      signal,
-      resolve: capturedResolve,
-      reject: capturedReject,
-      gone: false,
-      batched: false,
-    }
+      timeout ?? this.init.ackTimeout,
+      capturedResolve,
+      capturedReject,
+      false,
+    )
     if (signal) this.#abortOn(signal, entry)
     if (now) this.#write(entry)
-    else this.#waiting.push(entry)
+    else this.#waiting.pushEntry(entry)
     return promise
   }
 
@@ -398,29 +397,12 @@ export class ChatHandler implements ServiceHandler {
         for (const e of entries) if (e.seq !== 0 && this.#pending.get(e.seq) === e) this.#settle(e)
       }
       const timeout = options?.timeout ?? this.init.ackTimeout
-      for (let i = 0; i < n; i++) {
-        entries[i] = {
-          type: 'TEXT',
-          stream: this.stream,
-          seq: 0,
-          sentAt: 0,
-          text: texts[i]!,
-          bytes: bytes[i]!,
-          deadline: 0,
-          timeout,
-          signal: undefined,
-          resolve: ok,
-          reject: fail,
-          gone: false,
-          batched: true,
-        }
-      }
+      for (let i = 0; i < n; i++) entries[i] = this.#entry(texts[i]!, bytes[i]!, timeout, ok, fail, true)
       signal?.addEventListener('abort', onAbort, { once: true })
       let i = 0
-      if (this.#waiting.length === this.#waitHead)
-        while (i < n && !done && this.#hasRoom()) this.#write(entries[i++]!)
+      if (this.#waiting.length === 0) while (i < n && !done && this.#hasRoom()) this.#write(entries[i++]!)
       for (; i < n && !done; i++) {
-        this.#waiting.push(entries[i]!)
+        this.#waiting.pushEntry(entries[i]!)
         this.#batchedWaiting++
       }
     })
@@ -479,19 +461,48 @@ export class ChatHandler implements ServiceHandler {
   /** Writes waiting sends, oldest first, while there is room. */
   #admit(): void {
     const waiting = this.#waiting
-    while (this.#waitHead < waiting.length && this.#hasRoom()) {
-      const next = waiting[this.#waitHead]!
-      waiting[this.#waitHead++] = undefined as unknown as Pending
+    while (waiting.length > 0 && this.#hasRoom()) {
+      const next = waiting.head()!
+      if (typeof next === 'string') {
+        const entry = this.#entry(
+          next,
+          waiting.headBytes,
+          this.init.ackTimeout,
+          waiting.headResolve,
+          waiting.headReject,
+          false,
+        )
+        waiting.drop()
+        this.#write(entry)
+        continue
+      }
+      waiting.drop()
       if (next.batched) this.#batchedWaiting--
       if (!next.gone) this.#write(next)
     }
-    if (this.#waitHead === waiting.length) {
-      // Emptied: start over in the same array.
-      waiting.length = 0
-      this.#waitHead = 0
-    } else if (this.#waitHead > 1024 && this.#waitHead * 2 > waiting.length) {
-      this.#waiting = waiting.slice(this.#waitHead)
-      this.#waitHead = 0
+  }
+
+  #entry(
+    text: string,
+    bytes: number,
+    timeout: number,
+    resolve: (r: SendResult) => void,
+    reject: (e: PeerError) => void,
+    batched: boolean,
+  ): Pending {
+    return {
+      type: 'TEXT',
+      stream: this.stream,
+      seq: 0,
+      sentAt: 0,
+      text,
+      bytes,
+      deadline: 0,
+      timeout,
+      resolve,
+      reject,
+      gone: false,
+      batched,
     }
   }
 
