@@ -80,6 +80,22 @@ describe('sendMany', () => {
     expect(received).toHaveLength(101)
   })
 
+  it('a batch called while sends wait goes after them, and its texts stay together before later sends', async () => {
+    const { alice, bob, received } = await pair({ inFlight: { messages: 10 } })
+    const before = Array.from({ length: 15 }, (_, i) => alice.send(bob.id, `before ${i}`))
+    const texts = Array.from({ length: 30 }, (_, i) => `batch ${i}`)
+    const batch = alice.sendMany(bob.id, texts)
+    const after = alice.send(bob.id, 'after')
+    const [result] = await Promise.all([batch, after, ...before])
+    expect(received.map((m) => m.text)).toEqual([
+      ...Array.from({ length: 15 }, (_, i) => `before ${i}`),
+      ...texts,
+      'after',
+    ])
+    expect(result.firstId).toBe(received[15]!.id)
+    expect(result.lastId).toBe(received[44]!.id)
+  })
+
   it('an empty batch resolves at once with a count of 0', async () => {
     const { alice, bob } = await pair()
     expect(await alice.sendMany(bob.id, [])).toMatchObject({ count: 0, peerId: bob.id })

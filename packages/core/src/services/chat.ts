@@ -45,10 +45,18 @@ interface Pending {
   readonly timeout: number
   resolve: (r: SendResult) => void
   reject: (e: PeerError) => void
+  /** A batch's text: called with the acknowledgement's time instead of `resolve` (no result object). */
+  readonly acked: ((ackedAt: number) => void) | undefined
   /** Aborted while it waited for room: skipped when its turn comes. */
   gone: boolean
-  /** Part of a `sendMany()` batch: not counted against the waiting-senders bound. */
-  readonly batched: boolean
+}
+
+/** A `sendMany()` batch waiting for room: its texts become entries only as they are written. */
+interface WaitingBatch {
+  readonly type: 'BATCH'
+  /** Writes texts while there is room; true once none is left to write (all written, or it failed). */
+  writeSome(): boolean
+  fail(error: PeerError): void
 }
 
 /** Per sender: its stream and the highest seq delivered from it (and the stream before). */
@@ -64,6 +72,8 @@ interface Seen {
 // `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
 // (Promise.withResolvers needs Node 22). The executor runs synchronously, so they are read right after.
 let capturedResolve: (r: SendResult) => void = () => {}
+/** The `resolve` of a batch's texts, which are acknowledged through `acked`. */
+const IGNORED = () => {}
 let capturedReject: (e: PeerError) => void = () => {}
 function captureResolvers(resolve: (r: SendResult) => void, reject: (e: PeerError) => void): void {
   capturedResolve = resolve
@@ -171,8 +181,8 @@ export class ChatHandler implements ServiceHandler {
   readonly #pending = new PendingQueue<Pending>()
   #inFlightBytes = 0
   /** Sends waiting for room, oldest first. */
-  readonly #waiting = new WaitQueue<Pending, SendResult, PeerError>()
-  /** How many of the waiting entries belong to batches. */
+  readonly #waiting = new WaitQueue<Pending | WaitingBatch, SendResult, PeerError>()
+  /** How many of the waiting items are batches. */
   #batchedWaiting = 0
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
@@ -242,7 +252,7 @@ export class ChatHandler implements ServiceHandler {
         if (msg.status === AckStatus.DELIVERED) {
           this.#settle(p)
           this.channel.acknowledged()
-          p.resolve({ id: messageId(msg.stream, msg.seq), peerId: this.#peer.id, ackedAt: Date.now() })
+          this.#resolve(p, Date.now())
         } else {
           // Rejected before the room it frees is given on: a failed batch drops its unwritten texts first.
           p.reject(new PeerError('REFUSED', `${this.channel.peer.name} refused the message`))
@@ -257,7 +267,7 @@ export class ChatHandler implements ServiceHandler {
         for (let p = this.#pending.first(); p !== undefined && p.seq <= msg.seq; p = this.#pending.first()) {
           this.#settle(p)
           this.channel.acknowledged()
-          p.resolve({ id: messageId(msg.stream, p.seq), peerId: this.#peer.id, ackedAt })
+          this.#resolve(p, ackedAt)
         }
         return
       }
@@ -286,6 +296,7 @@ export class ChatHandler implements ServiceHandler {
     this.#inFlightBytes = 0
     this.#waiting.drain((w) => {
       if (typeof w === 'function') w(error)
+      else if (w.type === 'BATCH') w.fail(error)
       else if (!w.gone) w.reject(error)
     })
     this.#batchedWaiting = 0
@@ -332,14 +343,7 @@ export class ChatHandler implements ServiceHandler {
       this.#waiting.pushPlain(text, bytes, capturedResolve, capturedReject)
       return promise
     }
-    const entry = this.#entry(
-      text,
-      bytes,
-      timeout ?? this.init.ackTimeout,
-      capturedResolve,
-      capturedReject,
-      false,
-    )
+    const entry = this.#entry(text, bytes, timeout ?? this.init.ackTimeout, capturedResolve, capturedReject)
     if (signal) this.#abortOn(signal, entry)
     if (now) this.#write(entry)
     else this.#waiting.pushEntry(entry)
@@ -363,48 +367,60 @@ export class ChatHandler implements ServiceHandler {
     const peerId = this.#peer.id
     const n = texts.length
     if (n === 0) return Promise.resolve({ peerId, count: 0, firstId: '', lastId: '', ackedAt: Date.now() })
+    const timeout = options?.timeout ?? this.init.ackTimeout
     return new Promise<SendManyResult>((resolve, reject) => {
-      const entries: Pending[] = new Array(n)
       let left = n
       let done = false
+      /** `texts[next]` is the first not yet written; the written ones have seqs firstSeq…lastSeq. */
+      let next = 0
+      let firstSeq = 0
+      let lastSeq = 0
       const finish = () => {
         done = true
         signal?.removeEventListener('abort', onAbort)
       }
+      // The texts not yet written are never written once the batch is done.
       const fail = (error: PeerError) => {
         if (done) return
         finish()
-        for (const e of entries) if (e.seq === 0) e.gone = true
         reject(error)
       }
-      const ok = (r: SendResult) => {
+      const ok = (ackedAt: number) => {
         if (done || --left > 0) return
         finish()
-        const first = entries[0]!
-        const last = entries[n - 1]!
         resolve({
           peerId,
           count: n,
-          firstId: messageId(first.stream, first.seq),
-          lastId: messageId(last.stream, last.seq),
-          ackedAt: r.ackedAt,
+          firstId: messageId(this.stream, firstSeq),
+          lastId: messageId(this.stream, lastSeq),
+          ackedAt,
         })
       }
       const onAbort = () => {
         if (done) return
         // Unwritten texts are dropped first, so the room the written ones free is not given to them.
         fail(new PeerError('ABORTED', 'the send was aborted'))
-        for (const e of entries) if (e.seq !== 0 && this.#pending.get(e.seq) === e) this.#settle(e)
+        for (let seq = firstSeq; seq !== 0 && seq <= lastSeq; seq++) {
+          const p = this.#pending.get(seq)
+          if (p?.acked === ok) this.#settle(p)
+        }
       }
-      const timeout = options?.timeout ?? this.init.ackTimeout
-      for (let i = 0; i < n; i++) entries[i] = this.#entry(texts[i]!, bytes[i]!, timeout, ok, fail, true)
+      // While a batch is being written it is at the head of the queue, so nothing else is written
+      // between its texts: their seqs are consecutive.
+      const writeSome = (): boolean => {
+        while (next < n && !done && this.#hasRoom()) {
+          const entry = this.#entry(texts[next]!, bytes[next]!, timeout, IGNORED, fail, ok)
+          next++
+          this.#write(entry)
+          if (firstSeq === 0) firstSeq = entry.seq
+          lastSeq = entry.seq
+        }
+        return next === n || done
+      }
       signal?.addEventListener('abort', onAbort, { once: true })
-      let i = 0
-      if (this.#waiting.length === 0) while (i < n && !done && this.#hasRoom()) this.#write(entries[i++]!)
-      for (; i < n && !done; i++) {
-        this.#waiting.pushEntry(entries[i]!)
-        this.#batchedWaiting++
-      }
+      if (this.#waiting.length === 0 && writeSome()) return
+      this.#waiting.pushEntry({ type: 'BATCH', writeSome, fail })
+      this.#batchedWaiting++
     })
   }
 
@@ -420,9 +436,10 @@ export class ChatHandler implements ServiceHandler {
       // While reconnecting, the message waits in `pending` and goes out on the new link.
       if (this.channel.online) this.channel.send(entry)
     } catch (err) {
-      // Not written (the codec refused it): fail this send now rather than leave it to time out.
-      this.#settle(entry)
+      // Not written (the codec refused it): fail this send now rather than leave it to time out. Rejected
+      // before the room it frees is given on: a failed batch writes nothing more.
       entry.reject(err as PeerError)
+      this.#settle(entry)
     }
   }
 
@@ -450,6 +467,11 @@ export class ChatHandler implements ServiceHandler {
     }
   }
 
+  #resolve(p: Pending, ackedAt: number): void {
+    if (p.acked !== undefined) p.acked(ackedAt)
+    else p.resolve({ id: messageId(this.stream, p.seq), peerId: this.#peer.id, ackedAt })
+  }
+
   /** Removes a pending send and lets a waiting send use the room it frees. */
   #settle(p: Pending): void {
     if (!this.#pending.delete(p.seq)) return
@@ -470,14 +492,19 @@ export class ChatHandler implements ServiceHandler {
           this.init.ackTimeout,
           waiting.headResolve,
           waiting.headReject,
-          false,
         )
         waiting.drop()
         this.#write(entry)
         continue
       }
+      if (next.type === 'BATCH') {
+        // Room ran out within the batch: it keeps its place at the head.
+        if (!next.writeSome()) break
+        waiting.drop()
+        this.#batchedWaiting--
+        continue
+      }
       waiting.drop()
-      if (next.batched) this.#batchedWaiting--
       if (!next.gone) this.#write(next)
     }
   }
@@ -488,7 +515,7 @@ export class ChatHandler implements ServiceHandler {
     timeout: number,
     resolve: (r: SendResult) => void,
     reject: (e: PeerError) => void,
-    batched: boolean,
+    acked?: (ackedAt: number) => void,
   ): Pending {
     return {
       type: 'TEXT',
@@ -501,8 +528,8 @@ export class ChatHandler implements ServiceHandler {
       timeout,
       resolve,
       reject,
+      acked,
       gone: false,
-      batched,
     }
   }
 
