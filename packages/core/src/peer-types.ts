@@ -358,9 +358,9 @@ export interface Peer extends EventEmitter<PeerEvents> {
    * for the whole batch: it resolves when all are acknowledged and rejects with the first failure
    * (texts already acknowledged stay delivered; texts not yet written by then are dropped). For applications that stream
    * many small messages: a promise per message costs more than the message. The batch waits for room
-   * in the send window like any send, and does not count against `inFlight.waiting`; its texts are
-   * taken from `texts` as the window admits them, so a batch of any size costs its array and a
-   * window's worth of messages in flight. Do not change `texts` until the promise settles.
+   * in the send window like any send, and does not count against `inFlight.waiting`; its texts become
+   * messages only as the window admits them, so a batch of any size costs about 16 bytes a text
+   * besides the texts themselves, and a window's worth of messages in flight.
    * @throws PeerError `NOT_CONNECTED` (no session with the target), `MESSAGE_TOO_LONG`, `ACK_TIMEOUT`, ...
    */
   sendMany(target: string, texts: readonly string[], options?: SendOptions): Promise<SendManyResult>

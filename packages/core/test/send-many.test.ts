@@ -96,6 +96,15 @@ describe('sendMany', () => {
     expect(result.lastId).toBe(received[44]!.id)
   })
 
+  it('sends the texts as they were when it was called, whatever the caller does with its array after', async () => {
+    const { alice, bob, received } = await pair({ inFlight: { messages: 10 } })
+    const texts = Array.from({ length: 50 }, (_, i) => `m${i}`)
+    const batch = alice.sendMany(bob.id, texts)
+    texts.fill('changed')
+    await batch
+    expect(received.map((m) => m.text)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`))
+  })
+
   it('an empty batch resolves at once with a count of 0', async () => {
     const { alice, bob } = await pair()
     expect(await alice.sendMany(bob.id, [])).toMatchObject({ count: 0, peerId: bob.id })

@@ -368,6 +368,8 @@ export class ChatHandler implements ServiceHandler {
     const n = texts.length
     if (n === 0) return Promise.resolve({ peerId, count: 0, firstId: '', lastId: '', ackedAt: Date.now() })
     const timeout = options?.timeout ?? this.init.ackTimeout
+    // Our own copy: the caller may reuse its array while the batch is still being written.
+    const list = texts.slice()
     return new Promise<SendManyResult>((resolve, reject) => {
       let left = n
       let done = false
@@ -409,7 +411,7 @@ export class ChatHandler implements ServiceHandler {
       // between its texts: their seqs are consecutive.
       const writeSome = (): boolean => {
         while (next < n && !done && this.#hasRoom()) {
-          const entry = this.#entry(texts[next]!, bytes[next]!, timeout, IGNORED, fail, ok)
+          const entry = this.#entry(list[next]!, bytes[next]!, timeout, IGNORED, fail, ok)
           next++
           this.#write(entry)
           if (firstSeq === 0) firstSeq = entry.seq
