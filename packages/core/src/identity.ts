@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sodium from 'sodium-native'
@@ -12,6 +12,7 @@ export interface Identity {
 }
 
 const KEY_FILE = 'identity.pem'
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 
 function fromPrivateKey(privateKey: KeyObject): Identity {
   const publicKey = createPublicKey(privateKey)
@@ -21,9 +22,19 @@ function fromPrivateKey(privateKey: KeyObject): Identity {
   return { peerId: Buffer.from(x, 'base64url').toString('hex'), publicKey, privateKey }
 }
 
-/** A fresh identity that lives only in memory (used when no data directory is given). */
+/**
+ * A fresh identity that lives only in memory (used when no data directory is given). The seed comes
+ * from libsodium, not `generateKeyPairSync`: on Node 20 a key-generation job collected by the GC while
+ * a key it made is being exported locks that key's mutex a second time, and the process hangs.
+ */
 export function generateIdentity(): Identity {
-  return fromPrivateKey(generateKeyPairSync('ed25519').privateKey)
+  // PKCS#8 of an Ed25519 seed (RFC 8410): this prefix, then the 32 bytes.
+  const der = Buffer.alloc(ED25519_PKCS8_PREFIX.length + 32)
+  ED25519_PKCS8_PREFIX.copy(der)
+  sodium.randombytes_buf(der.subarray(ED25519_PKCS8_PREFIX.length))
+  const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+  sodium.sodium_memzero(der)
+  return fromPrivateKey(privateKey)
 }
 
 /**
