@@ -18,6 +18,7 @@ import {
   type PeerAnnouncement,
   type PeerRecord,
 } from './messages.js'
+import { StreamCache } from './stream-cache.js'
 
 // Message codec, decoding: one message body (a frame body after its channel byte) -> one message.
 // Decoding checks every bound (remaining bytes, string byte length, list count, u64 range) before it
@@ -34,14 +35,8 @@ const typeNames: ReadonlyMap<number, MessageTypeName> = new Map(
 
 const hex = (n: number, width: number): string => `0x${n.toString(16).padStart(width, '0')}`
 
-// The last two streams read, with their text: a peer reads its correspondent's stream on every TEXT and
-// its own on every ACK_UPTO, so a conversation alternates between two (see `Reader.stream`).
-let streamA = ''
-let streamAHigh = 0
-let streamALow = 0
-let streamB = ''
-let streamBHigh = 0
-let streamBLow = 0
+/** The last two streams read (see StreamCache). */
+const streams = new StreamCache()
 
 /** Bounds-checked cursor over one body. Every read checks the bytes left first. */
 class Reader {
@@ -102,17 +97,10 @@ class Reader {
     const high = readU32(this.buf, this.pos)
     const low = readU32(this.buf, this.pos + 4)
     this.pos += Limits.streamBytes
-    if (high === streamAHigh && low === streamALow && streamA !== '') return streamA
-    const text =
-      high === streamBHigh && low === streamBLow && streamB !== ''
-        ? streamB
-        : hexString(this.buf, this.pos - Limits.streamBytes, this.pos)
-    streamB = streamA
-    streamBHigh = streamAHigh
-    streamBLow = streamALow
-    streamA = text
-    streamAHigh = high
-    streamALow = low
+    const known = streams.textOf(high, low)
+    if (known !== undefined) return known
+    const text = hexString(this.buf, this.pos - Limits.streamBytes, this.pos)
+    streams.remember(text, high, low)
     return text
   }
   hex(bytes: number, field: string): string {

@@ -1,6 +1,7 @@
 import { alloc, allocSlow, native, utf8ByteLength, writeHex, writeU32, writeUtf8 } from './bytes.js'
 import { ProtocolError, ProtocolErrorCode } from './errors.js'
 import { Limits, type Message, MessageType, type PeerAnnouncement, type PeerRecord } from './messages.js'
+import { StreamCache } from './stream-cache.js'
 
 // Message codec, encoding: one message -> one message body (a frame body after its channel byte).
 // Layouts are specified byte by byte in docs/PROTOCOL.md; decoding is in decode.ts.
@@ -38,38 +39,20 @@ function checkSeq(value: unknown): void {
   if (value === 0) throw invalid('seq must be at least 1')
 }
 
-// A peer writes its own stream on every TEXT and its correspondent's on every ACK_UPTO. The last two
-// streams checked are kept with their bytes, so a conversation, which alternates between them, neither
-// checks nor converts a stream again (one entry made a ping-pong convert on every frame).
-let streamA = ''
-let streamAHigh = 0
-let streamALow = 0
-let streamB = ''
-let streamBHigh = 0
-let streamBLow = 0
+/** The last two streams written (see StreamCache): a conversation neither checks nor converts them again. */
+const streams = new StreamCache()
 
 function checkStream(value: unknown): void {
-  if (value === streamA) return
-  const high = streamAHigh
-  const low = streamALow
-  if (value === streamB) {
-    streamAHigh = streamBHigh
-    streamALow = streamBLow
-  } else {
-    checkHex(value, 'stream', STREAM_HEX, Limits.streamBytes * 2)
-    streamAHigh = Number.parseInt((value as string).slice(0, 8), 16)
-    streamALow = Number.parseInt((value as string).slice(8), 16)
-  }
-  streamB = streamA
-  streamBHigh = high
-  streamBLow = low
-  streamA = value as string
+  if (typeof value === 'string' && streams.hasText(value)) return
+  checkHex(value, 'stream', STREAM_HEX, Limits.streamBytes * 2)
+  const text = value as string
+  streams.remember(text, Number.parseInt(text.slice(0, 8), 16), Number.parseInt(text.slice(8), 16))
 }
 
 function writeStream(buf: Uint8Array, at: number, value: string): number {
-  if (value !== streamA) return writeHex(buf, at, value)
-  writeU32(buf, at, streamAHigh)
-  writeU32(buf, at + 4, streamALow)
+  if (value !== streams.text) return writeHex(buf, at, value)
+  writeU32(buf, at, streams.high)
+  writeU32(buf, at + 4, streams.low)
   return at + Limits.streamBytes
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   decodeMessage,
   encodedLength,
@@ -361,5 +361,14 @@ describe('decoding streams', () => {
       expect(hexOf(encoded.subarray(1, 9))).toBe(stream)
       expect(decodeMessage(encoded)).toEqual(i % 2 === 0 ? text : ack)
     }
+  })
+
+  it('refuses an empty stream even before any stream was written, and reads all-zero bytes as a stream', async () => {
+    // A fresh copy of the codec: its stream cache is still empty.
+    vi.resetModules()
+    const fresh = await import('../src/index.js')
+    expect(() => fresh.encodeMessage({ type: 'ACK_UPTO', stream: '', seq: 1 })).toThrowError(/stream must be/)
+    const zeros: Message = { type: 'ACK_UPTO', stream: '0000000000000000', seq: 1 }
+    expect(fresh.decodeMessage(fresh.encodeMessage(zeros))).toEqual(zeros)
   })
 })
