@@ -2,10 +2,10 @@
  * Sends waiting for room in a window, oldest first. An application may fire hundreds of thousands of
  * `send()`s at once, so a waiting send is kept as small as it can be: a plain one (default options) is
  * its text, its size and its promise's two resolvers, one slot in each of four columns, and becomes
- * the caller's entry object only when its turn comes. That halves what it holds for its whole wait
- * (its entry would be ≈ 130 of ≈ 390 bytes) and keeps entries young, so they die in the scavenge
- * after their acknowledgement instead of being promoted. Other sends (an abort signal, a timeout of
- * their own, a batch's texts) wait as their entry.
+ * the caller's entry object only when its turn comes. That saves a third of what it holds for its
+ * whole wait (its entry would be ≈ 130 of ≈ 390 bytes) and keeps entries young, so they die in the
+ * scavenge after their acknowledgement instead of being promoted. Other sends (an abort signal, a
+ * timeout of their own) wait as their entry, and a `sendMany()` batch as one item.
  *
  * Removal is from the head only, by index (no shift() on a long array).
  */

@@ -145,8 +145,9 @@ describe('sends waiting for room', () => {
     await sync(c, 2)
     // a's 8 bytes freed room for c, whose own 8 fill it again: d still waits.
     expect(texts()).toEqual(['aaaaaaaa', 'bbbbbbbb', 'cccccccc'])
-    c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq + 3 })
+    c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq + 2 })
     await sync(c, 3)
+    expect(texts()).toEqual(['aaaaaaaa', 'bbbbbbbb', 'cccccccc', 'dddddddd'])
     c.send({ type: 'ACK_UPTO', stream: first.stream, seq: first.seq + 3 })
     await expect(Promise.all(sends)).resolves.toHaveLength(4)
   })

@@ -352,7 +352,8 @@ export class ChatHandler implements ServiceHandler {
 
   /**
    * Sends `texts` in order with one promise for all (see `Peer.sendMany`): each text is still its own
-   * pending entry and TEXT, but they share two resolvers instead of a promise each. The first failure
+   * pending entry and TEXT, made only when the window admits it, and acknowledged through one shared
+   * callback instead of a promise each. The first failure
    * rejects the batch and drops the texts not yet written; an abort also frees the window room of the
    * written ones.
    */
@@ -373,7 +374,7 @@ export class ChatHandler implements ServiceHandler {
     return new Promise<SendManyResult>((resolve, reject) => {
       let left = n
       let done = false
-      /** `texts[next]` is the first not yet written; the written ones have seqs firstSeq…lastSeq. */
+      /** `list[next]` is the first not yet written; the written ones have seqs firstSeq…lastSeq. */
       let next = 0
       let firstSeq = 0
       let lastSeq = 0
