@@ -4,19 +4,11 @@ import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
 import { WaitQueue } from '../wait-queue.js'
+import { DeliveredFrom, type Seen } from './delivered-from.js'
 import type { Channel, Service, ServiceHandler } from './service.js'
 
 /** Protocol name of acknowledged text delivery. */
 export const CHAT_PROTOCOL = 'parley/chat/1'
-
-/** Senders whose dedup state is kept (least recently heard, not connected, forgotten first). */
-const DEDUP_SENDERS = 1024
-/** A sender heard this recently keeps its state: it may be reconnecting to re-send. */
-const DEDUP_KEEP = 10 * 60_000
-/** Dedup entries at most, whatever their protection (about 100 bytes each). */
-const DEDUP_HARD_LIMIT = 64 * 1024
-/** Senders #forgetOne looks at per call. */
-const FORGET_SCAN = 64
 
 export interface ChatInit {
   ackTimeout: number
@@ -59,16 +51,6 @@ interface WaitingBatch {
   fail(error: PeerError): void
 }
 
-/** Per sender: its stream and the highest seq delivered from it (and the stream before). */
-interface Seen {
-  stream: string
-  highest: number
-  previous: string
-  previousHighest: number
-  touched: number
-  heardAt: number
-}
-
 // `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
 // (Promise.withResolvers needs Node 22). The executor runs synchronously, so they are read right after.
 let capturedResolve: (r: SendResult) => void = () => {}
@@ -88,14 +70,14 @@ export class ChatService implements Service {
   readonly protocol = CHAT_PROTOCOL
   readonly #init: ChatInit
   readonly #handlers = new Set<ChatHandler>()
-  /** Per sender (least recently heard first, bounded): what was delivered from it. */
-  readonly #seen = new Map<string, Seen>()
-  #seenClock = 0
+  /** Per sender (bounded): what was delivered from it. */
+  readonly #seen: DeliveredFrom
   /** Set by the peer's stop() while it waits for every pending send to be acknowledged. */
   onAllAcked: (() => void) | undefined
 
   constructor(init: ChatInit) {
     this.#init = init
+    this.#seen = new DeliveredFrom(init.isConnected)
   }
 
   open(channel: Channel): ChatHandler {
@@ -118,58 +100,14 @@ export class ChatService implements Service {
     if (this.onAllAcked && this.allAcked()) this.onAllAcked()
   }
 
-  /**
-   * Makes room for one more sender: the least recently heard one that is neither connected nor heard
-   * within DEDUP_KEEP — so cycling cheap identities cannot flush a real sender's state while it is
-   * connected or reconnecting. Looks at no more than FORGET_SCAN senders: protected ones it passes go to
-   * the back, so the next call looks further and the cost per new sender stays constant however many are
-   * protected. Past DEDUP_HARD_LIMIT senders (all of them protected) the one at the front goes anyway:
-   * after the rotation that is not strictly the least recently heard, only one not heard for a while.
-   */
-  #forgetOne(): void {
-    const now = Date.now()
-    for (let i = 0; i < FORGET_SCAN && i < this.#seen.size; i++) {
-      const [sender, seen] = this.#seen.entries().next().value!
-      this.#seen.delete(sender)
-      if (this.#init.isConnected(sender) || now - seen.heardAt < DEDUP_KEEP) this.#seen.set(sender, seen)
-      else return
-    }
-    if (this.#seen.size >= DEDUP_HARD_LIMIT) this.#seen.delete(this.#seen.keys().next().value!)
-  }
-
   /** Fails every send whose acknowledgement is overdue. */
   tick(now: number): void {
     for (const h of this.#handlers) h.expire(now)
   }
 
-  /**
-   * What was delivered from `sender` on `stream` (a new stream starts over). It outlives the session, so a
-   * re-send after a reconnect is still recognised. Senders are forgotten least recently heard first.
-   */
+  /** What was delivered from `sender` on `stream` (see DeliveredFrom). */
   seenFrom(sender: string, stream: string): Seen {
-    let seen = this.#seen.get(sender)
-    if (!seen) {
-      seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0, heardAt: 0 }
-      if (this.#seen.size >= DEDUP_SENDERS) this.#forgetOne()
-      this.#seen.set(sender, seen)
-    } else if (seen.touched < this.#seenClock - DEDUP_SENDERS) {
-      // Re-inserting moves the sender to the back of the LRU order; done only for senders that drifted
-      // towards the front, so the per-message cost stays one Map lookup.
-      this.#seen.delete(sender)
-      this.#seen.set(sender, seen)
-    }
-    if (seen.stream !== stream) {
-      // A new stream (the sender started a new session) starts over; the one before is kept, so that a
-      // late re-send from it is still recognised.
-      const { stream: previous, highest } = seen
-      seen.highest = seen.previous === stream ? seen.previousHighest : 0
-      seen.stream = stream
-      seen.previous = previous
-      seen.previousHighest = highest
-    }
-    seen.touched = ++this.#seenClock
-    seen.heardAt = Date.now()
-    return seen
+    return this.#seen.on(sender, stream)
   }
 }
 
