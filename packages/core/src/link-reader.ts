@@ -17,6 +17,13 @@ import type { Session } from './session.js'
 const SMALL_RECORD_BYTES = 1024
 /** Frames held while a handshake reply is being checked: a handful is all an honest peer sends. */
 const MAX_EARLY_FRAMES = 64
+/**
+ * A read of at least this many frames is a stream: its acknowledgements leave as soon as it is handled,
+ * not at the writer's deferred flush, which runs only after every read already waiting. Holding them
+ * until then left the sender's window shut while we worked through the rest (both sides ~45 % idle).
+ * Smaller reads keep coalescing, so a reply and its acknowledgement still leave in one write.
+ */
+const ACK_NOW_FRAMES = 16
 
 export interface LinkReaderInit {
   sessions: ReadonlyMap<string, Session>
@@ -76,6 +83,7 @@ export class LinkReader {
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
       this.readEnd(link)
+      if (bodies.length >= ACK_NOW_FRAMES && link.state.status === 'open') link.writer.flushPending()
       const held = link.remoteInducedBytes
       if (failure === undefined && held > this.#init.limits.peerMemory) {
         failure = new PeerError(

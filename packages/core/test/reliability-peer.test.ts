@@ -12,7 +12,7 @@ import { generateIdentity } from '../src/identity.js'
 import { createPeer, type Peer } from '../src/peer.js'
 import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
-import type { Connection } from '../src/transport.js'
+import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
@@ -20,10 +20,10 @@ import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 // what a peer cut off for a violation is told. Plaintext on purpose: these tests read and write the
 // peer protocol byte for byte (the encrypted path is exercised end to end in packages/testing).
 
-async function setup(init: Partial<PeerInit> = {}) {
+async function setup(init: Partial<PeerInit> = {}, wrap: (t: Transport) => Transport = (t) => t) {
   const network = memoryNetwork()
   const peer = createPeer({
-    transport: memoryTransport(network, { host: 'peer' }),
+    transport: wrap(memoryTransport(network, { host: 'peer' })),
     name: 'peer',
     listen: 'peer:0',
     upgrader: plaintextUpgrader(),
@@ -81,6 +81,28 @@ function reader(conn: Connection) {
         })
       }
     },
+  }
+}
+
+/** Records what the peer writes on each accepted connection, one entry per write, as it writes it. */
+function recordWrites(inner: Transport, writes: Message[][]): Transport {
+  return {
+    name: inner.name,
+    dial: (address, options) => inner.dial(address, options),
+    listen: (address, onConnection, options) =>
+      inner.listen(
+        address,
+        (conn) => {
+          const decoder = new FrameDecoder()
+          const send = conn.send.bind(conn)
+          conn.send = (bytes) => {
+            writes.push(decoder.push(bytes).map((body) => decodeBody(body)))
+            return send(bytes)
+          }
+          onConnection(conn)
+        },
+        options,
+      ),
   }
 }
 
@@ -274,6 +296,43 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     await sync(c, 1)
     expect(got).toEqual(['ab1', 'ab2', 'ab3'])
     expect(c.messages).toEqual([{ type: 'ACK_UPTO', stream, seq: 3 }])
+  })
+
+  it('acknowledges a read of many TEXTs before it handles the next read, so the sender can go on', async () => {
+    const writes: Message[][] = []
+    const { peer, client } = await setup({}, (t) => recordWrites(t, writes))
+    const c = await client()
+    const stream = 'ab'.repeat(8)
+    // For each delivered message: the highest seq the peer had acknowledged by then.
+    const ackedBefore: number[] = []
+    peer.on('message', () => {
+      const acks = writes.flat().filter((m) => m.type === 'ACK_UPTO')
+      ackedBefore.push(acks.at(-1)?.seq ?? 0)
+    })
+    const read = (from: number) => Buffer.concat(Array.from({ length: 20 }, (_, i) => text(stream, from + i)))
+    c.conn.send(read(1))
+    c.conn.send(read(21)) // arrives in the same turn of the event loop, as a second read
+    await sync(c, 1)
+    expect(ackedBefore).toHaveLength(40)
+    expect(ackedBefore[20]).toBe(20)
+    expect(c.messages).toEqual([
+      { type: 'ACK_UPTO', stream, seq: 20 },
+      { type: 'ACK_UPTO', stream, seq: 40 },
+    ])
+  })
+
+  it('sends the acknowledgement of a small read with the reply made for it, in one write', async () => {
+    const writes: Message[][] = []
+    const { peer, client } = await setup({}, (t) => recordWrites(t, writes))
+    const c = await client()
+    // The reply comes a moment after the message (an application that awaits something first).
+    peer.on('message', (m) => queueMicrotask(() => void peer.send(c.id, `re: ${m.text}`).catch(() => {})))
+    const stream = 'ab'.repeat(8)
+    writes.length = 0
+    c.conn.send(text(stream, 1))
+    const reply = (await c.next('TEXT')) as TextMessage
+    expect(reply.text).toBe('re: ab1')
+    expect(writes[0]?.map((m) => m.type).sort()).toEqual(['ACK_UPTO', 'TEXT'])
   })
 
   it('delivers a TEXT once per stream and seq; a new stream starts over', async () => {

@@ -271,6 +271,14 @@ export class FrameWriter {
   }
 
   /**
+   * Hands the pending batch to the sink now rather than at the deferred flush. Unlike
+   * {@link FrameWriter.flush}, frames held while the sink is blocked stay held.
+   */
+  flushPending(): void {
+    this.#flushBatch()
+  }
+
+  /**
    * The sink can take more (the connection emitted `drain`): frames what was held, in order, until
    * the sink blocks again. Does nothing when not blocked.
    */

@@ -251,6 +251,25 @@ describe('FrameWriter', () => {
       expect(decodeAll(chunks)).toEqual([big(1), big(2), samples.PING])
     })
 
+    it('flushPending() sends the pending batch now, but what is held stays held', () => {
+      const { writer, chunks, state, tick } = blockingWriter()
+      writer.write(samples.PING)
+      writer.flushPending()
+      expect(decodeAll(chunks)).toEqual([samples.PING])
+      state.blocked = true
+      writer.write(big(1)) // taken, but the sink says it is full
+      writer.write(samples.PONG)
+      writer.flushPending()
+      expect(chunks).toHaveLength(2)
+      expect(writer.heldFrames).toBe(1)
+      tick()
+      expect(chunks).toHaveLength(2)
+      state.blocked = false
+      writer.resume()
+      tick()
+      expect(decodeAll(chunks)).toEqual([samples.PING, big(1), samples.PONG])
+    })
+
     it('checks a message when it is written, not when it is released', () => {
       const { writer, state } = blockingWriter()
       state.blocked = true
