@@ -360,6 +360,17 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     expect(got).toEqual(['aa1', 'aa3', 'bb1', 'bb2'])
   })
 
+  it('keeps streams apart within one read', async () => {
+    const { peer, client } = await setup()
+    const got: string[] = []
+    peer.on('message', (m) => got.push(m.text))
+    const c = await client()
+    const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
+    c.conn.send(Buffer.concat([text(a, 1), text(a, 2), text(b, 1), text(a, 2), text(b, 1), text(b, 2)]))
+    await sync(c, 1)
+    expect(got).toEqual(['aa1', 'aa2', 'bb1', 'bb2'])
+  })
+
   it('an ACK_UPTO settles the sends up to its seq, in order, and no further', async () => {
     const { peer, client } = await setup()
     const c = await client()

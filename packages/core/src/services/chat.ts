@@ -106,8 +106,8 @@ export class ChatService implements Service {
   }
 
   /** What was delivered from `sender` on `stream` (see DeliveredFrom). */
-  seenFrom(sender: string, stream: string): Seen {
-    return this.#seen.on(sender, stream)
+  seenFrom(sender: string, stream: string, now: number): Seen {
+    return this.#seen.on(sender, stream, now)
   }
 }
 
@@ -131,6 +131,11 @@ export class ChatHandler implements ServiceHandler {
    * on every read): the name can only change with the link, and a new link resumes the handler.
    */
   #from: { readonly id: string; readonly name: string } | undefined
+  /**
+   * The sender's dedup state, looked up once per read rather than per TEXT. Nothing else touches the
+   * sender's entry while one of its reads is handled, so it cannot be forgotten meanwhile.
+   */
+  #seen: Seen | undefined
 
   constructor(
     readonly service: ChatService,
@@ -155,7 +160,9 @@ export class ChatHandler implements ServiceHandler {
       case 'TEXT': {
         if (this.#ackStream !== msg.stream) this.onReadEnd()
         const from = this.#peer
-        const seen = this.service.seenFrom(from.id, msg.stream)
+        // A new stream ended the read's state above, so a cached dedup state is this stream's.
+        this.#seen ??= this.service.seenFrom(from.id, msg.stream, this.channel.receivedAt)
+        const seen = this.#seen
         this.#ackStream = msg.stream
         // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
         if (msg.seq <= seen.highest) {
@@ -216,6 +223,7 @@ export class ChatHandler implements ServiceHandler {
 
   /** One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements"). */
   onReadEnd(): void {
+    this.#seen = undefined
     if (this.#ackSeq === 0 || !this.channel.online) return
     this.channel.send({ type: 'ACK_UPTO', stream: this.#ackStream, seq: this.#ackSeq })
     this.#ackSeq = 0
@@ -224,6 +232,7 @@ export class ChatHandler implements ServiceHandler {
   /** Messages not yet acknowledged may have died with the old link: re-send; the receiver drops duplicates. */
   onResume(): void {
     this.#from = undefined
+    this.#seen = undefined
     for (const p of this.#pending.values()) this.channel.send(p)
   }
 

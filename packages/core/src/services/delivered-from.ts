@@ -36,8 +36,9 @@ export class DeliveredFrom {
   /**
    * What was delivered from `sender` on `stream` (a new stream starts over). It outlives the session, so a
    * re-send after a reconnect is still recognised. Senders are forgotten least recently heard first.
+   * `now` is when the sender was heard (the read's clock).
    */
-  on(sender: string, stream: string): Seen {
+  on(sender: string, stream: string, now: number): Seen {
     let seen = this.#seen.get(sender)
     if (!seen) {
       seen = { stream, highest: 0, previous: '', previousHighest: 0, touched: 0, heardAt: 0 }
@@ -59,7 +60,7 @@ export class DeliveredFrom {
       seen.previousHighest = highest
     }
     seen.touched = ++this.#clock
-    seen.heardAt = Date.now()
+    seen.heardAt = now
     return seen
   }
 
