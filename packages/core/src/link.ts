@@ -6,6 +6,14 @@ import { takeChunkBuffer } from './send-buffers.js'
 import { CHAT_PROTOCOL } from './services/chat.js'
 import type { TokenBucket } from './util.js'
 
+/**
+ * A batch of frames is written as soon as it holds this much, rather than at the deferred flush: the
+ * receiver starts on it while we frame the rest of a burst. It is one Noise record's plaintext and
+ * about one socket read. Batches of up to 256 KiB (the writer's default) kept a stream of small
+ * messages ~20 % slower on Node 20 and ~35 % on Node 24.
+ */
+const LINK_BATCH_BYTES = 65_519
+
 /** One transport connection, from dial/accept to close: its framing, state and channel numbering. */
 export class Link {
   readonly state = new LinkState('handshaking')
@@ -52,7 +60,13 @@ export class Link {
         return flowing
       },
       // The Noise channel encrypts a batch before send() returns: its buffer can serve the next batch.
-      { allocate: takeChunkBuffer, backpressure: true, lend: conn.sendCopies === true, maxFrameSize },
+      {
+        allocate: takeChunkBuffer,
+        backpressure: true,
+        lend: conn.sendCopies === true,
+        maxFrameSize,
+        maxBatchBytes: LINK_BATCH_BYTES,
+      },
     )
   }
 

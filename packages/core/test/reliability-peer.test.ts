@@ -85,7 +85,7 @@ function reader(conn: Connection) {
 }
 
 /** Records what the peer writes on each accepted connection, one entry per write, as it writes it. */
-function recordWrites(inner: Transport, writes: Message[][]): Transport {
+function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = []): Transport {
   return {
     name: inner.name,
     dial: (address, options) => inner.dial(address, options),
@@ -97,6 +97,7 @@ function recordWrites(inner: Transport, writes: Message[][]): Transport {
           const send = conn.send.bind(conn)
           conn.send = (bytes) => {
             writes.push(decoder.push(bytes).map((body) => decodeBody(body)))
+            sizes.push(bytes.byteLength)
             return send(bytes)
           }
           onConnection(conn)
@@ -319,6 +320,24 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
       { type: 'ACK_UPTO', stream, seq: 20 },
       { type: 'ACK_UPTO', stream, seq: 40 },
     ])
+  })
+
+  it('writes a burst of small sends in pieces of one record as it goes, not all at the end', async () => {
+    const writes: Message[][] = []
+    const sizes: number[] = []
+    const { peer, client } = await setup({}, (t) => recordWrites(t, writes, sizes))
+    const c = await client()
+    writes.length = 0
+    sizes.length = 0
+    const sends = Array.from({ length: 1_500 }, (_, i) => peer.send(c.id, `${i}`.padEnd(64, '.')))
+    // Before the burst's deferred flush: the first full pieces are already on their way.
+    expect(writes.length).toBeGreaterThan(0)
+    await sync(c, 1)
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(65_519)
+    const texts = writes.flat().filter((m) => m.type === 'TEXT') as TextMessage[]
+    expect(texts.map((t) => t.seq)).toEqual(Array.from({ length: 1_500 }, (_, i) => i + 1))
+    c.send({ type: 'ACK_UPTO', stream: texts[0]!.stream, seq: 1_500 })
+    await Promise.all(sends)
   })
 
   it('sends the acknowledgement of a small read with the reply made for it, in one write', async () => {
