@@ -10,6 +10,7 @@ import {
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity } from '../src/identity.js'
 import { createPeer, type Peer } from '../src/peer.js'
+import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection, Transport } from '../src/transport.js'
@@ -410,6 +411,27 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     c.send({ type: 'ACK_UPTO', stream: texts[0]!.stream, seq: 3 })
     const results = await Promise.all(sends)
     expect(results.map((r) => r.id)).toEqual(texts.map((t) => messageId(t.stream, t.seq)))
+  })
+})
+
+describe('acknowledgements that lie', () => {
+  it('an ACK_UPTO for a seq never sent cuts the peer off and settles no waiting send', async () => {
+    const { peer, client } = await setup({ inFlight: { messages: 2 } })
+    const c = await client()
+    const outcomes: string[] = []
+    const sends = ['a', 'b', 'c', 'd'].map((t) =>
+      peer.send(c.id, t).then(
+        () => outcomes.push(`${t} delivered`),
+        (err: PeerError) => outcomes.push(`${t} ${err.code}`),
+      ),
+    )
+    await sync(c, 1)
+    const [first] = c.messages.filter((m) => m.type === 'TEXT') as TextMessage[]
+    c.send({ type: 'ACK_UPTO', stream: first!.stream, seq: 1_000 })
+    expect(await c.next('GOODBYE')).toMatchObject({ type: 'GOODBYE' })
+    await Promise.all(sends)
+    expect(outcomes).not.toContain('c delivered')
+    expect(outcomes).not.toContain('d delivered')
   })
 })
 

@@ -207,6 +207,11 @@ export class ChatHandler implements ServiceHandler {
       }
       case 'ACK_UPTO': {
         if (msg.stream !== this.stream) return
+        // A lie (nothing can acknowledge a TEXT before it is sent) that would also settle, unsent, every
+        // waiting send that the room it frees lets through.
+        if (msg.seq >= this.nextSeq) {
+          throw new ProtocolError('INVALID_FIELD', `an ACK_UPTO for seq ${msg.seq}, which was never sent`)
+        }
         const ackedAt = Date.now()
         // Pending is in seq order: settle from the front up to the acknowledged seq.
         for (let p = this.#pending.first(); p !== undefined && p.seq <= msg.seq; p = this.#pending.first()) {
