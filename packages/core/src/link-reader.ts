@@ -82,8 +82,7 @@ export class LinkReader {
       }
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
-      this.readEnd(link)
-      if (bodies.length >= ACK_NOW_FRAMES && link.state.status === 'open') link.writer.flushPending()
+      this.readEnd(link, bodies.length >= ACK_NOW_FRAMES)
       const held = link.remoteInducedBytes
       if (failure === undefined && held > this.#init.limits.peerMemory) {
         failure = new PeerError(
@@ -97,11 +96,17 @@ export class LinkReader {
     if (failure !== undefined) this.#init.violation(link, failure)
   }
 
-  /** Lets each service send what it coalesced during the read (acknowledgements). */
-  readEnd(link: Link): void {
+  /**
+   * Lets each service send what it coalesced during the read (acknowledgements); `now` writes it at
+   * once (see ACK_NOW_FRAMES).
+   */
+  readEnd(link: Link, now = false): void {
     if (link.state.status !== 'open' && link.state.status !== 'closed') return
     const session = link.remote && this.#init.sessions.get(link.remote.peerId)
-    if (session?.links.has(link)) session.forEachHandler((h) => h.onReadEnd?.())
+    if (!session?.links.has(link)) return
+    session.forEachHandler((h) => h.onReadEnd?.())
+    // Services write on the session's active link, which is not always the one just read.
+    if (now && session.active.state.status === 'open') session.active.writer.flushPending()
   }
 
   /** The link just opened: handles the frames that arrived while its handshake reply was checked. */
