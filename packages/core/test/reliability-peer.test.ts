@@ -288,11 +288,16 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
   const text = (stream: string, seq: number) =>
     frameFor({ type: 'TEXT', stream, seq, sentAt: seq, text: `${stream.slice(0, 2)}${seq}` })
 
-  it('answers the TEXTs of one read with one ACK_UPTO', async () => {
+  /** A peer that records the texts it delivers, and a client connected to it. */
+  async function delivering() {
     const { peer, client } = await setup()
     const got: string[] = []
     peer.on('message', (m) => got.push(m.text))
-    const c = await client()
+    return { got, c: await client() }
+  }
+
+  it('answers the TEXTs of one read with one ACK_UPTO', async () => {
+    const { got, c } = await delivering()
     const stream = 'ab'.repeat(8)
     c.conn.send(Buffer.concat([text(stream, 1), text(stream, 2), text(stream, 3)]))
     await sync(c, 1)
@@ -356,10 +361,7 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
   })
 
   it('delivers a TEXT once per stream and seq; a new stream starts over', async () => {
-    const { peer, client } = await setup()
-    const got: string[] = []
-    peer.on('message', (m) => got.push(m.text))
-    const c = await client()
+    const { got, c } = await delivering()
     const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
     // seq 2 after 3 is a re-send (a gap is a send the sender gave up on); b is a new session of the
     // sender, and a late re-send from a is still recognised after it.
@@ -381,10 +383,7 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
   })
 
   it('keeps streams apart within one read', async () => {
-    const { peer, client } = await setup()
-    const got: string[] = []
-    peer.on('message', (m) => got.push(m.text))
-    const c = await client()
+    const { got, c } = await delivering()
     const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
     c.conn.send(Buffer.concat([text(a, 1), text(a, 2), text(b, 1), text(a, 2), text(b, 1), text(b, 2)]))
     await sync(c, 1)

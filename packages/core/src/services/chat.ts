@@ -54,13 +54,14 @@ interface WaitingBatch {
 // `new Promise(captureResolvers)` hands out a promise's resolvers without a closure per call
 // (Promise.withResolvers needs Node 22). The executor runs synchronously, so they are read right after.
 let capturedResolve: (r: SendResult) => void = () => {}
-/** The `resolve` of a batch's texts, which are acknowledged through `acked`. */
-const IGNORED = () => {}
 let capturedReject: (e: PeerError) => void = () => {}
 function captureResolvers(resolve: (r: SendResult) => void, reject: (e: PeerError) => void): void {
   capturedResolve = resolve
   capturedReject = reject
 }
+
+/** The `resolve` of a batch's texts, which are acknowledged through `acked`. */
+const IGNORED = () => {}
 
 /**
  * Chat: acknowledged text delivery with dedup (PROTOCOL.md, "Acknowledgements"). Each remote peer
@@ -305,9 +306,8 @@ export class ChatHandler implements ServiceHandler {
   /**
    * Sends `texts` in order with one promise for all (see `Peer.sendMany`): each text is still its own
    * pending entry and TEXT, made only when the window admits it, and acknowledged through one shared
-   * callback instead of a promise each. The first failure
-   * rejects the batch and drops the texts not yet written; an abort also frees the window room of the
-   * written ones.
+   * callback instead of a promise each. The first failure rejects the batch and drops the texts not yet
+   * written; an abort also frees the window room of the written ones.
    */
   sendMany(
     texts: readonly string[],
