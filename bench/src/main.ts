@@ -35,7 +35,7 @@ import {
 } from './report.js'
 import { type JobOutcome, JobRunner, runJob } from './runner.js'
 import { FRESH_SCENARIOS, SCENARIOS, type ScenarioName } from './scenarios.js'
-import { isSystemName, SYSTEMS, type SystemName } from './systems/index.js'
+import { isSystemName, runsScenario, SYSTEMS, type SystemName } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -297,6 +297,7 @@ async function main(): Promise<void> {
     const runners = new Map(order.map((s) => [s, new JobRunner(s)]))
     for (const scenario of scenarios) {
       for (const system of order) {
+        if (!runsScenario(system, scenario)) continue
         const t = performance.now()
         const outcome = FRESH_SCENARIOS.includes(scenario)
           ? await runJob({ system, scenario, params: plan[scenario], options })

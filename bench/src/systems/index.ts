@@ -1,12 +1,35 @@
+import type { ScenarioName } from '../scenarios.js'
 import type { System, SystemFactory, SystemOptions } from './types.js'
 
 /** The compared systems, in table order. */
-export const SYSTEMS = ['parley', 'parley-plaintext', 'raw', 'tls', 'libp2p', 'secret-stream'] as const
+export const SYSTEMS = [
+  'parley',
+  'parley-aesgcm',
+  'parley-plaintext',
+  'raw',
+  'tls',
+  'libp2p',
+  'secret-stream',
+] as const
 export type SystemName = (typeof SYSTEMS)[number]
+
+/**
+ * Systems that run only some scenarios: Parley with `cipher: 'AESGCM'`, the setting for peers that
+ * move mostly large messages, in bulk (where it should pay) and ping-pong (what it costs small records).
+ */
+export const SYSTEM_SCENARIOS: Partial<Record<SystemName, readonly ScenarioName[]>> = {
+  'parley-aesgcm': ['bulk', 'pingpong'],
+}
+
+/** True when `system` runs `scenario` (see {@link SYSTEM_SCENARIOS}). */
+export function runsScenario(system: SystemName, scenario: ScenarioName): boolean {
+  return SYSTEM_SCENARIOS[system]?.includes(scenario) ?? true
+}
 
 /** Names as the table shows them. */
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   parley: 'Parley (Noise, acked)',
+  'parley-aesgcm': "Parley (Noise, acked), cipher: 'AESGCM'",
   'parley-plaintext': 'Parley plaintext (acked)',
   raw: 'raw node:net + framer',
   tls: 'TLS 1.3 (node:tls) + framer',
@@ -23,6 +46,8 @@ export async function systemFactory(name: SystemName): Promise<SystemFactory> {
   switch (name) {
     case 'parley':
       return (await import('./parley.js')).createParleySystem
+    case 'parley-aesgcm':
+      return (await import('./parley.js')).createParleyAesGcmSystem
     case 'parley-plaintext':
       return (await import('./parley.js')).createParleyPlaintextSystem
     case 'raw':

@@ -29,6 +29,11 @@ export interface PeerInit {
   upgrader?: ConnectionUpgrader
   /** Private network: peers without the same secret cannot complete the handshake. */
   networkSecret?: string | Uint8Array
+  /**
+   * The cipher this peer asks for when it dials (see `NoiseUpgraderInit.cipher`): `'AESGCM'` for
+   * peers that move mostly large messages, on machines with AES instructions. @default 'ChaChaPoly'
+   */
+  cipher?: 'ChaChaPoly' | 'AESGCM'
   /** Trust-on-first-use store of address → key. @default in memory (see fileKnownPeers for a persistent one) */
   knownPeers?: KnownPeers
   /**

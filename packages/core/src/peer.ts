@@ -112,6 +112,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           identity,
           handshakeTimeout: limits.handshakeTimeout,
           ...(init.networkSecret !== undefined ? { networkSecret: secretBytes(init.networkSecret) } : {}),
+          ...(init.cipher !== undefined ? { cipher: init.cipher } : {}),
         }),
       selfId: this.id,
       services,

@@ -14,6 +14,10 @@ import { type DuplexPairOptions, duplexPair, type TestConnection } from './fixtu
 
 const WAIT = 5_000
 
+// Whether this machine "has AES instructions", as the upgrader sees it; a test may take them away.
+const cpu = vi.hoisted(() => ({ aes: true }))
+vi.mock('../src/secure/cpu-features.js', () => ({ hasAesInstructions: () => cpu.aes }))
+
 function makeIdentity() {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')
@@ -125,6 +129,7 @@ function frames(bytes: Buffer): Buffer[] {
 
 afterEach(() => {
   vi.useRealTimers()
+  cpu.aes = true
 })
 
 describe('noiseUpgrader handshake', () => {
@@ -146,6 +151,10 @@ describe('noiseUpgrader handshake', () => {
     // Wire layout: -> 2+32, <- 2+193, -> 2+161, then one record per send (2 + 12 + 16).
     expect(wireA.sent.map((s) => s.length)).toEqual([34, 163, 30])
     expect(wireB.sent.map((s) => s.length)).toEqual([195, 30])
+    expect([a.protocol, b.protocol]).toEqual([
+      'Noise_XX_25519_ChaChaPoly_SHA256',
+      'Noise_XX_25519_ChaChaPoly_SHA256',
+    ])
   })
 
   it('a shared network secret connects', async () => {
@@ -299,6 +308,76 @@ describe('noiseUpgrader handshake', () => {
     )
     expect(() => noiseUpgrader({ identity: id, maxRecordSize: MAX_RECORD_PLAINTEXT + 1 })).toThrow(RangeError)
     expect(() => noiseUpgrader({ identity: id, handshakeTimeout: 0 })).toThrow(RangeError)
+  })
+})
+
+describe('cipher choice', () => {
+  /** Sends `bytes` from one side and checks that they arrive intact at the other. */
+  async function carries(from: SecureConnection, to: SecureConnection, bytes: Buffer) {
+    const at = record(to)
+    from.send(bytes)
+    expectSameBytes(await at.received(bytes.length), bytes)
+  }
+
+  it('a dialer that asks for AESGCM gets AES-256-GCM on both sides, for small and large sends', async () => {
+    const { a, b, wireA } = await securePair({ a: { cipher: 'AESGCM' } })
+    expect([a.protocol, b.protocol]).toEqual(['Noise_XX_25519_AESGCM_SHA256', 'Noise_XX_25519_AESGCM_SHA256'])
+    // -> [u16 33] 0x02 ‖ e: the cipher byte inside the first message's length prefix.
+    expect(wireA.sent[0]!.subarray(0, 3).toString('hex')).toBe('002102')
+    expect(wireA.sent[0]!.length).toBe(2 + 1 + 32)
+    await carries(a, b, Buffer.from('small'))
+    await carries(b, a, randomBytes(200_000)) // four records, sealed and opened through OpenSSL
+  })
+
+  it('a private network runs XXpsk0 with AES-256-GCM', async () => {
+    const secret = Buffer.from('our little network')
+    const { a, b, wireA } = await securePair({
+      a: { networkSecret: secret, cipher: 'AESGCM' },
+      b: { networkSecret: secret },
+    })
+    expect(b.protocol).toBe('Noise_XXpsk0_25519_AESGCM_SHA256')
+    expect(wireA.sent[0]!.length).toBe(2 + 1 + 48)
+    await carries(a, b, Buffer.from('hi'))
+  })
+
+  it('a dialer without AES instructions stays on ChaCha20-Poly1305 and sends the plain first message', async () => {
+    cpu.aes = false
+    const { a, b, wireA } = await securePair({ a: { cipher: 'AESGCM' } })
+    expect(b.protocol).toBe('Noise_XX_25519_ChaChaPoly_SHA256')
+    expect(wireA.sent[0]!.length).toBe(2 + 32)
+    await carries(a, b, Buffer.from('hi'))
+  })
+
+  it.each([
+    ['changed to ChaChaPoly', (m: Buffer) => Buffer.concat([Buffer.from([0x00, 0x21, 0x01]), m.subarray(3)])],
+    ['removed', (m: Buffer) => Buffer.concat([Buffer.from([0x00, 0x20]), m.subarray(3)])],
+  ])('a cipher byte %s on the way fails the handshake on both sides', async (_, rewrite) => {
+    const pair = await upgradePair({
+      a: { cipher: 'AESGCM' },
+      wire: {
+        tap: (from, bytes, index) => (from === 'a' && index === 0 ? [rewrite(Buffer.from(bytes))] : [bytes]),
+      },
+    })
+    // The listener runs ChaChaPoly as told; the dialer's handshake hash names AESGCM, so message 2 fails.
+    expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+  })
+
+  it('an unknown cipher byte is refused with a reason', async () => {
+    const pair = await upgradePair({
+      a: { cipher: 'AESGCM' },
+      wire: {
+        tap: (from, bytes, index) =>
+          from === 'a' && index === 0 ? [Buffer.from([0x00, 0x21, 0x07, ...bytes.subarray(3)])] : [bytes],
+      },
+    })
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    expect((pair.b as PromiseRejectedResult).reason.message).toMatch(/cipher 0x07/)
+    expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+  })
+
+  it('rejects an unknown cipher name up front', () => {
+    expect(() => noiseUpgrader({ identity: makeIdentity(), cipher: 'AES' as 'AESGCM' })).toThrow(RangeError)
   })
 })
 

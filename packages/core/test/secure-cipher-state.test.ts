@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createCipheriv, randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'
 import { describe, expect, it } from 'vitest'
 import { SecureChannelError } from '../src/secure/errors.js'
@@ -84,5 +84,53 @@ describe('CipherState transport records', () => {
     expect(Buffer.from(b.decryptInPlace(record)).equals(plaintext)).toBe(true)
     expect(() => b.decryptInPlace(copy)).toThrow(SecureChannelError) // the same record again
     expect(b.nonce).toBe(1)
+  })
+})
+
+describe('CipherState with AESGCM', () => {
+  /** AES-256-GCM straight from node:crypto, with Noise's AESGCM nonce: 32 zero bits, n big-endian (spec 12.4). */
+  function referenceSeal(key: Buffer, n: number, plaintext: Buffer): Buffer {
+    const nonce = Buffer.alloc(12)
+    nonce.writeBigUInt64BE(BigInt(n), 4)
+    const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAGLEN })
+    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  }
+
+  function aesPair() {
+    const key = randomBytes(32)
+    const a = new CipherState('AESGCM')
+    const b = new CipherState('AESGCM')
+    a.initializeKey(key)
+    b.initializeKey(key)
+    return { key, a, b }
+  }
+
+  it('seals every size as AES-256-GCM with big-endian nonces, and opens it in place', () => {
+    const { key, a, b } = aesPair()
+    a.setNonce(0x1_0000_0002) // past 32 bits, where the byte order shows
+    b.setNonce(0x1_0000_0002)
+    for (const [i, size] of SIZES.entries()) {
+      const plaintext = randomBytes(size)
+      const out = Buffer.alloc(size + TAGLEN + 5)
+      expect(a.encryptInto(plaintext, out, 3)).toBe(3 + size + TAGLEN)
+      const sealed = out.subarray(3, 3 + size + TAGLEN)
+      expect(sealed.equals(referenceSeal(key, 0x1_0000_0002 + i, plaintext))).toBe(true)
+      expect(Buffer.from(b.decryptInPlace(Buffer.from(sealed))).equals(plaintext)).toBe(true)
+    }
+  })
+
+  it('refuses a tampered small or large record with INTEGRITY, without advancing the nonce', () => {
+    const { a, b } = aesPair()
+    for (const size of [64, 60_000]) {
+      const plaintext = randomBytes(size)
+      const record = Buffer.alloc(size + TAGLEN)
+      a.encryptInto(plaintext, record, 0)
+      const bad = Buffer.from(record)
+      bad[size + 3]! ^= 1
+      const before = b.nonce
+      expect(() => b.decryptInPlace(bad)).toThrowError(expect.objectContaining({ code: 'INTEGRITY' }))
+      expect(b.nonce).toBe(before)
+      expect(Buffer.from(b.decryptInPlace(record)).equals(plaintext)).toBe(true)
+    }
   })
 })

@@ -1,9 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import { HandshakeState, PROTOCOL_NAME, protocolName, type TransportCiphers } from '../src/secure/noise.js'
+import type { NoiseCipher } from '../src/secure/noise-cipher-state.js'
 import { keyPairFromPrivateKey } from '../src/secure/noise-crypto.js'
-import { type NoiseVector, noisePskVectors, noiseVectors } from './fixtures/noise-vectors.js'
+import {
+  aesGcmPskVectors,
+  aesGcmVectors,
+  type NoiseVector,
+  noisePskVectors,
+  noiseVectors,
+} from './fixtures/noise-vectors.js'
 
 const hex = (s: string) => Buffer.from(s, 'hex')
+const cipherOf = (vector: NoiseVector): NoiseCipher =>
+  vector.protocolName.endsWith('_AESGCM_SHA256') ? 'AESGCM' : 'ChaChaPoly'
 
 /** Replays a published vector on both sides: every handshake and transport message, byte for byte. */
 function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; positions: number[] }): void {
@@ -14,6 +23,7 @@ function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; pos
       staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
       ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
       ...(psk ? { psk: { keys: initiator ? psk.init : psk.resp, positions: psk.positions } } : {}),
+      cipher: cipherOf(vector),
     })
   const initiator = party(true)
   const responder = party(false)
@@ -48,6 +58,39 @@ function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; pos
   expect(responder.remoteStaticPublicKey).toEqual(keyPairFromPrivateKey(hex(vector.initStatic)).publicKey)
 }
 
+/** The transport fast path (encryptInto) yields the published bytes, as EncryptWithAd does. */
+function fastPathMatches(vector: NoiseVector): void {
+  const run = () => {
+    const i = new HandshakeState({
+      initiator: true,
+      prologue: hex(vector.initPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
+      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
+      cipher: cipherOf(vector),
+    })
+    const r = new HandshakeState({
+      initiator: false,
+      prologue: hex(vector.respPrologue),
+      staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
+      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
+      cipher: cipherOf(vector),
+    })
+    const [m0, m1, m2] = vector.messages.map((m) => hex(m.payload))
+    r.readMessage(i.writeMessage(m0!))
+    i.readMessage(r.writeMessage(m1!))
+    r.readMessage(i.writeMessage(m2!))
+    return i.split()
+  }
+  const fourth = vector.messages[4]!
+  const payload = hex(fourth.payload)
+  const ciphers = run()
+  // Messages 3, 4, 5 alternate responder, initiator, responder: 4 is the initiator's first (nonce 0).
+  const out = Buffer.alloc(payload.length + 16 + 3)
+  const end = ciphers.send.encryptInto(payload, out, 3)
+  expect(end).toBe(out.length)
+  expect(out.subarray(3).toString('hex')).toBe(fourth.ciphertext)
+}
+
 describe.each(noiseVectors)('Noise_XX_25519_ChaChaPoly_SHA256 vector from $source', (vector) => {
   it('names the protocol we implement', () => {
     expect(vector.protocolName).toBe(PROTOCOL_NAME)
@@ -58,33 +101,7 @@ describe.each(noiseVectors)('Noise_XX_25519_ChaChaPoly_SHA256 vector from $sourc
   })
 
   it('the transport fast path (encryptInto) yields the same bytes as EncryptWithAd', () => {
-    const run = () => {
-      const i = new HandshakeState({
-        initiator: true,
-        prologue: hex(vector.initPrologue),
-        staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
-        ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
-      })
-      const r = new HandshakeState({
-        initiator: false,
-        prologue: hex(vector.respPrologue),
-        staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
-        ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
-      })
-      const [m0, m1, m2] = vector.messages.map((m) => hex(m.payload))
-      r.readMessage(i.writeMessage(m0!))
-      i.readMessage(r.writeMessage(m1!))
-      r.readMessage(i.writeMessage(m2!))
-      return i.split()
-    }
-    const fourth = vector.messages[4]!
-    const payload = hex(fourth.payload)
-    const ciphers = run()
-    // Messages 3, 4, 5 alternate responder, initiator, responder: 4 is the initiator's first (nonce 0).
-    const out = Buffer.alloc(payload.length + 16 + 3)
-    const end = ciphers.send.encryptInto(payload, out, 3)
-    expect(end).toBe(out.length)
-    expect(out.subarray(3).toString('hex')).toBe(fourth.ciphertext)
+    fastPathMatches(vector)
   })
 })
 
@@ -182,5 +199,33 @@ describe.each(noisePskVectors)('$protocolName vector from $source', (vector) => 
     responder.readMessage(first)
     initiator.readMessage(responder.writeMessage(Buffer.alloc(0)))
     expect(() => responder.readMessage(initiator.writeMessage(Buffer.alloc(0)))).toThrow(/rejected/)
+  })
+})
+
+describe.each(aesGcmVectors)('Noise_XX_25519_AESGCM_SHA256 vector from $source', (vector) => {
+  it('names the protocol with its cipher function', () => {
+    expect(protocolName([], 'AESGCM')).toBe(vector.protocolName)
+  })
+
+  it('reproduces every handshake and transport message byte for byte, on both sides', () => {
+    replay(vector)
+  })
+
+  it('the transport fast path (encryptInto) yields the same bytes as EncryptWithAd', () => {
+    fastPathMatches(vector)
+  })
+})
+
+describe.each(aesGcmPskVectors)('$protocolName vector from $source', (vector) => {
+  it('names the protocol with its psk modifiers and cipher function', () => {
+    expect(protocolName(vector.pskPositions, 'AESGCM')).toBe(vector.protocolName)
+  })
+
+  it('reproduces every handshake and transport message byte for byte, on both sides', () => {
+    replay(vector, {
+      init: vector.initPsks.map(hex),
+      resp: vector.respPsks.map(hex),
+      positions: vector.pskPositions,
+    })
   })
 })

@@ -1,12 +1,19 @@
 /**
  * The handshake driver of the secure channel: runs the three Noise XX messages over a connection
  * (length-prefixed, fixed sizes), checks the remote identity, and hands over to the record layer.
+ *
+ * The dialer picks the cipher function. For ChaChaPoly its first message is the plain Noise message,
+ * as before AESGCM existed; for AESGCM one cipher byte (0x02) comes before it, inside the same length
+ * prefix. The listener follows that choice. Nothing else is needed to make it safe: the cipher is in
+ * the protocol name that starts the handshake hash, so a byte changed or removed on the way leaves the
+ * two sides with different hashes, and message 2's first tag fails.
  */
 import type { Connection } from '../transport.js'
 import { IDENTITY_PAYLOAD_LEN, verifyIdentity } from './channel-identity.js'
 import { NoiseConnection } from './channel-records.js'
 import { SecureChannelError } from './errors.js'
 import { HandshakeState } from './noise.js'
+import type { NoiseCipher } from './noise-cipher-state.js'
 import { DHLEN, type NoiseKeyPair, TAGLEN } from './noise-crypto.js'
 import type { SecureConnection, UpgradeOptions } from './upgrader.js'
 
@@ -21,6 +28,13 @@ const MESSAGE_LEN = [
 // XXpsk0 (a private network): the first message's empty payload is encrypted under the pre-shared key.
 const PSK_MESSAGE_LEN = [DHLEN + TAGLEN, MESSAGE_LEN[1], MESSAGE_LEN[2]] as const
 
+/** The byte before the first message that names its cipher function; no byte means ChaChaPoly. */
+const CIPHER_BYTE: Record<NoiseCipher, number> = { ChaChaPoly: 0x01, AESGCM: 0x02 }
+const CIPHER_OF_BYTE: ReadonlyMap<number, NoiseCipher> = new Map([
+  [0x01, 'ChaChaPoly'],
+  [0x02, 'AESGCM'],
+])
+
 export interface HandshakeSettings {
   staticKeyPair: NoiseKeyPair
   payload: Buffer
@@ -29,6 +43,8 @@ export interface HandshakeSettings {
   psk: Buffer | undefined
   handshakeTimeout: number
   maxRecordSize: number
+  /** The cipher function this side uses when it dials; a listener follows the dialer's. */
+  cipher: NoiseCipher
 }
 
 function handshakeError(err: unknown): Error {
@@ -57,12 +73,17 @@ export function handshake(
   return new Promise<SecureConnection>((resolve, reject) => {
     const initiator = options.role === 'initiator'
     const { signal } = options
-    const state = new HandshakeState({
-      initiator,
-      staticKeyPair: settings.staticKeyPair,
-      prologue: settings.prologue,
-      ...(settings.psk ? { psk: { keys: [settings.psk], positions: [0] } } : {}),
-    })
+    const newState = (cipher: NoiseCipher) =>
+      new HandshakeState({
+        initiator,
+        staticKeyPair: settings.staticKeyPair,
+        prologue: settings.prologue,
+        ...(settings.psk ? { psk: { keys: [settings.psk], positions: [0] } } : {}),
+        cipher,
+      })
+    // The listener learns the cipher from the first message, so its state starts there.
+    let state: HandshakeState | null = initiator ? newState(settings.cipher) : null
+    const lengths = settings.psk ? PSK_MESSAGE_LEN : MESSAGE_LEN
     let messages = 0 // handshake messages written or read so far
     let buffered: Buffer = EMPTY
     let settled = false
@@ -82,14 +103,34 @@ export function handshake(
       reject(err)
     }
     const write = (payload: Uint8Array) => {
-      const message = state.writeMessage(payload)
+      const message = state!.writeMessage(payload)
+      // Only a dialer that picked AESGCM names its cipher, so a ChaChaPoly dialer's first message is
+      // the one every earlier version sends.
+      const prefix = messages === 0 && settings.cipher !== 'ChaChaPoly' ? 1 : 0
       messages++
-      const framed = Buffer.allocUnsafe(2 + message.length)
-      framed.writeUInt16BE(message.length, 0)
-      message.copy(framed, 2)
+      const framed = Buffer.allocUnsafe(2 + prefix + message.length)
+      framed.writeUInt16BE(prefix + message.length, 0)
+      if (prefix === 1) framed[2] = CIPHER_BYTE[settings.cipher]
+      message.copy(framed, 2 + prefix)
       conn.send(framed)
     }
-    const read = (message: Buffer) => {
+    const read = (framed: Buffer) => {
+      let message = framed
+      if (state === null) {
+        let cipher: NoiseCipher = 'ChaChaPoly'
+        if (framed.length === lengths[0] + 1) {
+          const named = CIPHER_OF_BYTE.get(framed[0]!)
+          if (named === undefined) {
+            throw new SecureChannelError(
+              'HANDSHAKE_FAILED',
+              `the dialer asked for cipher 0x${framed[0]!.toString(16).padStart(2, '0')}, which this peer does not know`,
+            )
+          }
+          cipher = named
+          message = framed.subarray(1)
+        }
+        state = newState(cipher)
+      }
       const payload = state.readMessage(message)
       messages++
       if (messages === 1) {
@@ -105,7 +146,16 @@ export function handshake(
       cleanup()
       const leftover = buffered
       buffered = EMPTY
-      resolve(new NoiseConnection(conn, remotePeerId, state.split(), settings.maxRecordSize, leftover))
+      resolve(
+        new NoiseConnection(
+          conn,
+          remotePeerId,
+          state.split(),
+          settings.maxRecordSize,
+          leftover,
+          state.protocolName,
+        ),
+      )
     }
 
     const onData = (chunk: Uint8Array) => {
@@ -114,8 +164,10 @@ export function handshake(
       try {
         while (!settled && buffered.length >= 2) {
           const length = buffered.readUInt16BE(0)
-          const expected = (settings.psk ? PSK_MESSAGE_LEN : MESSAGE_LEN)[messages]
-          if (length !== expected) {
+          const expected = lengths[messages]!
+          // The listener's first message may carry the dialer's cipher byte.
+          const named = messages === 0 && !initiator && length === expected + 1
+          if (length !== expected && !named) {
             throw new SecureChannelError(
               'HANDSHAKE_FAILED',
               `expected a ${expected}-byte handshake message but the length prefix says ${length}: the remote is not speaking Parley's secure channel`,

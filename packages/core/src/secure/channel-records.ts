@@ -43,6 +43,8 @@ export class NoiseConnection extends WrappedConnection {
     ciphers: TransportCiphers,
     maxPlaintext: number,
     leftover: Uint8Array,
+    /** The Noise protocol name the handshake ran, e.g. `Noise_XX_25519_ChaChaPoly_SHA256`. */
+    readonly protocol: string,
   ) {
     super(inner, remotePeerId, leftover)
     this.#send = ciphers.send

@@ -4,8 +4,14 @@ import { SecureChannelError } from './errors.js'
 import { TAGLEN } from './noise-crypto.js'
 
 /**
- * Transport records with at least this much plaintext go through OpenSSL where that is faster (see
- * CipherState), or never (Infinity).
+ * The two Noise cipher functions Parley speaks (spec 12.3 and 12.4): IETF ChaCha20-Poly1305, and
+ * AES-256-GCM, whose hardware instructions make large records about twice as fast on Node 24.
+ */
+export type NoiseCipher = 'ChaChaPoly' | 'AESGCM'
+
+/**
+ * ChaChaPoly transport records with at least this much plaintext go through OpenSSL where that is
+ * faster (see CipherState), or never (Infinity).
  */
 const OPENSSL_MIN_BYTES =
   Number(process.versions.node.split('.')[0]) < 22 ? 16 * 1024 : Number.POSITIVE_INFINITY
@@ -13,27 +19,34 @@ const OPENSSL_MIN_BYTES =
 const MAX_NONCE = Number.MAX_SAFE_INTEGER
 
 /**
- * A key `k` and a 64-bit nonce `n` (spec 5.1). ChaChaPoly is IETF ChaCha20-Poly1305 from libsodium
- * (`crypto_aead_chacha20poly1305_ietf_*`); its 96-bit nonce is 32 zero bits followed by `n`
- * little-endian (spec 12.3).
+ * A key `k` and a 64-bit nonce `n` (spec 5.1), for one of the two cipher functions:
  *
- * libsodium rather than `node:crypto`: `createCipheriv` builds an OpenSSL context per record,
- * about 5 µs on Node 20 and 15 µs on Node 24, where libsodium seals a 64-byte record in under 1 µs.
- * Both directions also work in place, which the record layer uses to avoid copies.
- *
- * Except large transport records on Node 20: there OpenSSL's ChaCha20-Poly1305 (SIMD) seals or
- * opens 64 KB in about 28 µs, context, output buffer and copy included, against libsodium's 48 µs
- * (measured here). The same AEAD with the same key and nonce, so the same bytes on the wire; the
- * tests check each implementation against the other. On Node 24 the context setup (about 15 µs)
- * eats most of that, so it stays with libsodium there (and on 22, unmeasured).
+ * - **ChaChaPoly** is IETF ChaCha20-Poly1305 from libsodium (`crypto_aead_chacha20poly1305_ietf_*`);
+ *   its 96-bit nonce is 32 zero bits followed by `n` little-endian (spec 12.3). libsodium rather than
+ *   `node:crypto`: `createCipheriv` builds an OpenSSL context per record, about 5 µs, where libsodium
+ *   seals a 64-byte record in under 1 µs. Both directions also work in place, which the record layer
+ *   uses to avoid copies. Except large transport records on Node 20: there OpenSSL's
+ *   ChaCha20-Poly1305 (SIMD) seals or opens 64 KB in about 28 µs, context, output buffer and copy
+ *   included, against libsodium's 48 µs (measured here). The same AEAD with the same key and nonce,
+ *   so the same bytes on the wire; the tests check each implementation against the other.
+ * - **AESGCM** is AES-256-GCM from OpenSSL (`node:crypto`; libsodium's binding has none); its nonce
+ *   is 32 zero bits followed by `n` big-endian (spec 12.4). A context per record costs about 5 µs,
+ *   which a 64 KB record repays: on AES instructions it seals one in about 24 µs on Node 24.
  */
 export class CipherState {
+  readonly cipher: NoiseCipher
+  readonly #openSslMinBytes: number
   #key: Buffer | null = null
   /** The key as OpenSSL takes it, made on the first large record. */
   #keyObject: KeyObject | null = null
   #n = 0
   // Reused for every operation: libsodium and OpenSSL read the nonce during the call only.
   #nonce: Buffer | null = null
+
+  constructor(cipher: NoiseCipher = 'ChaChaPoly') {
+    this.cipher = cipher
+    this.#openSslMinBytes = cipher === 'AESGCM' ? 0 : OPENSSL_MIN_BYTES
+  }
 
   /** InitializeKey(key): sets `k` and resets `n` to 0. */
   initializeKey(key: Uint8Array | null): void {
@@ -73,8 +86,13 @@ export class CipherState {
     if (n >= MAX_NONCE)
       throw new SecureChannelError('INTEGRITY', 'nonce space exhausted; the session must end')
     const nonce = this.#nonce!
-    nonce.writeUInt32LE(n >>> 0, 4)
-    nonce.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 8)
+    if (this.cipher === 'AESGCM') {
+      nonce.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 4)
+      nonce.writeUInt32BE(n >>> 0, 8)
+    } else {
+      nonce.writeUInt32LE(n >>> 0, 4)
+      nonce.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 8)
+    }
     return nonce
   }
 
@@ -82,7 +100,8 @@ export class CipherState {
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
     if (this.#key === null) return Buffer.from(plaintext)
     const out = Buffer.allocUnsafe(plaintext.length + TAGLEN)
-    this.#seal(this.#key, ad, plaintext, out)
+    if (this.cipher === 'AESGCM') this.#sealOpenSsl(this.#key, ad, plaintext, out, 0)
+    else this.#seal(this.#key, ad, plaintext, out)
     return out
   }
 
@@ -95,16 +114,27 @@ export class CipherState {
   encryptInto(plaintext: Uint8Array, out: Uint8Array, offset: number): number {
     if (this.#key === null) throw new Error('CipherState has no key')
     const end = offset + plaintext.length + TAGLEN
-    if (plaintext.length >= OPENSSL_MIN_BYTES) this.#sealOpenSsl(this.#key, plaintext, out, offset)
+    if (plaintext.length >= this.#openSslMinBytes) this.#sealOpenSsl(this.#key, null, plaintext, out, offset)
     else this.#seal(this.#key, null, plaintext, out.subarray(offset, end))
     return end
   }
 
-  /** The same seal as #seal (empty associated data) through OpenSSL; see the class comment. */
-  #sealOpenSsl(key: Buffer, plaintext: Uint8Array, out: Uint8Array, offset: number): void {
+  /** A seal through OpenSSL: every AESGCM one, and large ChaChaPoly ones (see the class comment). */
+  #sealOpenSsl(
+    key: Buffer,
+    ad: Uint8Array | null,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): void {
     const nonce = this.#prepareNonce()
     this.#keyObject ??= createSecretKey(key)
-    const cipher = createCipheriv('chacha20-poly1305', this.#keyObject, nonce, { authTagLength: TAGLEN })
+    const options = { authTagLength: TAGLEN }
+    const cipher =
+      this.cipher === 'AESGCM'
+        ? createCipheriv('aes-256-gcm', this.#keyObject, nonce, options)
+        : createCipheriv('chacha20-poly1305', this.#keyObject, nonce, options)
+    if (ad !== null && ad.length > 0) cipher.setAAD(ad)
     // update() returns a fresh buffer, so `plaintext` may overlap `out` (it is read before the copy).
     const ciphertext = cipher.update(plaintext)
     const tail = cipher.final() // empty for a stream cipher, but it completes the tag
@@ -135,7 +165,8 @@ export class CipherState {
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Buffer {
     if (this.#key === null) return Buffer.from(ciphertext)
     const out = Buffer.allocUnsafe(Math.max(0, ciphertext.length - TAGLEN))
-    this.#open(this.#key, ad, ciphertext, out)
+    if (this.cipher === 'AESGCM') this.#openOpenSsl(this.#key, ad, ciphertext, out)
+    else this.#open(this.#key, ad, ciphertext, out)
     return out
   }
 
@@ -148,21 +179,32 @@ export class CipherState {
   decryptInPlace(ciphertext: Uint8Array): Uint8Array {
     if (this.#key === null) throw new Error('CipherState has no key')
     const plaintext = ciphertext.subarray(0, Math.max(0, ciphertext.length - TAGLEN))
-    if (plaintext.length >= OPENSSL_MIN_BYTES) this.#openOpenSsl(this.#key, ciphertext, plaintext)
+    if (plaintext.length >= this.#openSslMinBytes) this.#openOpenSsl(this.#key, null, ciphertext, plaintext)
     else this.#open(this.#key, null, ciphertext, plaintext)
     return plaintext
   }
 
   /**
-   * The same open as #open (empty associated data) through OpenSSL. update() hands back plaintext
-   * before final() has checked the tag, into a buffer of its own: it is copied out only once the tag
-   * verified, and wiped otherwise.
+   * An open through OpenSSL (see #sealOpenSsl). update() hands back plaintext before final() has
+   * checked the tag, into a buffer of its own: it is copied out only once the tag verified, and wiped
+   * otherwise.
    */
-  #openOpenSsl(key: Buffer, ciphertext: Uint8Array, out: Uint8Array): void {
+  #openOpenSsl(key: Buffer, ad: Uint8Array | null, ciphertext: Uint8Array, out: Uint8Array): void {
+    if (ciphertext.length < TAGLEN) {
+      throw new SecureChannelError(
+        'INTEGRITY',
+        `ciphertext of ${ciphertext.length} bytes is shorter than a tag`,
+      )
+    }
     const nonce = this.#prepareNonce()
     this.#keyObject ??= createSecretKey(key)
-    const decipher = createDecipheriv('chacha20-poly1305', this.#keyObject, nonce, { authTagLength: TAGLEN })
+    const options = { authTagLength: TAGLEN }
+    const decipher =
+      this.cipher === 'AESGCM'
+        ? createDecipheriv('aes-256-gcm', this.#keyObject, nonce, options)
+        : createDecipheriv('chacha20-poly1305', this.#keyObject, nonce, options)
     decipher.setAuthTag(ciphertext.subarray(out.length))
+    if (ad !== null && ad.length > 0) decipher.setAAD(ad)
     const plaintext = decipher.update(ciphertext.subarray(0, out.length))
     let tail: Buffer
     try {

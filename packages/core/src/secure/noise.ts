@@ -1,5 +1,6 @@
 /**
- * `Noise_XX_25519_ChaChaPoly_SHA256`, as specified by the Noise Protocol Framework, revision 34
+ * `Noise_XX_25519_ChaChaPoly_SHA256` and `Noise_XX_25519_AESGCM_SHA256`, as specified by the Noise
+ * Protocol Framework, revision 34
  * (https://noiseprotocol.org/noise.html). X25519 and SHA-256 (and with it HMAC and HKDF) come from
  * libsodium (sodium-native): raw 32-byte keys and one native call per operation, where node:crypto
  * needs a KeyObject, a JWK import and an OpenSSL context for each (measured here: a handshake's key
@@ -23,7 +24,7 @@
  */
 import sodium from 'sodium-native'
 import { SecureChannelError } from './errors.js'
-import { CipherState } from './noise-cipher-state.js'
+import { CipherState, type NoiseCipher } from './noise-cipher-state.js'
 import {
   DHLEN,
   dh,
@@ -41,20 +42,26 @@ import {
 /** The full protocol name; exactly 32 bytes, so it is used as the initial `h` unhashed (spec 5.2). */
 export const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256'
 
-/** The protocol name with the psk modifiers at `positions`, e.g. `Noise_XXpsk0_25519_ChaChaPoly_SHA256`. */
-export function protocolName(pskPositions: readonly number[] = []): string {
-  if (pskPositions.length === 0) return PROTOCOL_NAME
-  return `Noise_XX${pskPositions.map((p) => `psk${p}`).join('+')}_25519_ChaChaPoly_SHA256`
+/**
+ * The protocol name with the psk modifiers at `positions` and the cipher function, e.g.
+ * `Noise_XXpsk0_25519_ChaChaPoly_SHA256` or `Noise_XX_25519_AESGCM_SHA256`.
+ */
+export function protocolName(
+  pskPositions: readonly number[] = [],
+  cipher: NoiseCipher = 'ChaChaPoly',
+): string {
+  return `Noise_XX${pskPositions.map((p) => `psk${p}`).join('+')}_25519_${cipher}_SHA256`
 }
 
 /** `ck`, `h` and a CipherState (spec 5.2). */
 export class SymmetricState {
-  readonly cipherState = new CipherState()
+  readonly cipherState: CipherState
   #ck: Buffer
   #h: Buffer
 
-  /** InitializeSymmetric(protocol_name). */
-  constructor(protocolName: string) {
+  /** InitializeSymmetric(protocol_name), for a protocol name whose cipher function is `cipher`. */
+  constructor(protocolName: string, cipher: NoiseCipher = 'ChaChaPoly') {
+    this.cipherState = new CipherState(cipher)
     const name = Buffer.from(protocolName, 'utf8')
     // Names up to HASHLEN bytes are zero-padded, longer ones hashed.
     this.#h =
@@ -107,9 +114,9 @@ export class SymmetricState {
   /** Split(): the initiator's sending and receiving CipherStates, in that order. */
   split(): [CipherState, CipherState] {
     const [k1, k2] = hkdf2(this.#ck, EMPTY)
-    const c1 = new CipherState()
+    const c1 = new CipherState(this.cipherState.cipher)
     c1.initializeKey(k1)
-    const c2 = new CipherState()
+    const c2 = new CipherState(this.cipherState.cipher)
     c2.initializeKey(k2)
     // The CipherStates hold their own copies; nothing else may keep key material.
     sodium.sodium_memzero(k1)
@@ -151,6 +158,8 @@ export interface HandshakeStateInit {
    * `{ keys: [psk], positions: [0] }` for XXpsk0. Both sides must agree. @default none: plain XX
    */
   psk?: { keys: readonly Uint8Array[]; positions: readonly number[] }
+  /** The cipher function; both sides must agree. @default 'ChaChaPoly' */
+  cipher?: NoiseCipher
 }
 
 /** The two CipherStates of an established session, oriented for this side. */
@@ -165,6 +174,8 @@ export interface TransportCiphers {
  */
 export class HandshakeState {
   readonly #ss: SymmetricState
+  /** The full protocol name, e.g. `Noise_XXpsk0_25519_AESGCM_SHA256`. */
+  readonly protocolName: string
   readonly #initiator: boolean
   readonly #s: NoiseKeyPair
   #e: NoiseKeyPair | null
@@ -188,7 +199,8 @@ export class HandshakeState {
       throw new RangeError('one 32-byte pre-shared key is needed for each psk position')
     }
     this.#patterns = withPsks(positions)
-    this.#ss = new SymmetricState(protocolName(positions))
+    this.protocolName = protocolName(positions, init.cipher)
+    this.#ss = new SymmetricState(this.protocolName, init.cipher)
     this.#ss.mixHash(init.prologue ?? EMPTY)
   }
 

@@ -14,6 +14,11 @@ export interface SecureConnection extends Connection {
    */
   readonly sendCopies?: boolean
   /**
+   * The secure channel's protocol name, e.g. `Noise_XX_25519_AESGCM_SHA256`; undefined when the
+   * connection is not encrypted.
+   */
+  readonly protocol?: string
+  /**
    * Optional: the sole `data` listener gives back a chunk it has finished reading (it keeps no view of
    * it), so the connection may reuse the memory for a later chunk. Ignored for any chunk but the
    * last one emitted, and while other `data` listeners exist.
