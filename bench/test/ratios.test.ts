@@ -27,3 +27,19 @@ describe('per-round ratios', () => {
     expect(target.short).toBeCloseTo(1.2)
   })
 })
+
+describe('targets judged on another Parley setting', () => {
+  it("judge the AESGCM bulk target on Parley with cipher: 'AESGCM', and the default one on the defaults", () => {
+    const mb = (mbPerSec: number): JobOutcome => ({ ok: true, values: { mbPerSec } })
+    const r = new Map([
+      ['parley', new Map([['bulk', [mb(500), mb(500), mb(500)]]])],
+      ['parley-aesgcm', new Map([['bulk', [mb(900), mb(900), mb(900)]]])],
+      ['tls', new Map([['bulk', [mb(1000), mb(1000), mb(1000)]]])],
+    ]) as Results
+    const bulk = verdicts(r).filter((v) => v.what.startsWith('bulk'))
+    expect(bulk.map((v) => [v.what, v.met])).toEqual([
+      ['bulk ≥ 80 % of TLS 1.3', false],
+      ["bulk ≥ 80 % of TLS 1.3, with cipher: 'AESGCM'", true],
+    ])
+  })
+})

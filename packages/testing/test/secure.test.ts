@@ -72,6 +72,29 @@ describe.each(fixtures)('secure sessions over %s', (_name, fixture) => {
     await expect(alice.connect(bob.addresses[0]!)).resolves.toMatchObject({ id: bob.id })
   })
 
+  it("a peer set to cipher: 'AESGCM' asks a default peer for AES-256-GCM, and they talk both ways", async () => {
+    fresh()
+    const firstBytes: string[] = []
+    const transport = interceptTransport(current.make(), (bytes, index) => {
+      if (index === 0) firstBytes.push(Buffer.from(bytes.subarray(0, 3)).toString('hex'))
+      return bytes
+    })
+    const alice = createPeer({ name: 'alice', transport, listen: false, cipher: 'AESGCM' })
+    onTestFinished(() => alice.stop())
+    await alice.start()
+    const bob = await peer('bob')
+    await alice.connect(bob.addresses[0]!)
+    // Message 1 of the handshake: [u16 33] 0x02 (AESGCM) ‖ e.
+    expect(firstBytes).toEqual(['002102'])
+    const big = 'x'.repeat(60_000)
+    const atBob = waitFor(bob, 'message')
+    await alice.send(bob.id, big)
+    expect((await atBob).text).toBe(big)
+    const atAlice = waitFor(alice, 'message')
+    await bob.send(alice.id, 'and back')
+    expect((await atAlice).text).toBe('and back')
+  })
+
   it('an impostor at a saved address is refused loudly, unless the user accepts the change', async () => {
     fresh()
     const knownPeers = memoryKnownPeers()
