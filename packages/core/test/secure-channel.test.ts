@@ -348,32 +348,54 @@ describe('cipher choice', () => {
     await carries(a, b, Buffer.from('hi'))
   })
 
+  /** Rewrites the dialer's first message (the handshake's message 1, length prefix included). */
+  const firstMessage = (rewrite: (m: Buffer) => Buffer): DuplexPairOptions => ({
+    tap: (from, bytes, index) => (from === 'a' && index === 0 ? [rewrite(Buffer.from(bytes))] : [bytes]),
+  })
+  const withPrefix = (body: Buffer) =>
+    Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body])
+  const stripByte = (m: Buffer) => withPrefix(m.subarray(3))
+  const insertByte = (byte: number) => (m: Buffer) =>
+    withPrefix(Buffer.concat([Buffer.from([byte]), m.subarray(2)]))
+
   it.each([
-    ['changed to ChaChaPoly', (m: Buffer) => Buffer.concat([Buffer.from([0x00, 0x21, 0x01]), m.subarray(3)])],
-    ['removed', (m: Buffer) => Buffer.concat([Buffer.from([0x00, 0x20]), m.subarray(3)])],
-  ])('a cipher byte %s on the way fails the handshake on both sides', async (_, rewrite) => {
-    const pair = await upgradePair({
-      a: { cipher: 'AESGCM' },
-      wire: {
-        tap: (from, bytes, index) => (from === 'a' && index === 0 ? [rewrite(Buffer.from(bytes))] : [bytes]),
-      },
-    })
-    // The listener runs ChaChaPoly as told; the dialer's handshake hash names AESGCM, so message 2 fails.
+    ['removed from an AESGCM dialer', { cipher: 'AESGCM' } as const, stripByte],
+    ['added to a ChaChaPoly dialer', {}, insertByte(0x02)],
+  ])('a cipher byte %s on the way fails the handshake on both sides', async (_, a, rewrite) => {
+    const pair = await upgradePair({ a, wire: firstMessage(rewrite) })
+    // The listener runs the cipher the byte says; the dialer's handshake hash names the other one,
+    // so the listener's message 2 fails its first tag at the dialer.
     expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
     expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    expect((pair.a as PromiseRejectedResult).reason.message).toMatch(/authentication check/)
   })
 
-  it('an unknown cipher byte is refused with a reason', async () => {
+  it('on a private network, a removed cipher byte fails at the listener on message 1', async () => {
+    const secret = Buffer.from('our little network')
     const pair = await upgradePair({
-      a: { cipher: 'AESGCM' },
-      wire: {
-        tap: (from, bytes, index) =>
-          from === 'a' && index === 0 ? [Buffer.from([0x00, 0x21, 0x07, ...bytes.subarray(3)])] : [bytes],
-      },
+      a: { networkSecret: secret, cipher: 'AESGCM' },
+      b: { networkSecret: secret },
+      wire: firstMessage(stripByte),
     })
     expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
-    expect((pair.b as PromiseRejectedResult).reason.message).toMatch(/cipher 0x07/)
+    expect((pair.b as PromiseRejectedResult).reason.message).toMatch(/authentication check/)
     expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+  })
+
+  it.each([0x01, 0x07])('a cipher byte 0x%s other than 0x02 is refused with a reason', async (byte) => {
+    const pair = await upgradePair({
+      a: { cipher: 'AESGCM' },
+      wire: firstMessage((m) => insertByte(byte)(stripByte(m))),
+    })
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    expect((pair.b as PromiseRejectedResult).reason.message).toMatch(`cipher 0x0${byte}`)
+    expect(codeOf(pair.a)).toBe('HANDSHAKE_FAILED')
+  })
+
+  it('a 33-byte first message is refused by a private network listener before it is read', async () => {
+    const pair = await upgradePair({ a: { cipher: 'AESGCM' }, b: { networkSecret: Buffer.from('ours') } })
+    expect(codeOf(pair.b)).toBe('HANDSHAKE_FAILED')
+    expect((pair.b as PromiseRejectedResult).reason.message).toMatch(/expected a 48-byte handshake message/)
   })
 
   it('rejects an unknown cipher name up front', () => {

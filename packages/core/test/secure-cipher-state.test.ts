@@ -128,9 +128,22 @@ describe('CipherState with AESGCM', () => {
       const bad = Buffer.from(record)
       bad[size + 3]! ^= 1
       const before = b.nonce
+      const tampered = Buffer.from(bad)
       expect(() => b.decryptInPlace(bad)).toThrowError(expect.objectContaining({ code: 'INTEGRITY' }))
       expect(b.nonce).toBe(before)
+      expect(bad.equals(tampered)).toBe(true) // no plaintext was written into it
       expect(Buffer.from(b.decryptInPlace(record)).equals(plaintext)).toBe(true)
     }
+  })
+
+  it('refuses a ciphertext shorter than a tag with INTEGRITY', () => {
+    const { b } = aesPair()
+    expect(() => b.decryptInPlace(Buffer.alloc(TAGLEN - 1))).toThrowError(
+      expect.objectContaining({ code: 'INTEGRITY' }),
+    )
+    expect(() => b.decryptWithAd(Buffer.from('ad'), Buffer.alloc(3))).toThrowError(
+      expect.objectContaining({ code: 'INTEGRITY' }),
+    )
+    expect(b.nonce).toBe(0)
   })
 })

@@ -3,6 +3,7 @@ import { createServer, connect as netConnect, type Socket } from 'node:net'
 import {
   createPeer,
   generateIdentity,
+  hasAesInstructions,
   memoryKnownPeers,
   memoryNetwork,
   memoryTransport,
@@ -84,8 +85,10 @@ describe.each(fixtures)('secure sessions over %s', (_name, fixture) => {
     await alice.start()
     const bob = await peer('bob')
     await alice.connect(bob.addresses[0]!)
-    // Message 1 of the handshake: [u16 33] 0x02 (AESGCM) ‖ e.
-    expect(firstBytes).toEqual(['002102'])
+    // Message 1 of the handshake: [u16 33] 0x02 (AESGCM) ‖ e; without AES instructions, the plain one.
+    expect(firstBytes.map((hex) => (hasAesInstructions() ? hex : hex.slice(0, 4)))).toEqual([
+      hasAesInstructions() ? '002102' : '0020',
+    ])
     const big = 'x'.repeat(60_000)
     const atBob = waitFor(bob, 'message')
     await alice.send(bob.id, big)

@@ -5,8 +5,10 @@
  * The dialer picks the cipher function. For ChaChaPoly its first message is the plain Noise message,
  * as before AESGCM existed; for AESGCM one cipher byte (0x02) comes before it, inside the same length
  * prefix. The listener follows that choice. Nothing else is needed to make it safe: the cipher is in
- * the protocol name that starts the handshake hash, so a byte changed or removed on the way leaves the
- * two sides with different hashes, and message 2's first tag fails.
+ * the protocol name that starts the handshake hash, so a byte changed, added or removed on the way
+ * leaves the two sides with different hashes and the first tag fails (message 2's; on a private
+ * network message 1's). A hostile dialer that asks for AESGCM only makes its own small records dearer
+ * to open (an OpenSSL context each), and those are budgeted per link (see link-reader.ts).
  */
 import type { Connection } from '../transport.js'
 import { IDENTITY_PAYLOAD_LEN, verifyIdentity } from './channel-identity.js'
@@ -28,12 +30,8 @@ const MESSAGE_LEN = [
 // XXpsk0 (a private network): the first message's empty payload is encrypted under the pre-shared key.
 const PSK_MESSAGE_LEN = [DHLEN + TAGLEN, MESSAGE_LEN[1], MESSAGE_LEN[2]] as const
 
-/** The byte before the first message that names its cipher function; no byte means ChaChaPoly. */
-const CIPHER_BYTE: Record<NoiseCipher, number> = { ChaChaPoly: 0x01, AESGCM: 0x02 }
-const CIPHER_OF_BYTE: ReadonlyMap<number, NoiseCipher> = new Map([
-  [0x01, 'ChaChaPoly'],
-  [0x02, 'AESGCM'],
-])
+/** The byte before the first message that asks for AESGCM; no byte means ChaChaPoly. */
+const AESGCM_BYTE = 0x02
 
 export interface HandshakeSettings {
   staticKeyPair: NoiseKeyPair
@@ -110,7 +108,7 @@ export function handshake(
       messages++
       const framed = Buffer.allocUnsafe(2 + prefix + message.length)
       framed.writeUInt16BE(prefix + message.length, 0)
-      if (prefix === 1) framed[2] = CIPHER_BYTE[settings.cipher]
+      if (prefix === 1) framed[2] = AESGCM_BYTE
       message.copy(framed, 2 + prefix)
       conn.send(framed)
     }
@@ -119,14 +117,13 @@ export function handshake(
       if (state === null) {
         let cipher: NoiseCipher = 'ChaChaPoly'
         if (framed.length === lengths[0] + 1) {
-          const named = CIPHER_OF_BYTE.get(framed[0]!)
-          if (named === undefined) {
+          if (framed[0] !== AESGCM_BYTE) {
             throw new SecureChannelError(
               'HANDSHAKE_FAILED',
               `the dialer asked for cipher 0x${framed[0]!.toString(16).padStart(2, '0')}, which this peer does not know`,
             )
           }
-          cipher = named
+          cipher = 'AESGCM'
           message = framed.subarray(1)
         }
         state = newState(cipher)

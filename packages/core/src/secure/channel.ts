@@ -13,6 +13,7 @@
  *     ◀──────────── [u16 193]  e, ee, enc(s), es, enc(identity payload) ──
  *     ── [u16 161]  enc(s), se, enc(identity payload) ────────────────▶
  *     ◀═══ records, both ways: [u16 n+16]  ChaCha20-Poly1305(n plaintext bytes) ‖ tag ═══▶
+ *        (AESGCM: AES-256-GCM in its place)
  *
  *  identity payload (97 bytes): u8 version = 1 ‖ Ed25519 public key (32) ‖
  *      Ed25519 signature (64) over "parley-noise-static-key:" ‖ the sender's Noise static public key
@@ -63,8 +64,9 @@ export interface NoiseUpgraderInit {
   /**
    * The cipher this peer asks for when it dials. `'AESGCM'`: AES-256-GCM
    * (`Noise_XX_25519_AESGCM_SHA256`) when this machine has AES instructions, else ChaCha20-Poly1305.
-   * It moves large messages (bulk, files) faster on AES hardware, but small ones slower: each record
-   * costs an OpenSSL context (about 5 µs), so a chat round trip takes longer. A listener follows
+   * It seals large records faster on AES hardware, but small ones slower: each record costs an
+   * OpenSSL context (about 5 µs against under 1 µs), so a chat round trip takes longer. Measured in the
+   * bench, bulk moved by about 1.0× and ping-pong got about 1.6× slower (docs/BENCHMARKS.md). A listener follows
    * whichever cipher the dialer asks for; a listener of a version before AESGCM refuses an AESGCM
    * dialer. @default 'ChaChaPoly'
    */

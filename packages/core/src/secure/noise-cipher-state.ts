@@ -5,7 +5,8 @@ import { TAGLEN } from './noise-crypto.js'
 
 /**
  * The two Noise cipher functions Parley speaks (spec 12.3 and 12.4): IETF ChaCha20-Poly1305, and
- * AES-256-GCM, whose hardware instructions make large records about twice as fast on Node 24.
+ * AES-256-GCM, which seals a 64 KB record in about 24 µs on Node 24 with AES instructions (37 µs on
+ * Node 20) against libsodium ChaCha20-Poly1305's 48–52 µs.
  */
 export type NoiseCipher = 'ChaChaPoly' | 'AESGCM'
 
@@ -172,8 +173,9 @@ export class CipherState {
 
   /**
    * Opens `ciphertext` (ciphertext || tag, empty associated data) in place: the plaintext overwrites
-   * its start, and the returned view covers it. The caller must own `ciphertext`; on failure its bytes
-   * are zeroed (libsodium clears the output), `n` is not advanced and nothing escapes.
+   * its start, and the returned view covers it. The caller must own `ciphertext`; on failure no
+   * plaintext is left in it (libsodium clears the output; the OpenSSL path never writes it), `n` is
+   * not advanced and nothing escapes.
    * @throws Error without a key; SecureChannelError `INTEGRITY` when authentication fails
    */
   decryptInPlace(ciphertext: Uint8Array): Uint8Array {
