@@ -15,6 +15,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createPeer, type Peer, tcpTransport } from '@parley/core'
+import { spread } from './stats.js'
 
 const TEXT = 'x'.repeat(64)
 
@@ -40,8 +41,11 @@ async function eager(peer: Peer, to: string, n: number): Promise<number> {
   return n / ((performance.now() - started) / 1000)
 }
 
-/** What the default limits admit at once: `inFlight.messages` (10,000) plus `inFlight.waiting` (10,000). */
-export const DEFAULT_ADMITTED = 20_000
+/**
+ * What core's default limits admit at once: `inFlight.messages` (10,000) plus `inFlight.waiting`
+ * (10,000), as in packages/core/src/limits.ts.
+ */
+const DEFAULT_ADMITTED = 20_000
 
 async function bursts(peer: Peer, to: string, n: number): Promise<number> {
   const started = performance.now()
@@ -101,7 +105,9 @@ export interface EagerResult {
   rounds: EagerRound[]
 }
 
-type Mode = 'eager' | 'windowed' | 'batch' | 'bursts'
+const MODES = ['eager', 'windowed', 'batch', 'bursts'] as const
+type Mode = (typeof MODES)[number]
+const isMode = (s: string): s is Mode => (MODES as readonly string[]).includes(s)
 
 /** One timed run of `mode`: its rate and the sender's CPU per message. */
 async function timed(
@@ -205,8 +211,8 @@ export function renderEager(r: EagerResult): string {
   const k = (n: number) => `${Math.round(n / 1000)} k`
   const x = (n: number) => `${n.toFixed(2)}×`
   const summary = (of: (round: EagerRound) => number) => {
-    const ratios = r.rounds.map((round) => of(round) / round.windowed).sort((a, b) => a - b)
-    return `median ${x(ratios[Math.floor(ratios.length / 2)]!)} (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)})`
+    const s = spread(r.rounds.map((round) => of(round) / round.windowed))
+    return `median ${x(s.median)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`
   }
   return [
     '### Eager senders: all sends at once against a window of 2,000',
@@ -237,10 +243,9 @@ if (process.argv.includes('--serve')) {
     },
   })
   const only = values.only
-  const modes: readonly string[] = ['eager', 'windowed', 'batch', 'bursts']
-  if (only !== undefined && !modes.includes(only)) throw new Error('--only eager|windowed|batch|bursts')
+  if (only !== undefined && !isMode(only)) throw new Error('--only eager|windowed|batch|bursts')
   const job = only
-    ? runOnly(only as Mode, Number(values.count))
+    ? runOnly(only, Number(values.count))
     : runEager(values.quick === true, Number(values.rounds)).then(renderEager)
   job.then(
     (text) => process.stdout.write(`${text}\n`),

@@ -213,11 +213,12 @@ export function verdicts(results: Results): Verdict[] {
     const format = t.unit ?? times
     const bound = `${t.higher ? '≥' : '≤'} ${format(t.bound)}`
     if (rounds.length === 0) {
+      const ran = results.has(system) && (t.reference === undefined || results.has(t.reference))
       return {
         what: t.what,
         rounds,
         bound,
-        got: 'not measured',
+        got: ran ? 'not measured' : 'not run',
         met: undefined,
         short: undefined,
         roundsMet: 0,
@@ -239,7 +240,7 @@ export function verdicts(results: Results): Verdict[] {
 }
 
 export function verdictText(v: Verdict): string {
-  if (v.met === undefined) return 'not measured (a system failed)'
+  if (v.met === undefined) return v.got === 'not run' ? 'not run' : 'not measured (a system failed)'
   const rounds = `${v.roundsMet} of ${v.rounds.length} rounds`
   if (v.met) return `met (${rounds})`
   const f = v.short ?? 1

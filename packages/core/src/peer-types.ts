@@ -4,6 +4,7 @@ import type { HandshakeGate } from './admission.js'
 import type { Identity } from './identity.js'
 import type { KnownPeers } from './known-peers.js'
 import type { PeerError } from './peer-errors.js'
+import type { NoiseCipher } from './secure/noise-cipher-state.js'
 import type { ConnectionUpgrader } from './secure/upgrader.js'
 import type { Service } from './services/service.js'
 import type { AbortOptions, Transport } from './transport.js'
@@ -32,10 +33,10 @@ export interface PeerInit {
   /**
    * The cipher this peer asks for when it dials (see `NoiseUpgraderInit.cipher`): `'AESGCM'` for
    * AES-256-GCM on machines with AES instructions. Measure before choosing it (`pnpm bench` runs both):
-   * on the project's machines it moved bulk no faster and made round trips a third slower.
-   * @default 'ChaChaPoly'
+   * on the project's machines it moved bulk no faster and made round trips a third slower. Ignored
+   * when `upgrader` is given. @default 'ChaChaPoly'
    */
-  cipher?: 'ChaChaPoly' | 'AESGCM'
+  cipher?: NoiseCipher
   /** Trust-on-first-use store of address → key. @default in memory (see fileKnownPeers for a persistent one) */
   knownPeers?: KnownPeers
   /**
