@@ -65,8 +65,8 @@ export interface NoiseUpgraderInit {
    * The cipher this peer asks for when it dials. `'AESGCM'`: AES-256-GCM
    * (`Noise_XX_25519_AESGCM_SHA256`) when this machine has AES instructions, else ChaCha20-Poly1305.
    * In a loop it seals large records faster on AES hardware, but each record costs an OpenSSL context
-   * (about 5 µs against under 1 µs) and a fresh buffer: in the bench, bulk moved by 0.97× and ping-pong
-   * got 1.34–1.38× slower (docs/BENCHMARKS.md), so measure before choosing it. A listener follows
+   * (about 5 µs against under 1 µs) and a fresh buffer: measured, bulk moved by 0.96–1.06× and ping-pong
+   * got 1.28–1.38× slower (docs/BENCHMARKS.md), so measure before choosing it. A listener follows
    * whichever cipher the dialer asks for; a listener of a version before AESGCM refuses an AESGCM
    * dialer. @default 'ChaChaPoly'
    */
