@@ -14,19 +14,24 @@ const hex = (s: string) => Buffer.from(s, 'hex')
 const cipherOf = (vector: NoiseVector): NoiseCipher =>
   vector.protocolName.endsWith('_AESGCM_SHA256') ? 'AESGCM' : 'ChaChaPoly'
 
+type VectorPsk = { init: Buffer[]; resp: Buffer[]; positions: number[] }
+
+/** One side of a published vector's handshake, with the vector's keys, prologue and cipher. */
+function party(vector: NoiseVector, initiator: boolean, psk?: VectorPsk): HandshakeState {
+  return new HandshakeState({
+    initiator,
+    prologue: hex(initiator ? vector.initPrologue : vector.respPrologue),
+    staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
+    ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
+    ...(psk ? { psk: { keys: initiator ? psk.init : psk.resp, positions: psk.positions } } : {}),
+    cipher: cipherOf(vector),
+  })
+}
+
 /** Replays a published vector on both sides: every handshake and transport message, byte for byte. */
-function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; positions: number[] }): void {
-  const party = (initiator: boolean) =>
-    new HandshakeState({
-      initiator,
-      prologue: hex(initiator ? vector.initPrologue : vector.respPrologue),
-      staticKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initStatic : vector.respStatic)),
-      ephemeralKeyPair: keyPairFromPrivateKey(hex(initiator ? vector.initEphemeral : vector.respEphemeral)),
-      ...(psk ? { psk: { keys: initiator ? psk.init : psk.resp, positions: psk.positions } } : {}),
-      cipher: cipherOf(vector),
-    })
-  const initiator = party(true)
-  const responder = party(false)
+function replay(vector: NoiseVector, psk?: VectorPsk): void {
+  const initiator = party(vector, true, psk)
+  const responder = party(vector, false, psk)
   let initCiphers: TransportCiphers | undefined
   let respCiphers: TransportCiphers | undefined
   vector.messages.forEach((message, i) => {
@@ -61,20 +66,8 @@ function replay(vector: NoiseVector, psk?: { init: Buffer[]; resp: Buffer[]; pos
 /** The transport fast path (encryptInto) yields the published bytes, as EncryptWithAd does. */
 function fastPathMatches(vector: NoiseVector): void {
   const run = () => {
-    const i = new HandshakeState({
-      initiator: true,
-      prologue: hex(vector.initPrologue),
-      staticKeyPair: keyPairFromPrivateKey(hex(vector.initStatic)),
-      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.initEphemeral)),
-      cipher: cipherOf(vector),
-    })
-    const r = new HandshakeState({
-      initiator: false,
-      prologue: hex(vector.respPrologue),
-      staticKeyPair: keyPairFromPrivateKey(hex(vector.respStatic)),
-      ephemeralKeyPair: keyPairFromPrivateKey(hex(vector.respEphemeral)),
-      cipher: cipherOf(vector),
-    })
+    const i = party(vector, true)
+    const r = party(vector, false)
     const [m0, m1, m2] = vector.messages.map((m) => hex(m.payload))
     r.readMessage(i.writeMessage(m0!))
     i.readMessage(r.writeMessage(m1!))
