@@ -2,6 +2,7 @@ import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 
 import { once } from 'node:events'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { MAX_RECORD_PLAINTEXT, type NoiseUpgraderInit, noiseUpgrader } from '../src/secure/channel.js'
+import { NoiseConnection } from '../src/secure/channel-records.js'
 import { SecureChannelError } from '../src/secure/errors.js'
 import { HandshakeState } from '../src/secure/noise.js'
 import { generateKeyPair } from '../src/secure/noise-crypto.js'
@@ -659,6 +660,44 @@ describe('noise transport records', () => {
     expect(atB.ended).toBe(false)
     expect(atB.chunks).toEqual([])
   })
+
+  // No Parley peer sends one (send() skips empty writes); a hostile one could stream authentic empty
+  // records, each an open for us and no delivered byte for any budget to count.
+  it.each(['ChaChaPoly', 'AESGCM'] as const)(
+    'an authentic empty %s record closes with INTEGRITY after what came before it',
+    async (cipher) => {
+      const i = new HandshakeState({
+        initiator: true,
+        staticKeyPair: generateKeyPair(),
+        prologue: Buffer.alloc(0),
+        cipher,
+      })
+      const r = new HandshakeState({
+        initiator: false,
+        staticKeyPair: generateKeyPair(),
+        prologue: Buffer.alloc(0),
+        cipher,
+      })
+      r.readMessage(i.writeMessage(Buffer.alloc(0)))
+      i.readMessage(r.writeMessage(Buffer.alloc(0)))
+      r.readMessage(i.writeMessage(Buffer.alloc(0)))
+      const sealer = i.split().send
+      const [wire, inner] = duplexPair()
+      const b = new NoiseConnection(inner, 'a', r.split(), MAX_RECORD_PLAINTEXT, Buffer.alloc(0), 'test')
+      const atB = record(b)
+      const seal = (text: string) => {
+        const plaintext = Buffer.from(text)
+        const out = Buffer.alloc(2 + plaintext.length + 16)
+        out.writeUInt16BE(plaintext.length + 16, 0)
+        sealer.encryptInto(plaintext, out, 2)
+        return out
+      }
+      wire.send(Buffer.concat([seal('before'), seal(''), seal('after')]))
+      const err = await within(atB.closed())
+      expect((err as SecureChannelError).code).toBe('INTEGRITY')
+      expect(atB.bytes().toString()).toBe('before')
+    },
+  )
 
   it('rejects a record longer than the receiver allows with RECORD_TOO_LARGE', async () => {
     const { a, b } = await securePair({ b: { maxRecordSize: 1024 } })

@@ -7,8 +7,10 @@
  * prefix. The listener follows that choice. Nothing else is needed to make it safe: the cipher is in
  * the protocol name that starts the handshake hash, so a byte changed, added or removed on the way
  * leaves the two sides with different hashes and the first tag fails (message 2's; on a private
- * network message 1's). A hostile dialer that asks for AESGCM only makes its own small records dearer
- * to open (an OpenSSL context each), and those are budgeted per link (see link-reader.ts).
+ * network message 1's). A hostile dialer that asks for AESGCM only makes its own records dearer to open
+ * (an OpenSSL context each; software AES on a CPU without AES instructions, which the listener accepts
+ * all the same rather than refuse peers that opted in), and small records are budgeted per link (see
+ * link-reader.ts; an empty one, which no budget would count, closes the connection).
  */
 import type { Connection } from '../transport.js'
 import { IDENTITY_PAYLOAD_LEN, verifyIdentity } from './channel-identity.js'

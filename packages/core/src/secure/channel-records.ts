@@ -161,6 +161,12 @@ export class NoiseConnection extends WrappedConnection {
       )
       return false
     }
+    // No peer sends an empty record (send() skips empty writes), and one would cost us an open while
+    // delivering nothing, so no per-link budget would ever count it.
+    if (length === TAGLEN) {
+      this.fail(new SecureChannelError('INTEGRITY', 'an empty record (a tag and no plaintext)'))
+      return false
+    }
     if (length > this.#maxPlaintext + TAGLEN) {
       this.fail(
         new SecureChannelError(

@@ -5,7 +5,7 @@
  * | --- | --- |
  * | `HANDSHAKE_FAILED` | the Noise handshake did not complete: bad bytes, a MAC failure (often a different network secret), or the connection ended mid-handshake |
  * | `HANDSHAKE_TIMEOUT` | the handshake did not finish within `handshakeTimeout` |
- * | `INTEGRITY` | a transport record failed authentication (tampered, replayed, reordered or truncated) |
+ * | `INTEGRITY` | a transport record failed authentication (tampered, replayed, reordered or truncated), or was empty or too short to hold its tag |
  * | `IDENTITY_INVALID` | the remote's identity payload is malformed or its signature does not verify, or our own identity is inconsistent |
  * | `RECORD_TOO_LARGE` | a record's length prefix exceeds the configured maximum |
  */

@@ -52,6 +52,7 @@ export class CipherState {
   /** InitializeKey(key): sets `k` and resets `n` to 0. */
   initializeKey(key: Uint8Array | null): void {
     // The key being replaced (a handshake key, once the next one is mixed in) is wiped, not left behind.
+    // (Its KeyObject, OpenSSL's own copy, cannot be wiped from JavaScript: it goes with the garbage.)
     if (this.#key !== null) sodium.sodium_memzero(this.#key)
     if (key === null) {
       this.#key = null
