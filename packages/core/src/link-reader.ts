@@ -167,9 +167,12 @@ export class LinkReader {
         if (!link.writer.blocked) link.write({ type: 'PONG', nonce: msg.nonce })
         return
       case 'PONG':
-        if (msg.nonce === link.pingNonce) {
+        if (msg.nonce === link.pingNonce && msg.nonce !== 0) {
           session.rtt = Math.min(session.rtt, Date.now() - link.pingSentAt)
           link.pingNonce = 0
+        } else {
+          // An answer to no ping of ours: work for nothing, charged like a PING.
+          session.spend()
         }
         return
       case 'GOODBYE':

@@ -250,6 +250,26 @@ describe('cut off for a violation', () => {
     ])
   })
 
+  // Frames that settle nothing cost the peer's rate budget like messages, or a peer could keep this one
+  // decoding them for free.
+  it.each<[string, Message]>([
+    ['ACK_UPTO of a stream it never got', { type: 'ACK_UPTO', stream: 'cd'.repeat(8), seq: 1 }],
+    [
+      'ACK of a send that is not pending',
+      { type: 'ACK', stream: 'cd'.repeat(8), seq: 1, status: AckStatus.DELIVERED },
+    ],
+    ['PONG to no ping', { type: 'PONG', nonce: 7 }],
+  ])('a flood of %s is cut off with a GOODBYE', async (_name, frame) => {
+    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    const c = await client()
+    c.conn.send(Buffer.concat(Array.from({ length: 5 }, () => frameFor(frame))))
+    await c.closed
+    expect(c.messages).toEqual([
+      { type: 'GOODBYE', reason: expect.stringMatching(/more than 1 messages\/s/) },
+    ])
+    expect(peer.peers().connected).toEqual([])
+  })
+
   it('frames after a refused HELLO are ignored, not an internal error', async () => {
     const network = memoryNetwork()
     const peer: Peer = createPeer({

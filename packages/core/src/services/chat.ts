@@ -191,10 +191,14 @@ export class ChatHandler implements ServiceHandler {
         return
       }
       case 'ACK': {
-        // Another stream's: an answer to a session this peer has since ended.
-        if (msg.stream !== this.stream) return
-        const p = this.#pending.get(msg.seq)
-        if (!p) return
+        // Another stream's (an answer to a session this peer has since ended) or a send no longer
+        // pending: work that settles nothing, so it costs the sender's rate budget, or a peer could
+        // keep us decoding such frames for free.
+        const p = msg.stream === this.stream ? this.#pending.get(msg.seq) : undefined
+        if (!p) {
+          this.channel.spend()
+          return
+        }
         if (msg.status === AckStatus.DELIVERED) {
           this.#settle(p)
           this.channel.acknowledged()
@@ -207,11 +211,20 @@ export class ChatHandler implements ServiceHandler {
         return
       }
       case 'ACK_UPTO': {
-        if (msg.stream !== this.stream) return
+        if (msg.stream !== this.stream) {
+          this.channel.spend()
+          return
+        }
         // A lie (nothing can acknowledge a TEXT before it is sent) that would also settle, unsent, every
         // waiting send that the room it frees lets through.
         if (msg.seq >= this.nextSeq) {
           throw new ProtocolError('INVALID_FIELD', `an ACK_UPTO for seq ${msg.seq}, which was never sent`)
+        }
+        // Nothing left to settle up to that seq (a repeat): it costs the budget, as a stray ACK does.
+        const first = this.#pending.first()
+        if (first === undefined || first.seq > msg.seq) {
+          this.channel.spend()
+          return
         }
         const ackedAt = Date.now()
         // Pending is in seq order: settle from the front up to the acknowledged seq.
