@@ -177,7 +177,8 @@ export class LinkReader {
         return
       case 'GOODBYE':
         link.goodbye = msg.reason
-        this.#init.closeLink(link)
+        // Once: a GOODBYE repeated while the link closes would start another close (a timer) each.
+        if (link.state.status === 'open') this.#init.closeLink(link)
         return
       default:
         throw new ProtocolError('INVALID_FIELD', `unexpected ${msg.type} after the handshake`)

@@ -108,6 +108,27 @@ function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = [
   }
 }
 
+/** Counts `close()` calls on the connections `inner` accepts. */
+function countCloses(inner: Transport, closed: () => void): Transport {
+  return {
+    name: inner.name,
+    dial: (address, options) => inner.dial(address, options),
+    listen: (address, onConnection, options) =>
+      inner.listen(
+        address,
+        (conn) => {
+          const close = conn.close.bind(conn)
+          conn.close = (opts) => {
+            closed()
+            return close(opts)
+          }
+          onConnection(conn)
+        },
+        options,
+      ),
+  }
+}
+
 /** A PING/PONG round trip: whatever the peer wrote before answering has arrived by then. */
 async function sync(c: Awaited<ReturnType<Awaited<ReturnType<typeof setup>>['client']>>, nonce: number) {
   c.send({ type: 'PING', nonce })
@@ -268,6 +289,34 @@ describe('cut off for a violation', () => {
       { type: 'GOODBYE', reason: expect.stringMatching(/more than 1 messages\/s/) },
     ])
     expect(peer.peers().connected).toEqual([])
+  })
+
+  it('duplicates alternating between two streams are cut off, not answered for free', async () => {
+    const { client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    const c = await client()
+    const [a, b] = ['ab'.repeat(8), 'cd'.repeat(8)]
+    const frames = Array.from({ length: 20 }, (_, i) =>
+      frameFor({ type: 'TEXT', stream: i % 2 === 0 ? a : b, seq: 1, sentAt: 1, text: 'dup' }),
+    )
+    c.conn.send(Buffer.concat(frames))
+    await c.closed
+    expect(c.messages.at(-1)).toEqual({
+      type: 'GOODBYE',
+      reason: expect.stringMatching(/more than 1 messages\/s/),
+    })
+    expect(c.messages.filter((m) => m.type === 'ACK_UPTO').length).toBeLessThanOrEqual(3)
+  })
+
+  it('a GOODBYE repeated while the link closes does not start a close each', async () => {
+    let closes = 0
+    const { client } = await setup({}, (t) => countCloses(t, () => closes++))
+    const c = await client()
+    c.conn.send(
+      Buffer.concat(Array.from({ length: 200 }, () => frameFor({ type: 'GOODBYE', reason: 'bye' }))),
+    )
+    await c.closed
+    // The GOODBYE's close and at most one more as the session ends; before, one per GOODBYE (201).
+    expect(closes).toBeLessThanOrEqual(2)
   })
 
   it('frames after a refused HELLO are ignored, not an internal error', async () => {

@@ -159,7 +159,13 @@ export class ChatHandler implements ServiceHandler {
     const msg = decodeMessage(body)
     switch (msg.type) {
       case 'TEXT': {
-        if (this.#ackStream !== msg.stream) this.onReadEnd()
+        if (this.#ackStream !== msg.stream) {
+          const switched = this.#ackStream !== ''
+          this.onReadEnd()
+          // A sender has one stream per session; each switch back and forth costs us an ACK_UPTO even
+          // for duplicates, so it costs the budget (an honest peer switches once, after a restart).
+          if (switched) this.channel.spend()
+        }
         const from = this.#peer
         // A new stream ended the read's state above, so a cached dedup state is this stream's.
         this.#seen ??= this.service.seenFrom(from.id, msg.stream, this.channel.receivedAt)
