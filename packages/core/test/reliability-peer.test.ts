@@ -280,6 +280,7 @@ describe('cut off for a violation', () => {
       { type: 'ACK', stream: 'cd'.repeat(8), seq: 1, status: AckStatus.DELIVERED },
     ],
     ['PONG to no ping', { type: 'PONG', nonce: 7 }],
+    ['PEERS nobody asked for', { type: 'PEERS', peers: [] }],
   ])('a flood of %s is cut off with a GOODBYE', async (_name, frame) => {
     const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
     const c = await client()

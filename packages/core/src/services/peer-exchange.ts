@@ -87,7 +87,11 @@ export class PeerExchangeHandler implements ServiceHandler {
       case 'PEERS': {
         // Only answers are believed: an unsolicited list could fill our known peers with junk.
         const query = this.#queries.shift()
-        if (!query) return
+        // Unasked (or answered after the query timed out): decoded for nothing, so it costs the budget.
+        if (!query) {
+          this.channel.spend()
+          return
+        }
         const source = this.channel.peer.id
         for (const r of msg.peers) {
           const created = this.init.store.learnHearsay(source, r, this.init.isConnected)
