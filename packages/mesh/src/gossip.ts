@@ -278,6 +278,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
     }
     if (!this.#allow(msg.origin)) {
+      // Remembered as handled: a replay of it (or an IHAVE for it) is then a cheap duplicate, not
+      // another signature check for the same token.
+      this.#remember(key)
       this.#missing.delete(key)
       this.#drop('rate')
       return

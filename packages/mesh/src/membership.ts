@@ -82,6 +82,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   readonly #shuffler: Shuffler
   readonly #contacts: string[] = []
   #repairTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the scheduled repair runs (Date.now() time), 0 before the first. */
+  #repairDue = 0
   #closed = false
   #lastJoinAt = 0
   /** Wait before rejoining through a contact: doubles on each rejoin, back to the start with a neighbour. */
@@ -266,8 +268,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         const known = this.#views.active.has(from)
         if (!known) this.#addActive(from, this.#announcedOr(from, msg.addr))
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: true })
-        // A JOIN re-sent after a link switch is answered again, not walked again.
-        if (known) return
+        // A JOIN re-sent after a link switch is answered again, not walked again; nor is a second JOIN
+        // on the same session (a peer joins once; a DISCONNECT-JOIN loop would have us send ~30
+        // FORWARD_JOINs through the overlay per token it spends).
+        if (known || handler.walked) return
+        handler.walked = true
         // Walk the joiner's address through the overlay from every other neighbour.
         const addr = this.#announcedOr(from, msg.addr)
         if (addr === '') return
@@ -306,7 +311,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       }
       case 'NEIGHBOR_REPLY': {
         const pending = this.#pending.get(from)
-        if (!pending) return
+        // An answer to nothing we asked: decoded for nothing, so it costs the budget.
+        if (!pending) {
+          handler.channel.spend()
+          return
+        }
         this.#pending.delete(from)
         if (msg.accepted) {
           this.#addActive(from, pending.addr)
@@ -318,6 +327,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         return
       }
       case 'DISCONNECT': {
+        // Charged: leaving and re-joining in a loop would otherwise make us walk its JOINs for free.
+        handler.channel.spend()
         this.stats.disconnects++
         const addr = this.#views.active.get(from)
         if (addr === undefined) return
@@ -331,7 +342,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         this.#shuffler.onShuffle(handler, msg.entries)
         return
       case 'SHUFFLE_REPLY':
-        this.#shuffler.onReply(from, msg.entries)
+        this.#shuffler.onReply(handler, msg.entries)
         return
     }
   }
@@ -451,13 +462,17 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   #scheduleRepair(delay = jitter(this.#random, this.#repairInterval)): void {
     if (this.#closed) return
     clearTimeout(this.#repairTimer)
+    this.#repairDue = Date.now() + delay
     this.#repairTimer = setTimeout(() => this.#repair(), delay)
     this.#repairTimer.unref?.()
   }
 
   #repairSoon(): void {
     // Soon, not now: several neighbours often die together, and each loss need not start its own dial.
-    this.#scheduleRepair(jitter(this.#random, Math.min(200, this.#repairInterval)))
+    // Never later than a repair already due: losses in a stream must not put it off forever.
+    const delay = jitter(this.#random, Math.min(200, this.#repairInterval))
+    if (this.#repairDue !== 0 && this.#repairDue <= Date.now() + delay) return
+    this.#scheduleRepair(delay)
   }
 
   #repair(): void {

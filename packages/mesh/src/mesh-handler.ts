@@ -13,6 +13,8 @@ export interface MeshHandlerOwner {
 export class MeshHandler implements ServiceHandler {
   /** SHUFFLEs this peer may make us answer: a burst, then one every two seconds. */
   readonly shuffles = new TokenBucket(0.5, 4)
+  /** Whether this session's JOIN was walked through the overlay (once per session). */
+  walked = false
 
   constructor(
     readonly mesh: MeshHandlerOwner,

@@ -66,9 +66,11 @@ export class Shuffler {
     this.#merge(entries)
   }
 
-  onReply(from: string, entries: readonly MeshEntry[]): void {
-    // Only an answer to our own SHUFFLE is believed: an unsolicited list could fill the view with junk.
-    if (this.#asked.delete(from)) this.#merge(entries)
+  onReply(handler: MeshHandler, entries: readonly MeshEntry[]): void {
+    // Only an answer to our own SHUFFLE is believed: an unsolicited list could fill the view with junk,
+    // and it was decoded for nothing, so it costs the budget.
+    if (this.#asked.delete(handler.channel.peer.id)) this.#merge(entries)
+    else handler.channel.spend()
   }
 
   #merge(entries: readonly MeshEntry[]): void {

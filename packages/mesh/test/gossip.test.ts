@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Channel, DisconnectEvent, Service } from '@parley/core'
-import { createPeer, memoryTransport } from '@parley/core'
+import { createPeer, generateIdentity, memoryTransport, signWithIdentity } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
   decodeGossip,
@@ -8,6 +8,7 @@ import {
   encodeGossip,
   encodeGossipControl,
   encodeMesh,
+  gossipSigningBytes,
 } from '../src/codec.js'
 import { GOSSIP_PROTOCOL, type GossipDelivery } from '../src/gossip.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
@@ -265,6 +266,28 @@ describe('mesh gossip', () => {
     // c relays before it delivers: nothing went out, so d never gets it.
     expect(c.gossip.stats.sent).toBe(0)
     expect(d.gossip.stats.received).toBe(0)
+  })
+
+  it('a message dropped for its origin’s rate, replayed, is a duplicate and not checked again', async () => {
+    const { network, make } = meshNetwork({ ...fixed, gossip: { perOrigin: { perSecond: 0.001, burst: 1 } } })
+    const victim = await make()
+    const channel = await hostileNeighbour(network, victim, () => {})
+    const origin = generateIdentity()
+    const signed = (text: string) => {
+      const id = randomBytes(16).toString('hex')
+      const sentAt = Date.now()
+      const signature = signWithIdentity(origin, gossipSigningBytes(id, origin.peerId, sentAt, text))
+      return encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: origin.peerId, sentAt, text, signature })
+    }
+    const [first, second] = [signed('first'), signed('second')]
+    channel.sendBytes(first)
+    for (let i = 0; i < 21; i++) channel.sendBytes(second)
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 22, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    expect(stats.delivered).toBe(1)
+    // The first copy of `second` is dropped for the rate; its 20 replays take the duplicate path.
+    expect(stats.dropped).toBe(1)
+    expect(stats.duplicates).toBe(20)
   })
 
   it('an origin over its rate has its messages dropped at the first relay', async () => {

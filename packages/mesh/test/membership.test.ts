@@ -1,6 +1,7 @@
 import type { Channel, DisconnectEvent, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { encodeMesh } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { connected, type MeshNode, meshNetwork, symmetric, until } from './fixtures/mesh-net.js'
 
@@ -114,6 +115,70 @@ describe('mesh membership', () => {
     await until(traded, emitters, meshEvents)
     expect(over).toBe(0)
     await until(() => connected(nodes), emitters, meshEvents)
+  })
+
+  it('a peer that leaves and re-joins in a loop has its JOIN walked once per session', async () => {
+    const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
+    const { network, make } = meshNetwork(fixed)
+    const [victim, other] = [await make(), await make()]
+    await other.mesh.join(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(other.peer.id), [victim.mesh], meshEvents)
+    const loop: Service = {
+      protocol: MESH_PROTOCOL,
+      open(channel: Channel) {
+        queueMicrotask(() => {
+          for (let i = 0; i < 3; i++) {
+            channel.sendBytes(encodeMesh({ type: 'JOIN', addr: '' }))
+            channel.sendBytes(encodeMesh({ type: 'DISCONNECT' }))
+          }
+        })
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const evil = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      listen: 'evil:0',
+      services: [loop],
+    })
+    onTestFinished(() => evil.stop())
+    await evil.start()
+    await evil.connect(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.stats.disconnects === 3, [victim.mesh], meshEvents)
+    // A broadcast travels after the FORWARD_JOINs on the same connection: once it is in, they are too.
+    const heard = new Promise((resolve) => other.gossip.once('gossip', resolve))
+    victim.gossip.broadcast('barrier')
+    await heard
+    expect(victim.mesh.stats.joins).toBe(1 + 3) // other's and the loop's
+    expect(other.mesh.stats.forwardJoins).toBe(1)
+  })
+
+  it.each([
+    ['SHUFFLE_REPLY', encodeMesh({ type: 'SHUFFLE_REPLY', entries: [] })],
+    ['NEIGHBOR_REPLY', encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true })],
+  ])('a flood of %s nobody asked for costs the budget and is cut off', async (_name, frame) => {
+    const { network, make } = meshNetwork({ peer: { rateLimit: { perSecond: 1, burst: 3 } } })
+    const victim = await make()
+    const flood: Service = {
+      protocol: MESH_PROTOCOL,
+      open(channel: Channel) {
+        queueMicrotask(() => {
+          for (let i = 0; i < 10; i++) channel.sendBytes(frame)
+        })
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
+    const evil = createPeer({
+      transport: memoryTransport(network, { host: 'evil' }),
+      name: 'evil',
+      listen: false,
+      services: [flood],
+    })
+    onTestFinished(() => evil.stop())
+    await evil.start()
+    await evil.connect(victim.peer.addresses[0]!)
+    expect((await gone).reason).toBe('protocol-error')
   })
 
   it('a malformed membership message ends the session as a protocol violation', async () => {
