@@ -190,57 +190,66 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (s) this.#drop(s, 'cancelled', false)
   }
 
-  /** @internal A HASHES from `peerId`: leaf hashes we asked for, checked against the root once all are in. */
-  onHashes(peerId: string, msg: Hashes): void {
+  /**
+   * @internal A HASHES from `peerId`: leaf hashes we asked for, checked against the root once all are
+   * in. False when it was not asked for (or repeats a part), so its sender pays for it.
+   */
+  onHashes(peerId: string, msg: Hashes): boolean {
     const s = this.#sources.get(peerId)
-    if (!s || s !== this.#hashSource || !this.#leaves || !this.#hashParts || this.#leavesOk) return
+    if (!s || s !== this.#hashSource || !this.#leaves || !this.#hashParts || this.#leavesOk) return false
     const part = msg.start / Limits.hashesPerMessage
     const expected = Math.min(Limits.hashesPerMessage, this.#n - msg.start)
     if (
       !Number.isInteger(part) ||
       part >= this.#hashParts.length ||
-      msg.hashes.byteLength !== expected * 32
+      msg.hashes.byteLength !== expected * 32 ||
+      // A repeat is no progress: it must not keep the source's timeout from firing.
+      this.#hashParts[part] === 1
     ) {
-      return
+      return false
     }
     this.#leaves.set(msg.hashes, msg.start * 32)
     this.#hashParts[part] = 1
     s.lastProgress = Date.now()
-    if (!this.#hashParts.every((p) => p === 1)) return
+    if (!this.#hashParts.every((p) => p === 1)) return true
     this.#hashSource = undefined
     if (rootHash(this.size, this.#init.chunkSize, this.#leaves).equals(this.#init.root)) {
       this.#leavesOk = true
       this.#schedule()
-      return
+      return true
     }
     // A hash list that does not add up to the root: the source lies (the root is what the user accepted).
     this.emit('corrupt', { source: s.ref, chunk: -1, reason: 'bad-hashes' })
     this.#drop(s, 'lying', true)
     this.#schedule()
+    return true
   }
 
-  /** @internal A CHUNK piece from `peerId`: written at its offset, its chunk verified once complete. */
-  onChunk(peerId: string, index: number, offset: number, data: Uint8Array): void {
+  /**
+   * @internal A CHUNK piece from `peerId`: written at its offset, its chunk verified once complete.
+   * False when no request of ours expects it, so its sender pays for it.
+   */
+  onChunk(peerId: string, index: number, offset: number, data: Uint8Array): boolean {
     const s = this.#sources.get(peerId)
     const rx = s?.inflight.get(index)
     // Late pieces (the chunk was given to another source) and pieces of a request from before a
     // reconnection arrive out of order: ignored, the request in force is served from its start.
-    if (!s || !rx || offset !== rx.received) return
+    if (!s || !rx || offset !== rx.received) return false
     if (data.byteLength !== Math.min(Limits.pieceBytes, rx.length - rx.received)) {
       this.#corrupt(s, rx, 'bad-piece')
-      return
+      return true
     }
     const copy = Buffer.from(data)
     rx.hasher.update(copy)
     rx.pieces.push(copy)
     rx.received += copy.byteLength
     s.lastProgress = Date.now()
-    if (rx.received < rx.length) return
+    if (rx.received < rx.length) return true
     s.inflight.delete(index)
     const leaf = this.#leaves!.subarray(index * 32, index * 32 + 32)
     if (!rx.hasher.digest().equals(leaf)) {
       this.#corrupt(s, rx, 'bad-chunk')
-      return
+      return true
     }
     this.#chunks.writing(index)
     s.writing++
@@ -259,6 +268,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         else this.#schedule()
       })
     this.#schedule()
+    return true
   }
 
   /** Drops sources that were asked and delivered nothing for `requestTimeout`. */

@@ -60,14 +60,16 @@ export class Inbox {
     return [...this.#downloads.values()]
   }
 
-  onHashes(peerId: string, key: string, msg: Hashes): void {
+  /** False when no download asked for it. */
+  onHashes(peerId: string, key: string, msg: Hashes): boolean {
     const d = this.#incoming.get(key)
-    if (d instanceof Download) d.onHashes(peerId, msg)
+    return d instanceof Download && d.onHashes(peerId, msg)
   }
 
-  onChunk(peerId: string, key: string, index: number, offset: number, data: Uint8Array): void {
+  /** False when no download asked for it. */
+  onChunk(peerId: string, key: string, index: number, offset: number, data: Uint8Array): boolean {
     const d = this.#incoming.get(key)
-    if (d instanceof Download) d.onChunk(peerId, index, offset, data)
+    return d instanceof Download && d.onChunk(peerId, index, offset, data)
   }
 
   /** A sender cancelled its offer or its part of a download. */

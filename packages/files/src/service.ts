@@ -132,11 +132,12 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
         }
         return
       }
+      // Data nobody asked for (an unknown transfer, a late or repeated piece) pays like any message.
       case 'HASHES':
-        this.#inbox.onHashes(peer.id, key, msg)
+        if (!this.#inbox.onHashes(peer.id, key, msg)) handler.channel.spend()
         return
       case 'CHUNK':
-        this.#inbox.onChunk(peer.id, key, msg.index, msg.offset, msg.data)
+        if (!this.#inbox.onChunk(peer.id, key, msg.index, msg.offset, msg.data)) handler.channel.spend()
         return
       case 'CANCEL':
         this.#outgoing.get(key)?.onMessage(msg)

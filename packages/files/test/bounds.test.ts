@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, readdir, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { DisconnectEvent } from '@parley/core'
 import { describe, expect, it } from 'vitest'
 import { type Download, type FilesMessage, type IncomingOffer, Reason } from '../src/index.js'
 import {
@@ -167,6 +168,21 @@ describe('hostile offers', () => {
     size,
     chunkSize,
     name: 'x.bin',
+  })
+
+  it.each<[string, FilesMessage]>([
+    ['CHUNKs', { type: 'CHUNK', id: randomBytes(16), index: 0, offset: 0, data: randomBytes(16) }],
+    ['HASHES', { type: 'HASHES', id: randomBytes(16), start: 0, hashes: randomBytes(32) }],
+  ])('%s nobody asked for cost the sender its budget: a flood is cut off', async (_name, junk) => {
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', {}, { rateLimit: { perSecond: 1, burst: 3 } })
+    await linkRaw(m, bob)
+    // (The violation is also reported as the peer's `error` event, which `once` would throw.)
+    const gone = new Promise<DisconnectEvent>((resolve) => bob.peer.on('peer:disconnect', resolve))
+    for (let i = 0; i < 10; i++) mallory.send(bob.peer.id, junk)
+    expect((await gone).reason).toBe('protocol-error')
   })
 
   it('an offer flood keeps at most maxOffersPerPeer waiting, and the rest are declined as BUSY', async () => {
