@@ -292,6 +292,40 @@ describe('cut off for a violation', () => {
     expect(peer.peers().connected).toEqual([])
   })
 
+  it('a repeated ACK_UPTO costs the budget: a flood of repeats is cut off', async () => {
+    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    const c = await client()
+    const sent = peer.send(c.id, 'once')
+    const t = (await c.next('TEXT')) as TextMessage
+    c.send({ type: 'ACK_UPTO', stream: t.stream, seq: t.seq })
+    await sent
+    const repeat = frameFor({ type: 'ACK_UPTO', stream: t.stream, seq: t.seq })
+    c.conn.send(Buffer.concat(Array.from({ length: 5 }, () => repeat)))
+    await c.closed
+    expect(c.messages.at(-1)).toEqual({
+      type: 'GOODBYE',
+      reason: expect.stringMatching(/more than 1 messages\/s/),
+    })
+  })
+
+  it('ACK_UPTOs for sends that already gave up are free: a slow honest receiver is not cut off', async () => {
+    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    const c = await client()
+    const ac = new AbortController()
+    const sends = Array.from({ length: 5 }, (_, i) => peer.send(c.id, `m${i}`, { signal: ac.signal }))
+    const texts: TextMessage[] = []
+    for (let i = 0; i < 5; i++) texts.push((await c.next('TEXT')) as TextMessage)
+    ac.abort()
+    await Promise.allSettled(sends)
+    // Each acknowledges one more, after its send was given up: nothing is left to settle.
+    c.conn.send(Buffer.concat(texts.map((t) => frameFor({ type: 'ACK_UPTO', stream: t.stream, seq: t.seq }))))
+    const after = peer.send(c.id, 'still here')
+    expect(((await c.next('TEXT')) as TextMessage).text).toBe('still here')
+    const last = texts.at(-1)!
+    c.send({ type: 'ACK_UPTO', stream: last.stream, seq: last.seq + 1 })
+    await expect(after).resolves.toMatchObject({ peerId: c.id })
+  })
+
   it('duplicates alternating between two streams are cut off, not answered for free', async () => {
     const { client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
     const c = await client()

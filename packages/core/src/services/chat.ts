@@ -119,6 +119,8 @@ export class ChatHandler implements ServiceHandler {
   nextSeq = 1
   readonly #pending = new PendingQueue<Pending>()
   #inFlightBytes = 0
+  /** The highest seq an ACK_UPTO has acknowledged. */
+  #ackedUpTo = 0
   /** Sends waiting for room, oldest first. */
   readonly #waiting = new WaitQueue<Pending | WaitingBatch, SendResult, PeerError>()
   /** How many of the waiting items are batches. */
@@ -226,12 +228,13 @@ export class ChatHandler implements ServiceHandler {
         if (msg.seq >= this.nextSeq) {
           throw new ProtocolError('INVALID_FIELD', `an ACK_UPTO for seq ${msg.seq}, which was never sent`)
         }
-        // Nothing left to settle up to that seq (a repeat): it costs the budget, as a stray ACK does.
-        const first = this.#pending.first()
-        if (first === undefined || first.seq > msg.seq) {
+        // A repeat (no higher than one already received) costs the budget, as a stray ACK does. One that
+        // goes higher is free even if its sends already timed out: seqs only grow up to nextSeq.
+        if (msg.seq <= this.#ackedUpTo) {
           this.channel.spend()
           return
         }
+        this.#ackedUpTo = msg.seq
         const ackedAt = Date.now()
         // Pending is in seq order: settle from the front up to the acknowledged seq.
         for (let p = this.#pending.first(); p !== undefined && p.seq <= msg.seq; p = this.#pending.first()) {
