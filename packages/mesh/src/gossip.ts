@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Channel, Identity, Service, ServiceHandler } from '@parley/core'
 import { PeerError, TokenBucket } from '@parley/core'
@@ -31,6 +31,8 @@ const KEY_END = KEY_START + GOSSIP_ID_BYTES + PEER_ID_BYTES
 const ID_HEX = GOSSIP_ID_BYTES * 2
 /** Announcements queued for one neighbour between two flushes; past it the oldest are dropped. */
 const MAX_QUEUED_IHAVE = 256
+/** Rate-dropped messages remembered (32-byte hashes): their replays skip the signature check. */
+const MAX_RATE_DROPPED = 4_096
 
 /** Construction options of {@link createGossip}. */
 export interface GossipInit {
@@ -133,6 +135,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #mesh: Mesh | undefined
   readonly #handlers = new Map<string, GossipHandler>()
   readonly #seen = new Set<string>()
+  /** Messages dropped for their origin's rate after their signature verified: key → hash of the signed bytes. */
+  readonly #rateDropped = new Map<string, Buffer>()
   readonly #seenCacheSize: number
   readonly #hopLimit: number
   readonly #maxAge: number
@@ -267,24 +271,22 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.#drop('stale')
       return
     }
+    const signed = gossipSigningBytes(msg.id, msg.origin, msg.sentAt, msg.text)
+    // A message dropped for its origin's rate may come again (a replay, or recovered later through an
+    // IHAVE): the same signed bytes need no second signature check, only a hash of them.
+    const dropped = this.#rateDropped.get(key)
+    const digest = dropped && createHash('sha256').update(signed).update(msg.signature).digest()
     // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
-    if (
-      !verifySignature(
-        msg.origin,
-        gossipSigningBytes(msg.id, msg.origin, msg.sentAt, msg.text),
-        msg.signature,
-      )
-    ) {
+    if (!digest?.equals(dropped!) && !verifySignature(msg.origin, signed, msg.signature)) {
       throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
     }
     if (!this.#allow(msg.origin)) {
-      // Remembered as handled: a replay of it (or an IHAVE for it) is then a cheap duplicate, not
-      // another signature check for the same token.
-      this.#remember(key)
       this.#missing.delete(key)
+      if (!dropped) this.#rememberDropped(key, signed, msg.signature)
       this.#drop('rate')
       return
     }
+    if (dropped) this.#rateDropped.delete(key)
     this.#remember(key)
     this.#missing.delete(key)
     this.stats.delivered++
@@ -408,6 +410,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       }
     }
     this.#queued.clear()
+  }
+
+  #rememberDropped(key: string, signed: Uint8Array, signature: Uint8Array): void {
+    if (this.#rateDropped.size >= MAX_RATE_DROPPED)
+      this.#rateDropped.delete(this.#rateDropped.keys().next().value!)
+    this.#rateDropped.set(key, createHash('sha256').update(signed).update(signature).digest())
   }
 
   #remember(key: string): void {

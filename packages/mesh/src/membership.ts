@@ -311,9 +311,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       }
       case 'NEIGHBOR_REPLY': {
         const pending = this.#pending.get(from)
-        // An answer to nothing we asked: decoded for nothing, so it costs the budget.
+        // An answer to nothing we asked costs the budget; a neighbour's answer to the NEIGHBOR we send
+        // it when its session resumes is expected.
         if (!pending) {
-          handler.channel.spend()
+          if (!this.#views.active.has(from)) handler.channel.spend()
           return
         }
         this.#pending.delete(from)

@@ -13,7 +13,7 @@ export interface MeshHandlerOwner {
 export class MeshHandler implements ServiceHandler {
   /** SHUFFLEs this peer may make us answer: a burst, then one every two seconds. */
   readonly shuffles = new TokenBucket(0.5, 4)
-  /** Whether this session's JOIN was walked through the overlay (once per session). */
+  /** Whether this session's JOIN was walked through the overlay (once per link of the session). */
   walked = false
 
   constructor(
@@ -32,6 +32,8 @@ export class MeshHandler implements ServiceHandler {
 
   /** The session came back on a new link after a loss (we dialed it): it may become a neighbour again. */
   onResume(): void {
+    // A new link: a peer cut off from the overlay may rejoin through this session.
+    this.walked = false
     this.mesh.handlerResumed(this)
   }
 

@@ -156,30 +156,34 @@ describe('mesh membership', () => {
   it.each([
     ['SHUFFLE_REPLY', encodeMesh({ type: 'SHUFFLE_REPLY', entries: [] })],
     ['NEIGHBOR_REPLY', encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true })],
-  ])('a flood of %s nobody asked for costs the budget and is cut off', async (_name, frame) => {
-    const { network, make } = meshNetwork({ peer: { rateLimit: { perSecond: 1, burst: 3 } } })
-    const victim = await make()
-    const flood: Service = {
-      protocol: MESH_PROTOCOL,
-      open(channel: Channel) {
-        queueMicrotask(() => {
-          for (let i = 0; i < 10; i++) channel.sendBytes(frame)
-        })
-        return { onFrame() {}, onClose() {} }
-      },
-    }
-    const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
-    const evil = createPeer({
-      transport: memoryTransport(network, { host: 'evil' }),
-      name: 'evil',
-      listen: false,
-      services: [flood],
-    })
-    onTestFinished(() => evil.stop())
-    await evil.start()
-    await evil.connect(victim.peer.addresses[0]!)
-    expect((await gone).reason).toBe('protocol-error')
-  })
+    ['DISCONNECT', encodeMesh({ type: 'DISCONNECT' })],
+  ])(
+    'a flood of %s (replies nobody asked for, or leaving) costs the budget and is cut off',
+    async (_name, frame) => {
+      const { network, make } = meshNetwork({ peer: { rateLimit: { perSecond: 1, burst: 3 } } })
+      const victim = await make()
+      const flood: Service = {
+        protocol: MESH_PROTOCOL,
+        open(channel: Channel) {
+          queueMicrotask(() => {
+            for (let i = 0; i < 10; i++) channel.sendBytes(frame)
+          })
+          return { onFrame() {}, onClose() {} }
+        },
+      }
+      const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
+      const evil = createPeer({
+        transport: memoryTransport(network, { host: 'evil' }),
+        name: 'evil',
+        listen: false,
+        services: [flood],
+      })
+      onTestFinished(() => evil.stop())
+      await evil.start()
+      await evil.connect(victim.peer.addresses[0]!)
+      expect((await gone).reason).toBe('protocol-error')
+    },
+  )
 
   it('a malformed membership message ends the session as a protocol violation', async () => {
     const { network, make } = meshNetwork()
