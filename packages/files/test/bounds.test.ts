@@ -185,6 +185,27 @@ describe('hostile offers', () => {
     expect((await gone).reason).toBe('protocol-error')
   })
 
+  it('a hash part sent again is no progress: it costs the budget, and a flood of it is cut off', async () => {
+    const dir = await tempDir()
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node(
+      'bob',
+      { downloads: join(dir, 'in'), autoAccept: true },
+      { rateLimit: { perSecond: 1, burst: 3 } },
+    )
+    await linkRaw(m, bob)
+    // 1,025 chunks: two parts of hashes, so the first alone does not complete the list.
+    const offer = offerOf(randomBytes(32), 1_025 * 32 * KiB, 32 * KiB)
+    mallory.send(bob.peer.id, offer)
+    await waitUntil(() => mallory.received.some((msg) => msg.type === 'GET_HASHES'))
+    const gone = new Promise<DisconnectEvent>((resolve) => bob.peer.on('peer:disconnect', resolve))
+    const part: FilesMessage = { type: 'HASHES', id: offer.id, start: 0, hashes: randomBytes(1_024 * 32) }
+    for (let i = 0; i < 10; i++) mallory.send(bob.peer.id, part)
+    expect((await gone).reason).toBe('protocol-error')
+  })
+
   it('an offer flood keeps at most maxOffersPerPeer waiting, and the rest are declined as BUSY', async () => {
     const net = memoryNet()
     const mallory = rawFiles()
