@@ -85,8 +85,8 @@ function reader(conn: Connection) {
   }
 }
 
-/** Records what the peer writes on each accepted connection, one entry per write, as it writes it. */
-function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = []): Transport {
+/** `inner`, with `tap` applied to each connection it accepts before the peer sees it. */
+function tapAccepted(inner: Transport, tap: (conn: Connection) => void): Transport {
   return {
     name: inner.name,
     dial: (address, options) => inner.dial(address, options),
@@ -94,13 +94,7 @@ function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = [
       inner.listen(
         address,
         (conn) => {
-          const decoder = new FrameDecoder()
-          const send = conn.send.bind(conn)
-          conn.send = (bytes) => {
-            writes.push(decoder.push(bytes).map((body) => decodeBody(body)))
-            sizes.push(bytes.byteLength)
-            return send(bytes)
-          }
+          tap(conn)
           onConnection(conn)
         },
         options,
@@ -108,25 +102,28 @@ function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = [
   }
 }
 
+/** Records what the peer writes on each accepted connection, one entry per write, as it writes it. */
+function recordWrites(inner: Transport, writes: Message[][], sizes: number[] = []): Transport {
+  return tapAccepted(inner, (conn) => {
+    const decoder = new FrameDecoder()
+    const send = conn.send.bind(conn)
+    conn.send = (bytes) => {
+      writes.push(decoder.push(bytes).map((body) => decodeBody(body)))
+      sizes.push(bytes.byteLength)
+      return send(bytes)
+    }
+  })
+}
+
 /** Counts `close()` calls on the connections `inner` accepts. */
 function countCloses(inner: Transport, closed: () => void): Transport {
-  return {
-    name: inner.name,
-    dial: (address, options) => inner.dial(address, options),
-    listen: (address, onConnection, options) =>
-      inner.listen(
-        address,
-        (conn) => {
-          const close = conn.close.bind(conn)
-          conn.close = (opts) => {
-            closed()
-            return close(opts)
-          }
-          onConnection(conn)
-        },
-        options,
-      ),
-  }
+  return tapAccepted(inner, (conn) => {
+    const close = conn.close.bind(conn)
+    conn.close = (opts) => {
+      closed()
+      return close(opts)
+    }
+  })
 }
 
 /** A PING/PONG round trip: whatever the peer wrote before answering has arrived by then. */

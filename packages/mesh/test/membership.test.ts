@@ -1,4 +1,4 @@
-import type { Channel, DisconnectEvent, Service } from '@parley/core'
+import type { Channel, DisconnectEvent, MemoryNetwork, Peer, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { encodeMesh } from '../src/codec.js'
@@ -6,6 +6,37 @@ import { MESH_PROTOCOL } from '../src/membership.js'
 import { connected, type MeshNode, meshNetwork, symmetric, until } from './fixtures/mesh-net.js'
 
 const meshEvents = ['neighbor:up', 'neighbor:down']
+
+/**
+ * A hand-written peer whose membership service sends `frames` as soon as its channel to `victim` opens,
+ * and nothing else; connected to the victim before this resolves.
+ */
+async function sending(
+  network: MemoryNetwork,
+  victim: MeshNode,
+  frames: readonly Uint8Array[],
+  listen: string | false = false,
+): Promise<Peer> {
+  const service: Service = {
+    protocol: MESH_PROTOCOL,
+    open(channel: Channel) {
+      queueMicrotask(() => {
+        for (const frame of frames) channel.sendBytes(frame)
+      })
+      return { onFrame() {}, onClose() {} }
+    },
+  }
+  const evil = createPeer({
+    transport: memoryTransport(network, { host: 'evil' }),
+    name: 'evil',
+    listen,
+    services: [service],
+  })
+  onTestFinished(() => evil.stop())
+  await evil.start()
+  await evil.connect(victim.peer.addresses[0]!)
+  return evil
+}
 
 describe('mesh membership', () => {
   it('peers joining through one contact spread over the overlay, and nobody holds more than activeSize neighbours', async () => {
@@ -117,33 +148,15 @@ describe('mesh membership', () => {
     await until(() => connected(nodes), emitters, meshEvents)
   })
 
-  it('a peer that leaves and re-joins in a loop has its JOIN walked once per session', async () => {
+  it('a peer that leaves and re-joins in a loop over one link has its JOIN walked once', async () => {
     const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
     const { network, make } = meshNetwork(fixed)
     const [victim, other] = [await make(), await make()]
     await other.mesh.join(victim.peer.addresses[0]!)
     await until(() => victim.mesh.isActive(other.peer.id), [victim.mesh], meshEvents)
-    const loop: Service = {
-      protocol: MESH_PROTOCOL,
-      open(channel: Channel) {
-        queueMicrotask(() => {
-          for (let i = 0; i < 3; i++) {
-            channel.sendBytes(encodeMesh({ type: 'JOIN', addr: '' }))
-            channel.sendBytes(encodeMesh({ type: 'DISCONNECT' }))
-          }
-        })
-        return { onFrame() {}, onClose() {} }
-      },
-    }
-    const evil = createPeer({
-      transport: memoryTransport(network, { host: 'evil' }),
-      name: 'evil',
-      listen: 'evil:0',
-      services: [loop],
-    })
-    onTestFinished(() => evil.stop())
-    await evil.start()
-    await evil.connect(victim.peer.addresses[0]!)
+    const join = encodeMesh({ type: 'JOIN', addr: '' })
+    const leave = encodeMesh({ type: 'DISCONNECT' })
+    await sending(network, victim, [join, leave, join, leave, join, leave], 'evil:0')
     await until(() => victim.mesh.stats.disconnects === 3, [victim.mesh], meshEvents)
     // A broadcast travels after the FORWARD_JOINs on the same connection: once it is in, they are too.
     const heard = new Promise((resolve) => other.gossip.once('gossip', resolve))
@@ -162,25 +175,8 @@ describe('mesh membership', () => {
     async (_name, frame) => {
       const { network, make } = meshNetwork({ peer: { rateLimit: { perSecond: 1, burst: 3 } } })
       const victim = await make()
-      const flood: Service = {
-        protocol: MESH_PROTOCOL,
-        open(channel: Channel) {
-          queueMicrotask(() => {
-            for (let i = 0; i < 10; i++) channel.sendBytes(frame)
-          })
-          return { onFrame() {}, onClose() {} }
-        },
-      }
       const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
-      const evil = createPeer({
-        transport: memoryTransport(network, { host: 'evil' }),
-        name: 'evil',
-        listen: false,
-        services: [flood],
-      })
-      onTestFinished(() => evil.stop())
-      await evil.start()
-      await evil.connect(victim.peer.addresses[0]!)
+      await sending(network, victim, Array(10).fill(frame))
       expect((await gone).reason).toBe('protocol-error')
     },
   )
@@ -188,24 +184,9 @@ describe('mesh membership', () => {
   it('a malformed membership message ends the session as a protocol violation', async () => {
     const { network, make } = meshNetwork()
     const victim = await make()
-    // A peer whose "membership service" sends a JOIN whose address runs past the end of the body.
-    const junk: Service = {
-      protocol: MESH_PROTOCOL,
-      open(channel: Channel) {
-        queueMicrotask(() => channel.sendBytes(Uint8Array.of(1, 200, 0x61)))
-        return { onFrame() {}, onClose() {} }
-      },
-    }
     const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
-    const attacker = createPeer({
-      transport: memoryTransport(network, { host: 'evil' }),
-      name: 'evil',
-      listen: false,
-      services: [junk],
-    })
-    onTestFinished(() => attacker.stop())
-    await attacker.start()
-    await attacker.connect(victim.peer.addresses[0]!)
+    // A JOIN whose address runs past the end of the body.
+    await sending(network, victim, [Uint8Array.of(1, 200, 0x61)])
     const event = await gone
     expect(event.reason).toBe('protocol-error')
     expect(victim.mesh.active()).toEqual([])
