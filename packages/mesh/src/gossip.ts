@@ -34,6 +34,11 @@ const MAX_QUEUED_IHAVE = 256
 /** Rate-dropped messages remembered (32-byte hashes): their replays skip the signature check. */
 const MAX_RATE_DROPPED = 4_096
 
+/** What identifies a message's signed content: its signed bytes and signature, hashed. */
+function signedDigest(signed: Uint8Array, signature: Uint8Array): Buffer {
+  return createHash('sha256').update(signed).update(signature).digest()
+}
+
 /** Construction options of {@link createGossip}. */
 export interface GossipInit {
   /** The identity the peer runs with (`createPeer({ identity })`): broadcasts are signed with it. */
@@ -275,14 +280,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
     // A message dropped for its origin's rate may come again (a replay, or recovered later through an
     // IHAVE): the same signed bytes need no second signature check, only a hash of them.
     const dropped = this.#rateDropped.get(key)
-    const digest = dropped && createHash('sha256').update(signed).update(msg.signature).digest()
+    const known = dropped !== undefined && signedDigest(signed, msg.signature).equals(dropped)
     // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
-    if (!digest?.equals(dropped!) && !verifySignature(msg.origin, signed, msg.signature)) {
+    if (!known && !verifySignature(msg.origin, signed, msg.signature)) {
       throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
     }
     if (!this.#allow(msg.origin)) {
       this.#missing.delete(key)
-      if (!dropped) this.#rememberDropped(key, signed, msg.signature)
+      if (!dropped) this.#rememberDropped(key, signedDigest(signed, msg.signature))
       this.#drop('rate')
       return
     }
@@ -412,10 +417,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.clear()
   }
 
-  #rememberDropped(key: string, signed: Uint8Array, signature: Uint8Array): void {
+  #rememberDropped(key: string, digest: Buffer): void {
     if (this.#rateDropped.size >= MAX_RATE_DROPPED)
       this.#rateDropped.delete(this.#rateDropped.keys().next().value!)
-    this.#rateDropped.set(key, createHash('sha256').update(signed).update(signature).digest())
+    this.#rateDropped.set(key, digest)
   }
 
   #remember(key: string): void {
