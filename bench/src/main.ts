@@ -134,7 +134,7 @@ function describe(outcome: JobOutcome, scenario: ScenarioName): string {
   }
 }
 
-/** Counts of the profiled runs: each takes 1–3 s, so start-up and JIT warm-up are a small share. */
+/** Counts of the profiled runs: each takes 1–3 s, so the handshake and JIT warm-up are a small share. */
 const PROFILE_COUNTS = { oneway: 1_000_000, bulk: 12_000, pingpong: 20_000 } as const
 const PROFILED = [
   { scenario: 'oneway', letter: 'a', roles: ['sender', 'receiver'] },
@@ -154,7 +154,7 @@ async function profileParley(
   const sections = [
     '## What the profile shows',
     '',
-    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages, (b) with ${counts.bulk.toLocaleString('en-US')}, (c) with ${counts.pingpong.toLocaleString('en-US')} round trips and (c′) as in the table, each in fresh processes, not counted in the table, under \`node --cpu-prof\`. CPU per message or round trip is \`process.cpuUsage()\` over the measured span (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. (c′) shows the cold start: its warm-up is the table's, so the profile holds the first round trips, the JIT compiling them, and the process's start-up. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages, (b) with ${counts.bulk.toLocaleString('en-US')}, (c) with ${counts.pingpong.toLocaleString('en-US')} round trips and (c′) as in the table, each in fresh processes, not counted in the table. Each worker is profiled (node:inspector, 1 ms samples) from the moment it has loaded its system to the end of its job, so Node's start-up and module loading are left out. CPU per message or round trip is \`process.cpuUsage()\` over the measured span (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. (c′) shows the cold start: its warm-up is the table's, so the profile holds the connection's handshake, its first round trips and the JIT compiling them. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
   ]
   const cpu = (us: number | undefined) =>
     us === undefined || !Number.isFinite(us) ? '–' : `${us.toFixed(2)} µs`
@@ -319,7 +319,7 @@ async function main(): Promise<void> {
 
   let profile: string | undefined
   if (!values['no-profile'] && systems.includes('parley')) {
-    log('profiling Parley (a), (b), (c) and (c′) under --cpu-prof …')
+    log('profiling Parley (a), (b), (c) and (c′) …')
     profile = await profileParley(plan, options, quick)
   }
   let fairness: string | undefined

@@ -1,5 +1,5 @@
 /**
- * Reads a V8 `.cpuprofile` (node --cpu-prof) and tells where the time went: self time by function
+ * Reads a V8 `.cpuprofile` (the bench's, or node --cpu-prof's) and tells where the time went: self time by function
  * and by area (Parley's packages, Node internals, GC, ...). Also a CLI:
  * `node dist/profile.js FILE.cpuprofile [top]`.
  */
@@ -12,9 +12,13 @@ interface ProfileNode {
   hitCount?: number
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[]
+  /** µs, on the same clock as the samples. */
+  startTime?: number
+  endTime?: number
   samples: number[]
+  /** µs before each sample: the first from `startTime`, then from the sample before. */
   timeDeltas: number[]
 }
 
@@ -66,14 +70,24 @@ function top(map: Map<string, number>, busy: number, n: number): ProfileLine[] {
 }
 
 export function summarizeProfile(path: string, n = 12): ProfileSummary {
-  const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
+  return summarize(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile, n)
+}
+
+/** Where the time of `profile` went; see {@link summarizeProfile}. */
+export function summarize(profile: CpuProfile, n = 12): ProfileSummary {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const self = new Map<number, number>()
+  const { samples, timeDeltas } = profile
+  // A sample stands for the time until the next one, as DevTools counts it. The first delta runs from
+  // the profile's start to the first sample, which is the profiler starting: nobody's time (it was
+  // tens of milliseconds, all charged to whatever the first sample caught).
+  const last = (profile.startTime ?? 0) + timeDeltas.reduce((sum, dt) => sum + dt, 0)
+  const tail = profile.endTime !== undefined && profile.endTime > last ? profile.endTime - last : 0
   let total = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    const dt = profile.timeDeltas[i] ?? 0
+  for (let i = 0; i < samples.length; i++) {
+    const dt = i + 1 < samples.length ? (timeDeltas[i + 1] ?? 0) : tail
     total += dt
-    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + dt)
+    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + dt)
   }
   const functions = new Map<string, number>()
   const areas = new Map<string, number>()

@@ -4,7 +4,9 @@
  * worker error, an early exit or the job's time limit become `{ ok: false, reason }`.
  */
 import { type ChildProcess, fork } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PROFILE_ENV } from './job-profiler.js'
 import type { Report, ScenarioName, ScenarioParams } from './scenarios.js'
 import type { SystemName } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
@@ -22,7 +24,7 @@ export interface JobSpec {
 
 export interface RunOptions {
   workerPath?: string
-  /** Write V8 CPU profiles of both workers into this directory (node --cpu-prof). */
+  /** Write CPU profiles of both workers' jobs into this directory (see job-profiler.ts). */
   cpuProfDir?: string
   /** Extra time beyond the scenario's cap for process start-up and handshakes. @default 20_000 ms */
   slackMs?: number
@@ -57,9 +59,10 @@ class Worker {
     v8Flags: readonly string[] = [],
   ) {
     const execArgv = ['--expose-gc', ...v8Flags]
-    if (cpuProfDir)
-      execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`)
-    this.child = fork(path, [system], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    const env = cpuProfDir
+      ? { ...process.env, [PROFILE_ENV]: join(cpuProfDir, `${name}.cpuprofile`) }
+      : undefined
+    this.child = fork(path, [system], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
     })

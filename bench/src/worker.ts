@@ -16,6 +16,7 @@
  * Only the system under test is imported (named in argv[2], so the import overlaps start-up), so
  * js-libp2p (and its Promise.withResolvers polyfill) loads in js-libp2p workers alone.
  */
+import { startJobProfile, writeJobProfile } from './job-profiler.js'
 import { drive, type ScenarioName, type ScenarioParams, serve } from './scenarios.js'
 import { isSystemName, type SystemName, systemFactory } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
@@ -77,6 +78,7 @@ async function start(msg: StartMessage): Promise<void> {
   await closePrevious()
   const factory = await (msg.system === preloadName && preloaded ? preloaded : systemFactory(msg.system))
   const system = await factory(msg.options)
+  await startJobProfile()
   if (msg.role === 'server') {
     const run = await serve(system, msg.scenario, msg.params)
     closeCurrent = () => run.close()
@@ -102,8 +104,9 @@ process.on('message', (msg: ToWorker) => {
       return
     case 'stop':
       // Exit without closing anything gracefully: the run is over, and a graceful close of hundreds
-      // of connections would only cost time. --cpu-prof still writes its profile on exit.
-      process.exit(0)
+      // of connections would only cost time. A profile is written first; a failed write exits too.
+      writeJobProfile().finally(() => process.exit(0))
+      return
   }
 })
 

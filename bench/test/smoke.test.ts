@@ -3,10 +3,14 @@
  * processes (the compiled dist/worker.js; the package's `test` script builds it first), so the
  * bench cannot rot. Asserts that each job completes with the counts it was asked for — never timing.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { selfSignedCertificate } from '../src/cert.js'
 import { runFiles } from '../src/files.js'
 import { SMOKE_PLAN } from '../src/plan.js'
+import type { CpuProfile } from '../src/profile.js'
 import { runJob } from '../src/runner.js'
 import { SCENARIOS } from '../src/scenarios.js'
 import { SYSTEMS } from '../src/systems/index.js'
@@ -21,6 +25,30 @@ describe.each(SYSTEMS)('%s', (system) => {
     // The ping-pongs also report the pinging side's CPU per round trip, which a round trip cannot do without.
     if (outcome.ok && (scenario === 'pingpong' || scenario === 'pingcold'))
       expect(outcome.values.cpuUsPerRoundTrip).toBeGreaterThan(0)
+  })
+})
+
+describe('profiled jobs', () => {
+  it("profiles each worker's job, without Node's start-up and module loading", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-bench-prof-test-'))
+    try {
+      const params = SMOKE_PLAN.pingpong
+      const outcome = await runJob(
+        { system: 'parley', scenario: 'pingpong', params, options },
+        { cpuProfDir: dir, slackMs: 20_000 },
+      )
+      expect(outcome).toMatchObject({ ok: true, values: { count: params.count } })
+      for (const role of ['client', 'server']) {
+        const file = join(dir, `${role}-parley-pingpong.cpuprofile`)
+        const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
+        const names = profile.nodes.map((node) => node.callFrame.functionName)
+        // The job ran: the chat service handled frames. ESM loading did not: it was over before the job.
+        expect(names).toContain('onFrame')
+        expect(names).not.toContain('compileSourceTextModule')
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
