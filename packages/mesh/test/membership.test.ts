@@ -1,6 +1,6 @@
-import type { Channel, DisconnectEvent, MemoryNetwork, Peer, Service } from '@parley/core'
+import type { Channel, DisconnectEvent, MemoryNetwork, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { encodeMesh } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { connected, type MeshNode, meshNetwork, symmetric, until } from './fixtures/mesh-net.js'
@@ -9,17 +9,22 @@ const meshEvents = ['neighbor:up', 'neighbor:down']
 
 /**
  * A hand-written peer whose membership service sends `frames` as soon as its channel to `victim` opens,
- * and nothing else; connected to the victim before this resolves.
+ * and nothing else; connected to the victim before this resolves, to that channel (to send more).
  */
 async function sending(
   network: MemoryNetwork,
   victim: MeshNode,
   frames: readonly Uint8Array[],
   listen: string | false = false,
-): Promise<Peer> {
+): Promise<Channel> {
+  let opened!: (channel: Channel) => void
+  const open = new Promise<Channel>((resolve) => {
+    opened = resolve
+  })
   const service: Service = {
     protocol: MESH_PROTOCOL,
     open(channel: Channel) {
+      opened(channel)
       queueMicrotask(() => {
         for (const frame of frames) channel.sendBytes(frame)
       })
@@ -35,7 +40,7 @@ async function sending(
   onTestFinished(() => evil.stop())
   await evil.start()
   await evil.connect(victim.peer.addresses[0]!)
-  return evil
+  return open
 }
 
 describe('mesh membership', () => {
@@ -164,6 +169,59 @@ describe('mesh membership', () => {
     await heard
     expect(victim.mesh.stats.joins).toBe(1 + 3) // other's and the loop's
     expect(other.mesh.stats.forwardJoins).toBe(1)
+  })
+
+  it("a stream of neighbour losses does not put off the repair: the replacement is asked within the first loss's delay", async () => {
+    // Fake clocks, so that the repair's delay and the pace of the losses are exact; the memory network
+    // delivers on setImmediate, which stays real. Restored when the test ends, whatever happens.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const fixed = { mesh: { activeSize: 1, shuffleInterval: 0, refreshInterval: 0, repairInterval: 60_000 } }
+    const { network, make } = meshNetwork(fixed)
+    const [hub, victim, rival] = [await make(), await make(), await make()]
+    await victim.mesh.join(hub.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(hub.peer.id), [victim.mesh], meshEvents)
+    const join = encodeMesh({ type: 'JOIN', addr: '' })
+    const leave = encodeMesh({ type: 'DISCONNECT' })
+    // Without an address of its own the hostile peer never becomes a replacement candidate.
+    const evil = await sending(network, victim, [])
+    // Registered last, so run first: the peers stop on real timers.
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    // The hub, full, takes the rival and drops the victim: the victim's first loss. The hub stays
+    // content, so only the victim's repair can bring the two together again, within jitter(200) ≤ 300 ms.
+    await rival.mesh.join(hub.peer.addresses[0]!)
+    await until(() => !victim.mesh.isActive(hub.peer.id), [victim.mesh], meshEvents)
+    expect(victim.mesh.passive().map((e) => e.id)).toEqual([hub.peer.id])
+    const lostAt = Date.now()
+    const losses: number[] = []
+    let back: number | undefined
+    victim.mesh.on('neighbor:down', (id) => id !== hub.peer.id && losses.push(Date.now()))
+    victim.mesh.on('neighbor:up', (id) => {
+      if (id === hub.peer.id) back ??= Date.now()
+    })
+    const dials = victim.mesh.stats.dials
+    let askedAt: number | undefined
+    // For a second the hostile peer joins and leaves every 50 ms: a loss each time, sooner than any
+    // fresh repair delay (100 to 300 ms) would run out.
+    for (let t = 10; t <= 1_000; t += 10) {
+      await vi.advanceTimersByTimeAsync(10)
+      if (askedAt === undefined && victim.mesh.stats.dials > dials) askedAt = Date.now()
+      if (t % 50 === 0 && evil.online) {
+        evil.sendBytes(join)
+        evil.sendBytes(leave)
+      }
+    }
+    expect(losses.length).toBeGreaterThanOrEqual(10)
+    // The repair ran when the first loss had it due, though later losses came before it: it dialed the
+    // hub (the session was gone), and the hub is a neighbour again while the losses go on.
+    expect(askedAt, 'the repair dialed the hub while the losses went on').toBeDefined()
+    expect(askedAt! - lostAt).toBeLessThanOrEqual(300)
+    expect(losses.filter((at) => at < askedAt!).length).toBeGreaterThan(0)
+    expect(back, 'the hub is a neighbour again before the losses stop').toBeDefined()
   })
 
   it.each([
