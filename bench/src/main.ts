@@ -181,7 +181,11 @@ async function profileParley(
     ] as const) {
       const file = join(dir, `${role}-parley-${scenario}.cpuprofile`)
       try {
-        sections.push('', renderProfile(`(${letter}) ${label}`, summarizeProfile(file, 12)))
+        const units = {
+          count: params.count + (params.warmup ?? 0),
+          unit: scenario === 'oneway' || scenario === 'bulk' ? 'message' : 'round trip',
+        }
+        sections.push('', renderProfile(`(${letter}) ${label}`, summarizeProfile(file, 12), units))
       } catch (err) {
         sections.push('', `(${scenario} ${label}: no profile: ${(err as Error).message})`)
       }

@@ -36,3 +36,25 @@ describe('summarize', () => {
     expect(s.functions.map((f) => f.name)).toEqual(['onData core/dist/esm/link-reader.js:1', 'writeBuffer'])
   })
 })
+
+describe('layers', () => {
+  it('times each layer with everything it calls, and its own work apart', () => {
+    const read = { functionName: 'onStreamRead', url: 'node:internal/stream_base_commons', lineNumber: 0 }
+    const open = frame('consume', 'file:///x/packages/core/dist/esm/secure/channel-records.js')
+    const s = summarize({
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2] },
+        { id: 2, callFrame: read, children: [3] },
+        { id: 3, callFrame: open },
+      ],
+      samples: [2, 3, 3, 3],
+      timeDeltas: [0, 1_000, 1_000, 1_000],
+      startTime: 0,
+      endTime: 4_000,
+    })
+    const layer = (name: string) => s.layers.find((l) => l.name === name)!
+    expect(layer('socket read (node:net)')).toMatchObject({ ms: 4, ownMs: 1 })
+    expect(layer('secure channel: records opened')).toMatchObject({ ms: 3, ownMs: 3 })
+    expect(layer('`write` system call')).toMatchObject({ ms: 0, ownMs: 0 })
+  })
+})
