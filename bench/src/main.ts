@@ -154,7 +154,7 @@ async function profileParley(
   const sections = [
     '## What the profile shows',
     '',
-    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages, (b) with ${counts.bulk.toLocaleString('en-US')}, (c) with ${counts.pingpong.toLocaleString('en-US')} round trips and (c′) as in the table, each in fresh processes, not counted in the table. Each worker is profiled (node:inspector, 1 ms samples) from the moment it has loaded its system to the end of its job, so Node's start-up and module loading are left out. CPU per message or round trip is \`process.cpuUsage()\` over the measured span (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. (c′) shows the cold start: its warm-up is the table's, so the profile holds the connection's handshake, its first round trips and the JIT compiling them. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
+    `One extra Parley (Noise) run of (a) with ${counts.oneway.toLocaleString('en-US')} messages, (b) with ${counts.bulk.toLocaleString('en-US')}, (c) with ${counts.pingpong.toLocaleString('en-US')} round trips and (c′) as in the table, each in fresh processes, not counted in the table. Each worker is profiled (node:inspector, 1 ms samples) from the moment it has loaded its system until the run stops it, once both halves have reported, so Node's start-up and module loading are left out. CPU per message or round trip is \`process.cpuUsage()\` over the measured span (profiling slows it somewhat); the function shares are of the profile's busy samples, which are taken on a wall clock: time a thread spends blocked inside a system call (a socket write) counts as that call's, though it is off the CPU. (c′) shows the cold start: its warm-up is the table's, so the profile holds the connection's handshake, its first round trips and the JIT compiling them. The profiles are in \`${dir}\` (open them in Chrome DevTools), and \`node bench/dist/profile.js FILE\` prints more lines.`,
   ]
   const cpu = (us: number | undefined) =>
     us === undefined || !Number.isFinite(us) ? '–' : `${us.toFixed(2)} µs`
@@ -181,10 +181,11 @@ async function profileParley(
     ] as const) {
       const file = join(dir, `${role}-parley-${scenario}.cpuprofile`)
       try {
-        const units = {
-          count: params.count + (params.warmup ?? 0),
-          unit: scenario === 'oneway' || scenario === 'bulk' ? 'message' : 'round trip',
-        }
+        // One-way counts include their warm-up; ping-pongs run warm-up and count round trips.
+        const oneWay = scenario === 'oneway' || scenario === 'bulk'
+        const units = oneWay
+          ? { count: params.count, unit: 'message' }
+          : { count: params.count + (params.warmup ?? 0), unit: 'round trip' }
         sections.push('', renderProfile(`(${letter}) ${label}`, summarizeProfile(file, 12), units))
       } catch (err) {
         sections.push('', `(${scenario} ${label}: no profile: ${(err as Error).message})`)

@@ -31,40 +31,61 @@ export interface ProfileLine {
 }
 
 /**
- * Layers of Parley's data path, each a function that every frame passes through, in the order a frame
- * meets them. A layer's time is inclusive: it holds every layer called from it (the next rows of its
- * group), so the difference to the next row is the layer's own.
+ * Layers of Parley's data path, in the order a message meets them on its way in, then out: each is a
+ * function a frame or a message goes through (not every frame meets every one: the `message` event
+ * sees TEXTs only, and a frame of 8 KiB or more skips the writer's batch). Layers nest however the
+ * code calls them: an echo's `send()` runs inside the `message` event, and a read's acknowledgement is
+ * written from inside the link reader. GC, which V8 puts outside every stack, is in none.
  */
-export const LAYERS = [
+export const LAYERS: readonly Layer[] = [
   {
     group: 'receive',
     name: 'socket read (node:net)',
-    fn: 'onStreamRead',
+    fns: ['onStreamRead'],
     file: 'node:internal/stream_base_commons',
   },
   {
     group: 'receive',
     name: 'secure channel: records opened',
-    fn: 'consume',
+    fns: ['consume'],
     file: '/secure/channel-records.js',
   },
-  { group: 'receive', name: 'link reader: frames, limits', fn: 'onData', file: '/link-reader.js' },
-  { group: 'receive', name: 'session: frame to its service', fn: 'dispatch', file: '/session.js' },
-  { group: 'receive', name: 'chat service: TEXT, ACKs', fn: 'onFrame', file: '/services/chat.js' },
-  { group: 'receive', name: '`message` event and its handler', fn: 'onMessage', file: '/peer.js' },
-  { group: 'send', name: '`send()`, to the frame writer', fn: 'send', file: '/peer.js' },
-  { group: 'write', name: 'frame writer: batch to the link', fn: '#flushBatch', file: '/frame-writer.js' },
-  { group: 'write', name: 'secure channel: records sealed', fn: 'send', file: '/secure/channel-records.js' },
-  { group: 'write', name: 'TCP transport: socket write', fn: 'send', file: '/transports/tcp.js' },
-  { group: 'write', name: '`write` system call', fn: 'writeBuffer', file: '' },
-] as const
+  { group: 'receive', name: 'link reader: frames, limits', fns: ['onData'], file: '/link-reader.js' },
+  { group: 'receive', name: 'session: frame to its service', fns: ['dispatch'], file: '/session.js' },
+  { group: 'receive', name: 'chat service: TEXT, ACKs', fns: ['onFrame'], file: '/services/chat.js' },
+  { group: 'receive', name: '`message` event and its handler', fns: ['onMessage'], file: '/peer.js' },
+  { group: 'send', name: '`send()`, to the frame writer', fns: ['send'], file: '/peer.js' },
+  {
+    group: 'write',
+    name: 'frame writer: batch to the link',
+    fns: ['#flushBatch'],
+    file: '/frame-writer.js',
+  },
+  {
+    group: 'write',
+    name: 'secure channel: records sealed',
+    fns: ['send'],
+    file: '/secure/channel-records.js',
+  },
+  { group: 'write', name: 'TCP transport: socket write', fns: ['send'], file: '/transports/tcp.js' },
+  // Node's native socket writes (one buffer, or several gathered), where the thread blocks in the kernel.
+  { group: 'write', name: 'socket write system call', fns: ['writeBuffer', 'writev'], file: '' },
+]
+
+/** One of {@link LAYERS}: a frame whose function is one of `fns` in a file ending with `file`. */
+export interface Layer {
+  group: 'receive' | 'send' | 'write'
+  name: string
+  fns: readonly string[]
+  file: string
+}
 
 export interface LayerLine {
   name: string
   group: string
   /** Inclusive time: the layer and everything it called. */
   ms: number
-  /** The layer's inclusive time less the next layer's of its group (its own work), ms. */
+  /** Its own: samples for which it is the innermost layer on the stack, ms. */
   ownMs: number
 }
 
@@ -121,8 +142,9 @@ export function summarize(profile: CpuProfile, n = 12): ProfileSummary {
   // A sample stands for the time until the next one, as DevTools counts it. The first delta runs from
   // the profile's start to the first sample, which is the profiler starting: nobody's time (it was
   // tens of milliseconds, all charged to whatever the first sample caught).
-  const last = (profile.startTime ?? 0) + timeDeltas.reduce((sum, dt) => sum + dt, 0)
-  const tail = profile.endTime !== undefined && profile.endTime > last ? profile.endTime - last : 0
+  const { startTime, endTime } = profile
+  const last = (startTime ?? 0) + timeDeltas.reduce((sum, dt) => sum + dt, 0)
+  const tail = startTime !== undefined && endTime !== undefined && endTime > last ? endTime - last : 0
   let total = 0
   for (let i = 0; i < samples.length; i++) {
     const dt = i + 1 < samples.length ? (timeDeltas[i + 1] ?? 0) : tail
@@ -147,16 +169,12 @@ export function summarize(profile: CpuProfile, n = 12): ProfileSummary {
     areas.set(area, (areas.get(area) ?? 0) + us)
   }
   const busy = total - idle
-  const layers = LAYERS.map((layer, i) => {
-    const next = LAYERS[i + 1]
-    const inner = next?.group === layer.group ? layerUs[i + 1]! : 0
-    return {
-      name: layer.name,
-      group: layer.group,
-      ms: layerUs[i]! / 1000,
-      ownMs: (layerUs[i]! - inner) / 1000,
-    }
-  })
+  const layers = LAYERS.map((layer, i) => ({
+    name: layer.name,
+    group: layer.group,
+    ms: layerUs.inclusive[i]! / 1000,
+    ownMs: layerUs.own[i]! / 1000,
+  }))
   return {
     totalMs: total / 1000,
     busyMs: busy / 1000,
@@ -166,31 +184,36 @@ export function summarize(profile: CpuProfile, n = 12): ProfileSummary {
   }
 }
 
-/** Inclusive µs of each of {@link LAYERS}: every sample counted once for each layer on its stack. */
-function layerTimes(profile: CpuProfile, self: Map<number, number>): number[] {
+/**
+ * µs of each of {@link LAYERS}: inclusive (every sample counted once for each layer on its stack,
+ * recursion included) and own (every sample counted for the innermost layer on its stack only, so own
+ * times never overlap and add up to the time spent in any layer).
+ */
+function layerTimes(profile: CpuProfile, self: Map<number, number>): { inclusive: number[]; own: number[] } {
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
-  /** Bit i set: layer i is on the node's stack (the node included). */
-  const masks = new Map<number, number>()
-  const maskOf = (id: number): number => {
-    const known = masks.get(id)
-    if (known !== undefined) return known
+  /** Per node: bit i set when layer i is on its stack (the node included), and the innermost one. */
+  const known = new Map<number, { mask: number; innermost: number }>()
+  const stackOf = (id: number): { mask: number; innermost: number } => {
+    const cached = known.get(id)
+    if (cached !== undefined) return cached
     const frame = byId.get(id)!.callFrame
     const up = parent.get(id)
-    let mask = up === undefined ? 0 : maskOf(up)
-    LAYERS.forEach((layer, i) => {
-      if (frame.functionName === layer.fn && frame.url.endsWith(layer.file)) mask |= 1 << i
-    })
-    masks.set(id, mask)
-    return mask
+    const outer = up === undefined ? { mask: 0, innermost: -1 } : stackOf(up)
+    const here = LAYERS.findIndex((l) => l.fns.includes(frame.functionName) && frame.url.endsWith(l.file))
+    const stack = here < 0 ? outer : { mask: outer.mask | (1 << here), innermost: here }
+    known.set(id, stack)
+    return stack
   }
-  const times = LAYERS.map(() => 0)
+  const inclusive = LAYERS.map(() => 0)
+  const own = LAYERS.map(() => 0)
   for (const [id, us] of self) {
-    const mask = maskOf(id)
-    for (let i = 0; i < LAYERS.length; i++) if (mask & (1 << i)) times[i]! += us
+    const { mask, innermost } = stackOf(id)
+    for (let i = 0; i < LAYERS.length; i++) if (mask & (1 << i)) inclusive[i]! += us
+    if (innermost >= 0) own[innermost]! += us
   }
-  return times
+  return { inclusive, own }
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`
@@ -220,7 +243,7 @@ export function renderProfile(title: string, s: ProfileSummary, units?: ProfileU
     const per = (ms: number) => ((ms * 1000) / units.count).toFixed(2)
     lines.push(
       '',
-      `Per ${units.unit} (${units.count.toLocaleString('en-US')} in the profile, warm-up included), by layer: µs with everything it calls, and its own.`,
+      `Per ${units.unit} (${units.count.toLocaleString('en-US')} in the profile, warm-up included), by layer: µs with everything it calls (a row may hold rows of any group: an echo's \`send()\` runs inside the \`message\` event, a read's acknowledgement is written from inside the link reader), and its own, the samples in which it is the innermost layer (own times do not overlap). GC is in no layer.`,
       '',
       `| Layer | µs per ${units.unit} | own µs | share of busy |`,
       '| --- | ---: | ---: | ---: |',

@@ -59,9 +59,10 @@ class Worker {
     v8Flags: readonly string[] = [],
   ) {
     const execArgv = ['--expose-gc', ...v8Flags]
-    const env = cpuProfDir
-      ? { ...process.env, [PROFILE_ENV]: join(cpuProfDir, `${name}.cpuprofile`) }
-      : undefined
+    // Set for profiled workers only, never inherited: unprofiled ones would all write one file.
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env[PROFILE_ENV]
+    if (cpuProfDir) env[PROFILE_ENV] = join(cpuProfDir, `${name}.cpuprofile`)
     this.child = fork(path, [system], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)

@@ -38,23 +38,76 @@ describe('summarize', () => {
 })
 
 describe('layers', () => {
+  const core = (name: string, file: string) => frame(name, `file:///x/packages/core/dist/esm/${file}`)
+  /** A profile of one stack per sample, 1 ms each: `stacks[i]` is the frames from the root down. */
+  function stacks(...list: ReturnType<typeof frame>[][]): CpuProfile {
+    const nodes: CpuProfile['nodes'] = [{ id: 1, callFrame: frame('(root)'), children: [] }]
+    const samples: number[] = []
+    for (const stack of list) {
+      let at = nodes[0]!
+      for (const callFrame of stack) {
+        const child = (at.children ?? [])
+          .map((id) => nodes.find((n) => n.id === id)!)
+          .find((n) => n.callFrame === callFrame)
+        if (child) {
+          at = child
+          continue
+        }
+        const node = { id: nodes.length + 1, callFrame, children: [] as number[] }
+        nodes.push(node)
+        at.children!.push(node.id)
+        at = node
+      }
+      samples.push(at.id)
+    }
+    const timeDeltas = samples.map(() => 1_000)
+    return { nodes, samples, timeDeltas, startTime: 0, endTime: (samples.length + 1) * 1_000 }
+  }
+  const layer = (profile: CpuProfile, name: string) => summarize(profile).layers.find((l) => l.name === name)!
+
+  const read = { functionName: 'onStreamRead', url: 'node:internal/stream_base_commons', lineNumber: 0 }
+  const open = core('consume', 'secure/channel-records.js')
+  const linkReader = core('onData', 'link-reader.js')
+  const event = core('onMessage', 'peer.js')
+  const send = core('send', 'peer.js')
+  const flush = frame('#flushBatch', 'file:///x/packages/protocol/dist/esm/frame-writer.js')
+  const seal = core('send', 'secure/channel-records.js')
+  const syscall = frame('writeBuffer')
+
   it('times each layer with everything it calls, and its own work apart', () => {
-    const read = { functionName: 'onStreamRead', url: 'node:internal/stream_base_commons', lineNumber: 0 }
-    const open = frame('consume', 'file:///x/packages/core/dist/esm/secure/channel-records.js')
-    const s = summarize({
-      nodes: [
-        { id: 1, callFrame: frame('(root)'), children: [2] },
-        { id: 2, callFrame: read, children: [3] },
-        { id: 3, callFrame: open },
-      ],
-      samples: [2, 3, 3, 3],
-      timeDeltas: [0, 1_000, 1_000, 1_000],
-      startTime: 0,
-      endTime: 4_000,
-    })
-    const layer = (name: string) => s.layers.find((l) => l.name === name)!
-    expect(layer('socket read (node:net)')).toMatchObject({ ms: 4, ownMs: 1 })
-    expect(layer('secure channel: records opened')).toMatchObject({ ms: 3, ownMs: 3 })
-    expect(layer('`write` system call')).toMatchObject({ ms: 0, ownMs: 0 })
+    const p = stacks([read], [read, open], [read, open], [read, open])
+    expect(layer(p, 'socket read (node:net)')).toMatchObject({ ms: 4, ownMs: 1 })
+    expect(layer(p, 'secure channel: records opened')).toMatchObject({ ms: 3, ownMs: 3 })
+    expect(layer(p, 'socket write system call')).toMatchObject({ ms: 0, ownMs: 0 })
+  })
+
+  it("keeps an echo's send() out of the message event's own time", () => {
+    const p = stacks([read, event], [read, event, send], [read, event, send, flush, seal])
+    expect(layer(p, '`message` event and its handler')).toMatchObject({ ms: 3, ownMs: 1 })
+    expect(layer(p, '`send()`, to the frame writer')).toMatchObject({ ms: 2, ownMs: 1 })
+    expect(layer(p, 'secure channel: records sealed')).toMatchObject({ ms: 1, ownMs: 1 })
+  })
+
+  it("charges a large frame's sealing to sealing, not to the writer's batch it skipped", () => {
+    // Large frames go from send() straight to the channel: no #flushBatch on the stack.
+    const p = stacks([send, seal], [send, seal, syscall], [send, flush])
+    expect(layer(p, 'frame writer: batch to the link')).toMatchObject({ ms: 1, ownMs: 1 })
+    expect(layer(p, 'secure channel: records sealed')).toMatchObject({ ms: 2, ownMs: 1 })
+    expect(layer(p, 'socket write system call')).toMatchObject({ ms: 1, ownMs: 1 })
+    expect(layer(p, '`send()`, to the frame writer')).toMatchObject({ ms: 3, ownMs: 0 })
+  })
+
+  it("counts a read's acknowledgement, written from the link reader, as writing", () => {
+    const p = stacks([read, open, linkReader], [read, open, linkReader, flush, seal, syscall])
+    expect(layer(p, 'link reader: frames, limits')).toMatchObject({ ms: 2, ownMs: 1 })
+    expect(layer(p, 'socket write system call')).toMatchObject({ ms: 1, ownMs: 1 })
+    const own = summarize(p).layers.reduce((sum, l) => sum + l.ownMs, 0)
+    expect(own).toBe(2)
+  })
+
+  it('counts a layer once per sample when it recurses', () => {
+    const p = stacks([send, seal, send])
+    expect(layer(p, '`send()`, to the frame writer')).toMatchObject({ ms: 1, ownMs: 1 })
+    expect(layer(p, 'secure channel: records sealed')).toMatchObject({ ms: 1, ownMs: 0 })
   })
 })

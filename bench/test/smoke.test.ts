@@ -32,7 +32,9 @@ describe('profiled jobs', () => {
   it("profiles each worker's job, without Node's start-up and module loading", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-bench-prof-test-'))
     try {
-      const params = SMOKE_PLAN.pingpong
+      // Enough round trips (≈ 0.2–0.5 s cold) that the 1 ms sampler lands in the chat service on each side
+      // dozens of times, not by luck.
+      const params = { count: 2_000, size: 64, timeCapMs: 20_000, warmup: 20 }
       const outcome = await runJob(
         { system: 'parley', scenario: 'pingpong', params, options },
         { cpuProfDir: dir, slackMs: 20_000 },
