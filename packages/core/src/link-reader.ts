@@ -11,6 +11,7 @@ import { decodeHandshake } from './handshake.js'
 import type { ResolvedLimits } from './limits.js'
 import type { Link } from './link.js'
 import { PeerError } from './peer-errors.js'
+import { CHAT_PROTOCOL, ChatHandler } from './services/chat.js'
 import type { Session } from './session.js'
 
 /** Records below this many plaintext bytes count against the peer's record budget. */
@@ -83,7 +84,7 @@ export class LinkReader {
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
       this.readEnd(link, bodies.length >= ACK_NOW_FRAMES)
-      const held = link.remoteInducedBytes
+      const held = this.#remoteInducedBytes(link)
       if (failure === undefined && held > this.#init.limits.peerMemory) {
         failure = new PeerError(
           'LIMIT_EXCEEDED',
@@ -94,6 +95,14 @@ export class LinkReader {
       failure ??= err
     }
     if (failure !== undefined) this.#init.violation(link, failure)
+  }
+
+  /** See `Link.remoteInducedBytes`; the chat handler is looked up only while frames wait unsent. */
+  #remoteInducedBytes(link: Link): number {
+    if (link.writer.heldBytes === 0) return link.heldBytes
+    const session = link.remote && this.#init.sessions.get(link.remote.peerId)
+    const chat = session?.active === link ? session.handler(CHAT_PROTOCOL) : undefined
+    return link.remoteInducedBytes(chat instanceof ChatHandler ? chat.queuedAckBytes : 0)
   }
 
   /**

@@ -98,12 +98,16 @@ export class Link {
   /**
    * What the remote makes us hold, for the per-peer memory bound: its partial frame, its early frames
    * and every frame waiting for it to read — except our own chat messages, which the send window
-   * (`inFlight`) bounds already and which a fast sender legitimately queues.
+   * (`inFlight`) bounds already and which a fast sender legitimately queues. `chatAcks` is how much of
+   * the chat channel's queue is acknowledgements we owe the remote: those count, since a peer that
+   * sends and never reads makes them.
    */
-  get remoteInducedBytes(): number {
+  remoteInducedBytes(chatAcks: number): number {
+    const held = this.heldBytes
+    const queued = this.writer.heldBytes
+    if (queued === 0) return held
     const chat = this.channelOf(CHAT_PROTOCOL)
-    const ownSends = chat === undefined ? 0 : this.writer.heldBytesOf(chat)
-    return this.heldBytes - ownSends
+    return chat === undefined ? held : held - this.writer.heldBytesOf(chat) + chatAcks
   }
 
   /** Key used to break ties between two links started by the same peer; both ends compute the same. */

@@ -141,6 +141,12 @@ class SessionChannel implements Channel {
     )
   }
 
+  get queuedBytes(): number {
+    const link = this.session.active
+    const channel = this.numberOn(link)
+    return channel === undefined ? 0 : link.writer.heldBytesOf(channel)
+  }
+
   send(msg: Message): boolean {
     const link = this.session.active
     const channel = this.channelOn(link)

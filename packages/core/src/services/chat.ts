@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { AckStatus, decodeMessage, Limits, messageId, ProtocolError } from '@parley/protocol'
+import {
+  AckStatus,
+  type AckUpToMessage,
+  decodeMessage,
+  Limits,
+  messageId,
+  ProtocolError,
+} from '@parley/protocol'
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
@@ -62,6 +69,9 @@ function captureResolvers(resolve: (r: SendResult) => void, reject: (e: PeerErro
 
 /** The `resolve` of a batch's texts, which are acknowledged through `acked`. */
 const IGNORED = () => {}
+
+/** An ACK_UPTO frame: length prefix, channel byte, type byte, stream and seq. */
+const ACK_UPTO_FRAME_BYTES = 4 + 1 + 1 + Limits.messageIdBytes
 
 /**
  * Chat: acknowledged text delivery with dedup (PROTOCOL.md, "Acknowledgements"). Each remote peer
@@ -128,6 +138,20 @@ export class ChatHandler implements ServiceHandler {
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
   #ackSeq = 0
+  /**
+   * The ACK_UPTO written last while it still waits unsent in the channel's queue (a remote that does not
+   * read), and the bytes of chat frames queued behind it. ACK_UPTO is cumulative, so a newer one replaces
+   * its value rather than queue another: one per read would grow without bound for a peer that sends
+   * and never reads. The queue is first in, first out, so the ACK_UPTO is still there exactly while the
+   * channel holds more than what was queued after it.
+   */
+  #queuedAck: AckUpToMessage | undefined
+  #queuedAfterAck = 0
+  /**
+   * Duplicate TEXTs this link may send before each costs the rate budget: one window, what an honest
+   * sender re-sends after a reconnect. Past it, duplicates are work for nothing (decoding, dedup).
+   */
+  #freeDuplicates: number
   #closed: PeerError | undefined
   /**
    * `channel.peer`, read once per link rather than per TEXT (the session compares the announced name
@@ -144,7 +168,9 @@ export class ChatHandler implements ServiceHandler {
     readonly service: ChatService,
     readonly channel: Channel,
     readonly init: ChatInit,
-  ) {}
+  ) {
+    this.#freeDuplicates = init.inFlightMessages
+  }
 
   get pendingCount(): number {
     return this.#pending.size
@@ -176,6 +202,8 @@ export class ChatHandler implements ServiceHandler {
         // At or below the highest seq delivered: a re-send of a delivered TEXT; acknowledge it again.
         if (msg.seq <= seen.highest) {
           this.#ackSeq = seen.highest
+          if (this.#freeDuplicates > 0) this.#freeDuplicates--
+          else this.#spendOrAnswer()
           return
         }
         try {
@@ -184,6 +212,7 @@ export class ChatHandler implements ServiceHandler {
           // Refuse the TEXT that broke the limit by its seq, so its send() fails with REFUSED, not PEER_GONE;
           // the ACK_UPTO for the TEXTs before it goes first.
           this.onReadEnd()
+          this.#queuedAck = undefined
           this.channel.send({ type: 'ACK', stream: msg.stream, seq: msg.seq, status: AckStatus.REFUSED })
           throw err
         }
@@ -249,18 +278,45 @@ export class ChatHandler implements ServiceHandler {
     }
   }
 
-  /** One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements"). */
+  /**
+   * One cumulative acknowledgement for every TEXT of this read (PROTOCOL.md, "Acknowledgements"); while
+   * the one before still waits unsent, it takes the new value instead (see `#queuedAck`). A sender keeps
+   * one stream per link, so the stream is replaced too: only a misbehaving peer loses an acknowledgement.
+   */
   onReadEnd(): void {
     this.#seen = undefined
     if (this.#ackSeq === 0 || !this.channel.online) return
-    this.channel.send({ type: 'ACK_UPTO', stream: this.#ackStream, seq: this.#ackSeq })
+    const queued = this.#queuedAck
+    if (queued !== undefined && this.channel.queuedBytes > this.#queuedAfterAck) {
+      queued.stream = this.#ackStream
+      queued.seq = this.#ackSeq
+    } else {
+      const ack: AckUpToMessage = { type: 'ACK_UPTO', stream: this.#ackStream, seq: this.#ackSeq }
+      this.channel.send(ack)
+      // Queued rather than framed exactly when the channel's queue is not empty now: it is last in it.
+      this.#queuedAck = this.channel.queuedBytes > 0 ? ack : undefined
+      this.#queuedAfterAck = 0
+    }
     this.#ackSeq = 0
+  }
+
+  /**
+   * Bytes of our acknowledgements waiting unsent in the chat channel's queue: at most one ACK_UPTO.
+   * They count against the remote's memory bound (unlike our own TEXTs, which the window bounds).
+   */
+  get queuedAckBytes(): number {
+    return this.#queuedAck !== undefined && this.channel.queuedBytes > this.#queuedAfterAck
+      ? ACK_UPTO_FRAME_BYTES
+      : 0
   }
 
   /** Messages not yet acknowledged may have died with the old link: re-send; the receiver drops duplicates. */
   onResume(): void {
     this.#from = undefined
     this.#seen = undefined
+    // A new link: a queued ACK_UPTO stayed with the old one, and the remote may re-send a window.
+    this.#queuedAck = undefined
+    this.#freeDuplicates = this.init.inFlightMessages
     for (const p of this.#pending.values()) this.channel.send(p)
   }
 
@@ -411,12 +467,38 @@ export class ChatHandler implements ServiceHandler {
     this.#inFlightBytes += entry.bytes
     try {
       // While reconnecting, the message waits in `pending` and goes out on the new link.
-      if (this.channel.online) this.channel.send(entry)
+      if (this.channel.online) {
+        if (this.#queuedAck === undefined) this.channel.send(entry)
+        else this.#sendBehindAck(entry)
+      }
     } catch (err) {
       // Not written (the codec refused it): fail this send now rather than leave it to time out. Rejected
       // before the room it frees is given on: a failed batch writes nothing more.
       entry.reject(err as PeerError)
       this.#settle(entry)
+    }
+  }
+
+  /** Sends a TEXT while an ACK_UPTO may wait in the queue, counting what queues behind it. */
+  #sendBehindAck(entry: Pending): void {
+    const before = this.channel.queuedBytes
+    if (before <= this.#queuedAfterAck) {
+      // The ACK_UPTO has gone out since: nothing to track any more.
+      this.#queuedAck = undefined
+      this.channel.send(entry)
+      return
+    }
+    this.channel.send(entry)
+    this.#queuedAfterAck += this.channel.queuedBytes - before
+  }
+
+  /** A duplicate past the free ones costs the rate budget; the TEXTs before it are acknowledged first. */
+  #spendOrAnswer(): void {
+    try {
+      this.channel.spend()
+    } catch (err) {
+      this.onReadEnd()
+      throw err
     }
   }
 

@@ -42,6 +42,11 @@ export interface Channel {
    */
   readonly writable: boolean
   /**
+   * Bytes of this channel's frames waiting unsent behind a remote that does not read fast enough (0
+   * while the connection takes everything). First in, first out: what was sent later leaves later.
+   */
+  readonly queuedBytes: number
+  /**
    * Sends a message of the protocol package's union on this channel. Returns `writable` afterwards.
    * @throws ProtocolError for a message that cannot be encoded; PeerError NOT_CONNECTED when offline.
    */
