@@ -37,18 +37,23 @@ export class Acceptor {
     }
     this.m.count(conn, 'inbound')
     const limit = this.m.handshakeLimit()
-    // Over the bound, the oldest handshake in progress makes room: half-open sockets cannot lock newcomers out.
-    const release = this.m.slots.admitInbound(() =>
-      limit.abort(new PeerError('HANDSHAKE_TIMEOUT', 'pushed out by newer handshakes while stalled')),
+    // Over the bound, a handshake from the network group holding the most slots makes room: half-open
+    // sockets from one place cannot lock out newcomers from elsewhere (see HandshakeSlots).
+    const slot = this.m.slots.admitInbound(
+      () => limit.abort(new PeerError('HANDSHAKE_TIMEOUT', 'pushed out by newer handshakes while stalled')),
+      netgroupOf(host),
     )
     const done = () => {
-      release()
+      slot.release()
       limit.dispose()
     }
     this.m.init.upgrader
       .upgrade(conn, { role: 'responder', signal: limit.signal })
       .then(
-        (secure) => this.#acceptSecure(secure, limit.signal),
+        (secure) => {
+          slot.advance()
+          return this.#acceptSecure(secure, limit.signal)
+        },
         (cause) => {
           conn.abort(cause as Error)
           this.m.init.events.report(handshakeError(conn.remoteAddress, cause))

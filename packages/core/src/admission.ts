@@ -1,13 +1,34 @@
 import { createHash, randomBytes } from 'node:crypto'
 
 /**
+ * One inbound handshake's hold on a slot: its network group and how far it got (0: connected; 1: the
+ * secure channel is up, its HELLO is awaited).
+ */
+export class InboundSlot {
+  progress = 0
+  done = false
+
+  constructor(
+    readonly netgroup: string,
+    readonly abort: () => void,
+    readonly release: () => void,
+  ) {}
+
+  /** The handshake got further: it is pushed out after those that did not. */
+  advance(): void {
+    this.progress++
+  }
+}
+
+/**
  * Admission control for handshakes: a bounded number run at once, so a burst of dials cannot starve
- * the event loop with key exchanges. Inbound handshakes over the bound push out the oldest one still
- * in progress — an honest handshake finishes in a few round trips, so the oldest is the likeliest to
- * be a stalled, half-open connection — and outbound ones wait their turn.
+ * the event loop with key exchanges. An inbound handshake over the bound pushes out one still in
+ * progress from the network group holding the most slots (the newcomer counted) — the one that got
+ * least far, the oldest of those. A flood of half-open connections from one place thus pushes out its
+ * own, never an honest peer from elsewhere that is slow to finish; outbound handshakes wait their turn.
  */
 export class HandshakeSlots {
-  readonly #inbound: Array<{ abort: () => void; done: boolean }> = []
+  readonly #inbound: InboundSlot[] = []
   readonly #outbound: HandshakeGate
 
   constructor(
@@ -21,21 +42,50 @@ export class HandshakeSlots {
     return this.#inbound.length + this.#outbound.inUse
   }
 
-  /** Takes an inbound slot, aborting the oldest inbound handshake if all are taken. Returns the release. */
-  admitInbound(abort: () => void): () => void {
+  /**
+   * Takes an inbound slot for a handshake from `netgroup`, aborting another (see the class) if all are
+   * taken. O(slots).
+   */
+  admitInbound(abort: () => void, netgroup = ''): InboundSlot {
     if (this.#inbound.length >= this.maxInbound) {
-      const oldest = this.#inbound.shift()!
-      oldest.done = true
-      oldest.abort()
+      const i = this.#victim(netgroup)
+      const victim = this.#inbound[i]!
+      this.#inbound.splice(i, 1)
+      victim.done = true
+      victim.abort()
     }
-    const slot = { abort, done: false }
-    this.#inbound.push(slot)
-    return () => {
+    const slot: InboundSlot = new InboundSlot(netgroup, abort, () => {
       if (slot.done) return
       slot.done = true
       const i = this.#inbound.indexOf(slot)
       if (i >= 0) this.#inbound.splice(i, 1)
+    })
+    this.#inbound.push(slot)
+    return slot
+  }
+
+  /** Index of the slot to push out for a newcomer from `newcomer`'s group. */
+  #victim(newcomer: string): number {
+    const counts = new Map<string, number>([[newcomer, 1]])
+    for (const s of this.#inbound) counts.set(s.netgroup, (counts.get(s.netgroup) ?? 0) + 1)
+    // The largest group; of equal ones, the first met in admission order (the oldest handshake's).
+    let group = ''
+    let most = 0
+    for (const s of this.#inbound) {
+      const n = counts.get(s.netgroup)!
+      if (n > most) {
+        most = n
+        group = s.netgroup
+      }
     }
+    let victim = -1
+    for (let i = 0; i < this.#inbound.length; i++) {
+      const s = this.#inbound[i]!
+      if (s.netgroup !== group) continue
+      // Slots are in admission order: the first with the least progress is the oldest of those.
+      if (victim < 0 || s.progress < this.#inbound[victim]!.progress) victim = i
+    }
+    return victim
   }
 
   /** Waits for an outbound slot (or the signal). Returns the release. */

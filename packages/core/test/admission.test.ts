@@ -1,4 +1,4 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import {
   createHandshakeGate,
   Discouragement,
@@ -21,17 +21,35 @@ describe('handshake slots', () => {
     expect(aborted).toEqual(['a'])
     expect(slots.inProgress).toBe(2)
     // Releasing a slot that was already taken back changes nothing.
-    releaseA()
+    releaseA.release()
     expect(slots.inProgress).toBe(2)
   })
 
   it('a finished handshake frees its slot, so nothing is aborted', () => {
     const slots = new HandshakeSlots(1, 1)
     const aborted: string[] = []
-    const release = slots.admitInbound(() => aborted.push('a'))
-    release()
+    const a = slots.admitInbound(() => aborted.push('a'))
+    a.release()
     slots.admitInbound(() => aborted.push('b'))
     expect(aborted).toEqual([])
+  })
+
+  it("a flood from one network group pushes out its own handshakes, least progressed and oldest first, never another group's", () => {
+    const slots = new HandshakeSlots(3, 1)
+    const aborted: string[] = []
+    const slot = (name: string, group: string) => slots.admitInbound(() => aborted.push(name), group)
+    slot('slow-honest', '10.1')
+    slot('flood-1', '10.9').advance()
+    slot('flood-2', '10.9')
+    // Full: the flood's group holds the most; of its two, flood-2 got least far though flood-1 is older.
+    slot('flood-3', '10.9')
+    slot('flood-4', '10.9')
+    slot('flood-5', '10.9')
+    expect(aborted).toEqual(['flood-2', 'flood-3', 'flood-4'])
+    // A newcomer from a group of its own pushes out the flood's, still never the slow honest handshake.
+    slot('other', '10.2')
+    expect(aborted.at(-1)).toBe('flood-5')
+    expect(aborted).not.toContain('slow-honest')
   })
 
   it('outbound dials past the bound wait their turn, in order, and an aborted wait leaves the queue', async () => {
@@ -80,6 +98,41 @@ describe('a handshake gate shared by peers', () => {
     expect(gate.waiting).toBe(0)
     release()
     expect(gate.inUse).toBe(1)
+  })
+
+  it('a slow peer completes its handshake while half-open connections from another network group keep coming', async () => {
+    vi.useFakeTimers()
+    // Every byte takes 10 ms each way: the honest handshake needs several round trips.
+    const network = memoryNetwork({ delay: 10 })
+    const victim = createPeer({
+      transport: memoryTransport(network, { host: 'victim' }),
+      listen: 'victim:0',
+      maxHandshakes: { inbound: 2 },
+    })
+    const honest = createPeer({ transport: memoryTransport(network, { host: 'honest' }), listen: false })
+    for (const p of [victim, honest]) {
+      await p.start()
+      onTestFinished(() => p.stop())
+    }
+    // Registered last, so it runs first: the peers stop on real timers.
+    onTestFinished(() => void vi.useRealTimers())
+    const flood = memoryTransport(network, { host: 'flood' })
+    // Connections that never send a byte: each takes a handshake slot until pushed out.
+    const halfOpen = () => void flood.dial(victim.addresses[0]!).catch(() => {})
+    halfOpen()
+    halfOpen()
+    await vi.advanceTimersByTimeAsync(20)
+    let outcome: string | undefined
+    honest.connect(victim.addresses[0]!).then(
+      () => (outcome = 'connected'),
+      (err: PeerError) => (outcome = err.code),
+    )
+    // A new half-open connection every 5 ms, for at most 2 s.
+    for (let i = 0; i < 400 && outcome === undefined; i++) {
+      halfOpen()
+      await vi.advanceTimersByTimeAsync(5)
+    }
+    expect(outcome).toBe('connected')
   })
 
   it('rejects a size below one', () => {
