@@ -15,6 +15,16 @@ export interface KnownEntry {
   from: string | undefined
   /** It said GOODBYE (or stayed unreachable): kept for a while, not handed out. */
   gone: boolean
+  /** We dialled it at least once (the user asked, or we reconnected): never pushed out by a stranger. */
+  dialled: boolean
+}
+
+/** Options of {@link PeerStore.learnDirect}. */
+export interface LearnDirectOptions {
+  /** We dialled it (an outbound connection), rather than it connecting to us. @default false */
+  dialled?: boolean
+  /** Whether a peer is connected now: a full store never forgets one for a newcomer. */
+  connected?: (id: string) => boolean
 }
 
 export interface PeerStoreInit {
@@ -57,9 +67,15 @@ export class PeerStore {
     return this.#entries.values()
   }
 
-  /** What an authenticated handshake told us about the peer itself. */
-  learnDirect(id: string, name: string, addrs: readonly string[]): void {
-    if (id === this.#init.selfId) return
+  /**
+   * What an authenticated handshake told us about the peer itself. In a full store, a peer that
+   * connected to us (a fresh key costs nothing) takes only the place of hearsay or of another peer
+   * that only ever connected to us and is not connected now; with neither, it is not stored (its
+   * connection is unaffected). Returns whether it is in the store.
+   */
+  learnDirect(id: string, name: string, addrs: readonly string[], options: LearnDirectOptions = {}): boolean {
+    if (id === this.#init.selfId) return false
+    const dialled = options.dialled === true
     const entry = this.#entries.get(id)
     if (entry) {
       this.#unsource(entry)
@@ -69,17 +85,22 @@ export class PeerStore {
       entry.source = 'direct'
       entry.from = undefined
       entry.gone = false
-      return
+      entry.dialled ||= dialled
+      return true
     }
-    this.#insert({
-      id,
-      name,
-      addrs: [...addrs],
-      lastSeen: Date.now(),
-      source: 'direct',
-      from: undefined,
-      gone: false,
-    })
+    return this.#insert(
+      {
+        id,
+        name,
+        addrs: [...addrs],
+        lastSeen: Date.now(),
+        source: 'direct',
+        from: undefined,
+        gone: false,
+        dialled,
+      },
+      options.connected,
+    )
   }
 
   /**
@@ -112,6 +133,7 @@ export class PeerStore {
       source: 'hearsay',
       from: source,
       gone: false,
+      dialled: false,
     }
     return this.#insert(created, connected) ? created : undefined
   }
@@ -186,18 +208,18 @@ export class PeerStore {
 
   #insert(entry: KnownEntry, connected: (id: string) => boolean = () => false): boolean {
     if (this.#entries.size >= this.#init.maxEntries) {
-      // Forget the least recently seen peer that is not connected, hearsay before first-hand.
+      // Forget the least valuable peer that is not connected — hearsay, then peers that only ever
+      // connected to us, then peers we dialled — the least recently seen of those. A newcomer only
+      // takes the place of one worth less than itself or as little: hearsay of hearsay, a stranger
+      // that connected to us of hearsay or another such stranger.
+      const worth = rank(entry)
       let victim: KnownEntry | undefined
       for (const k of this.#entries.values()) {
-        if (connected(k.id)) continue
-        if (
-          !victim ||
-          (k.source === 'hearsay' && victim.source === 'direct') ||
-          (k.source === victim.source && k.lastSeen < victim.lastSeen)
-        )
-          victim = k
+        const r = rank(k)
+        if (r > worth || connected(k.id)) continue
+        if (!victim || r < rank(victim) || (r === rank(victim) && k.lastSeen < victim.lastSeen)) victim = k
       }
-      if (!victim || (victim.source === 'direct' && entry.source === 'hearsay')) return false
+      if (!victim) return false
       this.forget(victim.id)
     }
     this.#entries.set(entry.id, entry)
@@ -211,4 +233,9 @@ export class PeerStore {
     if (n > 0) this.#perSource.set(entry.from, n)
     else this.#perSource.delete(entry.from)
   }
+}
+
+/** How much an entry is worth keeping: hearsay 0, a peer that only connected to us 1, one we dialled 2. */
+function rank(e: KnownEntry): number {
+  return e.source === 'hearsay' ? 0 : e.dialled ? 2 : 1
 }

@@ -131,7 +131,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       isRunning: () => this.#status === 'running',
       events: {
         // Learned by connecting, not by exchange: 'peer:connect' says it; no 'peer:discovered'.
-        learned: (remote) => this.#store.learnDirect(remote.peerId, remote.name, remote.listenAddrs),
+        learned: (remote, direction) =>
+          void this.#store.learnDirect(remote.peerId, remote.name, remote.listenAddrs, {
+            dialled: direction === 'outbound',
+            connected: (id) => this.#manager.sessions.has(id),
+          }),
         opened: (session) => this.emit('peer:connect', session.info()),
         resumed: (session) => this.emit('peer:connect', session.info()),
         lost: (session, reason, message) =>

@@ -1,6 +1,9 @@
 import type { PeerRecord } from '@parley/protocol'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { createPeer } from '../src/peer.js'
 import { PeerStore } from '../src/peer-store.js'
+import type { PeerInit } from '../src/peer-types.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
 const id = (n: number) => n.toString(16).padStart(64, '0')
 const record = (n: number, over: Partial<PeerRecord> = {}): PeerRecord => ({
@@ -93,5 +96,64 @@ describe('peer store', () => {
     expect(sample.map((r) => r.peerId)).not.toContain(id(31))
     expect(sample.map((r) => r.peerId)).not.toContain(id(5))
     expect(s.sample(id(5), 100, 200, (e) => e.lastSeen).length).toBeLessThan(5)
+  })
+})
+
+describe('peer store against throwaway identities', () => {
+  it('a stranger connecting in never pushes out a peer we dialled or one connected now; it is not stored instead', () => {
+    const s = store({ maxEntries: 3 })
+    const connected = (peer: string) => peer === id(2)
+    s.learnDirect(id(1), 'dialled', ['10.0.0.1:4000'], { dialled: true })
+    s.learnDirect(id(2), 'connected-in', ['10.0.0.2:4000'])
+    s.learnDirect(id(3), 'old-stranger', ['10.0.0.3:4000'])
+    // Full: a fresh inbound key takes the place of the other stranger, the one not connected.
+    expect(s.learnDirect(id(4), 'sybil-1', [], { connected })).toBe(true)
+    expect(s.get(id(3))).toBeUndefined()
+    // Only the dialled and the connected peer are left besides it, then only the sybils replace each other.
+    for (let n = 5; n < 50; n++) s.learnDirect(id(n), `sybil-${n}`, [], { connected })
+    expect(s.get(id(1))?.name).toBe('dialled')
+    expect(s.get(id(2))?.name).toBe('connected-in')
+    expect(s.size).toBe(3)
+    // With every entry dialled or connected, a stranger is not stored at all.
+    const full = store({ maxEntries: 2 })
+    full.learnDirect(id(1), 'a', [], { dialled: true })
+    full.learnDirect(id(2), 'b', [], { dialled: true })
+    expect(full.learnDirect(id(3), 'sybil', [], { connected })).toBe(false)
+    expect([...full.values()].map((e) => e.name)).toEqual(['a', 'b'])
+    // A peer we dial may still make room, from the least valuable entries.
+    expect(full.learnDirect(id(4), 'dialled-later', [], { dialled: true, connected })).toBe(true)
+  })
+
+  it('a peer keeps knowing the peers it dialled while throwaway identities connect to it', async () => {
+    const network = memoryNetwork()
+    const make = (name: string, init: Partial<PeerInit> = {}) => {
+      const peer = createPeer({
+        transport: memoryTransport(network, { host: name }),
+        name,
+        listen: `${name}:0`,
+        ...init,
+      })
+      onTestFinished(() => peer.stop())
+      return peer
+    }
+    const victim = make('victim', { maxKnownPeers: 4 })
+    const friends = [make('friend-a'), make('friend-b')]
+    for (const p of [victim, ...friends]) await p.start()
+    for (const f of friends) {
+      const info = await victim.connect(f.addresses[0]!)
+      await victim.disconnect(info.id)
+    }
+    for (let n = 0; n < 8; n++) {
+      const sybil = make(`sybil-${n}`)
+      await sybil.start()
+      await sybil.connect(victim.addresses[0]!)
+      await sybil.stop()
+    }
+    const known = victim.peers().known.map((k) => k.name)
+    expect(known).toEqual(expect.arrayContaining(['friend-a', 'friend-b']))
+    // It can still reach a friend by its id alone, through what it knows.
+    await expect(victim.send(friends[0]!.id, 'still there?')).resolves.toMatchObject({
+      peerId: friends[0]!.id,
+    })
   })
 })
