@@ -97,6 +97,10 @@ export class Download extends EventEmitter<DownloadEvents> {
     return this.#chunks.haveBytes
   }
 
+  get chunkSize(): number {
+    return this.#init.chunkSize
+  }
+
   /** Chunks requested or being written, over all sources: bounded by window × sources. */
   get chunksInFlight(): number {
     let n = 0

@@ -26,7 +26,12 @@ export interface InboxInit {
  * free space and starts a download fed by every peer offering the root.
  */
 export class Inbox {
-  /** Pending offers by root. */
+  /**
+   * Pending offers by content: root, size and chunk size. The root commits to both, so two offers of
+   * one root that disagree on them cannot both be true; keyed by root alone, whoever offered first
+   * would decide the size, and a peer that only learned the root could squat it and get the real
+   * senders dropped as liars. Each claim is its own offer; the one that is false fails on its hashes.
+   */
   readonly #offers = new Map<string, IncomingOffer>()
   /** Running downloads by root. */
   readonly #downloads = new Map<string, Download>()
@@ -106,8 +111,12 @@ export class Inbox {
       return
     }
     if (known) return
-    // Same root means same size and chunking (the root commits to both): one more source.
-    const same = this.#downloads.get(root) ?? this.#offers.get(root)
+    // Same content (root, size and chunking): one more source.
+    const running = this.#downloads.get(root)
+    const same =
+      running && running.size === msg.size && running.chunkSize === msg.chunkSize
+        ? running
+        : this.#offers.get(contentKey(root, msg.size, msg.chunkSize))
     if (same) {
       this.#join(same, from, msg.id)
       return
@@ -134,7 +143,7 @@ export class Inbox {
       expiresAt: Date.now() + timeout,
       host: { accept: (o, options) => this.#accept(o, options), decline: (o) => this.#decline(o) },
     })
-    this.#offers.set(root, offer)
+    this.#offers.set(contentKey(root, msg.size, msg.chunkSize), offer)
     this.#incoming.set(key, offer)
     offer.timer = setTimeout(() => this.#expire(offer), timeout)
     offer.timer.unref?.()
@@ -216,6 +225,11 @@ export class Inbox {
     if (signal?.aborted) throw new FilesError('CANCELLED', `accepting ${offer.name} was aborted`)
     if (this.#downloads.size + this.#accepting.size >= (this.#opts.maxDownloads ?? DEFAULTS.maxDownloads)) {
       throw new FilesError('BUSY', 'too many downloads are running; try again when one finishes')
+    }
+    // One download per root (its saved state is named by the root): another offer of the root that
+    // claims another size waits until this one ends (the false one fails on its hashes).
+    if (this.#downloads.has(offer.root) || [...this.#accepting].some((o) => o.root === offer.root)) {
+      throw new FilesError('BUSY', `${offer.name}: a download of the same root with another size is running`)
     }
     // Bytes still to be written by the other downloads and accepts: concurrent accepts must not all
     // count the same free space (part files grow as chunks arrive, nothing is preallocated).
@@ -327,7 +341,8 @@ export class Inbox {
   #endOffer(offer: IncomingOffer, status: IncomingOffer['status']): void {
     offer.status = status
     clearTimeout(offer.timer)
-    if (this.#offers.get(offer.root) === offer) this.#offers.delete(offer.root)
+    const content = contentKey(offer.root, offer.size, offer.chunkSize)
+    if (this.#offers.get(content) === offer) this.#offers.delete(content)
     for (const [key, entry] of this.#incoming) if (entry === offer) this.#incoming.delete(key)
   }
 
@@ -351,4 +366,9 @@ export class Inbox {
     clearInterval(this.#ticker)
     this.#ticker = undefined
   }
+}
+
+/** What an offer claims: its root, and the size and chunk size the root commits to. */
+function contentKey(root: string, size: number, chunkSize: number): string {
+  return `${root}:${size}:${chunkSize}`
 }
