@@ -10,6 +10,8 @@ export interface DownloadTuning {
   maxBuffered: number
   /** A source that delivers nothing for this long while asked is dropped as slow. */
   requestTimeout: number
+  /** Bytes per second a source asked for data must deliver, over each `requestTimeout`, or it is slow. */
+  minRate: number
   /** Corrupt chunks (or a bad hash list) after which a source is dropped as lying. */
   maxStrikes: number
   progressInterval: number
@@ -90,6 +92,9 @@ export interface Source {
   strikes: number
   /** Last time it delivered something (or was first asked): the slow-source clock. */
   lastProgress: number
+  /** Since when it has been asked without a break, and what it delivered since: the trickle check. */
+  askedSince: number
+  askedBytes: number
   /** Chunks it delivered and we kept. */
   chunks: number
 }

@@ -155,6 +155,8 @@ export class Download extends EventEmitter<DownloadEvents> {
         writing: 0,
         strikes: 0,
         lastProgress: 0,
+        askedSince: 0,
+        askedBytes: 0,
         chunks: 0,
       }
       this.#sources.set(ref.id, s)
@@ -215,6 +217,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#leaves.set(msg.hashes, msg.start * 32)
     this.#hashParts[part] = 1
     s.lastProgress = Date.now()
+    s.askedBytes += msg.hashes.byteLength
     if (!this.#hashParts.every((p) => p === 1)) return true
     this.#hashSource = undefined
     if (rootHash(this.size, this.#init.chunkSize, this.#leaves).equals(this.#init.root)) {
@@ -248,6 +251,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     rx.pieces.push(copy)
     rx.received += copy.byteLength
     s.lastProgress = Date.now()
+    s.askedBytes += copy.byteLength
     if (rx.received < rx.length) return true
     s.inflight.delete(index)
     const leaf = this.#leaves!.subarray(index * 32, index * 32 + 32)
@@ -280,9 +284,17 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.#status !== 'running') return
     for (const s of this.#sources.values()) {
       const asked = s.inflight.size > 0 || s === this.#hashSource
-      if (s.state === 'active' && asked && now - s.lastProgress > this.#init.requestTimeout) {
+      if (s.state !== 'active' || !asked) continue
+      if (now - s.lastProgress > this.#init.requestTimeout) {
         this.#drop(s, 'slow', true)
+        continue
       }
+      // A piece now and then resets the clock above: a source that trickles would hold its download
+      // (and its slot) forever. Over each `requestTimeout` it must deliver at least `minRate`.
+      const span = now - s.askedSince
+      if (span < this.#init.requestTimeout) continue
+      if (s.askedBytes < (this.#init.minRate * span) / 1000) this.#drop(s, 'slow', true)
+      else this.#asked(s, now)
     }
     this.#schedule()
   }
@@ -380,7 +392,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       while (s.inflight.size + s.writing < this.#init.window && held < budget) {
         const index = this.#chunks.pick(s.ref.id, activeIds)
         if (index < 0) break
-        if (s.inflight.size === 0) s.lastProgress = now
+        if (s.inflight.size === 0) this.#asked(s, now)
         this.#chunks.requested(index)
         held++
         s.inflight.set(index, {
@@ -399,6 +411,13 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
+  /** `s` is asked from `now` on: its progress and rate clocks start. */
+  #asked(s: Source, now: number): void {
+    s.lastProgress = now
+    s.askedSince = now
+    s.askedBytes = 0
+  }
+
   #fetchHashes(active: Source[]): void {
     if (this.#hashSource) return
     const s = active[0]!
@@ -406,7 +425,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#leaves ??= Buffer.alloc(this.#n * 32)
     const parts = Math.ceil(this.#n / Limits.hashesPerMessage)
     this.#hashParts = new Uint8Array(parts)
-    s.lastProgress = Date.now()
+    this.#asked(s, Date.now())
     for (let p = 0; p < parts; p++) {
       const start = p * Limits.hashesPerMessage
       const count = Math.min(Limits.hashesPerMessage, this.#n - start)

@@ -43,6 +43,12 @@ export interface FileServiceInit {
   maxBuffered?: number
   /** A source that delivers nothing for this long while asked is dropped. @default 30_000 ms */
   requestTimeout?: number
+  /**
+   * Bytes per second a source must deliver while asked, measured over each `requestTimeout`; a slower
+   * one is dropped as slow (a source trickling a piece now and then would otherwise keep its download
+   * running forever). 0 turns the check off. @default 8 KiB/s
+   */
+  minRate?: number
   /** Corrupt chunks after which a source is dropped. @default 3 */
   maxStrikes?: number
   /** Offers waiting for an answer, in all and per peer; more are declined as BUSY. @default 64 / 16 */
@@ -106,6 +112,7 @@ export const DEFAULTS = {
   window: 2,
   maxBuffered: 16 * 1024 * 1024,
   requestTimeout: 30_000,
+  minRate: 8 * 1024,
   maxStrikes: 3,
   maxOffers: 64,
   maxOffersPerPeer: 16,

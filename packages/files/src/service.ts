@@ -63,6 +63,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       window: init.window ?? DEFAULTS.window,
       maxBuffered: init.maxBuffered ?? DEFAULTS.maxBuffered,
       requestTimeout: init.requestTimeout ?? DEFAULTS.requestTimeout,
+      minRate: init.minRate ?? DEFAULTS.minRate,
       maxStrikes: init.maxStrikes ?? DEFAULTS.maxStrikes,
       progressInterval: init.progressInterval ?? DEFAULTS.progressInterval,
       saveInterval: init.saveInterval ?? DEFAULTS.saveInterval,

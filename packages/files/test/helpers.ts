@@ -16,7 +16,7 @@ import {
   type PeerInit,
   type Service,
 } from '@parley/core'
-import { onTestFinished } from 'vitest'
+import { onTestFinished, vi } from 'vitest'
 import {
   createFileService,
   decode,
@@ -126,7 +126,11 @@ export async function waitUntil(cond: () => boolean, ms = 10_000): Promise<void>
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 5))
+    // On a fake clock, move it (I/O and the memory network still run on setImmediate).
+    if (vi.isFakeTimers()) {
+      await new Promise((r) => setImmediate(r))
+      await vi.advanceTimersByTimeAsync(5)
+    } else await new Promise((r) => setTimeout(r, 5))
   }
 }
 
