@@ -24,6 +24,11 @@ export const FilesErrorCode = {
   VERIFY_FAILED: 'VERIFY_FAILED',
   /** Reading or writing the file or the download state failed. */
   IO: 'IO',
+  /**
+   * The receiver asked for the file (chunks and hash list) more than `maxServedCopies` times over: the
+   * transfer was stopped (the receiver gets CANCEL FAILED).
+   */
+  SERVE_LIMIT: 'SERVE_LIMIT',
   /** The offer was already answered. */
   ANSWERED: 'ANSWERED',
 } as const

@@ -34,6 +34,8 @@ export interface OutgoingInit {
   /** How long an accepted transfer waits for its receiver to come back. */
   resumeTimeout: number
   progressInterval: number
+  /** Copies of the file (chunks and hash list) the receiver may fetch before we refuse. */
+  maxServedCopies: number
   settled: (t: OutgoingTransfer) => void
 }
 
@@ -69,6 +71,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
   #pumping = false
   #fh: FileHandle | undefined
   #sent = 0
+  /** Bytes read and sent for this receiver (chunks and hashes), whatever became of them. */
+  #served = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   readonly #meter: ProgressMeter
   #resolve!: () => void
@@ -213,6 +217,9 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
           continue
         }
         const job = this.#queue.shift()!
+        this.#charge(
+          job.kind === 'hashes' ? job.count * 32 : chunkLength(this.size, file.chunkSize, job.index),
+        )
         if (job.kind === 'hashes') {
           const hashes = file.leaves.subarray(job.start * 32, (job.start + job.count) * 32)
           wire.send(this.peerId, { type: 'HASHES', id: this.#init.id, start: job.start, hashes })
@@ -256,6 +263,24 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
       this.#fail(error)
     } finally {
       this.#pumping = false
+    }
+  }
+
+  /**
+   * Counts `bytes` against what this receiver may fetch: a few copies of the file cover reconnections
+   * and refetched chunks, while a peer asking for it again and again would cost us disk reads and
+   * bandwidth forever (one REQUEST asks for up to 64 chunks).
+   * @throws FilesError SERVE_LIMIT past `maxServedCopies` copies
+   */
+  #charge(bytes: number): void {
+    const { file, maxServedCopies } = this.#init
+    this.#served += bytes
+    const copy = this.size + chunkCount(this.size, file.chunkSize) * 32
+    if (this.#served > maxServedCopies * copy) {
+      throw new FilesError(
+        'SERVE_LIMIT',
+        `${this.peerId.slice(0, 8)} asked for ${this.name} more than ${maxServedCopies} times over; stopped`,
+      )
     }
   }
 

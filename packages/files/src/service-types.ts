@@ -60,6 +60,12 @@ export interface FileServiceInit {
   maxDownloadsPerPeer?: number
   /** Peers offering one root that are fetched from; more are declined as BUSY. @default 16 */
   maxSources?: number
+  /**
+   * How many copies of a file we offered (its bytes and hash list) one receiver may fetch per offer;
+   * past it the transfer fails with SERVE_LIMIT. Reconnections and refetched chunks fit well within
+   * the default; a peer asking again and again does not. @default 4
+   */
+  maxServedCopies?: number
   /** Progress events at most this often per transfer. @default 250 ms */
   progressInterval?: number
   /** The verified bitmap is saved at most this often. @default 1_000 ms */
@@ -119,6 +125,7 @@ export const DEFAULTS = {
   maxDownloads: 8,
   maxDownloadsPerPeer: 4,
   maxSources: 16,
+  maxServedCopies: 4,
   progressInterval: 250,
   saveInterval: 1_000,
 }

@@ -177,6 +177,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       offerTimeout: this.#init.offerTimeout ?? DEFAULTS.offerTimeout,
       resumeTimeout: this.#init.resumeTimeout ?? DEFAULTS.resumeTimeout,
       progressInterval: this.#tuning.progressInterval,
+      maxServedCopies: this.#init.maxServedCopies ?? DEFAULTS.maxServedCopies,
       settled: (done) => this.#outgoing.delete(`${done.peerId}:${done.id}`),
     })
     this.#outgoing.set(`${peerId}:${t.id}`, t)

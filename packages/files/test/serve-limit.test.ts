@@ -1,0 +1,41 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { type FilesError, type FilesMessage, Reason } from '../src/index.js'
+import { linkRaw, memoryNet, randomFile, rawFiles, tempDir, waitUntil } from './helpers.js'
+
+const KiB = 1024
+
+describe('serving', () => {
+  it('a receiver fetching the same file again and again is stopped after maxServedCopies copies', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    await linkRaw(m, alice)
+    const transfer = await alice.files.offer(m.peer.id, src)
+    await waitUntil(() => mallory.received.some((msg) => msg.type === 'OFFER'))
+    const { id } = mallory.received.find((msg) => msg.type === 'OFFER') as FilesMessage
+    mallory.send(alice.peer.id, { type: 'ACCEPT', id })
+    const failed = transfer.finished.then(
+      () => undefined,
+      (e: FilesError) => e.code,
+    )
+    let served = 0
+    const count = () => {
+      served = 0
+      for (const msg of mallory.received) if (msg.type === 'CHUNK') served += msg.data.byteLength
+      return served
+    }
+    const cancelled = () => mallory.received.some((msg) => msg.type === 'CANCEL')
+    // The whole file, ten times over (bounded): the default allows four copies.
+    for (let round = 1; round <= 10 && !cancelled(); round++) {
+      mallory.send(alice.peer.id, { type: 'REQUEST', id, ranges: [{ start: 0, count: 1 }] })
+      await waitUntil(() => count() >= round * 64 * KiB || cancelled())
+    }
+    expect(await failed).toBe('SERVE_LIMIT')
+    expect(mallory.received.at(-1)).toMatchObject({ type: 'CANCEL', reason: Reason.FAILED })
+    expect(count()).toBe(4 * 64 * KiB)
+  })
+})
