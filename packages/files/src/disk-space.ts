@@ -1,8 +1,11 @@
 import { statfs } from 'node:fs/promises'
 import { FilesError } from './errors.js'
 
-/** @throws FilesError NO_SPACE when `dir`'s file system has less than `bytes` available */
-export async function checkSpace(dir: string, bytes: number): Promise<void> {
+/**
+ * @throws FilesError NO_SPACE when `dir`'s file system has less than `bytes` available, plus `reserve`
+ * left free after them (a download must not fill the disk the rest of the system lives on)
+ */
+export async function checkSpace(dir: string, bytes: number, reserve = 0): Promise<void> {
   let available: number
   try {
     const fs = await statfs(dir)
@@ -10,7 +13,10 @@ export async function checkSpace(dir: string, bytes: number): Promise<void> {
   } catch {
     return // statfs is not supported everywhere; writing will fail with ENOSPC instead
   }
-  if (available < bytes) {
-    throw new FilesError('NO_SPACE', `${dir} has ${available} bytes free, ${bytes} are needed`)
+  if (available < bytes + reserve) {
+    throw new FilesError(
+      'NO_SPACE',
+      `${dir} has ${available} bytes free, ${bytes} are needed and ${reserve} are kept free`,
+    )
   }
 }

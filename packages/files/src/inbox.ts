@@ -236,6 +236,7 @@ export class Inbox {
     let pending = 0
     for (const d of this.#downloads.values()) pending += d.size - d.bytes
     for (const o of this.#accepting) pending += o.size - o.resumeBytes
+    const reserve = this.#opts.minFreeSpace ?? DEFAULTS.minFreeSpace
     offer.status = 'accepting'
     this.#accepting.add(offer)
     let created: string | undefined
@@ -262,11 +263,11 @@ export class Inbox {
         const target = dir ?? this.#opts.downloads
         if (target === undefined) throw new FilesError('IO', 'no download folder: pass one to accept()')
         await mkdir(target, { recursive: true })
-        await checkSpace(target, pending + offer.size)
+        await checkSpace(target, pending + offer.size, reserve)
         ;({ finalPath, partPath, fh } = await reservePart(target, offer.name))
         created = partPath
       } else {
-        await checkSpace(resolve(partPath!, '..'), pending + offer.size - offer.resumeBytes)
+        await checkSpace(resolve(partPath!, '..'), pending + offer.size - offer.resumeBytes, reserve)
       }
       if (this.#isClosed() || signal?.aborted) {
         await fh.close()

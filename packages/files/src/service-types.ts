@@ -66,6 +66,11 @@ export interface FileServiceInit {
    * the default; a peer asking again and again does not. @default 4
    */
   maxServedCopies?: number
+  /**
+   * Bytes of the download folder's file system kept free: an accept that would leave less (counting
+   * what running downloads still need) fails with NO_SPACE. @default 1 GiB
+   */
+  minFreeSpace?: number
   /** Progress events at most this often per transfer. @default 250 ms */
   progressInterval?: number
   /** The verified bitmap is saved at most this often. @default 1_000 ms */
@@ -126,6 +131,7 @@ export const DEFAULTS = {
   maxDownloadsPerPeer: 4,
   maxSources: 16,
   maxServedCopies: 4,
+  minFreeSpace: 1024 * 1024 * 1024,
   progressInterval: 250,
   saveInterval: 1_000,
 }

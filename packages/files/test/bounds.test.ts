@@ -392,7 +392,7 @@ describe('hostile offers', () => {
     const net = memoryNet()
     const mallory = rawFiles()
     const m = await net.node('mallory', {}, {}, mallory.wrap)
-    const bob = await net.node('bob', { downloads: inbox })
+    const bob = await net.node('bob', { downloads: inbox, minFreeSpace: 0 })
     await linkRaw(m, bob)
     const offers: IncomingOffer[] = []
     bob.files.on('offer', (o) => offers.push(o))
@@ -403,6 +403,30 @@ describe('hostile offers', () => {
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
     expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'NO_SPACE' } })
     expect(await readdir(inbox)).toHaveLength(1)
+    await bob.files.close()
+  })
+
+  it('an accept that would leave less than minFreeSpace free fails with NO_SPACE, and nothing is created', async () => {
+    const freeIn = async (d: string) => {
+      const fs = await statfs(d)
+      return Number(fs.bavail) * Number(fs.bsize)
+    }
+    let dir = await tempDir()
+    // At most 1 TiB per file: a larger disk is swapped for /dev/shm.
+    if ((await freeIn(dir)) * 0.75 > 2 ** 40) dir = await mkdtemp('/dev/shm/parley-files-test-')
+    const free = await freeIn(dir)
+    const inbox = join(dir, 'in')
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    // The file fits the free space, but would leave less than half of it free.
+    const bob = await net.node('bob', { downloads: inbox, minFreeSpace: Math.floor(free / 2) })
+    await linkRaw(m, bob)
+    const offered = nextOffer(bob.files)
+    mallory.send(bob.peer.id, offerOf(randomBytes(32), Math.floor(free * 0.75), 16 * MiB))
+    const offer = await offered
+    await expect(offer.accept()).rejects.toMatchObject({ code: 'NO_SPACE' })
+    expect(await readdir(inbox)).toEqual([])
     await bob.files.close()
   })
 
