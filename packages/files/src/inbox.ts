@@ -8,7 +8,7 @@ import { FilesError } from './errors.js'
 import { type AcceptOptions, IncomingOffer } from './offer.js'
 import { reservePart, sanitizeName } from './sanitize.js'
 import { DEFAULTS, type FileServiceEvents, type FileServiceInit } from './service-types.js'
-import { loadState, removeState } from './state.js'
+import { expireStates, loadState, removeState } from './state.js'
 import { type PeerRef, transferKey, type Wire } from './wire.js'
 
 export interface InboxInit {
@@ -48,6 +48,8 @@ export class Inbox {
   readonly #emit: InboxInit['emit']
   readonly #isClosed: () => boolean
   #ticker: ReturnType<typeof setInterval> | undefined
+  /** Old partial downloads being removed: offers look for saved state only after it. */
+  readonly #swept: Promise<void>
 
   constructor(init: InboxInit) {
     this.#opts = init.options
@@ -55,6 +57,10 @@ export class Inbox {
     this.#wire = init.wire
     this.#emit = init.emit
     this.#isClosed = init.closed
+    const { dataDir } = init.options
+    const expiry = init.options.partExpiry ?? DEFAULTS.partExpiry
+    this.#swept =
+      dataDir && Number.isFinite(expiry) ? expireStates(dataDir, expiry).catch(() => {}) : Promise.resolve()
   }
 
   offers(): IncomingOffer[] {
@@ -99,6 +105,7 @@ export class Inbox {
   /** Withdraws the offers, saves every download's state and stops it. */
   async close(): Promise<void> {
     this.#stopTicker()
+    await this.#swept
     for (const o of [...this.#offers.values()]) this.#endOffer(o, 'withdrawn')
     await Promise.all([...this.#downloads.values()].map((d) => d.pause()))
   }
@@ -149,6 +156,8 @@ export class Inbox {
     offer.timer.unref?.()
 
     if (this.#opts.dataDir) {
+      // A state the sweep is removing must not be resumed from.
+      await this.#swept
       const saved = await loadState(this.#opts.dataDir, root)
       if (saved && saved.size === msg.size && saved.chunkSize === msg.chunkSize) {
         offer.resume = saved

@@ -28,6 +28,11 @@ export interface FileServiceInit {
    * accepted it before). @default true
    */
   resume?: boolean
+  /**
+   * A partial download saved in `dataDir` that made no progress for this long is removed (its state and
+   * its part file) when the service is created. `Infinity` keeps them. @default 30 days
+   */
+  partExpiry?: number
   /** An unanswered offer expires after this long (on both sides). @default 60_000 ms */
   offerTimeout?: number
   /** An accepted transfer waits this long for a lost receiver to come back. @default 600_000 ms */
@@ -119,6 +124,7 @@ export interface FileService extends Service, EventEmitter<FileServiceEvents> {
 
 export const DEFAULTS = {
   offerTimeout: 60_000,
+  partExpiry: 30 * 24 * 3_600_000,
   resumeTimeout: 600_000,
   window: 2,
   maxBuffered: 16 * 1024 * 1024,

@@ -1,5 +1,5 @@
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { isAbsolute, join } from 'node:path'
 import { chunkCount, validChunkSize } from './codec.js'
 
 /**
@@ -66,4 +66,36 @@ export async function saveState(dataDir: string, state: DownloadState): Promise<
 
 export async function removeState(dataDir: string, root: string): Promise<void> {
   await unlink(statePath(dataDir, root)).catch(() => {})
+}
+
+/**
+ * Removes the partial downloads nothing came back for in `maxAge` ms: every `<root hex>.json` in
+ * `dataDir` older than that (by its own and its part file's modification time), with the part file it
+ * names. Only files this service recorded are touched: a part file is removed only when a valid state
+ * names it (an absolute path ending in `.parley-part`) and it is a regular file, never a link.
+ */
+export async function expireStates(dataDir: string, maxAge: number, now = Date.now()): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(dataDir)
+  } catch {
+    return
+  }
+  const age = async (path: string) => {
+    const st = await lstat(path).catch(() => undefined)
+    return st ? { file: st.isFile(), age: now - st.mtimeMs } : undefined
+  }
+  for (const name of names) {
+    const root = /^([0-9a-f]{64})\.json$/.exec(name)?.[1]
+    if (!root) continue
+    const saved = await age(statePath(dataDir, root))
+    if (!saved || saved.age < maxAge) continue
+    const state = await loadState(dataDir, root)
+    if (state && isAbsolute(state.partPath)) {
+      const part = await age(state.partPath)
+      if (part && part.age < maxAge) continue
+      if (part?.file) await unlink(state.partPath).catch(() => {})
+    }
+    await removeState(dataDir, root)
+  }
 }
