@@ -11,6 +11,10 @@ const MAX_NAME_BYTES = 200
 // C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional controls (marks,
 // embeddings, overrides, isolates) that make `evil‮txt.exe` look like `evilexe.txt`.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g
+// Invisible characters (zero width space, BOM, Hangul filler, soft hyphen, variation selectors, ...):
+// removed, so the saved name is what it looks like (`inv\u200Boice.pdf` is `invoice.pdf`). Removed
+// rather than replaced: a `_` would mangle emoji, which use the zero width joiner and selectors.
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu
 // Characters Windows refuses in names; replaced everywhere, so a name travels between systems unchanged.
 const RESERVED = /[<>:"|?*]/g
 // Windows device names, with or without an extension (`con`, `NUL.txt`, `com1.tar.gz`, `COM¹`), also
@@ -25,7 +29,7 @@ const DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³]
  * `.` or `..`.
  */
 export function sanitizeName(name: string): string {
-  let s = name.normalize('NFC').replace(CONTROL, '_')
+  let s = name.replace(CONTROL, '_').replace(IGNORABLE, '').normalize('NFC')
   // Both separators, whatever the platform: a Windows sender's `a\b` must not become a folder here.
   s =
     s
@@ -34,12 +38,13 @@ export function sanitizeName(name: string): string {
       .at(-1) ?? ''
   s = s
     .replace(RESERVED, '_')
-    .replace(/[. ]+$/, '')
-    .replace(/^ +/, '')
+    // Any Unicode space at the ends (a trailing no-break space is as invisible as a plain one).
+    .replace(/[.\p{White_Space}]+$/u, '')
+    .replace(/^\p{White_Space}+/u, '')
   if (DEVICE.test(s)) s = `_${s}`
   if (s === '' || /^\.+$/.test(s)) s = 'file'
   // Cutting may leave a dot or space at the end again.
-  s = truncateUtf8(s, MAX_NAME_BYTES).replace(/[. ]+$/, '') || 'file'
+  s = truncateUtf8(s, MAX_NAME_BYTES).replace(/[.\p{White_Space}]+$/u, '') || 'file'
   // A name that looks like our own part files would be taken for a download in progress.
   if (s.toLowerCase().endsWith(PART_SUFFIX)) s = `${s.slice(0, -PART_SUFFIX.length)}_${PART_SUFFIX.slice(1)}`
   return s

@@ -45,6 +45,15 @@ describe('sanitizeName', () => {
     ['  leading', 'leading'],
     ['Zoë.txt', 'Zoë.txt'],
     ['Zoe\u0308.txt', 'Zoë.txt'],
+    ['inv\u200Boice.pdf', 'invoice.pdf'],
+    ['\uFEFFfile.txt', 'file.txt'],
+    ['invoice.pdf\u3164\u3164\u3164.exe', 'invoice.pdf.exe'],
+    ['soft\u00ADhyphen.txt', 'softhyphen.txt'],
+    ['file.txt\u00a0', 'file.txt'],
+    ['\u3000\u2003lead.txt', 'lead.txt'],
+    ['trail.txt\u2009.\u202f', 'trail.txt'],
+    ['con\u200B.txt', '_con.txt'],
+    ['e\u034F\u0301.txt', 'é.txt'],
   ]
   it.each(table)('%j is saved as %j', (offered, saved) => {
     expect(sanitizeName(offered)).toBe(saved)
