@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { input } from '@inquirer/prompts'
 import {
   fileKnownPeers,
@@ -146,7 +146,7 @@ class Session {
       })
     }
     this.logger = options.logFile
-      ? fileLogger(options.logFile, options.logLevel, (err) =>
+      ? fileLogger(resolve(options.cwd, options.logFile), options.logLevel, (err) =>
           this.reporter.problem({
             code: 'LOG_FILE',
             sentence: `cannot write the log file ${options.logFile} (${explain(err).sentence}); logging is off`,
@@ -157,6 +157,15 @@ class Session {
       this.reporter.message(m)
       this.logger.log('info', 'message', { from: m.from.id, id: m.id, bytes: Buffer.byteLength(m.text) })
     })
+  }
+
+  /**
+   * --data-dir, from the folder it was typed in: under `pnpm --filter cli start` the process runs in
+   * apps/cli, which is not where a relative path was meant from (see invocationDir).
+   */
+  #dataDir(): string | undefined {
+    const dir = this.options.dataDir
+    return dir === undefined ? undefined : resolve(this.options.cwd, dir)
   }
 
   /** A handshake over the DHT may include punching through NATs: give it the time that needs. */
@@ -223,25 +232,26 @@ class Session {
 
     let identity: Identity | undefined
     let knownPeers: KnownPeers = memoryKnownPeers()
-    if (options.dataDir) {
-      const bad = await dataDirProblem(options.dataDir)
+    const dataDir = this.#dataDir()
+    if (dataDir) {
+      const bad = await dataDirProblem(dataDir)
       if (bad !== undefined) {
         this.reporter.problem({ code: 'DATA_DIR', sentence: bad })
         return EXIT.START_FAILED
       }
       try {
         // Checked before and after core creates the directory (it may exist already, set up by hand).
-        const unsafe = await dataDirPermissionProblem(options.dataDir)
-        if (unsafe === undefined) identity = await loadOrCreateIdentity(options.dataDir)
-        const problem = unsafe ?? (await dataDirPermissionProblem(options.dataDir))
+        const unsafe = await dataDirPermissionProblem(dataDir)
+        if (unsafe === undefined) identity = await loadOrCreateIdentity(dataDir)
+        const problem = unsafe ?? (await dataDirPermissionProblem(dataDir))
         if (problem !== undefined) {
           this.reporter.problem({ code: 'DATA_DIR_INSECURE', sentence: problem })
           return EXIT.START_FAILED
         }
-        this.#lock = await lockDataDir(options.dataDir)
-        knownPeers = await fileKnownPeers(join(options.dataDir, 'known-peers.json'))
+        this.#lock = await lockDataDir(dataDir)
+        knownPeers = await fileKnownPeers(join(dataDir, 'known-peers.json'))
       } catch (err) {
-        this.reporter.problem(explain(err, { address: options.dataDir }), err)
+        this.reporter.problem(explain(err, { address: dataDir }), err)
         return EXIT.START_FAILED
       }
     }
@@ -350,7 +360,7 @@ class Session {
       name: peer.name,
       addresses: peer.addresses,
       version: version(),
-      dataDir: options.dataDir,
+      dataDir: this.#dataDir(),
     })
     this.logger.log('info', 'listening', { addresses: peer.addresses, id: peer.id, name: peer.name })
 
@@ -416,8 +426,9 @@ class Session {
   #fileDesk(): FileDesk {
     const { options } = this
     return new FileDesk({
-      downloads: downloadsDir(options, process.cwd()),
-      stateDir: options.dataDir === undefined ? undefined : join(options.dataDir, 'files'),
+      downloads: downloadsDir(options, options.cwd),
+      stateDir: this.#dataDir() === undefined ? undefined : join(this.#dataDir()!, 'files'),
+      cwd: options.cwd,
       acceptAll: options.acceptFiles,
       reporter: this.reporter,
       logger: this.logger,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { isAbsolute, resolve } from 'node:path'
 import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
 import { Limits } from '@parley/protocol'
 import { Command, CommanderError, Option } from 'commander'
@@ -45,6 +45,11 @@ export interface CliOptions {
   acceptFiles: boolean
   /** Sentences to show at start (e.g. a secret given on the command line). */
   warnings: string[]
+  /**
+   * The folder relative paths the user typed are meant from (`--data-dir`, `--log-file`,
+   * `--downloads`, `/send-file ./x`): where the command was typed (see {@link invocationDir}).
+   */
+  cwd: string
 }
 
 /** The outcome of parsing: options to run with, or an exit code after help/version/usage error. */
@@ -52,6 +57,8 @@ export type ParseResult = { kind: 'run'; options: CliOptions } | { kind: 'exit';
 
 export interface ParseIo {
   env: Readonly<Record<string, string | undefined>>
+  /** Where relative paths are resolved from. @default invocationDir(env) */
+  cwd?: string
   out: (text: string) => void
   err: (text: string) => void
 }
@@ -287,6 +294,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     const v = io.env[name]
     return v === undefined || v.trim() === '' ? undefined : v.trim()
   }
+  const cwd = io.cwd ?? invocationDir(io.env)
   const usage = (sentence: string): ParseResult => {
     io.err(`parley: ${sentence}\n`)
     return { kind: 'exit', code: EXIT_USAGE }
@@ -342,7 +350,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
   if (raw.networkSecretFile !== undefined) {
     if (secretText !== undefined) return usage('give --network-secret or --network-secret-file, not both')
     try {
-      networkSecret = readFileSync(raw.networkSecretFile)
+      networkSecret = readFileSync(resolve(cwd, raw.networkSecretFile))
     } catch {
       return usage(`cannot read the network secret file ${raw.networkSecretFile}`)
     }
@@ -417,12 +425,28 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       downloads: fromCli('downloads') ? raw.downloads : (env('PARLEY_DOWNLOADS') ?? raw.downloads),
       acceptFiles: raw.acceptFiles === true,
       warnings,
+      cwd,
     },
   }
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value.trim().toLowerCase()]
+}
+
+/**
+ * The folder the user typed the command in, which relative paths they give are meant from. Under
+ * `pnpm --filter cli start` (or `pnpm start` at the root) the process runs in apps/cli, so its own
+ * working directory is not that folder; pnpm and npm put the folder the command was typed in into
+ * `INIT_CWD` (nested pnpm runs keep the outermost one). Without it (the `parley` command run
+ * directly), the process's working directory is that folder.
+ */
+export function invocationDir(
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string = process.cwd(),
+): string {
+  const init = env.INIT_CWD
+  return init !== undefined && isAbsolute(init) ? init : cwd
 }
 
 /**

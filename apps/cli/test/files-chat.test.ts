@@ -180,3 +180,31 @@ describe('files in the menu', () => {
     expect(await readFile(join(downloads, 'reply.txt'), 'utf8')).toBe('from bob')
   })
 })
+
+describe('paths typed by the user', () => {
+  test('under pnpm (INIT_CWD set), send-file ./x and the default downloads/ are where the command was typed, not apps/cli', async () => {
+    const [aliceDir, bobDir] = [await tempDir(), await tempDir()]
+    const net = await createTestNetwork({ size: 1, names: ['observer'] })
+    onTestFinished(() => net.stop())
+    // pnpm runs the app in apps/cli (this process's cwd here) and says where it was typed in INIT_CWD.
+    const bob = startCli(
+      ['--no-interactive', '--name', 'bob', '--host', 'bob', '--port', '0', '--accept-files'],
+      {
+        network: net.network,
+        env: { INIT_CWD: bobDir },
+      },
+    )
+    const bobAddress = await bob.address()
+    const alice = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', bobAddress],
+      { network: net.network, env: { INIT_CWD: aliceDir } },
+    )
+    await alice.stdout.waitFor(/✔ connected to bob/)
+    await writeFile(join(aliceDir, 'notes.txt'), 'typed next to me')
+
+    alice.line('send-file bob ./notes.txt')
+    await bob.stdout.waitFor(/✔ saved notes\.txt \(16 B, verified\) at /)
+    expect(await readFile(join(bobDir, 'downloads', 'notes.txt'), 'utf8')).toBe('typed next to me')
+    expect(alice.stderr.text).toBe('')
+  })
+})

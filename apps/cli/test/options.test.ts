@@ -148,6 +148,8 @@ describe('flags and environment', () => {
         acceptFiles: false,
         // The secret came from the environment: nothing to warn about.
         warnings: [],
+        // No INIT_CWD (not run by pnpm/npm): relative paths are meant from the process's own folder.
+        cwd: process.cwd(),
       },
     })
     const flags = parse(

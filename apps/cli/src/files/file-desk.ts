@@ -21,6 +21,8 @@ export type ProgressMode = 'events' | 'status' | 'milestones'
 export interface FileDeskInit {
   /** Where accepted files go. */
   downloads: string
+  /** Where a relative path given to `send-file` is meant from (where the user typed the command). */
+  cwd: string
   /** Where partial downloads keep their state, to resume after a restart. */
   stateDir: string | undefined
   /** `--accept-files`: accept every offer without asking. */
@@ -254,7 +256,7 @@ export class FileDesk {
       return undefined
     }
     try {
-      return await this.service.offer(to.id, resolve(path), signal ? { signal } : {})
+      return await this.service.offer(to.id, resolve(this.#init.cwd, path), signal ? { signal } : {})
     } catch (err) {
       const why = explainFileError(err, { path, peer: to.name })
       reporter.file({ kind: 'failed', direction: 'out', id: '-', name: basename(path), ...why })
