@@ -19,7 +19,7 @@ import {
   PEER_ID_BYTES,
 } from './codec.js'
 import type { Mesh } from './membership.js'
-import { MessageStore, MissingTable } from './plumtree.js'
+import { MessageStore, MissingTable, SeenCache } from './plumtree.js'
 import { identitySigner, type Signer, verifySignature } from './signing.js'
 
 /** Protocol name of gossip broadcast. */
@@ -45,11 +45,11 @@ export interface GossipInit {
   identity: Identity
   /** Relay to this mesh's neighbours. Without one, to every session that runs gossip. */
   mesh?: Mesh
-  /** Message keys remembered to drop duplicates (oldest forgotten first). @default 65_536 */
+  /** Message keys remembered to drop duplicates. When full, the one sent earliest is forgotten and messages sent at or before it are dropped as stale. @default 65_536 */
   seenCacheSize?: number
   /** Links a message may travel; past it, it is delivered but not relayed. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
   hopLimit?: number
-  /** A message older than this (by its signed send time) is dropped: the seen-cache may have forgotten it. @default 300_000 ms */
+  /** A message older than this (by its signed send time) is dropped, whatever the seen-cache still holds. @default 300_000 ms */
   maxAge?: number
   /** Messages each origin may have relayed by us; past it its messages are dropped here. @default 20/s, burst 200 */
   perOrigin?: { perSecond: number; burst: number }
@@ -139,10 +139,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #signer: Signer
   readonly #mesh: Mesh | undefined
   readonly #handlers = new Map<string, GossipHandler>()
-  readonly #seen = new Set<string>()
+  readonly #seen: SeenCache
   /** Messages dropped for their origin's rate after their signature verified: key → hash of the signed bytes. */
   readonly #rateDropped = new Map<string, Buffer>()
-  readonly #seenCacheSize: number
   readonly #hopLimit: number
   readonly #maxAge: number
   readonly #perOrigin: { perSecond: number; burst: number }
@@ -162,7 +161,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super()
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
-    this.#seenCacheSize = Math.max(1, init.seenCacheSize ?? 65_536)
+    this.#seen = new SeenCache(Math.max(1, init.seenCacheSize ?? 65_536))
     this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
     this.#perOrigin = init.perOrigin ?? { perSecond: 20, burst: 200 }
@@ -209,7 +208,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const signature = this.#signer.sign(gossipSigningBytes(id, origin, sentAt, text))
     const body = encodeGossip({ type: 'GOSSIP', hops: 1, id, origin, sentAt, text, signature })
     const key = id + origin
-    this.#remember(key)
+    this.#seen.add(key, sentAt)
     this.#store.put(key, body, sentAt)
     return { id, sentTo: this.#push(body, key, '') }
   }
@@ -272,7 +271,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const now = Date.now()
     // Nothing unverified touches state another origin or message depends on: a forged copy of an
     // announced message must not cancel its recovery, nor spend the real origin's rate.
-    if (msg.sentAt > now + 60_000 || now - msg.sentAt > this.#maxAge) {
+    // At or before the seen-cache's horizon, a copy of this message may have been forgotten: refused,
+    // or flushing the cache with throwaway origins would let a replay be delivered twice.
+    const seenAt = Math.min(msg.sentAt, now)
+    if (msg.sentAt > now + 60_000 || now - msg.sentAt > this.#maxAge || seenAt <= this.#seen.horizon) {
       this.#drop('stale')
       return
     }
@@ -292,7 +294,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return
     }
     if (dropped) this.#rateDropped.delete(key)
-    this.#remember(key)
+    this.#seen.add(key, seenAt)
     this.#missing.delete(key)
     this.stats.delivered++
     handler.channel.delivered()
@@ -319,6 +321,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     handler.channel.spend()
     switch (msg.type) {
       case 'IHAVE': {
+        // Only a neighbour announces: a stranger's keys would fill the missing table and make us GRAFT it.
+        if (!this.#isNeighbour(handler)) return
         const deadline = Date.now() + this.#graftTimeout
         const from = handler.channel.peer.id
         for (const k of msg.keys) {
@@ -421,11 +425,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (this.#rateDropped.size >= MAX_RATE_DROPPED)
       this.#rateDropped.delete(this.#rateDropped.keys().next().value!)
     this.#rateDropped.set(key, digest)
-  }
-
-  #remember(key: string): void {
-    if (this.#seen.size >= this.#seenCacheSize) this.#seen.delete(this.#seen.values().next().value!)
-    this.#seen.add(key)
   }
 
   #allow(origin: string): boolean {

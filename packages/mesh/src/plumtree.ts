@@ -143,3 +143,64 @@ export class MissingTable {
     if (next !== Number.POSITIVE_INFINITY) this.#arm(next)
   }
 }
+
+/**
+ * Keys of messages delivered, each with its send time, to drop copies. When full it forgets the key
+ * sent longest ago (not the one heard longest ago) and raises its horizon to that time: a message sent
+ * at or before the horizon may have been forgotten, so it is refused as stale rather than delivered
+ * twice. Callers pass a send time no later than the present, so messages dated into the future (within
+ * the allowed skew) cannot raise the horizon past the present and make every later message stale.
+ */
+export class SeenCache {
+  readonly #sentAt = new Map<string, number>()
+  /** A binary min-heap of [sentAt, key], parallel to the map. */
+  readonly #heap: [number, string][] = []
+  /** Messages sent at or before this (ms) may have been forgotten. */
+  horizon = Number.NEGATIVE_INFINITY
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.#sentAt.size
+  }
+
+  has(key: string): boolean {
+    return this.#sentAt.has(key)
+  }
+
+  add(key: string, sentAt: number): void {
+    if (this.#sentAt.has(key)) return
+    this.#sentAt.set(key, sentAt)
+    const heap = this.#heap
+    let i = heap.push([sentAt, key]) - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (heap[parent]![0] <= sentAt) break
+      heap[i] = heap[parent]!
+      i = parent
+    }
+    heap[i] = [sentAt, key]
+    // Added first, so a key sent before all the others is itself the one forgotten.
+    while (this.#sentAt.size > this.capacity) this.#forgetEarliest()
+  }
+
+  #forgetEarliest(): void {
+    const heap = this.#heap
+    const [sentAt, key] = heap[0]!
+    this.#sentAt.delete(key)
+    if (sentAt > this.horizon) this.horizon = sentAt
+    const last = heap.pop()!
+    if (heap.length === 0) return
+    let i = 0
+    for (;;) {
+      const left = 2 * i + 1
+      if (left >= heap.length) break
+      const right = left + 1
+      const child = right < heap.length && heap[right]![0] < heap[left]![0] ? right : left
+      if (heap[child]![0] >= last[0]) break
+      heap[i] = heap[child]!
+      i = child
+    }
+    heap[i] = last
+  }
+}

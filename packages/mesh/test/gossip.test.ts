@@ -74,6 +74,13 @@ async function hostileNeighbour(
   return channel!
 }
 
+/** A GOSSIP frame from `origin`, signed, one hop out. */
+function signedBy(origin: ReturnType<typeof generateIdentity>, text: string, sentAt: number): Uint8Array {
+  const id = randomBytes(16).toString('hex')
+  const signature = signWithIdentity(origin, gossipSigningBytes(id, origin.peerId, sentAt, text))
+  return encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: origin.peerId, sentAt, text, signature })
+}
+
 // Walks of length 0 and no repair or shuffle: the overlay is exactly the links each test makes.
 const fixed = { mesh: { activeSize: 4, joinTtl: 0, shuffleInterval: 0, repairInterval: 60_000 } }
 
@@ -299,6 +306,82 @@ describe('mesh gossip', () => {
     expect(stats.duplicates).toBe(0)
     // One check for `first`, one for the first copy of `second`: its replays were known to be signed.
     expect(verifications.fn.mock.calls.length - checks).toBe(2)
+  })
+
+  it('a message forgotten by a full seen-cache, replayed, is dropped as stale and not delivered twice', async () => {
+    const { network, make } = meshNetwork({ ...fixed, gossip: { seenCacheSize: 8 } })
+    const victim = await make()
+    const channel = await hostileNeighbour(network, victim, () => {})
+    const now = Date.now()
+    const replayed = signedBy(generateIdentity(), 'once', now - 1_000)
+    channel.sendBytes(replayed)
+    // Eight messages from throwaway origins, each within its origin's rate, push it out of the cache.
+    for (let i = 0; i < 8; i++) channel.sendBytes(signedBy(generateIdentity(), `flush ${i}`, now))
+    channel.sendBytes(replayed)
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 10, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    expect(stats.delivered).toBe(9)
+    expect(stats.dropped).toBe(1)
+  })
+
+  it('messages dated into the future do not make later messages stale when they fill the seen-cache', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const { network, make } = meshNetwork({ ...fixed, gossip: { seenCacheSize: 8 } })
+    const victim = await make()
+    const channel = await hostileNeighbour(network, victim, () => {})
+    const floodAt = Date.now()
+    for (let i = 0; i < 8; i++)
+      channel.sendBytes(signedBy(generateIdentity(), `ahead ${i}`, floodAt + 59_000))
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 8, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    // A second later, two honest messages arrive out of order: both are delivered.
+    vi.setSystemTime(floodAt + 1_000)
+    const got = deliveries(victim)
+    channel.sendBytes(signedBy(generateIdentity(), 'later', floodAt + 900))
+    channel.sendBytes(signedBy(generateIdentity(), 'earlier', floodAt + 800))
+    await until(() => stats.received === 10, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    expect(got.map((m) => m.text)).toEqual(['later', 'earlier'])
+  })
+
+  it('an announcement from a session that is not a neighbour is ignored', async () => {
+    const { network, make } = meshNetwork(fixed)
+    const victim = await make()
+    let opened: (ch: Channel) => void = () => {}
+    const gossipChannel = new Promise<Channel>((resolve) => {
+      opened = resolve
+    })
+    const strangerGossip: Service = {
+      protocol: GOSSIP_PROTOCOL,
+      open(ch) {
+        opened(ch)
+        return { onFrame() {}, onClose() {} }
+      },
+    }
+    // Gossip but no mesh service: it never becomes a neighbour.
+    const stranger = createPeer({
+      transport: memoryTransport(network, { host: 'stranger' }),
+      name: 'stranger',
+      services: [strangerGossip],
+    })
+    onTestFinished(() => stranger.stop())
+    await stranger.start()
+    await stranger.connect(victim.peer.addresses[0]!)
+    const channel = await gossipChannel
+    const origin = generateIdentity()
+    channel.sendBytes(
+      encodeGossipControl({
+        type: 'IHAVE',
+        keys: [{ id: randomBytes(16).toString('hex'), origin: origin.peerId }],
+      }),
+    )
+    // Frames are handled in order: once this message is in, the announcement before it was handled.
+    channel.sendBytes(signedBy(origin, 'marker', Date.now()))
+    await until(() => victim.gossip.stats.received === 1, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    expect(victim.mesh.isActive(stranger.id)).toBe(false)
+    expect(victim.gossip.state().missing).toBe(0)
   })
 
   it('an origin over its rate has its messages dropped at the first relay', async () => {
