@@ -105,6 +105,26 @@ describe('the chat view (the default on a terminal)', () => {
     await keys(cli, `/to *${KEY.enter}`, '[everyone] › ')
   })
 
+  test('/r after the last sender left says so by name; nothing is sent and the conversation stays', async () => {
+    const net = await setup(['bob', 'carol'])
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+
+    let from = cli.stdout.mark()
+    await bob.send(bob.peers().connected[0]!.id, 'bye for now')
+    await cli.stdout.waitFor('bob: bye for now', { from })
+    from = cli.stdout.mark()
+    await bob.stop()
+    await cli.stdout.waitFor(/- bob left/, { from })
+
+    from = cli.stdout.mark()
+    await keys(cli, `/r are you there?${KEY.enter}`, 'bob has left; message not sent')
+    const said = stripVTControlCharacters(cli.stdout.raw.slice(from))
+    expect(said).not.toContain(bob.id)
+    expect(said).not.toMatch(/not delivered/)
+    expect((await bottom(cli)).input).toBe('[everyone] ›')
+  })
+
   test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {
     const net = await setup(['bob', 'carol', 'chris'])
     const cli = await chat(net)

@@ -105,6 +105,15 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
             note('nobody has written to you yet — /to <name> picks a peer')
             return
           }
+          // The sender may have gone since: say so in its name, rather than core failing on a bare id.
+          if (!app.peer.peers().connected.some((p) => p.id === last.id)) {
+            note(
+              arg === ''
+                ? `${state.label(last)} has left — /peers lists who is connected`
+                : `${state.label(last)} has left; message not sent`,
+            )
+            return
+          }
           state.talkTo(last)
           if (arg !== '') send(arg)
           else view.refresh()
