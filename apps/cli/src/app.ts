@@ -64,7 +64,7 @@ const MAX_PORT_RETRIES = 5
  *       ─► menu (TTY) | line commands (otherwise) ─► shutdown ─► exit code
  * shutdown: abort prompt/commands ─► peer.stop() (GOODBYE to all, listener closed) ─► cursor shown
  * ```
- * Quit → 0, Ctrl+C → 130, SIGTERM → 143; a second Ctrl+C during shutdown exits at once via `io.exit`.
+ * Quit → 0, Ctrl+C → 130, SIGTERM → 143; a second Ctrl+C during shutdown is ignored (a note says so), a third exits at once via `io.exit`.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const write = (stream: TerminalStream) => (text: string) => void stream.write(text)
@@ -198,6 +198,7 @@ class Session {
         if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
         ;(this.io.exit ?? process.exit)(code)
       },
+      note: (text) => this.reporter.note(text),
       logger: this.logger,
     })
     if (this.interactive && !this.options.color && this.io.env === process.env) {

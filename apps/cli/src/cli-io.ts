@@ -18,7 +18,7 @@ export interface CliIo {
   transport?: Transport
   /** @default process */
   signals?: SignalSource
-  /** Forced exit on a second Ctrl+C during shutdown. @default process.exit */
+  /** Forced exit on a third Ctrl+C during shutdown (the second is ignored). @default process.exit */
   exit?: (code: number) => void
   /** Extra peer settings (tests shorten timeouts). */
   peerInit?: Partial<Omit<PeerInit, 'transport' | 'identity' | 'name' | 'listen'>>

@@ -17,21 +17,37 @@ export interface SignalHandling {
   /** Whether the graceful shutdown already began. */
   stopping: () => boolean
   shutdown: (code: number) => void
-  /** A second signal during shutdown: leave at once. */
+  /** A third signal during shutdown: leave at once. */
   forceExit: (code: number) => void
+  /** Tells the user the shutdown goes on (the second signal). */
+  note?: (text: string) => void
   logger: Logger
 }
 
-/** SIGINT, SIGTERM and SIGHUP start the graceful shutdown; a second one exits at once. Returns the undo. */
+/**
+ * SIGINT, SIGTERM and SIGHUP start the graceful shutdown. A second one while stopping is ignored
+ * (Ctrl+C pressed twice by habit must not cut the GOODBYEs short); a third exits at once. Returns the undo.
+ */
 export function listenForSignals(signals: SignalSource, h: SignalHandling): () => void {
   const handlers: Array<[NodeJS.Signals, () => void]> = []
+  let whileStopping = 0
   for (const [sig, signalCode] of SIGNAL_CODES) {
     // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
     // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
     const code = sig === 'SIGINT' && h.interactive ? EXIT.OK : signalCode
     const handler = () => {
       if (h.stopping()) {
-        // Second signal while stopping: the user means it. Leave now, cursor visible.
+        whileStopping++
+        if (whileStopping === 1) {
+          h.logger.log('info', 'signal while stopping', { signal: sig })
+          h.note?.(
+            sig === 'SIGINT' && h.interactive
+              ? 'still saying goodbye to every peer — Ctrl+C once more to leave at once'
+              : `still stopping — ${sig} once more exits at once`,
+          )
+          return
+        }
+        // Third signal while stopping: the user means it. Leave now, cursor visible.
         h.logger.log('warn', 'forced exit', { signal: sig })
         h.forceExit(code)
         return

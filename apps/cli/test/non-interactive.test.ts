@@ -249,10 +249,26 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect((await left).reason).toBe('goodbye')
   })
 
-  test('SIGINT exits 130; a second one during shutdown forces the exit', async () => {
+  test('SIGINT exits 130; a second one during shutdown is ignored: the stop goes on and says so', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice', ['--peer', net.address(bob)])
+    await alice.stdout.waitFor(/connected to bob/)
+    const left = waitFor(bob, 'peer:disconnect')
+    alice.signals.emit('SIGINT')
+    alice.signals.emit('SIGINT')
+    expect(await alice.exited).toBe(130)
+    expect(alice.forcedExits).toEqual([])
+    expect(alice.stdout.text).toMatch(/still stopping — SIGINT once more exits at once/)
+    expect(alice.stdout.text).toMatch(/stopped \(exit 130\); said goodbye to every peer/)
+    expect((await left).reason).toBe('goodbye')
+  })
+
+  test('a third SIGINT during shutdown forces the exit', async () => {
     const net = await setup()
     const alice = cliOn(net, 'alice', ['--peer', net.address(net.peer('bob'))])
     await alice.stdout.waitFor(/connected to bob/)
+    alice.signals.emit('SIGINT')
     alice.signals.emit('SIGINT')
     alice.signals.emit('SIGINT')
     expect(alice.forcedExits).toEqual([130])
