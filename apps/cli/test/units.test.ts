@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest'
 import { parseLine } from '../src/commands.js'
 import { explain } from '../src/errors.js'
 import { leftBecause, sanitize } from '../src/view/format.js'
+import { textReporter } from '../src/view/reporter.js'
 import { colorEnabled, createStyle } from '../src/view/style.js'
 
 describe('line commands', () => {
@@ -118,5 +119,40 @@ describe('terminal safety and colour', () => {
     expect(colorEnabled({ isTTY: true }, { FORCE_COLOR: '0' })).toBe(false)
     expect(createStyle(false)('red', 'x')).toBe('x')
     expect(createStyle(true)('red', 'x')).toBe('\x1b[31mx\x1b[39m')
+  })
+})
+
+describe('the start banner', () => {
+  const info = {
+    id: 'ab'.repeat(32),
+    name: 'alice',
+    addresses: ['127.0.0.1:4000', '[::1]:4000'],
+    version: '0.1.0',
+    dataDir: undefined,
+  }
+  const banner = (kind: 'full' | 'line') => {
+    let out = ''
+    const r = textReporter({
+      out: (t) => {
+        out += `${t}\n`
+      },
+      err: () => {},
+      style: createStyle(false),
+      debug: false,
+      banner: kind,
+      now: () => 0,
+    })
+    r.ready(info)
+    return out
+  }
+
+  test('lists every address it listens on (IPv4 and IPv6), the first one where scripts read it', () => {
+    const full = banner('full')
+    expect(full).toMatch(/^ {2}listening on {2}127\.0\.0\.1:4000\n {16}\[::1\]:4000\n {2}fingerprint/m)
+    const line = banner('line')
+    expect(line).toMatch(/listening on 127\.0\.0\.1:4000, \[::1\]:4000 as alice \(/)
+    // The test helper's address() reads the first address of either banner.
+    for (const text of [full, line])
+      expect(/listening on\s+(\S+?),?\s/.exec(text)?.[1]).toBe('127.0.0.1:4000')
   })
 })

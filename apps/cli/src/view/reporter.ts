@@ -134,14 +134,16 @@ export function textReporter(init: TextReporterInit): Reporter {
   return {
     ready(info) {
       const fp = fingerprint(info.id)
-      const address = info.addresses[0] ?? '(not listening)'
+      // Every address: a peer listening on IPv4 and IPv6 (or TCP and the DHT) is reachable at each.
+      const addresses =
+        info.addresses.length > 0 ? info.addresses.map((a) => sanitize(a)) : ['(not listening)']
       if (init.banner === 'line') {
-        line(`listening on ${address} as ${sanitize(info.name)} (${fp}), peer id ${info.id}`)
+        line(`listening on ${addresses.join(', ')} as ${sanitize(info.name)} (${fp}), peer id ${info.id}`)
         return
       }
       const rows = [
         `${style('bold', `Parley ${info.version}`)} · ${style(['bold', 'cyan'], sanitize(info.name))}`,
-        `  listening on  ${style('bold', address)}`,
+        ...addresses.map((a, i) => `  ${i === 0 ? 'listening on' : '            '}  ${style('bold', a)}`),
         ...reachable(info.addresses).map((a) => `  reachable at  ${a}`),
         `  fingerprint   ${style('bold', fp)}`,
         `  peer id       ${style('dim', info.id)}`,
