@@ -4,7 +4,7 @@ import type { App } from './app-context.js'
 import { explain } from './errors.js'
 import { findConnected } from './find-connected.js'
 import { connectLegacyAll, legacyTarget, sendLegacy } from './legacy.js'
-import { checkAddress } from './options.js'
+import { checkAddress, normalizeAddress } from './options.js'
 import { sanitize } from './view/format.js'
 import type { PeerRef } from './view/reporter.js'
 
@@ -80,15 +80,15 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
     app.reporter.notConnected(address, { code: 'INVALID_ADDRESS', sentence: bad })
     return undefined
   }
+  const at = normalizeAddress(address)
   try {
-    const info = await app.peer.connect(address.trim(), { signal: app.signal })
-    app.reporter.connected(info, address.trim())
+    const info = await app.peer.connect(at, { signal: app.signal })
+    app.reporter.connected(info, at)
     return info
   } catch (err) {
     app.logger.log('warn', 'connect failed', { address, err })
     // Cut short by our own shutdown: not the remote's fault, and "stopped" has been said already.
-    if (!app.signal.aborted)
-      app.reporter.notConnected(address, explain(err, { address: address.trim() }), undefined, err)
+    if (!app.signal.aborted) app.reporter.notConnected(at, explain(err, { address: at }), undefined, err)
     return undefined
   }
 }

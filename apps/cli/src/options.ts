@@ -405,7 +405,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       name,
       host: host.trim(),
       port,
-      peers: peers.map((a) => a.trim()),
+      peers: peers.map(normalizeAddress),
       dataDir: fromCli('dataDir') ? raw.dataDir : (env('PARLEY_DATA_DIR') ?? raw.dataDir),
       interactive: raw.interactive,
       menu: raw.menu === true,
@@ -471,13 +471,29 @@ export function joinAddress(host: string, port: number): string {
   return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`
 }
 
+const DHT_PREFIX = /^dht:/i
+
+/**
+ * An address as the transports take it: trimmed, and a DHT address (`DHT:AB12…`, any case) written
+ * `dht:ab12…`. Call it on what {@link checkAddress} accepted.
+ */
+export function normalizeAddress(text: string): string {
+  const t = text.trim()
+  return DHT_PREFIX.test(t) ? `dht:${t.slice(4).toLowerCase()}` : t
+}
+
 /**
  * Checks that `text` looks like a dialable `host:port` (port 1–65535; IPv6 in brackets).
  * Returns a sentence saying what is wrong, or undefined when it is fine.
  */
 export function checkAddress(text: string): string | undefined {
-  // A peer on the DHT is dialed by its key (with --dht or --bootstrap).
-  if (/^dht:[0-9a-f]{64}$/.test(text.trim())) return undefined
+  // A peer on the DHT is dialed by its key (with --dht or --bootstrap); the prefix in any case.
+  const dht = DHT_PREFIX.exec(text.trim())
+  if (dht) {
+    return /^[0-9a-f]{64}$/i.test(text.trim().slice(dht[0].length))
+      ? undefined
+      : `"${text}" is not a DHT address: expected a peer id of 64 hex characters after dht:`
+  }
   const m = /^(\[[0-9A-Za-z:.%]+\]|[^\s:[\]]+):([^:]*)$/.exec(text.trim())
   if (!m) return `"${text}" is not host:port — e.g. 127.0.0.1:4000 or [::1]:4000`
   const port = parsePort(m[2] ?? '')

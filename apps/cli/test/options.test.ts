@@ -225,6 +225,20 @@ describe('flags and environment', () => {
     for (const bad of ['foo', ':4000', '::1:4000', 'a:0', 'a:65536', 'a:b', 'a b:1'])
       expect(checkAddress(bad)).toBeTypeOf('string')
   })
+
+  test('DHT addresses: the dht: prefix in any case; a bad peer id is named as such', () => {
+    const id = 'ab'.repeat(32)
+    for (const ok of [`dht:${id}`, `DHT:${id}`, `Dht:${id.toUpperCase()}`])
+      expect(checkAddress(ok)).toBeUndefined()
+    for (const bad of ['dht:', 'DHT:xyz', `dht:${id}0`, `dht:${id.slice(2)}`, `DHT:${'g'.repeat(64)}`])
+      expect(checkAddress(bad)).toMatch(/expected a peer id of 64 hex characters/)
+
+    const ok = parse(['--dht', '--peer', `DHT:${id.toUpperCase()}`]).result
+    expect(ok.kind === 'run' && ok.options.peers).toEqual([`dht:${id}`])
+    const { result, err } = parse(['--dht', '--peer', 'DHT:1234'])
+    expect(result).toEqual({ kind: 'exit', code: 2 })
+    expect(err).toMatch(/--peer: "DHT:1234" is not a DHT address: expected a peer id of 64 hex characters/)
+  })
 })
 
 describe('identity and logs', () => {
