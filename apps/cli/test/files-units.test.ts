@@ -1,3 +1,4 @@
+import { FilesErrorCode } from '@parley/files'
 import { describe, expect, test } from 'vitest'
 import { splitPeerAndPath } from '../src/chat/chat.js'
 import { parseChatLine } from '../src/chat/chat-commands.js'
@@ -51,6 +52,17 @@ describe('file commands and lines', () => {
     const twin = { root: `${real.root.slice(0, 63)}f` }
     expect(offerId(real.root, [real.root, twin.root])).toBe(real.root)
     expect(offersNamed([real, twin], real.root)).toEqual([real])
+  })
+
+  test('every file error code has its own sentence (a new code is not left to the generic one)', () => {
+    const reasons = Object.values(FilesErrorCode).map(
+      (code) => explainFileError({ name: 'FilesError', code }, { peer: 'bob', path: 'a.bin' }).reason,
+    )
+    expect(new Set(reasons).size).toBe(reasons.length)
+    expect(explainFileError({ name: 'FilesError', code: 'SERVE_LIMIT' }, { peer: 'bob' })).toEqual({
+      code: 'SERVE_LIMIT',
+      reason: 'bob fetched the file too many times over, so sending it was stopped',
+    })
   })
 
   test('a failure names a hostile peer without its terminal controls, whatever the error', () => {

@@ -38,6 +38,8 @@ export function explainFileError(
         return say(
           `cannot write to the download folder${ctx.path === undefined ? '' : ` ${sanitize(ctx.path)}`}`,
         )
+      case 'SERVE_LIMIT':
+        return say(`${peer} fetched the file too many times over, so sending it was stopped`)
       case 'ANSWERED':
         return say('that offer was already answered')
       case 'MALFORMED':
