@@ -1,6 +1,8 @@
+import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { createPeer, memoryTransport } from '@parley/core'
 import { createFileService, type IncomingOffer } from '@parley/files'
 import { createTestNetwork } from '@parley/testing'
@@ -119,6 +121,39 @@ describe('files in the chat view', () => {
       cli,
       `/send-file bob ${join(dir, 'missing.bin')}${KEY.enter}`,
       /sending missing\.bin failed: cannot read/,
+    )
+  })
+})
+
+describe('the same file twice', () => {
+  test('/send-file of a file already waiting for an answer says so once; nothing is left stuck in "offered"', async () => {
+    const { dir, cli, files } = await setup()
+    const src = join(dir, 'photo.jpg')
+    await writeFile(src, 'y'.repeat(1000))
+    const offered = once(files, 'offer', { signal: AbortSignal.timeout(5_000) })
+    await keys(
+      cli,
+      `/send-file bob ${src}${KEY.enter}`,
+      /offered photo\.jpg \(1\.0 kB\) to bob — waiting for an answer/,
+    )
+    const from = cli.stdout.mark()
+    await keys(
+      cli,
+      `/send-file bob ${src}${KEY.enter}`,
+      'photo.jpg is already offered to bob and waiting for an answer — not offered again',
+    )
+    expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toMatch(/offered photo\.jpg \(/)
+    const [offer] = (await offered) as [IncomingOffer]
+    expect(files.offers()).toEqual([offer])
+
+    await offer.accept()
+    await cli.stdout.waitFor(/✔ bob received photo\.jpg \(1\.0 kB, verified\)/, { from })
+    await keys(cli, `/files${KEY.enter}`, /sending \(0\)/)
+    // Done: the same file may be sent again, as a new offer.
+    await keys(
+      cli,
+      `/send-file bob ${src}${KEY.enter}`,
+      /offered photo\.jpg \(1\.0 kB\) to bob — waiting for an answer/,
     )
   })
 })

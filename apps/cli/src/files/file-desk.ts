@@ -9,6 +9,7 @@ import {
 } from '@parley/files'
 import { findConnected } from '../find-connected.js'
 import type { Logger } from '../logger.js'
+import { sanitize } from '../view/format.js'
 import type { Reporter } from '../view/reporter.js'
 import { explainFileError } from './file-errors.js'
 import type { FileListing, FilePeer, FileReport } from './file-report.js'
@@ -59,6 +60,8 @@ export class FileDesk {
   readonly service: FileService
   readonly #init: FileDeskInit
   readonly #running = new Map<string, Running>()
+  /** `send-file`s being hashed, by peer and path (one entry per command the user typed). */
+  readonly #hashing = new Set<string>()
   #statusTimer: ReturnType<typeof setTimeout> | undefined
   #lastStatus = 0
   #closed = false
@@ -255,12 +258,40 @@ export class FileDesk {
       reporter.problem({ code: 'NOT_CONNECTED', sentence: `no connected peer matches "${target}"` })
       return undefined
     }
+    const full = resolve(this.#init.cwd, path)
+    // The same file to the same peer while an offer of it is open: the receiver would take the new
+    // offer as the same one (one key per peer and root), leaving the first stuck in "offered" until it
+    // expires. One line instead; once the first ends, it can be sent again.
+    const open = this.service
+      .transfers()
+      .find(
+        (t) => t.peerId === to.id && t.path === full && (t.status === 'offered' || t.status === 'accepted'),
+      )
+    if (open) {
+      const state = open.status === 'offered' ? 'offered to' : 'being sent to'
+      const waiting = open.status === 'offered' ? ' and waiting for an answer' : ''
+      reporter.note(
+        `${sanitize(open.name)} is already ${state} ${sanitize(to.name)}${waiting} — not offered again`,
+      )
+      return open
+    }
+    // Still hashing the same file for the same peer (a large file takes a while): the same answer.
+    const key = `${to.id}\0${full}`
+    if (this.#hashing.has(key)) {
+      reporter.note(
+        `${sanitize(basename(full))} is already being offered to ${sanitize(to.name)} — not offered again`,
+      )
+      return undefined
+    }
+    this.#hashing.add(key)
     try {
-      return await this.service.offer(to.id, resolve(this.#init.cwd, path), signal ? { signal } : {})
+      return await this.service.offer(to.id, full, signal ? { signal } : {})
     } catch (err) {
       const why = explainFileError(err, { path, peer: to.name })
       reporter.file({ kind: 'failed', direction: 'out', id: '-', name: basename(path), ...why })
       return undefined
+    } finally {
+      this.#hashing.delete(key)
     }
   }
 
