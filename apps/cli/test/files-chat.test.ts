@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stripVTControlCharacters } from 'node:util'
-import { createPeer, memoryTransport } from '@parley/core'
-import { createFileService, type IncomingOffer } from '@parley/files'
+import { type Channel, createPeer, memoryTransport } from '@parley/core'
+import { createFileService, encode, FILES_PROTOCOL, type IncomingOffer } from '@parley/files'
 import { createTestNetwork } from '@parley/testing'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { type CliRun, startCli } from './helpers/cli.js'
@@ -55,7 +56,7 @@ async function setup(extra: string[] = []) {
   )
   await cli.stdout.waitFor('1 peer:')
   await cli.stdout.waitFor('[everyone] › ')
-  return { dir, cli, bob, files, downloads }
+  return { dir, cli, bob, files, downloads, network: net.network }
 }
 
 async function keys(cli: CliRun, input: string, expected: string | RegExp) {
@@ -155,6 +156,68 @@ describe('the same file twice', () => {
       `/send-file bob ${src}${KEY.enter}`,
       /offered photo\.jpg \(1\.0 kB\) to bob — waiting for an answer/,
     )
+  })
+})
+
+describe('offers of one root', () => {
+  test('two offers of one root (different size claims) get ids of their own; the bare id asks which', async () => {
+    const { dir, cli, bob, files, network } = await setup()
+    const src = join(dir, 'report.pdf')
+    await writeFile(src, 'z'.repeat(300_000))
+    // Mallory speaks the files protocol by hand: it offers the same root, claiming another size.
+    const channels: Channel[] = []
+    const mallory = createPeer({
+      transport: memoryTransport(network),
+      name: 'mallory',
+      listen: 'mallory:1',
+      services: [
+        {
+          protocol: FILES_PROTOCOL,
+          open(channel: Channel) {
+            channels.push(channel)
+            return { onFrame: () => {}, onClose: () => {} }
+          },
+        },
+      ],
+    })
+    onTestFinished(() => mallory.stop())
+    await mallory.start()
+    const alice = await mallory.connect(await cli.address())
+
+    let from = cli.stdout.mark()
+    const t = await files.offer(bob.peers().connected[0]!.id, src)
+    const id = t.root.slice(0, 8)
+    await cli.stdout.waitFor(`bob offers report.pdf (300 kB) — /accept ${id} or`, { from })
+    from = cli.stdout.mark()
+    const sent = channels
+      .find((c) => c.peer.id === alice.id)!
+      .sendBytes(
+        encode({
+          type: 'OFFER',
+          id: randomBytes(16),
+          root: Buffer.from(t.root, 'hex'),
+          size: 10_000_000_000,
+          chunkSize: 256 * 1024,
+          name: 'report.pdf',
+        }),
+      )
+    expect(sent).toBe(true)
+    await cli.stdout.waitFor(`mallory offers report.pdf (10.0 GB) — /accept ${id}-2 or`, { from })
+
+    await keys(
+      cli,
+      `/accept ${id}${KEY.enter}`,
+      `2 offers are waiting — accept one by id: ${id}-1 (report.pdf, 300 kB, from bob), ${id}-2 (report.pdf, 10.0 GB, from mallory)`,
+    )
+    await keys(
+      cli,
+      `/files${KEY.enter}`,
+      new RegExp(
+        `${id}-1 +report\\.pdf +300 kB +from bob[^\\n]*\\n +${id}-2 +report\\.pdf +10\\.0 GB +from mallory`,
+      ),
+    )
+    await keys(cli, `/accept ${id}-1${KEY.enter}`, /✔ saved report\.pdf \(300 kB, verified\) at /)
+    await t.finished
   })
 })
 

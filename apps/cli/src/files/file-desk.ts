@@ -13,7 +13,7 @@ import { sanitize } from '../view/format.js'
 import type { Reporter } from '../view/reporter.js'
 import { explainFileError } from './file-errors.js'
 import type { FileListing, FilePeer, FileReport } from './file-report.js'
-import { progressText } from './file-report.js'
+import { formatBytes, progressText } from './file-report.js'
 import { offerId, offersNamed } from './offer-ids.js'
 
 /** How progress shows: every event (NDJSON), on the chat view's status line, or as milestone lines. */
@@ -62,6 +62,8 @@ export class FileDesk {
   readonly #running = new Map<string, Running>()
   /** `send-file`s being hashed, by peer and path (one entry per command the user typed). */
   readonly #hashing = new Set<string>()
+  /** Each waiting offer's number among the offers of its root (see {@link FileDesk.#offerId}). */
+  readonly #seq = new WeakMap<IncomingOffer, number>()
   #statusTimer: ReturnType<typeof setTimeout> | undefined
   #lastStatus = 0
   #closed = false
@@ -83,7 +85,7 @@ export class FileDesk {
       logger.log('info', 'file offer', { from: offer.from.id, root: offer.root, size: offer.size })
       reporter.file({
         kind: 'offer',
-        id: this.#offerId(offer.root),
+        id: this.#offerId(offer),
         root: offer.root,
         name: offer.name,
         offeredName: offer.offeredName,
@@ -99,7 +101,7 @@ export class FileDesk {
   }
 
   #closedOffer(offer: IncomingOffer, how: 'expired' | 'withdrawn' | 'declined'): void {
-    this.#init.reporter.file({ kind: 'closed', id: shortId(offer.root), name: offer.name, how })
+    this.#init.reporter.file({ kind: 'closed', id: this.#offerId(offer), name: offer.name, how })
   }
 
   #watchDownload(d: Download): void {
@@ -295,12 +297,31 @@ export class FileDesk {
     }
   }
 
-  /** What users type to name a waiting offer: the shortest prefix (≥ 8) no other offer shares. */
-  #offerId(root: string): string {
-    return offerId(
-      root,
-      this.service.offers().map((o) => o.root),
+  /**
+   * What users type to name a waiting offer: the shortest prefix (≥ 8) no other offer's root shares.
+   * Offers of one root that claim another size or chunking are separate offers (a peer can offer any
+   * root): those get `-1`, `-2`, … in the order they came, a number each keeps while it waits.
+   */
+  #offerId(offer: IncomingOffer, waiting: readonly IncomingOffer[] = this.service.offers()): string {
+    const offers = waiting.includes(offer) ? waiting : [...waiting, offer]
+    const id = offerId(
+      offer.root,
+      offers.map((o) => o.root),
     )
+    const same = offers.filter((o) => o.root === offer.root)
+    const n = this.#seqOf(offer, same)
+    return n > 1 || same.length > 1 ? `${id}-${n}` : id
+  }
+
+  /** The offer's number among those of its root; numbers are given in arrival order and never reused while any waits. */
+  #seqOf(offer: IncomingOffer, same: readonly IncomingOffer[]): number {
+    for (const o of same) {
+      if (this.#seq.has(o)) continue
+      let top = 0
+      for (const other of same) top = Math.max(top, this.#seq.get(other) ?? 0)
+      this.#seq.set(o, top + 1)
+    }
+    return this.#seq.get(offer) ?? 1
   }
 
   /**
@@ -310,7 +331,20 @@ export class FileDesk {
   #pick(id: string | undefined, verb: string): IncomingOffer | undefined {
     const offers = this.service.offers()
     const { reporter } = this.#init
-    const hits = id === undefined ? offers : offersNamed(offers, id)
+    // `1a2b3c4d-2`: the second offer of that root (see #offerId).
+    const numbered = id === undefined ? null : /^([0-9a-f]+)-(\d+)$/i.exec(id.trim())
+    const hits =
+      id === undefined
+        ? offers
+        : numbered
+          ? offersNamed(offers, numbered[1]!).filter(
+              (o) =>
+                this.#seqOf(
+                  o,
+                  offers.filter((x) => x.root === o.root),
+                ) === Number(numbered[2]),
+            )
+          : offersNamed(offers, id.trim())
     if (hits.length === 1) return hits[0]
     if (hits.length === 0) {
       reporter.problem({
@@ -321,7 +355,7 @@ export class FileDesk {
     } else {
       reporter.problem({
         code: 'AMBIGUOUS',
-        sentence: `${hits.length} offers are waiting — ${verb} one by id: ${hits.map((o) => this.#offerId(o.root)).join(', ')}`,
+        sentence: `${hits.length} offers are waiting — ${verb} one by id: ${hits.map((o) => `${this.#offerId(o, offers)} (${sanitize(o.name)}, ${formatBytes(o.size)}, from ${sanitize(o.from.name)})`).join(', ')}`,
       })
     }
     return undefined
@@ -354,9 +388,10 @@ export class FileDesk {
 
   listing(): FileListing {
     const now = Date.now()
+    const offers = this.service.offers()
     return {
-      offers: this.service.offers().map((o) => ({
-        id: this.#offerId(o.root),
+      offers: offers.map((o) => ({
+        id: this.#offerId(o, offers),
         root: o.root,
         name: o.name,
         size: o.size,

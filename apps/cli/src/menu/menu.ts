@@ -248,10 +248,14 @@ async function filesMenu(app: App, ask: Asker): Promise<void> {
       {
         message: 'Answer an offer',
         choices: [
-          ...offers.flatMap((o, i) => [
-            { key: `${i + 1}`, name: `Accept ${sanitize(o.name)} (${o.id})`, value: `a${o.root}` },
-            { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${o.root}` },
-          ]),
+          ...offers.flatMap((o, i) => {
+            // By the whole root, and its number when offers share the root (they claim different sizes).
+            const answer = `${o.root}${/-\d+$/.exec(o.id)?.[0] ?? ''}`
+            return [
+              { key: `${i + 1}`, name: `Accept ${sanitize(o.name)} (${o.id})`, value: `a${answer}` },
+              { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${answer}` },
+            ]
+          }),
           { key: '0', name: 'Back', value: BACK },
         ],
       },
