@@ -128,12 +128,12 @@ export class Inbox {
       this.#join(same, from, msg.id)
       return
     }
-    let fromPeer = 0
-    for (const o of this.#offers.values()) if (o.sources.some((s) => s.id === from.id)) fromPeer++
+    const held = this.#held()
+    const fromPeer = held.get(from.id) ?? 0
     const maxOffers = this.#opts.maxOffers ?? DEFAULTS.maxOffers
     if (
-      this.#offers.size >= maxOffers ||
-      fromPeer >= (this.#opts.maxOffersPerPeer ?? DEFAULTS.maxOffersPerPeer)
+      fromPeer >= (this.#opts.maxOffersPerPeer ?? DEFAULTS.maxOffersPerPeer) ||
+      (this.#offers.size >= maxOffers && !this.#evictFor(fromPeer, held))
     ) {
       this.#busy(from.id, msg.id)
       return
@@ -214,6 +214,50 @@ export class Inbox {
     entry.addSource(from, id)
     const now = entry.sourceId(from.id)
     if (now) this.#incoming.set(transferKey(from.id, now), entry)
+  }
+
+  /** Offers waiting (or being accepted) that each peer is a source of. */
+  #held(): Map<string, number> {
+    const held = new Map<string, number>()
+    for (const o of this.#offers.values()) {
+      for (const s of o.sourceEntries()) held.set(s.ref.id, (held.get(s.ref.id) ?? 0) + 1)
+    }
+    return held
+  }
+
+  /**
+   * The inbox is full and a peer holding `fromPeer` offers sends another: makes room by pushing out an
+   * offer of the peer holding the most, when that is more than `fromPeer`. Otherwise a few identities
+   * at `maxOffersPerPeer` each fill `maxOffers` and every other peer's offers are declined BUSY; this
+   * way peers that hold more than others give way, so the inbox ends up shared about evenly.
+   *
+   * The offer pushed out is the oldest pending one whose every source holds more than `fromPeer`
+   * (rather than an offer another, smaller peer also makes, which would cost that peer its offer),
+   * taken from the largest holders first, and from offers with one source before shared ones. Offers
+   * being accepted are never pushed out (accepted ones are downloads, no longer in the inbox). Its
+   * sources are declined BUSY, and `offer:expired` tells the user it is gone. False when nothing can
+   * go: the new offer is declined BUSY instead, as when its sender holds the most itself.
+   */
+  #evictFor(fromPeer: number, held: Map<string, number>): boolean {
+    let victim: IncomingOffer | undefined
+    let victimHeld = fromPeer
+    let victimSources = 0
+    // Map order is arrival order: on a tie the earlier offer stays the victim, so the oldest goes.
+    for (const o of this.#offers.values()) {
+      if (o.status !== 'pending') continue
+      let least = Number.POSITIVE_INFINITY
+      for (const s of o.sourceEntries()) least = Math.min(least, held.get(s.ref.id) ?? 0)
+      if (least > victimHeld || (least === victimHeld && victim && o.sourceCount < victimSources)) {
+        victim = o
+        victimHeld = least
+        victimSources = o.sourceCount
+      }
+    }
+    if (!victim) return false
+    for (const s of victim.sourceEntries()) this.#busy(s.ref.id, s.id)
+    this.#endOffer(victim, 'expired')
+    this.#emit('offer:expired', victim)
+    return true
   }
 
   /** Declines as BUSY, unless the peer does not read what we send (then it learns nothing). */

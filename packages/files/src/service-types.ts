@@ -56,8 +56,13 @@ export interface FileServiceInit {
   minRate?: number
   /** Corrupt chunks after which a source is dropped. @default 3 */
   maxStrikes?: number
-  /** Offers waiting for an answer, in all and per peer; more are declined as BUSY. @default 64 / 16 */
+  /**
+   * Offers waiting for an answer, in all. When it is full, an offer from a peer holding fewer offers
+   * than the peer holding the most pushes out that peer's oldest offer (declined BUSY, announced as
+   * `offer:expired`); otherwise it is declined BUSY. @default 64
+   */
   maxOffers?: number
+  /** Offers waiting for an answer from one peer; more are declined as BUSY. @default 8 */
   maxOffersPerPeer?: number
   /** Downloads running at once. @default 8 */
   maxDownloads?: number
@@ -94,6 +99,10 @@ export interface OfferOptions {
 export interface FileServiceEvents {
   /** A peer offers a file: call `accept()` or `decline()`, or let it expire. */
   offer: [offer: IncomingOffer]
+  /**
+   * An offer nobody answered in `offerTimeout`, or one pushed out of a full inbox to make room for a
+   * peer holding fewer offers (see `maxOffers`): drop it from view.
+   */
   'offer:expired': [offer: IncomingOffer]
   /** Every peer offering it cancelled the offer. */
   'offer:withdrawn': [offer: IncomingOffer]
@@ -132,7 +141,7 @@ export const DEFAULTS = {
   minRate: 8 * 1024,
   maxStrikes: 3,
   maxOffers: 64,
-  maxOffersPerPeer: 16,
+  maxOffersPerPeer: 8,
   maxDownloads: 8,
   maxDownloadsPerPeer: 4,
   maxSources: 16,
