@@ -13,8 +13,11 @@ const QUERY_TIMEOUT_MS = 3_000
 
 const ref = (p: { id: string; name: string }): PeerRef => ({ id: p.id, name: p.name })
 
-/** Sends one message and reports the outcome. Never rejects. */
-export async function sendMessage(app: App, target: string, text: string): Promise<boolean> {
+/**
+ * Sends one message and reports the outcome. Never rejects. `as` names the peer when `target` is its
+ * id and it is not connected (the chat view's conversation), so a failure does not show a bare id.
+ */
+export async function sendMessage(app: App, target: string, text: string, as?: PeerRef): Promise<boolean> {
   // Clear text only to a target written legacy:<…>; everything else is a Parley peer's.
   const legacy = legacyTarget(app, target)
   if (legacy !== undefined) {
@@ -23,7 +26,8 @@ export async function sendMessage(app: App, target: string, text: string): Promi
     return false
   }
   const known = findConnected(app.peer, target)
-  const label = known ? known.name : target
+  const named = known ? ref(known) : as
+  const label = named ? named.name : target
   const release = app.hold?.(known ? [known.id] : []) ?? (() => {})
   try {
     // No abort signal: on quit, core's stop() gives in-flight messages a bounded chance to be
@@ -34,8 +38,8 @@ export async function sendMessage(app: App, target: string, text: string): Promi
     app.logger.log('info', 'sent', { to: result.peerId, id: result.id })
     return true
   } catch (err) {
-    const problem = explain(err, { target: label, address: known ? undefined : target })
-    app.reporter.notDelivered(target, problem, known ? ref(known) : undefined, err)
+    const problem = explain(err, { target: label, address: named ? undefined : target })
+    app.reporter.notDelivered(target, problem, named, err)
     app.logger.log('warn', 'send failed', { target, err })
     return false
   } finally {

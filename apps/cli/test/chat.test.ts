@@ -125,6 +125,20 @@ describe('the chat view (the default on a terminal)', () => {
     expect((await bottom(cli)).input).toBe('[everyone] ›')
   })
 
+  test('a line to a conversation whose peer left says so by name, not by its id', async () => {
+    const net = await setup(['bob', 'carol'])
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+    await keys(cli, `/to bob${KEY.enter}`, '[bob] › ')
+    let from = cli.stdout.mark()
+    await bob.stop()
+    await cli.stdout.waitFor(/- bob left/, { from })
+
+    from = cli.stdout.mark()
+    await keys(cli, `anyone?${KEY.enter}`, 'bob has left; message not sent — /to * talks to everyone')
+    expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toContain(bob.id)
+  })
+
   test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {
     const net = await setup(['bob', 'carol', 'chris'])
     const cli = await chat(net)

@@ -187,7 +187,13 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         void broadcastMessage(app, text)
         return
       }
-      void sendMessage(app, to.id, text)
+      // It said goodbye: core would refuse by its bare id. (A peer merely cut off may be redialed.)
+      const here = app.peer.peers().connected.some((p) => p.id === to.id)
+      if (!here && app.gone?.since(to.id) !== undefined) {
+        note(`${state.label(to)} has left; message not sent — /to * talks to everyone`)
+        return
+      }
+      void sendMessage(app, to.id, text, to)
     }
 
     const switchTo = (arg: string) => {
