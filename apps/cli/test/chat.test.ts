@@ -139,6 +139,18 @@ describe('the chat view (the default on a terminal)', () => {
     expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toContain(bob.id)
   })
 
+  test('the line commands typed with a slash work: /send <peer> <text> sends (not a file), /connect-all connects', async () => {
+    const net = await setup(['bob', 'carol'])
+    const toBob = inbox(net.peer('bob'))
+    const cli = await chat(net)
+
+    await keys(cli, `/send bob hi there${KEY.enter}`, /✔ you → bob: hi there/)
+    await toBob.waitForCount(1)
+    expect(toBob.texts()).toEqual(['hi there'])
+    expect((await bottom(cli)).input).toBe('[bob] ›')
+    await keys(cli, `/connect-all${KEY.enter}`, 'no peers left to connect to')
+  })
+
   test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {
     const net = await setup(['bob', 'carol', 'chris'])
     const cli = await chat(net)

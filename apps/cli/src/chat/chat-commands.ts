@@ -4,8 +4,8 @@
 export const CHAT_COMMANDS = [
   {
     name: 'to',
-    args: '<name>',
-    help: 'talk to one peer (a name, fingerprint or host:port); /to * = everyone',
+    args: '<name> [text]',
+    help: 'talk to one peer (a name, fingerprint or host:port), and send text if given; /to * = everyone',
   },
   { name: 'r', args: '[text]', help: 'reply: talk to whoever wrote last (and send text, if given)' },
   { name: 'peers', args: '', help: 'connected and known peers (asks the connected ones whom they know)' },
@@ -48,6 +48,10 @@ const ALIASES: Readonly<Record<string, ChatCommandName>> = {
   h: 'help',
   '?': 'help',
   connect_all: 'all',
+  // The line commands' names (README, --no-interactive), typed with a slash by habit. Without `send`
+  // here, `/send bob hi` was the unique prefix of /send-file and tried to send a file called "hi".
+  'connect-all': 'all',
+  send: 'to',
 }
 
 /**
@@ -84,7 +88,7 @@ export function chatHelp(): string {
 }
 
 /** Commands whose argument is a peer name. */
-const TAKES_PEER: ReadonlySet<string> = new Set(['to', 'msg', 'query', 'send-file'])
+const TAKES_PEER: ReadonlySet<string> = new Set(['to', 'msg', 'query', 'send', 'send-file'])
 
 /**
  * Tab completion in readline's shape: `[candidates, the fragment they replace]`. Completes the

@@ -212,7 +212,19 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         )
         return
       }
-      const p: PeerInfo | undefined = namesakes[0] ?? findConnected(app.peer, arg)
+      let p: PeerInfo | undefined = namesakes[0] ?? findConnected(app.peer, arg)
+      // `/to bob hi there` (as IRC's /msg): a peer, then a first message to it.
+      const withText = p ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
+      if (withText) {
+        const who = (withText[1] ?? withText[2])!
+        const named = connected.filter((c) => c.name === who)
+        p = named.length === 1 ? named[0] : named.length === 0 ? findConnected(app.peer, who) : undefined
+        if (p) {
+          state.talkTo({ id: p.id, name: p.name })
+          send(withText[3]!)
+          return
+        }
+      }
       if (!p) {
         const hint =
           checkAddress(arg) === undefined ? ` — /connect ${sanitize(arg)} first` : ' — /peers lists them'
