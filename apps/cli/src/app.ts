@@ -438,6 +438,7 @@ class Session {
         return this.chatView?.closed === false ? 'status' : 'milestones'
       },
       statusChanged: () => this.chatView?.refresh(),
+      slash: () => this.chatView?.closed === false,
     })
   }
 

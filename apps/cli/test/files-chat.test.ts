@@ -118,6 +118,7 @@ describe('files in the chat view', () => {
     )
     await cli.stdout.waitFor(/✖ sending photo\.jpg failed: bob declined it/)
     await keys(cli, `/send-file nobody ${src}${KEY.enter}`, 'no connected peer matches "nobody"')
+    await keys(cli, `/accept 1234${KEY.enter}`, 'no offer waiting has the id 1234 — /files lists them')
     await keys(
       cli,
       `/send-file bob ${join(dir, 'missing.bin')}${KEY.enter}`,

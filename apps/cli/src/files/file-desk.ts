@@ -34,6 +34,8 @@ export interface FileDeskInit {
   progress: () => ProgressMode
   /** Something on the status line changed (throttled by the desk to a few per second). */
   statusChanged?: () => void
+  /** Commands in hints are written with a leading `/` (the chat view is open). @default false */
+  slash?: () => boolean
 }
 
 /** The short id of a transfer: the first 8 hex digits of the root hash (offers: see `#offerId`). */
@@ -350,7 +352,9 @@ export class FileDesk {
       reporter.problem({
         code: 'NO_OFFER',
         sentence:
-          id === undefined ? 'no offer is waiting' : `no offer waiting has the id ${id} — files lists them`,
+          id === undefined
+            ? 'no offer is waiting'
+            : `no offer waiting has the id ${sanitize(id)} — ${this.#init.slash?.() ? '/' : ''}files lists them`,
       })
     } else {
       reporter.problem({
