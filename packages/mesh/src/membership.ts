@@ -285,6 +285,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       case 'FORWARD_JOIN': {
         handler.channel.spend()
         this.stats.forwardJoins++
+        // Walks come from neighbours only: any other session could steer our dials and fill our views.
+        if (!this.#views.active.has(from)) return
         const self = this.#attached().id
         if (msg.id === self) return
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
@@ -340,6 +342,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         return
       }
       case 'SHUFFLE':
+        // Views are exchanged with neighbours only: anyone else could fill our passive view with
+        // addresses it chose, from which repair then dials.
+        if (!this.#views.active.has(from)) {
+          handler.channel.spend()
+          return
+        }
         this.#shuffler.onShuffle(handler, msg.entries)
         return
       case 'SHUFFLE_REPLY':

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { Channel, MemoryNetwork, Peer, Service } from '@parley/core'
+import { createPeer, memoryTransport } from '@parley/core'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { decodeMesh, encodeMesh, type MeshMessage } from '../src/codec.js'
+import { MESH_PROTOCOL } from '../src/membership.js'
+import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
+
+// Every peer here but the victim may be hostile: it speaks the mesh protocol by hand.
+
+const meshEvents = ['neighbor:up', 'neighbor:down']
+
+/** A peer whose membership service is written by hand: it sends what the test says and records what it hears. */
+interface RawMesh {
+  readonly peer: Peer
+  /** Its channel to the victim (the current one: a session ended and dialed again opens a new one). */
+  channel(): Channel
+  /** Counts of membership messages heard from the victim, by type. */
+  readonly heard: Map<MeshMessage['type'], number>
+  /** Resolves with the next message of `type` from the victim; rejects after 5 s. */
+  next(type: MeshMessage['type']): Promise<MeshMessage>
+  /** Connects to the victim (again) and resolves once the mesh channel is open. */
+  connect(): Promise<void>
+  send(msg: MeshMessage): void
+}
+
+let raws = 0
+
+async function rawMesh(network: MemoryNetwork, victim: MeshNode, listen = false): Promise<RawMesh> {
+  const events = new EventEmitter()
+  events.setMaxListeners(0)
+  const heard = new Map<MeshMessage['type'], number>()
+  let channel: Channel | undefined
+  const service: Service = {
+    protocol: MESH_PROTOCOL,
+    open(ch) {
+      channel = ch
+      queueMicrotask(() => events.emit('open'))
+      return {
+        onFrame(body) {
+          const msg = decodeMesh(body)
+          heard.set(msg.type, (heard.get(msg.type) ?? 0) + 1)
+          events.emit(msg.type, msg)
+        },
+        onClose() {},
+      }
+    },
+  }
+  const name = `raw${raws++}`
+  const peer = createPeer({
+    transport: memoryTransport(network, { host: name }),
+    name,
+    listen: listen ? `${name}:0` : false,
+    services: [service],
+  })
+  onTestFinished(() => peer.stop())
+  await peer.start()
+  const next = (type: MeshMessage['type']) =>
+    new Promise<MeshMessage>((resolve, reject) => {
+      const signal = AbortSignal.timeout(5_000)
+      const done = (msg: MeshMessage) => {
+        signal.removeEventListener('abort', timeout)
+        resolve(msg)
+      }
+      const timeout = () => {
+        events.off(type, done)
+        reject(new Error(`no ${type} from the victim in 5 s`))
+      }
+      signal.addEventListener('abort', timeout, { once: true })
+      events.once(type, done)
+    })
+  const raw: RawMesh = {
+    peer,
+    heard,
+    channel: () => channel!,
+    next,
+    async connect() {
+      const open = new Promise((resolve) => events.once('open', resolve))
+      await peer.connect(victim.peer.addresses[0]!)
+      if (!channel?.online) await open
+    },
+    send(msg) {
+      channel!.sendBytes(encodeMesh(msg))
+    },
+  }
+  await raw.connect()
+  return raw
+}
+
+/** Joins the victim as a neighbour (a JOIN without an address: the victim walks nothing for it). */
+async function neighbour(network: MemoryNetwork, victim: MeshNode): Promise<RawMesh> {
+  const raw = await rawMesh(network, victim)
+  const reply = raw.next('NEIGHBOR_REPLY')
+  raw.send({ type: 'JOIN', addr: '' })
+  await reply
+  expect(victim.mesh.isActive(raw.peer.id)).toBe(true)
+  return raw
+}
+
+/**
+ * Resolves once the victim has handled everything `raw` sent before: it answers a SHUFFLE of a
+ * neighbour on the same channel, after the frames before it (the victim answers 4 at once).
+ */
+async function handled(raw: RawMesh): Promise<void> {
+  const reply = raw.next('SHUFFLE_REPLY')
+  raw.send({ type: 'SHUFFLE', entries: [] })
+  await reply
+}
+
+const freshId = () => randomBytes(32).toString('hex')
+
+// Walks of length 0, no timers that change the views on their own: each test makes every link.
+const quiet = {
+  joinTtl: 0,
+  shuffleInterval: 0,
+  repairInterval: 60_000,
+  refreshInterval: 0,
+  dialsPerSecond: 50,
+}
+
+describe('mesh membership with hostile peers', () => {
+  it('a session that is not a neighbour cannot steer our dials or fill our views with FORWARD_JOIN or SHUFFLE', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const honest = await make()
+    await honest.mesh.join(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+    // A sybil that would take a neighbour request: where an attacker wants the victim to dial.
+    const sybil = await rawMesh(network, honest, true)
+    const attacker = await rawMesh(network, victim)
+    const dials = victim.mesh.stats.dials
+    const steered = freshId()
+    const shuffled = freshId()
+    // ttl 0: "take it as a neighbour"; ttl 3 (passiveTtl): "keep it as a candidate"; and a view exchange.
+    attacker.send({ type: 'FORWARD_JOIN', id: sybil.peer.id, addr: sybil.peer.addresses[0]!, ttl: 0 })
+    attacker.send({ type: 'FORWARD_JOIN', id: steered, addr: 'sybil:1', ttl: 3 })
+    attacker.send({ type: 'SHUFFLE', entries: [{ id: shuffled, addr: 'sybil:2', age: 0 }] })
+    // Its JOIN comes after them on the same channel: once it is answered, they were handled.
+    const reply = attacker.next('NEIGHBOR_REPLY')
+    attacker.send({ type: 'JOIN', addr: '' })
+    await reply
+    expect(victim.mesh.stats.dials, 'dials the victim made').toBe(dials)
+    expect(victim.mesh.active().sort()).toEqual([honest.peer.id, attacker.peer.id].sort())
+    expect(victim.mesh.passive()).toEqual([])
+    expect(attacker.heard.get('SHUFFLE_REPLY') ?? 0, 'our view, answered to a stranger').toBe(0)
+  })
+})
