@@ -286,7 +286,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         handler.channel.spend()
         this.stats.forwardJoins++
         // Walks come from neighbours only: any other session could steer our dials and fill our views.
-        if (!this.#views.active.has(from)) return
+        // A neighbour's walks are budgeted (FORWARD_JOIN_RATE): past it, one FORWARD_JOIN per message of
+        // its session budget would make us relay as many into our other neighbours' budgets.
+        if (!this.#views.active.has(from) || !handler.forwardJoins.take()) return
         const self = this.#attached().id
         if (msg.id === self) return
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
@@ -299,7 +301,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           this.#promote(msg.id, msg.addr, true)
           return
         }
-        this.#handlers.get(next)?.send({ type: 'FORWARD_JOIN', id: msg.id, addr: msg.addr, ttl: msg.ttl - 1 })
+        // A neighbour that does not read gets no walks: this one ends here (the joiner has others).
+        const nextHandler = this.#handlers.get(next)
+        if (!nextHandler?.channel.writable) return
+        nextHandler.send({ type: 'FORWARD_JOIN', id: msg.id, addr: msg.addr, ttl: msg.ttl - 1 })
         return
       }
       case 'NEIGHBOR': {

@@ -1,6 +1,7 @@
 import type { Channel, PeerError, ServiceHandler } from '@parley/core'
 import { TokenBucket } from '@parley/core'
 import { decodeMesh, encodeMesh, type MeshMessage } from './codec.js'
+import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE } from './mesh-options.js'
 
 /** @internal What a session's handler reports to the membership service (implemented by `Mesh`). */
 export interface MeshHandlerOwner {
@@ -13,6 +14,8 @@ export interface MeshHandlerOwner {
 export class MeshHandler implements ServiceHandler {
   /** SHUFFLEs this peer may make us answer: a burst, then one every two seconds. */
   readonly shuffles = new TokenBucket(0.5, 4)
+  /** FORWARD_JOINs of this neighbour we act on; past the budget they are ignored (see mesh-options). */
+  readonly forwardJoins = new TokenBucket(FORWARD_JOIN_RATE, FORWARD_JOIN_BURST)
   /** Whether this session's JOIN was walked through the overlay (once per link of the session). */
   walked = false
 

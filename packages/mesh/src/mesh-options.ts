@@ -5,6 +5,14 @@ import type { Random } from './random.js'
 /** No configuration may ask for more neighbours than this (the degree bound the issue asks for). */
 export const MAX_ACTIVE_SIZE = 30
 export const MAX_PASSIVE_SIZE = 1024
+/**
+ * FORWARD_JOINs one neighbour may have us act on (promote, keep, relay): per second, and as a burst.
+ * A bootstrap contact taking ~100 joins/s sends each neighbour one per join, and relays fan out; past
+ * it a neighbour could launder its session budget (5,000 messages/s in core) through us into
+ * walks that spend our other neighbours' budgets.
+ */
+export const FORWARD_JOIN_RATE = 50
+export const FORWARD_JOIN_BURST = 200
 /** Longest wait between two rejoins of an isolated peer. */
 export const REJOIN_MAX_DELAY = 60_000
 

@@ -5,6 +5,7 @@ import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { decodeMesh, encodeMesh, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
+import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE } from '../src/mesh-options.js'
 import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
 
 // Every peer here but the victim may be hostile: it speaks the mesh protocol by hand.
@@ -144,5 +145,25 @@ describe('mesh membership with hostile peers', () => {
     expect(victim.mesh.active().sort()).toEqual([honest.peer.id, attacker.peer.id].sort())
     expect(victim.mesh.passive()).toEqual([])
     expect(attacker.heard.get('SHUFFLE_REPLY') ?? 0, 'our view, answered to a stranger').toBe(0)
+  })
+
+  it("a neighbour's FORWARD_JOINs are acted on within a budget: it cannot launder its session's rate into walks to our other neighbours", async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const attacker = await neighbour(network, victim)
+    const other = await neighbour(network, victim)
+    const started = Date.now()
+    // Walks still to go: the victim relays each to its only other neighbour.
+    for (let i = 0; i < 1_000; i++)
+      attacker.send({ type: 'FORWARD_JOIN', id: freshId(), addr: 'x:1', ttl: 5 })
+    await handled(attacker)
+    // What the victim sent `other` before answering its SHUFFLE is in by then.
+    await handled(other)
+    const elapsed = (Date.now() - started) / 1000
+    const relayed = other.heard.get('FORWARD_JOIN') ?? 0
+    expect(relayed).toBeGreaterThanOrEqual(FORWARD_JOIN_BURST)
+    expect(relayed).toBeLessThanOrEqual(FORWARD_JOIN_BURST + Math.ceil(FORWARD_JOIN_RATE * elapsed) + 1)
+    // Ignored, not punished: the neighbour stays.
+    expect(victim.mesh.isActive(attacker.peer.id)).toBe(true)
   })
 })
