@@ -295,7 +295,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           this.#promote(msg.id, msg.addr, true)
           return
         }
-        if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now())
+        if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay')
         const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
           this.#promote(msg.id, msg.addr, true)
@@ -329,7 +329,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           this.#addActive(from, pending.addr)
         } else {
           // Full: keep it as a candidate for later, and free the session we opened for the request.
-          this.#views.addPassive(from, pending.addr, Date.now())
+          this.#views.addPassive(from, pending.addr, Date.now(), 'firsthand')
           this.#release(from)
         }
         return
@@ -341,7 +341,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         const addr = this.#views.active.get(from)
         if (addr === undefined) return
         this.#views.active.delete(from)
-        this.#views.addPassive(from, addr, Date.now())
+        this.#views.addPassive(from, addr, Date.now(), 'firsthand')
         this.emit('neighbor:down', from, 'dropped')
         this.#repairSoon()
         return
@@ -383,7 +383,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const addr = this.#views.active.get(id)!
     this.#views.active.delete(id)
     this.#handlers.get(id)?.send({ type: 'DISCONNECT' })
-    this.#views.addPassive(id, addr, Date.now())
+    this.#views.addPassive(id, addr, Date.now(), 'firsthand')
     this.emit('neighbor:down', id, 'dropped')
     void this.#peer?.disconnect(id, 'mesh: dropped to make room').catch(() => {})
   }
@@ -405,7 +405,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     if (addr === '' || !this.#dials.take()) {
       // No budget now: keep it as a candidate; the repair timer comes back to it.
-      this.#views.addPassive(id, addr, Date.now())
+      this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
     }
     this.#pending.set(id, { addr, high, join: false, since: Date.now() })

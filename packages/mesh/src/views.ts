@@ -10,6 +10,13 @@ export interface PassiveEntry {
   triedAt: number
 }
 
+/**
+ * Who vouches for an address: `firsthand` (the peer's own handshake, a neighbour we drop or that drops
+ * us, a refusal to our own request) may re-point a known id; `hearsay` (SHUFFLE entries, FORWARD_JOIN
+ * walks: any neighbour can say anything about a third peer) may only add ids or refresh their age.
+ */
+export type AddressSource = 'firsthand' | 'hearsay'
+
 /** Addresses of former neighbours kept to rejoin through. */
 const RECENT_ADDRESSES = 8
 
@@ -31,15 +38,18 @@ export class Views {
     readonly self: () => string | undefined,
   ) {}
 
-  /** Keeps `id` as a candidate, or refreshes it; a full view forgets a random entry to make room. */
-  addPassive(id: string, addr: string, at: number): void {
+  /**
+   * Keeps `id` as a candidate, or refreshes it; a full view forgets a random entry to make room.
+   * Hearsay never re-points a known id: it only refreshes the entry's age when it names the same
+   * address (else one SHUFFLE could aim every candidate we have at addresses its sender chose).
+   */
+  addPassive(id: string, addr: string, at: number, source: AddressSource): void {
     if (this.passiveSize === 0 || addr === '' || id === this.self() || this.active.has(id)) return
     const existing = this.passive.get(id)
     if (existing) {
-      if (at > existing.at) {
-        existing.at = at
-        existing.addr = addr
-      }
+      if (source === 'hearsay' && addr !== existing.addr) return
+      if (source === 'firsthand') existing.addr = addr
+      if (at > existing.at) existing.at = at
       return
     }
     if (Date.now() - at > this.addressTtl) return
@@ -52,7 +62,7 @@ export class Views {
 
   /** Entries of a view exchange, their age counted back from `now`. */
   merge(entries: readonly MeshEntry[], now: number): void {
-    for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000)
+    for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay')
   }
 
   /** Forgets candidates not refreshed within the address TTL. */

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import type { Channel, MemoryNetwork, Peer, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { decodeMesh, encodeMesh, type MeshMessage } from '../src/codec.js'
+import { decodeMesh, encodeMesh, type MeshEntry, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE } from '../src/mesh-options.js'
 import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
@@ -165,5 +165,26 @@ describe('mesh membership with hostile peers', () => {
     expect(relayed).toBeLessThanOrEqual(FORWARD_JOIN_BURST + Math.ceil(FORWARD_JOIN_RATE * elapsed) + 1)
     // Ignored, not punished: the neighbour stays.
     expect(victim.mesh.isActive(attacker.peer.id)).toBe(true)
+  })
+
+  it('a SHUFFLE from a neighbour cannot re-point a candidate we know to an address it chose', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
+    const victim = await make()
+    const honest = await make()
+    await honest.mesh.join(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+    // The attacker's JOIN takes the only slot: the honest peer is dropped and becomes a candidate, at
+    // the address it announced in its own handshake.
+    const attacker = await neighbour(network, victim)
+    const known = { id: honest.peer.id, addr: honest.peer.addresses[0]! }
+    expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([known])
+    const stranger: MeshEntry = { id: freshId(), addr: 'sybil:9', age: 0 }
+    attacker.send({ type: 'SHUFFLE', entries: [{ id: honest.peer.id, addr: 'sybil:1', age: 0 }, stranger] })
+    await handled(attacker)
+    const passive = victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))
+    // New ids are still learnt from neighbours (the exchange exists for that); known ones keep their address.
+    expect(passive).toContainEqual(known)
+    expect(passive).toContainEqual({ id: stranger.id, addr: stranger.addr })
+    expect(passive).toHaveLength(2)
   })
 })
