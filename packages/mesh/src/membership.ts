@@ -14,6 +14,7 @@ import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
   clampInt,
   MAX_ACTIVE_SIZE,
+  MAX_MESH_DIALS,
   MAX_PASSIVE_SIZE,
   type MeshEvents,
   type MeshInit,
@@ -68,6 +69,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   #refreshAt = 0
   readonly #random: Random
   readonly #dials: TokenBucket
+  /** Mesh dials not yet settled, at most MAX_MESH_DIALS. */
+  #dialing = 0
   #peer: Peer | undefined
   /** Sessions that run the mesh protocol, by peer id. */
   readonly #handlers = new Map<string, MeshHandler>()
@@ -403,15 +406,19 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
-    if (addr === '' || !this.#dials.take()) {
+    // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
+    // handshake slot of the peer (its user's dials wait for one).
+    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
       // No budget now: keep it as a candidate; the repair timer comes back to it.
       this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
     }
     this.#pending.set(id, { addr, high, join: false, since: Date.now() })
     this.stats.dials++
+    this.#dialing++
     peer.connect(addr).then(
       (info) => {
+        this.#dialing--
         const pending = this.#pending.get(id)
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale.
@@ -434,6 +441,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         h.send({ type: 'NEIGHBOR', high: pending.high, addr: this.#selfAddress() })
       },
       () => {
+        this.#dialing--
         this.stats.dialFailures++
         this.#pending.delete(id)
         this.#views.passive.delete(id)
@@ -575,11 +583,21 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#contacts.length + this.#views.recent.length > 0
     ) {
       if (this.#rejoinDelay === 0) this.#rejoinDelay = jitter(this.#random, 5 * this.#repairInterval)
-      if (now - this.#lastJoinAt < this.#rejoinDelay || !this.#dials.take()) return
+      if (
+        now - this.#lastJoinAt < this.#rejoinDelay ||
+        this.#dialing >= MAX_MESH_DIALS ||
+        !this.#dials.take()
+      )
+        return
       this.#rejoinDelay = Math.min(REJOIN_MAX_DELAY, this.#rejoinDelay * 2)
       const through = [...this.#contacts, ...this.#views.recent.filter((a) => !this.#contacts.includes(a))]
       const contact = through[pick(this.#random, through.length)]!
-      this.join(contact).catch(() => {})
+      this.#dialing++
+      this.join(contact)
+        .catch(() => {})
+        .finally(() => {
+          this.#dialing--
+        })
     }
   }
 }

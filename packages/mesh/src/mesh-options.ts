@@ -13,6 +13,11 @@ export const MAX_PASSIVE_SIZE = 1024
  */
 export const FORWARD_JOIN_RATE = 50
 export const FORWARD_JOIN_BURST = 200
+/**
+ * Mesh dials (promotions) in flight at once: a peer has 16 outbound handshake slots by default, and
+ * walks steered at addresses that never answer must not hold the ones the user's own dials need.
+ */
+export const MAX_MESH_DIALS = 2
 /** Longest wait between two rejoins of an isolated peer. */
 export const REJOIN_MAX_DELAY = 60_000
 

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { Channel, MemoryNetwork, Peer, Service } from '@parley/core'
+import type { Channel, Connection, MemoryNetwork, Peer, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { decodeMesh, encodeMesh, type MeshEntry, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
-import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE } from '../src/mesh-options.js'
+import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE, MAX_MESH_DIALS } from '../src/mesh-options.js'
 import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
 
 // Every peer here but the victim may be hostile: it speaks the mesh protocol by hand.
@@ -186,5 +186,35 @@ describe('mesh membership with hostile peers', () => {
     expect(passive).toContainEqual(known)
     expect(passive).toContainEqual({ id: stranger.id, addr: stranger.addr })
     expect(passive).toHaveLength(2)
+  })
+
+  it(`at most ${MAX_MESH_DIALS} mesh dials at once: addresses that never answer leave the user's own dials a handshake slot`, async () => {
+    // Three outbound handshake slots; a FORWARD_JOIN (ttl 0) is a promotion, each one a dial.
+    const { network, make } = meshNetwork({
+      mesh: { ...quiet, activeSize: 4 },
+      peer: { maxHandshakes: { outbound: 3 } },
+    })
+    const victim = await make()
+    const friend = await make()
+    const attacker = await neighbour(network, victim)
+    // Six listeners that take the connection and never answer the handshake.
+    const holes: Connection[] = []
+    const transport = memoryTransport(network, { host: 'hole' })
+    const targets: { id: string; addr: string }[] = []
+    for (let port = 1; port <= 6; port++) {
+      const listener = await transport.listen(`hole:${port}`, (conn) => holes.push(conn))
+      onTestFinished(() => listener.close())
+      targets.push({ id: freshId(), addr: `hole:${port}` })
+    }
+    for (const t of targets) attacker.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
+    await handled(attacker)
+    // The user's dial starts after the mesh's and gets a slot; without the cap it waits for a handshake
+    // timeout of one of the holes.
+    const info = await victim.peer.connect(friend.peer.addresses[0]!, { signal: AbortSignal.timeout(5_000) })
+    expect(info.id).toBe(friend.peer.id)
+    expect(holes).toHaveLength(MAX_MESH_DIALS)
+    // The others are kept as candidates, as when the dial budget is spent.
+    const passive = new Set(victim.mesh.passive().map((e) => e.id))
+    expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_MESH_DIALS)
   })
 })
