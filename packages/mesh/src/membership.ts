@@ -33,6 +33,11 @@ interface Pending {
   high: boolean
   /** A JOIN (to a contact) rather than a NEIGHBOR request: re-sent as such after a link switch. */
   join: boolean
+  /**
+   * We chose this peer ourselves (the contact of `join()`, a candidate of our passive view), rather
+   * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
+   */
+  chosen: boolean
   since: number
 }
 
@@ -194,6 +199,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       addr: this.#announced.get(info.id) ?? contact,
       high: true,
       join: true,
+      chosen: true,
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -220,7 +226,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     this.#shuffler.forget(id)
     this.#pending.delete(id)
-    if (this.#views.active.delete(id)) {
+    if (this.#views.active.has(id)) {
+      this.#views.removeActive(id)
       if (why === 'dead') {
         this.stats.deadNeighbors++
         // A dead neighbour is not a replacement candidate: its address is likely dead too.
@@ -255,7 +262,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     } else if (this.#views.active.has(id)) {
       handler.send({ type: 'NEIGHBOR', high: true, addr: self })
     } else if (this.#views.active.size + this.#pending.size < this.activeSize) {
-      this.#promote(id, this.#announced.get(id) ?? '', false)
+      this.#promote(id, this.#announced.get(id) ?? '', false, false)
     }
   }
 
@@ -269,8 +276,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         handler.channel.spend()
         this.stats.joins++
         const known = this.#views.active.has(from)
-        if (!known) this.#addActive(from, this.#announcedOr(from, msg.addr))
-        handler.send({ type: 'NEIGHBOR_REPLY', accepted: true })
+        // Refused only when making room would evict a neighbour we chose (see #victim): the joiner keeps
+        // us as a candidate, and the walk below still finds it neighbours.
+        const accepted = known || this.#addActive(from, this.#announcedOr(from, msg.addr), false)
+        if (!accepted) this.stats.neighborRejected++
+        handler.send({ type: 'NEIGHBOR_REPLY', accepted })
         // A JOIN re-sent after a link switch is answered again, not walked again; nor is a second JOIN
         // on the same session (a peer joins once; a DISCONNECT-JOIN loop would have us send ~30
         // FORWARD_JOINs through the overlay per token it spends).
@@ -295,13 +305,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         const self = this.#attached().id
         if (msg.id === self) return
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
-          this.#promote(msg.id, msg.addr, true)
+          this.#promote(msg.id, msg.addr, true, false)
           return
         }
         if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay')
         const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
-          this.#promote(msg.id, msg.addr, true)
+          this.#promote(msg.id, msg.addr, true, false)
           return
         }
         // A neighbour that does not read gets no walks: this one ends here (the joiner has others).
@@ -313,9 +323,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       case 'NEIGHBOR': {
         handler.channel.spend()
         this.stats.neighborRequests++
-        const accept = this.#views.active.has(from) || msg.high || this.#views.active.size < this.activeSize
-        if (accept) this.#addActive(from, this.#announcedOr(from, msg.addr))
-        else this.stats.neighborRejected++
+        const accept =
+          this.#views.active.has(from) ||
+          ((msg.high || this.#views.active.size < this.activeSize) &&
+            this.#addActive(from, this.#announcedOr(from, msg.addr), false))
+        if (!accept) this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: accept })
         return
       }
@@ -328,22 +340,20 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           return
         }
         this.#pending.delete(from)
-        if (msg.accepted) {
-          this.#addActive(from, pending.addr)
-        } else {
-          // Full: keep it as a candidate for later, and free the session we opened for the request.
-          this.#views.addPassive(from, pending.addr, Date.now(), 'firsthand')
-          this.#release(from)
-        }
+        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) return
+        // Refused, or we have no room left for it now without dropping a neighbour we chose: tell it
+        // (it may have taken us), keep it as a candidate for later, and free the session we opened.
+        if (msg.accepted) handler.send({ type: 'DISCONNECT' })
+        this.#views.addPassive(from, pending.addr, Date.now(), 'firsthand')
+        this.#release(from)
         return
       }
       case 'DISCONNECT': {
         // Charged: leaving and re-joining in a loop would otherwise make us walk its JOINs for free.
         handler.channel.spend()
         this.stats.disconnects++
-        const addr = this.#views.active.get(from)
+        const addr = this.#views.removeActive(from)
         if (addr === undefined) return
-        this.#views.active.delete(from)
         this.#views.addPassive(from, addr, Date.now(), 'firsthand')
         this.emit('neighbor:down', from, 'dropped')
         this.#repairSoon()
@@ -366,25 +376,45 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
 
   // ---- views ------------------------------------------------------------------------------------
 
-  #addActive(id: string, addr: string): void {
-    if (id === this.#peer?.id || this.#views.active.has(id)) return
-    if (!this.#handlers.has(id)) return
-    this.#pending.delete(id)
-    this.#views.passive.delete(id)
+  /**
+   * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
+   * there is no room for it. `chosen`: we picked it ourselves (see `Pending.chosen`).
+   */
+  #addActive(id: string, addr: string, chosen: boolean): boolean {
+    if (id === this.#peer?.id || !this.#handlers.has(id)) return false
+    if (this.#views.active.has(id)) return true
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#views.randomActive([id])
-      if (victim === undefined) break
+      const victim = this.#victim(id, chosen)
+      if (victim === undefined) return false
       this.#drop(victim)
     }
+    this.#pending.delete(id)
+    this.#views.passive.delete(id)
     this.#views.active.set(id, addr)
+    if (chosen) this.#views.outbound.add(id)
     this.#views.rememberRecent(addr)
     this.emit('neighbor:up', id)
+    return true
+  }
+
+  /**
+   * Whom to drop for `newcomer` (anti-eclipse, like Bitcoin's outbound slots): a random neighbour we
+   * did not choose; else, all being chosen, a random one of those — for an inbound newcomer only while
+   * more than half of activeSize are chosen. Neighbours that asked us, or that a walk sent us (an
+   * attacker steers both), never displace those we picked from our own passive view or joined through:
+   * any number of fresh identities asking with high priority evict each other, not them.
+   */
+  #victim(newcomer: string, chosen: boolean): string | undefined {
+    const active = [...this.#views.active.keys()].filter((id) => id !== newcomer)
+    const unprotected = active.filter((id) => !this.#views.outbound.has(id))
+    if (unprotected.length > 0) return unprotected[pick(this.#random, unprotected.length)]
+    if (!chosen && 2 * active.length <= this.activeSize) return undefined
+    return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
   }
 
   /** Makes room: tells a neighbour it is dropped (it keeps us as a candidate), then ends the session. */
   #drop(id: string): void {
-    const addr = this.#views.active.get(id)!
-    this.#views.active.delete(id)
+    const addr = this.#views.removeActive(id)!
     this.#handlers.get(id)?.send({ type: 'DISCONNECT' })
     this.#views.addPassive(id, addr, Date.now(), 'firsthand')
     this.emit('neighbor:down', id, 'dropped')
@@ -397,12 +427,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Asks `id` to become a neighbour: over its session if there is one, else by dialing `addr` first
    * (within the dial budget). `high` is HyParView's priority: the answer is yes even when full.
    */
-  #promote(id: string, addr: string, high: boolean): void {
+  #promote(id: string, addr: string, high: boolean, chosen: boolean): void {
     const peer = this.#peer
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
@@ -413,7 +443,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
     }
-    this.#pending.set(id, { addr, high, join: false, since: Date.now() })
+    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
     this.stats.dials++
     this.#dialing++
     peer.connect(addr).then(
@@ -550,7 +580,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promote(candidate[0], candidate[1].addr, false)
+    this.#promote(candidate[0], candidate[1].addr, false, true)
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
@@ -571,7 +601,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
-      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0)
+      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0, true)
       return
     }
     // Alone with no candidates: rejoin through a contact, with exponential backoff and jitter, so that

@@ -27,6 +27,11 @@ const RECENT_ADDRESSES = 8
  */
 export class Views {
   readonly active = new Map<string, string>()
+  /**
+   * Neighbours we chose ourselves (the contact we joined through, candidates of our passive view that
+   * accepted our request): an inbound request evicts them last (see membership.ts `#victim`).
+   */
+  readonly outbound = new Set<string>()
   readonly passive = new Map<string, PassiveEntry>()
   /** Addresses of the last few neighbours: an isolated peer rejoins through them too (its contacts may be gone). */
   readonly recent: string[] = []
@@ -63,6 +68,14 @@ export class Views {
   /** Entries of a view exchange, their age counted back from `now`. */
   merge(entries: readonly MeshEntry[], now: number): void {
     for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay')
+  }
+
+  /** Takes `id` out of the active view; its address, if it was there. */
+  removeActive(id: string): string | undefined {
+    const addr = this.active.get(id)
+    this.active.delete(id)
+    this.outbound.delete(id)
+    return addr
   }
 
   /** Forgets candidates not refreshed within the address TTL. */

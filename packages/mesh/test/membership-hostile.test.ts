@@ -217,4 +217,34 @@ describe('mesh membership with hostile peers', () => {
     const passive = new Set(victim.mesh.passive().map((e) => e.id))
     expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_MESH_DIALS)
   })
+
+  it('fresh identities asking to be neighbours with high priority evict each other, not the neighbours we chose', async () => {
+    const activeSize = 6
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize } })
+    const victim = await make()
+    // The victim chose every neighbour: it joined through each of six contacts.
+    const contacts: MeshNode[] = []
+    for (let i = 0; i < activeSize; i++) {
+      const contact = await make()
+      await victim.mesh.join(contact.peer.addresses[0]!)
+      contacts.push(contact)
+    }
+    await until(() => victim.mesh.active().length === activeSize, [victim.mesh], meshEvents)
+    const sybils: RawMesh[] = []
+    for (let i = 0; i < activeSize; i++) sybils.push(await rawMesh(network, victim))
+    // Each round, every sybil not a neighbour (dialing again if it was dropped) asks with high priority.
+    for (let round = 0; round < 12; round++) {
+      const outside = sybils.filter((s) => !victim.mesh.isActive(s.peer.id))
+      if (outside.length === 0) break
+      for (const sybil of outside) {
+        if (!sybil.channel().online) await sybil.connect()
+        const reply = sybil.next('NEIGHBOR_REPLY')
+        sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
+        await reply
+      }
+    }
+    const kept = contacts.filter((c) => victim.mesh.isActive(c.peer.id)).length
+    expect(kept).toBeGreaterThan(activeSize / 2)
+    expect(victim.mesh.active()).toHaveLength(activeSize)
+  })
 })
