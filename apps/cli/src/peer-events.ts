@@ -2,6 +2,7 @@ import type { Peer } from '@parley/core'
 import type { DhtNetworking } from '@parley/dht'
 import type { ChatState } from './chat/chat-state.js'
 import { explain } from './errors.js'
+import type { FileDesk } from './files/file-desk.js'
 import type { GonePeers } from './gone.js'
 import type { Inbox } from './inbox.js'
 import type { Logger } from './logger.js'
@@ -21,6 +22,8 @@ export interface PeerEventSinks {
   readonly chat: ChatState | undefined
   /** The DHT side of the peer, with --dht or --bootstrap. */
   readonly dht: DhtNetworking | undefined
+  /** File transfer, to drop the offers of a peer that said goodbye. */
+  readonly files?: FileDesk | undefined
 }
 
 /** Peer events → lines on the screen (and the log file). */
@@ -52,6 +55,8 @@ export function wirePeerEvents(peer: Peer, s: PeerEventSinks): void {
     if (e.reason === 'goodbye') s.gone.mark(e.peer.id)
     // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
     if (e.reason !== 'local' || !s.signal.aborted) reporter.left(e)
+    // After the "left" line: its offers cannot be fetched any more (a peer merely cut off may come back).
+    if (e.reason === 'goodbye') s.files?.senderLeft(e.peer.id)
     logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })
   })
   peer.on('peer:discovered', (k) => {

@@ -160,6 +160,28 @@ describe('the same file twice', () => {
   })
 })
 
+describe('a sender that leaves', () => {
+  test('its waiting offer is dropped with one line, not left to be accepted into a download nobody feeds', async () => {
+    const { dir, cli, bob, files } = await setup()
+    const src = join(dir, 'notes.txt')
+    await writeFile(src, 'n'.repeat(2000))
+    let from = cli.stdout.mark()
+    const t = await files.offer(bob.peers().connected[0]!.id, src)
+    const id = t.root.slice(0, 8)
+    await cli.stdout.waitFor(`/accept ${id}`, { from })
+    from = cli.stdout.mark()
+    // As the CLI quits: the file service is closed, then the peer says goodbye.
+    await files.close()
+    await bob.stop()
+    await cli.stdout.waitFor(/the offer of notes\.txt \([0-9a-f]{8}\) was dropped: its sender left/, { from })
+    const said = stripVTControlCharacters(cli.stdout.raw.slice(from))
+    expect(said.indexOf('- bob left')).toBeGreaterThanOrEqual(0)
+    expect(said.indexOf('- bob left')).toBeLessThan(said.indexOf('was dropped'))
+    await keys(cli, `/files${KEY.enter}`, 'offers waiting (0)')
+    await keys(cli, `/accept${KEY.enter}`, 'no offer is waiting')
+  })
+})
+
 describe('offers of one root', () => {
   test('two offers of one root (different size claims) get ids of their own; the bare id asks which', async () => {
     const { dir, cli, bob, files, network } = await setup()

@@ -102,7 +102,7 @@ export class FileDesk {
     s.on('transfer', (t) => this.#watchUpload(t))
   }
 
-  #closedOffer(offer: IncomingOffer, how: 'expired' | 'withdrawn' | 'declined'): void {
+  #closedOffer(offer: IncomingOffer, how: 'expired' | 'withdrawn' | 'declined' | 'left'): void {
     this.#init.reporter.file({ kind: 'closed', id: this.#offerId(offer), name: offer.name, how })
   }
 
@@ -380,6 +380,23 @@ export class FileDesk {
         name: offer.name,
         ...why,
       })
+    }
+  }
+
+  /**
+   * A peer said goodbye: its offers that no other connected peer also offers are dropped (declined,
+   * one line each), rather than waiting to be accepted into a download nobody can feed.
+   */
+  senderLeft(peerId: string): void {
+    if (this.#closed) return
+    const online = new Set(this.service.peers().map((p) => p.id))
+    const offers = this.service.offers()
+    for (const offer of offers) {
+      if (offer.status !== 'pending' || !offer.sources.some((s) => s.id === peerId)) continue
+      if (offer.sources.some((s) => s.id !== peerId && online.has(s.id))) continue
+      const id = this.#offerId(offer, offers)
+      offer.decline()
+      this.#init.reporter.file({ kind: 'closed', id, name: offer.name, how: 'left' })
     }
   }
 

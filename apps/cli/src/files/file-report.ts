@@ -56,7 +56,8 @@ export type FileReport =
     }
   | { kind: 'sent'; id: string; root: string; name: string; size: number; to: FilePeer }
   | { kind: 'failed'; direction: Direction; id: string; name: string; code: string; reason: string }
-  | { kind: 'closed'; id: string; name: string; how: 'declined' | 'expired' | 'withdrawn' }
+  /** `left`: its sender said goodbye, so the offer was dropped. */
+  | { kind: 'closed'; id: string; name: string; how: 'declined' | 'expired' | 'withdrawn' | 'left' }
 
 /** `3.1 MB`, `512 B`: decimal units, as file managers show sizes. */
 export function formatBytes(n: number): string {
@@ -154,6 +155,7 @@ export function fileLine(r: FileReport, init: FileTextInit): { text: string; bad
         declined: 'declined',
         expired: 'expired unanswered',
         withdrawn: 'withdrawn by the sender',
+        left: 'dropped: its sender left',
       }
       return line(`the offer of ${name(r.name)} (${r.id}) was ${how[r.how]}`)
     }
@@ -226,7 +228,10 @@ export function fileJson(r: FileReport): { type: string; fields: Record<string, 
         fields: { id: r.id, direction: r.direction, name: r.name, code: r.code, reason: r.reason },
       }
     case 'closed':
-      return { type: `file:${r.how}`, fields: { id: r.id, name: r.name } }
+      // A sender that left withdrew its offer, as far as a script is concerned.
+      return r.how === 'left'
+        ? { type: 'file:withdrawn', fields: { id: r.id, name: r.name, senderLeft: true } }
+        : { type: `file:${r.how}`, fields: { id: r.id, name: r.name } }
   }
 }
 
