@@ -1,54 +1,9 @@
-import { once } from 'node:events'
-import { FrameDecoder, type Message, PROTOCOL_VERSION } from '@parley/protocol'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { generateIdentity } from '../src/identity.js'
-import { createPeer } from '../src/peer.js'
-import type { PeerError } from '../src/peer-errors.js'
-import type { PeerInit } from '../src/peer-types.js'
-import { plaintextUpgrader } from '../src/secure/plaintext.js'
-import { type MemoryNetworkInit, memoryNetwork, memoryTransport } from '../src/transports/memory.js'
-import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
+import type { Message } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { rawClient } from './fixtures/raw-client.js'
+import { frameFor } from './fixtures/wire.js'
 
 const STREAM = '0123456789abcdef'
-
-/** A hand-written client on the plaintext path, welcomed by a peer made with `init`. */
-async function rawClient(init: Partial<PeerInit>, net: MemoryNetworkInit = {}) {
-  const network = memoryNetwork(net)
-  const peer = createPeer({
-    transport: memoryTransport(network, { host: 'peer' }),
-    name: 'peer',
-    listen: 'peer:0',
-    upgrader: plaintextUpgrader(),
-    ...init,
-  })
-  await peer.start()
-  onTestFinished(() => peer.stop())
-  const errors: PeerError[] = []
-  peer.on('error', (e) => errors.push(e))
-  let delivered = 0
-  peer.on('message', () => delivered++)
-  const conn = await memoryTransport(network, { host: 'client' }).dial(peer.addresses[0]!)
-  onTestFinished(() => conn.abort())
-  const decoder = new FrameDecoder()
-  const inbox: Message[] = []
-  conn.on('data', (chunk) => {
-    for (const body of decoder.push(chunk)) inbox.push(decodeBody(body))
-  })
-  conn.on('end', () => void conn.close())
-  const closed = once(conn, 'close')
-  conn.send(
-    frameFor({
-      type: 'HELLO',
-      version: PROTOCOL_VERSION,
-      peerId: generateIdentity().peerId,
-      name: 'client',
-      listenAddrs: [],
-      capabilities: [...SERVICES],
-    }),
-  )
-  await expect.poll(() => inbox.map((m) => m.type)).toContain('WELCOME')
-  return { peer, conn, inbox, errors, closed, delivered: () => delivered }
-}
 
 const text = (seq: number, body = ''): Message => ({
   type: 'TEXT',

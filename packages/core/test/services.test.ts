@@ -1,14 +1,11 @@
-import { once } from 'node:events'
-import { FrameDecoder, frameMessage, type Message, PROTOCOL_VERSION } from '@parley/protocol'
+import { frameMessage } from '@parley/protocol'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { generateIdentity } from '../src/identity.js'
-import { createPeer, type Peer } from '../src/peer.js'
+import { createPeer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
-import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Channel, Service, ServiceHandler } from '../src/services/service.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
-import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
+import { rawClient } from './fixtures/raw-client.js'
 
 /** A service that echoes every body it gets, prefixed with "echo:". */
 function echoService(seen: string[]): Service {
@@ -92,43 +89,6 @@ describe('services', () => {
     await expect.poll(() => closed).toEqual(['PEER_GONE', 'PEER_GONE'])
   })
 })
-
-/** A raw client on the plaintext path that announces the standard services. */
-async function rawClient(init: Partial<PeerInit>) {
-  const network = memoryNetwork()
-  const peer: Peer = createPeer({
-    transport: memoryTransport(network, { host: 'peer' }),
-    name: 'peer',
-    listen: 'peer:0',
-    upgrader: plaintextUpgrader(),
-    ...init,
-  })
-  await peer.start()
-  onTestFinished(() => peer.stop())
-  const errors: PeerError[] = []
-  peer.on('error', (e) => errors.push(e))
-  const conn = await memoryTransport(network, { host: 'client' }).dial(peer.addresses[0]!)
-  onTestFinished(() => conn.abort())
-  const decoder = new FrameDecoder()
-  const inbox: Message[] = []
-  conn.on('data', (chunk) => {
-    for (const body of decoder.push(chunk)) inbox.push(decodeBody(body))
-  })
-  conn.on('end', () => void conn.close())
-  const closed = once(conn, 'close')
-  conn.send(
-    frameFor({
-      type: 'HELLO',
-      version: PROTOCOL_VERSION,
-      peerId: generateIdentity().peerId,
-      name: 'client',
-      listenAddrs: [],
-      capabilities: [...SERVICES],
-    }),
-  )
-  await expect.poll(() => inbox.map((m) => m.type)).toContain('WELCOME')
-  return { peer, conn, inbox, errors, closed }
-}
 
 describe('per-peer bounds on the wire', () => {
   it('a frame on a channel that was not opened ends the session with a reason', async () => {
