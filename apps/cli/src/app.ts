@@ -46,7 +46,7 @@ import {
   version,
 } from './options.js'
 import { wirePeerEvents } from './peer-events.js'
-import { captureConsole, listenForSignals, SHOW_CURSOR } from './signals.js'
+import { captureConsole, ignoreSignalsUntilExit, listenForSignals, SHOW_CURSOR } from './signals.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
@@ -220,6 +220,8 @@ class Session {
         await this.shutdown(EXIT.OK)
       }
     } finally {
+      // The stop is done (every path above awaits it); from here to the process's end a late signal is ignored.
+      ignoreSignalsUntilExit(this.signals)
       this.#unlistenSignals?.()
       this.#restoreConsole?.()
     }

@@ -65,6 +65,17 @@ export function listenForSignals(signals: SignalSource, h: SignalHandling): () =
   }
 }
 
+/**
+ * After a completed graceful stop, until the process is gone: a signal now (Ctrl+C pressed twice
+ * quickly, the second landing after the stop took milliseconds) must not take Node's default action,
+ * which would turn the chosen exit code (0 after Ctrl+C at a terminal) into 130. Never removed: the
+ * listeners keep nothing alive, and main.ts bounds how long the process may linger.
+ */
+export function ignoreSignalsUntilExit(signals: SignalSource): void {
+  // No logging here: the log was flushed as the stop ended, and a write now could hold the process open.
+  for (const [sig] of SIGNAL_CODES) signals.on(sig, () => {})
+}
+
 /** A stray console.log from any library must not tear the prompt: route it above the prompt too. Returns the undo. */
 export function captureConsole(ui: LiveConsole): () => void {
   const saved = { log: console.log, info: console.info, warn: console.warn, error: console.error }

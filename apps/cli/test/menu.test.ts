@@ -150,6 +150,17 @@ describe('interactive menu over injected TTY streams', () => {
     expect(cli.stdout.text).toMatch(/stopped; said goodbye to every peer/)
   })
 
+  test('Ctrl+C twice quickly: a second SIGINT after the stop finished does not turn exit 0 into 130', async () => {
+    const net = await setup()
+    const cli = await interactive(net)
+    cli.stdin.write(KEY.ctrlC)
+    expect(await cli.exited).toBe(0)
+    // The stop took milliseconds; the habitual second Ctrl+C lands while the process is exiting.
+    cli.kill('SIGINT')
+    expect(cli.killedBy).toEqual([])
+    expect(cli.forcedExits).toEqual([])
+  })
+
   test('SIGTERM while a prompt is open aborts it, says goodbye and exits 143 with the cursor shown', async () => {
     const net = await setup()
     const bob = net.peer('bob')

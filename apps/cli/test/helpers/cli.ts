@@ -14,6 +14,12 @@ export interface CliRun {
   forcedExits: number[]
   /** Resolves with runCli's exit code. */
   exited: Promise<number>
+  /**
+   * Sends a signal as the OS would: with no listener left, Node's default action ends the process
+   * by it; the code the shell would then see (130, 143) is recorded in `killedBy`.
+   */
+  kill(signal: 'SIGINT' | 'SIGTERM'): void
+  killedBy: number[]
   /** Writes one line to stdin. */
   line(text: string): void
   /** The address it listens on, once the banner is out. */
@@ -42,6 +48,7 @@ export function startCli(argv: string[], init: CliRunInit = {}): CliRun {
   const stderr = new Capture({ tty, ...size })
   const signals = new EventEmitter()
   const forcedExits: number[] = []
+  const killedBy: number[] = []
   const exited = runCli(argv, {
     stdin,
     stdout,
@@ -73,6 +80,10 @@ export function startCli(argv: string[], init: CliRunInit = {}): CliRun {
     signals,
     forcedExits,
     exited,
+    kill(signal) {
+      if (!signals.emit(signal)) killedBy.push(signal === 'SIGINT' ? 130 : 143)
+    },
+    killedBy,
     line: (text) => void stdin.write(`${text}\n`),
     async address() {
       const m = await stdout.waitFor(/listening on\s+(\S+?),?\s/)
