@@ -85,6 +85,7 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
     return undefined
   }
   const at = normalizeAddress(address)
+  const dialed = app.reporter.dialing?.()
   try {
     const info = await app.peer.connect(at, { signal: app.signal })
     app.reporter.connected(info, at)
@@ -94,6 +95,8 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
     // Cut short by our own shutdown: not the remote's fault, and "stopped" has been said already.
     if (!app.signal.aborted) app.reporter.notConnected(at, explain(err, { address: at }), undefined, err)
     return undefined
+  } finally {
+    dialed?.()
   }
 }
 
@@ -136,11 +139,13 @@ export async function connectWithRetry(
 ): Promise<PeerInfo | undefined> {
   let delay = policy.initialDelay
   for (let attempt = 1; attempt <= policy.maxAttempts && !app.signal.aborted; attempt++) {
+    const dialed = app.reporter.dialing?.()
     try {
       const info = await app.peer.connect(address, { signal: app.signal })
       app.reporter.connected(info, address)
       return info
     } catch (err) {
+      dialed?.() // now, not in finally: joins of other peers must not wait out the backoff below
       app.logger.log('warn', 'connect failed', { address, attempt, err })
       if (app.signal.aborted) return undefined
       const problem = explain(err, { address })
@@ -166,6 +171,8 @@ export async function connectWithRetry(
       }
       await sleep(delay, app.signal)
       delay = Math.min(policy.maxDelay, delay * 2)
+    } finally {
+      dialed?.()
     }
   }
   return undefined
@@ -188,6 +195,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Connects to every known, unconnected peer (core asks the connected ones first); one line per peer. */
 export async function connectToAll(app: App): Promise<void> {
+  const dialed = app.reporter.dialing?.()
+  try {
+    await reportConnectToAll(app)
+  } finally {
+    dialed?.()
+  }
+}
+
+async function reportConnectToAll(app: App): Promise<void> {
   let results: Awaited<ReturnType<Peer['connectToActive']>>
   try {
     results = await app.peer.connectToActive({ signal: app.signal })

@@ -278,7 +278,7 @@ describe('files in the menu', () => {
       ],
       { network: net.network, tty: true, columns: COLS, rows: ROWS },
     )
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
     await cli.stdout.waitFor('0) Quit')
 
     const out = join(dir, 'notes.txt')

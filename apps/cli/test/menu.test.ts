@@ -47,7 +47,7 @@ describe('interactive menu over injected TTY streams', () => {
     const bob = net.peer('bob')
     const got = inbox(bob)
     const cli = await interactive(net, ['--peer', net.address(bob)])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
 
     await choose(cli, '1', '? Send to')
     await choose(cli, '1', '? Message')
@@ -69,7 +69,7 @@ describe('interactive menu over injected TTY streams', () => {
     const bob = net.peer('bob')
     const got = inbox(bob)
     const cli = await interactive(net, ['--peer', net.address(bob)])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
     await choose(cli, '1', '? Send to')
     await choose(cli, '1', '? Message')
     await keys(cli, 'half a thou', 'half a thou')
@@ -94,7 +94,7 @@ describe('interactive menu over injected TTY streams', () => {
     const bob = net.peer('bob')
     const got = inbox(bob)
     const cli = await interactive(net, ['--peer', net.address(bob)])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
     await choose(cli, '1', '? Send to')
     await choose(cli, '1', '? Message')
     await keys(cli, `first line\\${KEY.enter}`, '? …')
@@ -108,7 +108,7 @@ describe('interactive menu over injected TTY streams', () => {
     await net.connect(net.peer('carol'), net.peer('bob'))
     const inboxes = net.peers.map((p) => inbox(p))
     const cli = await interactive(net, ['--peer', net.address(net.peer('bob'))])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
 
     await choose(
       cli,
@@ -142,7 +142,7 @@ describe('interactive menu over injected TTY streams', () => {
     const net = await setup()
     const bob = net.peer('bob')
     const cli = await interactive(net, ['--peer', net.address(bob)])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
     const left = waitFor(bob, 'peer:disconnect')
     cli.stdin.write(KEY.ctrlC)
     expect(await cli.exited).toBe(0)
@@ -165,7 +165,7 @@ describe('interactive menu over injected TTY streams', () => {
     const net = await setup()
     const bob = net.peer('bob')
     const cli = await interactive(net, ['--peer', net.address(bob)])
-    await cli.stdout.waitFor(/\+ bob .* joined/)
+    await cli.stdout.waitFor(/✔ connected to bob/)
     await choose(cli, '1', '? Send to')
     const left = waitFor(bob, 'peer:disconnect')
     cli.signals.emit('SIGTERM')

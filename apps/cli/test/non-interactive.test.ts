@@ -156,6 +156,25 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     await alice.stdout.waitFor(/no peers left to connect to/, { from: again })
   })
 
+  test('a connection the user dialed is one line: --peer, connect and connect-all say "connected to", not also "joined"', async () => {
+    const net = await setup(['bob', 'carol', 'dave'])
+    await net.star() // bob knows carol and dave
+    const alice = cliOn(net, 'alice', ['--peer', net.address(net.peer('bob'))])
+    await alice.stdout.waitFor(/✔ connected to bob/)
+    alice.line(`connect ${net.address(net.peer('carol'))}`)
+    await alice.stdout.waitFor(/✔ connected to carol/)
+    alice.line('connect-all')
+    await alice.stdout.waitFor(/✔ connected to dave/)
+    alice.line('quit')
+    expect(await alice.exited).toBe(0)
+    const lines = alice.stdout.text.split('\n')
+    for (const who of ['bob', 'carol', 'dave']) {
+      expect(lines.filter((l) => l.includes(` ${who} (`) && /joined|connected to/.test(l))).toEqual([
+        expect.stringMatching(new RegExp(`✔ connected to ${who} \\(${FP}\\) at `)),
+      ])
+    }
+  })
+
   test('broadcast reaches every connected peer and reports each', async () => {
     const net = await setup(['bob', 'carol'])
     const inboxes = net.peers.map((p) => inbox(p))

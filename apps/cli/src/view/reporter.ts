@@ -76,6 +76,12 @@ export interface Reporter {
   delivered(to: PeerRef, text: string, messageId: string): void
   notDelivered(target: string, problem: Explained, to?: PeerRef, err?: unknown): void
   connected(p: PeerInfo, address: string): void
+  /**
+   * A dial the user asked for (`/connect`, connect-to-all, `--peer`) begins; call the returned function
+   * once it has been reported. Until then an outbound join waits: the dial's own `connected` line
+   * says it, so one connection is one line. Joins the dial did not report are said when it ends.
+   */
+  dialing?(): () => void
   notConnected(address: string | undefined, problem: Explained, to?: PeerRef, err?: unknown): void
   /** Parley peers, then legacy ones when `--legacy` is on. */
   peers(
@@ -131,6 +137,13 @@ export function textReporter(init: TextReporterInit): Reporter {
   const stack = (e: unknown) => {
     if (debug && e instanceof Error && e.stack) err(style('dim', e.stack))
   }
+  // Joins held while the user's dials run (see `dialing`); bounded by the peer's own connection limit.
+  let dials = 0
+  const held = new Map<string, PeerInfo>()
+  const joined = (p: PeerInfo) =>
+    line(
+      `${style('green', '+')} ${name(p)} joined ${style('dim', `(${p.direction}, ${sanitize(reachableAt(p))})`)}`,
+    )
   return {
     ready(info) {
       const fp = fingerprint(info.id)
@@ -155,9 +168,8 @@ export function textReporter(init: TextReporterInit): Reporter {
       said(`${name(m.from)}: `, fold(m.text))
     },
     joined(p) {
-      line(
-        `${style('green', '+')} ${name(p)} joined ${style('dim', `(${p.direction}, ${sanitize(reachableAt(p))})`)}`,
-      )
+      if (dials > 0 && p.direction === 'outbound') held.set(p.id, p)
+      else joined(p)
     },
     left(e) {
       line(`${style('yellow', '-')} ${name(e.peer)} left: ${leftBecause(e.reason, e.message)}`)
@@ -183,7 +195,19 @@ export function textReporter(init: TextReporterInit): Reporter {
       stack(e)
     },
     connected(p, address) {
+      held.delete(p.id)
       line(`${style('green', '✔')} connected to ${name(p)} at ${sanitize(address)}`)
+    },
+    dialing() {
+      dials++
+      let ended = false
+      return () => {
+        if (ended) return
+        ended = true
+        if (--dials > 0) return
+        for (const p of held.values()) joined(p)
+        held.clear()
+      }
     },
     notConnected(address, problem, to, e) {
       const label = to ? `${name(to)}${address ? ` at ${sanitize(address)}` : ''}` : sanitize(address ?? '?')
