@@ -195,7 +195,11 @@ describe('the chat view (the default on a terminal)', () => {
   test('placeholders, unknown commands and /menu (and back) say what they do', async () => {
     const net = await setup()
     const cli = await chat(net)
-    await keys(cli, `/files${KEY.enter}`, 'nothing yet — /send-file <peer> <path> offers a file')
+    await keys(
+      cli,
+      `/files${KEY.enter}`,
+      'no offers or transfers open — /send-file <peer> <path> offers a file',
+    )
     await keys(cli, `/accept${KEY.enter}`, 'no offer is waiting')
     await keys(cli, `/trust${KEY.enter}`, 'no key changes are waiting for a decision')
     await keys(cli, `/bogus${KEY.enter}`, 'unknown command /bogus — /help lists the commands')

@@ -89,6 +89,22 @@ describe('files in the chat view', () => {
     expect(await readFile(join(downloads, 'rep_[31mort_.pdf'), 'utf8')).toBe('x'.repeat(300_000))
   })
 
+  test('/files after a finished transfer says no offers or transfers are open, not "nothing yet"', async () => {
+    const { dir, cli, bob, files } = await setup()
+    const src = join(dir, 'notes.txt')
+    await writeFile(src, 'some notes')
+    const t = await files.offer(bob.peers().connected[0]!.id, src)
+    await cli.stdout.waitFor('/accept ')
+    await keys(cli, `/accept${KEY.enter}`, /✔ saved notes\.txt/)
+    await t.finished
+    await keys(
+      cli,
+      `/files${KEY.enter}`,
+      /sending \(0\)\s+no offers or transfers open — \/send-file <peer> <path>/,
+    )
+    expect(cli.stdout.text).not.toContain('nothing yet')
+  })
+
   test('with --accept-files a download starts at once; its progress shows on the status line, then the saved line', async () => {
     const { dir, cli, bob, files, downloads } = await setup(['--accept-files'])
     const src = join(dir, 'big.bin')

@@ -272,7 +272,13 @@ export function fileListText(list: FileListing, init: FileTextInit): string {
     rows.push(`  ${u.id}  ${sanitize(u.name)}  ${formatBytes(u.size)}  to ${init.who(u.to)}  ${u.status}`)
   }
   if (list.offers.length + list.downloads.length + list.uploads.length === 0) {
-    rows.push(style('dim', `  nothing yet — ${init.slash ? '/' : ''}send-file <peer> <path> offers a file`))
+    // Not "nothing yet": finished transfers leave this list, and the user may have had several.
+    rows.push(
+      style(
+        'dim',
+        `  no offers or transfers open — ${init.slash ? '/' : ''}send-file <peer> <path> offers a file`,
+      ),
+    )
   }
   return rows.join('\n')
 }
