@@ -345,3 +345,41 @@ describe('paths typed by the user', () => {
     expect(alice.stderr.text).toBe('')
   })
 })
+
+describe('files in line mode', () => {
+  test('quit right after send-file says the unanswered offer was withdrawn', async () => {
+    const dir = await tempDir()
+    const net = await createTestNetwork({ size: 1, names: ['observer'] })
+    onTestFinished(() => net.stop())
+    const files = createFileService({ downloads: join(dir, 'bob-in') })
+    const bob = createPeer({
+      transport: memoryTransport(net.network),
+      name: 'bob',
+      listen: 'bob:1',
+      services: [files],
+    })
+    onTestFinished(async () => {
+      await files.close()
+      await bob.stop()
+    })
+    await bob.start()
+    const offered = once(files, 'offer')
+    const cli = startCli(
+      ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'bob:1'],
+      {
+        network: net.network,
+      },
+    )
+    await cli.stdout.waitFor(/✔ connected to bob/)
+    const src = join(dir, 'photo.jpg')
+    await writeFile(src, 'y'.repeat(1000))
+    cli.line(`send-file bob ${src}`)
+    await cli.stdout.waitFor(/offered photo\.jpg \(1\.0 kB\) to bob/)
+    await offered
+    cli.line('quit')
+    expect(await cli.exited).toBe(0)
+    expect(cli.stdout.text).toMatch(
+      /the offer of photo\.jpg \([0-9a-f]{8}\) to bob \(.*\) was withdrawn: you quit before it was answered\n[\s\S]*stopped/,
+    )
+  })
+})

@@ -442,6 +442,14 @@ export class FileDesk {
 
   /** Saves partial downloads for a later resume and stops every transfer. Call before `peer.stop()`. */
   async close(): Promise<void> {
+    // Closing the service withdraws our unanswered offers; the user should hear that, not find out from the peer.
+    if (!this.#closed) {
+      for (const t of this.service.transfers()) {
+        if (t.status !== 'offered') continue
+        const to = this.#peerRef(t.peerId)
+        this.#init.reporter.file({ kind: 'unoffered', id: shortId(t.root), name: t.name, to })
+      }
+    }
     this.#closed = true
     clearTimeout(this.#statusTimer)
     await this.service.close()

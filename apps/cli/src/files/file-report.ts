@@ -56,6 +56,8 @@ export type FileReport =
     }
   | { kind: 'sent'; id: string; root: string; name: string; size: number; to: FilePeer }
   | { kind: 'failed'; direction: Direction; id: string; name: string; code: string; reason: string }
+  /** Our own offer, still unanswered, withdrawn because we quit. */
+  | { kind: 'unoffered'; id: string; name: string; to: FilePeer }
   /** `left`: its sender said goodbye, so the offer was dropped. */
   | { kind: 'closed'; id: string; name: string; how: 'declined' | 'expired' | 'withdrawn' | 'left' }
 
@@ -150,6 +152,10 @@ export function fileLine(r: FileReport, init: FileTextInit): { text: string; bad
         `${style('red', '✖')} ${r.direction === 'in' ? 'receiving' : 'sending'} ${name(r.name)} failed: ${r.reason}`,
         true,
       )
+    case 'unoffered':
+      return line(
+        `the offer of ${name(r.name)} (${r.id}) to ${init.who(r.to)} was withdrawn: you quit before it was answered`,
+      )
     case 'closed': {
       const how = {
         declined: 'declined',
@@ -227,6 +233,8 @@ export function fileJson(r: FileReport): { type: string; fields: Record<string, 
         type: 'file:failed',
         fields: { id: r.id, direction: r.direction, name: r.name, code: r.code, reason: r.reason },
       }
+    case 'unoffered':
+      return { type: 'file:withdrawn', fields: { id: r.id, name: r.name, to: ref(r.to) } }
     case 'closed':
       // A sender that left withdrew its offer, as far as a script is concerned.
       return r.how === 'left'
