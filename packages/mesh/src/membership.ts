@@ -598,37 +598,41 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // Below the floor only: in a settled overlay nearly everyone is full, so a peer one short asking
     // random candidates would mostly be refused, each refusal a wasted dial; it is found instead by
     // the next joiner's walk or by a peer that lost more.
+    // The rejoin backoff starts over once the peer is back at the floor.
+    if (this.#views.active.size >= this.#repairBelow) this.#rejoinDelay = 0
     if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
       this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0, true)
       return
     }
-    // Alone with no candidates: rejoin through a contact, with exponential backoff and jitter, so that
-    // thousands of peers cut off together do not storm the same few contacts.
-    if (this.#views.active.size > 0) this.#rejoinDelay = 0
-    if (
-      this.#views.active.size === 0 &&
-      this.#pending.size === 0 &&
-      this.#contacts.length + this.#views.recent.length > 0
-    ) {
-      if (this.#rejoinDelay === 0) this.#rejoinDelay = jitter(this.#random, 5 * this.#repairInterval)
-      if (
-        now - this.#lastJoinAt < this.#rejoinDelay ||
-        this.#dialing >= MAX_MESH_DIALS ||
-        !this.#dials.take()
-      )
-        return
-      this.#rejoinDelay = Math.min(REJOIN_MAX_DELAY, this.#rejoinDelay * 2)
-      const through = [...this.#contacts, ...this.#views.recent.filter((a) => !this.#contacts.includes(a))]
-      const contact = through[pick(this.#random, through.length)]!
-      this.#dialing++
-      this.join(contact)
-        .catch(() => {})
-        .finally(() => {
-          this.#dialing--
-        })
+    // Short of neighbours with nothing to try (alone, or with a few neighbours and an empty passive
+    // view): rejoin through a contact, with exponential backoff and jitter, so that thousands of peers
+    // cut off together do not storm the same few contacts. Waiting until alone left a late joiner whose
+    // walks were lost, and a newcomer that joined through it, each other's only neighbour for good.
+    if (this.#pending.size > 0 || (this.#views.active.size > 0 && this.#views.passive.size > 0)) return
+    const neighbours = new Set(this.#views.active.values())
+    const through = [
+      ...this.#contacts,
+      ...this.#views.recent.filter((a) => !this.#contacts.includes(a)),
+    ].filter((a) => !neighbours.has(a))
+    if (through.length === 0) return
+    if (this.#rejoinDelay === 0) {
+      this.#rejoinDelay = jitter(this.#random, 5 * this.#repairInterval)
+      // With neighbours left, a whole delay first: an exchange or a walk may bring candidates meanwhile,
+      // and a neighbour the application just disconnected is not dialed straight back.
+      if (this.#views.active.size > 0) this.#lastJoinAt = now
     }
+    if (now - this.#lastJoinAt < this.#rejoinDelay || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take())
+      return
+    this.#rejoinDelay = Math.min(REJOIN_MAX_DELAY, this.#rejoinDelay * 2)
+    const contact = through[pick(this.#random, through.length)]!
+    this.#dialing++
+    this.join(contact)
+      .catch(() => {})
+      .finally(() => {
+        this.#dialing--
+      })
   }
 }
 

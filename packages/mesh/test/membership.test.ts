@@ -118,6 +118,33 @@ describe('mesh membership', () => {
     expect(a.mesh.passive().map((e) => e.id)).toContain(hub.peer.id)
   })
 
+  it('a peer short of neighbours with no candidate rejoins through its contact, not only once alone', async () => {
+    // A late joiner's walks were lost and no view exchange filled its passive view; its neighbours
+    // went away, and another peer joined through it: each is the other's only neighbour.
+    const { make } = meshNetwork({
+      mesh: { shuffleInterval: 0, refreshInterval: 0, repairInterval: 100 },
+      peer: { reconnect: false },
+    })
+    const contact = await make()
+    const a = await make()
+    const b = await make()
+    await a.mesh.join(contact.peer.addresses[0]!)
+    await until(() => a.mesh.isActive(contact.peer.id), [a.mesh], meshEvents)
+    // The contact only answers from now on: alone, it would rejoin through a itself.
+    contact.mesh.close()
+    const gone = new Promise<void>((resolve) => a.mesh.once('neighbor:down', () => resolve()))
+    await contact.peer.disconnect(a.peer.id)
+    await gone
+    await b.mesh.join(a.peer.addresses[0]!)
+    await until(() => a.mesh.isActive(b.peer.id), [a.mesh], meshEvents)
+    expect(a.mesh.passive()).toEqual([])
+    expect(b.mesh.passive()).toEqual([])
+    // Below the floor (4 of 6) with nothing to try: it rejoins through its contact (5 repair intervals
+    // ± 50 %, doubling); waiting to be alone, it never would.
+    await until(() => a.mesh.isActive(contact.peer.id), [a.mesh], meshEvents, 5_000)
+    expect(a.mesh.active()).toHaveLength(2)
+  })
+
   it('a content peer still trades a neighbour for a candidate now and then, within activeSize', async () => {
     const { make } = meshNetwork({
       mesh: {
