@@ -20,12 +20,11 @@ async function tempDir(): Promise<string> {
   return dir
 }
 
-/** The chat view of "alice" on fake TTY streams, and "bob": a library peer with the file service. */
-async function setup(extra: string[] = []) {
-  const dir = await tempDir()
+/** A test network and "bob" on it (at bob:1): a library peer with the file service, saving into dir/bob-in. */
+async function bobWithFiles(dir: string, options: { progressInterval?: number } = {}) {
   const net = await createTestNetwork({ size: 1, names: ['observer'] })
   onTestFinished(() => net.stop())
-  const files = createFileService({ downloads: join(dir, 'bob-in'), progressInterval: 0 })
+  const files = createFileService({ downloads: join(dir, 'bob-in'), ...options })
   const bob = createPeer({
     transport: memoryTransport(net.network),
     name: 'bob',
@@ -37,6 +36,13 @@ async function setup(extra: string[] = []) {
     await bob.stop()
   })
   await bob.start()
+  return { net, bob, files }
+}
+
+/** The chat view of "alice" on fake TTY streams, and "bob": a library peer with the file service. */
+async function setup(extra: string[] = []) {
+  const dir = await tempDir()
+  const { net, bob, files } = await bobWithFiles(dir, { progressInterval: 0 })
   const downloads = join(dir, 'alice-in')
   const cli = startCli(
     [
@@ -263,20 +269,7 @@ describe('offers of one root', () => {
 describe('files in the menu', () => {
   test('7 sends a file to a picked peer; 8 lists an offer and accepts it', async () => {
     const dir = await tempDir()
-    const net = await createTestNetwork({ size: 1, names: ['observer'] })
-    onTestFinished(() => net.stop())
-    const files = createFileService({ downloads: join(dir, 'bob-in') })
-    const bob = createPeer({
-      transport: memoryTransport(net.network),
-      name: 'bob',
-      listen: 'bob:1',
-      services: [files],
-    })
-    onTestFinished(async () => {
-      await files.close()
-      await bob.stop()
-    })
-    await bob.start()
+    const { net, bob, files } = await bobWithFiles(dir)
     const downloads = join(dir, 'alice-in')
     const cli = startCli(
       [
@@ -349,20 +342,7 @@ describe('paths typed by the user', () => {
 describe('files in line mode', () => {
   test('quit right after send-file says the unanswered offer was withdrawn', async () => {
     const dir = await tempDir()
-    const net = await createTestNetwork({ size: 1, names: ['observer'] })
-    onTestFinished(() => net.stop())
-    const files = createFileService({ downloads: join(dir, 'bob-in') })
-    const bob = createPeer({
-      transport: memoryTransport(net.network),
-      name: 'bob',
-      listen: 'bob:1',
-      services: [files],
-    })
-    onTestFinished(async () => {
-      await files.close()
-      await bob.stop()
-    })
-    await bob.start()
+    const { net, files } = await bobWithFiles(dir)
     const offered = once(files, 'offer')
     const cli = startCli(
       ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', 'bob:1'],
