@@ -83,13 +83,19 @@ export interface GossipDelivery {
   readonly receivedAt: number
 }
 
+/** Why a GOSSIP was not delivered; see {@link GossipEvents}. */
+export type DropReason = 'stale' | 'rate' | 'stranger'
+
 /** Events of a {@link Gossip} service. */
 export interface GossipEvents {
   gossip: [message: GossipDelivery]
   /** Another copy of a message already delivered (id, origin): its sender is pruned from the tree. */
   duplicate: [id: string, origin: string]
-  /** A valid-looking message not delivered: too old, from the future, or over its origin's rate. */
-  dropped: [reason: 'stale' | 'rate']
+  /**
+   * A message not delivered: too old, from the future or older than what the seen-cache forgot
+   * (`stale`), over its origin's rate (`rate`), or from a session that is not a neighbour (`stranger`).
+   */
+  dropped: [reason: DropReason]
 }
 
 /** Counters for the simulation and diagnostics. */
@@ -244,7 +250,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.delete(handler)
   }
 
-  #drop(reason: 'stale' | 'rate'): void {
+  #drop(reason: DropReason): void {
     this.stats.dropped++
     if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
   }
@@ -253,6 +259,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
   onGossip(handler: GossipHandler, body: Uint8Array): void {
     handler.channel.spend()
     this.stats.received++
+    // Messages travel between neighbours only. Any other session could otherwise push messages of
+    // throwaway origins into every peer's seen-cache without even joining the overlay.
+    if (!this.#isNeighbour(handler)) {
+      this.#drop('stranger')
+      return
+    }
     // Too short to hold its key: decoding throws the precise error.
     if (body.length < KEY_END) decodeGossip(body)
     const key = Buffer.from(body.subarray(KEY_START, KEY_END)).toString('hex')

@@ -14,6 +14,7 @@ export {
 } from './codec.js'
 export {
   createGossip,
+  type DropReason,
   GOSSIP_PROTOCOL,
   Gossip,
   type GossipDelivery,

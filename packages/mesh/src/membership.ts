@@ -276,8 +276,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         handler.channel.spend()
         this.stats.joins++
         const known = this.#views.active.has(from)
-        // Refused only when making room would evict a neighbour we chose (see #victim): the joiner keeps
-        // us as a candidate, and the walk below still finds it neighbours.
+        // Room is made by dropping a neighbour we did not choose where there is one (see #victim);
+        // refused only when the session is already gone.
         const accepted = known || this.#addActive(from, this.#announcedOr(from, msg.addr), false)
         if (!accepted) this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted })
@@ -384,7 +384,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
     if (this.#views.active.has(id)) return true
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#victim(id, chosen)
+      const victim = this.#victim(id)
       if (victim === undefined) return false
       this.#drop(victim)
     }
@@ -399,16 +399,15 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
 
   /**
    * Whom to drop for `newcomer` (anti-eclipse, like Bitcoin's outbound slots): a random neighbour we
-   * did not choose; else, all being chosen, a random one of those — for an inbound newcomer only while
-   * more than half of activeSize are chosen. Neighbours that asked us, or that a walk sent us (an
-   * attacker steers both), never displace those we picked from our own passive view or joined through:
-   * any number of fresh identities asking with high priority evict each other, not them.
+   * did not choose; else, all being chosen, a random one of those. The newcomer then holds the one
+   * unprotected slot, so neighbours that asked us, or that a walk sent us (an attacker steers both),
+   * displace each other and at most one of those we picked from our own passive view or joined
+   * through: any number of fresh identities asking with high priority evict each other, not them.
    */
-  #victim(newcomer: string, chosen: boolean): string | undefined {
+  #victim(newcomer: string): string | undefined {
     const active = [...this.#views.active.keys()].filter((id) => id !== newcomer)
     const unprotected = active.filter((id) => !this.#views.outbound.has(id))
     if (unprotected.length > 0) return unprotected[pick(this.#random, unprotected.length)]
-    if (!chosen && 2 * active.length <= this.activeSize) return undefined
     return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
   }
 
@@ -437,10 +436,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one).
-    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
-      // No budget now: keep it as a candidate; the repair timer comes back to it.
-      this.#views.addPassive(id, addr, Date.now(), 'hearsay')
+    // handshake slot of the peer (its user's dials wait for one). A walk's landing, which its sender
+    // steers, gets all but one: the last is kept for candidates we chose.
+    const slots = chosen ? MAX_MESH_DIALS : MAX_MESH_DIALS - 1
+    if (addr === '' || this.#dialing >= slots || !this.#dials.take()) {
+      // No budget now: keep a candidate we chose; the repair timer comes back to it. A walk's landing
+      // is let go, or walks aimed at addresses that never answer would fill our passive view.
+      if (chosen) this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
     }
     this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })

@@ -346,7 +346,7 @@ describe('mesh gossip', () => {
     expect(got.map((m) => m.text)).toEqual(['later', 'earlier'])
   })
 
-  it('an announcement from a session that is not a neighbour is ignored', async () => {
+  it('announcements and messages from a session that is not a neighbour are ignored', async () => {
     const { network, make } = meshNetwork(fixed)
     const victim = await make()
     let opened: (ch: Channel) => void = () => {}
@@ -378,10 +378,15 @@ describe('mesh gossip', () => {
       }),
     )
     // Frames are handled in order: once this message is in, the announcement before it was handled.
-    channel.sendBytes(signedBy(origin, 'marker', Date.now()))
+    const got = deliveries(victim)
+    const reasons: string[] = []
+    victim.gossip.on('dropped', (reason) => reasons.push(reason))
+    channel.sendBytes(signedBy(origin, 'validly signed', Date.now()))
     await until(() => victim.gossip.stats.received === 1, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
     expect(victim.mesh.isActive(stranger.id)).toBe(false)
     expect(victim.gossip.state().missing).toBe(0)
+    expect(got).toEqual([])
+    expect(reasons).toEqual(['stranger'])
   })
 
   it('an origin over its rate has its messages dropped at the first relay', async () => {
