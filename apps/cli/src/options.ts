@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { isAbsolute, resolve } from 'node:path'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
 import { Limits } from '@parley/protocol'
 import { Command, CommanderError, Option } from 'commander'
@@ -438,15 +438,19 @@ function collect(value: string, previous: string[] | undefined): string[] {
  * The folder the user typed the command in, which relative paths they give are meant from. Under
  * `pnpm --filter cli start` (or `pnpm start` at the root) the process runs in apps/cli, so its own
  * working directory is not that folder; pnpm and npm put the folder the command was typed in into
- * `INIT_CWD` (nested pnpm runs keep the outermost one). Without it (the `parley` command run
- * directly), the process's working directory is that folder.
+ * `INIT_CWD` (nested pnpm runs keep the outermost one). It is trusted only while we run in the
+ * folder of the package whose script started us (`npm_package_json`): a shell started from a script
+ * inherits both variables, and a `parley` typed in it elsewhere means its own folder. Otherwise (the
+ * `parley` command run directly), the process's working directory is that folder.
  */
 export function invocationDir(
   env: Readonly<Record<string, string | undefined>>,
   cwd: string = process.cwd(),
 ): string {
   const init = env.INIT_CWD
-  return init !== undefined && isAbsolute(init) ? init : cwd
+  const script = env.npm_package_json
+  const byScript = script !== undefined && isAbsolute(script) && resolve(dirname(script)) === resolve(cwd)
+  return byScript && init !== undefined && isAbsolute(init) ? init : cwd
 }
 
 /**

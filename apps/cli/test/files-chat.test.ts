@@ -317,17 +317,18 @@ describe('paths typed by the user', () => {
     const net = await createTestNetwork({ size: 1, names: ['observer'] })
     onTestFinished(() => net.stop())
     // pnpm runs the app in apps/cli (this process's cwd here) and says where it was typed in INIT_CWD.
+    const script = join(process.cwd(), 'package.json')
     const bob = startCli(
       ['--no-interactive', '--name', 'bob', '--host', 'bob', '--port', '0', '--accept-files'],
       {
         network: net.network,
-        env: { INIT_CWD: bobDir },
+        env: { INIT_CWD: bobDir, npm_package_json: script },
       },
     )
     const bobAddress = await bob.address()
     const alice = startCli(
       ['--no-interactive', '--name', 'alice', '--host', 'alice', '--port', '0', '--peer', bobAddress],
-      { network: net.network, env: { INIT_CWD: aliceDir } },
+      { network: net.network, env: { INIT_CWD: aliceDir, npm_package_json: script } },
     )
     await alice.stdout.waitFor(/✔ connected to bob/)
     await writeFile(join(aliceDir, 'notes.txt'), 'typed next to me')

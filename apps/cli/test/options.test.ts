@@ -5,7 +5,14 @@ import { createTestNetwork } from '@parley/testing'
 import fc from 'fast-check'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { runCli } from '../src/index.js'
-import { checkAddress, downloadsDir, joinAddress, parseOptions, parsePort } from '../src/options.js'
+import {
+  checkAddress,
+  downloadsDir,
+  invocationDir,
+  joinAddress,
+  parseOptions,
+  parsePort,
+} from '../src/options.js'
 import { startCli } from './helpers/cli.js'
 import { Capture, FakeTtyInput } from './helpers/streams.js'
 
@@ -201,6 +208,18 @@ describe('flags and environment', () => {
     expect(downloadsDir(flags, '/home/me')).toBe('/srv/in')
     expect(flags.acceptFiles).toBe(true)
     expect(downloadsDir(run([], { PARLEY_DOWNLOADS: 'in' }), '/home/me')).toBe('/home/me/in')
+  })
+
+  test('relative paths are meant from where the command was typed: INIT_CWD only while run by a package script in its folder', () => {
+    const pnpm = { INIT_CWD: '/home/me/work', npm_package_json: '/repo/apps/cli/package.json' }
+    // `pnpm --filter cli start` typed in /home/me/work: pnpm runs us in apps/cli.
+    expect(invocationDir(pnpm, '/repo/apps/cli')).toBe('/home/me/work')
+    // A shell started from a script inherits both; `parley` typed in it elsewhere means that folder.
+    expect(invocationDir(pnpm, '/home/me/other')).toBe('/home/me/other')
+    // Not run by a package manager, or a relative value: the process's own folder.
+    expect(invocationDir({}, '/home/me/other')).toBe('/home/me/other')
+    expect(invocationDir({ INIT_CWD: '/home/me/work' }, '/repo/apps/cli')).toBe('/repo/apps/cli')
+    expect(invocationDir({ ...pnpm, INIT_CWD: 'work' }, '/repo/apps/cli')).toBe('/repo/apps/cli')
   })
 
   test('ports: exactly the whole numbers 0–65535', () => {
