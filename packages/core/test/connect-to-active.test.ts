@@ -1,24 +1,17 @@
 import { once } from 'node:events'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { createPeer, type Peer } from '../src/peer.js'
+import { describe, expect, it } from 'vitest'
+import type { Peer } from '../src/peer.js'
 import type { DisconnectEvent, PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
-import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { memoryNetwork } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
 
 /** `size` started peers on one in-memory network (plaintext: the handshakes are not under test). */
 async function peers(size: number, init: Partial<PeerInit> = {}): Promise<Peer[]> {
   const network = memoryNetwork()
   const out: Peer[] = []
   for (let i = 0; i < size; i++) {
-    const name = `p${i}`
-    const peer = createPeer({
-      transport: memoryTransport(network, { host: name }),
-      upgrader: plaintextUpgrader(),
-      name,
-      listen: `${name}:0`,
-      ...init,
-    })
-    onTestFinished(() => peer.stop())
+    const peer = memoryPeer(network, `p${i}`, { upgrader: plaintextUpgrader(), ...init })
     await peer.start()
     out.push(peer)
   }

@@ -1,9 +1,9 @@
 import type { PeerRecord } from '@parley/protocol'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { createPeer } from '../src/peer.js'
+import { describe, expect, it } from 'vitest'
 import { PeerStore } from '../src/peer-store.js'
 import type { PeerInit } from '../src/peer-types.js'
-import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { memoryNetwork } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
 
 const id = (n: number) => n.toString(16).padStart(64, '0')
 const record = (n: number, over: Partial<PeerRecord> = {}): PeerRecord => ({
@@ -126,16 +126,7 @@ describe('peer store against throwaway identities', () => {
 
   it('a peer keeps knowing the peers it dialled while throwaway identities connect to it', async () => {
     const network = memoryNetwork()
-    const make = (name: string, init: Partial<PeerInit> = {}) => {
-      const peer = createPeer({
-        transport: memoryTransport(network, { host: name }),
-        name,
-        listen: `${name}:0`,
-        ...init,
-      })
-      onTestFinished(() => peer.stop())
-      return peer
-    }
+    const make = (name: string, init: Partial<PeerInit> = {}) => memoryPeer(network, name, init)
     const victim = make('victim', { maxKnownPeers: 4 })
     const friends = [make('friend-a'), make('friend-b')]
     for (const p of [victim, ...friends]) await p.start()

@@ -1,21 +1,16 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { createPeer, type Peer } from '../src/peer.js'
+import { describe, expect, it } from 'vitest'
+import type { Peer } from '../src/peer.js'
 import type { PeerInit, ReceivedMessage } from '../src/peer-types.js'
-import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { memoryNetwork } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
 
 // sendMany(): one promise for a batch of messages, end to end over the Noise channel in memory.
 
 async function pair(init: Partial<PeerInit> = {}) {
   const network = memoryNetwork()
   const make = async (name: string): Promise<Peer> => {
-    const peer = createPeer({
-      transport: memoryTransport(network, { host: name }),
-      name,
-      listen: `${name}:0`,
-      ...init,
-    })
+    const peer = memoryPeer(network, name, init)
     await peer.start()
-    onTestFinished(() => peer.stop())
     return peer
   }
   const alice = await make('alice')

@@ -5,6 +5,7 @@ import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
 import type { Channel, Service, ServiceHandler } from '../src/services/service.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
 import { rawClient } from './fixtures/raw-client.js'
 
 /** A service that echoes every body it gets, prefixed with "echo:". */
@@ -26,18 +27,8 @@ function echoService(seen: string[]): Service {
 
 async function pair(a: Partial<PeerInit>, b: Partial<PeerInit>) {
   const network = memoryNetwork()
-  const make = (name: string, init: Partial<PeerInit>) => {
-    const peer = createPeer({
-      transport: memoryTransport(network, { host: name }),
-      name,
-      listen: `${name}:0`,
-      ...init,
-    })
-    onTestFinished(() => peer.stop())
-    return peer
-  }
-  const alice = make('alice', a)
-  const bob = make('bob', b)
+  const alice = memoryPeer(network, 'alice', a)
+  const bob = memoryPeer(network, 'bob', b)
   await Promise.all([alice.start(), bob.start()])
   return { network, alice, bob }
 }
