@@ -15,6 +15,7 @@ import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
 // The peer's reliability mechanisms at the frame level: the in-flight budget, aborts while waiting,
@@ -23,15 +24,8 @@ import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
 async function setup(init: Partial<PeerInit> = {}, wrap: (t: Transport) => Transport = (t) => t) {
   const network = memoryNetwork()
-  const peer = createPeer({
-    transport: wrap(memoryTransport(network, { host: 'peer' })),
-    name: 'peer',
-    listen: 'peer:0',
-    upgrader: plaintextUpgrader(),
-    ...init,
-  })
+  const peer = memoryPeer(network, 'peer', { upgrader: plaintextUpgrader(), ...init }, wrap)
   await peer.start()
-  onTestFinished(() => peer.stop())
   const client = async () => {
     const conn = await memoryTransport(network, { host: `client` }).dial(peer.addresses[0]!)
     onTestFinished(() => conn.abort())
