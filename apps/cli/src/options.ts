@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
 import { Limits } from '@parley/protocol'
@@ -449,8 +449,21 @@ export function invocationDir(
 ): string {
   const init = env.INIT_CWD
   const script = env.npm_package_json
-  const byScript = script !== undefined && isAbsolute(script) && resolve(dirname(script)) === resolve(cwd)
+  const byScript = script !== undefined && isAbsolute(script) && samePath(dirname(script), cwd)
   return byScript && init !== undefined && isAbsolute(init) ? init : cwd
+}
+
+/** Whether two paths name one folder: through symbolic links, and without case on Windows. */
+function samePath(a: string, b: string): boolean {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path)
+    } catch {
+      return resolve(path)
+    }
+  }
+  const [x, y] = [real(a), real(b)]
+  return process.platform === 'win32' ? x.toLowerCase() === y.toLowerCase() : x === y
 }
 
 /**

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestNetwork } from '@parley/testing'
@@ -220,6 +220,19 @@ describe('flags and environment', () => {
     expect(invocationDir({}, '/home/me/other')).toBe('/home/me/other')
     expect(invocationDir({ INIT_CWD: '/home/me/work' }, '/repo/apps/cli')).toBe('/repo/apps/cli')
     expect(invocationDir({ ...pnpm, INIT_CWD: 'work' }, '/repo/apps/cli')).toBe('/repo/apps/cli')
+  })
+
+  test('a checkout reached through a symbolic link is still the package folder pnpm runs us in', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'parley-link-'))
+    onTestFinished(() => rm(root, { recursive: true, force: true }))
+    await mkdir(join(root, 'repo', 'apps', 'cli'), { recursive: true })
+    await symlink(join(root, 'repo'), join(root, 'link'))
+    // pnpm names the package by the path it was given; the process's cwd is the resolved folder.
+    const env = {
+      INIT_CWD: '/home/me/work',
+      npm_package_json: join(root, 'link', 'apps', 'cli', 'package.json'),
+    }
+    expect(invocationDir(env, join(root, 'repo', 'apps', 'cli'))).toBe('/home/me/work')
   })
 
   test('ports: exactly the whole numbers 0–65535', () => {
