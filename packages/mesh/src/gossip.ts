@@ -261,8 +261,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.stats.received++
     // Messages travel between neighbours only. Any other session could otherwise push messages of
     // throwaway origins into every peer's seen-cache without even joining the overlay.
-    if (!this.#isNeighbour(handler)) {
+    const from = handler.channel.peer.id
+    if (this.#mesh !== undefined && !this.#mesh.welcomesGossip(from)) {
       this.#drop('stranger')
+      this.#mesh.disown(from)
       return
     }
     // Too short to hold its key: decoding throws the precise error.
@@ -365,7 +367,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #askNext = (key: string, announcers: string[], now: number): number | undefined => {
     while (announcers.length > 0) {
       const h = this.#handlers.get(announcers.shift()!)
-      if (!h?.channel.online) continue
+      // A former neighbour's answer would be dropped as a stranger's: ask the next announcer.
+      if (!h?.channel.online || !this.#isNeighbour(h)) continue
       h.lazy = false
       h.send({ type: 'GRAFT', id: key.slice(0, ID_HEX), origin: key.slice(ID_HEX) })
       this.stats.grafts++

@@ -5,6 +5,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import {
   decodeGossip,
   decodeGossipControl,
+  decodeMesh,
   encodeGossip,
   encodeGossipControl,
   encodeMesh,
@@ -346,9 +347,20 @@ describe('mesh gossip', () => {
     expect(got.map((m) => m.text)).toEqual(['later', 'earlier'])
   })
 
-  it('announcements and messages from a session that is not a neighbour are ignored', async () => {
+  it('announcements and messages from a session that is not a neighbour are ignored, and it is told once that it is none', async () => {
     const { network, make } = meshNetwork(fixed)
     const victim = await make()
+    // What the victim says on the membership channel: a peer that believes it is a neighbour (it
+    // accepted a request we gave up on) learns that it is not, and stops pushing.
+    const membership: string[] = []
+    let meshChannel: Channel | undefined
+    const strangerMesh: Service = {
+      protocol: MESH_PROTOCOL,
+      open(ch) {
+        meshChannel = ch
+        return { onFrame: (body) => membership.push(decodeMesh(body).type), onClose() {} }
+      },
+    }
     let opened: (ch: Channel) => void = () => {}
     const gossipChannel = new Promise<Channel>((resolve) => {
       opened = resolve
@@ -360,11 +372,11 @@ describe('mesh gossip', () => {
         return { onFrame() {}, onClose() {} }
       },
     }
-    // Gossip but no mesh service: it never becomes a neighbour.
+    // Its mesh service never asks to be a neighbour.
     const stranger = createPeer({
       transport: memoryTransport(network, { host: 'stranger' }),
       name: 'stranger',
-      services: [strangerGossip],
+      services: [strangerGossip, strangerMesh],
     })
     onTestFinished(() => stranger.stop())
     await stranger.start()
@@ -382,11 +394,16 @@ describe('mesh gossip', () => {
     const reasons: string[] = []
     victim.gossip.on('dropped', (reason) => reasons.push(reason))
     channel.sendBytes(signedBy(origin, 'validly signed', Date.now()))
-    await until(() => victim.gossip.stats.received === 1, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
+    channel.sendBytes(signedBy(origin, 'again', Date.now()))
+    await until(() => victim.gossip.stats.received === 2, [victim.gossip], ['gossip', 'duplicate', 'dropped'])
     expect(victim.mesh.isActive(stranger.id)).toBe(false)
     expect(victim.gossip.state().missing).toBe(0)
     expect(got).toEqual([])
-    expect(reasons).toEqual(['stranger'])
+    expect(reasons).toEqual(['stranger', 'stranger'])
+    // Frames come in order: any second DISCONNECT would arrive before the answer to this request.
+    meshChannel!.sendBytes(encodeMesh({ type: 'NEIGHBOR', high: false, addr: '' }))
+    await expect.poll(() => membership).toContain('NEIGHBOR_REPLY')
+    expect(membership).toEqual(['DISCONNECT', 'NEIGHBOR_REPLY'])
   })
 
   it('an origin over its rate has its messages dropped at the first relay', async () => {
