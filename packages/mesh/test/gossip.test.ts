@@ -47,11 +47,13 @@ async function hostileNeighbour(
   network: Parameters<typeof memoryTransport>[0],
   victim: MeshNode,
   onFrame: (body: Uint8Array) => void,
+  { host = 'evil', mesh }: { host?: string; mesh?: (channel: Channel) => void } = {},
 ): Promise<Channel> {
   let channel: Channel | undefined
   const evilMesh: Service = {
     protocol: MESH_PROTOCOL,
     open(ch) {
+      mesh?.(ch)
       queueMicrotask(() => ch.sendBytes(encodeMesh({ type: 'JOIN', addr: '' })))
       return { onFrame() {}, onClose() {} }
     },
@@ -64,8 +66,8 @@ async function hostileNeighbour(
     },
   }
   const evil = createPeer({
-    transport: memoryTransport(network, { host: 'evil' }),
-    name: 'evil',
+    transport: memoryTransport(network, { host }),
+    name: host,
     services: [evilMesh, evilGossip],
   })
   onTestFinished(() => evil.stop())
@@ -184,6 +186,42 @@ describe('mesh gossip', () => {
     expect(received).toBe(1 + 3)
     expect(victim.gossip.stats.graftAnswers).toBe(3)
     expect(victim.gossip.state().missing).toBeLessThanOrEqual(8)
+  })
+
+  it('a message announced by a peer that is no longer a neighbour is asked of the next announcer', async () => {
+    const { network, make } = meshNetwork({ ...fixed, gossip: { graftTimeout: 50 } })
+    const victim = await make()
+    const grafts = { gone: 0, kept: 0 }
+    let asked: () => void = () => {}
+    const keptAsked = new Promise<void>((resolve) => {
+      asked = resolve
+    })
+    const isGraft = (body: Uint8Array) => body[0] !== 1 && decodeGossipControl(body).type === 'GRAFT'
+    let goneMesh: Channel | undefined
+    const gone = await hostileNeighbour(network, victim, (body) => isGraft(body) && grafts.gone++, {
+      host: 'gone',
+      mesh: (ch) => {
+        goneMesh = ch
+      },
+    })
+    const kept = await hostileNeighbour(
+      network,
+      victim,
+      (body) => {
+        if (!isGraft(body)) return
+        grafts.kept++
+        asked()
+      },
+      { host: 'kept' },
+    )
+    const keys = [{ id: randomBytes(16).toString('hex'), origin: generateIdentity().peerId }]
+    gone.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
+    kept.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
+    // The first announcer leaves the victim's view but keeps its session.
+    goneMesh!.sendBytes(encodeMesh({ type: 'DISCONNECT' }))
+    await until(() => victim.mesh.active().length === 1, [victim.mesh], ['neighbor:down'])
+    await keptAsked
+    expect(grafts).toEqual({ gone: 0, kept: 1 })
   })
 
   it('a forged stale copy of an announced message does not cancel asking for the real one', async () => {
