@@ -83,19 +83,13 @@ export interface GossipDelivery {
   readonly receivedAt: number
 }
 
-/** Why a GOSSIP was not delivered; see {@link GossipEvents}. */
-export type DropReason = 'stale' | 'rate' | 'stranger'
-
 /** Events of a {@link Gossip} service. */
 export interface GossipEvents {
   gossip: [message: GossipDelivery]
   /** Another copy of a message already delivered (id, origin): its sender is pruned from the tree. */
   duplicate: [id: string, origin: string]
-  /**
-   * A message not delivered: too old, from the future or older than what the seen-cache forgot
-   * (`stale`), over its origin's rate (`rate`), or from a session that is not a neighbour (`stranger`).
-   */
-  dropped: [reason: DropReason]
+  /** A valid-looking message not delivered: too old, from the future, or over its origin's rate. */
+  dropped: [reason: 'stale' | 'rate']
 }
 
 /** Counters for the simulation and diagnostics. */
@@ -250,7 +244,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.delete(handler)
   }
 
-  #drop(reason: DropReason): void {
+  #drop(reason: 'stale' | 'rate'): void {
     this.stats.dropped++
     if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
   }
@@ -259,14 +253,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
   onGossip(handler: GossipHandler, body: Uint8Array): void {
     handler.channel.spend()
     this.stats.received++
-    // Messages travel between neighbours only. Any other session could otherwise push messages of
-    // throwaway origins into every peer's seen-cache without even joining the overlay.
-    const from = handler.channel.peer.id
-    if (this.#mesh !== undefined && !this.#mesh.welcomesGossip(from)) {
-      this.#drop('stranger')
-      this.#mesh.disown(from)
-      return
-    }
     // Too short to hold its key: decoding throws the precise error.
     if (body.length < KEY_END) decodeGossip(body)
     const key = Buffer.from(body.subarray(KEY_START, KEY_END)).toString('hex')
@@ -367,8 +353,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #askNext = (key: string, announcers: string[], now: number): number | undefined => {
     while (announcers.length > 0) {
       const h = this.#handlers.get(announcers.shift()!)
-      // A former neighbour's answer would be dropped as a stranger's: ask the next announcer.
-      if (!h?.channel.online || !this.#isNeighbour(h)) continue
+      if (!h?.channel.online) continue
       h.lazy = false
       h.send({ type: 'GRAFT', id: key.slice(0, ID_HEX), origin: key.slice(ID_HEX) })
       this.stats.grafts++

@@ -14,7 +14,6 @@ export {
 } from './codec.js'
 export {
   createGossip,
-  type DropReason,
   GOSSIP_PROTOCOL,
   Gossip,
   type GossipDelivery,

@@ -74,12 +74,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   #refreshAt = 0
   readonly #random: Random
   readonly #dials: TokenBucket
-  /** Dials for walk landings, which their senders steer: their own budget, so they cannot spend ours. */
-  readonly #walkDials: TokenBucket
   /** Mesh dials not yet settled, at most MAX_MESH_DIALS. */
   #dialing = 0
-  /** Of those, dials for candidates we did not choose (walk landings), at most MAX_MESH_DIALS - 1. */
-  #dialingUnchosen = 0
   #peer: Peer | undefined
   /** Sessions that run the mesh protocol, by peer id. */
   readonly #handlers = new Map<string, MeshHandler>()
@@ -135,7 +131,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     })
     const dps = init.dialsPerSecond ?? 4
     this.#dials = new TokenBucket(dps, Math.max(1, Math.ceil(dps)))
-    this.#walkDials = new TokenBucket(dps / 2, Math.max(1, Math.ceil(dps / 2)))
     this.service = {
       protocol: MESH_PROTOCOL,
       open: (channel: Channel): ServiceHandler => {
@@ -177,25 +172,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   /** Whether the peer is a neighbour now (in the active view): gossip sends messages only to neighbours. */
   isActive(id: string): boolean {
     return this.#views.active.has(id)
-  }
-
-  /**
-   * @internal Whether gossip takes messages from `id`: a neighbour, or one we asked to become one (its
-   * acceptance and its first GOSSIP may overtake each other on a link that pushes back).
-   */
-  welcomesGossip(id: string): boolean {
-    return this.#views.active.has(id) || this.#pending.has(id)
-  }
-
-  /**
-   * @internal `id` sent gossip though it is not a neighbour: it may think it is (it accepted a request
-   * we then gave up on). Tells it so once per link, with DISCONNECT, so that it stops pushing to us.
-   */
-  disown(id: string): void {
-    const handler = this.#handlers.get(id)
-    if (!handler || handler.disowned || !handler.channel.writable) return
-    handler.disowned = true
-    handler.send({ type: 'DISCONNECT' })
   }
 
   /** Replacement candidates now. */
@@ -347,12 +323,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       case 'NEIGHBOR': {
         handler.channel.spend()
         this.stats.neighborRequests++
-        // One we asked ourselves may ask us first (after a link switch, say): still one we chose.
-        const chosen = this.#pending.get(from)?.chosen ?? false
         const accept =
           this.#views.active.has(from) ||
           ((msg.high || this.#views.active.size < this.activeSize) &&
-            this.#addActive(from, this.#announcedOr(from, msg.addr), chosen))
+            this.#addActive(from, this.#announcedOr(from, msg.addr), false))
         if (!accept) this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: accept })
         return
@@ -418,7 +392,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#views.passive.delete(id)
     this.#views.active.set(id, addr)
     if (chosen) this.#views.outbound.add(id)
-    this.#handlers.get(id)!.disowned = false
     this.#views.rememberRecent(addr)
     this.emit('neighbor:up', id)
     return true
@@ -463,26 +436,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one). Walk landings, which their senders
-    // steer, hold all but one: the last is always there for candidates we chose.
-    const busy = this.#dialing >= MAX_MESH_DIALS || (!chosen && this.#dialingUnchosen >= MAX_MESH_DIALS - 1)
-    if (addr === '' || busy || !(chosen ? this.#dials : this.#walkDials).take()) {
-      // No budget now: keep a candidate we chose; the repair timer comes back to it. A walk's landing
-      // is let go, or walks aimed at addresses that never answer would fill our passive view.
-      if (chosen) this.#views.addPassive(id, addr, Date.now(), 'hearsay')
+    // handshake slot of the peer (its user's dials wait for one).
+    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
+      // No budget now: keep it as a candidate; the repair timer comes back to it.
+      this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
     }
     this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
     this.stats.dials++
     this.#dialing++
-    if (!chosen) this.#dialingUnchosen++
-    const settled = () => {
-      this.#dialing--
-      if (!chosen) this.#dialingUnchosen--
-    }
     peer.connect(addr).then(
       (info) => {
-        settled()
+        this.#dialing--
         const pending = this.#pending.get(id)
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale.
@@ -505,7 +470,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         h.send({ type: 'NEIGHBOR', high: pending.high, addr: this.#selfAddress() })
       },
       () => {
-        settled()
+        this.#dialing--
         this.stats.dialFailures++
         this.#pending.delete(id)
         this.#views.passive.delete(id)
@@ -585,7 +550,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     // A peer with enough neighbours (or nothing to try) checks five times less often: a loss
     // reschedules the check at once, and 10,000 peers' timers otherwise cost a core in one process.
-    const content = this.#views.active.size + this.#pendingChosen() >= this.#repairBelow
+    const content = this.#views.active.size + this.#pending.size >= this.#repairBelow
     const helpless =
       this.#views.active.size === 0 &&
       this.#pending.size === 0 &&
@@ -610,18 +575,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (now < this.#refreshAt) return
     this.#refreshAt = now + jitter(this.#random, this.#refreshInterval)
     // Short of neighbours, or already asking someone: the fill is at work.
-    if (this.#views.active.size < this.#repairBelow || this.#pendingChosen() > 0) return
+    if (this.#views.active.size < this.#repairBelow || this.#pending.size > 0) return
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
     this.#promote(candidate[0], candidate[1].addr, false, true)
-  }
-
-  /** Our own requests still unanswered (repair, mixing, join): those a walk brought are not counted. */
-  #pendingChosen(): number {
-    let count = 0
-    for (const p of this.#pending.values()) if (p.chosen) count++
-    return count
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
@@ -641,10 +599,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // the next joiner's walk or by a peer that lost more.
     // The rejoin backoff starts over once the peer is back at the floor.
     if (this.#views.active.size >= this.#repairBelow) this.#rejoinDelay = 0
-    // Requests a walk's sender steered do not count: a neighbour landing walks on sessions that never
-    // answer would otherwise hold off our repair.
-    const asking = this.#pendingChosen()
-    if (this.#views.active.size + asking >= this.#repairBelow) return
+    if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
       this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0, true)
@@ -654,7 +609,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // view): rejoin through a contact, with exponential backoff and jitter, so that thousands of peers
     // cut off together do not storm the same few contacts. Waiting until alone left a late joiner whose
     // walks were lost, and a newcomer that joined through it, each other's only neighbour for good.
-    if (asking > 0 || (this.#views.active.size > 0 && this.#views.passive.size > 0)) return
+    if (this.#pending.size > 0 || (this.#views.active.size > 0 && this.#views.passive.size > 0)) return
     const neighbours = new Set(this.#views.active.values())
     const through = [
       ...this.#contacts,

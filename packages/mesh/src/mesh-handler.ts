@@ -18,8 +18,6 @@ export class MeshHandler implements ServiceHandler {
   readonly forwardJoins = new TokenBucket(FORWARD_JOIN_RATE, FORWARD_JOIN_BURST)
   /** Whether this session's JOIN was walked through the overlay (once per link of the session). */
   walked = false
-  /** Whether we told it, on this link, that it is not our neighbour (see `Mesh.disown`). */
-  disowned = false
 
   constructor(
     readonly mesh: MeshHandlerOwner,
@@ -39,7 +37,6 @@ export class MeshHandler implements ServiceHandler {
   onResume(): void {
     // A new link: a peer cut off from the overlay may rejoin through this session.
     this.walked = false
-    this.disowned = false
     this.mesh.handlerResumed(this)
   }
 
