@@ -60,9 +60,12 @@ describe('mesh membership', () => {
     // Everyone joins through the same peer: without the walk it would be the hub of a star.
     for (const node of nodes.slice(1)) await node.mesh.join(nodes[0]!.peer.addresses[0]!)
     const emitters = nodes.map((n) => n.mesh)
-    // Links are symmetric once the joins settle: each neighbour has the other as a neighbour too.
+    // Links are symmetric once the joins settle: each neighbour has the other as a neighbour too. Not
+    // everyone need hold two: with 10 peers of 3 slots, one may be left with one neighbour while all
+    // others are full, which refuse its low-priority requests (HyParView asks with high priority only
+    // when alone), until a refresh makes room.
     await until(
-      () => connected(nodes) && symmetric(nodes) && nodes.every((n) => n.mesh.active().length >= 2),
+      () => connected(nodes) && symmetric(nodes) && nodes.every((n) => n.mesh.active().length >= 1),
       emitters,
       meshEvents,
     )
