@@ -145,7 +145,7 @@ export async function connectWithRetry(
       app.reporter.connected(info, address)
       return info
     } catch (err) {
-      dialed?.() // now, not in finally: joins of other peers must not wait out the backoff below
+      dialed?.() // now, not only in finally: joins of other peers must not wait out the backoff below
       app.logger.log('warn', 'connect failed', { address, attempt, err })
       if (app.signal.aborted) return undefined
       const problem = explain(err, { address })

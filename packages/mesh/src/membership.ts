@@ -226,8 +226,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     this.#shuffler.forget(id)
     this.#pending.delete(id)
-    if (this.#views.active.has(id)) {
-      this.#views.removeActive(id)
+    if (this.#views.removeActive(id) !== undefined) {
       if (why === 'dead') {
         this.stats.deadNeighbors++
         // A dead neighbour is not a replacement candidate: its address is likely dead too.
@@ -378,7 +377,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
 
   /**
    * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
-   * there is no room for it. `chosen`: we picked it ourselves (see `Pending.chosen`).
+   * it is ourselves or its session is gone. `chosen`: we picked it ourselves (see `Pending.chosen`).
    */
   #addActive(id: string, addr: string, chosen: boolean): boolean {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
