@@ -485,6 +485,17 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
     expect(got).toEqual(['aa1', 'aa2', 'bb1', 'bb2'])
   })
 
+  it("gives each message its own stream's id when streams alternate", async () => {
+    const { peer, client } = await setup()
+    const ids: string[] = []
+    peer.on('message', (m) => ids.push(m.id))
+    const c = await client()
+    const [a, b] = ['aa'.repeat(8), 'bb'.repeat(8)]
+    c.conn.send(Buffer.concat([text(a, 1), text(b, 1), text(a, 2), text(b, 0x10)]))
+    await sync(c, 1)
+    expect(ids).toEqual([messageId(a, 1), messageId(b, 1), messageId(a, 2), messageId(b, 0x10)])
+  })
+
   it('an ACK_UPTO settles the sends up to its seq, in order, and no further', async () => {
     const { peer, client } = await setup()
     const c = await client()

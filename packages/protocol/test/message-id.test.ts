@@ -1,5 +1,6 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { messageId } from '../src/index.js'
+import { messageId, StreamIds } from '../src/index.js'
 
 // Killed no mutant before: messageId had no test, yet it is the id every API shows for a TEXT.
 describe('messageId', () => {
@@ -16,5 +17,32 @@ describe('messageId', () => {
       messageId('0011223344556678', 1),
     ])
     expect(ids.size).toBe(3)
+  })
+})
+
+describe('StreamIds', () => {
+  it('makes the ids messageId makes, in any order of seqs (the hex length going up and down)', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[0-9a-f]{16}$/),
+        fc.array(
+          fc.oneof(fc.integer({ min: 1, max: 0xfff }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+          {
+            maxLength: 50,
+          },
+        ),
+        (stream, seqs) => {
+          const ids = new StreamIds(stream)
+          for (const seq of seqs) expect(ids.id(seq)).toBe(messageId(stream, seq))
+        },
+      ),
+    )
+  })
+
+  it('crosses a hex length between two ids in a row', () => {
+    const ids = new StreamIds('0011223344556677')
+    expect(ids.id(0xf)).toBe('0011223344556677000000000000000f')
+    expect(ids.id(0x10)).toBe('00112233445566770000000000000010')
+    expect(ids.id(0xf)).toBe('0011223344556677000000000000000f')
   })
 })

@@ -4,8 +4,8 @@ import {
   type AckUpToMessage,
   decodeMessage,
   Limits,
-  messageId,
   ProtocolError,
+  StreamIds,
 } from '@parley/protocol'
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
@@ -126,6 +126,9 @@ export class ChatService implements Service {
 export class ChatHandler implements ServiceHandler {
   /** Our stream of TEXTs to the remote: ids are `stream` + seq. */
   readonly stream = randomBytes(Limits.streamBytes).toString('hex')
+  readonly #ids = new StreamIds(this.stream)
+  /** The ids of the remote's stream (a new one each session of the remote's). */
+  #remoteIds = new StreamIds('')
   nextSeq = 1
   readonly #pending = new PendingQueue<Pending>()
   #inFlightBytes = 0
@@ -218,8 +221,9 @@ export class ChatHandler implements ServiceHandler {
         }
         seen.highest = this.#ackSeq = msg.seq
         this.channel.delivered()
+        if (this.#remoteIds.stream !== msg.stream) this.#remoteIds = new StreamIds(msg.stream)
         this.init.onMessage({
-          id: messageId(msg.stream, msg.seq),
+          id: this.#remoteIds.id(msg.seq),
           from,
           text: msg.text,
           sentAt: msg.sentAt,
@@ -424,8 +428,8 @@ export class ChatHandler implements ServiceHandler {
         resolve({
           peerId,
           count: n,
-          firstId: messageId(this.stream, firstSeq),
-          lastId: messageId(this.stream, lastSeq),
+          firstId: this.#ids.id(firstSeq),
+          lastId: this.#ids.id(lastSeq),
           ackedAt,
         })
       }
@@ -528,7 +532,7 @@ export class ChatHandler implements ServiceHandler {
 
   #resolve(p: Pending, ackedAt: number): void {
     if (p.acked !== undefined) p.acked(ackedAt)
-    else p.resolve({ id: messageId(this.stream, p.seq), peerId: this.#peer.id, ackedAt })
+    else p.resolve({ id: this.#ids.id(p.seq), peerId: this.#peer.id, ackedAt })
   }
 
   /** Removes a pending send and lets a waiting send use the room it frees. */
