@@ -339,7 +339,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           return
         }
         this.#pending.delete(from)
-        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) return
+        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) {
+          // A newcomer knows only its contact: it asks it for candidates at once, not at the next
+          // period, so that it can still find the overlay if the contact drops it or leaves.
+          if (pending.join && this.#views.passive.size === 0) this.#shuffler.shuffleNow()
+          return
+        }
         // Refused, or its session is gone: tell it (it may have taken us), keep it as a candidate for
         // later, and free the session we opened.
         if (msg.accepted) handler.send({ type: 'DISCONNECT' })
@@ -601,9 +606,15 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
-      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size === 0, true)
+      // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is
+      // full and refuses low priority, so two peers left each other's only neighbour asked for good.
+      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size <= 1, true)
       return
     }
+    // No candidate to try: a neighbour we still have is asked for some. A newcomer whose contact is its
+    // only neighbour (the walks of its JOIN found no one with a dial to spare) otherwise knows nobody
+    // else, and is left alone for good if that contact leaves (3,000-peer simulations, 20 % churn).
+    if (this.#views.active.size > 0) this.#shuffler.shuffleNow()
     // Short of neighbours with nothing to try (alone, or with a few neighbours and an empty passive
     // view): rejoin through a contact, with exponential backoff and jitter, so that thousands of peers
     // cut off together do not storm the same few contacts. Waiting until alone left a late joiner whose

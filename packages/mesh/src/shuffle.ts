@@ -3,6 +3,9 @@ import type { MeshHandler } from './mesh-handler.js'
 import { jitter, type Random } from './random.js'
 import type { Views } from './views.js'
 
+/** Entries a SHUFFLE_REPLY holds at least (when we know as many). */
+export const MIN_SHUFFLE_REPLY = 8
+
 /** What the view exchange needs from the membership service. */
 export interface ShuffleHost {
   readonly views: Views
@@ -56,13 +59,18 @@ export class Shuffler {
     for (const [id, at] of this.#asked) if (now - at > this.host.timeout) this.#asked.delete(id)
   }
 
-  /** A neighbour's SHUFFLE: answered (within its own rate) with as many of ours, never its own. */
+  /**
+   * A neighbour's SHUFFLE: answered (within its own rate) with as many of ours, never its own, and at
+   * least {@link MIN_SHUFFLE_REPLY}: a newcomer has only itself to send, and one candidate back would
+   * leave it alone if its contact, then that candidate, leave.
+   */
   onShuffle(handler: MeshHandler, entries: readonly MeshEntry[]): void {
     handler.channel.spend()
     if (!handler.shuffles.take() || !handler.channel.writable) return
     this.host.counted()
     const exclude = new Set([handler.channel.peer.id, ...entries.map((e) => e.id)])
-    handler.send({ type: 'SHUFFLE_REPLY', entries: this.host.views.sample(entries.length, exclude) })
+    const count = Math.max(entries.length, MIN_SHUFFLE_REPLY)
+    handler.send({ type: 'SHUFFLE_REPLY', entries: this.host.views.sample(count, exclude) })
     this.#merge(entries)
   }
 
@@ -76,6 +84,15 @@ export class Shuffler {
   #merge(entries: readonly MeshEntry[]): void {
     this.host.views.merge(entries, Date.now())
     this.host.merged()
+  }
+
+  /**
+   * Exchanges views now, unless an exchange is already waiting for its answer: for a peer short of
+   * neighbours with no candidate left, which would otherwise wait for the next period (up to 15 s)
+   * and be left alone meanwhile if its last neighbour goes.
+   */
+  shuffleNow(): void {
+    if (this.#asked.size === 0) this.#shuffle()
   }
 
   /** Sends ourselves, a few neighbours and a few candidates to a random neighbour, which answers in kind. */

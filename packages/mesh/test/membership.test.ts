@@ -1,7 +1,7 @@
 import type { Channel, DisconnectEvent, MemoryNetwork, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { encodeMesh } from '../src/codec.js'
+import { decodeMesh, encodeMesh, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { connected, type MeshNode, meshNetwork, symmetric, until } from './fixtures/mesh-net.js'
 
@@ -149,9 +149,11 @@ describe('mesh membership', () => {
   })
 
   it('a content peer still trades a neighbour for a candidate now and then, within activeSize', async () => {
+    // 5 peers of 3 slots: the slots' sum is odd, so one peer always has room and a trade is possible
+    // (when every peer is full, each refresh is refused, by design).
     const { make } = meshNetwork({
       mesh: {
-        activeSize: 2,
+        activeSize: 3,
         repairBelow: 1,
         shuffleInterval: 100,
         repairInterval: 50,
@@ -161,10 +163,10 @@ describe('mesh membership', () => {
     })
     const nodes: MeshNode[] = []
     let over = 0
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 5; i++) {
       const node = await make()
       node.mesh.on('neighbor:up', () => {
-        if (node.mesh.active().length > 2) over++
+        if (node.mesh.active().length > 3) over++
       })
       nodes.push(node)
     }
@@ -278,5 +280,125 @@ describe('mesh membership', () => {
     const event = await gone
     expect(event.reason).toBe('protocol-error')
     expect(victim.mesh.active()).toEqual([])
+  })
+})
+
+/**
+ * A hand-written peer running the membership protocol by `script`: `opened` runs when its channel to
+ * a mesh peer opens, `answer` on every message it receives; every message is also kept in `got`.
+ */
+async function scriptedPeer(
+  network: MemoryNetwork,
+  name: string,
+  script: {
+    opened?: (channel: Channel, self: { id: string; addr: string; age: number }) => void
+    answer?: (msg: MeshMessage, channel: Channel) => void
+  },
+) {
+  const got: MeshMessage[] = []
+  const peer = createPeer({
+    transport: memoryTransport(network, { host: name }),
+    name,
+    listen: `${name}:0`,
+    services: [
+      {
+        protocol: MESH_PROTOCOL,
+        open(channel: Channel) {
+          queueMicrotask(() => script.opened?.(channel, { id: peer.id, addr: peer.addresses[0]!, age: 0 }))
+          return {
+            onFrame(body: Uint8Array) {
+              const msg = decodeMesh(body)
+              got.push(msg)
+              script.answer?.(msg, channel)
+            },
+            onClose() {},
+          }
+        },
+      },
+    ],
+  })
+  onTestFinished(() => peer.stop())
+  await peer.start()
+  /** The first message of `type`, once it has arrived. */
+  const next = (type: MeshMessage['type']) =>
+    vi.waitFor(
+      () => {
+        const msg = got.find((m) => m.type === type)
+        if (!msg) throw new Error(`no ${type} yet`)
+        return msg
+      },
+      { timeout: 5_000, interval: 5 },
+    )
+  return { peer, next }
+}
+
+describe('newcomers', () => {
+  it('a newcomer asks its contact for candidates as soon as it is taken, not at the next period', async () => {
+    // No periodic exchange at all, and no repair round within the test: only the join can send it.
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 60_000 } })
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+      },
+    })
+    const newcomer = await make()
+    await newcomer.mesh.join(contact.peer.addresses[0]!)
+    const shuffle = await contact.next('SHUFFLE')
+    expect(shuffle.type === 'SHUFFLE' && shuffle.entries.map((e) => e.id)).toEqual([newcomer.peer.id])
+  })
+
+  it('a contact answers a newcomer that has only itself to send with more candidates than one', async () => {
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, joinTtl: 0 } })
+    const contact = await make()
+    const others: MeshNode[] = []
+    for (let i = 0; i < 4; i++) {
+      const node = await make()
+      await node.mesh.join(contact.peer.addresses[0]!)
+      others.push(node)
+    }
+    await until(() => contact.mesh.active().length === 4, [contact.mesh], meshEvents)
+    const newcomer = await scriptedPeer(network, 'newcomer', {
+      opened: (channel, self) => {
+        channel.sendBytes(encodeMesh({ type: 'JOIN', addr: self.addr }))
+        channel.sendBytes(encodeMesh({ type: 'SHUFFLE', entries: [self] }))
+      },
+    })
+    await newcomer.peer.connect(contact.peer.addresses[0]!)
+    const reply = await newcomer.next('SHUFFLE_REPLY')
+    const ids = reply.type === 'SHUFFLE_REPLY' ? reply.entries.map((e) => e.id) : []
+    expect(ids.sort()).toEqual(others.map((n) => n.peer.id).sort())
+  })
+  it('a peer short of neighbours with no candidate asks its neighbour for some again, at each repair', async () => {
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
+    let shuffles = 0
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+        // Nothing to offer: the newcomer stays short of neighbours with no candidate.
+        if (msg.type === 'SHUFFLE' && ++shuffles <= 2)
+          channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries: [] }))
+      },
+    })
+    const newcomer = await make()
+    await newcomer.mesh.join(contact.peer.addresses[0]!)
+    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 5 })
+  })
+
+  it('a peer down to one neighbour asks a candidate with high priority: full peers refuse low priority', async () => {
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
+    const candidate = await scriptedPeer(network, 'candidate', {})
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+        if (msg.type === 'SHUFFLE') {
+          const entry = { id: candidate.peer.id, addr: candidate.peer.addresses[0]!, age: 0 }
+          channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries: [entry] }))
+        }
+      },
+    })
+    const newcomer = await make()
+    await newcomer.mesh.join(contact.peer.addresses[0]!)
+    const request = await candidate.next('NEIGHBOR')
+    expect(request.type === 'NEIGHBOR' && request.high).toBe(true)
   })
 })
