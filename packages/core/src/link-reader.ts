@@ -52,6 +52,9 @@ export class LinkReader {
     if ((link.state.status as string) === 'closed') return
     let bodies: Uint8Array[]
     let failure: unknown
+    // Once open, the decoder splits each body into its channel and its message (one view per frame).
+    // A handshake's frames stay whole: a version 1 or 2 peer's have no channel byte.
+    const channels: number[] | undefined = link.state.status === 'handshaking' ? undefined : []
     // Every chunk (a decrypted record) costs us work whatever it holds: a peer sending a byte per record
     // spends our CPU, not its bandwidth. Small records are budgeted like messages (honest peers send at
     // most one per message, and coalesce); large ones carry their own weight in bytes.
@@ -68,7 +71,7 @@ export class LinkReader {
       return
     }
     try {
-      bodies = link.decoder.push(chunk)
+      bodies = channels === undefined ? link.decoder.push(chunk) : link.decoder.pushMessages(chunk, channels)
       // Frames before a bad length prefix come back first; the prefix's error is kept on the decoder.
       if (link.decoder.error) failure = link.decoder.error
     } catch (err) {
@@ -77,9 +80,10 @@ export class LinkReader {
     }
     link.lastReceived = now
     try {
-      for (const body of bodies) {
+      for (let i = 0; i < bodies.length; i++) {
         if (link.state.status === 'closed') return
-        this.#onFrame(link, body)
+        if (channels === undefined) this.#onBody(link, bodies[i]!)
+        else this.#onFrame(link, channels[i]!, bodies[i]!)
       }
       // The decoder keeps no chunk; once no early frame refers to it, its memory can serve the next record.
       if (link.early.length === 0) link.conn.recycle?.(chunk)
@@ -123,23 +127,28 @@ export class LinkReader {
     const early = link.early.splice(0)
     link.earlyBytes = 0
     try {
-      for (const body of early) this.#onFrame(link, body)
+      for (const body of early) this.#onBody(link, body)
       this.readEnd(link)
     } catch (err) {
       this.#init.violation(link, err)
     }
   }
 
-  #onFrame(link: Link, body: Uint8Array): void {
+  /** A whole frame body: from a read that began during the handshake, or held until it ended. */
+  #onBody(link: Link, body: Uint8Array): void {
     if (link.state.status === 'handshaking') {
       this.#onHandshakeFrame(link, body)
       return
     }
+    const { channel, message } = splitChannel(body)
+    this.#onFrame(link, channel, message)
+  }
+
+  #onFrame(link: Link, channel: number, message: Uint8Array): void {
     // A link closing after a refused handshake has no remote: what it sends after its HELLO is ignored.
     if ((link.state.status !== 'open' && link.state.status !== 'closing') || !link.remote) return
     const session = this.#init.sessions.get(link.remote.peerId)
     if (!session) return
-    const { channel, message } = splitChannel(body)
     session.lastSeen = link.lastReceived
     if (channel !== CONTROL_CHANNEL) {
       session.reconnectAttempt = 0

@@ -81,9 +81,13 @@ export class Session {
     for (const h of this.#handlers.values()) fn(h)
   }
 
-  /** Takes one token of the peer's rate budget. */
+  /**
+   * Takes one token of the peer's rate budget, refilled up to the time of the frame being handled
+   * (`lastSeen`, the read's clock): no clock call per message. Called between frames, a stale time
+   * only defers the refill to the next frame's spend; nothing is lost or given.
+   */
   spend(): void {
-    if (this.bucket && !this.bucket.take()) {
+    if (this.bucket && !this.bucket.take(1, this.lastSeen)) {
       throw new PeerError(
         'LIMIT_EXCEEDED',
         `sent more than ${this.bucket.perSecond} messages/s (burst ${this.bucket.burst})`,

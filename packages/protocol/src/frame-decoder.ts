@@ -1,6 +1,7 @@
 import { alloc } from './bytes.js'
 import { ProtocolError, ProtocolErrorCode } from './errors.js'
 import { checkFrameSize, FRAME_PREFIX_BYTES, resolveMaxFrameSize } from './frame.js'
+import { CHANNEL_BYTES } from './messages.js'
 
 // The receiving side of framing: any chunking in, whole frame bodies out (PROTOCOL.md, "Framing").
 
@@ -92,6 +93,26 @@ export class FrameDecoder {
    * precedes it in this call, or the stored {@link FrameDecoder.error} if the decoder already failed.
    */
   push(chunk: Uint8Array): Uint8Array[] {
+    return this.#push(chunk, undefined)
+  }
+
+  /**
+   * Like {@link FrameDecoder.push}, for bodies that start with their channel byte (every frame since
+   * protocol version 3): returns each body's message, a view after that byte, and appends its channel
+   * to `channels` at the same index. One view per frame, where `push` and then `splitChannel` make two
+   * and an object: on a receiver of small messages that is a few percent of its CPU.
+   *
+   * A length prefix under 2 fails the decoder with `EMPTY_FRAME` (no message after the channel), on the
+   * same terms as any bad prefix: frames before it come back first.
+   *
+   * @throws ProtocolError as {@link FrameDecoder.push} does.
+   */
+  pushMessages(chunk: Uint8Array, channels: number[]): Uint8Array[] {
+    return this.#push(chunk, channels)
+  }
+
+  /** `channels` set: split each body into its channel (pushed there) and its message (returned). */
+  #push(chunk: Uint8Array, channels: number[] | undefined): Uint8Array[] {
     if (this.#error) throw this.#error
     const frames: Uint8Array[] = []
     const end = chunk.byteLength
@@ -116,6 +137,12 @@ export class FrameDecoder {
         this.#prefixRead = 0
         try {
           checkFrameSize(length, this.maxFrameSize)
+          if (channels !== undefined && length <= CHANNEL_BYTES) {
+            throw new ProtocolError(
+              ProtocolErrorCode.EMPTY_FRAME,
+              'frame body holds no message after its channel',
+            )
+          }
         } catch (err) {
           this.#fail(err as ProtocolError)
           if (frames.length === 0) throw err
@@ -130,7 +157,11 @@ export class FrameDecoder {
       const available = end - at
       if (this.#body === undefined && available >= need) {
         // The whole body is in this chunk: a view, no copy.
-        frames.push(chunk.subarray(at, at + need))
+        if (channels === undefined) frames.push(chunk.subarray(at, at + need))
+        else {
+          channels.push(chunk[at]!)
+          frames.push(chunk.subarray(at + CHANNEL_BYTES, at + need))
+        }
         at += need
         this.#bodyLength = -1
         continue
@@ -139,7 +170,12 @@ export class FrameDecoder {
       this.#append(chunk, at, take)
       at += take
       if (this.#filled === this.#bodyLength) {
-        frames.push(this.#body!.subarray(0, this.#filled))
+        const body = this.#body!
+        if (channels === undefined) frames.push(body.subarray(0, this.#filled))
+        else {
+          channels.push(body[0]!)
+          frames.push(body.subarray(CHANNEL_BYTES, this.#filled))
+        }
         this.#body = undefined
         this.#filled = 0
         this.#bodyLength = -1

@@ -314,6 +314,41 @@ describe('FrameDecoder', () => {
   })
 })
 
+describe('FrameDecoder.pushMessages', () => {
+  it('returns each message as a view after its channel byte, the channel at the same index', () => {
+    const chunk = concat([frameMessage(samples.PING), frameMessage(samples.TEXT, { channel: 7 })])
+    const channels: number[] = []
+    const [ping, text] = new FrameDecoder().pushMessages(chunk, channels)
+    expect(channels).toEqual([0, 7])
+    expect([decodeMessage(ping!), decodeMessage(text!)]).toEqual([samples.PING, samples.TEXT])
+    expect(ping!.buffer).toBe(chunk.buffer)
+    expect(ping!.byteOffset).toBe(4 + 1)
+  })
+
+  it('splits a body assembled across chunks the same way', () => {
+    const frame = frameMessage(samples.HELLO, { channel: 0 })
+    const decoder = new FrameDecoder()
+    const channels: number[] = []
+    expect(decoder.pushMessages(frame.subarray(0, 9), channels)).toEqual([])
+    const [hello] = decoder.pushMessages(frame.subarray(9), channels)
+    frame.fill(0xff)
+    expect(channels).toEqual([0])
+    expect(decodeMessage(hello!)).toEqual(samples.HELLO)
+  })
+
+  it('fails at a 1-byte length prefix with EMPTY_FRAME, after the frames before it', () => {
+    const decoder = new FrameDecoder()
+    const channels: number[] = []
+    // The prefix alone is enough: its frame could hold a channel and no message.
+    const messages = decoder.pushMessages(concat([frameMessage(samples.PING), prefix(1)]), channels)
+    expect(messages.map((m) => decodeMessage(m))).toEqual([samples.PING])
+    expect(decoder.error?.code).toBe(ProtocolErrorCode.EMPTY_FRAME)
+    expect(() => decoder.pushMessages(fromHex('01'), channels)).toThrow(decoder.error)
+    // push, which returns whole bodies, takes a 1-byte body: the channel byte is its caller's business.
+    expect(new FrameDecoder().push(concat([prefix(1), fromHex('05')]))).toEqual([fromHex('05')])
+  })
+})
+
 describe('FrameDecoder memory', () => {
   /** The bound the decoder promises: twice the body bytes received, plus the first assembly size. */
   const bound = (received: number): number => 2 * received + 16 * 1024

@@ -153,6 +153,70 @@ describe('framing properties', () => {
     )
   })
 
+  it('FrameDecoder.pushMessages yields what push and splitChannel do, failing where they fail', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        // Bodies of 0 to 9 bytes (each with its length prefix), then any bytes, cut anywhere.
+        fc.array(fc.uint8Array({ maxLength: 9 }), { maxLength: 8 }),
+        fc.uint8Array({ maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (maxFrameSize, bodies, tail, cuts) => {
+          const stream = Buffer.concat([
+            ...bodies.flatMap((b) => [Buffer.from([0, 0, 0, b.length]), b]),
+            tail,
+          ])
+          const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((x, y) => x - y)
+          const chunks = [...points, stream.length].map((to, i, all) =>
+            stream.subarray(i ? all[i - 1] : 0, to),
+          )
+          const whole = new FrameDecoder({ maxFrameSize })
+          const want: [number, string][] = []
+          let wantError: string | undefined
+          for (const chunk of chunks) {
+            try {
+              for (const body of whole.push(chunk)) {
+                const { channel, message } = splitChannel(body)
+                want.push([channel, hexOf(message)])
+              }
+            } catch (err) {
+              wantError = (err as ProtocolError).code
+              break
+            }
+            if (whole.error) {
+              wantError = whole.error.code
+              break
+            }
+          }
+          const split = new FrameDecoder({ maxFrameSize })
+          const got: [number, string][] = []
+          let gotError: string | undefined
+          for (const chunk of chunks) {
+            const channels: number[] = []
+            try {
+              const messages = split.pushMessages(chunk, channels)
+              expect(channels).toHaveLength(messages.length)
+              for (const [i, m] of messages.entries()) got.push([channels[i]!, hexOf(m)])
+            } catch (err) {
+              gotError = (err as ProtocolError).code
+              break
+            }
+            if (split.error) {
+              gotError = split.error.code
+              break
+            }
+          }
+          expect(got).toEqual(want)
+          // pushMessages refuses a 1-byte frame at its prefix; push has to wait for its byte first.
+          if (gotError === 'EMPTY_FRAME' && wantError === undefined) {
+            expect(() => whole.end()).toThrow('stream ended inside a 1-byte frame')
+          } else expect(gotError).toBe(wantError)
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
   it('FrameWriter output, however batched, decodes to the messages written, in order', () => {
     fc.assert(
       fc.property(
