@@ -112,6 +112,27 @@ export async function mapConcurrent<T, R>(
   return out
 }
 
+let clockNow = 0
+let clockFresh = false
+const clockStale = (): void => {
+  clockFresh = false
+}
+
+/**
+ * `Date.now()` read once for a run of synchronous code and the microtasks queued before it: a burst of
+ * sends (or the sends that one read's acknowledgements release) shares one clock read, which costs
+ * 40-80 ns, instead of one per message. The time is at most as old as that run, which a send's
+ * timestamp and ack deadline (milliseconds, seconds) can afford. Not for measuring durations.
+ */
+export function coarseNow(): number {
+  if (!clockFresh) {
+    clockNow = Date.now()
+    clockFresh = true
+    queueMicrotask(clockStale)
+  }
+  return clockNow
+}
+
 /** A token bucket: `burst` tokens, refilled at `perSecond`. */
 export class TokenBucket {
   #tokens: number

@@ -10,6 +10,7 @@ import {
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
+import { coarseNow } from '../util.js'
 import { WaitQueue } from '../wait-queue.js'
 import { DeliveredFrom, type Seen } from './delivered-from.js'
 import type { Channel, Service, ServiceHandler } from './service.js'
@@ -463,7 +464,7 @@ export class ChatHandler implements ServiceHandler {
 
   /** Numbers the TEXT, records it as pending until its acknowledgement (or a failure), and writes it. */
   #write(entry: Pending): void {
-    const now = Date.now()
+    const now = coarseNow()
     entry.seq = this.nextSeq++
     entry.sentAt = now
     entry.deadline = now + entry.timeout
