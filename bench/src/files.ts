@@ -205,7 +205,9 @@ async function runOne(sizeMiB: number): Promise<FileRun> {
   } finally {
     clearTimeout(timer)
     for (const child of children) {
-      if (child.connected) child.send({ type: 'stop' })
+      // A child that finished may be exiting on its own: its channel closing under this send is no
+      // failure (without a callback, the EPIPE is an 'error' event, which fails the wait for 'exit' below).
+      if (child.connected) child.send({ type: 'stop' }, () => {})
       setTimeout(() => child.kill('SIGKILL'), 5_000).unref()
       if (child.exitCode === null)
         await Promise.race([once(child, 'exit'), new Promise((r) => setTimeout(r, 5_000))])

@@ -210,7 +210,7 @@ export async function runProcessSwarm(init: ProcessSwarmInit): Promise<ProcessSw
   } catch {
     // A child is gone: report what was measured.
   }
-  await Promise.all(children.map((c) => stopChild(c)))
+  await Promise.all(children.map((c) => stopChild(c.proc)))
   summary.elapsedSeconds = Number(seconds(began))
   return summary
 }
@@ -325,11 +325,14 @@ function fdsOf(pid: number | undefined): number {
   }
 }
 
-async function stopChild(child: Child): Promise<void> {
-  if (child.proc.exitCode !== null) return
-  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()))
-  if (child.proc.connected) child.proc.send({ type: 'stop' })
-  const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000)
+/** Asks a worker to exit and waits until it has, killing it after 10 s. @internal Exported for tests. */
+export async function stopChild(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  // A worker may be exiting on its own: its channel closing under this send is no error, and without a
+  // callback the EPIPE would be an 'error' event that nothing here listens to.
+  if (proc.connected) proc.send({ type: 'stop' }, () => {})
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
   await exited
   clearTimeout(timer)
 }
