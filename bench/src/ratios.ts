@@ -69,6 +69,8 @@ export function renderRatios(results: Results): string {
     ['Parley ÷ raw', 'parley', 'raw'],
     ['Parley ÷ js-libp2p', 'parley', 'libp2p'],
     ['Parley ÷ TLS 1.3', 'parley', 'tls'],
+    ['Parley ÷ raw, one write per message', 'parley', 'raw-naive'],
+    ['Parley ÷ TLS 1.3, one write per message', 'parley', 'tls-naive'],
     ["Parley, cipher: 'AESGCM' ÷ TLS 1.3", 'parley-aesgcm', 'tls'],
     ["Parley, cipher: 'AESGCM' ÷ Parley", 'parley-aesgcm', 'parley'],
     ['Parley ÷ secret-stream', 'parley', 'secret-stream'],

@@ -72,33 +72,39 @@ export class FramedChannel implements Channel {
   }
 }
 
-/** A {@link FramedChannel} over a connected `net.Socket` or `tls.TLSSocket`. */
-export function socketChannel(socket: Socket): FramedChannel {
+/**
+ * A {@link FramedChannel} over a connected `net.Socket` or `tls.TLSSocket`; `sink.coalesce: false`
+ * writes each frame on its own, as a naive application does.
+ */
+export function socketChannel(socket: Socket, sink: FrameSinkInit = {}): FramedChannel {
   socket.setNoDelay(true)
-  const channel = new FramedChannel({
-    write: (chunk) => socket.write(chunk),
-    writev: (chunks) => {
-      // cork/uncork turns the header and payload into one writev, the payload not copied.
-      socket.cork()
-      let ok = true
-      for (const chunk of chunks) ok = socket.write(chunk)
-      socket.uncork()
-      return ok
+  const channel = new FramedChannel(
+    {
+      write: (chunk) => socket.write(chunk),
+      writev: (chunks) => {
+        // cork/uncork turns the header and payload into one writev, the payload not copied.
+        socket.cork()
+        let ok = true
+        for (const chunk of chunks) ok = socket.write(chunk)
+        socket.uncork()
+        return ok
+      },
+      settled: () =>
+        new Promise<void>((resolve, reject) => {
+          // The callback of an empty write runs once everything queued before it is written.
+          socket.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve()))
+        }),
+      close: () =>
+        new Promise<void>((resolve) => {
+          if (socket.destroyed) return resolve()
+          socket.once('close', () => resolve())
+          socket.end()
+          // Bounded: a peer that never answers our FIN is cut off.
+          setTimeout(() => socket.destroy(), 2_000).unref()
+        }),
     },
-    settled: () =>
-      new Promise<void>((resolve, reject) => {
-        // The callback of an empty write runs once everything queued before it is written.
-        socket.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve()))
-      }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (socket.destroyed) return resolve()
-        socket.once('close', () => resolve())
-        socket.end()
-        // Bounded: a peer that never answers our FIN is cut off.
-        setTimeout(() => socket.destroy(), 2_000).unref()
-      }),
-  })
+    sink,
+  )
   socket.on('data', (chunk: Buffer) => channel.data(chunk))
   socket.on('drain', () => channel.drain())
   socket.on('error', (err) => channel.fail(err))

@@ -1,19 +1,25 @@
 import { connect, createServer } from 'node:tls'
+import type { FrameSinkInit } from '../framing.js'
 import { socketChannel } from './framed-channel.js'
 import { closeServer, connected, portOf } from './net-util.js'
-import type { System, SystemFactory } from './types.js'
+import type { System, SystemFactory, SystemOptions } from './types.js'
 
 /** TLS 1.3 (node:tls) with the self-signed certificate made at bench start, and the raw framer. */
-export const createTlsSystem: SystemFactory = async (options) => {
+export const createTlsSystem: SystemFactory = async (options) => tlsSystem(options, {})
+
+/** TLS 1.3, one `socket.write()` (so one TLS record) per message: an application that does not batch. */
+export const createTlsNaiveSystem: SystemFactory = async (options) => tlsSystem(options, { coalesce: false })
+
+function tlsSystem(options: SystemOptions, sink: FrameSinkInit): System {
   const creds = options.tls
   if (!creds) throw new Error('the TLS system needs a key and certificate')
-  const system: System = {
+  return {
     dialConcurrency: 16,
     payload: (bytes) => Buffer.alloc(bytes, 'x'),
     async listen(onChannel) {
       const server = createServer(
         { key: creds.key, cert: creds.cert, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' },
-        (socket) => onChannel(socketChannel(socket)),
+        (socket) => onChannel(socketChannel(socket, sink)),
       )
       // A client that gives up mid-handshake must not crash the worker.
       server.on('tlsClientError', () => {})
@@ -34,11 +40,10 @@ export const createTlsSystem: SystemFactory = async (options) => {
             maxVersion: 'TLSv1.3',
           })
           await connected(socket, 'secureConnect')
-          return socketChannel(socket)
+          return socketChannel(socket, sink)
         },
         close: async () => {},
       }
     },
   }
-  return system
 }
