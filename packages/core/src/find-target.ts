@@ -1,3 +1,4 @@
+import type { KnownPeers } from './known-peers.js'
 import { PeerError } from './peer-errors.js'
 import type { KnownEntry, PeerStore } from './peer-store.js'
 import type { Session } from './session.js'
@@ -14,7 +15,7 @@ export function findSession(
 ): Session | undefined {
   const byId = sessions.get(target)
   if (byId) return byId
-  const byAddress = sessionByAddress(sessions, target)
+  const byAddress = sessionByAddress(sessions, trust.known, target)
   if (byAddress) return byAddress
   const prefix = target.replace(/:/g, '')
   if (/^[0-9a-f]{4,}$/.test(prefix)) {
@@ -31,14 +32,21 @@ export function findSession(
 
 /**
  * The session reached at `address`: only one this peer dialed there itself (and so verified), or
- * whose connection comes from it. Addresses a peer claims for itself are hints for dialing, never
- * identity: a claim alone would let anyone take over sends to an address.
+ * whose connection comes from it, unless the key saved for that address is another's. Addresses a peer
+ * claims for itself are hints for dialing, never identity: a claim alone would let anyone take over
+ * sends to an address. A connection's source is not proof either: once a peer has let go of its port,
+ * anyone on its host (or behind a NAT that keeps ports) can connect from it.
  */
-export function sessionByAddress(sessions: Map<string, Session>, address: string): Session | undefined {
+export function sessionByAddress(
+  sessions: Map<string, Session>,
+  known: KnownPeers,
+  address: string,
+): Session | undefined {
   for (const s of sessions.values()) {
     if (!s.online) continue
     for (const l of s.links) {
-      if (l.dialedAddress === address || l.conn.remoteAddress === address) return s
+      if (l.dialedAddress === address) return s
+      if (l.conn.remoteAddress === address && known.check(address, s.id).status !== 'mismatch') return s
     }
   }
   return undefined

@@ -275,7 +275,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
-    const existing = sessionByAddress(this.#manager.sessions, address)
+    const existing = sessionByAddress(this.#manager.sessions, this.#trust.known, address)
     if (existing) {
       // Asked for by the user now: no longer a session kept only for a send.
       if (this.#transient.delete(existing.id)) this.#manager.wanted.set(existing.id, address)
@@ -435,7 +435,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     let info: PeerInfo | undefined
     let last: unknown
     for (const address of addresses) {
-      const existing = sessionByAddress(this.#manager.sessions, address)
+      const existing = sessionByAddress(this.#manager.sessions, this.#trust.known, address)
       if (existing) {
         info = existing.info()
         break

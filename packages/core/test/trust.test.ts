@@ -4,6 +4,7 @@ import { memoryKnownPeers } from '../src/known-peers.js'
 import { createPeer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
+import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
 // A peer is its key: addresses and names are hints, pinned to the key first seen with them.
@@ -64,6 +65,38 @@ describe('trust on first use, at the peer', () => {
     expect(delivered).toBe(0)
   })
 
+  it('a peer connecting in from the saved address of another key does not get what is sent to that address', async () => {
+    const { net, make } = network()
+    const known = memoryKnownPeers()
+    // Alice's listener sees every inbound connection come from `spoofed` once it is set: what a peer on
+    // bob's host sees when someone there connects from the port bob listened on before he stopped.
+    let spoofed: string | undefined
+    const alice = await make('alice', 'alice', {
+      knownPeers: known,
+      transport: fromAddress(memoryTransport(net, { host: 'alice' }), () => spoofed),
+    })
+    const bob = await make('bob', 'bob')
+    const bobAddress = bob.addresses[0]!
+    await alice.connect(bobAddress)
+    await alice.disconnect(bob.id)
+    await bob.stop()
+    spoofed = bobAddress
+    const mallory = await make('bob', 'mallory')
+    let delivered = 0
+    mallory.on('message', () => delivered++)
+    await mallory.connect(alice.addresses[0]!)
+    expect(alice.peers().connected).toEqual([
+      expect.objectContaining({ id: mallory.id, address: bobAddress }),
+    ])
+    // The send dials bob's address, where nobody listens now, rather than taking mallory's session.
+    await expect(alice.send(bobAddress, 'secret')).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+    await expect(alice.connect(bobAddress)).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+    expect(delivered).toBe(0)
+    // An address saved for no key, or for the key that connects from it, still finds the session.
+    await known.remember(bobAddress, mallory.id, 'bob')
+    await expect(alice.send(bobAddress, 'hi')).resolves.toMatchObject({ peerId: mallory.id })
+  })
+
   it('names a peer without a name by the first 64 bits of its key', () => {
     const anonymous = createPeer({
       transport: memoryTransport(memoryNetwork(), { host: 'x' }),
@@ -104,3 +137,30 @@ describe('dedup that cannot be flushed', () => {
     expect(texts).toEqual(['exactly once', 'after'])
   }, 60_000)
 })
+
+/** `inner`, except that the connections it accepts report `from()` as their remote address when set. */
+function fromAddress(inner: Transport, from: () => string | undefined): Transport {
+  return {
+    name: inner.name,
+    dial: (address, options) => inner.dial(address, options),
+    listen: (address, onConnection, options) =>
+      inner.listen(
+        address,
+        (conn) => {
+          const spoofed = from()
+          onConnection(spoofed === undefined ? conn : withRemoteAddress(conn, spoofed))
+        },
+        options,
+      ),
+  }
+}
+
+function withRemoteAddress(conn: Connection, remoteAddress: string): Connection {
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === 'remoteAddress') return remoteAddress
+      const value = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
