@@ -10,6 +10,9 @@ import type {
 import type { Session } from './session.js'
 import { mapConcurrent } from './util.js'
 
+/** Addresses of one known peer that connect-to-active tries. */
+const MAX_ADDRS_PER_PEER = 2
+
 /** What connect-to-active needs of the peer. */
 export interface ConnectToActiveDeps {
   store: PeerStore
@@ -81,8 +84,9 @@ export async function connectToActive(
     }
     results.push(
       ...(await mapConcurrent(picked, deps.limits.connectConcurrency, (k) =>
-        // Hearsay is a hint: its first two addresses are tried, so one answer cannot make us dial dozens.
-        deps.dial(k.source === 'hearsay' ? { ...k, addrs: k.addrs.slice(0, 2) } : k),
+        // Addresses are claims, first-hand or not: the first two are tried (first-hand ones start with
+        // where the peer was reached; see reachableFirst), so no peer can make us dial dozens for it.
+        deps.dial({ ...k, addrs: k.addrs.slice(0, MAX_ADDRS_PER_PEER) }),
       )),
     )
     if (options?.signal?.aborted) break

@@ -18,8 +18,16 @@ export const EVICTED_GOODBYE = 'evicted to make room for a new peer'
 
 /** What the connection manager tells the peer. */
 export interface ManagerEvents {
-  /** A handshake completed: what the remote said about itself (first-hand). */
-  learned(remote: PeerAnnouncement, direction: Direction): void
+  /**
+   * A handshake completed: what the remote said about itself (first-hand), the address we dialed it at
+   * (outbound), and the host its connection comes from.
+   */
+  learned(
+    remote: PeerAnnouncement,
+    direction: Direction,
+    dialedAddress: string | undefined,
+    host: string,
+  ): void
   opened(session: Session): void
   /** A lost session is back on a new link (its disconnect had been reported). */
   resumed(session: Session): void

@@ -155,7 +155,7 @@ export class ConnectionManager implements ConnectionHost {
   }
 
   #attach(link: Link, remote: PeerAnnouncement): Session {
-    this.init.events.learned(remote, link.direction)
+    this.init.events.learned(remote, link.direction, link.dialedAddress, remoteHostOf(link.conn))
     const session = this.sessions.get(remote.peerId)
     if (!session) {
       const rate = this.limits.rate

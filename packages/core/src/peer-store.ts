@@ -1,5 +1,6 @@
-import type { PeerRecord } from '@parley/protocol'
+import { Limits, type PeerRecord } from '@parley/protocol'
 import type { KnownPeer } from './peer-types.js'
+import { hostOf } from './util.js'
 
 /** Where an entry's name and addresses came from. */
 export type KnownSource = 'direct' | 'hearsay'
@@ -238,4 +239,23 @@ export class PeerStore {
 /** How much an entry is worth keeping: hearsay 0, a peer that only connected to us 1, one we dialled 2. */
 function rank(e: KnownEntry): number {
   return e.source === 'hearsay' ? 0 : e.dialled ? 2 : 1
+}
+
+/**
+ * A peer's addresses in the order to try them: the one we dialed it at (verified: its key answered
+ * there), then those it claims on the host its connection comes from, then its other claims. Claims
+ * are hints, so only the first few are ever dialed (see connectToActive): an address list cannot
+ * point us at a third party's hosts, only at the peer's own.
+ */
+export function reachableFirst(
+  claimed: readonly string[],
+  dialedAddress: string | undefined,
+  host: string,
+): string[] {
+  const onHost = claimed.filter((a) => a !== dialedAddress && hostOf(a) === host)
+  const others = claimed.filter((a) => a !== dialedAddress && hostOf(a) !== host)
+  return [...(dialedAddress === undefined ? [] : [dialedAddress]), ...onHost, ...others].slice(
+    0,
+    Limits.addresses,
+  )
 }

@@ -8,7 +8,7 @@ import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
-import { PeerStore } from './peer-store.js'
+import { PeerStore, reachableFirst } from './peer-store.js'
 import type {
   BroadcastResult,
   ConnectResult,
@@ -131,11 +131,13 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       isRunning: () => this.#status === 'running',
       events: {
         // Learned by connecting, not by exchange: 'peer:connect' says it; no 'peer:discovered'.
-        learned: (remote, direction) =>
-          void this.#store.learnDirect(remote.peerId, remote.name, remote.listenAddrs, {
-            dialled: direction === 'outbound',
-            connected: (id) => this.#manager.sessions.has(id),
-          }),
+        learned: (remote, direction, dialedAddress, host) =>
+          void this.#store.learnDirect(
+            remote.peerId,
+            remote.name,
+            reachableFirst(remote.listenAddrs, dialedAddress, host),
+            { dialled: direction === 'outbound', connected: (id) => this.#manager.sessions.has(id) },
+          ),
         opened: (session) => this.emit('peer:connect', session.info()),
         resumed: (session) => this.emit('peer:connect', session.info()),
         lost: (session, reason, message) =>

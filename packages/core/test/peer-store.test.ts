@@ -1,8 +1,11 @@
 import type { PeerRecord } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
-import { PeerStore } from '../src/peer-store.js'
+import { connectToActive } from '../src/connect-to-active.js'
+import { resolveLimits } from '../src/limits.js'
+import { PeerError } from '../src/peer-errors.js'
+import { PeerStore, reachableFirst } from '../src/peer-store.js'
 import type { PeerInit } from '../src/peer-types.js'
-import { memoryNetwork } from '../src/transports/memory.js'
+import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { memoryPeer } from './fixtures/memory-peer.js'
 
 const id = (n: number) => n.toString(16).padStart(64, '0')
@@ -146,5 +149,49 @@ describe('peer store against throwaway identities', () => {
     await expect(victim.send(friends[0]!.id, 'still there?')).resolves.toMatchObject({
       peerId: friends[0]!.id,
     })
+  })
+})
+
+describe('addresses a peer claims for itself', () => {
+  const claims = Array.from({ length: 16 }, (_, i) => `198.51.100.${i + 1}:4000`)
+
+  it('are tried where the peer was reached first: the address dialed, then its claims on its own host', () => {
+    const own = '203.0.113.7:4000'
+    expect(reachableFirst([...claims.slice(0, 3), own], undefined, '203.0.113.7')).toEqual([
+      own,
+      ...claims.slice(0, 3),
+    ])
+    expect(reachableFirst([own, ...claims.slice(0, 2)], '192.0.2.1:9000', '192.0.2.1')).toEqual([
+      '192.0.2.1:9000',
+      own,
+      ...claims.slice(0, 2),
+    ])
+  })
+
+  it('cannot make connect-to-active dial more than two of them, first-hand or not', async () => {
+    const s = store()
+    // A stranger connected in from 203.0.113.7, claiming sixteen addresses on someone else's hosts.
+    s.learnDirect(id(1), 'stranger', reachableFirst(claims, undefined, '203.0.113.7'))
+    s.learnDirect(id(2), 'dialled', reachableFirst(claims, '203.0.113.8:4000', '203.0.113.8'), {
+      dialled: true,
+    })
+    const dialed = new Map<string, string[]>()
+    await connectToActive(
+      {
+        store: s,
+        sessions: new Map(),
+        coolingUntil: () => undefined,
+        limits: resolveLimits({ transport: memoryTransport(memoryNetwork(), { host: 'me' }) }),
+        query: async () => undefined,
+        dial: async (k) => {
+          dialed.set(k.id, k.addrs)
+          const error = new PeerError('DIAL_FAILED', 'nobody answered')
+          return { ok: false, peerId: k.id, name: k.name, address: undefined, status: 'failed', error }
+        },
+      },
+      { rounds: 0 },
+    )
+    expect(dialed.get(id(1))).toEqual(claims.slice(0, 2))
+    expect(dialed.get(id(2))).toEqual(['203.0.113.8:4000', claims[0]])
   })
 })
