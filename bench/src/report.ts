@@ -243,7 +243,7 @@ export function renderReport(input: ReportInput): string {
     '',
     '## Systems',
     '',
-    '- **Parley**: `createPeer` + `tcpTransport()` + `noiseUpgrader({ identity })`, `send()` resolving on the ACK, the `message` event. The inbound rate limit (`rateLimit: false`) and the inbound connection cap (`maxInbound`) are lifted: they guard against abusive peers and would otherwise cut the bench off at 5,000 msg/s and 256 connections.',
+    '- **Parley**: `createPeer` + `tcpTransport()` + `noiseUpgrader({ identity })`, `send()` resolving on the ACK, the `message` event. The inbound rate limit (`rateLimit: false`) and the inbound connection cap (`maxInbound`) are lifted: they guard against abusive peers, and would otherwise hold the bench to 4,000 msg/s (a sender keeps to 80 % of the rate budget it assumes the remote gives it) and 256 connections.',
     "- **Parley, cipher: 'AESGCM'**: the same with `noiseUpgrader({ identity, cipher: 'AESGCM' })`: AES-256-GCM (`Noise_XX_25519_AESGCM_SHA256`) on this CPU's AES instructions (the row is left out on a CPU without them, where the option falls back to ChaCha20-Poly1305). Run in (a), (b), where a faster cipher would show, and (c), to show what it costs small records.",
     '- **Parley plaintext**: the same with `plaintextUpgrader()`: the cost of the secure channel, bench only.',
     "- **raw**: node:net with the bench's 4-byte length-prefix framer (bench/src/framing.ts): small frames of one tick coalesced into one write, as Node's documentation recommends for many small writes (`writable.cork()`), large frames as header + payload in one corked write, zero-copy reads. The practical ceiling, and the reference of the targets.",

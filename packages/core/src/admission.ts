@@ -281,7 +281,7 @@ function youngest<T>(list: EvictionCandidate<T>[]): EvictionCandidate<T> {
 /**
  * Network groups that broke a limit recently. Refusing a peer id costs an attacker nothing (a new key
  * is free), so punishment also lands on where it connects from: a discouraged group's peers get a
- * smaller rate budget and are evicted first. Honest peers in the same group still get in.
+ * smaller burst and are evicted first. Honest peers in the same group still get in.
  */
 export class Discouragement {
   readonly #until = new Map<string, number>()

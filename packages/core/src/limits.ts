@@ -16,6 +16,7 @@ export interface ResolvedLimits {
   /** Bytes held for one remote peer: its partial frame, early frames and our frames waiting for it to read. */
   peerMemory: number
   rate: { perSecond: number; burst: number } | false
+  sendPace: { perSecond: number; burst: number } | false
   cooldown: number
   inFlightMessages: number
   inFlightBytes: number
@@ -33,6 +34,7 @@ export interface ResolvedLimits {
 export function resolveLimits(init: PeerInit): ResolvedLimits {
   const r = init.reconnect
   const maxFrameSize = init.maxFrameSize ?? 1024 * 1024
+  const rate = init.rateLimit ?? { perSecond: 5_000, burst: 10_000 }
   return {
     maxFrameSize,
     handshakeTimeout: init.handshakeTimeout ?? 10_000,
@@ -47,7 +49,8 @@ export function resolveLimits(init: PeerInit): ResolvedLimits {
     maxOutboundHandshakes: init.maxHandshakes?.outbound ?? 16,
     // Two frames in flight each way and a little more: an honest peer never comes near it.
     peerMemory: init.maxPeerMemory ?? 2 * maxFrameSize + 1024 * 1024,
-    rate: init.rateLimit ?? { perSecond: 5_000, burst: 10_000 },
+    rate,
+    sendPace: init.sendPace ?? defaultPace(rate),
     cooldown: init.cooldown ?? 60_000,
     inFlightMessages: init.inFlight?.messages ?? 10_000,
     inFlightBytes: init.inFlight?.bytes ?? 8 * 1024 * 1024,
@@ -74,4 +77,15 @@ function positive(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1)
     throw new RangeError(`${name} must be a whole number of at least 1, got ${v}`)
   return v
+}
+
+/**
+ * The pace of our TEXTs to each remote, assuming its `rateLimit` is ours: a margin below its rate (its
+ * other services, pings, peer exchange and the mesh, spend the same budget), and a burst, which also
+ * bounds our unacknowledged TEXTs, of a tenth of its burst: after a stall a remote may read a backlog and
+ * a burst at once, and it gives a peer from a discouraged network group, which an honest peer may share,
+ * a quarter of its burst.
+ */
+function defaultPace(rate: { perSecond: number; burst: number } | false): ResolvedLimits['sendPace'] {
+  return rate === false ? false : { perSecond: rate.perSecond * 0.8, burst: Math.max(1, rate.burst / 10) }
 }

@@ -118,9 +118,19 @@ export interface PeerInit {
   services?: readonly Service[]
   /**
    * Inbound messages (TEXT, PEERS_REQUEST, PING) one peer may send: a token bucket. A peer over it is
-   * disconnected and cooled down. `false` turns it off (benchmarks). @default { perSecond: 5_000, burst: 10_000 }
+   * disconnected and cooled down (a peer from a network group that broke a limit recently gets a quarter
+   * of the burst). `false` turns it off (benchmarks). @default { perSecond: 5_000, burst: 10_000 }
    */
   rateLimit?: { perSecond: number; burst: number } | false
+  /**
+   * The pace of our TEXTs to each peer, so that we stay within its `rateLimit`: at most `burst` at once
+   * and unacknowledged, `perSecond` over time; sends past it wait for room, in order, as sends past the
+   * window do. The default assumes the remote's `rateLimit` is ours and keeps below it: 80 % of its rate
+   * and a tenth of its burst (a discouraged peer gets a quarter).
+   * `false` sends as fast as the window allows, for a remote known to allow it.
+   * @default derived from `rateLimit` (4,000/s, burst 1,000); `false` when `rateLimit` is false
+   */
+  sendPace?: { perSecond: number; burst: number } | false
   /** How long a peer that broke the protocol or a limit is refused. @default 60_000 ms */
   cooldown?: number
   /**

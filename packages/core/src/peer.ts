@@ -90,6 +90,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       inFlightMessages: limits.inFlightMessages,
       inFlightBytes: limits.inFlightBytes,
       waiting: limits.waiting,
+      pace: limits.sendPace,
       onMessage: (m) => this.emit('message', m),
       isConnected: (id) => this.#manager.sessions.has(id),
     })

@@ -150,12 +150,17 @@ export class TokenBucket {
    * already read the clock (once per read, for many records) spare a `Date.now()` per call.
    */
   take(n = 1, now = Date.now()): boolean {
+    if (this.available(now) < n) return false
+    this.#tokens -= n
+    return true
+  }
+
+  /** The tokens there are at `now` (refilled up to it), without taking any. */
+  available(now = Date.now()): number {
     if (now < this.#refilledAt) now = this.#refilledAt
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#refilledAt) * this.perSecond) / 1000)
     this.#refilledAt = now
-    if (this.#tokens < n) return false
-    this.#tokens -= n
-    return true
+    return this.#tokens
   }
 }
 

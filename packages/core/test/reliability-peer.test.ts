@@ -300,7 +300,8 @@ describe('cut off for a violation', () => {
   })
 
   it('ACK_UPTOs for sends that already gave up are free: a slow honest receiver is not cut off', async () => {
-    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 } })
+    // The tiny budget is the client's with us; our sends to it are not paced to it.
+    const { peer, client } = await setup({ rateLimit: { perSecond: 1, burst: 3 }, sendPace: false })
     const c = await client()
     const ac = new AbortController()
     const sends = Array.from({ length: 5 }, (_, i) => peer.send(c.id, `m${i}`, { signal: ac.signal }))
@@ -426,7 +427,8 @@ describe('acknowledgements (PROTOCOL.md, "Acknowledgements")', () => {
   it('writes a burst of small sends in pieces of one record as it goes, not all at the end', async () => {
     const writes: Message[][] = []
     const sizes: number[] = []
-    const { peer, client } = await setup({}, (t) => recordWrites(t, writes, sizes))
+    // Unpaced: a burst past the pace would leave in the pace's pieces, not the writer's.
+    const { peer, client } = await setup({ sendPace: false }, (t) => recordWrites(t, writes, sizes))
     const c = await client()
     writes.length = 0
     sizes.length = 0

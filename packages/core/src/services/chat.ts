@@ -10,7 +10,7 @@ import {
 import { PeerError } from '../peer-errors.js'
 import type { ReceivedMessage, SendManyResult, SendOptions, SendResult } from '../peer-types.js'
 import { PendingQueue } from '../pending-queue.js'
-import { coarseNow } from '../util.js'
+import { coarseNow, TokenBucket } from '../util.js'
 import { WaitQueue } from '../wait-queue.js'
 import { DeliveredFrom, type Seen } from './delivered-from.js'
 import type { Channel, Service, ServiceHandler } from './service.js'
@@ -23,6 +23,14 @@ export interface ChatInit {
   inFlightMessages: number
   inFlightBytes: number
   waiting: number
+  /**
+   * The pace this peer keeps its TEXTs to each remote within, or false: at most `burst` at once and
+   * unacknowledged, `perSecond` over time. A remote ends the session of a peer that sends past its rate
+   * budget (`rateLimit`), so an honest sender paces itself below it; a send past the pace waits for room
+   * like one past the window. Unacknowledged counts too: a remote that stalls, then reads its backlog at
+   * once, sees at most that backlog plus one burst in a moment.
+   */
+  pace: { perSecond: number; burst: number } | false
   onMessage: (message: ReceivedMessage) => void
   /** Whether a sender has a session now (its dedup state is then never forgotten). */
   isConnected: (peerId: string) => boolean
@@ -139,6 +147,11 @@ export class ChatHandler implements ServiceHandler {
   readonly #waiting = new WaitQueue<Pending | WaitingBatch, SendResult, PeerError>()
   /** How many of the waiting items are batches. */
   #batchedWaiting = 0
+  /** Our pace towards the remote's rate budget (see ChatInit.pace), and the timer that admits more. */
+  readonly #pace: TokenBucket | undefined
+  #paceTimer: ReturnType<typeof setTimeout> | undefined
+  /** TEXTs unacknowledged at most: the window, or the pace's burst when that is smaller. */
+  readonly #maxInFlight: number
   /** The ACK_UPTO owed for TEXTs read and not yet answered (seq 0: none). */
   #ackStream = ''
   #ackSeq = 0
@@ -174,6 +187,10 @@ export class ChatHandler implements ServiceHandler {
     readonly init: ChatInit,
   ) {
     this.#freeDuplicates = init.inFlightMessages
+    const pace = init.pace
+    const burst = pace === false ? 0 : Math.max(1, Math.floor(pace.burst))
+    this.#pace = pace === false ? undefined : new TokenBucket(pace.perSecond, burst)
+    this.#maxInFlight = pace === false ? init.inFlightMessages : Math.min(init.inFlightMessages, burst)
   }
 
   get pendingCount(): number {
@@ -327,6 +344,8 @@ export class ChatHandler implements ServiceHandler {
 
   onClose(error: PeerError): void {
     this.#closed = error
+    clearTimeout(this.#paceTimer)
+    this.#paceTimer = undefined
     for (const p of this.#pending.values()) p.reject(error)
     this.#pending.clear()
     this.#inFlightBytes = 0
@@ -377,12 +396,16 @@ export class ChatHandler implements ServiceHandler {
     if (!now && signal === undefined && timeout === undefined) {
       // A plain send that waits: no entry until its turn (see WaitQueue).
       this.#waiting.pushPlain(text, bytes, capturedResolve, capturedReject)
+      if (queued === 0) this.#paceLater()
       return promise
     }
     const entry = this.#entry(text, bytes, timeout ?? this.init.ackTimeout, capturedResolve, capturedReject)
     if (signal) this.#abortOn(signal, entry)
     if (now) this.#write(entry)
-    else this.#waiting.pushEntry(entry)
+    else {
+      this.#waiting.pushEntry(entry)
+      if (queued === 0) this.#paceLater()
+    }
     return promise
   }
 
@@ -456,15 +479,18 @@ export class ChatHandler implements ServiceHandler {
         return next === n || done
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      if (this.#waiting.length === 0 && writeSome()) return
+      const queued = this.#waiting.length
+      if (queued === 0 && writeSome()) return
       this.#waiting.pushEntry({ type: 'BATCH', writeSome, fail })
       this.#batchedWaiting++
+      if (queued === 0) this.#paceLater()
     })
   }
 
   /** Numbers the TEXT, records it as pending until its acknowledgement (or a failure), and writes it. */
   #write(entry: Pending): void {
     const now = coarseNow()
+    this.#pace?.take(1, now)
     entry.seq = this.nextSeq++
     entry.sentAt = now
     entry.deadline = now + entry.timeout
@@ -571,6 +597,23 @@ export class ChatHandler implements ServiceHandler {
       waiting.drop()
       if (!next.gone) this.#write(next)
     }
+    this.#paceLater()
+  }
+
+  /**
+   * When sends wait only for the pace (the window has room), admits them again once a token is back. An
+   * acknowledgement admits them too; this is for when none is coming.
+   */
+  #paceLater(): void {
+    const pace = this.#pace
+    if (pace === undefined || this.#paceTimer !== undefined || this.#waiting.length === 0) return
+    if (!this.#windowHasRoom() || this.#closed) return
+    const ms = Math.max(1, Math.ceil(((1 - pace.available(coarseNow())) * 1000) / pace.perSecond))
+    this.#paceTimer = setTimeout(() => {
+      this.#paceTimer = undefined
+      this.#admit()
+    }, ms)
+    this.#paceTimer.unref?.()
   }
 
   #entry(
@@ -598,6 +641,10 @@ export class ChatHandler implements ServiceHandler {
   }
 
   #hasRoom(): boolean {
-    return this.#pending.size < this.init.inFlightMessages && this.#inFlightBytes < this.init.inFlightBytes
+    return this.#windowHasRoom() && (this.#pace === undefined || this.#pace.available(coarseNow()) >= 1)
+  }
+
+  #windowHasRoom(): boolean {
+    return this.#pending.size < this.#maxInFlight && this.#inFlightBytes < this.init.inFlightBytes
   }
 }
