@@ -45,6 +45,11 @@ export interface GossipInit {
   identity: Identity
   /** Relay to this mesh's neighbours. Without one, to every session that runs gossip. */
   mesh?: Mesh
+  /**
+   * The peers whose IHAVEs we act on (an IHAVE makes us remember its keys and GRAFT the announcer).
+   * @default the mesh's neighbours; without a mesh, every session that runs gossip
+   */
+  announcers?: (peerId: string) => boolean
   /** Message keys remembered to drop duplicates. When full, the one sent earliest is forgotten and messages sent at or before it are dropped as stale. @default 65_536 */
   seenCacheSize?: number
   /** Links a message may travel; past it, it is delivered but not relayed. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
@@ -138,6 +143,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
   readonly #signer: Signer
   readonly #mesh: Mesh | undefined
+  readonly #announcers: ((peerId: string) => boolean) | undefined
   readonly #handlers = new Map<string, GossipHandler>()
   readonly #seen: SeenCache
   /** Messages dropped for their origin's rate after their signature verified: key → hash of the signed bytes. */
@@ -161,6 +167,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super()
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
+    this.#announcers = init.announcers
     this.#seen = new SeenCache(Math.max(1, init.seenCacheSize ?? 65_536))
     this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
@@ -322,7 +329,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     switch (msg.type) {
       case 'IHAVE': {
         // Only a neighbour announces: a stranger's keys would fill the missing table and make us GRAFT it.
-        if (!this.#isNeighbour(handler)) return
+        const announcers = this.#announcers
+        if (announcers ? !announcers(handler.channel.peer.id) : !this.#isNeighbour(handler)) return
         const deadline = Date.now() + this.#graftTimeout
         const from = handler.channel.peer.id
         for (const k of msg.keys) {

@@ -23,7 +23,7 @@ import {
 } from './mesh-options.js'
 import { jitter, pick, type Random } from './random.js'
 import { Shuffler } from './shuffle.js'
-import { Views } from './views.js'
+import { type PassiveEntry, Views } from './views.js'
 
 /** Protocol name of the membership service. */
 export const MESH_PROTOCOL = 'parley/mesh/1'
@@ -303,14 +303,17 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         if (!this.#views.active.has(from) || !handler.forwardJoins.take()) return
         const self = this.#attached().id
         if (msg.id === self) return
+        // A candidate we know is dialed where we know it: a walk naming it elsewhere (a dead address)
+        // would otherwise make us forget it when that fails.
+        const addr = this.#views.passive.get(msg.id)?.addr ?? msg.addr
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
-          this.#promote(msg.id, msg.addr, true, false)
+          this.#promote(msg.id, addr, true, false)
           return
         }
         if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay')
         const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
-          this.#promote(msg.id, msg.addr, true, false)
+          this.#promote(msg.id, addr, true, false)
           return
         }
         // A neighbour that does not read gets no walks: this one ends here (the joiner has others).
@@ -440,8 +443,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one).
-    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
+    // handshake slot of the peer (its user's dials wait for one). The last one is kept for candidates
+    // we chose: walks steered at addresses that never answer must not starve repair.
+    const slots = chosen ? MAX_MESH_DIALS : MAX_MESH_DIALS - 1
+    if (addr === '' || this.#dialing >= slots || !this.#dials.take()) {
       // No budget now: keep it as a candidate; the repair timer comes back to it.
       this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
@@ -456,7 +461,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale.
           this.#pending.delete(id)
-          this.#views.passive.delete(id)
+          this.#forget(id, addr)
           if (!this.#views.active.has(info.id) && !this.#pending.has(info.id))
             void this.#disconnectQuietly(info.id)
           return
@@ -477,9 +482,14 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         this.#dialing--
         this.stats.dialFailures++
         this.#pending.delete(id)
-        this.#views.passive.delete(id)
+        this.#forget(id, addr)
       },
     )
+  }
+
+  /** Forgets the candidate `id` after `addr` failed, unless we know it at another address. */
+  #forget(id: string, addr: string): void {
+    if (this.#views.passive.get(id)?.addr === addr) this.#views.passive.delete(id)
   }
 
   /** Ends a session the mesh opened once it is neither a neighbour nor being asked to become one. */
@@ -583,11 +593,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promote(candidate[0], candidate[1].addr, false, true)
+    this.#promote(candidate[0], candidate[1].addr, false, candidate[1].source === 'firsthand')
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
-  #takeCandidate(now: number): [string, { addr: string; triedAt: number }] | undefined {
+  #takeCandidate(now: number): [string, PassiveEntry] | undefined {
     const backoff = 5 * this.#repairInterval
     const candidates = [...this.#views.passive].filter(([, e]) => now - e.triedAt > backoff)
     if (candidates.length === 0) return undefined
@@ -608,7 +618,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (candidate !== undefined) {
       // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is
       // full and refuses low priority, so two peers left each other's only neighbour asked for good.
-      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size <= 1, true)
+      // Chosen (protected once a neighbour, see #victim) only if vouched for first-hand: candidates
+      // that walks and exchanges brought are anyone's say-so, and an attacker's would then take the
+      // slots that eviction spares.
+      const chosen = candidate[1].source === 'firsthand'
+      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size <= 1, chosen)
       return
     }
     // No candidate to try: a neighbour we still have is asked for some. A newcomer whose contact is its

@@ -90,7 +90,13 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     // Relayed over every session that runs gossip, not only the mesh's neighbours: the sessions the
     // application opened (a peer's contact, above all) keep the overlay connected where the membership
     // alone can leave islands (small networks whose views are all full, docs/MESH.md).
-    this.gossip = createGossip({ ...init.gossip, identity })
+    // IHAVEs are another matter: only from the mesh's neighbours and the sessions the application
+    // opened. Any stranger could otherwise fill the missing table with keys and have us GRAFT it.
+    this.gossip = createGossip({
+      announcers: (id) => this.mesh.isActive(id) || this.#wanted.has(id),
+      ...init.gossip,
+      identity,
+    })
     // "Small" is what the neighbours alone could hold: peers that join at the same moment each know
     // only a few others, so a larger bound would make a crowd of joiners dial each other (a storm).
     this.#maxDegree = init.maxDegree ?? this.mesh.activeSize

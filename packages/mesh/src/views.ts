@@ -8,6 +8,11 @@ export interface PassiveEntry {
   at: number
   /** When a promotion was last tried (ms), for backoff. */
   triedAt: number
+  /**
+   * Who vouched for it: only a `firsthand` candidate (a former neighbour, a peer that refused our
+   * request) is promoted as one we chose, protected from eviction; hearsay is anyone's say-so.
+   */
+  source: AddressSource
 }
 
 /**
@@ -53,7 +58,10 @@ export class Views {
     const existing = this.passive.get(id)
     if (existing) {
       if (source === 'hearsay' && addr !== existing.addr) return
-      if (source === 'firsthand') existing.addr = addr
+      if (source === 'firsthand') {
+        existing.addr = addr
+        existing.source = 'firsthand'
+      }
       if (at > existing.at) existing.at = at
       return
     }
@@ -62,7 +70,7 @@ export class Views {
       const ids = [...this.passive.keys()]
       this.passive.delete(ids[pick(this.random, ids.length)]!)
     }
-    this.passive.set(id, { addr, at, triedAt: 0 })
+    this.passive.set(id, { addr, at, triedAt: 0, source })
   }
 
   /** Entries of a view exchange, their age counted back from `now`. */

@@ -167,6 +167,23 @@ describe('mesh membership with hostile peers', () => {
     expect(victim.mesh.isActive(attacker.peer.id)).toBe(true)
   })
 
+  it('a walk naming a candidate we know at a dead address neither dials that address nor makes us forget the candidate', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
+    const victim = await make()
+    const honest = await make()
+    await honest.mesh.join(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+    // The attacker's JOIN takes the only slot: the honest peer becomes a candidate, first-hand.
+    const attacker = await neighbour(network, victim)
+    expect(victim.mesh.passive().map((e) => e.id)).toEqual([honest.peer.id])
+    // "Take it as a neighbour, at dead:1": a failed dial there used to drop the candidate.
+    attacker.send({ type: 'FORWARD_JOIN', id: honest.peer.id, addr: 'dead:1', ttl: 0 })
+    await handled(attacker)
+    // It is dialed where we know it, and comes back as a neighbour.
+    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+    expect(victim.mesh.stats.dialFailures).toBe(0)
+  })
+
   it('a SHUFFLE from a neighbour cannot re-point a candidate we know to an address it chose', async () => {
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
     const victim = await make()
@@ -188,7 +205,7 @@ describe('mesh membership with hostile peers', () => {
     expect(passive).toHaveLength(2)
   })
 
-  it(`at most ${MAX_MESH_DIALS} mesh dials at once: addresses that never answer leave the user's own dials a handshake slot`, async () => {
+  it(`at most ${MAX_MESH_DIALS - 1} of the ${MAX_MESH_DIALS} mesh dials go to walks: addresses that never answer leave the user's own dials, and repair from candidates we chose, a slot`, async () => {
     // Three outbound handshake slots; a FORWARD_JOIN (ttl 0) is a promotion, each one a dial.
     const { network, make } = meshNetwork({
       mesh: { ...quiet, activeSize: 4 },
@@ -212,10 +229,10 @@ describe('mesh membership with hostile peers', () => {
     // timeout of one of the holes.
     const info = await victim.peer.connect(friend.peer.addresses[0]!, { signal: AbortSignal.timeout(5_000) })
     expect(info.id).toBe(friend.peer.id)
-    expect(holes).toHaveLength(MAX_MESH_DIALS)
+    expect(holes).toHaveLength(MAX_MESH_DIALS - 1)
     // The others are kept as candidates, as when the dial budget is spent.
     const passive = new Set(victim.mesh.passive().map((e) => e.id))
-    expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_MESH_DIALS)
+    expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - (MAX_MESH_DIALS - 1))
   })
 
   it('fresh identities asking to be neighbours with high priority evict each other, not the neighbours we chose', async () => {

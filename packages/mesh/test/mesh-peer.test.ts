@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import {
+  type Channel,
   createPeer,
   memoryNetwork,
   memoryTransport,
@@ -7,6 +9,8 @@ import {
   type ReceivedMessage,
 } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { decodeGossipControl, encodeGossipControl } from '../src/codec.js'
+import { GOSSIP_PROTOCOL } from '../src/gossip.js'
 import { createMeshPeer, type MeshPeer, type MeshPeerInit } from '../src/mesh-peer.js'
 import { seededRandom } from '../src/random.js'
 import { until } from './fixtures/mesh-net.js'
@@ -112,5 +116,52 @@ describe('a peer in the mesh', () => {
     const results = await mesh.broadcast('hello, plain peer')
     expect(results).toEqual([expect.objectContaining({ peerId: plain.id, ok: true })])
     expect(got.map((m) => m.text)).toEqual(['hello, plain peer'])
+  })
+})
+
+describe('a stranger to the mesh', () => {
+  it('cannot make a mesh peer track or ask for announcements: only neighbours and sessions it opened announce', async () => {
+    const { network, make } = meshPeers({ gossip: { graftTimeout: 50 } })
+    const victim = await make()
+    const { id } = victim.gossip.broadcast('kept')
+    const origin = victim.id
+    // A session the remote opened that runs gossip but is no mesh neighbour (it runs no membership).
+    let answered: () => void = () => {}
+    const answer = new Promise<void>((resolve) => {
+      answered = resolve
+    })
+    let grafts = 0
+    let channel: Channel | undefined
+    const stranger = createPeer({
+      transport: memoryTransport(network, { host: 'stranger' }),
+      upgrader: plaintextUpgrader(),
+      name: 'stranger',
+      services: [
+        {
+          protocol: GOSSIP_PROTOCOL,
+          open(ch) {
+            channel = ch
+            return {
+              onFrame(body) {
+                if (body[0] === 1) answered()
+                else if (decodeGossipControl(body).type === 'GRAFT') grafts++
+              },
+              onClose() {},
+            }
+          },
+        },
+      ],
+    })
+    onTestFinished(() => stranger.stop())
+    await stranger.start()
+    await stranger.connect(victim.addresses[0]!)
+    expect(channel).toBeDefined()
+    const keys = Array.from({ length: 32 }, () => ({ id: randomBytes(16).toString('hex'), origin }))
+    channel!.sendBytes(encodeGossipControl({ type: 'IHAVE', keys }))
+    // A GRAFT for a message the victim has is answered after the IHAVE was handled, on the same channel.
+    channel!.sendBytes(encodeGossipControl({ type: 'GRAFT', id, origin }))
+    await answer
+    expect(victim.gossip.state().missing).toBe(0)
+    expect(grafts).toBe(0)
   })
 })
