@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import type { Peer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
-import { memoryNetwork } from '../src/transports/memory.js'
-import { memoryPeer } from './fixtures/memory-peer.js'
+import { connectedPair, memoryPeer } from './fixtures/memory-peer.js'
 import { rawClient } from './fixtures/raw-client.js'
 
 // A receiver ends the session of a peer that sends past its rate budget. Two honest peers with the same
@@ -14,20 +12,12 @@ import { rawClient } from './fixtures/raw-client.js'
 const init: Partial<PeerInit> = { rateLimit: { perSecond: 2_000, burst: 200 }, inFlight: { waiting: 1_000 } }
 
 async function pair() {
-  const network = memoryNetwork()
-  const make = async (name: string): Promise<Peer> => {
-    const peer = memoryPeer(network, name, init)
-    await peer.start()
-    return peer
-  }
-  const alice = await make('alice')
-  const bob = await make('bob')
+  const { alice, bob } = await connectedPair(init)
   const delivered: string[] = []
   bob.on('message', (m) => delivered.push(m.text))
   const errors: PeerError[] = []
   alice.on('error', (e) => errors.push(e))
   bob.on('error', (e) => errors.push(e))
-  await alice.connect(bob.addresses[0]!)
   return { alice, bob, delivered, errors }
 }
 

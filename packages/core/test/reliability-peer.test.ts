@@ -15,7 +15,7 @@ import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
-import { memoryPeer } from './fixtures/memory-peer.js'
+import { mapAccepted, memoryPeer } from './fixtures/memory-peer.js'
 import { decodeBody, frameFor, SERVICES } from './fixtures/wire.js'
 
 // The peer's reliability mechanisms at the frame level: the in-flight budget, aborts while waiting,
@@ -81,19 +81,10 @@ function reader(conn: Connection) {
 
 /** `inner`, with `tap` applied to each connection it accepts before the peer sees it. */
 function tapAccepted(inner: Transport, tap: (conn: Connection) => void): Transport {
-  return {
-    name: inner.name,
-    dial: (address, options) => inner.dial(address, options),
-    listen: (address, onConnection, options) =>
-      inner.listen(
-        address,
-        (conn) => {
-          tap(conn)
-          onConnection(conn)
-        },
-        options,
-      ),
-  }
+  return mapAccepted(inner, (conn) => {
+    tap(conn)
+    return conn
+  })
 }
 
 /** Records what the peer writes on each accepted connection, one entry per write, as it writes it. */

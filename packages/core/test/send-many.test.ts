@@ -1,23 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import type { Peer } from '../src/peer.js'
 import type { PeerInit, ReceivedMessage } from '../src/peer-types.js'
-import { memoryNetwork } from '../src/transports/memory.js'
-import { memoryPeer } from './fixtures/memory-peer.js'
+import { connectedPair } from './fixtures/memory-peer.js'
 
 // sendMany(): one promise for a batch of messages, end to end over the Noise channel in memory.
 
 async function pair(init: Partial<PeerInit> = {}) {
-  const network = memoryNetwork()
-  const make = async (name: string): Promise<Peer> => {
-    const peer = memoryPeer(network, name, init)
-    await peer.start()
-    return peer
-  }
-  const alice = await make('alice')
-  const bob = await make('bob')
+  const { alice, bob } = await connectedPair(init)
   const received: ReceivedMessage[] = []
   bob.on('message', (m) => received.push(m))
-  await alice.connect(bob.addresses[0]!)
   return { alice, bob, received }
 }
 

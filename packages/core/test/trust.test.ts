@@ -6,6 +6,7 @@ import type { PeerError } from '../src/peer-errors.js'
 import type { PeerInit } from '../src/peer-types.js'
 import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
+import { mapAccepted } from './fixtures/memory-peer.js'
 
 // A peer is its key: addresses and names are hints, pinned to the key first seen with them.
 
@@ -140,19 +141,10 @@ describe('dedup that cannot be flushed', () => {
 
 /** `inner`, except that the connections it accepts report `from()` as their remote address when set. */
 function fromAddress(inner: Transport, from: () => string | undefined): Transport {
-  return {
-    name: inner.name,
-    dial: (address, options) => inner.dial(address, options),
-    listen: (address, onConnection, options) =>
-      inner.listen(
-        address,
-        (conn) => {
-          const spoofed = from()
-          onConnection(spoofed === undefined ? conn : withRemoteAddress(conn, spoofed))
-        },
-        options,
-      ),
-  }
+  return mapAccepted(inner, (conn) => {
+    const spoofed = from()
+    return spoofed === undefined ? conn : withRemoteAddress(conn, spoofed)
+  })
 }
 
 function withRemoteAddress(conn: Connection, remoteAddress: string): Connection {

@@ -120,6 +120,23 @@ const quiet = {
   dialsPerSecond: 50,
 }
 
+/**
+ * A victim with one neighbour slot, which an attacker's JOIN took from an honest peer: the honest peer
+ * is its one candidate, first-hand, at the address it announced in its own handshake.
+ */
+async function honestCandidate(): Promise<{ victim: MeshNode; honest: MeshNode; attacker: RawMesh }> {
+  const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
+  const victim = await make()
+  const honest = await make()
+  await honest.mesh.join(victim.peer.addresses[0]!)
+  await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+  const attacker = await neighbour(network, victim)
+  expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([
+    { id: honest.peer.id, addr: honest.peer.addresses[0]! },
+  ])
+  return { victim, honest, attacker }
+}
+
 describe('mesh membership with hostile peers', () => {
   it('a session that is not a neighbour cannot steer our dials or fill our views with FORWARD_JOIN or SHUFFLE', async () => {
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
@@ -168,14 +185,7 @@ describe('mesh membership with hostile peers', () => {
   })
 
   it('a walk naming a candidate we know at a dead address neither dials that address nor makes us forget the candidate', async () => {
-    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
-    const victim = await make()
-    const honest = await make()
-    await honest.mesh.join(victim.peer.addresses[0]!)
-    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
-    // The attacker's JOIN takes the only slot: the honest peer becomes a candidate, first-hand.
-    const attacker = await neighbour(network, victim)
-    expect(victim.mesh.passive().map((e) => e.id)).toEqual([honest.peer.id])
+    const { victim, honest, attacker } = await honestCandidate()
     // "Take it as a neighbour, at dead:1": a failed dial there used to drop the candidate.
     attacker.send({ type: 'FORWARD_JOIN', id: honest.peer.id, addr: 'dead:1', ttl: 0 })
     await handled(attacker)
@@ -185,16 +195,8 @@ describe('mesh membership with hostile peers', () => {
   })
 
   it('a SHUFFLE from a neighbour cannot re-point a candidate we know to an address it chose', async () => {
-    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
-    const victim = await make()
-    const honest = await make()
-    await honest.mesh.join(victim.peer.addresses[0]!)
-    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
-    // The attacker's JOIN takes the only slot: the honest peer is dropped and becomes a candidate, at
-    // the address it announced in its own handshake.
-    const attacker = await neighbour(network, victim)
+    const { victim, honest, attacker } = await honestCandidate()
     const known = { id: honest.peer.id, addr: honest.peer.addresses[0]! }
-    expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([known])
     const stranger: MeshEntry = { id: freshId(), addr: 'sybil:9', age: 0 }
     attacker.send({ type: 'SHUFFLE', entries: [{ id: honest.peer.id, addr: 'sybil:1', age: 0 }, stranger] })
     await handled(attacker)
