@@ -143,7 +143,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
   readonly #signer: Signer
   readonly #mesh: Mesh | undefined
-  readonly #announcers: ((peerId: string) => boolean) | undefined
+  readonly #announcers: (peerId: string) => boolean
   readonly #handlers = new Map<string, GossipHandler>()
   readonly #seen: SeenCache
   /** Messages dropped for their origin's rate after their signature verified: key → hash of the signed bytes. */
@@ -167,7 +167,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super()
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
-    this.#announcers = init.announcers
+    this.#announcers = init.announcers ?? ((id) => this.#mesh?.isActive(id) ?? true)
     this.#seen = new SeenCache(Math.max(1, init.seenCacheSize ?? 65_536))
     this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
@@ -329,8 +329,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     switch (msg.type) {
       case 'IHAVE': {
         // Only a neighbour announces: a stranger's keys would fill the missing table and make us GRAFT it.
-        const announcers = this.#announcers
-        if (announcers ? !announcers(handler.channel.peer.id) : !this.#isNeighbour(handler)) return
+        if (!this.#announcers(handler.channel.peer.id)) return
         const deadline = Date.now() + this.#graftTimeout
         const from = handler.channel.peer.id
         for (const k of msg.keys) {

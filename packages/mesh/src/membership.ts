@@ -593,7 +593,16 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promote(candidate[0], candidate[1].addr, false, candidate[1].source === 'firsthand')
+    this.#promoteCandidate(candidate, false)
+  }
+
+  /**
+   * Asks a passive candidate to become a neighbour. Chosen (protected once a neighbour, see #victim)
+   * only if vouched for first-hand: candidates that walks and exchanges brought are anyone's say-so,
+   * and an attacker's would then take the slots that eviction spares.
+   */
+  #promoteCandidate([id, entry]: [string, PassiveEntry], high: boolean): void {
+    this.#promote(id, entry.addr, high, entry.source === 'firsthand')
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
@@ -618,11 +627,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (candidate !== undefined) {
       // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is
       // full and refuses low priority, so two peers left each other's only neighbour asked for good.
-      // Chosen (protected once a neighbour, see #victim) only if vouched for first-hand: candidates
-      // that walks and exchanges brought are anyone's say-so, and an attacker's would then take the
-      // slots that eviction spares.
-      const chosen = candidate[1].source === 'firsthand'
-      this.#promote(candidate[0], candidate[1].addr, this.#views.active.size <= 1, chosen)
+      this.#promoteCandidate(candidate, this.#views.active.size <= 1)
       return
     }
     // No candidate to try: a neighbour we still have is asked for some. A newcomer whose contact is its
