@@ -443,10 +443,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one). The last one is kept for candidates
-    // we chose: walks steered at addresses that never answer must not starve repair.
-    const slots = chosen ? MAX_MESH_DIALS : MAX_MESH_DIALS - 1
-    if (addr === '' || this.#dialing >= slots || !this.#dials.take()) {
+    // handshake slot of the peer (its user's dials wait for one).
+    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
       // No budget now: keep it as a candidate; the repair timer comes back to it.
       this.#views.addPassive(id, addr, Date.now(), 'hearsay')
       return
