@@ -122,6 +122,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       views: this.#views,
       random: this.#random,
       interval: init.shuffleInterval ?? 10_000,
+      fillInterval: Math.max(100, this.#repairInterval),
       timeout: this.#neighborTimeout,
       handler: (id) => this.#handlers.get(id),
       self: () =>
@@ -400,6 +401,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#views.active.set(id, addr)
     if (chosen) this.#views.outbound.add(id)
     this.#views.rememberRecent(addr)
+    this.#shuffler.neighbourUp()
     this.emit('neighbor:up', id)
     return true
   }

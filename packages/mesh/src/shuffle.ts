@@ -12,6 +12,8 @@ export interface ShuffleHost {
   readonly random: Random
   /** Period of the exchange, jittered ±50 % (0: never). */
   readonly interval: number
+  /** Period while exchanges still bring new candidates to a passive view that is not full. */
+  readonly fillInterval: number
   /** An exchange not answered in this long is forgotten. */
   readonly timeout: number
   handler(id: string): MeshHandler | undefined
@@ -30,19 +32,25 @@ export class Shuffler {
   /** Neighbours sent a SHUFFLE and not yet answered, with when. */
   readonly #asked = new Map<string, number>()
   #timer: ReturnType<typeof setTimeout> | undefined
+  #dueAt = 0
+  /** The last exchange brought a candidate we did not have (or a neighbour came since). */
+  #learning = true
   #closed = false
 
   constructor(readonly host: ShuffleHost) {}
 
   start(): void {
+    this.#schedule(jitter(this.host.random, this.host.interval))
+  }
+
+  #schedule(delay: number): void {
     if (this.#closed || this.host.interval <= 0) return
-    this.#timer = setTimeout(
-      () => {
-        this.#shuffle()
-        this.start()
-      },
-      jitter(this.host.random, this.host.interval),
-    )
+    clearTimeout(this.#timer)
+    this.#dueAt = Date.now() + delay
+    this.#timer = setTimeout(() => {
+      this.#shuffle()
+      this.start()
+    }, delay)
     this.#timer.unref?.()
   }
 
@@ -77,13 +85,37 @@ export class Shuffler {
   onReply(handler: MeshHandler, entries: readonly MeshEntry[]): void {
     // Only an answer to our own SHUFFLE is believed: an unsolicited list could fill the view with junk,
     // and it was decoded for nothing, so it costs the budget.
-    if (this.#asked.delete(handler.channel.peer.id)) this.#merge(entries)
-    else handler.channel.spend()
+    if (!this.#asked.delete(handler.channel.peer.id)) {
+      handler.channel.spend()
+      return
+    }
+    this.#learning = this.#merge(entries) > 0
+    this.#fillSoon()
   }
 
-  #merge(entries: readonly MeshEntry[]): void {
-    this.host.views.merge(entries, Date.now())
+  /** A new neighbour may know candidates we do not: a view that is not full asks soon. */
+  neighbourUp(): void {
+    this.#learning = true
+    this.#fillSoon()
+  }
+
+  /**
+   * A view that is still filling, and learning, is exchanged again soon rather than in a period: a
+   * newcomer otherwise holds a handful of candidates for its first seconds, and one whose few
+   * neighbours and contact then die together has no one left to dial (150-peer simulations, churn
+   * right after formation). A reply that teaches nothing (a small overlay, all known) ends it.
+   */
+  #fillSoon(): void {
+    const views = this.host.views
+    if (!this.#learning || views.passive.size >= views.passiveSize) return
+    const delay = jitter(this.host.random, this.host.fillInterval)
+    if (Date.now() + delay < this.#dueAt) this.#schedule(delay)
+  }
+
+  #merge(entries: readonly MeshEntry[]): number {
+    const added = this.host.views.merge(entries, Date.now())
     this.host.merged()
+    return added
   }
 
   /**

@@ -73,9 +73,15 @@ export class Views {
     this.passive.set(id, { addr, at, triedAt: 0, source })
   }
 
-  /** Entries of a view exchange, their age counted back from `now`. */
-  merge(entries: readonly MeshEntry[], now: number): void {
-    for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay')
+  /** Entries of a view exchange, their age counted back from `now`; how many were new candidates. */
+  merge(entries: readonly MeshEntry[], now: number): number {
+    let added = 0
+    for (const e of entries) {
+      const known = this.passive.has(e.id)
+      this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay')
+      if (!known && this.passive.has(e.id)) added++
+    }
+    return added
   }
 
   /** Takes `id` out of the active view; its address, if it was there. */

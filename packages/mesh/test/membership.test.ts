@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Channel, DisconnectEvent, MemoryNetwork, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -368,6 +369,32 @@ describe('newcomers', () => {
     const ids = reply.type === 'SHUFFLE_REPLY' ? reply.entries.map((e) => e.id) : []
     expect(ids.sort()).toEqual(others.map((n) => n.peer.id).sort())
   })
+  it('a newcomer whose exchanges keep teaching it candidates exchanges again within repairs, not periods', async () => {
+    // Content with its contact alone (activeSize 1), so only the exchange itself asks again; its period
+    // is longer than the test's timeout.
+    const { network, make } = meshNetwork({
+      mesh: { activeSize: 1, shuffleInterval: 600_000, repairInterval: 50 },
+    })
+    let shuffles = 0
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+        if (msg.type === 'SHUFFLE' && ++shuffles <= 3) {
+          const entries = Array.from({ length: 8 }, (_, i) => ({
+            id: randomBytes(32).toString('hex'),
+            addr: `nowhere-${shuffles}-${i}:1`,
+            age: 0,
+          }))
+          channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries }))
+        }
+      },
+    })
+    const newcomer = await make()
+    await newcomer.mesh.join(contact.peer.addresses[0]!)
+    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(4), { timeout: 5_000, interval: 5 })
+    expect(newcomer.mesh.passive().length).toBe(24)
+  })
+
   it('a peer short of neighbours with no candidate asks its neighbour for some again, at each repair', async () => {
     const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
     let shuffles = 0
