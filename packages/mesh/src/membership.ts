@@ -89,6 +89,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   /** Neighbours sent a SHUFFLE and not yet answered (only answers are merged). */
   readonly #shuffler: Shuffler
   readonly #contacts: string[] = []
+  /** Neighbours whose walk ended in a dial still under way: one each (see #promote). */
+  readonly #walkDials = new Set<string>()
   #repairTimer: ReturnType<typeof setTimeout> | undefined
   /** When the scheduled repair runs (Date.now() time), 0 before the first. */
   #repairDue = 0
@@ -308,13 +310,14 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         // would otherwise make us forget it when that fails.
         const addr = this.#views.passive.get(msg.id)?.addr ?? msg.addr
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
-          this.#promote(msg.id, addr, true, false)
+          this.#promote(msg.id, addr, true, false, from)
           return
         }
-        if (msg.ttl === this.#passiveTtl) this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay')
+        if (msg.ttl === this.#passiveTtl)
+          this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay', from)
         const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
-          this.#promote(msg.id, addr, true, false)
+          this.#promote(msg.id, addr, true, false, from)
           return
         }
         // A neighbour that does not read gets no walks: this one ends here (the joiner has others).
@@ -435,7 +438,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Asks `id` to become a neighbour: over its session if there is one, else by dialing `addr` first
    * (within the dial budget). `high` is HyParView's priority: the answer is yes even when full.
    */
-  #promote(id: string, addr: string, high: boolean, chosen: boolean): void {
+  #promote(id: string, addr: string, high: boolean, chosen: boolean, walkFrom = ''): void {
     const peer = this.#peer
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
@@ -445,18 +448,30 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one).
-    if (addr === '' || this.#dialing >= MAX_MESH_DIALS || !this.#dials.take()) {
-      // No budget now: keep it as a candidate; the repair timer comes back to it.
-      this.#views.addPassive(id, addr, Date.now(), 'hearsay')
+    // handshake slot of the peer (its user's dials wait for one). And one at a time for the walks of
+    // any one neighbour: its walks aimed at such addresses would otherwise hold every slot, and the
+    // repair of a lost neighbour could not dial at all.
+    if (
+      addr === '' ||
+      this.#dialing >= MAX_MESH_DIALS ||
+      this.#walkDials.has(walkFrom) ||
+      !this.#dials.take()
+    ) {
+      // No budget now: keep it as a candidate (within its source's share); the repair timer comes back to it.
+      this.#views.addPassive(id, addr, Date.now(), 'hearsay', walkFrom)
       return
     }
+    if (walkFrom !== '') this.#walkDials.add(walkFrom)
     this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
     this.stats.dials++
     this.#dialing++
+    const done = () => {
+      this.#dialing--
+      this.#walkDials.delete(walkFrom)
+    }
     peer.connect(addr).then(
       (info) => {
-        this.#dialing--
+        done()
         const pending = this.#pending.get(id)
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale.
@@ -479,7 +494,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         h.send({ type: 'NEIGHBOR', high: pending.high, addr: this.#selfAddress() })
       },
       () => {
-        this.#dialing--
+        done()
         this.stats.dialFailures++
         this.#pending.delete(id)
         this.#forget(id, addr)

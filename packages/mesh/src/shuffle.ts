@@ -79,7 +79,7 @@ export class Shuffler {
     const exclude = new Set([handler.channel.peer.id, ...entries.map((e) => e.id)])
     const count = Math.max(entries.length, MIN_SHUFFLE_REPLY)
     handler.send({ type: 'SHUFFLE_REPLY', entries: this.host.views.sample(count, exclude) })
-    this.#merge(entries)
+    this.#merge(entries, handler.channel.peer.id)
   }
 
   onReply(handler: MeshHandler, entries: readonly MeshEntry[]): void {
@@ -89,7 +89,7 @@ export class Shuffler {
       handler.channel.spend()
       return
     }
-    this.#learning = this.#merge(entries) > 0
+    this.#learning = this.#merge(entries, handler.channel.peer.id) > 0
     this.#fillSoon()
   }
 
@@ -112,8 +112,8 @@ export class Shuffler {
     if (Date.now() + delay < this.#dueAt) this.#schedule(delay)
   }
 
-  #merge(entries: readonly MeshEntry[]): number {
-    const added = this.host.views.merge(entries, Date.now())
+  #merge(entries: readonly MeshEntry[], via: string): number {
+    const added = this.host.views.merge(entries, Date.now(), via)
     this.host.merged()
     return added
   }

@@ -13,6 +13,8 @@ export interface PassiveEntry {
    * request) is promoted as one we chose, protected from eviction; hearsay is anyone's say-so.
    */
   source: AddressSource
+  /** The neighbour whose hearsay brought it ('' when first-hand): each one holds a bounded share. */
+  via: string
 }
 
 /**
@@ -49,11 +51,14 @@ export class Views {
   ) {}
 
   /**
-   * Keeps `id` as a candidate, or refreshes it; a full view forgets a random entry to make room.
-   * Hearsay never re-points a known id: it only refreshes the entry's age when it names the same
-   * address (else one SHUFFLE could aim every candidate we have at addresses its sender chose).
+   * Keeps `id` as a candidate, or refreshes it. Hearsay never re-points a known id: it only refreshes
+   * the entry's age when it names the same address (else one SHUFFLE could aim every candidate we have
+   * at addresses its sender chose). `via` is the neighbour whose hearsay it is: one holds at most a
+   * third of the view, and its newer entries replace its own older ones, so that one neighbour's
+   * walks and exchanges cannot fill the view with addresses of its choosing (repair then dials only
+   * those). A full view makes room by forgetting an entry of the source that holds the most.
    */
-  addPassive(id: string, addr: string, at: number, source: AddressSource): void {
+  addPassive(id: string, addr: string, at: number, source: AddressSource, via = ''): void {
     if (this.passiveSize === 0 || addr === '' || id === this.self() || this.active.has(id)) return
     const existing = this.passive.get(id)
     if (existing) {
@@ -61,27 +66,51 @@ export class Views {
       if (source === 'firsthand') {
         existing.addr = addr
         existing.source = 'firsthand'
+        existing.via = ''
       }
       if (at > existing.at) existing.at = at
       return
     }
     if (Date.now() - at > this.addressTtl) return
-    if (this.passive.size >= this.passiveSize) {
-      const ids = [...this.passive.keys()]
-      this.passive.delete(ids[pick(this.random, ids.length)]!)
+    if (source === 'firsthand') via = ''
+    const share = this.#idsVia(via)
+    if (via !== '' && share.length >= Math.ceil(this.passiveSize / 3)) {
+      this.passive.delete(share[pick(this.random, share.length)]!)
+    } else if (this.passive.size >= this.passiveSize) {
+      const largest = this.#largestShare()
+      this.passive.delete(largest[pick(this.random, largest.length)]!)
     }
-    this.passive.set(id, { addr, at, triedAt: 0, source })
+    this.passive.set(id, { addr, at, triedAt: 0, source, via })
   }
 
-  /** Entries of a view exchange, their age counted back from `now`; how many were new candidates. */
-  merge(entries: readonly MeshEntry[], now: number): number {
+  /** Entries of a view exchange with neighbour `via`, their age counted back from `now`; how many were new. */
+  merge(entries: readonly MeshEntry[], now: number, via: string): number {
     let added = 0
     for (const e of entries) {
       const known = this.passive.has(e.id)
-      this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay')
+      this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay', via)
       if (!known && this.passive.has(e.id)) added++
     }
     return added
+  }
+
+  #idsVia(via: string): string[] {
+    const ids: string[] = []
+    for (const [id, e] of this.passive) if (e.via === via) ids.push(id)
+    return ids
+  }
+
+  /** The ids of the source that holds the most passive entries (first-hand ones counting as one source). */
+  #largestShare(): string[] {
+    const bySource = new Map<string, string[]>()
+    for (const [id, e] of this.passive) {
+      const ids = bySource.get(e.via)
+      if (ids) ids.push(id)
+      else bySource.set(e.via, [id])
+    }
+    let largest: string[] = []
+    for (const ids of bySource.values()) if (ids.length > largest.length) largest = ids
+    return largest
   }
 
   /** Takes `id` out of the active view; its address, if it was there. */

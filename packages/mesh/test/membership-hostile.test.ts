@@ -111,6 +111,19 @@ async function handled(raw: RawMesh): Promise<void> {
 
 const freshId = () => randomBytes(32).toString('hex')
 
+/** Listeners that take a connection and never answer the handshake, and a fresh id for each. */
+async function tarpits(network: MemoryNetwork, n: number) {
+  const holes: Connection[] = []
+  const transport = memoryTransport(network, { host: 'hole' })
+  const targets: { id: string; addr: string }[] = []
+  for (let port = 1; port <= n; port++) {
+    const listener = await transport.listen(`hole:${port}`, (conn) => holes.push(conn))
+    onTestFinished(() => listener.close())
+    targets.push({ id: freshId(), addr: `hole:${port}` })
+  }
+  return { holes, targets }
+}
+
 // Walks of length 0, no timers that change the views on their own: each test makes every link.
 const quiet = {
   joinTtl: 0,
@@ -215,18 +228,12 @@ describe('mesh membership with hostile peers', () => {
     })
     const victim = await make()
     const friend = await make()
-    const attacker = await neighbour(network, victim)
-    // Six listeners that take the connection and never answer the handshake.
-    const holes: Connection[] = []
-    const transport = memoryTransport(network, { host: 'hole' })
-    const targets: { id: string; addr: string }[] = []
-    for (let port = 1; port <= 6; port++) {
-      const listener = await transport.listen(`hole:${port}`, (conn) => holes.push(conn))
-      onTestFinished(() => listener.close())
-      targets.push({ id: freshId(), addr: `hole:${port}` })
-    }
-    for (const t of targets) attacker.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
-    await handled(attacker)
+    // Two neighbours: one neighbour's walks get one dial at a time (see the next test).
+    const attackers = [await neighbour(network, victim), await neighbour(network, victim)]
+    const { holes, targets } = await tarpits(network, 6)
+    for (const [i, t] of targets.entries())
+      attackers[i % 2]!.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
+    for (const attacker of attackers) await handled(attacker)
     // The user's dial starts after the mesh's and gets a slot; without the cap it waits for a handshake
     // timeout of one of the holes.
     const info = await victim.peer.connect(friend.peer.addresses[0]!, { signal: AbortSignal.timeout(5_000) })
@@ -235,6 +242,56 @@ describe('mesh membership with hostile peers', () => {
     // The others are kept as candidates, as when the dial budget is spent.
     const passive = new Set(victim.mesh.passive().map((e) => e.id))
     expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_MESH_DIALS)
+  })
+
+  it("one neighbour's walks at addresses that never answer hold one mesh dial at a time: another's walk is still dialed", async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const attacker = await neighbour(network, victim)
+    const honest = await neighbour(network, victim)
+    const { holes, targets } = await tarpits(network, 6)
+    for (const t of targets) attacker.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
+    await handled(attacker)
+    expect(holes).toHaveLength(1)
+    // An honest walk ends at the victim: the joiner it names is dialed and asked, not left waiting
+    // for a hole's handshake timeout.
+    const joiner = await rawMesh(network, victim, true)
+    await joiner.peer.disconnect(victim.peer.id)
+    const asked = joiner.next('NEIGHBOR')
+    honest.send({ type: 'FORWARD_JOIN', id: joiner.peer.id, addr: joiner.peer.addresses[0]!, ttl: 0 })
+    expect(await asked).toMatchObject({ type: 'NEIGHBOR', high: true })
+  })
+
+  it("one neighbour's walks and exchanges hold at most a third of the passive view: candidates from others stay", async () => {
+    const passiveSize = 30
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4, passiveSize } })
+    const victim = await make()
+    const honest = await neighbour(network, victim)
+    const attacker = await neighbour(network, victim)
+    const vouched = Array.from({ length: 8 }, (_, i) => ({ id: freshId(), addr: `honest:${i}`, age: 0 }))
+    honest.send({ type: 'SHUFFLE', entries: vouched })
+    await handled(honest)
+    // Its view exchanges (each neighbour's are answered a few at once) and walks that end in its passive
+    // view: far more candidates than the view holds.
+    for (let round = 0; round < 3; round++) {
+      const entries = Array.from({ length: 32 }, (_, i) => ({
+        id: freshId(),
+        addr: `sybil:${round}-${i}`,
+        age: 0,
+      }))
+      attacker.send({ type: 'SHUFFLE', entries })
+    }
+    for (let i = 0; i < 40; i++)
+      attacker.send({ type: 'FORWARD_JOIN', id: freshId(), addr: `sybil:w${i}`, ttl: 3 })
+    await handled(attacker)
+    const passive = victim.mesh.passive()
+    expect(passive.filter((e) => e.addr.startsWith('sybil:'))).toHaveLength(Math.ceil(passiveSize / 3))
+    expect(
+      passive
+        .filter((e) => e.addr.startsWith('honest:'))
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual(vouched.map((e) => e.id).sort())
   })
 
   it('fresh identities asking to be neighbours with high priority evict each other, not the neighbours we chose', async () => {
