@@ -72,6 +72,14 @@ export class Views {
       return
     }
     if (Date.now() - at > this.addressTtl) return
+    // One peer listens at an address: hearsay naming a second id there is a lie or stale (an attacker
+    // naming many fresh ids at one address that never answers would have each dialed in turn); a
+    // first-hand one replaces the stale entry.
+    const sharing = this.#idAt(addr)
+    if (sharing !== undefined) {
+      if (source === 'hearsay') return
+      this.passive.delete(sharing)
+    }
     if (source === 'firsthand') via = ''
     const share = this.#idsVia(via)
     if (via !== '' && share.length >= Math.ceil(this.passiveSize / 3)) {
@@ -92,6 +100,11 @@ export class Views {
       if (!known && this.passive.has(e.id)) added++
     }
     return added
+  }
+
+  #idAt(addr: string): string | undefined {
+    for (const [id, e] of this.passive) if (e.addr === addr) return id
+    return undefined
   }
 
   #idsVia(via: string): string[] {

@@ -294,6 +294,16 @@ describe('mesh membership with hostile peers', () => {
     ).toEqual(vouched.map((e) => e.id).sort())
   })
 
+  it('hearsay naming other ids at the address of a candidate neither adds them nor displaces it', async () => {
+    const { victim, honest, attacker } = await honestCandidate()
+    const known = { id: honest.peer.id, addr: honest.peer.addresses[0]! }
+    // Each would be dialed in turn at one address (one that never answers, or an honest peer's).
+    const entries = Array.from({ length: 8 }, () => ({ id: freshId(), addr: known.addr, age: 0 }))
+    attacker.send({ type: 'SHUFFLE', entries })
+    await handled(attacker)
+    expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([known])
+  })
+
   it('fresh identities asking to be neighbours with high priority evict each other, not the neighbours we chose', async () => {
     const activeSize = 6
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize } })
