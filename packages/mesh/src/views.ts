@@ -72,14 +72,10 @@ export class Views {
       return
     }
     if (Date.now() - at > this.addressTtl) return
-    // One peer listens at an address: hearsay naming a second id there is a lie or stale (an attacker
-    // naming many fresh ids at one address that never answers would have each dialed in turn); a
-    // first-hand one replaces the stale entry.
-    const sharing = this.#idAt(addr)
-    if (sharing !== undefined) {
-      if (source === 'hearsay') return
-      this.passive.delete(sharing)
-    }
+    // One peer listens at an address: a second id there is a lie or stale. Hearsay naming fresh ids at
+    // one address that never answers would have each dialed in turn, and even a first-hand address is
+    // only claimed in a handshake. The entry there stays until a dial finds someone else (#forget).
+    if (this.#idAt(addr) !== undefined) return
     if (source === 'firsthand') via = ''
     const share = this.#idsVia(via)
     if (via !== '' && share.length >= Math.ceil(this.passiveSize / 3)) {
