@@ -206,6 +206,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
+    this.#shuffler.shuffleWithContact(info.id)
     return info
   }
 

@@ -127,11 +127,21 @@ export class Shuffler {
     if (this.#asked.size === 0) this.#shuffle()
   }
 
-  /** Sends ourselves, a few neighbours and a few candidates to a random neighbour, which answers in kind. */
-  #shuffle(): void {
+  /**
+   * Exchanges views with the contact we just sent JOIN, on the same channel, before its answer: it
+   * handles the JOIN first, so we are its neighbour when the SHUFFLE arrives. Waiting for the answer
+   * lost the exchange whenever the contact dropped us for the next joiner meanwhile, and a newcomer
+   * whose walks found no one with a dial to spare then knew only its contact (150-peer simulations:
+   * alone for good once churn took that contact).
+   */
+  shuffleWithContact(id: string): void {
+    this.#shuffle(id)
+  }
+
+  /** Sends ourselves, a few neighbours and a few candidates to a neighbour (random unless given), which answers in kind. */
+  #shuffle(target = this.host.views.randomActive([])): void {
     const self = this.host.self()
     if (!self) return
-    const target = this.host.views.randomActive([])
     if (target === undefined) return
     const handler = this.host.handler(target)
     if (!handler?.channel.writable) return

@@ -334,7 +334,7 @@ async function scriptedPeer(
 }
 
 describe('newcomers', () => {
-  it('a newcomer asks its contact for candidates as soon as it is taken, not at the next period', async () => {
+  it('a newcomer asks its contact for candidates with its JOIN, not at the next period', async () => {
     // No periodic exchange at all, and no repair round within the test: only the join can send it.
     const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 60_000 } })
     const contact = await scriptedPeer(network, 'contact', {
@@ -346,6 +346,35 @@ describe('newcomers', () => {
     await newcomer.mesh.join(contact.peer.addresses[0]!)
     const shuffle = await contact.next('SHUFFLE')
     expect(shuffle.type === 'SHUFFLE' && shuffle.entries.map((e) => e.id)).toEqual([newcomer.peer.id])
+  })
+
+  it('a newcomer has its candidates from its contact even when the contact drops it right after taking it', async () => {
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 60_000 } })
+    const entries = Array.from({ length: 8 }, (_, i) => ({
+      id: randomBytes(32).toString('hex'),
+      addr: `c${i}:1`,
+      age: 0,
+    }))
+    let dropped = false
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') {
+          channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+          // The next joiner takes its place before anything else the newcomer sends after our answer.
+          setImmediate(() => {
+            dropped = true
+            channel.sendBytes(encodeMesh({ type: 'DISCONNECT' }))
+          })
+        }
+        // As a contact does: views are exchanged with neighbours only.
+        if (msg.type === 'SHUFFLE' && !dropped)
+          channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries }))
+      },
+    })
+    const newcomer = await make()
+    await newcomer.mesh.join(contact.peer.addresses[0]!)
+    await until(() => newcomer.mesh.passive().length >= entries.length, [newcomer.mesh], ['shuffled'], 3_000)
+    expect(newcomer.mesh.passive().map((e) => e.id)).toEqual(expect.arrayContaining(entries.map((e) => e.id)))
   })
 
   it('a contact answers a newcomer that has only itself to send with more candidates than one', async () => {
