@@ -25,6 +25,9 @@ import { jitter, pick, type Random } from './random.js'
 import { Shuffler } from './shuffle.js'
 import { type PassiveEntry, Views } from './views.js'
 
+/** Low-priority requests refused in a row, short of neighbours, before the next one is high priority. */
+const REFUSALS_BEFORE_HIGH = 3
+
 /** Protocol name of the membership service. */
 export const MESH_PROTOCOL = 'parley/mesh/1'
 
@@ -98,6 +101,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   #lastJoinAt = 0
   /** Wait before rejoining through a contact: doubles on each rejoin, back to the start with a neighbour. */
   #rejoinDelay = 0
+  /** Low-priority requests refused in a row while short of neighbours (see #fill). */
+  #refusals = 0
 
   constructor(init: MeshInit = {}) {
     super()
@@ -348,14 +353,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         }
         this.#pending.delete(from)
         if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) {
-          // A newcomer knows only its contact: it asks it for candidates at once, not at the next
-          // period, so that it can still find the overlay if the contact drops it or leaves.
-          if (pending.join && this.#views.passive.size === 0) this.#shuffler.shuffleNow()
+          this.#refusals = 0
           return
         }
         // Refused, or its session is gone: tell it (it may have taken us), keep it as a candidate for
         // later, and free the session we opened.
         if (msg.accepted) handler.send({ type: 'DISCONNECT' })
+        else if (!pending.high) this.#refusals++
         this.#views.addPassive(from, pending.addr, Date.now(), 'firsthand')
         this.#release(from)
         return
@@ -636,14 +640,22 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // Below the floor only: in a settled overlay nearly everyone is full, so a peer one short asking
     // random candidates would mostly be refused, each refusal a wasted dial; it is found instead by
     // the next joiner's walk or by a peer that lost more.
-    // The rejoin backoff starts over once the peer is back at the floor.
-    if (this.#views.active.size >= this.#repairBelow) this.#rejoinDelay = 0
+    // The rejoin backoff and the count of refusals start over once the peer is back at the floor.
+    if (this.#views.active.size >= this.#repairBelow) {
+      this.#rejoinDelay = 0
+      this.#refusals = 0
+    }
     if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
       // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is
       // full and refuses low priority, so two peers left each other's only neighbour asked for good.
-      this.#promoteCandidate(candidate, this.#views.active.size <= 1)
+      // For the same reason, after a few refusals in a row: peers with room for each other alone (an
+      // island of a few, every outsider full) otherwise stayed cut off for tens of seconds (150-peer
+      // simulations). The one a full candidate then drops is left above the floor, or repairs.
+      const high = this.#views.active.size <= 1 || this.#refusals >= REFUSALS_BEFORE_HIGH
+      if (high) this.#refusals = 0
+      this.#promoteCandidate(candidate, high)
       return
     }
     // No candidate to try: a neighbour we still have is asked for some. A newcomer whose contact is its

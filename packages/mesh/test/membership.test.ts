@@ -439,6 +439,44 @@ describe('newcomers', () => {
     await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 5 })
   })
 
+  it('a peer short of neighbours that full candidates keep refusing asks the next one with high priority', async () => {
+    const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
+    // Full candidates: they take a request only with high priority. What the peer under test asked:
+    let subject = ''
+    const asked: boolean[] = []
+    const candidates = []
+    for (let i = 0; i < 4; i++) {
+      candidates.push(
+        await scriptedPeer(network, `full${i}`, {
+          answer: (msg, channel) => {
+            if (msg.type !== 'NEIGHBOR') return
+            if (channel.peer.id === subject) asked.push(msg.high)
+            channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: msg.high }))
+          },
+        }),
+      )
+    }
+    const contact = await scriptedPeer(network, 'contact', {
+      answer: (msg, channel) => {
+        if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+        if (msg.type === 'SHUFFLE') {
+          const entries = candidates.map((c) => ({ id: c.peer.id, addr: c.peer.addresses[0]!, age: 0 }))
+          channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries }))
+        }
+      },
+    })
+    const peer = await make()
+    subject = peer.peer.id
+    // Two neighbours, below the floor of four (with one, every request is high priority anyway), the
+    // second one before any candidate is known.
+    const other = await make()
+    await other.mesh.join(peer.peer.addresses[0]!)
+    await until(() => peer.mesh.isActive(other.peer.id), [peer.mesh], meshEvents)
+    await peer.mesh.join(contact.peer.addresses[0]!)
+    await vi.waitFor(() => expect(asked).toContain(true), { timeout: 5_000, interval: 5 })
+    expect(asked.indexOf(true)).toBeGreaterThanOrEqual(3)
+  })
+
   it('a peer down to one neighbour asks a candidate with high priority: full peers refuse low priority', async () => {
     const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
     const candidate = await scriptedPeer(network, 'candidate', {})
