@@ -16,6 +16,7 @@ import {
   MAX_ACTIVE_SIZE,
   MAX_MESH_DIALS,
   MAX_PASSIVE_SIZE,
+  MAX_WALK_DIALS,
   type MeshEvents,
   type MeshInit,
   type MeshStats,
@@ -41,6 +42,8 @@ interface Pending {
    * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
    */
   chosen: boolean
+  /** Asked because a neighbour's walk ended here: not counted as on its way by repair (see #asking). */
+  walk: boolean
   since: number
 }
 
@@ -208,6 +211,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       high: true,
       join: true,
       chosen: true,
+      walk: false,
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -448,26 +452,27 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, walk: walkFrom !== '', since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
     // At most MAX_MESH_DIALS at once: addresses that never answer must not hold every outbound
-    // handshake slot of the peer (its user's dials wait for one). And one at a time for the walks of
-    // any one neighbour: its walks aimed at such addresses would otherwise hold every slot, and the
-    // repair of a lost neighbour could not dial at all.
+    // handshake slot of the peer (its user's dials wait for one). Walks get MAX_WALK_DIALS of them, one
+    // per neighbour whose walk it is: walks aimed at such addresses held every slot, and the repair of
+    // a lost neighbour could not dial at all.
+    const walk = walkFrom !== ''
     if (
       addr === '' ||
       this.#dialing >= MAX_MESH_DIALS ||
-      this.#walkDials.has(walkFrom) ||
+      (walk && (this.#walkDials.has(walkFrom) || this.#walkDials.size >= MAX_WALK_DIALS)) ||
       !this.#dials.take()
     ) {
       // No budget now: keep it as a candidate (within its source's share); the repair timer comes back to it.
       this.#views.addPassive(id, addr, Date.now(), 'hearsay', walkFrom)
       return
     }
-    if (walkFrom !== '') this.#walkDials.add(walkFrom)
-    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+    if (walk) this.#walkDials.add(walkFrom)
+    this.#pending.set(id, { addr, high, join: false, chosen, walk: walkFrom !== '', since: Date.now() })
     this.stats.dials++
     this.#dialing++
     const done = () => {
@@ -479,9 +484,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         done()
         const pending = this.#pending.get(id)
         if (info.id !== id) {
-          // Someone else answers at that address now: the entry is stale.
+          // Someone else answers at that address now: the entry is stale, and the one who answered is a
+          // candidate there, first-hand (we dialed it).
           this.#pending.delete(id)
           this.#forget(id, addr)
+          this.#views.addPassive(info.id, addr, Date.now(), 'firsthand')
           if (!this.#views.active.has(info.id) && !this.#pending.has(info.id))
             void this.#disconnectQuietly(info.id)
           return
@@ -584,7 +591,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     // A peer with enough neighbours (or nothing to try) checks five times less often: a loss
     // reschedules the check at once, and 10,000 peers' timers otherwise cost a core in one process.
-    const content = this.#views.active.size + this.#pending.size >= this.#repairBelow
+    const content = this.#views.active.size + this.#asking() >= this.#repairBelow
     const helpless =
       this.#views.active.size === 0 &&
       this.#pending.size === 0 &&
@@ -625,6 +632,16 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#promote(id, entry.addr, high, entry.source === 'firsthand')
   }
 
+  /**
+   * Requests on their way that repair counts on: not those a neighbour's walk made us send, which may
+   * be aimed at addresses that never answer (repair waited on them, and no neighbour came).
+   */
+  #asking(): number {
+    let n = 0
+    for (const p of this.#pending.values()) if (!p.walk) n++
+    return n
+  }
+
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
   #takeCandidate(now: number): [string, PassiveEntry] | undefined {
     const backoff = 5 * this.#repairInterval
@@ -645,7 +662,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#rejoinDelay = 0
       this.#refusals = 0
     }
-    if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
+    if (this.#views.active.size + this.#asking() >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
       // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is
@@ -653,9 +670,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       // For the same reason, after a few refusals in a row: peers with room for each other alone (an
       // island of a few, every outsider full) otherwise stayed cut off for tens of seconds (150-peer
       // simulations). The one a full candidate then drops is left above the floor, or repairs.
-      const high = this.#views.active.size <= 1 || this.#refusals >= REFUSALS_BEFORE_HIGH
-      if (high) this.#refusals = 0
-      this.#promoteCandidate(candidate, high)
+      this.#promoteCandidate(
+        candidate,
+        this.#views.active.size <= 1 || this.#refusals >= REFUSALS_BEFORE_HIGH,
+      )
       return
     }
     // No candidate to try: a neighbour we still have is asked for some. A newcomer whose contact is its

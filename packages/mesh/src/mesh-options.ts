@@ -17,7 +17,12 @@ export const FORWARD_JOIN_BURST = 200
  * Mesh dials (promotions) in flight at once: a peer has 16 outbound handshake slots by default, and
  * walks steered at addresses that never answer must not hold the ones the user's own dials need.
  */
-export const MAX_MESH_DIALS = 2
+export const MAX_MESH_DIALS = 3
+/**
+ * Of those, dials for walks that ended here (FORWARD_JOIN), one per neighbour whose walk it is: one
+ * slot stays for the peer's own repair, and walks steered at addresses that never answer cannot take it.
+ */
+export const MAX_WALK_DIALS = 2
 /** Longest wait between two rejoins of an isolated peer. */
 export const REJOIN_MAX_DELAY = 60_000
 

@@ -33,7 +33,7 @@ export class Shuffler {
   readonly #asked = new Map<string, number>()
   #timer: ReturnType<typeof setTimeout> | undefined
   #dueAt = 0
-  /** The last exchange brought a candidate we did not have (or a neighbour came since). */
+  /** The last exchange grew the passive view (or a neighbour came since). */
   #learning = true
   #closed = false
 
@@ -103,11 +103,11 @@ export class Shuffler {
    * A view that is still filling, and learning, is exchanged again soon rather than in a period: a
    * newcomer otherwise holds a handful of candidates for its first seconds, and one whose few
    * neighbours and contact then die together has no one left to dial (150-peer simulations, churn
-   * right after formation). A reply that teaches nothing (a small overlay, all known) ends it.
+   * right after formation). A reply that does not grow the view (all known, or its sender at its share) ends it.
    */
   #fillSoon(): void {
     const views = this.host.views
-    if (!this.#learning || views.passive.size >= views.passiveSize) return
+    if (!this.#learning || this.#asked.size > 0 || views.passive.size >= views.passiveSize) return
     const delay = jitter(this.host.random, this.host.fillInterval)
     if (Date.now() + delay < this.#dueAt) this.#schedule(delay)
   }

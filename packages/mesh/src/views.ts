@@ -56,7 +56,7 @@ export class Views {
    * at addresses its sender chose). `via` is the neighbour whose hearsay it is: one holds at most a
    * third of the view, and its newer entries replace its own older ones, so that one neighbour's
    * walks and exchanges cannot fill the view with addresses of its choosing (repair then dials only
-   * those). A full view makes room by forgetting an entry of the source that holds the most.
+   * those). A full view makes room from the source that holds the most (see #evict).
    */
   addPassive(id: string, addr: string, at: number, source: AddressSource, via = ''): void {
     if (this.passiveSize === 0 || addr === '' || id === this.self() || this.active.has(id)) return
@@ -72,30 +72,30 @@ export class Views {
       return
     }
     if (Date.now() - at > this.addressTtl) return
-    // One peer listens at an address: a second id there is a lie or stale. Hearsay naming fresh ids at
-    // one address that never answers would have each dialed in turn, and even a first-hand address is
-    // only claimed in a handshake. The entry there stays until a dial finds someone else (#forget).
-    if (this.#idAt(addr) !== undefined) return
+    // One peer listens at an address: a second id there is a lie or stale. Hearsay never adds one
+    // (fresh ids at one address that never answers were each dialed in turn); a first-hand source
+    // displaces hearsay there (else hearsay could squat an honest peer's address) but not another
+    // first-hand entry (a handshake only claims its listen addresses). A dial settles it (#forget).
+    const there = this.#idAt(addr)
+    if (there !== undefined) {
+      if (source === 'hearsay' || this.passive.get(there)!.source === 'firsthand') return
+      this.passive.delete(there)
+    }
     if (source === 'firsthand') via = ''
-    const share = this.#idsVia(via)
-    if (via !== '' && share.length >= Math.ceil(this.passiveSize / 3)) {
+    const share = via === '' ? [] : this.#idsVia(via)
+    if (share.length >= Math.ceil(this.passiveSize / 3)) {
       this.passive.delete(share[pick(this.random, share.length)]!)
     } else if (this.passive.size >= this.passiveSize) {
-      const largest = this.#largestShare()
-      this.passive.delete(largest[pick(this.random, largest.length)]!)
+      this.#evict()
     }
     this.passive.set(id, { addr, at, triedAt: 0, source, via })
   }
 
-  /** Entries of a view exchange with neighbour `via`, their age counted back from `now`; how many were new. */
+  /** Entries of a view exchange with neighbour `via`, their age counted back from `now`; how much the view grew. */
   merge(entries: readonly MeshEntry[], now: number, via: string): number {
-    let added = 0
-    for (const e of entries) {
-      const known = this.passive.has(e.id)
-      this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay', via)
-      if (!known && this.passive.has(e.id)) added++
-    }
-    return added
+    const before = this.passive.size
+    for (const e of entries) this.addPassive(e.id, e.addr, now - e.age * 1000, 'hearsay', via)
+    return this.passive.size - before
   }
 
   #idAt(addr: string): string | undefined {
@@ -109,17 +109,24 @@ export class Views {
     return ids
   }
 
-  /** The ids of the source that holds the most passive entries (first-hand ones counting as one source). */
-  #largestShare(): string[] {
-    const bySource = new Map<string, string[]>()
+  /**
+   * Forgets a random entry of the largest source. The hearsay of neighbours we no longer have counts
+   * as one source (fresh identities taking turns as a neighbour would otherwise each bring a share);
+   * each first-hand entry is a source of its own (they are the candidates repair may protect).
+   */
+  #evict(): void {
+    const sources = new Map<string, string[]>()
     for (const [id, e] of this.passive) {
-      const ids = bySource.get(e.via)
+      const key = e.source === 'firsthand' ? `=${id}` : this.active.has(e.via) ? e.via : ''
+      const ids = sources.get(key)
       if (ids) ids.push(id)
-      else bySource.set(e.via, [id])
+      else sources.set(key, [id])
     }
-    let largest: string[] = []
-    for (const ids of bySource.values()) if (ids.length > largest.length) largest = ids
-    return largest
+    let largest = 0
+    for (const ids of sources.values()) largest = Math.max(largest, ids.length)
+    const victims: string[] = []
+    for (const ids of sources.values()) if (ids.length === largest) victims.push(...ids)
+    this.passive.delete(victims[pick(this.random, victims.length)]!)
   }
 
   /** Takes `id` out of the active view; its address, if it was there. */

@@ -5,7 +5,7 @@ import { createPeer, memoryTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { decodeMesh, encodeMesh, type MeshEntry, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
-import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE, MAX_MESH_DIALS } from '../src/mesh-options.js'
+import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE, MAX_WALK_DIALS } from '../src/mesh-options.js'
 import { type MeshNode, meshNetwork, until } from './fixtures/mesh-net.js'
 
 // Every peer here but the victim may be hostile: it speaks the mesh protocol by hand.
@@ -220,7 +220,7 @@ describe('mesh membership with hostile peers', () => {
     expect(passive).toHaveLength(2)
   })
 
-  it(`at most ${MAX_MESH_DIALS} mesh dials at once: addresses that never answer leave the user's own dials a handshake slot`, async () => {
+  it(`walks hold at most ${MAX_WALK_DIALS} mesh dials at once: addresses that never answer leave the user's own dials a handshake slot`, async () => {
     // Three outbound handshake slots; a FORWARD_JOIN (ttl 0) is a promotion, each one a dial.
     const { network, make } = meshNetwork({
       mesh: { ...quiet, activeSize: 4 },
@@ -228,20 +228,24 @@ describe('mesh membership with hostile peers', () => {
     })
     const victim = await make()
     const friend = await make()
-    // Two neighbours: one neighbour's walks get one dial at a time (see the next test).
-    const attackers = [await neighbour(network, victim), await neighbour(network, victim)]
+    // Three neighbours: one neighbour's walks get one dial at a time (see the next test).
+    const attackers = [
+      await neighbour(network, victim),
+      await neighbour(network, victim),
+      await neighbour(network, victim),
+    ]
     const { holes, targets } = await tarpits(network, 6)
     for (const [i, t] of targets.entries())
-      attackers[i % 2]!.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
+      attackers[i % 3]!.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
     for (const attacker of attackers) await handled(attacker)
     // The user's dial starts after the mesh's and gets a slot; without the cap it waits for a handshake
     // timeout of one of the holes.
     const info = await victim.peer.connect(friend.peer.addresses[0]!, { signal: AbortSignal.timeout(5_000) })
     expect(info.id).toBe(friend.peer.id)
-    expect(holes).toHaveLength(MAX_MESH_DIALS)
+    expect(holes).toHaveLength(MAX_WALK_DIALS)
     // The others are kept as candidates, as when the dial budget is spent.
     const passive = new Set(victim.mesh.passive().map((e) => e.id))
-    expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_MESH_DIALS)
+    expect(targets.filter((t) => passive.has(t.id))).toHaveLength(targets.length - MAX_WALK_DIALS)
   })
 
   it("one neighbour's walks at addresses that never answer hold one mesh dial at a time: another's walk is still dialed", async () => {
@@ -302,6 +306,51 @@ describe('mesh membership with hostile peers', () => {
     attacker.send({ type: 'SHUFFLE', entries })
     await handled(attacker)
     expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([known])
+  })
+
+  it('walks at addresses that never answer leave repair a dial: a lost neighbour is replaced from the passive view', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const candidate = await make()
+    const attackers = [await neighbour(network, victim), await neighbour(network, victim)]
+    // The third neighbour, at the floor of three, vouches for a candidate.
+    const honest = await neighbour(network, victim)
+    honest.send({
+      type: 'SHUFFLE',
+      entries: [{ id: candidate.peer.id, addr: candidate.peer.addresses[0]!, age: 0 }],
+    })
+    await handled(honest)
+    const { holes, targets } = await tarpits(network, 2)
+    for (const [i, t] of targets.entries())
+      attackers[i]!.send({ type: 'FORWARD_JOIN', id: t.id, addr: t.addr, ttl: 0 })
+    for (const attacker of attackers) await handled(attacker)
+    expect(holes).toHaveLength(MAX_WALK_DIALS)
+    // The honest neighbour leaves; below the floor, the victim dials its candidate and asks it.
+    await honest.peer.stop()
+    await until(() => victim.mesh.isActive(candidate.peer.id), [victim.mesh], meshEvents, 5_000)
+  })
+
+  it("hearsay naming another id at an honest peer's address does not keep that peer out of the passive view", async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 1 } })
+    const victim = await make()
+    const honest = await make()
+    const attacker = await neighbour(network, victim)
+    const squatter = { id: freshId(), addr: honest.peer.addresses[0]!, age: 0 }
+    attacker.send({ type: 'SHUFFLE', entries: [squatter] })
+    await handled(attacker)
+    // The honest peer joins (taking the one slot), then the attacker joins again and takes it back:
+    // the honest peer, dropped, is a first-hand candidate at its own address.
+    await honest.mesh.join(victim.peer.addresses[0]!)
+    await until(() => victim.mesh.isActive(honest.peer.id), [victim.mesh], meshEvents)
+    const dropped = (p: Peer) => !p.peers().connected.some((c) => c.id === victim.peer.id)
+    await until(() => dropped(attacker.peer), [attacker.peer], ['peer:disconnect'])
+    await attacker.connect()
+    const reply = attacker.next('NEIGHBOR_REPLY')
+    attacker.send({ type: 'JOIN', addr: '' })
+    await reply
+    expect(victim.mesh.passive().map(({ id, addr }) => ({ id, addr }))).toEqual([
+      { id: honest.peer.id, addr: honest.peer.addresses[0]! },
+    ])
   })
 
   it('fresh identities asking to be neighbours with high priority evict each other, not the neighbours we chose', async () => {

@@ -420,7 +420,8 @@ describe('newcomers', () => {
     })
     const newcomer = await make()
     await newcomer.mesh.join(contact.peer.addresses[0]!)
-    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(4), { timeout: 5_000, interval: 5 })
+    // Two replies grow the view (8, then 2: one source holds a third of it), the third does not.
+    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 5 })
   })
 
   it('a peer short of neighbours with no candidate asks its neighbour for some again, at each repair', async () => {
@@ -444,7 +445,7 @@ describe('newcomers', () => {
     // Full candidates: they take a request only with high priority. What the peer under test asked:
     let subject = ''
     const asked: boolean[] = []
-    const candidates = []
+    const candidates: Awaited<ReturnType<typeof scriptedPeer>>[] = []
     for (let i = 0; i < 4; i++) {
       candidates.push(
         await scriptedPeer(network, `full${i}`, {

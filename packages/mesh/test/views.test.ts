@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest'
+import { seededRandom } from '../src/random.js'
+import { Views } from '../src/views.js'
+
+const now = Date.now()
+
+function viewsOf(passiveSize: number, neighbours: readonly string[]): Views {
+  const views = new Views(passiveSize, 600_000, seededRandom(7), () => 'self')
+  for (const id of neighbours) views.active.set(id, `${id}:1`)
+  return views
+}
+
+function add(views: Views, via: string, ids: readonly string[]): void {
+  for (const id of ids) views.addPassive(id, `${id}:1`, now, via === '' ? 'firsthand' : 'hearsay', via)
+}
+
+const held = (views: Views, prefix: string) => [...views.passive.keys()].filter((id) => id.startsWith(prefix))
+
+describe('the passive view, full', () => {
+  it('forgets from the neighbour whose hearsay holds the most, not the first-hand candidates', () => {
+    const views = viewsOf(9, ['n1', 'n2', 'n3'])
+    add(views, '', ['f0', 'f1', 'f2'])
+    add(views, 'n1', ['a0', 'a1', 'a2'])
+    add(views, 'n2', ['b0', 'b1', 'b2'])
+    add(views, 'n3', ['c0', 'c1', 'c2'])
+    expect(views.passive.size).toBe(9)
+    expect(held(views, 'f')).toEqual(['f0', 'f1', 'f2'])
+    for (const prefix of ['a', 'b', 'c']) expect(held(views, prefix).length).toBeGreaterThanOrEqual(1)
+  })
+
+  it('counts the hearsay of neighbours that left as one source: identities taking turns get one share between them', () => {
+    const views = viewsOf(9, ['d1', 'd2', 'd3', 'n'])
+    add(views, 'd1', ['x0', 'x1'])
+    add(views, 'd2', ['x2', 'x3'])
+    add(views, 'd3', ['x4', 'x5'])
+    for (const id of ['d1', 'd2', 'd3']) views.removeActive(id)
+    add(views, 'n', ['n0', 'n1', 'n2'])
+    views.active.set('m', 'm:1')
+    add(views, 'm', ['m0', 'm1'])
+    expect(held(views, 'n')).toEqual(['n0', 'n1', 'n2'])
+    expect(held(views, 'm')).toEqual(['m0', 'm1'])
+    expect(held(views, 'x')).toHaveLength(4)
+  })
+})
