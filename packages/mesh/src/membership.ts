@@ -42,8 +42,6 @@ interface Pending {
    * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
    */
   chosen: boolean
-  /** Asked because a neighbour's walk ended here: not counted as on its way by repair (see #asking). */
-  walk: boolean
   since: number
 }
 
@@ -211,7 +209,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       high: true,
       join: true,
       chosen: true,
-      walk: false,
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -452,7 +449,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, chosen, walk: walkFrom !== '', since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
@@ -472,7 +469,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     if (walk) this.#walkDials.add(walkFrom)
-    this.#pending.set(id, { addr, high, join: false, chosen, walk: walkFrom !== '', since: Date.now() })
+    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
     this.stats.dials++
     this.#dialing++
     const done = () => {
@@ -591,7 +588,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     }
     // A peer with enough neighbours (or nothing to try) checks five times less often: a loss
     // reschedules the check at once, and 10,000 peers' timers otherwise cost a core in one process.
-    const content = this.#views.active.size + this.#asking() >= this.#repairBelow
+    const content = this.#views.active.size + this.#pending.size >= this.#repairBelow
     const helpless =
       this.#views.active.size === 0 &&
       this.#pending.size === 0 &&
@@ -632,16 +629,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#promote(id, entry.addr, high, entry.source === 'firsthand')
   }
 
-  /**
-   * Requests on their way that repair counts on: not those a neighbour's walk made us send, which may
-   * be aimed at addresses that never answer (repair waited on them, and no neighbour came).
-   */
-  #asking(): number {
-    let n = 0
-    for (const p of this.#pending.values()) if (!p.walk) n++
-    return n
-  }
-
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */
   #takeCandidate(now: number): [string, PassiveEntry] | undefined {
     const backoff = 5 * this.#repairInterval
@@ -662,7 +649,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#rejoinDelay = 0
       this.#refusals = 0
     }
-    if (this.#views.active.size + this.#asking() >= this.#repairBelow) return
+    if (this.#views.active.size + this.#pending.size >= this.#repairBelow) return
     const candidate = this.#takeCandidate(now)
     if (candidate !== undefined) {
       // High priority with one neighbour or none (HyParView: none). In a settled overlay everyone is

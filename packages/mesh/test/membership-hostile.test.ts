@@ -309,7 +309,11 @@ describe('mesh membership with hostile peers', () => {
   })
 
   it('walks at addresses that never answer leave repair a dial: a lost neighbour is replaced from the passive view', async () => {
-    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    // A request not answered within neighborTimeout is given up, and repair stops counting on it; the
+    // dial under it keeps its slot until the handshake times out (10 s, after this test).
+    const { network, make } = meshNetwork({
+      mesh: { ...quiet, activeSize: 4, neighborTimeout: 300, repairInterval: 50 },
+    })
     const victim = await make()
     const candidate = await make()
     const attackers = [await neighbour(network, victim), await neighbour(network, victim)]
