@@ -167,7 +167,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super()
     this.#signer = identitySigner(init.identity)
     this.#mesh = init.mesh
-    this.#announcers = init.announcers ?? ((id) => this.#mesh?.isActive(id) ?? true)
+    this.#announcers = init.announcers ?? ((id) => this.#isNeighbour(id))
     this.#seen = new SeenCache(Math.max(1, init.seenCacheSize ?? 65_536))
     this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
@@ -266,7 +266,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (this.#seen.has(key)) {
       this.stats.duplicates++
       // A second copy over a tree link: that link is redundant, take it off the tree on both sides.
-      if (!handler.lazy && this.#isNeighbour(handler)) {
+      if (!handler.lazy && this.#isNeighbour(handler.channel.peer.id)) {
         handler.lazy = true
         handler.send({ type: 'PRUNE' })
         this.stats.prunes++
@@ -369,8 +369,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return undefined
   }
 
-  #isNeighbour(handler: GossipHandler): boolean {
-    return this.#mesh ? this.#mesh.isActive(handler.channel.peer.id) : true
+  #isNeighbour(peerId: string): boolean {
+    return this.#mesh ? this.#mesh.isActive(peerId) : true
   }
 
   /**
