@@ -34,7 +34,7 @@ import {
   renderTable,
   renderTargets,
 } from './report.js'
-import { type JobOutcome, JobRunner, runJob } from './runner.js'
+import { type JobOutcome, JobRunner, runJob, WORKER_V8_FLAGS } from './runner.js'
 import { FRESH_SCENARIOS, SCENARIOS, type ScenarioName } from './scenarios.js'
 import { isSystemName, runsScenario, SYSTEMS, type SystemName } from './systems/index.js'
 import type { SystemOptions } from './systems/types.js'
@@ -87,6 +87,7 @@ function environment(loadAtStart: number): Environment {
         : `on this Node (${process.version}), with the \`Promise.withResolvers\` polyfill in its own workers`,
     load: `${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (${cpu.length} CPUs)`,
     versions,
+    ...(WORKER_V8_FLAGS.length > 0 ? { workerFlags: WORKER_V8_FLAGS.join(' ') } : {}),
   }
 }
 

@@ -131,6 +131,8 @@ export interface Environment {
   versions: Record<string, string>
   /** How js-libp2p ran: on this Node, natively or with the Promise.withResolvers polyfill. */
   libp2p: string
+  /** Extra V8 flags every worker ran with (PARLEY_BENCH_WORKER_V8_FLAGS), when any. */
+  workerFlags?: string
 }
 
 /** One `pnpm bench` run, on one Node version. */
@@ -185,6 +187,11 @@ function renderRun(input: ReportInput, run: Run, level: string): string[] {
     `- Node ${env.node}; ${env.cpu}; ${env.os}; load average ${env.load}`,
     `- Packages: ${versions}`,
     `- js-libp2p: ${env.libp2p}`,
+    ...(env.workerFlags
+      ? [
+          `- **Every worker ran with the V8 flags \`${env.workerFlags}\`**: an experiment, not Node's defaults`,
+        ]
+      : []),
     '',
     `${level} Results`,
     '',

@@ -43,6 +43,15 @@ export type JobOutcome = { ok: true; values: Record<string, number> } | { ok: fa
  */
 const MEMORY_V8_FLAGS = ['--max-semi-space-size=1']
 
+/**
+ * Extra V8 flags for every worker, space-separated, from `PARLEY_BENCH_WORKER_V8_FLAGS`: for
+ * experiments only (bench/ANALYSIS.md lowers `--interrupt-budget` to show what the cold start is).
+ * The report names them, so a run made with them is never mistaken for a plain one.
+ */
+export const WORKER_V8_FLAGS: readonly string[] = (process.env.PARLEY_BENCH_WORKER_V8_FLAGS ?? '')
+  .split(' ')
+  .filter((f) => f !== '')
+
 /** A forked worker with a queue of the messages it sent. */
 class Worker {
   readonly child: ChildProcess
@@ -58,7 +67,7 @@ class Worker {
     cpuProfDir: string | undefined,
     v8Flags: readonly string[] = [],
   ) {
-    const execArgv = ['--expose-gc', ...v8Flags]
+    const execArgv = ['--expose-gc', ...v8Flags, ...WORKER_V8_FLAGS]
     // Set for profiled workers only, never inherited: unprofiled ones would all write one file.
     const env: NodeJS.ProcessEnv = { ...process.env }
     delete env[PROFILE_ENV]
