@@ -1,12 +1,12 @@
 import type { Message } from '@parley/protocol'
 import { RejectCode } from '@parley/protocol'
-import { InboundEviction } from './admission.js'
+import { HostRates, InboundEviction } from './admission.js'
 import { type ConnectionHost, EVICTED_GOODBYE } from './connection-host.js'
 import { awaitHandshake, checkAnnouncement, handshakeError } from './handshake.js'
 import { PeerError } from './peer-errors.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import type { Connection } from './transport.js'
-import { isLoopback, netgroupOf, remoteHostOf } from './util.js'
+import { hostKeyOf, isLoopback, netgroupOf, remoteHostOf } from './util.js'
 
 /**
  * The accepting side: per-host limits, handshake admission (the oldest stalled handshake makes room),
@@ -14,6 +14,8 @@ import { isLoopback, netgroupOf, remoteHostOf } from './util.js'
  */
 export class Acceptor {
   readonly #eviction = new InboundEviction()
+  /** New connections per remote host (`connectRate`), made on the first connection (the limits come later). */
+  #rates: HostRates | undefined
 
   constructor(readonly m: ConnectionHost) {}
 
@@ -25,12 +27,25 @@ export class Acceptor {
     // Checked before any handshake work, so a flood costs us as little as possible. Every local peer
     // shares the loopback address, so the per-host limit would cap a one-machine swarm.
     const host = remoteHostOf(conn)
-    if (!isLoopback(host) && this.m.connectionsFrom(host) >= this.m.limits.maxPerHost) {
+    const local = isLoopback(host)
+    if (!local && this.m.connectionsFrom(host) >= this.m.limits.maxPerHost) {
       conn.abort()
       this.m.init.events.report(
         new PeerError(
           'TOO_MANY_CONNECTIONS',
-          `refused a connection from ${conn.remoteAddress}: already ${this.m.limits.maxPerHost} connections from ${host} (the limit)`,
+          `refused a connection from ${conn.remoteAddress}: already ${this.m.limits.maxPerHost} connections from ${hostKeyOf(host)} (the limit)`,
+        ),
+      )
+      return
+    }
+    const rate = this.m.limits.connectRate
+    if (!local && rate !== false && !(this.#rates ??= new HostRates(rate)).take(hostKeyOf(host))) {
+      conn.abort()
+      const { perSecond, burst } = rate
+      this.m.init.events.report(
+        new PeerError(
+          'TOO_MANY_CONNECTIONS',
+          `refused a connection from ${conn.remoteAddress}: ${hostKeyOf(host)} opens connections faster than ${perSecond}/s (burst ${burst})`,
         ),
       )
       return

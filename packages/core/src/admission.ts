@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { TokenBucket } from './util.js'
 
 /**
  * One inbound handshake's hold on a slot: its network group and how far it got (0: connected; 1: the
@@ -276,6 +277,29 @@ export class InboundEviction {
 
 function youngest<T>(list: EvictionCandidate<T>[]): EvictionCandidate<T> {
   return list.reduce((a, b) => (b.connectedAt > a.connectedAt ? b : a))
+}
+
+/**
+ * How fast each remote host may open connections: a token bucket per host, the least recently used
+ * forgotten past `maxEntries` (a forgotten host starts again with a full burst, as a new one would).
+ */
+export class HostRates {
+  readonly #buckets = new Map<string, TokenBucket>()
+
+  constructor(
+    readonly rate: { perSecond: number; burst: number },
+    readonly maxEntries = 4096,
+  ) {}
+
+  /** Takes one connection of `host`'s budget; false when it has none left. */
+  take(host: string): boolean {
+    let bucket = this.#buckets.get(host)
+    if (bucket) this.#buckets.delete(host)
+    else bucket = new TokenBucket(this.rate.perSecond, this.rate.burst)
+    this.#buckets.set(host, bucket)
+    if (this.#buckets.size > this.maxEntries) this.#buckets.delete(this.#buckets.keys().next().value!)
+    return bucket.take()
+  }
 }
 
 /**

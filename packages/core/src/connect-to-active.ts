@@ -1,5 +1,5 @@
 import type { ResolvedLimits } from './limits.js'
-import type { KnownEntry, PeerStore } from './peer-store.js'
+import { type KnownEntry, type PeerStore, sourceKey } from './peer-store.js'
 import type {
   ConnectResult,
   ConnectToActiveOptions,
@@ -66,15 +66,14 @@ export async function connectToActive(
     }
     if (todo.length === 0) break
     // A small network (everyone fits in the degree) is connected in full, as it always was; in a large
-    // one only up to the degree, in random order (first-hand knowledge first) so that peers calling
-    // this at once do not all dial the same few.
+    // one only up to the degree, in random order (see dialOrder) so that peers calling this at once do
+    // not all dial the same few, and no one source decides most of whom we dial.
     const connected = online()
     const room = connected + todo.length <= maxDegree ? todo.length : Math.max(0, maxDegree - connected)
     const budget = Math.max(0, maxDials - dials)
-    shuffle(todo)
-    todo.sort((a, b) => Number(a.source === 'hearsay') - Number(b.source === 'hearsay'))
-    const picked = todo.slice(0, Math.min(room, budget))
-    for (const k of todo.slice(picked.length))
+    const ordered = dialOrder(todo)
+    const picked = ordered.slice(0, Math.min(room, budget))
+    for (const k of ordered.slice(picked.length))
       skip(k, picked.length < room ? 'dial-budget' : 'degree-reached')
     if (picked.length === 0) break
     dials += picked.length
@@ -96,6 +95,33 @@ export async function connectToActive(
     alreadyConnected: { value: [...already.values()], enumerable: false },
     skipped: { value: [...skipped.values()], enumerable: false },
   }) as ConnectToActiveResult
+}
+
+/**
+ * The order to dial known peers in: those we dialled before first (we reached them there), then the
+ * rest taking turns by whose say-so each stands on (`sourceKey`: the peer that told us, or the network
+ * group a stranger connected from), in random order within each. Forty throwaway keys connecting from
+ * one host, or one peer's answer naming forty, get one turn per round, like any other single source.
+ */
+export function dialOrder(todo: readonly KnownEntry[]): KnownEntry[] {
+  const dialled = todo.filter((k) => k.dialled)
+  const bySource = new Map<string, KnownEntry[]>()
+  for (const k of todo) {
+    if (k.dialled) continue
+    const key = sourceKey(k) ?? `id:${k.id}`
+    const list = bySource.get(key)
+    if (list) list.push(k)
+    else bySource.set(key, [k])
+  }
+  shuffle(dialled)
+  const queues = [...bySource.values()]
+  shuffle(queues)
+  for (const q of queues) shuffle(q)
+  const out = dialled
+  for (let turn = 0; out.length < todo.length; turn++) {
+    for (const q of queues) if (turn < q.length) out.push(q[turn]!)
+  }
+  return out
 }
 
 /** Fisher–Yates, in place. */

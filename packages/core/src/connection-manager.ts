@@ -27,7 +27,7 @@ import type { SecureConnection } from './secure/upgrader.js'
 import { Session } from './session.js'
 import type { Connection } from './transport.js'
 import type { Trust } from './trust.js'
-import { netgroupOf, remoteHostOf, Timers, TokenBucket } from './util.js'
+import { hostKeyOf, netgroupOf, remoteHostOf, Timers, TokenBucket } from './util.js'
 
 /**
  * Dialing and accepting: handshake admission, connection limits and inbound eviction, the
@@ -84,9 +84,9 @@ export class ConnectionManager implements ConnectionHost {
     this.#redials = r === false ? undefined : new TokenBucket(r.perSecond, r.burst)
   }
 
-  /** Raw connections open from `host` (inbound and outbound). */
+  /** Raw connections open from `host` (inbound and outbound), or from its IPv6 /64 (see hostKeyOf). */
   connectionsFrom(host: string): number {
-    return this.#perHost.get(host) ?? 0
+    return this.#perHost.get(hostKeyOf(host)) ?? 0
   }
 
   dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {
@@ -103,7 +103,7 @@ export class ConnectionManager implements ConnectionHost {
 
   /** Counts a raw connection against the limits until it closes. */
   count(conn: Connection, direction: Direction): void {
-    const host = remoteHostOf(conn)
+    const host = hostKeyOf(remoteHostOf(conn))
     this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1)
     if (direction === 'outbound') this.outboundCount++
     conn.once('close', () => {

@@ -11,6 +11,7 @@ import type { Trust } from './trust.js'
 export function findSession(
   sessions: Map<string, Session>,
   trust: Trust,
+  store: PeerStore,
   target: string,
 ): Session | undefined {
   const byId = sessions.get(target)
@@ -22,8 +23,9 @@ export function findSession(
     const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
     if (matches.length === 1) return matches[0]
   }
-  // A name saved with a key means that key: a peer merely calling itself so is not it.
-  const owner = trust.nameOwner(target)
+  // A name saved with a key means that key: a peer merely calling itself so is not it. Unsaved, it
+  // means the key we first knew by it (see PeerStore.nameOwner).
+  const owner = trust.nameOwner(target) ?? store.nameOwner(target)
   const byName = [...sessions.values()].filter(
     (s) => s.remote.name === target && (owner === undefined || owner === s.id),
   )
@@ -67,6 +69,22 @@ export function knownByIdOrPrefix(store: PeerStore, target: string): KnownEntry 
   return found && found.addrs.length > 0 ? found : undefined
 }
 
-export function notConnected(target: string): PeerError {
+/**
+ * Why nothing connected matches `target`; given the sessions, it also says when connected peers call
+ * themselves `target` but the name means another key (see findSession).
+ */
+export function notConnected(
+  target: string,
+  sessions?: Map<string, Session>,
+  owner?: (name: string) => string | undefined,
+): PeerError {
+  const namesake = sessions && [...sessions.values()].find((s) => s.remote.name === target)
+  const ownerId = namesake && owner?.(target)
+  if (namesake && ownerId !== undefined && ownerId !== namesake.id) {
+    return new PeerError(
+      'NOT_CONNECTED',
+      `"${target}" names the peer ${ownerId.slice(0, 16)}, which is not connected; the connected peer that calls itself so is ${namesake.id.slice(0, 16)} (send to its id to reach it)`,
+    )
+  }
   return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)
 }

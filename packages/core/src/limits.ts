@@ -11,6 +11,7 @@ export interface ResolvedLimits {
   maxInbound: number
   maxOutbound: number
   maxPerHost: number
+  connectRate: { perSecond: number; burst: number } | false
   maxInboundHandshakes: number
   maxOutboundHandshakes: number
   /** Bytes held for one remote peer: its partial frame, early frames and our frames waiting for it to read. */
@@ -45,6 +46,7 @@ export function resolveLimits(init: PeerInit): ResolvedLimits {
     maxInbound: init.maxInbound ?? 256,
     maxOutbound: init.maxOutbound ?? 256,
     maxPerHost: init.maxPerHost ?? 16,
+    connectRate: init.connectRate ?? { perSecond: 10, burst: 20 },
     maxInboundHandshakes: init.maxHandshakes?.inbound ?? 32,
     maxOutboundHandshakes: init.maxHandshakes?.outbound ?? 16,
     // Two frames in flight each way and a little more: an honest peer never comes near it.

@@ -1,6 +1,6 @@
 import { Limits, type PeerRecord } from '@parley/protocol'
 import type { KnownPeer } from './peer-types.js'
-import { hostOf } from './util.js'
+import { canonicalHost, hostOf, netgroupOf } from './util.js'
 
 /** Where an entry's name and addresses came from. */
 export type KnownSource = 'direct' | 'hearsay'
@@ -14,10 +14,17 @@ export interface KnownEntry {
   source: KnownSource
   /** For hearsay, the peer that told us. */
   from: string | undefined
+  /**
+   * For a peer that only ever connected to us, the network group it connected from: a fresh key costs
+   * nothing, so such entries are capped per group, as hearsay is per source (see `maxPerSource`).
+   */
+  group: string | undefined
   /** It said GOODBYE (or stayed unreachable): kept for a while, not handed out. */
   gone: boolean
   /** We dialled it at least once (the user asked, or we reconnected): never pushed out by a stranger. */
   dialled: boolean
+  /** When we first knew it (Date.now() time), first-hand from then on: the first key keeps a name (nameOwner). */
+  since: number
 }
 
 /** Options of {@link PeerStore.learnDirect}. */
@@ -26,15 +33,20 @@ export interface LearnDirectOptions {
   dialled?: boolean
   /** Whether a peer is connected now: a full store never forgets one for a newcomer. */
   connected?: (id: string) => boolean
+  /** The host its connection came from (see {@link KnownEntry.group}). */
+  host?: string
 }
 
 export interface PeerStoreInit {
   selfId: string
   /** Entries kept in all. */
   maxEntries: number
-  /** Hearsay entries one source may have in the store at once. */
+  /**
+   * Hearsay entries one source may have in the store at once, and entries of peers that only connected
+   * to us from one network group.
+   */
   maxPerSource: number
-  /** Hearsay not confirmed for this long is forgotten. */
+  /** Hearsay not confirmed for this long is forgotten, and so is a peer that only connected to us. */
   hearsayTtl: number
   /** A peer marked gone is forgotten after this long. */
   goneTtl: number
@@ -44,8 +56,10 @@ export interface PeerStoreInit {
  * What this peer knows about others: names and addresses, where each came from, when last seen.
  *
  * First-hand knowledge is never overwritten by hearsay; remote timestamps are clamped to our clock;
- * one source can place only `maxPerSource` entries, so a single hostile answer cannot fill the store
- * or steer which peers we dial. Entries expire: hearsay that nobody confirms, and peers that left.
+ * one source can place only `maxPerSource` entries (a peer that told us, or the network group that
+ * strangers connected to us from), so a single hostile answer or host cannot fill the store or steer
+ * which peers we dial. Entries expire: hearsay that nobody confirms, strangers that connected once,
+ * and peers that left.
  */
 export class PeerStore {
   readonly #init: PeerStoreInit
@@ -78,30 +92,45 @@ export class PeerStore {
     if (id === this.#init.selfId) return false
     const dialled = options.dialled === true
     const entry = this.#entries.get(id)
+    const group = options.host === undefined ? undefined : `net:${netgroupOf(options.host)}`
     if (entry) {
       this.#unsource(entry)
       entry.name = name
       if (addrs.length > 0) entry.addrs = [...addrs]
       entry.lastSeen = Date.now()
+      if (entry.source === 'hearsay') entry.since = entry.lastSeen
       entry.source = 'direct'
       entry.from = undefined
       entry.gone = false
       entry.dialled ||= dialled
+      entry.group = entry.dialled ? undefined : group
+      this.#count(entry)
       return true
     }
-    return this.#insert(
-      {
-        id,
-        name,
-        addrs: [...addrs],
-        lastSeen: Date.now(),
-        source: 'direct',
-        from: undefined,
-        gone: false,
-        dialled,
-      },
-      options.connected,
-    )
+    const created: KnownEntry = {
+      id,
+      name,
+      addrs: [...addrs],
+      lastSeen: Date.now(),
+      source: 'direct',
+      from: undefined,
+      group: dialled ? undefined : group,
+      gone: false,
+      dialled,
+      since: Date.now(),
+    }
+    const connected = options.connected ?? (() => false)
+    // A stranger over its group's share takes the place of the stalest of its own group, never another's.
+    if (created.group !== undefined && (this.#perSource.get(created.group) ?? 0) >= this.#init.maxPerSource) {
+      let stalest: KnownEntry | undefined
+      for (const k of this.#entries.values()) {
+        if (k.group !== created.group || connected(k.id)) continue
+        if (!stalest || k.lastSeen < stalest.lastSeen) stalest = k
+      }
+      if (!stalest) return false
+      this.forget(stalest.id)
+    }
+    return this.#insert(created, connected)
   }
 
   /**
@@ -133,10 +162,26 @@ export class PeerStore {
       lastSeen,
       source: 'hearsay',
       from: source,
+      group: undefined,
       gone: false,
       dialled: false,
+      since: Date.now(),
     }
     return this.#insert(created, connected) ? created : undefined
+  }
+
+  /**
+   * The key a name means, from first-hand knowledge: of the peers we know first-hand by that name, one
+   * we dialled, else the one seen first. Names are claims: without this, a stranger calling itself
+   * "alice" would receive what the user sends to "alice" once the alice it knew has left.
+   */
+  nameOwner(name: string): string | undefined {
+    let owner: KnownEntry | undefined
+    for (const k of this.#entries.values()) {
+      if (k.source !== 'direct' || k.name !== name) continue
+      if (!owner || rank(k) > rank(owner) || (rank(k) === rank(owner) && k.since < owner.since)) owner = k
+    }
+    return owner?.id
   }
 
   /** The peer said goodbye or could not be reached: stop handing it out; forget it later. */
@@ -161,22 +206,23 @@ export class PeerStore {
     this.#entries.delete(id)
   }
 
-  /** Forgets expired entries (never a connected one). */
+  /**
+   * Forgets expired entries (never a connected one): peers gone for `goneTtl`, and hearsay and peers
+   * that only ever connected to us unseen for `hearsayTtl`. Peers we dialled stay.
+   */
   expire(now: number, connected: (id: string) => boolean): void {
     for (const entry of this.#entries.values()) {
       if (connected(entry.id)) continue
       const age = now - entry.lastSeen
-      if (
-        (entry.gone && age > this.#init.goneTtl) ||
-        (entry.source === 'hearsay' && age > this.#init.hearsayTtl)
-      )
+      if ((entry.gone && age > this.#init.goneTtl) || (!entry.dialled && age > this.#init.hearsayTtl))
         this.forget(entry.id)
     }
   }
 
   /**
    * Records to answer a PEERS_REQUEST: a random sample (not always the same oldest ones) of the
-   * peers not gone, first-hand ones first, within `maxCount` and about `maxBytes` encoded.
+   * peers not gone, the ones we dialled first (we reached them there), within `maxCount` and about
+   * `maxBytes` encoded. A stranger that only connected to us is not vouched for above hearsay.
    */
   sample(
     exclude: string,
@@ -189,7 +235,7 @@ export class PeerStore {
       const j = Math.floor(Math.random() * (i + 1))
       ;[pool[i], pool[j]] = [pool[j]!, pool[i]!]
     }
-    pool.sort((a, b) => Number(a.source === 'hearsay') - Number(b.source === 'hearsay'))
+    pool.sort((a, b) => Number(b.dialled) - Number(a.dialled))
     const out: PeerRecord[] = []
     let bytes = 0
     for (const e of pool) {
@@ -224,16 +270,30 @@ export class PeerStore {
       this.forget(victim.id)
     }
     this.#entries.set(entry.id, entry)
-    if (entry.from !== undefined) this.#perSource.set(entry.from, (this.#perSource.get(entry.from) ?? 0) + 1)
+    this.#count(entry)
     return true
   }
 
-  #unsource(entry: KnownEntry): void {
-    if (entry.from === undefined) return
-    const n = (this.#perSource.get(entry.from) ?? 1) - 1
-    if (n > 0) this.#perSource.set(entry.from, n)
-    else this.#perSource.delete(entry.from)
+  #count(entry: KnownEntry): void {
+    const key = sourceKey(entry)
+    if (key !== undefined) this.#perSource.set(key, (this.#perSource.get(key) ?? 0) + 1)
   }
+
+  #unsource(entry: KnownEntry): void {
+    const key = sourceKey(entry)
+    if (key === undefined) return
+    const n = (this.#perSource.get(key) ?? 1) - 1
+    if (n > 0) this.#perSource.set(key, n)
+    else this.#perSource.delete(key)
+  }
+}
+
+/**
+ * Whose say-so an entry stands on, for the per-source cap and for connect-to-active's turns: the peer
+ * that told us (hearsay), the network group a stranger connected from, or nobody's (we dialled it).
+ */
+export function sourceKey(e: KnownEntry): string | undefined {
+  return e.source === 'hearsay' ? e.from : e.dialled ? undefined : e.group
 }
 
 /** How much an entry is worth keeping: hearsay 0, a peer that only connected to us 1, one we dialled 2. */
@@ -242,20 +302,23 @@ function rank(e: KnownEntry): number {
 }
 
 /**
- * A peer's addresses in the order to try them: the one we dialed it at (verified: its key answered
- * there), then those it claims on the host its connection comes from, then its other claims. Claims
- * are hints, so only the first few are ever dialed (see connectToActive): an address list cannot
- * point us at a third party's hosts, only at the peer's own.
+ * The addresses to keep of those a peer claims, in the order to try them: the one we dialed it at
+ * (verified: its key answered there), then its claims on the host its connection comes from, and its
+ * own `dht:` address. Claims on any other host are dropped: they are unverified, and keeping them would
+ * let anyone point our dials (and the records we hand out) at a third party's hosts. Only the first
+ * few are ever dialed (see connectToActive).
  */
 export function reachableFirst(
   claimed: readonly string[],
   dialedAddress: string | undefined,
   host: string,
+  peerId?: string,
 ): string[] {
-  const onHost = claimed.filter((a) => a !== dialedAddress && hostOf(a) === host)
-  const others = claimed.filter((a) => a !== dialedAddress && hostOf(a) !== host)
-  return [...(dialedAddress === undefined ? [] : [dialedAddress]), ...onHost, ...others].slice(
-    0,
-    Limits.addresses,
+  const from = canonicalHost(host)
+  const own = claimed.filter(
+    (a) =>
+      a !== dialedAddress &&
+      (canonicalHost(hostOf(a)) === from || (peerId !== undefined && a === `dht:${peerId}`)),
   )
+  return [...(dialedAddress === undefined ? [] : [dialedAddress]), ...own].slice(0, Limits.addresses)
 }

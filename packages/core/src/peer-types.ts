@@ -90,8 +90,15 @@ export interface PeerInit {
   maxInbound?: number
   /** Outbound connections at once. @default 256 */
   maxOutbound?: number
-  /** Connections at once from one remote host (IP; loopback is exempt). @default 16 */
+  /** Connections at once from one remote host (an IPv4 address or IPv6 /64; loopback is exempt). @default 16 */
   maxPerHost?: number
+  /**
+   * New inbound connections one remote host (as for `maxPerHost`; loopback is exempt) may open: past it
+   * they are refused before any handshake work, so one host cannot make us run a key exchange per
+   * packet it sends, nor churn the handshake slots other peers wait in. `false` turns it off.
+   * @default { perSecond: 10, burst: 20 }
+   */
+  connectRate?: { perSecond: number; burst: number } | false
   /**
    * Handshakes running at once. Past `inbound`, a new inbound connection pushes out the oldest inbound
    * handshake still in progress (a stalled, half-open one, most likely); past `outbound`, dials wait.

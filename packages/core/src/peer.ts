@@ -136,8 +136,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
           void this.#store.learnDirect(
             remote.peerId,
             remote.name,
-            reachableFirst(remote.listenAddrs, dialedAddress, host),
-            { dialled: direction === 'outbound', connected: (id) => this.#manager.sessions.has(id) },
+            reachableFirst(remote.listenAddrs, dialedAddress, host, remote.peerId),
+            { dialled: direction === 'outbound', connected: (id) => this.#manager.sessions.has(id), host },
           ),
         opened: (session) => this.emit('peer:connect', session.info()),
         resumed: (session) => this.emit('peer:connect', session.info()),
@@ -396,12 +396,17 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     try {
       this.#assertRunning()
       const bytes = textBytes(text)
-      const session = findSession(this.#manager.sessions, this.#trust, target)
+      const session = findSession(this.#manager.sessions, this.#trust, this.#store, target)
       if (session) return this.#chatWith(session).send(text, bytes, options)
       if (looksLikeAddress(target)) return this.#dialAndSend([target], text, bytes, options)
       // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
       const known = knownByIdOrPrefix(this.#store, target)
-      if (!known) throw notConnected(target)
+      if (!known)
+        throw notConnected(
+          target,
+          this.#manager.sessions,
+          (n) => this.#trust.nameOwner(n) ?? this.#store.nameOwner(n),
+        )
       // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
@@ -415,7 +420,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     try {
       this.#assertRunning()
       const bytes = texts.map((t) => textBytes(t))
-      const session = findSession(this.#manager.sessions, this.#trust, target)
+      const session = findSession(this.#manager.sessions, this.#trust, this.#store, target)
       if (!session) {
         throw new PeerError('NOT_CONNECTED', `"${target}" is not connected; connect to it before sendMany()`)
       }
@@ -493,7 +498,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   }
 
   #resolve(target: string): Session {
-    const session = findSession(this.#manager.sessions, this.#trust, target)
+    const session = findSession(this.#manager.sessions, this.#trust, this.#store, target)
     if (!session?.online) throw notConnected(target)
     return session
   }

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { Limits, utf8Length } from '@parley/protocol'
 import { PeerError } from './peer-errors.js'
@@ -62,16 +63,77 @@ export function remoteHostOf(conn: { readonly remoteAddress: string; readonly re
 }
 
 /**
+ * The eight 16-bit groups of an IPv6 address in any written form (`2001:db8::1`, `2001:0db8:0:0::1`,
+ * an embedded IPv4 tail, a `%zone`), or undefined when `host` is not one. Limits must count one address
+ * once, however it is spelled.
+ */
+function ipv6Groups(host: string): number[] | undefined {
+  const bare = host.replace(/%.*$/, '')
+  if (!isIPv6(bare)) return undefined
+  let text = bare
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const zeros = tail === undefined ? 0 : 8 - left.length - right.length
+  const groups = [...left, ...Array<string>(zeros).fill('0'), ...right].map((g) => Number.parseInt(g, 16))
+  return groups.length === 8 ? groups : undefined
+}
+
+/** An IPv4 address, also when it comes IPv4-mapped (`::ffff:192.0.2.1`, `::ffff:c000:201`); else undefined. */
+function ipv4Of(host: string): string | undefined {
+  if (isIPv4(host)) return host
+  const g = ipv6Groups(host)
+  if (g === undefined || g[5] !== 0xffff || g.slice(0, 5).some((x) => x !== 0)) return undefined
+  return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.')
+}
+
+/**
  * The network group of a host, as Bitcoin Core groups peers: /16 for IPv4, /32 for IPv6, the host
  * itself otherwise. One operator usually holds addresses in few groups, so limits and eviction by
  * group make it costly to take many slots.
  */
 export function netgroupOf(host: string): string {
-  const bare = host.replace(/^::ffff:/, '')
-  const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(bare)
-  if (v4) return `${v4[1]}.${v4[2]}`
-  if (bare.includes(':')) return bare.split(':').slice(0, 2).join(':')
-  return bare
+  const v4 = ipv4Of(host)
+  if (v4 !== undefined) return v4.split('.').slice(0, 2).join('.')
+  const v6 = ipv6Groups(host)
+  if (v6 !== undefined)
+    return `${v6
+      .slice(0, 2)
+      .map((g) => g.toString(16))
+      .join(':')}::/32`
+  return host
+}
+
+/** `host` in one spelling: an IPv4 address also when IPv4-mapped, an IPv6 address in full; else as is. */
+export function canonicalHost(host: string): string {
+  const v4 = ipv4Of(host)
+  if (v4 !== undefined) return v4
+  return (
+    ipv6Groups(host)
+      ?.map((g) => g.toString(16))
+      .join(':') ?? host
+  )
+}
+
+/**
+ * What per-host limits count connections by: an IPv4 address, or an IPv6 /64 (one subscriber's
+ * network: a host there has 2^64 addresses to choose from), or the host itself for other transports.
+ */
+export function hostKeyOf(host: string): string {
+  const v4 = ipv4Of(host)
+  if (v4 !== undefined) return v4
+  const v6 = ipv6Groups(host)
+  if (v6 !== undefined)
+    return `${v6
+      .slice(0, 4)
+      .map((g) => g.toString(16))
+      .join(':')}::/64`
+  return host
 }
 
 export function looksLikeAddress(target: string): boolean {

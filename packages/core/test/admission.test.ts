@@ -108,6 +108,8 @@ describe('a handshake gate shared by peers', () => {
       transport: memoryTransport(network, { host: 'victim' }),
       listen: 'victim:0',
       maxHandshakes: { inbound: 2 },
+      // The slots alone: the flood's rate is what the next test limits.
+      connectRate: false,
     })
     const honest = createPeer({ transport: memoryTransport(network, { host: 'honest' }), listen: false })
     for (const p of [victim, honest]) {
@@ -133,6 +135,45 @@ describe('a handshake gate shared by peers', () => {
       await vi.advanceTimersByTimeAsync(5)
     }
     expect(outcome).toBe('connected')
+  })
+
+  it('a host opening connections faster than connectRate is refused before any handshake, so a peer next to it still gets in', async () => {
+    vi.useFakeTimers()
+    const network = memoryNetwork({ delay: 10 })
+    const victim = createPeer({
+      transport: memoryTransport(network, { host: '192.0.2.1' }),
+      listen: '192.0.2.1:0',
+      maxHandshakes: { inbound: 2 },
+    })
+    // In the flood's network group: eviction by group cannot tell them apart, only the flood's rate can.
+    const honest = createPeer({
+      transport: memoryTransport(network, { host: '198.51.100.8' }),
+      listen: false,
+    })
+    const refused: string[] = []
+    victim.on('error', (err) => refused.push(err.message))
+    for (const p of [victim, honest]) {
+      await p.start()
+      onTestFinished(() => p.stop())
+    }
+    onTestFinished(() => void vi.useRealTimers())
+    const flood = memoryTransport(network, { host: '198.51.100.7' })
+    const halfOpen = () => void flood.dial(victim.addresses[0]!).catch(() => {})
+    for (let i = 0; i < 30; i++) halfOpen()
+    await vi.advanceTimersByTimeAsync(20)
+    let outcome: string | undefined
+    honest.connect(victim.addresses[0]!).then(
+      () => (outcome = 'connected'),
+      (err: PeerError) => (outcome = err.code),
+    )
+    for (let i = 0; i < 400 && outcome === undefined; i++) {
+      halfOpen()
+      await vi.advanceTimersByTimeAsync(5)
+    }
+    expect(outcome).toBe('connected')
+    expect(
+      refused.filter((m) => m.includes('198.51.100.7 opens connections faster than 10/s')).length,
+    ).toBeGreaterThan(10)
   })
 
   it('rejects a size below one', () => {

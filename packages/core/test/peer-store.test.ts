@@ -62,19 +62,23 @@ describe('peer store', () => {
     expect(s.size).toBe(0)
   })
 
-  it('forgets unconfirmed hearsay and peers that left, but never a connected one', () => {
+  it('forgets unconfirmed hearsay, strangers that connected once, and peers that left, but never a connected one', () => {
     const s = store()
     s.learnHearsay(id(9), record(2), none)
-    s.learnDirect(id(3), 'left', ['x:1'])
+    s.learnDirect(id(3), 'left', ['x:1'], { dialled: true })
     s.markGone(id(3))
-    s.learnDirect(id(4), 'here', ['y:1'])
+    s.learnDirect(id(4), 'dialled', ['y:1'], { dialled: true })
+    s.learnDirect(id(5), 'connected-in', ['z:1'], { host: 'z' })
     const later = Date.now() + 120_000
-    s.expire(later, (peer) => peer === id(2))
+    s.expire(later, (peer) => peer === id(2) || peer === id(5))
     expect(s.get(id(2))).toBeDefined()
     expect(s.get(id(3))).toBeUndefined()
     expect(s.get(id(4))).toBeDefined()
+    expect(s.get(id(5))).toBeDefined()
     s.expire(later, none)
     expect(s.get(id(2))).toBeUndefined()
+    expect(s.get(id(5))).toBeUndefined()
+    expect(s.get(id(4))).toBeDefined()
   })
 
   it('when full, forgets hearsay before first-hand entries, and hearsay never pushes out first-hand', () => {
@@ -87,10 +91,10 @@ describe('peer store', () => {
     expect([...s.values()].map((e) => e.id).sort()).toEqual([id(1), id(3)])
   })
 
-  it('hands out a bounded sample, first-hand first, without peers that left', () => {
+  it('hands out a bounded sample, the peers we dialled first, without peers that left', () => {
     const s = store({ maxPerSource: 50 })
     for (let i = 1; i <= 20; i++) s.learnHearsay(id(99), record(i), none)
-    s.learnDirect(id(30), 'direct', ['d:1'])
+    s.learnDirect(id(30), 'direct', ['d:1'], { dialled: true })
     s.learnDirect(id(31), 'gone', ['g:1'])
     s.markGone(id(31))
     const sample = s.sample(id(5), 5, 10_000, (e) => e.lastSeen)
@@ -155,43 +159,103 @@ describe('peer store against throwaway identities', () => {
 describe('addresses a peer claims for itself', () => {
   const claims = Array.from({ length: 16 }, (_, i) => `198.51.100.${i + 1}:4000`)
 
-  it('are tried where the peer was reached first: the address dialed, then its claims on its own host', () => {
+  it('are kept only on the host the peer was reached at, the address dialed first, and its own dht: address', () => {
     const own = '203.0.113.7:4000'
-    expect(reachableFirst([...claims.slice(0, 3), own], undefined, '203.0.113.7')).toEqual([
-      own,
-      ...claims.slice(0, 3),
-    ])
-    expect(reachableFirst([own, ...claims.slice(0, 2)], '192.0.2.1:9000', '192.0.2.1')).toEqual([
-      '192.0.2.1:9000',
-      own,
-      ...claims.slice(0, 2),
+    const dht = `dht:${id(7)}`
+    expect(
+      reachableFirst([...claims.slice(0, 3), own, `dht:${id(8)}`, dht], undefined, '203.0.113.7', id(7)),
+    ).toEqual([own, dht])
+    expect(
+      reachableFirst([own, ...claims.slice(0, 2), '192.0.2.1:4001'], '192.0.2.1:9000', '192.0.2.1'),
+    ).toEqual(['192.0.2.1:9000', '192.0.2.1:4001'])
+    // The same host, however the connection spells it.
+    expect(reachableFirst([own, '[2001:db8::7]:4000'], undefined, '::ffff:203.0.113.7')).toEqual([own])
+    expect(reachableFirst([own, '[2001:db8::7]:4000'], undefined, '2001:0db8:0:0::7')).toEqual([
+      '[2001:db8::7]:4000',
     ])
   })
 
   it('cannot make connect-to-active dial more than two of them, first-hand or not', async () => {
     const s = store()
-    // A stranger connected in from 203.0.113.7, claiming sixteen addresses on someone else's hosts.
-    s.learnDirect(id(1), 'stranger', reachableFirst(claims, undefined, '203.0.113.7'))
-    s.learnDirect(id(2), 'dialled', reachableFirst(claims, '203.0.113.8:4000', '203.0.113.8'), {
-      dialled: true,
-    })
-    const dialed = new Map<string, string[]>()
-    await connectToActive(
+    const onHost = (host: string) => Array.from({ length: 16 }, (_, i) => `${host}:${4000 + i}`)
+    // A stranger connected in from 203.0.113.7, claiming sixteen addresses there and sixteen elsewhere.
+    s.learnDirect(
+      id(1),
+      'stranger',
+      reachableFirst([...claims, ...onHost('203.0.113.7')], undefined, '203.0.113.7'),
       {
-        store: s,
-        sessions: new Map(),
-        coolingUntil: () => undefined,
-        limits: resolveLimits({ transport: memoryTransport(memoryNetwork(), { host: 'me' }) }),
-        query: async () => undefined,
-        dial: async (k) => {
-          dialed.set(k.id, k.addrs)
-          const error = new PeerError('DIAL_FAILED', 'nobody answered')
-          return { ok: false, peerId: k.id, name: k.name, address: undefined, status: 'failed', error }
-        },
+        host: '203.0.113.7',
       },
-      { rounds: 0 },
     )
-    expect(dialed.get(id(1))).toEqual(claims.slice(0, 2))
-    expect(dialed.get(id(2))).toEqual(['203.0.113.8:4000', claims[0]])
+    s.learnDirect(
+      id(2),
+      'dialled',
+      reachableFirst([...claims, ...onHost('203.0.113.8')], '203.0.113.8:9000', '203.0.113.8'),
+      {
+        dialled: true,
+      },
+    )
+    const dialed = await dialsOf(s)
+    expect(dialed.get(id(1))).toEqual(['203.0.113.7:4000', '203.0.113.7:4001'])
+    expect(dialed.get(id(2))).toEqual(['203.0.113.8:9000', '203.0.113.8:4000'])
   })
 })
+
+describe('whom connect-to-active dials', () => {
+  it('gives throwaway keys connecting from one network group one turn per round, not the most dials', async () => {
+    const s = store({ maxPerSource: 32 })
+    // Twenty honest peers an introducer told us about; forty keys that connected in from one host.
+    for (let n = 1; n <= 20; n++) s.learnHearsay(id(999), record(n), none)
+    for (let n = 100; n < 140; n++)
+      s.learnDirect(id(n), `sybil-${n}`, [`198.51.100.9:${n}`], { host: '198.51.100.9' })
+    // The group holds its share of the store, the newest of them.
+    expect([...s.values()].filter((e) => e.name.startsWith('sybil')).length).toBe(32)
+    expect(s.get(id(139))).toBeDefined()
+    const dialed = await dialsOf(s, 32)
+    const honest = [...dialed.keys()].filter((peer) => !s.get(peer)!.name.startsWith('sybil'))
+    expect(dialed.size).toBe(32)
+    expect(honest).toHaveLength(16)
+  })
+
+  it('dials the peers it reached before first', async () => {
+    const s = store({ maxPerSource: 32 })
+    for (let n = 1; n <= 10; n++) s.learnHearsay(id(999), record(n), none)
+    s.learnDirect(id(50), 'friend', ['192.0.2.50:4000'], { dialled: true })
+    const dialed = await dialsOf(s, 1)
+    expect([...dialed.keys()]).toEqual([id(50)])
+  })
+
+  it("never lets strangers from one group push out hearsay or another group's strangers", () => {
+    const s = store({ maxEntries: 6, maxPerSource: 2 })
+    s.learnHearsay(id(999), record(1), none)
+    s.learnDirect(id(2), 'other-group', ['192.0.2.2:4000'], { host: '192.0.2.2' })
+    for (let n = 10; n < 30; n++) s.learnDirect(id(n), `sybil-${n}`, [], { host: '198.51.100.1' })
+    expect(s.get(id(1))).toBeDefined()
+    expect(s.get(id(2))).toBeDefined()
+    expect([...s.values()].map((e) => e.name).filter((n) => n.startsWith('sybil'))).toEqual([
+      'sybil-28',
+      'sybil-29',
+    ])
+  })
+})
+
+/** The addresses connect-to-active dials per peer (every dial fails), within `maxDials`. */
+async function dialsOf(s: PeerStore, maxDials?: number): Promise<Map<string, string[]>> {
+  const dialed = new Map<string, string[]>()
+  await connectToActive(
+    {
+      store: s,
+      sessions: new Map(),
+      coolingUntil: () => undefined,
+      limits: resolveLimits({ transport: memoryTransport(memoryNetwork(), { host: 'me' }) }),
+      query: async () => undefined,
+      dial: async (k) => {
+        dialed.set(k.id, k.addrs)
+        const error = new PeerError('DIAL_FAILED', 'nobody answered')
+        return { ok: false, peerId: k.id, name: k.name, address: undefined, status: 'failed', error }
+      },
+    },
+    { rounds: 0, ...(maxDials === undefined ? {} : { maxDials, maxDegree: 1_000 }) },
+  )
+  return dialed
+}

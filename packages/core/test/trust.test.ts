@@ -1,4 +1,4 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { generateIdentity, type Identity } from '../src/identity.js'
 import { memoryKnownPeers } from '../src/known-peers.js'
 import { createPeer } from '../src/peer.js'
@@ -96,6 +96,33 @@ describe('trust on first use, at the peer', () => {
     // An address saved for no key, or for the key that connects from it, still finds the session.
     await known.remember(bobAddress, mallory.id, 'bob')
     await expect(alice.send(bobAddress, 'hi')).resolves.toMatchObject({ peerId: mallory.id })
+  })
+
+  it('a stranger calling itself by the name of a peer that connected before does not get what is sent to that name', async () => {
+    const { make } = network()
+    const victim = await make('victim', 'victim')
+    const alice = await make('alice', 'alice')
+    // Alice connects in (her name is not saved with her key), then leaves.
+    await alice.connect(victim.addresses[0]!)
+    await alice.stop()
+    await vi.waitFor(() => expect(victim.peers().connected).toEqual([]))
+    const mallory = await make('alice', 'mallory')
+    let delivered = 0
+    mallory.on('message', () => delivered++)
+    await mallory.connect(victim.addresses[0]!)
+    await expect(victim.send('alice', 'secret for alice')).rejects.toMatchObject({
+      code: 'NOT_CONNECTED',
+      message: expect.stringContaining(
+        `the connected peer that calls itself so is ${mallory.id.slice(0, 16)}`,
+      ),
+    })
+    // Its own key, and its address, still reach it: only the name is the first alice's.
+    await expect(victim.send(mallory.id, 'hi')).resolves.toMatchObject({ peerId: mallory.id })
+    expect(delivered).toBe(1)
+    // A name seen with one key only means that key.
+    const bob = await make('bob', 'bob')
+    await bob.connect(victim.addresses[0]!)
+    await expect(victim.send('bob', 'hi bob')).resolves.toMatchObject({ peerId: bob.id })
   })
 
   it('names a peer without a name by the first 64 bits of its key', () => {
