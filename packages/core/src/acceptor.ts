@@ -19,6 +19,11 @@ export class Acceptor {
 
   constructor(readonly m: ConnectionHost) {}
 
+  #hostRates(rate: { perSecond: number; burst: number }): HostRates {
+    this.#rates ??= new HostRates(rate)
+    return this.#rates
+  }
+
   accept(conn: Connection): void {
     if (!this.m.init.isRunning()) {
       conn.abort()
@@ -39,7 +44,7 @@ export class Acceptor {
       return
     }
     const rate = this.m.limits.connectRate
-    if (!local && rate !== false && !(this.#rates ??= new HostRates(rate)).take(hostKeyOf(host))) {
+    if (!local && rate !== false && !this.#hostRates(rate).take(hostKeyOf(host))) {
       conn.abort()
       const { perSecond, burst } = rate
       this.m.init.events.report(
