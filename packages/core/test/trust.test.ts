@@ -101,7 +101,8 @@ describe('trust on first use, at the peer', () => {
   it('a stranger calling itself by the name of a peer that connected before does not get what is sent to that name', async () => {
     const { make } = network()
     const victim = await make('victim', 'victim')
-    const alice = await make('alice', 'alice')
+    const aliceIdentity = generateIdentity()
+    const alice = await make('alice', 'alice', { identity: aliceIdentity })
     // Alice connects in (her name is not saved with her key), then leaves.
     await alice.connect(victim.addresses[0]!)
     await alice.stop()
@@ -119,6 +120,10 @@ describe('trust on first use, at the peer', () => {
     // Its own key, and its address, still reach it: only the name is the first alice's.
     await expect(victim.send(mallory.id, 'hi')).resolves.toMatchObject({ peerId: mallory.id })
     expect(delivered).toBe(1)
+    // The alice it knew, back, is alice again, the stranger still connected.
+    const aliceAgain = await make('alice', 'alice2', { identity: aliceIdentity })
+    await aliceAgain.connect(victim.addresses[0]!)
+    await expect(victim.send('alice', 'welcome back')).resolves.toMatchObject({ peerId: alice.id })
     // A name seen with one key only means that key.
     const bob = await make('bob', 'bob')
     await bob.connect(victim.addresses[0]!)
