@@ -160,7 +160,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     .addOption(
       new Option(
         '--network-secret-file <path>',
-        'read the private network secret from a file (safer: a flag is visible to every local user)',
+        'read the private network secret from a file, without its final line end (safer: a flag is visible to every local user)',
       ),
     )
     .addOption(new Option('--allow <peer-id>', 'only accept these peer ids; repeatable').argParser(collect))
@@ -350,7 +350,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
   if (raw.networkSecretFile !== undefined) {
     if (secretText !== undefined) return usage('give --network-secret or --network-secret-file, not both')
     try {
-      networkSecret = readFileSync(resolve(cwd, raw.networkSecretFile))
+      // Without the line end an editor or `echo` adds: the same secret as the flag or the variable.
+      networkSecret = withoutLineEnd(readFileSync(resolve(cwd, raw.networkSecretFile)))
     } catch {
       return usage(`cannot read the network secret file ${raw.networkSecretFile}`)
     }
@@ -516,4 +517,11 @@ export function checkAddress(text: string): string | undefined {
   const port = parsePort(m[2] ?? '')
   if (port === undefined || port === 0) return `the port in "${text}" must be a whole number from 1 to 65535`
   return undefined
+}
+
+/** `bytes` without the line ends at their end (`\n`, `\r\n`): a file written by `echo` or an editor ends in one. */
+function withoutLineEnd(bytes: Buffer): Buffer {
+  let end = bytes.length
+  while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d)) end--
+  return bytes.subarray(0, end)
 }

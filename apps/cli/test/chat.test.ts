@@ -102,7 +102,18 @@ describe('the chat view (the default on a terminal)', () => {
     expect(view.status).toMatch(/no unread/)
 
     await keys(cli, `/to nobody${KEY.enter}`, 'no connected peer is called nobody')
+    await keys(
+      cli,
+      `/to zed hi${KEY.enter}`,
+      'no connected peer is called zed — /peers lists them; nothing was sent',
+    )
     await keys(cli, `/to *${KEY.enter}`, '[everyone] › ')
+    // `/to * text` picks everyone and sends the text, as `/to bob text` does for bob.
+    await keys(cli, `/to bob${KEY.enter}`, '[bob] › ')
+    await keys(cli, `/to * all of you${KEY.enter}`, '[everyone] › ')
+    await toBob.waitForCount(2)
+    await toCarol.waitForCount(2)
+    expect(toCarol.texts()).toEqual(['and you', 'all of you'])
   })
 
   test('/r after the last sender left says so by name; nothing is sent and the conversation stays', async () => {

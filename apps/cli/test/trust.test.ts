@@ -49,6 +49,13 @@ describe('look-alike names', () => {
     expect(state.label(carol)).toBe('carol')
     expect(state.label(fake)).toBe(`bob\u200b ⚠ (look-alike of bob) (${fingerprint(fake.id)})`)
     expect(state.label(cyr)).toBe(`b\u043eb ⚠ (look-alike of bob) (${fingerprint(cyr.id)})`)
+    // The name spelled as it reads stays plain however many imitations arrive after it.
+    state.see(fake)
+    state.see(cyr)
+    expect(state.label(bob)).toBe('bob')
+    expect(state.label(cyr)).toBe(`b\u043eb ⚠ (look-alike of bob) (${fingerprint(cyr.id)})`)
+    // Two names that both read as they are spelled mark each other: neither is the imitation.
+    expect(lookalikeNote('Bob', ['bob'])).toBe('⚠ (look-alike of bob)')
     // A look-alike of your own name, and a hidden character with nobody to imitate, are flagged too.
     expect(state.label({ id: 'e'.repeat(64), name: '\u0430lice' })).toContain('⚠ (look-alike of alice)')
     expect(state.label({ id: '1'.repeat(64), name: 'dave\u200d' })).toContain('⚠ (hidden characters)')
@@ -212,6 +219,23 @@ describe('flags: network secret and DHT', () => {
     const o = options(['--network-secret-file', join(dir, 'secret')])
     expect(o.warnings).toEqual([])
     expect(Buffer.from(o.networkSecret!).toString()).toBe('pw')
+  })
+
+  test('a secret file written by echo or an editor means the same secret as the flag: its line end is not part of it', async () => {
+    const dir = await tempDir()
+    await writeFile(join(dir, 'unix'), 's3cret-one\n')
+    await writeFile(join(dir, 'windows'), 's3cret-one\r\n')
+    const flag = options(['--network-secret', 's3cret-one']).networkSecret!
+    for (const file of ['unix', 'windows']) {
+      expect(Buffer.from(options(['--network-secret-file', join(dir, file)]).networkSecret!)).toEqual(
+        Buffer.from(flag),
+      )
+    }
+    // Only line ends: a secret may start or end with other whitespace.
+    await writeFile(join(dir, 'spaced'), ' pw \n')
+    expect(
+      Buffer.from(options(['--network-secret-file', join(dir, 'spaced')]).networkSecret!).toString(),
+    ).toBe(' pw ')
   })
 
   test('--dht, --bootstrap (repeatable), --join (repeatable) and --relay', () => {

@@ -217,6 +217,11 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
       const withText = p ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
       if (withText) {
         const who = (withText[1] ?? withText[2])!
+        if (who === '*' || who.toLowerCase() === 'everyone' || who.toLowerCase() === 'all') {
+          state.talkTo(undefined)
+          send(withText[3]!)
+          return
+        }
         const named = connected.filter((c) => c.name === who)
         p = named.length === 1 ? named[0] : named.length === 0 ? findConnected(app.peer, who) : undefined
         if (p) {
@@ -226,9 +231,11 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         }
       }
       if (!p) {
+        // `/to zed hi`: the peer is zed; the rest was the message.
+        const who = withText ? (withText[1] ?? withText[2])! : arg
         const hint =
-          checkAddress(arg) === undefined ? ` — /connect ${sanitize(arg)} first` : ' — /peers lists them'
-        note(`no connected peer is called ${sanitize(arg)}${hint}`)
+          checkAddress(who) === undefined ? ` — /connect ${sanitize(who)} first` : ' — /peers lists them'
+        note(`no connected peer is called ${sanitize(who)}${hint}${withText ? '; nothing was sent' : ''}`)
         return
       }
       state.talkTo({ id: p.id, name: p.name })

@@ -83,15 +83,24 @@ export function suspiciousName(name: string): 'invisible' | 'mixed-scripts' | un
 /** The marker a suspicious name carries on screen. */
 export const LOOKALIKE_MARK = '⚠'
 
+/** Whether a name is spelled as it reads: its skeleton is its own lower case (no homoglyph, no hidden character). */
+function plain(name: string): boolean {
+  return skeleton(name) === name.normalize('NFKC').toLowerCase().trim()
+}
+
 /**
  * `name ⚠ (look-alike of bob)`, `name ⚠ (hidden characters)`, or undefined when `name` is neither
- * suspicious nor a look-alike (same skeleton, different spelling) of one of `others`.
+ * suspicious nor a look-alike (same skeleton, different spelling) of one of `others`. Of two names that
+ * look alike, the one spelled as it reads (`bob`) is not marked for the other (`bоb`, Cyrillic о): the
+ * imitation is.
  */
 export function lookalikeNote(name: string, others: Iterable<string>): string | undefined {
   const mine = skeleton(name)
+  const asItReads = plain(name)
   for (const other of others) {
-    if (other !== name && skeleton(other) === mine)
-      return `${LOOKALIKE_MARK} (look-alike of ${visible(other)})`
+    if (other === name || skeleton(other) !== mine) continue
+    if (asItReads && !plain(other)) continue
+    return `${LOOKALIKE_MARK} (look-alike of ${visible(other)})`
   }
   const why = suspiciousName(name)
   if (why === 'invisible') return `${LOOKALIKE_MARK} (hidden characters)`
