@@ -22,5 +22,8 @@ const result = await alice.send(info.id, 'hello, bob')
 console.log(`bob acknowledged it: ${result.peerId === bob.id}`)
 
 // stop() says GOODBYE to every peer, waits (bounded) for their acknowledgements and stops listening.
+// Bob hears of it as an event of his own: wait for it before stopping him too, or he leaves first.
+const aliceLeft = new Promise((resolve) => bob.once('peer:disconnect', resolve))
 await alice.stop()
+await aliceLeft
 await bob.stop()

@@ -3,8 +3,8 @@
 // package script is `exec node ../../scripts/start-app.mjs`, so no shell stays between pnpm and the
 // peer: pnpm passes SIGTERM and SIGINT on to its direct child, and that child is the peer.
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -81,5 +81,10 @@ const watch = setInterval(() => {
   }
 }, 1_000)
 watch.unref()
+
+// Relative paths the user gives (a script, a file to send, a data dir) mean the folder the command was
+// typed in. pnpm runs a package's script in the package's folder and says where it was typed in INIT_CWD.
+const { INIT_CWD: typedIn } = process.env
+if (typedIn !== undefined && isAbsolute(typedIn) && existsSync(typedIn)) process.chdir(typedIn)
 
 await import(pathToFileURL(join(app, 'dist/main.js')).href)

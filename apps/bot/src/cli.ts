@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   createPeer,
   fingerprint,
@@ -167,8 +169,15 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // One line: commander's sentence (and its "Did you mean" on a line of its own) and the hint.
+      outputError: (s, write) =>
+        write(
+          `${s
+            .replace(/^error: /, 'bot: ')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()} — run bot --help for usage\n`,
+        ),
     })
-    .showHelpAfterError('(run bot --help for usage)')
 
   program
     .command('run')
@@ -282,6 +291,10 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
           await peer.connect(address, { signal: io.signal })
         } catch (err) {
           if (io.signal?.aborted) break
+          // A malformed address never becomes reachable: the command line is wrong, as the CLI says.
+          const cause = (err as { cause?: { code?: unknown } }).cause
+          if (cause?.code === 'INVALID_ADDRESS')
+            throw new BotError('USAGE', `--peer ${address} is not an address: ${describeError(cause)}`)
           io.stderr.write(`bot: ${describeError(err)}\n`)
         }
       }
@@ -296,7 +309,7 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
   }
 
   async function runScriptFile(file: string, flags: ScriptFlags): Promise<number> {
-    const script = await loadScript(file)
+    const script = await loadScript(scriptPath(file))
     const result = await runScript(script, {
       transport: makeTransport(),
       vars: flags.var,
@@ -323,7 +336,7 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     }
     // A swarm with neither does what a demo wants: every bot answers what it hears.
     const behaviour = flags.script === undefined ? (flags.behaviour ?? 'echo') : undefined
-    const script = flags.script === undefined ? undefined : await loadScript(flags.script)
+    const script = flags.script === undefined ? undefined : await loadScript(scriptPath(flags.script))
     const memory = flags.memory === true
     const network = memory ? memoryNetwork() : undefined
     const tcp = memory ? undefined : makeTransport()
@@ -500,4 +513,17 @@ function version(): string {
   } catch {
     return '0.0.0'
   }
+}
+
+/** The bot package's folder: its bundled examples are found from anywhere by their own path. */
+const BOT_DIR = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * A script's path: relative to the folder the command was typed in; a relative path found only in the
+ * bot's own folder (`examples/hello.yaml`, as its README writes it) is the bundled one.
+ */
+export function scriptPath(file: string): string {
+  if (isAbsolute(file) || existsSync(file)) return file
+  const bundled = join(BOT_DIR, file)
+  return existsSync(bundled) ? bundled : file
 }

@@ -193,22 +193,26 @@ describe('usage errors', () => {
     ],
     [
       ['run', 'dance'],
-      "error: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay.\n(run bot --help for usage)\n",
+      "bot: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay. — run bot --help for usage\n",
     ],
     [
       ['run', 'echo', '--port', 'abc'],
-      "error: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535.\n(run bot --help for usage)\n",
+      "bot: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535. — run bot --help for usage\n",
     ],
     [
       ['swarm', '--count', '10001', '--behaviour', 'echo'],
-      "error: option '--count <n>' argument '10001' is invalid. the count must be a whole number from 1 to 10000.\n(run bot --help for usage)\n",
+      "bot: option '--count <n>' argument '10001' is invalid. the count must be a whole number from 1 to 10000. — run bot --help for usage\n",
     ],
-    [['fly'], "error: unknown command 'fly'\n(run bot --help for usage)\n"],
+    [['fly'], "bot: unknown command 'fly' — run bot --help for usage\n"],
+    [
+      ['run', 'echo', '--peer', 'nope'],
+      expect.stringMatching(/^bot: --peer nope is not an address: .*port\n$/),
+    ],
     [['run', 'echo', '--prefix', ''], 'bot: the echo prefix must not be empty\n'],
   ])('%j exits 2 with one sentence', async (args, message) => {
     const io = captureIO()
     expect(await runCli(args, io)).toBe(ExitCode.USAGE)
-    expect(io.err()).toBe(message)
+    expect(io.err()).toEqual(message)
   })
 
   it('prints help and the version with exit 0', async () => {

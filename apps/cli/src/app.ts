@@ -40,6 +40,7 @@ import {
   type CliOptions,
   downloadsDir,
   joinAddress,
+  nameProblem,
   PEER_WAIT_SECONDS,
   parseOptions,
   parsePort,
@@ -274,9 +275,10 @@ class Session {
           {
             message: 'Your name',
             ...(fallback ? { default: fallback } : {}),
-            validate: (v: string) =>
-              (v.trim() !== '' && Buffer.byteLength(v.trim()) <= Limits.nameBytes) ||
-              `a name of 1 to ${Limits.nameBytes} bytes, please`,
+            validate: (v: string) => {
+              const problem = nameProblem(v.trim())
+              return problem === undefined || `the name ${problem}`
+            },
           },
           ctx,
         ),

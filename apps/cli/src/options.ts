@@ -255,7 +255,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       ) {
         return { kind: 'exit', code: 0 }
       }
-      io.err(`parley: ${err.message.replace(/^error: /, '')} — see parley --help\n`)
+      io.err(`parley: ${oneSentence(err)} — see parley --help\n`)
       return { kind: 'exit', code: EXIT_USAGE }
     }
     throw err
@@ -302,9 +302,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
 
   const name = fromCli('name') ? raw.name : (env('PARLEY_NAME') ?? raw.name)
   if (name !== undefined) {
-    if (name.trim() === '') return usage('--name must not be empty')
-    if (Buffer.byteLength(name) > Limits.nameBytes)
-      return usage(`--name must be at most ${Limits.nameBytes} bytes`)
+    const problem = nameProblem(name)
+    if (problem !== undefined) return usage(`--name ${problem}`)
   }
   const lan = raw.lan === true
   // --lan: LAN peers must be able to reach us, so the default listen address is every interface.
@@ -406,7 +405,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       name,
       host: host.trim(),
       port,
-      peers: peers.map(normalizeAddress),
+      // Once each: `--peer X --peer X` is one peer to dial, not two dials and two failures.
+      peers: [...new Set(peers.map(normalizeAddress))],
       dataDir: fromCli('dataDir') ? raw.dataDir : (env('PARLEY_DATA_DIR') ?? raw.dataDir),
       interactive: raw.interactive,
       menu: raw.menu === true,
@@ -524,4 +524,24 @@ function withoutLineEnd(bytes: Buffer): Buffer {
   let end = bytes.length
   while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d)) end--
   return bytes.subarray(0, end)
+}
+
+/** Commander's error as one line: `unknown option '--nmae' (Did you mean --name?)`. */
+function oneSentence(err: CommanderError): string {
+  if (err.code === 'commander.excessArguments') return 'an argument was given, but parley takes only flags'
+  return err.message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+}
+
+/**
+ * What is wrong with a display name, or undefined: empty, over the protocol's limit, or starting with
+ * `/`, which reads as a chat command wherever the name is typed (`/to /quit`).
+ */
+export function nameProblem(name: string): string | undefined {
+  if (name.trim() === '') return 'must not be empty'
+  if (Buffer.byteLength(name) > Limits.nameBytes) return `must be at most ${Limits.nameBytes} bytes`
+  if (name.trim().startsWith('/')) return 'must not start with / (it would read as a command)'
+  return undefined
 }

@@ -78,6 +78,9 @@ describe('flags and environment', () => {
       ['--log-level', 'loud'],
       ['--name', 'x'.repeat(65)],
       ['--name', ' '],
+      ['--name', '/quit'],
+      ['--nmae', 'bob'],
+      ['bob'],
       ['--peer'],
       ['--peer', '4000'],
       ['--peer', 'localhost'],
@@ -356,6 +359,26 @@ describe('identity and logs', () => {
     )
     expect(records.every((r) => ['error', 'warn', 'info'].includes(r.level))).toBe(true)
     expect(cli.stdout.text).not.toMatch(/"event"/)
+  })
+})
+
+test('a peer given twice is dialed once', () => {
+  expect(
+    parse(['--peer', '127.0.0.1:4000', '--peer', '127.0.0.1:4000', '--peer', 'localhost:4001']).result,
+  ).toMatchObject({
+    kind: 'run',
+    options: { peers: ['127.0.0.1:4000', 'localhost:4001'] },
+  })
+})
+
+describe('usage errors', () => {
+  test('are one line: a misspelt flag with its suggestion, a stray argument', () => {
+    const typo = parse(['--nmae', 'bob'])
+    expect(typo.result).toEqual({ kind: 'exit', code: 2 })
+    expect(typo.err).toBe("parley: unknown option '--nmae' (Did you mean --name?) — see parley --help\n")
+    const stray = parse(['bob'])
+    expect(stray.result).toEqual({ kind: 'exit', code: 2 })
+    expect(stray.err).toBe('parley: an argument was given, but parley takes only flags — see parley --help\n')
   })
 })
 

@@ -192,6 +192,7 @@ export class StreamIds {
     this.stream = stream
   }
 
+  /** The id of this stream's message `seq`: equal to `messageId(stream, seq)`. */
   id(seq: number): string {
     const low = seq % 256
     const high = (seq - low) / 256
