@@ -57,7 +57,7 @@ function build() {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     child.on('error', (err) => {
-      output += `\ncould not run turbo: ${err.message} — run pnpm install first`
+      output += `\ncould not run turbo: ${err.message} — run pnpm --reporter=default install and fix what it reports`
       finish(false)
     })
     child.on('exit', (code) => finish(code === 0))
