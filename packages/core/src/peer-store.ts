@@ -93,6 +93,7 @@ export class PeerStore {
     const dialled = options.dialled === true
     const entry = this.#entries.get(id)
     const group = options.host === undefined ? undefined : `net:${netgroupOf(options.host)}`
+    const connected = options.connected ?? (() => false)
     if (entry) {
       this.#unsource(entry)
       entry.name = name
@@ -104,6 +105,12 @@ export class PeerStore {
       entry.gone = false
       entry.dialled ||= dialled
       entry.group = entry.dialled ? undefined : group
+      // Known before (hearsay, or from another group): it joins its group within the group's share too.
+      if (entry.group !== undefined && !this.#roomInGroup(entry.group, connected, entry.id)) {
+        // Not counted anywhere now (unsourced above): dropped without forget()'s accounting.
+        this.#entries.delete(entry.id)
+        return false
+      }
       this.#count(entry)
       return true
     }
@@ -119,18 +126,24 @@ export class PeerStore {
       dialled,
       since: Date.now(),
     }
-    const connected = options.connected ?? (() => false)
-    // A stranger over its group's share takes the place of the stalest of its own group, never another's.
-    if (created.group !== undefined && (this.#perSource.get(created.group) ?? 0) >= this.#init.maxPerSource) {
-      let stalest: KnownEntry | undefined
-      for (const k of this.#entries.values()) {
-        if (k.group !== created.group || connected(k.id)) continue
-        if (!stalest || k.lastSeen < stalest.lastSeen) stalest = k
-      }
-      if (!stalest) return false
-      this.forget(stalest.id)
-    }
+    if (created.group !== undefined && !this.#roomInGroup(created.group, connected)) return false
     return this.#insert(created, connected)
+  }
+
+  /**
+   * Whether one more stranger of `group` fits its share (`maxPerSource`), making room when it does not:
+   * a newcomer takes the place of the stalest of its own group that is not connected, never another's.
+   */
+  #roomInGroup(group: string, connected: (id: string) => boolean, except?: string): boolean {
+    if ((this.#perSource.get(group) ?? 0) < this.#init.maxPerSource) return true
+    let stalest: KnownEntry | undefined
+    for (const k of this.#entries.values()) {
+      if (k.group !== group || k.id === except || connected(k.id)) continue
+      if (!stalest || k.lastSeen < stalest.lastSeen) stalest = k
+    }
+    if (!stalest) return false
+    this.forget(stalest.id)
+    return true
   }
 
   /**

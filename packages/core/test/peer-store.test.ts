@@ -217,6 +217,16 @@ describe('whom connect-to-active dials', () => {
     expect(honest).toHaveLength(16)
   })
 
+  it("hearsay that connects in joins its group within the group's share", () => {
+    const s = store({ maxPerSource: 2 })
+    for (let n = 1; n <= 2; n++) s.learnHearsay(id(99), record(n), none)
+    for (let n = 10; n < 14; n++) s.learnDirect(id(n), `sybil-${n}`, [], { host: '198.51.100.1' })
+    // The two hearsay entries' peers connect in from the sybils' group: the group still holds two.
+    for (let n = 1; n <= 2; n++) s.learnDirect(id(n), `peer-${n}`, [], { host: '198.51.100.2' })
+    expect([...s.values()].filter((e) => e.group !== undefined)).toHaveLength(2)
+    expect(s.size).toBe(2)
+  })
+
   it('dials the peers it reached before first', async () => {
     const s = store({ maxPerSource: 32 })
     for (let n = 1; n <= 10; n++) s.learnHearsay(id(999), record(n), none)
