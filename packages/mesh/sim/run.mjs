@@ -8,19 +8,34 @@
 import { parseArgs } from 'node:util'
 import { simulateMesh } from '@parley/mesh'
 
-const { values } = parseArgs({
-  // pnpm forwards the `--` separator itself: skip it.
-  args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: {
-    peers: { type: 'string', default: '1000' },
-    churn: { type: 'string', default: '0' },
-    broadcasts: { type: 'string', default: '5' },
-    seed: { type: 'string', default: '1' },
-    active: { type: 'string', default: '6' },
-    upgrader: { type: 'string' },
-    'time-limit': { type: 'string', default: '600' },
-  },
-})
+const USAGE =
+  'usage: pnpm sim -- [--peers 1000] [--churn 0] [--broadcasts 5] [--seed 1] [--active 6] [--upgrader noise|plaintext] [--time-limit 600]'
+
+let values
+try {
+  ;({ values } = parseArgs({
+    // pnpm forwards the `--` separator itself: skip it.
+    args: process.argv.slice(2).filter((a) => a !== '--'),
+    options: {
+      peers: { type: 'string', default: '1000' },
+      churn: { type: 'string', default: '0' },
+      broadcasts: { type: 'string', default: '5' },
+      seed: { type: 'string', default: '1' },
+      active: { type: 'string', default: '6' },
+      upgrader: { type: 'string' },
+      'time-limit': { type: 'string', default: '600' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }))
+} catch (err) {
+  // An unknown flag or a missing value: one line and the usage, not a stack trace.
+  console.error(`sim: ${err.message.replace(/\. To specify a positional argument.*$/s, '')}\n${USAGE}`)
+  process.exit(2)
+}
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
 
 function number(name, value, { integer = false, min = 0 } = {}) {
   const v = Number(value)
