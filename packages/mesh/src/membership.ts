@@ -26,6 +26,12 @@ import { jitter, pick, type Random } from './random.js'
 import { Shuffler } from './shuffle.js'
 import { type PassiveEntry, Views } from './views.js'
 
+/**
+ * A neighbour for this long is settled: a stranger's request (JOIN, high-priority NEIGHBOR) evicts it
+ * only when every neighbour it could evict has settled, and then the newest (see Mesh.#victim).
+ */
+const SETTLED_MS = 30_000
+
 /** Low-priority requests refused in a row, short of neighbours, before the next one is high priority. */
 const REFUSALS_BEFORE_HIGH = 3
 
@@ -287,7 +293,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         const known = this.#views.active.has(from)
         // Room is made by dropping a neighbour we did not choose where there is one (see #victim);
         // refused only when the session is already gone.
-        const accepted = known || this.#addActive(from, this.#announcedOr(from, msg.addr), false)
+        const accepted = known || this.#addActive(from, this.#announcedOr(from, msg.addr), false, true)
         if (!accepted) this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted })
         // A JOIN re-sent after a link switch is answered again, not walked again; nor is a second JOIN
@@ -339,7 +345,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         const accept =
           this.#views.active.has(from) ||
           ((msg.high || this.#views.active.size < this.activeSize) &&
-            this.#addActive(from, this.#announcedOr(from, msg.addr), false))
+            this.#addActive(from, this.#announcedOr(from, msg.addr), false, true))
         if (!accept) this.stats.neighborRejected++
         handler.send({ type: 'NEIGHBOR_REPLY', accepted: accept })
         return
@@ -397,17 +403,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
    * it is ourselves or its session is gone. `chosen`: we picked it ourselves (see `Pending.chosen`).
    */
-  #addActive(id: string, addr: string, chosen: boolean): boolean {
+  #addActive(id: string, addr: string, chosen: boolean, asked = false): boolean {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
     if (this.#views.active.has(id)) return true
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#victim(id)
+      const victim = this.#victim(id, asked)
       if (victim === undefined) return false
       this.#drop(victim)
     }
     this.#pending.delete(id)
     this.#views.passive.delete(id)
     this.#views.active.set(id, addr)
+    this.#views.since.set(id, Date.now())
     if (chosen) this.#views.outbound.add(id)
     this.#views.rememberRecent(addr)
     this.#shuffler.neighbourUp()
@@ -421,12 +428,24 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * unprotected slot, so neighbours that asked us, or that a walk sent us (an attacker steers both),
    * displace each other and at most one of those we picked from our own passive view or joined
    * through: any number of fresh identities asking with high priority evict each other, not them.
+   * When the newcomer `asked` (a JOIN, a high-priority NEIGHBOR), the neighbour dropped is also one
+   * that has not settled (SETTLED_MS), else the newest (as Bitcoin's inbound eviction keeps the
+   * longest-connected): sybils asking a victim's neighbours cannot cut its settled links there one by
+   * one. Walks that end here and our own requests keep the random choice, which spreads the churn of
+   * a forming overlay over old links rather than new ones.
    */
-  #victim(newcomer: string): string | undefined {
+  #victim(newcomer: string, asked: boolean): string | undefined {
     const active = [...this.#views.active.keys()].filter((id) => id !== newcomer)
     const unprotected = active.filter((id) => !this.#views.outbound.has(id))
-    if (unprotected.length > 0) return unprotected[pick(this.#random, unprotected.length)]
-    return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
+    if (unprotected.length === 0)
+      return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
+    if (!asked) return unprotected[pick(this.#random, unprotected.length)]
+    // A stranger asked (anyone can, with any number of fresh keys): not at the expense of settled links.
+    const settledBefore = Date.now() - SETTLED_MS
+    const since = (id: string) => this.#views.since.get(id) ?? 0
+    const unsettled = unprotected.filter((id) => since(id) > settledBefore)
+    if (unsettled.length > 0) return unsettled[pick(this.#random, unsettled.length)]
+    return unprotected.reduce((newest, id) => (since(id) > since(newest) ? id : newest))
   }
 
   /** Makes room: tells a neighbour it is dropped (it keeps us as a candidate), then ends the session. */

@@ -39,6 +39,8 @@ export class Views {
    * accepted our request): an inbound request evicts them last (see membership.ts `#victim`).
    */
   readonly outbound = new Set<string>()
+  /** When each neighbour became one (Date.now() time): see membership.ts `#victim`. */
+  readonly since = new Map<string, number>()
   readonly passive = new Map<string, PassiveEntry>()
   /** Addresses of the last few neighbours: an isolated peer rejoins through them too (its contacts may be gone). */
   readonly recent: string[] = []
@@ -134,6 +136,7 @@ export class Views {
     const addr = this.active.get(id)
     this.active.delete(id)
     this.outbound.delete(id)
+    this.since.delete(id)
     return addr
   }
 

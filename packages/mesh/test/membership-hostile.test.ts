@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Channel, Connection, MemoryNetwork, Peer, Service } from '@parley/core'
 import { createPeer, memoryTransport } from '@parley/core'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { decodeMesh, encodeMesh, type MeshEntry, type MeshMessage } from '../src/codec.js'
 import { MESH_PROTOCOL } from '../src/membership.js'
 import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE, MAX_WALK_DIALS } from '../src/mesh-options.js'
@@ -386,5 +386,36 @@ describe('mesh membership with hostile peers', () => {
     const kept = contacts.filter((c) => victim.mesh.isActive(c.peer.id)).length
     expect(kept).toBe(activeSize - 1)
     expect(victim.mesh.active()).toHaveLength(activeSize)
+  })
+
+  it("fresh identities asking a victim's neighbour with high priority do not cut the victim's settled link there: they evict each other", async () => {
+    const activeSize = 6
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize } })
+    const hub = await make()
+    // Six peers joined through the hub: to the hub, each one asked (none is a neighbour it chose).
+    const members: MeshNode[] = []
+    for (let i = 0; i < activeSize; i++) {
+      const member = await make()
+      await member.mesh.join(hub.peer.addresses[0]!)
+      members.push(member)
+    }
+    await until(() => hub.mesh.active().length === activeSize, [hub.mesh], meshEvents)
+    // Half a minute later their links have settled (only the clock moves: the peers' timers stay real).
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    vi.setSystemTime(Date.now() + 31_000)
+    const sybils: RawMesh[] = []
+    for (let i = 0; i < activeSize; i++) sybils.push(await rawMesh(network, hub))
+    for (let round = 0; round < 12; round++) {
+      for (const sybil of sybils.filter((s) => !hub.mesh.isActive(s.peer.id))) {
+        if (!sybil.channel().online) await sybil.connect()
+        const reply = sybil.next('NEIGHBOR_REPLY')
+        sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
+        await reply
+      }
+    }
+    // The first sybil took the newest settled link's place; every later one took a sybil's.
+    const kept = members.filter((m) => hub.mesh.isActive(m.peer.id)).length
+    expect(kept).toBeGreaterThanOrEqual(activeSize - 1)
   })
 })
