@@ -17,7 +17,7 @@ const expected: Record<string, string[]> = {
     'alice is connected to bob',
     'bob received "hello, bob" from alice',
     'bob acknowledged it: true',
-    'bob: alice left (local)',
+    'bob: alice left (goodbye)',
   ],
   'memory-network.mjs': [
     'broadcast acknowledged by 2 of 2',

@@ -138,6 +138,8 @@ export async function connectWithRetry(
   policy: RetryPolicy = DEFAULT_RETRY,
 ): Promise<PeerInfo | undefined> {
   let delay = policy.initialDelay
+  /** The wait the last "trying again" line announced, in seconds. */
+  let announced = 0
   for (let attempt = 1; attempt <= policy.maxAttempts && !app.signal.aborted; attempt++) {
     const dialed = app.reporter.dialing?.()
     try {
@@ -160,8 +162,10 @@ export async function connectWithRetry(
         )
         return undefined
       }
-      if (attempt === 1 || (attempt & (attempt - 1)) === 0) {
-        const seconds = Math.max(1, Math.round(delay / 1000))
+      // The first failure, then attempts 2, 4, 8, … when the wait they announce is another one.
+      const seconds = Math.max(1, Math.round(delay / 1000))
+      if (attempt === 1 || ((attempt & (attempt - 1)) === 0 && seconds !== announced)) {
+        announced = seconds
         app.reporter.notConnected(
           address,
           { ...problem, sentence: `${problem.sentence} (trying again in ${seconds}s)` },

@@ -72,6 +72,8 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     await got.waitForCount(1)
     expect(got.texts()).toEqual(['first words'])
     expect(cli.stderr.text).not.toMatch(/not delivered/)
+    // Every retry waited under a second: one line announced it.
+    expect(cli.stderr.text.match(/trying again in 1s/g)).toHaveLength(1)
   })
 
   test('a --peer that never comes up: commands run after the wait, with one clear sentence', async () => {
