@@ -101,23 +101,15 @@ export function netgroupOf(host: string): string {
   const v4 = ipv4Of(host)
   if (v4 !== undefined) return v4.split('.').slice(0, 2).join('.')
   const v6 = ipv6Groups(host)
-  if (v6 !== undefined)
-    return `${v6
-      .slice(0, 2)
-      .map((g) => g.toString(16))
-      .join(':')}::/32`
-  return host
+  return v6 === undefined ? host : v6Prefix(v6, 2)
 }
 
 /** `host` in one spelling: an IPv4 address also when IPv4-mapped, an IPv6 address in full; else as is. */
 export function canonicalHost(host: string): string {
   const v4 = ipv4Of(host)
   if (v4 !== undefined) return v4
-  return (
-    ipv6Groups(host)
-      ?.map((g) => g.toString(16))
-      .join(':') ?? host
-  )
+  const v6 = ipv6Groups(host)
+  return v6 === undefined ? host : v6Hex(v6)
 }
 
 /**
@@ -128,12 +120,17 @@ export function hostKeyOf(host: string): string {
   const v4 = ipv4Of(host)
   if (v4 !== undefined) return v4
   const v6 = ipv6Groups(host)
-  if (v6 !== undefined)
-    return `${v6
-      .slice(0, 4)
-      .map((g) => g.toString(16))
-      .join(':')}::/64`
-  return host
+  return v6 === undefined ? host : v6Prefix(v6, 4)
+}
+
+/** IPv6 groups in hex, without leading zeros: `2001:db8:0:0:0:0:0:1`. */
+function v6Hex(groups: readonly number[]): string {
+  return groups.map((g) => g.toString(16)).join(':')
+}
+
+/** The first `count` groups of an IPv6 address as a prefix: `2001:db8::/32`. */
+function v6Prefix(groups: readonly number[], count: number): string {
+  return `${v6Hex(groups.slice(0, count))}::/${count * 16}`
 }
 
 export function looksLikeAddress(target: string): boolean {

@@ -8,6 +8,7 @@ import {
 } from '../src/admission.js'
 import { createPeer } from '../src/peer.js'
 import { PeerError } from '../src/peer-errors.js'
+import type { PeerInit } from '../src/peer-types.js'
 import { plaintextUpgrader } from '../src/secure/plaintext.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 
@@ -101,75 +102,24 @@ describe('a handshake gate shared by peers', () => {
   })
 
   it('a slow peer completes its handshake while half-open connections from another network group keep coming', async () => {
-    vi.useFakeTimers()
-    // Every byte takes 10 ms each way: the honest handshake needs several round trips.
-    const network = memoryNetwork({ delay: 10 })
-    const victim = createPeer({
-      transport: memoryTransport(network, { host: 'victim' }),
-      listen: 'victim:0',
-      maxHandshakes: { inbound: 2 },
-      // The slots alone: the flood's rate is what the next test limits.
-      connectRate: false,
-    })
-    const honest = createPeer({ transport: memoryTransport(network, { host: 'honest' }), listen: false })
-    for (const p of [victim, honest]) {
-      await p.start()
-      onTestFinished(() => p.stop())
-    }
-    // Registered last, so it runs first: the peers stop on real timers.
-    onTestFinished(() => void vi.useRealTimers())
-    const flood = memoryTransport(network, { host: 'flood' })
-    // Connections that never send a byte: each takes a handshake slot until pushed out.
-    const halfOpen = () => void flood.dial(victim.addresses[0]!).catch(() => {})
-    halfOpen()
-    halfOpen()
-    await vi.advanceTimersByTimeAsync(20)
-    let outcome: string | undefined
-    honest.connect(victim.addresses[0]!).then(
-      () => (outcome = 'connected'),
-      (err: PeerError) => (outcome = err.code),
+    // The slots alone: the flood's rate is what the next test limits.
+    const { outcome } = await connectDuringFlood(
+      { victim: 'victim', honest: 'honest', flood: 'flood' },
+      {
+        connectRate: false,
+      },
     )
-    // A new half-open connection every 5 ms, for at most 2 s.
-    for (let i = 0; i < 400 && outcome === undefined; i++) {
-      halfOpen()
-      await vi.advanceTimersByTimeAsync(5)
-    }
     expect(outcome).toBe('connected')
   })
 
   it('a host opening connections faster than connectRate is refused before any handshake, so a peer next to it still gets in', async () => {
-    vi.useFakeTimers()
-    const network = memoryNetwork({ delay: 10 })
-    const victim = createPeer({
-      transport: memoryTransport(network, { host: '192.0.2.1' }),
-      listen: '192.0.2.1:0',
-      maxHandshakes: { inbound: 2 },
-    })
-    // In the flood's network group: eviction by group cannot tell them apart, only the flood's rate can.
-    const honest = createPeer({
-      transport: memoryTransport(network, { host: '198.51.100.8' }),
-      listen: false,
-    })
-    const refused: string[] = []
-    victim.on('error', (err) => refused.push(err.message))
-    for (const p of [victim, honest]) {
-      await p.start()
-      onTestFinished(() => p.stop())
-    }
-    onTestFinished(() => void vi.useRealTimers())
-    const flood = memoryTransport(network, { host: '198.51.100.7' })
-    const halfOpen = () => void flood.dial(victim.addresses[0]!).catch(() => {})
-    for (let i = 0; i < 30; i++) halfOpen()
-    await vi.advanceTimersByTimeAsync(20)
-    let outcome: string | undefined
-    honest.connect(victim.addresses[0]!).then(
-      () => (outcome = 'connected'),
-      (err: PeerError) => (outcome = err.code),
+    // The honest peer is in the flood's network group: eviction by group cannot tell them apart, only the
+    // flood's rate can.
+    const { outcome, refused } = await connectDuringFlood(
+      { victim: '192.0.2.1', honest: '198.51.100.8', flood: '198.51.100.7' },
+      {},
+      30,
     )
-    for (let i = 0; i < 400 && outcome === undefined; i++) {
-      halfOpen()
-      await vi.advanceTimersByTimeAsync(5)
-    }
     expect(outcome).toBe('connected')
     expect(
       refused.filter((m) => m.includes('198.51.100.7 opens connections faster than 10/s')).length,
@@ -283,3 +233,47 @@ describe('discouragement', () => {
     expect(new Discouragement(-1).has('x')).toBe(false)
   })
 })
+
+/**
+ * An honest peer connects to a victim with two inbound handshake slots while a flood host opens a
+ * half-open connection (never a byte: each holds a slot until pushed out) every 5 ms, for at most 2 s,
+ * after `burst` at once. Every byte takes 10 ms each way, so the honest handshake needs several round
+ * trips. Returns how the honest dial ended and what the victim reported.
+ */
+async function connectDuringFlood(
+  hosts: { victim: string; honest: string; flood: string },
+  victimInit: Partial<PeerInit>,
+  burst = 2,
+): Promise<{ outcome: string | undefined; refused: string[] }> {
+  vi.useFakeTimers()
+  const network = memoryNetwork({ delay: 10 })
+  const victim = createPeer({
+    transport: memoryTransport(network, { host: hosts.victim }),
+    listen: `${hosts.victim}:0`,
+    maxHandshakes: { inbound: 2 },
+    ...victimInit,
+  })
+  const honest = createPeer({ transport: memoryTransport(network, { host: hosts.honest }), listen: false })
+  const refused: string[] = []
+  victim.on('error', (err) => refused.push(err.message))
+  for (const p of [victim, honest]) {
+    await p.start()
+    onTestFinished(() => p.stop())
+  }
+  // Registered last, so it runs first: the peers stop on real timers.
+  onTestFinished(() => void vi.useRealTimers())
+  const flood = memoryTransport(network, { host: hosts.flood })
+  const halfOpen = () => void flood.dial(victim.addresses[0]!).catch(() => {})
+  for (let i = 0; i < burst; i++) halfOpen()
+  await vi.advanceTimersByTimeAsync(20)
+  let outcome: string | undefined
+  honest.connect(victim.addresses[0]!).then(
+    () => (outcome = 'connected'),
+    (err: PeerError) => (outcome = err.code),
+  )
+  for (let i = 0; i < 400 && outcome === undefined; i++) {
+    halfOpen()
+    await vi.advanceTimersByTimeAsync(5)
+  }
+  return { outcome, refused }
+}

@@ -369,19 +369,7 @@ describe('mesh membership with hostile peers', () => {
       contacts.push(contact)
     }
     await until(() => victim.mesh.active().length === activeSize, [victim.mesh], meshEvents)
-    const sybils: RawMesh[] = []
-    for (let i = 0; i < activeSize; i++) sybils.push(await rawMesh(network, victim))
-    // Each round, every sybil not a neighbour (dialing again if it was dropped) asks with high priority.
-    for (let round = 0; round < 12; round++) {
-      const outside = sybils.filter((s) => !victim.mesh.isActive(s.peer.id))
-      if (outside.length === 0) break
-      for (const sybil of outside) {
-        if (!sybil.channel().online) await sybil.connect()
-        const reply = sybil.next('NEIGHBOR_REPLY')
-        sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
-        await reply
-      }
-    }
+    await sybilsAskingHigh(network, victim, activeSize)
     // The first sybil took the place of one contact; every later one took the place of a sybil.
     const kept = contacts.filter((c) => victim.mesh.isActive(c.peer.id)).length
     expect(kept).toBe(activeSize - 1)
@@ -404,18 +392,28 @@ describe('mesh membership with hostile peers', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     onTestFinished(() => void vi.useRealTimers())
     vi.setSystemTime(Date.now() + 31_000)
-    const sybils: RawMesh[] = []
-    for (let i = 0; i < activeSize; i++) sybils.push(await rawMesh(network, hub))
-    for (let round = 0; round < 12; round++) {
-      for (const sybil of sybils.filter((s) => !hub.mesh.isActive(s.peer.id))) {
-        if (!sybil.channel().online) await sybil.connect()
-        const reply = sybil.next('NEIGHBOR_REPLY')
-        sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
-        await reply
-      }
-    }
+    await sybilsAskingHigh(network, hub, activeSize)
     // The first sybil took the newest settled link's place; every later one took a sybil's.
     const kept = members.filter((m) => hub.mesh.isActive(m.peer.id)).length
     expect(kept).toBeGreaterThanOrEqual(activeSize - 1)
   })
 })
+
+/**
+ * `count` fresh identities ask `victim` to take them as neighbours with high priority: each round,
+ * every one not a neighbour (dialing again if it was dropped) asks, for at most 12 rounds.
+ */
+async function sybilsAskingHigh(network: MemoryNetwork, victim: MeshNode, count: number): Promise<void> {
+  const sybils: RawMesh[] = []
+  for (let i = 0; i < count; i++) sybils.push(await rawMesh(network, victim))
+  for (let round = 0; round < 12; round++) {
+    const outside = sybils.filter((s) => !victim.mesh.isActive(s.peer.id))
+    if (outside.length === 0) break
+    for (const sybil of outside) {
+      if (!sybil.channel().online) await sybil.connect()
+      const reply = sybil.next('NEIGHBOR_REPLY')
+      sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
+      await reply
+    }
+  }
+}
