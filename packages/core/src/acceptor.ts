@@ -33,24 +33,25 @@ export class Acceptor {
     // shares the loopback address, so the per-host limit would cap a one-machine swarm.
     const host = remoteHostOf(conn)
     const local = isLoopback(host)
+    const key = hostKeyOf(host)
     if (!local && this.m.connectionsFrom(host) >= this.m.limits.maxPerHost) {
       conn.abort()
       this.m.init.events.report(
         new PeerError(
           'TOO_MANY_CONNECTIONS',
-          `refused a connection from ${conn.remoteAddress}: already ${this.m.limits.maxPerHost} connections from ${hostKeyOf(host)} (the limit)`,
+          `refused a connection from ${conn.remoteAddress}: already ${this.m.limits.maxPerHost} connections from ${key} (the limit)`,
         ),
       )
       return
     }
     const rate = this.m.limits.connectRate
-    if (!local && rate !== false && !this.#hostRates(rate).take(hostKeyOf(host))) {
+    if (!local && rate !== false && !this.#hostRates(rate).take(key)) {
       conn.abort()
       const { perSecond, burst } = rate
       this.m.init.events.report(
         new PeerError(
           'TOO_MANY_CONNECTIONS',
-          `refused a connection from ${conn.remoteAddress}: ${hostKeyOf(host)} opens connections faster than ${perSecond}/s (burst ${burst})`,
+          `refused a connection from ${conn.remoteAddress}: ${key} opens connections faster than ${perSecond}/s (burst ${burst})`,
         ),
       )
       return

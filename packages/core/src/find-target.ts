@@ -23,9 +23,7 @@ export function findSession(
     const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
     if (matches.length === 1) return matches[0]
   }
-  // A name saved with a key means that key: a peer merely calling itself so is not it. Unsaved, it
-  // means the key we first knew by it (see PeerStore.nameOwner).
-  const owner = trust.nameOwner(target) ?? store.nameOwner(target)
+  const owner = nameOwner(trust, store, target)
   const byName = [...sessions.values()].filter(
     (s) => s.remote.name === target && (owner === undefined || owner === s.id),
   )
@@ -70,16 +68,19 @@ export function knownByIdOrPrefix(store: PeerStore, target: string): KnownEntry 
 }
 
 /**
- * Why nothing connected matches `target`; given the sessions, it also says when connected peers call
- * themselves `target` but the name means another key (see findSession).
+ * The key a name means: the one it is saved with, else the one we first knew first-hand by it (see
+ * PeerStore.nameOwner). A peer merely calling itself so is not it.
  */
-export function notConnected(
-  target: string,
-  sessions?: Map<string, Session>,
-  owner?: (name: string) => string | undefined,
-): PeerError {
+export function nameOwner(trust: Trust, store: PeerStore, name: string): string | undefined {
+  return trust.nameOwner(name) ?? store.nameOwner(name)
+}
+
+/**
+ * Why nothing connected matches `target`; given the sessions and the key the name means (nameOwner),
+ * it also says when a connected peer calls itself `target` but the name means another key.
+ */
+export function notConnected(target: string, sessions?: Map<string, Session>, ownerId?: string): PeerError {
   const namesake = sessions && [...sessions.values()].find((s) => s.remote.name === target)
-  const ownerId = namesake && owner?.(target)
   if (namesake && ownerId !== undefined && ownerId !== namesake.id) {
     return new PeerError(
       'NOT_CONNECTED',

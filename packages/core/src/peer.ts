@@ -3,7 +3,7 @@ import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
 import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
-import { findSession, knownByIdOrPrefix, notConnected, sessionByAddress } from './find-target.js'
+import { findSession, knownByIdOrPrefix, nameOwner, notConnected, sessionByAddress } from './find-target.js'
 import { fingerprint, generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
@@ -402,11 +402,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
       const known = knownByIdOrPrefix(this.#store, target)
       if (!known)
-        throw notConnected(
-          target,
-          this.#manager.sessions,
-          (n) => this.#trust.nameOwner(n) ?? this.#store.nameOwner(n),
-        )
+        throw notConnected(target, this.#manager.sessions, nameOwner(this.#trust, this.#store, target))
       // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
