@@ -1,5 +1,4 @@
 import type { Peer, PeerInfo } from '@parley/core'
-import { fingerprint } from '@parley/core'
 import type { App } from './app-context.js'
 import { explain } from './errors.js'
 import { findConnected } from './find-connected.js'
@@ -47,33 +46,35 @@ export async function sendMessage(app: App, target: string, text: string, as?: P
   }
 }
 
-/** Sends `text` to every connected peer; one line per peer. Never rejects. */
+/**
+ * Sends `text` to every connected peer; one line per peer, each as soon as that peer acknowledges (or
+ * fails), and each peer's own messages are held only until its own line is out: one peer slow to
+ * acknowledge does not hold up what the others say. Never rejects.
+ */
 export async function broadcastMessage(app: App, text: string): Promise<void> {
-  const before = new Map(app.peer.peers().connected.map((p) => [p.id, p]))
-  if (before.size === 0) {
+  const peers = app.peer.peers().connected
+  if (peers.length === 0) {
     app.reporter.note('no connected peers to broadcast to — connect to one first', 'note')
     return
   }
-  let results: Awaited<ReturnType<Peer['broadcast']>>
-  const release = app.hold?.([...before.keys()]) ?? (() => {})
-  try {
-    try {
-      results = await app.peer.broadcast(text)
-    } catch (err) {
-      app.reporter.problem(explain(err), err)
-      return
-    }
-    for (const r of results) {
-      const p = before.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
-      if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
-      else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
-    }
-  } finally {
-    release()
-  }
+  const outcomes = await Promise.all(
+    peers.map(async (p) => {
+      const release = app.hold?.([p.id]) ?? (() => {})
+      try {
+        const result = await app.peer.send(p.id, text)
+        app.reporter.delivered(ref(p), text, result.id)
+        return true
+      } catch (err) {
+        app.reporter.notDelivered(p.name, explain(err, { target: p.name }), ref(p), err)
+        return false
+      } finally {
+        release()
+      }
+    }),
+  )
   app.logger.log('info', 'broadcast', {
-    peers: results.length,
-    delivered: results.filter((r) => r.ok).length,
+    peers: outcomes.length,
+    delivered: outcomes.filter(Boolean).length,
   })
 }
 

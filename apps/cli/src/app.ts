@@ -133,6 +133,7 @@ class Session {
         fold: (text) => (this.chatView && this.chat ? this.chat.folds.fold(text) : text),
         names: () => this.#peerNames(),
         slash: true,
+        columns: () => (io.stdout.isTTY ? io.stdout.columns : undefined),
       })
     } else if (options.json) {
       this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
@@ -175,6 +176,11 @@ class Session {
   }
 
   /** Every name a Parley peer uses or used here: connected, known, and saved with a key. */
+  /** Names of the peers saved with their keys: those a newcomer's name must not pass for. */
+  #knownNames(): string[] {
+    return (this.knownPeers?.entries() ?? []).map((e) => e.name)
+  }
+
   #peerNames(): string[] {
     const list = this.peer?.peers()
     const names = [...(list?.connected ?? []), ...(list?.known ?? [])].map((p) => p.name)
@@ -403,7 +409,7 @@ class Session {
         mode = 'chat'
         continue
       }
-      this.chat ??= new ChatState({ id: peer.id, name: peer.name })
+      this.chat ??= new ChatState({ id: peer.id, name: peer.name }, () => this.#knownNames())
       if (options.peers.length === 0 && peer.peers().connected.length === 0) {
         this.reporter.note(
           `waiting for peers — another peer connects with --peer ${peer.addresses[0] ?? '<host:port>'}, or type /connect <host:port>`,

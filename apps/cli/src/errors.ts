@@ -1,4 +1,5 @@
 import { Limits } from '@parley/protocol'
+import { sanitize } from './view/format.js'
 
 /** What the caller knows that the error may not say: the address or peer it was talking to. */
 export interface ErrorContext {
@@ -32,6 +33,12 @@ function causeOf(err: unknown): unknown {
  * Node's errno codes), never on message text; the message is only the last resort.
  */
 export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
+  const { code, sentence } = explainRaw(err, ctx)
+  // Sentences may quote what a peer chose (its name in a KEY_CHANGED, a reason): never the controls.
+  return { code, sentence: sanitize(sentence) }
+}
+
+function explainRaw(err: unknown, ctx: ErrorContext): Explained {
   const code = codeOf(err) ?? 'UNEXPECTED'
   // Transport codes are coarse (every listen failure but EADDRINUSE is INVALID_ADDRESS; a DNS
   // failure dials as CONNECTION_REFUSED): the OS errno underneath says more, when there is one.
@@ -128,6 +135,8 @@ export function explain(err: unknown, ctx: ErrorContext = {}): Explained {
       return say(`${peer} refused the message`)
     case 'MESSAGE_TOO_LONG':
       return say(`the message is too long — the limit is ${Limits.textBytes} bytes`)
+    case 'INVALID_NAME':
+      return say(`that name cannot be used: ${firstLine(err)}`)
     case 'INVALID_TEXT':
       return say('the message holds a broken character (a lone UTF-16 surrogate) and cannot be sent')
     case 'QUEUE_FULL':

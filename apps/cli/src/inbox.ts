@@ -17,8 +17,13 @@ export class Inbox {
   constructor(readonly show: (m: ReceivedMessage) => void) {}
 
   deliver(m: ReceivedMessage): void {
-    if ((this.#held.get(m.from.id) ?? 0) > 0 && this.#queue.length < MAX_HELD) this.#queue.push(m)
-    else this.show(m)
+    if ((this.#held.get(m.from.id) ?? 0) === 0) {
+      this.show(m)
+      return
+    }
+    // Full: show what is held, in order, rather than let this one pass the others.
+    if (this.#queue.length >= MAX_HELD) for (const held of this.#queue.splice(0)) this.show(held)
+    this.#queue.push(m)
   }
 
   /** Holds messages from these peers until the returned function is called (once is enough). */

@@ -1,7 +1,7 @@
 import { readFileSync, realpathSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { type DhtOptions, DhtOptionsError, dhtOptions } from '@parley/dht'
-import { Limits } from '@parley/protocol'
+import { displayNameProblem, Limits } from '@parley/protocol'
 import { Command, CommanderError, Option } from 'commander'
 
 /** The log levels `--log-level` accepts, quietest first. */
@@ -300,7 +300,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     return { kind: 'exit', code: EXIT_USAGE }
   }
 
-  const name = fromCli('name') ? raw.name : (env('PARLEY_NAME') ?? raw.name)
+  // White space around a name is never meant (`--name " bob"`), and the wire refuses it.
+  const name = (fromCli('name') ? raw.name : (env('PARLEY_NAME') ?? raw.name))?.trim()
   if (name !== undefined) {
     const problem = nameProblem(name)
     if (problem !== undefined) return usage(`--name ${problem}`)
@@ -536,12 +537,13 @@ function oneSentence(err: CommanderError): string {
 }
 
 /**
- * What is wrong with a display name, or undefined: empty, over the protocol's limit, or starting with
- * `/`, which reads as a chat command wherever the name is typed (`/to /quit`).
+ * What is wrong with a display name, or undefined: empty, over the protocol's limit, starting with `/`
+ * (which reads as a chat command wherever the name is typed: `/to /quit`), or what the wire refuses
+ * (a control or bidi character, white space at an end).
  */
 export function nameProblem(name: string): string | undefined {
   if (name.trim() === '') return 'must not be empty'
   if (Buffer.byteLength(name) > Limits.nameBytes) return `must be at most ${Limits.nameBytes} bytes`
   if (name.trim().startsWith('/')) return 'must not start with / (it would read as a command)'
-  return undefined
+  return displayNameProblem(name)
 }

@@ -89,7 +89,9 @@ export function reportPeerError(app: Pick<App, 'peer' | 'reporter'>, err: unknow
       .at(-1)
     // A name claim leaves nothing to accept: core's sentence (both fingerprints) says it all.
     app.reporter.problem(
-      change ? explain(err, { keyAddress: change.address }) : { code: 'KEY_CHANGED', sentence: message },
+      change
+        ? explain(err, { keyAddress: change.address })
+        : { code: 'KEY_CHANGED', sentence: sanitize(message) },
       err,
     )
     return true

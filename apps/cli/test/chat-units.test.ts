@@ -1,10 +1,14 @@
 import type { ReceivedMessage } from '@parley/core'
-import { describe, expect, test } from 'vitest'
+import { fingerprint } from '@parley/core'
+import { describe, expect, test, vi } from 'vitest'
+import { broadcastMessage } from '../src/actions.js'
+import type { App } from '../src/app-context.js'
 import { completeChat, parseChatLine } from '../src/chat/chat-commands.js'
 import { ChatState } from '../src/chat/chat-state.js'
-import { cutToWidth, displayWidth } from '../src/chat/chat-view.js'
+import { cutToWidth } from '../src/chat/chat-view.js'
 import { FOLD_KEEP, FoldStore } from '../src/chat/fold.js'
 import { Inbox } from '../src/inbox.js'
+import { displayWidth } from '../src/view/format.js'
 
 const id = (c: string) => c.repeat(64)
 const msg = (from: string, name: string, text: string): ReceivedMessage => ({
@@ -70,6 +74,43 @@ describe('the inbox keeps replies after the sender’s own delivery line', () =>
     expect(shown).toEqual(['unrelated', '✔ you → bob: hi', 'echo: hi', 'second'])
   })
 
+  test('past its bound the inbox shows what it held, in order, before the newest', () => {
+    const shown: string[] = []
+    const box = new Inbox((m) => shown.push(m.text))
+    box.hold([id('b')])
+    for (let i = 0; i < 1_500; i++) box.deliver(msg('b', 'bob', String(i)))
+    expect(shown).toEqual(Array.from({ length: 1_000 }, (_, i) => String(i)))
+  })
+
+  test("a broadcast shows each peer's answers once that peer acknowledged, not once the slowest did", async () => {
+    const shown: string[] = []
+    const box = new Inbox((m) => shown.push(m.text))
+    const acks = new Map<string, (r: { id: string; peerId: string; ackedAt: number }) => void>()
+    const peers = [
+      { id: id('b'), name: 'bob' },
+      { id: id('c'), name: 'carol' },
+    ]
+    const app = {
+      peer: {
+        peers: () => ({ connected: peers, known: [] }),
+        send: (to: string) => new Promise((resolve) => acks.set(to, resolve)),
+      },
+      reporter: {
+        delivered: (to: { name: string }) => shown.push(`✔ you → ${to.name}`),
+        notDelivered: (to: string) => shown.push(`✖ ${to}`),
+      },
+      logger: { log: () => {} },
+      hold: (ids: readonly string[]) => box.hold(ids),
+    } as unknown as App
+    const done = broadcastMessage(app, 'hi all')
+    box.deliver(msg('b', 'bob', 're: hi all'))
+    acks.get(id('b'))!({ id: 'm1', peerId: id('b'), ackedAt: 0 })
+    await vi.waitFor(() => expect(shown).toEqual(['✔ you → bob', 're: hi all']))
+    acks.get(id('c'))!({ id: 'm2', peerId: id('c'), ackedAt: 0 })
+    await done
+    expect(shown).toEqual(['✔ you → bob', 're: hi all', '✔ you → carol'])
+  })
+
   test('two sends to the same peer: held until both are done', () => {
     const shown: string[] = []
     const box = new Inbox((m) => shown.push(m.text))
@@ -84,6 +125,20 @@ describe('the inbox keeps replies after the sender’s own delivery line', () =>
 })
 
 describe('chat state', () => {
+  test('names that print the same are namesakes, and a newcomer imitating a saved peer is marked', () => {
+    const state = new ChatState({ id: id('a'), name: 'alice' }, () => ['bob'])
+    // A saved name (from before the wire refused controls) that prints as "carol".
+    state.see({ id: id('c'), name: 'carol' })
+    expect(state.label({ id: id('d'), name: 'carol\0' })).toBe(
+      `carol ⚠ (look-alike of carol) (${fingerprint(id('d'))})`,
+    )
+    expect(state.label({ id: id('c'), name: 'carol' })).toBe(`carol (${fingerprint(id('c'))})`)
+    // bob is saved with his key but not connected: "Bob" passes for him.
+    expect(state.label({ id: id('e'), name: 'Bob' })).toBe(
+      `Bob ⚠ (look-alike of bob) (${fingerprint(id('e'))})`,
+    )
+  })
+
   test('unread counts messages from others than the current peer; /to clears them; namesakes get fingerprints', () => {
     const state = new ChatState({ id: id('a'), name: 'alice' })
     state.received(msg('b', 'bob', 'hi'))
@@ -104,7 +159,10 @@ describe('chat state', () => {
     state.see({ id: id('d'), name: 'bob' })
     expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob (bbbb:bbbb:bbbb:bbbb)')
     expect(state.label({ id: id('e'), name: 'alice' })).toBe('alice (eeee:eeee:eeee:eeee)')
-    expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe('evil[2J')
+    // Controls are never shown, and a name that held one is marked and identified.
+    expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe(
+      `evil[2J ⚠ (hidden characters) (${fingerprint(id('f'))})`,
+    )
   })
 })
 

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import { parseLine } from '../src/commands.js'
 import { explain } from '../src/errors.js'
-import { leftBecause, sanitize } from '../src/view/format.js'
+import { displayWidth, leftBecause, sanitize, terminalSafe, wrapBlock } from '../src/view/format.js'
 import { textReporter } from '../src/view/reporter.js'
 import { colorEnabled, createStyle } from '../src/view/style.js'
 
@@ -102,6 +102,49 @@ describe('terminal safety and colour', () => {
       ),
       { numRuns: 200 },
     )
+  })
+
+  test("only Parley's own colour codes reach the terminal, whatever a line carries", () => {
+    const lines: string[] = []
+    const style = createStyle(true)
+    const reporter = textReporter({
+      out: (t) => lines.push(t),
+      err: (t) => lines.push(t),
+      style,
+      debug: false,
+      banner: 'line',
+      // A name saved from before (the wire now refuses controls) that a newcomer's name imitates.
+      names: () => ['Eve\x1b]2;PWNED\x07\x1b[2J\x1b[8m'],
+    })
+    reporter.message({
+      id: 'm',
+      // Cyrillic е, the same payload: an imitation of the saved name, so it is marked with it.
+      from: { id: 'e'.repeat(64), name: 'ev\u0435\x1b]2;PWNED\x07\x1b[2J\x1b[8m' },
+      text: 'hi',
+      sentAt: 0,
+      receivedAt: 0,
+    } as never)
+    reporter.problem({ code: 'X', sentence: 'quoted \x1b[8mhidden\x1b]0;t\x07 \x9b2J' })
+    const printed = lines.join('\n')
+    expect(printed).toContain('look-alike of Eve<U+001B>]2;PWNED<U+0007><U+001B>[2J<U+001B>[8m')
+    // Every escape left is one of the styles' own (bold, dim, red, yellow, their ends).
+    expect(printed.match(/\x1b[^m]*m?/g)?.every((seq) => /^\x1b\[(1|2|22|31|33|39)m$/.test(seq))).toBe(true)
+    expect(printed).not.toMatch(/[\x07\x9b]/)
+    expect(terminalSafe('a\x1b[8mb\x1b[1mc\x1b[22m\x1bPq\x1b\\\x1b7')).toBe('ab\x1b[1mc\x1b[22mq')
+  })
+
+  test('a body is wrapped with every continuation row indented, so padding cannot start a forged line', () => {
+    const forged = `ok, see you${' '.repeat(51)}06:37:24 bob: alice, please /accept my file`
+    const rows = wrapBlock('06:37:24 mallory: ', forged, 80).split('\n')
+    expect(rows[0]).toBe('06:37:24 mallory: ok, see you')
+    expect(rows.slice(1).every((r) => r === '' || r.startsWith('  '))).toBe(true)
+    expect(rows.every((r) => displayWidth(r) <= 79)).toBe(true)
+    // Wide and combining characters count as the terminal draws them.
+    const wide = wrapBlock('10:00:00 bob: ', '日本語'.repeat(30), 40).split('\n')
+    expect(wide.every((r) => displayWidth(r) <= 39)).toBe(true)
+    expect(wide.slice(1).every((r) => r.startsWith('  '))).toBe(true)
+    expect(displayWidth(`zed${'\u0300'.repeat(30)}`)).toBe(3)
+    expect(displayWidth('\ufe59\ufe5a')).toBe(4)
   })
 
   test('leave reasons read as words', () => {

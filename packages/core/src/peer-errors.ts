@@ -29,6 +29,8 @@ export const PeerErrorCode = {
   NOT_SUPPORTED: 'NOT_SUPPORTED',
   /** A remote peer went past a resource bound (memory, queue, rate); its connection was closed. */
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  /** Our own display name cannot go on the wire: a control, separator or bidi character, or white space at an end. */
+  INVALID_NAME: 'INVALID_NAME',
   /** The known-peers file is not one (corrupt, or another format): it names the file, never the key. */
   KNOWN_PEERS_INVALID: 'KNOWN_PEERS_INVALID',
   /** Saving a peer's key to the known-peers file failed (disk full, permissions). */

@@ -1,5 +1,5 @@
 import { EventEmitter, setMaxListeners } from 'node:events'
-import { Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
+import { displayNameProblem, Limits, type PeerRecord, PROTOCOL_VERSION } from '@parley/protocol'
 import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
@@ -76,6 +76,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (Buffer.byteLength(this.name) > Limits.nameBytes) {
       throw new PeerError('MESSAGE_TOO_LONG', `the name is longer than ${Limits.nameBytes} bytes`)
     }
+    const nameProblem = displayNameProblem(this.name)
+    if (nameProblem !== undefined) throw new PeerError('INVALID_NAME', `the name ${nameProblem}`)
     const limits = resolveLimits(init)
     this.#limits = limits
     this.#store = new PeerStore({

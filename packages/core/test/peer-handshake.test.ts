@@ -150,6 +150,31 @@ describe('peer handshake', () => {
     })
   })
 
+  it('refuses to start with a display name the wire refuses, and closes a connection whose HELLO carries one', async () => {
+    const network = memoryNetwork()
+    for (const name of ['bob\x1b[2J', 'bob ', '\u202ebob']) {
+      expect(() => createPeer({ transport: memoryTransport(network), name })).toThrow(
+        expect.objectContaining({ code: 'INVALID_NAME' }),
+      )
+    }
+    const { peer, raw } = await setup()
+    const r = await raw('a')
+    const body = Buffer.from(encodeMessage({ ...hello(generateIdentity().peerId), name: 'x' }))
+    // Swap the one-byte name "x" for "b ESC [ H", past what an encoder allows.
+    const at = body.indexOf(Buffer.from([0, 1, 0x78]))
+    const bad = Buffer.concat([
+      body.subarray(0, at),
+      Buffer.from([0, 4, 0x62, 0x1b, 0x5b, 0x48]),
+      body.subarray(at + 3),
+    ])
+    const frame = Buffer.alloc(5 + bad.length) // length, channel 0 (control), the message
+    frame.writeUInt32BE(1 + bad.length, 0)
+    bad.copy(frame, 5)
+    r.conn.send(frame)
+    await r.closed
+    expect(peer.peers().connected).toHaveLength(0)
+  })
+
   it('refuses a HELLO that claims its own id', async () => {
     const { peer, raw } = await setup()
     const r = await raw('a')

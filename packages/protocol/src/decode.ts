@@ -11,6 +11,7 @@ import { ProtocolError, ProtocolErrorCode } from './errors.js'
 import {
   CHANNEL_BYTES,
   CONTROL_CHANNEL,
+  displayNameProblem,
   Limits,
   type Message,
   MessageType,
@@ -126,6 +127,14 @@ class Reader {
     return decodeUtf8(this.buf, start, end, field)
   }
 
+  /** A display name: a string within `Limits.nameBytes` that passes {@link displayNameProblem}. */
+  name(field: string): string {
+    const name = this.str(field, Limits.nameBytes)
+    const problem = displayNameProblem(name)
+    if (problem !== undefined) throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, `${field} ${problem}`)
+    return name
+  }
+
   count(field: string, max: number): number {
     const count = this.u16(field)
     if (count > max) {
@@ -182,7 +191,7 @@ function decodeUtf8(buf: Uint8Array, start: number, end: number, field: string):
 function readAnnouncement(r: Reader): PeerAnnouncement {
   const version = r.u16('version')
   const peerId = r.hex(Limits.peerIdBytes, 'peerId')
-  const name = r.str('name', Limits.nameBytes)
+  const name = r.name('name')
   const listenAddrs = r.strList('listenAddrs', 'listenAddrs[]', Limits.addresses, Limits.addressBytes)
   const capabilities = r.strList(
     'capabilities',
@@ -198,7 +207,7 @@ function readPeers(r: Reader): PeerRecord[] {
   const peers: PeerRecord[] = []
   for (let i = 0; i < count; i++) {
     const peerId = r.hex(Limits.peerIdBytes, 'peers[].peerId')
-    const name = r.str('peers[].name', Limits.nameBytes)
+    const name = r.name('peers[].name')
     const addrs = r.strList('peers[].addrs', 'peers[].addrs[]', Limits.addresses, Limits.addressBytes)
     const lastSeen = r.u64('peers[].lastSeen')
     peers.push({ peerId, name, addrs, lastSeen })

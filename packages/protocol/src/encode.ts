@@ -1,6 +1,13 @@
 import { alloc, allocSlow, native, utf8ByteLength, writeHex, writeU32, writeUtf8 } from './bytes.js'
 import { ProtocolError, ProtocolErrorCode } from './errors.js'
-import { Limits, type Message, MessageType, type PeerAnnouncement, type PeerRecord } from './messages.js'
+import {
+  displayNameProblem,
+  Limits,
+  type Message,
+  MessageType,
+  type PeerAnnouncement,
+  type PeerRecord,
+} from './messages.js'
 import { StreamCache } from './stream-cache.js'
 
 // Message codec, encoding: one message -> one message body (a frame body after its channel byte).
@@ -137,6 +144,13 @@ function checkList(value: unknown, field: string, max: number): readonly unknown
 }
 
 /** Size of a `list<str>` field. */
+function nameSize(value: unknown, field: string): number {
+  const size = strSize(value, field, Limits.nameBytes)
+  const problem = displayNameProblem(value as string)
+  if (problem !== undefined) throw invalid(`${field} ${problem}`)
+  return size
+}
+
 function strListSize(
   value: unknown,
   field: string,
@@ -156,7 +170,7 @@ function announcementSize(msg: PeerAnnouncement): number {
   return (
     2 +
     Limits.peerIdBytes +
-    strSize(msg.name, 'name', Limits.nameBytes) +
+    nameSize(msg.name, 'name') +
     strListSize(msg.listenAddrs, 'listenAddrs', 'listenAddrs[]', Limits.addresses, Limits.addressBytes) +
     strListSize(
       msg.capabilities,
@@ -173,7 +187,7 @@ function peerRecordSize(peer: PeerRecord): number {
   checkUint(peer.lastSeen, 'peers[].lastSeen', Number.MAX_SAFE_INTEGER)
   return (
     Limits.peerIdBytes +
-    strSize(peer.name, 'peers[].name', Limits.nameBytes) +
+    nameSize(peer.name, 'peers[].name') +
     strListSize(peer.addrs, 'peers[].addrs', 'peers[].addrs[]', Limits.addresses, Limits.addressBytes) +
     8
   )

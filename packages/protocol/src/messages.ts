@@ -64,6 +64,24 @@ export const Limits = {
   peers: 256,
 } as const
 
+// Control characters (C0, DEL, C1), the line and paragraph separators, and the bidi controls: a
+// display name is shown to people, and these would let it move a terminal's cursor, start a line of
+// its own, or print in another order than it is stored.
+const NAME_FORBIDDEN = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/
+const NAME_EDGE_SPACE = /^\s|\s$/
+
+/**
+ * What is wrong with a display name (HELLO, WELCOME, PEERS), or undefined when it may go on the wire:
+ * no control, line-separator or bidi character, and no white space at either end (`bob ` would print
+ * as `bob`). Encode and decode both enforce it, and it says nothing about the name itself, which is the
+ * remote's to choose.
+ */
+export function displayNameProblem(name: string): string | undefined {
+  if (NAME_FORBIDDEN.test(name)) return 'holds a control, line-separator or bidi character'
+  if (NAME_EDGE_SPACE.test(name)) return 'starts or ends with white space'
+  return undefined
+}
+
 /** Fields shared by HELLO (dialer → listener) and WELCOME (listener → dialer). */
 export interface PeerAnnouncement {
   /** u16 */

@@ -30,6 +30,11 @@ const str = (maxBytes: number, maxChars = maxBytes): fc.Arbitrary<string> =>
     )
     .map((s) => fitBytes(s, maxBytes))
 
+/** A display name the wire accepts: no control, separator or bidi character, no white space at its ends. */
+const displayName = str(Limits.nameBytes).map((s) =>
+  s.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, '').trim(),
+)
+
 const hexBytes = (n: number): fc.Arbitrary<string> =>
   fc.uint8Array({ minLength: n, maxLength: n }).map((bytes) => hexOf(bytes))
 export const u8 = fc.integer({ min: 0, max: 0xff })
@@ -44,13 +49,13 @@ const addrs = fc.array(str(Limits.addressBytes, 64), { maxLength: Limits.address
 const announcement = fc.record({
   version: u16,
   peerId,
-  name: str(Limits.nameBytes),
+  name: displayName,
   listenAddrs: addrs,
   capabilities: fc.array(str(Limits.capabilityBytes), { maxLength: Limits.capabilities }),
 })
 const peerRecord: fc.Arbitrary<PeerRecord> = fc.record({
   peerId,
-  name: str(Limits.nameBytes),
+  name: displayName,
   addrs,
   lastSeen: u64,
 })

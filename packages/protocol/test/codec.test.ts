@@ -92,6 +92,18 @@ describe('encode rejects invalid messages with ProtocolError', () => {
     ['non-hex peerId', helloWith({ peerId: `${PEER_A.slice(1)}g` }), ProtocolErrorCode.INVALID_FIELD],
     ['version above u16', helloWith({ version: 0x1_0000 }), ProtocolErrorCode.INVALID_FIELD],
     ['lone surrogate', helloWith({ name: 'a\uD800b' }), ProtocolErrorCode.INVALID_UTF8],
+    ['escape in a name', helloWith({ name: 'eve\x1b]2;title\x07' }), ProtocolErrorCode.INVALID_FIELD],
+    ['C1 control in a name', helloWith({ name: 'eve\u009b2J' }), ProtocolErrorCode.INVALID_FIELD],
+    ['NUL in a name', helloWith({ name: 'bob\0' }), ProtocolErrorCode.INVALID_FIELD],
+    ['line separator in a name', helloWith({ name: 'b\u2028ob' }), ProtocolErrorCode.INVALID_FIELD],
+    ['bidi override in a name', helloWith({ name: '\u202ebob' }), ProtocolErrorCode.INVALID_FIELD],
+    ['trailing space in a name', helloWith({ name: 'bob ' }), ProtocolErrorCode.INVALID_FIELD],
+    ['leading no-break space in a name', helloWith({ name: '\u00a0bob' }), ProtocolErrorCode.INVALID_FIELD],
+    [
+      'control in a peer record name',
+      { type: 'PEERS', peers: [{ peerId: PEER_A, name: 'bob\x7f', addrs: [], lastSeen: 0 }] },
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
     ['reject code', { type: 'REJECT', code: -1, reason: '' }, ProtocolErrorCode.INVALID_FIELD],
     ['reason', { type: 'GOODBYE', reason: 'r'.repeat(257) }, ProtocolErrorCode.STRING_TOO_LONG],
     [
@@ -196,6 +208,24 @@ describe('decode rejects crafted bytes, one test per code', () => {
     const body = fromHex(`3f ${u16hex(bytes.length / 2)} ${bytes}`)
     const err = expectProtocolError(() => decodeMessage(body), ProtocolErrorCode.INVALID_UTF8)
     expect(err.cause).toBeInstanceOf(Error)
+  })
+
+  it('INVALID_FIELD: a name with a control character or white space at an end, in HELLO and in PEERS; inner spaces and emoji are fine', () => {
+    const hello = (name: string) => {
+      const body = Buffer.from(encodeMessage(helloWith({ name: 'x' })))
+      // The name is the only "x" field: swap its two bytes (length 1, "x") for the crafted name.
+      const at = body.indexOf(Buffer.from('0001' + '78', 'hex'))
+      return Buffer.concat([body.subarray(0, at), fromHex(strHex(name)), body.subarray(at + 3)])
+    }
+    for (const bad of ['eve\x1b[2J', 'bob\r', 'bob ', ' bob', '\u2066bob', 'bob\u0085']) {
+      const err = expectProtocolError(() => decodeMessage(hello(bad)), ProtocolErrorCode.INVALID_FIELD)
+      expect(err.message).toMatch(/^name (holds a control|starts or ends with white space)/)
+    }
+    const peers = `${u16hex(MessageType.PEERS).slice(2)}0001${PEER_A}${strHex('bob\x00')}0000${'00'.repeat(8)}`
+    expectProtocolError(() => decodeMessage(fromHex(peers)), ProtocolErrorCode.INVALID_FIELD)
+    for (const good of ['Ana María', 'zoë 👩‍👩‍👧', '']) {
+      expect(decodeMessage(hello(good))).toMatchObject({ type: 'HELLO', name: good })
+    }
   })
 
   it('keeps a leading byte order mark as text', () => {

@@ -22,16 +22,26 @@ export class ChatState {
   readonly #ids = new Map<string, Set<string>>()
   /** Names seen, by skeleton: two names in one set look alike. */
   readonly #skeletons = new Map<string, Set<string>>()
+  #knownIndex: { at: number; map: Map<string, string[]> } | undefined
 
-  constructor(readonly self: PeerRef) {}
+  /**
+   * @param known names of peers known from before (saved with their keys), which a newcomer's name may
+   *   imitate even when they are not connected now
+   */
+  constructor(
+    readonly self: PeerRef,
+    readonly known: () => Iterable<string> = () => [],
+  ) {}
 
   /** Remembers a peer's name (call for every peer seen). */
   see(p: PeerRef): void {
-    let ids = this.#ids.get(p.name)
+    // Namesakes are names that print the same, whatever the screen does not show.
+    const shown = sanitize(p.name)
+    let ids = this.#ids.get(shown)
     if (!ids) {
       if (this.#ids.size >= MAX_NAMES) this.#ids.delete(this.#ids.keys().next().value as string)
       ids = new Set()
-      this.#ids.set(p.name, ids)
+      this.#ids.set(shown, ids)
     }
     if (ids.size < 16) ids.add(p.id)
     const key = skeleton(p.name)
@@ -48,8 +58,27 @@ export class ChatState {
   /** `⚠ (look-alike of bob)` when the name looks like another one seen (or yours), or hides characters. */
   lookalike(p: PeerRef): string | undefined {
     this.see(p)
-    const others = [...(this.#skeletons.get(skeleton(p.name)) ?? []), this.self.name]
+    const key = skeleton(p.name)
+    const others = [...(this.#skeletons.get(key) ?? []), this.self.name]
+    others.push(...(this.#knownBySkeleton().get(key) ?? []))
     return lookalikeNote(p.name, others)
+  }
+
+  /** The known names by skeleton, rebuilt at most every 2 s (labels are drawn on every line). */
+  #knownBySkeleton(): Map<string, string[]> {
+    const now = Date.now()
+    if (this.#knownIndex !== undefined && now - this.#knownIndex.at < 2_000) return this.#knownIndex.map
+    const map = new Map<string, string[]>()
+    let n = 0
+    for (const name of this.known()) {
+      if (++n > MAX_NAMES * 4) break
+      const key = skeleton(name)
+      const list = map.get(key)
+      if (!list) map.set(key, [name])
+      else if (list.length < 16) list.push(name)
+    }
+    this.#knownIndex = { at: now, map }
+    return map
   }
 
   /** A message arrived: it may be unread (when you talk to someone else) and is what /r answers. */
@@ -79,7 +108,10 @@ export class ChatState {
   /** Whether a name on screen needs its fingerprint: namesakes, or a peer named like you. */
   ambiguous(p: PeerRef): boolean {
     this.see(p)
-    return (this.#ids.get(p.name)?.size ?? 0) > 1 || (p.name === this.self.name && p.id !== this.self.id)
+    const shown = sanitize(p.name)
+    return (
+      (this.#ids.get(shown)?.size ?? 0) > 1 || (shown === sanitize(this.self.name) && p.id !== this.self.id)
+    )
   }
 
   /**

@@ -1,5 +1,6 @@
 import { createInterface, type Interface } from 'node:readline'
 import { stripVTControlCharacters } from 'node:util'
+import { displayWidth } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
 
 export interface ChatViewInit {
@@ -147,39 +148,21 @@ export class ChatView {
   readonly #onResize = () => this.refresh()
 }
 
-/** Columns a string takes on a terminal: East Asian wide characters and emoji take two. */
-export function displayWidth(text: string): number {
-  let width = 0
-  for (const ch of text) width += isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
-  return width
-}
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 
 /** `text` cut (with …) or padded to exactly `width` columns. */
 export function cutToWidth(text: string, width: number): string {
-  if (displayWidth(text) <= width) return text + ' '.repeat(width - displayWidth(text))
+  const full = displayWidth(text)
+  if (full <= width) return text + ' '.repeat(width - full)
   let out = ''
   let used = 0
-  for (const ch of text) {
-    const w = isWide(ch.codePointAt(0) ?? 0) ? 2 : 1
+  for (const { segment } of graphemes.segment(text)) {
+    const w = displayWidth(segment)
     if (used + w > width - 1) break
-    out += ch
+    out += segment
     used += w
   }
   return `${out}…${' '.repeat(width - 1 - used)}`
-}
-
-function isWide(c: number): boolean {
-  return (
-    (c >= 0x1100 && c <= 0x115f) ||
-    (c >= 0x2e80 && c <= 0xa4cf) ||
-    (c >= 0xac00 && c <= 0xd7a3) ||
-    (c >= 0xf900 && c <= 0xfaff) ||
-    (c >= 0xfe30 && c <= 0xfe4f) ||
-    (c >= 0xff00 && c <= 0xff60) ||
-    (c >= 0xffe0 && c <= 0xffe6) ||
-    (c >= 0x1f300 && c <= 0x1faff) ||
-    (c >= 0x20000 && c <= 0x3fffd)
-  )
 }
 
 function commonPrefix(words: readonly string[]): string {

@@ -6,6 +6,7 @@ import {
   type PeerInfo,
   type PeerList,
 } from '@parley/core'
+import stringWidth from 'string-width'
 import { lookalikeNote } from './names.js'
 import type { Style } from './style.js'
 
@@ -23,6 +24,88 @@ export function sanitize(text: string, multiline = false): string {
     '',
   )
   return multiline ? cleaned : cleaned.replace(/\n/g, ' ')
+}
+
+// Every escape sequence (CSI with its parameters, or ESC and the character after it) and every
+// control character but the newline, plus the bidi controls and line separators sanitize() removes.
+const UNSAFE =
+  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\s\S]?|[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g
+// The colour codes createStyle writes: bold, dim, inverse, red, green, yellow, cyan, and their ends.
+const OWN_SGR = /^\x1b\[(?:1|2|7|22|27|31|32|33|36|39)m$/
+
+/**
+ * The last gate before the terminal, for whole lines the reporter prints: keeps our own colour codes
+ * and newlines, drops every other escape sequence and control character. Remote text is sanitized
+ * where it is placed; this is for the one place that forgot to, so a peer's `\x1b[8m` (hide what
+ * follows) or `\x1b]2;…` (retitle the window) can never reach the screen whole.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (seq) => (OWN_SGR.test(seq) ? seq : ''))
+}
+
+/** Columns a string takes on a terminal (colour codes take none, wide characters two, combining marks none). */
+export function displayWidth(text: string): number {
+  return stringWidth(text)
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+
+/**
+ * Cuts one line (no newline in it) into rows of at most `first` columns for the first row and `rest`
+ * for the others, at a space where one falls in the row's second half, else between characters.
+ */
+export function wrapLine(line: string, first: number, rest: number): string[] {
+  if (stringWidth(line) <= first) return [line]
+  const rows: string[] = []
+  let row = ''
+  let used = 0
+  let limit = first
+  let space = -1
+  for (const { segment } of graphemes.segment(line)) {
+    const w = stringWidth(segment)
+    if (used + w > limit && row !== '') {
+      if (space > 0 && space * 2 >= row.length) {
+        rows.push(row.slice(0, space).trimEnd())
+        row = row.slice(space + 1)
+      } else {
+        rows.push(row)
+        row = ''
+      }
+      used = stringWidth(row)
+      limit = rest
+      space = -1
+    }
+    if (segment === ' ') space = row.length
+    row += segment
+    used += w
+  }
+  rows.push(row)
+  return rows
+}
+
+/**
+ * `head` and then a message body, wrapped to a terminal of `columns`: every row after the first starts
+ * indented (under the body's first character where there is room), so no text of the body can begin
+ * a row at the left edge, where it could pass for a line of its own (`12:00:01 bob: …`).
+ */
+export function wrapBlock(head: string, body: string, columns: number): string {
+  const width = Math.max(20, columns - 1)
+  const headWidth = stringWidth(head)
+  const indent = Math.max(2, Math.min(headWidth, width - 20))
+  const pad = ' '.repeat(indent)
+  const rows: string[] = []
+  const lines = body.split('\n')
+  const firstRoom = width - headWidth
+  lines.forEach((line, i) => {
+    if (i === 0 && firstRoom >= 10) {
+      const [start = '', ...more] = wrapLine(line, firstRoom, width - indent)
+      rows.push(head + start, ...more.map((r) => pad + r))
+      return
+    }
+    if (i === 0) rows.push(head.trimEnd())
+    for (const r of wrapLine(line, width - indent, width - indent)) rows.push(r === '' ? '' : pad + r)
+  })
+  return rows.join('\n')
 }
 
 /** `HH:MM:SS` in local time. */

@@ -58,9 +58,15 @@ const HOMOGLYPHS: Readonly<Record<string, string>> = {
   ζ: 'z',
 }
 
+/**
+ * Controls the terminal never shows (C0, DEL, C1, the line and paragraph separators): the wire refuses
+ * them in names, but a name saved by an older version, or a legacy peer's, may still hold them.
+ */
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/gu
+
 /** The form two names share when they look alike. */
 export function skeleton(name: string): string {
-  const plain = name.normalize('NFKC').replace(INVISIBLE, '').toLowerCase()
+  const plain = name.normalize('NFKC').replace(INVISIBLE, '').replace(CONTROL, '').toLowerCase()
   let out = ''
   for (const ch of plain) out += HOMOGLYPHS[ch] ?? ch
   // `rn` reads as `m`, `vv` as `w`, `0` as `o`, `1`/`|` as `l`: the classic look-alikes in Latin itself.
@@ -75,7 +81,8 @@ const SCRIPTS = ['Latin', 'Cyrillic', 'Greek', 'Armenian', 'Cherokee'] as const
  */
 export function suspiciousName(name: string): 'invisible' | 'mixed-scripts' | undefined {
   INVISIBLE.lastIndex = 0
-  if (INVISIBLE.test(name)) return 'invisible'
+  CONTROL.lastIndex = 0
+  if (INVISIBLE.test(name) || CONTROL.test(name)) return 'invisible'
   const used = SCRIPTS.filter((s) => new RegExp(`\\p{Script=${s}}`, 'u').test(name))
   return used.length > 1 ? 'mixed-scripts' : undefined
 }
@@ -108,10 +115,11 @@ export function lookalikeNote(name: string, others: Iterable<string>): string | 
   return undefined
 }
 
-/** A name with its invisible characters shown as `<U+200B>`, so the user sees them. */
+/**
+ * A name with its invisible and control characters shown as `<U+200B>`, so the user sees them (and a
+ * terminal gets none of them: this is what a look-alike note prints of the other name).
+ */
 export function visible(name: string): string {
-  return name.replace(
-    INVISIBLE,
-    (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`,
-  )
+  const shown = (c: string) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`
+  return name.replace(INVISIBLE, shown).replace(CONTROL, shown)
 }

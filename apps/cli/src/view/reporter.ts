@@ -30,8 +30,10 @@ import {
   peersTable,
   reachableAt,
   sanitize,
+  terminalSafe,
   visibleLength,
   who,
+  wrapBlock,
 } from './format.js'
 import type { Style } from './style.js'
 
@@ -118,20 +120,28 @@ export interface TextReporterInit {
   fold?: (text: string) => string
   /** Commands in hints are written with a leading `/` (the chat view). @default false */
   slash?: boolean
+  /** The terminal's width, to wrap message bodies to; undefined (not a terminal) leaves lines whole. */
+  columns?: () => number | undefined
 }
 
 /** Human-readable lines: `12:00:01 alice (ab12:cd34): hello`. */
 export function textReporter(init: TextReporterInit): Reporter {
-  const { out, err, style, debug } = init
+  const { style, debug } = init
+  // Whatever a line holds, only our own colour codes reach the terminal (see terminalSafe).
+  const out = (text: string) => init.out(terminalSafe(text))
+  const err = (text: string) => init.err(terminalSafe(text))
   const now = init.now ?? Date.now
   const stamp = () => style('dim', clock(now()))
   const name = (p: PeerRef) => init.who?.(p) ?? who(style, p, init.names?.() ?? [])
   const fold = init.fold ?? ((text: string) => text)
   const line = (text: string) => out(`${stamp()} ${text}`)
-  // A message body: continuation lines start under its first character.
+  // A message body: continuation lines start under its first character, and on a terminal the body
+  // is wrapped here, so none of it starts a row at the left edge, where it could pass for a line.
   const said = (head: string, text: string) => {
     const first = `${stamp()} ${head}`
-    out(`${first}${block(sanitize(text, true), visibleLength(first))}`)
+    const body = sanitize(text, true)
+    const columns = init.columns?.()
+    out(columns ? wrapBlock(first, body, columns) : `${first}${block(body, visibleLength(first))}`)
   }
   const bad = (text: string) => err(`${stamp()} ${style('red', '✖')} ${text}`)
   const stack = (e: unknown) => {
