@@ -12,6 +12,8 @@ export interface DownloadTuning {
   requestTimeout: number
   /** Bytes per second a source asked for data must deliver, over each `requestTimeout`, or it is slow. */
   minRate: number
+  /** A download none of whose sources is reachable fails with NO_SOURCES after this long. */
+  resumeTimeout: number
   /** Corrupt chunks (or a bad hash list) after which a source is dropped as lying. */
   maxStrikes: number
   progressInterval: number

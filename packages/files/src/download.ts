@@ -56,6 +56,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   readonly #part: PartFile
   #saveTimer: ReturnType<typeof setTimeout> | undefined
   #verifyRounds = 0
+  /** The read-back check running now, which a pause waits for before it closes the file. */
+  #verifying: Promise<unknown> | undefined
+  /** Since when no source has been reachable (undefined while one is). */
+  #unreachableSince: number | undefined
   #meter: ProgressMeter
   #resolve!: (r: DownloadResult) => void
   #reject!: (e: FilesError) => void
@@ -164,12 +168,17 @@ export class Download extends EventEmitter<DownloadEvents> {
     // The same offer repeated on a link that did not change (the sender re-offers on every new
     // connection, and we re-asked already when ours resumed): nothing to do.
     if (s.state === 'active' && Buffer.from(s.id).equals(id)) return
+    // A fresh id on a link that did not change is no progress: a source asked for something keeps its
+    // clocks, or one that never answers could re-offer every few seconds and hold the download forever.
+    const asked = s.state === 'active' && (s.inflight.size > 0 || s === this.#hashSource)
+    const clocks = { lastProgress: s.lastProgress, askedSince: s.askedSince, askedBytes: s.askedBytes }
     this.#requeue(s)
     s.id = id
     s.state = 'active'
     s.dropReason = undefined
     this.#init.wire.send(ref.id, { type: 'ACCEPT', id })
     this.#schedule()
+    if (asked) Object.assign(s, clocks)
   }
 
   /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
@@ -279,9 +288,28 @@ export class Download extends EventEmitter<DownloadEvents> {
     return true
   }
 
-  /** Drops sources that were asked and delivered nothing for `requestTimeout`. */
+  /**
+   * Drops sources that were asked and delivered nothing for `requestTimeout`, and fails the download
+   * with NO_SOURCES once none of its sources has been reachable for `resumeTimeout`: a download waiting
+   * for sources that never come back would hold its slot (and its part file) forever.
+   */
   tick(now: number): void {
     if (this.#status !== 'running') return
+    let reachable = false
+    for (const s of this.#sources.values()) {
+      if (s.state === 'active' && this.#init.wire.online(s.ref.id)) reachable = true
+    }
+    if (reachable) this.#unreachableSince = undefined
+    else if (this.#unreachableSince === undefined) this.#unreachableSince = now
+    else if (now - this.#unreachableSince >= this.#init.resumeTimeout) {
+      this.#fail(
+        new FilesError(
+          'NO_SOURCES',
+          `no source of ${this.name} came back within ${Math.round(this.#init.resumeTimeout / 1000)} s`,
+        ),
+      )
+      return
+    }
     for (const s of this.#sources.values()) {
       const asked = s.inflight.size > 0 || s === this.#hashSource
       if (s.state !== 'active' || !asked) continue
@@ -325,18 +353,30 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   /**
-   * The service is closing: saves the verified bitmap so a later run resumes, and closes the file.
-   * `finished` rejects with CANCELLED, so nobody waits for a download that no longer runs.
+   * The service is closing: saves the verified bitmap so a later run resumes, and closes the file; with
+   * no data directory nothing could resume it, so the part file is removed. A read-back check under way
+   * stops first. `finished` rejects with CANCELLED, so nobody waits for a download that no longer runs.
    */
   async pause(): Promise<void> {
     if (this.settled || this.#status === 'paused') return
     this.#status = 'paused'
     clearTimeout(this.#saveTimer)
-    await this.#save()
-    await this.#part.close()
+    await this.#verifying
+    if (this.#init.dataDir === undefined) {
+      this.#part.discard(false)
+      await this.#part.settled()
+    } else {
+      await this.#save()
+      await this.#part.close()
+    }
     this.#init.settled()
     this.#reject(
-      new FilesError('CANCELLED', `the file service closed; ${this.name} resumes when offered again`),
+      new FilesError(
+        'CANCELLED',
+        this.#init.dataDir === undefined
+          ? `the file service closed; the partial ${this.name} was removed (there is no data directory to resume from)`
+          : `the file service closed; ${this.name} resumes when offered again`,
+      ),
     )
   }
 
@@ -463,8 +503,11 @@ export class Download extends EventEmitter<DownloadEvents> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
     try {
-      const bad = await this.#part.verify(this.#leaves!, () => this.settled)
-      if (this.settled) return
+      // A pause (the service closing) stops the check and waits for it before closing the file.
+      this.#verifying = this.#part.verify(this.#leaves!, () => this.#status !== 'verifying')
+      const bad = (await this.#verifying) as number[]
+      this.#verifying = undefined
+      if (this.#status !== 'verifying') return
       if (bad.length > 0) {
         // Changed on disk behind our back (or a write went wrong): fetch those chunks again, twice at most.
         if (++this.#verifyRounds > 2) {
@@ -486,6 +529,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.emit('done', result)
       this.#resolve(result)
     } catch (err) {
+      this.#verifying = undefined
+      if ((this.#status as DownloadStatus) === 'paused') return
       this.#fail(
         err instanceof FilesError ? err : new FilesError('IO', `cannot finish ${this.name}`, { cause: err }),
       )

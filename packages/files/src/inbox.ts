@@ -231,7 +231,8 @@ export class Inbox {
    * at `maxOffersPerPeer` each fill `maxOffers` and every other peer's offers are declined BUSY; this
    * way peers that hold more than others give way, so the inbox ends up shared about evenly.
    *
-   * The offer pushed out is the oldest pending one whose every source holds more than `fromPeer`
+   * An offer whose senders all left goes first, whoever offers. Otherwise the offer pushed out is the
+   * oldest pending one whose every source holds more than `fromPeer`
    * (rather than an offer another, smaller peer also makes, which would cost that peer its offer),
    * taken from the largest holders first, and from offers with one source before shared ones. Offers
    * being accepted are never pushed out (accepted ones are downloads, no longer in the inbox). Its
@@ -244,6 +245,14 @@ export class Inbox {
     let victimSources = 0
     // Map order is arrival order: on a tie the earlier offer stays the victim, so the oldest goes.
     for (const o of this.#offers.values()) {
+      // First an offer none of whose senders is still connected: throwaway identities that offer once
+      // and leave would otherwise push out, one by one, the offers of senders waiting for an answer.
+      if (o.status === 'pending' && !o.sourceEntries().some((s) => this.#wire.online(s.ref.id))) {
+        victim = o
+        break
+      }
+    }
+    for (const o of victim ? [] : this.#offers.values()) {
       if (o.status !== 'pending') continue
       let least = Number.POSITIVE_INFINITY
       for (const s of o.sourceEntries()) least = Math.min(least, held.get(s.ref.id) ?? 0)

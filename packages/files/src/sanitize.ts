@@ -24,9 +24,9 @@ const DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³]
 /**
  * Turns a name a remote peer offered into one safe to create inside a download folder: only its last
  * path component is kept (so `../../x` is `x` and `/etc/passwd` is `passwd`), control and bidi
- * characters and Windows-reserved characters become `_`, trailing dots and spaces go, device names get a
- * leading `_`, and the result is at most 200 UTF-8 bytes with its extension kept. Never empty, never
- * `.` or `..`.
+ * characters and Windows-reserved characters become `_`, runs of spaces become one, trailing dots and
+ * spaces go, device names get a leading `_`, and the result is at most 200 UTF-8 bytes, cut so that it
+ * ends as the offered name does. Never empty, never `.` or `..`.
  */
 export function sanitizeName(name: string): string {
   let s = name.replace(CONTROL, '_').replace(IGNORABLE, '').normalize('NFC')
@@ -38,6 +38,10 @@ export function sanitizeName(name: string): string {
       .at(-1) ?? ''
   s = s
     .replace(RESERVED, '_')
+    // The braille blank prints as a space; a run of spaces inside a name pushes what follows out of
+    // sight (`invoice.pdf` and 120 spaces, then `.exe`): one space each.
+    .replace(/\u2800/g, ' ')
+    .replace(/\p{White_Space}{2,}/gu, ' ')
     // Any Unicode space at the ends (a trailing no-break space is as invisible as a plain one).
     .replace(/[.\p{White_Space}]+$/u, '')
     .replace(/^\p{White_Space}+/u, '')
@@ -58,16 +62,29 @@ export function printable(text: string): string {
   return text.replace(/\r\n?|[\n\t]/g, ' ').replace(CONTROL, '')
 }
 
+/**
+ * Cuts a name to `max` UTF-8 bytes from the middle of its stem, so it still ends as it did: its
+ * extension, or when that is longer than 32 bytes its last 32 bytes (dropping the tail would let
+ * `report.exe.<a long extension>` be saved as `report.exe`).
+ */
 function truncateUtf8(s: string, max: number): string {
   if (Buffer.byteLength(s) <= max) return s
   const ext = extname(s)
-  const keepExt = Buffer.byteLength(ext) <= 32 ? ext : ''
+  const keepExt = Buffer.byteLength(ext) <= 32 ? ext : tailBytes(s, 32)
   let stem = s.slice(0, s.length - keepExt.length)
   // Cut by code points so no surrogate pair is split.
   const points = [...stem]
   while (points.length > 0 && Buffer.byteLength(points.join('') + keepExt) > max) points.pop()
   stem = points.join('')
   return `${stem}${keepExt}` || 'file'
+}
+
+/** The longest end of `s`, in whole code points, of at most `max` UTF-8 bytes. */
+function tailBytes(s: string, max: number): string {
+  const points = [...s]
+  let tail = ''
+  while (points.length > 0 && Buffer.byteLength(points.at(-1)! + tail) <= max) tail = points.pop()! + tail
+  return tail
 }
 
 /** `name`, `name (1).ext`, `name (2).ext`, ... */

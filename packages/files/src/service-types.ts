@@ -35,7 +35,10 @@ export interface FileServiceInit {
   partExpiry?: number
   /** An unanswered offer expires after this long (on both sides). @default 60_000 ms */
   offerTimeout?: number
-  /** An accepted transfer waits this long for a lost receiver to come back. @default 600_000 ms */
+  /**
+   * An accepted transfer waits this long for a lost receiver to come back, and a download this long for
+   * one of its sources (then it fails with NO_SOURCES). @default 600_000 ms
+   */
   resumeTimeout?: number
   /** Chunk size of files we offer (a power of two, 32 KiB to 16 MiB). @default 256 KiB */
   chunkSize?: number

@@ -64,6 +64,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
       maxBuffered: init.maxBuffered ?? DEFAULTS.maxBuffered,
       requestTimeout: init.requestTimeout ?? DEFAULTS.requestTimeout,
       minRate: init.minRate ?? DEFAULTS.minRate,
+      resumeTimeout: init.resumeTimeout ?? DEFAULTS.resumeTimeout,
       maxStrikes: init.maxStrikes ?? DEFAULTS.maxStrikes,
       progressInterval: init.progressInterval ?? DEFAULTS.progressInterval,
       saveInterval: init.saveInterval ?? DEFAULTS.saveInterval,

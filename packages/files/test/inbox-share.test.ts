@@ -54,6 +54,28 @@ async function offerSeen(from: Node, to: Node, name: string): Promise<{ seen: st
 }
 
 describe('a full inbox is shared between senders', () => {
+  it('offers from senders that left are pushed out first, so throwaway identities cannot push out one waiting for an answer', async () => {
+    const net = memoryNet()
+    const bob = await net.node('bob', { maxOffers: 4 })
+    const alice = await net.node('alice')
+    await link(alice, bob)
+    const { seen, t } = await offerSeen(alice, bob, 'honest.bin')
+    expect(seen).toBe('offer from alice')
+    // Twelve identities, one after the other, each offering once and leaving: the inbox is full after three.
+    for (let k = 0; k < 12; k++) {
+      const raw = rawFiles()
+      const node = await net.node(`throwaway${k}`, {}, {}, raw.wrap)
+      await linkRaw(node, bob)
+      raw.send(bob.peer.id, offerOf(`spam${k}`))
+      await waitUntil(() => heldBy(bob, node.peer.id).length === 1 || raw.received.length > 0)
+      await node.peer.stop()
+      await waitUntil(() => !bob.files.peers().some((p) => p.id === node.peer.id))
+    }
+    expect(bob.files.offers().map((o) => o.name)).toContain('honest.bin')
+    expect(bob.files.offers()).toHaveLength(4)
+    expect(t.status).toBe('offered')
+  })
+
   it('four identities flooding 16 offers each hold 8 each, and another peer is still heard', async () => {
     const net = memoryNet()
     const bob = await net.node('bob')

@@ -66,8 +66,18 @@ describe('sanitizeName', () => {
     expect(name).toBe(name.normalize('NFC'))
   })
 
-  it('a long name cut where no extension is kept does not end in a dot', () => {
-    expect(sanitizeName(`${'x'.repeat(199)}.${'y'.repeat(40)}`)).toBe('x'.repeat(199))
+  it('a long name is cut from the middle, so it ends as offered even when its extension is long', () => {
+    expect(sanitizeName(`${'x'.repeat(199)}.${'y'.repeat(40)}`)).toBe(`${'x'.repeat(168)}${'y'.repeat(32)}`)
+    // Dropping an extension too long to keep would have saved this as `Q3-report-AAA….exe`.
+    const braille = sanitizeName(`Q3-report-${'A'.repeat(200)}.exe.pdf${'\u2800'.repeat(12)}`)
+    expect(braille.endsWith('A.pdf')).toBe(true)
+    expect(sanitizeName(`report.exe.${'x'.repeat(300)}`).endsWith('x'.repeat(32))).toBe(true)
+  })
+
+  it('a run of spaces inside a name is one space, so nothing can be pushed out of sight', () => {
+    expect(sanitizeName(`invoice.pdf${' '.repeat(120)}.exe`)).toBe('invoice.pdf .exe')
+    expect(sanitizeName('a\u2800\u2800\u2800b.txt')).toBe('a b.txt')
+    expect(sanitizeName('two words.txt')).toBe('two words.txt')
   })
 
   it('whatever it is given, the result is one component inside the folder', () => {

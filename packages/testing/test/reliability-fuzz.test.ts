@@ -1,5 +1,5 @@
 import { frameStandard, memoryTransport, type Peer, PeerError } from '@parley/core'
-import { type Message, PROTOCOL_VERSION, ProtocolError } from '@parley/protocol'
+import { displayNameProblem, type Message, PROTOCOL_VERSION, ProtocolError } from '@parley/protocol'
 import fc from 'fast-check'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createTestNetwork, waitFor } from '../src/index.js'
@@ -17,12 +17,14 @@ const BURST = 200
 const hex = (bytes: number) =>
   fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'))
 const text = (max: number) => fc.string({ maxLength: max })
+/** A display name the wire accepts (no white space at its ends, no controls). */
+const name = text(20).filter((s) => displayNameProblem(s) === undefined)
 const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
 const u32 = fc.nat({ max: 0xffff_ffff })
 const announcement = fc.record({
   version: fc.constant(PROTOCOL_VERSION),
   peerId: hex(32),
-  name: text(20),
+  name,
   listenAddrs: fc.array(text(30), { maxLength: 3 }),
   capabilities: fc.array(text(10), { maxLength: 2 }),
 })
@@ -37,7 +39,7 @@ const message = fc.oneof(
     peers: fc.array(
       fc.record({
         peerId: hex(32),
-        name: text(20),
+        name,
         addrs: fc.array(text(30), { maxLength: 3 }),
         lastSeen: fc.nat(),
       }),

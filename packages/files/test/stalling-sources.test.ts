@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { type Download, type FilesMessage, leafHash, rootHash } from '../src/index.js'
+import { linkRaw, memoryNet, type Node, type RawFiles, rawFiles, tempDir, waitUntil } from './helpers.js'
+
+// Sources that hold a download without feeding it: by offering again and again under fresh ids, or by
+// leaving for good. Each must cost the download its requestTimeout or its resumeTimeout, not forever.
+
+const KiB = 1024
+const chunkSize = 256 * KiB
+const leaves = Buffer.concat(Array.from({ length: 8 }, () => leafHash(Buffer.alloc(chunkSize))))
+const size = 8 * chunkSize
+const root = rootHash(size, chunkSize, leaves)
+
+function fakeClocks(): void {
+  // The memory network delivers on setImmediate, which stays real.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
+  onTestFinished(() => {
+    vi.useRealTimers()
+  })
+}
+
+async function offered(
+  dir: string,
+  files: Parameters<ReturnType<typeof memoryNet>['node']>[1] = {},
+): Promise<{ mallory: RawFiles; m: Node; bob: Node; download: Download }> {
+  const net = memoryNet()
+  const mallory = rawFiles()
+  const m = await net.node('mallory', {}, {}, mallory.wrap)
+  const bob = await net.node('bob', { downloads: join(dir, 'in'), autoAccept: true, ...files })
+  await linkRaw(m, bob)
+  const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+  mallory.send(bob.peer.id, { type: 'OFFER', id: randomBytes(16), root, size, chunkSize, name: 'z.bin' })
+  return { mallory, m, bob, download: await started }
+}
+
+describe('sources that hold a download without feeding it', () => {
+  it('a source that never answers is dropped as slow, however often it offers again under a fresh id', async () => {
+    fakeClocks()
+    const { mallory, bob, download } = await offered(await tempDir())
+    const dropped: string[] = []
+    download.on('source:dropped', (e) => dropped.push(e.reason))
+    const failed = download.finished.catch((e: { code: string }) => e.code)
+    // Two minutes of fake time: a fresh OFFER of the root every 20 s, nothing else (requestTimeout 30 s).
+    for (let s = 0; s < 120 && download.status === 'running'; s++) {
+      if (s % 20 === 19) {
+        mallory.send(bob.peer.id, {
+          type: 'OFFER',
+          id: randomBytes(16),
+          root,
+          size,
+          chunkSize,
+          name: 'z.bin',
+        })
+      }
+      await waitUntil(() => true)
+      await vi.advanceTimersByTimeAsync(1_000)
+    }
+    expect(dropped).toEqual(['slow'])
+    expect(await failed).toBe('NO_SOURCES')
+    expect(mallory.received.filter((m: FilesMessage) => m.type === 'GET_HASHES').length).toBeGreaterThan(0)
+  })
+
+  it('a download whose sources all left fails with NO_SOURCES after resumeTimeout, freeing its slot', async () => {
+    fakeClocks()
+    const dir = await tempDir()
+    const { m, bob, download } = await offered(dir, { resumeTimeout: 60_000 })
+    const failed = download.finished.catch((e: { code: string }) => e.code)
+    await m.peer.stop()
+    await waitUntil(() => bob.files.peers().length === 0)
+    await vi.advanceTimersByTimeAsync(50_000)
+    expect(download.status).toBe('running')
+    for (let s = 0; s < 20 && download.status === 'running'; s++) await vi.advanceTimersByTimeAsync(1_000)
+    expect(await failed).toBe('NO_SOURCES')
+    expect(bob.files.downloads()).toEqual([])
+    // No data directory: nothing could resume it, so nothing is left behind.
+    await download.whenClosed()
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+
+  it('with no data directory, closing the service removes a partial download instead of leaving its part file', async () => {
+    const dir = await tempDir()
+    const { bob, download } = await offered(dir)
+    const finished = download.finished.catch((e: { code: string; message: string }) => e)
+    await bob.files.close()
+    expect(await finished).toMatchObject({ code: 'CANCELLED', message: expect.stringMatching(/was removed/) })
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+})
