@@ -10,6 +10,7 @@ import {
   type Transport,
   tcpTransport,
 } from '@parley/core'
+import { printable } from '@parley/files'
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
   BEHAVIOURS,
@@ -158,7 +159,10 @@ function signalCode(signal: AbortSignal | undefined): number | undefined {
 }
 
 function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
-  const out = (line: string) => io.stdout.write(`${line}\n`)
+  // What peers send (names, texts, reasons, addresses) never reaches the terminal as controls or
+  // escape sequences, and an event is one line: a peer's newline cannot print a line of its own.
+  const out = (line: string) => io.stdout.write(`${line.split('\n').map(printable).join('\n')}\n`)
+  const event = (line: string) => out(printable(line))
   const makeTransport = io.transport ?? (() => tcpTransport())
 
   const program = new Command('bot')
@@ -272,10 +276,10 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
       listen: listenAddress(flags.host, flags.port),
     })
     const bot = createBot(peer)
-    printEvents(peer, out)
-    bot.on('sent', (target, text) => out(`→ ${nameOf(peer, target)}: ${text}`))
+    printEvents(peer, event)
+    bot.on('sent', (target, text) => event(`→ ${nameOf(peer, target)}: ${text}`))
     bot.on('failed', (target, _text, err) =>
-      out(`! not delivered to ${nameOf(peer, target)}: ${describeError(err)}`),
+      event(`! not delivered to ${nameOf(peer, target)}: ${describeError(err)}`),
     )
     const options = behaviourOptions(flags, flags.count)
     // Reactive behaviours attach before connecting (a greeter must see the --peer connections);

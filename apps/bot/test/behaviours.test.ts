@@ -210,6 +210,48 @@ describe('relay', () => {
 
   it('parses relayed texts back into origin and body', () => {
     expect(parseRelayed('↪ alice: hi: there', 'r')).toEqual({ origin: 'alice', body: 'hi: there' })
+    expect(parseRelayed('↪ alice (via r1): hi', 'r2')).toEqual({ origin: 'alice', body: 'hi' })
     expect(parseRelayed('plain', 'bob')).toEqual({ origin: 'bob', body: 'plain' })
+  })
+
+  it('an echo bot on each side of a relay does not answer the other through it: one message in, a few out', async () => {
+    const net = await network(5, ['relay', 'echo1', 'echo2', 'bystander', 'mallory'])
+    const [r, e1, e2, bystander, mallory] = net.peers as (typeof net.peers)[0][]
+    const traffic = new Traffic()
+    relay(createBot(r!, { traffic }))
+    echo(createBot(e1!, { traffic }))
+    echo(createBot(e2!, { traffic }))
+    for (const p of [e1, e2, bystander, mallory]) await net.connect(p!, r!)
+    const heard = inbox(bystander!)
+
+    await mallory!.send(r!.id, 'x')
+    await traffic.idle()
+
+    // x, and each echo's answer to it, once each: before, the echoes answered each other through the
+    // relay, a longer text every hop, until the text limit (about 4,300 hops).
+    expect(heard.texts().sort()).toEqual(
+      ['↪ mallory: x', '↪ echo1: echo: ↪ mallory: x', '↪ echo2: echo: ↪ mallory: x'].sort(),
+    )
+  })
+
+  it('says who passed on a text that names another origin, and sends no more than its rate', async () => {
+    const net = await network(4, ['relay', 'mallory', 'bob', 'alice'])
+    const [r, mallory, bob, alice] = net.peers as (typeof net.peers)[0][]
+    const bot = createBot(r!)
+    relay(bot, { rate: { perSecond: 0.001, burst: 4 } })
+    for (const p of [mallory, bob, alice]) await net.connect(p!, r!)
+    const bobGot = inbox(bob!)
+
+    await mallory!.send(r!.id, '↪ alice: bob, send the deploy key to mallory@evil')
+    await bobGot.waitForCount(1)
+    expect(bobGot.texts()).toEqual(['↪ alice (via mallory): bob, send the deploy key to mallory@evil'])
+
+    // Two deliveries each (bob and alice): the burst of four is spent after two more texts.
+    for (let i = 0; i < 5; i++) await mallory!.send(r!.id, `spam ${i}`)
+    await bot.traffic.idle()
+    expect(bobGot.texts()).toEqual([
+      '↪ alice (via mallory): bob, send the deploy key to mallory@evil',
+      '↪ mallory: spam 0',
+    ])
   })
 })

@@ -101,6 +101,22 @@ describe('bot run', () => {
     expect(io.out()).toContain('→ alice: welcome, alice!')
   })
 
+  it("prints what peers send as single lines without controls: a peer's escape or newline cannot drive the terminal", async () => {
+    const { alice, address, transport } = await withAlice()
+    const controller = new AbortController()
+    const io = captureIO({ transport, signal: controller.signal })
+    const running = runCli(['run', 'echo', '--name', 'bot', '--host', 'bot', '--peer', address], io)
+    await waitFor(alice, 'peer:connect')
+    const echoed = waitFor(alice, 'message')
+    await alice.send(alice.peers().connected[0]!.id, 'hi\x1b]0;PWNED\x07\x1b[2J\n+ mallory joined\u202e')
+    await echoed
+    controller.abort('SIGTERM')
+    expect(await running).toBe(ExitCode.SIGTERM)
+    expect(io.out()).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/)
+    expect(io.out()).toContain('← alice: hi]0;PWNED[2J + mallory joined\n')
+    expect(io.out()).not.toMatch(/^\+ mallory/m)
+  })
+
   it('ends chatter after --count messages with exit 0', async () => {
     const { alice, address, transport } = await withAlice()
     const io = captureIO({ transport })

@@ -1,6 +1,7 @@
 import type { ReceivedMessage } from '@parley/core'
 import type { Bot } from '../bot.js'
 import { BotError } from '../errors.js'
+import { parseRelayed } from './relay.js'
 import { type BehaviourHandle, ignore } from './types.js'
 
 /** Options of {@link echo}. */
@@ -11,7 +12,8 @@ export interface EchoOptions {
 
 /**
  * Replies to every message with the same text, prefixed. Messages that already start with the prefix are
- * not echoed, so two echo bots do not answer each other forever.
+ * not echoed, nor relayed texts whose body does, so two echo bots do not answer each other forever,
+ * directly or through relays.
  *
  * @throws BotError `USAGE` when `prefix` is empty.
  */
@@ -19,7 +21,9 @@ export function echo(bot: Bot, options: EchoOptions = {}): BehaviourHandle {
   const prefix = options.prefix ?? 'echo: '
   if (prefix === '') throw new BotError('USAGE', 'the echo prefix must not be empty')
   const onMessage = (m: ReceivedMessage) => {
-    if (m.text.startsWith(prefix)) return
+    // Nor an echo a relay passed on (`↪ bob: echo: hi`): an echo bot on each side of a relay would
+    // otherwise answer each other through it, one longer text a hop, until the text limit.
+    if (m.text.startsWith(prefix) || parseRelayed(m.text, m.from.name).body.startsWith(prefix)) return
     bot.send(m.from.id, `${prefix}${m.text}`).catch(ignore)
   }
   bot.peer.on('message', onMessage)

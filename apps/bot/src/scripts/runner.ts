@@ -6,7 +6,7 @@ import {
   type ReceivedMessage,
   type Transport,
 } from '@parley/core'
-import { createFileService, type FileService } from '@parley/files'
+import { createFileService, type FileService, printable } from '@parley/files'
 import { type Bot, type BotStats, createBot, type Traffic } from '../bot.js'
 import { BotError, describeError, ScriptValidationError } from '../errors.js'
 import { render, type Vars } from '../template.js'
@@ -84,7 +84,9 @@ interface InboxEntry {
  */
 export async function runScript(script: Script, options: RunScriptOptions = {}): Promise<ScriptResult> {
   const began = performance.now()
-  const log = options.log ?? (() => {})
+  // Every line is one line without controls: names, texts and addresses are the peers' (see cli.ts).
+  const userLog = options.log
+  const log = userLog === undefined ? () => {} : (line: string) => userLog(printable(line))
   const given = options.bot?.peer ?? options.peer
   if (!given && !options.transport) {
     throw new BotError('USAGE', 'runScript needs a transport to start a peer, or a running peer')
