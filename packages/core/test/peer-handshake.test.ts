@@ -66,11 +66,11 @@ function reader(conn: Connection) {
   }
 }
 
-const hello = (peerId: string, version = PROTOCOL_VERSION): Message => ({
+const hello = (peerId: string, version = PROTOCOL_VERSION, name = 'raw'): Message => ({
   type: 'HELLO',
   version,
   peerId,
-  name: 'raw',
+  name,
   listenAddrs: [],
   capabilities: [...SERVICES],
 })
@@ -159,7 +159,7 @@ describe('peer handshake', () => {
     }
     const { peer, raw } = await setup()
     const r = await raw('a')
-    const body = Buffer.from(encodeMessage({ ...hello(generateIdentity().peerId), name: 'x' }))
+    const body = Buffer.from(encodeMessage(hello(generateIdentity().peerId, PROTOCOL_VERSION, 'x')))
     // Swap the one-byte name "x" for "b ESC [ H", past what an encoder allows.
     const at = body.indexOf(Buffer.from([0, 1, 0x78]))
     const bad = Buffer.concat([
