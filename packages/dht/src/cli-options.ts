@@ -200,8 +200,9 @@ function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void
       peer
         .connect(address)
         .catch((err: Error) => {
-          // Reported again by the topic's next round, and dialed again then.
-          topic.forget(address)
+          // Reported again by a later round once its wait is over (keys that never answer are free to
+          // announce: each costs one dial, not one a round).
+          topic.failed(address)
           onError?.(err)
         })
         .finally(() => {

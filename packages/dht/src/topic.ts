@@ -12,7 +12,10 @@ export interface JoinTopicOptions {
    * secret find each other, and outsiders cannot even tell the topic is in use.
    */
   networkSecret?: string | Uint8Array
-  /** Distinct peers reported at most; later ones are ignored. @default 64 */
+  /**
+   * Peers remembered as found at once; past it, newer ones wait for room (a peer {@link Topic.forget}s
+   * or {@link Topic.failed} frees its place). @default 64
+   */
   maxPeers?: number
   /** Time between announce rounds, in milliseconds (at least 1_000). @default 60_000 */
   interval?: number
@@ -40,6 +43,13 @@ export interface Topic extends EventEmitter<TopicEvents> {
    * dial that failed is then tried again, once per round).
    */
   forget(address: string): void
+  /**
+   * A dial to a peer found here failed: forgets it, and leaves it out of the rounds for a while (a
+   * minute, doubling with each failure up to half an hour). Anyone can announce any number of keys on a
+   * topic for free; keys that never answer must each cost one dial, not one per round and slot, or they
+   * keep every place and every dial from the peers that do answer.
+   */
+  failed(address: string): void
   /** Runs a round now unless one ran less than a second ago; resolves when it is over. */
   refresh(): Promise<void>
   /** Stops announcing, removes our announcement from the DHT, and ends the rounds. Idempotent. */
@@ -47,6 +57,11 @@ export interface Topic extends EventEmitter<TopicEvents> {
 }
 
 const DEFAULT_MAX_PEERS = 64
+/** The first wait after a failed dial, and the longest (it doubles per failure in between). */
+const FAILED_WAIT = 60_000
+const FAILED_MAX_WAIT = 30 * 60_000
+/** Keys with a failed dial remembered at once (the oldest is forgotten first). */
+const MAX_FAILED = 4_096
 const DEFAULT_INTERVAL = 60_000
 const MIN_INTERVAL = 1_000
 const TOPIC_LABEL = 'parley topic/1:'
@@ -89,6 +104,8 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
   readonly #interval: number
   readonly #announce: boolean
   readonly #found = new Set<string>()
+  /** Keys whose dial failed: when they may be reported again, and how many times they failed. */
+  readonly #failed = new Map<string, { until: number; failures: number }>()
   #timer: ReturnType<typeof setTimeout> | undefined
   #round: Promise<void> | undefined
   #query: Query | undefined
@@ -116,6 +133,23 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
 
   forget(address: string): void {
     if (address.startsWith('dht:')) this.#found.delete(address.slice(4))
+  }
+
+  failed(address: string): void {
+    if (!address.startsWith('dht:')) return
+    const id = address.slice(4)
+    this.#found.delete(id)
+    const failures = (this.#failed.get(id)?.failures ?? 0) + 1
+    this.#failed.delete(id)
+    const wait = Math.min(FAILED_MAX_WAIT, FAILED_WAIT * 2 ** (failures - 1))
+    this.#failed.set(id, { until: Date.now() + wait, failures })
+    if (this.#failed.size > MAX_FAILED) this.#failed.delete(this.#failed.keys().next().value!)
+  }
+
+  /** Whether a key failed recently enough to be left out of this round. */
+  #resting(id: string, now: number): boolean {
+    const f = this.#failed.get(id)
+    return f !== undefined && f.until > now
   }
 
   refresh(): Promise<void> {
@@ -162,11 +196,13 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
     this.#query = query
     if (this.#announce) this.#announced = true
     // Bounded by the DHT: a query asks the ~20 nodes closest to the topic, each returning at most 20 peers.
+    const now = Date.now()
     for await (const reply of query) {
       for (const peer of reply.peers ?? []) {
         if (this.#left) return
         const id = peer.publicKey.toString('hex')
         if (id === this.#self || this.#found.has(id) || this.#found.size >= this.#maxPeers) continue
+        if (this.#resting(id, now)) continue
         this.#found.add(id)
         this.#access.hint(id, peer.relayAddresses)
         this.emit('peer', dhtAddress(id))

@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { createPeer, generateIdentity, tcpTransport } from '@parley/core'
 import { waitFor } from '@parley/testing'
+import DHT from 'hyperdht'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { dhtNetworking, joinTopic, type Topic, topicKey } from '../src/index.js'
 import { dhtPeerTransport, useTestnet } from './helpers.js'
@@ -80,6 +81,35 @@ describe('topic discovery', () => {
     vi.setSystemTime(Date.now() + 1_000)
     await topic.refresh()
     expect(reported).toEqual([`dht:${first.identity.peerId}`, `dht:${first.identity.peerId}`])
+  })
+
+  it('keys that never answer each cost one dial: failed ones rest, so the peer that answers is reached', async () => {
+    // Anyone can announce any number of keys on a topic for free. Before, the first maxPeers keys seen
+    // kept their places for good and every failed one came back the next round.
+    const honest = await listening()
+    await joined(joinTopic(honest.transport, 'sybil room')).refresh()
+    const announcer = new DHT({ bootstrap: testnet.bootstrap })
+    onTestFinished(() => announcer.destroy())
+    for (let i = 0; i < 24; i++)
+      await announcer.announce(topicKey('sybil room'), DHT.keyPair(), []).finished()
+    const looker = await listening()
+    const topic = joined(joinTopic(looker.transport, 'sybil room', { maxPeers: 4, announce: false }))
+    const reported: string[] = []
+    topic.on('peer', (address) => reported.push(address))
+    // Rounds are at most one a second: only the clock is faked (HyperDHT's timers run for real).
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const wanted = `dht:${honest.identity.peerId}`
+    for (let round = 0; round < 30 && !reported.includes(wanted); round++) {
+      vi.setSystemTime(Date.now() + 1_001)
+      await topic.refresh()
+      // Every key but the honest one fails its dial, as a key nobody listens under does.
+      for (const address of topic.peers()) if (address !== wanted) topic.failed(address)
+    }
+    expect(reported).toContain(wanted)
+    expect(new Set(reported).size).toBe(reported.length)
   })
 
   it('reports at most maxPeers peers', async () => {
