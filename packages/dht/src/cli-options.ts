@@ -9,7 +9,13 @@ import {
 import { parseDhtAddress } from './address.js'
 import { routingTransport } from './routing-transport.js'
 import { joinTopic, type Topic } from './topic.js'
-import { type Bootstrap, type BootstrapNode, type DhtTransport, dhtTransport } from './transport.js'
+import {
+  type Bootstrap,
+  type BootstrapNode,
+  type DhtTransport,
+  dhtTransport,
+  isNobodyListening,
+} from './transport.js'
 import { dhtUpgrader } from './upgrader.js'
 
 /** The DHT flags of a command line, as a parser hands them over. */
@@ -200,9 +206,11 @@ function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void
       peer
         .connect(address)
         .catch((err: Error) => {
-          // Reported again by a later round once its wait is over (keys that never answer are free to
-          // announce: each costs one dial, not one a round).
-          topic.failed(address)
+          // A key nobody listens under is free to announce: it rests, so each costs one dial, not one a
+          // round. Any other failure (a dead path, a full peer) is tried again next round, as a server
+          // behind the key costs whoever runs it.
+          if (isNobodyListening(err)) topic.failed(address)
+          else topic.forget(address)
           onError?.(err)
         })
         .finally(() => {

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Transport } from '@parley/core'
-import type { Query } from 'hyperdht'
+import type { HostPort, Query } from 'hyperdht'
 import { dhtAddress } from './address.js'
 import { dhtNodeOf } from './node-access.js'
 
@@ -13,8 +13,9 @@ export interface JoinTopicOptions {
    */
   networkSecret?: string | Uint8Array
   /**
-   * Peers remembered as found at once; past it, newer ones wait for room (a peer {@link Topic.forget}s
-   * or {@link Topic.failed} frees its place). @default 64
+   * Peers remembered as found at once. Past it, others seen wait in a pool (1,024 at most) until a peer
+   * is {@link Topic.forget}ten or has {@link Topic.failed}: its place goes at once to one of them, at
+   * random. @default 64
    */
   maxPeers?: number
   /** Time between announce rounds, in milliseconds (at least 1_000). @default 60_000 */
@@ -62,6 +63,8 @@ const FAILED_WAIT = 60_000
 const FAILED_MAX_WAIT = 30 * 60_000
 /** Keys with a failed dial remembered at once (the oldest is forgotten first). */
 const MAX_FAILED = 4_096
+/** Keys seen while every place was taken, kept to fill places freed before the next round. */
+const MAX_WAITING = 1_024
 const DEFAULT_INTERVAL = 60_000
 const MIN_INTERVAL = 1_000
 const TOPIC_LABEL = 'parley topic/1:'
@@ -80,7 +83,8 @@ export function topicKey(name: string, networkSecret?: string | Uint8Array): Buf
  * Joins a topic on the DHT of `transport` (made by `dhtTransport`): announces this peer under the
  * topic's key (hyperswarm style: a signed record pointing at our key and relay nodes) and looks up the
  * others, in rounds every `interval`. Every other peer found is emitted once as `peer`, at most
- * `maxPeers` of them; connect to them with `peer.connect(address)`. The transport should be listening,
+ * `maxPeers` at once (report failed dials with `failed()` to free places); connect to them with
+ * `peer.connect(address)`. The transport should be listening,
  * or the peers found here cannot connect back.
  *
  * @throws TypeError when `transport` is not a DHT transport or the name is empty
@@ -106,6 +110,13 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
   readonly #found = new Set<string>()
   /** Keys whose dial failed: when they may be reported again, and how many times they failed. */
   readonly #failed = new Map<string, { until: number; failures: number }>()
+  /**
+   * Keys seen but not reported yet, with their relay nodes. Places are filled from here at random: an
+   * announcer of many keys gets places in proportion to its keys, not by being seen first, and a freed
+   * place is filled without waiting a round (a minute) for one.
+   */
+  readonly #waiting: Array<{ id: string; relays: HostPort[] | undefined }> = []
+  readonly #waitingIds = new Set<string>()
   #timer: ReturnType<typeof setTimeout> | undefined
   #round: Promise<void> | undefined
   #query: Query | undefined
@@ -132,7 +143,9 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
   }
 
   forget(address: string): void {
-    if (address.startsWith('dht:')) this.#found.delete(address.slice(4))
+    if (!address.startsWith('dht:')) return
+    this.#found.delete(address.slice(4))
+    this.#fill()
   }
 
   failed(address: string): void {
@@ -144,6 +157,7 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
     const wait = Math.min(FAILED_MAX_WAIT, FAILED_WAIT * 2 ** (failures - 1))
     this.#failed.set(id, { until: Date.now() + wait, failures })
     if (this.#failed.size > MAX_FAILED) this.#failed.delete(this.#failed.keys().next().value!)
+    this.#fill()
   }
 
   /** Whether a key failed recently enough to be left out of this round. */
@@ -179,6 +193,8 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
     if (this.#left) return
     this.#left = true
     clearTimeout(this.#timer)
+    this.#waiting.length = 0
+    this.#waitingIds.clear()
     this.#query?.destroy()
     await this.#round
     if (!this.#announced) return
@@ -198,15 +214,40 @@ class DhtTopic extends EventEmitter<TopicEvents> implements Topic {
     // Bounded by the DHT: a query asks the ~20 nodes closest to the topic, each returning at most 20 peers.
     const now = Date.now()
     for await (const reply of query) {
+      if (this.#left) return
       for (const peer of reply.peers ?? []) {
-        if (this.#left) return
         const id = peer.publicKey.toString('hex')
-        if (id === this.#self || this.#found.has(id) || this.#found.size >= this.#maxPeers) continue
+        if (id === this.#self || this.#found.has(id) || this.#waitingIds.has(id)) continue
         if (this.#resting(id, now)) continue
-        this.#found.add(id)
-        this.#access.hint(id, peer.relayAddresses)
-        this.emit('peer', dhtAddress(id))
+        this.#wait(id, peer.relayAddresses)
       }
+      this.#fill()
+    }
+  }
+
+  /** Adds a key to the pool; a full pool gives up a random key for it, so no set of keys owns it. */
+  #wait(id: string, relays: HostPort[] | undefined): void {
+    if (this.#waiting.length < MAX_WAITING) {
+      this.#waiting.push({ id, relays })
+    } else {
+      const at = Math.floor(Math.random() * this.#waiting.length)
+      this.#waitingIds.delete(this.#waiting[at]!.id)
+      this.#waiting[at] = { id, relays }
+    }
+    this.#waitingIds.add(id)
+  }
+
+  /** Reports keys from the pool, picked at random, while there are free places. */
+  #fill(): void {
+    while (!this.#left && this.#found.size < this.#maxPeers && this.#waiting.length > 0) {
+      const at = Math.floor(Math.random() * this.#waiting.length)
+      const { id, relays } = this.#waiting[at]!
+      this.#waiting[at] = this.#waiting[this.#waiting.length - 1]!
+      this.#waiting.pop()
+      this.#waitingIds.delete(id)
+      this.#found.add(id)
+      this.#access.hint(id, relays)
+      this.emit('peer', dhtAddress(id))
     }
   }
 }

@@ -369,6 +369,17 @@ function isPunchFailure(err: Error): boolean {
   return typeof code === 'string' && (code.startsWith('HOLEPUNCH_') || code === 'CANNOT_HOLEPUNCH')
 }
 
+/**
+ * Whether a dial failed because no server listens under the key on the DHT (HyperDHT's
+ * `PEER_NOT_FOUND`, anywhere in the chain of causes). Such keys are free to announce, unlike a server.
+ */
+export function isNobodyListening(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as { code?: unknown }).code === 'PEER_NOT_FOUND') return true
+  }
+  return false
+}
+
 /** HyperDHT's error codes: a missing peer or a failed punch is a refusal, a timeout a timeout. */
 function mapDialError(err: Error, address: string): TransportError {
   const code = (err as { code?: unknown }).code

@@ -94,7 +94,12 @@ export function dhtUpgrader(init: DhtUpgraderInit = {}): ConnectionUpgrader {
       )
       // The listener gets its stream before the path exists (a punch may take ~20 s): the full limit.
       const limit = options.role === 'initiator' ? proofTimeout : timeout
-      return exchange(conn, ours, theirs, limit, options).then(
+      return exchange(
+        conn,
+        ours,
+        theirs,
+        limit,
+        options,
         (leftover) => new DhtSecureConnection(conn, session.remotePeerId, leftover),
       )
     },
@@ -105,16 +110,22 @@ function proof(key: Uint8Array, role: UpgradeOptions['role'], handshakeHash: Uin
   return createHmac('sha256', key).update(LABEL).update(role).update(handshakeHash).digest()
 }
 
-/** Sends our proof and checks theirs; resolves with the bytes that followed it. Aborts `conn` on failure. */
+/**
+ * Sends our proof and checks theirs; resolves with `wrap` of the bytes that followed it. Aborts `conn`
+ * on failure. `wrap` runs inside the data event that completed the proof, so the connection it builds
+ * listens before the next chunk: the stream may deliver several chunks in one go (the remote's HELLO
+ * right behind its proof), and a chunk emitted while nobody listens is lost.
+ */
 function exchange(
   conn: Connection,
   ours: Buffer,
   theirs: Buffer,
   timeout: number,
   options: UpgradeOptions,
-): Promise<Uint8Array> {
+  wrap: (leftover: Uint8Array) => SecureConnection,
+): Promise<SecureConnection> {
   const { signal } = options
-  return new Promise<Uint8Array>((resolve, reject) => {
+  return new Promise<SecureConnection>((resolve, reject) => {
     const received = Buffer.alloc(PROOF_BYTES)
     let length = 0
     const finish = (err: Error | undefined, leftover?: Uint8Array) => {
@@ -124,7 +135,7 @@ function exchange(
       conn.off('end', onEnd)
       conn.off('close', onClose)
       if (err === undefined) {
-        resolve(leftover ?? new Uint8Array(0))
+        resolve(wrap(leftover ?? new Uint8Array(0)))
       } else {
         conn.abort(err)
         reject(err)

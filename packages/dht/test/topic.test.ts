@@ -4,6 +4,7 @@ import { waitFor } from '@parley/testing'
 import DHT from 'hyperdht'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { dhtNetworking, joinTopic, type Topic, topicKey } from '../src/index.js'
+import { isNobodyListening } from '../src/transport.js'
 import { dhtPeerTransport, useTestnet } from './helpers.js'
 
 const testnet = useTestnet()
@@ -112,6 +113,30 @@ describe('topic discovery', () => {
     expect(new Set(reported).size).toBe(reported.length)
   })
 
+  it('a place freed by a failed dial goes at once to a key already seen, without waiting for a round', async () => {
+    // Rounds come once a minute: before the pool, a peer crowded by 300 keys nobody listens under
+    // dialed maxPeers of them a minute and had not reached the honest peer after 420 s.
+    const honest = await listening()
+    await joined(joinTopic(honest.transport, 'pool room')).refresh()
+    const announcer = new DHT({ bootstrap: testnet.bootstrap })
+    onTestFinished(() => announcer.destroy())
+    for (let i = 0; i < 8; i++) await announcer.announce(topicKey('pool room'), DHT.keyPair(), []).finished()
+    const looker = await listening()
+    const topic = joined(joinTopic(looker.transport, 'pool room', { maxPeers: 2, announce: false }))
+    const reported: string[] = []
+    topic.on('peer', (address) => reported.push(address))
+    await topic.refresh()
+    expect(reported).toHaveLength(2)
+    const wanted = `dht:${honest.identity.peerId}`
+    // No further round runs: every place below is filled from the keys the first round saw.
+    for (let i = 0; i < 9 && !reported.includes(wanted); i++) {
+      const [address] = topic.peers().filter((a) => a !== wanted)
+      if (address !== undefined) topic.failed(address)
+    }
+    expect(reported).toContain(wanted)
+    expect(new Set(reported).size).toBe(reported.length)
+  })
+
   it('reports at most maxPeers peers', async () => {
     const announcers = await Promise.all([listening(), listening(), listening()])
     for (const t of announcers) await joined(joinTopic(t.transport, 'crowded')).refresh()
@@ -157,6 +182,24 @@ describe('topic discovery', () => {
     const got = waitFor(alice.peer, 'message')
     await bob.peer.send(alice.peer.id, 'found you by topic')
     expect(await got).toMatchObject({ text: 'found you by topic', from: { id: bob.peer.id } })
+  })
+
+  it('tells a key nobody listens under (which rests) from a server that fails the handshake (tried next round)', async () => {
+    const identity = generateIdentity()
+    const net = dhtNetworking({ identity, options: { bootstrap: testnet.bootstrap, join: [] } })
+    const peer = createPeer({ name: 'dialer', identity, transport: net.transport, upgrader: net.upgrader })
+    onTestFinished(async () => {
+      await peer.stop()
+      await net.close()
+    })
+    await peer.start()
+    const nobody = await peer.connect(`dht:${generateIdentity().peerId}`).catch((err: Error) => err)
+    expect(nobody).toMatchObject({ code: 'DIAL_FAILED' })
+    expect(isNobodyListening(nobody)).toBe(true)
+    const server = await listening() // aborts every connection: a server is there, the handshake fails
+    const refused = await peer.connect(`dht:${server.identity.peerId}`).catch((err: Error) => err)
+    expect(refused).toBeInstanceOf(Error)
+    expect(isNobodyListening(refused)).toBe(false)
   })
 
   it('refuses a transport that is not a DHT transport', () => {
