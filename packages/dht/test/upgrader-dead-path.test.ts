@@ -5,6 +5,16 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { dhtUpgrader } from '../src/index.js'
 import { registerSession } from '../src/session.js'
 
+/** The dialing end of a HyperDHT session with a zero handshake hash, as the tests' connections claim. */
+const dialerSession = {
+  remotePeerId: 'b'.repeat(64),
+  handshakeHash: new Uint8Array(64),
+  initiator: true,
+  remoteHost: '',
+  remotePort: 0,
+  path: 'direct' as const,
+}
+
 /** A connection pair whose listening end never sends a byte: an open stream over a dead path. */
 async function silentPair(): Promise<Connection> {
   const network = memoryNetwork()
@@ -12,14 +22,7 @@ async function silentPair(): Promise<Connection> {
   onTestFinished(() => listener.close())
   const conn = await memoryTransport(network, { host: 'a' }).dial('b:1')
   onTestFinished(() => conn.abort())
-  registerSession(conn, {
-    remotePeerId: 'b'.repeat(64),
-    handshakeHash: new Uint8Array(64),
-    initiator: true,
-    remoteHost: '',
-    remotePort: 0,
-    path: 'direct',
-  })
+  registerSession(conn, dialerSession)
   return conn
 }
 
@@ -49,14 +52,7 @@ function scriptedConnection(): Connection & EventEmitter {
     pause: () => {},
     resume: () => {},
   })
-  registerSession(conn as unknown as Connection, {
-    remotePeerId: 'b'.repeat(64),
-    handshakeHash: new Uint8Array(64),
-    initiator: true,
-    remoteHost: '',
-    remotePort: 0,
-    path: 'direct',
-  })
+  registerSession(conn as unknown as Connection, dialerSession)
   return conn as unknown as Connection & EventEmitter
 }
 
