@@ -84,8 +84,8 @@ export function topicKey(name: string, networkSecret?: string | Uint8Array): Buf
  * topic's key (hyperswarm style: a signed record pointing at our key and relay nodes) and looks up the
  * others, in rounds every `interval`. Every other peer found is emitted once as `peer`, at most
  * `maxPeers` at once (report failed dials with `failed()` to free places); connect to them with
- * `peer.connect(address)`. The transport should be listening,
- * or the peers found here cannot connect back.
+ * `peer.connect(address)`. The transport should be listening, or the peers found here cannot connect
+ * back.
  *
  * @throws TypeError when `transport` is not a DHT transport or the name is empty
  */

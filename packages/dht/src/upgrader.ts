@@ -23,7 +23,8 @@ export interface DhtUpgraderInit {
    * On the dialing end, time allowed for the remote's proof once the connection is open (at most
    * `handshakeTimeout`). The dialer's stream opens only once HyperDHT has a path, and the listener
    * sends its proof at once, so a silent stream is a dead path: failing it early lets the caller retry
-   * instead of waiting out a 40 s handshake limit (see "Resolved: two processes on one loopback" in docs/DHT.md).
+   * instead of waiting out a 40 s handshake limit (see "Resolved: two processes on one loopback" in
+   * docs/DHT.md).
    * @default 10_000 ms
    */
   proofTimeout?: number
