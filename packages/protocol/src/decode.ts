@@ -260,10 +260,14 @@ function readFields(type: MessageTypeName, r: Reader): Message {
  * without a version bump. HELLO/WELCOME versions are not checked here; see {@link peekHelloVersion}.
  *
  * @throws ProtocolError `EMPTY_FRAME` (empty body), `UNKNOWN_TYPE`, `TRUNCATED`, `TRAILING_BYTES`,
- * `INVALID_UTF8`, `STRING_TOO_LONG`, `LIST_TOO_LONG`, `INVALID_FIELD` (u64 above 2^53-1). Never
+ * `INVALID_UTF8`, `STRING_TOO_LONG`, `LIST_TOO_LONG`, `INVALID_FIELD` (u64 above 2^53-1, a `seq`
+ * of 0, a display name that breaks the name rule, or a `body` that is not a Uint8Array). Never
  * throws anything else and never returns a partly decoded message.
  */
 export function decodeMessage(body: Uint8Array): Message {
+  if (!(body instanceof Uint8Array)) {
+    throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, `a message body must be a Uint8Array, got ${body}`)
+  }
   if (body.byteLength === 0) throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'message body is empty')
   const buf = native(body)
   const typeByte = buf[0]!
@@ -295,6 +299,7 @@ export function peekHelloVersion(body: Uint8Array): number | undefined {
   // and 2 had no channel byte. Both are recognised, so an older peer can be told why it is refused.
   // A body starting 0x01 is either a v1/v2 HELLO or a frame on channel 1: only versions 1 and 2 had
   // no channel byte, so anything else there is not an old HELLO.
+  if (!(body instanceof Uint8Array)) return undefined
   const at = body[0] === CONTROL_CHANNEL ? CHANNEL_BYTES : 0
   if (body.byteLength < at + 3) return undefined
   const type = body[at]

@@ -183,6 +183,7 @@ function announcementSize(msg: PeerAnnouncement): number {
 }
 
 function peerRecordSize(peer: PeerRecord): number {
+  if (typeof peer !== 'object' || peer === null) throw invalid(`peers[] must hold objects, got ${peer}`)
   checkHex(peer.peerId, 'peers[].peerId', PEER_ID_HEX, Limits.peerIdBytes * 2)
   checkUint(peer.lastSeen, 'peers[].lastSeen', Number.MAX_SAFE_INTEGER)
   return (
@@ -202,7 +203,7 @@ function peerRecordSize(peer: PeerRecord): number {
  * surrogate) or `INVALID_FIELD` (bad hex id, integer out of range, wrong field type).
  */
 export function encodedLength(msg: Message): number {
-  switch (msg.type) {
+  switch (msg?.type) {
     case 'HELLO':
     case 'WELCOME':
       return 1 + announcementSize(msg)
@@ -238,6 +239,7 @@ export function encodedLength(msg: Message): number {
     case 'GOODBYE':
       return 1 + strSize(msg.reason, 'reason', Limits.reasonBytes)
     default: {
+      if (typeof msg !== 'object' || msg === null) throw invalid(`a message must be an object, got ${msg}`)
       const type: unknown = (msg as { type: unknown }).type
       throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown message type ${JSON.stringify(type)}`)
     }

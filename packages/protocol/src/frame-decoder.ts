@@ -108,6 +108,8 @@ export class FrameDecoder {
    * @throws ProtocolError as {@link FrameDecoder.push} does.
    */
   pushMessages(chunk: Uint8Array, channels: number[]): Uint8Array[] {
+    // A prefix read by push(), before the stream switched to messages, was not checked for a message.
+    if (this.#bodyLength >= 0 && this.#bodyLength <= CHANNEL_BYTES) this.#failEmpty()
     return this.#push(chunk, channels)
   }
 
@@ -137,12 +139,7 @@ export class FrameDecoder {
         this.#prefixRead = 0
         try {
           checkFrameSize(length, this.maxFrameSize)
-          if (channels !== undefined && length <= CHANNEL_BYTES) {
-            throw new ProtocolError(
-              ProtocolErrorCode.EMPTY_FRAME,
-              'frame body holds no message after its channel',
-            )
-          }
+          if (channels !== undefined && length <= CHANNEL_BYTES) throw emptyFrame()
         } catch (err) {
           this.#fail(err as ProtocolError)
           if (frames.length === 0) throw err
@@ -205,6 +202,11 @@ export class FrameDecoder {
     }
   }
 
+  #failEmpty(): never {
+    this.#fail(emptyFrame())
+    throw this.#error
+  }
+
   #fail(err: ProtocolError): void {
     this.#error = err
     this.#body = undefined
@@ -230,6 +232,10 @@ export class FrameDecoder {
     body.set(n === chunk.byteLength ? chunk : chunk.subarray(at, at + n), this.#filled)
     this.#filled = needed
   }
+}
+
+function emptyFrame(): ProtocolError {
+  return new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'frame body holds no message after its channel')
 }
 
 /** First size of a body assembly buffer: most frames that span records are small. */

@@ -68,6 +68,7 @@ export const Limits = {
 // display name is shown to people, and these would let it move a terminal's cursor, start a line of
 // its own, or print in another order than it is stored.
 const NAME_FORBIDDEN = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/
+// JavaScript's \s: Unicode White_Space and U+FEFF (invisible), as PROTOCOL.md says.
 const NAME_EDGE_SPACE = /^\s|\s$/
 
 /**

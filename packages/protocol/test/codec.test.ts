@@ -99,6 +99,13 @@ describe('encode rejects invalid messages with ProtocolError', () => {
     ['bidi override in a name', helloWith({ name: '\u202ebob' }), ProtocolErrorCode.INVALID_FIELD],
     ['trailing space in a name', helloWith({ name: 'bob ' }), ProtocolErrorCode.INVALID_FIELD],
     ['leading no-break space in a name', helloWith({ name: '\u00a0bob' }), ProtocolErrorCode.INVALID_FIELD],
+    ['trailing U+FEFF in a name', helloWith({ name: 'bob\ufeff' }), ProtocolErrorCode.INVALID_FIELD],
+    ['a message that is not an object', null as unknown as Message, ProtocolErrorCode.INVALID_FIELD],
+    [
+      'a peer record that is not an object',
+      { type: 'PEERS', peers: [null] } as unknown as Message,
+      ProtocolErrorCode.INVALID_FIELD,
+    ],
     [
       'control in a peer record name',
       { type: 'PEERS', peers: [{ peerId: PEER_A, name: 'bob\x7f', addrs: [], lastSeen: 0 }] },
@@ -166,6 +173,11 @@ describe('encode rejects invalid messages with ProtocolError', () => {
 describe('decode rejects crafted bytes, one test per code', () => {
   it('EMPTY_FRAME: an empty body', () => {
     expectProtocolError(() => decodeMessage(new Uint8Array(0)), ProtocolErrorCode.EMPTY_FRAME)
+  })
+
+  it('INVALID_FIELD: a body that is not bytes (a JavaScript caller)', () => {
+    expectProtocolError(() => decodeMessage(null as unknown as Uint8Array), ProtocolErrorCode.INVALID_FIELD)
+    expectProtocolError(() => decodeMessage('30' as unknown as Uint8Array), ProtocolErrorCode.INVALID_FIELD)
   })
 
   it.each(['00', '04', '13', '3e', '7f', 'ff'])('UNKNOWN_TYPE: type byte %s', (type) => {
@@ -311,6 +323,7 @@ describe('peekHelloVersion', () => {
     expect(peekHelloVersion(fromHex('01 00'))).toBeUndefined() // v2: the same
     expect(peekHelloVersion(fromHex('00'))).toBeUndefined()
     expect(peekHelloVersion(new Uint8Array(0))).toBeUndefined()
+    expect(peekHelloVersion(null as unknown as Uint8Array)).toBeUndefined()
   })
 })
 

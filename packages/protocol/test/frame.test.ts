@@ -93,6 +93,8 @@ describe('encodeFrame / frameMessage', () => {
 
   it('refuses an empty body and a body above the limit, the channel byte counting', () => {
     expectProtocolError(() => encodeFrame(new Uint8Array(0)), ProtocolErrorCode.EMPTY_FRAME)
+    // A channel with no message: what a decoder refuses, an encoder never makes.
+    expectProtocolError(() => encodeFrame(fromHex('00')), ProtocolErrorCode.EMPTY_FRAME)
     expectProtocolError(
       () => encodeFrame(new Uint8Array(11), { maxFrameSize: 10 }),
       ProtocolErrorCode.FRAME_TOO_LARGE,
@@ -346,6 +348,17 @@ describe('FrameDecoder.pushMessages', () => {
     expect(() => decoder.pushMessages(fromHex('01'), channels)).toThrow(decoder.error)
     // push, which returns whole bodies, takes a 1-byte body: the channel byte is its caller's business.
     expect(new FrameDecoder().push(concat([prefix(1), fromHex('05')]))).toEqual([fromHex('05')])
+  })
+
+  it('fails a 1-byte frame whose prefix push() read before the stream switched to messages', () => {
+    // A link reads its handshake with push() and everything after with pushMessages(): a prefix can
+    // straddle the switch, and its frame must not reach a service as an empty message.
+    const decoder = new FrameDecoder()
+    expect(decoder.push(concat([frameMessage(samples.PING), prefix(1)]))).toHaveLength(1)
+    const channels: number[] = []
+    expectProtocolError(() => decoder.pushMessages(fromHex('05'), channels), ProtocolErrorCode.EMPTY_FRAME)
+    expect(channels).toEqual([])
+    expect(decoder.error?.code).toBe(ProtocolErrorCode.EMPTY_FRAME)
   })
 })
 
