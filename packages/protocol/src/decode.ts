@@ -266,7 +266,10 @@ function readFields(type: MessageTypeName, r: Reader): Message {
  */
 export function decodeMessage(body: Uint8Array): Message {
   if (!(body instanceof Uint8Array)) {
-    throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD, `a message body must be a Uint8Array, got ${body}`)
+    throw new ProtocolError(
+      ProtocolErrorCode.INVALID_FIELD,
+      `a message body must be a Uint8Array, got ${typeof body}`,
+    )
   }
   if (body.byteLength === 0) throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'message body is empty')
   const buf = native(body)

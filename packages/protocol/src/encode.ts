@@ -183,7 +183,8 @@ function announcementSize(msg: PeerAnnouncement): number {
 }
 
 function peerRecordSize(peer: PeerRecord): number {
-  if (typeof peer !== 'object' || peer === null) throw invalid(`peers[] must hold objects, got ${peer}`)
+  if (typeof peer !== 'object' || peer === null)
+    throw invalid(`peers[] must hold objects, got ${peer === null ? 'null' : typeof peer}`)
   checkHex(peer.peerId, 'peers[].peerId', PEER_ID_HEX, Limits.peerIdBytes * 2)
   checkUint(peer.lastSeen, 'peers[].lastSeen', Number.MAX_SAFE_INTEGER)
   return (
@@ -239,7 +240,8 @@ export function encodedLength(msg: Message): number {
     case 'GOODBYE':
       return 1 + strSize(msg.reason, 'reason', Limits.reasonBytes)
     default: {
-      if (typeof msg !== 'object' || msg === null) throw invalid(`a message must be an object, got ${msg}`)
+      if (typeof msg !== 'object' || msg === null)
+        throw invalid(`a message must be an object, got ${msg === null ? 'null' : typeof msg}`)
       const type: unknown = (msg as { type: unknown }).type
       throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown message type ${JSON.stringify(type)}`)
     }
