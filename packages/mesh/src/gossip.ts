@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Channel, Identity, Service, ServiceHandler } from '@parley/core'
 import { PeerError, TokenBucket } from '@parley/core'
@@ -31,14 +31,6 @@ const KEY_END = KEY_START + GOSSIP_ID_BYTES + PEER_ID_BYTES
 const ID_HEX = GOSSIP_ID_BYTES * 2
 /** Announcements queued for one neighbour between two flushes; past it the oldest are dropped. */
 const MAX_QUEUED_IHAVE = 256
-/** Rate-dropped messages remembered (32-byte hashes): their replays skip the signature check. */
-const MAX_RATE_DROPPED = 4_096
-
-/** What identifies a message's signed content: its signed bytes and signature, hashed. */
-function signedDigest(signed: Uint8Array, signature: Uint8Array): Buffer {
-  return createHash('sha256').update(signed).update(signature).digest()
-}
-
 /** Construction options of {@link createGossip}. */
 export interface GossipInit {
   /** The identity the peer runs with (`createPeer({ identity })`): broadcasts are signed with it. */
@@ -72,6 +64,12 @@ export interface GossipInit {
   missing?: { total: number; perNeighbour: number }
   /** GRAFTs of one neighbour answered with the message; past it they only repair the tree. @default 10/s, burst 32 */
   graftAnswers?: { perSecond: number; burst: number }
+  /**
+   * Signatures checked for one session's GOSSIPs; past it they are dropped unchecked (and unseen, so
+   * another neighbour's copy or announcement still brings them). A checked GOSSIP costs 4 to 5 times
+   * a chat message, and fresh origins are free to make. @default 500/s, burst 2,000
+   */
+  verifications?: { perSecond: number; burst: number }
 }
 
 /** A broadcast delivered to the application, once per message. */
@@ -146,8 +144,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #announcers: (peerId: string) => boolean
   readonly #handlers = new Map<string, GossipHandler>()
   readonly #seen: SeenCache
-  /** Messages dropped for their origin's rate after their signature verified: key → hash of the signed bytes. */
-  readonly #rateDropped = new Map<string, Buffer>()
   readonly #hopLimit: number
   readonly #maxAge: number
   readonly #perOrigin: { perSecond: number; burst: number }
@@ -157,6 +153,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #graftRetry: number
   readonly #lazyDelay: number
   readonly #graftAnswerRate: { perSecond: number; burst: number }
+  readonly #verifyRate: { perSecond: number; burst: number }
   readonly #store: MessageStore
   readonly #missing: MissingTable
   /** Handlers with announcements queued: one timer flushes them all. */
@@ -177,6 +174,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#graftRetry = Math.max(1, init.graftRetry ?? 500)
     this.#lazyDelay = Math.max(0, init.lazyDelay ?? 50)
     this.#graftAnswerRate = init.graftAnswers ?? { perSecond: 10, burst: 32 }
+    this.#verifyRate = init.verifications ?? { perSecond: 500, burst: 2_000 }
     const store = init.store ?? { messages: 1024, bytes: 4 * 2 ** 20, ttl: 60_000 }
     this.#store = new MessageStore(Math.max(0, store.messages), Math.max(0, store.bytes), store.ttl)
     const missing = init.missing ?? { total: 1024, perNeighbour: 256 }
@@ -193,7 +191,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.service = {
       protocol: GOSSIP_PROTOCOL,
       open: (channel: Channel): ServiceHandler => {
-        const handler = new GossipHandler(this, channel, this.#graftAnswerRate)
+        const handler = new GossipHandler(this, channel, this.#graftAnswerRate, this.#verifyRate)
         this.#handlers.set(channel.peer.id, handler)
         return handler
       },
@@ -285,22 +283,30 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.#drop('stale')
       return
     }
-    const signed = gossipSigningBytes(msg.id, msg.origin, msg.sentAt, msg.text)
-    // A message dropped for its origin's rate may come again (a replay, or recovered later through an
-    // IHAVE): the same signed bytes need no second signature check, only a hash of them.
-    const dropped = this.#rateDropped.get(key)
-    const known = dropped !== undefined && signedDigest(signed, msg.signature).equals(dropped)
-    // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
-    if (!known && !verifySignature(msg.origin, signed, msg.signature)) {
-      throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
-    }
-    if (!this.#allow(msg.origin)) {
-      this.#missing.delete(key)
-      if (!dropped) this.#rememberDropped(key, signedDigest(signed, msg.signature))
+    // An origin already over its rate here is dropped before its signature costs anything (a replay
+    // of a dropped message included). Only looked at, not spent: a forgery cannot take the real
+    // origin's tokens, only find them gone. Nor is it forgotten from the missing table: unverified.
+    if (this.#overRate(msg.origin, now)) {
       this.#drop('rate')
       return
     }
-    if (dropped) this.#rateDropped.delete(key)
+    // Each session has a budget of signature checks: many fresh origins, each within its own rate,
+    // cannot make one session cost us a check for every token of its budget.
+    if (!handler.verifications.take(1, now)) {
+      this.#drop('rate')
+      return
+    }
+    // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
+    const signed = gossipSigningBytes(msg.id, msg.origin, msg.sentAt, msg.text)
+    if (!verifySignature(msg.origin, signed, msg.signature)) {
+      throw new ProtocolError('INVALID_FIELD', 'a GOSSIP signature does not verify against its origin')
+    }
+    // Verified: now it may spend its origin's rate (the check above found a token).
+    if (!this.#allow(msg.origin)) {
+      this.#missing.delete(key)
+      this.#drop('rate')
+      return
+    }
     this.#seen.add(key, seenAt)
     this.#missing.delete(key)
     this.stats.delivered++
@@ -428,10 +434,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.clear()
   }
 
-  #rememberDropped(key: string, digest: Buffer): void {
-    if (this.#rateDropped.size >= MAX_RATE_DROPPED)
-      this.#rateDropped.delete(this.#rateDropped.keys().next().value!)
-    this.#rateDropped.set(key, digest)
+  /** Whether `origin` has no token left here now (an origin not tracked has all of its burst). */
+  #overRate(origin: string, now: number): boolean {
+    const bucket = this.#origins.get(origin)
+    return bucket !== undefined && bucket.available(now) < 1
   }
 
   #allow(origin: string): boolean {
@@ -456,13 +462,17 @@ export class GossipHandler implements ServiceHandler {
   readonly queue: string[] = []
   /** GRAFTs of this neighbour we answer with the message. */
   readonly graftAnswers: TokenBucket
+  /** Signatures of this neighbour's GOSSIPs we check. */
+  readonly verifications: TokenBucket
 
   constructor(
     readonly gossip: Gossip,
     readonly channel: Channel,
     graftAnswers: { perSecond: number; burst: number },
+    verifications: { perSecond: number; burst: number },
   ) {
     this.graftAnswers = new TokenBucket(graftAnswers.perSecond, graftAnswers.burst)
+    this.verifications = new TokenBucket(verifications.perSecond, verifications.burst)
   }
 
   onFrame(body: Uint8Array): void {

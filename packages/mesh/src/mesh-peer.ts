@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   type AbortOptions,
@@ -44,6 +45,15 @@ export interface MeshPeer extends Peer {
 
 /** Known (origin, text) pairs of broadcasts kept to deliver each once: direct and relayed copies match. */
 const MAX_MATCHES = 4096
+/** A text longer than this (UTF-16 units) is matched by its SHA-256, so no key holds a long text. */
+const MATCH_TEXT_UNITS = 128
+
+/** The key of an (origin, text) pair: at most ≈ 200 characters, whatever the text. */
+function matchKey(origin: string, text: string): string {
+  if (text.length <= MATCH_TEXT_UNITS) return `${origin}\0${text}`
+  // A different separator: a short text cannot pass for a long one's digest.
+  return `${origin}\u0001${createHash('sha256').update(text).digest('base64')}`
+}
 const NAMES = 4096
 
 /**
@@ -290,7 +300,7 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
    */
   #match(origin: string, text: string, side: 'direct' | 'relayed'): boolean {
     const now = Date.now()
-    const key = `${origin}\0${text}`
+    const key = matchKey(origin, text)
     let e = this.#matches.get(key)
     if (e && now - e.at > this.#matchWindow) {
       this.#matches.delete(key)
@@ -303,6 +313,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       return false
     }
     if (!e) {
+      // Expired pairs leave from the front (oldest first), so a quiet peer does not keep a full table.
+      for (const [k, old] of this.#matches) {
+        if (now - old.at <= this.#matchWindow) break
+        this.#matches.delete(k)
+      }
       if (this.#matches.size >= MAX_MATCHES) this.#matches.delete(this.#matches.keys().next().value!)
       e = { direct: 0, relayed: 0, at: now }
       this.#matches.set(key, e)

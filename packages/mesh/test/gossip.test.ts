@@ -283,18 +283,12 @@ describe('mesh gossip', () => {
     expect(d.gossip.stats.received).toBe(0)
   })
 
-  it('a message dropped for its origin’s rate, replayed, is dropped again without a second signature check', async () => {
+  it('a message from an origin over its rate is dropped before its signature is checked, replays too', async () => {
     const { network, make } = meshNetwork({ ...fixed, gossip: { perOrigin: { perSecond: 0.001, burst: 1 } } })
     const victim = await make()
     const channel = await hostileNeighbour(network, victim, () => {})
     const origin = generateIdentity()
-    const signed = (text: string) => {
-      const id = randomBytes(16).toString('hex')
-      const sentAt = Date.now()
-      const signature = signWithIdentity(origin, gossipSigningBytes(id, origin.peerId, sentAt, text))
-      return encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: origin.peerId, sentAt, text, signature })
-    }
-    const [first, second] = [signed('first'), signed('second')]
+    const [first, second] = [signedBy(origin, 'first', Date.now()), signedBy(origin, 'second', Date.now())]
     const checks = verifications.fn.mock.calls.length
     channel.sendBytes(first)
     for (let i = 0; i < 21; i++) channel.sendBytes(second)
@@ -304,8 +298,26 @@ describe('mesh gossip', () => {
     // Still dropped for the rate, not taken for a duplicate: it was never delivered, and no link is pruned.
     expect(stats.dropped).toBe(21)
     expect(stats.duplicates).toBe(0)
-    // One check for `first`, one for the first copy of `second`: its replays were known to be signed.
-    expect(verifications.fn.mock.calls.length - checks).toBe(2)
+    // One check, for `first`: its origin had no token left for any copy of `second`.
+    expect(verifications.fn.mock.calls.length - checks).toBe(1)
+  })
+
+  it('a session past its budget of signature checks has its GOSSIPs dropped unchecked, and stays connected', async () => {
+    const { network, make } = meshNetwork({
+      ...fixed,
+      gossip: { verifications: { perSecond: 0.001, burst: 5 } },
+    })
+    const victim = await make()
+    const channel = await hostileNeighbour(network, victim, () => {})
+    const checks = verifications.fn.mock.calls.length
+    // Twelve fresh origins, each well within its own rate: only the session's budget stops them.
+    for (let i = 0; i < 12; i++) channel.sendBytes(signedBy(generateIdentity(), `fresh ${i}`, Date.now()))
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 12, [victim.gossip], ['gossip', 'dropped'])
+    expect(stats.delivered).toBe(5)
+    expect(stats.dropped).toBe(7)
+    expect(verifications.fn.mock.calls.length - checks).toBe(5)
+    expect(victim.peer.peers().connected.map((p) => p.name)).toContain('evil')
   })
 
   it('a message forgotten by a full seen-cache, replayed, is dropped as stale and not delivered twice', async () => {

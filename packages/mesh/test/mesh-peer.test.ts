@@ -42,31 +42,38 @@ function inbox(peer: Peer): ReceivedMessage[] {
 }
 
 describe('a peer in the mesh', () => {
-  it('a broadcast reaches a peer that is not connected to the sender, once, from its signed origin', async () => {
-    // a and c cannot reach each other: c hears a only through b.
-    const { network, make } = meshPeers({ mesh: { activeSize: 2, shuffleInterval: 0 } })
-    network.partition('m0', 'm2')
-    const a = await make()
-    const b = await make()
-    const c = await make()
-    await a.connect(b.addresses[0]!)
-    await a.connectToActive({ rounds: 0 })
-    await c.connect(b.addresses[0]!)
-    await c.connectToActive({ rounds: 0 })
-    await until(() => b.mesh.isActive(a.id) && b.mesh.isActive(c.id), [b.mesh], ['neighbor:up'])
-    expect(a.peers().connected.map((p) => p.id)).not.toContain(c.id)
-    const atB = inbox(b)
-    const atC = inbox(c)
-    const results = await a.broadcast('over the mesh')
-    // The direct copy to b is acknowledged, as a broadcast always was.
-    expect(results).toEqual([expect.objectContaining({ peerId: b.id, ok: true })])
-    await until(() => atC.length === 1, [c], ['message'])
-    expect(atC[0]).toMatchObject({ text: 'over the mesh', from: { id: a.id } })
-    // b got it directly and as a gossip: delivered once.
-    await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
-    expect(atB.map((m) => m.text)).toEqual(['over the mesh'])
-    expect(atC).toHaveLength(1)
-  })
+  it.each([
+    ['a short text', 'over the mesh'],
+    // Long texts are matched by their digest: the two copies at b must still meet.
+    ['a long text', `over the mesh ${'·'.repeat(4_000)}`],
+  ])(
+    'a broadcast of %s reaches a peer that is not connected to the sender, once, from its signed origin',
+    async (_, text) => {
+      // a and c cannot reach each other: c hears a only through b.
+      const { network, make } = meshPeers({ mesh: { activeSize: 2, shuffleInterval: 0 } })
+      network.partition('m0', 'm2')
+      const a = await make()
+      const b = await make()
+      const c = await make()
+      await a.connect(b.addresses[0]!)
+      await a.connectToActive({ rounds: 0 })
+      await c.connect(b.addresses[0]!)
+      await c.connectToActive({ rounds: 0 })
+      await until(() => b.mesh.isActive(a.id) && b.mesh.isActive(c.id), [b.mesh], ['neighbor:up'])
+      expect(a.peers().connected.map((p) => p.id)).not.toContain(c.id)
+      const atB = inbox(b)
+      const atC = inbox(c)
+      const results = await a.broadcast(text)
+      // The direct copy to b is acknowledged, as a broadcast always was.
+      expect(results).toEqual([expect.objectContaining({ peerId: b.id, ok: true })])
+      await until(() => atC.length === 1, [c], ['message'])
+      expect(atC[0]).toMatchObject({ text, from: { id: a.id } })
+      // b got it directly and as a gossip: delivered once.
+      await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
+      expect(atB.map((m) => m.text)).toEqual([text])
+      expect(atC).toHaveLength(1)
+    },
+  )
 
   it('in a small network connect-to-active connects to everyone and joins the mesh', async () => {
     const { make } = meshPeers()
