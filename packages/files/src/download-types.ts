@@ -99,6 +99,11 @@ export interface Source {
   askedBytes: number
   /** Chunks it delivered and we kept. */
   chunks: number
+  /**
+   * When it went offline while asked (undefined otherwise): its clocks stop meanwhile and go on when it
+   * is back, so leaving and coming back is no progress.
+   */
+  offlineAt: number | undefined
 }
 
 export interface Incoming {

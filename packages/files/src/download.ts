@@ -27,6 +27,15 @@ export type {
   DropReason,
 } from './download-types.js'
 
+/** Parts of the hash list asked of the hash source at once. */
+const HASH_WINDOW = 8
+const PART_MISSING = 0
+const PART_ASKED = 1
+const PART_IN = 2
+
+/** A source's slow-source and trickle clocks (see Source). */
+type Clocks = Pick<Source, 'lastProgress' | 'askedSince' | 'askedBytes'>
+
 /**
  * One download of one root from one or more sources. Chunks are asked of each active source within its
  * window, lowest missing first; every piece is written at its offset through one write queue (so writes
@@ -51,7 +60,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   #leaves: Buffer | undefined
   #leavesOk = false
   #hashSource: Source | undefined
+  /** Per part of the hash list: {@link PART_MISSING}, {@link PART_ASKED} or {@link PART_IN}. */
   #hashParts: Uint8Array | undefined
+  /** Whose parts `#hashParts` holds: parts of two sources are never mixed, so a liar is told apart. */
+  #hashPeer: string | undefined
   #status: DownloadStatus = 'running'
   readonly #part: PartFile
   #saveTimer: ReturnType<typeof setTimeout> | undefined
@@ -162,6 +174,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         askedSince: 0,
         askedBytes: 0,
         chunks: 0,
+        offlineAt: undefined,
       }
       this.#sources.set(ref.id, s)
     }
@@ -171,20 +184,41 @@ export class Download extends EventEmitter<DownloadEvents> {
     // A fresh id on a link that did not change is no progress: a source asked for something keeps its
     // clocks, or one that never answers could re-offer every few seconds and hold the download forever.
     const asked = s.state === 'active' && (s.inflight.size > 0 || s === this.#hashSource)
-    const clocks = { lastProgress: s.lastProgress, askedSince: s.askedSince, askedBytes: s.askedBytes }
+    const clocks = asked ? this.#clocks(s, Date.now()) : this.#resumedClocks(s)
     this.#requeue(s)
     s.id = id
     s.state = 'active'
     s.dropReason = undefined
     this.#init.wire.send(ref.id, { type: 'ACCEPT', id })
     this.#schedule()
-    if (asked) Object.assign(s, clocks)
+    this.#restore(s, clocks)
+  }
+
+  /** What to give back to an asked source's clocks after `#schedule` asks it again. */
+  #clocks(s: Source, now: number): Clocks {
+    // Time offline does not count against it, and nor does it count as progress.
+    const away = s.offlineAt === undefined ? 0 : now - s.offlineAt
+    return { lastProgress: s.lastProgress + away, askedSince: s.askedSince + away, askedBytes: s.askedBytes }
+  }
+
+  /** The clocks of a source back from offline, when it was asked as it left. */
+  #resumedClocks(s: Source): Clocks | undefined {
+    return s.state === 'offline' && s.offlineAt !== undefined ? this.#clocks(s, Date.now()) : undefined
+  }
+
+  /** Gives `s` its clocks back once it is asked again (a source not asked starts afresh when it is). */
+  #restore(s: Source, clocks: Clocks | undefined): void {
+    s.offlineAt = undefined
+    if (clocks && (s.inflight.size > 0 || s === this.#hashSource)) Object.assign(s, clocks)
   }
 
   /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
   sourceOffline(peerId: string): void {
     const s = this.#sources.get(peerId)
     if (s?.state !== 'active') return
+    // Leaving and coming back must not restart the clocks of a source that was asked for something:
+    // one that never answers could otherwise reconnect every few seconds and hold its download for good.
+    s.offlineAt = s.inflight.size > 0 || s === this.#hashSource ? Date.now() : undefined
     s.state = 'offline'
     this.#requeue(s)
     this.#schedule()
@@ -194,9 +228,11 @@ export class Download extends EventEmitter<DownloadEvents> {
   sourceResumed(peerId: string): void {
     const s = this.#sources.get(peerId)
     if (!s || s.state === 'dropped') return
+    const clocks = this.#resumedClocks(s)
     this.#requeue(s)
     s.state = 'active'
     this.#schedule()
+    this.#restore(s, clocks)
   }
 
   /** The source cancelled (or withdrew) its offer. */
@@ -218,16 +254,19 @@ export class Download extends EventEmitter<DownloadEvents> {
       !Number.isInteger(part) ||
       part >= this.#hashParts.length ||
       msg.hashes.byteLength !== expected * 32 ||
-      // A repeat is no progress: it must not keep the source's timeout from firing.
-      this.#hashParts[part] === 1
+      // Only what is asked now: a repeat is no progress, and must not keep the source's timeout from firing.
+      this.#hashParts[part] !== PART_ASKED
     ) {
       return false
     }
     this.#leaves.set(msg.hashes, msg.start * 32)
-    this.#hashParts[part] = 1
+    this.#hashParts[part] = PART_IN
     s.lastProgress = Date.now()
     s.askedBytes += msg.hashes.byteLength
-    if (!this.#hashParts.every((p) => p === 1)) return true
+    if (!this.#hashParts.every((p) => p === PART_IN)) {
+      this.#askHashes(s)
+      return true
+    }
     this.#hashSource = undefined
     if (rootHash(this.size, this.#init.chunkSize, this.#leaves).equals(this.#init.root)) {
       this.#leavesOk = true
@@ -464,9 +503,29 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#hashSource = s
     this.#leaves ??= Buffer.alloc(this.#n * 32)
     const parts = Math.ceil(this.#n / Limits.hashesPerMessage)
-    this.#hashParts = new Uint8Array(parts)
+    if (this.#hashPeer !== s.ref.id || !this.#hashParts) {
+      this.#hashParts = new Uint8Array(parts)
+      this.#hashPeer = s.ref.id
+    } else {
+      // The same source again (it came back, or offered again): what it sent stands, the rest is asked anew.
+      for (let p = 0; p < parts; p++) if (this.#hashParts[p] === PART_ASKED) this.#hashParts[p] = PART_MISSING
+    }
     this.#asked(s, Date.now())
-    for (let p = 0; p < parts; p++) {
+    this.#askHashes(s)
+  }
+
+  /**
+   * Asks `s` for the missing parts of the hash list, {@link HASH_WINDOW} at a time: a source that
+   * offers again and again under fresh ids gets a few requests each time, not the whole list.
+   */
+  #askHashes(s: Source): void {
+    const parts = this.#hashParts!
+    let asked = 0
+    for (const p of parts) if (p === PART_ASKED) asked++
+    for (let p = 0; p < parts.length && asked < HASH_WINDOW; p++) {
+      if (parts[p] !== PART_MISSING) continue
+      parts[p] = PART_ASKED
+      asked++
       const start = p * Limits.hashesPerMessage
       const count = Math.min(Limits.hashesPerMessage, this.#n - start)
       this.#init.wire.send(s.ref.id, { type: 'GET_HASHES', id: s.id, start, count })
@@ -540,8 +599,13 @@ export class Download extends EventEmitter<DownloadEvents> {
   #fail(error: FilesError): void {
     if (this.settled) return
     // Out of sources is not the end of the content: with a data directory, what is verified is kept
-    // for a later offer of the root. Any other end (or no data directory) removes the part file.
-    const keep = error.code === 'NO_SOURCES' && this.#init.dataDir !== undefined && this.#status === 'running'
+    // for a later offer of the root. Any other end (or no data directory, or nothing verified) removes
+    // the part file: offers that are accepted and cancelled at once must not leave files behind.
+    const keep =
+      error.code === 'NO_SOURCES' &&
+      this.#init.dataDir !== undefined &&
+      this.#status === 'running' &&
+      this.#chunks.haveBytes > 0
     if (keep) void this.#save()
     this.#status = 'failed'
     clearTimeout(this.#saveTimer)

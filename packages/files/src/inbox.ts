@@ -47,6 +47,12 @@ export class Inbox {
   readonly #wire: Wire
   readonly #emit: InboxInit['emit']
   readonly #isClosed: () => boolean
+  /**
+   * Peers a download dropped as a source (lying or slow), until when: their offers are not accepted
+   * without asking, or one that stalls could be accepted again at once and keep its slots (and its
+   * claim on the free space) for good. Oldest forgotten first.
+   */
+  readonly #distrusted = new Map<string, number>()
   #ticker: ReturnType<typeof setInterval> | undefined
   /** Old partial downloads being removed: offers look for saved state only after it. */
   readonly #swept: Promise<void>
@@ -192,6 +198,11 @@ export class Inbox {
       yes = false // a throwing policy accepts nothing
     }
     if (!yes) return false
+    const until = this.#distrusted.get(offer.from.id)
+    if (until !== undefined) {
+      if (Date.now() < until) return false
+      this.#distrusted.delete(offer.from.id)
+    }
     let fed = 0
     for (const d of this.#downloads.values()) if (d.sourceId(offer.from.id)) fed++
     for (const o of this.#accepting) if (o.sourceId(offer.from.id)) fed++
@@ -358,6 +369,9 @@ export class Inbox {
         this.#incoming.set(transferKey(s.ref.id, s.id), download)
         download.addSource(s.ref, s.id)
       }
+      download.on('source:dropped', ({ source, reason }) => {
+        if (reason !== 'cancelled') this.#distrust(source.id)
+      })
       this.#startTicker()
       this.#emit('download', download)
       if (signal) {
@@ -385,6 +399,13 @@ export class Inbox {
     } finally {
       this.#accepting.delete(offer)
     }
+  }
+
+  #distrust(peerId: string): void {
+    this.#distrusted.delete(peerId)
+    if (this.#distrusted.size >= MAX_DISTRUSTED)
+      this.#distrusted.delete(this.#distrusted.keys().next().value!)
+    this.#distrusted.set(peerId, Date.now() + DISTRUST_MS)
   }
 
   #decline(offer: IncomingOffer, reason: Reason = Reason.DECLINED): void {
@@ -430,6 +451,10 @@ export class Inbox {
     this.#ticker = undefined
   }
 }
+
+/** How long a source a download dropped is not accepted without asking, and how many are remembered. */
+const DISTRUST_MS = 10 * 60_000
+const MAX_DISTRUSTED = 1024
 
 /** What an offer claims: its root, and the size and chunk size the root commits to. */
 function contentKey(root: string, size: number, chunkSize: number): string {

@@ -20,7 +20,9 @@ export interface FileServiceInit {
   /**
    * Accept offers without asking: `true` for every offer (into `downloads`), or a function deciding per
    * offer. Every peer is authenticated by the secure channel; to trust only some, decide by
-   * `offer.from.id`. @default false — offers wait for `accept()`
+   * `offer.from.id`. A peer a download dropped as a source (it lied or stalled) is not accepted
+   * without asking for the next 10 minutes: its offers wait for `accept()`. @default false — offers
+   * wait for `accept()`
    */
   autoAccept?: boolean | ((offer: IncomingOffer) => boolean)
   /**

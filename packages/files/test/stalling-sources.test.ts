@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { type Download, type FilesMessage, leafHash, rootHash } from '../src/index.js'
+import { type Download, type FilesMessage, leafHash, Reason, rootHash } from '../src/index.js'
 import { linkRaw, memoryNet, type Node, type RawFiles, rawFiles, tempDir, waitUntil } from './helpers.js'
 
 // Sources that hold a download without feeding it: by offering again and again under fresh ids, or by
@@ -63,6 +63,70 @@ describe('sources that hold a download without feeding it', () => {
     expect(mallory.received.filter((m: FilesMessage) => m.type === 'GET_HASHES').length).toBeGreaterThan(0)
   })
 
+  it('a source that never answers is dropped as slow, however often it leaves and comes back', async () => {
+    fakeClocks()
+    const { mallory, m, bob, download } = await offered(await tempDir())
+    const dropped: string[] = []
+    download.on('source:dropped', (e) => dropped.push(e.reason))
+    const failed = download.finished.catch((e: { code: string }) => e.code)
+    // Two minutes of fake time: every 20 s it leaves, comes back 2 s later and offers again; it never
+    // answers (requestTimeout 30 s). Time away does not count, and nor does coming back.
+    for (let s = 0; s < 120 && download.status === 'running'; s++) {
+      if (s % 20 === 17) await m.peer.disconnect(bob.peer.id)
+      if (s % 20 === 19) {
+        await linkRaw(m, bob)
+        mallory.send(bob.peer.id, {
+          type: 'OFFER',
+          id: randomBytes(16),
+          root,
+          size,
+          chunkSize,
+          name: 'z.bin',
+        })
+      }
+      await waitUntil(() => true)
+      await vi.advanceTimersByTimeAsync(1_000)
+    }
+    expect(dropped).toEqual(['slow'])
+    expect(await failed).toBe('NO_SOURCES')
+    // Dropped for stalling, it is not accepted without asking again: its next offer waits for the user.
+    const asked = new Promise((resolve) => bob.files.once('offer', resolve))
+    mallory.send(bob.peer.id, { type: 'OFFER', id: randomBytes(16), root, size, chunkSize, name: 'z.bin' })
+    await asked
+    expect(bob.files.downloads()).toEqual([])
+  })
+
+  it('a source offering again under fresh ids is asked for a few parts of the hash list each time, not all', async () => {
+    const big = 64 * 1024 * chunkSize // 65,536 chunks: 64 parts of the hash list
+    const bigRoot = randomBytes(32)
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', {
+      downloads: join(await tempDir(), 'in'),
+      autoAccept: true,
+      minFreeSpace: 0,
+    })
+    await linkRaw(m, bob)
+    const offer = () =>
+      mallory.send(bob.peer.id, {
+        type: 'OFFER',
+        id: randomBytes(16),
+        root: bigRoot,
+        size: big,
+        chunkSize,
+        name: 'big.bin',
+      })
+    const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+    offer()
+    await started
+    for (let i = 0; i < 10; i++) offer()
+    const asks = () => mallory.received.filter((msg: FilesMessage) => msg.type === 'GET_HASHES').length
+    await waitUntil(() => mallory.received.filter((msg: FilesMessage) => msg.type === 'ACCEPT').length === 11)
+    // At most a window (8) of parts per offer: 88 requests for 11 offers, where all 64 parts each was 704.
+    expect(asks()).toBeLessThanOrEqual(88)
+  })
+
   it('a download whose sources all left fails with NO_SOURCES after resumeTimeout, freeing its slot', async () => {
     fakeClocks()
     const dir = await tempDir()
@@ -78,6 +142,37 @@ describe('sources that hold a download without feeding it', () => {
     // No data directory: nothing could resume it, so nothing is left behind.
     await download.whenClosed()
     expect(await readdir(join(dir, 'in'))).toEqual([])
+  })
+
+  it('an offer accepted and cancelled before anything verified leaves no part file or state behind', async () => {
+    const dir = await tempDir()
+    const data = join(dir, 'data')
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), dataDir: data, autoAccept: true })
+    await linkRaw(m, bob)
+    // Each round: an offer, accepted without asking, then cancelled by its sender. A thousand of these
+    // once left a thousand empty part files (and their states), until no name was left for an honest file.
+    for (let i = 0; i < 3; i++) {
+      const id = randomBytes(16)
+      const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+      mallory.send(bob.peer.id, {
+        type: 'OFFER',
+        id,
+        root: randomBytes(32),
+        size,
+        chunkSize,
+        name: 'report.pdf',
+      })
+      const download = await started
+      const failed = download.finished.catch((e: { code: string }) => e.code)
+      mallory.send(bob.peer.id, { type: 'CANCEL', id, reason: Reason.CANCELLED })
+      expect(await failed).toBe('NO_SOURCES')
+      await download.whenClosed()
+    }
+    expect(await readdir(join(dir, 'in'))).toEqual([])
+    expect((await readdir(data).catch(() => [])).filter((f) => f.endsWith('.json'))).toEqual([])
   })
 
   it('with no data directory, closing the service removes a partial download instead of leaving its part file', async () => {
