@@ -47,7 +47,13 @@ import {
   version,
 } from './options.js'
 import { wirePeerEvents } from './peer-events.js'
-import { captureConsole, ignoreSignalsUntilExit, listenForSignals, SHOW_CURSOR } from './signals.js'
+import {
+  captureConsole,
+  ignoreSignalsUntilExit,
+  launchedByPackageManager,
+  listenForSignals,
+  SHOW_CURSOR,
+} from './signals.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
@@ -206,6 +212,7 @@ class Session {
         ;(this.io.exit ?? process.exit)(code)
       },
       note: (text) => this.reporter.note(text),
+      repeatWindowMs: launchedByPackageManager(this.io.env) ? 250 : 0,
       logger: this.logger,
     })
     if (this.interactive && !this.options.color && this.io.env === process.env) {

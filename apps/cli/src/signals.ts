@@ -21,7 +21,18 @@ export interface SignalHandling {
   forceExit: (code: number) => void
   /** Tells the user the shutdown goes on (the second signal). */
   note?: (text: string) => void
+  /**
+   * A launcher that forwards signals (pnpm, npm) makes one Ctrl+C arrive twice: the terminal sends it
+   * to the whole process group, and the launcher passes its own copy on. The same signal again within
+   * this many ms is taken for the same one. @default 0
+   */
+  repeatWindowMs?: number
   logger: Logger
+}
+
+/** Whether a package manager started us (it forwards the signals it gets): see `repeatWindowMs`. */
+export function launchedByPackageManager(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env.npm_config_user_agent !== undefined || env.npm_lifecycle_event !== undefined
 }
 
 /**
@@ -31,11 +42,18 @@ export interface SignalHandling {
 export function listenForSignals(signals: SignalSource, h: SignalHandling): () => void {
   const handlers: Array<[NodeJS.Signals, () => void]> = []
   let whileStopping = 0
+  let last: { sig: NodeJS.Signals; at: number } | undefined
   for (const [sig, signalCode] of SIGNAL_CODES) {
     // At a terminal, Ctrl+C is the user leaving, whether it reached us as a key (raw mode) or as a
     // signal (between prompts): exit 0, as /quit does, so no package manager reports a failure.
     const code = sig === 'SIGINT' && h.interactive ? EXIT.OK : signalCode
     const handler = () => {
+      const now = Date.now()
+      if (last?.sig === sig && now - last.at < (h.repeatWindowMs ?? 0)) {
+        h.logger.log('debug', 'the same signal again (forwarded by the launcher)', { signal: sig })
+        return
+      }
+      last = { sig, at: now }
       if (h.stopping()) {
         whileStopping++
         if (whileStopping === 1) {

@@ -65,6 +65,19 @@ describe('file commands and lines', () => {
     })
   })
 
+  test('a file that cannot be sent says why: missing, not allowed, a folder, too large', () => {
+    const bad = (message: string, code?: string) =>
+      explainFileError(
+        { name: 'FilesError', code: 'BAD_FILE', message, cause: code ? { code } : undefined },
+        { path: 'a.bin' },
+      ).reason
+    expect(bad('cannot open a.bin', 'ENOENT')).toBe('cannot send a.bin: there is no such file')
+    expect(bad('cannot open a.bin', 'EACCES')).toBe('cannot send a.bin: permission denied')
+    expect(bad('a.bin is not a regular file')).toBe('cannot send a.bin: it is not a regular file')
+    expect(bad('a.bin is too large')).toMatch(/it is too large to share/)
+    expect(bad('cannot read a.bin', 'EIO')).toBe('cannot send a.bin: it could not be read (EIO)')
+  })
+
   test('a failure names a hostile peer without its terminal controls, whatever the error', () => {
     const peer = 'ev\u001b[2Jil\u202e'
     const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })

@@ -11,9 +11,15 @@ async function setup(names: string[] = ['bob']) {
   return net
 }
 
-function cliOn(net: Awaited<ReturnType<typeof setup>>, name: string, extra: string[] = []) {
+function cliOn(
+  net: Awaited<ReturnType<typeof setup>>,
+  name: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+) {
   return startCli(['--no-interactive', '--name', name, '--host', name, '--port', '0', ...extra], {
     network: net.network,
+    env,
   })
 }
 
@@ -282,6 +288,20 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect(alice.forcedExits).toEqual([])
     expect(alice.stdout.text).toMatch(/still stopping — SIGINT once more exits at once/)
     expect(alice.stdout.text).toMatch(/stopped \(exit 130\); said goodbye to every peer/)
+    expect((await left).reason).toBe('goodbye')
+  })
+
+  test('started by pnpm, a Ctrl+C that arrives twice (the terminal’s and pnpm’s copy) is one Ctrl+C', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice', ['--peer', net.address(bob)], { npm_config_user_agent: 'pnpm/10.34.9' })
+    await alice.stdout.waitFor(/connected to bob/)
+    const left = waitFor(bob, 'peer:disconnect')
+    // Copies within a moment of each other are one press: the stop goes on, with no note and no force.
+    for (let i = 0; i < 4; i++) alice.signals.emit('SIGINT')
+    expect(await alice.exited).toBe(130)
+    expect(alice.forcedExits).toEqual([])
+    expect(alice.stdout.text).not.toMatch(/once more/)
     expect((await left).reason).toBe('goodbye')
   })
 

@@ -4,7 +4,7 @@ import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
 import { findSession, knownByIdOrPrefix, nameOwner, notConnected, sessionByAddress } from './find-target.js'
-import { fingerprint, generateIdentity, type Identity } from './identity.js'
+import { generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
@@ -72,7 +72,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     this.#init = init
     const identity: Identity = init.identity ?? generateIdentity()
     this.id = identity.peerId
-    this.name = init.name ?? `peer-${fingerprint(this.id).replace(':', '')}`
+    this.name = init.name ?? `peer-${this.id.slice(0, 16)}`
     if (Buffer.byteLength(this.name) > Limits.nameBytes) {
       throw new PeerError('MESSAGE_TOO_LONG', `the name is longer than ${Limits.nameBytes} bytes`)
     }

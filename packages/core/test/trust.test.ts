@@ -136,7 +136,7 @@ describe('trust on first use, at the peer', () => {
       listen: false,
     })
     const id = anonymous.id
-    expect(anonymous.name).toBe(`peer-${id.slice(0, 8)}:${id.slice(8, 12)}:${id.slice(12, 16)}`)
+    expect(anonymous.name).toBe(`peer-${id.slice(0, 16)}`)
   })
 })
 

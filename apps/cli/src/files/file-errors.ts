@@ -24,7 +24,7 @@ export function explainFileError(
         return say('too many offers or downloads are waiting; try again when one finishes')
       case 'BAD_FILE':
         return say(
-          `cannot read ${ctx.path === undefined ? 'the file' : sanitize(ctx.path)} — is it a readable file?`,
+          `cannot send ${ctx.path === undefined ? 'the file' : sanitize(ctx.path)}: ${whyBadFile(err as object)}`,
         )
       case 'FILE_CHANGED':
         return say('the file changed on the sender’s disk during the transfer')
@@ -48,4 +48,22 @@ export function explainFileError(
   }
   const e = explain(err, ctx.peer !== undefined ? { target: peer } : {})
   return { code: e.code, reason: e.sentence }
+}
+
+/** Why a file cannot be offered, from the files package's message and the system error under it. */
+function whyBadFile(err: { message?: unknown; cause?: unknown }): string {
+  const cause = (err.cause as { code?: unknown } | undefined)?.code
+  const message = typeof err.message === 'string' ? err.message : ''
+  switch (cause) {
+    case 'ENOENT':
+      return 'there is no such file'
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied'
+    case 'EISDIR':
+      return 'it is a folder'
+  }
+  if (message.endsWith('is not a regular file')) return 'it is not a regular file'
+  if (message.endsWith('is too large')) return 'it is too large to share (at most 65,536 chunks)'
+  return typeof cause === 'string' ? `it could not be read (${cause})` : 'it could not be read'
 }
