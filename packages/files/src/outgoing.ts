@@ -95,7 +95,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
     })
     // Callers that only listen to events must not see an unhandled rejection.
     this.finished.catch(() => {})
-    this.#arm(init.offerTimeout, 'EXPIRED', 'nobody answered the offer in time')
+    this.#arm(init.offerTimeout, 'EXPIRED', 'nobody answered the offer in time', Reason.EXPIRED)
   }
 
   get status(): OutgoingStatus {
@@ -127,7 +127,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
   sendOffer(): void {
     if (this.settled) return
     this.#init.wire.send(this.peerId, this.offerMessage())
-    if (this.#status === 'accepted') this.#disarm()
+    if (this.#status === 'accepted') this.#armIdle()
   }
 
   /** Stops whatever was being sent: the link changed, and the receiver asks again for what it lacks. */
@@ -157,7 +157,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
     switch (msg.type) {
       case 'ACCEPT':
         if (this.#status === 'offered') this.#status = 'accepted'
-        this.#disarm()
+        this.#armIdle()
         this.emit('accepted')
         return
       case 'DECLINE': {
@@ -196,6 +196,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
           if (end > n) throw new FilesError('MALFORMED', 'a request past the last chunk')
         }
         this.#queue.push(...jobs)
+        this.#armIdle()
         void this.#pump()
         return
       }
@@ -284,12 +285,19 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
     }
   }
 
-  #arm(ms: number, code: FilesErrorCode, message: string): void {
+  /**
+   * An accepted transfer whose receiver asks for nothing for `resumeTimeout` ends: a receiver that
+   * accepts and then stays silent would otherwise keep it (and its open file) for good. An honest one
+   * asks for a chunk at least every few seconds, or says DONE.
+   */
+  #armIdle(): void {
+    this.#arm(this.#init.resumeTimeout, 'CANCELLED', 'the receiver asked for nothing', Reason.CANCELLED)
+  }
+
+  #arm(ms: number, code: FilesErrorCode, message: string, tell?: Reason): void {
     this.#disarm()
     this.#timer = setTimeout(() => {
-      if (code === 'EXPIRED') {
-        this.#init.wire.send(this.peerId, { type: 'CANCEL', id: this.#init.id, reason: Reason.EXPIRED })
-      }
+      if (tell !== undefined) this.#init.wire.send(this.peerId, { type: 'CANCEL', id: this.#init.id, reason: tell })
       this.#fail(new FilesError(code, `${this.name}: ${message}`))
     }, ms)
     this.#timer.unref?.()
