@@ -297,7 +297,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
   #arm(ms: number, code: FilesErrorCode, message: string, tell?: Reason): void {
     this.#disarm()
     this.#timer = setTimeout(() => {
-      if (tell !== undefined) this.#init.wire.send(this.peerId, { type: 'CANCEL', id: this.#init.id, reason: tell })
+      const id = this.#init.id
+      if (tell !== undefined) this.#init.wire.send(this.peerId, { type: 'CANCEL', id, reason: tell })
       this.#fail(new FilesError(code, `${this.name}: ${message}`))
     }, ms)
     this.#timer.unref?.()
