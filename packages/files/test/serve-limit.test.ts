@@ -5,23 +5,29 @@ import { linkRaw, memoryNet, randomFile, rawFiles, tempDir, waitUntil } from './
 
 const KiB = 1024
 
+/** Alice offers a 64 KiB file to a hand-written receiver, which accepts it. */
+async function acceptedByMallory(options: Parameters<ReturnType<typeof memoryNet>['node']>[1] = {}) {
+  const dir = await tempDir()
+  const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
+  const net = memoryNet()
+  const alice = await net.node('alice', options)
+  const mallory = rawFiles()
+  const m = await net.node('mallory', {}, {}, mallory.wrap)
+  await linkRaw(m, alice)
+  const transfer = await alice.files.offer(m.peer.id, src)
+  await waitUntil(() => mallory.received.some((msg) => msg.type === 'OFFER'))
+  const { id } = mallory.received.find((msg) => msg.type === 'OFFER') as FilesMessage
+  mallory.send(alice.peer.id, { type: 'ACCEPT', id })
+  const failed = transfer.finished.then(
+    () => undefined,
+    (e: FilesError) => e.code,
+  )
+  return { alice, mallory, id, transfer, failed }
+}
+
 describe('serving', () => {
   it('a receiver fetching the same file again and again is stopped after maxServedCopies copies', async () => {
-    const dir = await tempDir()
-    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
-    const net = memoryNet()
-    const alice = await net.node('alice')
-    const mallory = rawFiles()
-    const m = await net.node('mallory', {}, {}, mallory.wrap)
-    await linkRaw(m, alice)
-    const transfer = await alice.files.offer(m.peer.id, src)
-    await waitUntil(() => mallory.received.some((msg) => msg.type === 'OFFER'))
-    const { id } = mallory.received.find((msg) => msg.type === 'OFFER') as FilesMessage
-    mallory.send(alice.peer.id, { type: 'ACCEPT', id })
-    const failed = transfer.finished.then(
-      () => undefined,
-      (e: FilesError) => e.code,
-    )
+    const { alice, mallory, id, failed } = await acceptedByMallory()
     let served = 0
     const count = () => {
       served = 0
@@ -45,22 +51,8 @@ describe('serving', () => {
     onTestFinished(() => {
       vi.useRealTimers()
     })
-    const dir = await tempDir()
-    const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
-    const net = memoryNet()
-    const alice = await net.node('alice', { resumeTimeout: 60_000 })
-    const mallory = rawFiles()
-    const m = await net.node('mallory', {}, {}, mallory.wrap)
-    await linkRaw(m, alice)
-    const transfer = await alice.files.offer(m.peer.id, src)
-    await waitUntil(() => mallory.received.some((msg) => msg.type === 'OFFER'))
-    const { id } = mallory.received.find((msg) => msg.type === 'OFFER') as FilesMessage
-    mallory.send(alice.peer.id, { type: 'ACCEPT', id })
+    const { alice, mallory, id, transfer, failed } = await acceptedByMallory({ resumeTimeout: 60_000 })
     await waitUntil(() => transfer.status === 'accepted')
-    const failed = transfer.finished.then(
-      () => undefined,
-      (e: FilesError) => e.code,
-    )
     // A request now and then keeps it going; then silence.
     await vi.advanceTimersByTimeAsync(50_000)
     mallory.send(alice.peer.id, { type: 'REQUEST', id, ranges: [{ start: 0, count: 1 }] })

@@ -36,62 +36,63 @@ async function offered(
   return { mallory, m, bob, download: await started }
 }
 
+/** A fresh OFFER of the root from mallory. */
+function offerAgain(mallory: RawFiles, to: Node): void {
+  mallory.send(to.peer.id, { type: 'OFFER', id: randomBytes(16), root, size, chunkSize, name: 'z.bin' })
+}
+
+/**
+ * Two minutes of fake time, a second at a time, `each(second)` at the start of each; stops early once
+ * the download ends. Returns why its sources were dropped and how it ended.
+ */
+async function twoMinutes(
+  download: Download,
+  each: (second: number) => Promise<void>,
+): Promise<{ dropped: string[]; failed: string }> {
+  const dropped: string[] = []
+  download.on('source:dropped', (e) => dropped.push(e.reason))
+  const failed = download.finished.then(
+    () => 'done',
+    (e: { code: string }) => e.code,
+  )
+  for (let s = 0; s < 120 && download.status === 'running'; s++) {
+    await each(s)
+    await waitUntil(() => true)
+    await vi.advanceTimersByTimeAsync(1_000)
+  }
+  return { dropped, failed: await failed }
+}
+
 describe('sources that hold a download without feeding it', () => {
   it('a source that never answers is dropped as slow, however often it offers again under a fresh id', async () => {
     fakeClocks()
     const { mallory, bob, download } = await offered(await tempDir())
-    const dropped: string[] = []
-    download.on('source:dropped', (e) => dropped.push(e.reason))
-    const failed = download.finished.catch((e: { code: string }) => e.code)
-    // Two minutes of fake time: a fresh OFFER of the root every 20 s, nothing else (requestTimeout 30 s).
-    for (let s = 0; s < 120 && download.status === 'running'; s++) {
-      if (s % 20 === 19) {
-        mallory.send(bob.peer.id, {
-          type: 'OFFER',
-          id: randomBytes(16),
-          root,
-          size,
-          chunkSize,
-          name: 'z.bin',
-        })
-      }
-      await waitUntil(() => true)
-      await vi.advanceTimersByTimeAsync(1_000)
-    }
+    // A fresh OFFER of the root every 20 s, nothing else (requestTimeout 30 s).
+    const { dropped, failed } = await twoMinutes(download, async (s) => {
+      if (s % 20 === 19) offerAgain(mallory, bob)
+    })
     expect(dropped).toEqual(['slow'])
-    expect(await failed).toBe('NO_SOURCES')
+    expect(failed).toBe('NO_SOURCES')
     expect(mallory.received.filter((m: FilesMessage) => m.type === 'GET_HASHES').length).toBeGreaterThan(0)
   })
 
   it('a source that never answers is dropped as slow, however often it leaves and comes back', async () => {
     fakeClocks()
     const { mallory, m, bob, download } = await offered(await tempDir())
-    const dropped: string[] = []
-    download.on('source:dropped', (e) => dropped.push(e.reason))
-    const failed = download.finished.catch((e: { code: string }) => e.code)
-    // Two minutes of fake time: every 20 s it leaves, comes back 2 s later and offers again; it never
-    // answers (requestTimeout 30 s). Time away does not count, and nor does coming back.
-    for (let s = 0; s < 120 && download.status === 'running'; s++) {
+    // Every 20 s it leaves, comes back 2 s later and offers again; it never answers (requestTimeout
+    // 30 s). Time away does not count, and nor does coming back.
+    const { dropped, failed } = await twoMinutes(download, async (s) => {
       if (s % 20 === 17) await m.peer.disconnect(bob.peer.id)
       if (s % 20 === 19) {
         await linkRaw(m, bob)
-        mallory.send(bob.peer.id, {
-          type: 'OFFER',
-          id: randomBytes(16),
-          root,
-          size,
-          chunkSize,
-          name: 'z.bin',
-        })
+        offerAgain(mallory, bob)
       }
-      await waitUntil(() => true)
-      await vi.advanceTimersByTimeAsync(1_000)
-    }
+    })
     expect(dropped).toEqual(['slow'])
-    expect(await failed).toBe('NO_SOURCES')
+    expect(failed).toBe('NO_SOURCES')
     // Dropped for stalling, it is not accepted without asking again: its next offer waits for the user.
     const asked = new Promise((resolve) => bob.files.once('offer', resolve))
-    mallory.send(bob.peer.id, { type: 'OFFER', id: randomBytes(16), root, size, chunkSize, name: 'z.bin' })
+    offerAgain(mallory, bob)
     await asked
     expect(bob.files.downloads()).toEqual([])
   })
