@@ -74,6 +74,7 @@ describe('file commands and lines', () => {
     expect(bad('cannot open a.bin', 'ENOENT')).toBe('cannot send a.bin: there is no such file')
     expect(bad('cannot open a.bin', 'EACCES')).toBe('cannot send a.bin: permission denied')
     expect(bad('a.bin is not a regular file')).toBe('cannot send a.bin: it is not a regular file')
+    expect(bad('photos is a folder')).toBe('cannot send a.bin: it is a folder')
     expect(bad('a.bin is too large')).toMatch(/it is too large to share/)
     expect(bad('cannot read a.bin', 'EIO')).toBe('cannot send a.bin: it could not be read (EIO)')
   })

@@ -14,7 +14,7 @@ export interface PeerInit {
   transport: Transport
   /** Long-term key pair. @default a fresh in-memory identity */
   identity?: Identity
-  /** Display name sent in HELLO (≤ 64 UTF-8 bytes). @default `peer-<fingerprint>` */
+  /** Display name sent in HELLO (≤ 64 UTF-8 bytes). @default `peer-` and the first 16 hex digits of the id */
   name?: string
   /**
    * Address to listen on (or several, e.g. a TCP address and a `dht:` key through a routing transport),

@@ -228,7 +228,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   sourceResumed(peerId: string): void {
     const s = this.#sources.get(peerId)
     if (!s || s.state === 'dropped') return
-    const clocks = this.#resumedClocks(s)
+    // Its session may have stayed up while the link was replaced (still active): a new link is no
+    // progress either.
+    const asked = s.state === 'active' && (s.inflight.size > 0 || s === this.#hashSource)
+    const clocks = asked ? this.#clocks(s, Date.now()) : this.#resumedClocks(s)
     this.#requeue(s)
     s.state = 'active'
     this.#schedule()
@@ -352,6 +355,15 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (const s of this.#sources.values()) {
       const asked = s.inflight.size > 0 || s === this.#hashSource
       if (s.state !== 'active' || !asked) continue
+      // A session waiting for a new link: its clocks stop until the link is back, as when it is offline.
+      if (!this.#init.wire.online(s.ref.id)) {
+        s.offlineAt ??= now
+        continue
+      }
+      if (s.offlineAt !== undefined) {
+        Object.assign(s, this.#clocks(s, now))
+        s.offlineAt = undefined
+      }
       if (now - s.lastProgress > this.#init.requestTimeout) {
         this.#drop(s, 'slow', true)
         continue
@@ -443,7 +455,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     s.state = 'dropped'
     s.dropReason = reason
     this.emit('source:dropped', { source: s.ref, reason })
-    if ([...this.#sources.values()].every((x) => x.state === 'dropped') && !this.settled) {
+    // While the finished file is read back, sources are no longer needed: losing them all is no failure.
+    if (this.#status === 'running' && [...this.#sources.values()].every((x) => x.state === 'dropped')) {
       this.#fail(new FilesError('NO_SOURCES', `no source is left for ${this.name}`))
     }
   }

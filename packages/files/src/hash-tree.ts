@@ -93,7 +93,12 @@ export async function hashFile(
   }
   try {
     const stat = await fh.stat()
-    if (!stat.isFile()) throw new FilesError('BAD_FILE', `${path} is not a regular file`)
+    if (!stat.isFile()) {
+      throw new FilesError(
+        'BAD_FILE',
+        `${path} ${stat.isDirectory() ? 'is a folder' : 'is not a regular file'}`,
+      )
+    }
     const size = stat.size
     const chunkSize = chooseChunkSize(size, options.chunkSize)
     const n = chunkCount(size, chunkSize)

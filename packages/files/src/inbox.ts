@@ -169,7 +169,8 @@ export class Inbox {
         offer.resume = saved
         const bits = Buffer.from(saved.verified, 'base64')
         offer.resumeBytes = new ChunkMap(saved.size, saved.chunkSize, bits).haveBytes
-        if (this.#opts.resume !== false && offer.status === 'pending') {
+        // Resumed without asking, unless its sender was dropped from a download lately (see #distrusted).
+        if (this.#opts.resume !== false && offer.status === 'pending' && !this.#distrusts(from.id)) {
           this.#accept(offer, {}).catch(() => this.#askInstead(offer))
           return
         }
@@ -197,12 +198,7 @@ export class Inbox {
     } catch {
       yes = false // a throwing policy accepts nothing
     }
-    if (!yes) return false
-    const until = this.#distrusted.get(offer.from.id)
-    if (until !== undefined) {
-      if (Date.now() < until) return false
-      this.#distrusted.delete(offer.from.id)
-    }
+    if (!yes || this.#distrusts(offer.from.id)) return false
     let fed = 0
     for (const d of this.#downloads.values()) if (d.sourceId(offer.from.id)) fed++
     for (const o of this.#accepting) if (o.sourceId(offer.from.id)) fed++
@@ -399,6 +395,14 @@ export class Inbox {
     } finally {
       this.#accepting.delete(offer)
     }
+  }
+
+  #distrusts(peerId: string): boolean {
+    const until = this.#distrusted.get(peerId)
+    if (until === undefined) return false
+    if (Date.now() < until) return true
+    this.#distrusted.delete(peerId)
+    return false
   }
 
   #distrust(peerId: string): void {

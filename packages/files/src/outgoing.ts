@@ -252,6 +252,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
             break
           }
           this.#sent += piece.byteLength
+          // Serving a long chunk over a slow link is the receiver's request still being answered.
+          this.#armIdle()
         }
         const p = this.#meter.update(Math.min(this.#sent, this.size))
         if (p) this.emit('progress', p)
@@ -286,9 +288,9 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
   }
 
   /**
-   * An accepted transfer whose receiver asks for nothing for `resumeTimeout` ends: a receiver that
-   * accepts and then stays silent would otherwise keep it (and its open file) for good. An honest one
-   * asks for a chunk at least every few seconds, or says DONE.
+   * An accepted transfer that neither gets a request nor sends a piece for `resumeTimeout` ends: a
+   * receiver that accepts and then stays silent (or stops reading) would otherwise keep it, and its
+   * open file, for good. An honest one asks for its next chunk as each arrives, or says DONE.
    */
   #armIdle(): void {
     this.#arm(this.#init.resumeTimeout, 'CANCELLED', 'the receiver asked for nothing', Reason.CANCELLED)

@@ -38,8 +38,9 @@ export interface FileServiceInit {
   /** An unanswered offer expires after this long (on both sides). @default 60_000 ms */
   offerTimeout?: number
   /**
-   * An accepted transfer waits this long for a lost receiver to come back, and a download this long for
-   * one of its sources (then it fails with NO_SOURCES). @default 600_000 ms
+   * An accepted transfer waits this long for a lost receiver to come back, or for a connected one's next
+   * request while it sends nothing (then it fails with CANCELLED), and a download this long for one of
+   * its sources (then it fails with NO_SOURCES). @default 600_000 ms
    */
   resumeTimeout?: number
   /** Chunk size of files we offer (a power of two, 32 KiB to 16 MiB). @default 256 KiB */

@@ -121,11 +121,20 @@ describe('sources that hold a download without feeding it', () => {
     const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
     offer()
     await started
+    const asked = () => mallory.received.filter((msg: FilesMessage) => msg.type === 'GET_HASHES')
+    const accepts = () => mallory.received.filter((msg: FilesMessage) => msg.type === 'ACCEPT').length
+    // The first part is answered: the next part is asked for, and no offer after it asks for it again.
+    await waitUntil(() => asked().length > 0)
+    const first = asked()[0] as Extract<FilesMessage, { type: 'GET_HASHES' }>
+    expect(first.start).toBe(0)
+    mallory.send(bob.peer.id, { type: 'HASHES', id: first.id, start: 0, hashes: randomBytes(1_024 * 32) })
+    await waitUntil(() => asked().length === 9)
     for (let i = 0; i < 10; i++) offer()
-    const asks = () => mallory.received.filter((msg: FilesMessage) => msg.type === 'GET_HASHES').length
-    await waitUntil(() => mallory.received.filter((msg: FilesMessage) => msg.type === 'ACCEPT').length === 11)
-    // At most a window (8) of parts per offer: 88 requests for 11 offers, where all 64 parts each was 704.
-    expect(asks()).toBeLessThanOrEqual(88)
+    await waitUntil(() => accepts() === 11)
+    const after = asked().slice(9) as Extract<FilesMessage, { type: 'GET_HASHES' }>[]
+    expect(after.map((m) => m.start)).not.toContain(0)
+    // At most a window (8) of parts per offer, where all 64 parts each were asked before (640).
+    expect(after.length).toBeLessThanOrEqual(80)
   })
 
   it('a download whose sources all left fails with NO_SOURCES after resumeTimeout, freeing its slot', async () => {

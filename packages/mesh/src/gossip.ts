@@ -91,8 +91,11 @@ export interface GossipEvents {
   gossip: [message: GossipDelivery]
   /** Another copy of a message already delivered (id, origin): its sender is pruned from the tree. */
   duplicate: [id: string, origin: string]
-  /** A valid-looking message not delivered: too old, from the future, or over its origin's rate. */
-  dropped: [reason: 'stale' | 'rate']
+  /**
+   * A valid-looking message not delivered: too old or from the future (`stale`), over its origin's rate
+   * (`rate`), or unchecked because its session is past its budget of signature checks (`budget`).
+   */
+  dropped: [reason: 'stale' | 'rate' | 'budget']
 }
 
 /** Counters for the simulation and diagnostics. */
@@ -105,7 +108,7 @@ export interface GossipStats {
   sent: number
   /** Pushes skipped because the neighbour was not reading. */
   skipped: number
-  /** Dropped as too old, from the future, or over its origin's rate. */
+  /** Dropped as too old, from the future, over its origin's rate, or past its session's check budget. */
   dropped: number
   /** Message keys announced in IHAVEs sent. */
   announced: number
@@ -249,7 +252,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.delete(handler)
   }
 
-  #drop(reason: 'stale' | 'rate'): void {
+  #drop(reason: 'stale' | 'rate' | 'budget'): void {
     this.stats.dropped++
     if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
   }
@@ -293,7 +296,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     // Each session has a budget of signature checks: many fresh origins, each within its own rate,
     // cannot make one session cost us a check for every token of its budget.
     if (!handler.verifications.take(1, now)) {
-      this.#drop('rate')
+      this.#drop('budget')
       return
     }
     // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.

@@ -323,6 +323,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       this.#matches.set(key, e)
     }
     e[side]++
+    // To the back of the table, so expired pairs stay at its front (see above).
+    this.#matches.delete(key)
+    this.#matches.set(key, e)
     e.at = now
     return true
   }

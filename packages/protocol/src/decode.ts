@@ -265,7 +265,8 @@ function readFields(type: MessageTypeName, r: Reader): Message {
  * throws anything else and never returns a partly decoded message.
  */
 export function decodeMessage(body: Uint8Array): Message {
-  if (!(body instanceof Uint8Array)) {
+  // Not `instanceof`: bytes from another realm (a vm context, a worker's copy) are bytes too.
+  if (!ArrayBuffer.isView(body)) {
     throw new ProtocolError(
       ProtocolErrorCode.INVALID_FIELD,
       `a message body must be a Uint8Array, got ${typeof body}`,
@@ -302,7 +303,7 @@ export function peekHelloVersion(body: Uint8Array): number | undefined {
   // and 2 had no channel byte. Both are recognised, so an older peer can be told why it is refused.
   // A body starting 0x01 is either a v1/v2 HELLO or a frame on channel 1: only versions 1 and 2 had
   // no channel byte, so anything else there is not an old HELLO.
-  if (!(body instanceof Uint8Array)) return undefined
+  if (!ArrayBuffer.isView(body)) return undefined
   const at = body[0] === CONTROL_CHANNEL ? CHANNEL_BYTES : 0
   if (body.byteLength < at + 3) return undefined
   const type = body[at]

@@ -54,14 +54,10 @@ export function checkFrameSize(size: number, maxFrameSize: number): void {
  * Prefixes `body` with its u32 big-endian length. Copies the body once; when you start from a
  * message, {@link frameMessage} avoids that copy.
  *
- * @throws ProtocolError `EMPTY_FRAME` for a body of fewer than 2 bytes (a decoder refuses a channel
- * with no message after it, or an empty body), `FRAME_TOO_LARGE` above `maxFrameSize`.
+ * @throws ProtocolError `EMPTY_FRAME` for an empty body, `FRAME_TOO_LARGE` above `maxFrameSize`.
  */
 export function encodeFrame(body: Uint8Array, options?: FrameOptions): Uint8Array {
   checkFrameSize(body.byteLength, resolveMaxFrameSize(options?.maxFrameSize))
-  if (body.byteLength <= CHANNEL_BYTES) {
-    throw new ProtocolError(ProtocolErrorCode.EMPTY_FRAME, 'frame body holds no message after its channel')
-  }
   const frame = alloc(FRAME_PREFIX_BYTES + body.byteLength)
   writeU32(frame, 0, body.byteLength)
   frame.set(body, FRAME_PREFIX_BYTES)

@@ -60,10 +60,9 @@ function whyBadFile(err: { message?: unknown; cause?: unknown }): string {
     case 'EACCES':
     case 'EPERM':
       return 'permission denied'
-    case 'EISDIR':
-      return 'it is a folder'
   }
-  if (message.endsWith('is not a regular file')) return 'it is not a regular file'
-  if (message.endsWith('is too large')) return 'it is too large to share (at most 65,536 chunks)'
+  if (message.endsWith(' is a folder')) return 'it is a folder'
+  if (message.endsWith(' is not a regular file')) return 'it is not a regular file'
+  if (message.endsWith(' is too large')) return 'it is too large to share (at most 65,536 chunks)'
   return typeof cause === 'string' ? `it could not be read (${cause})` : 'it could not be read'
 }
