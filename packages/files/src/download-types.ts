@@ -35,6 +35,11 @@ export interface DownloadInit extends DownloadTuning {
   wire: Wire
   /** Called once when the download ends (done, failed or paused). */
   settled: () => void
+  /**
+   * Asked when the download runs out of sources with chunks verified: whether its part file and state
+   * may stay for a later offer (false: they are removed). Called once; may count it against its sources.
+   */
+  mayKeep?: () => boolean
 }
 
 /**

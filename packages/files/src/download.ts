@@ -618,7 +618,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       error.code === 'NO_SOURCES' &&
       this.#init.dataDir !== undefined &&
       this.#status === 'running' &&
-      this.#chunks.haveBytes > 0
+      this.#chunks.haveBytes > 0 &&
+      this.#init.mayKeep?.() !== false
     if (keep) void this.#save()
     this.#status = 'failed'
     clearTimeout(this.#saveTimer)

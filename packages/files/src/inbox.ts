@@ -53,6 +53,8 @@ export class Inbox {
    * claim on the free space) for good. Oldest forgotten first.
    */
   readonly #distrusted = new Map<string, number>()
+  /** Per peer, the partial downloads it fed that were kept when they ran out of sources (see #mayKeep). */
+  readonly #kept = new Map<string, number>()
   #ticker: ReturnType<typeof setInterval> | undefined
   /** Old partial downloads being removed: offers look for saved state only after it. */
   readonly #swept: Promise<void>
@@ -358,6 +360,7 @@ export class Inbox {
         dataDir: this.#opts.dataDir,
         wire: this.#wire,
         settled: () => this.#settled(download),
+        mayKeep: () => this.#mayKeep(download),
       })
       this.#endOffer(offer, 'accepted')
       this.#downloads.set(offer.root, download)
@@ -395,6 +398,23 @@ export class Inbox {
     } finally {
       this.#accepting.delete(offer)
     }
+  }
+
+  /**
+   * Whether a download out of sources may keep its partial file: not when one of its sources already
+   * fed {@link MAX_KEPT_PER_PEER} kept partials since the service started. Otherwise a peer could leave
+   * one partial per offer, each a chunk of a file it made, without bound (auto-accepting peers).
+   */
+  #mayKeep(download: Download): boolean {
+    const peers = download.sources().map((s) => s.peer.id)
+    if (peers.some((id) => (this.#kept.get(id) ?? 0) >= MAX_KEPT_PER_PEER)) return false
+    for (const id of peers) {
+      const n = (this.#kept.get(id) ?? 0) + 1
+      this.#kept.delete(id)
+      if (this.#kept.size >= MAX_DISTRUSTED) this.#kept.delete(this.#kept.keys().next().value!)
+      this.#kept.set(id, n)
+    }
+    return true
   }
 
   #distrusts(peerId: string): boolean {
@@ -458,7 +478,10 @@ export class Inbox {
 
 /** How long a source a download dropped is not accepted without asking, and how many are remembered. */
 const DISTRUST_MS = 10 * 60_000
+/** Peers remembered, for distrust and for kept partials. */
 const MAX_DISTRUSTED = 1024
+/** Partial downloads one peer's offers may leave behind per run of the service. */
+const MAX_KEPT_PER_PEER = 16
 
 /** What an offer claims: its root, and the size and chunk size the root commits to. */
 function contentKey(root: string, size: number, chunkSize: number): string {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises'
 import { basename, extname, join, resolve, sep } from 'node:path'
@@ -88,7 +89,7 @@ function tailBytes(s: string, max: number): string {
 }
 
 /** `name`, `name (1).ext`, `name (2).ext`, ... */
-export function numberedName(name: string, n: number): string {
+export function numberedName(name: string, n: number | string): string {
   if (n === 0) return name
   const ext = extname(name)
   const stem = ext && ext !== name ? name.slice(0, -ext.length) : name
@@ -100,6 +101,15 @@ export function insideDir(dir: string, path: string): boolean {
   const d = resolve(dir)
   const p = resolve(path)
   return p.startsWith(d + sep) && basename(p) === p.slice(d.length + 1)
+}
+
+/**
+ * The tags tried in turn for a free name: none, then 1 to 99, then a few random ones. Names taken by
+ * the hundred (a peer whose offers each left a partial download named alike) cannot block a download.
+ */
+function* nameTags(): Generator<number | string> {
+  for (let n = 0; n < 100; n++) yield n
+  for (let i = 0; i < 16; i++) yield randomBytes(4).toString('hex')
 }
 
 /** Whether anything has that name: a symlink counts as itself (lstat), even one pointing nowhere. */
@@ -121,8 +131,8 @@ export async function reservePart(
   dir: string,
   name: string,
 ): Promise<{ finalPath: string; partPath: string; fh: FileHandle }> {
-  for (let n = 0; n < 1000; n++) {
-    const finalPath = join(dir, numberedName(name, n))
+  for (const tag of nameTags()) {
+    const finalPath = join(dir, numberedName(name, tag))
     if (!insideDir(dir, finalPath)) throw new Error(`refusing a path outside ${dir}`)
     if (await exists(finalPath)) continue
     const partPath = finalPath + PART_SUFFIX
@@ -149,11 +159,11 @@ export async function publish(
   name = basename(finalPath),
 ): Promise<string> {
   const dir = resolve(finalPath, '..')
-  for (let n = -1; n < 1000; n++) {
-    const target = n < 0 ? finalPath : join(dir, numberedName(name, n))
-    if (n >= 0 && target === finalPath) continue
+  for (const tag of [-1, ...nameTags()]) {
+    const target = tag === -1 ? finalPath : join(dir, numberedName(name, tag))
+    if (tag !== -1 && target === finalPath) continue
     // Another download's reservation: leave that name to it.
-    if (n >= 0 && (await exists(target + PART_SUFFIX))) continue
+    if (tag !== -1 && (await exists(target + PART_SUFFIX))) continue
     try {
       await link(partPath, target)
       await unlink(partPath)

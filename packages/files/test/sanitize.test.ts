@@ -120,6 +120,18 @@ describe('never overwriting', () => {
     expect(finalPath).toBe(join(dir, 'in', 'a (1).txt'))
   })
 
+  it('names taken by the hundred do not block a download: past "a (99).txt" it takes a random tag', async () => {
+    const dir = await tempDir()
+    const into = join(dir, 'in')
+    await mkdir(into)
+    // As a peer whose offers each left a partial download named alike would leave them.
+    for (let n = 0; n < 100; n++) await writeFile(join(into, `${numberedName('a.txt', n)}.parley-part`), '')
+    const { finalPath, partPath, fh } = await reservePart(into, 'a.txt')
+    await fh.close()
+    expect(finalPath).toMatch(/\/a \([0-9a-f]{8}\)\.txt$/)
+    expect(await publish(partPath, finalPath, 'a.txt')).toBe(finalPath)
+  })
+
   it('reserves a part file next to names in use and publishes without replacing a file that appeared', async () => {
     const dir = await tempDir()
     await mkdir(join(dir, 'in'))

@@ -63,6 +63,18 @@ async function twoMinutes(
   return { dropped, failed: await failed }
 }
 
+/** Bob accepts every offer, with a data directory (partial downloads may stay); mallory is linked to him. */
+async function acceptingWithDataDir(): Promise<{ dir: string; data: string; mallory: RawFiles; bob: Node }> {
+  const dir = await tempDir()
+  const data = join(dir, 'data')
+  const net = memoryNet()
+  const mallory = rawFiles()
+  const m = await net.node('mallory', {}, {}, mallory.wrap)
+  const bob = await net.node('bob', { downloads: join(dir, 'in'), dataDir: data, autoAccept: true })
+  await linkRaw(m, bob)
+  return { dir, data, mallory, bob }
+}
+
 describe('sources that hold a download without feeding it', () => {
   it('a source that never answers is dropped as slow, however often it offers again under a fresh id', async () => {
     fakeClocks()
@@ -155,13 +167,7 @@ describe('sources that hold a download without feeding it', () => {
   })
 
   it('an offer accepted and cancelled before anything verified leaves no part file or state behind', async () => {
-    const dir = await tempDir()
-    const data = join(dir, 'data')
-    const net = memoryNet()
-    const mallory = rawFiles()
-    const m = await net.node('mallory', {}, {}, mallory.wrap)
-    const bob = await net.node('bob', { downloads: join(dir, 'in'), dataDir: data, autoAccept: true })
-    await linkRaw(m, bob)
+    const { dir, data, mallory, bob } = await acceptingWithDataDir()
     // Each round: an offer, accepted without asking, then cancelled by its sender. A thousand of these
     // once left a thousand empty part files (and their states), until no name was left for an honest file.
     for (let i = 0; i < 3; i++) {
@@ -183,6 +189,48 @@ describe('sources that hold a download without feeding it', () => {
     }
     expect(await readdir(join(dir, 'in'))).toEqual([])
     expect((await readdir(data).catch(() => [])).filter((f) => f.endsWith('.json'))).toEqual([])
+  })
+
+  it('one peer’s offers leave at most 16 partial downloads behind, each with a chunk verified', async () => {
+    const { dir, data, mallory, bob } = await acceptingWithDataDir()
+    const small = 32 * KiB
+    let handled = 0
+    // Each round a file of its own making: one chunk sent and verified, then the offer cancelled.
+    for (let round = 0; round < 18; round++) {
+      const chunks = [randomBytes(small), randomBytes(small)]
+      const ls = Buffer.concat(chunks.map((c) => leafHash(c)))
+      const id = randomBytes(16)
+      const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+      mallory.send(bob.peer.id, {
+        type: 'OFFER',
+        id,
+        root: rootHash(2 * small, small, ls),
+        size: 2 * small,
+        chunkSize: small,
+        name: 'junk.bin',
+      })
+      const download = await started
+      const failed = download.finished.catch((e: { code: string }) => e.code)
+      let sent = false
+      await waitUntil(() => {
+        for (; handled < mallory.received.length; handled++) {
+          const msg = mallory.received[handled] as FilesMessage
+          if (msg.type === 'GET_HASHES')
+            mallory.send(bob.peer.id, { type: 'HASHES', id, start: 0, hashes: ls })
+          if (msg.type === 'REQUEST' && !sent) {
+            mallory.send(bob.peer.id, { type: 'CHUNK', id, index: 0, offset: 0, data: chunks[0]! })
+            sent = true
+          }
+        }
+        return download.bytes === small
+      })
+      mallory.send(bob.peer.id, { type: 'CANCEL', id, reason: Reason.CANCELLED })
+      expect(await failed).toBe('NO_SOURCES')
+      await download.whenClosed()
+    }
+    const states = (await readdir(data)).filter((f) => f.endsWith('.json'))
+    expect(states).toHaveLength(16)
+    expect((await readdir(join(dir, 'in'))).filter((f) => f.endsWith('.parley-part'))).toHaveLength(16)
   })
 
   it('with no data directory, closing the service removes a partial download instead of leaving its part file', async () => {
