@@ -183,8 +183,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (s.state === 'active' && Buffer.from(s.id).equals(id)) return
     // A fresh id on a link that did not change is no progress: a source asked for something keeps its
     // clocks, or one that never answers could re-offer every few seconds and hold the download forever.
-    const asked = s.state === 'active' && (s.inflight.size > 0 || s === this.#hashSource)
-    const clocks = asked ? this.#clocks(s, Date.now()) : this.#resumedClocks(s)
+    const clocks = this.#keptClocks(s)
     this.#requeue(s)
     s.id = id
     s.state = 'active'
@@ -194,22 +193,30 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#restore(s, clocks)
   }
 
-  /** What to give back to an asked source's clocks after `#schedule` asks it again. */
-  #clocks(s: Source, now: number): Clocks {
-    // Time offline does not count against it, and nor does it count as progress.
-    const away = s.offlineAt === undefined ? 0 : now - s.offlineAt
-    return { lastProgress: s.lastProgress + away, askedSince: s.askedSince + away, askedBytes: s.askedBytes }
+  /** Whether `s` has something asked of it: chunks in flight, or the hash list. */
+  #isAsked(s: Source): boolean {
+    return s.inflight.size > 0 || s === this.#hashSource
   }
 
-  /** The clocks of a source back from offline, when it was asked as it left. */
-  #resumedClocks(s: Source): Clocks | undefined {
-    return s.state === 'offline' && s.offlineAt !== undefined ? this.#clocks(s, Date.now()) : undefined
+  /**
+   * The clocks `s` keeps through a requeue and a new ask (a new link, a fresh id, a return): those of a
+   * source asked now, or asked as it went offline. Undefined for one that starts afresh when asked.
+   */
+  #keptClocks(s: Source): Clocks | undefined {
+    const kept = s.state === 'active' ? this.#isAsked(s) : s.state === 'offline' && s.offlineAt !== undefined
+    return kept ? this.#clocks(s, Date.now()) : undefined
+  }
+
+  /** An asked source's clocks at `now`: time offline does not count against it, nor as progress. */
+  #clocks(s: Source, now: number): Clocks {
+    const away = s.offlineAt === undefined ? 0 : now - s.offlineAt
+    return { lastProgress: s.lastProgress + away, askedSince: s.askedSince + away, askedBytes: s.askedBytes }
   }
 
   /** Gives `s` its clocks back once it is asked again (a source not asked starts afresh when it is). */
   #restore(s: Source, clocks: Clocks | undefined): void {
     s.offlineAt = undefined
-    if (clocks && (s.inflight.size > 0 || s === this.#hashSource)) Object.assign(s, clocks)
+    if (clocks && this.#isAsked(s)) Object.assign(s, clocks)
   }
 
   /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
@@ -218,7 +225,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (s?.state !== 'active') return
     // Leaving and coming back must not restart the clocks of a source that was asked for something:
     // one that never answers could otherwise reconnect every few seconds and hold its download for good.
-    s.offlineAt = s.inflight.size > 0 || s === this.#hashSource ? Date.now() : undefined
+    s.offlineAt = this.#isAsked(s) ? Date.now() : undefined
     s.state = 'offline'
     this.#requeue(s)
     this.#schedule()
@@ -230,8 +237,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (!s || s.state === 'dropped') return
     // Its session may have stayed up while the link was replaced (still active): a new link is no
     // progress either.
-    const asked = s.state === 'active' && (s.inflight.size > 0 || s === this.#hashSource)
-    const clocks = asked ? this.#clocks(s, Date.now()) : this.#resumedClocks(s)
+    const clocks = this.#keptClocks(s)
     this.#requeue(s)
     s.state = 'active'
     this.#schedule()
@@ -353,17 +359,13 @@ export class Download extends EventEmitter<DownloadEvents> {
       return
     }
     for (const s of this.#sources.values()) {
-      const asked = s.inflight.size > 0 || s === this.#hashSource
-      if (s.state !== 'active' || !asked) continue
+      if (s.state !== 'active' || !this.#isAsked(s)) continue
       // A session waiting for a new link: its clocks stop until the link is back, as when it is offline.
       if (!this.#init.wire.online(s.ref.id)) {
         s.offlineAt ??= now
         continue
       }
-      if (s.offlineAt !== undefined) {
-        Object.assign(s, this.#clocks(s, now))
-        s.offlineAt = undefined
-      }
+      if (s.offlineAt !== undefined) this.#restore(s, this.#clocks(s, now))
       if (now - s.lastProgress > this.#init.requestTimeout) {
         this.#drop(s, 'slow', true)
         continue

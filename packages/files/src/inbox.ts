@@ -408,12 +408,7 @@ export class Inbox {
   #mayKeep(download: Download): boolean {
     const peers = download.sources().map((s) => s.peer.id)
     if (peers.some((id) => (this.#kept.get(id) ?? 0) >= MAX_KEPT_PER_PEER)) return false
-    for (const id of peers) {
-      const n = (this.#kept.get(id) ?? 0) + 1
-      this.#kept.delete(id)
-      if (this.#kept.size >= MAX_DISTRUSTED) this.#kept.delete(this.#kept.keys().next().value!)
-      this.#kept.set(id, n)
-    }
+    for (const id of peers) remember(this.#kept, id, (this.#kept.get(id) ?? 0) + 1)
     return true
   }
 
@@ -426,10 +421,7 @@ export class Inbox {
   }
 
   #distrust(peerId: string): void {
-    this.#distrusted.delete(peerId)
-    if (this.#distrusted.size >= MAX_DISTRUSTED)
-      this.#distrusted.delete(this.#distrusted.keys().next().value!)
-    this.#distrusted.set(peerId, Date.now() + DISTRUST_MS)
+    remember(this.#distrusted, peerId, Date.now() + DISTRUST_MS)
   }
 
   #decline(offer: IncomingOffer, reason: Reason = Reason.DECLINED): void {
@@ -482,6 +474,13 @@ const DISTRUST_MS = 10 * 60_000
 const MAX_DISTRUSTED = 1024
 /** Partial downloads one peer's offers may leave behind per run of the service. */
 const MAX_KEPT_PER_PEER = 16
+
+/** Sets `key` as the newest entry of a map of peers, forgetting the oldest past {@link MAX_DISTRUSTED}. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  if (map.size >= MAX_DISTRUSTED) map.delete(map.keys().next().value!)
+  map.set(key, value)
+}
 
 /** What an offer claims: its root, and the size and chunk size the root commits to. */
 function contentKey(root: string, size: number, chunkSize: number): string {

@@ -47,6 +47,7 @@ export interface MeshPeer extends Peer {
 const MAX_MATCHES = 4096
 /** A text longer than this (UTF-16 units) is matched by its SHA-256, so no key holds a long text. */
 const MATCH_TEXT_UNITS = 128
+const NAMES = 4096
 
 /** The key of an (origin, text) pair: at most ≈ 200 characters, whatever the text. */
 function matchKey(origin: string, text: string): string {
@@ -54,7 +55,6 @@ function matchKey(origin: string, text: string): string {
   // A different separator: a short text cannot pass for a long one's digest.
   return `${origin}\u0001${createHash('sha256').update(text).digest('base64')}`
 }
-const NAMES = 4096
 
 /**
  * Creates a peer composed with membership and gossip (docs/MESH.md, "A peer in the mesh"):
@@ -320,13 +320,12 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       }
       if (this.#matches.size >= MAX_MATCHES) this.#matches.delete(this.#matches.keys().next().value!)
       e = { direct: 0, relayed: 0, at: now }
-      this.#matches.set(key, e)
     }
     e[side]++
-    // To the back of the table, so expired pairs stay at its front (see above).
+    e.at = now
+    // At the back of the table, so expired pairs stay at its front (see above).
     this.#matches.delete(key)
     this.#matches.set(key, e)
-    e.at = now
     return true
   }
 
