@@ -1,4 +1,4 @@
-import { FilesErrorCode } from '@parley/files'
+import { badFileError, FilesError, FilesErrorCode } from '@parley/files'
 import { describe, expect, test } from 'vitest'
 import { splitPeerAndPath } from '../src/chat/chat.js'
 import { parseChatLine } from '../src/chat/chat-commands.js'
@@ -66,17 +66,24 @@ describe('file commands and lines', () => {
   })
 
   test('a file that cannot be sent says why: missing, not allowed, a folder, too large', () => {
-    const bad = (message: string, code?: string) =>
-      explainFileError(
-        { name: 'FilesError', code: 'BAD_FILE', message, cause: code ? { code } : undefined },
-        { path: 'a.bin' },
-      ).reason
-    expect(bad('cannot open a.bin', 'ENOENT')).toBe('cannot send a.bin: there is no such file')
-    expect(bad('cannot open a.bin', 'EACCES')).toBe('cannot send a.bin: permission denied')
-    expect(bad('a.bin is not a regular file')).toBe('cannot send a.bin: it is not a regular file')
-    expect(bad('photos is a folder')).toBe('cannot send a.bin: it is a folder')
-    expect(bad('a.bin is too large')).toMatch(/it is too large to share/)
-    expect(bad('cannot read a.bin', 'EIO')).toBe('cannot send a.bin: it could not be read (EIO)')
+    const bad = (err: FilesError) => explainFileError(err, { path: 'a.bin' }).reason
+    const system = (code: string) => Object.assign(new Error(code), { code })
+    expect(bad(badFileError('cannot open a.bin', system('ENOENT')))).toBe(
+      'cannot send a.bin: there is no such file',
+    )
+    expect(bad(badFileError('cannot open a.bin', system('EACCES')))).toBe(
+      'cannot send a.bin: permission denied',
+    )
+    expect(bad(new FilesError('BAD_FILE', 'x', { reason: 'not-regular' }))).toBe(
+      'cannot send a.bin: it is not a regular file',
+    )
+    expect(bad(new FilesError('BAD_FILE', 'x', { reason: 'folder' }))).toBe(
+      'cannot send a.bin: it is a folder',
+    )
+    expect(bad(new FilesError('BAD_FILE', 'x', { reason: 'too-large' }))).toMatch(/it is too large to share/)
+    expect(bad(badFileError('cannot read a.bin', system('EIO')))).toBe(
+      'cannot send a.bin: it could not be read (EIO)',
+    )
   })
 
   test('a failure names a hostile peer without its terminal controls, whatever the error', () => {

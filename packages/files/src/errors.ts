@@ -34,14 +34,39 @@ export const FilesErrorCode = {
 } as const
 export type FilesErrorCode = (typeof FilesErrorCode)[keyof typeof FilesErrorCode]
 
+/**
+ * Why a file cannot be offered (`BAD_FILE`), so a frontend can say it in its own words without
+ * reading the message: no such file, permission denied, a folder, not a regular file (a device, a
+ * socket), over the chunk limit, or a read that failed (`cause` holds the system error).
+ */
+export type BadFileReason = 'missing' | 'denied' | 'folder' | 'not-regular' | 'too-large' | 'unreadable'
+
 /** Any failure of the file service; `cause` holds the underlying error. */
 export class FilesError extends Error {
   override readonly name = 'FilesError'
+  /** Set on `BAD_FILE` only. */
+  readonly reason: BadFileReason | undefined
+
   constructor(
     readonly code: FilesErrorCode,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { reason?: BadFileReason },
   ) {
     super(message, options)
+    this.reason = options?.reason
   }
+}
+
+/** `BAD_FILE` for a file system call on `path` that failed with `cause`. */
+export function badFileError(message: string, cause: unknown): FilesError {
+  const code = (cause as { code?: unknown } | null)?.code
+  const reason: BadFileReason =
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? 'missing'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'denied'
+        : code === 'EISDIR'
+          ? 'folder'
+          : 'unreadable'
+  return new FilesError('BAD_FILE', message, { cause, reason })
 }

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { untilAborted } from './abort.js'
-import { FilesError } from './errors.js'
+import { badFileError, FilesError } from './errors.js'
 import { type HashedFile, hashFile } from './hash-tree.js'
 
 /** Hashed files kept so offering one file to several peers hashes it once. */
@@ -30,7 +30,7 @@ export class HashCache {
     try {
       st = await stat(path)
     } catch (cause) {
-      throw new FilesError('BAD_FILE', `cannot open ${path}`, { cause })
+      throw badFileError(`cannot open ${path}`, cause)
     }
     throwIfAborted(signal)
     const key = `${st.size}:${st.mtimeMs}:${st.ino}:${chunkSize}`

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { chunkCount, chunkLength, Limits } from './codec.js'
-import { FilesError } from './errors.js'
+import { badFileError, FilesError } from './errors.js'
 
 /**
  * The content address of a file (docs/FILES.md, "Hash tree"): SHA-256 over each chunk (leaf), a binary
@@ -89,20 +89,20 @@ export async function hashFile(
   try {
     fh = await open(path, 'r')
   } catch (cause) {
-    throw new FilesError('BAD_FILE', `cannot open ${path}`, { cause })
+    throw badFileError(`cannot open ${path}`, cause)
   }
   try {
     const stat = await fh.stat()
     if (!stat.isFile()) {
-      throw new FilesError(
-        'BAD_FILE',
-        `${path} ${stat.isDirectory() ? 'is a folder' : 'is not a regular file'}`,
-      )
+      throw stat.isDirectory()
+        ? new FilesError('BAD_FILE', `${path} is a folder`, { reason: 'folder' })
+        : new FilesError('BAD_FILE', `${path} is not a regular file`, { reason: 'not-regular' })
     }
     const size = stat.size
     const chunkSize = chooseChunkSize(size, options.chunkSize)
     const n = chunkCount(size, chunkSize)
-    if (n > Limits.maxChunks) throw new FilesError('BAD_FILE', `${path} is too large`)
+    if (n > Limits.maxChunks)
+      throw new FilesError('BAD_FILE', `${path} is too large`, { reason: 'too-large' })
     const leaves = Buffer.alloc(n * Limits.hashBytes)
     const buf = Buffer.allocUnsafe(Math.min(chunkSize, Math.max(size, 1)))
     for (let i = 0; i < n; i++) {
@@ -114,7 +114,7 @@ export async function hashFile(
     return { size, chunkSize, leaves, root: rootHash(size, chunkSize, leaves) }
   } catch (err) {
     if (err instanceof FilesError || (err as Error).name === 'AbortError') throw err
-    throw new FilesError('BAD_FILE', `cannot read ${path}`, { cause: err })
+    throw badFileError(`cannot read ${path}`, err)
   } finally {
     await fh.close()
   }

@@ -22,4 +22,15 @@ describe('hash cache', () => {
     const second = await cache.get(path, 16 * MiB)
     expect(second.root.equals((await hashFile(path, { chunkSize: 16 * MiB })).root)).toBe(true)
   })
+
+  it('a file that cannot be offered says why in `reason`: no such file, a folder, not a regular file', async () => {
+    const dir = await tempDir()
+    const cache = new HashCache()
+    await expect(cache.get(join(dir, 'gone.bin'), MiB)).rejects.toMatchObject({
+      code: 'BAD_FILE',
+      reason: 'missing',
+    })
+    await expect(cache.get(dir, MiB)).rejects.toMatchObject({ code: 'BAD_FILE', reason: 'folder' })
+    await expect(hashFile('/dev/null')).rejects.toMatchObject({ code: 'BAD_FILE', reason: 'not-regular' })
+  })
 })

@@ -50,19 +50,20 @@ export function explainFileError(
   return { code: e.code, reason: e.sentence }
 }
 
-/** Why a file cannot be offered, from the files package's message and the system error under it. */
-function whyBadFile(err: { message?: unknown; cause?: unknown }): string {
-  const cause = (err.cause as { code?: unknown } | undefined)?.code
-  const message = typeof err.message === 'string' ? err.message : ''
-  switch (cause) {
-    case 'ENOENT':
+/** Why a file cannot be offered, from the files package's reason and the system error under it. */
+function whyBadFile(err: { reason?: unknown; cause?: unknown }): string {
+  switch (err.reason) {
+    case 'missing':
       return 'there is no such file'
-    case 'EACCES':
-    case 'EPERM':
+    case 'denied':
       return 'permission denied'
+    case 'folder':
+      return 'it is a folder'
+    case 'not-regular':
+      return 'it is not a regular file'
+    case 'too-large':
+      return 'it is too large to share (at most 65,536 chunks)'
   }
-  if (message.endsWith(' is a folder')) return 'it is a folder'
-  if (message.endsWith(' is not a regular file')) return 'it is not a regular file'
-  if (message.endsWith(' is too large')) return 'it is too large to share (at most 65,536 chunks)'
+  const cause = (err.cause as { code?: unknown } | undefined)?.code
   return typeof cause === 'string' ? `it could not be read (${cause})` : 'it could not be read'
 }
