@@ -109,6 +109,67 @@ describe('sources that hold a download without feeding it', () => {
     expect(bob.files.downloads()).toEqual([])
   })
 
+  // Bob dials here, so his session outlives a lost link: it waits offline, redials, and goes on over the
+  // new link (the source stays the same source, not a new one).
+  async function dialedByBob(): Promise<{
+    net: ReturnType<typeof memoryNet>
+    mallory: RawFiles
+    download: Download
+  }> {
+    const net = memoryNet()
+    const mallory = rawFiles()
+    const m = await net.node('mallory', {}, {}, mallory.wrap)
+    const bob = await net.node(
+      'bob',
+      { downloads: join(await tempDir(), 'in'), autoAccept: true },
+      { reconnect: { initialDelay: 100, maxDelay: 1_000, maxAttempts: 1_000 } },
+    )
+    await bob.peer.connect(m.peer.addresses[0]!)
+    await waitUntil(() => bob.files.peers().some((p) => p.id === m.peer.id))
+    const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+    offerAgain(mallory, bob)
+    return { net, mallory, download: await started }
+  }
+
+  it('a source that never answers is dropped as slow, however often its link is replaced', async () => {
+    fakeClocks()
+    const { net, mallory, download } = await dialedByBob()
+    // Every 20 s the link drops and bob's session goes on over a new one within a second or two; the
+    // source never answers (requestTimeout 30 s). A new link is no progress.
+    const { dropped, failed } = await twoMinutes(download, async (s) => {
+      if (s % 20 === 17) net.network.dropConnections('mallory')
+    })
+    expect(dropped).toEqual(['slow'])
+    expect(failed).toBe('NO_SOURCES')
+    // Asked anew on the new link after the drop at 17 s; dropped at 30 s, before the next.
+    expect(mallory.received.filter((m) => m.type === 'GET_HASHES').length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('time spent waiting for a new link does not count against a source', async () => {
+    fakeClocks()
+    const { net, mallory, download } = await dialedByBob()
+    const asked = () => mallory.received.filter((m) => m.type === 'GET_HASHES').length
+    let droppedWhileAway = true
+    let askedBeforeHeal = 0
+    // Cut off for 40 s, longer than requestTimeout (30 s), then back; it still never answers.
+    const { dropped, failed } = await twoMinutes(download, async (s) => {
+      if (s === 5) {
+        net.network.partition('bob', 'mallory')
+        net.network.dropConnections('mallory')
+      }
+      if (s === 45) {
+        droppedWhileAway = download.status !== 'running'
+        askedBeforeHeal = asked()
+        net.network.heal()
+      }
+    })
+    expect(droppedWhileAway).toBe(false)
+    // Asked again once back, it is dropped for its own silence after that.
+    expect(dropped).toEqual(['slow'])
+    expect(failed).toBe('NO_SOURCES')
+    expect(asked()).toBeGreaterThan(askedBeforeHeal)
+  })
+
   it('a source offering again under fresh ids is asked for a few parts of the hash list each time, not all', async () => {
     const big = 64 * 1024 * chunkSize // 65,536 chunks: 64 parts of the hash list
     const bigRoot = randomBytes(32)
