@@ -263,7 +263,8 @@ function checkPiece(index: number, offset: number, length: number): void {
   if (length < 1 || length > Limits.pieceBytes) throw malformed('a piece holds 1 to 32,768 bytes')
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: decode what was sent; a leading U+FEFF is the sanitizer's to judge, not silently dropped.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Decodes one message body (type byte first). Views into `body` are returned for HASHES and CHUNK data.

@@ -81,7 +81,8 @@ export type GossipControl =
   | { type: 'GRAFT'; id: string; origin: string }
   | { type: 'PRUNE' }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a text may begin with U+FEFF, and a signed text must decode to exactly what was signed.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const MAX_U64_SAFE = Number.MAX_SAFE_INTEGER
 
 class Reader {

@@ -275,6 +275,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         pending.join ? { type: 'JOIN', addr: self } : { type: 'NEIGHBOR', high: pending.high, addr: self },
       )
     } else if (this.#views.active.has(id)) {
+      handler.confirmsDue = 1
       handler.send({ type: 'NEIGHBOR', high: true, addr: self })
     } else if (this.#views.active.size + this.#pending.size < this.activeSize) {
       this.#promote(id, this.#announced.get(id) ?? '', false, false)
@@ -352,10 +353,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       }
       case 'NEIGHBOR_REPLY': {
         const pending = this.#pending.get(from)
-        // An answer to nothing we asked costs the budget; a neighbour's answer to the NEIGHBOR we send
-        // it when its session resumes is expected.
+        // An answer to nothing we asked costs the budget; a neighbour's one answer to the NEIGHBOR we send
+        // it when its session resumes is expected (any more would be frames it sends for free).
         if (!pending) {
-          if (!this.#views.active.has(from)) handler.channel.spend()
+          if (handler.confirmsDue > 0) handler.confirmsDue--
+          else handler.channel.spend()
           return
         }
         this.#pending.delete(from)

@@ -272,6 +272,18 @@ describe('mesh membership', () => {
     },
   )
 
+  it('a neighbour flooding NEIGHBOR_REPLY (nothing asked) costs the budget too, and is cut off', async () => {
+    const { network, make } = meshNetwork({ peer: { rateLimit: { perSecond: 1, burst: 3 } } })
+    const victim = await make()
+    const gone = new Promise<DisconnectEvent>((resolve) => victim.peer.on('peer:disconnect', resolve))
+    const became = new Promise<string>((resolve) => victim.mesh.once('neighbor:up', resolve))
+    const reply = encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true })
+    // Its JOIN makes it a neighbour first; a neighbour's reply is free only once, after its session resumed.
+    await sending(network, victim, [encodeMesh({ type: 'JOIN', addr: '' }), ...Array(10).fill(reply)])
+    await became
+    expect((await gone).reason).toBe('protocol-error')
+  })
+
   it('a malformed membership message ends the session as a protocol violation', async () => {
     const { network, make } = meshNetwork()
     const victim = await make()
