@@ -193,26 +193,42 @@ export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
   }
 }
 
-/** Connects to each topic peer not connected yet, a few at a time. */
-function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void): (address: string) => void {
+/**
+ * Connects to each topic peer not connected yet, a few at a time. A reported peer holds one of the
+ * topic's places (`maxPeers`) until its dial is over: then it is forgotten, so peers that come and go
+ * never use up the places (the next round reports one still there again, and a connected one is skipped).
+ * @internal exported for tests
+ */
+export function topicConnector(
+  peer: Pick<Peer, 'status' | 'peers' | 'connect' | 'id'>,
+  topic: Pick<Topic, 'forget' | 'failed'>,
+  onError?: (err: Error) => void,
+): (address: string) => void {
   const queue: string[] = []
   let running = 0
   const next = () => {
     while (running < CONNECT_CONCURRENCY && queue.length > 0) {
       const address = queue.shift()!
       const id = parseDhtAddress(address)
-      if (peer.status !== 'running' || peer.peers().connected.some((p) => p.id === id)) continue
+      if (peer.status !== 'running' || peer.peers().connected.some((p) => p.id === id)) {
+        // On a microtask: forgetting fills the place at once, which reports the next peer through here.
+        queueMicrotask(() => topic.forget(address))
+        continue
+      }
       running++
       peer
         .connect(address)
-        .catch((err: Error) => {
-          // A key nobody listens under is free to announce: it rests, so each costs one dial, not one a
-          // round. Any other failure (a dead path, a full peer) is tried again next round, as a server
-          // behind the key costs whoever runs it.
-          if (isNobodyListening(err)) topic.failed(address)
-          else topic.forget(address)
-          onError?.(err)
-        })
+        .then(
+          () => topic.forget(address),
+          (err: Error) => {
+            // A key nobody listens under is free to announce: it rests, so each costs one dial, not one a
+            // round. Any other failure (a dead path, a full peer) is tried again next round, as a server
+            // behind the key costs whoever runs it.
+            if (isNobodyListening(err)) topic.failed(address)
+            else topic.forget(address)
+            onError?.(err)
+          },
+        )
         .finally(() => {
           running--
           next()
@@ -220,7 +236,7 @@ function topicConnector(peer: Peer, topic: Topic, onError?: (err: Error) => void
     }
   }
   return (address) => {
-    // Bounded by the topic's maxPeers: each peer is reported once.
+    // Bounded by the topic's maxPeers: a peer is reported again only after its dial is over.
     if (parseDhtAddress(address) < peer.id) {
       setTimeout(() => {
         queue.push(address)

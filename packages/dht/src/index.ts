@@ -10,7 +10,9 @@
  * const transport = dhtTransport({ identity, bootstrap: [{ host: '203.0.113.7', port: 49737 }] })
  * const peer = createPeer({ identity, transport, upgrader: dhtUpgrader(), listen: transport.address })
  * await peer.start()
- * joinTopic(transport, 'our room').on('peer', (address) => peer.connect(address).catch(() => {}))
+ * const topic = joinTopic(transport, 'our room')
+ * // A reported peer holds one of the topic's places until it is forgotten: free it once the dial is over.
+ * topic.on('peer', (address) => void peer.connect(address).catch(() => {}).finally(() => topic.forget(address)))
  * ```
  */
 export * from './address.js'

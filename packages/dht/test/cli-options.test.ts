@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DhtOptionsError, dhtOptions, parseBootstrap } from '../src/index.js'
+import { DhtOptionsError, dhtOptions, parseBootstrap, topicConnector } from '../src/index.js'
 
 describe('DHT command-line options', () => {
   it('no DHT flag, no DHT', () => {
@@ -56,4 +56,36 @@ describe('DHT command-line options', () => {
       expect(() => parseBootstrap(value)).toThrow(DhtOptionsError)
     },
   )
+})
+
+describe('the topic connector', () => {
+  /** A peer whose dials succeed except to `refusing`; `connected` ids are skipped. */
+  function fakes(connected: string[] = [], refusing: string[] = []) {
+    const freed: string[] = []
+    const dialed: string[] = []
+    const peer = {
+      id: '00'.repeat(32),
+      status: 'running' as const,
+      peers: () => ({ connected: connected.map((id) => ({ id })), known: [] }),
+      connect: async (address: string) => {
+        dialed.push(address)
+        if (refusing.includes(address)) throw new Error('refused')
+        return {}
+      },
+    }
+    const topic = { forget: (a: string) => freed.push(a), failed: (a: string) => freed.push(a) }
+    // biome-ignore lint/suspicious/noExplicitAny: a fake peer with only what the connector reads
+    const connect = topicConnector(peer as any, topic, () => {})
+    return { connect, freed, dialed }
+  }
+  const address = (n: number) => `dht:${n.toString(16).padStart(64, '1')}`
+
+  it('frees a topic place once its dial is over, whether it connected, failed or was connected already', async () => {
+    const { connect, freed, dialed } = fakes([address(2).slice(4)], [address(3)])
+    for (const n of [1, 2, 3]) connect(address(n))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(dialed.sort()).toEqual([address(1), address(3)])
+    // Peers that connected and then leave must not keep places: 64 of them would end discovery for good.
+    expect(freed.sort()).toEqual([address(1), address(2), address(3)])
+  })
 })
