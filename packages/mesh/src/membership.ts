@@ -8,7 +8,7 @@ import type {
   Service,
   ServiceHandler,
 } from '@parley/core'
-import { TokenBucket } from '@parley/core'
+import { hostOf, reachableFirst, TokenBucket } from '@parley/core'
 import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } from './codec.js'
 import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
@@ -91,6 +91,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   readonly #handlers = new Map<string, MeshHandler>()
   /** Listen addresses peers announced in their handshake, for sessions open now. */
   readonly #announced = new Map<string, string>()
+  /** The host each connected peer's connection comes from (see #onConnect). */
+  readonly #hosts = new Map<string, string>()
   /** The active view (neighbours) and the passive view (candidates). */
   readonly #views: Views
   readonly #pending = new Map<string, Pending>()
@@ -225,7 +227,17 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   // ---- peer events ------------------------------------------------------------------------------
 
   readonly #onConnect = (info: PeerInfo): void => {
-    const addr = info.listenAddrs.find((a) => Buffer.byteLength(a) <= MAX_ADDRESS_BYTES)
+    // Only an address it was reached at, or one on the host its connection comes from: any other claim
+    // is unverified, and walking or keeping it would point other peers' dials at a third party's host.
+    const host = hostOf(info.address)
+    this.#hosts.set(info.id, host)
+    const believable = reachableFirst(
+      info.listenAddrs,
+      info.direction === 'outbound' ? info.address : undefined,
+      host,
+      info.id,
+    )
+    const addr = believable.find((a) => Buffer.byteLength(a) <= MAX_ADDRESS_BYTES)
     if (addr !== undefined) this.#announced.set(info.id, addr)
   }
 
@@ -238,6 +250,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // A session waiting to reconnect keeps its handler: what we dialed stays ours to close.
     if (!this.#handlers.has(id)) {
       this.#announced.delete(id)
+      this.#hosts.delete(id)
       this.#dialed.delete(id)
     }
     this.#shuffler.forget(id)
@@ -558,8 +571,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   }
 
   /** Addresses a peer announced in its authenticated handshake win over what its messages claim. */
+  /** Its announced address, else the one its JOIN or NEIGHBOR claims if that is on its connection's host. */
   #announcedOr(id: string, claimed: string): string {
-    return this.#announced.get(id) ?? claimed
+    const announced = this.#announced.get(id)
+    if (announced !== undefined) return announced
+    const host = this.#hosts.get(id)
+    return host !== undefined && reachableFirst([claimed], undefined, host, id).length > 0 ? claimed : ''
   }
 
   #attached(): Peer {

@@ -28,7 +28,12 @@ interface RawMesh {
 
 let raws = 0
 
-async function rawMesh(network: MemoryNetwork, victim: MeshNode, listen = false): Promise<RawMesh> {
+async function rawMesh(
+  network: MemoryNetwork,
+  victim: MeshNode,
+  listen = false,
+  announce?: string[],
+): Promise<RawMesh> {
   const events = new EventEmitter()
   events.setMaxListeners(0)
   const heard = new Map<MeshMessage['type'], number>()
@@ -54,6 +59,7 @@ async function rawMesh(network: MemoryNetwork, victim: MeshNode, listen = false)
     name,
     listen: listen ? `${name}:0` : false,
     services: [service],
+    ...(announce ? { announce } : {}),
   })
   onTestFinished(() => peer.stop())
   await peer.start()
@@ -175,6 +181,22 @@ describe('mesh membership with hostile peers', () => {
     expect(victim.mesh.active().sort()).toEqual([honest.peer.id, attacker.peer.id].sort())
     expect(victim.mesh.passive()).toEqual([])
     expect(attacker.heard.get('SHUFFLE_REPLY') ?? 0, 'our view, answered to a stranger').toBe(0)
+  })
+
+  it("a joiner's address on another host than its connection is neither walked through the overlay nor kept", async () => {
+    const { network, make } = meshNetwork()
+    const victim = await make()
+    const other = await neighbour(network, victim)
+    // It listens nowhere: its handshake and its JOIN name a third party's address instead.
+    const liar = await rawMesh(network, victim, false, ['third:22'])
+    const reply = liar.next('NEIGHBOR_REPLY')
+    liar.send({ type: 'JOIN', addr: 'third:23' })
+    await reply
+    liar.send({ type: 'DISCONNECT' })
+    await handled(other)
+    // No walk carried either address to the other neighbour, and no candidate kept points there.
+    expect(other.heard.get('FORWARD_JOIN') ?? 0).toBe(0)
+    expect(victim.mesh.passive().filter((e) => e.addr.startsWith('third:'))).toEqual([])
   })
 
   it("a neighbour's FORWARD_JOINs are acted on within a budget: it cannot launder its session's rate into walks to our other neighbours", async () => {
