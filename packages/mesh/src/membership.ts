@@ -8,7 +8,7 @@ import type {
   Service,
   ServiceHandler,
 } from '@parley/core'
-import { hostOf, reachableFirst, TokenBucket } from '@parley/core'
+import { hostOf, isLoopback, netgroupOf, reachableFirst, TokenBucket } from '@parley/core'
 import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } from './codec.js'
 import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
@@ -48,6 +48,8 @@ interface Pending {
    * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
    */
   chosen: boolean
+  /** Asked by the refresh (mixing, not repair): once accepted it replaces only a neighbour not protected. */
+  mixing: boolean
   since: number
 }
 
@@ -217,6 +219,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       high: true,
       join: true,
       chosen: true,
+      mixing: false,
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -374,7 +377,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           return
         }
         this.#pending.delete(from)
-        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) {
+        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen, false, pending.mixing)) {
           this.#refusals = 0
           return
         }
@@ -418,11 +421,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
    * it is ourselves or its session is gone. `chosen`: we picked it ourselves (see `Pending.chosen`).
    */
-  #addActive(id: string, addr: string, chosen: boolean, asked = false): boolean {
+  #addActive(id: string, addr: string, chosen: boolean, asked = false, spareProtected = false): boolean {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
     if (this.#views.active.has(id)) return true
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#victim(id, asked)
+      const victim = this.#victim(id, asked, spareProtected)
       if (victim === undefined) return false
       this.#drop(victim)
     }
@@ -430,10 +433,27 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#views.passive.delete(id)
     this.#views.active.set(id, addr)
     this.#views.since.set(id, Date.now())
-    if (chosen) this.#views.outbound.add(id)
+    if (chosen && this.#mayProtect(id)) this.#views.outbound.add(id)
     this.#views.rememberRecent(addr)
     this.#shuffler.neighbourUp()
     this.emit('neighbor:up', id)
+    return true
+  }
+
+  /**
+   * At most one protected neighbour per network group, as Bitcoin Core keeps its outbound peers in
+   * distinct groups: identities on one network that get themselves chosen (a neighbour that leaves
+   * becomes a first-hand candidate, which repair and refresh promote as chosen) take one slot that
+   * eviction spares, not all of them. Peers on this machine (loopback) are exempt.
+   */
+  #mayProtect(id: string): boolean {
+    const host = this.#hosts.get(id)
+    if (host === undefined || isLoopback(host)) return true
+    const group = netgroupOf(host)
+    for (const other of this.#views.outbound) {
+      const there = this.#hosts.get(other)
+      if (there !== undefined && netgroupOf(there) === group) return false
+    }
     return true
   }
 
@@ -449,11 +469,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * one. Walks that end here and our own requests keep the random choice, which spreads the churn of
    * a forming overlay over old links rather than new ones.
    */
-  #victim(newcomer: string, asked: boolean): string | undefined {
+  #victim(newcomer: string, asked: boolean, spareProtected = false): string | undefined {
     const active = [...this.#views.active.keys()].filter((id) => id !== newcomer)
     const unprotected = active.filter((id) => !this.#views.outbound.has(id))
     if (unprotected.length === 0)
-      return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
+      return active.length === 0 || spareProtected ? undefined : active[pick(this.#random, active.length)]
     if (!asked) return unprotected[pick(this.#random, unprotected.length)]
     // A stranger asked (anyone can, with any number of fresh keys): not at the expense of settled links.
     const settledBefore = Date.now() - SETTLED_MS
@@ -478,12 +498,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Asks `id` to become a neighbour: over its session if there is one, else by dialing `addr` first
    * (within the dial budget). `high` is HyParView's priority: the answer is yes even when full.
    */
-  #promote(id: string, addr: string, high: boolean, chosen: boolean, walkFrom = ''): void {
+  #promote(id: string, addr: string, high: boolean, chosen: boolean, walkFrom = '', mixing = false): void {
     const peer = this.#peer
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, mixing, since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
@@ -503,7 +523,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     if (walk) this.#walkDials.add(walkFrom)
-    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+    this.#pending.set(id, { addr, high, join: false, chosen, mixing, since: Date.now() })
     this.stats.dials++
     this.#dialing++
     const done = () => {
@@ -655,7 +675,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promoteCandidate(candidate, false)
+    this.#promoteCandidate(candidate, false, true)
   }
 
   /**
@@ -663,8 +683,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * only if vouched for first-hand: candidates that walks and exchanges brought are anyone's say-so,
    * and an attacker's would then take the slots that eviction spares.
    */
-  #promoteCandidate([id, entry]: [string, PassiveEntry], high: boolean): void {
-    this.#promote(id, entry.addr, high, entry.source === 'firsthand')
+  #promoteCandidate([id, entry]: [string, PassiveEntry], high: boolean, mixing = false): void {
+    this.#promote(id, entry.addr, high, entry.source === 'firsthand', '', mixing)
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */

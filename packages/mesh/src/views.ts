@@ -1,3 +1,4 @@
+import { hostOf, isLoopback, netgroupOf } from '@parley/core'
 import type { MeshEntry } from './codec.js'
 import { pick, type Random, sample } from './random.js'
 
@@ -84,7 +85,9 @@ export class Views {
       this.passive.delete(there)
     }
     if (source === 'firsthand') via = ''
-    const share = via === '' ? [] : this.#idsVia(via)
+    // One network's first-hand entries (its identities joined and left) hold a third at most, as one
+    // neighbour's hearsay does: repair and refresh promote first-hand entries as chosen.
+    const share = via === '' ? this.#idsInGroup(groupOf(addr)) : this.#idsVia(via)
     if (share.length >= Math.ceil(this.passiveSize / 3)) {
       this.passive.delete(share[pick(this.random, share.length)]!)
     } else if (this.passive.size >= this.passiveSize) {
@@ -105,6 +108,15 @@ export class Views {
     return undefined
   }
 
+  /** First-hand entries whose addresses are in `group` (none for undefined: loopback, or no group). */
+  #idsInGroup(group: string | undefined): string[] {
+    const ids: string[] = []
+    if (group === undefined) return ids
+    for (const [id, e] of this.passive)
+      if (e.source === 'firsthand' && groupOf(e.addr) === group) ids.push(id)
+    return ids
+  }
+
   #idsVia(via: string): string[] {
     const ids: string[] = []
     for (const [id, e] of this.passive) if (e.via === via) ids.push(id)
@@ -114,12 +126,13 @@ export class Views {
   /**
    * Forgets a random entry of the largest source. The hearsay of neighbours we no longer have counts
    * as one source (fresh identities taking turns as a neighbour would otherwise each bring a share);
-   * each first-hand entry is a source of its own (they are the candidates repair may protect).
+   * first-hand entries count by network group (they are the candidates repair may protect, and one
+   * network's identities are one operator's), each on loopback as a source of its own.
    */
   #evict(): void {
     const sources = new Map<string, string[]>()
     for (const [id, e] of this.passive) {
-      const key = e.source === 'firsthand' ? `=${id}` : this.active.has(e.via) ? e.via : ''
+      const key = e.source === 'firsthand' ? `=${groupOf(e.addr) ?? id}` : this.active.has(e.via) ? e.via : ''
       const ids = sources.get(key)
       if (ids) ids.push(id)
       else sources.set(key, [id])
@@ -176,4 +189,10 @@ export class Views {
 
 function ageSeconds(now: number, at: number): number {
   return Math.max(0, Math.min(0xffff, Math.floor((now - at) / 1000)))
+}
+
+/** The network group of an address's host (see core's netgroupOf); undefined on loopback, exempt. */
+function groupOf(addr: string): string | undefined {
+  const host = hostOf(addr)
+  return isLoopback(host) ? undefined : netgroupOf(host)
 }

@@ -28,6 +28,20 @@ describe('the passive view, full', () => {
     for (const prefix of ['a', 'b', 'c']) expect(held(views, prefix).length).toBeGreaterThanOrEqual(1)
   })
 
+  it("one network's first-hand candidates (its identities joined and left) hold a third of the view at most", () => {
+    const views = viewsOf(9, [])
+    for (let i = 0; i < 9; i++) views.addPassive(`honest${i}`, `10.${i}.0.1:4000`, now, 'firsthand')
+    // 24 identities on one /16, each at its own port: they take turns in one third of the view.
+    for (let i = 0; i < 24; i++) views.addPassive(`sybil${i}`, `203.0.113.${i}:${4000 + i}`, now, 'firsthand')
+    expect(held(views, 'sybil').length).toBeGreaterThanOrEqual(1)
+    expect(held(views, 'sybil').length).toBeLessThanOrEqual(3)
+    expect(held(views, 'honest').length).toBeGreaterThanOrEqual(6)
+    // On this machine (loopback) each candidate counts on its own: local peers are not one operator.
+    const local = viewsOf(9, [])
+    for (let i = 0; i < 9; i++) local.addPassive(`p${i}`, `127.0.0.1:${4000 + i}`, now, 'firsthand')
+    expect(local.passive.size).toBe(9)
+  })
+
   it('counts the hearsay of neighbours that left as one source: identities taking turns get one share between them', () => {
     const views = viewsOf(9, ['d1', 'd2', 'd3', 'n'])
     add(views, 'd1', ['x0', 'x1'])
