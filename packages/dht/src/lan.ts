@@ -83,7 +83,8 @@ const PORT = /^[1-9][0-9]{0,4}$/
  * - the first host heard for an id keeps it until the entry expires (three intervals unheard) or we
  *   are connected to that id, so a later answer cannot take over an honest peer's entry;
  * - records are parsed strictly (exact shapes, at most 6 TXT strings, at most 4 ports; anything else
- *   is dropped whole), at most `maxPeers` peers are kept and at most 4 ids per source address;
+ *   is dropped whole), at most `maxPeers` peers are kept and at most 4 ids per source address; a full
+ *   table forgets one id of the hosts holding the most, so a flood cannot keep newcomers out;
  * - queries are answered at most once a second, so it cannot make us flood the LAN;
  * - the id it claims is only a hint: the handshake of the dial authenticates whoever answers, so the
  *   worst case is a bounded number of dial attempts to hosts on our subnets.
@@ -210,9 +211,28 @@ class MdnsDiscovery extends EventEmitter<LanEvents> implements LanDiscovery {
     // could take over an honest peer's entry by answering after it.
     if (known !== undefined && this.#init.connected?.(id) !== true) return
     if (this.#fromHost(host) >= MAX_IDS_PER_HOST) return
-    if (known === undefined && this.#entries.size >= this.#maxPeers) return
+    if (known === undefined && this.#entries.size >= this.#maxPeers) this.#makeRoom()
     this.#entries.set(id, { peer, host, seen: now })
     this.emit('peer', peer)
+  }
+
+  /**
+   * Full: a random entry of the hosts holding the most ids makes room. Refusing newcomers let one host
+   * answering from a few addresses (its own, or spoofed) keep every honest peer out for as long as it
+   * kept answering; taking from the largest hosts first spares peers that answer for themselves alone.
+   */
+  #makeRoom(): void {
+    const byHost = new Map<string, string[]>()
+    for (const [id, e] of this.#entries) {
+      const ids = byHost.get(e.host)
+      if (ids) ids.push(id)
+      else byHost.set(e.host, [id])
+    }
+    let most = 0
+    for (const ids of byHost.values()) most = Math.max(most, ids.length)
+    const victims: string[] = []
+    for (const ids of byHost.values()) if (ids.length === most) victims.push(...ids)
+    this.#entries.delete(victims[Math.floor(Math.random() * victims.length)]!)
   }
 
   #fromHost(host: string): number {

@@ -73,6 +73,27 @@ describe('--lan discovery against a hostile host', () => {
     expect((await moved).addresses).toEqual(['127.0.0.2:6666'])
   })
 
+  it("a table full of one host's ids still takes an honest peer: a random entry makes room", async () => {
+    const lan = lanDiscovery({ ...LAN, peerId: hex('a'), addresses: () => [], maxPeers: 4 })
+    onTestFinished(() => lan.stop())
+    const hostile = rawMdns('127.0.0.2')
+    const last = heard(lan, hex('4'))
+    for (const c of ['1', '2', '3', '4']) announce(hostile, hex(c), 1)
+    await last
+    expect(lan.peers()).toHaveLength(4)
+    const honest = rawMdns()
+    const found = heard(lan, hex('b'))
+    announce(honest, hex('b'), 4000)
+    expect((await found).addresses).toEqual(['127.0.0.1:4000'])
+    // Room is taken from the host holding the most ids: a second honest peer does not push out the first.
+    const other = rawMdns('127.0.0.3')
+    const second = heard(lan, hex('c'))
+    announce(other, hex('c'), 4001)
+    await second
+    expect(lan.peers().filter((p) => p.addresses[0]!.startsWith('127.0.0.2:'))).toHaveLength(2)
+    expect(lan.peers().filter((p) => p.id === hex('b') || p.id === hex('c'))).toHaveLength(2)
+  })
+
   it('lets another host take an id we are connected to', async () => {
     const id = hex('d')
     const lan = lanDiscovery({ ...LAN, peerId: hex('a'), addresses: () => [], connected: (p) => p === id })
