@@ -1,3 +1,4 @@
+import { constants } from 'node:fs'
 import { appendFile } from 'node:fs/promises'
 import { LOG_LEVELS, type LogLevel } from './options.js'
 
@@ -15,6 +16,12 @@ export const silentLogger: Logger = {
 }
 
 /**
+ * Append, without waiting: a named pipe with no reader fails at once (and logging stops) instead of
+ * holding the write, and with it the exit that waits for the log, for good.
+ */
+const APPEND_NO_WAIT = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK
+
+/**
  * Appends `{"time","level","event",...fields}` lines to `path`. Writes are chained so lines keep
  * their order; the first failure is reported once through `onError` and logging stops.
  */
@@ -27,7 +34,7 @@ export function fileLogger(path: string, level: LogLevel, onError: (err: unknown
       if (broken || LOG_LEVELS.indexOf(lvl) > threshold) return
       const line = `${JSON.stringify({ time: new Date().toISOString(), level: lvl, event, ...fields }, replacer)}\n`
       chain = chain.then(() =>
-        appendFile(path, line, { mode: 0o600 }).catch((err: unknown) => {
+        appendFile(path, line, { mode: 0o600, flag: APPEND_NO_WAIT }).catch((err: unknown) => {
           if (!broken) onError(err)
           broken = true
         }),

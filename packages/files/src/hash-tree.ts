@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { chunkCount, chunkLength, Limits } from './codec.js'
 import { badFileError, FilesError } from './errors.js'
@@ -78,6 +79,13 @@ export interface HashedFile {
 }
 
 /**
+ * How a file to send is opened: read-only, and without waiting, so that a named pipe (or a device)
+ * given as the file is refused as not a regular file instead of blocking its open until a writer comes
+ * (which held the peer for good, and its exit too). A regular file reads the same either way.
+ */
+export const READ_NO_WAIT = constants.O_RDONLY | constants.O_NONBLOCK
+
+/**
  * Hashes a file chunk by chunk through one reused buffer: memory is one chunk, whatever the file size.
  * @throws FilesError BAD_FILE when it is not a regular file, is too large, or cannot be read
  */
@@ -87,7 +95,7 @@ export async function hashFile(
 ): Promise<HashedFile> {
   let fh: Awaited<ReturnType<typeof open>>
   try {
-    fh = await open(path, 'r')
+    fh = await open(path, READ_NO_WAIT)
   } catch (cause) {
     throw badFileError(`cannot open ${path}`, cause)
   }

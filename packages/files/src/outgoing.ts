@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { type FileHandle, open } from 'node:fs/promises'
 import { chunkCount, chunkLength, type FilesMessage, Limits, Reason } from './codec.js'
 import { FilesError, type FilesErrorCode } from './errors.js'
-import { type HashedFile, leafHash, readFully } from './hash-tree.js'
+import { type HashedFile, leafHash, READ_NO_WAIT, readFully } from './hash-tree.js'
 import { type Progress, ProgressMeter, type Wire } from './wire.js'
 
 /** Requests one receiver may have queued with us per transfer (chunks and hash ranges). */
@@ -229,7 +229,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingTransferEvents> {
         const len = chunkLength(this.size, file.chunkSize, job.index)
         // A fresh buffer per chunk: the channel may keep a reference to what it is handed.
         const data = Buffer.allocUnsafe(len)
-        this.#fh ??= await open(this.path, 'r')
+        this.#fh ??= await open(this.path, READ_NO_WAIT)
         await readFully(this.#fh, data, len, job.index * file.chunkSize)
         if (!leafHash(data).equals(file.leaves.subarray(job.index * 32, job.index * 32 + 32))) {
           throw new FilesError('FILE_CHANGED', `${this.path} changed since it was offered`)

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -32,5 +33,14 @@ describe('hash cache', () => {
     })
     await expect(cache.get(dir, MiB)).rejects.toMatchObject({ code: 'BAD_FILE', reason: 'folder' })
     await expect(hashFile('/dev/null')).rejects.toMatchObject({ code: 'BAD_FILE', reason: 'not-regular' })
+  })
+
+  it('a named pipe is refused as not a regular file, at once: its open does not wait for a writer', async () => {
+    const fifo = join(await tempDir(), 'pipe')
+    execFileSync('mkfifo', [fifo])
+    await expect(new HashCache().get(fifo, MiB)).rejects.toMatchObject({
+      code: 'BAD_FILE',
+      reason: 'not-regular',
+    })
   })
 })
