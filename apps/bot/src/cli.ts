@@ -134,7 +134,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
 export function handleSignals(
   proc: Pick<NodeJS.Process, 'on' | 'off'>,
   exit: (code: number) => void,
-): { signal: AbortSignal; dispose(): void } {
+): { signal: AbortSignal; stop(reason: 'SIGINT' | 'SIGTERM'): void; dispose(): void } {
   const controller = new AbortController()
   const on = (name: 'SIGINT' | 'SIGTERM') => () => {
     if (controller.signal.aborted) exit(name === 'SIGINT' ? ExitCode.SIGINT : ExitCode.SIGTERM)
@@ -146,6 +146,10 @@ export function handleSignals(
   proc.on('SIGTERM', onTerm)
   return {
     signal: controller.signal,
+    /** Stops gracefully as on that signal (once; unlike a signal, a repeat does not exit at once). */
+    stop(reason) {
+      if (!controller.signal.aborted) controller.abort(reason)
+    },
     dispose() {
       proc.off('SIGINT', onInt)
       proc.off('SIGTERM', onTerm)

@@ -13,6 +13,8 @@ export interface App {
   readonly signal: AbortSignal
   /** Starts the one graceful shutdown (idempotent) and resolves when it is done. */
   shutdown(code: number): Promise<void>
+  /** The terminal or pipe we print to failed (closed, or its reader left): a graceful stop follows. */
+  outputGone(err: unknown): void
   /** The bridge to legacy plain-text peers, with `--legacy`. */
   readonly legacy?: LegacyBridge
   /** Peers known to have left (see GonePeers). */

@@ -203,6 +203,10 @@ class Session {
   }
 
   async run(): Promise<number> {
+    // `on`, not `once`: writes after the first failure fail too, and must not end the process either.
+    const gone = (err: unknown) => this.outputGone(err)
+    this.io.stdout.on('error', gone)
+    this.io.stderr.on('error', gone)
     this.#unlistenSignals = listenForSignals(this.signals, {
       interactive: this.interactive,
       stopping: () => this.#stopping !== undefined,
@@ -388,6 +392,7 @@ class Session {
       logger: this.logger,
       signal: this.signal,
       shutdown: (code) => this.shutdown(code),
+      outputGone: (err) => this.outputGone(err),
       hold: (ids) => this.inbox.hold(ids),
       gone: this.gone,
       files,
@@ -481,6 +486,16 @@ class Session {
         sentence: `not connected to ${missing.join(', ') || 'every --peer'} after ${seconds} s — running the commands anyway (still trying in the background)`,
       })
     }
+  }
+
+  /**
+   * The screen or the pipe we print to is gone: a closed terminal (EIO), or a reader that left
+   * (`| head`: EPIPE). Nothing more can be shown, but the peers still get their goodbye.
+   */
+  outputGone(err: unknown): void {
+    if (this.#stopping) return
+    this.logger.log('warn', 'output gone', { err })
+    void this.shutdown((err as { code?: unknown } | null)?.code === 'EPIPE' ? EXIT.SIGPIPE : EXIT.SIGHUP)
   }
 
   /** The one graceful shutdown. Idempotent: later calls wait for the first and keep its exit code. */

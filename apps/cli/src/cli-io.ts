@@ -31,4 +31,12 @@ export interface CliIo {
 }
 
 /** Exit codes: see `parley --help`. */
-export const EXIT = { OK: 0, START_FAILED: 1, USAGE: 2, SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const
+export const EXIT = {
+  OK: 0,
+  START_FAILED: 1,
+  USAGE: 2,
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGPIPE: 141,
+  SIGTERM: 143,
+} as const

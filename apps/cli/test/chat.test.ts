@@ -78,6 +78,24 @@ describe('the chat view (the default on a terminal)', () => {
     expect(view.above.filter((l) => l.includes('half a thought'))).toHaveLength(2)
   })
 
+  test('a pasted line far over the limit is refused at once, and the view goes on', async () => {
+    const net = await setup()
+    const cli = await chat(net)
+    // Measuring 70,000 characters' width once took most of a minute (Intl.Segmenter past 65,536).
+    await keys(cli, `${'x'.repeat(70_000)}\r`, /too long/)
+    await keys(cli, 'still here', 'still here')
+  })
+
+  test('the terminal going away (EIO: window closed, SSH dropped) stops gracefully: goodbyes, exit 129', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+    const left = waitFor(bob, 'peer:disconnect')
+    cli.stdout.emit('error', Object.assign(new Error('write EIO'), { code: 'EIO' }))
+    expect(await cli.exited).toBe(129)
+    expect((await left).reason).toBe('goodbye')
+  })
+
   test('/to talks to one peer, /r answers the last sender, other peers count as unread', async () => {
     const net = await setup(['bob', 'carol'])
     const [bob, carol] = [net.peer('bob'), net.peer('carol')]

@@ -276,6 +276,20 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect((await left).reason).toBe('goodbye')
   })
 
+  test('a reader that leaves the pipe (`| head`: EPIPE) stops the peer gracefully: goodbyes, exit 141', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const alice = cliOn(net, 'alice', ['--peer', net.address(bob)])
+    await alice.stdout.waitFor(/connected to bob/)
+    const left = waitFor(bob, 'peer:disconnect')
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })
+    alice.stdout.emit('error', epipe)
+    // Later writes fail too: still one stop, not a crash.
+    alice.stdout.emit('error', epipe)
+    expect(await alice.exited).toBe(141)
+    expect((await left).reason).toBe('goodbye')
+  })
+
   test('SIGINT exits 130; a second one during shutdown is ignored: the stop goes on and says so', async () => {
     const net = await setup()
     const bob = net.peer('bob')

@@ -14,7 +14,15 @@ export interface ChatViewInit {
   complete: (line: string) => [string[], string]
   /** Styles the status line (reverse video on a colour terminal). */
   styleStatus?: (text: string) => string
+  /** The terminal failed under readline (it was closed): nothing more can be read or shown. */
+  onError?: (err: Error) => void
 }
+
+/**
+ * Longest typed line whose display width is measured when it is entered. Longer ones are over any
+ * message's limit (64 KiB), and Intl.Segmenter's time grows steeply past 65,536 characters.
+ */
+const MEASURED_LINE = 16_384
 
 /** Longest input line kept in readline's history. */
 const HISTORY_SIZE = 200
@@ -56,6 +64,18 @@ export class ChatView {
     })
     // Registered before anyone else's 'line' listener, so the screen is tidy before they print.
     this.rl.on('line', (line: string) => this.#entered(line))
+    // Back from Ctrl+Z (`fg`): readline paused its input when stopped and leaves resuming to us; until
+    // then every key, Ctrl+C included, would wait unread.
+    this.rl.on('SIGCONT', () => {
+      this.rl.resume()
+      this.refresh()
+    })
+    // The terminal is gone (its window closed, an SSH session dropped): readline fails to leave raw
+    // mode (EIO) as it closes. The owner stops gracefully instead of the error ending the process.
+    this.rl.on('error', (err: Error) => {
+      this.#closed = true
+      init.onError?.(err)
+    })
     init.output.on?.('resize', this.#onResize)
   }
 
@@ -116,7 +136,10 @@ export class ChatView {
   #entered(line: string): void {
     if (this.#closed) return
     const columns = Math.max(1, this.#out.columns || 80)
-    const width = displayWidth(stripVTControlCharacters(this.rl.getPrompt()) + line)
+    // Past a message's limit the line is refused anyway: count its characters as one column each rather
+    // than measure it (the text segmenter takes most of a minute for 66,000 characters).
+    const typed = line.length > MEASURED_LINE ? line.length : displayWidth(line)
+    const width = displayWidth(stripVTControlCharacters(this.rl.getPrompt())) + typed
     const rows = Math.floor(Math.max(0, width - 1) / columns) + 1
     this.#out.write(`\x1b[${rows + 1}A\r\x1b[J${this.#statusLine()}\r\n`)
     ;(this.rl as unknown as { prevRows: number }).prevRows = 0

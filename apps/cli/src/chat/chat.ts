@@ -43,6 +43,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
     prompt: () => `[${state.conversation ? state.label(state.conversation) : 'everyone'}] › `,
     complete: (line) => completeChat(line, [...peerNames(app), 'everyone']),
     styleStatus: (text) => style('inverse', text),
+    onError: (err) => app.outputGone(err),
   })
   const say = (text: string) => view.log(text)
   const note = (text: string) => app.reporter.note(text)
