@@ -152,7 +152,12 @@ export async function connectWithRetry(
       app.logger.log('warn', 'connect failed', { address, attempt, err })
       if (app.signal.aborted) return undefined
       const problem = explain(err, { address })
-      const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
+      // The transport's own reason may sit under a DIAL_FAILED (an address no transport can dial).
+      const cause = (err as { cause?: { code?: unknown } } | null)?.cause?.code
+      const final =
+        FINAL_DIAL_ERRORS.has(problem.code) ||
+        (typeof cause === 'string' && FINAL_DIAL_ERRORS.has(cause)) ||
+        attempt === policy.maxAttempts
       if (final) {
         const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
         app.reporter.notConnected(

@@ -45,14 +45,20 @@ export async function dataDirProblem(dir: string): Promise<string | undefined> {
  */
 export async function dataDirPermissionProblem(dir: string): Promise<string | undefined> {
   if (process.platform === 'win32') return undefined
-  let mode: number
+  let st: Awaited<ReturnType<typeof stat>>
   try {
-    mode = (await stat(dir)).mode
+    st = await stat(dir)
   } catch {
     return undefined
   }
-  if ((mode & 0o022) === 0) return undefined
-  const who = mode & 0o002 ? 'every user' : 'its group'
+  if (!st.isDirectory()) return `--data-dir ${dir} is not a folder — pick a directory such as ~/.parley`
+  if ((st.mode & 0o022) === 0) return undefined
+  // A folder shared on purpose (/tmp, /dev/shm: sticky) or someone else's: chmod would break it for
+  // everyone else, so the advice is another folder, not a fix.
+  if (st.mode & 0o1000 || st.uid !== process.getuid?.()) {
+    return `--data-dir ${dir} is a folder other users can write to (shared, like /tmp) — pick a directory of your own, such as ~/.parley`
+  }
+  const who = st.mode & 0o002 ? 'every user' : 'its group'
   return `--data-dir ${dir} is writable by ${who}, who could replace your key or saved peers — run: chmod go-w ${dir}`
 }
 

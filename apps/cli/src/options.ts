@@ -399,6 +399,9 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     if (err instanceof DhtOptionsError) return usage(err.message)
     throw err
   }
+  // Without a DHT no transport can dial a dht: address: say so now, not as a peer that stays down.
+  const dhtPeer = dht === undefined ? peers.find((p) => p.trim().startsWith('dht:')) : undefined
+  if (dhtPeer !== undefined) return usage(`--peer ${dhtPeer}: a dht: address needs --dht or --bootstrap`)
 
   return {
     kind: 'run',

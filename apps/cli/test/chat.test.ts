@@ -218,6 +218,12 @@ describe('the chat view (the default on a terminal)', () => {
     expect(shown).not.toContain('line 40 of')
 
     await keys(cli, `/show 1${KEY.enter}`, 'line 40 of a long paste')
+    // Whole, under a header and indented: no line of it starts at the left edge, where it could pass
+    // for another peer's message.
+    const rows = (await screen(cli)).lines
+    expect(rows.some((r) => r.startsWith('folded #1: line 1 of a long paste'))).toBe(true)
+    expect(rows.filter((r) => /^line \d+ of a long paste/.test(r))).toEqual([])
+    expect(rows.some((r) => /^\s+line 40 of a long paste/.test(r))).toBe(true)
     await keys(cli, `/show 7${KEY.enter}`, 'no folded message #7')
   })
 

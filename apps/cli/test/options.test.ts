@@ -380,6 +380,14 @@ describe('usage errors', () => {
     expect(stray.result).toEqual({ kind: 'exit', code: 2 })
     expect(stray.err).toBe('parley: an argument was given, but parley takes only flags — see parley --help\n')
   })
+
+  test('a dht: --peer without a DHT is refused at once, not retried as a peer that is down', () => {
+    const key = 'ab'.repeat(32)
+    const lone = parse(['--peer', `dht:${key}`])
+    expect(lone.result).toEqual({ kind: 'exit', code: 2 })
+    expect(lone.err).toMatch(/a dht: address needs --dht or --bootstrap/)
+    expect(parse(['--dht', '--peer', `dht:${key}`]).result).toMatchObject({ kind: 'run' })
+  })
 })
 
 describe('security flags', () => {

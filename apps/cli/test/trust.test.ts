@@ -195,6 +195,19 @@ describe('the data dir', () => {
     await chmod(dir, 0o720)
     expect(await dataDirPermissionProblem(dir)).toMatch(/writable by its group/)
   })
+
+  test('a shared folder (sticky, like /tmp) is refused without advice to chmod it; a file is not a folder', async () => {
+    const dir = await tempDir()
+    await chmod(dir, 0o1777)
+    const shared = await dataDirPermissionProblem(dir)
+    expect(shared).toMatch(/shared, like \/tmp\) — pick a directory of your own/)
+    expect(shared).not.toContain('chmod')
+    const file = join(dir, 'a-file')
+    await writeFile(file, '')
+    expect(await dataDirPermissionProblem(file)).toBe(
+      `--data-dir ${file} is not a folder — pick a directory such as ~/.parley`,
+    )
+  })
 })
 
 describe('flags: network secret and DHT', () => {

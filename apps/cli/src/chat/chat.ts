@@ -5,7 +5,7 @@ import { unquote } from '../commands.js'
 import { findConnected } from '../find-connected.js'
 import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
-import { sanitize } from '../view/format.js'
+import { sanitize, wrapBlock } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
 import type { Style } from '../view/style.js'
 import { chatHelp, completeChat, parseChatLine } from './chat-commands.js'
@@ -154,7 +154,9 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
             )
             return
           }
-          say(sanitize(text, true))
+          // Under a header and indented, as every message is: a body printed at the left edge could
+          // fake other peers' lines ("16:45:20 bob: …").
+          say(wrapBlock(`folded #${n ?? 'latest'}: `, sanitize(text, true), init.output.columns || 80))
           return
         }
         case 'files':
