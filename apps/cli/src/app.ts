@@ -277,6 +277,13 @@ class Session {
       }
     }
     this.knownPeers = knownPeers
+    // Checked as the data dir is: creating folders under /proc never returned, and accepting spun.
+    const downloads = downloadsDir(this.options, this.options.cwd)
+    const badDownloads = await dataDirProblem(downloads, '--downloads')
+    if (badDownloads !== undefined) {
+      this.reporter.problem({ code: 'DOWNLOADS_DIR', sentence: badDownloads })
+      return EXIT.START_FAILED
+    }
     const files = this.#fileDesk()
     this.files = files
     for (const warning of options.warnings) this.reporter.note(warning, 'warning')

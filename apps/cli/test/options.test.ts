@@ -293,6 +293,12 @@ describe('identity and logs', () => {
           ),
         )
       }
+      // The download folder too: creating it there never returned, and accepting a file then spun.
+      const cli = startCli(['--no-interactive', '--downloads', '/proc/dl', '--host', 'p', '--port', '0'], {
+        network: net.network,
+      })
+      expect(await cli.exited).toBe(1)
+      expect(cli.stderr.text).toMatch(/--downloads \/proc\/dl is on the kernel's proc file system/)
     },
   )
 
