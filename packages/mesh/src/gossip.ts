@@ -248,7 +248,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** @internal A session's gossip channel closed: forget its handler and what was queued for it. */
   handlerClosed(handler: GossipHandler): void {
     const id = handler.channel.peer.id
-    if (this.#handlers.get(id) === handler) this.#handlers.delete(id)
+    if (this.#handlers.get(id) === handler) {
+      this.#handlers.delete(id)
+      this.#missing.leave(id)
+    }
     this.#queued.delete(handler)
   }
 

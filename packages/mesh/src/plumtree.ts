@@ -47,8 +47,8 @@ export class MessageStore {
 interface Missing {
   /** Peer ids, in the order their IHAVE arrived (the first is asked first, as in the paper). */
   readonly announcers: string[]
-  /** The neighbour whose IHAVE created the entry: its share of the table is counted. */
-  readonly creator: string
+  /** The neighbour whose share of the table the entry counts against (its creator, or who took it on). */
+  creator: string
   deadline: number
 }
 
@@ -106,6 +106,28 @@ export class MissingTable {
     const share = (this.#shares.get(entry.creator) ?? 1) - 1
     if (share <= 0) this.#shares.delete(entry.creator)
     else this.#shares.set(entry.creator, share)
+  }
+
+  /**
+   * `id`'s session ended: each entry it created counts against another announcer with room in its
+   * share, or goes. Otherwise identities taking turns in one neighbour slot each created a full share,
+   * re-announced the earlier keys to keep them, and together filled the table.
+   */
+  leave(id: string): void {
+    if (!this.#shares.has(id)) return
+    for (const [key, entry] of this.#entries) {
+      if (entry.creator !== id) continue
+      const i = entry.announcers.indexOf(id)
+      if (i >= 0) entry.announcers.splice(i, 1)
+      const heir = entry.announcers.find((a) => (this.#shares.get(a) ?? 0) < this.maxPerNeighbour)
+      if (heir === undefined) {
+        this.#entries.delete(key)
+        continue
+      }
+      entry.creator = heir
+      this.#shares.set(heir, (this.#shares.get(heir) ?? 0) + 1)
+    }
+    this.#shares.delete(id)
   }
 
   close(): void {
