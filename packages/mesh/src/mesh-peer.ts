@@ -85,6 +85,8 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   /** Copies seen of recent texts by origin, per channel: a copy on one side cancels one on the other. */
   readonly #matches = new Map<string, { direct: number; relayed: number; at: number }>()
   readonly #names = new Map<string, string>()
+  /** Ids in #names whose name came from their own handshake (authenticated), not from hearsay. */
+  readonly #ownNames = new Set<string>()
   /** Sessions the application asked for, and sessions the remote opened: the membership does not close them. */
   readonly #wanted = new Set<string>()
   readonly #inbound = new Set<string>()
@@ -144,11 +146,13 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     inner.on('message', (m) => this.#direct(m))
     inner.on('peer:connect', (p) => {
       this.#name(p.id, p.name)
+      this.#ownNames.add(p.id)
       this.emit('peer:connect', p)
     })
     inner.on('peer:disconnect', (e) => this.emit('peer:disconnect', e))
     inner.on('peer:discovered', (p) => {
-      this.#name(p.id, p.name)
+      // Hearsay (another peer's PEERS answer): never over the name a peer gave in its own handshake.
+      if (!this.#ownNames.has(p.id)) this.#name(p.id, p.name)
       this.emit('peer:discovered', p)
     })
     inner.on('peer:reconnecting', (e) => this.emit('peer:reconnecting', e))
@@ -331,7 +335,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
 
   #name(id: string, name: string): void {
     this.#names.delete(id)
-    if (this.#names.size >= NAMES) this.#names.delete(this.#names.keys().next().value!)
+    if (this.#names.size >= NAMES) {
+      const oldest = this.#names.keys().next().value!
+      this.#names.delete(oldest)
+      this.#ownNames.delete(oldest)
+    }
     this.#names.set(id, name)
   }
 }
