@@ -207,6 +207,7 @@ class Session {
     const gone = (err: unknown) => this.outputGone(err)
     this.io.stdout.on('error', gone)
     this.io.stderr.on('error', gone)
+    this.#survivesHangup(gone)
     this.#unlistenSignals = listenForSignals(this.signals, {
       interactive: this.interactive,
       stopping: () => this.#stopping !== undefined,
@@ -492,6 +493,25 @@ class Session {
         code: 'PEER_WAIT',
         sentence: `not connected to ${missing.join(', ') || 'every --peer'} after ${seconds} s — running the commands anyway (still trying in the background)`,
       })
+    }
+  }
+
+  /**
+   * A terminal that was closed fails the raw-mode switch every readline makes as it closes (EIO). In
+   * the prompts' readline (the menu) nothing of ours could catch it and the process died with a stack
+   * trace: the switch itself reports it as the terminal gone instead.
+   */
+  #survivesHangup(gone: (err: unknown) => void): void {
+    const input = this.io.stdin as { setRawMode?: (mode: boolean) => unknown }
+    const setRawMode = input.setRawMode
+    if (typeof setRawMode !== 'function') return
+    input.setRawMode = (mode: boolean) => {
+      try {
+        return setRawMode.call(input, mode)
+      } catch (err) {
+        gone(err)
+        return input
+      }
     }
   }
 

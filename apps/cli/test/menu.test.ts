@@ -42,6 +42,18 @@ async function screen(cli: CliRun) {
 }
 
 describe('interactive menu over injected TTY streams', () => {
+  test('the terminal closed under a menu (raw mode fails: EIO) stops gracefully: goodbyes, exit 129', async () => {
+    const net = await setup()
+    const bob = net.peer('bob')
+    const cli = await interactive(net, ['--peer', net.address(bob)])
+    await cli.stdout.waitFor(/✔ connected to bob/)
+    const left = waitFor(bob, 'peer:disconnect')
+    cli.stdin.hungUp = true
+    cli.stdin.end()
+    expect(await cli.exited).toBe(129)
+    expect((await left).reason).toBe('goodbye')
+  })
+
   test('1 → pick a peer → type → Enter delivers; 0 quits with exit code 0', async () => {
     const net = await setup()
     const bob = net.peer('bob')

@@ -7,11 +7,14 @@ import xterm from '@xterm/headless'
 export class FakeTtyInput extends PassThrough {
   readonly isTTY: boolean
   isRaw = false
+  /** Set: the terminal is gone, and switching raw mode fails as it does then (EIO). */
+  hungUp = false
   constructor(tty = true) {
     super()
     this.isTTY = tty
   }
   setRawMode(mode: boolean): this {
+    if (this.hungUp) throw Object.assign(new Error('setRawMode EIO'), { code: 'EIO' })
     this.isRaw = mode
     return this
   }
