@@ -16,8 +16,9 @@ export const silentLogger: Logger = {
 }
 
 /**
- * Append, without waiting: a named pipe with no reader fails at once (and logging stops) instead of
- * holding the write, and with it the exit that waits for the log, for good.
+ * The first line is appended without waiting: a named pipe with no reader fails at once (and logging
+ * stops) instead of holding the write, and with it the exit that waits for the log, for good. Later
+ * lines wait as usual, so a reader that is merely slow (a pipe, `/dev/stdout`) loses nothing.
  */
 const APPEND_NO_WAIT = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK
 
@@ -29,12 +30,15 @@ export function fileLogger(path: string, level: LogLevel, onError: (err: unknown
   const threshold = LOG_LEVELS.indexOf(level)
   let chain: Promise<void> = Promise.resolve()
   let broken = false
+  let first = true
   return {
     log(lvl, event, fields = {}) {
       if (broken || LOG_LEVELS.indexOf(lvl) > threshold) return
       const line = `${JSON.stringify({ time: new Date().toISOString(), level: lvl, event, ...fields }, replacer)}\n`
+      const flag = first ? APPEND_NO_WAIT : 'a'
+      first = false
       chain = chain.then(() =>
-        appendFile(path, line, { mode: 0o600, flag: APPEND_NO_WAIT }).catch((err: unknown) => {
+        appendFile(path, line, { mode: 0o600, flag }).catch((err: unknown) => {
           if (!broken) onError(err)
           broken = true
         }),

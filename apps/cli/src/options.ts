@@ -118,7 +118,8 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
   Ctrl+C or SIGTERM.
 
 Exit codes: 0 quit (/quit, Ctrl+C or Ctrl+D at a terminal, quit, menu 0), 1 failed to start,
-  2 usage error, 130 SIGINT (non-interactive), 143 SIGTERM.
+  2 usage error, 129 SIGHUP or the terminal closed, 130 SIGINT (non-interactive), 141 the output's
+  reader left (EPIPE), 143 SIGTERM.
 `
 
 /**
@@ -400,8 +401,8 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     throw err
   }
   // Without a DHT no transport can dial a dht: address: say so now, not as a peer that stays down.
-  const dhtPeer = dht === undefined ? peers.find((p) => p.trim().startsWith('dht:')) : undefined
-  if (dhtPeer !== undefined) return usage(`--peer ${dhtPeer}: a dht: address needs --dht or --bootstrap`)
+  const dhtPeer = dht === undefined ? peers.find((p) => /^dht:/i.test(p.trim())) : undefined
+  if (dhtPeer !== undefined) return usage(`${dhtPeer}: a dht: address needs --dht or --bootstrap`)
 
   return {
     kind: 'run',

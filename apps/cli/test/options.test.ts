@@ -392,6 +392,7 @@ describe('usage errors', () => {
     const lone = parse(['--peer', `dht:${key}`])
     expect(lone.result).toEqual({ kind: 'exit', code: 2 })
     expect(lone.err).toMatch(/a dht: address needs --dht or --bootstrap/)
+    expect(parse(['--peer', `DHT:${key}`]).result).toEqual({ kind: 'exit', code: 2 })
     expect(parse(['--dht', '--peer', `dht:${key}`]).result).toMatchObject({ kind: 'run' })
   })
 })

@@ -12,7 +12,7 @@
  * await peer.start()
  * const topic = joinTopic(transport, 'our room')
  * // A reported peer holds one of the topic's places until it is forgotten: free it once the dial is over.
- * topic.on('peer', (address) => void peer.connect(address).catch(() => {}).finally(() => topic.forget(address)))
+ * topic.on('peer', (address) => void peer.connect(address).then(() => topic.forget(address), () => topic.failed(address)))
  * ```
  */
 export * from './address.js'

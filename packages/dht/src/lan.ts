@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { isIPv4 } from 'node:net'
 import { networkInterfaces } from 'node:os'
-import type { Peer } from '@parley/core'
+import { type Peer, TokenBucket } from '@parley/core'
 import makeMdns from 'multicast-dns'
 
 /** Options of {@link lanDiscovery}. */
@@ -79,7 +79,8 @@ const PORT = /^[1-9][0-9]{0,4}$/
  *   never an address from the record, and only a source on the subnet of one of our own interfaces
  *   counts. A multicast packet's source is easy to spoof on a LAN, so it can steer dials at any host
  *   of our subnets (not only itself): at most `maxPeers` (64) ids at once, each with at most 4 ports,
- *   and {@link joinLan} dials each id (at its first port) at most once every 30 s;
+ *   and {@link joinLan} dials each id (at its first port) at most once every 30 s, and at most
+ *   `maxPeers` ids per 30 s in all;
  * - the first host heard for an id keeps it until the entry expires (three intervals unheard) or we
  *   are connected to that id, so a later answer cannot take over an honest peer's entry;
  * - records are parsed strictly (exact shapes, at most 6 TXT strings, at most 4 ports; anything else
@@ -337,13 +338,19 @@ export function joinLan(peer: Peer, options: JoinLanOptions = {}): LanDiscovery 
   const connected = (id: string) => peer.peers().connected.some((p) => p.id === id)
   const lan = lanDiscovery({ ...rest, peerId: peer.id, addresses: () => peer.addresses, connected })
   const lastDial = new Map<string, number>()
+  // At most a table's worth of dials per REDIAL_GAP in all: a full table takes newcomers (see #makeRoom),
+  // so a host spoofing fresh ids from fresh addresses must not get a dial for each one.
+  const maxPeers = Math.max(1, rest.maxPeers ?? DEFAULT_MAX_PEERS)
+  const budget = new TokenBucket(maxPeers / (REDIAL_GAP / 1000), maxPeers)
   const dial = (found: LanPeer) => {
     if (peer.status !== 'running' || connected(found.id)) return
     const last = lastDial.get(found.id)
     if (last !== undefined && Date.now() - last < REDIAL_GAP) return
+    // Over the budget: not dialed now; it is reported again with its next answer.
+    if (!budget.take()) return
     lastDial.set(found.id, Date.now())
     // Bounded like the discovery: forget the oldest dial times beyond its peer limit.
-    if (lastDial.size > (rest.maxPeers ?? DEFAULT_MAX_PEERS)) lastDial.delete(lastDial.keys().next().value!)
+    if (lastDial.size > maxPeers) lastDial.delete(lastDial.keys().next().value!)
     const [address] = found.addresses
     if (address === undefined) return
     peer.connect(address).catch((err: Error) => onError?.(err))

@@ -48,8 +48,6 @@ interface Pending {
    * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
    */
   chosen: boolean
-  /** Asked by the refresh (mixing, not repair): once accepted it replaces only a neighbour not protected. */
-  mixing: boolean
   since: number
 }
 
@@ -219,7 +217,6 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       high: true,
       join: true,
       chosen: true,
-      mixing: false,
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -377,7 +374,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           return
         }
         this.#pending.delete(from)
-        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen, false, pending.mixing)) {
+        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) {
           this.#refusals = 0
           return
         }
@@ -421,11 +418,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
    * it is ourselves or its session is gone. `chosen`: we picked it ourselves (see `Pending.chosen`).
    */
-  #addActive(id: string, addr: string, chosen: boolean, asked = false, spareProtected = false): boolean {
+  #addActive(id: string, addr: string, chosen: boolean, asked = false): boolean {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
     if (this.#views.active.has(id)) return true
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#victim(id, asked, spareProtected)
+      const victim = this.#victim(id, asked)
       if (victim === undefined) return false
       this.#drop(victim)
     }
@@ -469,11 +466,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * one. Walks that end here and our own requests keep the random choice, which spreads the churn of
    * a forming overlay over old links rather than new ones.
    */
-  #victim(newcomer: string, asked: boolean, spareProtected = false): string | undefined {
+  #victim(newcomer: string, asked: boolean): string | undefined {
     const active = [...this.#views.active.keys()].filter((id) => id !== newcomer)
     const unprotected = active.filter((id) => !this.#views.outbound.has(id))
     if (unprotected.length === 0)
-      return active.length === 0 || spareProtected ? undefined : active[pick(this.#random, active.length)]
+      return active.length === 0 ? undefined : active[pick(this.#random, active.length)]
     if (!asked) return unprotected[pick(this.#random, unprotected.length)]
     // A stranger asked (anyone can, with any number of fresh keys): not at the expense of settled links.
     const settledBefore = Date.now() - SETTLED_MS
@@ -498,12 +495,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Asks `id` to become a neighbour: over its session if there is one, else by dialing `addr` first
    * (within the dial budget). `high` is HyParView's priority: the answer is yes even when full.
    */
-  #promote(id: string, addr: string, high: boolean, chosen: boolean, walkFrom = '', mixing = false): void {
+  #promote(id: string, addr: string, high: boolean, chosen: boolean, walkFrom = ''): void {
     const peer = this.#peer
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, chosen, mixing, since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
@@ -523,7 +520,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     if (walk) this.#walkDials.add(walkFrom)
-    this.#pending.set(id, { addr, high, join: false, chosen, mixing, since: Date.now() })
+    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
     this.stats.dials++
     this.#dialing++
     const done = () => {
@@ -675,7 +672,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const candidate = this.#takeCandidate(now)
     if (candidate === undefined) return
     this.stats.refreshes++
-    this.#promoteCandidate(candidate, false, true)
+    this.#promoteCandidate(candidate, false)
   }
 
   /**
@@ -683,8 +680,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * only if vouched for first-hand: candidates that walks and exchanges brought are anyone's say-so,
    * and an attacker's would then take the slots that eviction spares.
    */
-  #promoteCandidate([id, entry]: [string, PassiveEntry], high: boolean, mixing = false): void {
-    this.#promote(id, entry.addr, high, entry.source === 'firsthand', '', mixing)
+  #promoteCandidate([id, entry]: [string, PassiveEntry], high: boolean): void {
+    this.#promote(id, entry.addr, high, entry.source === 'firsthand')
   }
 
   /** A random passive entry not tried in the last 5 repair intervals, marked as tried now. */

@@ -114,11 +114,11 @@ export class MissingTable {
    * re-announced the earlier keys to keep them, and together filled the table.
    */
   leave(id: string): void {
-    if (!this.#shares.has(id)) return
     for (const [key, entry] of this.#entries) {
-      if (entry.creator !== id) continue
+      // Gone: never asked, and never an heir (its share no longer counts).
       const i = entry.announcers.indexOf(id)
       if (i >= 0) entry.announcers.splice(i, 1)
+      if (entry.creator !== id) continue
       const heir = entry.announcers.find((a) => (this.#shares.get(a) ?? 0) < this.maxPerNeighbour)
       if (heir === undefined) {
         this.#entries.delete(key)

@@ -192,7 +192,11 @@ describe('mesh membership with hostile peers', () => {
     const reply = liar.next('NEIGHBOR_REPLY')
     liar.send({ type: 'JOIN', addr: 'third:23' })
     await reply
+    const left = new Promise<void>((resolve) =>
+      victim.mesh.on('neighbor:down', (id) => id === liar.peer.id && resolve()),
+    )
     liar.send({ type: 'DISCONNECT' })
+    await left
     await handled(other)
     // No walk carried either address to the other neighbour, and no candidate kept points there.
     expect(other.heard.get('FORWARD_JOIN') ?? 0).toBe(0)

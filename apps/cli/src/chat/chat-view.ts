@@ -1,5 +1,6 @@
 import { createInterface, type Interface } from 'node:readline'
 import { stripVTControlCharacters } from 'node:util'
+import { Limits } from '@parley/protocol'
 import { displayWidth } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
 
@@ -17,12 +18,6 @@ export interface ChatViewInit {
   /** The terminal failed under readline (it was closed): nothing more can be read or shown. */
   onError?: (err: Error) => void
 }
-
-/**
- * Longest typed line whose display width is measured when it is entered. Longer ones are over any
- * message's limit (64 KiB), and Intl.Segmenter's time grows steeply past 65,536 characters.
- */
-const MEASURED_LINE = 16_384
 
 /** Longest input line kept in readline's history. */
 const HISTORY_SIZE = 200
@@ -136,9 +131,9 @@ export class ChatView {
   #entered(line: string): void {
     if (this.#closed) return
     const columns = Math.max(1, this.#out.columns || 80)
-    // Past a message's limit the line is refused anyway: count its characters as one column each rather
-    // than measure it (the text segmenter takes most of a minute for 66,000 characters).
-    const typed = line.length > MEASURED_LINE ? line.length : displayWidth(line)
+    // Past a message's limit (in bytes) the line is refused anyway: count its characters as one column
+    // each rather than measure it (the text segmenter takes most of a minute past 65,536 characters).
+    const typed = Buffer.byteLength(line) > Limits.textBytes ? line.length : displayWidth(line)
     const width = displayWidth(stripVTControlCharacters(this.rl.getPrompt())) + typed
     const rows = Math.floor(Math.max(0, width - 1) / columns) + 1
     this.#out.write(`\x1b[${rows + 1}A\r\x1b[J${this.#statusLine()}\r\n`)
