@@ -193,6 +193,11 @@ export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
   }
 }
 
+/** Sessions past which topic peers are no longer dialed (the topic's default `maxPeers`). */
+const TOPIC_MAX_CONNECTED = 64
+/** A topic peer is dialed at most once in this long (a round's default interval). */
+const TOPIC_REDIAL_GAP = 60_000
+
 /**
  * Connects to each topic peer not connected yet, a few at a time. A reported peer holds one of the
  * topic's places (`maxPeers`) until its dial is over: then it is forgotten, so peers that come and go
@@ -203,19 +208,34 @@ export function topicConnector(
   peer: Pick<Peer, 'status' | 'peers' | 'connect' | 'id'>,
   topic: Pick<Topic, 'forget' | 'failed'>,
   onError?: (err: Error) => void,
+  maxConnected = TOPIC_MAX_CONNECTED,
 ): (address: string) => void {
   const queue: string[] = []
   let running = 0
+  /** When each topic peer was last dialed: one the rounds report again is not dialed again for a while. */
+  const dialedAt = new Map<string, number>()
   const next = () => {
     while (running < CONNECT_CONCURRENCY && queue.length > 0) {
       const address = queue.shift()!
       const id = parseDhtAddress(address)
-      if (peer.status !== 'running' || peer.peers().connected.some((p) => p.id === id)) {
+      const connected = peer.peers().connected
+      const last = dialedAt.get(id)
+      if (
+        peer.status !== 'running' ||
+        connected.some((p) => p.id === id) ||
+        // Enough peers already (the topic's places bounded this before they were freed after each dial).
+        connected.length >= maxConnected ||
+        // Dialed lately: it may be reconnecting on its own, or has just failed.
+        (last !== undefined && Date.now() - last < TOPIC_REDIAL_GAP)
+      ) {
         // On a microtask: forgetting fills the place at once, which reports the next peer through here.
         queueMicrotask(() => topic.forget(address))
         continue
       }
       running++
+      dialedAt.delete(id)
+      dialedAt.set(id, Date.now())
+      if (dialedAt.size > 1_024) dialedAt.delete(dialedAt.keys().next().value!)
       peer
         .connect(address)
         .then(

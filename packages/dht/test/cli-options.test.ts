@@ -87,5 +87,9 @@ describe('the topic connector', () => {
     expect(dialed.sort()).toEqual([address(1), address(3)])
     // Peers that connected and then leave must not keep places: 64 of them would end discovery for good.
     expect(freed.sort()).toEqual([address(1), address(2), address(3)])
+    // Reported again by the next round, a peer dialed a moment ago is not dialed again.
+    connect(address(1))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(dialed.filter((a) => a === address(1))).toHaveLength(1)
   })
 })
