@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { networkInterfaces } from 'node:os'
 import type {
   Channel,
   DisconnectEvent,
@@ -231,7 +232,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // is unverified, and walking or keeping it would point other peers' dials at a third party's host.
     const host = hostOf(info.address)
     this.#hosts.set(info.id, host)
-    const believable = reachableFirst(
+    const believable = believed(
       info.listenAddrs,
       info.direction === 'outbound' ? info.address : undefined,
       host,
@@ -593,7 +594,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     const announced = this.#announced.get(id)
     if (announced !== undefined) return announced
     const host = this.#hosts.get(id)
-    return host !== undefined && reachableFirst([claimed], undefined, host, id).length > 0 ? claimed : ''
+    return host !== undefined && believed([claimed], undefined, host, id).length > 0 ? claimed : ''
   }
 
   #attached(): Peer {
@@ -755,4 +756,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
 /** Creates the membership service; see {@link Mesh}. @throws RangeError for an option out of range */
 export function createMesh(init: MeshInit = {}): Mesh {
   return new Mesh(init)
+}
+
+/**
+ * The claimed addresses to believe, best first (see #onConnect): core's `reachableFirst`; and for a peer
+ * on this machine (a loopback connection), first its claims on this machine's own interface addresses,
+ * which other hosts can reach where its loopback address would send them to themselves.
+ */
+function believed(claims: readonly string[], dialed: string | undefined, host: string, id: string): string[] {
+  const near = reachableFirst(claims, dialed, host, id)
+  if (!isLoopback(host)) return near
+  const own = new Set<string>()
+  for (const list of Object.values(networkInterfaces())) for (const net of list ?? []) own.add(net.address)
+  const wider = claims.filter((a) => !near.includes(a) && own.has(hostOf(a)) && !isLoopback(hostOf(a)))
+  return [...wider, ...near]
 }
