@@ -497,9 +497,10 @@ class Session {
   }
 
   /**
-   * A terminal that was closed fails the raw-mode switch every readline makes as it closes (EIO). In
-   * the prompts' readline (the menu) nothing of ours could catch it and the process died with a stack
-   * trace: the switch itself reports it as the terminal gone instead.
+   * A terminal that was closed fails the raw-mode switch every readline makes as it closes (EIO). A tty
+   * stream emits it as an 'error', which readline passes on as its own; in the prompts' readline (the
+   * menu) nobody listens, so that emit throws, here, inside the switch. It is caught here and reported as
+   * the terminal gone instead of ending the process with a stack trace.
    */
   #survivesHangup(gone: (err: unknown) => void): void {
     const input = this.io.stdin as { setRawMode?: (mode: boolean) => unknown }

@@ -7,14 +7,17 @@ import xterm from '@xterm/headless'
 export class FakeTtyInput extends PassThrough {
   readonly isTTY: boolean
   isRaw = false
-  /** Set: the terminal is gone, and switching raw mode fails as it does then (EIO). */
+  /** Set: the terminal is gone, and switching raw mode fails as a tty stream does then (EIO, emitted). */
   hungUp = false
   constructor(tty = true) {
     super()
     this.isTTY = tty
   }
   setRawMode(mode: boolean): this {
-    if (this.hungUp) throw Object.assign(new Error('setRawMode EIO'), { code: 'EIO' })
+    if (this.hungUp) {
+      this.emit('error', Object.assign(new Error('setRawMode EIO'), { code: 'EIO' }))
+      return this
+    }
     this.isRaw = mode
     return this
   }
