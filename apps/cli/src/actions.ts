@@ -152,11 +152,7 @@ export async function connectWithRetry(
       app.logger.log('warn', 'connect failed', { address, attempt, err })
       if (app.signal.aborted) return undefined
       const problem = explain(err, { address })
-      // An address no transport can dial fails as DIAL_FAILED with INVALID_ADDRESS under it (a timed-out
-      // dial has ABORTED under it: that one is worth another try).
-      const cause = (err as { cause?: { code?: unknown } } | null)?.cause?.code
-      const final =
-        FINAL_DIAL_ERRORS.has(problem.code) || cause === 'INVALID_ADDRESS' || attempt === policy.maxAttempts
+      const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
       if (final) {
         const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
         app.reporter.notConnected(

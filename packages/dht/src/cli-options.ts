@@ -208,7 +208,6 @@ export function topicConnector(
   peer: Pick<Peer, 'status' | 'peers' | 'connect' | 'id'>,
   topic: Pick<Topic, 'forget' | 'failed'>,
   onError?: (err: Error) => void,
-  maxConnected = TOPIC_MAX_CONNECTED,
 ): (address: string) => void {
   const queue: string[] = []
   let running = 0
@@ -224,7 +223,7 @@ export function topicConnector(
         peer.status !== 'running' ||
         connected.some((p) => p.id === id) ||
         // Enough peers already (the topic's places bounded this before they were freed after each dial).
-        connected.length >= maxConnected ||
+        connected.length >= TOPIC_MAX_CONNECTED ||
         // Dialed lately: it may be reconnecting on its own, or has just failed.
         (last !== undefined && Date.now() - last < TOPIC_REDIAL_GAP)
       ) {

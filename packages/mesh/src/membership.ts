@@ -289,7 +289,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         pending.join ? { type: 'JOIN', addr: self } : { type: 'NEIGHBOR', high: pending.high, addr: self },
       )
     } else if (this.#views.active.has(id)) {
-      handler.confirmsDue = 1
+      handler.confirmDue = true
       handler.send({ type: 'NEIGHBOR', high: true, addr: self })
     } else if (this.#views.active.size + this.#pending.size < this.activeSize) {
       this.#promote(id, this.#announced.get(id) ?? '', false, false)
@@ -370,7 +370,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         // An answer to nothing we asked costs the budget; a neighbour's one answer to the NEIGHBOR we send
         // it when its session resumes is expected (any more would be frames it sends for free).
         if (!pending) {
-          if (handler.confirmsDue > 0) handler.confirmsDue--
+          if (handler.confirmDue) handler.confirmDue = false
           else handler.channel.spend()
           return
         }
@@ -588,8 +588,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     return Buffer.byteLength(addr) <= MAX_ADDRESS_BYTES ? addr : ''
   }
 
-  /** Addresses a peer announced in its authenticated handshake win over what its messages claim. */
-  /** Its announced address, else the one its JOIN or NEIGHBOR claims if that is on its connection's host. */
+  /**
+   * Addresses a peer announced in its authenticated handshake win over what its messages claim; a
+   * JOIN's or NEIGHBOR's claim is taken only if believable (see `believed`).
+   */
   #announcedOr(id: string, claimed: string): string {
     const announced = this.#announced.get(id)
     if (announced !== undefined) return announced

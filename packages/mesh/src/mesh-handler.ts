@@ -18,8 +18,8 @@ export class MeshHandler implements ServiceHandler {
   readonly forwardJoins = new TokenBucket(FORWARD_JOIN_RATE, FORWARD_JOIN_BURST)
   /** Whether this session's JOIN was walked through the overlay (once per link of the session). */
   walked = false
-  /** Replies to the NEIGHBOR we sent this neighbour when its session resumed, still expected (free). */
-  confirmsDue = 0
+  /** The reply to the NEIGHBOR we sent this neighbour when its session resumed is still expected (free). */
+  confirmDue = false
 
   constructor(
     readonly mesh: MeshHandlerOwner,
