@@ -33,7 +33,10 @@ export interface MeshPeerInit extends PeerInit {
   mesh?: MeshInit
   /** Gossip options besides the identity and the mesh (seen-cache, hop limit, rates). */
   gossip?: Omit<GossipInit, 'identity' | 'mesh'>
-  /** How long a broadcast's two copies (direct and relayed) are matched to deliver it once. @default 60_000 ms */
+  /**
+   * How long a copy of a broadcast (direct or relayed) is kept to be matched with the other, so the
+   * broadcast is delivered once. @default gossip's `maxAge` plus the 60 s of clock skew it accepts (360,000 ms)
+   */
   matchWindow?: number
 }
 
@@ -45,6 +48,16 @@ export interface MeshPeer extends Peer {
 
 /** Known (origin, text) pairs of broadcasts kept to deliver each once: direct and relayed copies match. */
 const MAX_MATCHES = 4096
+/** Copies of one pair kept per side: the same text broadcast again and again keeps its last ones. */
+const COPIES_PER_PAIR = 8
+/**
+ * Two copies are one broadcast when the origin stamped them this close: both stamps are the origin's
+ * clock within one `broadcast()` call, the direct one later only if it waited behind a full window.
+ * Further apart, they are two messages that happen to say the same thing (a `send()` after a broadcast).
+ */
+const SAME_BROADCAST_MS = 5_000
+/** How long after its own `maxAge` a gossip may still arrive: it accepts stamps 60 s in the future. */
+const GOSSIP_SKEW_MS = 60_000
 /** A text longer than this (UTF-16 units) is matched by its SHA-256, so no key holds a long text. */
 const MATCH_TEXT_UNITS = 128
 const NAMES = 4096
@@ -82,8 +95,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   readonly #inner: Peer
   readonly #maxDegree: number
   readonly #matchWindow: number
-  /** Copies seen of recent texts by origin, per channel: a copy on one side cancels one on the other. */
-  readonly #matches = new Map<string, { direct: number; relayed: number; at: number }>()
+  /**
+   * Copies seen of recent texts by origin, per channel, as the origin's stamps (`sentAt`): a copy on
+   * one side cancels one on the other stamped within {@link SAME_BROADCAST_MS}.
+   */
+  readonly #matches = new Map<string, { direct: number[]; relayed: number[]; at: number }>()
   readonly #names = new Map<string, string>()
   /** Ids in #names whose name came from their own handshake (authenticated), not from hearsay. */
   readonly #ownNames = new Set<string>()
@@ -112,7 +128,8 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     // "Small" is what the neighbours alone could hold: peers that join at the same moment each know
     // only a few others, so a larger bound would make a crowd of joiners dial each other (a storm).
     this.#maxDegree = init.maxDegree ?? this.mesh.activeSize
-    this.#matchWindow = init.matchWindow ?? 60_000
+    // A relayed copy can come as late as gossip accepts it; kept shorter, it would be shown twice.
+    this.#matchWindow = init.matchWindow ?? (init.gossip?.maxAge ?? 300_000) + GOSSIP_SKEW_MS
     const retain = init.retain
     const inner = createPeer({
       ...init,
@@ -283,11 +300,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   // ---- one delivery per broadcast ---------------------------------------------------------------
 
   #direct(m: ReceivedMessage): void {
-    if (this.#match(m.from.id, m.text, 'direct')) this.emit('message', m)
+    if (this.#match(m.from.id, m.text, m.sentAt, 'direct')) this.emit('message', m)
   }
 
   #relayed(d: GossipDelivery): void {
-    if (!this.#match(d.from, d.text, 'relayed')) return
+    if (!this.#match(d.from, d.text, d.sentAt, 'relayed')) return
     this.emit('message', {
       id: d.id,
       from: { id: d.from, name: this.#names.get(d.from) ?? fingerprint(d.from) },
@@ -299,10 +316,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
 
   /**
    * A mesh peer's broadcast arrives twice at a direct peer: as a chat message and as a gossip. The
-   * first copy is delivered and counted; a copy from the other side with the same origin and text
-   * within `matchWindow` cancels one count and is not delivered. Returns whether to deliver.
+   * first copy is delivered and kept; a copy from the other side with the same origin and text,
+   * stamped by the origin within {@link SAME_BROADCAST_MS} of a kept one, cancels it and is not
+   * delivered. Copies are kept for `matchWindow`. Returns whether to deliver.
    */
-  #match(origin: string, text: string, side: 'direct' | 'relayed'): boolean {
+  #match(origin: string, text: string, sentAt: number, side: 'direct' | 'relayed'): boolean {
     const now = Date.now()
     const key = matchKey(origin, text)
     let e = this.#matches.get(key)
@@ -310,10 +328,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
       this.#matches.delete(key)
       e = undefined
     }
-    const other = side === 'direct' ? 'relayed' : 'direct'
-    if (e && e[other] > 0) {
-      e[other]--
-      if (e.direct === 0 && e.relayed === 0) this.#matches.delete(key)
+    const other = e?.[side === 'direct' ? 'relayed' : 'direct']
+    const twin = other ? other.findIndex((at) => Math.abs(at - sentAt) <= SAME_BROADCAST_MS) : -1
+    if (e && other && twin >= 0) {
+      other.splice(twin, 1)
+      if (e.direct.length === 0 && e.relayed.length === 0) this.#matches.delete(key)
       return false
     }
     if (!e) {
@@ -323,9 +342,11 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
         this.#matches.delete(k)
       }
       if (this.#matches.size >= MAX_MATCHES) this.#matches.delete(this.#matches.keys().next().value!)
-      e = { direct: 0, relayed: 0, at: now }
+      e = { direct: [], relayed: [], at: now }
     }
-    e[side]++
+    const copies = e[side]
+    copies.push(sentAt)
+    if (copies.length > COPIES_PER_PAIR) copies.shift()
     e.at = now
     // At the back of the table, so expired pairs stay at its front (see above).
     this.#matches.delete(key)

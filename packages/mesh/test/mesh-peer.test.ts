@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto'
 import {
   type Channel,
   createPeer,
+  generateIdentity,
   memoryNetwork,
   memoryTransport,
   type Peer,
   plaintextUpgrader,
   type ReceivedMessage,
+  signWithIdentity,
 } from '@parley/core'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { decodeGossipControl, encodeGossipControl } from '../src/codec.js'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { decodeGossipControl, encodeGossip, encodeGossipControl, gossipSigningBytes } from '../src/codec.js'
 import { GOSSIP_PROTOCOL } from '../src/gossip.js'
 import { createMeshPeer, type MeshPeer, type MeshPeerInit } from '../src/mesh-peer.js'
 import { seededRandom } from '../src/random.js'
@@ -123,6 +125,91 @@ describe('a peer in the mesh', () => {
     const results = await mesh.broadcast('hello, plain peer')
     expect(results).toEqual([expect.objectContaining({ peerId: plain.id, ok: true })])
     expect(got.map((m) => m.text)).toEqual(['hello, plain peer'])
+  })
+})
+
+/**
+ * A mesh peer `b`, a plain peer `a` (its identity known, so the test can sign gossip as `a`) connected
+ * to it, and `relay`: a session to `b` that runs gossip, to hand `b` a copy of a's broadcast at will.
+ */
+async function originAndRelay() {
+  const { network, make } = meshPeers()
+  const b = await make()
+  const identity = generateIdentity()
+  const a = createPeer({
+    transport: memoryTransport(network, { host: 'a' }),
+    upgrader: plaintextUpgrader(),
+    name: 'a',
+    identity,
+  })
+  let channel: Channel | undefined
+  const relayPeer = createPeer({
+    transport: memoryTransport(network, { host: 'relay' }),
+    upgrader: plaintextUpgrader(),
+    name: 'relay',
+    services: [
+      {
+        protocol: GOSSIP_PROTOCOL,
+        open(ch) {
+          channel = ch
+          return { onFrame() {}, onClose() {} }
+        },
+      },
+    ],
+  })
+  onTestFinished(async () => {
+    await Promise.all([a.stop(), relayPeer.stop()])
+  })
+  await a.start()
+  await relayPeer.start()
+  await a.connect(b.addresses[0]!)
+  await relayPeer.connect(b.addresses[0]!)
+  /** Hands b the gossip copy of a broadcast of `text` that `a` stamped at `sentAt`. */
+  const relay = (text: string, sentAt: number) => {
+    const id = randomBytes(16).toString('hex')
+    const signature = signWithIdentity(identity, gossipSigningBytes(id, identity.peerId, sentAt, text))
+    channel!.sendBytes(
+      encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: identity.peerId, sentAt, text, signature }),
+    )
+  }
+  return { a, b, relay }
+}
+
+describe('one delivery per broadcast, and no more', () => {
+  it('a relayed copy that comes minutes after the direct one is not shown again', async () => {
+    const { a, b, relay } = await originAndRelay()
+    const atB = inbox(b)
+    await a.send(b.id, 'the meeting moved to 3pm')
+    expect(atB).toHaveLength(1)
+    // A relay held the copy for 90 s: late, but within gossip's maxAge (300 s), so it is accepted.
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    vi.setSystemTime(Date.now() + 90_000)
+    relay('the meeting moved to 3pm', atB[0]!.sentAt)
+    await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
+    expect(atB.map((m) => m.text)).toEqual(['the meeting moved to 3pm'])
+  })
+
+  it('a message that repeats a text its origin broadcast a while before is delivered', async () => {
+    const { a, b, relay } = await originAndRelay()
+    const atB = inbox(b)
+    // a broadcast "ok" 30 s ago; b got only the relayed copy.
+    relay('ok', Date.now() - 30_000)
+    await until(() => atB.length === 1, [b], ['message'])
+    await a.send(b.id, 'ok')
+    expect(atB.map((m) => m.text)).toEqual(['ok', 'ok'])
+    expect(atB[1]!.from.id).toBe(a.id)
+  })
+
+  it('two copies the origin stamped within seconds of each other are one broadcast', async () => {
+    const { a, b, relay } = await originAndRelay()
+    const atB = inbox(b)
+    relay('ok', Date.now() - 1_000)
+    await until(() => atB.length === 1, [b], ['message'])
+    await a.send(b.id, 'ok')
+    expect(atB).toHaveLength(1)
   })
 })
 
