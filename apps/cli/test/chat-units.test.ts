@@ -159,6 +159,10 @@ describe('chat state', () => {
     state.see({ id: id('d'), name: 'bob' })
     expect(state.label({ id: id('b'), name: 'bob' })).toBe('bob (bbbb:bbbb:bbbb:bbbb)')
     expect(state.label({ id: id('e'), name: 'alice' })).toBe('alice (eeee:eeee:eeee:eeee)')
+    // A peer named like the broadcast conversation is shown with its fingerprint: `[everyone] ›` is
+    // only ever the broadcast prompt.
+    expect(state.label({ id: id('a'), name: 'Everyone' })).toBe(`Everyone (${fingerprint(id('a'))})`)
+    expect(state.label({ id: id('a'), name: 'all' })).toBe(`all (${fingerprint(id('a'))})`)
     // Controls are never shown, and a name that held one is marked and identified.
     expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe(
       `evil[2J ⚠ (hidden characters) (${fingerprint(id('f'))})`,

@@ -6,6 +6,10 @@ import { FoldStore } from './fold.js'
 
 /** Names remembered to tell namesakes apart; beyond this the oldest are forgotten (bounds memory). */
 const MAX_NAMES = 1_024
+
+/** What `/to` takes for everyone (broadcast), in any case. */
+const EVERYONE = new Set(['*', 'everyone', 'all'])
+export const meansEveryone = (word: string): boolean => EVERYONE.has(word.toLowerCase())
 /** Peers with unread messages tracked at once. */
 const MAX_UNREAD = 256
 
@@ -105,12 +109,17 @@ export class ChatState {
     return n
   }
 
-  /** Whether a name on screen needs its fingerprint: namesakes, or a peer named like you. */
+  /**
+   * Whether a name on screen needs its fingerprint: namesakes, a peer named like you, or a name that
+   * `/to` takes for everyone (a peer called `everyone` would have the broadcast prompt).
+   */
   ambiguous(p: PeerRef): boolean {
     this.see(p)
     const shown = sanitize(p.name)
     return (
-      (this.#ids.get(shown)?.size ?? 0) > 1 || (shown === sanitize(this.self.name) && p.id !== this.self.id)
+      (this.#ids.get(shown)?.size ?? 0) > 1 ||
+      (shown === sanitize(this.self.name) && p.id !== this.self.id) ||
+      meansEveryone(shown)
     )
   }
 

@@ -9,7 +9,7 @@ import { sanitize, wrapBlock } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
 import type { Style } from '../view/style.js'
 import { chatHelp, completeChat, parseChatLine } from './chat-commands.js'
-import type { ChatState } from './chat-state.js'
+import { type ChatState, meansEveryone } from './chat-state.js'
 import { ChatView } from './chat-view.js'
 
 export interface ChatInit {
@@ -200,7 +200,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
     }
 
     const switchTo = (arg: string) => {
-      if (arg === '' || arg === '*' || arg.toLowerCase() === 'everyone' || arg.toLowerCase() === 'all') {
+      if (arg === '' || meansEveryone(arg)) {
         state.talkTo(undefined)
         note('talking to everyone: each line goes to every connected peer, and on through the mesh')
         return
@@ -220,7 +220,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
       const withText = p ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
       if (withText) {
         const who = (withText[1] ?? withText[2])!
-        if (who === '*' || who.toLowerCase() === 'everyone' || who.toLowerCase() === 'all') {
+        if (meansEveryone(who)) {
           state.talkTo(undefined)
           send(withText[3]!)
           return
