@@ -280,7 +280,14 @@ class Session {
     this.knownPeers = knownPeers
     // Checked as the data dir is: creating folders under /proc never returned, and accepting spun.
     const downloads = downloadsDir(this.options, this.options.cwd)
-    const badDownloads = await dataDirProblem(downloads, '--downloads')
+    const badDownloads =
+      this.options.downloads !== undefined
+        ? await dataDirProblem(downloads, `--downloads ${downloads}`, 'pick a folder such as ~/Downloads')
+        : await dataDirProblem(
+            downloads,
+            `the downloads folder ${downloads}`,
+            'start from another folder, or pick one with --downloads ~/Downloads',
+          )
     if (badDownloads !== undefined) {
       this.reporter.problem({ code: 'DOWNLOADS_DIR', sentence: badDownloads })
       return EXIT.START_FAILED

@@ -17,7 +17,11 @@ const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
  * core touches it: creating directories under /proc fails in ways that made the start loop instead
  * of failing. Only the file system kind is checked here; permissions fail later with their own error.
  */
-export async function dataDirProblem(dir: string, flag = '--data-dir'): Promise<string | undefined> {
+export async function dataDirProblem(
+  dir: string,
+  what = `--data-dir ${dir}`,
+  fix = 'pick a directory such as ~/.parley',
+): Promise<string | undefined> {
   let path = resolve(dir)
   // The nearest existing ancestor tells which file system the directory would be on (bounded walk).
   for (let depth = 0; depth < 64; depth++) {
@@ -25,7 +29,7 @@ export async function dataDirProblem(dir: string, flag = '--data-dir'): Promise<
       const fs = await statfs(path)
       const kind = PSEUDO_FS.get(Number(fs.type))
       if (kind !== undefined) {
-        return `${flag} ${dir} is on the kernel's ${kind} file system, which cannot keep files — pick a directory such as ~/.parley`
+        return `${what} is on the kernel's ${kind} file system, which cannot keep files — ${fix}`
       }
       return undefined
     } catch (err) {

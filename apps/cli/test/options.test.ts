@@ -299,6 +299,16 @@ describe('identity and logs', () => {
       })
       expect(await cli.exited).toBe(1)
       expect(cli.stderr.text).toMatch(/--downloads \/proc\/dl is on the kernel's proc file system/)
+      // The default folder, when the command was typed in /proc: no flag to blame, so none is named.
+      const here = startCli(['--no-interactive', '--host', 'p', '--port', '0'], {
+        network: net.network,
+        env: { INIT_CWD: '/proc', npm_package_json: join(process.cwd(), 'package.json') },
+      })
+      expect(await here.exited).toBe(1)
+      expect(here.stderr.lines()).toHaveLength(1)
+      expect(here.stderr.text).toContain(
+        "✖ the downloads folder /proc/downloads is on the kernel's proc file system, which cannot keep files — start from another folder, or pick one with --downloads ~/Downloads",
+      )
     },
   )
 
