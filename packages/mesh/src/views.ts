@@ -67,6 +67,8 @@ export class Views {
     if (existing) {
       if (source === 'hearsay' && addr !== existing.addr) return
       if (source === 'firsthand') {
+        // Hearsay made first-hand (it refused our request) joins its network's share like a newcomer.
+        if (existing.source !== 'firsthand') this.#roomInGroup(groupOf(addr))
         existing.addr = addr
         existing.source = 'firsthand'
         existing.via = ''
@@ -88,12 +90,23 @@ export class Views {
     // One network's first-hand entries (its identities joined and left) hold a third at most, as one
     // neighbour's hearsay does: repair and refresh promote first-hand entries as chosen.
     const share = via === '' ? this.#idsInGroup(groupOf(addr)) : this.#idsVia(via)
-    if (share.length >= Math.ceil(this.passiveSize / 3)) {
+    if (share.length >= this.#shareCap) {
       this.passive.delete(share[pick(this.random, share.length)]!)
     } else if (this.passive.size >= this.passiveSize) {
       this.#evict()
     }
     this.passive.set(id, { addr, at, triedAt: 0, source, via })
+  }
+
+  /** A third of the view: what one neighbour's hearsay, or one network's first-hand entries, may hold. */
+  get #shareCap(): number {
+    return Math.ceil(this.passiveSize / 3)
+  }
+
+  /** Makes room for one more first-hand entry in `group` when its share is full. */
+  #roomInGroup(group: string | undefined): void {
+    const share = this.#idsInGroup(group)
+    if (share.length >= this.#shareCap) this.passive.delete(share[pick(this.random, share.length)]!)
   }
 
   /** Entries of a view exchange with neighbour `via`, their age counted back from `now`; how much the view grew. */

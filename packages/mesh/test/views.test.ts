@@ -36,6 +36,13 @@ describe('the passive view, full', () => {
     expect(held(views, 'sybil').length).toBeGreaterThanOrEqual(1)
     expect(held(views, 'sybil').length).toBeLessThanOrEqual(3)
     expect(held(views, 'honest').length).toBeGreaterThanOrEqual(6)
+    // Hearsay that becomes first-hand (the peer refused our request) counts in its network's share too.
+    const heard = viewsOf(9, ['n1', 'n2'])
+    for (let i = 0; i < 6; i++) {
+      heard.addPassive(`heard${i}`, `203.0.113.${i}:4000`, now, 'hearsay', i < 3 ? 'n1' : 'n2')
+    }
+    for (let i = 0; i < 6; i++) heard.addPassive(`heard${i}`, `203.0.113.${i}:4000`, now, 'firsthand')
+    expect(held(heard, 'heard').length).toBeLessThanOrEqual(3)
     // On this machine (loopback) each candidate counts on its own: local peers are not one operator.
     const local = viewsOf(9, [])
     for (let i = 0; i < 9; i++) local.addPassive(`p${i}`, `127.0.0.1:${4000 + i}`, now, 'firsthand')
