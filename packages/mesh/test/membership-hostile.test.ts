@@ -402,6 +402,33 @@ describe('mesh membership with hostile peers', () => {
     expect(victim.mesh.active()).toHaveLength(activeSize)
   })
 
+  it('neighbours we chose on one network hold one protected slot between them: asking identities evict the others', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 3 } })
+    const victim = await make()
+    // Chosen (the victim joined through each), two of them on one /16.
+    const first = await make([], '203.0.1.1')
+    const elsewhere = await make([], '198.51.100.1')
+    const second = await make([], '203.0.2.1')
+    for (const contact of [first, elsewhere, second]) {
+      await victim.mesh.join(contact.peer.addresses[0]!)
+      await until(() => victim.mesh.isActive(contact.peer.id), [victim.mesh], meshEvents)
+    }
+    // Settled links: among the neighbours it may drop, an asking newcomer takes the newest's place.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    vi.setSystemTime(Date.now() + 31_000)
+    // Each asks once: the first takes the place of the neighbour protection no longer covers.
+    for (let i = 0; i < 3; i++) {
+      const sybil = await rawMesh(network, victim)
+      const reply = sybil.next('NEIGHBOR_REPLY')
+      sybil.send({ type: 'NEIGHBOR', high: true, addr: '' })
+      await reply
+    }
+    expect(victim.mesh.isActive(first.peer.id)).toBe(true)
+    expect(victim.mesh.isActive(elsewhere.peer.id)).toBe(true)
+    expect(victim.mesh.isActive(second.peer.id)).toBe(false)
+  })
+
   it("fresh identities asking a victim's neighbour with high priority do not cut the victim's settled link there: they evict each other", async () => {
     const activeSize = 6
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize } })
