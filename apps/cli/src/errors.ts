@@ -100,6 +100,9 @@ function explainRaw(err: unknown, ctx: ErrorContext): Explained {
       return say(`${at} is this peer itself`)
     case 'INCOMPATIBLE_VERSION':
       return say(`${at} speaks an incompatible Parley protocol version`)
+    case 'WRONG_PEER':
+      // Core's sentence names both fingerprints.
+      return say(`${firstLine(err)}; nothing was sent to it`)
     case 'IDENTITY_MISMATCH':
       return say(`the peer at ${at} could not prove its identity`)
     case 'KEY_CHANGED': {

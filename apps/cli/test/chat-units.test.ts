@@ -163,6 +163,10 @@ describe('chat state', () => {
     // only ever the broadcast prompt.
     expect(state.label({ id: id('a'), name: 'Everyone' })).toBe(`Everyone (${fingerprint(id('a'))})`)
     expect(state.label({ id: id('a'), name: 'all' })).toBe(`all (${fingerprint(id('a'))})`)
+    // So is one written like an id or a fingerprint: it could pass for another peer's.
+    expect(state.label({ id: id('a'), name: fingerprint(id('b')) })).toBe(
+      `${fingerprint(id('b'))} (${fingerprint(id('a'))})`,
+    )
     // Controls are never shown, and a name that held one is marked and identified.
     expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe(
       `evil[2J ⚠ (hidden characters) (${fingerprint(id('f'))})`,

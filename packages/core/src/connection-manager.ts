@@ -15,7 +15,7 @@ import {
   type HandshakeLimit,
   type ManagerInit,
 } from './connection-host.js'
-import { Dialer } from './dialer.js'
+import { Dialer, type DialOptions } from './dialer.js'
 import type { AnnouncementPolicy } from './handshake.js'
 import type { ResolvedLimits } from './limits.js'
 import { Link } from './link.js'
@@ -89,7 +89,7 @@ export class ConnectionManager implements ConnectionHost {
     return this.#perHost.get(hostKeyOf(host)) ?? 0
   }
 
-  dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {
+  dial(address: string, options?: DialOptions): Promise<PeerInfo> {
     return this.dialer.dial(address, options)
   }
 

@@ -1,9 +1,20 @@
 import type { ConnectionHost } from './connection-host.js'
 import { awaitHandshake, checkAnnouncement, handshakeError, rejectedError } from './handshake.js'
+import { fingerprint } from './identity.js'
 import { PeerError } from './peer-errors.js'
 import type { PeerInfo } from './peer-types.js'
 import type { SecureConnection } from './secure/upgrader.js'
 import type { Connection } from './transport.js'
+
+/** How to dial. */
+export interface DialOptions {
+  signal?: AbortSignal
+  /**
+   * The peer id the address was heard for: another key answering there fails with `WRONG_PEER`
+   * before any session opens or the address's key is saved.
+   */
+  expect?: string
+}
 
 /** setTimeout's largest delay; a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -19,16 +30,23 @@ export class Dialer {
   constructor(readonly m: ConnectionHost) {}
 
   /** Dials `address` (sharing a dial already in flight) and completes the handshake. */
-  dial(address: string, options?: { signal?: AbortSignal }): Promise<PeerInfo> {
+  dial(address: string, options?: DialOptions): Promise<PeerInfo> {
     let dial = this.#dials.get(address)
     if (!dial) {
-      dial = this.#dial(address, options?.signal).finally(() => this.#dials.delete(address))
+      dial = this.#dial(address, options?.signal, options?.expect).finally(() => this.#dials.delete(address))
       this.#dials.set(address, dial)
+    } else if (options?.expect !== undefined) {
+      // A dial shared with another caller, who expected nobody in particular.
+      const expect = options.expect
+      dial = dial.then((info) => {
+        if (info.id !== expect) throw wrongPeer(address, expect, info.id)
+        return info
+      })
     }
     return dial
   }
 
-  async #dial(address: string, outer?: AbortSignal): Promise<PeerInfo> {
+  async #dial(address: string, outer?: AbortSignal, expect?: string): Promise<PeerInfo> {
     if (this.m.outboundCount >= this.m.limits.maxOutbound) {
       throw new PeerError(
         'TOO_MANY_CONNECTIONS',
@@ -58,7 +76,7 @@ export class Dialer {
     }
     const limit = this.m.handshakeLimit(outer)
     try {
-      return await this.#dialWithin(address, limit.signal)
+      return await this.#dialWithin(address, limit.signal, expect)
     } catch (err) {
       if (err instanceof PeerError) throw err
       throw new PeerError('HANDSHAKE_TIMEOUT', `could not finish a handshake with ${address} in time`, {
@@ -71,7 +89,7 @@ export class Dialer {
     }
   }
 
-  async #dialWithin(address: string, signal: AbortSignal): Promise<PeerInfo> {
+  async #dialWithin(address: string, signal: AbortSignal, expect: string | undefined): Promise<PeerInfo> {
     let conn: Connection
     try {
       conn = await this.m.init.transport.dial(address, { signal })
@@ -105,6 +123,10 @@ export class Dialer {
       this.m.dropLink(link)
       throw new PeerError(problem.code, `${address}: ${problem.message}`)
     }
+    if (expect !== undefined && reply.peerId !== expect) {
+      this.m.dropLink(link)
+      throw wrongPeer(address, expect, reply.peerId)
+    }
     try {
       await this.m.trust.checkDialed(address, reply)
     } catch (err) {
@@ -122,4 +144,12 @@ export class Dialer {
     this.m.wanted.set(session.id, address)
     return session.info()
   }
+}
+
+/** Another key answered at an address heard for `expected` (a stale or a false peer-exchange record). */
+export function wrongPeer(address: string, expected: string, answered: string): PeerError {
+  return new PeerError(
+    'WRONG_PEER',
+    `${address} answered as peer ${fingerprint(answered)}, not ${fingerprint(expected)}, whose address it was said to be`,
+  )
 }

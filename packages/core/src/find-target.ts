@@ -18,10 +18,12 @@ export function findSession(
   if (byId) return byId
   const byAddress = sessionByAddress(sessions, trust.known, target)
   if (byAddress) return byAddress
-  const prefix = target.replace(/:/g, '')
+  const prefix = target.replace(/:/g, '').toLowerCase()
   if (/^[0-9a-f]{4,}$/.test(prefix)) {
     const matches = [...sessions.values()].filter((s) => s.id.startsWith(prefix))
     if (matches.length === 1) return matches[0]
+    // Written as a peer's id (or prefix, or fingerprint): a peer that calls itself so is not that peer.
+    if (looksLikeId(target) || [...store.values()].some((k) => k.id.startsWith(prefix))) return undefined
   }
   const owner = nameOwner(trust, store, target)
   const byName = [...sessions.values()].filter(
@@ -50,6 +52,14 @@ export function sessionByAddress(
     }
   }
   return undefined
+}
+
+/**
+ * Whether `target` is written as a peer id, id prefix or fingerprint (8 hex digits or more, colons
+ * aside): it then never means a display name, which any peer may choose.
+ */
+export function looksLikeId(target: string): boolean {
+  return /^[0-9a-f]{8,}$/i.test(target.replace(/:/g, ''))
 }
 
 /** A known, unconnected peer by full id or unique id prefix (≥ 8 hex digits), with an address. */

@@ -15,6 +15,7 @@
 export { createHandshakeGate, HandshakeGate, processHandshakeGate } from './admission.js'
 export * from './connection-state.js'
 export * from './errors.js'
+export { looksLikeId } from './find-target.js'
 export * from './identity.js'
 export * from './known-peers.js'
 export * from './legacy/index.js'

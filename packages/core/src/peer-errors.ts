@@ -22,6 +22,8 @@ export const PeerErrorCode = {
   ABORTED: 'ABORTED',
   DIAL_FAILED: 'DIAL_FAILED',
   KEY_CHANGED: 'KEY_CHANGED',
+  /** A peer known by id was dialed at an address it was heard at, and another peer answered there. */
+  WRONG_PEER: 'WRONG_PEER',
   DENIED: 'DENIED',
   QUEUE_FULL: 'QUEUE_FULL',
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',

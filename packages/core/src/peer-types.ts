@@ -374,8 +374,11 @@ export interface Peer extends EventEmitter<PeerEvents> {
   /** Dials `address` and completes the handshake. Resolves with the already-open peer if connected. */
   connect(address: string, options?: AbortOptions): Promise<PeerInfo>
   /**
-   * Sends `text` to a peer (id, unique id prefix, or address — dialed first if needed) and resolves
-   * when its ACK arrives. @throws PeerError `ACK_TIMEOUT`, `PEER_GONE`, `REFUSED`, `MESSAGE_TOO_LONG`, ...
+   * Sends `text` to a peer (id, unique id prefix, fingerprint, address, or a connected peer's unique
+   * name — dialed first if needed) and resolves when its ACK arrives. A target written like an id
+   * (8 hex digits or more) never means a name; a known peer dialed at an address heard for it must
+   * answer with its own key there, else the send fails with `WRONG_PEER` and nothing is sent.
+   * @throws PeerError `ACK_TIMEOUT`, `PEER_GONE`, `REFUSED`, `MESSAGE_TOO_LONG`, `WRONG_PEER`, ...
    */
   send(target: string, text: string, options?: SendOptions): Promise<SendResult>
   /**

@@ -3,6 +3,7 @@ import { displayNameProblem, Limits, type PeerRecord, PROTOCOL_VERSION } from '@
 import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
+import { wrongPeer } from './dialer.js'
 import { findSession, knownByIdOrPrefix, nameOwner, notConnected, sessionByAddress } from './find-target.js'
 import { generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
@@ -278,10 +279,18 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   // ---- connections --------------------------------------------------------------------------
 
   connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
+    return this.#connectTo(address, undefined, options)
+  }
+
+  /** `connect()`, for the peer `expect` when given: whoever else answers there is refused (WRONG_PEER). */
+  #connectTo(address: string, expect: string | undefined, options?: AbortOptions): Promise<PeerInfo> {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
     const existing = sessionByAddress(this.#manager.sessions, this.#trust.known, address)
     if (existing) {
+      if (expect !== undefined && existing.id !== expect) {
+        return Promise.reject(wrongPeer(address, expect, existing.id))
+      }
       // Asked for by the user now: no longer a session kept only for a send.
       if (this.#transient.delete(existing.id)) this.#manager.wanted.set(existing.id, address)
       return Promise.resolve(existing.info())
@@ -289,7 +298,8 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
     }
-    return this.#manager.dial(address, options).then((info) => {
+    const dial = this.#manager.dial(address, expect === undefined ? options : { ...options, expect })
+    return dial.then((info) => {
       this.#transient.delete(info.id)
       return info
     })
@@ -382,7 +392,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     let last: PeerError | undefined
     for (const address of k.addrs) {
       try {
-        const peer = await this.connect(address, options)
+        const peer = await this.#connectTo(address, k.id, options)
         return { peerId: k.id, name: k.name, address, ok: true, status: 'dialed', peer }
       } catch (err) {
         last = err instanceof PeerError ? err : new PeerError('DIAL_FAILED', String(err), { cause: err })
@@ -408,7 +418,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)
-      return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options)
+      return this.#dialAndSend(known.addrs.slice(0, 2), text, bytes, options, known.id)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -431,17 +441,23 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
   /**
    * Delivers a send to a peer without a session: dials its address (the first that answers) and marks
    * the session transient, so it is closed once idle unless the user connects to it or `retain` keeps it.
+   * `expect`: the peer the addresses were heard for (a known peer's id); nobody else gets its message.
    */
   async #dialAndSend(
     addresses: readonly string[],
     text: string,
     bytes: number,
     options?: SendOptions,
+    expect?: string,
   ): Promise<SendResult> {
     let info: PeerInfo | undefined
     let last: unknown
     for (const address of addresses) {
       const existing = sessionByAddress(this.#manager.sessions, this.#trust.known, address)
+      if (existing && expect !== undefined && existing.id !== expect) {
+        last = wrongPeer(address, expect, existing.id)
+        continue
+      }
       if (existing) {
         info = existing.info()
         break
@@ -451,7 +467,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
       try {
         const had = new Set(this.#manager.sessions.keys())
-        info = await this.#manager.dial(address, options)
+        const signal = options?.signal
+        info = await this.#manager.dial(address, {
+          ...(signal ? { signal } : {}),
+          ...(expect !== undefined ? { expect } : {}),
+        })
         if (!had.has(info.id)) {
           const s = this.#manager.sessions.get(info.id)
           if (s) this.#transient.add(s)

@@ -1,4 +1,4 @@
-import { fingerprint, type PeerInfo, type ReceivedMessage } from '@parley/core'
+import { fingerprint, looksLikeId, type PeerInfo, type ReceivedMessage } from '@parley/core'
 import { sanitize } from '../view/format.js'
 import { lookalikeNote, skeleton } from '../view/names.js'
 import type { PeerRef } from '../view/reporter.js'
@@ -110,8 +110,9 @@ export class ChatState {
   }
 
   /**
-   * Whether a name on screen needs its fingerprint: namesakes, a peer named like you, or a name that
-   * `/to` takes for everyone (a peer called `everyone` would have the broadcast prompt).
+   * Whether a name on screen needs its fingerprint: namesakes, a peer named like you, a name that
+   * `/to` takes for everyone (a peer called `everyone` would have the broadcast prompt), or one
+   * written like an id (it could pass for another peer's fingerprint).
    */
   ambiguous(p: PeerRef): boolean {
     this.see(p)
@@ -119,7 +120,8 @@ export class ChatState {
     return (
       (this.#ids.get(shown)?.size ?? 0) > 1 ||
       (shown === sanitize(this.self.name) && p.id !== this.self.id) ||
-      meansEveryone(shown)
+      meansEveryone(shown) ||
+      looksLikeId(shown)
     )
   }
 

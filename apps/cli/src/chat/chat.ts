@@ -2,7 +2,7 @@ import { fingerprint, type PeerInfo } from '@parley/core'
 import { broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
 import type { App } from '../app-context.js'
 import { unquote } from '../commands.js'
-import { findConnected } from '../find-connected.js'
+import { findConnected, namedLike } from '../find-connected.js'
 import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize, wrapBlock } from '../view/format.js'
@@ -206,7 +206,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         return
       }
       const connected = app.peer.peers().connected
-      const namesakes = connected.filter((p) => p.name === arg)
+      const namesakes = namedLike(connected, arg)
       if (namesakes.length > 1) {
         note(
           `${namesakes.length} peers are called ${sanitize(arg)} — pick one by fingerprint: ${namesakes
@@ -225,7 +225,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           send(withText[3]!)
           return
         }
-        const named = connected.filter((c) => c.name === who)
+        const named = namedLike(connected, who)
         p = named.length === 1 ? named[0] : named.length === 0 ? findConnected(app.peer, who) : undefined
         if (p) {
           state.talkTo({ id: p.id, name: p.name })

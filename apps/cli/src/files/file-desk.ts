@@ -7,7 +7,7 @@ import {
   type OutgoingTransfer,
   type Progress,
 } from '@parley/files'
-import { findConnected } from '../find-connected.js'
+import { findConnected, namedLike } from '../find-connected.js'
 import type { Logger } from '../logger.js'
 import { sanitize } from '../view/format.js'
 import type { Reporter } from '../view/reporter.js'
@@ -249,7 +249,7 @@ export class FileDesk {
     signal?: AbortSignal,
   ): Promise<OutgoingTransfer | undefined> {
     const { reporter } = this.#init
-    const namesakes = peer.peers().connected.filter((p) => p.name === target)
+    const namesakes = namedLike(peer.peers().connected, target)
     const to = namesakes.length === 1 ? namesakes[0] : findConnected(peer, target)
     if (namesakes.length > 1) {
       reporter.problem({

@@ -1,0 +1,35 @@
+import { fingerprint, type Peer, type PeerInfo } from '@parley/core'
+import { describe, expect, test } from 'vitest'
+import { findConnected, namedLike } from '../src/find-connected.js'
+
+const info = (id: string, name: string, address: string, listenAddrs: string[] = []): PeerInfo =>
+  ({ id, name, address, listenAddrs, direction: 'inbound', connectedAt: 0 }) as unknown as PeerInfo
+
+const peerWith = (connected: PeerInfo[]) => ({ peers: () => ({ connected, known: [] }) }) as unknown as Peer
+
+describe('whom a target names among the connected peers', () => {
+  const alice = 'a1'.repeat(32)
+  const mallory = 'b2'.repeat(32)
+
+  test('an id, fingerprint or prefix is never taken for a peer that calls itself so', () => {
+    const peer = peerWith([info(mallory, alice, '127.0.0.1:5000')])
+    for (const target of [alice, alice.slice(0, 8), fingerprint(alice), fingerprint(alice).toUpperCase()]) {
+      expect(findConnected(peer, target)).toBeUndefined()
+      expect(namedLike(peer.peers().connected, target)).toEqual([])
+    }
+    // Its own id, fingerprint or prefix names it.
+    expect(findConnected(peer, fingerprint(mallory))?.id).toBe(mallory)
+    expect(findConnected(peer, mallory.slice(0, 6))?.id).toBe(mallory)
+  })
+
+  test('an address names the peer reached there, not one that claims to listen there', () => {
+    const peer = peerWith([info(mallory, 'mallory', '127.0.0.1:5000', ['127.0.0.1:4000'])])
+    expect(findConnected(peer, '127.0.0.1:4000')).toBeUndefined()
+    expect(findConnected(peer, '127.0.0.1:5000')?.id).toBe(mallory)
+  })
+
+  test('a plain name names its one holder', () => {
+    const peer = peerWith([info(alice, 'alice', 'a:1'), info(mallory, 'bob', 'b:1')])
+    expect(findConnected(peer, 'bob')?.id).toBe(mallory)
+  })
+})

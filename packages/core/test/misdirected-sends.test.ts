@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest'
+import { fingerprint } from '../src/identity.js'
+import type { Peer } from '../src/peer.js'
+import type { ReceivedMessage } from '../src/peer-types.js'
+import { plaintextUpgrader } from '../src/secure/plaintext.js'
+import { memoryNetwork } from '../src/transports/memory.js'
+import { memoryPeer } from './fixtures/memory-peer.js'
+
+// A send addressed to one peer must reach that peer or fail: never whoever else calls itself by its
+// id, nor whoever answers at an address heard for it.
+
+const plain = { upgrader: plaintextUpgrader() }
+
+function inbox(peer: Peer): ReceivedMessage[] {
+  const got: ReceivedMessage[] = []
+  peer.on('message', (m) => got.push(m))
+  return got
+}
+
+describe('a send to a peer by id', () => {
+  it('never reaches a peer whose display name is that id, its prefix or its fingerprint', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', plain)
+    const alice = memoryPeer(network, 'alice', plain)
+    await me.start()
+    await alice.start()
+    await me.connect(alice.addresses[0]!)
+    const aliceId = alice.id
+    await alice.stop()
+    for (const name of [aliceId, aliceId.slice(0, 8), fingerprint(aliceId)]) {
+      const mallory = memoryPeer(network, `m${name.length}`, { ...plain, name })
+      await mallory.start()
+      await mallory.connect(me.addresses[0]!)
+      const atMallory = inbox(mallory)
+      for (const target of [aliceId, aliceId.slice(0, 8), fingerprint(aliceId)]) {
+        await expect(me.send(target, 'for alice only')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+      }
+      expect(atMallory).toEqual([])
+      await mallory.stop()
+    }
+  })
+
+  it('a name written like an id means no one, even when no peer has that id', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', plain)
+    const mallory = memoryPeer(network, 'mallory', { ...plain, name: 'deadbeefcafe0123' })
+    await me.start()
+    await mallory.start()
+    await mallory.connect(me.addresses[0]!)
+    await expect(me.send('deadbeefcafe0123', 'hi')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+    // Its id still names it.
+    expect((await me.send(mallory.id, 'hi')).peerId).toBe(mallory.id)
+  })
+
+  it('fails with WRONG_PEER when another peer answers at the address heard for it, and sends nothing there', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', plain)
+    const hub = memoryPeer(network, 'hub', plain)
+    const alice = memoryPeer(network, 'alice', plain)
+    for (const p of [me, hub, alice]) await p.start()
+    await alice.connect(hub.addresses[0]!)
+    await me.connect(hub.addresses[0]!)
+    // me hears of alice from the hub only: her id at her address.
+    await me.queryPeers(hub.id)
+    const address = alice.addresses[0]!
+    await alice.stop()
+    // Someone else listens there now (a port reused, or a peer-exchange record that lied).
+    const squatter = memoryPeer(network, 'other', { ...plain, listen: address })
+    await squatter.start()
+    expect(squatter.addresses).toEqual([address])
+    const atSquatter = inbox(squatter)
+    await expect(me.send(alice.id, 'for alice only')).rejects.toMatchObject({ code: 'WRONG_PEER' })
+    const results = await me.connectToActive({ rounds: 0 })
+    expect(results.find((r) => r.peerId === alice.id)).toMatchObject({
+      ok: false,
+      status: 'failed',
+      error: { code: 'WRONG_PEER' },
+    })
+    expect(atSquatter).toEqual([])
+    // No session was kept with the squatter on alice's account.
+    expect(me.peers().connected.map((p) => p.id)).not.toContain(squatter.id)
+  })
+})
