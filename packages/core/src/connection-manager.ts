@@ -74,6 +74,7 @@ export class ConnectionManager implements ConnectionHost {
     }
     this.reader = new LinkReader({
       sessions: this.sessions,
+      links: this.links,
       limits: init.limits,
       closeLink: (link) => void this.closeLink(link),
       violation: (link, err) => this.#violation(link, err),
@@ -235,6 +236,7 @@ export class ConnectionManager implements ConnectionHost {
   dropLink(link: Link): void {
     link.state.advance('closed')
     this.links.delete(link)
+    this.reader.forget(link)
     link.conn.abort()
   }
 
@@ -253,6 +255,7 @@ export class ConnectionManager implements ConnectionHost {
   #onClose(link: Link, err: Error | undefined): void {
     link.state.advance('closed')
     this.links.delete(link)
+    this.reader.forget(link)
     const id = link.remote?.peerId
     const session = id === undefined ? undefined : this.sessions.get(id)
     if (!session?.links.has(link)) return

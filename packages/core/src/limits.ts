@@ -16,6 +16,8 @@ export interface ResolvedLimits {
   maxOutboundHandshakes: number
   /** Bytes held for one remote peer: its partial frame, early frames and our frames waiting for it to read. */
   peerMemory: number
+  /** Bytes held for all remote peers together (the sum of their `peerMemory` shares). */
+  totalPeerMemory: number
   rate: { perSecond: number; burst: number } | false
   sendPace: { perSecond: number; burst: number } | false
   cooldown: number
@@ -51,6 +53,9 @@ export function resolveLimits(init: PeerInit): ResolvedLimits {
     maxOutboundHandshakes: init.maxHandshakes?.outbound ?? 16,
     // Two frames in flight each way and a little more: an honest peer never comes near it.
     peerMemory: init.maxPeerMemory ?? 2 * maxFrameSize + 1024 * 1024,
+    // Honest peers hold next to nothing each (a file transfer's chunks, a frame in flight); this only
+    // stops hundreds of sessions, each within its own share, from adding up to gigabytes.
+    totalPeerMemory: init.maxTotalPeerMemory ?? Math.max(64 * 1024 * 1024, 8 * maxFrameSize),
     rate,
     sendPace: init.sendPace ?? defaultPace(rate),
     cooldown: init.cooldown ?? 60_000,

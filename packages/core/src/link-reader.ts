@@ -28,6 +28,8 @@ const ACK_NOW_FRAMES = 16
 
 export interface LinkReaderInit {
   sessions: ReadonlyMap<string, Session>
+  /** Every link, open or in its handshake: the total memory bound sheds from them. */
+  links: ReadonlySet<Link>
   limits: ResolvedLimits
   closeLink: (link: Link) => void
   violation: (link: Link, err: unknown) => void
@@ -41,6 +43,8 @@ export interface LinkReaderInit {
  */
 export class LinkReader {
   readonly #init: LinkReaderInit
+  /** Bytes held for all links, as each one's last read left it (see #account). */
+  #total = 0
 
   constructor(init: LinkReaderInit) {
     this.#init = init
@@ -95,10 +99,50 @@ export class LinkReader {
           `made this peer hold ${held} bytes for it (the limit is ${this.#init.limits.peerMemory})`,
         )
       }
+      if (failure === undefined) this.#account(link, held)
     } catch (err) {
       failure ??= err
     }
     if (failure !== undefined) this.#init.violation(link, failure)
+  }
+
+  /** A link closed: what it held is no longer counted. */
+  forget(link: Link): void {
+    this.#total -= link.countedBytes
+    link.countedBytes = 0
+  }
+
+  /**
+   * Counts what `link` holds now in the total of all links. Past `totalPeerMemory` the total is
+   * counted again from every link (a link's share shrinks without a read of ours: the remote reads
+   * what we queued), and while it is still over, the link holding the most is cut: many sessions each
+   * within its own bound must not add up to more than this peer can hold.
+   */
+  #account(link: Link, held: number): void {
+    this.#total += held - link.countedBytes
+    link.countedBytes = held
+    const limit = this.#init.limits.totalPeerMemory
+    if (this.#total <= limit) return
+    let total = 0
+    for (const l of this.#init.links) {
+      l.countedBytes = l.state.status === 'closed' ? 0 : this.#remoteInducedBytes(l)
+      total += l.countedBytes
+    }
+    this.#total = total
+    while (this.#total > limit) {
+      let largest: Link | undefined
+      for (const l of this.#init.links) if (l.countedBytes > (largest?.countedBytes ?? 0)) largest = l
+      if (largest === undefined) return
+      const bytes = largest.countedBytes
+      this.forget(largest)
+      this.#init.violation(
+        largest,
+        new PeerError(
+          'LIMIT_EXCEEDED',
+          `made this peer hold ${bytes} bytes for it while all peers together held more than ${limit}`,
+        ),
+      )
+    }
   }
 
   /** See `Link.remoteInducedBytes`; the chat handler is looked up only while frames wait unsent. */

@@ -41,6 +41,8 @@ export class Link {
   /** Frames that arrived after the handshake reply while we were still checking it; replayed once open. */
   early: Uint8Array[] = []
   earlyBytes = 0
+  /** What this link counts in its reader's total of bytes held for all peers (LinkReader). */
+  countedBytes = 0
   endedEarly = false
   /** Since when the transport has refused more bytes (a reader that stopped reading); 0 when flowing. */
   blockedSince = 0

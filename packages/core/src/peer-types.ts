@@ -119,6 +119,12 @@ export interface PeerInit {
    */
   maxPeerMemory?: number
   /**
+   * Bytes all remote peers together may make this peer hold (each within `maxPeerMemory`). Past it,
+   * the connection holding the most is closed as a violation, until the sum is back under it.
+   * @default 64 MiB (at least 8 × maxFrameSize)
+   */
+  maxTotalPeerMemory?: number
+  /**
    * More services to run besides chat and peer exchange, each on its own channel of every session with
    * a peer that runs it too (see {@link Service}).
    */
