@@ -436,7 +436,11 @@ class Session {
         mode = 'chat'
         continue
       }
-      this.chat ??= new ChatState({ id: peer.id, name: peer.name }, () => this.#knownNames())
+      this.chat ??= new ChatState(
+        { id: peer.id, name: peer.name },
+        () => this.#knownNames(),
+        (name) => peer.namedKeys(name),
+      )
       if (options.peers.length === 0 && peer.peers().connected.length === 0) {
         this.reporter.note(
           `waiting for peers — another peer connects with --peer ${peer.addresses[0] ?? '<host:port>'}, or type /connect <host:port>`,

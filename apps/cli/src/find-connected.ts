@@ -1,4 +1,5 @@
 import { looksLikeId, type Peer, type PeerInfo } from '@parley/core'
+import type { PeerRef } from './view/reporter.js'
 
 /**
  * The connected peer `target` names, the way core's `send` resolves it: id, address, fingerprint or
@@ -14,15 +15,19 @@ export function findConnected(peer: Peer, target: string): PeerInfo | undefined 
     const byId = connected.filter((p) => p.id.startsWith(prefix))
     if (byId.length === 1) return byId[0]
   }
-  return looksLikeId(target) ? undefined : uniqueNamed(connected, target)
+  const named = namedLike(peer, target)
+  return named.length === 1 ? connected.find((p) => p.id === named[0]!.id) : undefined
 }
 
-/** The connected peers called `name`; none when `name` is written as an id (any peer may take any name). */
-export function namedLike(connected: readonly PeerInfo[], name: string): PeerInfo[] {
-  return looksLikeId(name) ? [] : connected.filter((p) => p.name === name)
-}
-
-function uniqueNamed(connected: readonly PeerInfo[], name: string): PeerInfo | undefined {
-  const byName = namedLike(connected, name)
-  return byName.length === 1 ? byName[0] : undefined
+/**
+ * Whom `name` may mean: the peers core says it may mean (the one saved with it, else every peer known
+ * first-hand by it), else the connected peers called so; none for a name written as an id (any peer
+ * may take any name). Only one of them may be picked by that name; several need a fingerprint.
+ */
+export function namedLike(peer: Peer, name: string): PeerRef[] {
+  if (looksLikeId(name)) return []
+  const connected = peer.peers().connected
+  const keys = peer.namedKeys(name)
+  if (keys.length === 0) return connected.filter((p) => p.name === name)
+  return keys.map((id) => connected.find((p) => p.id === id) ?? { id, name })
 }

@@ -5,7 +5,12 @@ import { findConnected, namedLike } from '../src/find-connected.js'
 const info = (id: string, name: string, address: string, listenAddrs: string[] = []): PeerInfo =>
   ({ id, name, address, listenAddrs, direction: 'inbound', connectedAt: 0 }) as unknown as PeerInfo
 
-const peerWith = (connected: PeerInfo[]) => ({ peers: () => ({ connected, known: [] }) }) as unknown as Peer
+/** A peer with these sessions; `named` says which ids a name may mean (core's namedKeys). */
+const peerWith = (connected: PeerInfo[], named: Record<string, string[]> = {}) =>
+  ({
+    peers: () => ({ connected, known: [] }),
+    namedKeys: (name: string) => named[name] ?? [],
+  }) as unknown as Peer
 
 describe('whom a target names among the connected peers', () => {
   const alice = 'a1'.repeat(32)
@@ -15,7 +20,7 @@ describe('whom a target names among the connected peers', () => {
     const peer = peerWith([info(mallory, alice, '127.0.0.1:5000')])
     for (const target of [alice, alice.slice(0, 8), fingerprint(alice), fingerprint(alice).toUpperCase()]) {
       expect(findConnected(peer, target)).toBeUndefined()
-      expect(namedLike(peer.peers().connected, target)).toEqual([])
+      expect(namedLike(peer, target)).toEqual([])
     }
     // Its own id, fingerprint or prefix names it.
     expect(findConnected(peer, fingerprint(mallory))?.id).toBe(mallory)
@@ -31,5 +36,17 @@ describe('whom a target names among the connected peers', () => {
   test('a plain name names its one holder', () => {
     const peer = peerWith([info(alice, 'alice', 'a:1'), info(mallory, 'bob', 'b:1')])
     expect(findConnected(peer, 'bob')?.id).toBe(mallory)
+  })
+
+  test('a name that means another peer (saved, or the one known first by it) never picks the one calling itself so', () => {
+    const away = 'c3'.repeat(32)
+    // The alice we know is away; a stranger calls itself alice.
+    const saved = peerWith([info(mallory, 'alice', 'm:1')], { alice: [away] })
+    expect(findConnected(saved, 'alice')).toBeUndefined()
+    expect(namedLike(saved, 'alice').map((p) => p.id)).toEqual([away])
+    // Two keys known first-hand by one name: neither is picked by it.
+    const both = peerWith([info(mallory, 'alice', 'm:1')], { alice: [away, mallory] })
+    expect(findConnected(both, 'alice')).toBeUndefined()
+    expect(namedLike(both, 'alice')).toHaveLength(2)
   })
 })

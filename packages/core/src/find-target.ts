@@ -1,3 +1,4 @@
+import { fingerprint } from './identity.js'
 import type { KnownPeers } from './known-peers.js'
 import { PeerError } from './peer-errors.js'
 import type { KnownEntry, PeerStore } from './peer-store.js'
@@ -25,10 +26,9 @@ export function findSession(
     // Written as a peer's id (or prefix, or fingerprint): a peer that calls itself so is not that peer.
     if (looksLikeId(target) || [...store.values()].some((k) => k.id.startsWith(prefix))) return undefined
   }
-  const owner = nameOwner(trust, store, target)
-  const byName = [...sessions.values()].filter(
-    (s) => s.remote.name === target && (owner === undefined || owner === s.id),
-  )
+  const keys = keysNamed(trust, store, target)
+  if (keys.length > 0) return keys.length === 1 ? sessions.get(keys[0]!) : undefined
+  const byName = [...sessions.values()].filter((s) => s.remote.name === target)
   return byName.length === 1 ? byName[0] : undefined
 }
 
@@ -78,23 +78,41 @@ export function knownByIdOrPrefix(store: PeerStore, target: string): KnownEntry 
 }
 
 /**
- * The key a name means: the one it is saved with, else the one we first knew first-hand by it (see
- * PeerStore.nameOwner). A peer merely calling itself so is not it.
+ * The keys a name may mean: the one it is saved with (when one saved entry has it), else every key we
+ * know first-hand by it. A name means a peer only when this is one key: names are claims, and with two
+ * keys known by one name (a stranger calling itself "alice" while the alice we knew is away) a send by
+ * that name could reach the wrong one.
  */
-export function nameOwner(trust: Trust, store: PeerStore, name: string): string | undefined {
-  return trust.nameOwner(name) ?? store.nameOwner(name)
+export function keysNamed(trust: Trust, store: PeerStore, name: string): string[] {
+  const saved = trust.nameOwner(name)
+  return saved !== undefined ? [saved] : store.firstHandNamed(name)
 }
 
 /**
- * Why nothing connected matches `target`; given the sessions and the key the name means (nameOwner),
- * it also says when a connected peer calls itself `target` but the name means another key.
+ * Why nothing connected matches `target`; given the sessions and the keys the name may mean
+ * (keysNamed), it also says when the name means another key than the connected peer calling itself
+ * so, or several keys.
  */
-export function notConnected(target: string, sessions?: Map<string, Session>, ownerId?: string): PeerError {
-  const namesake = sessions && [...sessions.values()].find((s) => s.remote.name === target)
-  if (namesake && ownerId !== undefined && ownerId !== namesake.id) {
+export function notConnected(
+  target: string,
+  sessions?: Map<string, Session>,
+  keys: readonly string[] = [],
+): PeerError {
+  if (keys.length > 1) {
     return new PeerError(
       'NOT_CONNECTED',
-      `"${target}" names the peer ${ownerId.slice(0, 16)}, which is not connected; the connected peer that calls itself so is ${namesake.id.slice(0, 16)} (send to its id to reach it)`,
+      `"${target}" is the name of ${keys.length} peers (${keys
+        .slice(0, 3)
+        .map((k) => fingerprint(k))
+        .join(', ')}); send to one by its fingerprint`,
+    )
+  }
+  const owner = keys[0]
+  const namesake = sessions && [...sessions.values()].find((s) => s.remote.name === target)
+  if (namesake && owner !== undefined && owner !== namesake.id) {
+    return new PeerError(
+      'NOT_CONNECTED',
+      `"${target}" names the peer ${owner.slice(0, 16)}, which is not connected; the connected peer that calls itself so is ${namesake.id.slice(0, 16)} (send to its id to reach it)`,
     )
   }
   return new PeerError('NOT_CONNECTED', `no connected peer matches "${target}"`)

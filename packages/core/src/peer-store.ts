@@ -183,18 +183,11 @@ export class PeerStore {
     return this.#insert(created, connected) ? created : undefined
   }
 
-  /**
-   * The key a name means, from first-hand knowledge: of the peers we know first-hand by that name, one
-   * we dialled, else the one seen first. Names are claims: without this, a stranger calling itself
-   * "alice" would receive what the user sends to "alice" once the alice it knew has left.
-   */
-  nameOwner(name: string): string | undefined {
-    let owner: KnownEntry | undefined
-    for (const k of this.#entries.values()) {
-      if (k.source !== 'direct' || k.name !== name) continue
-      if (!owner || rank(k) > rank(owner) || (rank(k) === rank(owner) && k.since < owner.since)) owner = k
-    }
-    return owner?.id
+  /** The keys known first-hand (not by hearsay) by `name`, earliest first. */
+  firstHandNamed(name: string): string[] {
+    const named: KnownEntry[] = []
+    for (const k of this.#entries.values()) if (k.source === 'direct' && k.name === name) named.push(k)
+    return named.sort((a, b) => a.since - b.since).map((k) => k.id)
   }
 
   /** The peer said goodbye or could not be reached: stop handing it out; forget it later. */

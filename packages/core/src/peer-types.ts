@@ -424,6 +424,12 @@ export interface Peer extends EventEmitter<PeerEvents> {
   destroy(err?: Error): void
   /** What this peer holds right now, against its bounds (docs/ARCHITECTURE.md, "Bounds"). */
   resources(): PeerResources
+  /**
+   * The peer ids a display name may mean: the one it is saved with in the known peers, else every
+   * peer known first-hand by it. A name names a peer (for `send()` and the like) only when this is one
+   * id; names are claims, so with two ids a frontend should ask for a fingerprint.
+   */
+  namedKeys(name: string): string[]
   /** Key changes seen (a dial reached another key, or a peer claimed a saved address), awaiting a decision. */
   keyChanges(): PendingKeyChange[]
   /**

@@ -4,7 +4,7 @@ import { processHandshakeGate } from './admission.js'
 import { connectToActive } from './connect-to-active.js'
 import { ConnectionManager } from './connection-manager.js'
 import { wrongPeer } from './dialer.js'
-import { findSession, knownByIdOrPrefix, nameOwner, notConnected, sessionByAddress } from './find-target.js'
+import { findSession, keysNamed, knownByIdOrPrefix, notConnected, sessionByAddress } from './find-target.js'
 import { generateIdentity, type Identity } from './identity.js'
 import { memoryKnownPeers } from './known-peers.js'
 import { type ResolvedLimits, resolveLimits } from './limits.js'
@@ -105,8 +105,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       onDiscovered: (p) => this.emit('peer:discovered', p),
     })
     const services: Service[] = [this.#chat, pex, ...(init.services ?? [])]
-    this.#trust = new Trust(init.knownPeers ?? memoryKnownPeers(), init.onKeyChange, (err) =>
-      this.#report(err),
+    this.#trust = new Trust(
+      init.knownPeers ?? memoryKnownPeers(),
+      init.onKeyChange,
+      (err) => this.#report(err),
+      (name, peerId) => this.#store.firstHandNamed(name).some((id) => id !== peerId),
     )
     this.#manager = new ConnectionManager({
       transport: init.transport,
@@ -341,6 +344,10 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     }
   }
 
+  namedKeys(name: string): string[] {
+    return keysNamed(this.#trust, this.#store, name)
+  }
+
   keyChanges(): PendingKeyChange[] {
     return this.#trust.pending()
   }
@@ -414,7 +421,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       // A peer known by id (e.g. a broadcast's origin, learned from exchange) is dialed at its addresses.
       const known = knownByIdOrPrefix(this.#store, target)
       if (!known)
-        throw notConnected(target, this.#manager.sessions, nameOwner(this.#trust, this.#store, target))
+        throw notConnected(target, this.#manager.sessions, keysNamed(this.#trust, this.#store, target))
       // It said GOODBYE: it left on purpose, and is not dialed again unless the user asks (connect()).
       if (known.gone)
         throw new PeerError('NOT_CONNECTED', `"${target}" said goodbye; connect to it again to send`)

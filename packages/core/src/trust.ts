@@ -21,6 +21,8 @@ export class Trust {
     readonly known: KnownPeers,
     readonly onKeyChange: ((change: KeyChange) => boolean | Promise<boolean>) | undefined,
     readonly report: (err: PeerError) => void,
+    /** Other keys known first-hand by `name` (the peer store): a saved address does not take their name. */
+    readonly othersNamed: (name: string, peerId: string) => boolean = () => false,
   ) {}
 
   /**
@@ -114,13 +116,20 @@ export class Trust {
   }
 
   #remember(change: PendingKeyChange): void {
+    // A claim (a peer dialing in) proves nothing: it never replaces a change a dial of ours verified,
+    // which the user may be about to accept by its address.
+    if (change.direction === 'inbound' && this.#pending.get(change.address)?.direction === 'outbound') return
     this.#pending.delete(change.address)
     this.#pending.set(change.address, change)
     if (this.#pending.size > MAX_PENDING_CHANGES) this.#pending.delete(this.#pending.keys().next().value!)
   }
 
   #save(address: string, peerId: string, name: string): void {
-    this.known.remember(address, peerId, name).catch((cause: unknown) =>
+    // A dial anyone can steer (a peer-exchange record, a mesh walk) must not make a name mean its key
+    // when another key is already known by that name, saved or first-hand: the name then stays theirs.
+    const owner = this.nameOwner(name)
+    const taken = (owner !== undefined && owner !== peerId) || this.othersNamed(name, peerId)
+    this.known.remember(address, peerId, taken ? '' : name).catch((cause: unknown) =>
       this.report(
         new PeerError(
           'KNOWN_PEERS_WRITE_FAILED',

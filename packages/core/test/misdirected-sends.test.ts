@@ -80,4 +80,26 @@ describe('a send to a peer by id', () => {
     // No session was kept with the squatter on alice's account.
     expect(me.peers().connected.map((p) => p.id)).not.toContain(squatter.id)
   })
+
+  it("a dial led by another peer's list never makes a name mean the key it reached", async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', plain)
+    const alice = memoryPeer(network, 'alice', plain)
+    const hub = memoryPeer(network, 'hub', plain)
+    const impostor = memoryPeer(network, 'imp', { ...plain, name: 'alice' })
+    for (const p of [me, alice, hub, impostor]) await p.start()
+    // alice dialed in first: the name alice is hers.
+    await alice.connect(me.addresses[0]!)
+    await expect(me.send('alice', 'one')).resolves.toMatchObject({ peerId: alice.id })
+    // The hub's list names the impostor "alice", and connect-to-active dials it.
+    await impostor.connect(hub.addresses[0]!)
+    await me.connect(hub.addresses[0]!)
+    await me.queryPeers(hub.id)
+    await me.connectToActive({ rounds: 0 })
+    expect(me.peers().connected.map((p) => p.id)).toContain(impostor.id)
+    const atImpostor = inbox(impostor)
+    // Two keys are known by the name now: it means neither, so nothing goes to the impostor by it.
+    await expect(me.send('alice', 'two')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
+    expect(atImpostor).toEqual([])
+  })
 })

@@ -164,4 +164,39 @@ describe('Trust.nameOwner and accept', () => {
     })
     expect(known.check('bob:1', NEW)).toEqual({ status: 'match' })
   })
+
+  it('a claim from a peer dialing in never replaces a change a dial verified: accepting the address takes the verified key', async () => {
+    const { trust: t, known } = trust()
+    await known.remember('alice:1', OLD, 'alice')
+    // Our dial of alice's address reached her new key.
+    await expect(t.checkDialed('alice:1', announcement(NEW, 'alice'))).rejects.toMatchObject({
+      code: 'KEY_CHANGED',
+    })
+    // Then a stranger dials in claiming that address.
+    const STRANGER = key(3)
+    t.checkInbound(announcement(STRANGER, 'alice', ['alice:1']))
+    expect(t.pending().map((c) => [c.actual, c.direction])).toEqual([[NEW, 'outbound']])
+    await expect(t.accept('alice:1')).resolves.toMatchObject({ actual: NEW })
+    expect(known.check('alice:1', NEW)).toEqual({ status: 'match' })
+  })
+
+  it("a dial does not give a saved address another key's name: one known first-hand, or saved", async () => {
+    const known = countingStore()
+    const FIRST = key(3)
+    const t = new Trust(
+      known,
+      undefined,
+      () => {},
+      (name, peerId) => name === 'alice' && peerId !== FIRST,
+    )
+    // A peer-exchange record led our dial to a key calling itself alice; the alice we know is FIRST.
+    await t.checkDialed('m:1', announcement(NEW, 'alice'))
+    expect(known.entries()).toEqual([{ address: 'm:1', peerId: NEW, name: '' }])
+    expect(t.nameOwner('alice')).toBeUndefined()
+    // Saved names count too: bob is OLD's.
+    await known.remember('b:1', OLD, 'bob')
+    await t.checkDialed('m:2', announcement(NEW, 'bob'))
+    expect(known.entries().find((e) => e.address === 'm:2')?.name).toBe('')
+    expect(t.nameOwner('bob')).toBe(OLD)
+  })
 })

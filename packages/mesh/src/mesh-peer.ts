@@ -226,6 +226,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   resources(): PeerResources {
     return this.#inner.resources()
   }
+  namedKeys(name: string): string[] {
+    return this.#inner.namedKeys(name)
+  }
   keyChanges(): PendingKeyChange[] {
     return this.#inner.keyChanges()
   }
@@ -307,7 +310,7 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     if (!this.#match(d.from, d.text, d.sentAt, 'relayed')) return
     this.emit('message', {
       id: d.id,
-      from: { id: d.from, name: this.#names.get(d.from) ?? fingerprint(d.from) },
+      from: { id: d.from, name: this.#relayedName(d.from) },
       text: d.text,
       sentAt: d.sentAt,
       receivedAt: d.receivedAt,
@@ -352,6 +355,19 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     this.#matches.delete(key)
     this.#matches.set(key, e)
     return true
+  }
+
+  /**
+   * The name a relayed message shows: the one its origin gave in its own handshake; else (hearsay, a
+   * peer list's) only while that name means no other peer we know, since a relay or a peer list chose
+   * it; else its fingerprint.
+   */
+  #relayedName(origin: string): string {
+    const name = this.#names.get(origin)
+    if (name === undefined) return fingerprint(origin)
+    if (this.#ownNames.has(origin)) return name
+    const keys = this.#inner.namedKeys(name)
+    return keys.every((k) => k === origin) ? name : fingerprint(origin)
   }
 
   #name(id: string, name: string): void {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import {
   type Channel,
   createPeer,
+  fingerprint,
   generateIdentity,
   memoryNetwork,
   memoryTransport,
@@ -210,6 +211,56 @@ describe('one delivery per broadcast, and no more', () => {
     await until(() => atB.length === 1, [b], ['message'])
     await a.send(b.id, 'ok')
     expect(atB).toHaveLength(1)
+  })
+})
+
+describe('names on relayed broadcasts', () => {
+  it("a name heard from a peer list is not shown when it is another peer's: the origin shows as its fingerprint", async () => {
+    const { network, make } = meshPeers()
+    const b = await make()
+    const alice = createPeer({
+      transport: memoryTransport(network, { host: 'alice' }),
+      upgrader: plaintextUpgrader(),
+      name: 'alice',
+    })
+    const impostorIdentity = generateIdentity()
+    const impostor = createPeer({
+      transport: memoryTransport(network, { host: 'imp' }),
+      upgrader: plaintextUpgrader(),
+      name: 'alice',
+      identity: impostorIdentity,
+      listen: 'imp:0',
+    })
+    let channel: Channel | undefined
+    const relay = createPeer({
+      transport: memoryTransport(network, { host: 'relay' }),
+      upgrader: plaintextUpgrader(),
+      name: 'relay',
+      listen: 'relay:0',
+      services: [
+        { protocol: GOSSIP_PROTOCOL, open: (ch) => ((channel = ch), { onFrame() {}, onClose() {} }) },
+      ],
+    })
+    onTestFinished(async () => {
+      await Promise.all([alice.stop(), impostor.stop(), relay.stop()])
+    })
+    for (const p of [alice, impostor, relay]) await p.start()
+    await alice.connect(b.addresses[0]!)
+    await impostor.connect(relay.addresses[0]!)
+    await b.connect(relay.addresses[0]!)
+    // b hears of the impostor, by the name alice, from the relay's list.
+    await b.queryPeers(relay.id)
+    expect(b.peers().known.map((k) => [k.id, k.name])).toContainEqual([impostor.id, 'alice'])
+    const atB = inbox(b)
+    const id = randomBytes(16).toString('hex')
+    const sentAt = Date.now()
+    const text = 'alice here: send me the wifi password'
+    const signature = signWithIdentity(impostorIdentity, gossipSigningBytes(id, impostor.id, sentAt, text))
+    channel!.sendBytes(
+      encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: impostor.id, sentAt, text, signature }),
+    )
+    await until(() => atB.length === 1, [b], ['message'])
+    expect(atB[0]!.from).toEqual({ id: impostor.id, name: fingerprint(impostor.id) })
   })
 })
 

@@ -35,6 +35,8 @@ export class ChatState {
   constructor(
     readonly self: PeerRef,
     readonly known: () => Iterable<string> = () => [],
+    /** The peer ids a name may mean (core's `namedKeys`): a name that means another key needs a fingerprint. */
+    readonly namedKeys: (name: string) => readonly string[] = () => [],
   ) {}
 
   /** Remembers a peer's name (call for every peer seen). */
@@ -111,8 +113,9 @@ export class ChatState {
 
   /**
    * Whether a name on screen needs its fingerprint: namesakes, a peer named like you, a name that
-   * `/to` takes for everyone (a peer called `everyone` would have the broadcast prompt), or one
-   * written like an id (it could pass for another peer's fingerprint).
+   * `/to` takes for everyone (a peer called `everyone` would have the broadcast prompt), one written
+   * like an id (it could pass for another peer's fingerprint), or one that means another key too
+   * (saved with it, or known first-hand by it: the alice you knew, away now).
    */
   ambiguous(p: PeerRef): boolean {
     this.see(p)
@@ -121,7 +124,8 @@ export class ChatState {
       (this.#ids.get(shown)?.size ?? 0) > 1 ||
       (shown === sanitize(this.self.name) && p.id !== this.self.id) ||
       meansEveryone(shown) ||
-      looksLikeId(shown)
+      looksLikeId(shown) ||
+      this.namedKeys(p.name).some((id) => id !== p.id)
     )
   }
 

@@ -7,6 +7,7 @@ import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize, wrapBlock } from '../view/format.js'
 import type { TerminalStream } from '../view/live-console.js'
+import type { PeerRef } from '../view/reporter.js'
 import type { Style } from '../view/style.js'
 import { chatHelp, completeChat, parseChatLine } from './chat-commands.js'
 import { type ChatState, meansEveryone } from './chat-state.js'
@@ -206,7 +207,10 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         return
       }
       const connected = app.peer.peers().connected
-      const namesakes = namedLike(connected, arg)
+      // A name picks a peer only when it means one key, and that peer is connected (names are claims).
+      const connectedOne = (refs: readonly PeerRef[]) =>
+        refs.length === 1 ? connected.find((c) => c.id === refs[0]!.id) : undefined
+      const namesakes = namedLike(app.peer, arg)
       if (namesakes.length > 1) {
         note(
           `${namesakes.length} peers are called ${sanitize(arg)} — pick one by fingerprint: ${namesakes
@@ -215,7 +219,8 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         )
         return
       }
-      let p: PeerInfo | undefined = namesakes[0] ?? findConnected(app.peer, arg)
+      let p: PeerInfo | undefined =
+        namesakes.length === 1 ? connectedOne(namesakes) : findConnected(app.peer, arg)
       // `/to bob hi there` (as IRC's /msg): a peer, then a first message to it.
       const withText = p ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
       if (withText) {
@@ -225,13 +230,24 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           send(withText[3]!)
           return
         }
-        const named = namedLike(connected, who)
-        p = named.length === 1 ? named[0] : named.length === 0 ? findConnected(app.peer, who) : undefined
+        const named = namedLike(app.peer, who)
+        p =
+          named.length === 1
+            ? connectedOne(named)
+            : named.length === 0
+              ? findConnected(app.peer, who)
+              : undefined
         if (p) {
           state.talkTo({ id: p.id, name: p.name })
           send(withText[3]!)
           return
         }
+      }
+      if (!p && !withText && namesakes.length === 1) {
+        note(
+          `${sanitize(arg)} is the peer ${fingerprint(namesakes[0]!.id)}, which is not connected; a peer calling itself so now is not it`,
+        )
+        return
       }
       if (!p) {
         // `/to zed hi`: the peer is zed; the rest was the message.

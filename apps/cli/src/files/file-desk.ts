@@ -249,8 +249,11 @@ export class FileDesk {
     signal?: AbortSignal,
   ): Promise<OutgoingTransfer | undefined> {
     const { reporter } = this.#init
-    const namesakes = namedLike(peer.peers().connected, target)
-    const to = namesakes.length === 1 ? namesakes[0] : findConnected(peer, target)
+    const namesakes = namedLike(peer, target)
+    const to =
+      namesakes.length === 1
+        ? peer.peers().connected.find((p) => p.id === namesakes[0]!.id)
+        : findConnected(peer, target)
     if (namesakes.length > 1) {
       reporter.problem({
         code: 'AMBIGUOUS',
