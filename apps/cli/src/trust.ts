@@ -88,9 +88,13 @@ export function reportPeerError(app: Pick<App, 'peer' | 'reporter'>, err: unknow
       .filter((c) => c.direction === 'inbound' && message.includes(c.address))
       .at(-1)
     // A name claim leaves nothing to accept: core's sentence (both fingerprints) says it all.
+    // A claim proves nothing: the advice is to check the fingerprint first, or to dial the address.
     app.reporter.problem(
       change
-        ? explain(err, { keyAddress: change.address })
+        ? {
+            code: 'KEY_CHANGED',
+            sentence: `${sanitize(message)} — dial ${sanitize(change.address)} to see who answers there; only if ${fingerprint(change.actual)} is the peer's new key (ask its owner), /trust ${sanitize(change.address)} accepts it`,
+          }
         : { code: 'KEY_CHANGED', sentence: sanitize(message) },
       err,
     )

@@ -167,6 +167,12 @@ describe('chat state', () => {
     expect(state.label({ id: id('a'), name: fingerprint(id('b')) })).toBe(
       `${fingerprint(id('b'))} (${fingerprint(id('a'))})`,
     )
+    // A name that starts with a symbol could print a line that passes for the screen's own.
+    for (const name of ['- alice left', '✔ you → alice', '+ mallory']) {
+      expect(state.label({ id: id('f'), name })).toBe(
+        `${name} ⚠ (starts with a symbol) (${fingerprint(id('f'))})`,
+      )
+    }
     // Controls are never shown, and a name that held one is marked and identified.
     expect(state.label({ id: id('f'), name: 'evil\x1b[2J' })).toBe(
       `evil[2J ⚠ (hidden characters) (${fingerprint(id('f'))})`,

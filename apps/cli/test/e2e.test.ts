@@ -110,7 +110,8 @@ describe.skipIf(!hasScript)(
       await alice.waitFor('[everyone] › ')
       const bob = inPty(['--name', 'bob', '--peer', address!])
       await bob.waitFor(/✔ connected to alice/)
-      await alice.waitFor(/\+ bob joined \(inbound, 127\.0\.0\.1:\d+\)/)
+      // Where bob's connection comes from, and where he says he listens (a claim, so said as one).
+      await alice.waitFor(/\+ bob joined \(inbound, 127\.0\.0\.1:\d+, says it listens at 127\.0\.0\.1:\d+\)/)
 
       await alice.keys('not sent yet', 'not sent yet')
       const from = alice.mark()

@@ -120,7 +120,7 @@ describe('a changed key, decided by the user (non-interactive, TCP on 127.0.0.1)
     await mallory.connect(aliceAddress)
     await alice.stderr.waitFor(
       new RegExp(
-        `dialed in claiming ${esc(bobAddress)}.*may be an impostor.* — if the peer really has a new key, accept it with /trust ${esc(bobAddress)}`,
+        `dialed in claiming ${esc(bobAddress)}.*may be an impostor.* — dial ${esc(bobAddress)} to see who answers there; only if ${esc(fingerprint(mallory.id))} is the peer's new key \\(ask its owner\\), /trust ${esc(bobAddress)} accepts it`,
       ),
     )
     // Sending to the address dials it and meets the new key: refused, with the same advice.

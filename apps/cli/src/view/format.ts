@@ -138,12 +138,14 @@ function nameCell(name: string, all: readonly string[]): string {
 }
 
 /**
- * Where a connected peer can be reached: the address it says it listens on. A peer that dialed in
- * connects from a temporary port, which nobody can dial back; that port is the fallback only.
+ * Where a connected peer is: the address we dialed it at; for a peer that dialed in, the address its
+ * connection comes from, and the one it says it listens on as what it is, a claim (anyone may claim a
+ * saved peer's address; only a dial checks it).
  */
 export function reachableAt(p: Pick<PeerInfo, 'address' | 'listenAddrs' | 'direction'>): string {
   if (p.direction === 'outbound') return p.address
-  return p.listenAddrs[0] ?? p.address
+  const claim = p.listenAddrs[0]
+  return claim === undefined || claim === p.address ? p.address : `${p.address}, says it listens at ${claim}`
 }
 
 /** Human words for why a peer left. */

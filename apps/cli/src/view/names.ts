@@ -76,13 +76,17 @@ export function skeleton(name: string): string {
 const SCRIPTS = ['Latin', 'Cyrillic', 'Greek', 'Armenian', 'Cherokee'] as const
 
 /**
- * Why a name may be meant to pass for another, or undefined: it holds invisible characters, or it
- * mixes letters of scripts that share shapes (Latin with Cyrillic, Greek, …).
+ * Why a name may be meant to pass for another, or undefined: it holds invisible characters, it mixes
+ * letters of scripts that share shapes (Latin with Cyrillic, Greek, …), or it starts with a symbol,
+ * as the screen's own lines do.
  */
-export function suspiciousName(name: string): 'invisible' | 'mixed-scripts' | undefined {
+export function suspiciousName(name: string): 'invisible' | 'mixed-scripts' | 'symbol-first' | undefined {
   INVISIBLE.lastIndex = 0
   CONTROL.lastIndex = 0
   if (INVISIBLE.test(name) || CONTROL.test(name)) return 'invisible'
+  // The screen's own lines start with a mark (`+ bob joined`, `- bob left`, `✔ you → bob`): a name that
+  // starts with one could print a message that passes for such a line.
+  if (name !== '' && !/^[\p{L}\p{N}]/u.test(name)) return 'symbol-first'
   const used = SCRIPTS.filter((s) => new RegExp(`\\p{Script=${s}}`, 'u').test(name))
   return used.length > 1 ? 'mixed-scripts' : undefined
 }
@@ -112,6 +116,7 @@ export function lookalikeNote(name: string, others: Iterable<string>): string | 
   const why = suspiciousName(name)
   if (why === 'invisible') return `${LOOKALIKE_MARK} (hidden characters)`
   if (why === 'mixed-scripts') return `${LOOKALIKE_MARK} (mixed scripts)`
+  if (why === 'symbol-first') return `${LOOKALIKE_MARK} (starts with a symbol)`
   return undefined
 }
 
