@@ -48,6 +48,8 @@ export interface CliIO {
   signal?: AbortSignal
   /** Makes the transport that replaces TCP (tests pass a memory transport). `swarm --memory` always gets a fresh in-memory network. @default tcpTransport() */
   transport?: () => Transport
+  /** How `run --peer` is dialed again while it is not up. @default 0.5 s doubling to 15 s, 10 dials */
+  peerRetry?: { initialDelay: number; maxDelay: number; maxAttempts: number }
 }
 
 interface RunFlags {
@@ -289,31 +291,80 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     // Reactive behaviours attach before connecting (a greeter must see the --peer connections);
     // chatter starts once they are up, so its first messages have somewhere to go.
     let handle = isReactive(behaviour) ? startBehaviour(behaviour, bot, options) : undefined
+    let stopping = () => {}
     try {
       await peer.start({ signal: io.signal })
       out(
         `${peer.name} (${fingerprint(peer.id)}) listening on ${peer.addresses.join(', ')}, behaviour ${behaviour}`,
       )
-      for (const address of flags.peer) {
-        try {
-          await peer.connect(address, { signal: io.signal })
-        } catch (err) {
-          if (io.signal?.aborted) break
-          // A malformed address never becomes reachable: the command line is wrong, as the CLI says.
-          const cause = (err as { cause?: { code?: unknown } }).cause
-          if (cause?.code === 'INVALID_ADDRESS')
-            throw new BotError('USAGE', `--peer ${address} is not an address: ${describeError(cause)}`)
-          io.stderr.write(`bot: ${describeError(err)}\n`)
-        }
+      // Dialed again with backoff, as the CLI's --peer: a bot may start before the peer it dials.
+      const stopped = new AbortController()
+      const signal = io.signal ? AbortSignal.any([io.signal, stopped.signal]) : stopped.signal
+      let usage: unknown
+      const dials = flags.peer.map((address) =>
+        dialWithRetry(peer, address, signal).catch((err: unknown) => {
+          // A malformed --peer ends the bot as a usage error, whether it waits for its dials or not.
+          usage ??= err
+          stopped.abort()
+          return false
+        }),
+      )
+      stopping = () => stopped.abort()
+      // A chatter needs its peers first; the reactive ones run meanwhile.
+      if (!isReactive(behaviour) && flags.peer.length > 0) {
+        const reached = (await Promise.all(dials)).filter(Boolean).length
+        if (usage !== undefined) throw usage
+        if (io.signal?.aborted) return signalCode(io.signal) ?? ExitCode.OK
+        if (reached === 0)
+          throw new BotError('TIMEOUT', `no --peer could be reached: ${behaviour} has no one to talk to`)
       }
       handle ??= startBehaviour(behaviour, bot, options)
-      await until([handle.done], !isReactive(behaviour), flags.duration)
+      await until([handle.done], !isReactive(behaviour), flags.duration, stopped.signal)
+      if (usage !== undefined) throw usage
     } finally {
+      stopping()
       handle?.stop()
       await peer.stop()
       bot.detach()
     }
     return signalCode(io.signal) ?? ExitCode.OK
+  }
+
+  /**
+   * Connects to a `--peer` address, dialing again with backoff (0.5 s doubling to 15 s, 10 dials: about
+   * a minute and a half) while it is not up; the first failure and the last are printed. A malformed
+   * address is a usage error at once. Resolves whether it connected.
+   */
+  async function dialWithRetry(peer: Peer, address: string, signal: AbortSignal): Promise<boolean> {
+    const { initialDelay, maxDelay, maxAttempts } = io.peerRetry ?? {
+      initialDelay: 500,
+      maxDelay: 15_000,
+      maxAttempts: 10,
+    }
+    let delay = initialDelay
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      try {
+        await peer.connect(address, { signal })
+        return true
+      } catch (err) {
+        if (signal.aborted) return false
+        // A malformed address never becomes reachable: the command line is wrong, as the CLI says.
+        const cause = (err as { cause?: { code?: unknown } }).cause
+        if (cause?.code === 'INVALID_ADDRESS')
+          throw new BotError('USAGE', `--peer ${address} is not an address: ${describeError(cause)}`)
+        const code = (err as { code?: unknown }).code
+        const final = attempt === maxAttempts || (typeof code === 'string' && FINAL_DIAL_CODES.has(code))
+        if (attempt === 1 || final) {
+          io.stderr.write(
+            `bot: ${describeError(err)}${final ? (attempt > 1 ? ` (gave up after ${attempt} tries)` : '') : '; trying again for about a minute and a half'}\n`,
+          )
+        }
+        if (final) return false
+        await sleep(delay, signal)
+        delay = Math.min(maxDelay, delay * 2)
+      }
+    }
+    return false
   }
 
   async function runScriptFile(file: string, flags: ScriptFlags): Promise<number> {
@@ -448,21 +499,57 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
   }
 
   /** Resolves when the signal aborts, `duration` passes, or (if `finite`) the work is done. */
-  function until(work: Promise<unknown>[], finite: boolean, duration: number | undefined): Promise<void> {
+  function until(
+    work: Promise<unknown>[],
+    finite: boolean,
+    duration: number | undefined,
+    also?: AbortSignal,
+  ): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
         io.signal?.removeEventListener('abort', done)
+        also?.removeEventListener('abort', done)
         resolve()
       }
       const timer = duration === undefined ? undefined : setTimeout(done, duration)
-      if (io.signal?.aborted) return done()
+      if (io.signal?.aborted || also?.aborted) return done()
       io.signal?.addEventListener('abort', done, { once: true })
+      also?.addEventListener('abort', done, { once: true })
       if (finite) Promise.all(work).then(done, done)
     })
   }
 
   return program
+}
+
+/** Dial errors after which dialing the same address again cannot help (as the CLI's). */
+const FINAL_DIAL_CODES: ReadonlySet<string> = new Set([
+  'SELF_CONNECT',
+  'KEY_CHANGED',
+  'INCOMPATIBLE_VERSION',
+  'IDENTITY_MISMATCH',
+  'HANDSHAKE_FAILED',
+  'DENIED',
+  'REJECTED',
+  'NOT_RUNNING',
+  'STOPPED',
+  'ABORTED',
+])
+
+/** Resolves after `ms`, or at once when `signal` aborts; the timer never holds the process. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref()
+    signal.addEventListener('abort', done, { once: true })
+  })
 }
 
 function behaviourOptions(

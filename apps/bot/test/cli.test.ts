@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { memoryTransport } from '@parley/core'
+import { createPeer, memoryNetwork, memoryTransport } from '@parley/core'
 import { createTestNetwork, waitFor } from '@parley/testing'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createBot, ExitCode, echo, handleSignals, runCli } from '../src/index.js'
 import { captureIO, tempFiles, yaml } from './helpers.js'
 
@@ -140,6 +140,39 @@ describe('bot run', () => {
     expect(code).toBe(ExitCode.OK)
     expect(alice.peers().connected).toEqual([])
     expect(io.out()).toContain('← alice: echo: chatter 2 from chatter-bot')
+  })
+
+  it('dials a --peer again until it is up: a bot may start before the peer it dials', async () => {
+    const network = memoryNetwork()
+    const controller = new AbortController()
+    const io = captureIO({
+      transport: () => memoryTransport(network, { host: 'bot' }),
+      signal: controller.signal,
+      peerRetry: { initialDelay: 20, maxDelay: 40, maxAttempts: 50 },
+    })
+    const code = runCli(['run', 'echo', '--host', 'bot', '--peer', 'late:7'], io)
+    await vi.waitFor(() => expect(io.err()).toMatch(/^bot: could not reach late:7: .+; trying again/))
+    const late = createPeer({
+      transport: memoryTransport(network, { host: 'late' }),
+      name: 'late',
+      listen: 'late:7',
+    })
+    onTestFinished(() => late.stop())
+    await late.start()
+    await vi.waitFor(() => expect(late.peers().connected.map((p) => p.name)).toEqual(['echo-bot']))
+    controller.abort('SIGTERM')
+    expect(await code).toBe(ExitCode.SIGTERM)
+  })
+
+  it('a chatter whose --peer never comes up exits 1, saying so', async () => {
+    const io = captureIO({
+      transport: () => memoryTransport(memoryNetwork(), { host: 'bot' }),
+      peerRetry: { initialDelay: 5, maxDelay: 5, maxAttempts: 3 },
+    })
+    expect(await runCli(['run', 'chatter', '--host', 'bot', '--peer', 'nowhere:1'], io)).toBe(ExitCode.FAILED)
+    expect(io.err()).toMatch(
+      /gave up after 3 tries\)\n.*no --peer could be reached: chatter has no one to talk to\n$/s,
+    )
   })
 
   it('prints one sentence and keeps running when a --peer cannot be reached', async () => {

@@ -12,7 +12,7 @@ import {
 } from '@parley/core'
 import { createFileService } from '@parley/files'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createBot, echo, loadScript, runScript, runSwarm } from '../src/index.js'
 
 const examples = fileURLToPath(new URL('../examples/', import.meta.url))
@@ -104,7 +104,24 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
     const { peers, transport, host, address, connect } = await cast(kind, ['p0', 'p1'])
     const [p0, p1] = peers as [Peer, Peer]
     await connect(p0, p1)
-    p1.once('message', (m) => void p1.send(m.from.id, `welcome, ${m.from.name}`).catch(() => {}))
+    // p0 is an echo bot, first to answer; p1 answers after it: the leaver waits for p1's answer.
+    let echoDone: () => void = () => {}
+    const echoed = new Promise<void>((resolve) => {
+      echoDone = resolve
+    })
+    p0.once('message', (m) => void p0.send(m.from.id, `echo: ${m.text}`).finally(echoDone))
+    const atP1: string[] = []
+    const welcomed = new Promise<unknown>((resolve) =>
+      p1.once('message', (m) => {
+        void echoed
+          .then(() => {
+            atP1.push('welcome sent')
+            return p1.send(m.from.id, `welcome, ${m.from.name}`)
+          })
+          .then(resolve, resolve)
+      }),
+    )
+    p1.on('message', (m) => m.text.startsWith('bye') && atP1.push('bye'))
     const p0Left = waitFor(p0, 'peer:disconnect', (e) => e.peer.name === 'leaver')
     const p1Left = waitFor(p1, 'peer:disconnect', (e) => e.peer.name === 'leaver')
     const p0Got = inbox(p0)
@@ -116,6 +133,9 @@ describe.each(['memory', 'tcp'] as const)('examples over %s', (kind) => {
     })
 
     expect(result).toMatchObject({ status: 'passed', stepsRun: 7 })
+    // The leaver took p1's answer, not the echo: it said bye only after it.
+    await welcomed
+    await vi.waitFor(() => expect(atP1).toEqual(['welcome sent', 'bye']))
     expect((await p0Left).reason).toBe('goodbye')
     expect((await p1Left).reason).toBe('goodbye')
     expect(p0Got.texts()).toEqual([
