@@ -34,8 +34,10 @@ describe('chat lines', () => {
   test('Tab completes command words, then peer names after /to; nothing in a message', () => {
     expect(completeChat('/he', [])).toEqual([['/help'], '/he'])
     expect(completeChat('/t', [])).toEqual([['/to ', '/trust '], '/t'])
-    expect(completeChat('/to b', ['bob', 'Bea', 'carol'])).toEqual([['Bea', 'bob'], 'b'])
-    expect(completeChat('/to bob s', ['bob smith', 'bob'])).toEqual([['bob smith'], 'bob s'])
+    expect(completeChat('/to b', ['bob', 'Bea', 'carol'])).toEqual([['Bea ', 'bob '], 'b'])
+    expect(completeChat('/to bob s', ['bob smith', 'bob'])).toEqual([['bob smith '], 'bob s'])
+    // After the peer comes the path: the completed name ends with a space, as a command does.
+    expect(completeChat('/send-file al', ['alice'])).toEqual([['alice '], 'al'])
     expect(completeChat('/peers x', ['x'])).toEqual([[], '/peers x'])
     expect(completeChat('hello /to', ['bob'])).toEqual([[], 'hello /to'])
   })

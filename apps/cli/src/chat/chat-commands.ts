@@ -110,5 +110,6 @@ export function completeChat(line: string, peerNames: readonly string[]): [strin
   const fragment = line.slice(space + 1).trimStart()
   const lower = fragment.toLowerCase()
   const names = [...new Set(peerNames)].filter((n) => n.toLowerCase().startsWith(lower)).sort()
-  return [names, fragment]
+  // A space after the name, as after a command: what follows it (text, a path) is the next word.
+  return [names.map((n) => `${n} `), fragment]
 }
