@@ -238,7 +238,13 @@ describe('names on relayed broadcasts', () => {
       name: 'relay',
       listen: 'relay:0',
       services: [
-        { protocol: GOSSIP_PROTOCOL, open: (ch) => ((channel = ch), { onFrame() {}, onClose() {} }) },
+        {
+          protocol: GOSSIP_PROTOCOL,
+          open(ch) {
+            channel = ch
+            return { onFrame() {}, onClose() {} }
+          },
+        },
       ],
     })
     onTestFinished(async () => {
