@@ -310,12 +310,16 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
         }),
       )
       stopping = () => stopped.abort()
-      // A chatter needs its peers first; the reactive ones run meanwhile.
+      // A chatter needs a peer first (the first one up will do); the reactive ones run meanwhile.
       if (!isReactive(behaviour) && flags.peer.length > 0) {
-        const reached = (await Promise.all(dials)).filter(Boolean).length
+        const reached = await new Promise<boolean>((resolve) => {
+          let left = dials.length
+          for (const dial of dials)
+            void dial.then((ok) => (ok ? resolve(true) : --left === 0 && resolve(false)))
+        })
         if (usage !== undefined) throw usage
         if (io.signal?.aborted) return signalCode(io.signal) ?? ExitCode.OK
-        if (reached === 0)
+        if (!reached)
           throw new BotError('TIMEOUT', `no --peer could be reached: ${behaviour} has no one to talk to`)
       }
       handle ??= startBehaviour(behaviour, bot, options)

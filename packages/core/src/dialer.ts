@@ -14,6 +14,8 @@ export interface DialOptions {
    * before any session opens or the address's key is saved.
    */
   expect?: string
+  /** The address came from another peer, not the user (see `ConnectOptions.steered`). */
+  steered?: boolean
 }
 
 /** setTimeout's largest delay; a longer one fires at once. */
@@ -31,22 +33,18 @@ export class Dialer {
 
   /** Dials `address` (sharing a dial already in flight) and completes the handshake. */
   dial(address: string, options?: DialOptions): Promise<PeerInfo> {
-    let dial = this.#dials.get(address)
+    // Shared only between callers that expect the same key: one expecting none must not get another's WRONG_PEER.
+    const key = options?.expect === undefined ? address : `${address}\0${options.expect}`
+    let dial = this.#dials.get(key)
     if (!dial) {
-      dial = this.#dial(address, options?.signal, options?.expect).finally(() => this.#dials.delete(address))
-      this.#dials.set(address, dial)
-    } else if (options?.expect !== undefined) {
-      // A dial shared with another caller, who expected nobody in particular.
-      const expect = options.expect
-      dial = dial.then((info) => {
-        if (info.id !== expect) throw wrongPeer(address, expect, info.id)
-        return info
-      })
+      dial = this.#dial(address, options).finally(() => this.#dials.delete(key))
+      this.#dials.set(key, dial)
     }
     return dial
   }
 
-  async #dial(address: string, outer?: AbortSignal, expect?: string): Promise<PeerInfo> {
+  async #dial(address: string, options: DialOptions = {}): Promise<PeerInfo> {
+    const outer = options.signal
     if (this.m.outboundCount >= this.m.limits.maxOutbound) {
       throw new PeerError(
         'TOO_MANY_CONNECTIONS',
@@ -76,7 +74,7 @@ export class Dialer {
     }
     const limit = this.m.handshakeLimit(outer)
     try {
-      return await this.#dialWithin(address, limit.signal, expect)
+      return await this.#dialWithin(address, limit.signal, options)
     } catch (err) {
       if (err instanceof PeerError) throw err
       throw new PeerError('HANDSHAKE_TIMEOUT', `could not finish a handshake with ${address} in time`, {
@@ -89,7 +87,8 @@ export class Dialer {
     }
   }
 
-  async #dialWithin(address: string, signal: AbortSignal, expect: string | undefined): Promise<PeerInfo> {
+  async #dialWithin(address: string, signal: AbortSignal, options: DialOptions): Promise<PeerInfo> {
+    const { expect } = options
     let conn: Connection
     try {
       conn = await this.m.init.transport.dial(address, { signal })
@@ -124,11 +123,16 @@ export class Dialer {
       throw new PeerError(problem.code, `${address}: ${problem.message}`)
     }
     if (expect !== undefined && reply.peerId !== expect) {
-      this.m.dropLink(link)
-      throw wrongPeer(address, expect, reply.peerId)
+      // Unless the key saved for the address is the one expected: that is a key change, the user's to
+      // decide (KEY_CHANGED, waiting in keyChanges()), not someone else at a heard-of address.
+      const verdict = this.m.trust.known.check(address, reply.peerId)
+      if (verdict.status !== 'mismatch' || verdict.expected !== expect) {
+        this.m.dropLink(link)
+        throw wrongPeer(address, expect, reply.peerId)
+      }
     }
     try {
-      await this.m.trust.checkDialed(address, reply)
+      await this.m.trust.checkDialed(address, reply, options.steered === true || expect !== undefined)
     } catch (err) {
       this.m.dropLink(link)
       throw err

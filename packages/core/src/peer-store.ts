@@ -23,7 +23,7 @@ export interface KnownEntry {
   gone: boolean
   /** We dialled it at least once (the user asked, or we reconnected): never pushed out by a stranger. */
   dialled: boolean
-  /** When we first knew it (Date.now() time), first-hand from then on: the first key keeps a name (nameOwner). */
+  /** When we first knew it (Date.now() time), first-hand from then on (firstHandNamed lists keys by it). */
   since: number
 }
 

@@ -365,6 +365,16 @@ export type PeerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped
 
 export type { PeerRecord }
 
+/** Options of {@link Peer.connect}. */
+export interface ConnectOptions extends AbortOptions {
+  /**
+   * The address came from another peer (a peer list, a mesh walk), not from the user: the name the
+   * peer answers with is then not saved with its key when another key is already known by that name,
+   * so a dial someone else steered cannot take a name over. @default false
+   */
+  steered?: boolean
+}
+
 /**
  * A running Parley peer: listens, dials, keeps one connection per remote peer, and delivers
  * acknowledged text messages. Create it with {@link createPeer}.
@@ -378,7 +388,7 @@ export interface Peer extends EventEmitter<PeerEvents> {
   /** Starts listening. Idempotent. @throws TransportError when the address cannot be bound. */
   start(options?: AbortOptions): Promise<void>
   /** Dials `address` and completes the handshake. Resolves with the already-open peer if connected. */
-  connect(address: string, options?: AbortOptions): Promise<PeerInfo>
+  connect(address: string, options?: ConnectOptions): Promise<PeerInfo>
   /**
    * Sends `text` to a peer (id, unique id prefix, fingerprint, address, or a connected peer's unique
    * name — dialed first if needed) and resolves when its ACK arrives. A target written like an id

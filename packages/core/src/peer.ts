@@ -12,6 +12,7 @@ import { PeerError } from './peer-errors.js'
 import { PeerStore, reachableFirst } from './peer-store.js'
 import type {
   BroadcastResult,
+  ConnectOptions,
   ConnectResult,
   ConnectToActiveOptions,
   ConnectToActiveResult,
@@ -281,12 +282,12 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
 
   // ---- connections --------------------------------------------------------------------------
 
-  connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
+  connect(address: string, options?: ConnectOptions): Promise<PeerInfo> {
     return this.#connectTo(address, undefined, options)
   }
 
   /** `connect()`, for the peer `expect` when given: whoever else answers there is refused (WRONG_PEER). */
-  #connectTo(address: string, expect: string | undefined, options?: AbortOptions): Promise<PeerInfo> {
+  #connectTo(address: string, expect: string | undefined, options?: ConnectOptions): Promise<PeerInfo> {
     // Not `async` (concurrent calls must share one dial), so failures are returned, never thrown.
     if (this.#status !== 'running') return Promise.reject(this.#notRunning())
     const existing = sessionByAddress(this.#manager.sessions, this.#trust.known, address)
@@ -301,7 +302,11 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
     }
-    const dial = this.#manager.dial(address, expect === undefined ? options : { ...options, expect })
+    const dial = this.#manager.dial(address, {
+      ...(options?.signal ? { signal: options.signal } : {}),
+      ...(expect !== undefined ? { expect } : {}),
+      ...(options?.steered ? { steered: true } : {}),
+    })
     return dial.then((info) => {
       this.#transient.delete(info.id)
       return info

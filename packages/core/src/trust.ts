@@ -29,7 +29,7 @@ export class Trust {
    * The key that answered at `address` we dialed must be the one saved for it, unless accepted (by the
    * `onKeyChange` callback, or earlier by the user). @throws PeerError KEY_CHANGED
    */
-  async checkDialed(address: string, remote: PeerAnnouncement): Promise<void> {
+  async checkDialed(address: string, remote: PeerAnnouncement, steered = false): Promise<void> {
     const verdict = this.known.check(address, remote.peerId)
     if (verdict.status === 'mismatch') {
       const change = {
@@ -47,7 +47,7 @@ export class Trust {
         )
       }
     }
-    if (verdict.status !== 'match') this.#save(address, remote.peerId, remote.name)
+    if (verdict.status !== 'match') this.#save(address, remote.peerId, remote.name, steered)
   }
 
   /** A peer dialed in: report any saved address or name it claims under another key. Never throws. */
@@ -124,11 +124,15 @@ export class Trust {
     if (this.#pending.size > MAX_PENDING_CHANGES) this.#pending.delete(this.#pending.keys().next().value!)
   }
 
-  #save(address: string, peerId: string, name: string): void {
-    // A dial anyone can steer (a peer-exchange record, a mesh walk) must not make a name mean its key
-    // when another key is already known by that name, saved or first-hand: the name then stays theirs.
-    const owner = this.nameOwner(name)
-    const taken = (owner !== undefined && owner !== peerId) || this.othersNamed(name, peerId)
+  #save(address: string, peerId: string, name: string, steered: boolean): void {
+    // A dial someone else steered (a peer-exchange record, a mesh walk) must not make a name mean its
+    // key when another key is already known by it, saved elsewhere or first-hand: the name stays theirs.
+    // The user's own dials save the name as always.
+    const taken =
+      steered &&
+      name !== '' &&
+      (this.known.entries().some((e) => e.name === name && e.peerId !== peerId && e.address !== address) ||
+        this.othersNamed(name, peerId))
     this.known.remember(address, peerId, taken ? '' : name).catch((cause: unknown) =>
       this.report(
         new PeerError(

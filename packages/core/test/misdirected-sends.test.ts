@@ -102,4 +102,42 @@ describe('a send to a peer by id', () => {
     await expect(me.send('alice', 'two')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
     expect(atImpostor).toEqual([])
   })
+
+  it('a known peer whose saved address answers with a new key is a key change for the user, not WRONG_PEER', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', { ...plain, reconnect: false })
+    const alice = memoryPeer(network, 'alice', plain)
+    await me.start()
+    await alice.start()
+    // Dialed by the user: alice's key is saved for her address.
+    await me.connect(alice.addresses[0]!)
+    const address = alice.addresses[0]!
+    alice.destroy()
+    await expect.poll(() => me.peers().connected).toEqual([])
+    const reinstalled = memoryPeer(network, 'alice2', { ...plain, name: 'alice', listen: address })
+    await reinstalled.start()
+    await expect(me.send(alice.id, 'hi')).rejects.toMatchObject({ code: 'KEY_CHANGED' })
+    expect(me.keyChanges()).toEqual([
+      expect.objectContaining({ address, expected: alice.id, actual: reinstalled.id, direction: 'outbound' }),
+    ])
+  })
+
+  it('a dial expecting a key is not shared with a plain connect to the same address', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', plain)
+    const hub = memoryPeer(network, 'hub', plain)
+    const alice = memoryPeer(network, 'alice', plain)
+    for (const p of [me, hub, alice]) await p.start()
+    await alice.connect(hub.addresses[0]!)
+    await me.connect(hub.addresses[0]!)
+    await me.queryPeers(hub.id)
+    const address = alice.addresses[0]!
+    await alice.stop()
+    const other = memoryPeer(network, 'other', { ...plain, listen: address })
+    await other.start()
+    // The send dials alice's heard-of address expecting her; the user's connect, in the same tick, expects no one.
+    const [bySend, byConnect] = await Promise.allSettled([me.send(alice.id, 'x'), me.connect(address)])
+    expect(bySend).toMatchObject({ status: 'rejected', reason: { code: 'WRONG_PEER' } })
+    expect(byConnect).toMatchObject({ status: 'fulfilled', value: { id: other.id } })
+  })
 })

@@ -180,7 +180,7 @@ describe('Trust.nameOwner and accept', () => {
     expect(known.check('alice:1', NEW)).toEqual({ status: 'match' })
   })
 
-  it("a dial does not give a saved address another key's name: one known first-hand, or saved", async () => {
+  it("a steered dial does not give a saved address another key's name; the user's own dial does", async () => {
     const known = countingStore()
     const FIRST = key(3)
     const t = new Trust(
@@ -190,13 +190,29 @@ describe('Trust.nameOwner and accept', () => {
       (name, peerId) => name === 'alice' && peerId !== FIRST,
     )
     // A peer-exchange record led our dial to a key calling itself alice; the alice we know is FIRST.
-    await t.checkDialed('m:1', announcement(NEW, 'alice'))
+    await t.checkDialed('m:1', announcement(NEW, 'alice'), true)
     expect(known.entries()).toEqual([{ address: 'm:1', peerId: NEW, name: '' }])
     expect(t.nameOwner('alice')).toBeUndefined()
     // Saved names count too: bob is OLD's.
     await known.remember('b:1', OLD, 'bob')
-    await t.checkDialed('m:2', announcement(NEW, 'bob'))
+    await t.checkDialed('m:2', announcement(NEW, 'bob'), true)
     expect(known.entries().find((e) => e.address === 'm:2')?.name).toBe('')
     expect(t.nameOwner('bob')).toBe(OLD)
+    // The user dialed this address: the name it answers with is saved.
+    await t.checkDialed('a:1', announcement(FIRST, 'alice'))
+    expect(t.nameOwner('alice')).toBe(FIRST)
+  })
+
+  it('a key change accepted on a dial keeps the name saved at that address', async () => {
+    const known = countingStore()
+    const t = new Trust(
+      known,
+      () => true,
+      () => {},
+    )
+    await known.remember('bob:1', OLD, 'bob')
+    await t.checkDialed('bob:1', announcement(NEW, 'bob'), true)
+    expect(known.entries()).toEqual([{ address: 'bob:1', peerId: NEW, name: 'bob' }])
+    expect(t.nameOwner('bob')).toBe(NEW)
   })
 })

@@ -528,7 +528,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       this.#dialing--
       this.#walkDials.delete(walkFrom)
     }
-    peer.connect(addr).then(
+    // A candidate's address came from a walk or an exchange: the dial is steered, not the user's.
+    peer.connect(addr, { steered: true }).then(
       (info) => {
         done()
         const pending = this.#pending.get(id)

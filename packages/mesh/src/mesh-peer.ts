@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import {
   type AbortOptions,
   type BroadcastResult,
+  type ConnectOptions,
   type ConnectResult,
   type ConnectToActiveOptions,
   type ConnectToActiveResult,
@@ -101,6 +102,8 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
    */
   readonly #matches = new Map<string, { direct: number[]; relayed: number[]; at: number }>()
   readonly #names = new Map<string, string>()
+  /** What `namedKeys` answered lately, by name (see #relayedName). */
+  readonly #namedKeys = new Map<string, { at: number; keys: string[] }>()
   /** Ids in #names whose name came from their own handshake (authenticated), not from hearsay. */
   readonly #ownNames = new Set<string>()
   /** Sessions the application asked for, and sessions the remote opened: the membership does not close them. */
@@ -195,7 +198,7 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
   start(options?: AbortOptions): Promise<void> {
     return this.#inner.start(options)
   }
-  async connect(address: string, options?: AbortOptions): Promise<PeerInfo> {
+  async connect(address: string, options?: ConnectOptions): Promise<PeerInfo> {
     const info = await this.#inner.connect(address, options)
     this.#wanted.add(info.id)
     return info
@@ -366,8 +369,15 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     const name = this.#names.get(origin)
     if (name === undefined) return fingerprint(origin)
     if (this.#ownNames.has(origin)) return name
-    const keys = this.#inner.namedKeys(name)
-    return keys.every((k) => k === origin) ? name : fingerprint(origin)
+    // Asked at most once a second per name: a busy mesh relays many messages of the same origins.
+    const now = Date.now()
+    let seen = this.#namedKeys.get(name)
+    if (seen === undefined || now - seen.at >= 1_000) {
+      if (this.#namedKeys.size >= NAMES) this.#namedKeys.clear()
+      seen = { at: now, keys: this.#inner.namedKeys(name) }
+      this.#namedKeys.set(name, seen)
+    }
+    return seen.keys.every((k) => k === origin) ? name : fingerprint(origin)
   }
 
   #name(id: string, name: string): void {

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import type { Peer } from '@parley/core'
+import { looksLikeId, type Peer } from '@parley/core'
 import { type FileService, type IncomingOffer, printable, untilAborted } from '@parley/files'
 import { BotError } from '../errors.js'
 import { deadline } from '../wait.js'
@@ -88,14 +88,18 @@ export class ScriptFiles {
     }
   }
 
+  /**
+   * The connected peer `target` names, as core's `send` resolves it: its id, the address it was reached
+   * at (never one it only claims), an id prefix, then a name that means this one key (names are claims).
+   */
   #connected(target: string) {
     const connected = this.peer.peers().connected
-    const byName = connected.filter((p) => p.name === target)
-    if (byName.length === 1) return byName[0]
-    return connected.find(
-      (p) =>
-        p.id === target || p.address === target || p.listenAddrs.includes(target) || isIdPrefix(target, p.id),
-    )
+    const exact = connected.find((p) => p.id === target || p.address === target || isIdPrefix(target, p.id))
+    if (exact || looksLikeId(target)) return exact
+    const keys = this.peer.namedKeys(target)
+    if (keys.length > 1) return undefined
+    const byName = connected.filter((p) => p.name === target && (keys.length === 0 || keys[0] === p.id))
+    return byName.length === 1 ? byName[0] : undefined
   }
 }
 

@@ -27,6 +27,7 @@ export class ChatState {
   /** Names seen, by skeleton: two names in one set look alike. */
   readonly #skeletons = new Map<string, Set<string>>()
   #knownIndex: { at: number; map: Map<string, string[]> } | undefined
+  readonly #namedCache = new Map<string, { at: number; keys: readonly string[] }>()
 
   /**
    * @param known names of peers known from before (saved with their keys), which a newcomer's name may
@@ -68,6 +69,17 @@ export class ChatState {
     const others = [...(this.#skeletons.get(key) ?? []), this.self.name]
     others.push(...(this.#knownBySkeleton().get(key) ?? []))
     return lookalikeNote(p.name, others)
+  }
+
+  /** `namedKeys(name)`, asked at most every 2 s per name (labels are drawn on every line). */
+  #keysNamed(name: string): readonly string[] {
+    const now = Date.now()
+    const cached = this.#namedCache.get(name)
+    if (cached !== undefined && now - cached.at < 2_000) return cached.keys
+    if (this.#namedCache.size >= MAX_NAMES) this.#namedCache.clear()
+    const keys = this.namedKeys(name)
+    this.#namedCache.set(name, { at: now, keys })
+    return keys
   }
 
   /** The known names by skeleton, rebuilt at most every 2 s (labels are drawn on every line). */
@@ -125,7 +137,7 @@ export class ChatState {
       (shown === sanitize(this.self.name) && p.id !== this.self.id) ||
       meansEveryone(shown) ||
       looksLikeId(shown) ||
-      this.namedKeys(p.name).some((id) => id !== p.id)
+      this.#keysNamed(p.name).some((id) => id !== p.id)
     )
   }
 
