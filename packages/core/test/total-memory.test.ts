@@ -71,7 +71,10 @@ describe('memory held for all peers together', () => {
     await holdPartialFrame(c.conn, 192 * KiB)
     await a.closed
     expect(errors).toEqual([
-      expect.objectContaining({ code: 'LIMIT_EXCEEDED', message: expect.stringMatching(/all peers together/) }),
+      expect.objectContaining({
+        code: 'LIMIT_EXCEEDED',
+        message: expect.stringMatching(/all peers together/),
+      }),
     ])
     expect(b.conn.status).toBe('open')
     expect(c.conn.status).toBe('open')
