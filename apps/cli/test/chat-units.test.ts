@@ -165,6 +165,8 @@ describe('chat state', () => {
     // only ever the broadcast prompt.
     expect(state.label({ id: id('a'), name: 'Everyone' })).toBe(`Everyone (${fingerprint(id('a'))})`)
     expect(state.label({ id: id('a'), name: 'all' })).toBe(`all (${fingerprint(id('a'))})`)
+    // A peer shown by its own fingerprint needs it once.
+    expect(state.label({ id: id('b'), name: fingerprint(id('b')) })).toBe(fingerprint(id('b')))
     // So is one written like an id or a fingerprint: it could pass for another peer's.
     expect(state.label({ id: id('a'), name: fingerprint(id('b')) })).toBe(
       `${fingerprint(id('b'))} (${fingerprint(id('a'))})`,

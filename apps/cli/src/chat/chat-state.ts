@@ -147,6 +147,8 @@ export class ChatState {
    */
   label(p: PeerRef): string {
     const name = sanitize(p.name)
+    // Named by its fingerprint already (a relayed origin whose name was not its own to give).
+    if (name === fingerprint(p.id)) return name
     const note = this.lookalike(p)
     if (note !== undefined) return `${name} ${note} (${fingerprint(p.id)})`
     return this.ambiguous(p) ? `${name} (${fingerprint(p.id)})` : name
