@@ -167,7 +167,7 @@ describe('chat state', () => {
     expect(state.label({ id: id('a'), name: 'all' })).toBe(`all (${fingerprint(id('a'))})`)
     // A peer shown by its own fingerprint needs it once.
     expect(state.label({ id: id('b'), name: fingerprint(id('b')) })).toBe(fingerprint(id('b')))
-    // So is one written like an id or a fingerprint: it could pass for another peer's.
+    // A name written like an id or another's fingerprint gets its own: it could pass for that peer.
     expect(state.label({ id: id('a'), name: fingerprint(id('b')) })).toBe(
       `${fingerprint(id('b'))} (${fingerprint(id('a'))})`,
     )
