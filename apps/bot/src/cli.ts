@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   createPeer,
+  FINAL_DIAL_CODES,
   fingerprint,
   memoryNetwork,
   memoryTransport,
@@ -526,20 +527,6 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
 
   return program
 }
-
-/** Dial errors after which dialing the same address again cannot help (as the CLI's). */
-const FINAL_DIAL_CODES: ReadonlySet<string> = new Set([
-  'SELF_CONNECT',
-  'KEY_CHANGED',
-  'INCOMPATIBLE_VERSION',
-  'IDENTITY_MISMATCH',
-  'HANDSHAKE_FAILED',
-  'DENIED',
-  'REJECTED',
-  'NOT_RUNNING',
-  'STOPPED',
-  'ABORTED',
-])
 
 /** Resolves after `ms`, or at once when `signal` aborts; the timer never holds the process. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Peer, PeerInfo } from '@parley/core'
+import { FINAL_DIAL_CODES, type Peer, type PeerInfo } from '@parley/core'
 import type { App } from './app-context.js'
 import { explain } from './errors.js'
 import { findConnected } from './find-connected.js'
@@ -101,21 +101,6 @@ export async function connectTo(app: App, address: string): Promise<PeerInfo | u
   }
 }
 
-/** Errors after which dialing the same address again cannot help. */
-const FINAL_DIAL_ERRORS: ReadonlySet<string> = new Set([
-  'INVALID_ADDRESS',
-  'SELF_CONNECT',
-  'KEY_CHANGED',
-  'INCOMPATIBLE_VERSION',
-  'IDENTITY_MISMATCH',
-  'HANDSHAKE_FAILED',
-  'DENIED',
-  'REJECTED',
-  'NOT_RUNNING',
-  'STOPPED',
-  'ABORTED',
-])
-
 /** How `--peer` is retried: exponential backoff, doubling from `initialDelay` up to `maxDelay`. */
 export interface RetryPolicy {
   /** @default 500 ms */
@@ -152,7 +137,7 @@ export async function connectWithRetry(
       app.logger.log('warn', 'connect failed', { address, attempt, err })
       if (app.signal.aborted) return undefined
       const problem = explain(err, { address })
-      const final = FINAL_DIAL_ERRORS.has(problem.code) || attempt === policy.maxAttempts
+      const final = FINAL_DIAL_CODES.has(problem.code) || attempt === policy.maxAttempts
       if (final) {
         const tries = attempt > 1 ? ` (gave up after ${attempt} tries)` : ''
         app.reporter.notConnected(

@@ -40,6 +40,25 @@ export const PeerErrorCode = {
 } as const
 export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode]
 
+/**
+ * Codes of dial failures after which dialing the same address again cannot help (a malformed address,
+ * a refusal, a key to decide on, this peer stopping): frontends that retry a dial stop at these.
+ */
+export const FINAL_DIAL_CODES: ReadonlySet<string> = new Set([
+  'INVALID_ADDRESS',
+  'SELF_CONNECT',
+  'KEY_CHANGED',
+  'WRONG_PEER',
+  'INCOMPATIBLE_VERSION',
+  'IDENTITY_MISMATCH',
+  'HANDSHAKE_FAILED',
+  'DENIED',
+  'REJECTED',
+  'NOT_RUNNING',
+  'STOPPED',
+  'ABORTED',
+])
+
 /** Any failure a peer reports. `cause` holds the underlying transport or protocol error. */
 export class PeerError extends Error {
   override readonly name = 'PeerError'
