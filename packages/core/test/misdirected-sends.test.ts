@@ -17,6 +17,27 @@ function inbox(peer: Peer): ReceivedMessage[] {
   return got
 }
 
+/**
+ * `me` heard of alice from a hub only (her id at her address); alice left, and `other` listens at her
+ * address now (a port reused, or a peer-exchange record that lied).
+ */
+async function squattedAddress() {
+  const network = memoryNetwork()
+  const me = memoryPeer(network, 'me', plain)
+  const hub = memoryPeer(network, 'hub', plain)
+  const alice = memoryPeer(network, 'alice', plain)
+  for (const p of [me, hub, alice]) await p.start()
+  await alice.connect(hub.addresses[0]!)
+  await me.connect(hub.addresses[0]!)
+  await me.queryPeers(hub.id)
+  const address = alice.addresses[0]!
+  await alice.stop()
+  const other = memoryPeer(network, 'other', { ...plain, listen: address })
+  await other.start()
+  expect(other.addresses).toEqual([address])
+  return { me, alice, other, address }
+}
+
 describe('a send to a peer by id', () => {
   it('never reaches a peer whose display name is that id, its prefix or its fingerprint', async () => {
     const network = memoryNetwork()
@@ -53,21 +74,7 @@ describe('a send to a peer by id', () => {
   })
 
   it('fails with WRONG_PEER when another peer answers at the address heard for it, and sends nothing there', async () => {
-    const network = memoryNetwork()
-    const me = memoryPeer(network, 'me', plain)
-    const hub = memoryPeer(network, 'hub', plain)
-    const alice = memoryPeer(network, 'alice', plain)
-    for (const p of [me, hub, alice]) await p.start()
-    await alice.connect(hub.addresses[0]!)
-    await me.connect(hub.addresses[0]!)
-    // me hears of alice from the hub only: her id at her address.
-    await me.queryPeers(hub.id)
-    const address = alice.addresses[0]!
-    await alice.stop()
-    // Someone else listens there now (a port reused, or a peer-exchange record that lied).
-    const squatter = memoryPeer(network, 'other', { ...plain, listen: address })
-    await squatter.start()
-    expect(squatter.addresses).toEqual([address])
+    const { me, alice, other: squatter } = await squattedAddress()
     const atSquatter = inbox(squatter)
     await expect(me.send(alice.id, 'for alice only')).rejects.toMatchObject({ code: 'WRONG_PEER' })
     const results = await me.connectToActive({ rounds: 0 })
@@ -123,18 +130,7 @@ describe('a send to a peer by id', () => {
   })
 
   it('a dial expecting a key is not shared with a plain connect to the same address', async () => {
-    const network = memoryNetwork()
-    const me = memoryPeer(network, 'me', plain)
-    const hub = memoryPeer(network, 'hub', plain)
-    const alice = memoryPeer(network, 'alice', plain)
-    for (const p of [me, hub, alice]) await p.start()
-    await alice.connect(hub.addresses[0]!)
-    await me.connect(hub.addresses[0]!)
-    await me.queryPeers(hub.id)
-    const address = alice.addresses[0]!
-    await alice.stop()
-    const other = memoryPeer(network, 'other', { ...plain, listen: address })
-    await other.start()
+    const { me, alice, other, address } = await squattedAddress()
     // The send dials alice's heard-of address expecting her; the user's connect, in the same tick, expects no one.
     const [bySend, byConnect] = await Promise.allSettled([me.send(alice.id, 'x'), me.connect(address)])
     expect(bySend).toMatchObject({ status: 'rejected', reason: { code: 'WRONG_PEER' } })
