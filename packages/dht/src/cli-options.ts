@@ -197,6 +197,11 @@ export function dhtNetworking(init: DhtNetworkingInit): DhtNetworking {
 const TOPIC_MAX_CONNECTED = 64
 /** A topic peer is dialed at most once in this long (a round's default interval). */
 const TOPIC_REDIAL_GAP = 60_000
+/**
+ * After a failed dial, it may be tried again this much sooner: a punch through a random-port NAT
+ * fails now and then, and HyperDHT allows one random punch per 20 s.
+ */
+const TOPIC_RETRY_AFTER_FAILURE = 20_000
 
 /**
  * Connects to each topic peer not connected yet, a few at a time. A reported peer holds one of the
@@ -240,6 +245,8 @@ export function topicConnector(
         .then(
           () => topic.forget(address),
           (err: Error) => {
+            // Tried again after TOPIC_RETRY_AFTER_FAILURE, not the whole gap.
+            if (dialedAt.has(id)) dialedAt.set(id, Date.now() - TOPIC_REDIAL_GAP + TOPIC_RETRY_AFTER_FAILURE)
             // A key nobody listens under is free to announce: it rests, so each costs one dial, not one a
             // round. Any other failure (a dead path, a full peer) is tried again next round, as a server
             // behind the key costs whoever runs it.

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { DhtOptionsError, dhtOptions, parseBootstrap, topicConnector } from '../src/index.js'
 
 describe('DHT command-line options', () => {
@@ -91,5 +91,26 @@ describe('the topic connector', () => {
     connect(address(1))
     await new Promise((resolve) => setImmediate(resolve))
     expect(dialed.filter((a) => a === address(1))).toHaveLength(1)
+  })
+
+  it('tries a failed peer again after 20 s (a random punch fails now and then), a connected one only after a minute', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    const { connect, dialed } = fakes([], [address(3)])
+    const round = async () => {
+      for (const n of [1, 3]) connect(address(n))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const dials = (n: number) => dialed.filter((a) => a === address(n)).length
+    await round()
+    vi.setSystemTime(Date.now() + 19_000)
+    await round()
+    expect([dials(1), dials(3)]).toEqual([1, 1])
+    vi.setSystemTime(Date.now() + 2_000)
+    await round()
+    expect([dials(1), dials(3)]).toEqual([1, 2])
+    vi.setSystemTime(Date.now() + 40_000)
+    await round()
+    expect(dials(1)).toBe(2)
   })
 })
