@@ -8,14 +8,14 @@ import type { Connection } from './transport.js'
 
 /** How to dial. */
 export interface DialOptions {
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
   /**
    * The peer id the address was heard for: another key answering there fails with `WRONG_PEER`
    * before any session opens or the address's key is saved.
    */
-  expect?: string
+  expect?: string | undefined
   /** The address came from another peer, not the user (see `ConnectOptions.steered`). */
-  steered?: boolean
+  steered?: boolean | undefined
 }
 
 /** setTimeout's largest delay; a longer one fires at once. */

@@ -302,11 +302,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     if (this.#addresses.includes(address)) {
       return Promise.reject(new PeerError('SELF_CONNECT', `${address} is this peer's own address`))
     }
-    const dial = this.#manager.dial(address, {
-      ...(options?.signal ? { signal: options.signal } : {}),
-      ...(expect !== undefined ? { expect } : {}),
-      ...(options?.steered ? { steered: true } : {}),
-    })
+    const dial = this.#manager.dial(address, { signal: options?.signal, expect, steered: options?.steered })
     return dial.then((info) => {
       this.#transient.delete(info.id)
       return info
@@ -479,11 +475,7 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
       }
       try {
         const had = new Set(this.#manager.sessions.keys())
-        const signal = options?.signal
-        info = await this.#manager.dial(address, {
-          ...(signal ? { signal } : {}),
-          ...(expect !== undefined ? { expect } : {}),
-        })
+        info = await this.#manager.dial(address, { signal: options?.signal, expect })
         if (!had.has(info.id)) {
           const s = this.#manager.sessions.get(info.id)
           if (s) this.#transient.add(s)
