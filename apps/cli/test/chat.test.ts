@@ -123,7 +123,7 @@ describe('the chat view (the default on a terminal)', () => {
     await keys(
       cli,
       `/to zed hi${KEY.enter}`,
-      'no connected peer is called zed — /peers lists them; nothing was sent',
+      /✖ no connected peer is called zed — \/peers lists them; nothing was sent/,
     )
     await keys(cli, `/to *${KEY.enter}`, '[everyone] › ')
     // `/to * text` picks everyone and sends the text, as `/to bob text` does for bob.
@@ -147,7 +147,7 @@ describe('the chat view (the default on a terminal)', () => {
     await cli.stdout.waitFor(/- bob left/, { from })
 
     from = cli.stdout.mark()
-    await keys(cli, `/r are you there?${KEY.enter}`, 'bob has left; message not sent')
+    await keys(cli, `/r are you there?${KEY.enter}`, /✖ bob has left; message not sent/)
     const said = stripVTControlCharacters(cli.stdout.raw.slice(from))
     expect(said).not.toContain(bob.id)
     expect(said).not.toMatch(/not delivered/)
@@ -164,7 +164,7 @@ describe('the chat view (the default on a terminal)', () => {
     await cli.stdout.waitFor(/- bob left/, { from })
 
     from = cli.stdout.mark()
-    await keys(cli, `anyone?${KEY.enter}`, 'bob has left; message not sent — /to * talks to everyone')
+    await keys(cli, `anyone?${KEY.enter}`, /✖ bob has left; message not sent — \/to \* talks to everyone/)
     expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toContain(bob.id)
   })
 
@@ -178,6 +178,7 @@ describe('the chat view (the default on a terminal)', () => {
     expect(toBob.texts()).toEqual(['hi there'])
     expect((await bottom(cli)).input).toBe('[bob] ›')
     await keys(cli, `/connect-all${KEY.enter}`, 'no peers left to connect to')
+    await keys(cli, `/connect nonsense${KEY.enter}`, /✖ "nonsense" is not host:port/)
   })
 
   test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {

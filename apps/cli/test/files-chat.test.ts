@@ -144,7 +144,7 @@ describe('files in the chat view', () => {
     await keys(
       cli,
       `/send-file bob ${join(dir, 'missing.bin')}${KEY.enter}`,
-      /sending missing\.bin failed: cannot send .*missing\.bin: there is no such file/,
+      /✖ sending missing\.bin failed: there is no such file$/m,
     )
   })
 })

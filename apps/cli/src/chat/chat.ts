@@ -48,6 +48,8 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
   })
   const say = (text: string) => view.log(text)
   const note = (text: string) => app.reporter.note(text)
+  // What the user asked for did not happen (a line not sent, an address that is not one): marked ✖.
+  const refuse = (code: string, sentence: string) => app.reporter.problem({ code, sentence })
 
   return new Promise<ChatExit>((resolve) => {
     let ended = false
@@ -109,11 +111,8 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           }
           // The sender may have gone since: say so in its name, rather than core failing on a bare id.
           if (!app.peer.peers().connected.some((p) => p.id === last.id)) {
-            note(
-              arg === ''
-                ? `${state.label(last)} has left — /peers lists who is connected`
-                : `${state.label(last)} has left; message not sent`,
-            )
+            if (arg === '') note(`${state.label(last)} has left — /peers lists who is connected`)
+            else refuse('PEER_GONE', `${state.label(last)} has left; message not sent`)
             return
           }
           state.talkTo(last)
@@ -131,7 +130,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           }
           const bad = checkAddress(arg)
           if (bad !== undefined) {
-            note(bad)
+            refuse('INVALID_ADDRESS', bad)
             return
           }
           void connectTo(app, arg)
@@ -194,7 +193,7 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
       // It said goodbye: core would refuse by its bare id. (A peer merely cut off may be redialed.)
       const here = app.peer.peers().connected.some((p) => p.id === to.id)
       if (!here && app.gone?.since(to.id) !== undefined) {
-        note(`${state.label(to)} has left; message not sent — /to * talks to everyone`)
+        refuse('PEER_GONE', `${state.label(to)} has left; message not sent — /to * talks to everyone`)
         return
       }
       void sendMessage(app, to.id, text, to)
@@ -254,7 +253,9 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         const who = withText ? (withText[1] ?? withText[2])! : arg
         const hint =
           checkAddress(who) === undefined ? ` — /connect ${sanitize(who)} first` : ' — /peers lists them'
-        note(`no connected peer is called ${sanitize(who)}${hint}${withText ? '; nothing was sent' : ''}`)
+        const said = `no connected peer is called ${sanitize(who)}${hint}`
+        if (withText) refuse('UNKNOWN_PEER', `${said}; nothing was sent`)
+        else note(said)
         return
       }
       state.talkTo({ id: p.id, name: p.name })

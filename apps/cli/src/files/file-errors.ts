@@ -23,9 +23,8 @@ export function explainFileError(
       case 'BUSY':
         return say('too many offers or downloads are waiting; try again when one finishes')
       case 'BAD_FILE':
-        return say(
-          `cannot send ${ctx.path === undefined ? 'the file' : sanitize(ctx.path)}: ${whyBadFile(err as object)}`,
-        )
+        // Said after "sending <name> failed:", which names the file already.
+        return say(whyBadFile(err as object))
       case 'FILE_CHANGED':
         return say('the file changed on the sender’s disk during the transfer')
       case 'NO_SPACE':
