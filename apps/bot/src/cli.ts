@@ -8,6 +8,7 @@ import {
   memoryNetwork,
   memoryTransport,
   type Peer,
+  parseAddress,
   type Transport,
   tcpTransport,
 } from '@parley/core'
@@ -277,6 +278,14 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
     )
 
   async function runBehaviour(behaviour: BehaviourName, flags: RunFlags): Promise<number> {
+    // A malformed --peer is a usage error before anything starts, not after "listening on".
+    for (const address of flags.peer) {
+      try {
+        parseAddress(address)
+      } catch (err) {
+        throw new BotError('USAGE', `--peer ${address} is not an address: ${describeError(err)}`)
+      }
+    }
     const peer = createPeer({
       transport: makeTransport(),
       name: flags.name ?? `${behaviour}-bot`,

@@ -262,6 +262,7 @@ describe('usage errors', () => {
     const io = captureIO()
     expect(await runCli(args, io)).toBe(ExitCode.USAGE)
     expect(io.err()).toEqual(message)
+    expect(io.out()).toBe('')
   })
 
   it('prints help and the version with exit 0', async () => {
