@@ -362,6 +362,9 @@ class Session {
         ...this.io.peerInit,
         ...(net ? { handshakeTimeout: this.#handshakeTimeout() } : {}),
       })
+      // Listening on the DHT waits for its bootstrap nodes: seconds, or half a minute with no way out.
+      if (net && attempt === 0)
+        this.reporter.note('joining the DHT: this takes a few seconds (half a minute when it is unreachable)')
       try {
         await peer.start({ signal: this.signal })
         this.peer = peer
