@@ -105,10 +105,11 @@ export interface Source {
   /** Chunks it delivered and we kept. */
   chunks: number
   /**
-   * When it went offline while asked (undefined otherwise): its clocks stop meanwhile and go on when it
-   * is back, so leaving and coming back is no progress.
+   * When it stopped being asked with its asks unanswered (it went offline, its link was replaced, it
+   * offered again under a fresh id, it cancelled): its clocks stop meanwhile and go on the next time it
+   * is asked, so none of those is progress. Undefined otherwise.
    */
-  offlineAt: number | undefined
+  pausedAt: number | undefined
 }
 
 export interface Incoming {

@@ -33,9 +33,6 @@ const PART_MISSING = 0
 const PART_ASKED = 1
 const PART_IN = 2
 
-/** A source's slow-source and trickle clocks (see Source). */
-type Clocks = Pick<Source, 'lastProgress' | 'askedSince' | 'askedBytes'>
-
 /**
  * One download of one root from one or more sources. Chunks are asked of each active source within its
  * window, lowest missing first; every piece is written at its offset through one write queue (so writes
@@ -174,23 +171,21 @@ export class Download extends EventEmitter<DownloadEvents> {
         askedSince: 0,
         askedBytes: 0,
         chunks: 0,
-        offlineAt: undefined,
+        pausedAt: undefined,
       }
       this.#sources.set(ref.id, s)
     }
     // The same offer repeated on a link that did not change (the sender re-offers on every new
     // connection, and we re-asked already when ours resumed): nothing to do.
     if (s.state === 'active' && Buffer.from(s.id).equals(id)) return
-    // A fresh id on a link that did not change is no progress: a source asked for something keeps its
-    // clocks, or one that never answers could re-offer every few seconds and hold the download forever.
-    const clocks = this.#keptClocks(s)
+    // A fresh id (or an offer again after a cancel) is no progress: its clocks pause and go on when it is
+    // asked again, or one that never answers could re-offer every few seconds and hold the download forever.
     this.#requeue(s)
     s.id = id
     s.state = 'active'
     s.dropReason = undefined
     this.#init.wire.send(ref.id, { type: 'ACCEPT', id })
     this.#schedule()
-    this.#restore(s, clocks)
   }
 
   /** Whether `s` has something asked of it: chunks in flight, or the hash list. */
@@ -198,36 +193,24 @@ export class Download extends EventEmitter<DownloadEvents> {
     return s.inflight.size > 0 || s === this.#hashSource
   }
 
-  /**
-   * The clocks `s` keeps through a requeue and a new ask (a new link, a fresh id, a return): those of a
-   * source asked now, or asked as it went offline. Undefined for one that starts afresh when asked.
-   */
-  #keptClocks(s: Source): Clocks | undefined {
-    const kept = s.state === 'active' ? this.#isAsked(s) : s.state === 'offline' && s.offlineAt !== undefined
-    return kept ? this.#clocks(s, Date.now()) : undefined
-  }
-
-  /** An asked source's clocks at `now`: time offline does not count against it, nor as progress. */
-  #clocks(s: Source, now: number): Clocks {
-    const away = s.offlineAt === undefined ? 0 : now - s.offlineAt
-    return { lastProgress: s.lastProgress + away, askedSince: s.askedSince + away, askedBytes: s.askedBytes }
-  }
-
-  /** Gives `s` its clocks back once it is asked again (a source not asked starts afresh when it is). */
-  #restore(s: Source, clocks: Clocks | undefined): void {
-    s.offlineAt = undefined
-    if (clocks && this.#isAsked(s)) Object.assign(s, clocks)
+  /** `s`'s clocks go on from where they paused: the time away counts neither against it nor as progress. */
+  #unpause(s: Source, now: number): void {
+    if (s.pausedAt === undefined) return
+    const away = now - s.pausedAt
+    s.lastProgress += away
+    s.askedSince += away
+    s.pausedAt = undefined
   }
 
   /** The source's session ended or is waiting for a new connection: what it had in flight goes back. */
   sourceOffline(peerId: string): void {
     const s = this.#sources.get(peerId)
     if (s?.state !== 'active') return
-    // Leaving and coming back must not restart the clocks of a source that was asked for something:
-    // one that never answers could otherwise reconnect every few seconds and hold its download for good.
-    s.offlineAt = this.#isAsked(s) ? Date.now() : undefined
-    s.state = 'offline'
+    // Leaving and coming back must not restart the clocks of a source that was asked for something
+    // (#requeue pauses them): one that never answers could otherwise reconnect every few seconds and hold
+    // its download for good.
     this.#requeue(s)
+    s.state = 'offline'
     this.#schedule()
   }
 
@@ -236,15 +219,13 @@ export class Download extends EventEmitter<DownloadEvents> {
     const s = this.#sources.get(peerId)
     if (!s || s.state === 'dropped') return
     // Its session may have stayed up while the link was replaced (still active): a new link is no
-    // progress either.
-    const clocks = this.#keptClocks(s)
+    // progress either (#requeue pauses its clocks).
     this.#requeue(s)
     s.state = 'active'
     this.#schedule()
-    this.#restore(s, clocks)
   }
 
-  /** The source cancelled (or withdrew) its offer. */
+  /** The source cancelled (or withdrew) its offer; it may offer again, its clocks paused (see #requeue). */
   sourceCancelled(peerId: string): void {
     const s = this.#sources.get(peerId)
     if (s) this.#drop(s, 'cancelled', false)
@@ -362,10 +343,10 @@ export class Download extends EventEmitter<DownloadEvents> {
       if (s.state !== 'active' || !this.#isAsked(s)) continue
       // A session waiting for a new link: its clocks stop until the link is back, as when it is offline.
       if (!this.#init.wire.online(s.ref.id)) {
-        s.offlineAt ??= now
+        s.pausedAt ??= now
         continue
       }
-      if (s.offlineAt !== undefined) this.#restore(s, this.#clocks(s, now))
+      this.#unpause(s, now)
       if (now - s.lastProgress > this.#init.requestTimeout) {
         this.#drop(s, 'slow', true)
         continue
@@ -444,7 +425,9 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#schedule()
   }
 
+  /** What `s` was asked goes back to be asked again; if it was asked anything, its clocks pause. */
   #requeue(s: Source): void {
+    if (this.#isAsked(s)) s.pausedAt ??= Date.now()
     for (const index of s.inflight.keys()) this.#chunks.missing(index)
     s.inflight.clear()
     if (this.#hashSource === s) this.#hashSource = undefined
@@ -505,8 +488,12 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
-  /** `s` is asked from `now` on: its progress and rate clocks start. */
+  /** `s` is asked from `now` on: its progress and rate clocks start, or go on if they paused. */
   #asked(s: Source, now: number): void {
+    if (s.pausedAt !== undefined) {
+      this.#unpause(s, now)
+      return
+    }
     s.lastProgress = now
     s.askedSince = now
     s.askedBytes = 0
@@ -514,7 +501,9 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   #fetchHashes(active: Source[]): void {
     if (this.#hashSource) return
-    const s = active[0]!
+    // The first source that has not left an ask unanswered: sources that cancel and offer again by turns
+    // must not keep one that would answer from ever being asked.
+    const s = active.find((x) => x.pausedAt === undefined) ?? active[0]!
     this.#hashSource = s
     this.#leaves ??= Buffer.alloc(this.#n * 32)
     const parts = Math.ceil(this.#n / Limits.hashesPerMessage)

@@ -247,7 +247,8 @@ export interface RawFiles {
   received: FilesMessage[]
 }
 
-export function rawFiles(): RawFiles {
+/** `react` sees each message as it arrives, with the peer it came from. */
+export function rawFiles(react?: (from: string, msg: FilesMessage) => void): RawFiles {
   const channels = new Map<string, Channel>()
   const received: FilesMessage[] = []
   return {
@@ -260,7 +261,9 @@ export function rawFiles(): RawFiles {
         return {
           onFrame: (body: Uint8Array) => {
             // Copied: CHUNK and HASHES hold views of the frame.
-            received.push(decode(Buffer.from(body)))
+            const msg = decode(Buffer.from(body))
+            received.push(msg)
+            react?.(channel.peer.id, msg)
           },
           onClose: () => channels.delete(channel.peer.id),
         }

@@ -1,9 +1,20 @@
 import { randomBytes } from 'node:crypto'
-import { readdir } from 'node:fs/promises'
+import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type Download, type FilesMessage, leafHash, Reason, rootHash } from '../src/index.js'
-import { linkRaw, memoryNet, type Node, type RawFiles, rawFiles, tempDir, waitUntil } from './helpers.js'
+import {
+  link,
+  linkRaw,
+  memoryNet,
+  type Node,
+  nextOffer,
+  type RawFiles,
+  rawFiles,
+  sha256,
+  tempDir,
+  waitUntil,
+} from './helpers.js'
 
 // Sources that hold a download without feeding it: by offering again and again under fresh ids, or by
 // leaving for good. Each must cost the download its requestTimeout or its resumeTimeout, not forever.
@@ -208,6 +219,82 @@ describe('sources that hold a download without feeding it', () => {
     expect(after.map((m) => m.start)).not.toContain(0)
     // At most a window (8) of parts per offer, where all 64 parts each were asked before (640).
     expect(after.length).toBeLessThanOrEqual(80)
+  })
+
+  /**
+   * Sources that, each time they are asked, wait `after` ms, cancel and offer the root again under a
+   * fresh id: by turns, one of them is always a source, and none ever sends a byte.
+   */
+  async function cancellingByTurns(
+    net: ReturnType<typeof memoryNet>,
+    bob: Node,
+    count: number,
+    after: number,
+  ): Promise<{ cycles: () => number }> {
+    let cycles = 0
+    for (let i = 0; i < count; i++) {
+      let offerId = randomBytes(16)
+      const sybil: RawFiles = rawFiles((from, msg) => {
+        if (msg.type !== 'GET_HASHES' && msg.type !== 'REQUEST') return
+        if (!Buffer.from(msg.id).equals(offerId)) return
+        const asked = offerId
+        setTimeout(() => {
+          if (asked !== offerId) return
+          cycles++
+          sybil.send(from, { type: 'CANCEL', id: asked, reason: Reason.CANCELLED })
+          offerId = randomBytes(16)
+          sybil.send(from, { type: 'OFFER', id: offerId, root, size, chunkSize, name: 'z.bin' })
+        }, after)
+      })
+      const node = await net.node(`sybil${i}`, {}, {}, sybil.wrap)
+      await linkRaw(node, bob)
+      sybil.send(bob.peer.id, { type: 'OFFER', id: offerId, root, size, chunkSize, name: 'z.bin' })
+    }
+    return { cycles: () => cycles }
+  }
+
+  it('sources that cancel and offer again by turns, never sending a byte, are dropped as slow', async () => {
+    fakeClocks()
+    const net = memoryNet()
+    const bob = await net.node('bob', { downloads: join(await tempDir(), 'in'), autoAccept: true })
+    const started = new Promise<Download>((resolve) => bob.files.once('download', resolve))
+    // Each cancels 20 s into being asked (requestTimeout 30 s): a cancel is no progress either.
+    const { cycles } = await cancellingByTurns(net, bob, 2, 20_000)
+    const download = await started
+    const dropped: string[] = []
+    download.on('source:dropped', (e) => dropped.push(e.reason))
+    const failed = download.finished.then(
+      () => 'done',
+      (e: { code: string }) => e.code,
+    )
+    for (let s = 0; s < 180 && download.status === 'running'; s++) {
+      await waitUntil(() => true)
+      await vi.advanceTimersByTimeAsync(1_000)
+    }
+    expect(download.status).toBe('failed')
+    expect(await failed).toBe('NO_SOURCES')
+    expect(dropped.filter((r) => r === 'slow')).toHaveLength(2)
+    expect(cycles()).toBeGreaterThan(0)
+  })
+
+  it('sources that cancel and offer again by turns do not keep an honest source from being asked', async () => {
+    const dir = await tempDir()
+    const src = join(dir, 'zeros.bin')
+    await writeFile(src, Buffer.alloc(size))
+    const net = memoryNet()
+    const bob = await net.node('bob', { downloads: join(dir, 'in'), requestTimeout: 600 })
+    const offered = nextOffer(bob.files)
+    // They offer first; each cancels 400 ms into being asked and offers again at once.
+    await cancellingByTurns(net, bob, 2, 400)
+    const offer = await offered
+    const alice = await net.node('alice')
+    await link(alice, bob)
+    await alice.files.offer(bob.peer.id, src)
+    await waitUntil(() => offer.sources.length === 3)
+    const download = await offer.accept()
+    const { path } = await download.finished
+    expect(await sha256(path)).toBe(await sha256(src))
+    expect(download.sources().find((x) => x.peer.id === alice.peer.id)?.chunks).toBe(8)
   })
 
   it('a download whose sources all left fails with NO_SOURCES after resumeTimeout, freeing its slot', async () => {
