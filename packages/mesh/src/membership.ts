@@ -14,6 +14,9 @@ import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } fro
 import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
   clampInt,
+  DEAD_HOST_FAILURES,
+  DEAD_HOST_MS,
+  DEAD_HOSTS,
   MAX_ACTIVE_SIZE,
   MAX_MESH_DIALS,
   MAX_PASSIVE_SIZE,
@@ -49,6 +52,8 @@ interface Pending {
    * than a walk or the peer steering us to it: once a neighbour it is protected from eviction.
    */
   chosen: boolean
+  /** The neighbour whose walk ended in this request ('' for none): see Mesh.#walkedIn. */
+  walkFrom: string
   since: number
 }
 
@@ -104,6 +109,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   readonly #contacts: string[] = []
   /** Neighbours whose walk ended in a dial still under way: one each (see #promote). */
   readonly #walkDials = new Set<string>()
+  /**
+   * Neighbours a walk brought, by the neighbour whose walk it was: each walker's landings make room by
+   * replacing its own earlier one, so one neighbour's walks hold one slot, not every unprotected one.
+   */
+  readonly #walkedIn = new Map<string, string>()
+  /** Hearsay dials that did not reach the peer they named, by host (see DEAD_HOST_FAILURES). */
+  readonly #deadHosts = new Map<string, { count: number; at: number }>()
   #repairTimer: ReturnType<typeof setTimeout> | undefined
   /** When the scheduled repair runs (Date.now() time), 0 before the first. */
   #repairDue = 0
@@ -218,6 +230,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       high: true,
       join: true,
       chosen: true,
+      walkFrom: '',
       since: Date.now(),
     })
     handler.send({ type: 'JOIN', addr: this.#selfAddress() })
@@ -338,14 +351,14 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         // would otherwise make us forget it when that fails.
         const addr = this.#views.passive.get(msg.id)?.addr ?? msg.addr
         if (msg.ttl === 0 || this.#views.active.size <= 1) {
-          this.#promote(msg.id, addr, true, false, from)
+          this.#land(handler, msg.id, addr)
           return
         }
         if (msg.ttl === this.#passiveTtl)
           this.#views.addPassive(msg.id, msg.addr, Date.now(), 'hearsay', from)
         const next = this.#views.randomActive([from, msg.id])
         if (next === undefined) {
-          this.#promote(msg.id, addr, true, false, from)
+          this.#land(handler, msg.id, addr)
           return
         }
         // A neighbour that does not read gets no walks: this one ends here (the joiner has others).
@@ -375,7 +388,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
           return
         }
         this.#pending.delete(from)
-        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen)) {
+        if (msg.accepted && this.#addActive(from, pending.addr, pending.chosen, false, pending.walkFrom)) {
           this.#refusals = 0
           return
         }
@@ -393,7 +406,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         this.stats.disconnects++
         const addr = this.#views.removeActive(from)
         if (addr === undefined) return
-        this.#views.addPassive(from, addr, Date.now(), 'firsthand')
+        this.#keepAsCandidate(from, addr)
         this.emit('neighbor:down', from, 'dropped')
         this.#repairSoon()
         return
@@ -419,14 +432,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * Makes `id` a neighbour, dropping one to make room when full (see {@link Mesh.#victim}); false when
    * it is ourselves or its session is gone. `chosen`: we picked it ourselves (see `Pending.chosen`).
    */
-  #addActive(id: string, addr: string, chosen: boolean, asked = false): boolean {
+  #addActive(id: string, addr: string, chosen: boolean, asked = false, walkFrom = ''): boolean {
     if (id === this.#peer?.id || !this.#handlers.has(id)) return false
     if (this.#views.active.has(id)) return true
+    // Kept to the neighbours we have (at most activeSize entries).
+    for (const brought of this.#walkedIn.keys())
+      if (!this.#views.active.has(brought)) this.#walkedIn.delete(brought)
     while (this.#views.active.size >= this.activeSize) {
-      const victim = this.#victim(id, asked)
+      const victim = this.#broughtBy(walkFrom) ?? this.#victim(id, asked)
       if (victim === undefined) return false
       this.#drop(victim)
     }
+    if (walkFrom !== '') this.#walkedIn.set(id, walkFrom)
     this.#pending.delete(id)
     this.#views.passive.delete(id)
     this.#views.active.set(id, addr)
@@ -481,16 +498,78 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     return unprotected.reduce((newest, id) => (since(id) > since(newest) ? id : newest))
   }
 
+  /**
+   * A neighbour that left the active view stays a candidate: first-hand, unless a walk brought it, which
+   * stays the walker's hearsay (its share, never protected): a sybil a walk steered here must not come
+   * back as a neighbour we chose by leaving.
+   */
+  #keepAsCandidate(id: string, addr: string): void {
+    const walker = this.#walkedIn.get(id)
+    this.#walkedIn.delete(id)
+    if (walker === undefined) this.#views.addPassive(id, addr, Date.now(), 'firsthand')
+    else this.#views.addPassive(id, addr, Date.now(), 'hearsay', walker)
+  }
+
+  /** The neighbour an earlier walk of `walker` brought, if it is still one. */
+  #broughtBy(walker: string): string | undefined {
+    if (walker === '') return undefined
+    for (const [brought, by] of this.#walkedIn)
+      if (by === walker && this.#views.active.has(brought)) return brought
+    return undefined
+  }
+
   /** Makes room: tells a neighbour it is dropped (it keeps us as a candidate), then ends the session. */
   #drop(id: string): void {
     const addr = this.#views.removeActive(id)!
     this.#handlers.get(id)?.send({ type: 'DISCONNECT' })
-    this.#views.addPassive(id, addr, Date.now(), 'firsthand')
+    this.#keepAsCandidate(id, addr)
     this.emit('neighbor:down', id, 'dropped')
     void this.#peer?.disconnect(id, 'mesh: dropped to make room').catch(() => {})
   }
 
   // ---- connections ------------------------------------------------------------------------------
+
+  /**
+   * A walk of `walker`'s ends here: its joiner is asked to be a neighbour (high priority, as HyParView
+   * says) within the walker's landing budget; past it, it is kept as a candidate (within the walker's
+   * share of the passive view).
+   */
+  #land(walker: MeshHandler, id: string, addr: string): void {
+    const from = walker.channel.peer.id
+    if (!walker.landings.take()) {
+      if (!this.#isDead(addr)) this.#views.addPassive(id, addr, Date.now(), 'hearsay', from)
+      return
+    }
+    this.#promote(id, addr, true, false, from)
+  }
+
+  /** Counted by host; on this machine by address (every local peer shares a host). */
+  #deadHostKey(addr: string): string {
+    const host = hostOf(addr)
+    return isLoopback(host) ? addr : host
+  }
+
+  /** Whether hearsay dials at `addr`'s host failed DEAD_HOST_FAILURES times lately (see mesh-options). */
+  #isDead(addr: string): boolean {
+    const key = this.#deadHostKey(addr)
+    const failed = this.#deadHosts.get(key)
+    if (failed === undefined) return false
+    if (Date.now() - failed.at > DEAD_HOST_MS) {
+      this.#deadHosts.delete(key)
+      return false
+    }
+    return failed.count >= DEAD_HOST_FAILURES
+  }
+
+  /** A dial hearsay led to `addr` reached the peer it named (or did not). */
+  #hearsayDialed(addr: string, reached: boolean): void {
+    const key = this.#deadHostKey(addr)
+    const failed = this.#deadHosts.get(key)
+    this.#deadHosts.delete(key)
+    if (reached) return
+    this.#deadHosts.set(key, { count: (failed?.count ?? 0) + 1, at: Date.now() })
+    if (this.#deadHosts.size > DEAD_HOSTS) this.#deadHosts.delete(this.#deadHosts.keys().next().value!)
+  }
 
   /**
    * Asks `id` to become a neighbour: over its session if there is one, else by dialing `addr` first
@@ -501,7 +580,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     if (!peer || this.#closed || id === peer.id || this.#views.active.has(id) || this.#pending.has(id)) return
     const handler = this.#handlers.get(id)
     if (handler?.channel.online) {
-      this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+      this.#pending.set(id, { addr, high, join: false, chosen, walkFrom, since: Date.now() })
       handler.send({ type: 'NEIGHBOR', high, addr: this.#selfAddress() })
       return
     }
@@ -510,6 +589,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // per neighbour whose walk it is: walks aimed at such addresses held every slot, and the repair of
     // a lost neighbour could not dial at all.
     const walk = walkFrom !== ''
+    // Hearsay at a host where it kept failing: not dialed, not kept (a neighbour may name fresh ids there).
+    if (!chosen && this.#isDead(addr)) {
+      this.#forget(id, addr)
+      return
+    }
     if (
       addr === '' ||
       this.#dialing >= MAX_MESH_DIALS ||
@@ -521,7 +605,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       return
     }
     if (walk) this.#walkDials.add(walkFrom)
-    this.#pending.set(id, { addr, high, join: false, chosen, since: Date.now() })
+    this.#pending.set(id, { addr, high, join: false, chosen, walkFrom, since: Date.now() })
     this.stats.dials++
     this.#dialing++
     const done = () => {
@@ -532,6 +616,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     peer.connect(addr, { steered: true }).then(
       (info) => {
         done()
+        if (!chosen) this.#hearsayDialed(addr, info.id === id)
         const pending = this.#pending.get(id)
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale, and the one who answered is a
@@ -557,6 +642,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       },
       () => {
         done()
+        if (!chosen) this.#hearsayDialed(addr, false)
         this.stats.dialFailures++
         this.#pending.delete(id)
         this.#forget(id, addr)

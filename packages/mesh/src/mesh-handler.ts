@@ -1,7 +1,12 @@
 import type { Channel, PeerError, ServiceHandler } from '@parley/core'
 import { TokenBucket } from '@parley/core'
 import { decodeMesh, encodeMesh, type MeshMessage } from './codec.js'
-import { FORWARD_JOIN_BURST, FORWARD_JOIN_RATE } from './mesh-options.js'
+import {
+  FORWARD_JOIN_BURST,
+  FORWARD_JOIN_RATE,
+  WALK_LANDING_BURST,
+  WALK_LANDING_RATE,
+} from './mesh-options.js'
 
 /** @internal What a session's handler reports to the membership service (implemented by `Mesh`). */
 export interface MeshHandlerOwner {
@@ -16,6 +21,8 @@ export class MeshHandler implements ServiceHandler {
   readonly shuffles = new TokenBucket(0.5, 4)
   /** FORWARD_JOINs of this neighbour we act on; past the budget they are ignored (see mesh-options). */
   readonly forwardJoins = new TokenBucket(FORWARD_JOIN_RATE, FORWARD_JOIN_BURST)
+  /** Of those, walks that may end here in a request (see WALK_LANDING_RATE). */
+  readonly landings = new TokenBucket(WALK_LANDING_RATE, WALK_LANDING_BURST)
   /** Whether this session's JOIN was walked through the overlay (once per link of the session). */
   walked = false
   /** The reply to the NEIGHBOR we sent this neighbour when its session resumed is still expected (free). */

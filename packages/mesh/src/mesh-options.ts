@@ -23,6 +23,23 @@ export const MAX_MESH_DIALS = 3
  * slot stays for the peer's own repair, and walks steered at addresses that never answer cannot take it.
  */
 export const MAX_WALK_DIALS = 2
+/**
+ * Walks of one neighbour that may end here in a request (dial and NEIGHBOR), per second and as a burst;
+ * past it the joiner is kept as a candidate. Without it one neighbour's FORWARD_JOINs (ttl 0) made us
+ * dial an address of its choosing four times a second.
+ */
+export const WALK_LANDING_RATE = 0.5
+export const WALK_LANDING_BURST = 4
+/**
+ * Dials of candidates that hearsay brought (walks, exchanges) that did not reach the peer they named at
+ * a host (on this machine: at that address) before such candidates there are no longer dialed, for
+ * DEAD_HOST_MS: fresh ids at a third party's address would otherwise have us dial it for as long as a
+ * neighbour liked. Candidates we know first-hand are still dialed.
+ */
+export const DEAD_HOST_FAILURES = 2
+export const DEAD_HOST_MS = 600_000
+/** Hosts whose dials failed, remembered at most (the oldest forgotten first). */
+export const DEAD_HOSTS = 256
 /** Longest wait between two rejoins of an isolated peer. */
 export const REJOIN_MAX_DELAY = 60_000
 

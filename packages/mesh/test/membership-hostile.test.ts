@@ -292,6 +292,59 @@ describe('mesh membership with hostile peers', () => {
     expect(await asked).toMatchObject({ type: 'NEIGHBOR', high: true })
   })
 
+  it("one neighbour's walks naming peers that accept hold one slot between them: they replace each other, not our other neighbours", async () => {
+    const activeSize = 6
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize } })
+    const victim = await make()
+    // Five honest neighbours that joined us (none chosen, so none protected: the weakest case) and the attacker.
+    const honest: RawMesh[] = []
+    for (let i = 0; i < activeSize - 1; i++) honest.push(await neighbour(network, victim))
+    const attacker = await neighbour(network, victim)
+    // Its walks end here (ttl 0), each naming a sybil of its own that accepts our request. The clock
+    // moves 2 s between them, so each is within the landing budget.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    const sybils: RawMesh[] = []
+    for (let i = 0; i < 8; i++) {
+      if (!victim.mesh.isActive(attacker.peer.id)) break
+      vi.setSystemTime(Date.now() + 2_000)
+      const sybil = await rawMesh(network, victim, true)
+      await sybil.peer.disconnect(victim.peer.id)
+      const asked = sybil.next('NEIGHBOR')
+      attacker.send({ type: 'FORWARD_JOIN', id: sybil.peer.id, addr: sybil.peer.addresses[0]!, ttl: 0 })
+      await asked
+      sybil.send({ type: 'NEIGHBOR_REPLY', accepted: true })
+      await until(() => victim.mesh.isActive(sybil.peer.id), [victim.mesh], meshEvents)
+      sybils.push(sybil)
+    }
+    expect(sybils.length).toBeGreaterThan(0)
+    expect(sybils.filter((x) => victim.mesh.isActive(x.peer.id))).toHaveLength(1)
+    // The first took one neighbour's place (at random); every later one took the earlier sybil's.
+    expect(honest.filter((h) => victim.mesh.isActive(h.peer.id)).length).toBeGreaterThanOrEqual(
+      activeSize - 2,
+    )
+  })
+
+  it("one neighbour's walks naming fresh ids at an address where nobody answers are dialed twice, then not at all", async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const attacker = await neighbour(network, victim)
+    // A third party's address: nothing there speaks Parley, so every dial there fails.
+    const third = 'third:1'
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    for (let i = 0; i < 10; i++) {
+      // Far apart, so every walk is within the landing budget.
+      vi.setSystemTime(Date.now() + 10_000)
+      attacker.send({ type: 'FORWARD_JOIN', id: freshId(), addr: third, ttl: 0 })
+      await handled(attacker)
+      // No event says a dial failed: wait for the counter (the memory transport refuses at once).
+      await vi.waitFor(() => expect(victim.mesh.stats.dialFailures).toBe(victim.mesh.stats.dials))
+    }
+    expect(victim.mesh.stats.dials).toBe(2)
+    expect(victim.mesh.passive().filter((e) => e.addr === third)).toEqual([])
+  })
+
   it("one neighbour's walks and exchanges hold at most a third of the passive view: candidates from others stay", async () => {
     const passiveSize = 30
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4, passiveSize } })
