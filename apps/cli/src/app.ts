@@ -434,7 +434,7 @@ class Session {
     let mode: 'chat' | 'menu' = options.menu ? 'menu' : 'chat'
     while (!this.signal.aborted) {
       if (mode === 'menu') {
-        const next = await runMenu(app, ask, { backToChat: !options.menu })
+        const next = await runMenu(app, ask, { backToChat: this.chat !== undefined })
         if (next !== 'chat') break
         mode = 'chat'
         continue

@@ -222,7 +222,9 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       ),
     )
     .addOption(new Option('--no-interactive', 'no chat view: print events, read commands from stdin'))
-    .addOption(new Option('--json', 'non-interactive events and results as NDJSON on stdout'))
+    .addOption(
+      new Option('--json', 'non-interactive (even at a terminal): events and results as NDJSON on stdout'),
+    )
     .addOption(new Option('--log-file <path>', 'append NDJSON logs to this file (env PARLEY_LOG_FILE)'))
     .addOption(
       new Option('--log-level <level>', 'log level for --log-file (env PARLEY_LOG_LEVEL)')
@@ -400,6 +402,9 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
     if (err instanceof DhtOptionsError) return usage(err.message)
     throw err
   }
+  // --json is for programs: no chat view or menu, even at a terminal (its lines would be typed as chat).
+  if (raw.json === true && raw.menu === true)
+    return usage('--json and --menu do not go together: --json is for scripts')
   // Without a DHT no transport can dial a dht: address: say so now, not as a peer that stays down.
   const dhtPeer = dht === undefined ? peers.find((p) => /^dht:/i.test(p.trim())) : undefined
   if (dhtPeer !== undefined) return usage(`${dhtPeer}: a dht: address needs --dht or --bootstrap`)
@@ -413,7 +418,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       // Once each: `--peer X --peer X` is one peer to dial, not two dials and two failures.
       peers: [...new Set(peers.map(normalizeAddress))],
       dataDir: fromCli('dataDir') ? raw.dataDir : (env('PARLEY_DATA_DIR') ?? raw.dataDir),
-      interactive: raw.interactive,
+      interactive: raw.interactive && raw.json !== true,
       menu: raw.menu === true,
       json: raw.json === true,
       logFile: fromCli('logFile') ? raw.logFile : (env('PARLEY_LOG_FILE') ?? raw.logFile),

@@ -150,6 +150,15 @@ describe('interactive menu over injected TTY streams', () => {
     await keys(cli, KEY.enter, '0) Quit')
   })
 
+  test('a number that is not listed is refused, not taken as a position; 9 opens the chat view', async () => {
+    const net = await setup()
+    const cli = await interactive(net)
+    await choose(cli, '12', `"12" isn't an available option`)
+    await keys(cli, `${KEY.backspace.repeat(2)}9${KEY.enter}`, '[everyone] › ')
+    expect(cli.stdout.text).not.toMatch(/stopped/)
+    await keys(cli, `/menu${KEY.enter}`, '9) Back to the chat view')
+  })
+
   test('Ctrl+C in a prompt is the user leaving: graceful shutdown, exit 0, the peer sees the goodbye', async () => {
     const net = await setup()
     const bob = net.peer('bob')

@@ -93,6 +93,14 @@ describe('flags and environment', () => {
     }
   })
 
+  test('--json is for programs: never the chat view, even at a terminal, and not with --menu', async () => {
+    const { result } = parse(['--json', '--name', 'js'])
+    expect(result).toMatchObject({ kind: 'run', options: { json: true, interactive: false } })
+    const both = await once(['--json', '--menu'])
+    expect(both.code).toBe(2)
+    expect(both.err).toBe('parley: --json and --menu do not go together: --json is for scripts\n')
+  })
+
   test('a --peer that is not host:port says so in one sentence, from the flag or PARLEY_PEERS', async () => {
     const flag = await once(['--peer', '4000'])
     expect(flag.err).toBe('parley: --peer: "4000" is not host:port — e.g. 127.0.0.1:4000 or [::1]:4000\n')

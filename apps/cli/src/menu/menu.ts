@@ -55,7 +55,8 @@ export async function runMenu(
 ): Promise<'chat' | undefined> {
   const choices = [
     ...MENU.slice(0, -1),
-    ...(options.backToChat ? [{ key: '9', name: 'Back to the chat view', value: 'chat' as const }] : []),
+    // Always listed: rawlist takes a number that is no key as a position, and 9 was the 9th entry, Quit.
+    { key: '9', name: options.backToChat ? 'Back to the chat view' : 'Chat view', value: 'chat' as const },
     ...MENU.slice(-1),
   ]
   while (!app.signal.aborted) {
