@@ -181,6 +181,22 @@ describe('the chat view (the default on a terminal)', () => {
     await keys(cli, `/connect nonsense${KEY.enter}`, /✖ "nonsense" is not host:port/)
   })
 
+  test('a line pasted past the width of the terminal can be edited in place: no row is drawn twice', async () => {
+    const net = await setup(['bob'])
+    const cli = await chat(net)
+    // One chunk, as a paste or a terminal multiplexer sends it: node:readline writes it without a redraw.
+    const typed = 'd'.repeat(110)
+    await keys(cli, typed, 'd'.repeat(50))
+    cli.stdin.write('\x1b[D')
+    await keys(cli, 'Z', 'Zd')
+    await keys(cli, 'e', 'Zed')
+    const { lines } = await screen(cli)
+    const used = lines.filter((l) => l.trim() !== '')
+    expect(used.filter((l) => l.startsWith('[everyone] ›'))).toHaveLength(1)
+    expect(used.at(-3)).toMatch(/alice · alice:1 · 1 peer: bob/)
+    expect(used.slice(-2).join('').replace('[everyone] › ', '')).toBe(`${'d'.repeat(109)}Zed`)
+  })
+
   test('Tab completes commands and peer names; several candidates are listed above the input line', async () => {
     const net = await setup(['bob', 'carol', 'chris'])
     const cli = await chat(net)

@@ -79,7 +79,7 @@ describe.skipIf(!hasScript)(
       expect(screen.lines[prompt - 1]).toMatch(
         new RegExp(`^\\d\\d:\\d\\d:\\d\\d alice \\(${FP}\\): hello over tcp$`),
       )
-      expect(screen.lines.slice(prompt + 1, prompt + 10).map((l) => l.trim())).toEqual([
+      expect(screen.lines.slice(prompt + 1, prompt + 11).map((l) => l.trim())).toEqual([
         '1) Send message',
         '2) Query connected peers',
         '3) Connect to active peers',
@@ -88,6 +88,7 @@ describe.skipIf(!hasScript)(
         '6) Key changes (trust)',
         '7) Send a file',
         '8) Files: offers (accept, decline) and transfers',
+        '9) Chat view',
         '0) Quit',
       ])
 

@@ -72,6 +72,8 @@ export class ChatView {
       init.onError?.(err)
     })
     init.output.on?.('resize', this.#onResize)
+    // After readline's own listener (added by createInterface), so it sees the line as readline left it.
+    init.input.on('keypress', this.#trackRows)
   }
 
   /** Draws the status and input lines for the first time. */
@@ -103,6 +105,7 @@ export class ChatView {
   /** Stops reading; the status line stays as the last thing on screen. */
   close(): void {
     this.init.output.off?.('resize', this.#onResize)
+    this.init.input.off('keypress', this.#trackRows)
     if (this.#closed) return
     // Leave the cursor on a fresh line under the input line, so what follows starts clean.
     this.#out.write('\n')
@@ -164,6 +167,33 @@ export class ChatView {
   }
 
   readonly #onResize = () => this.refresh()
+
+  /**
+   * node:readline writes a chunk typed at the end of the line (a paste, or keys a multiplexer sends
+   * together) as it is, without noting the row the line wrapped to (`prevRows`); its next redraw (an
+   * edit inside the line) then starts from the wrong row and leaves a copy of the first one. So the
+   * row is checked after each chunk of keys (once: measuring a long line is not free), and the line
+   * redrawn from the right row when readline lost it.
+   */
+  readonly #trackRows = () => {
+    if (this.#rowsCheckQueued) return
+    this.#rowsCheckQueued = true
+    queueMicrotask(this.#checkRows)
+  }
+
+  #rowsCheckQueued = false
+
+  readonly #checkRows = () => {
+    this.#rowsCheckQueued = false
+    const rl = this.rl as unknown as { prevRows: number; cursor: number; line: string; _refreshLine(): void }
+    if (this.#closed || rl.cursor !== rl.line.length) return
+    const { rows, cols } = this.rl.getCursorPos()
+    // A line that fills its last row leaves the terminal's cursor there, waiting to wrap.
+    const actual = cols === 0 && rows > 0 ? rows - 1 : rows
+    if (rl.prevRows === actual) return
+    rl.prevRows = actual
+    rl._refreshLine()
+  }
 }
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
