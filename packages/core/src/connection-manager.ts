@@ -345,9 +345,20 @@ export class ConnectionManager implements ConnectionHost {
         this.#redialAfter(session, address, Math.round(period * (1 + Math.random())))
         return
       }
-      this.dialer.dial(address).catch(() => {
-        if (this.sessions.get(session.id) === session && !session.online)
-          this.#scheduleReconnect(session, address)
+      this.dialer.dial(address).catch((err: unknown) => {
+        if (this.sessions.get(session.id) !== session || session.online) return
+        // Another key answers there now, not the one saved: dialing again cannot reach this peer, and
+        // the user must hear why, not watch the attempts go on in silence.
+        if (err instanceof PeerError && err.code === 'KEY_CHANGED') {
+          this.init.events.report(err)
+          this.endSession(
+            session,
+            'connection-lost',
+            `not reconnecting: ${address} answers with another key now`,
+          )
+          return
+        }
+        this.#scheduleReconnect(session, address)
       })
     }, delay)
     session.reconnectTimer.unref?.()

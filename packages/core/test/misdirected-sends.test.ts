@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { fingerprint } from '../src/identity.js'
 import type { Peer } from '../src/peer.js'
 import type { ReceivedMessage } from '../src/peer-types.js'
@@ -127,6 +127,43 @@ describe('a send to a peer by id', () => {
     expect(me.keyChanges()).toEqual([
       expect.objectContaining({ address, expected: alice.id, actual: reinstalled.id, direction: 'outbound' }),
     ])
+  })
+
+  it('a peer being reconnected whose address answers with a new key: said once, and no more dials', async () => {
+    const network = memoryNetwork()
+    const me = memoryPeer(network, 'me', {
+      ...plain,
+      reconnect: { initialDelay: 5, maxDelay: 10, maxAttempts: 50 },
+    })
+    const alice = memoryPeer(network, 'alice', plain)
+    await me.start()
+    await alice.start()
+    await me.connect(alice.addresses[0]!)
+    const address = alice.addresses[0]!
+    const errors: { code: string }[] = []
+    const told = new Promise<void>((resolve) =>
+      me.on('error', (err) => {
+        errors.push(err)
+        resolve()
+      }),
+    )
+    const other = memoryPeer(network, 'alice2', { ...plain, name: 'alice', listen: address })
+    alice.destroy()
+    await other.start()
+    // Lost, then dialed again: the new key answers, and the user is told (the loss was said already).
+    await told
+    expect(errors).toEqual([expect.objectContaining({ code: 'KEY_CHANGED' })])
+    expect(me.keyChanges()).toEqual([
+      expect.objectContaining({ address, expected: alice.id, actual: other.id }),
+    ])
+    // Each attempt would come within 10 ms and see the new key again (the change's seenAt); none does.
+    const seenAt = me.keyChanges()[0]!.seenAt
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    onTestFinished(() => void vi.useRealTimers())
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(me.keyChanges()[0]!.seenAt).toBe(seenAt)
+    expect(errors.filter((e) => e.code === 'KEY_CHANGED')).toHaveLength(1)
+    expect(me.peers().connected).toEqual([])
   })
 
   it('a dial expecting a key is not shared with a plain connect to the same address', async () => {
