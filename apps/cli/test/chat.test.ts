@@ -168,6 +168,27 @@ describe('the chat view (the default on a terminal)', () => {
     expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toContain(bob.id)
   })
 
+  test('a line to a peer cut off and being reconnected says so at once, and goes once it is back', async () => {
+    const net = await setup(['bob', 'carol'])
+    const toBob = inbox(net.peer('bob'))
+    const cli = await chat(net)
+    await keys(cli, `/to bob${KEY.enter}`, '[bob] › ')
+    let from = cli.stdout.mark()
+    net.network.partition('alice', 'bob')
+    net.network.dropConnections('bob')
+    await cli.stdout.waitFor(/reconnecting to bob/, { from })
+    from = cli.stdout.mark()
+    await keys(
+      cli,
+      `still there?${KEY.enter}`,
+      'bob is not connected right now: the line goes if it is back in time',
+    )
+    net.network.heal()
+    await cli.stdout.waitFor(/✔ you → bob: still there\?/, { from })
+    await toBob.waitForCount(1)
+    expect(toBob.texts()).toEqual(['still there?'])
+  })
+
   test('the line commands typed with a slash work: /send <peer> <text> sends (not a file), /connect-all connects', async () => {
     const net = await setup(['bob', 'carol'])
     const toBob = inbox(net.peer('bob'))

@@ -196,6 +196,11 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         refuse('PEER_GONE', `${state.label(to)} has left; message not sent — /to * talks to everyone`)
         return
       }
+      // Cut off and being reconnected (or to be dialed again): core keeps the line until then.
+      if (!here)
+        note(
+          `${state.label(to)} is not connected right now: the line goes if it is back in time, else it fails`,
+        )
       void sendMessage(app, to.id, text, to)
     }
 
