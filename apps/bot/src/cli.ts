@@ -561,7 +561,14 @@ function behaviourOptions(
 
 function printEvents(peer: Peer, out: (line: string) => void): void {
   peer.on('peer:connect', (p) => out(`+ ${p.name} (${fingerprint(p.id)}) joined from ${p.address}`))
-  peer.on('peer:disconnect', (e) => out(`- ${e.peer.name} left (${e.reason}: ${e.message})`))
+  // Closed here (the bot stopping, or dropping a peer): not the peer leaving.
+  peer.on('peer:disconnect', (e) =>
+    out(
+      e.reason === 'local'
+        ? `- disconnected from ${e.peer.name} (${e.message})`
+        : `- ${e.peer.name} left (${e.reason}: ${e.message})`,
+    ),
+  )
   peer.on('message', (m) => out(`← ${m.from.name}: ${m.text}`))
   peer.on('error', (err) => out(`! ${describeError(err)}`))
 }

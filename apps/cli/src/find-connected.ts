@@ -31,3 +31,9 @@ export function namedLike(peer: Peer, name: string): PeerRef[] {
   if (keys.length === 0) return connected.filter((p) => p.name === name)
   return keys.map((id) => connected.find((p) => p.id === id) ?? { id, name })
 }
+
+/** Whether `target` names this peer itself (its name, id or fingerprint): "that is you", not "not found". */
+export function namesSelf(peer: Pick<Peer, 'id' | 'name'>, target: string): boolean {
+  const t = target.trim()
+  return t === peer.name || t === peer.id || t.replace(/:/g, '').toLowerCase() === peer.id.slice(0, 16)
+}

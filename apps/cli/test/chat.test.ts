@@ -120,6 +120,7 @@ describe('the chat view (the default on a terminal)', () => {
     expect(view.status).toMatch(/no unread/)
 
     await keys(cli, `/to nobody${KEY.enter}`, 'no connected peer is called nobody')
+    await keys(cli, `/to alice${KEY.enter}`, 'alice is you — /peers lists the others')
     await keys(
       cli,
       `/to zed hi${KEY.enter}`,

@@ -140,6 +140,7 @@ describe('files in the chat view', () => {
     )
     await cli.stdout.waitFor(/✖ sending photo\.jpg failed: bob declined it/)
     await keys(cli, `/send-file nobody ${src}${KEY.enter}`, 'no connected peer matches "nobody"')
+    await keys(cli, `/send-file alice ${src}${KEY.enter}`, 'alice is you — name the peer to send it to')
     await keys(cli, `/accept 1234${KEY.enter}`, 'no offer waiting has the id 1234 — /files lists them')
     await keys(
       cli,

@@ -116,6 +116,18 @@ describe('file commands and lines', () => {
         secondsLeft: 7,
       }),
     ).toBe('↓ photo.jpg 43% 12.3 MB/s 0:07 left')
+    // Nothing came for a while (the sender vanished): no stale rate or time left.
+    const sending = {
+      kind: 'progress' as const,
+      direction: 'out' as const,
+      id: '1a2b3c4d',
+      name: 'a.zip',
+      bytes: 5,
+      size: 100,
+      rate: 1_000,
+      secondsLeft: 95,
+    }
+    expect(progressText(sending, true)).toBe('↑ a.zip 5% waiting for the receiver')
   })
 
   test('remote names print without control characters; the NDJSON keeps them exact (JSON escapes them)', () => {

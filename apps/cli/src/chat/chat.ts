@@ -2,7 +2,7 @@ import { fingerprint, type PeerInfo } from '@parley/core'
 import { broadcastMessage, connectTo, connectToAll, sendMessage, showPeers } from '../actions.js'
 import type { App } from '../app-context.js'
 import { unquote } from '../commands.js'
-import { findConnected, namedLike } from '../find-connected.js'
+import { findConnected, namedLike, namesSelf } from '../find-connected.js'
 import { checkAddress } from '../options.js'
 import { acceptKey, showKeyChanges } from '../trust.js'
 import { sanitize, wrapBlock } from '../view/format.js'
@@ -258,7 +258,9 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         const who = withText ? (withText[1] ?? withText[2])! : arg
         const hint =
           checkAddress(who) === undefined ? ` — /connect ${sanitize(who)} first` : ' — /peers lists them'
-        const said = `no connected peer is called ${sanitize(who)}${hint}`
+        const said = namesSelf(app.peer, who)
+          ? `${sanitize(who)} is you — /peers lists the others`
+          : `no connected peer is called ${sanitize(who)}${hint}`
         if (withText) refuse('UNKNOWN_PEER', `${said}; nothing was sent`)
         else note(said)
         return

@@ -7,7 +7,7 @@ import {
   type OutgoingTransfer,
   type Progress,
 } from '@parley/files'
-import { findConnected, namedLike } from '../find-connected.js'
+import { findConnected, namedLike, namesSelf } from '../find-connected.js'
 import type { Logger } from '../logger.js'
 import { sanitize } from '../view/format.js'
 import type { Reporter } from '../view/reporter.js'
@@ -50,8 +50,13 @@ interface Running {
   readonly direction: 'in' | 'out'
   readonly name: string
   last: Extract<FileReport, { kind: 'progress' }> | undefined
+  /** When `last` came (Date.now()). */
+  lastAt: number
   milestone: number
 }
+
+/** No progress for this long: the status line says the transfer waits, rather than an old rate. */
+const STALLED_MS = 5_000
 
 /**
  * The CLI's side of file transfer: owns the file service, turns its events into report lines, and
@@ -67,6 +72,7 @@ export class FileDesk {
   /** Each waiting offer's number among the offers of its root (see {@link FileDesk.#offerId}). */
   readonly #seq = new WeakMap<IncomingOffer, number>()
   #statusTimer: ReturnType<typeof setTimeout> | undefined
+  #stallTimer: ReturnType<typeof setTimeout> | undefined
   #lastStatus = 0
   #closed = false
 
@@ -112,7 +118,7 @@ export class FileDesk {
     const wanted = d.name
     const key = `in:${d.root}`
     const auto = this.#init.acceptAll
-    this.#running.set(key, { id, direction: 'in', name: d.name, last: undefined, milestone: 0 })
+    this.#running.set(key, { id, direction: 'in', name: d.name, last: undefined, lastAt: 0, milestone: 0 })
     this.#init.reporter.file({ kind: 'started', id, root: d.root, name: d.name, size: d.size, resumed, auto })
     d.on('progress', (p) => this.#progress(key, p))
     d.on('corrupt', (e) =>
@@ -153,7 +159,7 @@ export class FileDesk {
     const id = shortId(t.root)
     const key = `out:${t.peerId}:${t.id}`
     const to = this.#peerRef(t.peerId)
-    this.#running.set(key, { id, direction: 'out', name: t.name, last: undefined, milestone: 0 })
+    this.#running.set(key, { id, direction: 'out', name: t.name, last: undefined, lastAt: 0, milestone: 0 })
     this.#init.reporter.file({ kind: 'offered', id, root: t.root, name: t.name, size: t.size, to })
     t.on('accepted', () => this.#init.reporter.file({ kind: 'accepted', id, name: t.name, to }))
     t.on('progress', (p) => this.#progress(key, p))
@@ -185,6 +191,7 @@ export class FileDesk {
       secondsLeft: p.secondsLeft,
     }
     r.last = report
+    r.lastAt = Date.now()
     switch (this.#init.progress()) {
       case 'events':
         // The library already sends at most one per progressInterval (250 ms) per transfer.
@@ -192,6 +199,10 @@ export class FileDesk {
         return
       case 'status':
         this.#statusSoon()
+        // Redrawn once more if nothing follows (a source gone quiet), so the line says it waits.
+        clearTimeout(this.#stallTimer)
+        this.#stallTimer = setTimeout(() => this.#statusSoon(), STALLED_MS)
+        this.#stallTimer.unref?.()
         return
       case 'milestones': {
         const pct = p.size === 0 ? 100 : (p.bytes / p.size) * 100
@@ -226,7 +237,8 @@ export class FileDesk {
     const shown = [...this.#running.values()].filter((r) => r.last !== undefined)
     if (shown.length === 0) return ''
     // One entry per transfer; the status line is one row, so past three only a count.
-    const parts = shown.slice(0, 3).map((r) => progressText(r.last!))
+    const now = Date.now()
+    const parts = shown.slice(0, 3).map((r) => progressText(r.last!, now - r.lastAt >= STALLED_MS))
     if (shown.length > 3) parts.push(`+${shown.length - 3} more (/files)`)
     return parts.join(' · ')
   }
@@ -262,7 +274,10 @@ export class FileDesk {
       return undefined
     }
     if (!to) {
-      reporter.problem({ code: 'NOT_CONNECTED', sentence: `no connected peer matches "${target}"` })
+      const sentence = namesSelf(peer, target)
+        ? `${target} is you — name the peer to send it to`
+        : `no connected peer matches "${target}"`
+      reporter.problem({ code: 'NOT_CONNECTED', sentence })
       return undefined
     }
     const full = resolve(this.#init.cwd, path)
@@ -455,6 +470,7 @@ export class FileDesk {
     }
     this.#closed = true
     clearTimeout(this.#statusTimer)
+    clearTimeout(this.#stallTimer)
     await this.service.close()
   }
 }

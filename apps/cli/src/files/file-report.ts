@@ -87,9 +87,11 @@ export function formatDuration(seconds: number | undefined): string {
 }
 
 /** `↓ photo.jpg 43% 12.3 MB/s 0:07 left`: one transfer on the status line or a progress line. */
-export function progressText(r: Extract<FileReport, { kind: 'progress' }>): string {
+export function progressText(r: Extract<FileReport, { kind: 'progress' }>, stalled = false): string {
   const pct = r.size === 0 ? 100 : Math.floor((r.bytes / r.size) * 100)
   const arrow = r.direction === 'in' ? '↓' : '↑'
+  if (stalled)
+    return `${arrow} ${sanitize(r.name)} ${pct}% waiting for the ${r.direction === 'in' ? 'sender' : 'receiver'}`
   return `${arrow} ${sanitize(r.name)} ${pct}% ${formatBytes(Math.round(r.rate))}/s ${formatDuration(r.secondsLeft)} left`
 }
 
