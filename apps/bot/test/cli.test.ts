@@ -257,6 +257,10 @@ describe('usage errors', () => {
       ['run', 'echo', '--peer', 'nope'],
       expect.stringMatching(/^bot: --peer nope is not an address: .*port\n$/),
     ],
+    [
+      ['run', 'echo', '--peer', '127.0.0.1:0'],
+      'bot: --peer 127.0.0.1:0 is not an address: port 0 cannot be dialed\n',
+    ],
     [['run', 'echo', '--prefix', ''], 'bot: the echo prefix must not be empty\n'],
   ])('%j exits 2 with one sentence', async (args, message) => {
     const io = captureIO()
