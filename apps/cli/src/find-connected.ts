@@ -1,4 +1,4 @@
-import { looksLikeId, type Peer, type PeerInfo } from '@parley/core'
+import { fingerprint, looksLikeId, type Peer, type PeerInfo } from '@parley/core'
 import type { PeerRef } from './view/reporter.js'
 
 /**
@@ -35,5 +35,6 @@ export function namedLike(peer: Peer, name: string): PeerRef[] {
 /** Whether `target` names this peer itself (its name, id or fingerprint): "that is you", not "not found". */
 export function namesSelf(peer: Pick<Peer, 'id' | 'name'>, target: string): boolean {
   const t = target.trim()
-  return t === peer.name || t === peer.id || t.replace(/:/g, '').toLowerCase() === peer.id.slice(0, 16)
+  const bare = (text: string) => text.replace(/:/g, '').toLowerCase()
+  return t === peer.name || t === peer.id || bare(t) === bare(fingerprint(peer.id))
 }

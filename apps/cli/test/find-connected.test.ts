@@ -1,6 +1,6 @@
 import { fingerprint, type Peer, type PeerInfo } from '@parley/core'
 import { describe, expect, test } from 'vitest'
-import { findConnected, namedLike } from '../src/find-connected.js'
+import { findConnected, namedLike, namesSelf } from '../src/find-connected.js'
 
 const info = (id: string, name: string, address: string, listenAddrs: string[] = []): PeerInfo =>
   ({ id, name, address, listenAddrs, direction: 'inbound', connectedAt: 0 }) as unknown as PeerInfo
@@ -48,5 +48,12 @@ describe('whom a target names among the connected peers', () => {
     const both = peerWith([info(mallory, 'alice', 'm:1')], { alice: [away, mallory] })
     expect(findConnected(both, 'alice')).toBeUndefined()
     expect(namedLike(both, 'alice')).toHaveLength(2)
+  })
+
+  test('your own name, id or fingerprint (with or without colons) names you; others do not', () => {
+    const me = { id: 'ab'.repeat(32), name: 'alice' }
+    for (const t of ['alice', me.id, fingerprint(me.id), fingerprint(me.id).replace(/:/g, '').toUpperCase()])
+      expect(namesSelf(me, t), t).toBe(true)
+    for (const t of ['bob', 'ab'.repeat(7), 'Alice']) expect(namesSelf(me, t), t).toBe(false)
   })
 })
