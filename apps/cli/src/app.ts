@@ -547,6 +547,7 @@ class Session {
     this.controller.abort()
     this.#stopping = (async () => {
       this.logger.log('info', 'stopping', { exitCode: code })
+      const told = this.peer?.peers().connected.length ?? 0
       try {
         // Quit as the original does: `exit` to every known legacy peer (bounded), before the GOODBYEs.
         if (this.legacy) {
@@ -563,7 +564,7 @@ class Session {
         this.logger.log('error', 'stop failed', { err })
       }
       await this.#lock?.release()
-      if (this.peer) this.reporter.stopped(code)
+      if (this.peer) this.reporter.stopped(code, told)
       if (this.interactive) this.io.stdout.write(SHOW_CURSOR)
       await this.logger.flush()
     })()

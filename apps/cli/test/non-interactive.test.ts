@@ -305,6 +305,16 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect((await left).reason).toBe('goodbye')
   })
 
+  test('quitting with no peer connected says so, rather than that every peer was told', async () => {
+    const net = await setup()
+    const alice = cliOn(net, 'alice')
+    await alice.address()
+    alice.line('quit')
+    expect(await alice.exited).toBe(0)
+    expect(alice.stdout.text).toMatch(/stopped; no peer was connected/)
+    expect(alice.stdout.text).not.toMatch(/said goodbye/)
+  })
+
   test('started by pnpm, a Ctrl+C that arrives twice (the terminal’s and pnpm’s copy) is one Ctrl+C', async () => {
     const net = await setup()
     const bob = net.peer('bob')

@@ -101,7 +101,8 @@ export interface Reporter {
   file(report: FileReport): void
   /** Offers waiting and transfers running (`/files`). */
   files(list: FileListing): void
-  stopped(code: number): void
+  /** `told`: how many peers were connected, so got a GOODBYE. */
+  stopped(code: number, told: number): void
 }
 
 export interface TextReporterInit {
@@ -277,12 +278,9 @@ export function textReporter(init: TextReporterInit): Reporter {
     files(list) {
       out(fileListText(list, { style, who: name, slash: init.slash ?? false, now }))
     },
-    stopped(code) {
-      line(
-        code === 0
-          ? 'stopped; said goodbye to every peer'
-          : `stopped (exit ${code}); said goodbye to every peer`,
-      )
+    stopped(code, told) {
+      const how = code === 0 ? 'stopped' : `stopped (exit ${code})`
+      line(told > 0 ? `${how}; said goodbye to every peer` : `${how}; no peer was connected`)
     },
   }
 }
@@ -401,6 +399,6 @@ export function jsonReporter(
       send(type, fields)
     },
     files: (list) => send('files', fileListJson(list)),
-    stopped: (code) => send('stopped', { exitCode: code }),
+    stopped: (code, told) => send('stopped', { exitCode: code, peers: told }),
   }
 }
