@@ -11,12 +11,10 @@ import type {
 } from '@parley/core'
 import { hostOf, isLoopback, netgroupOf, reachableFirst, TokenBucket } from '@parley/core'
 import { MAX_ADDRESS_BYTES, MAX_WALK_TTL, type MeshEntry, type MeshMessage } from './codec.js'
+import { DeadHosts } from './dead-hosts.js'
 import { MeshHandler, type MeshHandlerOwner } from './mesh-handler.js'
 import {
   clampInt,
-  DEAD_HOST_FAILURES,
-  DEAD_HOST_MS,
-  DEAD_HOSTS,
   MAX_ACTIVE_SIZE,
   MAX_MESH_DIALS,
   MAX_PASSIVE_SIZE,
@@ -114,8 +112,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
    * replacing its own earlier one, so one neighbour's walks hold one slot, not every unprotected one.
    */
   readonly #walkedIn = new Map<string, string>()
-  /** Hearsay dials that did not reach the peer they named, by host (see DEAD_HOST_FAILURES). */
-  readonly #deadHosts = new Map<string, { count: number; at: number }>()
+  /** Hosts where hearsay dials did not reach the peer they named. */
+  readonly #deadHosts = new DeadHosts()
   #repairTimer: ReturnType<typeof setTimeout> | undefined
   /** When the scheduled repair runs (Date.now() time), 0 before the first. */
   #repairDue = 0
@@ -537,38 +535,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
   #land(walker: MeshHandler, id: string, addr: string): void {
     const from = walker.channel.peer.id
     if (!walker.landings.take()) {
-      if (!this.#isDead(addr)) this.#views.addPassive(id, addr, Date.now(), 'hearsay', from)
+      if (!this.#deadHosts.has(addr)) this.#views.addPassive(id, addr, Date.now(), 'hearsay', from)
       return
     }
     this.#promote(id, addr, true, false, from)
-  }
-
-  /** Counted by host; on this machine by address (every local peer shares a host). */
-  #deadHostKey(addr: string): string {
-    const host = hostOf(addr)
-    return isLoopback(host) ? addr : host
-  }
-
-  /** Whether hearsay dials at `addr`'s host failed DEAD_HOST_FAILURES times lately (see mesh-options). */
-  #isDead(addr: string): boolean {
-    const key = this.#deadHostKey(addr)
-    const failed = this.#deadHosts.get(key)
-    if (failed === undefined) return false
-    if (Date.now() - failed.at > DEAD_HOST_MS) {
-      this.#deadHosts.delete(key)
-      return false
-    }
-    return failed.count >= DEAD_HOST_FAILURES
-  }
-
-  /** A dial hearsay led to `addr` reached the peer it named (or did not). */
-  #hearsayDialed(addr: string, reached: boolean): void {
-    const key = this.#deadHostKey(addr)
-    const failed = this.#deadHosts.get(key)
-    this.#deadHosts.delete(key)
-    if (reached) return
-    this.#deadHosts.set(key, { count: (failed?.count ?? 0) + 1, at: Date.now() })
-    if (this.#deadHosts.size > DEAD_HOSTS) this.#deadHosts.delete(this.#deadHosts.keys().next().value!)
   }
 
   /**
@@ -590,7 +560,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     // a lost neighbour could not dial at all.
     const walk = walkFrom !== ''
     // Hearsay at a host where it kept failing: not dialed, not kept (a neighbour may name fresh ids there).
-    if (!chosen && this.#isDead(addr)) {
+    if (!chosen && this.#deadHosts.has(addr)) {
       this.#forget(id, addr)
       return
     }
@@ -616,7 +586,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     peer.connect(addr, { steered: true }).then(
       (info) => {
         done()
-        if (!chosen) this.#hearsayDialed(addr, info.id === id)
+        if (!chosen) this.#deadHosts.dialed(addr, info.id === id)
         const pending = this.#pending.get(id)
         if (info.id !== id) {
           // Someone else answers at that address now: the entry is stale, and the one who answered is a
@@ -642,7 +612,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       },
       () => {
         done()
-        if (!chosen) this.#hearsayDialed(addr, false)
+        if (!chosen) this.#deadHosts.dialed(addr, false)
         this.stats.dialFailures++
         this.#pending.delete(id)
         this.#forget(id, addr)
