@@ -3,7 +3,14 @@ import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import { parseLine } from '../src/commands.js'
 import { explain } from '../src/errors.js'
-import { displayWidth, leftBecause, sanitize, terminalSafe, wrapBlock } from '../src/view/format.js'
+import {
+  displayWidth,
+  leftBecause,
+  peersTable,
+  sanitize,
+  terminalSafe,
+  wrapBlock,
+} from '../src/view/format.js'
 import { textReporter } from '../src/view/reporter.js'
 import { colorEnabled, createStyle } from '../src/view/style.js'
 
@@ -197,5 +204,50 @@ describe('the start banner', () => {
     // The test helper's address() reads the first address of either banner.
     for (const text of [full, line])
       expect(/listening on\s+(\S+?),?\s/.exec(text)?.[1]).toBe('127.0.0.1:4000')
+  })
+})
+
+describe('the peers table on a terminal', () => {
+  const now = Date.parse('2026-12-08T12:00:00Z')
+  const plain = createStyle(false)
+  const list = {
+    connected: [
+      {
+        id: 'a'.repeat(64),
+        name: 'alice',
+        address: '127.0.0.1:41234',
+        listenAddrs: ['127.0.0.1:41234'],
+        direction: 'outbound' as const,
+        connectedAt: now - 60_000,
+        lastSeen: now - 2_000,
+        messagesIn: 12,
+        messagesOut: 3,
+      },
+    ],
+    known: [
+      {
+        id: 'b'.repeat(64),
+        name: 'bob',
+        addrs: ['127.0.0.1:40001', '[::1]:40001', '10.0.0.1:4000', '10.0.0.2:4000'],
+        lastSeen: now - 300_000,
+      },
+    ],
+  } as unknown as Parameters<typeof peersTable>[0]
+  const widest = (text: string) => Math.max(...text.split('\n').map((l) => l.length))
+
+  test('every row fits an 80-column terminal: the least needed columns go first', () => {
+    const text = peersTable(list, plain, now, undefined, 80)
+    expect(widest(text)).toBeLessThan(80)
+    expect(text).not.toMatch(/connected since/)
+    expect(text).toMatch(/alice\s+aaaa:aaaa:aaaa:aaaa\s+127\.0\.0\.1:41234\s+outbound\s+2s ago\s+12\s+3/)
+    expect(text).toMatch(/127\.0\.0\.1:40001, \[::1\]:40001, \+2 more\s+5m ago/)
+  })
+
+  test('a wide terminal, or no terminal, shows every column and address', () => {
+    const wide = peersTable(list, plain, now, undefined, 200)
+    expect(wide).toMatch(/direction\s+connected since\s+last seen\s+in\s+out/)
+    const piped = peersTable(list, plain, now)
+    expect(piped).toMatch(/connected since/)
+    expect(piped).toMatch(/10\.0\.0\.1:4000, 10\.0\.0\.2:4000/)
   })
 })

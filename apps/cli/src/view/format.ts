@@ -173,16 +173,35 @@ export function visibleLength(s: string): number {
 /**
  * Formats rows as aligned columns. Widths count characters after removing escape codes, which is
  * right for the ASCII-ish content here (names are sanitized; wide CJK names may misalign slightly).
+ * Given the terminal's `columns`, the columns named in `drop` go, in that order, until the table fits
+ * (a row wrapped by the terminal no longer reads as a row).
  */
-export function table(header: string[], rows: string[][], style: Style): string {
+export function table(
+  header: string[],
+  rows: string[][],
+  style: Style,
+  fit?: { columns: number | undefined; drop: readonly string[] },
+): string {
   const visible = visibleLength
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))))
+  let keep = header.map((_, i) => i)
+  const widthOf = (cols: number[]) =>
+    2 +
+    cols.reduce((sum, i) => sum + Math.max(visible(header[i]!), ...rows.map((r) => visible(r[i] ?? ''))), 0) +
+    2 * (cols.length - 1)
+  for (const name of fit?.columns ? fit.drop : []) {
+    if (widthOf(keep) < fit!.columns!) break
+    keep = keep.filter((i) => header[i] !== name)
+  }
+  const pick = (cells: string[]) => keep.map((i) => cells[i] ?? '')
+  const shown = rows.map(pick)
+  const head = pick(header)
+  const widths = head.map((h, i) => Math.max(h.length, ...shown.map((r) => visible(r[i] ?? ''))))
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
       .join('  ')
       .trimEnd()
-  return [style('dim', line(header)), ...rows.map(line)].map((l) => `  ${l}`).join('\n')
+  return [style('dim', line(head)), ...shown.map(line)].map((l) => `  ${l}`).join('\n')
 }
 
 /** The peers table of menu item 2 and the `peers` command: connected first, then known-only. */
@@ -191,6 +210,7 @@ export function peersTable(
   style: Style,
   now = Date.now(),
   goneSince?: (id: string) => number | undefined,
+  columns?: number,
 ): string {
   const out: string[] = []
   const names = [...list.connected.map((p) => p.name), ...list.known.map((k) => k.name)]
@@ -216,6 +236,7 @@ export function peersTable(
           String(p.messagesOut),
         ]),
         style,
+        { columns, drop: ['connected since', 'in', 'out', 'direction'] },
       ),
     )
   }
@@ -227,14 +248,23 @@ export function peersTable(
         list.known.map((k: KnownPeer) => [
           nameCell(k.name, names),
           fingerprint(k.id),
-          k.addrs.length > 0 ? k.addrs.map((a) => sanitize(a)).join(', ') : '(none)',
+          addressList(k.addrs, columns),
           gone(k) ?? (k.lastSeen > 0 ? ago(k.lastSeen, now) : 'never'),
         ]),
         style,
+        { columns, drop: ['last seen'] },
       ),
     )
   }
   return out.join('\n')
+}
+
+/** On a terminal, a peer's first two addresses and how many more: one row per peer. */
+function addressList(addrs: readonly string[], columns: number | undefined): string {
+  if (addrs.length === 0) return '(none)'
+  const shown = columns && addrs.length > 2 ? addrs.slice(0, 2) : addrs
+  const more = addrs.length - shown.length
+  return shown.map((a) => sanitize(a)).join(', ') + (more > 0 ? `, +${more} more` : '')
 }
 
 /** The marker every legacy peer and message carries on screen. */

@@ -226,7 +226,7 @@ export function textReporter(init: TextReporterInit): Reporter {
       stack(e)
     },
     peers(list, legacy, goneSince) {
-      out(peersTable(list, style, now(), goneSince))
+      out(peersTable(list, style, now(), goneSince, init.columns?.()))
       if (legacy !== undefined) out(legacyPeersTable(legacy, style, now()))
     },
     legacy(report) {
