@@ -75,8 +75,15 @@ const MAX_PORT_RETRIES = 5
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const write = (stream: TerminalStream) => (text: string) => void stream.write(text)
+  // `parley --help | head`: the reader may close the pipe before the text is all written. The text
+  // was for it alone, so that is no error (the run installs its own handling below).
+  const ignore = () => {}
+  io.stdout.on('error', ignore)
+  io.stderr.on('error', ignore)
   const parsed = parseOptions(argv, { env: io.env, out: write(io.stdout), err: write(io.stderr) })
   if (parsed.kind === 'exit') return parsed.code
+  io.stdout.off('error', ignore)
+  io.stderr.off('error', ignore)
   const options = parsed.options
   const interactive = options.interactive && io.stdin.isTTY === true && io.stdout.isTTY === true
   return new Session(options, io, interactive).run()

@@ -1,6 +1,7 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { createTestNetwork } from '@parley/testing'
 import fc from 'fast-check'
 import { describe, expect, onTestFinished, test } from 'vitest'
@@ -37,6 +38,30 @@ async function tempDir() {
 }
 
 describe('flags and environment', () => {
+  test('--help into a pipe its reader closed (`parley --help | head -1`) exits 0, without an error', async () => {
+    // A reader gone: every write fails with EPIPE, emitted as an 'error' after the write returns. With
+    // no one listening, that error would end the process with a stack trace.
+    const closedPipe = new Writable({
+      write(_chunk, _encoding, done) {
+        done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+      },
+    })
+    let unheard = 0
+    const emit = closedPipe.emit.bind(closedPipe)
+    closedPipe.emit = (event: string | symbol, ...args: unknown[]) => {
+      if (event === 'error' && closedPipe.listenerCount('error') === 0) {
+        unheard++
+        return false
+      }
+      return emit(event, ...args)
+    }
+    const closed = new Promise((resolve) => closedPipe.on('close', resolve))
+    const stdin = new FakeTtyInput(false)
+    expect(await runCli(['--help'], { stdin, stdout: closedPipe, stderr: new Capture(), env: {} })).toBe(0)
+    await closed
+    expect(unheard).toBe(0)
+  })
+
   test('--help and --version print to stdout and exit 0', async () => {
     const help = await once(['--help'])
     expect(help.code).toBe(0)
