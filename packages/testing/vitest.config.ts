@@ -10,8 +10,8 @@ export default defineConfig({
         test: { name: 'testing', include: ['test/**/*.test.ts'], exclude: ['test/attacks-*.test.ts'] },
       },
       {
-        // The attack tests time a real victim process ("acknowledged within a second"): they run after
-        // the rest, one file at a time, so no other test competes for the CPU while they measure.
+        // The attack tests run a real victim process and its attackers: they run after the rest, one file
+        // at a time, so their victims do not compete with each other for the machine's two cores.
         extends: true,
         test: {
           name: 'attacks',

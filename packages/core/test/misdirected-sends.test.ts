@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { fingerprint } from '../src/identity.js'
 import type { Peer } from '../src/peer.js'
@@ -119,8 +120,10 @@ describe('a send to a peer by id', () => {
     // Dialed by the user: alice's key is saved for her address.
     await me.connect(alice.addresses[0]!)
     const address = alice.addresses[0]!
+    const aliceGone = once(me, 'peer:disconnect')
     alice.destroy()
-    await expect.poll(() => me.peers().connected).toEqual([])
+    await aliceGone
+    expect(me.peers().connected).toEqual([])
     const reinstalled = memoryPeer(network, 'alice2', { ...plain, name: 'alice', listen: address })
     await reinstalled.start()
     await expect(me.send(alice.id, 'hi')).rejects.toMatchObject({ code: 'KEY_CHANGED' })

@@ -1,4 +1,5 @@
-import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { once } from 'node:events'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { generateIdentity, type Identity } from '../src/identity.js'
 import { memoryKnownPeers } from '../src/known-peers.js'
 import { createPeer } from '../src/peer.js'
@@ -52,10 +53,16 @@ describe('trust on first use, at the peer', () => {
     await bob.stop()
     // Mallory dials in with bob's name and claims bob's address as her own.
     const errors: PeerError[] = []
-    alice.on('error', (e) => errors.push(e))
+    const keyChanges = () => errors.filter((e) => e.code === 'KEY_CHANGED').length
+    const bothReported = new Promise<void>((resolve) =>
+      alice.on('error', (e) => {
+        errors.push(e)
+        if (keyChanges() === 2) resolve()
+      }),
+    )
     const mallory = await make('bob', 'mallory', { announce: [bobAddress] })
     await mallory.connect(alice.addresses[0]!)
-    await expect.poll(() => errors.filter((e) => e.code === 'KEY_CHANGED').length).toBe(2)
+    await bothReported
     expect(errors.map((e) => e.message).join('\n')).toContain(bobAddress)
     // Neither the name nor the address reaches her: bob's address is dialed (and bob is down).
     await expect(alice.send('bob', 'secret')).rejects.toMatchObject({ code: 'NOT_CONNECTED' })
@@ -105,8 +112,10 @@ describe('trust on first use, at the peer', () => {
     const alice = await make('alice', 'alice', { identity: aliceIdentity })
     // Alice connects in (her name is not saved with her key), then leaves.
     await alice.connect(victim.addresses[0]!)
+    const aliceLeft = once(victim, 'peer:disconnect')
     await alice.stop()
-    await vi.waitFor(() => expect(victim.peers().connected).toEqual([]))
+    await aliceLeft
+    expect(victim.peers().connected).toEqual([])
     const mallory = await make('alice', 'mallory')
     let delivered = 0
     mallory.on('message', () => delivered++)
@@ -155,9 +164,11 @@ describe('dedup that cannot be flushed', () => {
     victim.on('message', (m) => m.from.id === sender.id && texts.push(m.text))
     await sender.connect(victim.addresses[0]!)
     // The victim gets the message, then the connection dies before its acknowledgement leaves.
+    const received = once(victim, 'message')
     victim.once('message', () => net.dropConnections('sender'))
     const sent = sender.send(victim.id, 'exactly once')
-    await expect.poll(() => texts).toEqual(['exactly once'])
+    await received
+    expect(texts).toEqual(['exactly once'])
     // 1,030 throwaway peers each deliver one message: each a new sender in the victim's dedup state.
     for (let i = 0; i < 1_030; i++) {
       const throwaway = createPeer({ transport: memoryTransport(net, { host: `t${i}` }), listen: false })

@@ -296,6 +296,15 @@ describe('mesh membership', () => {
   })
 })
 
+/** A promise and the function that settles it (Promise.withResolvers is Node 22's). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
 /**
  * A hand-written peer running the membership protocol by `script`: `opened` runs when its channel to
  * a mesh peer opens, `answer` on every message it receives; every message is also kept in `got`.
@@ -309,6 +318,7 @@ async function scriptedPeer(
   },
 ) {
   const got: MeshMessage[] = []
+  const waiters: { type: MeshMessage['type']; resolve: (msg: MeshMessage) => void }[] = []
   const peer = createPeer({
     transport: memoryTransport(network, { host: name }),
     name,
@@ -323,6 +333,10 @@ async function scriptedPeer(
               const msg = decodeMesh(body)
               got.push(msg)
               script.answer?.(msg, channel)
+              for (const w of waiters.filter((w) => w.type === msg.type)) {
+                waiters.splice(waiters.indexOf(w), 1)
+                w.resolve(msg)
+              }
             },
             onClose() {},
           }
@@ -332,16 +346,13 @@ async function scriptedPeer(
   })
   onTestFinished(() => peer.stop())
   await peer.start()
-  /** The first message of `type`, once it has arrived. */
+  /** The first message of `type`, once it has arrived (the test's timeout bounds the wait). */
   const next = (type: MeshMessage['type']) =>
-    vi.waitFor(
-      () => {
-        const msg = got.find((m) => m.type === type)
-        if (!msg) throw new Error(`no ${type} yet`)
-        return msg
-      },
-      { timeout: 5_000, interval: 5 },
-    )
+    new Promise<MeshMessage>((resolve) => {
+      const msg = got.find((m) => m.type === type)
+      if (msg) resolve(msg)
+      else waiters.push({ type, resolve })
+    })
   return { peer, next }
 }
 
@@ -417,10 +428,12 @@ describe('newcomers', () => {
       mesh: { activeSize: 1, shuffleInterval: 600_000, repairInterval: 50 },
     })
     let shuffles = 0
+    const { promise: thirdShuffle, resolve: shuffledThrice } = signal()
     const contact = await scriptedPeer(network, 'contact', {
       answer: (msg, channel) => {
         if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
-        if (msg.type === 'SHUFFLE' && ++shuffles <= 3) {
+        if (msg.type === 'SHUFFLE' && ++shuffles >= 3) shuffledThrice()
+        if (msg.type === 'SHUFFLE' && shuffles <= 3) {
           const entries = Array.from({ length: 8 }, (_, i) => ({
             id: randomBytes(32).toString('hex'),
             addr: `nowhere-${shuffles}-${i}:1`,
@@ -433,23 +446,25 @@ describe('newcomers', () => {
     const newcomer = await make()
     await newcomer.mesh.join(contact.peer.addresses[0]!)
     // Two replies grow the view (8, then 2: one source holds a third of it), the third does not.
-    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 5 })
+    await thirdShuffle
   })
 
   it('a peer short of neighbours with no candidate asks its neighbour for some again, at each repair', async () => {
     const { network, make } = meshNetwork({ mesh: { shuffleInterval: 0, repairInterval: 50 } })
     let shuffles = 0
+    const { promise: thirdShuffle, resolve: shuffledThrice } = signal()
     const contact = await scriptedPeer(network, 'contact', {
       answer: (msg, channel) => {
         if (msg.type === 'JOIN') channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: true }))
+        if (msg.type === 'SHUFFLE' && ++shuffles >= 3) shuffledThrice()
         // Nothing to offer: the newcomer stays short of neighbours with no candidate.
-        if (msg.type === 'SHUFFLE' && ++shuffles <= 2)
+        if (msg.type === 'SHUFFLE' && shuffles <= 2)
           channel.sendBytes(encodeMesh({ type: 'SHUFFLE_REPLY', entries: [] }))
       },
     })
     const newcomer = await make()
     await newcomer.mesh.join(contact.peer.addresses[0]!)
-    await vi.waitFor(() => expect(shuffles).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 5 })
+    await thirdShuffle
   })
 
   it('a peer short of neighbours that full candidates keep refusing asks the next one with high priority', async () => {
@@ -457,6 +472,7 @@ describe('newcomers', () => {
     // Full candidates: they take a request only with high priority. What the peer under test asked:
     let subject = ''
     const asked: boolean[] = []
+    const { promise: askedHigh, resolve: gotHigh } = signal()
     const candidates: Awaited<ReturnType<typeof scriptedPeer>>[] = []
     for (let i = 0; i < 4; i++) {
       candidates.push(
@@ -464,6 +480,7 @@ describe('newcomers', () => {
           answer: (msg, channel) => {
             if (msg.type !== 'NEIGHBOR') return
             if (channel.peer.id === subject) asked.push(msg.high)
+            if (channel.peer.id === subject && msg.high) gotHigh()
             channel.sendBytes(encodeMesh({ type: 'NEIGHBOR_REPLY', accepted: msg.high }))
           },
         }),
@@ -486,7 +503,7 @@ describe('newcomers', () => {
     await other.mesh.join(peer.peer.addresses[0]!)
     await until(() => peer.mesh.isActive(other.peer.id), [peer.mesh], meshEvents)
     await peer.mesh.join(contact.peer.addresses[0]!)
-    await vi.waitFor(() => expect(asked).toContain(true), { timeout: 5_000, interval: 5 })
+    await askedHigh
     expect(asked.indexOf(true)).toBeGreaterThanOrEqual(3)
   })
 
