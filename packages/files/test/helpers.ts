@@ -122,13 +122,18 @@ export async function linkRaw(raw: Node, b: Node): Promise<void> {
 }
 
 /** Polls a condition on each event-loop turn (bounded by a deadline), for state without an event. */
+/** One turn of the event loop: I/O and the memory network (setImmediate, never faked here) run. */
+export function ioTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 export async function waitUntil(cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
     // On a fake clock, move it (I/O and the memory network still run on setImmediate).
     if (vi.isFakeTimers()) {
-      await new Promise((r) => setImmediate(r))
+      await ioTurn()
       await vi.advanceTimersByTimeAsync(5)
     } else await new Promise((r) => setTimeout(r, 5))
   }

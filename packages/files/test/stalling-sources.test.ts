@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type Download, type FilesMessage, leafHash, Reason, rootHash } from '../src/index.js'
 import {
+  ioTurn,
   link,
   linkRaw,
   memoryNet,
@@ -68,7 +69,7 @@ async function twoMinutes(
   )
   for (let s = 0; s < 120 && download.status === 'running'; s++) {
     await each(s)
-    await waitUntil(() => true)
+    await ioTurn()
     await vi.advanceTimersByTimeAsync(1_000)
   }
   return { dropped, failed: await failed }
@@ -268,7 +269,7 @@ describe('sources that hold a download without feeding it', () => {
       (e: { code: string }) => e.code,
     )
     for (let s = 0; s < 180 && download.status === 'running'; s++) {
-      await waitUntil(() => true)
+      await ioTurn()
       await vi.advanceTimersByTimeAsync(1_000)
     }
     expect(download.status).toBe('failed')

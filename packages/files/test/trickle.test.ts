@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type Download, type FilesMessage, leafHash, rootHash } from '../src/index.js'
-import { linkRaw, memoryNet, rawFiles, tempDir, waitUntil } from './helpers.js'
+import { ioTurn, linkRaw, memoryNet, rawFiles, tempDir } from './helpers.js'
 
 const KiB = 1024
 
@@ -64,7 +64,7 @@ describe('slow sources', () => {
         job.offset += 32 * KiB
         if (job.offset === chunkSize) asked.shift()
       }
-      await waitUntil(() => true)
+      await ioTurn()
       await vi.advanceTimersByTimeAsync(1_000)
     }
     expect(await failed).toBe('NO_SOURCES')
