@@ -28,8 +28,17 @@ function parseVectors(doc: string): Vector[] {
   const vectors: Vector[] = []
   const lines = doc.split('\n')
   for (let i = 0; i < lines.length; i++) {
-    const kind = lines[i]!.match(/^```([a-z-]+)\s*$/)?.[1]
-    if (!KINDS.includes(kind as Kind)) continue
+    const info = lines[i]!.match(/^```(.*)$/)?.[1]?.trim()
+    if (info === undefined) continue
+    const kind = info.split(/\s+/)[0]!
+    // A vector whose fence is misspelled or carries more must fail here, not be skipped unchecked.
+    if (/^(vector|invalid)\b/.test(kind) && (!KINDS.includes(kind as Kind) || info !== kind))
+      throw new Error(`PROTOCOL.md:${i + 1}: unknown vector fence "${info}" (kinds: ${KINDS.join(', ')})`)
+    if (!KINDS.includes(kind as Kind)) {
+      // Skip the block, so a line inside it that starts with ``` is not read as a fence.
+      for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++);
+      continue
+    }
     const start = i
     const body: string[] = []
     for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++) body.push(lines[i]!)
