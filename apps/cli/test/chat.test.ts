@@ -46,6 +46,23 @@ async function bottom(cli: CliRun): Promise<{ status: string; input: string; abo
 }
 
 describe('the chat view (the default on a terminal)', () => {
+  test('the window narrowed, then widened: one status line and the typed text, no stale copy', async () => {
+    const net = await setup()
+    const cli = await chat(net)
+    await keys(cli, 'half typed', 'half typed')
+    const resizes: { at: number; cols: number }[] = []
+    for (const cols of [60, COLS]) {
+      const at = cli.stdout.mark()
+      resizes.push({ at, cols })
+      cli.stdout.resize(cols)
+      await cli.stdout.waitFor('[everyone] › half typed', { from: at })
+      const { lines } = await renderScreen(cli.stdout.raw, COLS, ROWS, resizes)
+      expect(lines.filter((l) => l.startsWith(' alice · '))).toHaveLength(1)
+      expect(lines.at(-2)).toMatch(/^ alice · alice:\d+ · 1 peer: bob · no unread/)
+      expect(lines.at(-1)?.trimEnd()).toBe('[everyone] › half typed')
+    }
+  })
+
   test('a line typed and Enter goes to everyone; a message arriving mid-typing prints above, the typed text survives', async () => {
     const net = await setup(['bob', 'carol'])
     const [bob, carol] = [net.peer('bob'), net.peer('carol')]

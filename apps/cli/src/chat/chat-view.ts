@@ -198,10 +198,14 @@ export class ChatView {
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 
-/** `text` cut (with …) or padded to exactly `width` columns. */
+/**
+ * `text` cut (with …) to at most `width` columns. Not padded: a status line as wide as the window
+ * would wrap in two when the window narrows (terminals reflow it), and the redraw that follows would
+ * reach only its second row, leaving a stale copy of the first.
+ */
 export function cutToWidth(text: string, width: number): string {
   const full = displayWidth(text)
-  if (full <= width) return text + ' '.repeat(width - full)
+  if (full <= width) return text
   let out = ''
   let used = 0
   for (const { segment } of graphemes.segment(text)) {
@@ -210,7 +214,7 @@ export function cutToWidth(text: string, width: number): string {
     out += segment
     used += w
   }
-  return `${out}…${' '.repeat(width - 1 - used)}`
+  return `${out}…`
 }
 
 function commonPrefix(words: readonly string[]): string {

@@ -36,7 +36,8 @@ export interface CaptureInit {
 export class Capture extends Writable {
   raw = ''
   readonly isTTY: boolean
-  readonly columns: number
+  /** Changed by `resize()`, as a terminal window is. */
+  columns: number
   readonly rows: number
   readonly #wake = new EventEmitter()
 
@@ -46,6 +47,12 @@ export class Capture extends Writable {
     this.columns = init.columns ?? 100
     this.rows = init.rows ?? 30
     this.#wake.setMaxListeners(100)
+  }
+
+  /** The window is resized: what a tty stream does on SIGWINCH. */
+  resize(columns: number): void {
+    this.columns = columns
+    this.emit('resize')
   }
 
   override _write(
@@ -89,10 +96,18 @@ export async function renderScreen(
   raw: string,
   cols = 100,
   rows = 30,
+  /** Windows resized (and their content reflowed, as xterm.js does) after `at` characters of `raw`. */
+  resizes: readonly { at: number; cols: number }[] = [],
 ): Promise<{ lines: string[]; cursor: { x: number; y: number } }> {
   // convertEol: a real tty's line discipline turns '\n' into '\r\n' (ONLCR); injected streams have none.
   const term = new xterm.Terminal({ cols, rows, allowProposedApi: true, scrollback: 1000, convertEol: true })
-  await new Promise<void>((resolve) => term.write(raw, resolve))
+  let from = 0
+  for (const { at, cols } of resizes) {
+    await new Promise<void>((resolve) => term.write(raw.slice(from, at), resolve))
+    term.resize(cols, rows)
+    from = at
+  }
+  await new Promise<void>((resolve) => term.write(raw.slice(from), resolve))
   const buffer = term.buffer.active
   const lines: string[] = []
   for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '')
