@@ -1,4 +1,4 @@
-import { FINAL_DIAL_CODES, type Peer, type PeerInfo } from '@parley/core'
+import { type BroadcastResult, FINAL_DIAL_CODES, fingerprint, type Peer, type PeerInfo } from '@parley/core'
 import type { App } from './app-context.js'
 import { explain } from './errors.js'
 import { findConnected } from './find-connected.js'
@@ -47,35 +47,36 @@ export async function sendMessage(app: App, target: string, text: string, as?: P
 }
 
 /**
- * Sends `text` to every connected peer; one line per peer, each as soon as that peer acknowledges (or
- * fails), and each peer's own messages are held only until its own line is out: one peer slow to
- * acknowledge does not hold up what the others say. Never rejects.
+ * Broadcasts `text`: to every connected peer, and on a mesh peer also relayed through the mesh to the
+ * peers this one is not connected to. One line per connected peer, each as soon as that peer
+ * acknowledges (or fails), and each peer's own messages are held only until its own line is out: one
+ * peer slow to acknowledge does not hold up what the others say. Never rejects.
  */
 export async function broadcastMessage(app: App, text: string): Promise<void> {
-  const peers = app.peer.peers().connected
-  if (peers.length === 0) {
+  const peers = new Map(app.peer.peers().connected.map((p) => [p.id, p]))
+  if (peers.size === 0) {
     app.reporter.note('no connected peers to broadcast to — connect to one first', 'note')
     return
   }
-  const outcomes = await Promise.all(
-    peers.map(async (p) => {
-      const release = app.hold?.([p.id]) ?? (() => {})
-      try {
-        const result = await app.peer.send(p.id, text)
-        app.reporter.delivered(ref(p), text, result.id)
-        return true
-      } catch (err) {
-        app.reporter.notDelivered(p.name, explain(err, { target: p.name }), ref(p), err)
-        return false
-      } finally {
-        release()
-      }
-    }),
-  )
-  app.logger.log('info', 'broadcast', {
-    peers: outcomes.length,
-    delivered: outcomes.filter(Boolean).length,
-  })
+  const holds = new Map([...peers.keys()].map((id) => [id, app.hold?.([id]) ?? (() => {})]))
+  const told = (r: BroadcastResult) => {
+    const p = peers.get(r.peerId) ?? { id: r.peerId, name: fingerprint(r.peerId) }
+    if (r.ok) app.reporter.delivered(ref(p), text, r.result.id)
+    else app.reporter.notDelivered(p.name, explain(r.error, { target: p.name }), ref(p), r.error)
+    holds.get(r.peerId)?.()
+    holds.delete(r.peerId)
+  }
+  try {
+    const results = await app.peer.broadcast(text, { onResult: told })
+    app.logger.log('info', 'broadcast', {
+      peers: results.length,
+      delivered: results.filter((r) => r.ok).length,
+    })
+  } catch (err) {
+    app.reporter.problem(explain(err), err)
+  } finally {
+    for (const release of holds.values()) release()
+  }
 }
 
 /** Connects to one `host:port` and reports it. Never rejects; resolves with the peer, if connected. */

@@ -1,4 +1,4 @@
-import type { ReceivedMessage } from '@parley/core'
+import type { BroadcastOptions, ReceivedMessage, SendResult } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import { describe, expect, test, vi } from 'vitest'
 import { broadcastMessage } from '../src/actions.js'
@@ -87,7 +87,7 @@ describe('the inbox keeps replies after the sender’s own delivery line', () =>
   test("a broadcast shows each peer's answers once that peer acknowledged, not once the slowest did", async () => {
     const shown: string[] = []
     const box = new Inbox((m) => shown.push(m.text))
-    const acks = new Map<string, (r: { id: string; peerId: string; ackedAt: number }) => void>()
+    const acks = new Map<string, (r: SendResult) => void>()
     const peers = [
       { id: id('b'), name: 'bob' },
       { id: id('c'), name: 'carol' },
@@ -95,7 +95,17 @@ describe('the inbox keeps replies after the sender’s own delivery line', () =>
     const app = {
       peer: {
         peers: () => ({ connected: peers, known: [] }),
-        send: (to: string) => new Promise((resolve) => acks.set(to, resolve)),
+        // As core does: each peer's result to onResult as soon as that peer acknowledges.
+        broadcast: (_text: string, options: BroadcastOptions) =>
+          Promise.all(
+            peers.map((p) =>
+              new Promise<SendResult>((resolve) => acks.set(p.id, resolve)).then((result) => {
+                const r = { peerId: p.id, ok: true as const, result }
+                options.onResult?.(r)
+                return r
+              }),
+            ),
+          ),
       },
       reporter: {
         delivered: (to: { name: string }) => shown.push(`✔ you → ${to.name}`),

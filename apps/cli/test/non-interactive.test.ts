@@ -1,4 +1,5 @@
 import { createPeer, memoryTransport } from '@parley/core'
+import { createMeshPeer } from '@parley/mesh'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { startCli } from './helpers/cli.js'
@@ -303,6 +304,34 @@ describe('non-interactive mode (stdin commands, stdout lines)', () => {
     expect(alice.stdout.text).toMatch(/still stopping — SIGINT once more exits at once/)
     expect(alice.stdout.text).toMatch(/stopped \(exit 130\); said goodbye to every peer/)
     expect((await left).reason).toBe('goodbye')
+  })
+
+  test('broadcast also reaches, through the mesh, a peer this one is not connected to', async () => {
+    const net = await setup([])
+    const mesh = (name: string) => {
+      const peer = createMeshPeer({
+        transport: memoryTransport(net.network, { host: name }),
+        listen: `${name}:0`,
+        name,
+      })
+      onTestFinished(() => peer.stop())
+      return peer
+    }
+    const bob = mesh('bob')
+    const carol = mesh('carol')
+    await bob.start()
+    await carol.start()
+    await carol.connect(bob.addresses[0]!)
+    const carolInbox = inbox(carol)
+    const alice = cliOn(net, 'alice', ['--peer', bob.addresses[0]!])
+    await alice.stdout.waitFor(/connected to bob/)
+    alice.line('broadcast hello, whole mesh')
+    await alice.stdout.waitFor(/✔ you → bob \(.*\): hello, whole mesh/)
+    const [got] = await carolInbox.waitForCount(1)
+    expect(got!.text).toBe('hello, whole mesh')
+    const aliceId = bob.peers().connected.find((p) => p.name === 'alice')!.id
+    expect(got!.from.id).toBe(aliceId)
+    expect(carol.peers().connected.map((p) => p.id)).not.toContain(aliceId)
   })
 
   test('quitting with no peer connected says so, rather than that every peer was told', async () => {

@@ -305,6 +305,16 @@ export interface SendOptions extends AbortOptions {
   timeout?: number
 }
 
+/** Options of one `broadcast()`. */
+export interface BroadcastOptions extends SendOptions {
+  /**
+   * Called with each peer's result as soon as it is known (its acknowledgement, or why it failed), before
+   * the slowest peer's: an application can show each outcome as it comes. It must not throw: an
+   * exception it throws rejects the broadcast.
+   */
+  onResult?: (result: BroadcastResult) => void
+}
+
 /** One entry of `broadcast()`'s result per connected peer: its {@link SendResult}, or why it failed. */
 export type BroadcastResult =
   | { peerId: string; ok: true; result: SendResult }
@@ -408,8 +418,11 @@ export interface Peer extends EventEmitter<PeerEvents> {
    * @throws PeerError `NOT_CONNECTED` (no session with the target), `MESSAGE_TOO_LONG`, `ACK_TIMEOUT`, ...
    */
   sendMany(target: string, texts: readonly string[], options?: SendOptions): Promise<SendManyResult>
-  /** Sends `text` to every connected peer; one result per peer, never rejects. */
-  broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]>
+  /**
+   * Sends `text` to every connected peer; one result per peer (each also to `options.onResult` as it
+   * comes), never rejects.
+   */
+  broadcast(text: string, options?: BroadcastOptions): Promise<BroadcastResult[]>
   /** The peers connected now, and the ones known (from handshakes and peer exchange) but not connected. */
   peers(): PeerList
   /** Asks a connected peer whom it knows (peer exchange). The answer is merged into the known list. */

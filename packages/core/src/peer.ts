@@ -11,6 +11,7 @@ import { type ResolvedLimits, resolveLimits } from './limits.js'
 import { PeerError } from './peer-errors.js'
 import { PeerStore, reachableFirst } from './peer-store.js'
 import type {
+  BroadcastOptions,
   BroadcastResult,
   ConnectOptions,
   ConnectResult,
@@ -493,21 +494,26 @@ class ParleyPeer extends EventEmitter<PeerEvents> implements Peer {
     return this.#chatWith(session).send(text, bytes, options)
   }
 
-  async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
+  async broadcast(text: string, options?: BroadcastOptions): Promise<BroadcastResult[]> {
     this.#assertRunning()
     const bytes = textBytes(text)
     const sessions = [...this.#manager.sessions.values()].filter((s) => s.online)
+    const { onResult, ...sendOptions } = options ?? {}
+    const told = (r: BroadcastResult): BroadcastResult => {
+      onResult?.(r)
+      return r
+    }
     return Promise.all(
       sessions.map((s) => {
         let sent: Promise<SendResult>
         try {
-          sent = this.#chatWith(s).send(text, bytes, options)
+          sent = this.#chatWith(s).send(text, bytes, sendOptions)
         } catch (err) {
           sent = Promise.reject(err)
         }
         return sent.then(
-          (result): BroadcastResult => ({ peerId: s.id, ok: true, result }),
-          (error: PeerError): BroadcastResult => ({ peerId: s.id, ok: false, error }),
+          (result) => told({ peerId: s.id, ok: true, result }),
+          (error: PeerError) => told({ peerId: s.id, ok: false, error }),
         )
       }),
     )

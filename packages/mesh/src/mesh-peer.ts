@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   type AbortOptions,
+  type BroadcastOptions,
   type BroadcastResult,
   type ConnectOptions,
   type ConnectResult,
@@ -243,7 +244,7 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
    * Gossips `text` to the whole mesh, and sends it as before to every connected peer, whose results
    * (acknowledged or not) are returned. A text over gossip's 16 KiB limit goes to connected peers only.
    */
-  async broadcast(text: string, options?: SendOptions): Promise<BroadcastResult[]> {
+  async broadcast(text: string, options?: BroadcastOptions): Promise<BroadcastResult[]> {
     const direct = this.#inner.broadcast(text, options)
     try {
       this.gossip.broadcast(text)

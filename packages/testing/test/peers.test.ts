@@ -1,4 +1,4 @@
-import { createPeer, PeerError, type Transport, tcpTransport } from '@parley/core'
+import { createPeer, type Peer, PeerError, type Transport, tcpTransport } from '@parley/core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { createTestNetwork, inbox, type TestNetworkInit, waitFor } from '../src/index.js'
 
@@ -192,5 +192,35 @@ describe('listening on every interface', () => {
     await alice.start()
     const info = await alice.connect(`127.0.0.1:${port}`)
     expect(info.listenAddrs).toEqual(hub.addresses)
+  })
+})
+
+// Partitions need the in-memory network.
+describe('broadcast, over the in-memory harness', () => {
+  it('broadcast tells each result as it comes: a peer cut off does not hold up the others', async () => {
+    const net = await createTestNetwork({ size: 3, peer: { ackTimeout: 60_000 } })
+    onTestFinished(() => net.stop())
+    await net.star()
+    const [hub, fast, cut] = net.peers as [Peer, Peer, Peer]
+    net.partition(hub, cut)
+    const told: string[] = []
+    let fastTold!: () => void
+    const fastHeard = new Promise<void>((resolve) => {
+      fastTold = resolve
+    })
+    const all = hub.broadcast('to all', {
+      onResult: (r) => {
+        told.push(r.peerId)
+        if (r.peerId === fast.id && r.ok) fastTold()
+      },
+    })
+    // The fast peer's result is told while the cut one's is still 60 s away.
+    await fastHeard
+    expect(told).toEqual([fast.id])
+    net.heal()
+    net.kill(cut)
+    const results = await all
+    expect(told.sort()).toEqual(results.map((r) => r.peerId).sort())
+    expect(results.find((r) => r.peerId === cut.id)?.ok).toBe(false)
   })
 })
