@@ -44,7 +44,7 @@ export interface GossipInit {
   announcers?: (peerId: string) => boolean
   /** Message keys remembered to drop duplicates. When full, the one sent earliest is forgotten and messages sent at or before it are dropped as stale. @default 65_536 */
   seenCacheSize?: number
-  /** Links a message may travel; past it, it is delivered but not relayed. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
+  /** Links a message is pushed along; past it, it is delivered and only announced (IHAVE), so a neighbour missing it asks for it. The hop count is not signed: a relay may change it, so it only decides push or announce. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
   hopLimit?: number
   /** A message older than this (by its signed send time) is dropped, whatever the seen-cache still holds. @default 300_000 ms */
   maxAge?: number
@@ -319,12 +319,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     handler.channel.delivered()
     // The link the message came first over is on the tree.
     handler.lazy = false
-    if (msg.hops < this.#hopLimit) {
-      const out = Uint8Array.from(body)
-      out[GOSSIP_HOPS_OFFSET] = msg.hops + 1
-      this.#store.put(key, out, now)
-      this.#push(out, key, handler.channel.peer.id, msg.origin)
-    }
+    const out = Uint8Array.from(body)
+    out[GOSSIP_HOPS_OFFSET] = Math.min(255, msg.hops + 1)
+    this.#store.put(key, out, now)
+    // At the hop limit it is pushed no further, only announced: the hop count is not signed, and a copy
+    // a relay maxed out would otherwise end here while the honest copies after it count as duplicates.
+    this.#push(out, key, handler.channel.peer.id, msg.origin, msg.hops >= this.#hopLimit)
     this.emit('gossip', {
       id: msg.id,
       from: msg.origin,
@@ -389,7 +389,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * Sends `body` to the eager neighbours and queues its key for the lazy ones, except `from` and
    * `origin`; returns how many got the message itself.
    */
-  #push(body: Uint8Array, key: string, from: string, origin = ''): number {
+  #push(body: Uint8Array, key: string, from: string, origin = '', announceOnly = false): number {
     const targets = this.#mesh ? this.#mesh.active() : [...this.#handlers.keys()]
     let sent = 0
     for (const id of targets) {
@@ -402,7 +402,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.#announce(h, key)
         continue
       }
-      if (h.lazy) {
+      if (h.lazy || announceOnly) {
         this.#announce(h, key)
         continue
       }

@@ -8,6 +8,7 @@ import {
   encodeGossip,
   encodeGossipControl,
   encodeMesh,
+  GOSSIP_HOPS_OFFSET,
   gossipSigningBytes,
 } from '../src/codec.js'
 import { GOSSIP_PROTOCOL, type GossipDelivery } from '../src/gossip.js'
@@ -267,7 +268,7 @@ describe('mesh gossip', () => {
     expect(c.mesh.isActive(evil.id)).toBe(false)
   })
 
-  it('a message is relayed beyond its origin’s neighbours, and past the hop limit it is delivered but not relayed', async () => {
+  it('a message is relayed beyond its origin’s neighbours; past the hop limit it is only announced, and asked for', async () => {
     const { make } = meshNetwork({ ...fixed, gossip: { hopLimit: 2 } })
     const [a, b, c, d] = [await make(), await make(), await make(), await make()]
     // A line a–b–c–d: each joins through a peer with no neighbour yet, so no walk adds a shortcut.
@@ -278,9 +279,28 @@ describe('mesh gossip', () => {
     a.gossip.broadcast('not far')
     await until(() => atC.length === 1, [c.gossip], ['gossip'])
     expect(atC[0]).toEqual(expect.objectContaining({ from: a.peer.id, hops: 2 }))
-    // c relays before it delivers: nothing went out, so d never gets it.
+    // c relays before it delivers: nothing was pushed, only announced; d asks for it (GRAFT) and gets it.
     expect(c.gossip.stats.sent).toBe(0)
     expect(d.gossip.stats.received).toBe(0)
+    const atD = deliveries(d)
+    await until(() => atD.length === 1, [d.gossip], ['gossip'])
+    expect(atD[0]).toEqual(expect.objectContaining({ from: a.peer.id, text: 'not far', hops: 3 }))
+    expect(c.gossip.stats.announced).toBeGreaterThan(0)
+  })
+
+  it('a relay that maxes out the hop count (it is not signed) does not keep the message from the peers after it', async () => {
+    const { network, make } = meshNetwork({ ...fixed, gossip: { graftTimeout: 100 } })
+    const victim = await make()
+    const next = await make()
+    await link(next, victim)
+    const channel = await hostileNeighbour(network, victim, () => {})
+    const atNext = deliveries(next)
+    const origin = generateIdentity()
+    const frame = signedBy(origin, 'pass it on', Date.now())
+    frame[GOSSIP_HOPS_OFFSET] = 255
+    channel.sendBytes(frame)
+    await until(() => atNext.length === 1, [next.gossip], ['gossip'])
+    expect(atNext[0]).toEqual(expect.objectContaining({ from: origin.peerId, text: 'pass it on', hops: 255 }))
   })
 
   it('a message from an origin over its rate is dropped before its signature is checked, replays too', async () => {
