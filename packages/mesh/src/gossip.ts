@@ -321,7 +321,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     handler.lazy = false
     const out = Uint8Array.from(body)
     out[GOSSIP_HOPS_OFFSET] = Math.min(255, msg.hops + 1)
-    this.#store.put(key, out, now)
+    this.#store.put(key, out, now, handler.channel.peer.id)
     // At the hop limit it is pushed no further, only announced: the hop count is not signed, and a copy
     // a relay maxed out would otherwise end here while the honest copies after it count as duplicates.
     this.#push(out, key, handler.channel.peer.id, msg.origin, msg.hops >= this.#hopLimit)

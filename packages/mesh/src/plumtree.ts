@@ -4,9 +4,17 @@
  * received yet, each with the neighbours that announced it and when to ask for it.
  */
 
-/** Recently relayed messages, to answer a GRAFT: bounded by count, bytes and age, oldest out first. */
+/**
+ * Recently relayed messages, to answer a GRAFT: bounded by count, bytes and age. Each is kept under
+ * the session it came from ('' for our own), and room is made from the session holding the most
+ * (messages, or bytes when over the byte bound), oldest first: one session sending messages of fresh
+ * origins, each within its own rate, would otherwise flush everyone else's and switch off recovery.
+ */
 export class MessageStore {
-  readonly #bodies = new Map<string, { body: Uint8Array; at: number }>()
+  /** Every message, oldest first (the order they expire in). */
+  readonly #bodies = new Map<string, { body: Uint8Array; at: number; source: string }>()
+  /** Each session's messages, oldest first, and their bytes. */
+  readonly #sources = new Map<string, { keys: Set<string>; bytes: number }>()
   #bytes = 0
 
   constructor(
@@ -19,27 +27,49 @@ export class MessageStore {
     return this.#bodies.size
   }
 
-  put(key: string, body: Uint8Array, now: number): void {
+  /** Keeps `body` under `source`, the session it came from ('' for our own). */
+  put(key: string, body: Uint8Array, now: number, source = ''): void {
     if (this.maxMessages === 0 || body.length > this.maxBytes || this.#bodies.has(key)) return
-    this.#bodies.set(key, { body, at: now })
+    this.#bodies.set(key, { body, at: now, source })
+    let share = this.#sources.get(source)
+    if (!share) {
+      share = { keys: new Set(), bytes: 0 }
+      this.#sources.set(source, share)
+    }
+    share.keys.add(key)
+    share.bytes += body.length
     this.#bytes += body.length
-    while (this.#bodies.size > this.maxMessages || this.#bytes > this.maxBytes) this.#evictOldest()
+    while (this.#bodies.size > this.maxMessages) this.#evictFrom((s) => s.keys.size)
+    while (this.#bytes > this.maxBytes) this.#evictFrom((s) => s.bytes)
   }
 
   get(key: string, now: number): Uint8Array | undefined {
     // Insertion order is age order: drop what expired from the front first.
     for (const [k, e] of this.#bodies) {
       if (now - e.at <= this.ttl) break
-      this.#bodies.delete(k)
-      this.#bytes -= e.body.length
+      this.#delete(k)
     }
     return this.#bodies.get(key)?.body
   }
 
-  #evictOldest(): void {
-    const [k, e] = this.#bodies.entries().next().value!
-    this.#bodies.delete(k)
+  /** Drops the oldest message of the session that holds the most by `measure`. */
+  #evictFrom(measure: (share: { keys: Set<string>; bytes: number }) => number): void {
+    let largest: { keys: Set<string>; bytes: number } | undefined
+    for (const share of this.#sources.values())
+      if (!largest || measure(share) > measure(largest)) largest = share
+    const oldest = largest?.keys.values().next().value
+    if (oldest !== undefined) this.#delete(oldest)
+  }
+
+  #delete(key: string): void {
+    const e = this.#bodies.get(key)
+    if (!e) return
+    this.#bodies.delete(key)
     this.#bytes -= e.body.length
+    const share = this.#sources.get(e.source)!
+    share.keys.delete(key)
+    share.bytes -= e.body.length
+    if (share.keys.size === 0) this.#sources.delete(e.source)
   }
 }
 
@@ -81,7 +111,10 @@ export class MissingTable {
     return this.#entries.has(key)
   }
 
-  /** Records `from`'s announcement of `key`; returns false when the table (or `from`'s share) is full. */
+  /**
+   * Records `from`'s announcement of `key`; returns false when `from`'s share is full, or the table is
+   * and no announcer holds more of it than `from` would.
+   */
   announce(key: string, from: string, deadline: number): boolean {
     const entry = this.#entries.get(key)
     if (entry) {
@@ -91,7 +124,8 @@ export class MissingTable {
       return true
     }
     const share = this.#shares.get(from) ?? 0
-    if (this.#entries.size >= this.maxEntries || share >= this.maxPerNeighbour) return false
+    if (share >= this.maxPerNeighbour) return false
+    if (this.#entries.size >= this.maxEntries && !this.#makeRoom(share + 1)) return false
     this.#entries.set(key, { announcers: [from], creator: from, deadline })
     this.#shares.set(from, share + 1)
     this.#arm(deadline)
@@ -128,6 +162,30 @@ export class MissingTable {
       this.#shares.set(heir, (this.#shares.get(heir) ?? 0) + 1)
     }
     this.#shares.delete(id)
+  }
+
+  /**
+   * Full: drops the oldest entry that only the largest share's holder announced, if that share is larger
+   * than `share`. Several neighbours announcing ids that never come (each within its share) would
+   * otherwise fill the table, and every honest announcement after them would be refused.
+   */
+  #makeRoom(share: number): boolean {
+    let top: string | undefined
+    let most = share
+    for (const [id, n] of this.#shares) {
+      if (n > most) {
+        top = id
+        most = n
+      }
+    }
+    if (top === undefined) return false
+    for (const [key, entry] of this.#entries) {
+      if (entry.creator === top && entry.announcers.length === 1) {
+        this.delete(key)
+        return true
+      }
+    }
+    return false
   }
 
   close(): void {

@@ -42,3 +42,33 @@ describe('the missing table (announced, not received)', () => {
     expect(t.announce('b2', 'b', later())).toBe(false)
   })
 })
+
+describe('the missing table, full', () => {
+  it('neighbours that filled it with ids that never come make room for an honest announcement', () => {
+    const t = table(8, 4)
+    for (const evil of ['e1', 'e2']) for (let i = 0; i < 4; i++) t.announce(`${evil}.${i}`, evil, later())
+    expect(t.size).toBe(8)
+    expect(t.announce('real', 'honest', later())).toBe(true)
+    expect(t.has('real')).toBe(true)
+    // The oldest of the first largest share went.
+    expect(t.has('e1.0')).toBe(false)
+    expect(t.size).toBe(8)
+  })
+
+  it('room is made only from a share larger than the newcomer’s would be, and never from one others also announced', () => {
+    const t = table(4, 4)
+    t.announce('a.0', 'a', later())
+    t.announce('a.0', 'b', later())
+    t.announce('a.1', 'a', later())
+    t.announce('b.0', 'b', later())
+    t.announce('b.1', 'b', later())
+    // a and b hold 2 each: a newcomer's first entry takes the room of a's oldest entry that only a
+    // announced (a.0, which b announced too, stays).
+    expect(t.announce('c.0', 'c', later())).toBe(true)
+    expect(t.has('a.1')).toBe(false)
+    expect(t.has('a.0')).toBe(true)
+    // Now a 1, b 2, c 1: c's second entry would make c hold 2, no fewer than anyone: refused.
+    expect(t.announce('c.1', 'c', later())).toBe(false)
+    expect(t.size).toBe(4)
+  })
+})
