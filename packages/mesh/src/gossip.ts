@@ -70,6 +70,13 @@ export interface GossipInit {
    * a chat message, and fresh origins are free to make. @default 500/s, burst 2,000
    */
   verifications?: { perSecond: number; burst: number }
+  /**
+   * Signatures checked for all sessions together, shared evenly: with n sessions running gossip, each
+   * gets at most 1/n of this (and at most `verifications`). Sessions from one attacker then cost a
+   * bounded share of the CPU, however many it opens, and leave the others theirs.
+   * @default 2,000/s, burst 4,000 (a check is about 50 µs: a tenth of a core)
+   */
+  totalVerifications?: { perSecond: number; burst: number }
 }
 
 /** A broadcast delivered to the application, once per message. */
@@ -157,6 +164,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #lazyDelay: number
   readonly #graftAnswerRate: { perSecond: number; burst: number }
   readonly #verifyRate: { perSecond: number; burst: number }
+  readonly #totalVerifyRate: { perSecond: number; burst: number }
   readonly #store: MessageStore
   readonly #missing: MissingTable
   /** Handlers with announcements queued: one timer flushes them all. */
@@ -178,6 +186,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#lazyDelay = Math.max(0, init.lazyDelay ?? 50)
     this.#graftAnswerRate = init.graftAnswers ?? { perSecond: 10, burst: 32 }
     this.#verifyRate = init.verifications ?? { perSecond: 500, burst: 2_000 }
+    this.#totalVerifyRate = init.totalVerifications ?? { perSecond: 2_000, burst: 4_000 }
     const store = init.store ?? { messages: 1024, bytes: 4 * 2 ** 20, ttl: 60_000 }
     this.#store = new MessageStore(Math.max(0, store.messages), Math.max(0, store.bytes), store.ttl)
     const missing = init.missing ?? { total: 1024, perNeighbour: 256 }
@@ -194,7 +203,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.service = {
       protocol: GOSSIP_PROTOCOL,
       open: (channel: Channel): ServiceHandler => {
-        const handler = new GossipHandler(this, channel, this.#graftAnswerRate, this.#verifyRate)
+        const handler = new GossipHandler(this, channel, this.#graftAnswerRate)
         this.#handlers.set(channel.peer.id, handler)
         return handler
       },
@@ -298,7 +307,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
     // Each session has a budget of signature checks: many fresh origins, each within its own rate,
     // cannot make one session cost us a check for every token of its budget.
-    if (!handler.verifications.take(1, now)) {
+    const sessions = Math.max(1, this.#handlers.size)
+    const rate = Math.min(this.#verifyRate.perSecond, this.#totalVerifyRate.perSecond / sessions)
+    const burst = Math.min(this.#verifyRate.burst, Math.max(1, this.#totalVerifyRate.burst / sessions))
+    if (!handler.verifications.take(now, rate, burst)) {
       this.#drop('budget')
       return
     }
@@ -468,17 +480,15 @@ export class GossipHandler implements ServiceHandler {
   readonly queue: string[] = []
   /** GRAFTs of this neighbour we answer with the message. */
   readonly graftAnswers: TokenBucket
-  /** Signatures of this neighbour's GOSSIPs we check. */
-  readonly verifications: TokenBucket
+  /** Signatures of this session's GOSSIPs we check: its share of the peer's budget. */
+  readonly verifications = new ShareBucket()
 
   constructor(
     readonly gossip: Gossip,
     readonly channel: Channel,
     graftAnswers: { perSecond: number; burst: number },
-    verifications: { perSecond: number; burst: number },
   ) {
     this.graftAnswers = new TokenBucket(graftAnswers.perSecond, graftAnswers.burst)
-    this.verifications = new TokenBucket(verifications.perSecond, verifications.burst)
   }
 
   onFrame(body: Uint8Array): void {
@@ -492,6 +502,23 @@ export class GossipHandler implements ServiceHandler {
 
   onClose(): void {
     this.gossip.handlerClosed(this)
+  }
+}
+
+/**
+ * A token bucket whose rate and size are given at each take: a session's share of a budget that the
+ * sessions there are at the time split between them. It starts full (at the first size given).
+ */
+class ShareBucket {
+  #tokens = Number.POSITIVE_INFINITY
+  #at = 0
+
+  take(now: number, perSecond: number, burst: number): boolean {
+    this.#tokens = Math.min(burst, this.#tokens + (Math.max(0, now - this.#at) * perSecond) / 1000)
+    this.#at = Math.max(this.#at, now)
+    if (this.#tokens < 1) return false
+    this.#tokens -= 1
+    return true
   }
 }
 

@@ -47,6 +47,7 @@ async function hostileNeighbour(
   network: Parameters<typeof memoryTransport>[0],
   victim: MeshNode,
   onFrame: (body: Uint8Array) => void,
+  name = 'evil',
 ): Promise<Channel> {
   let channel: Channel | undefined
   const evilMesh: Service = {
@@ -64,8 +65,8 @@ async function hostileNeighbour(
     },
   }
   const evil = createPeer({
-    transport: memoryTransport(network, { host: 'evil' }),
-    name: 'evil',
+    transport: memoryTransport(network, { host: name }),
+    name,
     services: [evilMesh, evilGossip],
   })
   onTestFinished(() => evil.stop())
@@ -340,6 +341,28 @@ describe('mesh gossip', () => {
     expect(reasons).toEqual(Array(7).fill('budget'))
     expect(verifications.fn.mock.calls.length - checks).toBe(5)
     expect(victim.peer.peers().connected.map((p) => p.name)).toContain('evil')
+  })
+
+  it("sessions share the peer's budget of signature checks: more sessions from an attacker cost no more", async () => {
+    const { network, make } = meshNetwork({
+      ...fixed,
+      gossip: { totalVerifications: { perSecond: 0.001, burst: 6 } },
+    })
+    const victim = await make()
+    const channels = [
+      await hostileNeighbour(network, victim, () => {}, 'evil1'),
+      await hostileNeighbour(network, victim, () => {}, 'evil2'),
+      await hostileNeighbour(network, victim, () => {}, 'evil3'),
+    ]
+    const checks = verifications.fn.mock.calls.length
+    // Ten fresh origins on each session, each well within its own rate and the session's own budget.
+    for (const channel of channels)
+      for (let i = 0; i < 10; i++) channel.sendBytes(signedBy(generateIdentity(), `fresh ${i}`, Date.now()))
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 30, [victim.gossip], ['gossip', 'dropped'])
+    // Three sessions, a third of the budget of 6 each.
+    expect(verifications.fn.mock.calls.length - checks).toBe(6)
+    expect(stats.delivered).toBe(6)
   })
 
   it('a message forgotten by a full seen-cache, replayed, is dropped as stale and not delivered twice', async () => {
