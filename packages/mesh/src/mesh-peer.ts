@@ -101,7 +101,9 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
    * Copies seen of recent texts by origin, per channel, as the origin's stamps (`sentAt`): a copy on
    * one side cancels one on the other stamped within {@link SAME_BROADCAST_MS}.
    */
-  readonly #matches = new Map<string, { direct: number[]; relayed: number[]; at: number }>()
+  readonly #matches = new Map<string, { origin: string; direct: number[]; relayed: number[]; at: number }>()
+  /** The keys of #matches by origin, oldest first: a full table makes room from the origin with the most. */
+  readonly #matchesOf = new Map<string, Set<string>>()
   readonly #names = new Map<string, string>()
   /** What `namedKeys` answered lately, by name (see #relayedName). */
   readonly #namedKeys = new Map<string, { at: number; keys: string[] }>()
@@ -332,24 +334,30 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     const key = matchKey(origin, text)
     let e = this.#matches.get(key)
     if (e && now - e.at > this.#matchWindow) {
-      this.#matches.delete(key)
+      this.#forgetMatch(key)
       e = undefined
     }
     const other = e?.[side === 'direct' ? 'relayed' : 'direct']
     const twin = other ? other.findIndex((at) => Math.abs(at - sentAt) <= SAME_BROADCAST_MS) : -1
     if (e && other && twin >= 0) {
       other.splice(twin, 1)
-      if (e.direct.length === 0 && e.relayed.length === 0) this.#matches.delete(key)
+      if (e.direct.length === 0 && e.relayed.length === 0) this.#forgetMatch(key)
       return false
     }
     if (!e) {
       // Expired pairs leave from the front (oldest first), so a quiet peer does not keep a full table.
       for (const [k, old] of this.#matches) {
         if (now - old.at <= this.#matchWindow) break
-        this.#matches.delete(k)
+        this.#forgetMatch(k)
       }
-      if (this.#matches.size >= MAX_MATCHES) this.#matches.delete(this.#matches.keys().next().value!)
-      e = { direct: [], relayed: [], at: now }
+      // Full: room is made from the origin with the most pairs. Oldest first overall, one sender's
+      // distinct texts flushed the pairs of everyone else's broadcasts, whose late copies then showed twice.
+      if (this.#matches.size >= MAX_MATCHES) {
+        let most: Set<string> | undefined
+        for (const keys of this.#matchesOf.values()) if (!most || keys.size > most.size) most = keys
+        this.#forgetMatch(most!.values().next().value!)
+      }
+      e = { origin, direct: [], relayed: [], at: now }
     }
     const copies = e[side]
     copies.push(sentAt)
@@ -358,7 +366,23 @@ class ComposedPeer extends EventEmitter<PeerEvents> implements MeshPeer {
     // At the back of the table, so expired pairs stay at its front (see above).
     this.#matches.delete(key)
     this.#matches.set(key, e)
+    let keys = this.#matchesOf.get(origin)
+    if (!keys) {
+      keys = new Set()
+      this.#matchesOf.set(origin, keys)
+    }
+    keys.delete(key)
+    keys.add(key)
     return true
+  }
+
+  #forgetMatch(key: string): void {
+    const e = this.#matches.get(key)
+    if (!e) return
+    this.#matches.delete(key)
+    const keys = this.#matchesOf.get(e.origin)
+    keys?.delete(key)
+    if (keys?.size === 0) this.#matchesOf.delete(e.origin)
   }
 
   /**

@@ -173,7 +173,7 @@ async function originAndRelay() {
       encodeGossip({ type: 'GOSSIP', hops: 1, id, origin: identity.peerId, sentAt, text, signature }),
     )
   }
-  return { a, b, relay }
+  return { a, b, relay, relayPeer }
 }
 
 describe('one delivery per broadcast, and no more', () => {
@@ -191,6 +191,20 @@ describe('one delivery per broadcast, and no more', () => {
     relay('the meeting moved to 3pm', atB[0]!.sentAt)
     await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
     expect(atB.map((m) => m.text)).toEqual(['the meeting moved to 3pm'])
+  })
+
+  it("another sender's flood of distinct texts does not make a broadcast's late copy show twice", async () => {
+    const { a, b, relay, relayPeer } = await originAndRelay()
+    const atB = inbox(b)
+    await a.send(b.id, 'the meeting moved to 3pm')
+    expect(atB).toHaveLength(1)
+    // More distinct texts than the table holds pairs (4,096), before the relayed copy comes.
+    const flood = Array.from({ length: 4_200 }, (_, i) => `flood ${i}`)
+    await relayPeer.sendMany(b.id, flood)
+    expect(atB).toHaveLength(4_201)
+    relay('the meeting moved to 3pm', atB[0]!.sentAt)
+    await until(() => b.gossip.stats.delivered === 1, [b.gossip], ['gossip'])
+    expect(atB.filter((m) => m.text === 'the meeting moved to 3pm')).toHaveLength(1)
   })
 
   it('a message that repeats a text its origin broadcast a while before is delivered', async () => {
