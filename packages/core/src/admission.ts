@@ -2,11 +2,19 @@ import { createHash, randomBytes } from 'node:crypto'
 import { TokenBucket } from './util.js'
 
 /**
+ * A handshake that got further but then stood still this long counts as having got nowhere: an honest
+ * peer sends its HELLO as soon as the secure channel is up, and connections from one group that finish
+ * the key exchange and then wait would otherwise always outrank an honest newcomer from that group.
+ */
+export const STALLED_HANDSHAKE_MS = 1_000
+
+/**
  * One inbound handshake's hold on a slot: its network group and how far it got (0: connected; 1: the
  * secure channel is up, its HELLO is awaited).
  */
 export class InboundSlot {
-  progress = 0
+  #progress = 0
+  #advancedAt = 0
   done = false
 
   constructor(
@@ -15,9 +23,15 @@ export class InboundSlot {
     readonly release: () => void,
   ) {}
 
-  /** The handshake got further: it is pushed out after those that did not. */
-  advance(): void {
-    this.progress++
+  /** How far it got, as eviction counts it: 0 once it stood still for {@link STALLED_HANDSHAKE_MS}. */
+  progress(now: number): number {
+    return now - this.#advancedAt > STALLED_HANDSHAKE_MS ? 0 : this.#progress
+  }
+
+  /** The handshake got further: it is pushed out after those that did not, unless it stalls there. */
+  advance(now = Date.now()): void {
+    this.#progress++
+    this.#advancedAt = now
   }
 }
 
@@ -25,7 +39,7 @@ export class InboundSlot {
  * Admission control for handshakes: a bounded number run at once, so a burst of dials cannot starve
  * the event loop with key exchanges. An inbound handshake over the bound pushes out one still in
  * progress from the network group holding the most slots (the newcomer counted) — the one that got
- * least far, the oldest of those. A flood of half-open connections from one place thus pushes out its
+ * least far (one that stalled counts as not far: see STALLED_HANDSHAKE_MS), the oldest of those. A flood of half-open connections from one place thus pushes out its
  * own, never an honest peer from elsewhere that is slow to finish; outbound handshakes wait their turn.
  */
 export class HandshakeSlots {
@@ -79,12 +93,18 @@ export class HandshakeSlots {
         group = s.netgroup
       }
     }
+    const now = Date.now()
     let victim = -1
+    let least = Number.POSITIVE_INFINITY
     for (let i = 0; i < this.#inbound.length; i++) {
       const s = this.#inbound[i]!
       if (s.netgroup !== group) continue
       // Slots are in admission order: the first with the least progress is the oldest of those.
-      if (victim < 0 || s.progress < this.#inbound[victim]!.progress) victim = i
+      const progress = s.progress(now)
+      if (progress < least) {
+        victim = i
+        least = progress
+      }
     }
     return victim
   }

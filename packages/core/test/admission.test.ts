@@ -5,6 +5,7 @@ import {
   type EvictionCandidate,
   HandshakeSlots,
   InboundEviction,
+  STALLED_HANDSHAKE_MS,
 } from '../src/admission.js'
 import { createPeer } from '../src/peer.js'
 import { PeerError } from '../src/peer-errors.js'
@@ -51,6 +52,26 @@ describe('handshake slots', () => {
     slot('other', '10.2')
     expect(aborted.at(-1)).toBe('flood-5')
     expect(aborted).not.toContain('slow-honest')
+  })
+
+  it('handshakes that finished the key exchange and then stand still lose their rank: an honest newcomer of their group is not the one pushed out', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const slots = new HandshakeSlots(3, 1)
+    const aborted: string[] = []
+    const slot = (name: string, group: string) => slots.admitInbound(() => aborted.push(name), group)
+    for (const name of ['stalled-1', 'stalled-2', 'stalled-3']) slot(name, '127.0').advance()
+    vi.advanceTimersByTime(STALLED_HANDSHAKE_MS + 1)
+    slot('honest', '127.0')
+    slot('next', '127.0')
+    // The stalled ones went, oldest first; the honest newcomer, still in its key exchange, stays.
+    expect(aborted).toEqual(['stalled-1', 'stalled-2'])
+    // Within the second, a handshake that got further still outranks one that did not.
+    slot('fresh', '127.0').advance()
+    slot('newest', '127.0')
+    expect(aborted.slice(2)).toEqual(['stalled-3', 'honest'])
   })
 
   it('outbound dials past the bound wait their turn, in order, and an aborted wait leaves the queue', async () => {
