@@ -54,6 +54,7 @@ import {
   listenForSignals,
   SHOW_CURSOR,
 } from './signals.js'
+import { boundedOutput } from './view/bounded-output.js'
 import { LiveConsole, type TerminalStream } from './view/live-console.js'
 import { jsonReporter, type Reporter, textReporter } from './view/reporter.js'
 import { colorEnabled, createStyle, type Style } from './view/style.js'
@@ -73,6 +74,9 @@ const MAX_PORT_RETRIES = 5
  * ```
  * Quit → 0, Ctrl+C → 130, SIGTERM → 143; a second Ctrl+C during shutdown is ignored (a note says so), a third exits at once via `io.exit`.
  */
+/** Why output was dropped (see boundedOutput). */
+const SLOW_READER = 'the output was not read as fast as it came (over 4 MiB waiting)'
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const write = (stream: TerminalStream) => (text: string) => void stream.write(text)
   // `parley --help | head`: the reader may close the pipe before the text is all written. The text
@@ -149,11 +153,19 @@ class Session {
         columns: () => (io.stdout.isTTY ? io.stdout.columns : undefined),
       })
     } else if (options.json) {
-      this.reporter = jsonReporter((line) => void io.stdout.write(line), options.debug)
+      const out = boundedOutput(
+        io.stdout,
+        (n) =>
+          `${JSON.stringify({ type: 'dropped', time: new Date().toISOString(), events: n, reason: SLOW_READER })}\n`,
+      )
+      this.reporter = jsonReporter(out, options.debug)
     } else {
+      const dropped = (n: number) => `${n} line${n === 1 ? '' : 's'} dropped: ${SLOW_READER}\n`
+      const out = boundedOutput(io.stdout, dropped)
+      const err = boundedOutput(io.stderr, dropped)
       this.reporter = textReporter({
-        out: (t) => void io.stdout.write(`${t}\n`),
-        err: (t) => void io.stderr.write(`${t}\n`),
+        out: (t) => out(`${t}\n`),
+        err: (t) => err(`${t}\n`),
         style: createStyle(colorEnabled(io.stdout, io.env, options.color)),
         debug: options.debug,
         banner: 'line',
