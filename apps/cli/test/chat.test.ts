@@ -1,4 +1,5 @@
 import { stripVTControlCharacters } from 'node:util'
+import { createPeer, fingerprint, memoryTransport } from '@parley/core'
 import { createTestNetwork, inbox, waitFor } from '@parley/testing'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { type CliRun, startCli } from './helpers/cli.js'
@@ -170,6 +171,36 @@ describe('the chat view (the default on a terminal)', () => {
     expect(said).not.toContain(bob.id)
     expect(said).not.toMatch(/not delivered/)
     expect((await bottom(cli)).input).toBe('[everyone] ›')
+  })
+
+  test('a peer restarted with a new key under the same name: /to by name says which key is which and how to reach the new one', async () => {
+    const net = await setup(['bob'])
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+    const aliceAddress = bob.peers().connected[0]!.listenAddrs[0]!
+    let from = cli.stdout.mark()
+    await bob.stop()
+    await cli.stdout.waitFor(/- bob left/, { from })
+    // No --data-dir: the restarted bob has a new key, and dials in.
+    const again = createPeer({
+      transport: memoryTransport(net.network, { host: 'bob2' }),
+      name: 'bob',
+      listen: 'bob2:0',
+    })
+    onTestFinished(() => again.stop())
+    await again.start()
+    from = cli.stdout.mark()
+    await again.connect(aliceAddress)
+    await cli.stdout.waitFor(/\+ bob/, { from })
+    const newFp = fingerprint(again.id)
+    await keys(
+      cli,
+      `/to bob are you there${KEY.enter}`,
+      `bob is the peer ${fingerprint(bob.id)}, which is not connected; connected now and calling itself so: ${newFp} (/to ${newFp.slice(0, 9)}); nothing was sent`,
+    )
+    const got = inbox(again)
+    await keys(cli, `/to ${newFp.slice(0, 9)} are you there${KEY.enter}`, /✔ you → bob.*: are you there/)
+    expect((await got.waitForCount(1))[0]!.text).toBe('are you there')
   })
 
   test('a line to a conversation whose peer left says so by name, not by its id', async () => {

@@ -214,6 +214,16 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
       // A name picks a peer only when it means one key, and that peer is connected (names are claims).
       const connectedOne = (refs: readonly PeerRef[]) =>
         refs.length === 1 ? connected.find((c) => c.id === refs[0]!.id) : undefined
+      // `name` means `saved`, not connected: who is it, and who connected calls itself so (a restarted
+      // peer without --data-dir has a new key), with the way to reach that one.
+      const notThatOne = (name: string, saved: PeerRef) => {
+        const now = connected.filter((c) => c.name === name && c.id !== saved.id)
+        const them =
+          now.length === 0
+            ? ''
+            : `; connected now and calling itself so: ${now.map((c) => `${fingerprint(c.id)} (/to ${fingerprint(c.id).slice(0, 9)})`).join(', ')}`
+        return `${sanitize(name)} is the peer ${fingerprint(saved.id)}, which is not connected${them}`
+      }
       const namesakes = namedLike(app.peer, arg)
       if (namesakes.length > 1) {
         note(
@@ -248,14 +258,17 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         }
       }
       if (!p && !withText && namesakes.length === 1) {
-        note(
-          `${sanitize(arg)} is the peer ${fingerprint(namesakes[0]!.id)}, which is not connected; a peer calling itself so now is not it`,
-        )
+        note(notThatOne(arg, namesakes[0]!))
         return
       }
       if (!p) {
         // `/to zed hi`: the peer is zed; the rest was the message.
         const who = withText ? (withText[1] ?? withText[2])! : arg
+        const saved = withText ? namedLike(app.peer, who) : []
+        if (saved.length === 1) {
+          refuse('UNKNOWN_PEER', `${notThatOne(who, saved[0]!)}; nothing was sent`)
+          return
+        }
         const hint =
           checkAddress(who) === undefined ? ` — /connect ${sanitize(who)} first` : ' — /peers lists them'
         const said = namesSelf(app.peer, who)
