@@ -120,6 +120,25 @@ function diagnose(pgid) {
   }
 }
 
+// Run by hand (`pnpm --filter cli test`, not through turbo, which builds every dependency first): the
+// workspace packages the tests import are built first, as `start` does, or a fresh clone would fail
+// to resolve them. Quietly; the output only if the build fails.
+if (process.env.TURBO_HASH === undefined) {
+  const root = join(import.meta.dirname, '..')
+  const { name } = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8'))
+  const built = spawnSync(
+    'pnpm',
+    ['exec', 'turbo', 'run', 'build', `--filter=${name}...`, '--only', '--output-logs=errors-only'],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', NO_COLOR: '1' } },
+  )
+  if (built.status !== 0) {
+    process.stderr.write(
+      `${built.stdout ?? ''}${built.stderr ?? ''}\nthe build before the tests failed; see above\n`,
+    )
+    process.exit(1)
+  }
+}
+
 let code = await runOnce()
 if (code === 'stalled') {
   console.error('[vitest-run] running the whole package again, once (the hung run counts for nothing)')
