@@ -123,6 +123,7 @@ function diagnose(pgid) {
 // Run by hand (`pnpm --filter cli test`, not through turbo, which builds every dependency first): the
 // workspace packages the tests import are built first, as `start` does, or a fresh clone would fail
 // to resolve them. Quietly; the output only if the build fails.
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: turbo sets it in every task it runs; it changes no result
 if (process.env.TURBO_HASH === undefined) {
   const root = join(import.meta.dirname, '..')
   const { name } = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8'))
