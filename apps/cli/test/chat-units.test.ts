@@ -35,7 +35,10 @@ describe('chat lines', () => {
     expect(completeChat('/he', [])).toEqual([['/help'], '/he'])
     expect(completeChat('/t', [])).toEqual([['/to ', '/trust '], '/t'])
     expect(completeChat('/to b', ['bob', 'Bea', 'carol'])).toEqual([['Bea ', 'bob '], 'b'])
-    expect(completeChat('/to bob s', ['bob smith', 'bob'])).toEqual([['bob smith '], 'bob s'])
+    // A name with a space is completed in quotes, so text typed after it is not taken for its rest.
+    expect(completeChat('/to bob s', ['bob smith', 'bob'])).toEqual([['"bob smith" '], 'bob s'])
+    expect(completeChat('/to Z', ['Zoë 🚀 smith'])).toEqual([['"Zoë 🚀 smith" '], 'Z'])
+    expect(completeChat('/to "b', ['bob'])).toEqual([['"bob" '], '"b'])
     // After the peer comes the path: the completed name ends with a space, as a command does.
     expect(completeChat('/send-file al', ['alice'])).toEqual([['alice '], 'al'])
     expect(completeChat('/peers x', ['x'])).toEqual([[], '/peers x'])

@@ -286,10 +286,25 @@ describe('the chat view (the default on a terminal)', () => {
     let view = await bottom(cli)
     expect(view.above.at(-1)?.trimEnd()).toMatch(/^carol +chris$/)
     expect(view.input).toBe('[everyone] › /to c')
+    // Tab again on the same line: the list is on screen already, not printed twice.
+    cli.stdin.write(TAB)
     await keys(cli, `h${TAB}`, 'ris')
     await keys(cli, 'x', 'x')
     view = await bottom(cli)
     expect(view.input).toBe('[everyone] › /to chris x')
+    expect(view.above.filter((l) => /^carol +chris$/.test(l.trimEnd()))).toHaveLength(1)
+  })
+
+  test('Ctrl+L clears the screen and draws the status line again above the input line', async () => {
+    const net = await setup()
+    const cli = await chat(net)
+    await keys(cli, 'half typed', 'half typed')
+    const from = cli.stdout.mark()
+    cli.stdin.write('\x0c')
+    await cli.stdout.waitFor(/ alice · [\s\S]*half typed/, { from })
+    const { lines } = await screen(cli)
+    expect(lines.slice(-2)[0]).toMatch(/^ alice · alice:\d+ · 1 peer: bob/)
+    expect(lines.at(-1)?.trimEnd()).toBe('[everyone] › half typed')
   })
 
   test('namesakes get a fingerprint, a long message is folded and /show prints it whole', async () => {

@@ -92,8 +92,8 @@ const TAKES_PEER: ReadonlySet<string> = new Set(['to', 'msg', 'query', 'send', '
 
 /**
  * Tab completion in readline's shape: `[candidates, the fragment they replace]`. Completes the
- * command word, then a peer name after `/to`; a name with spaces is completed whole (the rest of
- * the line is the name). Candidates are whole words; readline inserts their common prefix.
+ * command word, then a peer name after `/to`; a name with spaces is completed whole, in quotes.
+ * Candidates are whole words; readline inserts their common prefix.
  */
 export function completeChat(line: string, peerNames: readonly string[]): [string[], string] {
   if (!line.startsWith('/') || line.startsWith('//')) return [[], line]
@@ -108,8 +108,10 @@ export function completeChat(line: string, peerNames: readonly string[]): [strin
   const verb = line.slice(1, space).toLowerCase()
   if (!TAKES_PEER.has(verb)) return [[], line]
   const fragment = line.slice(space + 1).trimStart()
-  const lower = fragment.toLowerCase()
+  const quoted = fragment.startsWith('"')
+  const lower = (quoted ? fragment.slice(1) : fragment).toLowerCase()
   const names = [...new Set(peerNames)].filter((n) => n.toLowerCase().startsWith(lower)).sort()
-  // A space after the name, as after a command: what follows it (text, a path) is the next word.
-  return [names.map((n) => `${n} `), fragment]
+  // A space after the name, as after a command: what follows it (text, a path) is the next word. A
+  // name with a space in it is quoted, so the text after it is not taken for the rest of the name.
+  return [names.map((n) => (quoted || /\s/.test(n) ? `"${n}" ` : `${n} `)), fragment]
 }

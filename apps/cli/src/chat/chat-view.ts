@@ -162,9 +162,15 @@ export class ChatView {
     if (hits.length <= 1) return [hits, fragment]
     const prefix = commonPrefix(hits)
     if (prefix.length > fragment.length) return [[prefix], fragment]
+    // Tab again on the same line: the list is on screen already.
+    if (line === this.#listedFor) return [[], fragment]
+    this.#listedFor = line
     queueMicrotask(() => this.log(hits.map((h) => h.trim()).join('   ')))
     return [[], fragment]
   }
+
+  /** The line whose candidates were last listed (see #complete). */
+  #listedFor: string | undefined
 
   readonly #onResize = () => this.refresh()
 
@@ -175,7 +181,9 @@ export class ChatView {
    * row is checked after each chunk of keys (once: measuring a long line is not free), and the line
    * redrawn from the right row when readline lost it.
    */
-  readonly #trackRows = () => {
+  readonly #trackRows = (_text: string | undefined, key: { ctrl?: boolean; name?: string } | undefined) => {
+    // Ctrl+L: readline cleared the screen and drew the input line at its top; the status line goes above.
+    if (key?.ctrl && key.name === 'l') this.refresh()
     if (this.#rowsCheckQueued) return
     this.#rowsCheckQueued = true
     queueMicrotask(this.#checkRows)
