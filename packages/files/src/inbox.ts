@@ -91,14 +91,18 @@ export class Inbox {
     return d instanceof Download && d.onChunk(peerId, index, offset, data)
   }
 
-  /** A sender cancelled its offer or its part of a download. */
-  onCancel(peerId: string, key: string): void {
+  /**
+   * A sender cancelled its offer or its part of a download. An offer whose sender's time for an answer
+   * ran out (`reason` EXPIRED: its clock ran first) expired, as our own clock would have said.
+   */
+  onCancel(peerId: string, key: string, reason?: Reason): void {
     const entry = this.#incoming.get(key)
     this.#incoming.delete(key)
     if (entry instanceof Download) entry.sourceCancelled(peerId)
     else if (entry?.removeSource(peerId) && entry.status === 'pending') {
-      this.#endOffer(entry, 'withdrawn')
-      this.#emit('offer:withdrawn', entry)
+      const expired = reason === Reason.EXPIRED
+      this.#endOffer(entry, expired ? 'expired' : 'withdrawn')
+      this.#emit(expired ? 'offer:expired' : 'offer:withdrawn', entry)
     }
   }
 

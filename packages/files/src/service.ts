@@ -143,7 +143,7 @@ class ParleyFileService extends EventEmitter<FileServiceEvents> implements FileS
         return
       case 'CANCEL':
         this.#outgoing.get(key)?.onMessage(msg)
-        this.#inbox.onCancel(peer.id, key)
+        this.#inbox.onCancel(peer.id, key, msg.reason)
         return
     }
   }

@@ -87,6 +87,20 @@ describe('offer and accept', () => {
     await expect(offer.accept()).rejects.toMatchObject({ code: 'ANSWERED' })
   })
 
+  it("an offer whose sender's clock runs out first expires at the receiver too, rather than being withdrawn", async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 10 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice', { offerTimeout: 150 })
+    const bob = await net.node('bob', { offerTimeout: 5_000 })
+    await link(alice, bob)
+    const expired = once(bob.files, 'offer:expired')
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    const [offer] = (await expired) as [IncomingOffer]
+    expect(offer.status).toBe('expired')
+    await expect(transfer.finished).rejects.toMatchObject({ code: 'EXPIRED' })
+  })
+
   it('is never accepted automatically unless configured; with autoAccept it lands in downloads', async () => {
     const dir = await tempDir()
     const src = await randomFile(join(dir, 'a.bin'), 64 * KiB)
