@@ -150,6 +150,7 @@ class Session {
         fold: (text) => (this.chatView && this.chat ? this.chat.folds.fold(text) : text),
         names: () => this.#peerNames(),
         slash: true,
+        menu: () => this.chatView?.closed !== false,
         columns: () => (io.stdout.isTTY ? io.stdout.columns : undefined),
       })
     } else if (options.json) {

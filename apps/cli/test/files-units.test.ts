@@ -151,6 +151,10 @@ describe('file commands and lines', () => {
       ),
     )
     expect(text?.text).not.toMatch(/[\x00-\x1f\x7f]/)
+    // In the numbered menu, commands cannot be typed: the hint names the menu item instead.
+    const inMenu = fileLine({ ...offer, expiresInSeconds: 60 }, { ...plain, who: (p) => p.name, menu: true })
+    expect(inMenu?.text).toMatch(/ — menu 8 \(Files\) accepts or declines it \(expires in 60 s\)$/)
+    expect(inMenu?.text).not.toContain('/accept')
     const lines: string[] = []
     jsonReporter((l) => lines.push(l), false).file({ ...offer, expiresInSeconds: 60 })
     const event = JSON.parse(lines[0]!) as Record<string, unknown>

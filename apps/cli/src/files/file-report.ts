@@ -101,6 +101,8 @@ export interface FileTextInit {
   who: (p: FilePeer) => string
   /** Commands are typed with a leading `/` (chat view) or without (line mode). */
   slash: boolean
+  /** The numbered menu is what the user types in: it answers offers (item 8), not commands. */
+  menu?: boolean
   now?: () => number
 }
 
@@ -118,8 +120,11 @@ export function fileLine(r: FileReport, init: FileTextInit): { text: string; bad
     case 'offer': {
       const renamed =
         sanitize(r.offeredName) !== r.name ? style('dim', ` (offered as "${sanitize(r.offeredName)}")`) : ''
+      const answer = init.menu
+        ? `menu ${style('bold', '8')} (Files) accepts or declines it`
+        : `${cmd(`accept ${r.id}`)} or ${cmd(`decline ${r.id}`)}`
       return line(
-        `${style('cyan', '⇣')} ${init.who(r.from)} offers ${name(r.name)}${renamed} (${formatBytes(r.size)}) — ${cmd(`accept ${r.id}`)} or ${cmd(`decline ${r.id}`)} (expires in ${r.expiresInSeconds} s)`,
+        `${style('cyan', '⇣')} ${init.who(r.from)} offers ${name(r.name)}${renamed} (${formatBytes(r.size)}) — ${answer} (expires in ${r.expiresInSeconds} s)`,
       )
     }
     case 'offered':

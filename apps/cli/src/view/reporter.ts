@@ -121,6 +121,8 @@ export interface TextReporterInit {
   fold?: (text: string) => string
   /** Commands in hints are written with a leading `/` (the chat view). @default false */
   slash?: boolean
+  /** The numbered menu is showing (not the chat view): hints name its items rather than commands. */
+  menu?: () => boolean
   /** The terminal's width, to wrap message bodies to; undefined (not a terminal) leaves lines whole. */
   columns?: () => number | undefined
 }
@@ -272,7 +274,13 @@ export function textReporter(init: TextReporterInit): Reporter {
       stack(e)
     },
     file(report) {
-      const said = fileLine(report, { style, who: name, slash: init.slash ?? false, now })
+      const said = fileLine(report, {
+        style,
+        who: name,
+        slash: init.slash ?? false,
+        menu: init.menu?.() ?? false,
+        now,
+      })
       if (said) (said.bad ? err : out)(said.text)
     },
     files(list) {
