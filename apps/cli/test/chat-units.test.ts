@@ -1,4 +1,4 @@
-import type { BroadcastOptions, ReceivedMessage, SendResult } from '@parley/core'
+import type { BroadcastOptions, PeerInfo, ReceivedMessage, SendResult } from '@parley/core'
 import { fingerprint } from '@parley/core'
 import { describe, expect, test, vi } from 'vitest'
 import { broadcastMessage } from '../src/actions.js'
@@ -151,6 +151,29 @@ describe('chat state', () => {
     // bob is saved with his key but not connected: "Bob" passes for him.
     expect(state.label({ id: id('e'), name: 'Bob' })).toBe(
       `Bob ⚠ (look-alike of bob) (${fingerprint(id('e'))})`,
+    )
+  })
+
+  test('a narrow status line gives up peer names before the unread count and the transfers', () => {
+    const state = new ChatState({ id: id('a'), name: 'alice' })
+    state.talkTo({ id: id('c'), name: 'carol' })
+    state.received(msg('b', 'bob', 'hi'))
+    const peer = (c: string, name: string) => ({ id: id(c), name }) as unknown as PeerInfo
+    const peers = [peer('b', 'bob'), peer('c', 'carol'), peer('d', 'dave')]
+    const extra = ['↑ huge.bin 27% waiting for the receiver']
+    const wide = state.status('127.0.0.1:4000', peers, extra)
+    expect(wide).toBe(
+      ' alice · 127.0.0.1:4000 · 3 peers: bob, carol, dave · 1 unread (bob) · ↑ huge.bin 27% waiting for the receiver · /help',
+    )
+    // The help hint goes first, then names.
+    expect(state.status('127.0.0.1:4000', peers, extra, 110)).toBe(
+      ' alice · 127.0.0.1:4000 · 3 peers: bob, carol, dave · 1 unread (bob) · ↑ huge.bin 27% waiting for the receiver',
+    )
+    expect(state.status('127.0.0.1:4000', peers, extra, 100)).toBe(
+      ' alice · 127.0.0.1:4000 · 3 peers: bob +2 · 1 unread (bob) · ↑ huge.bin 27% waiting for the receiver',
+    )
+    expect(state.status('127.0.0.1:4000', peers, extra, 95)).toBe(
+      ' alice · 127.0.0.1:4000 · 3 peers · 1 unread (bob) · ↑ huge.bin 27% waiting for the receiver',
     )
   })
 

@@ -1,5 +1,5 @@
 import { fingerprint, looksLikeId, type PeerInfo, type ReceivedMessage } from '@parley/core'
-import { sanitize } from '../view/format.js'
+import { displayWidth, sanitize } from '../view/format.js'
 import { lookalikeNote, skeleton } from '../view/names.js'
 import type { PeerRef } from '../view/reporter.js'
 import { FoldStore } from './fold.js'
@@ -155,21 +155,43 @@ export class ChatState {
   }
 
   /** Status line text: name, address, conversation, peers, unread. */
-  status(listen: string, connected: readonly PeerInfo[]): string {
+  /**
+   * The status line: who we are, where we listen, the peers, the unread count, `extra` (transfers
+   * running) and the help hint. Within `width` columns the help hint gives way first, then the peer
+   * list (fewer names, then the count alone), so the unread count and the transfers stay in sight.
+   */
+  status(
+    listen: string,
+    connected: readonly PeerInfo[],
+    extra: readonly string[] = [],
+    width = Infinity,
+  ): string {
     const names = connected.map((p) => this.label(p))
-    const shown = names.slice(0, 4).join(', ') + (names.length > 4 ? ` +${names.length - 4}` : '')
-    const peers =
-      connected.length === 0
-        ? 'no peers'
-        : `${connected.length} peer${connected.length === 1 ? '' : 's'}: ${shown}`
     const unread = this.unreadCount
     const from = [...this.unread.values()].map((u) => sanitize(u.name)).slice(0, 3)
-    return [
-      ` ${sanitize(this.self.name)}`,
-      listen,
-      peers,
-      unread === 0 ? 'no unread' : `${unread} unread (${from.join(', ')})`,
-      '/help',
-    ].join(' · ')
+    const line = (shownNames: number, help = false) => {
+      const count = `${connected.length} peer${connected.length === 1 ? '' : 's'}`
+      const more = names.length - shownNames
+      const peers =
+        connected.length === 0
+          ? 'no peers'
+          : shownNames === 0
+            ? count
+            : `${count}: ${names.slice(0, shownNames).join(', ')}${more > 0 ? ` +${more}` : ''}`
+      return [
+        ` ${sanitize(this.self.name)}`,
+        listen,
+        peers,
+        unread === 0 ? 'no unread' : `${unread} unread (${from.join(', ')})`,
+        ...extra,
+        ...(help ? ['/help'] : []),
+      ].join(' · ')
+    }
+    let shown = Math.min(4, names.length)
+    let text = line(shown, true)
+    if (displayWidth(text) <= width) return text
+    text = line(shown)
+    while (shown > 0 && displayWidth(text) > width) text = line(--shown)
+    return text
   }
 }

@@ -8,7 +8,8 @@ export interface ChatViewInit {
   input: NodeJS.ReadableStream
   output: TerminalStream
   /** The status line's text (recomputed on every redraw; cut to the terminal's width). */
-  status: () => string
+  /** The status line for a window of `width` columns (it is cut to fit, if it does not). */
+  status: (width: number) => string
   /** The input line's prompt, e.g. `[everyone] › `. */
   prompt: () => string
   /** Tab completion in readline's shape: candidates and the fragment they replace. */
@@ -147,7 +148,7 @@ export class ChatView {
 
   #statusLine(): string {
     const width = Math.max(10, (this.#out.columns || 80) - 1)
-    const plain = stripVTControlCharacters(this.init.status())
+    const plain = stripVTControlCharacters(this.init.status(width))
     // Cut to one row, so "up one row" always reaches it (wide characters count twice).
     const cut = cutToWidth(plain, width)
     return this.init.styleStatus ? this.init.styleStatus(cut) : cut

@@ -37,10 +37,10 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
     input: init.input,
     output: init.output,
     // Transfers running ride on the status line: redrawn in place, no extra lines, a few times a second.
-    status: () =>
-      [state.status(listen, app.peer.peers().connected), app.files?.statusText() ?? '']
-        .filter((t) => t !== '')
-        .join(' · '),
+    status: (width) => {
+      const transfers = app.files?.statusText() ?? ''
+      return state.status(listen, app.peer.peers().connected, transfers === '' ? [] : [transfers], width)
+    },
     prompt: () => `[${state.conversation ? state.label(state.conversation) : 'everyone'}] › `,
     complete: (line) => completeChat(line, [...peerNames(app), 'everyone']),
     styleStatus: (text) => style('inverse', text),
