@@ -14,12 +14,13 @@ export type LineCommand =
   | { name: 'send-file'; target: string; path: string }
   | { name: 'accept'; id: string | undefined }
   | { name: 'decline'; id: string | undefined }
+  | { name: 'cancel'; id: string }
   | { name: 'files' }
   | { name: 'quit' }
   | { name: 'help' }
 
 export const COMMAND_SUMMARY =
-  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, trust [--full | <address>], send-file <peer> <path>, accept [id], decline [id], files, quit'
+  'commands: send <peer> <text>, broadcast <text>, peers, connect <host:port>, connect-all, trust [--full | <address>], send-file <peer> <path>, accept [id], decline [id], cancel <id>, files, quit'
 
 /**
  * Parses one input line. Returns undefined for blank lines and `#` comments, or `{ error }` with a
@@ -63,6 +64,11 @@ export function parseLine(line: string): LineCommand | { error: string } | undef
       const id = rest.trim()
       if (/\s/.test(id)) return { error: `usage: ${verb} [id]` }
       return { name: verb as 'accept' | 'decline', id: id === '' ? undefined : id }
+    }
+    case 'cancel': {
+      const id = rest.trim()
+      if (id === '' || /\s/.test(id)) return { error: 'usage: cancel <id>' }
+      return { name: 'cancel', id }
     }
     case 'files':
       return { name: 'files' }
@@ -126,6 +132,9 @@ export async function runCommand(app: App, cmd: LineCommand): Promise<void> {
       return
     case 'decline':
       app.files?.decline(cmd.id)
+      return
+    case 'cancel':
+      app.files?.cancel(cmd.id)
       return
     case 'files':
       app.files?.list()

@@ -110,6 +110,7 @@ Non-interactive mode (--no-interactive, or when stdin/stdout is not a terminal):
                           offer a file; the receiver accepts it (or runs with --accept-files)
     accept [id]           accept a file offer (without an id: the only one waiting)
     decline [id]          decline a file offer
+    cancel <id>           stop a file transfer, sending or receiving (files lists the ids)
     files                 file offers waiting and transfers running, with their ids
     quit                  say goodbye to every peer (exit to legacy peers) and exit
   Commands wait until every --peer is connected (or given up on, at most ${PEER_WAIT_SECONDS} s).

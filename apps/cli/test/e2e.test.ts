@@ -87,7 +87,7 @@ describe.skipIf(!hasScript)(
         '5) Connect to an address',
         '6) Key changes (trust)',
         '7) Send a file',
-        '8) Files: offers (accept, decline) and transfers',
+        '8) Files: offers (accept, decline) and transfers (cancel)',
         '9) Chat view',
         '0) Quit',
       ])

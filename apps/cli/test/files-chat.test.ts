@@ -151,6 +151,24 @@ describe('files in the chat view', () => {
 })
 
 describe('the same file twice', () => {
+  test('/cancel stops a transfer by the id /files lists; the other side hears of it', async () => {
+    const { dir, cli, files } = await setup()
+    const src = join(dir, 'photo.jpg')
+    await writeFile(src, 'y'.repeat(1000))
+    const offered = once(files, 'offer')
+    const m = await keys(
+      cli,
+      `/send-file bob ${src}${KEY.enter}`,
+      /offered photo\.jpg \(1\.0 kB\) to bob — waiting for an answer \(([0-9a-f]{8})\)/,
+    )
+    const [offer] = (await offered) as [IncomingOffer]
+    const withdrawn = once(files, 'offer:withdrawn')
+    await keys(cli, `/cancel 1234${KEY.enter}`, 'no transfer running has the id 1234 — /files lists them')
+    await keys(cli, `/cancel ${m[1]}${KEY.enter}`, /✖ sending photo\.jpg failed: the transfer was cancelled/)
+    await withdrawn
+    expect(offer.status).toBe('withdrawn')
+  })
+
   test('/send-file of a file already waiting for an answer says so once; nothing is left stuck in "offered"', async () => {
     const { dir, cli, files } = await setup()
     const src = join(dir, 'photo.jpg')

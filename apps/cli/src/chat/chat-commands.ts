@@ -20,6 +20,7 @@ export const CHAT_COMMANDS = [
   { name: 'files', args: '', help: 'file offers waiting and transfers running, with their ids' },
   { name: 'accept', args: '[id]', help: 'accept a file offer (the only one waiting, without id)' },
   { name: 'decline', args: '[id]', help: 'decline a file offer' },
+  { name: 'cancel', args: '<id>', help: 'stop a file transfer, sending or receiving (/files lists the ids)' },
   {
     name: 'trust',
     args: '[address]',

@@ -177,6 +177,10 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         case 'decline':
           app.files?.decline(arg === '' ? undefined : arg)
           return
+        case 'cancel':
+          if (arg === '') note('usage: /cancel <id> — /files lists the transfers and their ids')
+          else app.files?.cancel(arg)
+          return
         case 'trust':
           if (arg === '' || arg === '--full' || arg === 'full') showKeyChanges(app, arg !== '')
           else void acceptKey(app, arg)

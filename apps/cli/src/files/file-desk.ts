@@ -425,6 +425,28 @@ export class FileDesk {
     this.#closedOffer(offer, 'declined')
   }
 
+  /**
+   * Stops the transfers `id` names (the id `files` lists: a prefix of the file's root), sending and
+   * receiving; each says so as it ends. A receiver that quit for good would otherwise hold an upload
+   * for the whole time it is waited for.
+   */
+  cancel(id: string): void {
+    const want = id.trim().toLowerCase()
+    const downloads = this.service
+      .downloads()
+      .filter((d) => d.status === 'running' && d.root.startsWith(want))
+    const uploads = this.service.transfers().filter((t) => !t.settled && t.root.startsWith(want))
+    if (want.length < 4 || !/^[0-9a-f]+$/.test(want) || downloads.length + uploads.length === 0) {
+      this.#init.reporter.problem({
+        code: 'NO_TRANSFER',
+        sentence: `no transfer running has the id ${sanitize(id)} — ${this.#init.slash?.() ? '/' : ''}files lists them`,
+      })
+      return
+    }
+    for (const t of uploads) t.cancel()
+    for (const d of downloads) void d.cancel()
+  }
+
   listing(): FileListing {
     const now = Date.now()
     const offers = this.service.offers()

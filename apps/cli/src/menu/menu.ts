@@ -30,7 +30,7 @@ export const MENU: ReadonlyArray<{ key: string; name: string; value: Action }> =
   { key: '5', name: 'Connect to an address', value: 'connect' },
   { key: '6', name: 'Key changes (trust)', value: 'trust' },
   { key: '7', name: 'Send a file', value: 'send-file' },
-  { key: '8', name: 'Files: offers (accept, decline) and transfers', value: 'files' },
+  { key: '8', name: 'Files: offers (accept, decline) and transfers (cancel)', value: 'files' },
   { key: '0', name: 'Quit', value: 'quit' },
 ]
 
@@ -237,17 +237,20 @@ async function sendFileMenu(app: App, ask: Asker): Promise<void> {
   void app.files.sendFile(app.peer, to, path.trim())
 }
 
-/** Lists offers and transfers, then offers to accept or decline a waiting offer. */
+/** Lists offers and transfers, then offers to accept or decline a waiting offer, or stop a transfer. */
 async function filesMenu(app: App, ask: Asker): Promise<void> {
   const files = app.files
   if (!files) return
   files.list()
-  const offers = files.listing().offers
-  if (offers.length === 0) return
+  const { offers, downloads, uploads } = files.listing()
+  // One entry per file: cancelling stops every transfer of it (an upload to several peers included).
+  const running = new Map<string, string>()
+  for (const t of [...downloads, ...uploads]) running.set(t.id, sanitize(t.name))
+  if (offers.length === 0 && running.size === 0) return
   const choice = await ask((ctx) =>
     rawlist<string>(
       {
-        message: 'Answer an offer',
+        message: offers.length > 0 ? 'Answer an offer' : 'Stop a transfer',
         choices: [
           ...offers.flatMap((o, i) => {
             // By the whole root, and its number when offers share the root (they claim different sizes).
@@ -257,6 +260,11 @@ async function filesMenu(app: App, ask: Asker): Promise<void> {
               { key: `d${i + 1}`, name: `Decline ${sanitize(o.name)} (${o.id})`, value: `d${answer}` },
             ]
           }),
+          ...[...running].map(([id, name], i) => ({
+            key: `c${i + 1}`,
+            name: `Cancel ${name} (${id})`,
+            value: `c${id}`,
+          })),
           { key: '0', name: 'Back', value: BACK },
         ],
       },
@@ -265,6 +273,7 @@ async function filesMenu(app: App, ask: Asker): Promise<void> {
   )
   if (choice === BACK) return
   if (choice.startsWith('a')) await files.accept(choice.slice(1))
+  else if (choice.startsWith('c')) files.cancel(choice.slice(1))
   else files.decline(choice.slice(1))
 }
 
