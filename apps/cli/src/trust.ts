@@ -1,4 +1,5 @@
 import { fingerprint, type PendingKeyChange } from '@parley/core'
+import { connectTo } from './actions.js'
 import type { App } from './app-context.js'
 import { explain } from './errors.js'
 import { ago, sanitize } from './view/format.js'
@@ -44,6 +45,9 @@ export async function acceptKey(app: App, address: string): Promise<boolean> {
       'trust',
     )
     app.logger.log('info', 'key change accepted', { address: change.address, peer: change.actual })
+    // Our own dial met the new key and was refused: the user wanted that peer, so dial it again now.
+    const connected = app.peer.peers().connected.some((p) => p.id === change.actual)
+    if (pending?.direction === 'outbound' && !connected) await connectTo(app, change.address)
     return true
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code

@@ -149,6 +149,43 @@ describe('a changed key, decided by the user (non-interactive, TCP on 127.0.0.1)
   })
 })
 
+describe('a key change our own dial met', () => {
+  test('accepted with trust <address>, the peer is dialed again at once', async () => {
+    const bob = createPeer({ transport: tcpTransport(), name: 'bob', listen: '127.0.0.1:0' })
+    onTestFinished(() => bob.stop())
+    await bob.start()
+    const bobAddress = bob.addresses[0]!
+    const alice = startCli(['--no-interactive', '--name', 'alice', '--port', '0'])
+    await alice.address()
+    alice.line(`connect ${bobAddress}`)
+    await alice.stdout.waitFor(/✔ connected to bob/)
+    await bob.stop()
+    await alice.stdout.waitFor(/- bob .* left/)
+    // bob again, without its data dir: a new key at the same address.
+    const again = createPeer({
+      transport: tcpTransport(),
+      name: 'bob',
+      listen: bobAddress,
+      identity: generateIdentity(),
+    })
+    onTestFinished(() => again.stop())
+    await again.start()
+    const told = new Promise((resolve) => again.once('peer:disconnect', resolve))
+    alice.line(`connect ${bobAddress}`)
+    await alice.stderr.waitFor(new RegExp(`accept it with /trust ${esc(bobAddress)}`))
+    // The refused peer heard why.
+    expect(await told).toMatchObject({
+      reason: 'goodbye',
+      message: expect.stringMatching(/not the one saved/),
+    })
+    const from = alice.stdout.mark()
+    alice.line(`trust ${bobAddress}`)
+    await alice.stdout.waitFor(new RegExp(`accepted the new key ${fingerprint(again.id)}`), { from })
+    await alice.stdout.waitFor(/✔ connected to bob/, { from })
+    expect(again.peers().connected.map((p) => p.name)).toEqual(['alice'])
+  })
+})
+
 describe('the data dir', () => {
   test('two peers cannot share one data dir; the second says which PID has it', async () => {
     const dir = await tempDir()

@@ -134,7 +134,10 @@ export class Dialer {
     try {
       await this.m.trust.checkDialed(address, reply, options.steered === true || expect !== undefined)
     } catch (err) {
-      this.m.dropLink(link)
+      // The other side took the WELCOME for a session: say why it ends, rather than cut it (a reset).
+      link.write({ type: 'GOODBYE', reason: 'your key is not the one saved for this address here' })
+      link.closeReason = { reason: 'local', message: 'its key is not the one saved for this address' }
+      void this.m.closeLink(link, AbortSignal.timeout(1_000)).finally(() => this.m.dropLink(link))
       throw err
     }
     if (link.conn.status === 'closed') {

@@ -4,7 +4,7 @@ import { generateIdentity, type Identity } from '../src/identity.js'
 import { memoryKnownPeers } from '../src/known-peers.js'
 import { createPeer } from '../src/peer.js'
 import type { PeerError } from '../src/peer-errors.js'
-import type { PeerInit } from '../src/peer-types.js'
+import type { DisconnectEvent, PeerInit } from '../src/peer-types.js'
 import type { Connection, Transport } from '../src/transport.js'
 import { memoryNetwork, memoryTransport } from '../src/transports/memory.js'
 import { mapAccepted } from './fixtures/memory-peer.js'
@@ -39,6 +39,20 @@ describe('trust on first use, at the peer', () => {
     await alice.acceptKeyChange(address)
     expect(known.check(address, bob.id)).toEqual({ status: 'match' })
     await expect(alice.connect(address)).resolves.toMatchObject({ id: bob.id })
+  })
+
+  it('the peer whose key a dial refused hears why (a GOODBYE), not a connection reset', async () => {
+    const { make } = network()
+    const known = memoryKnownPeers()
+    const alice = await make('alice', 'alice', { knownPeers: known })
+    const bob = await make('bob', 'bob')
+    const address = bob.addresses[0]!
+    await known.remember(address, generateIdentity().peerId, 'bob')
+    const left = once(bob, 'peer:disconnect')
+    await expect(alice.connect(address)).rejects.toMatchObject({ code: 'KEY_CHANGED' })
+    const [event] = (await left) as [DisconnectEvent]
+    expect(event.reason).toBe('goodbye')
+    expect(event.message).toMatch(/your key is not the one saved for this address/)
   })
 
   it('a peer dialing in that claims a saved address and name is reported, and takes over nothing', async () => {
