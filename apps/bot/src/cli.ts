@@ -187,7 +187,7 @@ function buildProgram(io: CliIO, setCode: (code: number) => void): Command {
           `${s
             .replace(/^error: /, 'bot: ')
             .replace(/\s*\n\s*/g, ' ')
-            .trim()} — run bot --help for usage\n`,
+            .trim()} — --help lists the commands and flags\n`,
         ),
     })
 
@@ -576,7 +576,7 @@ function int(what: string, min: number, max: number): (value: string) => number 
   return (value) => {
     const n = Number(value)
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`the ${what} must be a whole number from ${min} to ${max}.`)
+      throw new InvalidArgumentError(`The ${what} must be a whole number from ${min} to ${max}.`)
     }
     return n
   }

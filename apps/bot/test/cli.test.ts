@@ -242,17 +242,17 @@ describe('usage errors', () => {
     ],
     [
       ['run', 'dance'],
-      "bot: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay. — run bot --help for usage\n",
+      "bot: command-argument value 'dance' is invalid for argument 'behaviour'. Allowed choices are echo, greeter, chatter, relay. — --help lists the commands and flags\n",
     ],
     [
       ['run', 'echo', '--port', 'abc'],
-      "bot: option '-p, --port <n>' argument 'abc' is invalid. the port must be a whole number from 0 to 65535. — run bot --help for usage\n",
+      "bot: option '-p, --port <n>' argument 'abc' is invalid. The port must be a whole number from 0 to 65535. — --help lists the commands and flags\n",
     ],
     [
       ['swarm', '--count', '10001', '--behaviour', 'echo'],
-      "bot: option '--count <n>' argument '10001' is invalid. the count must be a whole number from 1 to 10000. — run bot --help for usage\n",
+      "bot: option '--count <n>' argument '10001' is invalid. The count must be a whole number from 1 to 10000. — --help lists the commands and flags\n",
     ],
-    [['fly'], "bot: unknown command 'fly' — run bot --help for usage\n"],
+    [['fly'], "bot: unknown command 'fly' — --help lists the commands and flags\n"],
     [
       ['run', 'echo', '--peer', 'nope'],
       expect.stringMatching(/^bot: --peer nope is not an address: .*port\n$/),

@@ -259,7 +259,7 @@ export function parseOptions(argv: readonly string[], io: ParseIo): ParseResult 
       ) {
         return { kind: 'exit', code: 0 }
       }
-      io.err(`parley: ${oneSentence(err)} — see parley --help\n`)
+      io.err(`parley: ${oneSentence(err)} — --help lists the flags\n`)
       return { kind: 'exit', code: EXIT_USAGE }
     }
     throw err

@@ -424,10 +424,12 @@ describe('usage errors', () => {
   test('are one line: a misspelt flag with its suggestion, a stray argument', () => {
     const typo = parse(['--nmae', 'bob'])
     expect(typo.result).toEqual({ kind: 'exit', code: 2 })
-    expect(typo.err).toBe("parley: unknown option '--nmae' (Did you mean --name?) — see parley --help\n")
+    expect(typo.err).toBe("parley: unknown option '--nmae' (Did you mean --name?) — --help lists the flags\n")
     const stray = parse(['bob'])
     expect(stray.result).toEqual({ kind: 'exit', code: 2 })
-    expect(stray.err).toBe('parley: an argument was given, but parley takes only flags — see parley --help\n')
+    expect(stray.err).toBe(
+      'parley: an argument was given, but parley takes only flags — --help lists the flags\n',
+    )
   })
 
   test('a dht: --peer without a DHT is refused at once, not retried as a peer that is down', () => {
