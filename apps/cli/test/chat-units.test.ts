@@ -61,6 +61,8 @@ describe('folding long messages', () => {
     for (let i = 0; i < FOLD_KEEP; i++) store.fold(long)
     expect(store.get(1)).toBeUndefined()
     expect(store.get(2 + FOLD_KEEP)).toBe(long)
+    // What /show says when asked for one forgotten: the numbers still kept.
+    expect(store.numbers()).toEqual(Array.from({ length: FOLD_KEEP }, (_, i) => 3 + i))
   })
 })
 

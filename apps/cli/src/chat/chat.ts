@@ -147,11 +147,14 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
           }
           const text = state.folds.get(n)
           if (text === undefined) {
-            note(
-              n === undefined
-                ? 'no folded message to show'
-                : `no folded message #${n} (only the last 20 are kept)`,
-            )
+            const kept = state.folds.numbers()
+            const which =
+              kept.length === 0
+                ? 'no message has been folded'
+                : kept.length === 1
+                  ? `the one kept is #${kept[0]}`
+                  : `those kept are #${kept[0]} to #${kept.at(-1)}`
+            note(n === undefined ? 'no folded message to show' : `no folded message #${n}: ${which}`)
             return
           }
           // Under a header and indented, as every message is: a body printed at the left edge could

@@ -29,6 +29,11 @@ export class FoldStore {
     return `${head}…\n[folded #${n}: ${amount}, ${lines.length} line${lines.length === 1 ? '' : 's'} — /show ${n} shows it whole]`
   }
 
+  /** The numbers of the folded messages still kept, oldest first. */
+  numbers(): number[] {
+    return [...this.#kept.keys()]
+  }
+
   /** The whole text of folded message `n` (the latest when undefined), or undefined if forgotten. */
   get(n?: number): string | undefined {
     if (n === undefined) return [...this.#kept.values()].at(-1)
