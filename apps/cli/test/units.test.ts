@@ -251,3 +251,21 @@ describe('the peers table on a terminal', () => {
     expect(piped).toMatch(/10\.0\.0\.1:4000, 10\.0\.0\.2:4000/)
   })
 })
+
+describe('reconnect lines', () => {
+  test('a wait under a second is said as one, not rounded up to 1s', () => {
+    const lines: string[] = []
+    const reporter = textReporter({
+      out: (t) => lines.push(t),
+      err: (t) => lines.push(t),
+      style: createStyle(false),
+      debug: false,
+      banner: 'line',
+    })
+    const peer = { id: 'b'.repeat(64), name: 'bob' }
+    reporter.reconnecting({ ...peer, attempt: 1, delay: 250 })
+    reporter.reconnecting({ ...peer, attempt: 5, delay: 4_200 })
+    expect(lines[0]).toMatch(/↻ reconnecting to bob \(bbbb:bbbb:bbbb:bbbb\) in 0\.3s, attempt 1$/)
+    expect(lines[1]).toMatch(/in 4s, attempt 5$/)
+  })
+})

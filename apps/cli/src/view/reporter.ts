@@ -192,7 +192,8 @@ export function textReporter(init: TextReporterInit): Reporter {
       line(style('dim', `· learned of ${sanitize(k.name)} (${fingerprint(k.id)})${where}`))
     },
     reconnecting(e) {
-      const seconds = Math.max(1, Math.round(e.delay / 1000))
+      // The first waits are fractions of a second: "in 1s" twice within one second read as a lie.
+      const seconds = e.delay < 950 ? (e.delay / 1000).toFixed(1) : String(Math.round(e.delay / 1000))
       line(
         style(
           'yellow',
