@@ -166,3 +166,25 @@ describe('file commands and lines', () => {
     })
   })
 })
+
+describe('a download cut short by quitting', () => {
+  test('says how far it got and whether it can resume', () => {
+    const paused = { kind: 'paused' as const, id: '1a2b3c4d', name: 'huge.bin', bytes: 27, size: 100 }
+    const style = createStyle(false)
+    const init = { style, who: (p: { name: string }) => p.name, slash: true }
+    expect(fileLine({ ...paused, resumable: true }, init)?.text).toMatch(
+      /receiving huge\.bin stopped at 27% as you quit — it resumes when you start again with the same --data-dir$/,
+    )
+    expect(fileLine({ ...paused, resumable: false }, init)?.text).toMatch(
+      /it cannot resume: there is no --data-dir$/,
+    )
+    const lines: string[] = []
+    jsonReporter((l) => lines.push(l), false).file({ ...paused, resumable: false })
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      type: 'file:paused',
+      bytes: 27,
+      size: 100,
+      resumable: false,
+    })
+  })
+})

@@ -489,6 +489,18 @@ export class FileDesk {
         const to = this.#peerRef(t.peerId)
         this.#init.reporter.file({ kind: 'unoffered', id: shortId(t.root), name: t.name, to })
       }
+      // And a download cut short: whether it can go on later.
+      for (const d of this.service.downloads()) {
+        if (d.status !== 'running') continue
+        this.#init.reporter.file({
+          kind: 'paused',
+          id: shortId(d.root),
+          name: d.name,
+          bytes: d.bytes,
+          size: d.size,
+          resumable: this.#init.stateDir !== undefined,
+        })
+      }
     }
     this.#closed = true
     clearTimeout(this.#statusTimer)

@@ -58,6 +58,8 @@ export type FileReport =
   | { kind: 'failed'; direction: Direction; id: string; name: string; code: string; reason: string }
   /** Our own offer, still unanswered, withdrawn because we quit. */
   | { kind: 'unoffered'; id: string; name: string; to: FilePeer }
+  /** A download stopped because we quit: `resumable` with a data dir (its state was saved). */
+  | { kind: 'paused'; id: string; name: string; bytes: number; size: number; resumable: boolean }
   /** `left`: its sender said goodbye, so the offer was dropped. */
   | { kind: 'closed'; id: string; name: string; how: 'declined' | 'expired' | 'withdrawn' | 'left' }
 
@@ -163,6 +165,12 @@ export function fileLine(r: FileReport, init: FileTextInit): { text: string; bad
       return line(
         `the offer of ${name(r.name)} (${r.id}) to ${init.who(r.to)} was withdrawn: you quit before it was answered`,
       )
+    case 'paused': {
+      const at = r.size === 0 ? 0 : Math.floor((r.bytes / r.size) * 100)
+      return line(
+        `receiving ${name(r.name)} stopped at ${at}% as you quit — ${r.resumable ? 'it resumes when you start again with the same --data-dir' : 'it cannot resume: there is no --data-dir'}`,
+      )
+    }
     case 'closed': {
       const how = {
         declined: 'declined',
@@ -242,6 +250,11 @@ export function fileJson(r: FileReport): { type: string; fields: Record<string, 
       }
     case 'unoffered':
       return { type: 'file:withdrawn', fields: { id: r.id, name: r.name, to: ref(r.to) } }
+    case 'paused':
+      return {
+        type: 'file:paused',
+        fields: { id: r.id, name: r.name, bytes: r.bytes, size: r.size, resumable: r.resumable },
+      }
     case 'closed':
       // A sender that left withdrew its offer, as far as a script is concerned.
       return r.how === 'left'
