@@ -245,8 +245,17 @@ export class FileDesk {
 
   #peerRef(peerId: string): FilePeer {
     const p = this.service.peers().find((x) => x.id === peerId)
-    return { id: peerId, name: p?.name ?? peerId.slice(0, 8) }
+    if (p) {
+      // Kept for when it has left, with transfers still listed (bounded: one name per peer, 256).
+      this.#names.delete(peerId)
+      this.#names.set(peerId, p.name)
+      if (this.#names.size > 256) this.#names.delete(this.#names.keys().next().value!)
+    }
+    return { id: peerId, name: p?.name ?? this.#names.get(peerId) ?? peerId.slice(0, 8) }
   }
+
+  /** The names of peers transfers were with, for when they are gone (see #peerRef). */
+  readonly #names = new Map<string, string>()
 
   // ---- commands -------------------------------------------------------------------------------
 
