@@ -59,6 +59,8 @@ describe('runScript', () => {
     expect(lines).toContain('1 connected, 0 known')
     // The runner started the peer, so it stops it at the end: alice sees a goodbye.
     expect((await left).reason).toBe('goodbye')
+    // Its own stop is not alice leaving.
+    expect(lines.filter((l) => l.startsWith('- '))).toEqual([])
   })
 
   it('fails on an assertion that does not hold, naming the step and what was found', async () => {

@@ -120,8 +120,13 @@ export async function runScript(script: Script, options: RunScriptOptions = {}):
     }
     const onConnect = (info: { name: string; address: string }) =>
       log(`+ ${info.name} connected (${info.address})`)
+    // Closed here (the script stopping, or dropping a peer): not the peer leaving.
     const onDisconnect = (e: { peer: { name: string }; reason: string; message: string }) =>
-      log(`- ${e.peer.name} left (${e.reason}: ${e.message})`)
+      log(
+        e.reason === 'local'
+          ? `- disconnected from ${e.peer.name} (${e.message})`
+          : `- ${e.peer.name} left (${e.reason}: ${e.message})`,
+      )
     p.on('message', onMessage)
     p.on('peer:connect', onConnect)
     p.on('peer:disconnect', onDisconnect)
