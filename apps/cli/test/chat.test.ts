@@ -47,20 +47,25 @@ async function bottom(cli: CliRun): Promise<{ status: string; input: string; abo
 }
 
 describe('the chat view (the default on a terminal)', () => {
-  test('the window narrowed, then widened: one status line and the typed text, no stale copy', async () => {
+  test('the window narrowed twice: one status line and the typed text, no stale copy', async () => {
     const net = await setup()
     const cli = await chat(net)
-    await keys(cli, 'half typed', 'half typed')
+    // Longer than the narrower windows: the terminal reflows it onto more rows. (Widening again is
+    // left out: xterm.js, unlike tmux and most terminals, does not reflow the cursor's line.)
+    const typed = Array.from({ length: 12 }, (_, i) => `typed${i}`).join(' ')
+    await keys(cli, typed, 'typed11')
     const resizes: { at: number; cols: number }[] = []
-    for (const cols of [60, COLS]) {
+    for (const cols of [60, 30]) {
       const at = cli.stdout.mark()
       resizes.push({ at, cols })
       cli.stdout.resize(cols)
-      await cli.stdout.waitFor('[everyone] › half typed', { from: at })
+      await cli.stdout.waitFor('typed11', { from: at })
       const { lines } = await renderScreen(cli.stdout.raw, COLS, ROWS, resizes)
+      const rows = Math.ceil(`[everyone] › ${typed}`.length / cols)
+      const status = lines.at(-rows - 1)
       expect(lines.filter((l) => l.startsWith(' alice · '))).toHaveLength(1)
-      expect(lines.at(-2)).toMatch(/^ alice · alice:\d+ · 1 peer: bob · no unread/)
-      expect(lines.at(-1)?.trimEnd()).toBe('[everyone] › half typed')
+      expect(status).toMatch(/^ alice · alice:\d+ · /)
+      expect(lines.slice(-rows).join('')).toBe(`[everyone] › ${typed}`)
     }
   })
 

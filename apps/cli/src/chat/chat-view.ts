@@ -44,6 +44,7 @@ export class ChatView {
 
   constructor(readonly init: ChatViewInit) {
     this.#out = init.output
+    const theirs = new Set(init.output.listeners?.('resize') ?? [])
     this.rl = createInterface({
       input: init.input,
       output: init.output,
@@ -53,6 +54,11 @@ export class ChatView {
       tabSize: 2,
       completer: (line: string) => this.#complete(line),
     })
+    // readline redraws its line on a resize from the row it was on before the terminal reflowed it,
+    // leaving a copy of its first row; the view redraws status and input itself (see #onResize).
+    for (const l of init.output.listeners?.('resize') ?? []) {
+      if (!theirs.has(l)) init.output.off?.('resize', l as (...args: unknown[]) => void)
+    }
     this.rl.on('close', () => {
       // Closed by readline itself (Ctrl+D, end of input): the cursor is still on the input line.
       if (!this.#closed) this.#out.write('\n')
@@ -151,6 +157,7 @@ export class ChatView {
     const plain = stripVTControlCharacters(this.init.status(width))
     // Cut to one row, so "up one row" always reaches it (wide characters count twice).
     const cut = cutToWidth(plain, width)
+    this.#statusWidth = displayWidth(cut)
     return this.init.styleStatus ? this.init.styleStatus(cut) : cut
   }
 
@@ -173,7 +180,29 @@ export class ChatView {
   /** The line whose candidates were last listed (see #complete). */
   #listedFor: string | undefined
 
-  readonly #onResize = () => this.refresh()
+  /**
+   * The window changed width, and the terminal reflowed what it shows (as most do): the status line
+   * and the input line now take the rows their widths need at the new width, and the cursor is where
+   * it was in the input. Up from it to the status line's first row, and both are drawn again.
+   */
+  readonly #onResize = () => {
+    if (this.#closed) return
+    const columns = Math.max(1, this.#out.columns || 80)
+    const rl = this.rl as unknown as { line: string; cursor: number; prevRows: number }
+    const typed = rl.line.slice(0, rl.cursor)
+    // Past a message's limit the line is refused anyway: a column per character (see #entered).
+    const typedWidth = Buffer.byteLength(typed) > Limits.textBytes ? typed.length : displayWidth(typed)
+    const before = displayWidth(stripVTControlCharacters(this.rl.getPrompt())) + typedWidth
+    const statusRows = Math.max(1, Math.ceil(this.#statusWidth / columns))
+    const up = statusRows + Math.floor(before / columns)
+    this.#out.write(`\x1b[${up}A\r\x1b[J${this.#statusLine()}\r\n`)
+    rl.prevRows = 0
+    this.rl.setPrompt(this.init.prompt())
+    this.rl.prompt(true)
+  }
+
+  /** Columns the status line took when last drawn. */
+  #statusWidth = 0
 
   /**
    * node:readline writes a chunk typed at the end of the line (a paste, or keys a multiplexer sends
