@@ -144,7 +144,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
       throw new RangeError(`refreshInterval must be a number of ms ≥ 0, got ${this.#refreshInterval}`)
     }
     this.#random = init.random ?? Math.random
-    this.#views = new Views(this.passiveSize, this.#addressTtl, this.#random, () => this.#peer?.id)
+    this.#views = new Views(
+      this.passiveSize,
+      this.#addressTtl,
+      this.#random,
+      () => this.#peer?.id,
+      (addr, via) => this.#believable(addr, via),
+    )
     this.#shuffler = new Shuffler({
       views: this.#views,
       random: this.#random,
@@ -344,7 +350,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
         // its session budget would make us relay as many into our other neighbours' budgets.
         if (!this.#views.active.has(from) || !handler.forwardJoins.take()) return
         const self = this.#attached().id
-        if (msg.id === self) return
+        if (msg.id === self || !this.#believable(msg.addr, from)) return
         // A candidate we know is dialed where we know it: a walk naming it elsewhere (a dead address)
         // would otherwise make us forget it when that fails.
         const addr = this.#views.passive.get(msg.id)?.addr ?? msg.addr
@@ -506,6 +512,17 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshHandlerOwner {
     this.#walkedIn.delete(id)
     if (walker === undefined) this.#views.addPassive(id, addr, Date.now(), 'firsthand')
     else this.#views.addPassive(id, addr, Date.now(), 'hearsay', walker)
+  }
+
+  /**
+   * Hearsay naming an address on this machine (loopback) is believed only from a neighbour on this
+   * machine: from any other it names that peer's own loopback, or steers our dials at the services
+   * listening on ours. An unspecified address (0.0.0.0, ::) is dialed by no one.
+   */
+  #believable(addr: string, via: string): boolean {
+    const host = hostOf(addr)
+    if (host === '0.0.0.0' || host === '::') return false
+    return !isLoopback(host) || isLoopback(this.#hosts.get(via) ?? '')
   }
 
   /** The neighbour an earlier walk of `walker` brought, if it is still one. */

@@ -51,6 +51,8 @@ export class Views {
     readonly addressTtl: number,
     readonly random: Random,
     readonly self: () => string | undefined,
+    /** Whether hearsay from `via` naming `addr` may be believed at all (see Mesh.#believable). */
+    readonly believable: (addr: string, via: string) => boolean = () => true,
   ) {}
 
   /**
@@ -63,6 +65,7 @@ export class Views {
    */
   addPassive(id: string, addr: string, at: number, source: AddressSource, via = ''): void {
     if (this.passiveSize === 0 || addr === '' || id === this.self() || this.active.has(id)) return
+    if (source === 'hearsay' && !this.believable(addr, via)) return
     const existing = this.passive.get(id)
     if (existing) {
       if (source === 'hearsay' && addr !== existing.addr) return

@@ -345,6 +345,22 @@ describe('mesh membership with hostile peers', () => {
     expect(victim.mesh.passive().filter((e) => e.addr === third)).toEqual([])
   })
 
+  it('a neighbour on another host cannot have us dial this machine (loopback) or an unspecified address', async () => {
+    const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4 } })
+    const victim = await make()
+    const attacker = await neighbour(network, victim)
+    const local = ['127.0.0.1:6379', '[::1]:22', '0.0.0.0:80', 'localhost-not:1']
+    for (const addr of local.slice(0, 3)) {
+      attacker.send({ type: 'FORWARD_JOIN', id: freshId(), addr, ttl: 0 })
+      attacker.send({ type: 'FORWARD_JOIN', id: freshId(), addr, ttl: 3 })
+    }
+    attacker.send({ type: 'SHUFFLE', entries: local.map((addr) => ({ id: freshId(), addr, age: 0 })) })
+    await handled(attacker)
+    expect(victim.mesh.stats.dials).toBe(0)
+    // Only the one that is not this machine's is kept, as hearsay.
+    expect(victim.mesh.passive().map((e) => e.addr)).toEqual(['localhost-not:1'])
+  })
+
   it("one neighbour's walks and exchanges hold at most a third of the passive view: candidates from others stay", async () => {
     const passiveSize = 30
     const { network, make } = meshNetwork({ mesh: { ...quiet, activeSize: 4, passiveSize } })
