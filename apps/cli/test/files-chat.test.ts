@@ -164,7 +164,7 @@ describe('the same file twice', () => {
     const [offer] = (await offered) as [IncomingOffer]
     const withdrawn = once(files, 'offer:withdrawn')
     await keys(cli, `/cancel 1234${KEY.enter}`, 'no transfer running has the id 1234 — /files lists them')
-    await keys(cli, `/cancel ${m[1]}${KEY.enter}`, /✖ sending photo\.jpg failed: the transfer was cancelled/)
+    await keys(cli, `/cancel ${m[1]}${KEY.enter}`, /✖ sending photo\.jpg failed: you cancelled it/)
     await withdrawn
     expect(offer.status).toBe('withdrawn')
   })

@@ -152,6 +152,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   /** A peer offers this root (again): it becomes (or is again) a source, unless it was dropped. */
   addSource(ref: PeerRef, id: Uint8Array): void {
     if (this.settled) return
+    this.#stoppedBySender.delete(ref.id)
     let s = this.#sources.get(ref.id)
     // A liar or a staller stays dropped; a source that cancelled may offer again (it restarted).
     if (s?.state === 'dropped' && s.dropReason !== 'cancelled') {
@@ -226,10 +227,16 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   /** The source cancelled (or withdrew) its offer; it may offer again, its clocks paused (see #requeue). */
-  sourceCancelled(peerId: string): void {
+  /** A source sent CANCEL: `stopped` when its user stopped the transfer (not its file or disk failing). */
+  sourceCancelled(peerId: string, stopped = false): void {
     const s = this.#sources.get(peerId)
-    if (s) this.#drop(s, 'cancelled', false)
+    if (!s) return
+    if (stopped) this.#stoppedBySender.add(peerId)
+    this.#drop(s, 'cancelled', false)
   }
+
+  /** Sources whose user stopped the transfer (see sourceCancelled). */
+  readonly #stoppedBySender = new Set<string>()
 
   /**
    * @internal A HASHES from `peerId`: leaf hashes we asked for, checked against the root once all are
@@ -441,8 +448,15 @@ export class Download extends EventEmitter<DownloadEvents> {
     s.dropReason = reason
     this.emit('source:dropped', { source: s.ref, reason })
     // While the finished file is read back, sources are no longer needed: losing them all is no failure.
-    if (this.#status === 'running' && [...this.#sources.values()].every((x) => x.state === 'dropped')) {
-      this.#fail(new FilesError('NO_SOURCES', `no source is left for ${this.name}`))
+    const sources = [...this.#sources.values()]
+    if (this.#status === 'running' && sources.every((x) => x.state === 'dropped')) {
+      // Every sender said it stopped: that is their decision, not a fault found in them.
+      this.#fail(
+        sources.every((x) => x.dropReason === 'cancelled' && this.#stoppedBySender.has(x.ref.id))
+          ? new FilesError('CANCELLED', `the sender cancelled the transfer of ${this.name}`)
+          : new FilesError('NO_SOURCES', `no source is left for ${this.name}`),
+        true,
+      )
     }
   }
 
@@ -600,13 +614,14 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
-  #fail(error: FilesError): void {
+  #fail(error: FilesError, outOfSources = error.code === 'NO_SOURCES'): void {
     if (this.settled) return
-    // Out of sources is not the end of the content: with a data directory, what is verified is kept
-    // for a later offer of the root. Any other end (or no data directory, or nothing verified) removes
-    // the part file: offers that are accepted and cancelled at once must not leave files behind.
+    // Out of sources (gone, or every one cancelled) is not the end of the content: with a data
+    // directory, what is verified is kept for a later offer of the root. Any other end (or no data
+    // directory, or nothing verified) removes the part file: offers that are accepted and cancelled at
+    // once must not leave files behind.
     const keep =
-      error.code === 'NO_SOURCES' &&
+      outOfSources &&
       this.#init.dataDir !== undefined &&
       this.#status === 'running' &&
       this.#chunks.haveBytes > 0 &&

@@ -98,7 +98,7 @@ export class Inbox {
   onCancel(peerId: string, key: string, reason?: Reason): void {
     const entry = this.#incoming.get(key)
     this.#incoming.delete(key)
-    if (entry instanceof Download) entry.sourceCancelled(peerId)
+    if (entry instanceof Download) entry.sourceCancelled(peerId, reason === Reason.CANCELLED)
     else if (entry?.removeSource(peerId) && entry.status === 'pending') {
       const expired = reason === Reason.EXPIRED
       this.#endOffer(entry, expired ? 'expired' : 'withdrawn')

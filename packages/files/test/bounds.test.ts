@@ -57,6 +57,21 @@ describe('cancelling and bounds', () => {
     await expect(transfer.finished).rejects.toMatchObject({ code: 'CANCELLED' })
   })
 
+  it('a download whose every sender cancelled it fails as CANCELLED, not as out of sources', async () => {
+    const dir = await tempDir()
+    const src = await randomFile(join(dir, 'a.bin'), 256 * KiB)
+    const net = memoryNet()
+    const alice = await net.node('alice')
+    const bob = await net.node('bob', { downloads: join(dir, 'in') })
+    await link(alice, bob)
+    const offered = nextOffer(bob.files)
+    const transfer = await alice.files.offer(bob.peer.id, src)
+    // The sender stops as soon as the receiver has said yes: before any chunk.
+    transfer.once('accepted', () => transfer.cancel())
+    const download = await (await offered).accept()
+    await expect(download.finished).rejects.toMatchObject({ code: 'CANCELLED' })
+  })
+
   it('offers past the per-peer bound are declined as BUSY', async () => {
     const dir = await tempDir()
     const net = memoryNet()

@@ -333,7 +333,7 @@ describe('sources that hold a download without feeding it', () => {
       const download = await started
       const failed = download.finished.catch((e: { code: string }) => e.code)
       mallory.send(bob.peer.id, { type: 'CANCEL', id, reason: Reason.CANCELLED })
-      expect(await failed).toBe('NO_SOURCES')
+      expect(await failed).toBe('CANCELLED')
       await download.whenClosed()
     }
     expect(await readdir(join(dir, 'in'))).toEqual([])
@@ -374,7 +374,7 @@ describe('sources that hold a download without feeding it', () => {
         return download.bytes === small
       })
       mallory.send(bob.peer.id, { type: 'CANCEL', id, reason: Reason.CANCELLED })
-      expect(await failed).toBe('NO_SOURCES')
+      expect(await failed).toBe('CANCELLED')
       await download.whenClosed()
     }
     const states = (await readdir(data)).filter((f) => f.endsWith('.json'))

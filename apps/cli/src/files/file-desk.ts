@@ -149,6 +149,8 @@ export class FileDesk {
         // Our own shutdown pauses downloads to resume later: that is not a failure to report.
         if (this.#closed) return
         const why = explainFileError(err)
+        if (why.code === 'CANCELLED')
+          why.reason = this.#cancelledHere.has(d) ? 'you cancelled it' : 'the sender cancelled it'
         this.#init.reporter.file({ kind: 'failed', direction: 'in', id, name: d.name, ...why })
         this.#init.logger.log('warn', 'file failed', { root: d.root, err })
       },
@@ -172,6 +174,11 @@ export class FileDesk {
         this.#ended(key)
         if (this.#closed) return
         const why = explainFileError(err, { peer: to.name, path: t.path })
+        // Cancelled, and not by the user here: the receiver stopped it, or never came back for the rest.
+        if (why.code === 'CANCELLED')
+          why.reason = this.#cancelledHere.has(t)
+            ? 'you cancelled it'
+            : `${sanitize(to.name)} cancelled it, or did not come back for the rest in time`
         this.#init.reporter.file({ kind: 'failed', direction: 'out', id, name: t.name, ...why })
       },
     )
@@ -452,9 +459,18 @@ export class FileDesk {
       })
       return
     }
-    for (const t of uploads) t.cancel()
-    for (const d of downloads) void d.cancel()
+    for (const t of uploads) {
+      this.#cancelledHere.add(t)
+      t.cancel()
+    }
+    for (const d of downloads) {
+      this.#cancelledHere.add(d)
+      void d.cancel()
+    }
   }
+
+  /** Transfers the user cancelled here: their CANCELLED is theirs, not the other side's. */
+  readonly #cancelledHere = new WeakSet<Download | OutgoingTransfer>()
 
   listing(): FileListing {
     const now = Date.now()
