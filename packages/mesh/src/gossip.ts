@@ -44,7 +44,11 @@ export interface GossipInit {
   announcers?: (peerId: string) => boolean
   /** Message keys remembered to drop duplicates. When full, the one sent earliest is forgotten and messages sent at or before it are dropped as stale. @default 65_536 */
   seenCacheSize?: number
-  /** Links a message is pushed along; past it, it is delivered and only announced (IHAVE), so a neighbour missing it asks for it. The hop count is not signed: a relay may change it, so it only decides push or announce. Tree paths between two peers are longer than the overlay's shortest ones (docs/MESH.md). @default 32 */
+  /**
+   * @deprecated Ignored since 2026-12-08: every message is relayed whatever its hop count. The count
+   * is not signed, and a relay that set it to 255 cut off (or, past the limit, throttled to the GRAFT
+   * answer rate) every peer after it; duplicates and `maxAge` already bound how far a message goes.
+   */
   hopLimit?: number
   /** A message older than this (by its signed send time) is dropped, whatever the seen-cache still holds. @default 300_000 ms */
   maxAge?: number
@@ -154,7 +158,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #announcers: (peerId: string) => boolean
   readonly #handlers = new Map<string, GossipHandler>()
   readonly #seen: SeenCache
-  readonly #hopLimit: number
   readonly #maxAge: number
   readonly #perOrigin: { perSecond: number; burst: number }
   readonly #origins = new Map<string, TokenBucket>()
@@ -177,7 +180,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#mesh = init.mesh
     this.#announcers = init.announcers ?? ((id) => this.#isNeighbour(id))
     this.#seen = new SeenCache(Math.max(1, init.seenCacheSize ?? 65_536))
-    this.#hopLimit = Math.max(1, Math.min(255, init.hopLimit ?? 32))
     this.#maxAge = init.maxAge ?? 300_000
     this.#perOrigin = init.perOrigin ?? { perSecond: 20, burst: 200 }
     this.#maxOrigins = Math.max(1, init.origins ?? 4096)
@@ -334,9 +336,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const out = Uint8Array.from(body)
     out[GOSSIP_HOPS_OFFSET] = Math.min(255, msg.hops + 1)
     this.#store.put(key, out, now, handler.channel.peer.id)
-    // At the hop limit it is pushed no further, only announced: the hop count is not signed, and a copy
-    // a relay maxed out would otherwise end here while the honest copies after it count as duplicates.
-    this.#push(out, key, handler.channel.peer.id, msg.origin, msg.hops >= this.#hopLimit)
+    // Whatever its hop count, which is not signed (a relay may set it to anything): only the first copy
+    // of a message is relayed, and it dies of age, so the count is for display alone.
+    this.#push(out, key, handler.channel.peer.id, msg.origin)
     this.emit('gossip', {
       id: msg.id,
       from: msg.origin,
@@ -401,7 +403,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * Sends `body` to the eager neighbours and queues its key for the lazy ones, except `from` and
    * `origin`; returns how many got the message itself.
    */
-  #push(body: Uint8Array, key: string, from: string, origin = '', announceOnly = false): number {
+  #push(body: Uint8Array, key: string, from: string, origin = ''): number {
     const targets = this.#mesh ? this.#mesh.active() : [...this.#handlers.keys()]
     let sent = 0
     for (const id of targets) {
@@ -414,7 +416,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.#announce(h, key)
         continue
       }
-      if (h.lazy || announceOnly) {
+      if (h.lazy) {
         this.#announce(h, key)
         continue
       }
@@ -505,13 +507,18 @@ export class GossipHandler implements ServiceHandler {
   }
 }
 
+/** Signature checks a new session may spend at once, before its share's rate: not a whole burst. */
+const NEW_SESSION_CHECKS = 16
+
 /**
  * A token bucket whose rate and size are given at each take: a session's share of a budget that the
- * sessions there are at the time split between them. It starts full (at the first size given).
+ * sessions there are at the time split between them. It starts with {@link NEW_SESSION_CHECKS}: a
+ * full share for every new session, and hosts reconnecting under fresh identities had 3.3 times the
+ * peer's budget checked.
  */
 class ShareBucket {
-  #tokens = Number.POSITIVE_INFINITY
-  #at = 0
+  #tokens = NEW_SESSION_CHECKS
+  #at = Date.now()
 
   take(now: number, perSecond: number, burst: number): boolean {
     this.#tokens = Math.min(burst, this.#tokens + (Math.max(0, now - this.#at) * perSecond) / 1000)

@@ -165,9 +165,11 @@ export class MissingTable {
   }
 
   /**
-   * Full: drops the oldest entry that only the largest share's holder announced, if that share is larger
-   * than `share`. Several neighbours announcing ids that never come (each within its share) would
-   * otherwise fill the table, and every honest announcement after them would be refused.
+   * Full: drops the oldest entry the largest share's holder created, if that share is larger than
+   * `share`. Several neighbours announcing ids that never come (each within its share) would otherwise
+   * fill the table, and every honest announcement after them would be refused. Whoever else announced
+   * the entry since does not protect it: neighbours re-announcing each other's invented ids made every
+   * entry look vouched for.
    */
   #makeRoom(share: number): boolean {
     let top: string | undefined
@@ -180,7 +182,7 @@ export class MissingTable {
     }
     if (top === undefined) return false
     for (const [key, entry] of this.#entries) {
-      if (entry.creator === top && entry.announcers.length === 1) {
+      if (entry.creator === top) {
         this.delete(key)
         return true
       }
