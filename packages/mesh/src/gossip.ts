@@ -168,6 +168,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #graftAnswerRate: { perSecond: number; burst: number }
   readonly #verifyRate: { perSecond: number; burst: number }
   readonly #totalVerifyRate: { perSecond: number; burst: number }
+  /** The peer's signature checks, all sessions together. */
+  readonly #checks: TokenBucket
   readonly #store: MessageStore
   readonly #missing: MissingTable
   /** Handlers with announcements queued: one timer flushes them all. */
@@ -189,6 +191,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#graftAnswerRate = init.graftAnswers ?? { perSecond: 10, burst: 32 }
     this.#verifyRate = init.verifications ?? { perSecond: 500, burst: 2_000 }
     this.#totalVerifyRate = init.totalVerifications ?? { perSecond: 2_000, burst: 4_000 }
+    this.#checks = new TokenBucket(this.#totalVerifyRate.perSecond, this.#totalVerifyRate.burst)
     const store = init.store ?? { messages: 1024, bytes: 4 * 2 ** 20, ttl: 60_000 }
     this.#store = new MessageStore(Math.max(0, store.messages), Math.max(0, store.bytes), store.ttl)
     const missing = init.missing ?? { total: 1024, perNeighbour: 256 }
@@ -266,6 +269,21 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#queued.delete(handler)
   }
 
+  /** Sessions that sent a GOSSIP in the last second, `handler` (sending now) included; counted at most every 100 ms. */
+  #sendingSessions(handler: GossipHandler, now: number): number {
+    handler.lastGossipAt = now
+    if (now - this.#countedAt >= 100 || now < this.#countedAt) {
+      this.#countedAt = now
+      let n = 0
+      for (const h of this.#handlers.values()) if (now - h.lastGossipAt <= 1_000) n++
+      this.#sending = Math.max(1, n)
+    }
+    return this.#sending
+  }
+
+  #sending = 1
+  #countedAt = Number.NEGATIVE_INFINITY
+
   #drop(reason: 'stale' | 'rate' | 'budget'): void {
     this.stats.dropped++
     if (this.listenerCount('dropped') > 0) this.emit('dropped', reason)
@@ -308,11 +326,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return
     }
     // Each session has a budget of signature checks: many fresh origins, each within its own rate,
-    // cannot make one session cost us a check for every token of its budget.
-    const sessions = Math.max(1, this.#handlers.size)
+    // cannot make one session cost us a check for every token of its budget. The peer's budget is
+    // split between the sessions that sent a message lately: idle ones (forty an attacker opened, or a
+    // hub's quiet peers) would otherwise shrink the share of the neighbour that relays everything.
+    const sessions = this.#sendingSessions(handler, now)
     const rate = Math.min(this.#verifyRate.perSecond, this.#totalVerifyRate.perSecond / sessions)
     const burst = Math.min(this.#verifyRate.burst, Math.max(1, this.#totalVerifyRate.burst / sessions))
-    if (!handler.verifications.take(now, rate, burst)) {
+    // And the peer's own bucket, so that sessions starting to send together cannot each spend a whole
+    // share at once: whatever the sessions do, the checks stay within the peer's budget.
+    if (!handler.verifications.take(now, rate, burst) || !this.#checks.take(1, now)) {
       this.#drop('budget')
       return
     }
@@ -484,6 +506,8 @@ export class GossipHandler implements ServiceHandler {
   readonly graftAnswers: TokenBucket
   /** Signatures of this session's GOSSIPs we check: its share of the peer's budget. */
   readonly verifications = new ShareBucket()
+  /** When it last sent a GOSSIP (Date.now() time): it counts among those sharing the budget for a second. */
+  lastGossipAt = Number.NEGATIVE_INFINITY
 
   constructor(
     readonly gossip: Gossip,

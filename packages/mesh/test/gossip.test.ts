@@ -363,6 +363,22 @@ describe('mesh gossip', () => {
     expect(stats.delivered).toBe(6)
   })
 
+  it('idle sessions do not shrink the share of the one that sends: the budget is split among senders', async () => {
+    const { network, make } = meshNetwork({
+      ...fixed,
+      gossip: { totalVerifications: { perSecond: 0.001, burst: 6 } },
+    })
+    const victim = await make()
+    const sender = await hostileNeighbour(network, victim, () => {}, 'sender')
+    // Sessions that never send: before, each took an equal share, unused.
+    for (const name of ['idle1', 'idle2', 'idle3']) await hostileNeighbour(network, victim, () => {}, name)
+    const checks = verifications.fn.mock.calls.length
+    for (let i = 0; i < 10; i++) sender.sendBytes(signedBy(generateIdentity(), `busy ${i}`, Date.now()))
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 10, [victim.gossip], ['gossip', 'dropped'])
+    expect(verifications.fn.mock.calls.length - checks).toBe(6)
+  })
+
   it('a message forgotten by a full seen-cache, replayed, is dropped as stale and not delivered twice', async () => {
     const { network, make } = meshNetwork({ ...fixed, gossip: { seenCacheSize: 8 } })
     const victim = await make()
