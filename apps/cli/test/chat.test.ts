@@ -208,6 +208,37 @@ describe('the chat view (the default on a terminal)', () => {
     expect((await got.waitForCount(1))[0]!.text).toBe('are you there')
   })
 
+  test('two keys by one name (a peer restarted, and both dialed in): /to lists which is connected; the other is not connected', async () => {
+    const net = await setup(['observer'])
+    const observer = net.peer('observer')
+    const cli = await chat(net)
+    const aliceAddress = observer.peers().connected[0]!.listenAddrs[0]!
+    const bobAt = (host: string) =>
+      createPeer({ transport: memoryTransport(net.network, { host }), name: 'bob', listen: `${host}:0` })
+    const first = bobAt('bob1')
+    onTestFinished(() => first.stop())
+    await first.start()
+    let from = cli.stdout.mark()
+    await first.connect(aliceAddress)
+    await cli.stdout.waitFor(/\+ bob/, { from })
+    from = cli.stdout.mark()
+    await first.stop()
+    await cli.stdout.waitFor(/- bob left/, { from })
+    const again = bobAt('bob2')
+    onTestFinished(() => again.stop())
+    await again.start()
+    from = cli.stdout.mark()
+    await again.connect(aliceAddress)
+    await cli.stdout.waitFor(/\+ bob/, { from })
+    const [now, old] = [fingerprint(again.id), fingerprint(first.id)]
+    await keys(
+      cli,
+      `/to bob hi${KEY.enter}`,
+      `2 peers are called bob — pick one by fingerprint: /to ${now} (connected), /to ${old} (not connected); nothing was sent`,
+    )
+    await keys(cli, `/to ${old} hi${KEY.enter}`, `bob (${old}) is not connected — /connect bob1:`)
+  })
+
   test('a line to a conversation whose peer left says so by name, not by its id', async () => {
     const net = await setup(['bob', 'carol'])
     const bob = net.peer('bob')

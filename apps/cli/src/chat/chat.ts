@@ -232,12 +232,16 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         return `${sanitize(name)} is the peer ${fingerprint(saved.id)}, which is not connected${them}`
       }
       const namesakes = namedLike(app.peer, arg)
+      // Several keys by one name: which is which, the connected ones first (only those can be talked to).
+      const pickOne = (name: string, refs: readonly PeerRef[]) => {
+        const here = (r: PeerRef) => connected.some((c) => c.id === r.id)
+        const sorted = [...refs].sort((a, b) => Number(here(b)) - Number(here(a)))
+        return `${refs.length} peers are called ${sanitize(name)} — pick one by fingerprint: ${sorted
+          .map((r) => `/to ${fingerprint(r.id)}${here(r) ? ' (connected)' : ' (not connected)'}`)
+          .join(', ')}`
+      }
       if (namesakes.length > 1) {
-        note(
-          `${namesakes.length} peers are called ${sanitize(arg)} — pick one by fingerprint: ${namesakes
-            .map((p) => `/to ${fingerprint(p.id)}`)
-            .join(', ')}`,
-        )
+        note(pickOne(arg, namesakes))
         return
       }
       let p: PeerInfo | undefined =
@@ -274,6 +278,24 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         const saved = withText ? namedLike(app.peer, who) : []
         if (saved.length === 1) {
           refuse('UNKNOWN_PEER', `${notThatOne(who, saved[0]!)}; nothing was sent`)
+          return
+        }
+        if (saved.length > 1) {
+          refuse('AMBIGUOUS', `${pickOne(who, saved)}; nothing was sent`)
+          return
+        }
+        // A fingerprint or id of a peer we know that is not connected now: say so, not "no peer".
+        const bare = who.replace(/:/g, '').toLowerCase()
+        const known = /^[0-9a-f]{8,}$/.test(bare)
+          ? app.peer.peers().known.filter((k) => k.id.startsWith(bare))
+          : []
+        if (known.length === 1) {
+          const k = known[0]!
+          const hint =
+            checkAddress(k.addrs[0] ?? '') === undefined ? ` — /connect ${sanitize(k.addrs[0]!)} first` : ''
+          const said = `${sanitize(k.name)} (${fingerprint(k.id)}) is not connected${hint}`
+          if (withText) refuse('NOT_CONNECTED', `${said}; nothing was sent`)
+          else note(said)
           return
         }
         const hint =
