@@ -177,6 +177,10 @@ describe('chat state', () => {
     expect(state.status('127.0.0.1:4000', peers, extra, 95)).toBe(
       ' alice · 127.0.0.1:4000 · 3 peers · 1 unread (bob) · ↑ huge.bin 27% waiting for the receiver',
     )
+    // Then the senders' names: the unread count and the transfer stay.
+    expect(state.status('127.0.0.1:4000', peers, extra, 85)).toBe(
+      ' alice · 127.0.0.1:4000 · 3 peers · 1 unread · ↑ huge.bin 27% waiting for the receiver',
+    )
   })
 
   test('unread counts messages from others than the current peer; /to clears them; namesakes get fingerprints', () => {

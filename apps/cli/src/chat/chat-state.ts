@@ -158,7 +158,8 @@ export class ChatState {
   /**
    * The status line: who we are, where we listen, the peers, the unread count, `extra` (transfers
    * running) and the help hint. Within `width` columns the help hint gives way first, then the peer
-   * list (fewer names, then the count alone), so the unread count and the transfers stay in sight.
+   * list (fewer names, then the count alone), then the names of unread senders, so the unread count
+   * and the transfers stay in sight.
    */
   status(
     listen: string,
@@ -169,7 +170,7 @@ export class ChatState {
     const names = connected.map((p) => this.label(p))
     const unread = this.unreadCount
     const from = [...this.unread.values()].map((u) => sanitize(u.name)).slice(0, 3)
-    const line = (shownNames: number, help = false) => {
+    const line = (shownNames: number, help = false, senders = true) => {
       const count = `${connected.length} peer${connected.length === 1 ? '' : 's'}`
       const more = names.length - shownNames
       const peers =
@@ -182,7 +183,7 @@ export class ChatState {
         ` ${sanitize(this.self.name)}`,
         listen,
         peers,
-        unread === 0 ? 'no unread' : `${unread} unread (${from.join(', ')})`,
+        unread === 0 ? 'no unread' : senders ? `${unread} unread (${from.join(', ')})` : `${unread} unread`,
         ...extra,
         ...(help ? ['/help'] : []),
       ].join(' · ')
@@ -192,6 +193,9 @@ export class ChatState {
     if (displayWidth(text) <= width) return text
     text = line(shown)
     while (shown > 0 && displayWidth(text) > width) text = line(--shown)
+    // Then who the unread messages are from (the count stays): a long name must not push the
+    // transfers off the line.
+    if (displayWidth(text) > width) text = line(0, false, false)
     return text
   }
 }
