@@ -38,6 +38,15 @@ describe('output a slow reader cannot make grow without bound', () => {
     expect(text.endsWith('line 0010\n(19 dropped)\nafter\n')).toBe(true)
   })
 
+  test('the count is told once the reader catches up, though no line comes after', async () => {
+    const pipe = stalledPipe()
+    const out = boundedOutput(pipe.stream, (n) => `(${n} dropped)\n`, 100)
+    for (let i = 0; i < 15; i++) out(`line ${String(i).padStart(4, '0')}\n`)
+    await pipe.read()
+    await pipe.read()
+    expect(pipe.taken.join('').endsWith('line 0010\n(4 dropped)\n')).toBe(true)
+  })
+
   test('a reader that keeps up loses nothing', async () => {
     const pipe = stalledPipe()
     const out = boundedOutput(pipe.stream, (n) => `(${n} dropped)\n`, 100)
