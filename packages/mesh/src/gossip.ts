@@ -75,10 +75,10 @@ export interface GossipInit {
    */
   verifications?: { perSecond: number; burst: number }
   /**
-   * Signatures checked for all sessions together, shared evenly: with n sessions running gossip, each
-   * gets at most 1/n of this (and at most `verifications`). Sessions from one attacker then cost a
-   * bounded share of the CPU, however many it opens, and leave the others theirs.
-   * @default 2,000/s, burst 4,000 (a check is about 50 µs: a tenth of a core)
+   * Signatures checked for all sessions together. With n sessions that sent a GOSSIP in the last
+   * second, each gets at most 1/n of this (and at most `verifications`), and one bucket for the whole
+   * peer caps them all: sessions from one attacker cost a bounded share of the CPU, however many it
+   * opens, and leave the others theirs. @default 2,000/s, burst 4,000 (a check is about 50 µs: a tenth of a core)
    */
   totalVerifications?: { perSecond: number; burst: number }
 }
@@ -536,9 +536,9 @@ const NEW_SESSION_CHECKS = 16
 
 /**
  * A token bucket whose rate and size are given at each take: a session's share of a budget that the
- * sessions there are at the time split between them. It starts with {@link NEW_SESSION_CHECKS}: a
- * full share for every new session, and hosts reconnecting under fresh identities had 3.3 times the
- * peer's budget checked.
+ * sessions sending at the time split between them. It starts with {@link NEW_SESSION_CHECKS}, not a
+ * full share: with one, hosts reconnecting under fresh identities had 3.3 times the peer's budget
+ * checked.
  */
 class ShareBucket {
   #tokens = NEW_SESSION_CHECKS
