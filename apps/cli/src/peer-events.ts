@@ -52,11 +52,14 @@ export function wirePeerEvents(peer: Peer, s: PeerEventSinks): void {
     })
   })
   peer.on('peer:disconnect', (e) => {
-    if (e.reason === 'goodbye') s.gone.mark(e.peer.id)
+    // A mesh closing a session it does not need says goodbye too ("mesh: not a neighbour"): that
+    // peer is still up, and may still be talked to through the mesh or dialed again.
+    const leftForGood = e.reason === 'goodbye' && !e.message.startsWith('mesh: ')
+    if (leftForGood) s.gone.mark(e.peer.id)
     // Our own shutdown disconnects everyone; saying so for each peer would only be noise.
     if (e.reason !== 'local' || !s.signal.aborted) reporter.left(e)
     // After the "left" line: its offers cannot be fetched any more (a peer merely cut off may come back).
-    if (e.reason === 'goodbye') s.files?.senderLeft(e.peer.id)
+    if (leftForGood) s.files?.senderLeft(e.peer.id)
     logger.log('info', 'peer:disconnect', { peer: e.peer.id, reason: e.reason, message: e.message })
   })
   peer.on('peer:discovered', (k) => {

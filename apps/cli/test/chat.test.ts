@@ -239,6 +239,22 @@ describe('the chat view (the default on a terminal)', () => {
     await keys(cli, `/to ${old} hi${KEY.enter}`, `bob (${old}) is not connected — /connect bob1:`)
   })
 
+  test('a peer whose mesh closed the session (a goodbye "mesh: …") has not left: /r does not say so', async () => {
+    const net = await setup(['bob', 'carol'])
+    const bob = net.peer('bob')
+    const cli = await chat(net)
+    let from = cli.stdout.mark()
+    const aliceId = bob.peers().connected.find((p) => p.name === 'alice')!.id
+    await bob.send(aliceId, 'hello')
+    await cli.stdout.waitFor('bob: hello', { from })
+    from = cli.stdout.mark()
+    await bob.disconnect(aliceId, 'mesh: not a neighbour')
+    await cli.stdout.waitFor(/- bob left/, { from })
+    from = cli.stdout.mark()
+    await keys(cli, `/r still there?${KEY.enter}`, /bob is not connected right now/)
+    expect(stripVTControlCharacters(cli.stdout.raw.slice(from))).not.toMatch(/has left/)
+  })
+
   test('a line to a conversation whose peer left says so by name, not by its id', async () => {
     const net = await setup(['bob', 'carol'])
     const bob = net.peer('bob')

@@ -110,7 +110,10 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
             return
           }
           // The sender may have gone since: say so in its name, rather than core failing on a bare id.
-          if (!app.peer.peers().connected.some((p) => p.id === last.id)) {
+          // (Not connected but not gone: being reconnected, or its session closed by a mesh; the line
+          // is tried, and the send path says what becomes of it.)
+          const here = app.peer.peers().connected.some((p) => p.id === last.id)
+          if (!here && app.gone?.since(last.id) !== undefined) {
             if (arg === '') note(`${state.label(last)} has left — /peers lists who is connected`)
             else refuse('PEER_GONE', `${state.label(last)} has left; message not sent`)
             return
