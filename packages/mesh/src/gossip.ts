@@ -76,9 +76,10 @@ export interface GossipInit {
   verifications?: { perSecond: number; burst: number }
   /**
    * Signatures checked for all sessions together. With n sessions that sent a GOSSIP in the last
-   * second, each gets at most 1/n of this (and at most `verifications`), and one bucket for the whole
-   * peer caps them all: sessions from one attacker cost a bounded share of the CPU, however many it
-   * opens, and leave the others theirs. @default 2,000/s, burst 4,000 (a check is about 50 µs: a tenth of a core)
+   * second, each is sure of 1/n of this; past it, a session may use what the others leave while the
+   * peer's bucket is over a quarter full; each stays within `verifications`, and one bucket for the
+   * whole peer caps them all: sessions from one attacker cost a bounded share of the CPU, however many
+   * it opens, and leave the others theirs. @default 2,000/s, burst 4,000 (a check is about 50 µs: a tenth of a core)
    */
   totalVerifications?: { perSecond: number; burst: number }
 }
@@ -208,7 +209,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.service = {
       protocol: GOSSIP_PROTOCOL,
       open: (channel: Channel): ServiceHandler => {
-        const handler = new GossipHandler(this, channel, this.#graftAnswerRate)
+        const handler = new GossipHandler(this, channel, this.#graftAnswerRate, this.#verifyRate)
         this.#handlers.set(channel.peer.id, handler)
         return handler
       },
@@ -330,14 +331,25 @@ export class Gossip extends EventEmitter<GossipEvents> {
     // split between the sessions that sent a message lately: idle ones (forty an attacker opened, or a
     // hub's quiet peers) would otherwise shrink the share of the neighbour that relays everything.
     const sessions = this.#sendingSessions(handler, now)
-    const rate = Math.min(this.#verifyRate.perSecond, this.#totalVerifyRate.perSecond / sessions)
-    const burst = Math.min(this.#verifyRate.burst, Math.max(1, this.#totalVerifyRate.burst / sessions))
+    const rate = this.#totalVerifyRate.perSecond / sessions
+    const burst = Math.max(1, this.#totalVerifyRate.burst / sessions)
     // And the peer's own bucket, so that sessions starting to send together cannot each spend a whole
-    // share at once: whatever the sessions do, the checks stay within the peer's budget.
-    if (!handler.verifications.take(now, rate, burst) || !this.#checks.take(1, now)) {
+    // share at once: whatever the sessions do, the checks stay within the peer's budget. A session past
+    // its share may use what the others leave, while the peer's bucket holds more than a quarter of
+    // its size: forty sessions each sending a message a second counted as senders, and held a relay
+    // that needed 150 checks a second to its equal share of 49, though nobody used the rest.
+    // Whatever it borrows, a session stays within its own cap (`verifications`).
+    if (handler.verifyCap.available(now) < 1) {
       this.#drop('budget')
       return
     }
+    const own = handler.verifications.take(now, rate, burst)
+    const spare = !own && this.#checks.available(now) > this.#totalVerifyRate.burst / 4
+    if (!(own || spare) || !this.#checks.take(1, now)) {
+      this.#drop('budget')
+      return
+    }
+    handler.verifyCap.take(1, now)
     // Honest relays verify before relaying, so a bad signature comes from the sender itself: a violation.
     const signed = gossipSigningBytes(msg.id, msg.origin, msg.sentAt, msg.text)
     if (!verifySignature(msg.origin, signed, msg.signature)) {
@@ -506,6 +518,8 @@ export class GossipHandler implements ServiceHandler {
   readonly graftAnswers: TokenBucket
   /** Signatures of this session's GOSSIPs we check: its share of the peer's budget. */
   readonly verifications = new ShareBucket()
+  /** And at most this many, whatever it borrows from the others' shares (`verifications` option). */
+  readonly verifyCap: TokenBucket
   /** When it last sent a GOSSIP (Date.now() time): it counts among those sharing the budget for a second. */
   lastGossipAt = Number.NEGATIVE_INFINITY
 
@@ -513,8 +527,10 @@ export class GossipHandler implements ServiceHandler {
     readonly gossip: Gossip,
     readonly channel: Channel,
     graftAnswers: { perSecond: number; burst: number },
+    verifyCap: { perSecond: number; burst: number },
   ) {
     this.graftAnswers = new TokenBucket(graftAnswers.perSecond, graftAnswers.burst)
+    this.verifyCap = new TokenBucket(verifyCap.perSecond, verifyCap.burst)
   }
 
   onFrame(body: Uint8Array): void {

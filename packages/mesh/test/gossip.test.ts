@@ -379,6 +379,32 @@ describe('mesh gossip', () => {
     expect(verifications.fn.mock.calls.length - checks).toBe(6)
   })
 
+  it('a session past its share may use what sessions sending little leave, within the peer’s budget', async () => {
+    const { network, make } = meshNetwork({
+      ...fixed,
+      gossip: { totalVerifications: { perSecond: 0.001, burst: 40 } },
+    })
+    const victim = await make()
+    const busy = await hostileNeighbour(network, victim, () => {}, 'busy')
+    const quiet = [
+      await hostileNeighbour(network, victim, () => {}, 'quiet1'),
+      await hostileNeighbour(network, victim, () => {}, 'quiet2'),
+      await hostileNeighbour(network, victim, () => {}, 'quiet3'),
+    ]
+    // Each quiet session sends one message: it counts among the senders, and uses little.
+    for (const q of quiet) q.sendBytes(signedBy(generateIdentity(), 'a trickle', Date.now()))
+    const stats = victim.gossip.stats
+    await until(() => stats.received === 3, [victim.gossip], ['gossip', 'dropped'])
+    const checks = verifications.fn.mock.calls.length
+    for (let i = 0; i < 40; i++) busy.sendBytes(signedBy(generateIdentity(), `busy ${i}`, Date.now()))
+    await until(() => stats.received === 43, [victim.gossip], ['gossip', 'dropped'])
+    const used = verifications.fn.mock.calls.length - checks
+    // More than an equal share of 40 among four senders (and than a new session's 16)…
+    expect(used).toBeGreaterThanOrEqual(20)
+    // …and never more than the peer's budget.
+    expect(used + 3).toBeLessThanOrEqual(40)
+  })
+
   it('a message forgotten by a full seen-cache, replayed, is dropped as stale and not delivered twice', async () => {
     const { network, make } = meshNetwork({ ...fixed, gossip: { seenCacheSize: 8 } })
     const victim = await make()
