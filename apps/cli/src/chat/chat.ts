@@ -220,98 +220,87 @@ export function runChat(init: ChatInit): Promise<ChatExit> {
         note('talking to everyone: each line goes to every connected peer, and on through the mesh')
         return
       }
+      // `/to bob`, or `/to bob hi there` (as IRC's /msg): a peer, then a first message to it. The whole
+      // argument is tried as a name first: names may hold spaces.
+      const whole = resolvePeer(arg)
+      const withText = whole.peer ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
+      const who = withText ? (withText[1] ?? withText[2])! : arg
+      const text = withText?.[3]
+      if (text !== undefined && meansEveryone(who)) {
+        state.talkTo(undefined)
+        send(text)
+        return
+      }
+      const found = text === undefined ? whole : resolvePeer(who)
+      if (!found.peer) {
+        if (text === undefined) note(found.said)
+        else refuse(found.code, `${found.said}; nothing was sent`)
+        return
+      }
+      state.talkTo({ id: found.peer.id, name: found.peer.name })
+      if (text !== undefined) send(text)
+      else
+        note(`talking to ${state.label(found.peer)}: each line goes to this peer only (/to * for everyone)`)
+    }
+
+    /**
+     * The connected peer `name` picks, or why there is none: a name picks a peer only when it means
+     * one key and that peer is connected (names are claims); else a fingerprint or id prefix does.
+     */
+    const resolvePeer = (
+      name: string,
+    ): { peer: PeerInfo; said?: never } | { peer?: never; code: string; said: string } => {
       const connected = app.peer.peers().connected
-      // A name picks a peer only when it means one key, and that peer is connected (names are claims).
-      const connectedOne = (refs: readonly PeerRef[]) =>
-        refs.length === 1 ? connected.find((c) => c.id === refs[0]!.id) : undefined
-      // `name` means `saved`, not connected: who is it, and who connected calls itself so (a restarted
-      // peer without --data-dir has a new key), with the way to reach that one.
-      const notThatOne = (name: string, saved: PeerRef) => {
-        const now = connected.filter((c) => c.name === name && c.id !== saved.id)
+      const here = (r: PeerRef) => connected.find((c) => c.id === r.id)
+      const namesakes = namedLike(app.peer, name)
+      if (namesakes.length > 1) {
+        // Which is which, the connected ones first (only those can be talked to).
+        const sorted = [...namesakes].sort((a, b) => Number(!!here(b)) - Number(!!here(a)))
+        const list = sorted.map(
+          (r) => `/to ${fingerprint(r.id)}${here(r) ? ' (connected)' : ' (not connected)'}`,
+        )
+        return {
+          code: 'AMBIGUOUS',
+          said: `${namesakes.length} peers are called ${sanitize(name)} — pick one by fingerprint: ${list.join(', ')}`,
+        }
+      }
+      if (namesakes.length === 1) {
+        const peer = here(namesakes[0]!)
+        if (peer) return { peer }
+        // The name means a key that is not connected; who connected calls itself so (a peer restarted
+        // without --data-dir has a new key), and how to reach that one.
+        const now = connected.filter((c) => c.name === name)
         const them =
           now.length === 0
             ? ''
             : `; connected now and calling itself so: ${now.map((c) => `${fingerprint(c.id)} (/to ${fingerprint(c.id).slice(0, 9)})`).join(', ')}`
-        return `${sanitize(name)} is the peer ${fingerprint(saved.id)}, which is not connected${them}`
-      }
-      const namesakes = namedLike(app.peer, arg)
-      // Several keys by one name: which is which, the connected ones first (only those can be talked to).
-      const pickOne = (name: string, refs: readonly PeerRef[]) => {
-        const here = (r: PeerRef) => connected.some((c) => c.id === r.id)
-        const sorted = [...refs].sort((a, b) => Number(here(b)) - Number(here(a)))
-        return `${refs.length} peers are called ${sanitize(name)} — pick one by fingerprint: ${sorted
-          .map((r) => `/to ${fingerprint(r.id)}${here(r) ? ' (connected)' : ' (not connected)'}`)
-          .join(', ')}`
-      }
-      if (namesakes.length > 1) {
-        note(pickOne(arg, namesakes))
-        return
-      }
-      let p: PeerInfo | undefined =
-        namesakes.length === 1 ? connectedOne(namesakes) : findConnected(app.peer, arg)
-      // `/to bob hi there` (as IRC's /msg): a peer, then a first message to it.
-      const withText = p ? null : /^(?:"([^"]+)"|(\S+))\s+(.+)$/s.exec(arg)
-      if (withText) {
-        const who = (withText[1] ?? withText[2])!
-        if (meansEveryone(who)) {
-          state.talkTo(undefined)
-          send(withText[3]!)
-          return
-        }
-        const named = namedLike(app.peer, who)
-        p =
-          named.length === 1
-            ? connectedOne(named)
-            : named.length === 0
-              ? findConnected(app.peer, who)
-              : undefined
-        if (p) {
-          state.talkTo({ id: p.id, name: p.name })
-          send(withText[3]!)
-          return
+        return {
+          code: 'UNKNOWN_PEER',
+          said: `${sanitize(name)} is the peer ${fingerprint(namesakes[0]!.id)}, which is not connected${them}`,
         }
       }
-      if (!p && !withText && namesakes.length === 1) {
-        note(notThatOne(arg, namesakes[0]!))
-        return
-      }
-      if (!p) {
-        // `/to zed hi`: the peer is zed; the rest was the message.
-        const who = withText ? (withText[1] ?? withText[2])! : arg
-        const saved = withText ? namedLike(app.peer, who) : []
-        if (saved.length === 1) {
-          refuse('UNKNOWN_PEER', `${notThatOne(who, saved[0]!)}; nothing was sent`)
-          return
-        }
-        if (saved.length > 1) {
-          refuse('AMBIGUOUS', `${pickOne(who, saved)}; nothing was sent`)
-          return
-        }
-        // A fingerprint or id of a peer we know that is not connected now: say so, not "no peer".
-        const bare = who.replace(/:/g, '').toLowerCase()
-        const known = /^[0-9a-f]{8,}$/.test(bare)
-          ? app.peer.peers().known.filter((k) => k.id.startsWith(bare))
-          : []
-        if (known.length === 1) {
-          const k = known[0]!
-          const hint =
-            checkAddress(k.addrs[0] ?? '') === undefined ? ` — /connect ${sanitize(k.addrs[0]!)} first` : ''
-          const said = `${sanitize(k.name)} (${fingerprint(k.id)}) is not connected${hint}`
-          if (withText) refuse('NOT_CONNECTED', `${said}; nothing was sent`)
-          else note(said)
-          return
-        }
+      const peer = findConnected(app.peer, name)
+      if (peer) return { peer }
+      // A fingerprint or id of a peer we know that is not connected now: say so, not "no peer".
+      const bare = name.replace(/:/g, '').toLowerCase()
+      const known = /^[0-9a-f]{8,}$/.test(bare)
+        ? app.peer.peers().known.filter((k) => k.id.startsWith(bare))
+        : []
+      if (known.length === 1) {
+        const k = known[0]!
+        const at = k.addrs[0]
         const hint =
-          checkAddress(who) === undefined ? ` — /connect ${sanitize(who)} first` : ' — /peers lists them'
-        const said = namesSelf(app.peer, who)
-          ? `${sanitize(who)} is you — /peers lists the others`
-          : `no connected peer is called ${sanitize(who)}${hint}`
-        if (withText) refuse('UNKNOWN_PEER', `${said}; nothing was sent`)
-        else note(said)
-        return
+          at !== undefined && checkAddress(at) === undefined ? ` — /connect ${sanitize(at)} first` : ''
+        return {
+          code: 'NOT_CONNECTED',
+          said: `${sanitize(k.name)} (${fingerprint(k.id)}) is not connected${hint}`,
+        }
       }
-      state.talkTo({ id: p.id, name: p.name })
-      note(`talking to ${state.label(p)}: each line goes to this peer only (/to * for everyone)`)
+      if (namesSelf(app.peer, name))
+        return { code: 'UNKNOWN_PEER', said: `${sanitize(name)} is you — /peers lists the others` }
+      const hint =
+        checkAddress(name) === undefined ? ` — /connect ${sanitize(name)} first` : ' — /peers lists them'
+      return { code: 'UNKNOWN_PEER', said: `no connected peer is called ${sanitize(name)}${hint}` }
     }
 
     init.attach(view)
